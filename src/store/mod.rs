@@ -1,0 +1,90 @@
+//! The storage edge: [`UserStore`] loads a user's [`TwoFactorRecord`] and saves it with
+//! compare-and-swap.
+//!
+//! Everything that must be atomic (the last accepted time step for replay protection, a
+//! consumed recovery code, throttle counters, a pending mailed code) lives in the one record
+//! and rides on [`UserStore::save`]'s version check. A host that implements the trait for its
+//! own database writes one conditional `UPDATE`:
+//!
+//! ```sql
+//! UPDATE twofactor SET record = $3, version = version + 1
+//!  WHERE user_id = $1 AND version = $2
+//! ```
+//! and an `INSERT ... ON CONFLICT DO NOTHING` when `expected` is `None`.
+
+mod memory;
+
+pub use memory::{MemoryStore, MemoryStoreError};
+
+use core::future::Future;
+
+use crate::account::{TwoFactorRecord, UserId};
+
+/// A record's version: incremented by every successful save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Version(pub u64);
+
+/// A record as loaded, with the version to pass back to [`UserStore::save`].
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    /// The record.
+    pub record: TwoFactorRecord,
+    /// Its version in the store.
+    pub version: Version,
+}
+
+/// What a compare-and-swap save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum SaveOutcome {
+    /// Written; the record now has this version.
+    Saved(Version),
+    /// Someone else saved first (or the record was created meanwhile): nothing was written.
+    /// Reload and retry.
+    Conflict,
+}
+
+/// Where 2FA records live. Implement it for your database, or use [`MemoryStore`] or the SQL
+/// stores (features `sqlite`, `postgres`).
+///
+/// Both methods are required: the compare-and-swap is what makes replay protection, one-time
+/// recovery codes and throttles hold under concurrent requests and across app servers.
+pub trait UserStore: Send + Sync {
+    /// An infrastructure failure (database down, timeout, undecodable row). Logins fail closed
+    /// on it.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Loads a user's record. A user with no record is `Ok(None)`, never an error.
+    fn load(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<Versioned>, Self::Error>> + Send;
+
+    /// Saves `record` only if the stored version still equals `expected`
+    /// (`None`: only if there is no record yet). Atomic.
+    fn save(
+        &self,
+        user: &UserId,
+        record: &TwoFactorRecord,
+        expected: Option<Version>,
+    ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send;
+}
+
+impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
+    type Error = S::Error;
+    fn load(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<Versioned>, Self::Error>> + Send {
+        (**self).load(user)
+    }
+    fn save(
+        &self,
+        user: &UserId,
+        record: &TwoFactorRecord,
+        expected: Option<Version>,
+    ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send {
+        (**self).save(user, record, expected)
+    }
+}
