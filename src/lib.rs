@@ -28,6 +28,7 @@
 pub mod account;
 pub mod clock;
 pub mod otp;
+pub mod policy;
 pub mod store;
 
 pub use account::{TwoFactorRecord, UserId};
@@ -36,4 +37,5 @@ pub use otp::{
     Algorithm, Code, CodeError, Hotp, ParamsError, Secret, SecretError, SecretStrength, Totp,
     TotpBuilder, UnknownAlgorithm, VerifyError,
 };
+pub use policy::{EnforcementPolicy, EnrollmentStatus, Principal, Requirement, WhenUnenrolled};
 pub use store::{MemoryStore, SaveOutcome, UserStore, Version, Versioned};
