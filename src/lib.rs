@@ -27,6 +27,7 @@
 
 pub mod account;
 pub mod clock;
+pub mod manual;
 pub mod otp;
 pub mod policy;
 pub mod store;

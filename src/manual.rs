@@ -1,0 +1,87 @@
+//! # The manual: why `twofactor` works the way it does
+//!
+//! This module holds no code. It explains the decisions behind the defaults, so that a host
+//! developer or a security reviewer can check them instead of trusting them.
+//!
+//! ## Layers
+//!
+//! ```text
+//!  host application (axum, actix, CLI, ERP)
+//!        │ checks the password, then calls ↓
+//!  ┌─────────────────────────────────────────────────────────────────┐
+//!  │ service   TwoFactor<Store, Mailer, Policy, Clock>  (async)       │
+//!  │           load → one pure transition → compare-and-swap save     │
+//!  │           → notices to the Mailer, events to the AuditSink       │
+//!  ├─────────────────────────────────────────────────────────────────┤
+//!  │ policy    EnforcementPolicy: Off / Optional / Required / Exempt  │
+//!  │ account   TwoFactorRecord + pure transitions (sans-IO)           │
+//!  │ provision otpauth:// URIs, QR codes                              │
+//!  │ otp       RFC 4226 / RFC 6238, Secret                            │
+//!  └─────────────────────────────────────────────────────────────────┘
+//!        ↑ UserStore (memory, SQLite, PostgreSQL, yours)   ↑ Mailer (yours)
+//! ```
+//!
+//! Everything below the service is synchronous and does no I/O: it never reads a clock or the
+//! operating system's random number generator except through what is passed in. That makes
+//! every rule testable at exact instants (RFC vectors, expiry edges, grace periods) and lets a
+//! host run the core inside any runtime or none.
+//!
+//! ## Why SHA-1, 6 digits and 30 seconds by default
+//!
+//! Authenticator apps are the other half of the protocol, and several of them (Google
+//! Authenticator among them, for years) ignore the `algorithm`, `digits` and `period`
+//! parameters of the provisioning URI and compute SHA-1, 6 digits, 30 seconds regardless. A
+//! user whose app silently does that can never log in. HMAC-SHA-1 is still sound for this use:
+//! the collision attacks on SHA-1 do not give an attacker HMAC outputs without the key.
+//! SHA-256 and SHA-512 are available for deployments that control the authenticator.
+//!
+//! ## The skew window
+//!
+//! A code is checked against the current time step and [`otp::DEFAULT_SKEW`](crate::otp::DEFAULT_SKEW)
+//! (one) step either side: phones drift, and people take seconds to type. Every extra step
+//! multiplies an online guesser's odds, so the window is capped at
+//! [`otp::MAX_SKEW`](crate::otp::MAX_SKEW). Verification computes every step in the window,
+//! compares each in constant time with `subtle` and never stops at the first match, so the time
+//! it takes does not reveal which step matched. It keys the HMAC once per call and allocates
+//! nothing.
+//!
+//! ## Replay protection
+//!
+//! RFC 6238 §5.2 says a verifier must not accept the second attempt of the same code. Verification
+//! therefore returns the *time step* that matched, not a `bool`, and takes the last accepted
+//! step: any step at or below it is refused. The service stores the new step in the user's
+//! record with a compare-and-swap save, so two requests racing with the same code cannot both
+//! win: one save succeeds, the other sees a version conflict, reloads, and is then refused as
+//! a replay. The same mechanism makes recovery codes and mailed codes single-use.
+//!
+//! ## One record, one compare-and-swap
+//!
+//! All mutable 2FA state of a user lives in one record with a version number, and
+//! [`UserStore::save`](crate::UserStore::save) writes only if the version is unchanged. A host
+//! that implements the store for its own database writes one conditional `UPDATE`; it cannot
+//! get replay protection, one-time recovery codes or throttles subtly wrong, and those hold
+//! across any number of app servers that share the database.
+//!
+//! ## Rate limits
+//!
+//! A 6-digit code with a ±1 window gives a guesser three chances in a million per try. Without
+//! a limit, that is broken in a day of scripted attempts. Code checks are limited per user
+//! (default 5 per hour) and *counted before the check*: the increment and the verdict are saved
+//! by the same compare-and-swap, so concurrent guesses cannot slip past the limit. Mailed codes
+//! are also limited per hour, because every send costs the user an e-mail and the host money.
+//!
+//! ## What the caller sees, and what the audit trail sees
+//!
+//! A wrong code, a replayed code and an expired challenge return the same error to the caller:
+//! telling them apart would tell an attacker which codes were once valid. Unknown users and users
+//! without 2FA look the same from outside, so the login flow does not enumerate accounts. The
+//! audit trail records the exact reason, for the people who investigate.
+//!
+//! ## Secrets
+//!
+//! [`Secret`](crate::Secret) zeroizes its bytes on drop, prints `[REDACTED]`, and has no
+//! `PartialEq`. New secrets are 160 bits from the OS CSPRNG (RFC 4226 recommends 160, requires
+//! 128; we refuse to generate fewer than 128). Importing a shorter existing secret is allowed —
+//! some services still issue 80-bit ones — and [`Secret::strength`](crate::Secret::strength)
+//! says how strong it is. Recovery codes and trusted-device tokens are stored only as hashes;
+//! they are shown once.
