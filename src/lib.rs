@@ -40,3 +40,8 @@ pub use otp::{
 };
 pub use policy::{EnforcementPolicy, EnrollmentStatus, Principal, Requirement, WhenUnenrolled};
 pub use store::{MemoryStore, SaveOutcome, UserStore, Version, Versioned};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
