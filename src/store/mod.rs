@@ -13,8 +13,20 @@
 //! and an `INSERT ... ON CONFLICT DO NOTHING` when `expected` is `None`.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use memory::{MemoryStore, MemoryStoreError};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::{PoolConfig, StoreError};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 use core::future::Future;
 

@@ -1,0 +1,127 @@
+//! [`PostgresStore`]: the shared SQL store for deployments with many app servers
+//! (feature `postgres`).
+
+use sqlx::Postgres;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+
+use super::sql::{Dialect, PoolConfig, StoreError, impl_user_store};
+
+impl Dialect for Postgres {
+    const LOAD: &'static str =
+        "SELECT version, record::text FROM twofactor_records WHERE user_id = $1";
+    const INSERT: &'static str = "INSERT INTO twofactor_records (user_id, version, record, updated_at) \
+         VALUES ($1, 1, $2::jsonb, now()) \
+         ON CONFLICT (user_id) DO NOTHING RETURNING version";
+    const UPDATE: &'static str = "UPDATE twofactor_records \
+         SET record = $2::jsonb, version = version + 1, updated_at = now() \
+         WHERE user_id = $1 AND version = $3 RETURNING version";
+}
+
+/// 2FA records in PostgreSQL: for several app servers sharing one database.
+///
+/// One row per user in table `twofactor_records` (record as `JSONB`); saves are one
+/// conditional `UPDATE` (or `INSERT ... ON CONFLICT DO NOTHING`), correct at PostgreSQL's
+/// default isolation level across any number of app servers, with no table locks. See
+/// [`store::sql`](super::sql) for the schema and the design.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use twofactor::store::{PoolConfig, PostgresStore, UserStore};
+/// use twofactor::UserId;
+///
+/// let store = PostgresStore::connect_with(
+///     "postgres://app@db.internal/app",
+///     PoolConfig::new().max_connections(32),
+/// )
+/// .await?;
+/// store.migrate().await?; // once at start-up, or use your own migrations
+/// let record = store.load(&UserId::new("alice")).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects a pool of the default size to the database at `url`
+    /// (`postgres://user:password@host:port/database?sslmode=...`), and checks that one
+    /// connection can be made. Does not touch the schema: call [`migrate`](Self::migrate).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`] for a malformed URL, [`StoreError::Unavailable`],
+    /// [`StoreError::Timeout`] or [`StoreError::Database`] if the server cannot be reached or
+    /// refuses the login.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, PoolConfig::new()).await
+    }
+
+    /// Like [`connect`](Self::connect), with a pool sized by `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with(url: &str, config: PoolConfig) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url.parse().map_err(StoreError::from_sqlx)?;
+        Self::connect_options(options, config).await
+    }
+
+    /// Like [`connect_with`](Self::connect_with), from parsed options (to set a schema
+    /// search path, TLS roots or an application name).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn connect_options(
+        options: PgConnectOptions,
+        config: PoolConfig,
+    ) -> Result<Self, StoreError> {
+        let pool = config
+            .pool_options()
+            .connect_with(options)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Uses a pool you configured yourself (say, your application's). Call
+    /// [`migrate`](Self::migrate) once before first use, or create the table with your own
+    /// migrations.
+    #[must_use]
+    pub fn from_pool(pool: PgPool) -> Self {
+        PostgresStore { pool }
+    }
+
+    /// Creates or upgrades table `twofactor_records` in the connection's schema. Idempotent;
+    /// concurrent runs from several app servers serialize on an advisory lock.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Migration`] if a migration fails or the database holds a different
+    /// version of one; connection errors as for [`connect`](Self::connect).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut migrator = sqlx::migrate!("migrations/postgres");
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(StoreError::from_migrate)
+    }
+
+    /// The underlying pool, for health checks and your own queries.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool and waits for its connections to close. Afterwards every call
+    /// fails with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl_user_store!(PostgresStore);

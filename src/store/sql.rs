@@ -1,0 +1,419 @@
+//! SQL stores on [sqlx]: [`SqliteStore`](super::SqliteStore) (feature `sqlite`, the embedded
+//! default) and [`PostgresStore`](super::PostgresStore) (feature `postgres`, for many app
+//! servers sharing one database), and a guide to implementing [`UserStore`](super::UserStore) for your own
+//! database with these two as the model.
+//!
+//! # The table
+//!
+//! Both stores keep one row per user in one table, created by their embedded migrations
+//! (`migrations/sqlite/`, `migrations/postgres/` in the crate source):
+//!
+//! ```sql
+//! CREATE TABLE twofactor_records (
+//!     user_id    TEXT PRIMARY KEY,      -- UserId::as_str()
+//!     version    BIGINT NOT NULL,       -- Version, 1 on insert, +1 per save
+//!     record     TEXT NOT NULL,         -- JSONB on PostgreSQL: the TwoFactorRecord, serde_json
+//!     updated_at TIMESTAMP NOT NULL     -- bookkeeping for operators; the store never reads it
+//! );
+//! ```
+//!
+//! # Implementing `UserStore` for your own database
+//!
+//! Everything that must be atomic in 2FA (the last accepted time step that refuses a replayed
+//! code, a recovery code consumed once, the throttle's failure counter, a pending mailed code)
+//! lives in the one [`TwoFactorRecord`] of a user and is
+//! written through [`UserStore::save`](super::UserStore::save)'s compare-and-swap. Get that one method right and the
+//! service is correct across threads, processes and app servers; get it wrong and two requests
+//! can both accept the same code. The recipe, which is exactly what the stores here do:
+//!
+//! 1. **Load** is one `SELECT version, record ... WHERE user_id = $1`. No row is `Ok(None)`.
+//!    A row you cannot decode (bad JSON, a negative version, a type mismatch) is an `Err`,
+//!    **never** `Ok(None)`: "no record" means "this user has no 2FA", and turning a broken
+//!    row into that would let a login through without a second factor. The same goes for a
+//!    database that is down or timing out: return `Err`, and the service fails closed.
+//! 2. **Save with an expected version** is *one* conditional statement, never a read followed
+//!    by a write and never a table lock:
+//!
+//!    ```sql
+//!    UPDATE twofactor_records
+//!       SET record = $2, version = version + 1, updated_at = CURRENT_TIMESTAMP
+//!     WHERE user_id = $1 AND version = $3
+//!    RETURNING version
+//!    ```
+//!
+//!    A returned row is [`SaveOutcome::Saved`] with that version;
+//!    no row (or zero rows affected, if your database has no `RETURNING`) is
+//!    [`SaveOutcome::Conflict`]: somebody else saved first, and the caller reloads and retries.
+//!    The database makes the check and the write one atomic step; at any isolation level a
+//!    concurrent `UPDATE` of the same row waits for the first to commit and then re-checks
+//!    `version = $3`, which no longer holds.
+//! 3. **Save with no expected version** (`None`: insert only if absent) is one
+//!    `INSERT ... VALUES ($1, 1, $2, ...) ON CONFLICT (user_id) DO NOTHING RETURNING version`:
+//!    of two racing inserts exactly one gets a row back, the other gets
+//!    [`SaveOutcome::Conflict`]. Do not catch a unique-key violation from a plain `INSERT`
+//!    instead: in PostgreSQL it aborts the surrounding transaction.
+//! 4. **Serialize the record** with serde (it derives `Serialize`/`Deserialize`); store it as
+//!    text or your database's JSON type. Treat it as opaque: new fields appear in new versions
+//!    of this crate with serde defaults, so old rows keep decoding.
+//! 5. **Errors**: an associated `type Error: std::error::Error + Send + Sync + 'static` that
+//!    keeps its cause (box the driver's error as the `source`; do not flatten it to a
+//!    `String`). [`StoreError`] is a model.
+//! 6. **Test it** with the crate's store conformance suite (`tests/common/conformance.rs` in
+//!    the repository): copy it, add a fixture for your store, and run the lost-update and
+//!    insert-race tests against a real server.
+//!
+//! Versions are `u64` in Rust and `BIGINT` (`i64`) in SQL; an expected version above
+//! `i64::MAX` cannot be stored, so it can only be a [`SaveOutcome::Conflict`].
+//!
+//! # Migrations
+//!
+//! [`SqliteStore::open`](super::SqliteStore::open) and
+//! [`SqliteStore::in_memory`](super::SqliteStore::in_memory) create the table themselves.
+//! On a database you share with your application
+//! ([`PostgresStore::connect`](super::PostgresStore::connect) and both `from_pool`s), call
+//! `migrate()` once at start-up, or copy the SQL files into your own migrations and skip it.
+//! `migrate()` records its steps in sqlx's `_sqlx_migrations` table and ignores the entries of
+//! your own sqlx migrations there; if you run your own `sqlx::migrate!` on the same database,
+//! call `set_ignore_missing(true)` on your migrator too, so that it tolerates ours.
+//!
+//! [sqlx]: https://docs.rs/sqlx
+
+use core::fmt;
+use std::time::Duration;
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
+
+use super::{SaveOutcome, Version, Versioned};
+use crate::account::{TwoFactorRecord, UserId};
+
+/// A boxed error cause, as kept in [`StoreError`]'s `source`s.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a SQL store could not load or save (feature `sqlite` or `postgres`).
+///
+/// Every variant is an infrastructure failure: the service fails closed on all of them (a login
+/// is refused, nothing is written). Match on the variant to decide what to alert on; the cause
+/// is kept as the [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database cannot be reached: connecting failed, the connection broke, or the pool
+    /// has been closed.
+    #[error("2FA store unavailable")]
+    Unavailable {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// No connection became available within the pool's acquire timeout (the database is
+    /// overloaded, or down and refusing connections).
+    #[error("2FA store timed out waiting for a database connection")]
+    Timeout {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The database refused or failed a statement (a missing table, a constraint, a lock
+    /// timeout, a server shutting down).
+    #[error("2FA store database error")]
+    Database {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The connection options are invalid (a malformed URL, an unusable path).
+    #[error("invalid 2FA store configuration")]
+    Config {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// Creating or upgrading the schema failed.
+    #[error("2FA store migration failed")]
+    Migration {
+        /// The migrator's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The stored row of `user` cannot be decoded. This is an error, never "no 2FA": the
+    /// login fails closed until an operator repairs or resets the record.
+    #[error("stored 2FA record of user {user} cannot be decoded")]
+    Corrupt {
+        /// Whose record.
+        user: UserId,
+        /// Why it does not decode (JSON error, negative version, column type).
+        #[source]
+        source: BoxError,
+    },
+    /// The record could not be serialized to JSON; nothing was written.
+    #[error("2FA record of user {user} cannot be serialized")]
+    Encode {
+        /// Whose record.
+        user: UserId,
+        /// The serializer's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl StoreError {
+    /// Classifies a driver error from a statement or a connection attempt.
+    pub(crate) fn from_sqlx(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut => StoreError::Timeout {
+                source: Box::new(err),
+            },
+            sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable {
+                source: Box::new(err),
+            },
+            sqlx::Error::Configuration(_) => StoreError::Config {
+                source: Box::new(err),
+            },
+            sqlx::Error::Migrate(_) => StoreError::Migration {
+                source: Box::new(err),
+            },
+            other => StoreError::Database {
+                source: Box::new(other),
+            },
+        }
+    }
+
+    /// Classifies a driver error met while reading `user`'s row: decoding failures are
+    /// [`StoreError::Corrupt`].
+    fn from_sqlx_load(err: sqlx::Error, user: &UserId) -> Self {
+        match err {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt {
+                user: user.clone(),
+                source: Box::new(err),
+            },
+            other => Self::from_sqlx(other),
+        }
+    }
+
+    pub(crate) fn from_migrate(err: sqlx::migrate::MigrateError) -> Self {
+        match err {
+            sqlx::migrate::MigrateError::Execute(inner) => match Self::from_sqlx(inner) {
+                // A failing statement inside a migration is a migration failure; a broken
+                // connection stays what it is.
+                StoreError::Database { source } => StoreError::Migration { source },
+                other => other,
+            },
+            other => StoreError::Migration {
+                source: Box::new(other),
+            },
+        }
+    }
+}
+
+/// Connection pool settings shared by [`SqliteStore`](super::SqliteStore) and
+/// [`PostgresStore`](super::PostgresStore).
+///
+/// ```
+/// use std::time::Duration;
+/// use twofactor::store::PoolConfig;
+///
+/// let config = PoolConfig::new()
+///     .max_connections(32)
+///     .acquire_timeout(Duration::from_secs(2));
+/// assert_eq!(config.get_max_connections(), 32);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    max_connections: u32,
+    acquire_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// Default pool size.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+    /// Default time to wait for a free connection before failing with
+    /// [`StoreError::Timeout`]: a login should fail fast rather than hang.
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// The defaults: [`Self::DEFAULT_MAX_CONNECTIONS`], [`Self::DEFAULT_ACQUIRE_TIMEOUT`].
+    #[must_use]
+    pub const fn new() -> Self {
+        PoolConfig {
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
+        }
+    }
+
+    /// At most this many connections (at least 1; `0` is taken as 1).
+    #[must_use]
+    pub const fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = if n == 0 { 1 } else { n };
+        self
+    }
+
+    /// Wait at most this long for a connection.
+    #[must_use]
+    pub const fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The configured pool size.
+    #[must_use]
+    pub const fn get_max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
+    /// The configured acquire timeout.
+    #[must_use]
+    pub const fn get_acquire_timeout(&self) -> Duration {
+        self.acquire_timeout
+    }
+
+    pub(crate) fn pool_options<DB: Database>(&self) -> sqlx::pool::PoolOptions<DB> {
+        sqlx::pool::PoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+    }
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The only per-backend part of a SQL store: its three statements. Parameters are `$1` the
+/// user id, `$2` the record as JSON text, `$3` the expected version; each statement returns
+/// the `version` column (and `LOAD` the record as text).
+pub(crate) trait Dialect: Database {
+    const LOAD: &'static str;
+    const INSERT: &'static str;
+    const UPDATE: &'static str;
+}
+
+/// `SELECT version, record` of `user`, decoded. Shared by both backends.
+pub(crate) async fn load<DB>(
+    pool: &Pool<DB>,
+    user: &UserId,
+) -> Result<Option<Versioned>, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Type<DB> + for<'r> Decode<'r, DB>,
+    String: Type<DB> + for<'r> Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let row: Option<(i64, String)> = sqlx::query_as(DB::LOAD)
+        .bind(user.as_str())
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx_load(e, user))?;
+    let Some((version, json)) = row else {
+        return Ok(None);
+    };
+    let corrupt = |source: BoxError| StoreError::Corrupt {
+        user: user.clone(),
+        source,
+    };
+    let version = u64::try_from(version)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| corrupt(Box::new(BadVersion(version))))?;
+    let record: TwoFactorRecord = serde_json::from_str(&json).map_err(|e| corrupt(Box::new(e)))?;
+    Ok(Some(Versioned {
+        record,
+        version: Version(version),
+    }))
+}
+
+/// The compare-and-swap: one conditional `INSERT` or `UPDATE`. Shared by both backends.
+pub(crate) async fn save<DB>(
+    pool: &Pool<DB>,
+    user: &UserId,
+    record: &TwoFactorRecord,
+    expected: Option<Version>,
+) -> Result<SaveOutcome, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB>,
+    i64: Type<DB> + for<'r> Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let json = serde_json::to_string(record).map_err(|e| StoreError::Encode {
+        user: user.clone(),
+        source: Box::new(e),
+    })?;
+    let query = match expected {
+        None => sqlx::query_scalar(DB::INSERT)
+            .bind(user.as_str())
+            .bind(json.as_str()),
+        Some(Version(v)) => {
+            let Ok(v) = i64::try_from(v) else {
+                // No stored version is above i64::MAX, so the check cannot hold.
+                return Ok(SaveOutcome::Conflict);
+            };
+            sqlx::query_scalar(DB::UPDATE)
+                .bind(user.as_str())
+                .bind(json.as_str())
+                .bind(v)
+        }
+    };
+    let new_version: Option<i64> = query
+        .fetch_optional(pool)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    match new_version {
+        None => Ok(SaveOutcome::Conflict),
+        Some(v) => u64::try_from(v)
+            .map(|v| SaveOutcome::Saved(Version(v)))
+            .map_err(|_| StoreError::Corrupt {
+                user: user.clone(),
+                source: Box::new(BadVersion(v)),
+            }),
+    }
+}
+
+/// A stored version that is not a positive number.
+#[derive(Debug)]
+struct BadVersion(i64);
+
+impl fmt::Display for BadVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stored version {} is not a positive number", self.0)
+    }
+}
+
+impl std::error::Error for BadVersion {}
+
+/// Implements `UserStore` for a store type with a `pool` field by delegating to the shared
+/// [`load`] and [`save`].
+macro_rules! impl_user_store {
+    ($store:ty) => {
+        impl $crate::store::UserStore for $store {
+            type Error = $crate::store::sql::StoreError;
+
+            #[tracing::instrument(skip_all, fields(user.id = %user))]
+            async fn load(
+                &self,
+                user: &$crate::account::UserId,
+            ) -> Result<Option<$crate::store::Versioned>, Self::Error> {
+                $crate::store::sql::load(&self.pool, user).await
+            }
+
+            #[tracing::instrument(skip_all, fields(user.id = %user))]
+            async fn save(
+                &self,
+                user: &$crate::account::UserId,
+                record: &$crate::account::TwoFactorRecord,
+                expected: Option<$crate::store::Version>,
+            ) -> Result<$crate::store::SaveOutcome, Self::Error> {
+                $crate::store::sql::save(&self.pool, user, record, expected).await
+            }
+        }
+    };
+}
+pub(crate) use impl_user_store;

@@ -1,0 +1,160 @@
+//! [`SqliteStore`]: the embedded SQL store (feature `sqlite`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::Sqlite;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+
+use super::sql::{Dialect, PoolConfig, StoreError, impl_user_store};
+
+impl Dialect for Sqlite {
+    const LOAD: &'static str = "SELECT version, record FROM twofactor_records WHERE user_id = $1";
+    const INSERT: &'static str = "INSERT INTO twofactor_records (user_id, version, record, updated_at) \
+         VALUES ($1, 1, $2, CURRENT_TIMESTAMP) \
+         ON CONFLICT (user_id) DO NOTHING RETURNING version";
+    const UPDATE: &'static str = "UPDATE twofactor_records \
+         SET record = $2, version = version + 1, updated_at = CURRENT_TIMESTAMP \
+         WHERE user_id = $1 AND version = $3 RETURNING version";
+}
+
+/// 2FA records in an SQLite database: the embedded default for single-server apps.
+///
+/// One row per user in table `twofactor_records`; saves are one conditional `UPDATE` (or
+/// `INSERT ... ON CONFLICT DO NOTHING`), so concurrent requests, and several processes
+/// sharing the file, cannot lose an update. See [`store::sql`](super::sql) for the schema and
+/// the design.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use twofactor::store::{SaveOutcome, SqliteStore, UserStore};
+/// use twofactor::{TwoFactorRecord, UserId};
+///
+/// # let dir = std::env::temp_dir().join(format!("twofactor-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let path = dir.join("2fa.db");
+/// let store = SqliteStore::open(&path).await?; // creates the file and the table
+/// let alice = UserId::new("alice");
+/// assert!(store.load(&alice).await?.is_none());
+///
+/// let outcome = store.save(&alice, &TwoFactorRecord::default(), None).await?;
+/// assert!(matches!(outcome, SaveOutcome::Saved(_)));
+/// # store.close().await;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// How long a connection waits for another one's write lock before failing with
+    /// [`StoreError::Database`] (`SQLITE_BUSY`).
+    pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Opens (creating if missing) the database file at `path` with a pool of the default
+    /// size, and creates or upgrades the table.
+    ///
+    /// The file is opened in WAL mode (readers do not block the writer) with
+    /// `synchronous = NORMAL` and a [`Self::BUSY_TIMEOUT`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] or [`StoreError::Database`] if the file cannot be created
+    /// or opened, [`StoreError::Migration`] if the schema cannot be created.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, PoolConfig::new()).await
+    }
+
+    /// Like [`open`](Self::open), with a pool sized by `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub async fn open_with(path: impl AsRef<Path>, config: PoolConfig) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Self::BUSY_TIMEOUT);
+        let pool = config
+            .pool_options()
+            .connect_with(options)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A private database in memory, with the table created: for tests and examples.
+    /// Its records vanish when the store (and all its clones) are dropped.
+    ///
+    /// An SQLite `:memory:` database belongs to one connection, so this store's pool holds
+    /// exactly one connection that never expires; concurrent calls queue for it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Migration`] if the table cannot be created (not expected).
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new().in_memory(true);
+        let pool = PoolConfig::new()
+            .pool_options()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Uses a pool you configured yourself (say, your application's). Call
+    /// [`migrate`](Self::migrate) once before first use, or create the table with your own
+    /// migrations.
+    ///
+    /// For a file database, use WAL mode and a busy timeout as [`open`](Self::open) does;
+    /// for `:memory:`, a pool of one connection without idle timeout or maximum lifetime
+    /// (see [`in_memory`](Self::in_memory)).
+    #[must_use]
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        SqliteStore { pool }
+    }
+
+    /// Creates or upgrades table `twofactor_records`. Idempotent; safe to run from several
+    /// processes at once.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Migration`] if a migration fails or the database holds a different
+    /// version of one; connection errors as for [`open`](Self::open).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut migrator = sqlx::migrate!("migrations/sqlite");
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(StoreError::from_migrate)
+    }
+
+    /// The underlying pool, for health checks and your own queries.
+    #[must_use]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes the pool and waits for its connections to close. Afterwards every call
+    /// fails with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl_user_store!(SqliteStore);
