@@ -30,6 +30,7 @@ pub mod clock;
 pub mod manual;
 pub mod otp;
 pub mod policy;
+pub mod provision;
 pub mod store;
 
 pub use account::{TwoFactorRecord, UserId};
@@ -39,6 +40,7 @@ pub use otp::{
     TotpBuilder, UnknownAlgorithm, VerifyError,
 };
 pub use policy::{EnforcementPolicy, EnrollmentStatus, Principal, Requirement, WhenUnenrolled};
+pub use provision::{KeyUri, OtpKind, Provisioning, QrCode, QrError, TerminalStyle, UriError};
 pub use store::{MemoryStore, SaveOutcome, UserStore, Version, Versioned};
 
 /// The README's Rust examples, compiled and run as doctests.
