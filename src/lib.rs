@@ -39,7 +39,11 @@ pub use otp::{
     Algorithm, Code, CodeError, Hotp, ParamsError, Secret, SecretError, SecretStrength, Totp,
     TotpBuilder, UnknownAlgorithm, VerifyError,
 };
-pub use policy::{EnforcementPolicy, EnrollmentStatus, Principal, Requirement, WhenUnenrolled};
+pub use policy::{
+    EnforcementPolicy, EnrollmentStatus, GracePeriod, GraceStart, NoTrustedDevices, Optional,
+    PerTenant, PolicyExt, Principal, RequiredForAll, RequiredForRoles, Requirement,
+    SUPERUSER_EXEMPTION, SuperuserExempt, WhenUnenrolled,
+};
 pub use provision::{KeyUri, OtpKind, Provisioning, QrCode, QrError, TerminalStyle, UriError};
 pub use store::{MemoryStore, SaveOutcome, UserStore, Version, Versioned};
 
