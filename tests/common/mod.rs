@@ -1,0 +1,8 @@
+//! Shared test code: the store conformance suite, the store fixtures and the throwaway
+//! PostgreSQL server. Each test binary uses a different part of it.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod conformance;
+#[cfg(feature = "postgres")]
+pub mod pg;
+pub mod stores;

@@ -1,0 +1,220 @@
+//! One fixture per store: a fresh, empty, migrated store for one test, cleaned up on drop.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use twofactor::MemoryStore;
+use twofactor::store::UserStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use twofactor::{UserId, store::StoreError};
+
+/// A fresh store for one test.
+pub trait Fixture: Send + Sync + Sized + 'static {
+    /// The store under test.
+    type Store: UserStore + 'static;
+    /// Shared handle to the store (tasks of concurrency tests each hold one).
+    fn store(&self) -> Arc<Self::Store>;
+}
+
+/// What the SQL stores can do beyond the trait: raw SQL to corrupt a row, and closing.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub trait SqlFixture: Fixture<Store: UserStore<Error = StoreError>> {
+    /// Writes a row for `user` whose record is not a `TwoFactorRecord`, bypassing the store.
+    fn write_garbage(&self, user: &UserId) -> impl Future<Output = ()> + Send;
+    /// Closes the store's pool.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// [`MemoryStore`].
+pub struct Memory(Arc<MemoryStore>);
+
+impl Memory {
+    pub async fn new() -> Self {
+        Memory(Arc::new(MemoryStore::new()))
+    }
+}
+
+impl Fixture for Memory {
+    type Store = MemoryStore;
+    fn store(&self) -> Arc<MemoryStore> {
+        self.0.clone()
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteFile, SqliteMemory};
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::*;
+    use twofactor::store::SqliteStore;
+
+    async fn write_garbage(store: &SqliteStore, user: &UserId) {
+        sqlx::query("INSERT INTO twofactor_records (user_id, version, record) VALUES ($1, 1, $2)")
+            .bind(user.as_str())
+            .bind("{ this is not json")
+            .execute(store.pool())
+            .await
+            .expect("write a corrupt row");
+    }
+
+    /// `SqliteStore::in_memory()`.
+    pub struct SqliteMemory(Arc<SqliteStore>);
+
+    impl SqliteMemory {
+        pub async fn new() -> Self {
+            SqliteMemory(Arc::new(
+                SqliteStore::in_memory().await.expect("in-memory store"),
+            ))
+        }
+    }
+
+    impl Fixture for SqliteMemory {
+        type Store = SqliteStore;
+        fn store(&self) -> Arc<SqliteStore> {
+            self.0.clone()
+        }
+    }
+
+    impl SqlFixture for SqliteMemory {
+        async fn write_garbage(&self, user: &UserId) {
+            write_garbage(&self.0, user).await;
+        }
+        async fn close(&self) {
+            self.0.close().await;
+        }
+    }
+
+    /// `SqliteStore::open(path)` on a file in a fresh temp dir.
+    pub struct SqliteFile {
+        store: Arc<SqliteStore>,
+        file: PathBuf,
+        // Dropped after the store field: the pool goes first.
+        dir: TempDir,
+    }
+
+    impl SqliteFile {
+        pub async fn new() -> Self {
+            let dir = TempDir::new("twofactor-sqlite");
+            let file = dir.path().join("nested").join("2fa.db");
+            std::fs::create_dir_all(dir.path().join("nested")).expect("create dir");
+            let store = SqliteStore::open(&file).await.expect("open SQLite file");
+            SqliteFile {
+                store: Arc::new(store),
+                file,
+                dir,
+            }
+        }
+        pub fn file(&self) -> &Path {
+            &self.file
+        }
+    }
+
+    impl Fixture for SqliteFile {
+        type Store = SqliteStore;
+        fn store(&self) -> Arc<SqliteStore> {
+            self.store.clone()
+        }
+    }
+
+    impl SqlFixture for SqliteFile {
+        async fn write_garbage(&self, user: &UserId) {
+            write_garbage(&self.store, user).await;
+        }
+        async fn close(&self) {
+            self.store.close().await;
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+pub use postgres::Postgres;
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use crate::common::pg::PgServer;
+    use twofactor::store::{PoolConfig, PostgresStore};
+
+    /// `PostgresStore` on a fresh database of the process's shared throwaway server.
+    pub struct Postgres {
+        store: Arc<PostgresStore>,
+        url: String,
+    }
+
+    impl Postgres {
+        pub async fn new() -> Self {
+            Self::with_pool(16).await
+        }
+
+        pub async fn with_pool(max_connections: u32) -> Self {
+            let url = PgServer::shared().fresh_database("conformance").await;
+            let config = PoolConfig::new().max_connections(max_connections);
+            let store = PostgresStore::connect_with(&url, config)
+                .await
+                .expect("connect to the test server");
+            store.migrate().await.expect("migrate");
+            Postgres {
+                store: Arc::new(store),
+                url,
+            }
+        }
+
+        pub fn url(&self) -> &str {
+            &self.url
+        }
+    }
+
+    impl Fixture for Postgres {
+        type Store = PostgresStore;
+        fn store(&self) -> Arc<PostgresStore> {
+            self.store.clone()
+        }
+    }
+
+    impl SqlFixture for Postgres {
+        async fn write_garbage(&self, user: &UserId) {
+            // JSONB only takes valid JSON: a JSON string is valid JSON but no record.
+            sqlx::query(
+                "INSERT INTO twofactor_records (user_id, version, record) VALUES ($1, 1, $2::jsonb)",
+            )
+            .bind(user.as_str())
+            .bind("\"this is not a record\"")
+            .execute(self.store.pool())
+            .await
+            .expect("write a corrupt row");
+        }
+        async fn close(&self) {
+            self.store.close().await;
+        }
+    }
+}

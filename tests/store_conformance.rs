@@ -1,0 +1,353 @@
+//! Every store runs the same conformance suite (`tests/common/conformance.rs`): memory,
+//! SQLite in memory and on a file, PostgreSQL on a throwaway server. Plus what only the SQL
+//! stores can show: corrupt rows, closed pools, gone databases, several pools on one database.
+#![cfg(feature = "serde")]
+
+mod common;
+
+use common::conformance;
+use common::stores::{Fixture, Memory};
+use twofactor::TwoFactorRecord;
+
+/// Two records that differ (as far as the domain lets a test build them).
+fn samples() -> (TwoFactorRecord, TwoFactorRecord) {
+    (TwoFactorRecord::default(), TwoFactorRecord::default())
+}
+
+/// The trait-level suite for one store fixture.
+macro_rules! store_conformance {
+    ($name:ident, $fixture:ty) => {
+        mod $name {
+            use super::*;
+
+            async fn fixture() -> $fixture {
+                <$fixture>::new().await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn load_of_unknown_user_is_none() {
+                let f = fixture().await;
+                conformance::load_unknown_is_none(&*f.store()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn insert_only_if_absent() {
+                let f = fixture().await;
+                conformance::insert_if_absent(&*f.store(), &samples().1).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn save_with_current_version_bumps_it_by_one() {
+                let f = fixture().await;
+                conformance::save_bumps_version_by_one(&*f.store()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn stale_version_conflicts_and_writes_nothing() {
+                let f = fixture().await;
+                let (a, b) = samples();
+                conformance::stale_version_conflicts(&*f.store(), &a, &b).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn round_trip_preserves_the_record() {
+                let f = fixture().await;
+                let (a, b) = samples();
+                conformance::round_trip(&*f.store(), &[a.clone(), b, a]).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn users_are_independent() {
+                let f = fixture().await;
+                let (a, b) = samples();
+                conformance::users_are_independent(&*f.store(), &a, &b).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn racing_inserts_exactly_one_wins() {
+                let f = fixture().await;
+                conformance::concurrent_insert_race(f.store(), 16).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_increments_lose_no_update() {
+                let f = fixture().await;
+                conformance::no_lost_update(f.store(), 32).await;
+            }
+        }
+    };
+}
+
+/// What only the SQL stores can be asked: corrupt rows, closing, migrations.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+macro_rules! sql_conformance {
+    ($name:ident, $fixture:ty) => {
+        mod $name {
+            use super::*;
+            use common::stores::SqlFixture;
+            use twofactor::store::{StoreError, UserStore, Version};
+            use twofactor::UserId;
+
+            async fn fixture() -> $fixture {
+                <$fixture>::new().await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn corrupt_row_is_an_error_not_none() {
+                let f = fixture().await;
+                let user = UserId::new("mangled");
+                f.write_garbage(&user).await;
+                conformance::corrupt_row_is_an_error(&*f.store(), &user, |e| {
+                    matches!(e, StoreError::Corrupt { user: u, .. } if *u == user)
+                        && std::error::Error::source(e).is_some()
+                })
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn closed_pool_fails_closed() {
+                let f = fixture().await;
+                let user = UserId::new("enrolled");
+                let store = f.store();
+                let v = conformance::saved(
+                    store.save(&user, &samples().1, None).await.expect("save"),
+                    "insert",
+                );
+                f.close().await;
+                conformance::gone_database_fails_closed(&*store, &user, v, |e| {
+                    matches!(e, StoreError::Unavailable { .. })
+                })
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn migrate_is_idempotent_and_keeps_data() {
+                let f = fixture().await;
+                let store = f.store();
+                let user = UserId::new("kept");
+                let v = conformance::saved(
+                    store.save(&user, &samples().1, None).await.expect("save"),
+                    "insert",
+                );
+                store.migrate().await.expect("second migrate");
+                store.migrate().await.expect("third migrate");
+                let loaded = store.load(&user).await.expect("load").expect("record");
+                assert_eq!(loaded.version, v);
+                assert_eq!(loaded.version, Version(1));
+            }
+        }
+    };
+}
+
+store_conformance!(memory, Memory);
+
+#[cfg(feature = "sqlite")]
+store_conformance!(sqlite_memory, common::stores::SqliteMemory);
+#[cfg(feature = "sqlite")]
+sql_conformance!(sqlite_memory_sql, common::stores::SqliteMemory);
+#[cfg(feature = "sqlite")]
+store_conformance!(sqlite_file, common::stores::SqliteFile);
+#[cfg(feature = "sqlite")]
+sql_conformance!(sqlite_file_sql, common::stores::SqliteFile);
+
+#[cfg(feature = "postgres")]
+store_conformance!(postgres, common::stores::Postgres);
+#[cfg(feature = "postgres")]
+sql_conformance!(postgres_sql, common::stores::Postgres);
+
+/// SQLite-specific behaviour: the file, several pools on it, a garbage file.
+#[cfg(feature = "sqlite")]
+mod sqlite_specific {
+    use std::sync::Arc;
+
+    use super::*;
+    use common::conformance::{RoundRobin, saved};
+    use common::stores::{SqliteFile, TempDir};
+    use twofactor::UserId;
+    use twofactor::store::{SqliteStore, StoreError, UserStore, Version};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_survive_reopening_the_file() {
+        let f = SqliteFile::new().await;
+        let user = UserId::new("durable");
+        let v = saved(
+            f.store()
+                .save(&user, &samples().1, None)
+                .await
+                .expect("save"),
+            "insert",
+        );
+        f.store().close().await;
+        let reopened = SqliteStore::open(f.file()).await.expect("reopen");
+        let loaded = reopened.load(&user).await.expect("load").expect("record");
+        assert_eq!(loaded.version, v);
+        reopened.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_pools_on_one_file_lose_no_update() {
+        // Two stores on one file stand for two processes sharing the database.
+        let f = SqliteFile::new().await;
+        let other = SqliteStore::open(f.file()).await.expect("second pool");
+        let both = Arc::new(RoundRobin::new(vec![f.store(), Arc::new(other)]));
+        conformance::no_lost_update(both.clone(), 24).await;
+        conformance::concurrent_insert_race(both, 8).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn garbage_database_file_fails_closed() {
+        let dir = TempDir::new("twofactor-sqlite-garbage");
+        let file = dir.path().join("2fa.db");
+        // Not an SQLite file: what a disk error or a stray write leaves behind.
+        std::fs::write(&file, vec![0x5a; 64 * 1024]).expect("write a garbage file");
+
+        let err = SqliteStore::open(&file)
+            .await
+            .expect_err("open of a garbage file");
+        assert!(
+            matches!(
+                err,
+                StoreError::Migration { .. } | StoreError::Database { .. }
+            ),
+            "{err:?}"
+        );
+
+        // A store handed a pool on the garbage file (no migrate) refuses every call.
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&file))
+            .await
+            .expect("connecting does not read the file yet");
+        let store = SqliteStore::from_pool(pool);
+        conformance::gone_database_fails_closed(&store, &UserId::new("a"), Version(1), |e| {
+            matches!(e, StoreError::Database { .. })
+        })
+        .await;
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn store_without_table_fails_closed() {
+        // `from_pool` without `migrate`: a missing table is an error, not "no 2FA".
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(sqlx::sqlite::SqliteConnectOptions::new().in_memory(true))
+            .await
+            .expect("in-memory pool");
+        let store = SqliteStore::from_pool(pool);
+        conformance::gone_database_fails_closed(&store, &UserId::new("a"), Version(1), |e| {
+            matches!(e, StoreError::Database { .. })
+        })
+        .await;
+    }
+}
+
+/// PostgreSQL-specific behaviour: a stopped server, several pools (app servers), bad URLs.
+#[cfg(feature = "postgres")]
+mod postgres_specific {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use common::conformance::{RoundRobin, saved};
+    use common::pg::{Durability, PgServer};
+    use common::stores::Postgres;
+    use twofactor::UserId;
+    use twofactor::store::{PoolConfig, PostgresStore, StoreError, UserStore};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stopped_server_fails_closed() {
+        let server = PgServer::start(Durability::Fast);
+        let url = server.fresh_database("gone").await;
+        let config = PoolConfig::new().acquire_timeout(Duration::from_millis(500));
+        let store = PostgresStore::connect_with(&url, config)
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let user = UserId::new("enrolled");
+        let v = saved(
+            store.save(&user, &samples().1, None).await.expect("save"),
+            "insert",
+        );
+        assert!(store.load(&user).await.expect("load").is_some());
+
+        server.stop();
+        let started = Instant::now();
+        conformance::gone_database_fails_closed(&store, &user, v, |e| {
+            matches!(
+                e,
+                StoreError::Timeout { .. }
+                    | StoreError::Unavailable { .. }
+                    | StoreError::Database { .. }
+            )
+        })
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "failing closed took {:?}: the acquire timeout is not honoured",
+            started.elapsed()
+        );
+        let root = server.root().to_owned();
+        drop(server);
+        assert!(!root.exists(), "the server's directory is removed on drop");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unreachable_server_is_an_error() {
+        let port = PgServer::shared().port();
+        // Nobody listens on the port after a just-closed listener (best effort): the
+        // connect must fail with a typed error within the acquire timeout.
+        let free = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        assert_ne!(port, free);
+        let config = PoolConfig::new().acquire_timeout(Duration::from_millis(300));
+        let err =
+            PostgresStore::connect_with(&format!("postgres://postgres@127.0.0.1:{free}/x"), config)
+                .await
+                .expect_err("nobody listens there");
+        assert!(
+            matches!(
+                err,
+                StoreError::Timeout { .. } | StoreError::Unavailable { .. }
+            ),
+            "{err:?}"
+        );
+
+        let err = PostgresStore::connect("postgres://postgres@127.0.0.1:no-port/x")
+            .await
+            .expect_err("malformed URL");
+        assert!(matches!(err, StoreError::Config { .. }), "{err:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_app_servers_lose_no_update() {
+        // Two pools on one database stand for two app servers.
+        let f = Postgres::new().await;
+        let other = PostgresStore::connect(f.url()).await.expect("second pool");
+        let both = Arc::new(RoundRobin::new(vec![f.store(), Arc::new(other)]));
+        conformance::no_lost_update(both.clone(), 32).await;
+        conformance::concurrent_insert_race(both, 16).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn record_is_stored_as_jsonb() {
+        let f = Postgres::new().await;
+        let user = UserId::new("typed");
+        saved(
+            f.store()
+                .save(&user, &samples().1, None)
+                .await
+                .expect("save"),
+            "insert",
+        );
+        let kind: String = sqlx::query_scalar(
+            "SELECT jsonb_typeof(record) FROM twofactor_records WHERE user_id = $1",
+        )
+        .bind(user.as_str())
+        .fetch_one(f.store().pool())
+        .await
+        .expect("query");
+        assert_eq!(kind, "object");
+    }
+}
