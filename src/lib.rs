@@ -26,15 +26,24 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod account;
+pub mod audit;
 pub mod clock;
+pub mod mail;
 pub mod manual;
 pub mod otp;
 pub mod policy;
 pub mod provision;
+pub mod service;
 pub mod store;
 
-pub use account::{TwoFactorRecord, UserId};
+pub use account::{
+    DeviceId, DeviceInfo, DeviceToken, Enrolled, EnrollmentStarted, Factor, FactorKind,
+    GrantReason, LoginContext, LoginDecision, LoginGranted, Reauthenticated, RecoveryCodes,
+    Settings, SettingsError, TwoFactorRecord, TwoFactorStatus, UserId,
+};
+pub use audit::{AuditEvent, AuditKind, AuditSink, RecordingAudit, TracingAudit};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use mail::{Mailer, NoMailer, Notice, RecordingMailer};
 pub use otp::{
     Algorithm, Code, CodeError, Hotp, ParamsError, Secret, SecretError, SecretStrength, Totp,
     TotpBuilder, UnknownAlgorithm, VerifyError,
@@ -45,6 +54,7 @@ pub use policy::{
     SUPERUSER_EXEMPTION, SuperuserExempt, WhenUnenrolled,
 };
 pub use provision::{KeyUri, OtpKind, Provisioning, QrCode, QrError, TerminalStyle, UriError};
+pub use service::{Error, TwoFactor};
 pub use store::{MemoryStore, SaveOutcome, UserStore, Version, Versioned};
 
 /// The README's Rust examples, compiled and run as doctests.

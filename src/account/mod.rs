@@ -1,4 +1,53 @@
 //! The 2FA domain, sans-IO: one [`TwoFactorRecord`] per user and pure transitions on it.
+//!
+//! Nothing here awaits, reads a clock or touches the operating system: every transition takes
+//! the record, `now` (Unix seconds), the user's input, the [`Settings`] and a cryptographic RNG,
+//! and returns a [`Transition`]: the next record, the outcome, the [`AuditKind`]s to record and
+//! the [`Notice`]s to send. The [service](crate::service) does the I/O around it: load, one
+//! transition, compare-and-swap save, then notices and audit events.
+//!
+//! ```text
+//!   load ──► TwoFactorRecord ──transition(now, input, settings, rng)──► Transition
+//!                                                                       ├─ record   ──► save (CAS)
+//!                                                                       ├─ outcome  ──► caller
+//!                                                                       ├─ events   ──► AuditSink
+//!                                                                       └─ notices  ──► Mailer
+//! ```
+//!
+//! Transitions fail in two ways:
+//! - `Err(`[`DomainError`]`)`: a precondition does not hold (not enrolled, stale
+//!   re-authentication, ...). Nothing changed, nothing to record.
+//! - `Ok(transition)` whose outcome is `Err(`[`Refusal`]`)`: a code was checked and refused, or
+//!   the check was throttled. The transition still carries what must be kept (the attempt was
+//!   counted) and recorded (the audit event says why).
+//!
+//! [`AuditKind`]: crate::audit::AuditKind
+//! [`Notice`]: crate::mail::Notice
+
+mod crypto;
+mod devices;
+mod enrollment;
+mod error;
+mod login;
+mod mailed;
+mod reauth;
+mod record;
+mod recovery;
+mod settings;
+mod throttle;
+mod transition;
+
+pub use devices::{DeviceId, DeviceInfo, DeviceToken};
+pub use enrollment::{Enrolled, EnrollmentStarted};
+pub use error::{Checked, DomainError, FailureReason, MalformedInput, Refusal};
+pub use login::{
+    DenyReason, Factor, FactorKind, GrantReason, LoginContext, LoginDecision, LoginGranted,
+};
+pub use reauth::Reauthenticated;
+pub use record::{TwoFactorRecord, TwoFactorStatus};
+pub use recovery::{RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, RecoveryCodeError, RecoveryCodes};
+pub use settings::*;
+pub use transition::Transition;
 
 use core::fmt;
 
@@ -63,16 +112,5 @@ impl From<u32> for UserId {
 impl From<i32> for UserId {
     fn from(n: i32) -> Self {
         UserId(n.to_string())
-    }
-}
-
-/// All mutable 2FA state of one user. Placeholder: the domain issue fills it in.
-#[derive(Clone, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct TwoFactorRecord {}
-
-impl fmt::Debug for TwoFactorRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TwoFactorRecord").finish_non_exhaustive()
     }
 }

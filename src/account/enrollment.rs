@@ -1,0 +1,974 @@
+//! Enrollment and its relatives: start, confirm, cancel, rotate, disable, admin reset,
+//! invitation, and the administrator-provisioned enrollment delivered by mail.
+
+use core::fmt;
+
+use rand::TryCryptoRng;
+
+use crate::audit::{AuditKind, Operation};
+use crate::mail::{DisabledBy, Notice};
+use crate::otp::{Secret, Totp, VerifyError};
+use crate::provision::{KeyUri, OtpKind, Provisioning};
+
+use super::login::Parsed;
+use super::record::{ActiveFactor, PendingEnrollment};
+use super::recovery::{RecoveryCodeSet, RecoveryCodes};
+use super::{
+    Checked, DomainError, Factor, FailureReason, Reauthenticated, Refusal, Settings, Transition,
+    TwoFactorRecord, UserId,
+};
+
+/// What the enrollment screen shows: the QR code, the `otpauth://` URI and the grouped manual
+/// key ("Cannot scan it?"), until [`EnrollmentStarted::expires_at`].
+///
+/// Every part contains the secret: `Debug` shows none of it.
+pub struct EnrollmentStarted {
+    provisioning: Provisioning,
+    expires_at: u64,
+}
+
+impl EnrollmentStarted {
+    /// The URI, QR code (SVG) and manual key.
+    #[must_use]
+    pub fn provisioning(&self) -> &Provisioning {
+        &self.provisioning
+    }
+    /// The `otpauth://` URI.
+    ///
+    /// # Security warning
+    /// Contains the secret: show it only to the enrolling user, never log it.
+    #[must_use]
+    pub fn uri(&self) -> &str {
+        self.provisioning.uri()
+    }
+    /// The QR code of the URI as SVG, to inline in the page (serve with `Cache-Control:
+    /// no-store`).
+    ///
+    /// # Security warning
+    /// Encodes the secret.
+    #[must_use]
+    pub fn qr_svg(&self) -> &str {
+        self.provisioning.qr_svg()
+    }
+    /// The secret in base32 groups of four, for typing by hand.
+    ///
+    /// # Security warning
+    /// This is the secret itself.
+    #[must_use]
+    pub fn manual_key(&self) -> &str {
+        self.provisioning.manual_key()
+    }
+    /// When the pending enrollment expires: the confirming code must come before.
+    #[must_use]
+    pub const fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+}
+
+impl fmt::Debug for EnrollmentStarted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrollmentStarted")
+            .field("provisioning", &self.provisioning)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A confirmed enrollment (or rotation): show the recovery codes now, they are never shown
+/// again.
+pub struct Enrolled {
+    recovery_codes: RecoveryCodes,
+    rotated: bool,
+}
+
+impl Enrolled {
+    /// The new recovery codes (the previous set, if any, no longer works).
+    #[must_use]
+    pub fn recovery_codes(&self) -> &RecoveryCodes {
+        &self.recovery_codes
+    }
+    /// Takes the recovery codes.
+    #[must_use]
+    pub fn into_recovery_codes(self) -> RecoveryCodes {
+        self.recovery_codes
+    }
+    /// Whether this replaced an active authenticator (a rotation).
+    #[must_use]
+    pub const fn rotated(&self) -> bool {
+        self.rotated
+    }
+}
+
+impl fmt::Debug for Enrolled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Enrolled")
+            .field("recovery_codes", &self.recovery_codes)
+            .field("rotated", &self.rotated)
+            .finish()
+    }
+}
+
+/// Renders the enrollment screen for a secret.
+fn provisioning(
+    secret: &Secret,
+    totp: Totp,
+    account: &str,
+    settings: &Settings,
+) -> Result<Provisioning, DomainError> {
+    let key = KeyUri::new(
+        OtpKind::Totp(totp),
+        secret.clone(),
+        settings.issuer.as_deref(),
+        account,
+    )
+    .map_err(DomainError::InvalidAccountName)?;
+    Provisioning::new(&key).map_err(|_| DomainError::NamesTooLong)
+}
+
+impl TwoFactorRecord {
+    /// A new pending secret and its provisioning screen. Replaces any pending enrollment.
+    fn new_pending<R: TryCryptoRng + ?Sized>(
+        &self,
+        now: u64,
+        ttl: u64,
+        provisioned_by: Option<UserId>,
+        account: &str,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<(Self, EnrollmentStarted), DomainError> {
+        let secret =
+            Secret::generate_from_rng(rng, settings.secret_bytes).map_err(|_| DomainError::Rng)?;
+        let totp = settings.totp;
+        let provisioning = provisioning(&secret, totp, account, settings)?;
+        let expires_at = now.saturating_add(ttl);
+        let mut next = self.clone();
+        next.pending = Some(PendingEnrollment {
+            secret,
+            totp,
+            started_at: now,
+            expires_at,
+            provisioned_by,
+        });
+        Ok((
+            next,
+            EnrollmentStarted {
+                provisioning,
+                expires_at,
+            },
+        ))
+    }
+
+    /// Starts enrolling an authenticator: generates a secret (kept pending in the record) and
+    /// the screen to show. Calling it again restarts with a new secret.
+    ///
+    /// `account` is the name the authenticator app shows under the issuer (usually the login
+    /// or e-mail address).
+    ///
+    /// # Errors
+    /// [`DomainError::ReauthenticationRequired`], [`DomainError::AlreadyEnrolled`] (rotate
+    /// instead), [`DomainError::InvalidAccountName`], [`DomainError::NamesTooLong`],
+    /// [`DomainError::Rng`].
+    pub fn start_enrollment<R: TryCryptoRng + ?Sized>(
+        &self,
+        now: u64,
+        reauth: Reauthenticated,
+        account: &str,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<EnrollmentStarted>, DomainError> {
+        if !reauth.is_fresh(now, settings.reauth_max_age) {
+            return Err(DomainError::ReauthenticationRequired);
+        }
+        if self.active.is_some() {
+            return Err(DomainError::AlreadyEnrolled);
+        }
+        let (next, started) = self.new_pending(
+            now,
+            settings.pending_enrollment_ttl,
+            None,
+            account,
+            settings,
+            rng,
+        )?;
+        let expires_at = started.expires_at;
+        Ok(
+            Transition::new(next, true, started).event(AuditKind::EnrollmentStarted {
+                expires_at,
+                rotation: false,
+            }),
+        )
+    }
+
+    /// An administrator provisions a secret and it is **mailed** to the user (Bista-style).
+    /// The user still confirms it with a code through [`TwoFactorRecord::finish_enrollment`].
+    ///
+    /// This is an explicit opt-in: the secret travels through e-mail, so anyone who can read
+    /// the user's mailbox can clone the authenticator. The outcome is when the pending
+    /// enrollment expires ([`Settings::mailed_enrollment_ttl`], a day by default).
+    ///
+    /// # Errors
+    /// [`DomainError::AlreadyEnrolled`] (reset first), [`DomainError::InvalidAccountName`],
+    /// [`DomainError::NamesTooLong`], [`DomainError::Rng`].
+    pub fn start_enrollment_by_mail_dangerous<R: TryCryptoRng + ?Sized>(
+        &self,
+        now: u64,
+        admin: &UserId,
+        account: &str,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<u64>, DomainError> {
+        if self.active.is_some() {
+            return Err(DomainError::AlreadyEnrolled);
+        }
+        let (next, started) = self.new_pending(
+            now,
+            settings.mailed_enrollment_ttl,
+            Some(admin.clone()),
+            account,
+            settings,
+            rng,
+        )?;
+        let expires_at = started.expires_at;
+        let notice = Notice::ProvisionedSecret {
+            uri: zeroize::Zeroizing::new(started.uri().to_owned()),
+            manual_key: zeroize::Zeroizing::new(started.manual_key().to_owned()),
+            expires_at,
+            provisioned_by: admin.clone(),
+        };
+        Ok(Transition::new(next, true, expires_at)
+            .event(AuditKind::EnrollmentProvisionedByMail {
+                admin: admin.clone(),
+                expires_at,
+            })
+            .notice(notice))
+    }
+
+    /// Starts replacing the active authenticator (new phone): needs a fresh password check and
+    /// a valid code from the current authenticator. Confirm the new one with
+    /// [`TwoFactorRecord::finish_enrollment`]; until then the current one keeps working.
+    ///
+    /// # Errors
+    /// [`DomainError::ReauthenticationRequired`], [`DomainError::NotEnrolled`],
+    /// [`DomainError::InvalidAccountName`], [`DomainError::NamesTooLong`],
+    /// [`DomainError::Rng`]. A refused current code comes back in the outcome.
+    pub fn start_rotation<R: TryCryptoRng + ?Sized>(
+        &self,
+        now: u64,
+        reauth: Reauthenticated,
+        current_code: &str,
+        account: &str,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<Checked<EnrollmentStarted>>, DomainError> {
+        if !reauth.is_fresh(now, settings.reauth_max_age) {
+            return Err(DomainError::ReauthenticationRequired);
+        }
+        if self.active.is_none() {
+            return Err(DomainError::NotEnrolled);
+        }
+        let checked = self.check_current(
+            now,
+            Factor::Totp(current_code),
+            Operation::Rotation,
+            settings,
+        );
+        let mut next = match checked {
+            Ok(next) => next,
+            Err(t) => return Ok((*t).map(Err)),
+        };
+        next.code_checks.reset();
+        let (next, started) = next.new_pending(
+            now,
+            settings.pending_enrollment_ttl,
+            None,
+            account,
+            settings,
+            rng,
+        )?;
+        let expires_at = started.expires_at;
+        Ok(
+            Transition::new(next, true, Ok(started)).event(AuditKind::EnrollmentStarted {
+                expires_at,
+                rotation: true,
+            }),
+        )
+    }
+
+    /// Checks a code from the active authenticator (or a recovery code) for a sensitive
+    /// operation: parsed, counted, verified with replay protection. On success returns the
+    /// updated record; on refusal, the transition to return.
+    fn check_current(
+        &self,
+        now: u64,
+        factor: Factor<'_>,
+        operation: Operation,
+        settings: &Settings,
+    ) -> Result<TwoFactorRecord, Box<Transition<Refusal>>> {
+        let kind = factor.kind();
+        let failed = |reason| AuditKind::VerificationFailed {
+            operation,
+            factor: kind,
+            reason,
+        };
+        let parsed = match self.parse_factor(factor, settings) {
+            Ok(Parsed::Mailed(_)) => None,
+            Ok(p) => Some(p),
+            Err(m) => {
+                return Err(Box::new(
+                    Transition::new(self.clone(), false, Refusal::Malformed(m))
+                        .event(failed(FailureReason::Malformed)),
+                ));
+            }
+        };
+        let mut next = self.clone();
+        if let Err(retry_at) = next.code_checks.admit(
+            now,
+            settings.code_checks_per_window,
+            settings.code_check_window,
+        ) {
+            return Err(Box::new(
+                Transition::new(self.clone(), false, Refusal::Throttled { retry_at })
+                    .event(AuditKind::LoginThrottled { retry_at }),
+            ));
+        }
+        let result = match &parsed {
+            Some(p) => next.verify_parsed(p, now).map(|_| ()),
+            None => Err(FailureReason::NoPendingFactor),
+        };
+        match result {
+            Ok(()) => Ok(next),
+            Err(reason) => Err(Box::new(
+                Transition::new(next, true, Refusal::Invalid(reason)).event(failed(reason)),
+            )),
+        }
+    }
+
+    /// Confirms the pending enrollment (or rotation) with a code from the new authenticator.
+    ///
+    /// On success the secret becomes active, the confirming time step is recorded as used (the
+    /// same code cannot log in), a new set of recovery codes is returned (once), trusted devices
+    /// are revoked and the user is notified.
+    ///
+    /// # Errors
+    /// [`DomainError::NoPendingEnrollment`] when none is pending or it has expired (start
+    /// again), [`DomainError::Rng`]. A refused code comes back in the outcome.
+    pub fn finish_enrollment<R: TryCryptoRng + ?Sized>(
+        &self,
+        now: u64,
+        code: &str,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<Checked<Enrolled>>, DomainError> {
+        let pending = match &self.pending {
+            Some(p) if now < p.expires_at => p,
+            _ => return Err(DomainError::NoPendingEnrollment),
+        };
+        let failed = |reason| AuditKind::EnrollmentFailed { reason };
+        let parsed = match crate::otp::Code::parse(code, pending.totp.digits()) {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(
+                    Transition::new(self.clone(), false, Err(Refusal::Malformed(e.into())))
+                        .event(failed(FailureReason::Malformed)),
+                );
+            }
+        };
+        let mut next = self.clone();
+        if let Err(retry_at) = next.code_checks.admit(
+            now,
+            settings.code_checks_per_window,
+            settings.code_check_window,
+        ) {
+            return Ok(
+                Transition::new(self.clone(), false, Err(Refusal::Throttled { retry_at }))
+                    .event(AuditKind::LoginThrottled { retry_at }),
+            );
+        }
+        let step = match pending.totp.verify_code(&pending.secret, parsed, now, None) {
+            Ok(step) => step,
+            Err(e) => {
+                let reason = match e {
+                    VerifyError::Replayed => FailureReason::Replayed,
+                    _ => FailureReason::WrongCode,
+                };
+                return Ok(Transition::new(next, true, Err(Refusal::Invalid(reason)))
+                    .event(failed(reason)));
+            }
+        };
+        let (set, recovery_codes) = RecoveryCodeSet::generate(now, settings.recovery_codes, rng)?;
+        let rotated = next.active.is_some();
+        let devices_revoked = next.devices.len();
+        let active = ActiveFactor {
+            secret: pending.secret.clone(),
+            totp: pending.totp,
+            enrolled_at: now,
+            last_used_step: Some(step),
+        };
+        next.clear_factors();
+        next.active = Some(active);
+        next.recovery = Some(set);
+        next.code_checks.reset();
+        let mut t = Transition::new(
+            next,
+            true,
+            Ok(Enrolled {
+                recovery_codes,
+                rotated,
+            }),
+        );
+        if rotated {
+            t = t
+                .event(AuditKind::Rotated { devices_revoked })
+                .notice(Notice::Rotated { devices_revoked });
+        } else {
+            t = t.event(AuditKind::Enrolled).notice(Notice::Enabled);
+        }
+        Ok(t)
+    }
+
+    /// Abandons the pending enrollment (or rotation); an active authenticator is untouched.
+    ///
+    /// # Errors
+    /// [`DomainError::NoPendingEnrollment`].
+    pub fn cancel_enrollment(&self) -> Result<Transition<()>, DomainError> {
+        if self.pending.is_none() {
+            return Err(DomainError::NoPendingEnrollment);
+        }
+        let mut next = self.clone();
+        next.pending = None;
+        Ok(Transition::new(next, true, ()).event(AuditKind::EnrollmentCancelled))
+    }
+
+    /// The user turns 2FA off: needs a fresh password check and a code from the authenticator
+    /// (or a recovery code). Clears every secret, recovery code and trusted device.
+    ///
+    /// # Errors
+    /// [`DomainError::ReauthenticationRequired`], [`DomainError::NotEnrolled`]. A refused code
+    /// comes back in the outcome.
+    pub fn disable(
+        &self,
+        now: u64,
+        reauth: Reauthenticated,
+        factor: Factor<'_>,
+        settings: &Settings,
+    ) -> Result<Transition<Checked<()>>, DomainError> {
+        if !reauth.is_fresh(now, settings.reauth_max_age) {
+            return Err(DomainError::ReauthenticationRequired);
+        }
+        if self.active.is_none() {
+            return Err(DomainError::NotEnrolled);
+        }
+        let mut next = match self.check_current(now, factor, Operation::Disable, settings) {
+            Ok(next) => next,
+            Err(t) => return Ok((*t).map(Err)),
+        };
+        let revoked = next.clear_factors();
+        next.code_checks.reset();
+        Ok(Transition::new(next, true, Ok(()))
+            .event(AuditKind::Disabled {
+                devices_revoked: revoked.len(),
+            })
+            .notice(Notice::Disabled {
+                by: DisabledBy::User,
+            }))
+    }
+
+    /// An administrator resets the user's 2FA (lost phone): no code needed. Clears every
+    /// secret, recovery code, trusted device and pending login; the user is notified and the
+    /// audit event names the administrator.
+    ///
+    /// # Errors
+    /// [`DomainError::NotEnrolled`] when there is nothing to reset.
+    pub fn reset_by_admin(&self, admin: &UserId) -> Result<Transition<()>, DomainError> {
+        let nothing = self.active.is_none()
+            && self.pending.is_none()
+            && self.recovery.is_none()
+            && self.devices.is_empty()
+            && self.mailed.is_none();
+        if nothing {
+            return Err(DomainError::NotEnrolled);
+        }
+        let mut next = self.clone();
+        let revoked = next.clear_factors();
+        next.code_checks.reset();
+        next.mail_sends.reset();
+        Ok(Transition::new(next, true, ())
+            .event(AuditKind::ResetByAdmin {
+                admin: admin.clone(),
+                devices_revoked: revoked.len(),
+            })
+            .notice(Notice::Disabled {
+                by: DisabledBy::Admin {
+                    admin: admin.clone(),
+                },
+            }))
+    }
+
+    /// An administrator invites the user to enable 2FA; `link` (supplied by the host) leads to
+    /// the enrollment page. Changes nothing in the record.
+    ///
+    /// # Errors
+    /// [`DomainError::AlreadyEnrolled`].
+    pub fn invite(&self, admin: &UserId, link: &str) -> Result<Transition<()>, DomainError> {
+        if self.active.is_some() {
+            return Err(DomainError::AlreadyEnrolled);
+        }
+        Ok(Transition::new(self.clone(), false, ())
+            .event(AuditKind::InvitationSent {
+                admin: admin.clone(),
+            })
+            .notice(Notice::Invitation {
+                link: link.to_owned(),
+                invited_by: admin.clone(),
+            }))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::account::crypto::{FailingRng, TestRng};
+
+    pub(crate) const T0: u64 = 1_700_000_000;
+
+    /// The current code of the record's pending (or else active) secret at `now`.
+    pub(crate) fn code_at(r: &TwoFactorRecord, now: u64) -> String {
+        let (secret, totp) = match (&r.pending, &r.active) {
+            (Some(p), _) => (&p.secret, p.totp),
+            (None, Some(a)) => (&a.secret, a.totp),
+            _ => panic!("no secret"),
+        };
+        totp.generate(secret, now).to_string()
+    }
+
+    /// The active secret's code at `now`.
+    pub(crate) fn active_code_at(r: &TwoFactorRecord, now: u64) -> String {
+        let a = r.active.as_ref().unwrap();
+        a.totp.generate(&a.secret, now).to_string()
+    }
+
+    /// A record enrolled at `now` (the confirming step used).
+    pub(crate) fn enrolled_record(now: u64) -> TwoFactorRecord {
+        let s = Settings::default();
+        let mut rng = TestRng(now);
+        let t = TwoFactorRecord::default()
+            .start_enrollment(now, Reauthenticated::at(now), "alice", &s, &mut rng)
+            .unwrap();
+        let code = code_at(t.record(), now);
+        let t = t
+            .record()
+            .finish_enrollment(now, &code, &s, &mut rng)
+            .unwrap();
+        assert!(t.outcome().is_ok());
+        t.into_parts().0
+    }
+
+    fn wrong(code: &str) -> String {
+        if code == "000000" { "000001" } else { "000000" }.to_owned()
+    }
+
+    #[test]
+    fn enroll_then_confirming_code_is_used() {
+        let s = Settings::builder().issuer("ACME").build().unwrap();
+        let mut rng = TestRng(1);
+        let r = TwoFactorRecord::default();
+        let t = r
+            .start_enrollment(
+                T0,
+                Reauthenticated::at(T0),
+                "alice@example.com",
+                &s,
+                &mut rng,
+            )
+            .unwrap();
+        let started = t.outcome();
+        assert!(
+            started
+                .uri()
+                .starts_with("otpauth://totp/ACME:alice@example.com?secret=")
+        );
+        assert!(started.qr_svg().starts_with("<svg"));
+        assert_eq!(started.manual_key().len(), 39); // 32 symbols + 7 spaces
+        assert_eq!(started.expires_at(), T0 + 900);
+        assert!(!format!("{started:?}").contains(started.manual_key()));
+        assert_eq!(
+            t.events(),
+            &[AuditKind::EnrollmentStarted {
+                expires_at: T0 + 900,
+                rotation: false
+            }]
+        );
+        let pending = t.into_parts().0;
+        assert!(!pending.is_enrolled());
+
+        let code = code_at(&pending, T0 + 10);
+        let t = pending
+            .finish_enrollment(T0 + 10, &code, &s, &mut rng)
+            .unwrap();
+        let enrolled = t.outcome().as_ref().unwrap();
+        assert_eq!(enrolled.recovery_codes().len(), 10);
+        assert!(!enrolled.rotated());
+        assert_eq!(t.events(), &[AuditKind::Enrolled]);
+        assert!(matches!(t.notices(), [Notice::Enabled]));
+        let r = t.record();
+        assert!(r.is_enrolled());
+        assert_eq!(r.enrolled_at(), Some(T0 + 10));
+        assert_eq!(r.last_used_step(), Some((T0 + 10) / 30));
+        assert_eq!(r.pending_enrollment_expires_at(), None);
+        assert_eq!(r.recovery_codes_left(), 10);
+    }
+
+    #[test]
+    fn start_preconditions() {
+        let s = Settings::default();
+        let mut rng = TestRng(1);
+        let r = TwoFactorRecord::default();
+        assert_eq!(
+            r.start_enrollment(T0, Reauthenticated::at(T0 - 600), "a", &s, &mut rng)
+                .unwrap_err(),
+            DomainError::ReauthenticationRequired
+        );
+        assert!(
+            r.start_enrollment(T0, Reauthenticated::at(T0 - 599), "a", &s, &mut rng)
+                .is_ok()
+        );
+        assert!(matches!(
+            r.start_enrollment(T0, Reauthenticated::at(T0), "  ", &s, &mut rng),
+            Err(DomainError::InvalidAccountName(_))
+        ));
+        assert!(matches!(
+            r.start_enrollment(T0, Reauthenticated::at(T0), "a:b", &s, &mut rng),
+            Err(DomainError::InvalidAccountName(_))
+        ));
+        assert_eq!(
+            r.start_enrollment(T0, Reauthenticated::at(T0), "a", &s, &mut FailingRng)
+                .unwrap_err(),
+            DomainError::Rng
+        );
+        let e = enrolled_record(T0);
+        assert_eq!(
+            e.start_enrollment(T0, Reauthenticated::at(T0), "a", &s, &mut rng)
+                .unwrap_err(),
+            DomainError::AlreadyEnrolled
+        );
+    }
+
+    #[test]
+    fn restart_replaces_the_secret_and_cancel_clears_it() {
+        let s = Settings::default();
+        let mut rng = TestRng(2);
+        let r = TwoFactorRecord::default();
+        let first = r
+            .start_enrollment(T0, Reauthenticated::at(T0), "a", &s, &mut rng)
+            .unwrap()
+            .into_parts()
+            .0;
+        let old_code = code_at(&first, T0 + 60);
+        let second = first
+            .start_enrollment(T0 + 60, Reauthenticated::at(T0), "a", &s, &mut rng)
+            .unwrap()
+            .into_parts()
+            .0;
+        assert_eq!(second.pending_enrollment_expires_at(), Some(T0 + 960));
+        if old_code != code_at(&second, T0 + 60) {
+            let t = second
+                .finish_enrollment(T0 + 60, &old_code, &s, &mut rng)
+                .unwrap();
+            assert_eq!(
+                t.outcome().as_ref().unwrap_err(),
+                &Refusal::Invalid(FailureReason::WrongCode)
+            );
+        }
+        let t = second.cancel_enrollment().unwrap();
+        assert_eq!(t.events(), &[AuditKind::EnrollmentCancelled]);
+        assert_eq!(
+            t.record().cancel_enrollment().unwrap_err(),
+            DomainError::NoPendingEnrollment
+        );
+        assert_eq!(
+            t.record()
+                .finish_enrollment(T0 + 60, "123456", &s, &mut rng)
+                .unwrap_err(),
+            DomainError::NoPendingEnrollment
+        );
+    }
+
+    #[test]
+    fn finish_refusals_keep_pending_and_count() {
+        let s = Settings::default();
+        let mut rng = TestRng(3);
+        let pending = TwoFactorRecord::default()
+            .start_enrollment(T0, Reauthenticated::at(T0), "a", &s, &mut rng)
+            .unwrap()
+            .into_parts()
+            .0;
+        // Malformed: not counted, record unchanged.
+        for bad in ["", "12345", "1234567", "12a456"] {
+            let t = pending.finish_enrollment(T0, bad, &s, &mut rng).unwrap();
+            assert!(!t.is_changed());
+            assert!(matches!(t.outcome(), Err(Refusal::Malformed(_))));
+            assert_eq!(
+                t.events(),
+                &[AuditKind::EnrollmentFailed {
+                    reason: FailureReason::Malformed
+                }]
+            );
+        }
+        // Wrong: counted, pending kept.
+        let mut r = pending.clone();
+        let good = code_at(&pending, T0);
+        for i in 0..5 {
+            let t = r
+                .finish_enrollment(T0 + i, &wrong(&good), &s, &mut rng)
+                .unwrap();
+            assert_eq!(
+                t.outcome().as_ref().unwrap_err(),
+                &Refusal::Invalid(FailureReason::WrongCode)
+            );
+            r = t.into_parts().0;
+        }
+        assert_eq!(r.code_checks.count(T0 + 5, 3_600), 5);
+        // Sixth: throttled, even with the right code; nothing changes.
+        let t = r.finish_enrollment(T0 + 5, &good, &s, &mut rng).unwrap();
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Throttled {
+                retry_at: T0 + 3_600
+            }
+        );
+        assert!(!t.is_changed());
+        assert!(!t.record().is_enrolled());
+        // Expiry: exclusive.
+        let late = T0 + 900;
+        assert_eq!(
+            pending
+                .finish_enrollment(late, &code_at(&pending, late), &s, &mut rng)
+                .unwrap_err(),
+            DomainError::NoPendingEnrollment
+        );
+        let last = late - 1;
+        let t = pending
+            .finish_enrollment(last, &code_at(&pending, last), &s, &mut rng)
+            .unwrap();
+        assert!(t.outcome().is_ok());
+        // RNG failure at the end: nothing committed.
+        assert_eq!(
+            pending
+                .finish_enrollment(T0, &good, &s, &mut FailingRng)
+                .unwrap_err(),
+            DomainError::Rng
+        );
+    }
+
+    #[test]
+    fn rotation_needs_current_code_and_revokes_devices() {
+        let s = Settings::default();
+        let mut rng = TestRng(4);
+        let mut r = enrolled_record(T0);
+        let _ = r.trust_device(T0, "laptop", &s, &mut rng).unwrap();
+        let now = T0 + 60;
+        let reauth = Reauthenticated::at(now);
+        let current = active_code_at(&r, now);
+        assert_eq!(
+            r.start_rotation(
+                now,
+                Reauthenticated::at(T0 - 1_000),
+                &current,
+                "a",
+                &s,
+                &mut rng
+            )
+            .unwrap_err(),
+            DomainError::ReauthenticationRequired
+        );
+        assert_eq!(
+            TwoFactorRecord::default()
+                .start_rotation(now, reauth, &current, "a", &s, &mut rng)
+                .unwrap_err(),
+            DomainError::NotEnrolled
+        );
+        let t = r
+            .start_rotation(now, reauth, &wrong(&current), "a", &s, &mut rng)
+            .unwrap();
+        assert!(matches!(
+            t.outcome(),
+            Err(Refusal::Invalid(FailureReason::WrongCode))
+        ));
+        assert!(matches!(
+            t.events(),
+            [AuditKind::VerificationFailed {
+                operation: Operation::Rotation,
+                ..
+            }]
+        ));
+        // The confirming code of enrollment (step at T0) cannot start a rotation: replay.
+        let replay = active_code_at(&r, T0);
+        let t = r
+            .start_rotation(T0 + 1, Reauthenticated::at(T0), &replay, "a", &s, &mut rng)
+            .unwrap();
+        assert!(matches!(
+            t.outcome(),
+            Err(Refusal::Invalid(FailureReason::Replayed))
+        ));
+
+        let t = r
+            .start_rotation(now, reauth, &current, "a", &s, &mut rng)
+            .unwrap();
+        assert!(t.outcome().is_ok());
+        let rotating = t.into_parts().0;
+        // The old authenticator still works until the new one is confirmed.
+        assert!(rotating.is_enrolled());
+        let new_code = code_at(&rotating, now + 30);
+        let t = rotating
+            .finish_enrollment(now + 30, &new_code, &s, &mut rng)
+            .unwrap();
+        let done = t.outcome().as_ref().unwrap();
+        assert!(done.rotated());
+        assert_eq!(t.events(), &[AuditKind::Rotated { devices_revoked: 1 }]);
+        assert!(t.record().devices.is_empty());
+        assert_eq!(t.record().enrolled_at(), Some(now + 30));
+        assert_eq!(t.record().last_used_step(), Some((now + 30) / 30));
+        r = t.into_parts().0;
+        assert_eq!(r.recovery_codes_left(), 10);
+    }
+
+    #[test]
+    fn disable_needs_reauth_and_a_factor() {
+        let s = Settings::default();
+        let mut rng = TestRng(5);
+        let mut r = enrolled_record(T0);
+        let _ = r.trust_device(T0, "phone", &s, &mut rng).unwrap();
+        let now = T0 + 90;
+        let reauth = Reauthenticated::at(now);
+        let code = active_code_at(&r, now);
+        assert_eq!(
+            TwoFactorRecord::default()
+                .disable(now, reauth, Factor::Totp(&code), &s)
+                .unwrap_err(),
+            DomainError::NotEnrolled
+        );
+        assert_eq!(
+            r.disable(now, Reauthenticated::at(0), Factor::Totp(&code), &s)
+                .unwrap_err(),
+            DomainError::ReauthenticationRequired
+        );
+        let t = r.disable(now, reauth, Factor::Totp("abc"), &s).unwrap();
+        assert!(!t.is_changed());
+        assert!(matches!(t.outcome(), Err(Refusal::Malformed(_))));
+        let t = r
+            .disable(now, reauth, Factor::MailedCode("123456"), &s)
+            .unwrap();
+        assert!(matches!(
+            t.outcome(),
+            Err(Refusal::Invalid(FailureReason::NoPendingFactor))
+        ));
+        let t = r.disable(now, reauth, Factor::Totp(&code), &s).unwrap();
+        assert_eq!(t.outcome(), &Ok(()));
+        assert_eq!(t.events(), &[AuditKind::Disabled { devices_revoked: 1 }]);
+        assert!(matches!(
+            t.notices(),
+            [Notice::Disabled {
+                by: DisabledBy::User
+            }]
+        ));
+        let off = t.record();
+        assert!(!off.is_enrolled());
+        assert!(off.devices.is_empty());
+        assert_eq!(off.recovery_codes_left(), 0);
+    }
+
+    #[test]
+    fn disable_with_a_recovery_code() {
+        let s = Settings::default();
+        let mut rng = TestRng(6);
+        let t = TwoFactorRecord::default()
+            .start_enrollment(T0, Reauthenticated::at(T0), "a", &s, &mut rng)
+            .unwrap();
+        let code = code_at(t.record(), T0);
+        let t = t
+            .record()
+            .finish_enrollment(T0, &code, &s, &mut rng)
+            .unwrap();
+        let recovery = t
+            .outcome()
+            .as_ref()
+            .unwrap()
+            .recovery_codes()
+            .expose_secret()[0]
+            .to_owned();
+        let t = t
+            .record()
+            .disable(
+                T0 + 5,
+                Reauthenticated::at(T0),
+                Factor::RecoveryCode(&recovery),
+                &s,
+            )
+            .unwrap();
+        assert_eq!(t.outcome(), &Ok(()));
+    }
+
+    #[test]
+    fn admin_reset_and_invite() {
+        let s = Settings::default();
+        let admin = UserId::new("root");
+        assert_eq!(
+            TwoFactorRecord::default()
+                .reset_by_admin(&admin)
+                .unwrap_err(),
+            DomainError::NotEnrolled
+        );
+        let mut r = enrolled_record(T0);
+        let _ = r.trust_device(T0, "phone", &s, &mut TestRng(1)).unwrap();
+        let t = r.reset_by_admin(&admin).unwrap();
+        assert_eq!(
+            t.events(),
+            &[AuditKind::ResetByAdmin {
+                admin: admin.clone(),
+                devices_revoked: 1
+            }]
+        );
+        assert!(!t.record().is_enrolled());
+        assert!(t.record().devices.is_empty());
+        assert_eq!(
+            r.invite(&admin, "https://x").unwrap_err(),
+            DomainError::AlreadyEnrolled
+        );
+        let t = t
+            .record()
+            .invite(&admin, "https://erp.example/2fa")
+            .unwrap();
+        assert!(!t.is_changed());
+        assert!(
+            matches!(&t.notices()[0], Notice::Invitation { link, .. } if link == "https://erp.example/2fa")
+        );
+    }
+
+    #[test]
+    fn provisioned_by_mail_lasts_a_day_and_is_confirmed_by_the_user() {
+        let s = Settings::builder().issuer("ACME").build().unwrap();
+        let mut rng = TestRng(7);
+        let admin = UserId::new("root");
+        let t = TwoFactorRecord::default()
+            .start_enrollment_by_mail_dangerous(T0, &admin, "bob", &s, &mut rng)
+            .unwrap();
+        assert_eq!(*t.outcome(), T0 + 86_400);
+        let Notice::ProvisionedSecret { uri, .. } = &t.notices()[0] else {
+            panic!("no secret mailed")
+        };
+        assert!(uri.starts_with("otpauth://totp/ACME:bob?secret="));
+        assert!(!format!("{:?}", t.notices()).contains(uri.as_str()));
+        let pending = t.into_parts().0;
+        let late = T0 + 86_399;
+        let t = pending
+            .finish_enrollment(late, &code_at(&pending, late), &s, &mut rng)
+            .unwrap();
+        assert!(t.outcome().is_ok());
+        assert_eq!(
+            t.record()
+                .start_enrollment_by_mail_dangerous(T0, &admin, "bob", &s, &mut rng)
+                .unwrap_err(),
+            DomainError::AlreadyEnrolled
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! How transitions fail: [`DomainError`] (nothing happened) and [`Refusal`] (a code was
+//! refused; the attempt itself is kept and audited).
+
+use crate::otp::CodeError;
+
+use super::recovery::RecoveryCodeError;
+
+/// A precondition of a transition does not hold. The record is unchanged and there is nothing
+/// to record: retrying with the same input fails the same way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DomainError {
+    /// The user has no active authenticator.
+    #[error("two-factor authentication is not enabled")]
+    NotEnrolled,
+    /// The user already has an active authenticator (rotate it, or disable it first).
+    #[error("two-factor authentication is already enabled")]
+    AlreadyEnrolled,
+    /// There is no enrollment waiting for its confirming code.
+    #[error("no enrollment is pending")]
+    NoPendingEnrollment,
+    /// There is no login waiting for a mailed code.
+    #[error("no login is pending")]
+    NoPendingLogin,
+    /// The password check is missing or too old for this operation.
+    #[error("re-authentication required")]
+    ReauthenticationRequired,
+    /// No trusted device has this id.
+    #[error("unknown device")]
+    UnknownDevice,
+    /// The account name cannot go into an `otpauth://` URI (empty, or `:` without an issuer).
+    #[error("invalid account name for the authenticator app: {0}")]
+    InvalidAccountName(#[source] crate::provision::UriError),
+    /// The provisioning URI does not fit in a QR code (issuer and account names of well over a
+    /// thousand bytes).
+    #[error("the issuer and account names are too long for a QR code")]
+    NamesTooLong,
+    /// The random number generator failed: fail closed.
+    #[error("the random number generator failed")]
+    Rng,
+}
+
+/// Input that is not a code at all: wrong characters or length. Not counted against the
+/// throttle (nothing was checked) but audited.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MalformedInput {
+    /// Not a TOTP or mailed code of the expected length.
+    #[error("malformed code: {0}")]
+    Code(#[from] CodeError),
+    /// Not a recovery code.
+    #[error("malformed recovery code: {0}")]
+    RecoveryCode(#[from] RecoveryCodeError),
+}
+
+/// Why a submitted code was refused, for the audit trail. Callers of the service see one
+/// [`InvalidCode`](crate::service::Error::InvalidCode) for all of these except `Malformed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// Well-formed, but not the right code.
+    WrongCode,
+    /// A code already accepted once (a TOTP step at or below the last used one, or a consumed
+    /// recovery code).
+    Replayed,
+    /// The login was not started, or its second step came too late.
+    ExpiredChallenge,
+    /// The mailed code or the pending enrollment has expired.
+    Expired,
+    /// No factor of this kind is pending (no mailed code sent, no recovery codes, no
+    /// authenticator).
+    NoPendingFactor,
+    /// Not a code at all.
+    Malformed,
+}
+
+/// A code check that did not pass. The [`Transition`](super::Transition) carrying it still holds
+/// the counted attempt and the audit event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Checked and refused; the reason is for the audit trail only.
+    #[error("invalid code")]
+    Invalid(FailureReason),
+    /// Not a code at all: not checked, not counted.
+    #[error(transparent)]
+    Malformed(MalformedInput),
+    /// Too many checks recently; nothing was checked.
+    #[error("too many attempts; retry at {retry_at}")]
+    Throttled {
+        /// Unix time from which a check is admitted again.
+        retry_at: u64,
+    },
+}
+
+impl Refusal {
+    /// The audit reason, if the refusal came from a check.
+    #[must_use]
+    pub const fn reason(&self) -> Option<FailureReason> {
+        match self {
+            Refusal::Invalid(r) => Some(*r),
+            Refusal::Malformed(_) => Some(FailureReason::Malformed),
+            Refusal::Throttled { .. } => None,
+        }
+    }
+}
+
+/// The outcome of a transition that checks a code: the value, or why the code was refused.
+pub type Checked<T> = Result<T, Refusal>;

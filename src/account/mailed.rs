@@ -1,0 +1,246 @@
+//! Mailed login codes (Odoo's "2FA by mail"): for users who must pass a second factor but have
+//! no authenticator.
+//!
+//! A code is 6 random digits from the CSPRNG (not TOTP), valid one hour, stored only as a salted
+//! SHA-256 digest, compared in constant time and accepted once. At most 5 are sent per user per
+//! hour; wrong guesses count against the code-check throttle like any other code.
+
+use rand::TryCryptoRng;
+use zeroize::Zeroizing;
+
+use crate::audit::AuditKind;
+use crate::mail::Notice;
+
+use super::crypto::{Digest, Salt, digest, random_below};
+use super::login::{LoginChallenge, LoginContext};
+use super::{Checked, DomainError, FailureReason, Refusal, Settings, Transition, TwoFactorRecord};
+
+const DIGEST_LABEL: &str = "twofactor mailed code v1";
+
+/// The stored form of a mailed code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct MailedCode {
+    salt: Salt,
+    digest: Digest,
+    pub(crate) issued_at: u64,
+    /// Valid while `now < expires_at`.
+    pub(crate) expires_at: u64,
+}
+
+/// What sending a code did.
+pub(crate) enum Sent {
+    /// A new code, to mail.
+    New { expires_at: u64, notice: Notice },
+    /// The send limit is reached; no code was generated.
+    Throttled { retry_at: u64 },
+}
+
+impl TwoFactorRecord {
+    /// Generates a code, replacing any pending one, and opens (or extends) the login challenge
+    /// so it lasts as long as the code. Counted against the mail-send limit.
+    pub(crate) fn send_mailed_code<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        now: u64,
+        context: &LoginContext,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Sent, DomainError> {
+        if let Some(retry_at) = self.mail_sends.blocked_until(
+            now,
+            settings.mail_sends_per_window,
+            settings.mail_send_window,
+        ) {
+            return Ok(Sent::Throttled { retry_at });
+        }
+        let digits = u32::from(settings.mailed_code_digits);
+        let bound = 10u32.saturating_pow(digits);
+        let value = random_below(rng, bound)?;
+        let code = Zeroizing::new(format!("{value:0width$}", width = digits as usize));
+        let salt = Salt::random(rng)?;
+        let expires_at = now.saturating_add(settings.mailed_code_ttl);
+        // Cannot fail: checked above.
+        let _ = self.mail_sends.admit(
+            now,
+            settings.mail_sends_per_window,
+            settings.mail_send_window,
+        );
+        self.mailed = Some(MailedCode {
+            digest: digest(DIGEST_LABEL, &salt.0, code.as_bytes()),
+            salt,
+            issued_at: now,
+            expires_at,
+        });
+        let challenge_until = expires_at.max(now.saturating_add(settings.login_challenge_ttl));
+        self.challenge = Some(LoginChallenge {
+            issued_at: now,
+            expires_at: challenge_until,
+        });
+        Ok(Sent::New {
+            expires_at,
+            notice: Notice::LoginCode {
+                code,
+                expires_at,
+                context: context.clone(),
+            },
+        })
+    }
+
+    /// Checks a mailed code (already parsed to digits); consumes it on success.
+    pub(crate) fn check_mailed_code(
+        &mut self,
+        digits: &str,
+        now: u64,
+    ) -> Result<(), FailureReason> {
+        let Some(mailed) = self.mailed.as_ref() else {
+            return Err(FailureReason::NoPendingFactor);
+        };
+        let hit = mailed
+            .digest
+            .ct_eq(&digest(DIGEST_LABEL, &mailed.salt.0, digits.as_bytes()));
+        if now >= mailed.expires_at {
+            self.mailed = None;
+            return Err(FailureReason::Expired);
+        }
+        if !bool::from(hit) {
+            return Err(FailureReason::WrongCode);
+        }
+        self.mailed = None;
+        Ok(())
+    }
+
+    /// Mails a new login code to a user whose login is waiting for one ("resend the code").
+    /// The outcome is the new code's expiry, or [`Refusal::Throttled`] when the send limit is
+    /// reached (the previous code keeps working).
+    ///
+    /// # Errors
+    /// [`DomainError::NoPendingLogin`] when no mailed-code login is in progress (never started,
+    /// finished, or expired), [`DomainError::Rng`].
+    pub fn resend_mailed_code<R: TryCryptoRng + ?Sized>(
+        &self,
+        now: u64,
+        context: &LoginContext,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<Checked<u64>>, DomainError> {
+        let waiting =
+            self.mailed.is_some() && self.challenge.as_ref().is_some_and(|c| now < c.expires_at);
+        if !waiting {
+            return Err(DomainError::NoPendingLogin);
+        }
+        let mut next = self.clone();
+        Ok(match next.send_mailed_code(now, context, settings, rng)? {
+            Sent::New { expires_at, notice } => Transition::new(next, true, Ok(expires_at))
+                .event(AuditKind::CodeMailed { expires_at })
+                .notice(notice),
+            Sent::Throttled { retry_at } => {
+                Transition::new(self.clone(), false, Err(Refusal::Throttled { retry_at }))
+                    .event(AuditKind::MailThrottled { retry_at })
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::crypto::{FailingRng, TestRng};
+
+    fn sent(r: &mut TwoFactorRecord, now: u64, s: &Settings) -> (u64, String) {
+        match r
+            .send_mailed_code(now, &LoginContext::default(), s, &mut TestRng(now))
+            .unwrap()
+        {
+            Sent::New { expires_at, notice } => {
+                (expires_at, notice.expose_login_code().unwrap().to_owned())
+            }
+            Sent::Throttled { .. } => panic!("throttled"),
+        }
+    }
+
+    #[test]
+    fn code_is_six_digits_valid_one_hour_once() {
+        let s = Settings::default();
+        let mut r = TwoFactorRecord::default();
+        let (expires_at, code) = sent(&mut r, 1_000, &s);
+        assert_eq!(expires_at, 4_600);
+        assert_eq!(code.len(), 6);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        // The challenge lasts as long as the code.
+        assert_eq!(r.challenge.as_ref().unwrap().expires_at, 4_600);
+        let wrong = if code == "000000" { "000001" } else { "000000" };
+        let mut w = r.clone();
+        assert_eq!(
+            w.check_mailed_code(wrong, 1_001),
+            Err(FailureReason::WrongCode)
+        );
+        assert!(w.mailed.is_some());
+        let mut late = r.clone();
+        assert_eq!(
+            late.check_mailed_code(&code, 4_600),
+            Err(FailureReason::Expired)
+        );
+        assert!(late.mailed.is_none());
+        assert_eq!(r.check_mailed_code(&code, 4_599), Ok(()));
+        assert_eq!(
+            r.check_mailed_code(&code, 4_599),
+            Err(FailureReason::NoPendingFactor)
+        );
+    }
+
+    #[test]
+    fn five_sends_per_hour() {
+        let s = Settings::default();
+        let mut r = TwoFactorRecord::default();
+        for t in 0..5 {
+            let _ = sent(&mut r, 100 + t, &s);
+        }
+        let before = r.clone();
+        match r
+            .send_mailed_code(200, &LoginContext::default(), &s, &mut TestRng(1))
+            .unwrap()
+        {
+            Sent::Throttled { retry_at } => assert_eq!(retry_at, 3_700),
+            Sent::New { .. } => panic!("sixth send allowed"),
+        }
+        assert_eq!(r.mailed, before.mailed);
+        let _ = sent(&mut r, 3_700, &s);
+    }
+
+    #[test]
+    fn resend_needs_a_pending_login() {
+        let s = Settings::default();
+        let ctx = LoginContext::default();
+        let r = TwoFactorRecord::default();
+        assert_eq!(
+            r.resend_mailed_code(0, &ctx, &s, &mut TestRng(1))
+                .unwrap_err(),
+            DomainError::NoPendingLogin
+        );
+        let mut r = r;
+        let (_, first) = sent(&mut r, 0, &s);
+        assert_eq!(
+            r.resend_mailed_code(10, &ctx, &s, &mut FailingRng)
+                .unwrap_err(),
+            DomainError::Rng
+        );
+        let t = r
+            .resend_mailed_code(10, &ctx, &s, &mut TestRng(99))
+            .unwrap();
+        assert_eq!(*t.outcome(), Ok(3_610));
+        let second = t.notices()[0].expose_login_code().unwrap().to_owned();
+        let mut next = t.record().clone();
+        if first != second {
+            assert_eq!(
+                next.check_mailed_code(&first, 11),
+                Err(FailureReason::WrongCode)
+            );
+        }
+        assert_eq!(next.check_mailed_code(&second, 11), Ok(()));
+        assert_eq!(
+            r.resend_mailed_code(3_600, &ctx, &s, &mut TestRng(1))
+                .unwrap_err(),
+            DomainError::NoPendingLogin
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! Sliding-window rate limits: at most `limit` events in any `window` seconds.
+//!
+//! The log keeps the times of recent events (at most `limit` of them), so "5 per hour" holds
+//! for every hour, not per calendar hour. Code checks are admitted (counted) *before* the code
+//! is verified, and the count rides on the same compare-and-swap save as the result: concurrent
+//! requests can never exceed the limit.
+
+/// Times of recent events, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub(crate) struct RateLimit {
+    recent: Vec<u64>,
+}
+
+impl RateLimit {
+    /// Forgets events older than `window` at `now`.
+    fn prune(&mut self, now: u64, window: u64) {
+        self.recent.retain(|&t| now < t.saturating_add(window));
+    }
+
+    /// When the next event will be admitted, if not now.
+    pub(crate) fn blocked_until(&self, now: u64, limit: u32, window: u64) -> Option<u64> {
+        let live: Vec<u64> = self
+            .recent
+            .iter()
+            .copied()
+            .filter(|&t| now < t.saturating_add(window))
+            .collect();
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+        if live.len() < limit {
+            return None;
+        }
+        // The event that must leave the window before one more fits.
+        live.get(live.len() - limit)
+            .map(|t| t.saturating_add(window))
+    }
+
+    /// Counts an event at `now`, or refuses with the time it would be admitted.
+    pub(crate) fn admit(&mut self, now: u64, limit: u32, window: u64) -> Result<(), u64> {
+        if let Some(retry_at) = self.blocked_until(now, limit, window) {
+            return Err(retry_at);
+        }
+        self.prune(now, window);
+        self.recent.push(now);
+        // Keep the log sorted even if the clock stepped back.
+        self.recent.sort_unstable();
+        Ok(())
+    }
+
+    /// Events still inside the window at `now`.
+    #[cfg(test)]
+    pub(crate) fn count(&self, now: u64, window: u64) -> usize {
+        self.recent
+            .iter()
+            .filter(|&&t| now < t.saturating_add(window))
+            .count()
+    }
+
+    /// Forgets every event (after a successful check).
+    pub(crate) fn reset(&mut self) {
+        self.recent.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_per_hour_sliding() {
+        let mut r = RateLimit::default();
+        for t in [0, 100, 200, 300, 400] {
+            assert_eq!(r.admit(t, 5, 3_600), Ok(()));
+        }
+        assert_eq!(r.admit(500, 5, 3_600), Err(3_600));
+        assert_eq!(r.admit(3_599, 5, 3_600), Err(3_600));
+        // The first event leaves the window at exactly 3600.
+        assert_eq!(r.admit(3_600, 5, 3_600), Ok(()));
+        assert_eq!(r.admit(3_650, 5, 3_600), Err(3_700));
+        assert_eq!(r.count(3_650, 3_600), 5);
+        assert_eq!(r.admit(3_700, 5, 3_600), Ok(()));
+    }
+
+    #[test]
+    fn refused_events_are_not_counted_and_reset_clears() {
+        let mut r = RateLimit::default();
+        assert_eq!(r.admit(0, 1, 60), Ok(()));
+        assert_eq!(r.admit(1, 1, 60), Err(60));
+        assert_eq!(r.admit(2, 1, 60), Err(60));
+        assert_eq!(r.count(2, 60), 1);
+        r.reset();
+        assert_eq!(r.admit(3, 1, 60), Ok(()));
+        assert_eq!(r.blocked_until(3, 1, 60), Some(63));
+    }
+
+    #[test]
+    fn log_stays_bounded() {
+        let mut r = RateLimit::default();
+        for t in 0..1_000u64 {
+            let _ = r.admit(t * 1_000, 5, 3_600);
+        }
+        assert!(r.recent.len() <= 5);
+    }
+}

@@ -1,0 +1,336 @@
+//! The audit trail: typed [`AuditEvent`]s, recorded through an [`AuditSink`] after the change
+//! they describe was saved.
+//!
+//! Events never contain secrets, codes or tokens. They are where the reasons live that callers
+//! do not see: a caller gets one [`InvalidCode`](crate::service::Error::InvalidCode), the audit
+//! trail says whether the code was wrong, replayed or late.
+//!
+//! [`TracingAudit`] (the default) emits each event through `tracing` under the target
+//! `twofactor::audit`; [`RecordingAudit`] keeps them in memory for tests.
+
+use std::sync::{Mutex, PoisonError};
+
+use crate::account::{DeviceId, FactorKind, FailureReason, LoginContext, UserId};
+use crate::mail::NoticeKind;
+
+/// Which sensitive operation a code was checked for (other than login and enrollment, which
+/// have their own events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Operation {
+    /// Starting to replace the authenticator.
+    Rotation,
+    /// Turning 2FA off.
+    Disable,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum AuditKind {
+    /// An enrollment (or a rotation) was started; a secret is pending.
+    EnrollmentStarted {
+        /// When the pending secret expires.
+        expires_at: u64,
+        /// Whether it will replace an active authenticator.
+        rotation: bool,
+    },
+    /// An administrator provisioned a secret and it was mailed to the user.
+    EnrollmentProvisionedByMail {
+        /// The administrator.
+        admin: UserId,
+        /// When the pending secret expires.
+        expires_at: u64,
+    },
+    /// An authenticator was confirmed: 2FA is on.
+    Enrolled,
+    /// A confirming code was refused.
+    EnrollmentFailed {
+        /// Why.
+        reason: FailureReason,
+    },
+    /// The user abandoned a pending enrollment.
+    EnrollmentCancelled,
+    /// A new authenticator replaced the active one.
+    Rotated {
+        /// Trusted devices revoked with the old authenticator.
+        devices_revoked: usize,
+    },
+    /// A second factor was accepted at login.
+    LoginSucceeded {
+        /// Which.
+        factor: FactorKind,
+    },
+    /// A second factor was refused at login.
+    LoginFailed {
+        /// What was submitted.
+        factor: FactorKind,
+        /// Why it was refused (wrong, replayed, challenge expired, malformed, ...).
+        reason: FailureReason,
+    },
+    /// A code check was refused without looking at the code: too many recent checks.
+    LoginThrottled {
+        /// When checks are admitted again.
+        retry_at: u64,
+    },
+    /// A code for a sensitive operation (rotation, disabling) was refused.
+    VerificationFailed {
+        /// The operation.
+        operation: Operation,
+        /// What was submitted.
+        factor: FactorKind,
+        /// Why.
+        reason: FailureReason,
+    },
+    /// A login without 2FA was allowed because the grace period has not ended.
+    GracePeriodLogin {
+        /// When the grace period ends.
+        enroll_by: u64,
+    },
+    /// The policy exempted the user from 2FA at this login.
+    PolicyExemptionApplied {
+        /// The policy's reason.
+        reason: String,
+    },
+    /// A login was stopped until the user enrolls.
+    LoginBlockedUntilEnrolled,
+    /// A trusted-device token was presented but is unknown, expired or revoked.
+    DeviceTokenRefused,
+    /// A recovery code was used.
+    RecoveryCodeUsed {
+        /// Unused codes left.
+        remaining: usize,
+    },
+    /// A new set of recovery codes replaced the old one.
+    RecoveryCodesRegenerated,
+    /// A device was trusted.
+    DeviceTrusted {
+        /// Its id.
+        device: DeviceId,
+    },
+    /// A trusted device was revoked.
+    DeviceRevoked {
+        /// Its id.
+        device: DeviceId,
+    },
+    /// Every trusted device was revoked.
+    AllDevicesRevoked {
+        /// How many.
+        count: usize,
+    },
+    /// A login code was mailed.
+    CodeMailed {
+        /// When it expires.
+        expires_at: u64,
+    },
+    /// A login code was not mailed: too many sent recently.
+    MailThrottled {
+        /// When one may be sent again.
+        retry_at: u64,
+    },
+    /// The user turned 2FA off.
+    Disabled {
+        /// Trusted devices revoked with it.
+        devices_revoked: usize,
+    },
+    /// An administrator reset the user's 2FA.
+    ResetByAdmin {
+        /// The administrator.
+        admin: UserId,
+        /// Trusted devices revoked with it.
+        devices_revoked: usize,
+    },
+    /// An administrator invited the user to enable 2FA.
+    InvitationSent {
+        /// The administrator.
+        admin: UserId,
+    },
+    /// A notice could not be delivered (the change it describes was saved).
+    NoticeFailed {
+        /// Which notice.
+        notice: NoticeKind,
+    },
+}
+
+impl AuditKind {
+    /// Whether this records a refused replay (a TOTP code or recovery code used twice).
+    #[must_use]
+    pub const fn is_replay(&self) -> bool {
+        matches!(
+            self,
+            AuditKind::LoginFailed {
+                reason: FailureReason::Replayed,
+                ..
+            } | AuditKind::VerificationFailed {
+                reason: FailureReason::Replayed,
+                ..
+            } | AuditKind::EnrollmentFailed {
+                reason: FailureReason::Replayed
+            }
+        )
+    }
+
+    /// Whether this records a refusal, failure or throttle (for alerting).
+    #[must_use]
+    pub const fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            AuditKind::EnrollmentFailed { .. }
+                | AuditKind::LoginFailed { .. }
+                | AuditKind::LoginThrottled { .. }
+                | AuditKind::VerificationFailed { .. }
+                | AuditKind::DeviceTokenRefused
+                | AuditKind::MailThrottled { .. }
+                | AuditKind::NoticeFailed { .. }
+        )
+    }
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct AuditEvent {
+    /// Whose 2FA it concerns.
+    pub user: UserId,
+    /// When (Unix seconds, the operation's `now`).
+    pub at: u64,
+    /// What happened.
+    pub kind: AuditKind,
+    /// The request's context, for login operations.
+    pub context: Option<LoginContext>,
+}
+
+impl AuditEvent {
+    /// An event.
+    #[must_use]
+    pub fn new(user: UserId, at: u64, kind: AuditKind, context: Option<LoginContext>) -> Self {
+        AuditEvent {
+            user,
+            at,
+            kind,
+            context,
+        }
+    }
+}
+
+/// Where audit events go. Called after the change was saved; must not block for long (queue
+/// to slow storage yourself).
+pub trait AuditSink: Send + Sync {
+    /// Records one event.
+    fn record(&self, event: &AuditEvent);
+}
+
+impl<A: AuditSink + ?Sized> AuditSink for std::sync::Arc<A> {
+    fn record(&self, event: &AuditEvent) {
+        (**self).record(event);
+    }
+}
+
+impl<A: AuditSink + ?Sized> AuditSink for &A {
+    fn record(&self, event: &AuditEvent) {
+        (**self).record(event);
+    }
+}
+
+/// Emits every event through `tracing` (target `twofactor::audit`): failures at `WARN`, the
+/// rest at `INFO`. The default sink.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingAudit;
+
+impl AuditSink for TracingAudit {
+    fn record(&self, event: &AuditEvent) {
+        let ip = event
+            .context
+            .as_ref()
+            .and_then(|c| c.ip)
+            .map(|ip| ip.to_string());
+        if event.kind.is_failure() {
+            tracing::warn!(
+                target: "twofactor::audit",
+                kind = ?event.kind,
+                at = event.at,
+                user.id = %event.user,
+                client.ip = ip.as_deref(),
+                "2fa audit"
+            );
+        } else {
+            tracing::info!(
+                target: "twofactor::audit",
+                kind = ?event.kind,
+                at = event.at,
+                user.id = %event.user,
+                client.ip = ip.as_deref(),
+                "2fa audit"
+            );
+        }
+    }
+}
+
+/// Keeps every event in memory: for tests.
+///
+/// ```
+/// use twofactor::audit::{AuditEvent, AuditKind, AuditSink, RecordingAudit};
+/// let audit = RecordingAudit::new();
+/// audit.record(&AuditEvent::new("alice".into(), 0, AuditKind::Enrolled, None));
+/// assert_eq!(audit.kinds(), [AuditKind::Enrolled]);
+/// ```
+#[derive(Debug, Default)]
+pub struct RecordingAudit {
+    events: Mutex<Vec<AuditEvent>>,
+}
+
+impl RecordingAudit {
+    /// An empty recorder.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Every event so far, in order.
+    #[must_use]
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+    /// The kinds of every event so far, in order.
+    #[must_use]
+    pub fn kinds(&self) -> Vec<AuditKind> {
+        self.events().into_iter().map(|e| e.kind).collect()
+    }
+    /// The kinds of the events about `user`, in order.
+    #[must_use]
+    pub fn kinds_for(&self, user: &UserId) -> Vec<AuditKind> {
+        self.events()
+            .into_iter()
+            .filter(|e| &e.user == user)
+            .map(|e| e.kind)
+            .collect()
+    }
+    /// The last event.
+    #[must_use]
+    pub fn last(&self) -> Option<AuditEvent> {
+        self.events().pop()
+    }
+    /// Forgets everything recorded.
+    pub fn clear(&self) {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl AuditSink for RecordingAudit {
+    fn record(&self, event: &AuditEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event.clone());
+    }
+}

@@ -1,0 +1,468 @@
+//! The mail edge: a [`Mailer`] sends typed [`Notice`]s to users.
+//!
+//! The library decides *what* to tell a user and when (a login code, "2FA was turned off", "a
+//! new device was trusted"); the host decides *how*: templates, language, transport (SMTP, an
+//! e-mail API, SMS). Notices are sent after the change they describe was saved.
+//!
+//! Some notices are the outcome itself (a login code, an invitation, a provisioned secret): if
+//! they cannot be sent the operation fails with [`Error::Mailer`](crate::service::Error::Mailer).
+//! The others are informational: a failure is logged and audited, and the operation still
+//! succeeds (see [`Notice::must_deliver`]).
+
+use core::fmt;
+use core::future::Future;
+use std::sync::{Mutex, PoisonError};
+
+use zeroize::Zeroizing;
+
+use crate::account::{LoginContext, UserId};
+
+/// Who turned 2FA off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum DisabledBy {
+    /// The user, with their password and a code.
+    User,
+    /// An administrator (lost phone).
+    Admin {
+        /// The administrator.
+        admin: UserId,
+    },
+}
+
+/// Something to tell a user.
+///
+/// `Debug` never shows codes, secrets or URIs; read them with the `expose_*` accessors.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Notice {
+    /// A one-time login code (2FA by mail).
+    LoginCode {
+        /// The code. Read it with [`Notice::expose_login_code`].
+        code: Zeroizing<String>,
+        /// When it expires.
+        expires_at: u64,
+        /// Where the login comes from, as far as the host knows.
+        context: LoginContext,
+    },
+    /// Two-factor authentication was turned on.
+    Enabled,
+    /// The authenticator was replaced (trusted devices were revoked).
+    Rotated {
+        /// How many trusted devices were revoked.
+        devices_revoked: usize,
+    },
+    /// Two-factor authentication was turned off (trusted devices were revoked).
+    Disabled {
+        /// By whom.
+        by: DisabledBy,
+    },
+    /// A device was trusted: it will not be asked for a code.
+    DeviceTrusted {
+        /// Its label.
+        label: String,
+        /// Where the login came from.
+        context: LoginContext,
+    },
+    /// Trusted devices were removed.
+    DevicesRemoved {
+        /// Their labels.
+        labels: Vec<String>,
+    },
+    /// A sign-in completed with a code on a device that is not trusted (sent only when
+    /// [`Settings::notify_untrusted_sign_in`](crate::account::Settings::notify_untrusted_sign_in)
+    /// is on).
+    SignInFromUntrustedDevice {
+        /// Where it came from.
+        context: LoginContext,
+    },
+    /// The password was right but the code was not: someone may know the password.
+    FailedCodeAttempt {
+        /// Where it came from.
+        context: LoginContext,
+    },
+    /// A new set of recovery codes replaced the old one.
+    RecoveryCodesRegenerated,
+    /// A recovery code was used to sign in.
+    RecoveryCodeUsed {
+        /// Unused codes left.
+        remaining: usize,
+        /// Where the login came from.
+        context: LoginContext,
+    },
+    /// An administrator invites the user to enable 2FA.
+    Invitation {
+        /// Where to enable it (supplied by the host).
+        link: String,
+        /// The administrator.
+        invited_by: UserId,
+    },
+    /// An administrator provisioned an authenticator secret for the user (explicit opt-in:
+    /// the secret travels by mail). The user scans or types it, then confirms with a code.
+    ProvisionedSecret {
+        /// The `otpauth://` URI (render it as a QR code). Read it with
+        /// [`Notice::expose_provisioning_uri`].
+        uri: Zeroizing<String>,
+        /// The secret in base32 groups of four, for typing by hand.
+        manual_key: Zeroizing<String>,
+        /// When the confirmation window closes.
+        expires_at: u64,
+        /// The administrator.
+        provisioned_by: UserId,
+    },
+}
+
+/// The kind of a [`Notice`], without its content: for audit events, metrics and templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+#[allow(missing_docs)]
+pub enum NoticeKind {
+    LoginCode,
+    Enabled,
+    Rotated,
+    Disabled,
+    DeviceTrusted,
+    DevicesRemoved,
+    SignInFromUntrustedDevice,
+    FailedCodeAttempt,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
+    Invitation,
+    ProvisionedSecret,
+}
+
+impl Notice {
+    /// Its kind.
+    #[must_use]
+    pub const fn kind(&self) -> NoticeKind {
+        match self {
+            Notice::LoginCode { .. } => NoticeKind::LoginCode,
+            Notice::Enabled => NoticeKind::Enabled,
+            Notice::Rotated { .. } => NoticeKind::Rotated,
+            Notice::Disabled { .. } => NoticeKind::Disabled,
+            Notice::DeviceTrusted { .. } => NoticeKind::DeviceTrusted,
+            Notice::DevicesRemoved { .. } => NoticeKind::DevicesRemoved,
+            Notice::SignInFromUntrustedDevice { .. } => NoticeKind::SignInFromUntrustedDevice,
+            Notice::FailedCodeAttempt { .. } => NoticeKind::FailedCodeAttempt,
+            Notice::RecoveryCodesRegenerated => NoticeKind::RecoveryCodesRegenerated,
+            Notice::RecoveryCodeUsed { .. } => NoticeKind::RecoveryCodeUsed,
+            Notice::Invitation { .. } => NoticeKind::Invitation,
+            Notice::ProvisionedSecret { .. } => NoticeKind::ProvisionedSecret,
+        }
+    }
+
+    /// Whether the notice *is* the outcome of its operation (a login code, an invitation, a
+    /// provisioned secret), so that failing to send it fails the operation. Other notices are
+    /// informational: a failure is logged and audited only.
+    #[must_use]
+    pub const fn must_deliver(&self) -> bool {
+        matches!(
+            self,
+            Notice::LoginCode { .. } | Notice::Invitation { .. } | Notice::ProvisionedSecret { .. }
+        )
+    }
+
+    /// The login code of a [`Notice::LoginCode`].
+    ///
+    /// # Security warning
+    /// A credential for an hour: put it in the message, never in logs.
+    #[must_use]
+    pub fn expose_login_code(&self) -> Option<&str> {
+        match self {
+            Notice::LoginCode { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The `otpauth://` URI of a [`Notice::ProvisionedSecret`].
+    ///
+    /// # Security warning
+    /// Contains the authenticator secret.
+    #[must_use]
+    pub fn expose_provisioning_uri(&self) -> Option<&str> {
+        match self {
+            Notice::ProvisionedSecret { uri, .. } => Some(uri),
+            _ => None,
+        }
+    }
+
+    /// The context of the login that caused the notice, if any.
+    #[must_use]
+    pub fn context(&self) -> Option<&LoginContext> {
+        match self {
+            Notice::LoginCode { context, .. }
+            | Notice::DeviceTrusted { context, .. }
+            | Notice::SignInFromUntrustedDevice { context }
+            | Notice::FailedCodeAttempt { context }
+            | Notice::RecoveryCodeUsed { context, .. } => Some(context),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::LoginCode {
+                expires_at,
+                context,
+                ..
+            } => f
+                .debug_struct("LoginCode")
+                .field("expires_at", expires_at)
+                .field("context", context)
+                .finish_non_exhaustive(),
+            Notice::Enabled => f.write_str("Enabled"),
+            Notice::Rotated { devices_revoked } => f
+                .debug_struct("Rotated")
+                .field("devices_revoked", devices_revoked)
+                .finish(),
+            Notice::Disabled { by } => f.debug_struct("Disabled").field("by", by).finish(),
+            Notice::DeviceTrusted { label, context } => f
+                .debug_struct("DeviceTrusted")
+                .field("label", label)
+                .field("context", context)
+                .finish(),
+            Notice::DevicesRemoved { labels } => f
+                .debug_struct("DevicesRemoved")
+                .field("labels", labels)
+                .finish(),
+            Notice::SignInFromUntrustedDevice { context } => f
+                .debug_struct("SignInFromUntrustedDevice")
+                .field("context", context)
+                .finish(),
+            Notice::FailedCodeAttempt { context } => f
+                .debug_struct("FailedCodeAttempt")
+                .field("context", context)
+                .finish(),
+            Notice::RecoveryCodesRegenerated => f.write_str("RecoveryCodesRegenerated"),
+            Notice::RecoveryCodeUsed { remaining, context } => f
+                .debug_struct("RecoveryCodeUsed")
+                .field("remaining", remaining)
+                .field("context", context)
+                .finish(),
+            Notice::Invitation { link, invited_by } => f
+                .debug_struct("Invitation")
+                .field("link", link)
+                .field("invited_by", invited_by)
+                .finish(),
+            Notice::ProvisionedSecret {
+                expires_at,
+                provisioned_by,
+                ..
+            } => f
+                .debug_struct("ProvisionedSecret")
+                .field("expires_at", expires_at)
+                .field("provisioned_by", provisioned_by)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Sends notices to users. Implement it with your templates and transport.
+///
+/// ```
+/// use twofactor::mail::{Mailer, Notice};
+/// use twofactor::UserId;
+///
+/// struct Smtp;
+/// impl Mailer for Smtp {
+///     type Error = std::io::Error;
+///     async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), std::io::Error> {
+///         if let Some(code) = notice.expose_login_code() {
+///             // render the "your login code" template with `code` and send it to `user`
+///             let _ = (user, code);
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Mailer: Send + Sync {
+    /// A delivery failure (transport down, unknown address).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Sends `notice` to `user`.
+    fn send(
+        &self,
+        user: &UserId,
+        notice: &Notice,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+impl<M: Mailer + ?Sized> Mailer for std::sync::Arc<M> {
+    type Error = M::Error;
+    fn send(
+        &self,
+        user: &UserId,
+        notice: &Notice,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).send(user, notice)
+    }
+}
+
+impl<M: Mailer + ?Sized> Mailer for &M {
+    type Error = M::Error;
+    fn send(
+        &self,
+        user: &UserId,
+        notice: &Notice,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        (**self).send(user, notice)
+    }
+}
+
+/// Keeps every notice in memory instead of sending it: for tests and examples.
+///
+/// ```
+/// # use twofactor::mail::{Mailer, Notice, RecordingMailer};
+/// # use twofactor::UserId;
+/// # futures_lite_block_on(async {
+/// let mailer = RecordingMailer::new();
+/// mailer.send(&UserId::new("alice"), &Notice::Enabled).await.unwrap();
+/// assert_eq!(mailer.count_for(&UserId::new("alice")), 1);
+/// # });
+/// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct RecordingMailer {
+    sent: Mutex<Vec<(UserId, Notice)>>,
+}
+
+impl RecordingMailer {
+    /// An empty mailbox.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Every notice sent so far, in order.
+    #[must_use]
+    pub fn sent(&self) -> Vec<(UserId, Notice)> {
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+    /// The notices sent to `user`, in order.
+    #[must_use]
+    pub fn sent_to(&self, user: &UserId) -> Vec<Notice> {
+        self.sent()
+            .into_iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, n)| n)
+            .collect()
+    }
+    /// The kinds of the notices sent to `user`, in order.
+    #[must_use]
+    pub fn kinds_for(&self, user: &UserId) -> Vec<NoticeKind> {
+        self.sent_to(user).iter().map(Notice::kind).collect()
+    }
+    /// How many notices `user` received.
+    #[must_use]
+    pub fn count_for(&self, user: &UserId) -> usize {
+        self.sent_to(user).len()
+    }
+    /// The last notice sent to `user`.
+    #[must_use]
+    pub fn last_for(&self, user: &UserId) -> Option<Notice> {
+        self.sent_to(user).pop()
+    }
+    /// The code of the last login-code notice sent to `user`.
+    ///
+    /// # Security warning
+    /// For tests: a real mailer never hands codes back to the application.
+    #[must_use]
+    pub fn last_login_code_for(&self, user: &UserId) -> Option<String> {
+        self.sent_to(user)
+            .iter()
+            .rev()
+            .find_map(|n| n.expose_login_code().map(str::to_owned))
+    }
+    /// The URI of the last provisioned-secret notice sent to `user`.
+    ///
+    /// # Security warning
+    /// For tests: contains an authenticator secret.
+    #[must_use]
+    pub fn last_provisioning_uri_for(&self, user: &UserId) -> Option<String> {
+        self.sent_to(user)
+            .iter()
+            .rev()
+            .find_map(|n| n.expose_provisioning_uri().map(str::to_owned))
+    }
+    /// Forgets everything recorded.
+    pub fn clear(&self) {
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl Mailer for RecordingMailer {
+    type Error = std::convert::Infallible;
+    async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), Self::Error> {
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((user.clone(), notice.clone()));
+        Ok(())
+    }
+}
+
+/// For hosts that send no mail (a CLI, an app with TOTP only): informational notices are
+/// dropped, and notices that must reach the user ([`Notice::must_deliver`]: login codes,
+/// invitations, provisioned secrets) fail with [`NoMailerError`], so a mail-code policy cannot
+/// silently lock users out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMailer;
+
+/// [`NoMailer`] was asked to deliver a notice that must reach the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no mailer configured: cannot deliver a {0:?} notice")]
+pub struct NoMailerError(pub NoticeKind);
+
+impl Mailer for NoMailer {
+    type Error = NoMailerError;
+    async fn send(&self, _user: &UserId, notice: &Notice) -> Result<(), NoMailerError> {
+        if notice.must_deliver() {
+            Err(NoMailerError(notice.kind()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_codes_and_secrets() {
+        let n = Notice::LoginCode {
+            code: Zeroizing::new("123456".into()),
+            expires_at: 9,
+            context: LoginContext::default(),
+        };
+        assert!(!format!("{n:?}").contains("123456"));
+        assert_eq!(n.expose_login_code(), Some("123456"));
+        assert!(n.must_deliver());
+        let n = Notice::ProvisionedSecret {
+            uri: Zeroizing::new("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP".into()),
+            manual_key: Zeroizing::new("JBSW Y3DP EHPK 3PXP".into()),
+            expires_at: 9,
+            provisioned_by: UserId::new("root"),
+        };
+        let dbg = format!("{n:?}");
+        assert!(!dbg.contains("JBSW"));
+        assert!(dbg.contains("root"));
+        assert!(!Notice::Enabled.must_deliver());
+        assert_eq!(Notice::Enabled.kind(), NoticeKind::Enabled);
+    }
+}

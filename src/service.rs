@@ -1,0 +1,749 @@
+//! [`TwoFactor`]: the async service a host calls.
+//!
+//! Every operation reads the clock once, loads the user's record, runs **one** pure transition
+//! from [`account`](crate::account), saves the result with compare-and-swap (reloading and
+//! re-running the transition on a conflict, a bounded number of times), and only then records
+//! the audit events and sends the notices. No business rule lives here.
+//!
+//! # API summary
+//!
+//! | flow | call | returns |
+//! |---|---|---|
+//! | enroll | [`start_enrollment`](TwoFactor::start_enrollment)`(user, account, Reauthenticated)` | [`EnrollmentStarted`]: QR SVG, URI, manual key, expiry |
+//! | | [`finish_enrollment`](TwoFactor::finish_enrollment)`(user, code)` | [`Enrolled`]: recovery codes, shown once |
+//! | | [`cancel_enrollment`](TwoFactor::cancel_enrollment)`(user)` | |
+//! | rotate | [`start_rotation`](TwoFactor::start_rotation)`(user, account, current_code, Reauthenticated)`, then `finish_enrollment` | [`EnrollmentStarted`] |
+//! | turn off | [`disable`](TwoFactor::disable)`(user, Reauthenticated, Factor)` | |
+//! | admin | [`reset_by_admin`](TwoFactor::reset_by_admin)`(user, admin)`, [`invite`](TwoFactor::invite)`(user, admin, link)`, [`start_enrollment_by_mail_dangerous`](TwoFactor::start_enrollment_by_mail_dangerous)`(user, admin, account)` | |
+//! | log in | [`begin_login`](TwoFactor::begin_login)`(&Principal, device_token, &LoginContext)` | [`LoginDecision`] |
+//! | | [`finish_login`](TwoFactor::finish_login)`(&Principal, Factor, remember_device, &LoginContext)` | [`LoginGranted`] (+ device token) |
+//! | | [`resend_mailed_code`](TwoFactor::resend_mailed_code)`(user, &LoginContext)` | new expiry |
+//! | devices | [`list_devices`](TwoFactor::list_devices), [`revoke_device`](TwoFactor::revoke_device), [`revoke_all_devices`](TwoFactor::revoke_all_devices) | |
+//! | recovery | [`regenerate_recovery_codes`](TwoFactor::regenerate_recovery_codes)`(user, Reauthenticated)` | [`RecoveryCodes`] |
+//! | account page | [`status`](TwoFactor::status)`(user)` | [`TwoFactorStatus`] |
+//!
+//! Callers see one [`Error::InvalidCode`] for a wrong code, a replayed code, an expired
+//! challenge or a factor that is not pending; the audit trail tells them apart. A user without
+//! a record and a user without 2FA behave the same. Store failures fail closed.
+//!
+//! # Example
+//!
+//! A store, a mailer and a policy, through enrollment and login:
+//!
+//! ```
+//! use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+//! use twofactor::mail::RecordingMailer;
+//! use twofactor::service::{Error, TwoFactor};
+//! use twofactor::{
+//!     Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Totp,
+//! };
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!
+//! // Staff must use 2FA; everyone else may.
+//! let policy = |p: &Principal, _: &EnrollmentStatus, _now: u64| {
+//!     if p.has_role("staff") { Requirement::required() } else { Requirement::Optional }
+//! };
+//! let clock = ManualClock::new(1_700_000_000);
+//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+//!     .clock(&clock)
+//!     .build();
+//!
+//! let alice = Principal::new("alice").with_role("staff");
+//! let ctx = LoginContext::new();
+//!
+//! // First login after the password check: she must enroll.
+//! assert_eq!(tf.begin_login(&alice, None, &ctx).await?, LoginDecision::MustEnroll);
+//!
+//! // Enrollment (right after the password check: a fresh re-authentication).
+//! let started = tf
+//!     .start_enrollment(&alice.user, "alice@example.com", Reauthenticated::at(clock.now()))
+//!     .await?;
+//! assert!(started.qr_svg().starts_with("<svg"));
+//! // ... her app scans the QR code and shows a code:
+//! let app = KeyUri::parse(started.uri())?;
+//! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
+//! let enrolled = tf.finish_enrollment(&alice.user, &code).await?;
+//! assert_eq!(enrolled.recovery_codes().len(), 10); // shown once
+//!
+//! // Next login: password, then a code.
+//! clock.advance(30);
+//! let decision = tf.begin_login(&alice, None, &ctx).await?;
+//! assert!(matches!(decision, LoginDecision::Challenge { .. }));
+//! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
+//! let granted = tf.finish_login(&alice, Factor::Totp(&code), None, &ctx).await?;
+//! assert!(granted.device_token.is_none());
+//!
+//! // The same code again is refused, like any wrong code.
+//! tf.begin_login(&alice, None, &ctx).await?;
+//! assert!(matches!(
+//!     tf.finish_login(&alice, Factor::Totp(&code), None, &ctx).await,
+//!     Err(Error::InvalidCode)
+//! ));
+//! # Ok(())
+//! # }
+//! ```
+
+use core::fmt;
+
+use rand::rngs::SysRng;
+
+use crate::account::{
+    Checked, DeviceId, DeviceInfo, DomainError, Enrolled, EnrollmentStarted, Factor, LoginContext,
+    LoginDecision, LoginGranted, MalformedInput, Reauthenticated, RecoveryCodes, Refusal, Settings,
+    Transition, TwoFactorRecord, TwoFactorStatus, UserId,
+};
+use crate::audit::{AuditEvent, AuditKind, AuditSink, TracingAudit};
+use crate::clock::{Clock, SystemClock};
+use crate::mail::{Mailer, Notice};
+use crate::policy::{EnforcementPolicy, Principal};
+use crate::provision::UriError;
+use crate::store::{SaveOutcome, UserStore};
+
+/// How many times an operation reloads and retries after a compare-and-swap conflict before
+/// giving up with [`Error::Contention`].
+pub const DEFAULT_MAX_SAVE_ATTEMPTS: u32 = 16;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a [`TwoFactor`] operation failed.
+///
+/// Show [`Error::InvalidCode`] and [`Error::Malformed`] to the user as "invalid code"; treat
+/// [`Error::Store`], [`Error::Mailer`], [`Error::Contention`] and [`Error::Rng`] as server
+/// errors (and refuse the login: the service fails closed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The code was wrong, already used, too late, or for a factor that is not pending. The
+    /// audit trail has the reason.
+    #[error("invalid code")]
+    InvalidCode,
+    /// The input is not a code at all (letters, wrong length). Not counted against the
+    /// throttle.
+    #[error(transparent)]
+    Malformed(MalformedInput),
+    /// Too many attempts; nothing was checked.
+    #[error("too many attempts; retry at {retry_at}")]
+    Throttled {
+        /// Unix time from which an attempt is admitted again.
+        retry_at: u64,
+    },
+    /// The password check is missing or too old: ask for the password again.
+    #[error("re-authentication required")]
+    ReauthenticationRequired,
+    /// The user has no active authenticator.
+    #[error("two-factor authentication is not enabled")]
+    NotEnrolled,
+    /// The user already has an active authenticator.
+    #[error("two-factor authentication is already enabled")]
+    AlreadyEnrolled,
+    /// No enrollment is waiting for a code (never started, cancelled or expired): start again.
+    #[error("no enrollment is pending")]
+    NoPendingEnrollment,
+    /// No login is waiting for a mailed code: log in again.
+    #[error("no login is pending")]
+    NoPendingLogin,
+    /// No trusted device has this id.
+    #[error("unknown device")]
+    UnknownDevice,
+    /// The account name cannot go into an `otpauth://` URI.
+    #[error("invalid account name for the authenticator app")]
+    InvalidAccountName(#[source] UriError),
+    /// Issuer and account names too long for a QR code.
+    #[error("the issuer and account names are too long for a QR code")]
+    NamesTooLong,
+    /// The store failed. Nothing was changed.
+    #[error("the 2FA store failed")]
+    Store(#[source] BoxError),
+    /// A notice that is the outcome of the operation (a login code, an invitation, a
+    /// provisioned secret) could not be sent. The change was saved.
+    #[error("a notice could not be sent")]
+    Mailer(#[source] BoxError),
+    /// Concurrent updates kept conflicting; nothing was changed by this call.
+    #[error("too many concurrent updates ({attempts} attempts)")]
+    Contention {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The operating system's random number generator failed. Nothing was changed.
+    #[error("the random number generator failed")]
+    Rng,
+}
+
+impl From<DomainError> for Error {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotEnrolled => Error::NotEnrolled,
+            DomainError::AlreadyEnrolled => Error::AlreadyEnrolled,
+            DomainError::NoPendingEnrollment => Error::NoPendingEnrollment,
+            DomainError::NoPendingLogin => Error::NoPendingLogin,
+            DomainError::ReauthenticationRequired => Error::ReauthenticationRequired,
+            DomainError::UnknownDevice => Error::UnknownDevice,
+            DomainError::InvalidAccountName(e) => Error::InvalidAccountName(e),
+            DomainError::NamesTooLong => Error::NamesTooLong,
+            DomainError::Rng => Error::Rng,
+        }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Invalid(_) => Error::InvalidCode,
+            Refusal::Malformed(m) => Error::Malformed(m),
+            Refusal::Throttled { retry_at } => Error::Throttled { retry_at },
+        }
+    }
+}
+
+fn checked<T>(outcome: Checked<T>) -> Result<T, Error> {
+    outcome.map_err(Error::from)
+}
+
+/// The 2FA service: a store, a mailer, a policy, a clock and an audit sink around the pure
+/// domain. Cheap to share (`Arc<TwoFactor<..>>`); every method takes `&self`.
+pub struct TwoFactor<S, M, P, C = SystemClock, A = TracingAudit> {
+    store: S,
+    mailer: M,
+    policy: P,
+    clock: C,
+    audit: A,
+    settings: Settings,
+    max_save_attempts: u32,
+}
+
+impl<S, M, P, C, A> fmt::Debug for TwoFactor<S, M, P, C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwoFactor")
+            .field("settings", &self.settings)
+            .field("max_save_attempts", &self.max_save_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TwoFactor`]; see [`TwoFactor::builder`].
+#[must_use]
+pub struct TwoFactorBuilder<S, M, P, C = SystemClock, A = TracingAudit> {
+    inner: TwoFactor<S, M, P, C, A>,
+}
+
+impl<S, M, P, C, A> fmt::Debug for TwoFactorBuilder<S, M, P, C, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwoFactorBuilder")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl<S, M, P> TwoFactor<S, M, P>
+where
+    S: UserStore,
+    M: Mailer,
+    P: EnforcementPolicy,
+{
+    /// A service with the defaults: [`SystemClock`], [`TracingAudit`], [`Settings::default`].
+    pub fn new(store: S, mailer: M, policy: P) -> Self {
+        Self::builder(store, mailer, policy).build()
+    }
+
+    /// Starts from the defaults; change the clock, audit sink or settings.
+    ///
+    /// ```
+    /// use twofactor::account::Settings;
+    /// use twofactor::audit::RecordingAudit;
+    /// use twofactor::mail::RecordingMailer;
+    /// use twofactor::service::TwoFactor;
+    /// use twofactor::{ManualClock, MemoryStore, Requirement};
+    ///
+    /// let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), |_: &_, _: &_, _| {
+    ///     Requirement::Optional
+    /// })
+    /// .clock(ManualClock::new(0))
+    /// .audit(RecordingAudit::new())
+    /// .settings(Settings::builder().issuer("ACME").build()?)
+    /// .build();
+    /// assert_eq!(tf.settings().issuer(), Some("ACME"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(store: S, mailer: M, policy: P) -> TwoFactorBuilder<S, M, P> {
+        TwoFactorBuilder {
+            inner: TwoFactor {
+                store,
+                mailer,
+                policy,
+                clock: SystemClock,
+                audit: TracingAudit,
+                settings: Settings::default(),
+                max_save_attempts: DEFAULT_MAX_SAVE_ATTEMPTS,
+            },
+        }
+    }
+}
+
+impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
+    /// Uses another clock (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock<C2: Clock>(self, clock: C2) -> TwoFactorBuilder<S, M, P, C2, A> {
+        let i = self.inner;
+        TwoFactorBuilder {
+            inner: TwoFactor {
+                store: i.store,
+                mailer: i.mailer,
+                policy: i.policy,
+                clock,
+                audit: i.audit,
+                settings: i.settings,
+                max_save_attempts: i.max_save_attempts,
+            },
+        }
+    }
+
+    /// Uses another audit sink.
+    pub fn audit<A2: AuditSink>(self, audit: A2) -> TwoFactorBuilder<S, M, P, C, A2> {
+        let i = self.inner;
+        TwoFactorBuilder {
+            inner: TwoFactor {
+                store: i.store,
+                mailer: i.mailer,
+                policy: i.policy,
+                clock: i.clock,
+                audit,
+                settings: i.settings,
+                max_save_attempts: i.max_save_attempts,
+            },
+        }
+    }
+
+    /// Uses these settings (built and checked with [`Settings::builder`]).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.inner.settings = settings;
+        self
+    }
+
+    /// How many times to reload and retry after a save conflict (at least 1; default
+    /// [`DEFAULT_MAX_SAVE_ATTEMPTS`]).
+    pub fn max_save_attempts(mut self, attempts: u32) -> Self {
+        self.inner.max_save_attempts = attempts.max(1);
+        self
+    }
+
+    /// The service.
+    pub fn build(self) -> TwoFactor<S, M, P, C, A> {
+        self.inner
+    }
+}
+
+impl<S, M, P, C, A> TwoFactor<S, M, P, C, A>
+where
+    S: UserStore,
+    M: Mailer,
+    P: EnforcementPolicy,
+    C: Clock,
+    A: AuditSink,
+{
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+    /// The mailer.
+    pub fn mailer(&self) -> &M {
+        &self.mailer
+    }
+    /// The policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+    /// The audit sink.
+    pub fn audit(&self) -> &A {
+        &self.audit
+    }
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Loads a user's record; a user without one gets the empty record (no 2FA).
+    async fn load(
+        &self,
+        user: &UserId,
+    ) -> Result<(TwoFactorRecord, Option<crate::store::Version>), Error> {
+        let loaded = self
+            .store
+            .load(user)
+            .await
+            .map_err(|e| Error::Store(Box::new(e)))?;
+        Ok(match loaded {
+            Some(v) => (v.record, Some(v.version)),
+            None => (TwoFactorRecord::default(), None),
+        })
+    }
+
+    /// Load, one transition, compare-and-swap save (retrying on conflict), then audit events and
+    /// notices.
+    async fn run<T, F>(
+        &self,
+        user: &UserId,
+        context: Option<&LoginContext>,
+        mut step: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut(&TwoFactorRecord, u64, &mut SysRng) -> Result<Transition<T>, DomainError>,
+    {
+        let now = self.clock.now();
+        for _ in 0..self.max_save_attempts {
+            let (record, version) = self.load(user).await?;
+            let transition = step(&record, now, &mut SysRng)?;
+            drop(record);
+            let (next, changed, outcome, events, notices) = transition.into_parts();
+            if changed {
+                let saved = self
+                    .store
+                    .save(user, &next, version)
+                    .await
+                    .map_err(|e| Error::Store(Box::new(e)))?;
+                if saved == SaveOutcome::Conflict {
+                    tracing::debug!("save conflict; reloading");
+                    continue;
+                }
+            }
+            drop(next);
+            self.publish(user, now, context, events, notices).await?;
+            return Ok(outcome);
+        }
+        tracing::warn!(
+            attempts = self.max_save_attempts,
+            "giving up after save conflicts"
+        );
+        Err(Error::Contention {
+            attempts: self.max_save_attempts,
+        })
+    }
+
+    /// Records the events, then sends the notices. A failed notice is audited; it fails the
+    /// operation only if it must be delivered.
+    async fn publish(
+        &self,
+        user: &UserId,
+        now: u64,
+        context: Option<&LoginContext>,
+        events: Vec<AuditKind>,
+        notices: Vec<Notice>,
+    ) -> Result<(), Error> {
+        let event = |kind| AuditEvent::new(user.clone(), now, kind, context.cloned());
+        for kind in events {
+            self.audit.record(&event(kind));
+        }
+        let mut failure = None;
+        for notice in notices {
+            if let Err(e) = self.mailer.send(user, &notice).await {
+                tracing::warn!(notice = ?notice.kind(), error = %e, "notice not sent");
+                self.audit.record(&event(AuditKind::NoticeFailed {
+                    notice: notice.kind(),
+                }));
+                if notice.must_deliver() && failure.is_none() {
+                    failure = Some(Error::Mailer(Box::new(e)));
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    // ----- enrollment -----
+
+    /// Starts enrolling an authenticator: returns the QR code, URI and manual key to show, and
+    /// keeps the secret pending until [`finish_enrollment`](Self::finish_enrollment) (15
+    /// minutes by default). Calling it again restarts with a new secret.
+    ///
+    /// `account` is the name the app shows under the issuer (login or e-mail address);
+    /// `reauth` proves the host checked the password within the last 10 minutes.
+    ///
+    /// # Errors
+    /// [`Error::ReauthenticationRequired`], [`Error::AlreadyEnrolled`] (use
+    /// [`start_rotation`](Self::start_rotation)), [`Error::InvalidAccountName`],
+    /// [`Error::NamesTooLong`], and the infrastructure errors ([`Error::Store`],
+    /// [`Error::Contention`], [`Error::Rng`]).
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn start_enrollment(
+        &self,
+        user: &UserId,
+        account: &str,
+        reauth: Reauthenticated,
+    ) -> Result<EnrollmentStarted, Error> {
+        self.run(user, None, |r, now, rng| {
+            r.start_enrollment(now, reauth, account, &self.settings, rng)
+        })
+        .await
+    }
+
+    /// Confirms the pending enrollment (or rotation) with a code from the new authenticator:
+    /// 2FA is on, the code cannot be used again, the user is notified, and the recovery codes
+    /// are returned — show them now, they are never shown again.
+    ///
+    /// After a [`LoginDecision::MustEnroll`], a successful call also completes the login.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCode`], [`Error::Malformed`], [`Error::Throttled`],
+    /// [`Error::NoPendingEnrollment`] (start again), and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn finish_enrollment(&self, user: &UserId, code: &str) -> Result<Enrolled, Error> {
+        checked(
+            self.run(user, None, |r, now, rng| {
+                r.finish_enrollment(now, code, &self.settings, rng)
+            })
+            .await?,
+        )
+    }
+
+    /// Abandons the pending enrollment or rotation.
+    ///
+    /// # Errors
+    /// [`Error::NoPendingEnrollment`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn cancel_enrollment(&self, user: &UserId) -> Result<(), Error> {
+        self.run(user, None, |r, _, _| r.cancel_enrollment()).await
+    }
+
+    /// Starts replacing the active authenticator (new phone): needs a fresh password check and
+    /// a code from the current authenticator. Confirm with
+    /// [`finish_enrollment`](Self::finish_enrollment), which revokes trusted devices and
+    /// returns new recovery codes; until then the current authenticator keeps working.
+    ///
+    /// # Errors
+    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`], [`Error::InvalidCode`],
+    /// [`Error::Malformed`], [`Error::Throttled`], [`Error::InvalidAccountName`],
+    /// [`Error::NamesTooLong`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn start_rotation(
+        &self,
+        user: &UserId,
+        account: &str,
+        current_code: &str,
+        reauth: Reauthenticated,
+    ) -> Result<EnrollmentStarted, Error> {
+        checked(
+            self.run(user, None, |r, now, rng| {
+                r.start_rotation(now, reauth, current_code, account, &self.settings, rng)
+            })
+            .await?,
+        )
+    }
+
+    /// The user turns 2FA off, with a fresh password check and a code (TOTP or recovery
+    /// code). Secrets, recovery codes and trusted devices are deleted; the user is notified.
+    ///
+    /// # Errors
+    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`], [`Error::InvalidCode`],
+    /// [`Error::Malformed`], [`Error::Throttled`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn disable(
+        &self,
+        user: &UserId,
+        reauth: Reauthenticated,
+        factor: Factor<'_>,
+    ) -> Result<(), Error> {
+        checked(
+            self.run(user, None, |r, now, _| {
+                r.disable(now, reauth, factor, &self.settings)
+            })
+            .await?,
+        )
+    }
+
+    /// An administrator resets a user's 2FA (lost phone): no code needed. Secrets, recovery
+    /// codes and trusted devices are deleted, the user is notified, and the audit event names
+    /// `admin`. Check the administrator's rights before calling.
+    ///
+    /// # Errors
+    /// [`Error::NotEnrolled`] when there is nothing to reset, and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user, admin.id = %admin))]
+    pub async fn reset_by_admin(&self, user: &UserId, admin: &UserId) -> Result<(), Error> {
+        self.run(user, None, |r, _, _| r.reset_by_admin(admin))
+            .await
+    }
+
+    /// An administrator invites a user to enable 2FA: mails them `link` (your enrollment page).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyEnrolled`], [`Error::Mailer`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user, admin.id = %admin))]
+    pub async fn invite(&self, user: &UserId, admin: &UserId, link: &str) -> Result<(), Error> {
+        self.run(user, None, |r, _, _| r.invite(admin, link)).await
+    }
+
+    /// An administrator provisions an authenticator secret for a user and it is **mailed** to
+    /// them (Bista-style); the user confirms with a code through
+    /// [`finish_enrollment`](Self::finish_enrollment). Returns when the pending enrollment
+    /// expires (a day by default).
+    ///
+    /// Dangerous, hence the name: the secret travels by e-mail, so anyone who can read the
+    /// mailbox can clone the authenticator. Prefer [`invite`](Self::invite).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyEnrolled`] (reset first), [`Error::InvalidAccountName`],
+    /// [`Error::NamesTooLong`], [`Error::Mailer`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user, admin.id = %admin))]
+    pub async fn start_enrollment_by_mail_dangerous(
+        &self,
+        user: &UserId,
+        admin: &UserId,
+        account: &str,
+    ) -> Result<u64, Error> {
+        self.run(user, None, |r, now, rng| {
+            r.start_enrollment_by_mail_dangerous(now, admin, account, &self.settings, rng)
+        })
+        .await
+    }
+
+    // ----- login -----
+
+    /// After the password was accepted: does this login need a second factor? The policy is
+    /// asked fresh, a valid trusted-device token skips the challenge (when the policy allows
+    /// trusted devices), and under a mail-code policy the code is mailed now.
+    ///
+    /// Log the user in only on [`LoginDecision::Granted`].
+    ///
+    /// # Errors
+    /// [`Error::Mailer`] when a login code could not be sent, and the infrastructure errors.
+    /// Any error means: do not log the user in.
+    #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
+    pub async fn begin_login(
+        &self,
+        principal: &Principal,
+        device_token: Option<&str>,
+        context: &LoginContext,
+    ) -> Result<LoginDecision, Error> {
+        self.run(&principal.user, Some(context), |r, now, rng| {
+            let requirement = self
+                .policy
+                .requirement(principal, &r.enrollment_status(), now);
+            r.begin_login(
+                now,
+                &requirement,
+                device_token,
+                context,
+                &self.settings,
+                rng,
+            )
+        })
+        .await
+    }
+
+    /// The second step of a login: checks a TOTP code, a recovery code or a mailed code.
+    /// With `remember_device` (a label such as "Firefox on Linux") and a policy that allows
+    /// trusted devices, the result carries a device token for a cookie.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCode`] (wrong, replayed, late, or no such factor pending — including a
+    /// user without 2FA), [`Error::Malformed`], [`Error::Throttled`], and the infrastructure
+    /// errors. Any error means: do not log the user in.
+    #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
+    pub async fn finish_login(
+        &self,
+        principal: &Principal,
+        factor: Factor<'_>,
+        remember_device: Option<&str>,
+        context: &LoginContext,
+    ) -> Result<LoginGranted, Error> {
+        checked(
+            self.run(&principal.user, Some(context), |r, now, rng| {
+                let requirement = self
+                    .policy
+                    .requirement(principal, &r.enrollment_status(), now);
+                r.finish_login(
+                    now,
+                    &requirement,
+                    factor,
+                    remember_device,
+                    context,
+                    &self.settings,
+                    rng,
+                )
+            })
+            .await?,
+        )
+    }
+
+    /// Mails a new login code to a user whose login is waiting for one. Returns its expiry.
+    ///
+    /// # Errors
+    /// [`Error::NoPendingLogin`] (log in again), [`Error::Throttled`] when too many codes were
+    /// sent (the last one still works), [`Error::Mailer`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn resend_mailed_code(
+        &self,
+        user: &UserId,
+        context: &LoginContext,
+    ) -> Result<u64, Error> {
+        checked(
+            self.run(user, Some(context), |r, now, rng| {
+                r.resend_mailed_code(now, context, &self.settings, rng)
+            })
+            .await?,
+        )
+    }
+
+    // ----- devices, recovery codes, status -----
+
+    /// The user's trusted devices (not expired).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn list_devices(&self, user: &UserId) -> Result<Vec<DeviceInfo>, Error> {
+        let now = self.clock.now();
+        Ok(self.load(user).await?.0.trusted_devices(now))
+    }
+
+    /// Revokes one trusted device (its token stops working at once).
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn revoke_device(&self, user: &UserId, device: &DeviceId) -> Result<(), Error> {
+        self.run(user, None, |r, _, _| {
+            r.revoke_device(device).map(|t| t.map(|_| ()))
+        })
+        .await
+    }
+
+    /// Revokes every trusted device; returns how many there were.
+    ///
+    /// # Errors
+    /// The infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn revoke_all_devices(&self, user: &UserId) -> Result<usize, Error> {
+        self.run(user, None, |r, _, _| Ok(r.revoke_all_devices()))
+            .await
+    }
+
+    /// Replaces the recovery codes with a new set (the old ones stop working) and returns the
+    /// new codes — show them once. Needs a fresh password check.
+    ///
+    /// # Errors
+    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`], and the infrastructure
+    /// errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user: &UserId,
+        reauth: Reauthenticated,
+    ) -> Result<RecoveryCodes, Error> {
+        self.run(user, None, |r, now, rng| {
+            r.regenerate_recovery_codes(now, reauth, &self.settings, rng)
+        })
+        .await
+    }
+
+    /// A summary of the user's 2FA for their account page or an admin screen.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn status(&self, user: &UserId) -> Result<TwoFactorStatus, Error> {
+        let now = self.clock.now();
+        Ok(self.load(user).await?.0.status(now, &self.settings))
+    }
+}
