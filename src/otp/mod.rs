@@ -20,8 +20,8 @@ pub use totp::{DEFAULT_PERIOD, DEFAULT_SKEW, MAX_SKEW, MIN_PERIOD, Totp, TotpBui
 use core::fmt;
 use core::str::FromStr;
 
-use hmac::{Hmac, KeyInit, Mac};
 use subtle::{ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater};
+use zeroize::Zeroize;
 
 /// The default number of digits in a code (what every authenticator app supports).
 pub const DEFAULT_DIGITS: u8 = 6;
@@ -160,34 +160,216 @@ fn truncate(mac: &[u8], digits: u8) -> u32 {
         mac[offset + 2],
         mac[offset + 3],
     ]) & 0x7fff_ffff;
-    bin % POW10[usize::from(digits)]
+    // Constant divisors for the digit counts in use compile to multiplications.
+    match digits {
+        6 => bin % 1_000_000,
+        7 => bin % 10_000_000,
+        8 => bin % 100_000_000,
+        _ => bin % POW10[usize::from(digits)],
+    }
 }
 
-/// Computes the truncated HOTP value for `counter` from an already keyed HMAC.
-fn value_at<M: Mac + Clone>(keyed: &M, counter: u64, digits: u8) -> u32 {
-    let mut mac = keyed.clone();
-    mac.update(&counter.to_be_bytes());
-    truncate(&mac.finalize().into_bytes(), digits)
+/// A hash function seen through its compression function: all HMAC needs for the short,
+/// fixed-shape messages of HOTP.
+///
+/// HOTP hashes `K ^ ipad || counter` and `K ^ opad || inner hash`. Both messages fit in one
+/// block after the pad block, so with the two pad blocks compressed once per key, each counter
+/// costs exactly two compressions and no buffering. This is HMAC (RFC 2104) computed the way
+/// its §4 suggests ("precompute the intermediate results"), checked against the RFC 4226 and
+/// RFC 6238 vectors, the `hmac` crate, oathtool and pyotp in the tests.
+trait BlockHash {
+    /// The chaining value.
+    type State: Copy + Zeroize;
+    /// One input block.
+    type Block: Copy + Zeroize + AsRef<[u8]> + AsMut<[u8]>;
+    /// The initial chaining value (FIPS 180-4 §5.3).
+    const INITIAL: Self::State;
+    /// An all-zero block.
+    const ZERO_BLOCK: Self::Block;
+    /// The digest length in bytes.
+    const OUTPUT_LEN: usize;
+    /// Runs the compression function over one block.
+    fn compress(state: &mut Self::State, block: &Self::Block);
+    /// Writes the chaining value big-endian into `out` (`OUTPUT_LEN` bytes).
+    fn write_output(state: &Self::State, out: &mut [u8]);
+    /// The whole hash of `data` into `out` (`OUTPUT_LEN` bytes): for keys longer than a block.
+    fn digest(data: &[u8], out: &mut [u8]);
 }
 
-fn keyed<D>(key: &[u8]) -> Hmac<D>
-where
-    D: hmac::EagerHash,
-    Hmac<D>: KeyInit,
-{
-    match <Hmac<D> as KeyInit>::new_from_slice(key) {
-        Ok(mac) => mac,
-        // HMAC accepts keys of any length (longer ones are hashed); this arm cannot run.
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
+struct Sha1;
+struct Sha256;
+struct Sha512;
+
+impl BlockHash for Sha1 {
+    type State = [u32; 5];
+    type Block = [u8; 64];
+    const INITIAL: [u32; 5] = [
+        0x6745_2301,
+        0xefcd_ab89,
+        0x98ba_dcfe,
+        0x1032_5476,
+        0xc3d2_e1f0,
+    ];
+    const ZERO_BLOCK: [u8; 64] = [0; 64];
+    const OUTPUT_LEN: usize = 20;
+    fn compress(state: &mut [u32; 5], block: &[u8; 64]) {
+        sha1::block_api::compress(state, core::slice::from_ref(block));
+    }
+    fn write_output(state: &[u32; 5], out: &mut [u8]) {
+        for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+    }
+    fn digest(data: &[u8], out: &mut [u8]) {
+        let mut hash = <sha1::Sha1 as sha1::Digest>::digest(data);
+        out.copy_from_slice(&hash);
+        hash.as_mut_slice().zeroize();
+    }
+}
+
+impl BlockHash for Sha256 {
+    type State = [u32; 8];
+    type Block = [u8; 64];
+    const INITIAL: [u32; 8] = [
+        0x6a09_e667,
+        0xbb67_ae85,
+        0x3c6e_f372,
+        0xa54f_f53a,
+        0x510e_527f,
+        0x9b05_688c,
+        0x1f83_d9ab,
+        0x5be0_cd19,
+    ];
+    const ZERO_BLOCK: [u8; 64] = [0; 64];
+    const OUTPUT_LEN: usize = 32;
+    fn compress(state: &mut [u32; 8], block: &[u8; 64]) {
+        sha2::block_api::compress256(state, core::slice::from_ref(block));
+    }
+    fn write_output(state: &[u32; 8], out: &mut [u8]) {
+        for (chunk, word) in out.chunks_exact_mut(4).zip(state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+    }
+    fn digest(data: &[u8], out: &mut [u8]) {
+        let mut hash = <sha2::Sha256 as sha2::Digest>::digest(data);
+        out.copy_from_slice(&hash);
+        hash.as_mut_slice().zeroize();
+    }
+}
+
+impl BlockHash for Sha512 {
+    type State = [u64; 8];
+    type Block = [u8; 128];
+    const INITIAL: [u64; 8] = [
+        0x6a09_e667_f3bc_c908,
+        0xbb67_ae85_84ca_a73b,
+        0x3c6e_f372_fe94_f82b,
+        0xa54f_f53a_5f1d_36f1,
+        0x510e_527f_ade6_82d1,
+        0x9b05_688c_2b3e_6c1f,
+        0x1f83_d9ab_fb41_bd6b,
+        0x5be0_cd19_137e_2179,
+    ];
+    const ZERO_BLOCK: [u8; 128] = [0; 128];
+    const OUTPUT_LEN: usize = 64;
+    fn compress(state: &mut [u64; 8], block: &[u8; 128]) {
+        sha2::block_api::compress512(state, core::slice::from_ref(block));
+    }
+    fn write_output(state: &[u64; 8], out: &mut [u8]) {
+        for (chunk, word) in out.chunks_exact_mut(8).zip(state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+    }
+    fn digest(data: &[u8], out: &mut [u8]) {
+        let mut hash = <sha2::Sha512 as sha2::Digest>::digest(data);
+        out.copy_from_slice(&hash);
+        hash.as_mut_slice().zeroize();
+    }
+}
+
+/// HMAC keyed once: the chaining values after the `K ^ ipad` and `K ^ opad` blocks, plus a
+/// working state and a block reused for every counter, so that everything derived from the
+/// key lives here and is wiped once, on drop.
+struct KeyedHmac<H: BlockHash> {
+    inner: H::State,
+    outer: H::State,
+    work: H::State,
+    scratch: H::Block,
+}
+
+impl<H: BlockHash> KeyedHmac<H> {
+    fn new(key: &[u8]) -> Self {
+        let mut hmac = Self {
+            inner: H::INITIAL,
+            outer: H::INITIAL,
+            work: H::INITIAL,
+            scratch: H::ZERO_BLOCK,
+        };
+        // The padded key is built in place, never in a copy that would escape the wipe.
+        let block: &mut [u8] = hmac.scratch.as_mut();
+        if key.len() > block.len() {
+            // RFC 2104 §2: keys longer than a block are hashed first. Secrets are at most
+            // MAX_SECRET_BYTES = 64, so this cannot happen today; it keeps the function HMAC.
+            H::digest(key, &mut block[..H::OUTPUT_LEN]);
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        block.iter_mut().for_each(|b| *b ^= 0x36);
+        H::compress(&mut hmac.inner, &hmac.scratch);
+        let block: &mut [u8] = hmac.scratch.as_mut();
+        block.iter_mut().for_each(|b| *b ^= 0x36 ^ 0x5c);
+        H::compress(&mut hmac.outer, &hmac.scratch);
+        hmac
+    }
+
+    /// The truncated HOTP value for `counter`: two compressions, no allocation.
+    fn value_at(&mut self, counter: u64, digits: u8) -> u32 {
+        let block_len = self.scratch.as_ref().len();
+        // Inner: H(K ^ ipad || counter), the counter and its padding in one block.
+        let block: &mut [u8] = self.scratch.as_mut();
+        block.fill(0);
+        block[..8].copy_from_slice(&counter.to_be_bytes());
+        block[8] = 0x80;
+        put_bit_length(block, block_len + 8);
+        self.work = self.inner;
+        H::compress(&mut self.work, &self.scratch);
+        // Outer: H(K ^ opad || inner hash), again one block with its padding.
+        let block: &mut [u8] = self.scratch.as_mut();
+        block.fill(0);
+        H::write_output(&self.work, &mut block[..H::OUTPUT_LEN]);
+        block[H::OUTPUT_LEN] = 0x80;
+        put_bit_length(block, block_len + H::OUTPUT_LEN);
+        self.work = self.outer;
+        H::compress(&mut self.work, &self.scratch);
+        let mac = &mut self.scratch.as_mut()[..H::OUTPUT_LEN];
+        H::write_output(&self.work, mac);
+        truncate(mac, digits)
+    }
+}
+
+/// Writes the Merkle–Damgård length field (in bits, big-endian) at the end of the last block.
+/// SHA-512's field is 128 bits; its upper half stays zero for these short messages.
+fn put_bit_length(block: &mut [u8], message_bytes: usize) {
+    let n = block.len();
+    let bits = (message_bytes as u64) * 8;
+    block[n - 8..].copy_from_slice(&bits.to_be_bytes());
+}
+
+impl<H: BlockHash> Drop for KeyedHmac<H> {
+    fn drop(&mut self) {
+        self.inner.zeroize();
+        self.outer.zeroize();
+        self.work.zeroize();
+        self.scratch.zeroize();
     }
 }
 
 /// One HOTP value for `counter`.
 pub(crate) fn hotp_value(algorithm: Algorithm, key: &[u8], counter: u64, digits: u8) -> u32 {
     match algorithm {
-        Algorithm::Sha1 => value_at(&keyed::<sha1::Sha1>(key), counter, digits),
-        Algorithm::Sha256 => value_at(&keyed::<sha2::Sha256>(key), counter, digits),
-        Algorithm::Sha512 => value_at(&keyed::<sha2::Sha512>(key), counter, digits),
+        Algorithm::Sha1 => KeyedHmac::<Sha1>::new(key).value_at(counter, digits),
+        Algorithm::Sha256 => KeyedHmac::<Sha256>::new(key).value_at(counter, digits),
+        Algorithm::Sha512 => KeyedHmac::<Sha512>::new(key).value_at(counter, digits),
     }
 }
 
@@ -206,20 +388,21 @@ pub(crate) fn scan_window(
     used: Option<u64>,
 ) -> Result<u64, VerifyError> {
     match algorithm {
-        Algorithm::Sha1 => scan(&keyed::<sha1::Sha1>(key), code, digits, first, last, used),
-        Algorithm::Sha256 => scan(&keyed::<sha2::Sha256>(key), code, digits, first, last, used),
-        Algorithm::Sha512 => scan(&keyed::<sha2::Sha512>(key), code, digits, first, last, used),
+        Algorithm::Sha1 => scan::<Sha1>(key, code, digits, first, last, used),
+        Algorithm::Sha256 => scan::<Sha256>(key, code, digits, first, last, used),
+        Algorithm::Sha512 => scan::<Sha512>(key, code, digits, first, last, used),
     }
 }
 
-fn scan<M: Mac + Clone>(
-    keyed: &M,
+fn scan<H: BlockHash>(
+    key: &[u8],
     code: u32,
     digits: u8,
     first: u64,
     last: u64,
     used: Option<u64>,
 ) -> Result<u64, VerifyError> {
+    let mut hmac = KeyedHmac::<H>::new(key);
     let mut fresh_found = subtle::Choice::from(0);
     let mut fresh_step = 0u64;
     let mut replay_found = subtle::Choice::from(0);
@@ -229,7 +412,7 @@ fn scan<M: Mac + Clone>(
     };
     let mut counter = first;
     loop {
-        let hit = value_at(keyed, counter, digits).ct_eq(&code);
+        let hit = hmac.value_at(counter, digits).ct_eq(&code);
         // Fresh when there is no last-used step or this counter is above it.
         let fresh = !has_used | counter.ct_gt(&used_step);
         let fresh_hit = hit & fresh;
