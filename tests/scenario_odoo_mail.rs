@@ -1,0 +1,406 @@
+//! Reference scenario: Odoo's "2FA by mail" enforcement (reference doc 000, "Enforce two-factor
+//! authentication").
+//!
+//! Settings → Permissions → "Enforce two-factor authentication", for "Employees only" or "All
+//! users" (portal users too). An enforced user without an authenticator app receives a login
+//! code by e-mail: 6 digits, valid one hour, which they may ask for again; sends and failed
+//! checks are limited to 5 per hour.
+
+use twofactor::account::{
+    DenyReason, Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision,
+    Reauthenticated,
+};
+use twofactor::audit::{AuditKind, RecordingAudit};
+use twofactor::mail::{Notice, NoticeKind, RecordingMailer};
+use twofactor::service::{Error, TwoFactor};
+use twofactor::{
+    Clock, EnforcementPolicy, KeyUri, ManualClock, MemoryStore, Principal, RequiredForAll,
+    RequiredForRoles, Totp, WhenUnenrolled,
+};
+
+const T0: u64 = 1_700_000_000;
+const HOUR: u64 = 3_600;
+
+type Service<P> = TwoFactor<MemoryStore, RecordingMailer, P, ManualClock, RecordingAudit>;
+
+/// The radio buttons under "Enforce two-factor authentication".
+fn employees_only() -> RequiredForRoles {
+    RequiredForRoles::new(["employee"], WhenUnenrolled::MailCode)
+}
+fn all_users() -> RequiredForAll {
+    RequiredForAll::new(WhenUnenrolled::MailCode)
+}
+
+fn odoo<P: EnforcementPolicy>(policy: P) -> Service<P> {
+    TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+        .clock(ManualClock::new(T0))
+        .audit(RecordingAudit::new())
+        .build()
+}
+
+fn employee() -> Principal {
+    Principal::new("marc.demo").with_role("employee")
+}
+fn portal_user() -> Principal {
+    Principal::new("joel.willis").with_role("portal")
+}
+
+/// The code in the last login e-mail to `p`.
+fn mailed_code<P: EnforcementPolicy>(tf: &Service<P>, p: &Principal) -> String {
+    tf.mailer()
+        .last_login_code_for(&p.user)
+        .expect("a login code was mailed")
+}
+
+/// Six digits that are not `code`.
+fn other_code(code: &str) -> String {
+    let n: u32 = code.parse().expect("digits");
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+fn login_codes_sent<P: EnforcementPolicy>(tf: &Service<P>, p: &Principal) -> usize {
+    tf.mailer()
+        .kinds_for(&p.user)
+        .iter()
+        .filter(|k| **k == NoticeKind::LoginCode)
+        .count()
+}
+
+#[tokio::test]
+async fn employees_only_mails_a_code_to_employees_and_leaves_portal_users_alone() {
+    let tf = odoo(employees_only());
+    let ctx = LoginContext::new().device("Chrome on Windows");
+
+    // The employee has no authenticator app: a code is mailed at login.
+    let marc = employee();
+    let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
+    assert_eq!(
+        decision,
+        LoginDecision::CodeMailed {
+            expires_at: T0 + HOUR
+        }
+    );
+    let Some(Notice::LoginCode {
+        expires_at,
+        context,
+        ..
+    }) = tf.mailer().last_for(&marc.user)
+    else {
+        panic!("expected a login code notice");
+    };
+    assert_eq!(expires_at, T0 + HOUR);
+    assert_eq!(context.device.as_deref(), Some("Chrome on Windows"));
+    let code = mailed_code(&tf, &marc);
+    assert_eq!(code.len(), 6);
+    assert!(code.bytes().all(|b| b.is_ascii_digit()));
+
+    // The password alone is not enough: a wrong code fails, the mailed one works.
+    assert!(matches!(
+        tf.finish_login(&marc, Factor::MailedCode(&other_code(&code)), None, &ctx)
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    let granted = tf
+        .finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(granted.factor, FactorKind::MailedCode);
+    assert!(
+        tf.audit()
+            .kinds_for(&marc.user)
+            .contains(&AuditKind::LoginSucceeded {
+                factor: FactorKind::MailedCode
+            })
+    );
+
+    // A portal user is not enforced under "Employees only": password only, no mail.
+    let joel = portal_user();
+    assert_eq!(
+        tf.begin_login(&joel, None, &ctx).await.unwrap(),
+        LoginDecision::Granted {
+            reason: GrantReason::NotRequired
+        }
+    );
+    assert_eq!(tf.mailer().count_for(&joel.user), 0);
+}
+
+#[tokio::test]
+async fn all_users_mails_a_code_to_portal_users_too() {
+    let tf = odoo(all_users());
+    let ctx = LoginContext::new();
+    for p in [employee(), portal_user()] {
+        assert_eq!(
+            tf.begin_login(&p, None, &ctx).await.unwrap(),
+            LoginDecision::CodeMailed {
+                expires_at: T0 + HOUR
+            },
+            "{:?}",
+            p.user
+        );
+        let code = mailed_code(&tf, &p);
+        tf.finish_login(&p, Factor::MailedCode(&code), None, &ctx)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_enforced_user_with_an_app_is_asked_for_the_app_code_not_mailed() {
+    let tf = odoo(employees_only());
+    let marc = employee();
+    let ctx = LoginContext::new();
+    let started = tf
+        .start_enrollment(&marc.user, "marc", Reauthenticated::at(T0))
+        .await
+        .unwrap();
+    let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
+    let code = Totp::default().generate(&secret, T0).to_string();
+    tf.finish_enrollment(&marc.user, &code).await.unwrap();
+
+    tf.clock().advance(30);
+    assert!(matches!(
+        tf.begin_login(&marc, None, &ctx).await.unwrap(),
+        LoginDecision::Challenge { .. }
+    ));
+    assert_eq!(login_codes_sent(&tf, &marc), 0);
+    let code = Totp::default()
+        .generate(&secret, tf.clock().now())
+        .to_string();
+    tf.finish_login(&marc, Factor::Totp(&code), None, &ctx)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_mailed_code_is_valid_for_one_hour_and_only_once() {
+    let tf = odoo(employees_only());
+    let marc = employee();
+    let ctx = LoginContext::new();
+
+    // Valid at 59:59.
+    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let code = mailed_code(&tf, &marc);
+    tf.clock().set(T0 + HOUR - 1);
+    tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+        .await
+        .unwrap();
+    // Once.
+    assert!(matches!(
+        tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+            .await,
+        Err(Error::InvalidCode)
+    ));
+
+    // Invalid at 60:00 and later.
+    let sent_at = T0 + 2 * HOUR;
+    tf.clock().set(sent_at);
+    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let code = mailed_code(&tf, &marc);
+    tf.clock().set(sent_at + HOUR);
+    assert!(matches!(
+        tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    // The login waiting for the code ends with it; the audit trail says why it failed.
+    assert!(matches!(
+        tf.audit().kinds_for(&marc.user).last(),
+        Some(AuditKind::LoginFailed {
+            factor: FactorKind::MailedCode,
+            reason: FailureReason::Expired | FailureReason::ExpiredChallenge
+        })
+    ));
+    tf.clock().set(sent_at + HOUR + 600);
+    assert!(matches!(
+        tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+            .await,
+        Err(Error::InvalidCode)
+    ));
+}
+
+#[tokio::test]
+async fn asking_again_mails_a_new_code_that_replaces_the_old_one() {
+    let tf = odoo(employees_only());
+    let marc = employee();
+    let ctx = LoginContext::new();
+    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let first = mailed_code(&tf, &marc);
+
+    tf.clock().advance(120);
+    let expires_at = tf.resend_mailed_code(&marc.user, &ctx).await.unwrap();
+    assert_eq!(expires_at, T0 + 120 + HOUR);
+    assert_eq!(login_codes_sent(&tf, &marc), 2);
+    let second = mailed_code(&tf, &marc);
+    if first != second {
+        assert!(matches!(
+            tf.finish_login(&marc, Factor::MailedCode(&first), None, &ctx)
+                .await,
+            Err(Error::InvalidCode)
+        ));
+    }
+    tf.finish_login(&marc, Factor::MailedCode(&second), None, &ctx)
+        .await
+        .unwrap();
+
+    // Nothing to resend once the login is finished.
+    assert!(matches!(
+        tf.resend_mailed_code(&marc.user, &ctx).await,
+        Err(Error::NoPendingLogin)
+    ));
+}
+
+#[tokio::test]
+async fn at_most_five_codes_are_mailed_per_hour() {
+    let tf = odoo(employees_only());
+    let marc = employee();
+    let ctx = LoginContext::new();
+
+    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    for _ in 0..4 {
+        tf.clock().advance(60);
+        tf.resend_mailed_code(&marc.user, &ctx).await.unwrap();
+    }
+    assert_eq!(login_codes_sent(&tf, &marc), 5);
+    let last = mailed_code(&tf, &marc);
+
+    // The sixth within the hour is refused; the last code still works.
+    tf.clock().advance(60);
+    assert!(matches!(
+        tf.resend_mailed_code(&marc.user, &ctx).await,
+        Err(Error::Throttled { retry_at }) if retry_at == T0 + HOUR
+    ));
+    assert_eq!(
+        tf.begin_login(&marc, None, &ctx).await.unwrap(),
+        LoginDecision::CodeMailed {
+            expires_at: T0 + 4 * 60 + HOUR
+        },
+        "a new login points at the code still valid"
+    );
+    assert_eq!(login_codes_sent(&tf, &marc), 5);
+    assert!(
+        tf.audit()
+            .kinds_for(&marc.user)
+            .contains(&AuditKind::MailThrottled {
+                retry_at: T0 + HOUR
+            })
+    );
+    tf.finish_login(&marc, Factor::MailedCode(&last), None, &ctx)
+        .await
+        .unwrap();
+
+    // Still within the hour of the first send, with no valid code left: denied, no mail.
+    assert_eq!(
+        tf.begin_login(&marc, None, &ctx).await.unwrap(),
+        LoginDecision::Denied {
+            reason: DenyReason::MailThrottled {
+                retry_at: T0 + HOUR
+            }
+        }
+    );
+    assert_eq!(login_codes_sent(&tf, &marc), 5);
+
+    // An hour after the first send, one more may go.
+    tf.clock().set(T0 + HOUR);
+    assert!(matches!(
+        tf.begin_login(&marc, None, &ctx).await.unwrap(),
+        LoginDecision::CodeMailed { .. }
+    ));
+    assert_eq!(login_codes_sent(&tf, &marc), 6);
+}
+
+#[tokio::test]
+async fn at_most_five_failed_checks_per_hour() {
+    let tf = odoo(employees_only());
+    let marc = employee();
+    let ctx = LoginContext::new();
+    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let code = mailed_code(&tf, &marc);
+    let wrong = other_code(&code);
+
+    for i in 0..5 {
+        tf.clock().set(T0 + 10 * i);
+        assert!(matches!(
+            tf.finish_login(&marc, Factor::MailedCode(&wrong), None, &ctx)
+                .await,
+            Err(Error::InvalidCode)
+        ));
+    }
+    // The sixth check is refused without looking at the code, even the right one.
+    tf.clock().set(T0 + 100);
+    assert!(matches!(
+        tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+            .await,
+        Err(Error::Throttled { retry_at }) if retry_at == T0 + HOUR
+    ));
+    assert_eq!(
+        tf.status(&marc.user).await.unwrap().throttled_until,
+        Some(T0 + HOUR)
+    );
+    // A new login is denied while throttled, and no code is mailed for it.
+    assert_eq!(
+        tf.begin_login(&marc, None, &ctx).await.unwrap(),
+        LoginDecision::Denied {
+            reason: DenyReason::Throttled {
+                retry_at: T0 + HOUR
+            }
+        }
+    );
+    assert_eq!(login_codes_sent(&tf, &marc), 1);
+    let failures = tf
+        .audit()
+        .kinds_for(&marc.user)
+        .iter()
+        .filter(|k| {
+            matches!(
+                k,
+                AuditKind::LoginFailed {
+                    reason: FailureReason::WrongCode,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(failures, 5);
+
+    // Typing letters is not a check: not counted, but still no way in.
+    assert!(matches!(
+        tf.finish_login(&marc, Factor::MailedCode("abcdef"), None, &ctx)
+            .await,
+        Err(Error::Malformed(_))
+    ));
+
+    // An hour after the last failure: the first code has expired, a new login mails a new one.
+    tf.clock().set(T0 + HOUR + 40);
+    assert!(matches!(
+        tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    assert!(matches!(
+        tf.begin_login(&marc, None, &ctx).await.unwrap(),
+        LoginDecision::CodeMailed { .. }
+    ));
+    let code = mailed_code(&tf, &marc);
+    tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_mailed_code_is_not_an_app_code_nor_a_recovery_code() {
+    let tf = odoo(all_users());
+    let joel = portal_user();
+    let ctx = LoginContext::new();
+    tf.begin_login(&joel, None, &ctx).await.unwrap();
+    let code = mailed_code(&tf, &joel);
+    // Submitted as a TOTP code by a user without an app: refused.
+    assert!(matches!(
+        tf.finish_login(&joel, Factor::Totp(&code), None, &ctx)
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    // The mailed code itself still works.
+    tf.finish_login(&joel, Factor::MailedCode(&code), None, &ctx)
+        .await
+        .unwrap();
+}
