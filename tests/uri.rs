@@ -611,6 +611,17 @@ fn rejects_empty_account_labels() {
 }
 
 #[test]
+fn rejects_a_colon_in_the_account_without_issuer() {
+    for uri in [
+        "otpauth://totp/::alice?secret=JBSWY3DPEHPK3PXP",
+        "otpauth://totp/%20:a:b?secret=JBSWY3DPEHPK3PXP",
+        "otpauth://totp/%3Aa%3Ab?secret=JBSWY3DPEHPK3PXP&issuer=%20",
+    ] {
+        assert_eq!(err(uri), UriError::AmbiguousAccount, "{uri}");
+    }
+}
+
+#[test]
 fn rejects_duplicate_known_parameters() {
     let base = "otpauth://totp/a?secret=JBSWY3DPEHPK3PXP";
     for (extra, name) in [

@@ -126,8 +126,9 @@ pub enum UriError {
     /// `algorithm`s) might be read differently by the app and by us.
     #[error("the {0} parameter appears more than once")]
     DuplicateParameter(&'static str),
-    /// Building: an account name containing `:` without an issuer. The Key URI format reads
-    /// the part before the first colon of the label as the issuer, so it cannot be expressed.
+    /// An account name containing `:` without an issuer. The Key URI format reads the part
+    /// before the first colon of the label as the issuer, so this cannot be expressed; parsing
+    /// meets it only with an empty issuer prefix (`otpauth://totp/::alice`).
     #[error("an account name containing ':' needs an issuer")]
     AmbiguousAccount,
 }
@@ -271,8 +272,8 @@ impl KeyUri {
     /// [`UriError::UnknownType`], [`UriError::InvalidEncoding`],
     /// [`UriError::DuplicateParameter`], [`UriError::MissingSecret`],
     /// [`UriError::InvalidSecret`], [`UriError::UnknownAlgorithm`],
-    /// [`UriError::InvalidNumber`], [`UriError::InvalidParams`], [`UriError::MissingCounter`]
-    /// or [`UriError::EmptyAccount`].
+    /// [`UriError::InvalidNumber`], [`UriError::InvalidParams`], [`UriError::MissingCounter`],
+    /// [`UriError::EmptyAccount`] or [`UriError::AmbiguousAccount`].
     pub fn parse(input: &str) -> Result<Self, UriError> {
         let input = input.trim();
         let rest = strip_prefix_ignore_ascii_case(input, SCHEME).ok_or(UriError::WrongScheme)?;
@@ -305,6 +306,11 @@ impl KeyUri {
         let issuer = issuer_param
             .map(str::to_owned)
             .or(label_issuer.filter(|i| !i.is_empty()));
+        // `otpauth://totp/:a:b` (an empty issuer prefix): the same rule as `KeyUri::new`, so
+        // every parsed value prints as a URI that parses back to it.
+        if issuer.is_none() && account.contains(':') {
+            return Err(UriError::AmbiguousAccount);
+        }
 
         let secret = {
             let raw = params.secret.ok_or(UriError::MissingSecret)?;

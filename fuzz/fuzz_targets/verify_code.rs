@@ -1,0 +1,4 @@
+#![no_main]
+//! Fuzz target: see `twofactor_fuzz::check_verify_code`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| twofactor_fuzz::check_verify_code(data));
