@@ -615,3 +615,584 @@ fn parse_digits(input: &str, digits: u8) -> Result<Zeroizing<String>, MalformedI
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::crypto::{FailingRng, TestRng};
+    use crate::account::enrollment::tests::{T0, active_code_at, enrolled_record};
+    use crate::mail::NoticeKind;
+
+    fn required(trusted_devices: bool) -> Requirement {
+        Requirement::Required {
+            when_unenrolled: WhenUnenrolled::BlockUntilEnrolled,
+            grace_until: None,
+            trusted_devices,
+        }
+    }
+
+    fn mail_code() -> Requirement {
+        Requirement::Required {
+            when_unenrolled: WhenUnenrolled::MailCode,
+            grace_until: None,
+            trusted_devices: true,
+        }
+    }
+
+    fn ctx() -> LoginContext {
+        LoginContext::new().device("test")
+    }
+
+    fn begin(
+        r: &TwoFactorRecord,
+        now: u64,
+        req: &Requirement,
+        token: Option<&str>,
+    ) -> Transition<LoginDecision> {
+        r.begin_login(
+            now,
+            req,
+            token,
+            &ctx(),
+            &Settings::default(),
+            &mut TestRng(now),
+        )
+        .unwrap()
+    }
+
+    fn finish(
+        r: &TwoFactorRecord,
+        now: u64,
+        req: &Requirement,
+        factor: Factor<'_>,
+        remember: Option<&str>,
+    ) -> Transition<Checked<LoginGranted>> {
+        r.finish_login(
+            now,
+            req,
+            factor,
+            remember,
+            &ctx(),
+            &Settings::default(),
+            &mut TestRng(now),
+        )
+        .unwrap()
+    }
+
+    fn wrong(code: &str) -> String {
+        if code == "000000" { "000001" } else { "000000" }.to_owned()
+    }
+
+    /// An enrolled record with an open challenge at `now`.
+    fn challenged(now: u64) -> TwoFactorRecord {
+        let r = enrolled_record(T0);
+        begin(&r, now, &Requirement::required(), None)
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn policy_answers_without_a_code() {
+        let e = enrolled_record(T0);
+        let t = begin(&e, T0, &Requirement::Off, None);
+        assert_eq!(
+            *t.outcome(),
+            LoginDecision::Granted {
+                reason: GrantReason::Off
+            }
+        );
+        assert!(!t.is_changed());
+        assert!(t.events().is_empty());
+
+        let exempt = Requirement::Exempt {
+            reason: "superuser".into(),
+        };
+        let t = begin(&e, T0, &exempt, None);
+        assert_eq!(
+            *t.outcome(),
+            LoginDecision::Granted {
+                reason: GrantReason::Exempt {
+                    reason: "superuser".into()
+                }
+            }
+        );
+        assert_eq!(
+            t.events(),
+            &[AuditKind::PolicyExemptionApplied {
+                reason: "superuser".into()
+            }]
+        );
+
+        let none = TwoFactorRecord::default();
+        let t = begin(&none, T0, &Requirement::Optional, None);
+        assert_eq!(
+            *t.outcome(),
+            LoginDecision::Granted {
+                reason: GrantReason::NotRequired
+            }
+        );
+        let t = begin(&none, T0, &Requirement::required(), None);
+        assert_eq!(*t.outcome(), LoginDecision::MustEnroll);
+        assert_eq!(t.events(), &[AuditKind::LoginBlockedUntilEnrolled]);
+        assert!(!t.is_changed());
+    }
+
+    #[test]
+    fn grace_period_ends_exactly_at_its_deadline() {
+        let none = TwoFactorRecord::default();
+        let req = Requirement::Required {
+            when_unenrolled: WhenUnenrolled::BlockUntilEnrolled,
+            grace_until: Some(T0 + 100),
+            trusted_devices: true,
+        };
+        let t = begin(&none, T0 + 99, &req, None);
+        assert_eq!(
+            *t.outcome(),
+            LoginDecision::Granted {
+                reason: GrantReason::GracePeriod {
+                    enroll_by: T0 + 100
+                }
+            }
+        );
+        assert_eq!(
+            t.events(),
+            &[AuditKind::GracePeriodLogin {
+                enroll_by: T0 + 100
+            }]
+        );
+        assert_eq!(
+            *begin(&none, T0 + 100, &req, None).outcome(),
+            LoginDecision::MustEnroll
+        );
+        // An enrolled user is challenged whatever the grace period.
+        let e = enrolled_record(T0);
+        assert!(matches!(
+            begin(&e, T0 + 99, &req, None).outcome(),
+            LoginDecision::Challenge { .. }
+        ));
+    }
+
+    #[test]
+    fn challenge_then_totp_then_replay_refused() {
+        let e = enrolled_record(T0);
+        let now = T0 + 60;
+        let t = begin(&e, now, &Requirement::Optional, None);
+        assert_eq!(
+            *t.outcome(),
+            LoginDecision::Challenge {
+                methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
+                expires_at: now + 900
+            }
+        );
+        let r = t.into_parts().0;
+        let code = active_code_at(&r, now);
+        let t = finish(&r, now, &Requirement::required(), Factor::Totp(&code), None);
+        let granted = t.outcome().as_ref().unwrap();
+        assert_eq!(granted.factor, FactorKind::Totp);
+        assert!(granted.device_token.is_none());
+        assert_eq!(
+            t.events(),
+            &[AuditKind::LoginSucceeded {
+                factor: FactorKind::Totp
+            }]
+        );
+        assert!(t.notices().is_empty());
+        let r = t.into_parts().0;
+        assert_eq!(r.last_used_step(), Some(now / 30));
+        assert!(r.challenge.is_none());
+        assert_eq!(r.code_checks.count(now, 3_600), 0);
+
+        // Same code, new challenge: a replay.
+        let r = begin(&r, now + 1, &Requirement::required(), None)
+            .into_parts()
+            .0;
+        let t = finish(
+            &r,
+            now + 1,
+            &Requirement::required(),
+            Factor::Totp(&code),
+            None,
+        );
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Invalid(FailureReason::Replayed)
+        );
+        assert!(t.events()[0].is_replay());
+        assert_eq!(t.notices()[0].kind(), NoticeKind::FailedCodeAttempt);
+        assert!(t.is_changed()); // counted
+        assert!(t.record().challenge.is_some()); // still open
+    }
+
+    #[test]
+    fn second_step_needs_an_open_challenge() {
+        let e = enrolled_record(T0);
+        let now = T0 + 60;
+        let code = active_code_at(&e, now);
+        // Never begun.
+        let t = finish(&e, now, &Requirement::required(), Factor::Totp(&code), None);
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Invalid(FailureReason::ExpiredChallenge)
+        );
+        assert_eq!(t.record().code_checks.count(now, 3_600), 1);
+        // Begun at `now`, open until now + 900 (exclusive).
+        let r = challenged(now);
+        let late = now + 900;
+        let t = finish(
+            &r,
+            late,
+            &Requirement::required(),
+            Factor::Totp(&active_code_at(&r, late)),
+            None,
+        );
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Invalid(FailureReason::ExpiredChallenge)
+        );
+        assert!(t.record().challenge.is_none());
+        let last = late - 1;
+        let t = finish(
+            &r,
+            last,
+            &Requirement::required(),
+            Factor::Totp(&active_code_at(&r, last)),
+            None,
+        );
+        assert!(t.outcome().is_ok());
+    }
+
+    #[test]
+    fn malformed_input_is_neither_checked_nor_counted() {
+        let r = challenged(T0 + 60);
+        for (factor, kind) in [
+            (Factor::Totp(""), FactorKind::Totp),
+            (Factor::Totp("12345"), FactorKind::Totp),
+            (Factor::Totp("1234567"), FactorKind::Totp),
+            (Factor::Totp("12345x"), FactorKind::Totp),
+            (Factor::RecoveryCode("abc"), FactorKind::RecoveryCode),
+            (
+                Factor::RecoveryCode("abcd-efgh-u1"),
+                FactorKind::RecoveryCode,
+            ),
+            (Factor::MailedCode("12 34 5"), FactorKind::MailedCode),
+            (Factor::MailedCode("one"), FactorKind::MailedCode),
+        ] {
+            let t = finish(&r, T0 + 61, &Requirement::required(), factor, None);
+            assert!(
+                matches!(t.outcome(), Err(Refusal::Malformed(_))),
+                "{factor:?}"
+            );
+            assert!(!t.is_changed());
+            assert_eq!(
+                t.events(),
+                &[AuditKind::LoginFailed {
+                    factor: kind,
+                    reason: FailureReason::Malformed
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn five_checks_per_hour_counted_before_the_check() {
+        let now = T0 + 60;
+        let mut r = challenged(now);
+        let good = active_code_at(&r, now);
+        for i in 0..5 {
+            let t = finish(
+                &r,
+                now + i,
+                &Requirement::required(),
+                Factor::Totp(&wrong(&good)),
+                None,
+            );
+            assert_eq!(
+                t.outcome().as_ref().unwrap_err(),
+                &Refusal::Invalid(FailureReason::WrongCode)
+            );
+            r = t.into_parts().0;
+        }
+        let t = finish(
+            &r,
+            now + 5,
+            &Requirement::required(),
+            Factor::Totp(&good),
+            None,
+        );
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Throttled {
+                retry_at: now + 3_600
+            }
+        );
+        assert!(!t.is_changed());
+        assert_eq!(
+            t.events(),
+            &[AuditKind::LoginThrottled {
+                retry_at: now + 3_600
+            }]
+        );
+        // begin_login says so up front.
+        let t = begin(&r, now + 6, &Requirement::required(), None);
+        assert_eq!(
+            *t.outcome(),
+            LoginDecision::Denied {
+                reason: DenyReason::Throttled {
+                    retry_at: now + 3_600
+                }
+            }
+        );
+        // One hour after the first failure, one more check is admitted.
+        let later = now + 3_600;
+        let r = begin(&r, later, &Requirement::required(), None)
+            .into_parts()
+            .0;
+        let t = finish(
+            &r,
+            later,
+            &Requirement::required(),
+            Factor::Totp(&active_code_at(&r, later)),
+            None,
+        );
+        assert!(t.outcome().is_ok());
+    }
+
+    #[test]
+    fn recovery_code_works_once() {
+        let s = Settings::default();
+        let mut rng = TestRng(11);
+        let e = enrolled_record(T0);
+        let t = e
+            .regenerate_recovery_codes(T0, super::super::Reauthenticated::at(T0), &s, &mut rng)
+            .unwrap();
+        let code = t.outcome().expose_secret()[3].to_owned();
+        let r = begin(t.record(), T0 + 1, &Requirement::required(), None)
+            .into_parts()
+            .0;
+        let t = finish(
+            &r,
+            T0 + 2,
+            &Requirement::required(),
+            Factor::RecoveryCode(&code),
+            None,
+        );
+        let granted = t.outcome().as_ref().unwrap();
+        assert_eq!(granted.factor, FactorKind::RecoveryCode);
+        assert_eq!(granted.recovery_codes_left, Some(9));
+        assert_eq!(
+            t.events(),
+            &[
+                AuditKind::LoginSucceeded {
+                    factor: FactorKind::RecoveryCode
+                },
+                AuditKind::RecoveryCodeUsed { remaining: 9 }
+            ]
+        );
+        assert_eq!(t.notices()[0].kind(), NoticeKind::RecoveryCodeUsed);
+        let r = begin(t.record(), T0 + 3, &Requirement::required(), None)
+            .into_parts()
+            .0;
+        let t = finish(
+            &r,
+            T0 + 4,
+            &Requirement::required(),
+            Factor::RecoveryCode(&code),
+            None,
+        );
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Invalid(FailureReason::Replayed)
+        );
+        // Without 2FA there is nothing to check.
+        let none = TwoFactorRecord::default();
+        let t = finish(
+            &none,
+            T0,
+            &Requirement::Optional,
+            Factor::RecoveryCode(&code),
+            None,
+        );
+        assert!(matches!(t.outcome(), Err(Refusal::Invalid(_))));
+    }
+
+    #[test]
+    fn trusted_device_skips_the_challenge_until_expiry() {
+        let now = T0 + 60;
+        let r = challenged(now);
+        let t = finish(
+            &r,
+            now,
+            &Requirement::required(),
+            Factor::Totp(&active_code_at(&r, now)),
+            Some("Firefox"),
+        );
+        let granted = t.outcome().as_ref().unwrap();
+        let token = granted
+            .device_token
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        let id = granted.device_token.as_ref().unwrap().id().clone();
+        assert!(matches!(t.events()[1], AuditKind::DeviceTrusted { .. }));
+        assert_eq!(t.notices()[0].kind(), NoticeKind::DeviceTrusted);
+        let r = t.into_parts().0;
+
+        let t = begin(&r, now + 10, &Requirement::required(), Some(&token));
+        assert_eq!(
+            *t.outcome(),
+            LoginDecision::Granted {
+                reason: GrantReason::TrustedDevice { device: id }
+            }
+        );
+        assert_eq!(t.record().devices[0].last_used_at, Some(now + 10));
+        // A policy without trusted devices ignores the token.
+        let t = begin(&r, now + 10, &required(false), Some(&token));
+        assert!(matches!(t.outcome(), LoginDecision::Challenge { .. }));
+        // Expired: challenged, and audited.
+        let ttl = Settings::default().trusted_device_ttl();
+        let t = begin(&r, now + ttl, &Requirement::required(), Some(&token));
+        assert!(matches!(t.outcome(), LoginDecision::Challenge { .. }));
+        assert_eq!(t.events(), &[AuditKind::DeviceTokenRefused]);
+        let t = begin(&r, now + ttl - 1, &Requirement::required(), Some(&token));
+        assert!(matches!(t.outcome(), LoginDecision::Granted { .. }));
+    }
+
+    #[test]
+    fn no_device_token_when_the_policy_forbids_it() {
+        let now = T0 + 60;
+        let r = challenged(now);
+        let code = active_code_at(&r, now);
+        let t = finish(
+            &r,
+            now,
+            &required(false),
+            Factor::Totp(&code),
+            Some("Firefox"),
+        );
+        assert!(t.outcome().as_ref().unwrap().device_token.is_none());
+        assert!(t.record().devices.is_empty());
+        let t = finish(
+            &r,
+            now,
+            &Requirement::required(),
+            Factor::Totp(&code),
+            Some("Firefox"),
+        );
+        assert!(t.outcome().as_ref().unwrap().device_token.is_some());
+        assert_eq!(
+            r.finish_login(
+                now,
+                &Requirement::required(),
+                Factor::Totp(&code),
+                Some("x"),
+                &ctx(),
+                &Settings::default(),
+                &mut FailingRng
+            )
+            .unwrap_err(),
+            DomainError::Rng
+        );
+    }
+
+    #[test]
+    fn mailed_code_login_for_unenrolled_users() {
+        let none = TwoFactorRecord::default();
+        let t = begin(&none, T0, &mail_code(), None);
+        assert_eq!(
+            *t.outcome(),
+            LoginDecision::CodeMailed {
+                expires_at: T0 + 3_600
+            }
+        );
+        assert_eq!(
+            t.events(),
+            &[AuditKind::CodeMailed {
+                expires_at: T0 + 3_600
+            }]
+        );
+        let code = t.notices()[0].expose_login_code().unwrap().to_owned();
+        assert_eq!(t.notices()[0].context(), Some(&ctx()));
+        let r = t.into_parts().0;
+        let t = finish(
+            &r,
+            T0 + 3_599,
+            &mail_code(),
+            Factor::MailedCode(&code),
+            None,
+        );
+        assert_eq!(t.outcome().as_ref().unwrap().factor, FactorKind::MailedCode);
+        assert!(t.record().mailed.is_none());
+        // Once only.
+        let t = finish(
+            t.record(),
+            T0 + 3_599,
+            &mail_code(),
+            Factor::MailedCode(&code),
+            None,
+        );
+        assert!(matches!(t.outcome(), Err(Refusal::Invalid(_))));
+        // Expired.
+        let t = finish(
+            &r,
+            T0 + 3_600,
+            &mail_code(),
+            Factor::MailedCode(&code),
+            None,
+        );
+        assert!(matches!(t.outcome(), Err(Refusal::Invalid(_))));
+        // A TOTP code means nothing to a user without an authenticator.
+        let t = finish(&r, T0 + 1, &mail_code(), Factor::Totp("123456"), None);
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Invalid(FailureReason::NoPendingFactor)
+        );
+    }
+
+    #[test]
+    fn mail_send_limit_points_at_the_last_code_or_denies() {
+        let mut r = TwoFactorRecord::default();
+        for i in 0..5 {
+            let t = begin(&r, T0 + i, &mail_code(), None);
+            assert!(matches!(t.outcome(), LoginDecision::CodeMailed { .. }));
+            r = t.into_parts().0;
+        }
+        let t = begin(&r, T0 + 10, &mail_code(), None);
+        assert_eq!(
+            *t.outcome(),
+            LoginDecision::CodeMailed {
+                expires_at: T0 + 4 + 3_600
+            }
+        );
+        assert!(t.notices().is_empty());
+        assert_eq!(
+            t.events(),
+            &[AuditKind::MailThrottled {
+                retry_at: T0 + 3_600
+            }]
+        );
+        let mut used = r.clone();
+        used.mailed = None;
+        let t = begin(&used, T0 + 10, &mail_code(), None);
+        assert_eq!(
+            *t.outcome(),
+            LoginDecision::Denied {
+                reason: DenyReason::MailThrottled {
+                    retry_at: T0 + 3_600
+                }
+            }
+        );
+        assert_eq!(
+            r.begin_login(
+                T0 + 3_600,
+                &mail_code(),
+                None,
+                &ctx(),
+                &Settings::default(),
+                &mut FailingRng
+            )
+            .unwrap_err(),
+            DomainError::Rng
+        );
+    }
+}

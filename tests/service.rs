@@ -1,0 +1,1031 @@
+//! The `TwoFactor` service end to end: MemoryStore + ManualClock + RecordingMailer +
+//! RecordingAudit, and stores and mailers that fail on purpose.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use twofactor::account::{
+    DenyReason, Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision,
+    Reauthenticated, Settings,
+};
+use twofactor::audit::{AuditKind, RecordingAudit};
+use twofactor::mail::{DisabledBy, Mailer, NoMailer, Notice, NoticeKind, RecordingMailer};
+use twofactor::service::{Error, TwoFactor};
+use twofactor::store::{SaveOutcome, UserStore, Version, Versioned};
+use twofactor::{
+    Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Secret,
+    Totp, TwoFactorRecord, UserId, WhenUnenrolled,
+};
+
+const T0: u64 = 1_700_000_010;
+
+type Policy = fn(&Principal, &EnrollmentStatus, u64) -> Requirement;
+
+fn required(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
+    Requirement::required()
+}
+fn optional(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
+    Requirement::Optional
+}
+fn no_devices(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
+    Requirement::Required {
+        when_unenrolled: WhenUnenrolled::BlockUntilEnrolled,
+        grace_until: None,
+        trusted_devices: false,
+    }
+}
+fn mail_code(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
+    Requirement::Required {
+        when_unenrolled: WhenUnenrolled::MailCode,
+        grace_until: None,
+        trusted_devices: true,
+    }
+}
+
+struct Harness<S: UserStore = MemoryStore> {
+    tf: TwoFactor<S, Arc<RecordingMailer>, Policy, Arc<ManualClock>, Arc<RecordingAudit>>,
+    clock: Arc<ManualClock>,
+    mailer: Arc<RecordingMailer>,
+    audit: Arc<RecordingAudit>,
+}
+
+fn harness(policy: Policy) -> Harness {
+    harness_with(MemoryStore::new(), policy)
+}
+
+fn harness_with<S: UserStore>(store: S, policy: Policy) -> Harness<S> {
+    let clock = Arc::new(ManualClock::new(T0));
+    let mailer = Arc::new(RecordingMailer::new());
+    let audit = Arc::new(RecordingAudit::new());
+    let tf = TwoFactor::builder(store, mailer.clone(), policy)
+        .clock(clock.clone())
+        .audit(audit.clone())
+        .settings(Settings::builder().issuer("ACME").build().unwrap())
+        .build();
+    Harness {
+        tf,
+        clock,
+        mailer,
+        audit,
+    }
+}
+
+fn ctx() -> LoginContext {
+    LoginContext::new()
+        .ip("203.0.113.9".parse().unwrap())
+        .device("Firefox on Linux")
+}
+
+/// The user's authenticator app.
+struct App(Secret);
+
+impl App {
+    fn code(&self, now: u64) -> String {
+        Totp::default().generate(&self.0, now).to_string()
+    }
+}
+
+impl<S: UserStore> Harness<S> {
+    fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Enrolls `user` now; returns the app and the recovery codes.
+    async fn enroll(&self, user: &UserId) -> (App, Vec<String>) {
+        let started = self
+            .tf
+            .start_enrollment(user, "alice@example.com", Reauthenticated::at(self.now()))
+            .await
+            .unwrap();
+        let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+        let enrolled = self
+            .tf
+            .finish_enrollment(user, &app.code(self.now()))
+            .await
+            .unwrap();
+        let codes = enrolled
+            .recovery_codes()
+            .expose_secret()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        (app, codes)
+    }
+
+    /// begin_login, expecting a challenge.
+    async fn challenge(&self, p: &Principal) {
+        let d = self.tf.begin_login(p, None, &ctx()).await.unwrap();
+        assert!(matches!(d, LoginDecision::Challenge { .. }), "{d:?}");
+    }
+}
+
+fn wrong(code: &str) -> String {
+    if code == "000000" { "000001" } else { "000000" }.to_owned()
+}
+
+#[tokio::test]
+async fn enroll_then_login_then_replay_refused() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let user = &alice.user;
+
+    assert_eq!(
+        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
+        LoginDecision::MustEnroll
+    );
+    let started =
+        h.tf.start_enrollment(user, "alice@example.com", Reauthenticated::at(T0))
+            .await
+            .unwrap();
+    assert!(
+        started
+            .uri()
+            .starts_with("otpauth://totp/ACME:alice@example.com?secret=")
+    );
+    assert_eq!(started.expires_at(), T0 + 900);
+    let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    let enrolled = h.tf.finish_enrollment(user, &app.code(T0)).await.unwrap();
+    assert_eq!(enrolled.recovery_codes().len(), 10);
+    assert_eq!(h.mailer.kinds_for(user), [NoticeKind::Enabled]);
+    let status = h.tf.status(user).await.unwrap();
+    assert!(status.is_enrolled());
+    assert_eq!(status.recovery_codes_left, 10);
+
+    // The confirming code cannot log in.
+    h.challenge(&alice).await;
+    assert!(matches!(
+        h.tf.finish_login(&alice, Factor::Totp(&app.code(T0)), None, &ctx())
+            .await,
+        Err(Error::InvalidCode)
+    ));
+
+    h.clock.advance(30);
+    let code = app.code(h.now());
+    let granted =
+        h.tf.finish_login(&alice, Factor::Totp(&code), None, &ctx())
+            .await
+            .unwrap();
+    assert_eq!(granted.factor, FactorKind::Totp);
+
+    h.challenge(&alice).await;
+    assert!(matches!(
+        h.tf.finish_login(&alice, Factor::Totp(&code), None, &ctx())
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    let kinds = h.audit.kinds_for(user);
+    assert!(kinds.contains(&AuditKind::Enrolled));
+    assert!(kinds.contains(&AuditKind::LoginSucceeded {
+        factor: FactorKind::Totp
+    }));
+    assert_eq!(kinds.iter().filter(|k| k.is_replay()).count(), 2);
+    // Login events carry the request context; none carries a secret.
+    let last = h.audit.last().unwrap();
+    assert_eq!(last.context, Some(ctx()));
+    assert_eq!(last.at, T0 + 30);
+    let dump = format!("{:?} {:?}", h.audit.events(), h.mailer.sent());
+    assert!(!dump.contains(&code));
+    assert!(!dump.contains(app.0.to_base32().as_str()));
+}
+
+#[tokio::test]
+async fn malformed_input_is_its_own_error_and_not_counted() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let (app, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    h.challenge(&alice).await;
+    for _ in 0..10 {
+        assert!(matches!(
+            h.tf.finish_login(&alice, Factor::Totp("12x456"), None, &ctx())
+                .await,
+            Err(Error::Malformed(_))
+        ));
+    }
+    h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), None, &ctx())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn recovery_code_works_once() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let (_, codes) = h.enroll(&alice.user).await;
+
+    h.challenge(&alice).await;
+    let typed = codes[0].to_uppercase();
+    let granted =
+        h.tf.finish_login(&alice, Factor::RecoveryCode(&typed), None, &ctx())
+            .await
+            .unwrap();
+    assert_eq!(granted.recovery_codes_left, Some(9));
+    assert_eq!(
+        h.mailer.last_for(&alice.user).map(|n| n.kind()),
+        Some(NoticeKind::RecoveryCodeUsed)
+    );
+
+    h.challenge(&alice).await;
+    assert!(matches!(
+        h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    // Regenerating needs a fresh password check and voids the old set.
+    assert!(matches!(
+        h.tf.regenerate_recovery_codes(&alice.user, Reauthenticated::at(T0 - 600))
+            .await,
+        Err(Error::ReauthenticationRequired)
+    ));
+    let fresh =
+        h.tf.regenerate_recovery_codes(&alice.user, Reauthenticated::at(h.now()))
+            .await
+            .unwrap();
+    assert_eq!(fresh.len(), 10);
+    h.challenge(&alice).await;
+    assert!(matches!(
+        h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[1]), None, &ctx())
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    h.tf.finish_login(
+        &alice,
+        Factor::RecoveryCode(fresh.expose_secret()[1]),
+        None,
+        &ctx(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn trusted_device_skip_revoke_and_expiry() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let (app, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+
+    h.challenge(&alice).await;
+    let granted =
+        h.tf.finish_login(
+            &alice,
+            Factor::Totp(&app.code(h.now())),
+            Some("Firefox on Linux"),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let token = granted.device_token.unwrap();
+    assert_eq!(token.expires_at(), h.now() + 90 * 86_400);
+    let devices = h.tf.list_devices(&alice.user).await.unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].label, "Firefox on Linux");
+
+    let d =
+        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+            .await
+            .unwrap();
+    assert!(matches!(
+        d,
+        LoginDecision::Granted {
+            reason: GrantReason::TrustedDevice { .. }
+        }
+    ));
+
+    // Revoke it: challenged again.
+    h.tf.revoke_device(&alice.user, token.id()).await.unwrap();
+    assert!(matches!(
+        h.tf.revoke_device(&alice.user, token.id()).await,
+        Err(Error::UnknownDevice)
+    ));
+    let d =
+        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+            .await
+            .unwrap();
+    assert!(matches!(d, LoginDecision::Challenge { .. }));
+
+    // A new one, then it expires.
+    h.clock.advance(30);
+    let token =
+        h.tf.finish_login(
+            &alice,
+            Factor::Totp(&app.code(h.now())),
+            Some("phone"),
+            &ctx(),
+        )
+        .await
+        .unwrap()
+        .device_token
+        .unwrap();
+    h.clock.set(token.expires_at() - 1);
+    assert!(matches!(
+        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+            .await
+            .unwrap(),
+        LoginDecision::Granted { .. }
+    ));
+    h.clock.set(token.expires_at());
+    assert!(matches!(
+        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+            .await
+            .unwrap(),
+        LoginDecision::Challenge { .. }
+    ));
+    assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
+    assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn policy_without_trusted_devices_neither_issues_nor_honours_tokens() {
+    let h = harness(no_devices);
+    let alice = Principal::new("alice");
+    let (app, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    h.challenge(&alice).await;
+    let granted =
+        h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), Some("x"), &ctx())
+            .await
+            .unwrap();
+    assert!(granted.device_token.is_none());
+    assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn mailed_code_login() {
+    let h = harness(mail_code);
+    let bob = Principal::new("bob");
+    let d = h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    assert_eq!(
+        d,
+        LoginDecision::CodeMailed {
+            expires_at: T0 + 3_600
+        }
+    );
+    let first = h.mailer.last_login_code_for(&bob.user).unwrap();
+    assert_eq!(
+        h.mailer.last_for(&bob.user).unwrap().context(),
+        Some(&ctx())
+    );
+
+    h.clock.advance(60);
+    let expires = h.tf.resend_mailed_code(&bob.user, &ctx()).await.unwrap();
+    assert_eq!(expires, T0 + 60 + 3_600);
+    let second = h.mailer.last_login_code_for(&bob.user).unwrap();
+    if first != second {
+        assert!(matches!(
+            h.tf.finish_login(&bob, Factor::MailedCode(&first), None, &ctx())
+                .await,
+            Err(Error::InvalidCode)
+        ));
+    }
+    let granted =
+        h.tf.finish_login(&bob, Factor::MailedCode(&second), Some("laptop"), &ctx())
+            .await
+            .unwrap();
+    assert_eq!(granted.factor, FactorKind::MailedCode);
+    assert!(granted.device_token.is_some());
+    assert!(matches!(
+        h.tf.finish_login(&bob, Factor::MailedCode(&second), None, &ctx())
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    assert!(matches!(
+        h.tf.resend_mailed_code(&bob.user, &ctx()).await,
+        Err(Error::NoPendingLogin)
+    ));
+    let kinds = h.audit.kinds_for(&bob.user);
+    assert!(kinds.contains(&AuditKind::LoginSucceeded {
+        factor: FactorKind::MailedCode
+    }));
+}
+
+#[tokio::test]
+async fn mail_sends_are_limited() {
+    let h = harness(mail_code);
+    let bob = Principal::new("bob");
+    for _ in 0..5 {
+        h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+        h.clock.advance(1);
+    }
+    assert_eq!(h.mailer.count_for(&bob.user), 5);
+    assert!(matches!(
+        h.tf.resend_mailed_code(&bob.user, &ctx()).await,
+        Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
+    ));
+    // The last code still works.
+    let code = h.mailer.last_login_code_for(&bob.user).unwrap();
+    h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        h.tf.begin_login(&bob, None, &ctx()).await.unwrap(),
+        LoginDecision::Denied {
+            reason: DenyReason::MailThrottled {
+                retry_at: T0 + 3_600
+            }
+        }
+    );
+    assert_eq!(h.mailer.count_for(&bob.user), 5);
+}
+
+#[tokio::test]
+async fn code_checks_are_throttled() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let (app, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    h.challenge(&alice).await;
+    let good = app.code(h.now());
+    for _ in 0..5 {
+        assert!(matches!(
+            h.tf.finish_login(&alice, Factor::Totp(&wrong(&good)), None, &ctx())
+                .await,
+            Err(Error::InvalidCode)
+        ));
+    }
+    let retry = T0 + 30 + 3_600;
+    assert!(matches!(
+        h.tf.finish_login(&alice, Factor::Totp(&good), None, &ctx()).await,
+        Err(Error::Throttled { retry_at }) if retry_at == retry
+    ));
+    assert_eq!(
+        h.tf.status(&alice.user).await.unwrap().throttled_until,
+        Some(retry)
+    );
+    assert_eq!(
+        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
+        LoginDecision::Denied {
+            reason: DenyReason::Throttled { retry_at: retry }
+        }
+    );
+    // Each failure mailed a warning (the password was right).
+    assert_eq!(
+        h.mailer
+            .kinds_for(&alice.user)
+            .iter()
+            .filter(|k| **k == NoticeKind::FailedCodeAttempt)
+            .count(),
+        5
+    );
+    h.clock.set(retry);
+    h.challenge(&alice).await;
+    h.tf.finish_login(&alice, Factor::Totp(&app.code(retry)), None, &ctx())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn admin_reset_clears_everything() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let admin = UserId::new("root");
+    let (app, codes) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    h.challenge(&alice).await;
+    let token =
+        h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), Some("pc"), &ctx())
+            .await
+            .unwrap()
+            .device_token
+            .unwrap();
+
+    h.tf.reset_by_admin(&alice.user, &admin).await.unwrap();
+    let status = h.tf.status(&alice.user).await.unwrap();
+    assert!(!status.is_enrolled());
+    assert_eq!(status.recovery_codes_left, 0);
+    assert_eq!(status.trusted_devices, 0);
+    assert!(matches!(
+        h.mailer.last_for(&alice.user),
+        Some(Notice::Disabled { by: DisabledBy::Admin { admin: a } }) if a == admin
+    ));
+    assert!(
+        h.audit
+            .kinds_for(&alice.user)
+            .contains(&AuditKind::ResetByAdmin {
+                admin: admin.clone(),
+                devices_revoked: 1
+            })
+    );
+    // The old device token, codes and authenticator are dead; the user must enroll again.
+    assert_eq!(
+        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+            .await
+            .unwrap(),
+        LoginDecision::MustEnroll
+    );
+    assert!(matches!(
+        h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    assert!(matches!(
+        h.tf.reset_by_admin(&alice.user, &admin).await,
+        Err(Error::NotEnrolled)
+    ));
+    h.enroll(&alice.user).await;
+}
+
+#[tokio::test]
+async fn user_disables_with_password_and_code() {
+    let h = harness(optional);
+    let alice = Principal::new("alice");
+    let (app, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let now = h.now();
+    assert!(matches!(
+        h.tf.disable(
+            &alice.user,
+            Reauthenticated::at(now - 601),
+            Factor::Totp(&app.code(now))
+        )
+        .await,
+        Err(Error::ReauthenticationRequired)
+    ));
+    assert!(matches!(
+        h.tf.disable(
+            &alice.user,
+            Reauthenticated::at(now),
+            Factor::Totp(&wrong(&app.code(now)))
+        )
+        .await,
+        Err(Error::InvalidCode)
+    ));
+    h.tf.disable(
+        &alice.user,
+        Reauthenticated::at(now),
+        Factor::Totp(&app.code(now)),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        h.mailer.last_for(&alice.user),
+        Some(Notice::Disabled {
+            by: DisabledBy::User
+        })
+    ));
+    assert_eq!(
+        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
+        LoginDecision::Granted {
+            reason: GrantReason::NotRequired
+        }
+    );
+}
+
+#[tokio::test]
+async fn rotation_replaces_the_authenticator() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let (old, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    h.challenge(&alice).await;
+    let token =
+        h.tf.finish_login(&alice, Factor::Totp(&old.code(h.now())), Some("pc"), &ctx())
+            .await
+            .unwrap()
+            .device_token
+            .unwrap();
+    h.clock.advance(30);
+    let now = h.now();
+    assert!(matches!(
+        h.tf.start_enrollment(&alice.user, "alice", Reauthenticated::at(now))
+            .await,
+        Err(Error::AlreadyEnrolled)
+    ));
+    let started =
+        h.tf.start_rotation(
+            &alice.user,
+            "alice",
+            &old.code(now),
+            Reauthenticated::at(now),
+        )
+        .await
+        .unwrap();
+    let new = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    h.clock.advance(30);
+    let done =
+        h.tf.finish_enrollment(&alice.user, &new.code(h.now()))
+            .await
+            .unwrap();
+    assert!(done.rotated());
+    assert_eq!(
+        h.mailer.last_for(&alice.user).map(|n| n.kind()),
+        Some(NoticeKind::Rotated)
+    );
+    // Devices revoked; the old app no longer works, the new one does.
+    assert!(matches!(
+        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+            .await
+            .unwrap(),
+        LoginDecision::Challenge { .. }
+    ));
+    h.clock.advance(30);
+    assert!(matches!(
+        h.tf.finish_login(&alice, Factor::Totp(&old.code(h.now())), None, &ctx())
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    h.tf.finish_login(&alice, Factor::Totp(&new.code(h.now())), None, &ctx())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn enrollment_cancel_restart_and_expiry() {
+    let h = harness(required);
+    let user = UserId::new("alice");
+    let first =
+        h.tf.start_enrollment(&user, "alice", Reauthenticated::at(T0))
+            .await
+            .unwrap();
+    h.tf.cancel_enrollment(&user).await.unwrap();
+    assert!(matches!(
+        h.tf.cancel_enrollment(&user).await,
+        Err(Error::NoPendingEnrollment)
+    ));
+    let first = App(KeyUri::parse(first.uri()).unwrap().into_secret());
+    assert!(matches!(
+        h.tf.finish_enrollment(&user, &first.code(T0)).await,
+        Err(Error::NoPendingEnrollment)
+    ));
+    let second =
+        h.tf.start_enrollment(&user, "alice", Reauthenticated::at(T0))
+            .await
+            .unwrap();
+    let second = App(KeyUri::parse(second.uri()).unwrap().into_secret());
+    h.clock.advance(900);
+    assert!(matches!(
+        h.tf.finish_enrollment(&user, &second.code(h.now())).await,
+        Err(Error::NoPendingEnrollment)
+    ));
+    assert!(matches!(
+        h.tf.start_enrollment(&user, "alice", Reauthenticated::at(T0))
+            .await,
+        Err(Error::ReauthenticationRequired)
+    ));
+}
+
+#[tokio::test]
+async fn admin_invitation_and_mailed_provisioning() {
+    let h = harness(required);
+    let admin = UserId::new("root");
+    let bob = Principal::new("bob");
+    h.tf.invite(&bob.user, &admin, "https://erp.example/2fa")
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.mailer.last_for(&bob.user),
+        Some(Notice::Invitation { link, .. }) if link == "https://erp.example/2fa"
+    ));
+    let expires =
+        h.tf.start_enrollment_by_mail_dangerous(&bob.user, &admin, "bob@example.com")
+            .await
+            .unwrap();
+    assert_eq!(expires, T0 + 86_400);
+    let uri = h.mailer.last_provisioning_uri_for(&bob.user).unwrap();
+    let app = App(KeyUri::parse(&uri).unwrap().into_secret());
+    h.clock.advance(3_600);
+    h.tf.finish_enrollment(&bob.user, &app.code(h.now()))
+        .await
+        .unwrap();
+    assert!(h.tf.status(&bob.user).await.unwrap().is_enrolled());
+    assert!(matches!(
+        h.tf.invite(&bob.user, &admin, "x").await,
+        Err(Error::AlreadyEnrolled)
+    ));
+}
+
+#[tokio::test]
+async fn unknown_user_and_user_without_2fa_look_the_same() {
+    for policy in [optional as Policy, required, mail_code] {
+        let h = harness(policy);
+        // "carol" had 2FA once (a record exists, now empty); "dave" never had a record.
+        let carol = Principal::new("carol");
+        let dave = Principal::new("dave");
+        h.enroll(&carol.user).await;
+        h.tf.reset_by_admin(&carol.user, &UserId::new("root"))
+            .await
+            .unwrap();
+        let a = h.tf.begin_login(&carol, None, &ctx()).await.unwrap();
+        let b = h.tf.begin_login(&dave, None, &ctx()).await.unwrap();
+        assert_eq!(a, b);
+        for p in [&carol, &dave] {
+            assert!(matches!(
+                h.tf.finish_login(p, Factor::Totp("123456"), None, &ctx())
+                    .await,
+                Err(Error::InvalidCode)
+            ));
+            assert!(matches!(
+                h.tf.finish_login(p, Factor::RecoveryCode("abcd-efgh-jk"), None, &ctx())
+                    .await,
+                Err(Error::InvalidCode)
+            ));
+        }
+        let mut sc = h.tf.status(&carol.user).await.unwrap();
+        let mut sd = h.tf.status(&dave.user).await.unwrap();
+        sc.throttled_until = None;
+        sd.throttled_until = None;
+        assert_eq!(sc, sd);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_submissions_of_one_code_succeed_once() {
+    let store = YieldingStore::new();
+    let h = harness_with(store, required);
+    let alice = Principal::new("alice");
+    let (app, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    h.challenge(&alice).await;
+    let code = app.code(h.now());
+
+    let tf = Arc::new(h.tf);
+    let barrier = Arc::new(tokio::sync::Barrier::new(64));
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (tf, barrier, alice, code) =
+                (tf.clone(), barrier.clone(), alice.clone(), code.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                tf.finish_login(&alice, Factor::Totp(&code), None, &ctx())
+                    .await
+            })
+        })
+        .collect();
+    let (mut ok, mut invalid, mut throttled, mut other) = (0, 0, 0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::InvalidCode) => invalid += 1,
+            Err(Error::Throttled { .. }) => throttled += 1,
+            Err(e) => {
+                other += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    assert_eq!(ok, 1, "exactly one request may use the code");
+    // Everyone else: the challenge is closed or the step used (counted), or throttled; under
+    // heavy contention a few may give up (fail closed).
+    assert_eq!(invalid + throttled + other, 63);
+    assert!(invalid <= 5, "{invalid} checks admitted after the success");
+    let successes = h
+        .audit
+        .kinds_for(&alice.user)
+        .into_iter()
+        .filter(|k| matches!(k, AuditKind::LoginSucceeded { .. }))
+        .count();
+    assert_eq!(successes, 1);
+    eprintln!(
+        "ok {ok}, invalid {invalid}, throttled {throttled}, other {other}, conflicts {}",
+        tf.store().conflicts()
+    );
+    assert!(
+        tf.store().conflicts() > 0,
+        "the test must exercise compare-and-swap"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_codes_never_exceed_the_limit() {
+    let h = harness_with(YieldingStore::new(), required);
+    let alice = Principal::new("alice");
+    let (app, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    h.challenge(&alice).await;
+    let bad = wrong(&app.code(h.now()));
+    let tf = Arc::new(h.tf);
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (tf, barrier, alice, bad) =
+                (tf.clone(), barrier.clone(), alice.clone(), bad.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                tf.finish_login(&alice, Factor::Totp(&bad), None, &ctx())
+                    .await
+            })
+        })
+        .collect();
+    let mut invalid = 0;
+    for t in tasks {
+        if let Err(Error::InvalidCode) = t.await.unwrap() {
+            invalid += 1;
+        }
+    }
+    assert_eq!(invalid, 5, "exactly the limit was checked");
+    let checked = h
+        .audit
+        .kinds_for(&alice.user)
+        .into_iter()
+        .filter(|k| {
+            matches!(
+                k,
+                AuditKind::LoginFailed {
+                    reason: FailureReason::WrongCode,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(checked, 5);
+    assert!(
+        tf.store().conflicts() > 0,
+        "the test must exercise compare-and-swap"
+    );
+}
+
+// ----- failing edges -----
+
+/// A MemoryStore that pauses between load and save, so concurrent requests interleave and
+/// collide.
+struct YieldingStore(MemoryStore, AtomicU32);
+
+impl YieldingStore {
+    fn new() -> Self {
+        YieldingStore(MemoryStore::new(), AtomicU32::new(0))
+    }
+    /// How many saves conflicted.
+    fn conflicts(&self) -> u32 {
+        self.1.load(Ordering::SeqCst)
+    }
+}
+
+impl UserStore for YieldingStore {
+    type Error = <MemoryStore as UserStore>::Error;
+    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, Self::Error> {
+        let r = self.0.load(user).await;
+        // Long enough for the other requests to load the same version.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        r
+    }
+    async fn save(
+        &self,
+        user: &UserId,
+        record: &TwoFactorRecord,
+        expected: Option<Version>,
+    ) -> Result<SaveOutcome, Self::Error> {
+        tokio::task::yield_now().await;
+        let outcome = self.0.save(user, record, expected).await;
+        if let Ok(SaveOutcome::Conflict) = outcome {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+        outcome
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("database unavailable")]
+struct DbDown;
+
+/// A store whose loads fail.
+struct DownStore;
+
+impl UserStore for DownStore {
+    type Error = DbDown;
+    async fn load(&self, _: &UserId) -> Result<Option<Versioned>, DbDown> {
+        Err(DbDown)
+    }
+    async fn save(
+        &self,
+        _: &UserId,
+        _: &TwoFactorRecord,
+        _: Option<Version>,
+    ) -> Result<SaveOutcome, DbDown> {
+        Err(DbDown)
+    }
+}
+
+/// A store where every save conflicts.
+struct AlwaysConflict(AtomicU32);
+
+impl UserStore for AlwaysConflict {
+    type Error = DbDown;
+    async fn load(&self, _: &UserId) -> Result<Option<Versioned>, DbDown> {
+        Ok(None)
+    }
+    async fn save(
+        &self,
+        _: &UserId,
+        _: &TwoFactorRecord,
+        _: Option<Version>,
+    ) -> Result<SaveOutcome, DbDown> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(SaveOutcome::Conflict)
+    }
+}
+
+#[tokio::test]
+async fn store_failure_fails_closed_with_its_cause() {
+    let h = harness_with(DownStore, required);
+    let alice = Principal::new("alice");
+    let err = h.tf.begin_login(&alice, None, &ctx()).await.unwrap_err();
+    assert!(matches!(err, Error::Store(_)));
+    let source = std::error::Error::source(&err).unwrap();
+    assert!(source.downcast_ref::<DbDown>().is_some());
+    assert!(matches!(
+        h.tf.finish_login(&alice, Factor::Totp("123456"), None, &ctx())
+            .await,
+        Err(Error::Store(_))
+    ));
+    assert!(h.audit.events().is_empty());
+    assert!(h.mailer.sent().is_empty());
+}
+
+#[tokio::test]
+async fn endless_conflicts_give_up_without_side_effects() {
+    let h = harness_with(AlwaysConflict(AtomicU32::new(0)), required);
+    let err =
+        h.tf.start_enrollment(&UserId::new("a"), "a", Reauthenticated::at(T0))
+            .await
+            .unwrap_err();
+    assert!(matches!(err, Error::Contention { attempts: 16 }));
+    assert_eq!(h.tf.store().0.load(Ordering::SeqCst), 16);
+    assert!(h.audit.events().is_empty());
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("smtp down")]
+struct SmtpDown;
+
+struct DownMailer;
+
+impl Mailer for DownMailer {
+    type Error = SmtpDown;
+    async fn send(&self, _: &UserId, _: &Notice) -> Result<(), SmtpDown> {
+        Err(SmtpDown)
+    }
+}
+
+#[tokio::test]
+async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let audit = Arc::new(RecordingAudit::new());
+    let tf = TwoFactor::builder(MemoryStore::new(), DownMailer, mail_code as Policy)
+        .clock(clock.clone())
+        .audit(audit.clone())
+        .build();
+    let bob = Principal::new("bob");
+    let err = tf.begin_login(&bob, None, &ctx()).await.unwrap_err();
+    assert!(matches!(err, Error::Mailer(_)));
+    assert!(
+        std::error::Error::source(&err)
+            .unwrap()
+            .downcast_ref::<SmtpDown>()
+            .is_some()
+    );
+    assert!(audit.kinds().contains(&AuditKind::NoticeFailed {
+        notice: NoticeKind::LoginCode
+    }));
+
+    // "2FA enabled" is informational: enrollment succeeds (its recovery codes must not be lost).
+    let started = tf
+        .start_enrollment(&bob.user, "bob", Reauthenticated::at(T0))
+        .await
+        .unwrap();
+    let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    let enrolled = tf
+        .finish_enrollment(&bob.user, &app.code(T0))
+        .await
+        .unwrap();
+    assert_eq!(enrolled.recovery_codes().len(), 10);
+    assert!(audit.kinds().contains(&AuditKind::NoticeFailed {
+        notice: NoticeKind::Enabled
+    }));
+}
+
+#[tokio::test]
+async fn no_mailer_refuses_only_what_must_be_delivered() {
+    let tf = TwoFactor::builder(MemoryStore::new(), NoMailer, mail_code as Policy)
+        .clock(ManualClock::new(T0))
+        .audit(RecordingAudit::new())
+        .build();
+    let bob = Principal::new("bob");
+    assert!(matches!(
+        tf.begin_login(&bob, None, &ctx()).await,
+        Err(Error::Mailer(_))
+    ));
+    let started = tf
+        .start_enrollment(&bob.user, "bob", Reauthenticated::at(T0))
+        .await
+        .unwrap();
+    let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    tf.finish_enrollment(&bob.user, &app.code(T0))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn service_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let c = ctx();
+    assert_send(&h.tf.begin_login(&alice, None, &c));
+    assert_send(&h.tf.finish_login(&alice, Factor::Totp("1"), None, &c));
+    assert_send(
+        &h.tf
+            .start_enrollment(&alice.user, "a", Reauthenticated::at(0)),
+    );
+    assert_send(&h.tf.finish_enrollment(&alice.user, "1"));
+    assert_send(&h.tf.status(&alice.user));
+}
