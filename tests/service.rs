@@ -1029,3 +1029,39 @@ fn service_futures_are_send() {
     assert_send(&h.tf.finish_enrollment(&alice.user, "1"));
     assert_send(&h.tf.status(&alice.user));
 }
+
+#[tokio::test]
+async fn totp_period_is_a_deployment_setting() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let totp = Totp::builder().period(60).build().unwrap();
+    let tf = TwoFactor::builder(
+        MemoryStore::new(),
+        RecordingMailer::new(),
+        required as Policy,
+    )
+    .clock(clock.clone())
+    .audit(RecordingAudit::new())
+    .settings(Settings::builder().totp(totp).build().unwrap())
+    .build();
+    let alice = Principal::new("alice");
+    let started = tf
+        .start_enrollment(&alice.user, "alice", Reauthenticated::at(T0))
+        .await
+        .unwrap();
+    assert!(started.uri().contains("period=60"));
+    let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
+    tf.finish_enrollment(&alice.user, &totp.generate(&secret, T0).to_string())
+        .await
+        .unwrap();
+    // 60 s later is the next 60-second step: a fresh code.
+    clock.advance(60);
+    tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    tf.finish_login(
+        &alice,
+        Factor::Totp(&totp.generate(&secret, clock.now()).to_string()),
+        None,
+        &ctx(),
+    )
+    .await
+    .unwrap();
+}
