@@ -1,0 +1,201 @@
+//! Reference scenario: Onum's tenant-wide two-factor authentication (reference doc 004).
+//!
+//! An owner switches the "Two-factor authentication" toggle on for a tenant; at their next login
+//! every user of that tenant verifies their identity again, scans a QR code, enters the 6-digit
+//! code, clicks "Enable" and receives a confirmation e-mail. From then on each login asks for a
+//! code. When the owner switches the toggle off, the tenant goes back to e-mail + password, even
+//! for users who enabled 2FA. Other tenants are not affected.
+
+use std::sync::Arc;
+
+use twofactor::account::{Factor, GrantReason, LoginContext, LoginDecision, Reauthenticated};
+use twofactor::audit::RecordingAudit;
+use twofactor::mail::{NoticeKind, RecordingMailer};
+use twofactor::service::{Error, TwoFactor};
+use twofactor::{
+    Clock, KeyUri, ManualClock, MemoryStore, PerTenant, Principal, Secret, Totp, UserId,
+};
+
+const T0: u64 = 1_700_000_000;
+
+type Service = TwoFactor<MemoryStore, RecordingMailer, Arc<PerTenant>, ManualClock, RecordingAudit>;
+
+/// The service, and the owner's handle on the same tenant switch.
+fn onum() -> (Service, Arc<PerTenant>) {
+    let toggle = Arc::new(PerTenant::default());
+    let tf = TwoFactor::builder(
+        MemoryStore::new(),
+        RecordingMailer::new(),
+        Arc::clone(&toggle),
+    )
+    .clock(ManualClock::new(T0))
+    .audit(RecordingAudit::new())
+    .build();
+    (tf, toggle)
+}
+
+fn code_now(tf: &Service, secret: &Secret) -> String {
+    Totp::default()
+        .generate(secret, tf.clock().now())
+        .to_string()
+}
+
+/// Identity verified at `verified_at`: the configuration screen, QR scanned, code, "Enable".
+async fn enable(tf: &Service, user: &UserId, verified_at: u64) -> Result<Secret, Error> {
+    let started = tf
+        .start_enrollment(user, user.as_str(), Reauthenticated::at(verified_at))
+        .await?;
+    let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
+    tf.finish_enrollment(user, &code_now(tf, &secret)).await?;
+    Ok(secret)
+}
+
+const OFF: LoginDecision = LoginDecision::Granted {
+    reason: GrantReason::Off,
+};
+
+#[tokio::test]
+async fn owner_switches_2fa_on_and_every_user_enables_it_at_next_login() {
+    let (tf, owner) = onum();
+    let ctx = LoginContext::new();
+    let ana = Principal::new("ana@acme.example").in_tenant("acme");
+    let ben = Principal::new("ben@acme.example").in_tenant("acme");
+
+    // Before: e-mail + password.
+    assert_eq!(tf.begin_login(&ana, None, &ctx).await.unwrap(), OFF);
+    // Ana was logged in (password checked) an hour before the owner flips the toggle.
+    let ana_session_started = tf.clock().now();
+    tf.clock().advance(3_600);
+    owner.enable("acme");
+    assert!(owner.is_enabled("acme"));
+
+    // Next login of every tenant user: set up 2FA first.
+    for p in [&ana, &ben] {
+        assert_eq!(
+            tf.begin_login(p, None, &ctx).await.unwrap(),
+            LoginDecision::MustEnroll
+        );
+    }
+
+    // Ana's old session is not proof enough: she must verify her identity again.
+    assert!(matches!(
+        enable(&tf, &ana.user, ana_session_started).await,
+        Err(Error::ReauthenticationRequired)
+    ));
+    assert!(tf.mailer().kinds_for(&ana.user).is_empty());
+
+    // After re-entering her password: QR, 6-digit code, "Enable", and a confirmation e-mail.
+    let secret = enable(&tf, &ana.user, tf.clock().now()).await.unwrap();
+    assert_eq!(tf.mailer().kinds_for(&ana.user), [NoticeKind::Enabled]);
+
+    // Every later login asks for a 6-digit code from the app.
+    tf.clock().advance(30);
+    assert!(matches!(
+        tf.begin_login(&ana, None, &ctx).await.unwrap(),
+        LoginDecision::Challenge { .. }
+    ));
+    let code = code_now(&tf, &secret);
+    assert_eq!(code.len(), 6);
+    tf.finish_login(&ana, Factor::Totp(&code), None, &ctx)
+        .await
+        .unwrap();
+
+    // Ben has not enabled it yet: still sent to set-up, whatever he types.
+    assert!(matches!(
+        tf.finish_login(&ben, Factor::Totp(&code), None, &ctx).await,
+        Err(Error::InvalidCode)
+    ));
+    assert_eq!(
+        tf.begin_login(&ben, None, &ctx).await.unwrap(),
+        LoginDecision::MustEnroll
+    );
+}
+
+#[tokio::test]
+async fn switched_off_means_password_only_even_for_enrolled_users() {
+    let (tf, owner) = onum();
+    let ctx = LoginContext::new();
+    let ana = Principal::new("ana@acme.example").in_tenant("acme");
+    owner.enable("acme");
+    let secret = enable(&tf, &ana.user, tf.clock().now()).await.unwrap();
+
+    // A login is waiting for Ana's code when the owner switches 2FA off.
+    tf.clock().advance(30);
+    assert!(matches!(
+        tf.begin_login(&ana, None, &ctx).await.unwrap(),
+        LoginDecision::Challenge { .. }
+    ));
+    owner.disable("acme");
+    assert!(!owner.is_enabled("acme"));
+
+    // She logs in again: e-mail + password only, though her authenticator is still enrolled.
+    assert_eq!(tf.begin_login(&ana, None, &ctx).await.unwrap(), OFF);
+    assert!(tf.status(&ana.user).await.unwrap().is_enrolled());
+    assert!(
+        !tf.mailer()
+            .kinds_for(&ana.user)
+            .contains(&NoticeKind::Disabled)
+    );
+
+    // Switched on again: her existing authenticator is asked for, no new set-up.
+    tf.clock().advance(30);
+    owner.enable("acme");
+    assert!(matches!(
+        tf.begin_login(&ana, None, &ctx).await.unwrap(),
+        LoginDecision::Challenge { .. }
+    ));
+    tf.finish_login(&ana, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn another_tenant_is_unaffected() {
+    let (tf, owner) = onum();
+    let ctx = LoginContext::new();
+    let ana = Principal::new("ana@acme.example").in_tenant("acme");
+    let gil = Principal::new("gil@globex.example").in_tenant("globex");
+    owner.enable("acme");
+
+    assert_eq!(
+        tf.begin_login(&ana, None, &ctx).await.unwrap(),
+        LoginDecision::MustEnroll
+    );
+    assert_eq!(tf.begin_login(&gil, None, &ctx).await.unwrap(), OFF);
+
+    // Globex's owner switches it on later; turning Acme off does not turn Globex off.
+    owner.enable("globex");
+    owner.disable("acme");
+    assert_eq!(tf.begin_login(&ana, None, &ctx).await.unwrap(), OFF);
+    assert_eq!(
+        tf.begin_login(&gil, None, &ctx).await.unwrap(),
+        LoginDecision::MustEnroll
+    );
+}
+
+#[tokio::test]
+async fn one_user_in_two_tenants_follows_the_tenant_being_logged_into() {
+    let (tf, owner) = onum();
+    let ctx = LoginContext::new();
+    // The same person works in Tenant A and Tenant B; the admin switches 2FA on in B only.
+    let in_a = Principal::new("carla@example.com").in_tenant("tenant-a");
+    let in_b = Principal::new("carla@example.com").in_tenant("tenant-b");
+    owner.enable("tenant-b");
+
+    assert_eq!(tf.begin_login(&in_a, None, &ctx).await.unwrap(), OFF);
+    assert_eq!(
+        tf.begin_login(&in_b, None, &ctx).await.unwrap(),
+        LoginDecision::MustEnroll
+    );
+    let secret = enable(&tf, &in_b.user, tf.clock().now()).await.unwrap();
+
+    tf.clock().advance(30);
+    assert!(matches!(
+        tf.begin_login(&in_b, None, &ctx).await.unwrap(),
+        LoginDecision::Challenge { .. }
+    ));
+    tf.finish_login(&in_b, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(tf.begin_login(&in_a, None, &ctx).await.unwrap(), OFF);
+}
