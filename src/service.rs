@@ -465,6 +465,31 @@ where
     /// [`start_rotation`](Self::start_rotation)), [`Error::InvalidAccountName`],
     /// [`Error::NamesTooLong`], and the infrastructure errors ([`Error::Store`],
     /// [`Error::Contention`], [`Error::Rng`]).
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// // Right after the password check:
+    /// let started = tf
+    ///     .start_enrollment(&alice, "alice@example.com", Reauthenticated::at(clock.now()))
+    ///     .await?;
+    /// // Inline the QR code; offer the manual key under "Cannot scan it?".
+    /// assert!(started.qr_svg().starts_with("<svg"));
+    /// assert!(started.uri().starts_with("otpauth://totp/alice@example.com?secret="));
+    /// assert_eq!(started.manual_key().split(' ').count(), 8);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn start_enrollment(
         &self,
@@ -487,6 +512,31 @@ where
     /// # Errors
     /// [`Error::InvalidCode`], [`Error::Malformed`], [`Error::Throttled`],
     /// [`Error::NoPendingEnrollment`] (start again), and the infrastructure errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let started = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(started.uri())?.into_secret();
+    /// let code = Totp::default().generate(&app, clock.now()).to_string(); // what the app shows
+    /// let enrolled = tf.finish_enrollment(&alice, &code).await?;
+    /// for code in enrolled.recovery_codes().expose_secret() {
+    ///     println!("{code}"); // show once, e.g. "7k3m-q9xa-2f"
+    /// }
+    /// assert!(tf.status(&alice).await?.is_enrolled());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn finish_enrollment(&self, user: &UserId, code: &str) -> Result<Enrolled, Error> {
         checked(
@@ -501,6 +551,26 @@ where
     ///
     /// # Errors
     /// [`Error::NoPendingEnrollment`], and the infrastructure errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// tf.cancel_enrollment(&alice).await?;
+    /// assert!(matches!(tf.finish_enrollment(&alice, "123456").await, Err(Error::NoPendingEnrollment)));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn cancel_enrollment(&self, user: &UserId) -> Result<(), Error> {
         self.run(user, None, |r, _, _| r.cancel_enrollment()).await
@@ -515,6 +585,35 @@ where
     /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`], [`Error::InvalidCode`],
     /// [`Error::Malformed`], [`Error::Throttled`], [`Error::InvalidAccountName`],
     /// [`Error::NamesTooLong`], and the infrastructure errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # clock.advance(30);
+    /// let current = Totp::default().generate(&app, clock.now()).to_string();
+    /// let started = tf
+    ///     .start_rotation(&alice, "alice", &current, Reauthenticated::at(clock.now()))
+    ///     .await?;
+    /// let new_app = KeyUri::parse(started.uri())?.into_secret();
+    /// let code = Totp::default().generate(&new_app, clock.now()).to_string();
+    /// assert!(tf.finish_enrollment(&alice, &code).await?.rotated());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn start_rotation(
         &self,
@@ -537,6 +636,33 @@ where
     /// # Errors
     /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`], [`Error::InvalidCode`],
     /// [`Error::Malformed`], [`Error::Throttled`], and the infrastructure errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # clock.advance(30);
+    /// // Lost the phone but kept the recovery codes:
+    /// let recovery = codes.expose_secret()[0];
+    /// tf.disable(&alice, Reauthenticated::at(clock.now()), Factor::RecoveryCode(recovery))
+    ///     .await?;
+    /// assert!(!tf.status(&alice).await?.is_enrolled());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn disable(
         &self,
@@ -558,6 +684,32 @@ where
     ///
     /// # Errors
     /// [`Error::NotEnrolled`] when there is nothing to reset, and the infrastructure errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # clock.advance(30);
+    /// let admin = UserId::new("root"); // after checking that root may do this
+    /// tf.reset_by_admin(&alice, &admin).await?;
+    /// assert!(!tf.status(&alice).await?.is_enrolled());
+    /// assert!(matches!(tf.reset_by_admin(&alice, &admin).await, Err(Error::NotEnrolled)));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user, admin.id = %admin))]
     pub async fn reset_by_admin(&self, user: &UserId, admin: &UserId) -> Result<(), Error> {
         self.run(user, None, |r, _, _| r.reset_by_admin(admin))
@@ -568,6 +720,26 @@ where
     ///
     /// # Errors
     /// [`Error::AlreadyEnrolled`], [`Error::Mailer`], and the infrastructure errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// let admin = UserId::new("root");
+    /// tf.invite(&alice, &admin, "https://erp.example/account/security").await?;
+    /// assert_eq!(tf.mailer().count_for(&alice), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user, admin.id = %admin))]
     pub async fn invite(&self, user: &UserId, admin: &UserId, link: &str) -> Result<(), Error> {
         self.run(user, None, |r, _, _| r.invite(admin, link)).await
@@ -584,6 +756,33 @@ where
     /// # Errors
     /// [`Error::AlreadyEnrolled`] (reset first), [`Error::InvalidAccountName`],
     /// [`Error::NamesTooLong`], [`Error::Mailer`], and the infrastructure errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// let admin = UserId::new("root");
+    /// let expires_at = tf
+    ///     .start_enrollment_by_mail_dangerous(&alice, &admin, "alice@example.com")
+    ///     .await?;
+    /// assert_eq!(expires_at, clock.now() + 86_400);
+    /// // Alice scans the QR code from the mail, then confirms with a code:
+    /// # let uri = tf.mailer().last_provisioning_uri_for(&alice).unwrap();
+    /// # let app = KeyUri::parse(&uri)?.into_secret();
+    /// let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// tf.finish_enrollment(&alice, &code).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user, admin.id = %admin))]
     pub async fn start_enrollment_by_mail_dangerous(
         &self,
@@ -608,6 +807,37 @@ where
     /// # Errors
     /// [`Error::Mailer`] when a login code could not be sent, and the infrastructure errors.
     /// Any error means: do not log the user in.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # clock.advance(30);
+    /// let principal = Principal::new("alice").with_role("staff");
+    /// let token_cookie: Option<&str> = None;
+    /// match tf.begin_login(&principal, token_cookie, &LoginContext::new()).await? {
+    ///     LoginDecision::Granted { .. } => { /* log in */ }
+    ///     LoginDecision::Challenge { .. } => { /* ask for a code, then finish_login */ }
+    ///     LoginDecision::MustEnroll => { /* send to enrollment */ }
+    ///     LoginDecision::CodeMailed { .. } => { /* ask for the mailed code */ }
+    ///     LoginDecision::Denied { .. } | _ => { /* refuse */ }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
     pub async fn begin_login(
         &self,
@@ -639,6 +869,39 @@ where
     /// [`Error::InvalidCode`] (wrong, replayed, late, or no such factor pending — including a
     /// user without 2FA), [`Error::Malformed`], [`Error::Throttled`], and the infrastructure
     /// errors. Any error means: do not log the user in.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # clock.advance(30);
+    /// let principal = Principal::new("alice");
+    /// let ctx = LoginContext::new().device("Firefox on Linux");
+    /// tf.begin_login(&principal, None, &ctx).await?;
+    /// let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// let granted = tf
+    ///     .finish_login(&principal, Factor::Totp(&code), Some("Firefox on Linux"), &ctx)
+    ///     .await?;
+    /// let cookie = granted.device_token.expect("the policy allows trusted devices");
+    /// // Next time, the cookie skips the code:
+    /// let decision = tf.begin_login(&principal, Some(cookie.expose_secret()), &ctx).await?;
+    /// assert!(matches!(decision, LoginDecision::Granted { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
     pub async fn finish_login(
         &self,
@@ -671,6 +934,34 @@ where
     /// # Errors
     /// [`Error::NoPendingLogin`] (log in again), [`Error::Throttled`] when too many codes were
     /// sent (the last one still works), [`Error::Mailer`], and the infrastructure errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::Required {
+    /// #     when_unenrolled: twofactor::WhenUnenrolled::MailCode,
+    /// #     grace_until: None,
+    /// #     trusted_devices: true,
+    /// # };
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// let ctx = LoginContext::new();
+    /// let decision = tf.begin_login(&Principal::new("alice"), None, &ctx).await?;
+    /// assert!(matches!(decision, LoginDecision::CodeMailed { .. }));
+    /// let expires_at = tf.resend_mailed_code(&alice, &ctx).await?;
+    /// assert_eq!(expires_at, clock.now() + 3_600);
+    /// let code = tf.mailer().last_login_code_for(&alice).unwrap();
+    /// tf.finish_login(&Principal::new("alice"), Factor::MailedCode(&code), None, &ctx).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn resend_mailed_code(
         &self,
@@ -691,6 +982,36 @@ where
     ///
     /// # Errors
     /// [`Error::Store`].
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # clock.advance(30);
+    /// # let p = Principal::new("alice");
+    /// # let ctx = LoginContext::new();
+    /// # tf.begin_login(&p, None, &ctx).await?;
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # tf.finish_login(&p, Factor::Totp(&code), Some("phone"), &ctx).await?;
+    /// for device in tf.list_devices(&alice).await? {
+    ///     println!("{} trusted since {}", device.label, device.created_at);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn list_devices(&self, user: &UserId) -> Result<Vec<DeviceInfo>, Error> {
         let now = self.clock.now();
@@ -701,6 +1022,36 @@ where
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], and the infrastructure errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # clock.advance(30);
+    /// # let p = Principal::new("alice");
+    /// # let ctx = LoginContext::new();
+    /// # tf.begin_login(&p, None, &ctx).await?;
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # tf.finish_login(&p, Factor::Totp(&code), Some("phone"), &ctx).await?;
+    /// let devices = tf.list_devices(&alice).await?;
+    /// tf.revoke_device(&alice, &devices[0].id).await?;
+    /// assert!(tf.list_devices(&alice).await?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn revoke_device(&self, user: &UserId, device: &DeviceId) -> Result<(), Error> {
         self.run(user, None, |r, _, _| {
@@ -713,6 +1064,34 @@ where
     ///
     /// # Errors
     /// The infrastructure errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # clock.advance(30);
+    /// # let p = Principal::new("alice");
+    /// # let ctx = LoginContext::new();
+    /// # tf.begin_login(&p, None, &ctx).await?;
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # tf.finish_login(&p, Factor::Totp(&code), Some("phone"), &ctx).await?;
+    /// assert_eq!(tf.revoke_all_devices(&alice).await?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn revoke_all_devices(&self, user: &UserId) -> Result<usize, Error> {
         self.run(user, None, |r, _, _| Ok(r.revoke_all_devices()))
@@ -725,6 +1104,33 @@ where
     /// # Errors
     /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`], and the infrastructure
     /// errors.
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # clock.advance(30);
+    /// let fresh = tf
+    ///     .regenerate_recovery_codes(&alice, Reauthenticated::at(clock.now()))
+    ///     .await?;
+    /// assert_eq!(fresh.len(), 10); // the old set no longer works
+    /// # let _ = codes;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn regenerate_recovery_codes(
         &self,
@@ -741,6 +1147,31 @@ where
     ///
     /// # Errors
     /// [`Error::Store`].
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// #     .clock(&clock)
+    /// #     .build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # clock.advance(30);
+    /// let status = tf.status(&alice).await?;
+    /// assert!(status.is_enrolled());
+    /// assert_eq!(status.recovery_codes_left, 10);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn status(&self, user: &UserId) -> Result<TwoFactorStatus, Error> {
         let now = self.clock.now();
