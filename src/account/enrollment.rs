@@ -959,6 +959,8 @@ pub(crate) mod tests {
         assert!(uri.starts_with("otpauth://totp/ACME:bob?secret="));
         assert!(!format!("{:?}", t.notices()).contains(uri.as_str()));
         let pending = t.into_parts().0;
+        assert_eq!(pending.pending_enrollment_provisioned_by(), Some(&admin));
+        assert_eq!(pending.pending_enrollment_started_at(), Some(T0));
         let late = T0 + 86_399;
         let t = pending
             .finish_enrollment(late, &code_at(&pending, late), &s, &mut rng)

@@ -134,6 +134,18 @@ impl TwoFactorRecord {
         self.pending.as_ref().map(|p| p.expires_at)
     }
 
+    /// When the pending enrollment was started.
+    #[must_use]
+    pub fn pending_enrollment_started_at(&self) -> Option<u64> {
+        self.pending.as_ref().map(|p| p.started_at)
+    }
+
+    /// The administrator who provisioned the pending enrollment by mail, if one did.
+    #[must_use]
+    pub fn pending_enrollment_provisioned_by(&self) -> Option<&UserId> {
+        self.pending.as_ref().and_then(|p| p.provisioned_by.as_ref())
+    }
+
     /// The TOTP parameters of the active authenticator.
     #[must_use]
     pub fn totp(&self) -> Option<Totp> {
