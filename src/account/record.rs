@@ -143,7 +143,9 @@ impl TwoFactorRecord {
     /// The administrator who provisioned the pending enrollment by mail, if one did.
     #[must_use]
     pub fn pending_enrollment_provisioned_by(&self) -> Option<&UserId> {
-        self.pending.as_ref().and_then(|p| p.provisioned_by.as_ref())
+        self.pending
+            .as_ref()
+            .and_then(|p| p.provisioned_by.as_ref())
     }
 
     /// The TOTP parameters of the active authenticator.
