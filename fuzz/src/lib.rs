@@ -45,27 +45,27 @@ pub fn check_uri_parse(data: &[u8]) {
 /// `base32_decode`: decoding never panics; a decoded secret has 1 to 64 bytes, as many as its
 /// symbols encode, and survives every printed form; raw bytes round-trip through base32.
 pub fn check_base32_decode(data: &[u8]) {
-    if let Ok(text) = core::str::from_utf8(data) {
-        if let Ok(secret) = Secret::from_base32(text) {
-            let symbols = text.chars().filter(char::is_ascii_alphanumeric).count();
-            assert_eq!(secret.len(), symbols * 5 / 8, "length for {text:?}");
-            assert!((1..=64).contains(&secret.len()));
-            let plain = secret.to_base32();
-            assert!(
-                plain
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)),
-                "non-canonical base32"
-            );
-            for form in [
-                plain.as_str().to_owned(),
-                plain.to_ascii_lowercase(),
-                secret.to_base32_grouped().as_str().to_owned(),
-            ] {
-                match Secret::from_base32(&form) {
-                    Ok(back) => assert_eq!(back.expose_secret(), secret.expose_secret()),
-                    Err(err) => panic!("{form:?} does not decode: {err:?}"),
-                }
+    if let Ok(text) = core::str::from_utf8(data)
+        && let Ok(secret) = Secret::from_base32(text)
+    {
+        let symbols = text.chars().filter(char::is_ascii_alphanumeric).count();
+        assert_eq!(secret.len(), symbols * 5 / 8, "length for {text:?}");
+        assert!((1..=64).contains(&secret.len()));
+        let plain = secret.to_base32();
+        assert!(
+            plain
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)),
+            "non-canonical base32"
+        );
+        for form in [
+            plain.as_str().to_owned(),
+            plain.to_ascii_lowercase(),
+            secret.to_base32_grouped().as_str().to_owned(),
+        ] {
+            match Secret::from_base32(&form) {
+                Ok(back) => assert_eq!(back.expose_secret(), secret.expose_secret()),
+                Err(err) => panic!("{form:?} does not decode: {err:?}"),
             }
         }
     }

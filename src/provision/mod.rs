@@ -53,6 +53,18 @@ pub struct Provisioning {
 impl Provisioning {
     /// Renders everything an enrollment screen needs for `key`.
     ///
+    /// ```
+    /// use twofactor::{KeyUri, OtpKind, Provisioning, QrError, Secret};
+    ///
+    /// let key = KeyUri::new(OtpKind::default(), Secret::generate()?, Some("ACME"), "bob")?;
+    /// let screen = Provisioning::new(&key)?;
+    /// assert!(screen.uri().starts_with("otpauth://totp/ACME:bob?secret="));
+    ///
+    /// let huge = KeyUri::new(OtpKind::default(), Secret::generate()?, None, &"b".repeat(3000))?;
+    /// assert!(matches!(Provisioning::new(&huge), Err(QrError::DataTooLong { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`QrError::DataTooLong`] if the URI does not fit in a QR code (only with issuer and
     /// account names of well over a thousand bytes).

@@ -86,6 +86,18 @@ impl QrCode {
     /// Encodes `data` (normally [`KeyUri::to_uri_string`](crate::KeyUri::to_uri_string)) in the
     /// smallest QR code that holds it at medium error correction.
     ///
+    /// ```
+    /// use twofactor::{QrCode, QrError};
+    ///
+    /// let qr = QrCode::new("otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP")?;
+    /// assert_eq!(qr.width(), 29); // version 3
+    /// assert!(matches!(
+    ///     QrCode::new(&"a".repeat(3000)),
+    ///     Err(QrError::DataTooLong { bytes: 3000 })
+    /// ));
+    /// # Ok::<(), QrError>(())
+    /// ```
+    ///
     /// # Errors
     /// [`QrError::DataTooLong`] above 2,331 bytes.
     pub fn new(data: &str) -> Result<Self, QrError> {

@@ -364,6 +364,21 @@ impl KeyUri {
     ///
     /// Returned in a [`Zeroizing`] string because it contains the secret.
     ///
+    /// ```
+    /// use twofactor::{Algorithm, KeyUri, OtpKind, Secret, Totp};
+    ///
+    /// let totp = Totp::builder().algorithm(Algorithm::Sha256).period(60).build()?;
+    /// let secret = Secret::from_base32("JBSWY3DPEHPK3PXP")?;
+    /// let key = KeyUri::new(OtpKind::Totp(totp), secret, Some("Bank & Co"), "bob:1")?;
+    /// // Defaults (digits=6) are omitted, other values written; `:` and `&` in names encoded.
+    /// assert_eq!(
+    ///     key.to_uri_string().as_str(),
+    ///     "otpauth://totp/Bank%20%26%20Co:bob%3A1?secret=JBSWY3DPEHPK3PXP\
+    ///      &issuer=Bank%20%26%20Co&algorithm=SHA256&period=60"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Security warning
     /// The URI contains the secret: show it only to the user who is enrolling, and never log it.
     #[must_use]
