@@ -198,7 +198,7 @@ impl Secret {
         if matches!(n % 8, 1 | 3 | 6) {
             return Err(SecretError::InvalidLength { symbols: n });
         }
-        if padding > 0 && (n + padding) % 8 != 0 {
+        if padding > 0 && !(n + padding).is_multiple_of(8) {
             return Err(SecretError::InvalidPadding);
         }
         if n * 5 / 8 > MAX_SECRET_BYTES {
