@@ -224,6 +224,7 @@ impl StoreError {
 pub struct PoolConfig {
     max_connections: u32,
     acquire_timeout: Duration,
+    test_before_acquire: bool,
 }
 
 impl PoolConfig {
@@ -239,6 +240,7 @@ impl PoolConfig {
         PoolConfig {
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
+            test_before_acquire: false,
         }
     }
 
@@ -253,6 +255,19 @@ impl PoolConfig {
     #[must_use]
     pub const fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Whether to ping an idle connection before every use (off by default).
+    ///
+    /// A ping is one more round trip to the server per statement: it doubles the latency
+    /// of a load or save on PostgreSQL. Without it, the first statement on a connection that
+    /// died while idle (the server restarted) fails with [`StoreError::Unavailable`], the
+    /// login fails closed, the connection is discarded, and the next call reconnects.
+    /// Turn it on if you would rather pay the round trip than fail that one request.
+    #[must_use]
+    pub const fn test_before_acquire(mut self, on: bool) -> Self {
+        self.test_before_acquire = on;
         self
     }
 
@@ -272,6 +287,7 @@ impl PoolConfig {
         sqlx::pool::PoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(self.test_before_acquire)
     }
 }
 
