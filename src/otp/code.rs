@@ -17,6 +17,10 @@ pub enum CodeError {
         /// Position (in characters) of the first offending character.
         position: usize,
     },
+    /// Asked to parse a code of a length no OTP configuration supports (above
+    /// [`MAX_DIGITS`](crate::otp::MAX_DIGITS) or zero).
+    #[error("codes have at most {max} digits, {0} requested", max = MAX_DIGITS)]
+    UnsupportedDigits(u8),
     /// The wrong number of digits.
     #[error("expected {expected} digits, got {actual}")]
     WrongLength {
@@ -58,8 +62,12 @@ impl Code {
     /// ```
     ///
     /// # Errors
-    /// [`CodeError::Empty`], [`CodeError::NotDigits`] or [`CodeError::WrongLength`].
+    /// [`CodeError::Empty`], [`CodeError::NotDigits`] or [`CodeError::WrongLength`];
+    /// [`CodeError::UnsupportedDigits`] if `digits` is 0 or above 8.
     pub fn parse(input: &str, digits: u8) -> Result<Self, CodeError> {
+        if digits == 0 || digits > MAX_DIGITS {
+            return Err(CodeError::UnsupportedDigits(digits));
+        }
         let mut value: u32 = 0;
         let mut count: usize = 0;
         for (position, c) in input.chars().enumerate() {
@@ -115,5 +123,35 @@ impl fmt::Debug for Code {
         f.debug_struct("Code")
             .field("digits", &self.digits)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_lengths_no_configuration_supports() {
+        assert_eq!(
+            Code::parse("123456789", 9).unwrap_err(),
+            CodeError::UnsupportedDigits(9)
+        );
+        assert_eq!(
+            Code::parse("", 0).unwrap_err(),
+            CodeError::UnsupportedDigits(0)
+        );
+        assert_eq!(Code::parse("12345678", 8).unwrap().to_string(), "12345678");
+        assert_eq!(
+            Code::parse(" 0 1 2 3 4 5\t", 6).unwrap().to_string(),
+            "012345"
+        );
+        assert_eq!(
+            Code::parse("12a456", 6).unwrap_err(),
+            CodeError::NotDigits { position: 2 }
+        );
+        assert_eq!(
+            Code::parse("١٢٣٤٥٦", 6).unwrap_err(),
+            CodeError::NotDigits { position: 0 }
+        );
     }
 }
