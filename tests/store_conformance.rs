@@ -1,17 +1,24 @@
-//! Every store runs the same conformance suite (`tests/common/conformance.rs`): memory,
-//! SQLite in memory and on a file, PostgreSQL on a throwaway server. Plus what only the SQL
-//! stores can show: corrupt rows, closed pools, gone databases, several pools on one database.
+//! Every store runs the same conformance suite: memory, SQLite in memory and on a file,
+//! PostgreSQL on a throwaway server.
+//!
+//! - `tests/common/conformance.rs`: the `UserStore` contract (versions, compare-and-swap,
+//!   insert races, lost updates, round trips);
+//! - `tests/common/flows.rs`: the domain flows through the `TwoFactor` service (enroll, login,
+//!   replay, recovery code, throttle) and its concurrency guarantees (one acceptance per
+//!   time step, never more checks than the throttle allows);
+//! - what only the SQL stores can show: corrupt rows, closed pools, gone databases, several
+//!   pools on one database. All of them fail closed.
 #![cfg(feature = "serde")]
 
 mod common;
 
-use common::conformance;
 use common::stores::{Fixture, Memory};
+use common::{conformance, flows};
 use twofactor::TwoFactorRecord;
 
-/// Two records that differ (as far as the domain lets a test build them).
-fn samples() -> (TwoFactorRecord, TwoFactorRecord) {
-    (TwoFactorRecord::default(), TwoFactorRecord::default())
+/// The empty record and a real enrolled one.
+async fn samples() -> (TwoFactorRecord, TwoFactorRecord) {
+    flows::sample_records().await
 }
 
 /// The trait-level suite for one store fixture.
@@ -33,7 +40,7 @@ macro_rules! store_conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn insert_only_if_absent() {
                 let f = fixture().await;
-                conformance::insert_if_absent(&*f.store(), &samples().1).await;
+                conformance::insert_if_absent(&*f.store(), &samples().await.1).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,21 +52,21 @@ macro_rules! store_conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn stale_version_conflicts_and_writes_nothing() {
                 let f = fixture().await;
-                let (a, b) = samples();
+                let (a, b) = samples().await;
                 conformance::stale_version_conflicts(&*f.store(), &a, &b).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn round_trip_preserves_the_record() {
                 let f = fixture().await;
-                let (a, b) = samples();
+                let (a, b) = samples().await;
                 conformance::round_trip(&*f.store(), &[a.clone(), b, a]).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn users_are_independent() {
                 let f = fixture().await;
-                let (a, b) = samples();
+                let (a, b) = samples().await;
                 conformance::users_are_independent(&*f.store(), &a, &b).await;
             }
 
@@ -73,6 +80,36 @@ macro_rules! store_conformance {
             async fn concurrent_increments_lose_no_update() {
                 let f = fixture().await;
                 conformance::no_lost_update(f.store(), 32).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn service_enroll_login_replay_refused() {
+                let f = fixture().await;
+                flows::enroll_login_replay(f.store()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn service_recovery_code_works_once() {
+                let f = fixture().await;
+                flows::recovery_code_once(f.store()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn service_throttle() {
+                let f = fixture().await;
+                flows::throttle(f.store()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn service_same_code_from_16_clients_is_accepted_once_per_step() {
+                let f = fixture().await;
+                flows::same_code_storm(f.store(), 16, 1_000, 3).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn service_wrong_codes_from_16_clients_never_exceed_the_throttle() {
+                let f = fixture().await;
+                flows::wrong_code_storm(f.store(), 16, 320).await;
             }
         }
     };
@@ -102,6 +139,7 @@ macro_rules! sql_conformance {
                         && std::error::Error::source(e).is_some()
                 })
                 .await;
+                flows::unreadable_record_refuses_login(f.store(), &user).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +148,7 @@ macro_rules! sql_conformance {
                 let user = UserId::new("enrolled");
                 let store = f.store();
                 let v = conformance::saved(
-                    store.save(&user, &samples().1, None).await.expect("save"),
+                    store.save(&user, &samples().await.1, None).await.expect("save"),
                     "insert",
                 );
                 f.close().await;
@@ -118,6 +156,7 @@ macro_rules! sql_conformance {
                     matches!(e, StoreError::Unavailable { .. })
                 })
                 .await;
+                flows::unreadable_record_refuses_login(store, &user).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +165,7 @@ macro_rules! sql_conformance {
                 let store = f.store();
                 let user = UserId::new("kept");
                 let v = conformance::saved(
-                    store.save(&user, &samples().1, None).await.expect("save"),
+                    store.save(&user, &samples().await.1, None).await.expect("save"),
                     "insert",
                 );
                 store.migrate().await.expect("second migrate");
@@ -172,7 +211,7 @@ mod sqlite_specific {
         let user = UserId::new("durable");
         let v = saved(
             f.store()
-                .save(&user, &samples().1, None)
+                .save(&user, &samples().await.1, None)
                 .await
                 .expect("save"),
             "insert",
@@ -265,7 +304,10 @@ mod postgres_specific {
         store.migrate().await.expect("migrate");
         let user = UserId::new("enrolled");
         let v = saved(
-            store.save(&user, &samples().1, None).await.expect("save"),
+            store
+                .save(&user, &samples().await.1, None)
+                .await
+                .expect("save"),
             "insert",
         );
         assert!(store.load(&user).await.expect("load").is_some());
@@ -286,6 +328,7 @@ mod postgres_specific {
             "failing closed took {:?}: the acquire timeout is not honoured",
             started.elapsed()
         );
+        flows::unreadable_record_refuses_login(Arc::new(store), &user).await;
         let root = server.root().to_owned();
         drop(server);
         assert!(!root.exists(), "the server's directory is removed on drop");
@@ -336,7 +379,7 @@ mod postgres_specific {
         let user = UserId::new("typed");
         saved(
             f.store()
-                .save(&user, &samples().1, None)
+                .save(&user, &samples().await.1, None)
                 .await
                 .expect("save"),
             "insert",
@@ -349,5 +392,30 @@ mod postgres_specific {
         .await
         .expect("query");
         assert_eq!(kind, "object");
+    }
+}
+
+/// The suite itself: a store without compare-and-swap must fail it.
+mod suite_catches_a_broken_store {
+    use std::sync::Arc;
+
+    use super::*;
+    use common::conformance::LastWriterWins;
+    use twofactor::MemoryStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[should_panic(expected = "lost update")]
+    async fn lost_updates() {
+        let store = Arc::new(LastWriterWins(MemoryStore::new()));
+        conformance::no_lost_update(store, 32).await;
+    }
+
+    // Caught one of two ways: usually several acceptances of the one code; when the
+    // schedule happens not to interleave, no save ever conflicted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[should_panic]
+    async fn replayed_codes() {
+        let store = Arc::new(LastWriterWins(MemoryStore::new()));
+        flows::same_code_storm(store, 16, 1_000, 1).await;
     }
 }

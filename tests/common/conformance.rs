@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Barrier;
 use twofactor::store::{SaveOutcome, UserStore, Version, Versioned};
-use twofactor::{TwoFactorRecord, UserId};
+use twofactor::{MemoryStore, TwoFactorRecord, UserId};
 
 /// The record as JSON: how tests compare records (they have no `PartialEq`).
 pub fn json(record: &TwoFactorRecord) -> String {
@@ -275,10 +275,7 @@ pub async fn no_lost_update<S: UserStore + 'static>(store: Arc<S>, tasks: usize)
                         .await
                         .expect("save")
                     {
-                        SaveOutcome::Saved(v) => {
-                            assert_eq!(v, Version(current.version.0 + 1));
-                            return v;
-                        }
+                        SaveOutcome::Saved(v) => return (current.version, v),
                         SaveOutcome::Conflict => {
                             conflicts.fetch_add(1, Ordering::Relaxed);
                             tokio::task::yield_now().await;
@@ -290,11 +287,21 @@ pub async fn no_lost_update<S: UserStore + 'static>(store: Arc<S>, tasks: usize)
         .collect();
     let mut versions = Vec::with_capacity(tasks);
     for handle in handles {
-        versions.push(handle.await.expect("task").0);
+        let (seen, new) = handle.await.expect("task");
+        assert_eq!(
+            new,
+            Version(seen.0 + 1),
+            "lost update: a save over version {seen:?} made version {new:?}"
+        );
+        versions.push(new.0);
     }
     versions.sort_unstable();
     versions.dedup();
-    assert_eq!(versions.len(), tasks, "two tasks got the same new version");
+    assert_eq!(
+        versions.len(),
+        tasks,
+        "lost update: two tasks made the same version"
+    );
     let last = load_some(&*store, &user).await.version;
     assert_eq!(
         last,
@@ -390,5 +397,79 @@ impl<S: UserStore> UserStore for RoundRobin<S> {
         expected: Option<Version>,
     ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send {
         self.pick().save(user, record, expected)
+    }
+}
+
+/// Counts the `Conflict`s of the store it wraps (and yields after each load): proof that a
+/// concurrency test exercised compare-and-swap rather than passing by running serially.
+pub struct Counting<S> {
+    inner: Arc<S>,
+    conflicts: AtomicU64,
+}
+
+impl<S> Counting<S> {
+    pub fn new(inner: Arc<S>) -> Self {
+        Counting {
+            inner,
+            conflicts: AtomicU64::new(0),
+        }
+    }
+
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
+    }
+}
+
+impl<S: UserStore> UserStore for Counting<S> {
+    type Error = S::Error;
+
+    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, Self::Error> {
+        let loaded = self.inner.load(user).await;
+        // Widen the window between load and save, as a network round trip would: the
+        // memory store never yields on its own, so its tasks would otherwise rarely overlap.
+        tokio::task::yield_now().await;
+        loaded
+    }
+
+    async fn save(
+        &self,
+        user: &UserId,
+        record: &TwoFactorRecord,
+        expected: Option<Version>,
+    ) -> Result<SaveOutcome, Self::Error> {
+        let outcome = self.inner.save(user, record, expected).await?;
+        if outcome == SaveOutcome::Conflict {
+            self.conflicts.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(outcome)
+    }
+}
+
+/// A store WITHOUT compare-and-swap (last writer wins, as a naive `UPDATE ... WHERE user_id`
+/// would): the suite must catch it.
+pub struct LastWriterWins(pub MemoryStore);
+
+impl UserStore for LastWriterWins {
+    type Error = <MemoryStore as UserStore>::Error;
+
+    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, Self::Error> {
+        let loaded = self.0.load(user).await;
+        // Let concurrent requests interleave between load and save, as network round trips do.
+        tokio::task::yield_now().await;
+        loaded
+    }
+
+    async fn save(
+        &self,
+        user: &UserId,
+        record: &TwoFactorRecord,
+        _expected: Option<Version>,
+    ) -> Result<SaveOutcome, Self::Error> {
+        loop {
+            let current = self.0.load(user).await?.map(|v| v.version);
+            if let SaveOutcome::Saved(v) = self.0.save(user, record, current).await? {
+                return Ok(SaveOutcome::Saved(v));
+            }
+        }
     }
 }

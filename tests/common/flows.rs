@@ -1,0 +1,461 @@
+//! The domain flows through the [`TwoFactor`] service, generic over the store: every store
+//! runs them (`tests/store_conformance.rs`), so a store that breaks replay protection, one-time
+//! recovery codes or the throttle under concurrency fails here, not in production.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::Barrier;
+
+use super::conformance::Counting;
+use twofactor::account::{
+    Factor, FailureReason, LoginContext, LoginDecision, Reauthenticated, Settings,
+};
+use twofactor::audit::{AuditKind, RecordingAudit};
+use twofactor::mail::RecordingMailer;
+use twofactor::service::{Error, TwoFactor};
+use twofactor::store::UserStore;
+use twofactor::{
+    Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Secret,
+    Totp, TwoFactorRecord, UserId,
+};
+
+/// A Unix time at the start of a 30 s step.
+pub const T0: u64 = 1_700_000_010;
+
+/// A policy as a plain function.
+pub type Policy = fn(&Principal, &EnrollmentStatus, u64) -> Requirement;
+
+/// 2FA required for everyone.
+pub fn required(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
+    Requirement::required()
+}
+
+/// 2FA if enrolled.
+pub fn optional(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
+    Requirement::Optional
+}
+
+/// The service type the flows drive: the store under test behind an `Arc`.
+pub type Service<S> =
+    TwoFactor<Arc<S>, Arc<RecordingMailer>, Policy, Arc<ManualClock>, Arc<RecordingAudit>>;
+
+/// A service on `store` with a manual clock at [`T0`] and recording mailer and audit.
+pub struct Harness<S: UserStore> {
+    pub tf: Arc<Service<S>>,
+    pub clock: Arc<ManualClock>,
+    pub audit: Arc<RecordingAudit>,
+}
+
+impl<S: UserStore> Harness<S> {
+    pub fn new(store: Arc<S>, policy: Policy) -> Self {
+        Self::with_settings(store, policy, Settings::default())
+    }
+
+    pub fn with_settings(store: Arc<S>, policy: Policy, settings: Settings) -> Self {
+        let clock = Arc::new(ManualClock::new(T0));
+        let audit = Arc::new(RecordingAudit::new());
+        let tf = TwoFactor::builder(store, Arc::new(RecordingMailer::new()), policy)
+            .clock(clock.clone())
+            .audit(audit.clone())
+            .settings(settings)
+            .build();
+        Harness {
+            tf: Arc::new(tf),
+            clock,
+            audit,
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Enrolls `user` now: the authenticator's secret and the recovery codes.
+    pub async fn enroll(&self, user: &UserId) -> (Secret, Vec<String>) {
+        let started = self
+            .tf
+            .start_enrollment(user, "user@example.com", Reauthenticated::at(self.now()))
+            .await
+            .expect("start enrollment");
+        let secret = KeyUri::parse(started.uri())
+            .expect("a valid key URI")
+            .into_secret();
+        let enrolled = self
+            .tf
+            .finish_enrollment(user, &code(&secret, self.now()))
+            .await
+            .expect("finish enrollment");
+        let codes = enrolled
+            .recovery_codes()
+            .expose_secret()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        (secret, codes)
+    }
+
+    /// `begin_login`, expecting a challenge.
+    pub async fn challenge(&self, who: &Principal) {
+        let decision = self
+            .tf
+            .begin_login(who, None, &LoginContext::new())
+            .await
+            .expect("begin login");
+        assert!(
+            matches!(decision, LoginDecision::Challenge { .. }),
+            "{decision:?}"
+        );
+    }
+
+    /// `finish_login` with a TOTP code.
+    pub async fn finish_totp(&self, who: &Principal, code: &str) -> Result<(), Error> {
+        self.tf
+            .finish_login(who, Factor::Totp(code), None, &LoginContext::new())
+            .await
+            .map(drop)
+    }
+
+    fn count_events(&self, user: &UserId, what: impl Fn(&AuditKind) -> bool) -> usize {
+        self.audit
+            .kinds_for(user)
+            .iter()
+            .filter(|k| what(k))
+            .count()
+    }
+
+    pub fn successes(&self, user: &UserId) -> usize {
+        self.count_events(user, |k| matches!(k, AuditKind::LoginSucceeded { .. }))
+    }
+
+    pub fn wrong_codes(&self, user: &UserId) -> usize {
+        self.count_events(user, |k| {
+            matches!(
+                k,
+                AuditKind::LoginFailed {
+                    reason: FailureReason::WrongCode,
+                    ..
+                }
+            )
+        })
+    }
+}
+
+/// The code `secret` shows at `now`.
+pub fn code(secret: &Secret, now: u64) -> String {
+    Totp::default().generate(secret, now).to_string()
+}
+
+/// A well-formed code other than `good`.
+pub fn wrong(good: &str) -> String {
+    if good == "000000" { "000001" } else { "000000" }.to_owned()
+}
+
+/// Two records for the store suite: the empty one and a real, enrolled one (secret, TOTP
+/// parameters, last used step, hashed recovery codes, one used, a throttle counter).
+pub async fn sample_records() -> (TwoFactorRecord, TwoFactorRecord) {
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::new(store.clone(), required);
+    let alice = Principal::new("alice");
+    let (secret, codes) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    h.challenge(&alice).await;
+    h.finish_totp(&alice, &code(&secret, h.now()))
+        .await
+        .expect("login");
+    h.challenge(&alice).await;
+    h.tf.finish_login(
+        &alice,
+        Factor::RecoveryCode(&codes[3]),
+        None,
+        &LoginContext::new(),
+    )
+    .await
+    .expect("recovery code");
+    let record = store
+        .load(&alice.user)
+        .await
+        .expect("load")
+        .expect("record")
+        .record;
+    assert!(record.is_enrolled());
+    (TwoFactorRecord::default(), record)
+}
+
+/// Enroll, log in with a TOTP code, the same code again is refused (replay), the next step's
+/// code works; the store holds the last used step.
+pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
+    let h = Harness::new(store.clone(), required);
+    let alice = Principal::new("alice");
+    assert_eq!(
+        h.tf.begin_login(&alice, None, &LoginContext::new())
+            .await
+            .expect("begin"),
+        LoginDecision::MustEnroll
+    );
+    let (secret, _) = h.enroll(&alice.user).await;
+    let enrolled = store
+        .load(&alice.user)
+        .await
+        .expect("load")
+        .expect("record");
+    assert!(enrolled.record.is_enrolled());
+
+    h.clock.advance(30);
+    let now = h.now();
+    h.challenge(&alice).await;
+    let typed = code(&secret, now);
+    h.finish_totp(&alice, &typed)
+        .await
+        .expect("login with TOTP");
+    let after = store
+        .load(&alice.user)
+        .await
+        .expect("load")
+        .expect("record");
+    assert_eq!(after.record.last_used_step(), Some(now / 30));
+    assert!(after.version > enrolled.version);
+
+    h.challenge(&alice).await;
+    assert!(
+        matches!(h.finish_totp(&alice, &typed).await, Err(Error::InvalidCode)),
+        "a replayed code must be refused"
+    );
+    h.clock.advance(30);
+    h.challenge(&alice).await;
+    h.finish_totp(&alice, &code(&secret, h.now()))
+        .await
+        .expect("the next step's code");
+    assert_eq!(h.successes(&alice.user), 2);
+}
+
+/// A recovery code logs in once, never twice.
+pub async fn recovery_code_once<S: UserStore>(store: Arc<S>) {
+    let h = Harness::new(store.clone(), required);
+    let alice = Principal::new("alice");
+    let (_, codes) = h.enroll(&alice.user).await;
+    h.challenge(&alice).await;
+    let granted =
+        h.tf.finish_login(
+            &alice,
+            Factor::RecoveryCode(&codes[0]),
+            None,
+            &LoginContext::new(),
+        )
+        .await
+        .expect("recovery code");
+    assert_eq!(granted.recovery_codes_left, Some(codes.len() - 1));
+    let loaded = store
+        .load(&alice.user)
+        .await
+        .expect("load")
+        .expect("record");
+    assert_eq!(loaded.record.recovery_codes_left(), codes.len() - 1);
+
+    h.challenge(&alice).await;
+    let again =
+        h.tf.finish_login(
+            &alice,
+            Factor::RecoveryCode(&codes[0]),
+            None,
+            &LoginContext::new(),
+        )
+        .await;
+    assert!(matches!(again, Err(Error::InvalidCode)), "used twice");
+}
+
+/// The default throttle: 5 wrong codes, then even the right code is not checked until the
+/// window has passed; the counters live in the store.
+pub async fn throttle<S: UserStore>(store: Arc<S>) {
+    let h = Harness::new(store, required);
+    let alice = Principal::new("alice");
+    let (secret, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    h.challenge(&alice).await;
+    let good = code(&secret, h.now());
+    let limit = Settings::default().code_checks_per_window() as usize;
+    for _ in 0..limit {
+        assert!(matches!(
+            h.finish_totp(&alice, &wrong(&good)).await,
+            Err(Error::InvalidCode)
+        ));
+    }
+    assert!(matches!(
+        h.finish_totp(&alice, &good).await,
+        Err(Error::Throttled { .. })
+    ));
+    let status = h.tf.status(&alice.user).await.expect("status");
+    let retry = status.throttled_until.expect("throttled");
+    h.clock.set(retry);
+    h.challenge(&alice).await;
+    h.finish_totp(&alice, &code(&secret, retry))
+        .await
+        .expect("login after the window");
+    assert_eq!(h.wrong_codes(&alice.user), limit);
+}
+
+/// The user's record cannot be read: the login is refused with a store error, whatever the
+/// policy (with `optional`, "no record" would mean "log in without 2FA").
+pub async fn unreadable_record_refuses_login<S: UserStore>(store: Arc<S>, user: &UserId) {
+    for policy in [optional as Policy, required as Policy] {
+        let h = Harness::new(store.clone(), policy);
+        let who = Principal::new(user.as_str());
+        match h.tf.begin_login(&who, None, &LoginContext::new()).await {
+            Err(Error::Store(_)) => {}
+            other => panic!("begin_login on an unreadable record: {other:?}"),
+        }
+        match h.finish_totp(&who, "123456").await {
+            Err(Error::Store(_)) => {}
+            other => panic!("finish_login on an unreadable record: {other:?}"),
+        }
+    }
+}
+
+/// `clients` tasks submit the same valid code `submissions` times in all, in bursts (each
+/// submission a `begin_login` then `finish_login`, as an attacker who knows the password
+/// and saw the code would), for `steps` time steps: exactly one acceptance per step.
+///
+/// The throttle is opened to its maximum so that as many checks as possible race; the
+/// compare-and-swap on the last used step is all that keeps the second acceptance out.
+pub async fn same_code_storm<S: UserStore + 'static>(
+    store: Arc<S>,
+    clients: usize,
+    submissions: usize,
+    steps: u64,
+) {
+    let settings = Settings::builder()
+        .code_checks_per_window(twofactor::account::MAX_CODE_CHECKS_PER_WINDOW)
+        .code_check_window(twofactor::account::MIN_WINDOW)
+        .build()
+        .expect("settings");
+    let window = settings.code_check_window();
+    let store = Arc::new(Counting::new(store));
+    let h = Harness::with_settings(store.clone(), required, settings);
+    let alice = Principal::new("alice");
+    let (secret, _) = h.enroll(&alice.user).await;
+    let bursts = submissions.div_ceil(clients);
+    let errors = Arc::new(AtomicU64::new(0));
+    for step in 0..steps {
+        // A new step, and a fresh throttle window.
+        h.clock.advance(window + 30);
+        let typed = code(&secret, h.now());
+        let before = h.successes(&alice.user);
+        let barrier = Arc::new(Barrier::new(clients));
+        let tasks: Vec<_> = (0..clients)
+            .map(|_| {
+                let (tf, alice, typed) = (h.tf.clone(), alice.clone(), typed.clone());
+                let (barrier, errors) = (barrier.clone(), errors.clone());
+                tokio::spawn(async move {
+                    let mut accepted = 0u32;
+                    for _ in 0..bursts {
+                        barrier.wait().await;
+                        let ctx = LoginContext::new();
+                        let _ = tf.begin_login(&alice, None, &ctx).await;
+                        match tf
+                            .finish_login(&alice, Factor::Totp(&typed), None, &ctx)
+                            .await
+                        {
+                            Ok(_) => accepted += 1,
+                            Err(Error::InvalidCode | Error::Throttled { .. }) => {}
+                            // Fail closed under contention: refused, never accepted.
+                            Err(Error::Contention { .. } | Error::NoPendingLogin) => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => panic!("unexpected error: {e:?}"),
+                        }
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for task in tasks {
+            accepted += task.await.expect("client");
+        }
+        assert_eq!(
+            accepted,
+            1,
+            "step {step}: {accepted} acceptances of one code among {} submissions",
+            bursts * clients
+        );
+        assert_eq!(h.successes(&alice.user) - before, 1, "step {step}: audit");
+    }
+    let refused = errors.load(Ordering::Relaxed);
+    assert!(
+        refused < (submissions as u64 * steps) / 10,
+        "{refused} submissions gave up on contention"
+    );
+    assert!(
+        store.conflicts() > 0,
+        "no save conflicted: the test did not exercise compare-and-swap"
+    );
+}
+
+/// `clients` tasks hammer wrong codes (`submissions` in all): no more than the throttle's
+/// limit are ever checked, the rest are refused unchecked.
+pub async fn wrong_code_storm<S: UserStore + 'static>(
+    store: Arc<S>,
+    clients: usize,
+    submissions: usize,
+) {
+    let store = Arc::new(Counting::new(store));
+    let h = Harness::new(store.clone(), required);
+    let limit = Settings::default().code_checks_per_window() as usize;
+    let alice = Principal::new("alice");
+    let (secret, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let bad = wrong(&code(&secret, h.now()));
+    let bursts = submissions.div_ceil(clients);
+    let barrier = Arc::new(Barrier::new(clients));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (tf, alice, bad, barrier) =
+                (h.tf.clone(), alice.clone(), bad.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let (mut checked, mut throttled) = (0usize, 0usize);
+                for _ in 0..bursts {
+                    barrier.wait().await;
+                    let ctx = LoginContext::new();
+                    let _ = tf.begin_login(&alice, None, &ctx).await;
+                    match tf
+                        .finish_login(&alice, Factor::Totp(&bad), None, &ctx)
+                        .await
+                    {
+                        Ok(_) => panic!("a wrong code was accepted"),
+                        Err(Error::InvalidCode) => checked += 1,
+                        Err(Error::Throttled { .. }) => throttled += 1,
+                        Err(Error::Contention { .. } | Error::NoPendingLogin) => {}
+                        Err(e) => panic!("unexpected error: {e:?}"),
+                    }
+                }
+                (checked, throttled)
+            })
+        })
+        .collect();
+    let (mut checked, mut throttled) = (0, 0);
+    for task in tasks {
+        let (c, t) = task.await.expect("client");
+        checked += c;
+        throttled += t;
+    }
+    // `InvalidCode` also answers a finish_login without a pending challenge; the audit trail
+    // counts real code checks.
+    let wrong_checks = h.wrong_codes(&alice.user);
+    assert!(
+        wrong_checks <= limit,
+        "{wrong_checks} wrong codes were checked; the limit is {limit}"
+    );
+    assert_eq!(wrong_checks, limit, "the limit is reached, not undershot");
+    assert!(checked >= wrong_checks);
+    assert!(throttled > 0);
+    assert!(
+        store.conflicts() > 0,
+        "no save conflicted: the test did not exercise compare-and-swap"
+    );
+    // And the right code is refused unchecked until the window passes.
+    let _ = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
+    assert!(matches!(
+        h.finish_totp(&alice, &code(&secret, h.now())).await,
+        Err(Error::Throttled { .. })
+    ));
+}
