@@ -3,6 +3,43 @@
 //! An [`EnforcementPolicy`] answers one question at every login, computed fresh (never
 //! cached): for this [`Principal`] with this [`EnrollmentStatus`] at `now`, what is the
 //! [`Requirement`]? The login flow does the rest.
+//!
+//! # Built-in policies
+//!
+//! | policy | answer | reference product |
+//! |---|---|---|
+//! | [`Optional`] | `Optional`: users opt in from their profile | Odoo's built-in 2FA |
+//! | [`RequiredForAll`] | `Required` for everyone | Odoo "All users", kw_2fa |
+//! | [`RequiredForRoles`] | `Required` for listed roles, another policy for the rest | Odoo "Employees only" |
+//! | [`PerTenant`] | the inner policy where an owner switched 2FA on, `Off` elsewhere | Onum |
+//!
+//! and combinators, also available fluently through [`PolicyExt`]:
+//!
+//! | combinator | effect | reference product |
+//! |---|---|---|
+//! | [`SuperuserExempt`] | an unenrolled superuser is `Exempt` (audited) instead of `Required` | kw_2fa's root |
+//! | [`GracePeriod`] | `Required` gets a deadline computed at every check, from a date or account creation | |
+//! | [`NoTrustedDevices`] | `Required` never lets "remember this device" skip the code | kw_2fa |
+//!
+//! ```
+//! use std::time::Duration;
+//! use twofactor::policy::{
+//!     EnforcementPolicy, EnrollmentStatus, GraceStart, PolicyExt, Principal, Requirement,
+//!     RequiredForRoles, WhenUnenrolled,
+//! };
+//!
+//! // Employees must use 2FA (a mailed code until they set up an app), with 14 days from
+//! // account creation to do so; the superuser is exempt; everyone else may opt in.
+//! let policy = RequiredForRoles::new(["employee"], WhenUnenrolled::MailCode)
+//!     .with_grace_period(GraceStart::AccountCreated, Duration::from_secs(14 * 86_400))
+//!     .exempt_superuser();
+//!
+//! let new_hire = Principal::new("ann").with_role("employee").created_at(1_000);
+//! assert!(matches!(
+//!     policy.requirement(&new_hire, &EnrollmentStatus::unenrolled(), 2_000),
+//!     Requirement::Required { grace_until: Some(1_210_600), .. }
+//! ));
+//! ```
 
 use std::collections::BTreeSet;
 
