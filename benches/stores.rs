@@ -2,18 +2,33 @@
 //! by the benchmark itself, on disk with fsync on unless `TWOFACTOR_BENCH_PG=fast`).
 //!
 //! - `round_trip`: one `load` and one compare-and-swap `save` of an existing user.
+//! - `round_trip_concurrent`: the same from 16 clients at once, each on its own user.
+//! - `full_login`: `begin_login` + `finish_login` with a TOTP code through the `TwoFactor`
+//!   service (policy: 2FA required), each iteration at the next 30 s time step so replay
+//!   protection admits it. Codes are computed before the clock starts (that is the user's
+//!   app's work). The service does two round trips per login: `begin_login` saves the
+//!   open challenge, `finish_login` the used step.
+//! - `full_login_concurrent`: 16 clients, each its own user and clock, one store (PostgreSQL:
+//!   one pool of 16 connections).
 //!
 //! Run with `cargo bench --bench stores --all-features`; `benches/STORES.md` holds a recorded
 //! run and the targets.
 
+use std::cell::OnceCell;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
+use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+use twofactor::mail::{Mailer, Notice};
+use twofactor::service::TwoFactor;
 use twofactor::store::{PoolConfig, PostgresStore, SaveOutcome, SqliteStore, UserStore};
-use twofactor::{MemoryStore, TwoFactorRecord, UserId};
+use twofactor::{
+    Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Secret,
+    Totp, TwoFactorRecord, UserId,
+};
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../tests/common/pg.rs"]
@@ -56,17 +71,27 @@ async fn round_trip<S: UserStore>(store: &S, user: &UserId) {
 }
 
 /// `load` + `save` of one user, `iters` times in a row.
-fn bench_round_trip<S: UserStore>(c: &mut Criterion, rt: &Runtime, name: &str, store: &S) {
+fn bench_round_trip<S: UserStore>(
+    c: &mut Criterion,
+    rt: &Runtime,
+    name: &str,
+    store: &impl Fn() -> Arc<S>,
+) {
     let user = UserId::new(format!("bench-{name}"));
-    rt.block_on(async {
-        let _ = store
-            .save(&user, &TwoFactorRecord::default(), None)
-            .await
-            .expect("insert");
-    });
+    let mut state = None;
     let mut group = c.benchmark_group("round_trip");
     group.throughput(Throughput::Elements(1));
     group.bench_function(name, |b| {
+        let store = &**state.get_or_insert_with(|| {
+            let store = store();
+            rt.block_on(async {
+                let _ = store
+                    .save(&user, &TwoFactorRecord::default(), None)
+                    .await
+                    .expect("insert");
+            });
+            store
+        });
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let started = Instant::now();
@@ -86,23 +111,28 @@ fn bench_round_trip_concurrent<S: UserStore + 'static>(
     c: &mut Criterion,
     rt: &Runtime,
     name: &str,
-    store: Arc<S>,
+    store: &impl Fn() -> Arc<S>,
     clients: usize,
 ) {
     let users: Vec<UserId> = (0..clients)
         .map(|i| UserId::new(format!("bench-{name}-{i}")))
         .collect();
-    rt.block_on(async {
-        for user in &users {
-            let _ = store
-                .save(user, &TwoFactorRecord::default(), None)
-                .await
-                .expect("insert");
-        }
-    });
+    let mut state = None;
     let mut group = c.benchmark_group("round_trip_concurrent");
     group.throughput(Throughput::Elements(1));
     group.bench_function(format!("{name}/{clients}_clients"), |b| {
+        let store = state.get_or_insert_with(|| {
+            let store = store();
+            rt.block_on(async {
+                for user in &users {
+                    let _ = store
+                        .save(user, &TwoFactorRecord::default(), None)
+                        .await
+                        .expect("insert");
+                }
+            });
+            store
+        });
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let started = Instant::now();
@@ -132,40 +162,223 @@ fn bench_round_trip_concurrent<S: UserStore + 'static>(
     group.finish();
 }
 
+/// A mailer that accepts and drops every notice.
+struct Discard;
+
+impl Mailer for Discard {
+    type Error = std::convert::Infallible;
+    async fn send(&self, _: &UserId, _: &Notice) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+type Policy = fn(&Principal, &EnrollmentStatus, u64) -> Requirement;
+
+fn required(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
+    Requirement::required()
+}
+
+/// One user logging in again and again through their own service instance (own clock),
+/// all instances sharing one store.
+struct Client<S: UserStore> {
+    tf: TwoFactor<Arc<S>, Discard, Policy, Arc<ManualClock>>,
+    clock: Arc<ManualClock>,
+    who: Principal,
+    secret: Secret,
+}
+
+const T0: u64 = 1_700_000_010;
+
+impl<S: UserStore> Client<S> {
+    async fn enrolled(store: Arc<S>, name: &str) -> Self {
+        let clock = Arc::new(ManualClock::new(T0));
+        let tf = TwoFactor::builder(store, Discard, required as Policy)
+            .clock(clock.clone())
+            .build();
+        let who = Principal::new(name);
+        let started = tf
+            .start_enrollment(&who.user, name, Reauthenticated::at(clock.now()))
+            .await
+            .expect("start enrollment");
+        let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
+        let code = Totp::default().generate(&secret, clock.now()).to_string();
+        tf.finish_enrollment(&who.user, &code)
+            .await
+            .expect("finish enrollment");
+        Client {
+            tf,
+            clock,
+            who,
+            secret,
+        }
+    }
+
+    /// The codes of the next `n` time steps.
+    fn next_codes(&self, n: u64) -> Vec<[u8; 6]> {
+        let now = self.clock.now();
+        (1..=n)
+            .map(|k| {
+                let code = Totp::default()
+                    .generate(&self.secret, now + 30 * k)
+                    .to_string();
+                code.as_bytes().try_into().expect("6 digits")
+            })
+            .collect()
+    }
+
+    /// One full login at the next time step with its precomputed `code`.
+    async fn login(&self, code: &[u8; 6]) {
+        self.clock.advance(30);
+        let ctx = LoginContext::new();
+        let decision = self
+            .tf
+            .begin_login(&self.who, None, &ctx)
+            .await
+            .expect("begin login");
+        debug_assert!(matches!(decision, LoginDecision::Challenge { .. }));
+        black_box(decision);
+        let code = std::str::from_utf8(code).expect("ascii digits");
+        let granted = self
+            .tf
+            .finish_login(&self.who, Factor::Totp(code), None, &ctx)
+            .await
+            .expect("login accepted");
+        black_box(granted);
+    }
+}
+
+fn bench_full_login<S: UserStore + 'static>(
+    c: &mut Criterion,
+    rt: &Runtime,
+    name: &str,
+    store: &impl Fn() -> Arc<S>,
+) {
+    let mut state = None;
+    let mut group = c.benchmark_group("full_login");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(name, |b| {
+        let client = state.get_or_insert_with(|| {
+            rt.block_on(Client::enrolled(store(), &format!("login-{name}")))
+        });
+        b.iter_custom(|iters| {
+            let codes = client.next_codes(iters);
+            rt.block_on(async {
+                let started = Instant::now();
+                for code in &codes {
+                    client.login(code).await;
+                }
+                started.elapsed()
+            })
+        });
+    });
+    group.finish();
+}
+
+fn bench_full_login_concurrent<S: UserStore + 'static>(
+    c: &mut Criterion,
+    rt: &Runtime,
+    name: &str,
+    store: &impl Fn() -> Arc<S>,
+    clients: usize,
+) {
+    let mut state = None;
+    let mut group = c.benchmark_group("full_login_concurrent");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(format!("{name}/{clients}_clients"), |b| {
+        let all: &Vec<Arc<Client<S>>> = state.get_or_insert_with(|| {
+            let store = store();
+            rt.block_on(async {
+                let mut all = Vec::new();
+                for i in 0..clients {
+                    all.push(Arc::new(
+                        Client::enrolled(store.clone(), &format!("login-{name}-{i}")).await,
+                    ));
+                }
+                all
+            })
+        });
+        b.iter_custom(|iters| {
+            let per_client = iters.div_ceil(clients as u64);
+            let codes: Vec<_> = all.iter().map(|c| c.next_codes(per_client)).collect();
+            rt.block_on(async {
+                let started = Instant::now();
+                let tasks: Vec<_> = all
+                    .iter()
+                    .cloned()
+                    .zip(codes)
+                    .map(|(client, codes)| {
+                        tokio::spawn(async move {
+                            for code in &codes {
+                                client.login(code).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("client");
+                }
+                started
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_client * clients as u64) as f64)
+            })
+        });
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let rt = runtime();
 
     let memory = Arc::new(MemoryStore::new());
-    bench_round_trip(c, &rt, "memory", &*memory);
+    let memory = || memory.clone();
+    bench_round_trip(c, &rt, "memory", &memory);
+    bench_full_login(c, &rt, "memory", &memory);
 
+    // Each store is set up on first use: `cargo bench -- memory` starts no database.
     let dir = temp_dir();
-    let sqlite = rt
-        .block_on(SqliteStore::open(dir.0.join("bench.db")))
-        .expect("open SQLite");
+    let sqlite = OnceCell::new();
+    let sqlite = || {
+        sqlite
+            .get_or_init(|| {
+                let store = rt.block_on(SqliteStore::open(dir.0.join("bench.db")));
+                Arc::new(store.expect("open SQLite"))
+            })
+            .clone()
+    };
     bench_round_trip(c, &rt, "sqlite_file", &sqlite);
+    bench_full_login(c, &rt, "sqlite_file", &sqlite);
 
+    // Measured on disk with fsync (as deployed) under `cargo bench`; in memory without fsync
+    // when `TWOFACTOR_BENCH_PG=fast`, and in test mode (`cargo test`/`nextest`: one
+    // iteration each, just checking that the benchmarks run).
+    let measuring = std::env::args().any(|a| a == "--bench");
     let durability = match std::env::var("TWOFACTOR_BENCH_PG").as_deref() {
         Ok("fast") => pg::Durability::Fast,
+        _ if !measuring => pg::Durability::Fast,
         _ => pg::Durability::Durable,
     };
-    let server = pg::PgServer::start(durability);
-    let postgres = rt.block_on(async {
-        let url = server.fresh_database("bench").await;
-        let store = PostgresStore::connect_with(&url, PoolConfig::new().max_connections(16))
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
-        Arc::new(store)
-    });
-    bench_round_trip(c, &rt, "postgres", &*postgres);
-    bench_round_trip_concurrent(c, &rt, "postgres", postgres.clone(), 16);
-
-    rt.block_on(async {
-        sqlite.close().await;
-        postgres.close().await;
-    });
-    drop(server);
-    drop(dir);
+    let server = OnceCell::new();
+    let postgres = OnceCell::new();
+    let postgres = || {
+        postgres
+            .get_or_init(|| {
+                let server = server.get_or_init(|| pg::PgServer::start(durability));
+                rt.block_on(async {
+                    let url = server.fresh_database("bench").await;
+                    let config = PoolConfig::new().max_connections(16);
+                    let store = PostgresStore::connect_with(&url, config)
+                        .await
+                        .expect("connect");
+                    store.migrate().await.expect("migrate");
+                    Arc::new(store)
+                })
+            })
+            .clone()
+    };
+    bench_round_trip(c, &rt, "postgres", &postgres);
+    bench_full_login(c, &rt, "postgres", &postgres);
+    bench_round_trip_concurrent(c, &rt, "postgres", &postgres, 16);
+    bench_full_login_concurrent(c, &rt, "postgres", &postgres, 16);
 }
 
 criterion_group! {
