@@ -287,14 +287,19 @@ impl BlockHash for Sha512 {
     }
 }
 
-/// HMAC keyed once: the chaining values after the `K ^ ipad` and `K ^ opad` blocks, plus a
-/// working state and a block reused for every counter, so that everything derived from the
-/// key lives here and is wiped once, on drop.
+/// HMAC keyed once, laid out so that a counter costs two compressions and nothing else.
+///
+/// `inner` and `outer` are the chaining values after the `K ^ ipad` and `K ^ opad` blocks.
+/// `counter_block` is the inner message block, padded once: only its first 8 bytes (the public
+/// counter) change. `digest_block` is the outer message block, padded once: only its first
+/// `OUTPUT_LEN` bytes (the inner hash, then the MAC) change. Everything derived from the key
+/// (`inner`, `outer`, `work`, `digest_block`) is wiped once, on drop.
 struct KeyedHmac<H: BlockHash> {
     inner: H::State,
     outer: H::State,
     work: H::State,
-    scratch: H::Block,
+    digest_block: H::Block,
+    counter_block: H::Block,
 }
 
 impl<H: BlockHash> KeyedHmac<H> {
@@ -303,11 +308,14 @@ impl<H: BlockHash> KeyedHmac<H> {
             inner: H::INITIAL,
             outer: H::INITIAL,
             work: H::INITIAL,
-            scratch: H::ZERO_BLOCK,
+            digest_block: H::ZERO_BLOCK,
+            counter_block: H::ZERO_BLOCK,
         };
-        // The padded key is built in place, never in a copy that would escape the wipe.
-        let block: &mut [u8] = hmac.scratch.as_mut();
-        if key.len() > block.len() {
+        // The padded key is built in place (in `digest_block`, wiped on drop), never in a copy
+        // that would escape the wipe.
+        let block: &mut [u8] = hmac.digest_block.as_mut();
+        let block_len = block.len();
+        if key.len() > block_len {
             // RFC 2104 §2: keys longer than a block are hashed first. Secrets are at most
             // MAX_SECRET_BYTES = 64, so this cannot happen today; it keeps the function HMAC.
             H::digest(key, &mut block[..H::OUTPUT_LEN]);
@@ -315,33 +323,32 @@ impl<H: BlockHash> KeyedHmac<H> {
             block[..key.len()].copy_from_slice(key);
         }
         block.iter_mut().for_each(|b| *b ^= 0x36);
-        H::compress(&mut hmac.inner, &hmac.scratch);
-        let block: &mut [u8] = hmac.scratch.as_mut();
+        H::compress(&mut hmac.inner, &hmac.digest_block);
+        let block: &mut [u8] = hmac.digest_block.as_mut();
         block.iter_mut().for_each(|b| *b ^= 0x36 ^ 0x5c);
-        H::compress(&mut hmac.outer, &hmac.scratch);
+        H::compress(&mut hmac.outer, &hmac.digest_block);
+        // Now the two message blocks, with their Merkle–Damgård padding.
+        let block: &mut [u8] = hmac.digest_block.as_mut();
+        block.fill(0);
+        block[H::OUTPUT_LEN] = 0x80;
+        put_bit_length(block, block_len + H::OUTPUT_LEN);
+        let block: &mut [u8] = hmac.counter_block.as_mut();
+        block[8] = 0x80;
+        put_bit_length(block, block_len + 8);
         hmac
     }
 
     /// The truncated HOTP value for `counter`: two compressions, no allocation.
     fn value_at(&mut self, counter: u64, digits: u8) -> u32 {
-        let block_len = self.scratch.as_ref().len();
-        // Inner: H(K ^ ipad || counter), the counter and its padding in one block.
-        let block: &mut [u8] = self.scratch.as_mut();
-        block.fill(0);
-        block[..8].copy_from_slice(&counter.to_be_bytes());
-        block[8] = 0x80;
-        put_bit_length(block, block_len + 8);
+        // Inner: H(K ^ ipad || counter).
+        self.counter_block.as_mut()[..8].copy_from_slice(&counter.to_be_bytes());
         self.work = self.inner;
-        H::compress(&mut self.work, &self.scratch);
-        // Outer: H(K ^ opad || inner hash), again one block with its padding.
-        let block: &mut [u8] = self.scratch.as_mut();
-        block.fill(0);
-        H::write_output(&self.work, &mut block[..H::OUTPUT_LEN]);
-        block[H::OUTPUT_LEN] = 0x80;
-        put_bit_length(block, block_len + H::OUTPUT_LEN);
+        H::compress(&mut self.work, &self.counter_block);
+        // Outer: H(K ^ opad || inner hash).
+        H::write_output(&self.work, &mut self.digest_block.as_mut()[..H::OUTPUT_LEN]);
         self.work = self.outer;
-        H::compress(&mut self.work, &self.scratch);
-        let mac = &mut self.scratch.as_mut()[..H::OUTPUT_LEN];
+        H::compress(&mut self.work, &self.digest_block);
+        let mac = &mut self.digest_block.as_mut()[..H::OUTPUT_LEN];
         H::write_output(&self.work, mac);
         truncate(mac, digits)
     }
@@ -360,7 +367,8 @@ impl<H: BlockHash> Drop for KeyedHmac<H> {
         self.inner.zeroize();
         self.outer.zeroize();
         self.work.zeroize();
-        self.scratch.zeroize();
+        self.digest_block.zeroize();
+        // `counter_block` holds only the public counter and padding.
     }
 }
 
