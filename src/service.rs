@@ -332,14 +332,9 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
     }
 }
 
-impl<S, M, P, C, A> TwoFactor<S, M, P, C, A>
-where
-    S: UserStore,
-    M: Mailer,
-    P: EnforcementPolicy,
-    C: Clock,
-    A: AuditSink,
-{
+/// Read access to the parts, with no trait bounds: a generic helper that only reads the
+/// settings or the clock need not repeat the service's bounds.
+impl<S, M, P, C, A> TwoFactor<S, M, P, C, A> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
@@ -364,7 +359,16 @@ where
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
+}
 
+impl<S, M, P, C, A> TwoFactor<S, M, P, C, A>
+where
+    S: UserStore,
+    M: Mailer,
+    P: EnforcementPolicy,
+    C: Clock,
+    A: AuditSink,
+{
     /// Loads a user's record; a user without one gets the empty record (no 2FA).
     async fn load(
         &self,

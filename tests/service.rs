@@ -1065,3 +1065,19 @@ async fn totp_period_is_a_deployment_setting() {
     .await
     .unwrap();
 }
+
+/// Reads the parts of any service: no trait bounds to repeat (this does not compile if the
+/// accessors require them).
+fn describe<S, M, P, C, A>(tf: &TwoFactor<S, M, P, C, A>) -> (Option<&str>, &C, &A) {
+    let _: (&S, &M, &P) = (tf.store(), tf.mailer(), tf.policy());
+    (tf.settings().issuer(), tf.clock(), tf.audit())
+}
+
+#[test]
+fn accessors_need_no_trait_bounds() {
+    let h = harness(required);
+    let (issuer, clock, audit) = describe(&h.tf);
+    assert_eq!(issuer, Some("ACME"));
+    assert_eq!(clock.now(), T0);
+    assert!(audit.events().is_empty());
+}
