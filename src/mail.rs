@@ -103,14 +103,55 @@ pub enum Notice {
     ProvisionedSecret {
         /// The `otpauth://` URI (render it as a QR code). Read it with
         /// [`Notice::expose_provisioning_uri`].
-        uri: Zeroizing<String>,
-        /// The secret in base32 groups of four, for typing by hand.
-        manual_key: Zeroizing<String>,
+        uri: SecretText,
+        /// The secret in base32 groups of four, for typing by hand. Read it with
+        /// [`Notice::expose_manual_key`].
+        manual_key: SecretText,
         /// When the confirmation window closes.
         expires_at: u64,
         /// The administrator.
         provisioned_by: UserId,
     },
+}
+
+/// Text that must reach the user and nowhere else: the URI and manual key of a
+/// [`Notice::ProvisionedSecret`].
+///
+/// The text is private: read it with [`SecretText::expose_secret`] (or the `expose_*` accessors
+/// of [`Notice`]), so every place that handles the secret names it. `Debug` prints
+/// `SecretText([redacted])`, the text is zeroized on drop, and there is no `PartialEq`.
+///
+/// ```
+/// use twofactor::mail::SecretText;
+/// let key = SecretText::new("JBSW Y3DP EHPK 3PXP");
+/// assert_eq!(format!("{key:?}"), "SecretText([redacted])");
+/// assert_eq!(key.expose_secret(), "JBSW Y3DP EHPK 3PXP");
+/// ```
+#[derive(Clone)]
+pub struct SecretText(Zeroizing<String>);
+
+impl SecretText {
+    /// Wraps `text` (to build a [`Notice`] for a template test, say).
+    #[must_use]
+    pub fn new(text: impl Into<String>) -> Self {
+        SecretText(Zeroizing::new(text.into()))
+    }
+
+    /// The text.
+    ///
+    /// # Security warning
+    /// This is an authenticator secret, or contains one: put it in the message to the user,
+    /// never in logs.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretText([redacted])")
+    }
 }
 
 /// The kind of a [`Notice`], without its content: for audit events, metrics and templates.
@@ -184,7 +225,20 @@ impl Notice {
     #[must_use]
     pub fn expose_provisioning_uri(&self) -> Option<&str> {
         match self {
-            Notice::ProvisionedSecret { uri, .. } => Some(uri),
+            Notice::ProvisionedSecret { uri, .. } => Some(uri.expose_secret()),
+            _ => None,
+        }
+    }
+
+    /// The manual key of a [`Notice::ProvisionedSecret`]: the secret in base32 groups of four,
+    /// for users who cannot scan the QR code.
+    ///
+    /// # Security warning
+    /// This is the authenticator secret itself.
+    #[must_use]
+    pub fn expose_manual_key(&self) -> Option<&str> {
+        match self {
+            Notice::ProvisionedSecret { manual_key, .. } => Some(manual_key.expose_secret()),
             _ => None,
         }
     }
@@ -454,14 +508,24 @@ mod tests {
         assert_eq!(n.expose_login_code(), Some("123456"));
         assert!(n.must_deliver());
         let n = Notice::ProvisionedSecret {
-            uri: Zeroizing::new("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP".into()),
-            manual_key: Zeroizing::new("JBSW Y3DP EHPK 3PXP".into()),
+            uri: SecretText::new("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP"),
+            manual_key: SecretText::new("JBSW Y3DP EHPK 3PXP"),
             expires_at: 9,
             provisioned_by: UserId::new("root"),
         };
         let dbg = format!("{n:?}");
         assert!(!dbg.contains("JBSW"));
         assert!(dbg.contains("root"));
+        assert_eq!(
+            n.expose_provisioning_uri(),
+            Some("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP")
+        );
+        assert_eq!(n.expose_manual_key(), Some("JBSW Y3DP EHPK 3PXP"));
+        assert_eq!(Notice::Enabled.expose_manual_key(), None);
+        let Notice::ProvisionedSecret { manual_key, .. } = &n else {
+            unreachable!()
+        };
+        assert!(!format!("{manual_key:?}").contains("JBSW"));
         assert!(!Notice::Enabled.must_deliver());
         assert_eq!(Notice::Enabled.kind(), NoticeKind::Enabled);
     }

@@ -94,21 +94,22 @@ async fn the_admin_creates_2fa_the_secret_reaches_the_user_by_mail_and_the_user_
     );
 
     // The e-mail: QR code (URI), the key to type, who sent it, until when.
-    let Some(Notice::ProvisionedSecret {
-        manual_key,
+    let mail = tf.mailer().last_for(&sales.user).unwrap();
+    let Notice::ProvisionedSecret {
         expires_at: mail_expiry,
         provisioned_by,
         ..
-    }) = tf.mailer().last_for(&sales.user)
+    } = &mail
     else {
         panic!("expected the provisioned secret");
     };
-    assert_eq!(provisioned_by, admin);
-    assert_eq!(mail_expiry, expires_at);
+    assert_eq!(*provisioned_by, admin);
+    assert_eq!(*mail_expiry, expires_at);
+    let manual_key = mail.expose_manual_key().expect("the key to type");
     let key = KeyUri::parse(&tf.mailer().last_provisioning_uri_for(&sales.user).unwrap()).unwrap();
     assert_eq!(key.issuer(), Some("Bista ERP"));
     assert_eq!(key.account(), "sales@example.com");
-    let typed = Secret::from_base32(&manual_key).unwrap();
+    let typed = Secret::from_base32(manual_key).unwrap();
     assert_eq!(typed.expose_secret(), key.secret().expose_secret());
     // Debug output (logs) never shows it.
     assert!(!format!("{:?}", tf.mailer().sent()).contains(key.secret().to_base32().as_str()));

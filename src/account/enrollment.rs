@@ -6,7 +6,7 @@ use core::fmt;
 use rand::TryCryptoRng;
 
 use crate::audit::{AuditKind, Operation};
-use crate::mail::{DisabledBy, Notice};
+use crate::mail::{DisabledBy, Notice, SecretText};
 use crate::otp::{Secret, Totp, VerifyError};
 use crate::provision::{KeyUri, OtpKind, Provisioning};
 
@@ -230,8 +230,8 @@ impl TwoFactorRecord {
         )?;
         let expires_at = started.expires_at;
         let notice = Notice::ProvisionedSecret {
-            uri: zeroize::Zeroizing::new(started.uri().to_owned()),
-            manual_key: zeroize::Zeroizing::new(started.manual_key().to_owned()),
+            uri: SecretText::new(started.uri()),
+            manual_key: SecretText::new(started.manual_key()),
             expires_at,
             provisioned_by: admin.clone(),
         };
@@ -953,11 +953,15 @@ pub(crate) mod tests {
             .start_enrollment_by_mail_dangerous(T0, &admin, "bob", &s, &mut rng)
             .unwrap();
         assert_eq!(*t.outcome(), T0 + 86_400);
-        let Notice::ProvisionedSecret { uri, .. } = &t.notices()[0] else {
-            panic!("no secret mailed")
-        };
+        let uri = t.notices()[0]
+            .expose_provisioning_uri()
+            .expect("secret mailed");
         assert!(uri.starts_with("otpauth://totp/ACME:bob?secret="));
-        assert!(!format!("{:?}", t.notices()).contains(uri.as_str()));
+        assert!(!format!("{:?}", t.notices()).contains(uri));
+        let key = t.notices()[0].expose_manual_key().expect("key mailed");
+        let secret = crate::Secret::from_base32(key).expect("base32");
+        assert!(uri.contains(secret.to_base32().as_str()));
+        assert!(!format!("{:?}", t.notices()).contains(key));
         let pending = t.into_parts().0;
         assert_eq!(pending.pending_enrollment_provisioned_by(), Some(&admin));
         assert_eq!(pending.pending_enrollment_started_at(), Some(T0));
