@@ -400,6 +400,41 @@ async fn mailed_code_login() {
 }
 
 #[tokio::test]
+async fn a_late_mailed_code_is_audited_as_expired() {
+    let h = harness(mail_code);
+    let bob = Principal::new("bob");
+    h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let code = h.mailer.last_login_code_for(&bob.user).unwrap();
+    // The code and the login waiting for it end at the same instant.
+    h.clock.set(T0 + 3_600);
+    assert!(matches!(
+        h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    assert_eq!(
+        h.audit.kinds_for(&bob.user).last(),
+        Some(&AuditKind::LoginFailed {
+            factor: FactorKind::MailedCode,
+            reason: FailureReason::Expired
+        })
+    );
+    // The code is gone: later tries are refused because no login is waiting.
+    assert!(matches!(
+        h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    assert_eq!(
+        h.audit.kinds_for(&bob.user).last(),
+        Some(&AuditKind::LoginFailed {
+            factor: FactorKind::MailedCode,
+            reason: FailureReason::ExpiredChallenge
+        })
+    );
+}
+
+#[tokio::test]
 async fn mail_sends_are_limited() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");

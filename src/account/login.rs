@@ -514,7 +514,16 @@ impl TwoFactorRecord {
         }
         if !next.challenge_open(now) {
             next.challenge = None;
-            let reason = FailureReason::ExpiredChallenge;
+            // A login waiting for a mailed code closes when the code expires: a late code is
+            // audited as what it is, an expired mailed code.
+            let late_mailed_code = matches!(parsed, Parsed::Mailed(_))
+                && next.mailed.as_ref().is_some_and(|m| now >= m.expires_at);
+            let reason = if late_mailed_code {
+                next.mailed = None;
+                FailureReason::Expired
+            } else {
+                FailureReason::ExpiredChallenge
+            };
             return Ok(
                 Transition::new(next, true, Err(Refusal::Invalid(reason))).event(failed(reason))
             );
@@ -1132,7 +1141,8 @@ mod tests {
             None,
         );
         assert!(matches!(t.outcome(), Err(Refusal::Invalid(_))));
-        // Expired.
+        // Expired: the login waiting for it closes at the same instant, and the audit trail
+        // says the mailed code expired.
         let t = finish(
             &r,
             T0 + 3_600,
@@ -1140,7 +1150,34 @@ mod tests {
             Factor::MailedCode(&code),
             None,
         );
-        assert!(matches!(t.outcome(), Err(Refusal::Invalid(_))));
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Invalid(FailureReason::Expired)
+        );
+        assert_eq!(
+            t.events(),
+            &[AuditKind::LoginFailed {
+                factor: FactorKind::MailedCode,
+                reason: FailureReason::Expired
+            }]
+        );
+        assert!(t.record().mailed.is_none());
+        assert!(t.record().challenge.is_none());
+        assert_eq!(t.record().code_checks.count(T0 + 3_600, 3_600), 1);
+        // A TOTP code after the login closed is still an expired challenge.
+        let t = finish(&r, T0 + 3_600, &mail_code(), Factor::Totp("123456"), None);
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Invalid(FailureReason::ExpiredChallenge)
+        );
+        // So is a valid mailed code once its login is over (a trusted device let the user in).
+        let mut over = r.clone();
+        over.challenge = None;
+        let t = finish(&over, T0 + 1, &mail_code(), Factor::MailedCode(&code), None);
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Invalid(FailureReason::ExpiredChallenge)
+        );
         // A TOTP code means nothing to a user without an authenticator.
         let t = finish(&r, T0 + 1, &mail_code(), Factor::Totp("123456"), None);
         assert_eq!(
