@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | [`SuperuserExempt`] | an unenrolled superuser is `Exempt` (audited) instead of `Required` | kw_2fa's root |
 //! | [`GracePeriod`] | `Required` gets a deadline computed at every check, from a date or account creation | |
-//! | [`NoTrustedDevices`] | `Required` never lets "remember this device" skip the code | kw_2fa |
+//! | [`NoTrustedDevices`] | `Required` and `Optional` never let "remember this device" skip the code | kw_2fa |
 //!
 //! ```
 //! use std::time::Duration;
@@ -153,7 +153,10 @@ pub enum Requirement {
     /// a tenant owner).
     Off,
     /// Ask enrolled users for their code; let unenrolled users in with the password alone.
-    Optional,
+    Optional {
+        /// Whether "don't ask again on this device" may skip an enrolled user's challenge.
+        trusted_devices: bool,
+    },
     /// The user must pass a second factor.
     Required {
         /// What happens while the user has no authenticator.
@@ -182,6 +185,15 @@ impl Requirement {
             trusted_devices: true,
         }
     }
+
+    /// Optional, trusted devices allowed: what the [`Optional`] policy answers. Wrap a policy
+    /// in [`NoTrustedDevices`] to forbid them.
+    #[must_use]
+    pub const fn optional() -> Self {
+        Requirement::Optional {
+            trusted_devices: true,
+        }
+    }
 }
 
 /// Decides, for a user at a moment, whether a second factor is required.
@@ -194,7 +206,7 @@ impl Requirement {
 ///
 /// // Staff must use 2FA; everyone else may opt in.
 /// let policy = |p: &Principal, _: &EnrollmentStatus, _now: u64| {
-///     if p.has_role("staff") { Requirement::required() } else { Requirement::Optional }
+///     if p.has_role("staff") { Requirement::required() } else { Requirement::optional() }
 /// };
 /// let alice = Principal::new("alice").with_role("staff");
 /// assert_eq!(
@@ -244,13 +256,15 @@ impl<P: EnforcementPolicy + ?Sized> EnforcementPolicy for std::sync::Arc<P> {
 /// Opt-in 2FA: users who set up an authenticator are asked for it, everyone else logs in with
 /// the password alone (Odoo's default, enabled from the user's profile).
 ///
+/// Trusted devices stay allowed; wrap in [`NoTrustedDevices`] to refuse them.
+///
 /// ```
 /// use twofactor::policy::{EnforcementPolicy, EnrollmentStatus, Optional, Principal, Requirement};
 ///
 /// let alice = Principal::new("alice");
 /// assert_eq!(
 ///     Optional.requirement(&alice, &EnrollmentStatus::unenrolled(), 0),
-///     Requirement::Optional
+///     Requirement::optional()
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -259,7 +273,7 @@ pub struct Optional;
 
 impl EnforcementPolicy for Optional {
     fn requirement(&self, _: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
-        Requirement::Optional
+        Requirement::optional()
     }
 }
 
@@ -336,7 +350,7 @@ impl EnforcementPolicy for RequiredForAll {
 ///     Requirement::Required { when_unenrolled: WhenUnenrolled::MailCode, .. }
 /// ));
 /// let paul = Principal::new("paul").with_role("portal");
-/// assert_eq!(employees_only.requirement(&paul, &unenrolled, 0), Requirement::Optional);
+/// assert_eq!(employees_only.requirement(&paul, &unenrolled, 0), Requirement::optional());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -763,21 +777,29 @@ impl<P: EnforcementPolicy> EnforcementPolicy for GracePeriod<P> {
     }
 }
 
-/// Refuses "don't ask again on this device": when `inner` says [`Requirement::Required`], sets
-/// `trusted_devices: false`, so a code is asked at every login (kw_2fa). Other requirements
-/// pass through unchanged.
+/// Refuses "don't ask again on this device": when `inner` says [`Requirement::Required`] or
+/// [`Requirement::Optional`], sets `trusted_devices: false`, so an enrolled user is asked for a
+/// code at every login (kw_2fa; or an opt-in deployment that forbids remembered devices).
+/// `Off` and `Exempt` pass through unchanged: they ask for no code anyway.
 ///
 /// ```
 /// use twofactor::policy::{
-///     EnforcementPolicy, EnrollmentStatus, NoTrustedDevices, Principal, Requirement,
+///     EnforcementPolicy, EnrollmentStatus, NoTrustedDevices, Optional, Principal, Requirement,
 ///     RequiredForAll,
 /// };
 ///
+/// let enrolled = EnrollmentStatus::enrolled_at(0);
 /// let policy = NoTrustedDevices::new(RequiredForAll::default());
 /// assert!(matches!(
-///     policy.requirement(&Principal::new("a"), &EnrollmentStatus::enrolled_at(0), 0),
+///     policy.requirement(&Principal::new("a"), &enrolled, 0),
 ///     Requirement::Required { trusted_devices: false, .. }
 /// ));
+/// // Opt-in 2FA, but whoever opted in types a code at every login:
+/// let opt_in = NoTrustedDevices::new(Optional);
+/// assert_eq!(
+///     opt_in.requirement(&Principal::new("a"), &enrolled, 0),
+///     Requirement::Optional { trusted_devices: false }
+/// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -813,6 +835,9 @@ impl<P: EnforcementPolicy> EnforcementPolicy for NoTrustedDevices<P> {
             } => Requirement::Required {
                 when_unenrolled,
                 grace_until,
+                trusted_devices: false,
+            },
+            Requirement::Optional { .. } => Requirement::Optional {
                 trusted_devices: false,
             },
             other => other,
@@ -910,7 +935,7 @@ mod tests {
             Principal::new("e").with_role("employee").in_tenant("t"),
         ] {
             for s in [unenrolled(), enrolled()] {
-                assert_eq!(Optional.requirement(&p, &s, 5), Requirement::Optional);
+                assert_eq!(Optional.requirement(&p, &s, 5), Requirement::optional());
             }
         }
     }
@@ -949,11 +974,11 @@ mod tests {
         );
         assert_eq!(
             employees_only.requirement(&portal, &unenrolled(), 0),
-            Requirement::Optional
+            Requirement::optional()
         );
         assert_eq!(
             employees_only.requirement(&none, &enrolled(), 0),
-            Requirement::Optional
+            Requirement::optional()
         );
         for p in [&employee, &portal, &both, &none] {
             assert_eq!(
@@ -971,7 +996,7 @@ mod tests {
         let p = Principal::new("a").with_role("employee");
         assert_eq!(
             policy.requirement(&p, &unenrolled(), 0),
-            Requirement::Optional
+            Requirement::optional()
         );
     }
 
@@ -1133,7 +1158,7 @@ mod tests {
             Optional
                 .exempt_superuser()
                 .requirement(&root, &unenrolled(), 0),
-            Requirement::Optional
+            Requirement::optional()
         );
         let off = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::Off;
         assert_eq!(
@@ -1211,7 +1236,10 @@ mod tests {
         let root = Principal::new("root").superuser(true).created_at(0);
         for inner_req in [
             Requirement::Off,
-            Requirement::Optional,
+            Requirement::optional(),
+            Requirement::Optional {
+                trusted_devices: false,
+            },
             Requirement::Exempt { reason: "x".into() },
         ] {
             let r = inner_req.clone();
@@ -1235,8 +1263,20 @@ mod tests {
             Optional
                 .without_trusted_devices()
                 .requirement(&Principal::new("a"), &enrolled(), 0),
-            Requirement::Optional
+            Requirement::Optional {
+                trusted_devices: false
+            }
         );
+        for other in [Requirement::Off, Requirement::Exempt { reason: "x".into() }] {
+            let r = other.clone();
+            let inner = move |_: &Principal, _: &EnrollmentStatus, _: u64| r.clone();
+            assert_eq!(
+                inner
+                    .without_trusted_devices()
+                    .requirement(&Principal::new("a"), &enrolled(), 0),
+                other
+            );
+        }
         assert_eq!(
             NoTrustedDevices::new(Optional).inner(),
             &Optional,
@@ -1327,7 +1367,7 @@ mod tests {
     fn arb_requirement() -> impl Strategy<Value = Requirement> {
         prop_oneof![
             Just(Requirement::Off),
-            Just(Requirement::Optional),
+            any::<bool>().prop_map(|trusted_devices| Requirement::Optional { trusted_devices }),
             "[a-z]{0,8}".prop_map(|reason| Requirement::Exempt { reason }),
             (
                 arb_when(),
@@ -1411,6 +1451,25 @@ mod tests {
                 }
                 other => prop_assert_eq!(first, other),
             }
+        }
+
+        /// NoTrustedDevices clears the flag of Required and Optional, touches nothing else of
+        /// them, and passes Off and Exempt through.
+        #[test]
+        fn no_trusted_devices_never_lets_a_device_skip(inner_req in arb_requirement()) {
+            let r = inner_req.clone();
+            let inner = move |_: &Principal, _: &EnrollmentStatus, _: u64| r.clone();
+            let got = inner
+                .without_trusted_devices()
+                .requirement(&Principal::new("p"), &enrolled(), 0);
+            let expected = match inner_req {
+                Requirement::Required { when_unenrolled, grace_until, .. } => {
+                    required(when_unenrolled, grace_until, false)
+                }
+                Requirement::Optional { .. } => Requirement::Optional { trusted_devices: false },
+                other => other,
+            };
+            prop_assert_eq!(got, expected);
         }
 
         /// No combinator turns an enforced requirement into Off or Optional, and only the

@@ -42,7 +42,7 @@
 //!
 //! // Staff must use 2FA; everyone else may.
 //! let policy = |p: &Principal, _: &EnrollmentStatus, _now: u64| {
-//!     if p.has_role("staff") { Requirement::required() } else { Requirement::Optional }
+//!     if p.has_role("staff") { Requirement::required() } else { Requirement::optional() }
 //! };
 //! let clock = ManualClock::new(1_700_000_000);
 //! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
@@ -256,7 +256,7 @@ where
     /// use twofactor::{ManualClock, MemoryStore, Requirement};
     ///
     /// let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), |_: &_, _: &_, _| {
-    ///     Requirement::Optional
+    ///     Requirement::optional()
     /// })
     /// .clock(ManualClock::new(0))
     /// .audit(RecordingAudit::new())

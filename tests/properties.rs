@@ -69,6 +69,7 @@ fn principal() -> Principal {
 #[derive(Debug, Clone, Copy)]
 enum PolicyChoice {
     Optional,
+    OptionalNoDevices,
     RequiredBlock,
     RequiredMail,
     RequiredNoDevices,
@@ -81,6 +82,7 @@ fn policy_of(choice: PolicyChoice) -> Policy {
     let block = RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled);
     match choice {
         PolicyChoice::Optional => Arc::new(Optional),
+        PolicyChoice::OptionalNoDevices => Arc::new(Optional.without_trusted_devices()),
         PolicyChoice::RequiredBlock => Arc::new(block),
         PolicyChoice::RequiredMail => Arc::new(RequiredForAll::new(WhenUnenrolled::MailCode)),
         PolicyChoice::RequiredNoDevices => Arc::new(block.without_trusted_devices()),
@@ -209,6 +211,7 @@ fn begin_first() -> impl Strategy<Value = bool> {
 fn policy_choice() -> impl Strategy<Value = PolicyChoice> {
     prop_oneof![
         1 => Just(PolicyChoice::Optional),
+        1 => Just(PolicyChoice::OptionalNoDevices),
         1 => Just(PolicyChoice::RequiredBlock),
         3 => Just(PolicyChoice::RequiredMail),
         1 => Just(PolicyChoice::RequiredNoDevices),
@@ -291,7 +294,7 @@ fn login_codes(tf: &Service, p: &Principal) -> Vec<(String, u64)> {
 /// Whether the requirement lets a trusted device skip the challenge.
 fn devices_may_skip(req: &Requirement, enrolled: bool) -> bool {
     match req {
-        Requirement::Optional => enrolled,
+        Requirement::Optional { trusted_devices } => *trusted_devices && enrolled,
         Requirement::Required {
             trusted_devices,
             when_unenrolled,
@@ -304,8 +307,8 @@ fn devices_may_skip(req: &Requirement, enrolled: bool) -> bool {
 /// Whether the requirement lets a device be remembered after a successful code.
 fn devices_may_be_trusted(req: &Requirement) -> bool {
     match req {
-        Requirement::Optional => true,
-        Requirement::Required {
+        Requirement::Optional { trusted_devices }
+        | Requirement::Required {
             trusted_devices, ..
         } => *trusted_devices,
         _ => false,
@@ -369,7 +372,7 @@ impl Case {
             match reason {
                 GrantReason::Off => prop_assert_eq!(req, Requirement::Off),
                 GrantReason::NotRequired => {
-                    prop_assert_eq!(req, Requirement::Optional);
+                    prop_assert!(matches!(req, Requirement::Optional { .. }), "{:?}", req);
                     prop_assert!(!enrolled, "an enrolled user let in without a code");
                 }
                 GrantReason::Exempt { reason } => {

@@ -13,8 +13,8 @@ use twofactor::mail::{DisabledBy, Mailer, NoMailer, Notice, NoticeKind, Recordin
 use twofactor::service::{Error, TwoFactor};
 use twofactor::store::{SaveOutcome, UserStore, Version, Versioned};
 use twofactor::{
-    Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Secret,
-    Totp, TwoFactorRecord, UserId, WhenUnenrolled,
+    Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, NoTrustedDevices,
+    Optional, Principal, Requirement, Secret, Totp, TwoFactorRecord, UserId, WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_010;
@@ -25,7 +25,7 @@ fn required(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
     Requirement::required()
 }
 fn optional(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
-    Requirement::Optional
+    Requirement::optional()
 }
 fn no_devices(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
     Requirement::Required {
@@ -33,6 +33,9 @@ fn no_devices(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
         grace_until: None,
         trusted_devices: false,
     }
+}
+fn optional_no_devices(p: &Principal, s: &EnrollmentStatus, now: u64) -> Requirement {
+    NoTrustedDevices::new(Optional).requirement(p, s, now)
 }
 fn mail_code(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
     Requirement::Required {
@@ -337,17 +340,50 @@ async fn trusted_device_skip_revoke_and_expiry() {
 
 #[tokio::test]
 async fn policy_without_trusted_devices_neither_issues_nor_honours_tokens() {
-    let h = harness(no_devices);
+    for policy in [no_devices as Policy, optional_no_devices] {
+        let h = harness(policy);
+        let alice = Principal::new("alice");
+        let (app, _) = h.enroll(&alice.user).await;
+        h.clock.advance(30);
+        h.challenge(&alice).await;
+        let granted =
+            h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), Some("x"), &ctx())
+                .await
+                .unwrap();
+        assert!(granted.device_token.is_none());
+        assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_opt_in_deployment_can_stop_honouring_remembered_devices() {
+    let store = Arc::new(MemoryStore::new());
+    let opt_in = harness_with(Arc::clone(&store), optional);
     let alice = Principal::new("alice");
-    let (app, _) = h.enroll(&alice.user).await;
-    h.clock.advance(30);
-    h.challenge(&alice).await;
-    let granted =
-        h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), Some("x"), &ctx())
-            .await
-            .unwrap();
-    assert!(granted.device_token.is_none());
-    assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
+    let (app, _) = opt_in.enroll(&alice.user).await;
+    opt_in.clock.advance(30);
+    opt_in.challenge(&alice).await;
+    let granted = opt_in
+        .tf
+        .finish_login(
+            &alice,
+            Factor::Totp(&app.code(opt_in.now())),
+            Some("x"),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let token = granted.device_token.expect("opt-in allows devices");
+
+    // The deployment forbids remembered devices: the cookie no longer skips the code.
+    let strict = harness_with(Arc::clone(&store), optional_no_devices);
+    strict.clock.set(opt_in.now() + 30);
+    let d = strict
+        .tf
+        .begin_login(&alice, Some(token.expose_secret()), &ctx())
+        .await
+        .unwrap();
+    assert!(matches!(d, LoginDecision::Challenge { .. }), "{d:?}");
 }
 
 #[tokio::test]

@@ -335,14 +335,14 @@ impl TwoFactorRecord {
                     reason: reason.clone(),
                 }));
             }
-            Requirement::Optional if !enrolled => {
+            Requirement::Optional { .. } if !enrolled => {
                 return Ok(Transition::new(
                     self.clone(),
                     false,
                     granted(GrantReason::NotRequired),
                 ));
             }
-            Requirement::Optional => (true, None),
+            Requirement::Optional { trusted_devices } => (*trusted_devices, None),
             Requirement::Required {
                 when_unenrolled,
                 grace_until,
@@ -557,8 +557,8 @@ impl TwoFactorRecord {
             });
         }
         let devices_allowed = match requirement {
-            Requirement::Optional => true,
-            Requirement::Required {
+            Requirement::Optional { trusted_devices }
+            | Requirement::Required {
                 trusted_devices, ..
             } => *trusted_devices,
             Requirement::Off | Requirement::Exempt { .. } => false,
@@ -733,7 +733,7 @@ mod tests {
         );
 
         let none = TwoFactorRecord::default();
-        let t = begin(&none, T0, &Requirement::Optional, None);
+        let t = begin(&none, T0, &Requirement::optional(), None);
         assert_eq!(
             *t.outcome(),
             LoginDecision::Granted {
@@ -785,7 +785,7 @@ mod tests {
     fn challenge_then_totp_then_replay_refused() {
         let e = enrolled_record(T0);
         let now = T0 + 60;
-        let t = begin(&e, now, &Requirement::Optional, None);
+        let t = begin(&e, now, &Requirement::optional(), None);
         assert_eq!(
             *t.outcome(),
             LoginDecision::Challenge {
@@ -1017,7 +1017,7 @@ mod tests {
         let t = finish(
             &none,
             T0,
-            &Requirement::Optional,
+            &Requirement::optional(),
             Factor::RecoveryCode(&code),
             None,
         );
@@ -1101,6 +1101,53 @@ mod tests {
             )
             .unwrap_err(),
             DomainError::Rng
+        );
+    }
+
+    #[test]
+    fn optional_without_trusted_devices_neither_issues_nor_honours_tokens() {
+        let now = T0 + 60;
+        let opt_out = Requirement::Optional {
+            trusted_devices: false,
+        };
+        let r = begin(&enrolled_record(T0), now, &opt_out, None)
+            .into_parts()
+            .0;
+        let code = active_code_at(&r, now);
+        let t = finish(&r, now, &opt_out, Factor::Totp(&code), Some("Firefox"));
+        assert!(t.outcome().as_ref().unwrap().device_token.is_none());
+        assert!(t.record().devices.is_empty());
+        assert!(
+            !t.events()
+                .iter()
+                .any(|e| matches!(e, AuditKind::DeviceTrusted { .. }))
+        );
+        // A token issued while the deployment allowed devices is not honoured once it doesn't.
+        let t = finish(
+            &r,
+            now,
+            &Requirement::optional(),
+            Factor::Totp(&code),
+            Some("Firefox"),
+        );
+        let token = t.outcome().as_ref().unwrap().device_token.as_ref().unwrap();
+        let token = token.expose_secret().to_owned();
+        let trusted = t.into_parts().0;
+        assert!(matches!(
+            begin(&trusted, now + 10, &Requirement::optional(), Some(&token)).outcome(),
+            LoginDecision::Granted {
+                reason: GrantReason::TrustedDevice { .. }
+            }
+        ));
+        let t = begin(&trusted, now + 10, &opt_out, Some(&token));
+        assert!(matches!(t.outcome(), LoginDecision::Challenge { .. }));
+        assert!(t.events().is_empty());
+        // Users who did not opt in still log in with the password alone.
+        assert_eq!(
+            *begin(&TwoFactorRecord::default(), now, &opt_out, Some(&token)).outcome(),
+            LoginDecision::Granted {
+                reason: GrantReason::NotRequired
+            }
         );
     }
 

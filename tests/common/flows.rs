@@ -33,7 +33,7 @@ pub fn required(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
 
 /// 2FA if enrolled.
 pub fn optional(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
-    Requirement::Optional
+    Requirement::optional()
 }
 
 /// The service type the flows drive: the store under test behind an `Arc`.
