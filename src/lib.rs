@@ -1,8 +1,69 @@
 //! # twofactor
 //!
-//! Complete, correct two-factor authentication for Rust applications.
+//! Complete, correct two-factor authentication for Rust applications: RFC 6238 TOTP, QR
+//! provisioning, enrollment and login flows, recovery codes, trusted devices, mailed codes,
+//! throttling, enforcement policies and an audit trail, over storage and mail you plug in.
 //!
-//! ## Quickstart
+//! The host application checks the password; `twofactor` decides whether a second factor is
+//! needed, verifies it, and keeps the state that makes every code single-use.
+//!
+//! ## Integrating with a host
+//!
+//! A store, a mailer and a policy, through enrollment and login. Swap [`MemoryStore`] for
+//! `store::SqliteStore` (feature `sqlite`), `store::PostgresStore` (feature `postgres`) or your
+//! own [`UserStore`]; swap [`RecordingMailer`] for your [`Mailer`] (e-mail, SMS).
+//!
+//! ```
+//! use twofactor::{
+//!     Clock, Error, Factor, KeyUri, LoginContext, LoginDecision, ManualClock, MemoryStore,
+//!     Principal, Reauthenticated, RecordingMailer, RequiredForRoles, Totp, TwoFactor,
+//!     WhenUnenrolled,
+//! };
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Employees must use 2FA; other users may opt in.
+//! let policy = RequiredForRoles::new(["employee"], WhenUnenrolled::BlockUntilEnrolled);
+//! let clock = ManualClock::new(1_700_000_000); // use SystemClock (the default) in production
+//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+//!     .clock(&clock)
+//!     .build();
+//!
+//! let alice = Principal::new("alice").with_role("employee");
+//! let ctx = LoginContext::new();
+//!
+//! // The host has checked alice's password. She has no authenticator yet:
+//! assert_eq!(tf.begin_login(&alice, None, &ctx).await?, LoginDecision::MustEnroll);
+//!
+//! // Enrollment: show the QR code (or the grouped key under "Cannot scan it?").
+//! let started = tf
+//!     .start_enrollment(&alice.user, "alice@example.com", Reauthenticated::at(clock.now()))
+//!     .await?;
+//! assert!(started.qr_svg().starts_with("<svg"));
+//! let app = KeyUri::parse(started.uri())?; // what her authenticator app stores
+//! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
+//! let enrolled = tf.finish_enrollment(&alice.user, &code).await?;
+//! assert_eq!(enrolled.recovery_codes().len(), 10); // shown exactly once
+//!
+//! // A later login: password (host), then the code from the app.
+//! clock.advance(30);
+//! assert!(matches!(
+//!     tf.begin_login(&alice, None, &ctx).await?,
+//!     LoginDecision::Challenge { .. }
+//! ));
+//! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
+//! tf.finish_login(&alice, Factor::Totp(&code), None, &ctx).await?;
+//!
+//! // Each code works once: a replay fails like any wrong code.
+//! tf.begin_login(&alice, None, &ctx).await?;
+//! assert!(matches!(
+//!     tf.finish_login(&alice, Factor::Totp(&code), None, &ctx).await,
+//!     Err(Error::InvalidCode)
+//! ));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Just the algorithms
 //!
 //! ```
 //! use twofactor::{Secret, Totp};
@@ -21,6 +82,27 @@
 //! assert!(totp.verify(&secret, &typed, now, Some(step)).is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Map of the crate
+//!
+//! | module | what | I/O |
+//! |---|---|---|
+//! | [`service`] | [`TwoFactor`], the async facade a host calls | async, through the traits |
+//! | [`policy`] | [`EnforcementPolicy`] and built-ins | none |
+//! | [`account`] | the per-user record and its pure transitions | none |
+//! | [`provision`] | `otpauth://` URIs, QR codes | none |
+//! | [`otp`] | RFC 4226 / RFC 6238, [`Secret`] | none |
+//! | [`store`], [`mail`], [`audit`] | the pluggable edges | yours |
+//! | [`manual`] | why the defaults are what they are | docs only |
+//!
+//! ## Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `serde` | yes | `Serialize`/`Deserialize` for records, policies' types, params |
+//! | `png` | no | `QrCode::to_png` |
+//! | `sqlite` | no | `store::SqliteStore` (sqlx) |
+//! | `postgres` | no | `store::PostgresStore` (sqlx) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
