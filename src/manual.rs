@@ -70,6 +70,64 @@
 //! by the same compare-and-swap, so concurrent guesses cannot slip past the limit. Mailed codes
 //! are also limited per hour, because every send costs the user an e-mail and the host money.
 //!
+//! ## Forced enrollment at login
+//!
+//! Under a policy that blocks users without an authenticator
+//! ([`WhenUnenrolled::BlockUntilEnrolled`](crate::WhenUnenrolled::BlockUntilEnrolled)),
+//! `begin_login` answers [`LoginDecision::MustEnroll`](crate::LoginDecision::MustEnroll), and
+//! only enrolling gets the user in. The two halves are linked explicitly:
+//!
+//! 1. **Re-authentication.** The password check just before `begin_login` is the fresh
+//!    re-authentication that `start_enrollment` needs. Keep its time in the half-logged-in
+//!    session, next to the user id you keep there anyway, and pass
+//!    `Reauthenticated::at(password_checked_at)`. It stays fresh for
+//!    [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes); after that
+//!    `start_enrollment` refuses it: ask for the password again. The library does not mint
+//!    the proof from its own state, because only the host knows *which* browser passed the
+//!    password check.
+//! 2. **Completion.** `begin_login` records the login as waiting for enrollment, open for
+//!    [`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl) (15 minutes),
+//!    like any login challenge. A successful `finish_enrollment` while it is open completes
+//!    it: [`Enrolled::login_completed`](crate::Enrolled::login_completed) is `true`, and the
+//!    audit trail records `Enrolled` then `LoginSucceeded { factor: Totp }` (the confirming
+//!    code is that login's second factor). Later, or when no login was waiting (enrollment
+//!    from an account page), 2FA is on but no login is completed: ask for the password again,
+//!    and the next login asks for a new code (the confirming one is spent).
+//! 3. **Which session.** The record knows *that* a login is waiting, not from where: log in
+//!    only the session that received `MustEnroll`.
+//!
+//! ```
+//! use twofactor::account::{LoginContext, LoginDecision, Reauthenticated};
+//! use twofactor::{
+//!     Clock, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer, RequiredForAll, Totp,
+//!     TwoFactor,
+//! };
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = ManualClock::new(1_700_000_000);
+//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), RequiredForAll::default())
+//!     .clock(&clock)
+//!     .build();
+//! let alice = Principal::new("alice");
+//!
+//! // The password is right; the session remembers who and when.
+//! let password_checked_at = clock.now();
+//! let decision = tf.begin_login(&alice, None, &LoginContext::new()).await?;
+//! assert_eq!(decision, LoginDecision::MustEnroll);
+//!
+//! // The set-up page, a minute later: that password check is the re-authentication.
+//! clock.advance(60);
+//! let reauth = Reauthenticated::at(password_checked_at);
+//! let started = tf.start_enrollment(&alice.user, "alice", reauth).await?;
+//! let app = KeyUri::parse(started.uri())?.into_secret();
+//! clock.advance(60);
+//! let code = Totp::default().generate(&app, clock.now()).to_string();
+//! let enrolled = tf.finish_enrollment(&alice.user, &code).await?;
+//! assert!(enrolled.login_completed()); // log this session in
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## What the caller sees, and what the audit trail sees
 //!
 //! A wrong code, a replayed code and an expired challenge return the same error to the caller:

@@ -53,11 +53,12 @@
 //! let ctx = LoginContext::new();
 //!
 //! // First login after the password check: she must enroll.
+//! let password_checked_at = clock.now();
 //! assert_eq!(tf.begin_login(&alice, None, &ctx).await?, LoginDecision::MustEnroll);
 //!
-//! // Enrollment (right after the password check: a fresh re-authentication).
+//! // Enrollment: that password check is a fresh re-authentication.
 //! let started = tf
-//!     .start_enrollment(&alice.user, "alice@example.com", Reauthenticated::at(clock.now()))
+//!     .start_enrollment(&alice.user, "alice@example.com", Reauthenticated::at(password_checked_at))
 //!     .await?;
 //! assert!(started.qr_svg().starts_with("<svg"));
 //! // ... her app scans the QR code and shows a code:
@@ -65,6 +66,7 @@
 //! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
 //! let enrolled = tf.finish_enrollment(&alice.user, &code).await?;
 //! assert_eq!(enrolled.recovery_codes().len(), 10); // shown once
+//! assert!(enrolled.login_completed()); // and the login that had to enroll is complete
 //!
 //! // Next login: password, then a code.
 //! clock.advance(30);
@@ -511,7 +513,14 @@ where
     /// 2FA is on, the code cannot be used again, the user is notified, and the recovery codes
     /// are returned — show them now, they are never shown again.
     ///
-    /// After a [`LoginDecision::MustEnroll`], a successful call also completes the login.
+    /// After a [`LoginDecision::MustEnroll`] it also completes that login, if it comes within
+    /// [`Settings::login_challenge_ttl`] (15 minutes by default) of that answer:
+    /// [`Enrolled::login_completed`] is `true` and the audit trail records `LoginSucceeded {
+    /// factor: Totp }` after `Enrolled`. Log in the session that received `MustEnroll`; when
+    /// it is `false`, ask for the password again (the next login asks for a code). That
+    /// enrollment starts with `Reauthenticated::at(t)`, `t` the time of the password check
+    /// that preceded [`begin_login`](Self::begin_login); see the
+    /// [manual](crate::manual#forced-enrollment-at-login).
     ///
     /// # Errors
     /// [`Error::InvalidCode`], [`Error::Malformed`], [`Error::Throttled`],
@@ -538,6 +547,7 @@ where
     ///     println!("{code}"); // show once, e.g. "7k3m-q9xa-2f"
     /// }
     /// assert!(tf.status(&alice).await?.is_enrolled());
+    /// assert!(!enrolled.login_completed()); // from the account page: no login was waiting
     /// # Ok(())
     /// # }
     /// ```
@@ -804,7 +814,10 @@ where
 
     /// After the password was accepted: does this login need a second factor? The policy is
     /// asked fresh, a valid trusted-device token skips the challenge (when the policy allows
-    /// trusted devices), and under a mail-code policy the code is mailed now.
+    /// trusted devices), and under a mail-code policy the code is mailed now. On
+    /// [`LoginDecision::MustEnroll`] the login waits for enrollment: keep the time of the
+    /// password check for [`Reauthenticated`], and a
+    /// [`finish_enrollment`](Self::finish_enrollment) within 15 minutes completes it.
     ///
     /// Log the user in only on [`LoginDecision::Granted`].
     ///
@@ -835,7 +848,7 @@ where
     /// match tf.begin_login(&principal, token_cookie, &LoginContext::new()).await? {
     ///     LoginDecision::Granted { .. } => { /* log in */ }
     ///     LoginDecision::Challenge { .. } => { /* ask for a code, then finish_login */ }
-    ///     LoginDecision::MustEnroll => { /* send to enrollment */ }
+    ///     LoginDecision::MustEnroll => { /* send to enrollment; finish_enrollment logs in */ }
     ///     LoginDecision::CodeMailed { .. } => { /* ask for the mailed code */ }
     ///     LoginDecision::Denied { .. } | _ => { /* refuse */ }
     /// }

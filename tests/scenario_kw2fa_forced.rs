@@ -349,6 +349,11 @@ async fn the_enrollment_history_is_in_the_audit_trail() {
                     ..
                 },
                 AuditKind::Enrolled,
+                // The blocked login, completed by the enrollment.
+                AuditKind::LoginSucceeded {
+                    factor: FactorKind::Totp
+                },
+                // The next login, with a code.
                 AuditKind::LoginSucceeded {
                     factor: FactorKind::Totp
                 },

@@ -192,6 +192,78 @@ async fn enroll_then_login_then_replay_refused() {
 }
 
 #[tokio::test]
+async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let user = &alice.user;
+
+    // The password is right at T0; the session keeps that time.
+    let password_checked_at = h.now();
+    assert_eq!(
+        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
+        LoginDecision::MustEnroll
+    );
+    h.clock.advance(120);
+    let started =
+        h.tf.start_enrollment(user, "alice", Reauthenticated::at(password_checked_at))
+            .await
+            .unwrap();
+    let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    h.clock.advance(60);
+    let enrolled =
+        h.tf.finish_enrollment(user, &app.code(h.now()))
+            .await
+            .unwrap();
+    assert!(enrolled.login_completed());
+    let events = h.audit.events();
+    let tail: Vec<_> = events[events.len() - 2..]
+        .iter()
+        .map(|e| (e.kind.clone(), e.at))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            (AuditKind::Enrolled, T0 + 180),
+            (
+                AuditKind::LoginSucceeded {
+                    factor: FactorKind::Totp
+                },
+                T0 + 180
+            )
+        ]
+    );
+
+    // Too late: 2FA is on, but the login that had to enroll is over.
+    let bob = Principal::new("bob");
+    assert_eq!(
+        h.tf.begin_login(&bob, None, &ctx()).await.unwrap(),
+        LoginDecision::MustEnroll
+    );
+    h.clock.advance(900);
+    let started =
+        h.tf.start_enrollment(&bob.user, "bob", Reauthenticated::at(h.now()))
+            .await
+            .unwrap();
+    let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    let enrolled =
+        h.tf.finish_enrollment(&bob.user, &app.code(h.now()))
+            .await
+            .unwrap();
+    assert!(!enrolled.login_completed());
+    assert_eq!(
+        h.audit.kinds_for(&bob.user).last(),
+        Some(&AuditKind::Enrolled)
+    );
+    assert!(
+        !h.audit
+            .kinds_for(&bob.user)
+            .contains(&AuditKind::LoginSucceeded {
+                factor: FactorKind::Totp
+            })
+    );
+}
+
+#[tokio::test]
 async fn malformed_input_is_its_own_error_and_not_counted() {
     let h = harness(required);
     let alice = Principal::new("alice");

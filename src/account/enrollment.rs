@@ -79,6 +79,7 @@ impl fmt::Debug for EnrollmentStarted {
 pub struct Enrolled {
     recovery_codes: RecoveryCodes,
     rotated: bool,
+    login_completed: bool,
 }
 
 impl Enrolled {
@@ -97,6 +98,21 @@ impl Enrolled {
     pub const fn rotated(&self) -> bool {
         self.rotated
     }
+    /// Whether this enrollment also completed a login: `begin_login` answered
+    /// [`MustEnroll`](super::LoginDecision::MustEnroll) less than
+    /// [`Settings::login_challenge_ttl`] ago (15 minutes by default) and no enrollment has
+    /// completed that login yet. The audit trail then records `LoginSucceeded { factor: Totp }`
+    /// after `Enrolled`.
+    ///
+    /// The record knows that *a* login is waiting, not which browser it came from: log in the
+    /// session that received `MustEnroll` (and whose password check you used for
+    /// [`Reauthenticated`]) when this is `true`. When it is `false` (too late, or enrolled
+    /// from an account page), 2FA is on but nobody was logged in by it: ask for the password
+    /// again, and the next login asks for a code from the new authenticator.
+    #[must_use]
+    pub const fn login_completed(&self) -> bool {
+        self.login_completed
+    }
 }
 
 impl fmt::Debug for Enrolled {
@@ -104,6 +120,7 @@ impl fmt::Debug for Enrolled {
         f.debug_struct("Enrolled")
             .field("recovery_codes", &self.recovery_codes)
             .field("rotated", &self.rotated)
+            .field("login_completed", &self.login_completed)
             .finish()
     }
 }
@@ -347,7 +364,9 @@ impl TwoFactorRecord {
     ///
     /// On success the secret becomes active, the confirming time step is recorded as used (the
     /// same code cannot log in), a new set of recovery codes is returned (once), trusted devices
-    /// are revoked and the user is notified.
+    /// are revoked and the user is notified. A login waiting for enrollment
+    /// ([`LoginDecision::MustEnroll`](super::LoginDecision::MustEnroll), still open) is
+    /// completed: see [`Enrolled::login_completed`].
     ///
     /// # Errors
     /// [`DomainError::NoPendingEnrollment`] when none is pending or it has expired (start
@@ -397,6 +416,11 @@ impl TwoFactorRecord {
         };
         let (set, recovery_codes) = RecoveryCodeSet::generate(now, settings.recovery_codes, rng)?;
         let rotated = next.active.is_some();
+        let login_completed = !rotated
+            && next
+                .login_awaiting_enrollment
+                .as_ref()
+                .is_some_and(|l| now < l.expires_at);
         let devices_revoked = next.devices.len();
         let active = ActiveFactor {
             secret: pending.secret.clone(),
@@ -414,6 +438,7 @@ impl TwoFactorRecord {
             Ok(Enrolled {
                 recovery_codes,
                 rotated,
+                login_completed,
             }),
         );
         if rotated {
@@ -422,6 +447,11 @@ impl TwoFactorRecord {
                 .notice(Notice::Rotated { devices_revoked });
         } else {
             t = t.event(AuditKind::Enrolled).notice(Notice::Enabled);
+        }
+        if login_completed {
+            t = t.event(AuditKind::LoginSucceeded {
+                factor: super::FactorKind::Totp,
+            });
         }
         Ok(t)
     }

@@ -177,8 +177,17 @@ pub enum LoginDecision {
         /// When the challenge expires.
         expires_at: u64,
     },
-    /// 2FA is required and the user has none: send them to enrollment (after which a
-    /// successful `finish_enrollment` completes the login). Nothing else is allowed.
+    /// 2FA is required and the user has none: send them to enrollment. Nothing else is
+    /// allowed.
+    ///
+    /// The password check that preceded `begin_login` is the re-authentication enrollment
+    /// needs: start it with `Reauthenticated::at(`*time of that check*`)`. A successful
+    /// `finish_enrollment` within [`Settings::login_challenge_ttl`] (15 minutes by default)
+    /// of this answer also completes the login: [`Enrolled::login_completed`] says so, and
+    /// the audit trail records a `LoginSucceeded { factor: Totp }`. See the
+    /// [manual](crate::manual#forced-enrollment-at-login).
+    ///
+    /// [`Enrolled::login_completed`]: super::Enrolled::login_completed
     MustEnroll,
     /// A code was mailed to the user; ask for it, then call `finish_login` with
     /// [`Factor::MailedCode`].
@@ -300,7 +309,9 @@ impl TwoFactorRecord {
     /// `requirement` (computed fresh by the caller) and the device's trusted-device token.
     ///
     /// Opens a login challenge when a code is needed, mails a code when the policy says so,
-    /// and records a trusted device's use.
+    /// records a trusted device's use, and records a login waiting for enrollment when the
+    /// answer is [`LoginDecision::MustEnroll`] (completed by
+    /// [`TwoFactorRecord::finish_enrollment`]).
     ///
     /// # Errors
     /// [`DomainError::Rng`] if a code must be mailed and the RNG fails.
@@ -399,10 +410,14 @@ impl TwoFactorRecord {
             .event(AuditKind::GracePeriodLogin { enroll_by }));
         }
         if let Some((WhenUnenrolled::BlockUntilEnrolled, _)) = unenrolled {
-            return Ok(
-                Transition::new(self.clone(), false, LoginDecision::MustEnroll)
-                    .event(AuditKind::LoginBlockedUntilEnrolled),
-            );
+            // The login waits for enrollment like a challenge waits for a code.
+            let mut next = self.clone();
+            next.login_awaiting_enrollment = Some(LoginChallenge {
+                issued_at: now,
+                expires_at: now.saturating_add(settings.login_challenge_ttl),
+            });
+            return Ok(Transition::new(next, true, LoginDecision::MustEnroll)
+                .event(AuditKind::LoginBlockedUntilEnrolled));
         }
         if let Some(retry_at) = self.code_checks.blocked_until(
             now,
@@ -743,7 +758,112 @@ mod tests {
         let t = begin(&none, T0, &Requirement::required(), None);
         assert_eq!(*t.outcome(), LoginDecision::MustEnroll);
         assert_eq!(t.events(), &[AuditKind::LoginBlockedUntilEnrolled]);
-        assert!(!t.is_changed());
+        // The login waits for enrollment (saved), like a challenge waits for a code.
+        assert!(t.is_changed());
+        assert_eq!(
+            t.record().login_awaiting_enrollment,
+            Some(LoginChallenge {
+                issued_at: T0,
+                expires_at: T0 + 900
+            })
+        );
+        assert!(t.record().challenge.is_none());
+    }
+
+    /// Enrolls the record's pending secret at `now`.
+    fn confirm(r: &TwoFactorRecord, now: u64) -> Transition<Checked<super::super::Enrolled>> {
+        let code = crate::account::enrollment::tests::code_at(r, now);
+        r.finish_enrollment(now, &code, &Settings::default(), &mut TestRng(now))
+            .unwrap()
+    }
+
+    fn start(r: &TwoFactorRecord, now: u64) -> TwoFactorRecord {
+        let reauth = super::super::Reauthenticated::at(now);
+        r.start_enrollment(now, reauth, "a", &Settings::default(), &mut TestRng(now))
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn enrollment_completes_the_login_that_had_to_enroll() {
+        let blocked = begin(
+            &TwoFactorRecord::default(),
+            T0,
+            &Requirement::required(),
+            None,
+        )
+        .into_parts()
+        .0;
+        let pending = start(&blocked, T0 + 60);
+        // A wrong code completes nothing and keeps the login waiting.
+        let good = crate::account::enrollment::tests::code_at(&pending, T0 + 90);
+        let t = pending
+            .finish_enrollment(
+                T0 + 90,
+                &wrong(&good),
+                &Settings::default(),
+                &mut TestRng(1),
+            )
+            .unwrap();
+        assert!(t.outcome().is_err());
+        assert!(t.record().login_awaiting_enrollment.is_some());
+
+        let t = confirm(&pending, T0 + 899);
+        assert!(t.outcome().as_ref().unwrap().login_completed());
+        assert_eq!(
+            t.events(),
+            &[
+                AuditKind::Enrolled,
+                AuditKind::LoginSucceeded {
+                    factor: FactorKind::Totp
+                }
+            ]
+        );
+        assert!(t.record().login_awaiting_enrollment.is_none());
+
+        // Once the login has expired (like any challenge), enrolling logs nobody in.
+        let t = confirm(&pending, T0 + 900);
+        assert!(!t.outcome().as_ref().unwrap().login_completed());
+        assert_eq!(t.events(), &[AuditKind::Enrolled]);
+        assert!(t.record().login_awaiting_enrollment.is_none());
+
+        // Without a MustEnroll answer first (the account page), no login is completed.
+        let t = confirm(&start(&TwoFactorRecord::default(), T0), T0 + 1);
+        assert!(!t.outcome().as_ref().unwrap().login_completed());
+        assert_eq!(t.events(), &[AuditKind::Enrolled]);
+
+        // A completed login is consumed: a rotation right after completes nothing.
+        let enrolled = confirm(&pending, T0 + 120).into_parts().0;
+        let current = active_code_at(&enrolled, T0 + 150);
+        let rotating = enrolled
+            .start_rotation(
+                T0 + 150,
+                super::super::Reauthenticated::at(T0 + 150),
+                &current,
+                "a",
+                &Settings::default(),
+                &mut TestRng(2),
+            )
+            .unwrap()
+            .into_parts()
+            .0;
+        let t = confirm(&rotating, T0 + 180);
+        let done = t.outcome().as_ref().unwrap();
+        assert!(done.rotated() && !done.login_completed());
+        assert!(
+            !t.events()
+                .iter()
+                .any(|e| matches!(e, AuditKind::LoginSucceeded { .. }))
+        );
+
+        // An admin reset clears a waiting login with everything else.
+        let mut waiting = blocked.clone();
+        waiting.active = enrolled.active.clone();
+        let t = waiting
+            .reset_by_admin(&super::super::UserId::new("root"))
+            .unwrap();
+        assert!(t.record().login_awaiting_enrollment.is_none());
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct TwoFactorRecord {
     pub(crate) devices: Vec<TrustedDevice>,
     pub(crate) mailed: Option<MailedCode>,
     pub(crate) challenge: Option<LoginChallenge>,
+    /// A login that `begin_login` answered with `MustEnroll`: a successful enrollment while it
+    /// is open completes it.
+    pub(crate) login_awaiting_enrollment: Option<LoginChallenge>,
     pub(crate) code_checks: RateLimit,
     pub(crate) mail_sends: RateLimit,
 }
@@ -77,6 +80,10 @@ impl fmt::Debug for TwoFactorRecord {
             .field("trusted_devices", &self.devices.len())
             .field("mailed_code_pending", &self.mailed.is_some())
             .field("login_pending", &self.challenge.is_some())
+            .field(
+                "login_awaiting_enrollment",
+                &self.login_awaiting_enrollment.is_some(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -187,7 +194,7 @@ impl TwoFactorRecord {
     }
 
     /// Clears every factor and everything derived from one: active and pending secrets,
-    /// recovery codes, trusted devices, pending mailed code and login. Keeps the throttles.
+    /// recovery codes, trusted devices, pending mailed code and logins. Keeps the throttles.
     /// Returns the labels of the trusted devices it revoked.
     pub(crate) fn clear_factors(&mut self) -> Vec<String> {
         self.active = None;
@@ -195,6 +202,7 @@ impl TwoFactorRecord {
         self.recovery = None;
         self.mailed = None;
         self.challenge = None;
+        self.login_awaiting_enrollment = None;
         self.devices.drain(..).map(|d| d.label).collect()
     }
 }
