@@ -70,6 +70,26 @@
 //! by the same compare-and-swap, so concurrent guesses cannot slip past the limit. Mailed codes
 //! are also limited per hour, because every send costs the user an e-mail and the host money.
 //!
+//! There is **one budget per user**, whatever the call: second steps of a login
+//! (`finish_login`), confirming codes (`finish_enrollment`) and the codes that authorise a
+//! rotation or turning 2FA off all count against it, including `finish_login` calls made
+//! before the user has any factor (they are refused, and counted before anything is looked
+//! at). So someone who knows the password can spend the budget with nonsense and keep the
+//! user from confirming a set-up, or from logging in once set up, for up to an hour. This is
+//! deliberate:
+//!
+//! - A separate budget for enrollment would not stop it. The set-up page is open to whoever
+//!   passed the password check, so the same person can submit wrong confirming codes, or
+//!   restart the enrollment and replace the pending secret; under forced enrollment they can
+//!   even set up an authenticator of their own, which no throttle prevents.
+//! - Every one of those calls is a guess at something: a mailed code, the active
+//!   authenticator, or an administrator-provisioned secret whose confirmation completes a
+//!   login. One budget means no mix of calls gives a guesser more than 5 tries an hour.
+//!
+//! The problem to fix is the leaked password, not the throttle: the block lifts by itself an
+//! hour after the failures, and the audit trail shows them (`LoginFailed`, `EnrollmentFailed`,
+//! `LoginThrottled`, with the request's context for login calls).
+//!
 //! ## Forced enrollment at login
 //!
 //! Under a policy that blocks users without an authenticator

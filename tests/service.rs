@@ -617,6 +617,68 @@ async fn code_checks_are_throttled() {
         .unwrap();
 }
 
+/// The documented choice (manual, "Rate limits"): one code-check budget per user, so bogus
+/// second steps before set-up throttle the confirming code too.
+#[tokio::test]
+async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let user = &alice.user;
+    assert_eq!(
+        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
+        LoginDecision::MustEnroll
+    );
+    // Someone with the password submits codes although no factor exists.
+    for _ in 0..5 {
+        assert!(matches!(
+            h.tf.finish_login(&alice, Factor::Totp("123456"), None, &ctx())
+                .await,
+            Err(Error::InvalidCode)
+        ));
+    }
+    let started =
+        h.tf.start_enrollment(user, "alice", Reauthenticated::at(T0))
+            .await
+            .unwrap();
+    let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    assert!(matches!(
+        h.tf.finish_enrollment(user, &app.code(T0)).await,
+        Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
+    ));
+    // And the other way round: wrong confirming codes throttle the login's second step.
+    let h = harness(mail_code);
+    let bob = Principal::new("bob");
+    h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
+    let started =
+        h.tf.start_enrollment(&bob.user, "bob", Reauthenticated::at(T0))
+            .await
+            .unwrap();
+    let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    for _ in 0..5 {
+        assert!(matches!(
+            h.tf.finish_enrollment(&bob.user, &wrong(&app.code(T0)))
+                .await,
+            Err(Error::InvalidCode)
+        ));
+    }
+    assert!(matches!(
+        h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
+            .await,
+        Err(Error::Throttled { .. })
+    ));
+    // The block lifts by itself an hour later.
+    h.clock.set(T0 + 3_600);
+    let started =
+        h.tf.start_enrollment(&bob.user, "bob", Reauthenticated::at(T0 + 3_600))
+            .await
+            .unwrap();
+    let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    h.tf.finish_enrollment(&bob.user, &app.code(T0 + 3_600))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn admin_reset_clears_everything() {
     let h = harness(required);
