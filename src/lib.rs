@@ -43,6 +43,7 @@
 //! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
 //! let enrolled = tf.finish_enrollment(&alice.user, &code).await?;
 //! assert_eq!(enrolled.recovery_codes().len(), 10); // shown exactly once
+//! assert!(enrolled.login_completed()); // the blocked login is complete: log her in
 //!
 //! // A later login: password (host), then the code from the app.
 //! clock.advance(30);
