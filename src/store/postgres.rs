@@ -90,6 +90,22 @@ impl PostgresStore {
     /// Uses a pool you configured yourself (say, your application's). Call
     /// [`migrate`](Self::migrate) once before first use, or create the table with your own
     /// migrations.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sqlx::postgres::PgPoolOptions;
+    /// use twofactor::store::PostgresStore;
+    ///
+    /// let pool = PgPoolOptions::new()
+    ///     .max_connections(20)
+    ///     .connect("postgres://app@db.internal/app")
+    ///     .await?; // your app's pool
+    /// let store = PostgresStore::from_pool(pool);
+    /// store.migrate().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn from_pool(pool: PgPool) -> Self {
         PostgresStore { pool }

@@ -65,6 +65,13 @@
 //! Versions are `u64` in Rust and `BIGINT` (`i64`) in SQL; an expected version above
 //! `i64::MAX` cannot be stored, so it can only be a [`SaveOutcome::Conflict`].
 //!
+//! # Protect the table
+//!
+//! A record holds the user's TOTP secret (base32, as the authenticator app has it): anyone who
+//! can read the table can compute that user's codes. Recovery codes and trusted-device tokens
+//! are stored only as hashes. Grant access to `twofactor_records` as you would to password
+//! hashes, or stricter, and keep it out of analytics replicas and unencrypted backups.
+//!
 //! # Migrations
 //!
 //! [`SqliteStore::open`](super::SqliteStore::open) and

@@ -100,6 +100,25 @@ impl SqliteStore {
     /// # Errors
     ///
     /// [`StoreError::Migration`] if the table cannot be created (not expected).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use twofactor::store::{SaveOutcome, SqliteStore, UserStore, Version};
+    /// use twofactor::{TwoFactorRecord, UserId};
+    ///
+    /// let store = SqliteStore::in_memory().await?;
+    /// let bob = UserId::new("bob");
+    /// let record = TwoFactorRecord::default();
+    /// assert_eq!(store.save(&bob, &record, None).await?, SaveOutcome::Saved(Version(1)));
+    /// // A second writer that loaded version 1 too loses the race:
+    /// assert_eq!(store.save(&bob, &record, Some(Version(1))).await?, SaveOutcome::Saved(Version(2)));
+    /// assert_eq!(store.save(&bob, &record, Some(Version(1))).await?, SaveOutcome::Conflict);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn in_memory() -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new().in_memory(true);
         let pool = PoolConfig::new()
@@ -123,6 +142,30 @@ impl SqliteStore {
     /// For a file database, use WAL mode and a busy timeout as [`open`](Self::open) does;
     /// for `:memory:`, a pool of one connection without idle timeout or maximum lifetime
     /// (see [`in_memory`](Self::in_memory)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    /// use twofactor::store::SqliteStore;
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("twofactor-doc-pool-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let path = dir.join("app.db");
+    /// let options = SqliteConnectOptions::new()
+    ///     .filename(&path)
+    ///     .create_if_missing(true)
+    ///     .journal_mode(SqliteJournalMode::Wal)
+    ///     .busy_timeout(Duration::from_secs(5));
+    /// let pool = SqlitePoolOptions::new().connect_with(options).await?; // your app's pool
+    /// let store = SqliteStore::from_pool(pool.clone());
+    /// store.migrate().await?;
+    /// # store.close().await;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn from_pool(pool: SqlitePool) -> Self {
         SqliteStore { pool }
@@ -151,7 +194,21 @@ impl SqliteStore {
     }
 
     /// Closes the pool and waits for its connections to close. Afterwards every call
-    /// fails with [`StoreError::Unavailable`].
+    /// fails with [`StoreError::Unavailable`]: never "no record".
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use twofactor::store::{SqliteStore, StoreError, UserStore};
+    /// use twofactor::UserId;
+    ///
+    /// let store = SqliteStore::in_memory().await?;
+    /// store.close().await;
+    /// let err = store.load(&UserId::new("carol")).await.unwrap_err();
+    /// assert!(matches!(err, StoreError::Unavailable { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn close(&self) {
         self.pool.close().await;
     }
