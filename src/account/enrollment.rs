@@ -337,17 +337,7 @@ impl TwoFactorRecord {
                 ));
             }
         };
-        let mut next = self.clone();
-        if let Err(retry_at) = next.code_checks.admit(
-            now,
-            settings.code_checks_per_window,
-            settings.code_check_window,
-        ) {
-            return Err(Box::new(
-                Transition::new(self.clone(), false, Refusal::Throttled { retry_at })
-                    .event(AuditKind::LoginThrottled { retry_at }),
-            ));
-        }
+        let mut next = self.admit_code_check(now, settings, |refusal| refusal)?;
         let result = match &parsed {
             Some(p) => next.verify_parsed(p, now).map(|_| ()),
             None => Err(FailureReason::NoPendingFactor),
@@ -392,17 +382,10 @@ impl TwoFactorRecord {
                 );
             }
         };
-        let mut next = self.clone();
-        if let Err(retry_at) = next.code_checks.admit(
-            now,
-            settings.code_checks_per_window,
-            settings.code_check_window,
-        ) {
-            return Ok(
-                Transition::new(self.clone(), false, Err(Refusal::Throttled { retry_at }))
-                    .event(AuditKind::LoginThrottled { retry_at }),
-            );
-        }
+        let mut next = match self.admit_code_check(now, settings, Err) {
+            Ok(next) => next,
+            Err(throttled) => return Ok(*throttled),
+        };
         let step = match pending.totp.verify_code(&pending.secret, parsed, now, None) {
             Ok(step) => step,
             Err(e) => {

@@ -516,17 +516,10 @@ impl TwoFactorRecord {
                 );
             }
         };
-        let mut next = self.clone();
-        if let Err(retry_at) = next.code_checks.admit(
-            now,
-            settings.code_checks_per_window,
-            settings.code_check_window,
-        ) {
-            return Ok(
-                Transition::new(self.clone(), false, Err(Refusal::Throttled { retry_at }))
-                    .event(AuditKind::LoginThrottled { retry_at }),
-            );
-        }
+        let mut next = match self.admit_code_check(now, settings, Err) {
+            Ok(next) => next,
+            Err(throttled) => return Ok(*throttled),
+        };
         if !next.challenge_open(now) {
             next.challenge = None;
             // A login waiting for a mailed code closes when the code expires: a late code is

@@ -5,6 +5,43 @@
 //! is verified, and the count rides on the same compare-and-swap save as the result: concurrent
 //! requests can never exceed the limit.
 
+use crate::audit::AuditKind;
+
+use super::{Refusal, Settings, Transition, TwoFactorRecord};
+
+impl TwoFactorRecord {
+    /// Counts one code check against the per-user throttle, *before* any code is looked at.
+    ///
+    /// `Ok` is a copy of the record with the attempt counted: the caller verifies the code and
+    /// saves that copy with the verdict, so the count and the result ride on one
+    /// compare-and-swap. `Err` is the refusal for a throttled attempt, built with `refused`
+    /// around [`Refusal::Throttled`]: the record unchanged (nothing to save) and the audit
+    /// event. Every path that checks a code goes through here.
+    pub(crate) fn admit_code_check<O>(
+        &self,
+        now: u64,
+        settings: &Settings,
+        refused: impl FnOnce(Refusal) -> O,
+    ) -> Result<Self, Box<Transition<O>>> {
+        let mut next = self.clone();
+        match next.code_checks.admit(
+            now,
+            settings.code_checks_per_window,
+            settings.code_check_window,
+        ) {
+            Ok(()) => Ok(next),
+            Err(retry_at) => Err(Box::new(
+                Transition::new(
+                    self.clone(),
+                    false,
+                    refused(Refusal::Throttled { retry_at }),
+                )
+                .event(AuditKind::LoginThrottled { retry_at }),
+            )),
+        }
+    }
+}
+
 /// Times of recent events, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
