@@ -11,6 +11,10 @@
 //! - `full_login_concurrent`: 16 clients, each its own user and clock, one store (PostgreSQL:
 //!   one pool of 16 connections).
 //!
+//! After criterion, a paired comparison alternates short blocks of round trips and logins per
+//! store and reports medians (robust to the load of a shared machine drifting during the run),
+//! then PostgreSQL logins per second with 16 clients, on disk with fsync and in memory.
+//!
 //! Run with `cargo bench --bench stores --all-features`; `benches/STORES.md` holds a recorded
 //! run and the targets.
 
@@ -19,7 +23,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use tokio::runtime::Runtime;
 use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
 use twofactor::mail::{Mailer, Notice};
@@ -397,6 +401,132 @@ fn benches(c: &mut Criterion) {
     bench_full_login_concurrent(c, &rt, "postgres", &postgres, 16);
 }
 
+/// Medians of per-round figures from short alternating blocks: robust to the load of a
+/// shared machine drifting during the run, which criterion's sequential groups are not.
+fn paired_comparison() {
+    const ROUNDS: usize = 15;
+    let rt = runtime();
+    println!("\npaired comparison: {ROUNDS} rounds, round trips and full logins alternating");
+    println!("| store | load+save round trip | full login | login / round trip |");
+    println!("|---|---|---|---|");
+
+    async fn paired<S: UserStore + 'static>(name: &str, store: Arc<S>, calls: u64) {
+        let client = Client::enrolled(store.clone(), &format!("paired-{name}")).await;
+        let user = UserId::new(format!("paired-rt-{name}"));
+        let record = {
+            let loaded = store.load(&client.who.user).await.expect("load");
+            loaded.expect("record").record
+        };
+        let _ = store.save(&user, &record, None).await.expect("insert");
+        let (mut rts, mut logins, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let codes = client.next_codes(calls);
+            let mut rt_time = Duration::ZERO;
+            let mut login_time = Duration::ZERO;
+            for half in 0..2 {
+                if (half + round) % 2 == 0 {
+                    let t = Instant::now();
+                    for _ in 0..calls {
+                        round_trip(&*store, &user).await;
+                    }
+                    rt_time = t.elapsed() / u32::try_from(calls).expect("calls");
+                } else {
+                    let t = Instant::now();
+                    for code in &codes {
+                        client.login(code).await;
+                    }
+                    login_time = t.elapsed() / u32::try_from(calls).expect("calls");
+                }
+            }
+            rts.push(rt_time);
+            logins.push(login_time);
+            ratios.push(login_time.as_secs_f64() / rt_time.as_secs_f64());
+        }
+        let median_d = |v: &mut Vec<Duration>| {
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {:.2?} | {:.2?} | {:.2} |",
+            median_d(&mut rts),
+            median_d(&mut logins),
+            ratios[ratios.len() / 2]
+        );
+    }
+
+    rt.block_on(paired("memory", Arc::new(MemoryStore::new()), 20_000));
+    let dir = temp_dir();
+    let sqlite = rt
+        .block_on(SqliteStore::open(dir.0.join("paired.db")))
+        .expect("open SQLite");
+    rt.block_on(paired("sqlite_file", Arc::new(sqlite), 300));
+    for durability in [pg::Durability::Durable, pg::Durability::Fast] {
+        let server = pg::PgServer::start(durability);
+        let store = rt.block_on(async {
+            let url = server.fresh_database("paired").await;
+            let config = PoolConfig::new().max_connections(16);
+            let store = PostgresStore::connect_with(&url, config)
+                .await
+                .expect("connect");
+            store.migrate().await.expect("migrate");
+            Arc::new(store)
+        });
+        let name = format!("postgres ({durability:?})");
+        rt.block_on(paired(&name, store.clone(), 100));
+        // 16 clients, logins per second over ROUNDS one-second rounds.
+        let clients: Vec<Arc<Client<PostgresStore>>> = rt.block_on(async {
+            let mut all = Vec::new();
+            for i in 0..16 {
+                let c = Client::enrolled(store.clone(), &format!("paired-16-{i}")).await;
+                all.push(Arc::new(c));
+            }
+            all
+        });
+        let mut rates = Vec::new();
+        for _ in 0..5 {
+            let codes: Vec<_> = clients.iter().map(|c| c.next_codes(200)).collect();
+            let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let elapsed = rt.block_on(async {
+                let started = Instant::now();
+                let deadline = started + Duration::from_secs(1);
+                let tasks: Vec<_> = clients
+                    .iter()
+                    .cloned()
+                    .zip(codes)
+                    .map(|(client, codes)| {
+                        let done = done.clone();
+                        tokio::spawn(async move {
+                            for code in &codes {
+                                if Instant::now() >= deadline {
+                                    break;
+                                }
+                                client.login(code).await;
+                                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("client");
+                }
+                started.elapsed()
+            });
+            let n = done.load(std::sync::atomic::Ordering::Relaxed);
+            rates.push(n as f64 / elapsed.as_secs_f64());
+        }
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "| {name}, 16 clients | | {:.0} logins/s (median of 5 s; range {:.0}-{:.0}) | |",
+            rates[rates.len() / 2],
+            rates[0],
+            rates[rates.len() - 1]
+        );
+        rt.block_on(store.close());
+        drop(server);
+    }
+}
+
 criterion_group! {
     name = stores;
     config = Criterion::default()
@@ -405,4 +535,13 @@ criterion_group! {
         .measurement_time(Duration::from_secs(4));
     targets = benches
 }
-criterion_main!(stores);
+
+fn main() {
+    stores();
+    Criterion::default().configure_from_args().final_summary();
+    // Only when benchmarking, not in test mode (`cargo test`, nextest, `cargo bench -- --test`).
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list") {
+        paired_comparison();
+    }
+}
