@@ -39,8 +39,8 @@ pub enum DisabledBy {
 pub enum Notice {
     /// A one-time login code (2FA by mail).
     LoginCode {
-        /// The code. Read it with [`Notice::expose_login_code`].
-        code: Zeroizing<String>,
+        /// The code (redacted in `Debug`). Read it with [`Notice::expose_login_code`].
+        code: SecretText,
         /// When it expires.
         expires_at: u64,
         /// Where the login comes from, as far as the host knows.
@@ -213,7 +213,7 @@ impl Notice {
     #[must_use]
     pub fn expose_login_code(&self) -> Option<&str> {
         match self {
-            Notice::LoginCode { code, .. } => Some(code),
+            Notice::LoginCode { code, .. } => Some(code.expose_secret()),
             _ => None,
         }
     }
@@ -500,11 +500,16 @@ mod tests {
     #[test]
     fn debug_redacts_codes_and_secrets() {
         let n = Notice::LoginCode {
-            code: Zeroizing::new("123456".into()),
+            code: SecretText::new("123456"),
             expires_at: 9,
             context: LoginContext::default(),
         };
         assert!(!format!("{n:?}").contains("123456"));
+        // The field itself is redacted too, for hosts that debug-print what they match out.
+        let Notice::LoginCode { code, .. } = &n else {
+            unreachable!()
+        };
+        assert_eq!(format!("{code:?}"), "SecretText([redacted])");
         assert_eq!(n.expose_login_code(), Some("123456"));
         assert!(n.must_deliver());
         let n = Notice::ProvisionedSecret {

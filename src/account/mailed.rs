@@ -6,10 +6,9 @@
 //! hour; wrong guesses count against the code-check throttle like any other code.
 
 use rand::TryCryptoRng;
-use zeroize::Zeroizing;
 
 use crate::audit::AuditKind;
-use crate::mail::Notice;
+use crate::mail::{Notice, SecretText};
 
 use super::crypto::{Digest, Salt, digest, random_below};
 use super::login::{LoginChallenge, LoginContext};
@@ -56,7 +55,7 @@ impl TwoFactorRecord {
         let digits = u32::from(settings.mailed_code_digits);
         let bound = 10u32.saturating_pow(digits);
         let value = random_below(rng, bound)?;
-        let code = Zeroizing::new(format!("{value:0width$}", width = digits as usize));
+        let code = SecretText::new(format!("{value:0width$}", width = digits as usize));
         let salt = Salt::random(rng)?;
         let expires_at = now.saturating_add(settings.mailed_code_ttl);
         // Cannot fail: checked above.
@@ -66,7 +65,7 @@ impl TwoFactorRecord {
             settings.mail_send_window,
         );
         self.mailed = Some(MailedCode {
-            digest: digest(DIGEST_LABEL, &salt.0, code.as_bytes()),
+            digest: digest(DIGEST_LABEL, &salt.0, code.expose_secret().as_bytes()),
             salt,
             issued_at: now,
             expires_at,
