@@ -54,6 +54,10 @@
 //! win: one save succeeds, the other sees a version conflict, reloads, and is then refused as
 //! a replay. The same mechanism makes recovery codes and mailed codes single-use.
 //!
+//! When the digits typed match more than one step of the window (adjacent steps share a code
+//! about once in a million), the highest matching step is recorded, so the same six digits are
+//! never accepted twice while they are still valid; at worst a user waits for the next step.
+//!
 //! ## One record, one compare-and-swap
 //!
 //! All mutable 2FA state of a user lives in one record with a version number, and

@@ -129,3 +129,30 @@ fn extreme_times_do_not_panic() {
         }
     }
 }
+
+/// With the RFC secret, steps 910737 and 910738 share the code 911617 (adjacent steps collide
+/// about once in a million). The highest step is returned and recorded, so the same digits are
+/// not accepted a second time while they are still in the window.
+#[test]
+fn colliding_adjacent_steps_accept_the_digits_once() {
+    let secret = seed(Algorithm::Sha1);
+    let totp = Totp::default();
+    let (first, second) = (910_737u64, 910_738u64);
+    assert_eq!(totp.generate_at_step(&secret, first).to_string(), "911617");
+    assert_eq!(totp.generate_at_step(&secret, second).to_string(), "911617");
+
+    // Typed during the first step, the digits match both; the later step is returned.
+    let at_first = first * 30 + 5;
+    assert_eq!(totp.verify(&secret, "911617", at_first, None), Ok(second));
+    // Recorded, they are refused for the rest of the window: the same OTP is not accepted twice.
+    let at_second = second * 30 + 5;
+    assert_eq!(
+        totp.verify(&secret, "911617", at_second, Some(second)),
+        Err(twofactor::VerifyError::Replayed)
+    );
+    // Had only the first step been used, the second step's (identical) digits would be fresh.
+    assert_eq!(
+        totp.verify(&secret, "911617", at_second, Some(first)),
+        Ok(second)
+    );
+}

@@ -201,6 +201,13 @@ impl Totp {
     /// below `last_used_step` never match: record the returned step and pass it next time, and
     /// each code is accepted once.
     ///
+    /// When the typed digits match several steps of the window (two steps share a code about
+    /// once in a million), the *highest* fresh step is returned. Recording it means the same
+    /// digits cannot be accepted a second time while they are still in the window (RFC 6238
+    /// §5.2: the verifier must not accept the second attempt of the same OTP); the price is
+    /// that a user who logs in again one step later, whose app happens to show the same digits,
+    /// waits for the next step.
+    ///
     /// # Errors
     /// [`VerifyError::Malformed`] for input that is not a code of this length,
     /// [`VerifyError::Replayed`] when the code matches only steps `<= last_used_step`,
