@@ -10,7 +10,7 @@
 //! ## Integrating with a host
 //!
 //! A store, a mailer and a policy, through enrollment and login. Swap [`MemoryStore`] for
-//! `store::SqliteStore` (feature `sqlite`), `store::PostgresStore` (feature `postgres`) or your
+//! `SqliteStore` (feature `sqlite`), `PostgresStore` (feature `postgres`) or your
 //! own [`UserStore`]; swap [`RecordingMailer`] for your [`Mailer`] (e-mail, SMS).
 //!
 //! ```
@@ -139,6 +139,12 @@ pub use policy::{
 pub use provision::{KeyUri, OtpKind, Provisioning, QrCode, QrError, TerminalStyle, UriError};
 pub use service::{Error, TwoFactor};
 pub use store::{MemoryStore, SaveOutcome, UserStore, Version, Versioned};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use store::{PoolConfig, StoreError};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]
