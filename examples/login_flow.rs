@@ -1,0 +1,164 @@
+//! A whole 2FA life cycle on the embedded SQLite store, as a host application drives it.
+//!
+//! Employees must use 2FA (Odoo's "employees only" enforcement). Alice, an employee, is sent
+//! to set-up at her first login, scans the QR code, confirms, later logs in with a code and
+//! asks the site to remember her browser, loses her phone, gets in with a recovery code, and
+//! is reset by an admin. The "authenticator app" is simulated from the provisioning URI, and
+//! time is a manual clock so the demo can skip ahead by days.
+//!
+//! ```sh
+//! cargo run --example login_flow --features sqlite
+//! ```
+
+use twofactor::policy::PolicyExt;
+use twofactor::{
+    Clock, Error, Factor, GrantReason, KeyUri, LoginContext, LoginDecision, ManualClock, Principal,
+    QrCode, Reauthenticated, RecordingAudit, RecordingMailer, RequiredForRoles, SqliteStore,
+    TerminalStyle, Totp, TwoFactor, UserId, WhenUnenrolled,
+};
+
+const DAY: u64 = 24 * 60 * 60;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let db = std::env::temp_dir().join(format!("twofactor-demo-{}.db", std::process::id()));
+    let store = SqliteStore::open(&db).await?;
+    println!("store: SQLite file {}", db.display());
+
+    let policy =
+        RequiredForRoles::new(["employee"], WhenUnenrolled::BlockUntilEnrolled).exempt_superuser();
+    let clock = ManualClock::new(1_767_225_600); // 2026-01-01T00:00:00Z
+    let tf = TwoFactor::builder(store, RecordingMailer::new(), policy)
+        .clock(&clock)
+        .audit(RecordingAudit::new())
+        .build();
+
+    let alice = Principal::new("alice").with_role("employee");
+    let browser = LoginContext::new()
+        .ip("192.0.2.10".parse()?)
+        .device("Firefox on Linux");
+
+    step("Alice logs in for the first time (the host checked her password)");
+    let decision = tf.begin_login(&alice, None, &browser).await?;
+    println!("decision: {decision:?}");
+    assert_eq!(decision, LoginDecision::MustEnroll);
+
+    step("Set-up: the page shows a QR code and the key for \"Cannot scan it?\"");
+    let started = tf
+        .start_enrollment(
+            &alice.user,
+            "alice@example.com",
+            Reauthenticated::at(clock.now()),
+        )
+        .await?;
+    let qr = QrCode::new(started.uri())?;
+    println!("{}", qr.to_terminal(TerminalStyle::Ansi));
+    println!("Cannot scan it? Enter this key: {}", started.manual_key());
+    // Her authenticator app stores what the QR code holds.
+    let app = KeyUri::parse(started.uri())?;
+    let app_code = |now: u64| Totp::default().generate(app.secret(), now).to_string();
+
+    step("She types the code her app shows to confirm");
+    let enrolled = tf
+        .finish_enrollment(&alice.user, &app_code(clock.now()))
+        .await?;
+    let recovery: Vec<String> = enrolled
+        .recovery_codes()
+        .expose_secret()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    println!(
+        "2FA enabled; {} recovery codes shown once, e.g. {}; login completed: {}",
+        recovery.len(),
+        recovery[0],
+        enrolled.login_completed()
+    );
+
+    step("Next day: password, then a code; she ticks \"don't ask again on this device\"");
+    clock.advance(DAY);
+    let decision = tf.begin_login(&alice, None, &browser).await?;
+    println!("decision: {decision:?}");
+    let code = app_code(clock.now());
+    let granted = tf
+        .finish_login(
+            &alice,
+            Factor::Totp(&code),
+            Some("Firefox on Linux"),
+            &browser,
+        )
+        .await?;
+    let token = granted
+        .device_token
+        .ok_or("a device token was expected")?
+        .expose_secret()
+        .to_owned();
+    println!(
+        "granted by {:?}; the browser keeps a device cookie",
+        granted.factor
+    );
+
+    step("Someone replays the same code from a phishing page");
+    tf.begin_login(&alice, None, &browser).await?;
+    match tf
+        .finish_login(&alice, Factor::Totp(&code), None, &browser)
+        .await
+    {
+        Err(Error::InvalidCode) => println!("refused: invalid code (the audit trail says why)"),
+        other => return Err(format!("replay was not refused: {other:?}").into()),
+    }
+
+    step("A week later, from the remembered browser: no code asked");
+    clock.advance(7 * DAY);
+    match tf.begin_login(&alice, Some(&token), &browser).await? {
+        LoginDecision::Granted {
+            reason: GrantReason::TrustedDevice { .. },
+        } => println!("granted: trusted device"),
+        other => return Err(format!("expected a trusted-device grant, got {other:?}").into()),
+    }
+
+    step("She loses her phone and logs in from a new laptop with a recovery code");
+    let laptop = LoginContext::new().device("Safari on macOS");
+    tf.begin_login(&alice, None, &laptop).await?;
+    let granted = tf
+        .finish_login(&alice, Factor::RecoveryCode(&recovery[0]), None, &laptop)
+        .await?;
+    println!(
+        "granted by a recovery code; {:?} left",
+        granted.recovery_codes_left
+    );
+    tf.begin_login(&alice, None, &laptop).await?;
+    match tf
+        .finish_login(&alice, Factor::RecoveryCode(&recovery[0]), None, &laptop)
+        .await
+    {
+        Err(Error::InvalidCode) => println!("the same recovery code again: refused"),
+        other => return Err(format!("a used recovery code was accepted: {other:?}").into()),
+    }
+
+    step("An admin resets her 2FA (lost phone); her devices are revoked");
+    tf.reset_by_admin(&alice.user, &UserId::new("admin"))
+        .await?;
+    println!(
+        "remembered browser now: {:?}",
+        tf.begin_login(&alice, Some(&token), &browser).await?
+    );
+
+    step("What she received, and what the audit trail recorded");
+    for notice in tf.mailer().kinds_for(&alice.user) {
+        println!("mail: {notice:?}");
+    }
+    for kind in tf.audit().kinds_for(&alice.user) {
+        println!("audit: {kind:?}");
+    }
+
+    drop(tf);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    Ok(())
+}
+
+fn step(title: &str) {
+    println!("\n== {title}");
+}
