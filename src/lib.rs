@@ -138,11 +138,11 @@ pub use policy::{
 };
 pub use provision::{KeyUri, OtpKind, Provisioning, QrCode, QrError, TerminalStyle, UriError};
 pub use service::{Error, TwoFactor};
-pub use store::{MemoryStore, SaveOutcome, UserStore, Version, Versioned};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
+pub use store::{MemoryStore, SaveOutcome, UserStore, Version, Versioned};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use store::{PoolConfig, StoreError};
 
