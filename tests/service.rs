@@ -407,7 +407,17 @@ async fn trusted_device_skip_revoke_and_expiry() {
         LoginDecision::Challenge { .. }
     ));
     assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
+    // `begin_login` no longer writes to prune it: the expired entry (its token refused above)
+    // stays stored until a device is trusted or all are revoked, and is counted by this call,
+    // which documents that it includes expired ones.
+    assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 1);
     assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 0);
+    assert!(matches!(
+        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+            .await
+            .unwrap(),
+        LoginDecision::Challenge { .. }
+    ));
 }
 
 #[tokio::test]
