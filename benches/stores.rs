@@ -6,8 +6,8 @@
 //! - `full_login`: `begin_login` + `finish_login` with a TOTP code through the `TwoFactor`
 //!   service (policy: 2FA required), each iteration at the next 30 s time step so replay
 //!   protection admits it. Codes are computed before the clock starts (that is the user's
-//!   app's work). The service does two round trips per login: `begin_login` saves the
-//!   open challenge, `finish_login` the used step.
+//!   app's work). `begin_login` only loads (a TOTP challenge stores nothing), `finish_login`
+//!   loads and saves the used step: one load+save round trip plus one load per login.
 //! - `full_login_concurrent`: 16 clients, each its own user and clock, one store (PostgreSQL:
 //!   one pool of 16 connections).
 //!

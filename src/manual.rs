@@ -110,8 +110,8 @@
 //!    the proof from its own state, because only the host knows *which* browser passed the
 //!    password check.
 //! 2. **Completion.** `begin_login` records the login as waiting for enrollment, open for
-//!    [`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl) (15 minutes),
-//!    like any login challenge. A successful `finish_enrollment` while it is open completes
+//!    [`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl) (15 minutes).
+//!    A successful `finish_enrollment` while it is open completes
 //!    it: [`Enrolled::login_completed`](crate::Enrolled::login_completed) is `true`, and the
 //!    audit trail records `Enrolled` then `LoginSucceeded { factor: Totp }` (the confirming
 //!    code is that login's second factor). Later, or when no login was waiting (enrollment
@@ -152,9 +152,34 @@
 //! # }
 //! ```
 //!
+//! ## Login challenges
+//!
+//! When `begin_login` asks an enrolled user for a TOTP or recovery code
+//! ([`LoginDecision::Challenge`](crate::LoginDecision::Challenge)), it stores nothing: it
+//! loads the record, asks the policy and answers, with no write. `finish_login` then checks a
+//! TOTP or recovery code whenever it comes, with or without a `begin_login` before it. A full
+//! login is one load + save round trip, not two. This loses nothing a stored challenge gave:
+//!
+//! - Only the host calls `finish_login`, and only after its own password check: the
+//!   half-logged-in session (the user id, the time of the password check) is the host's, and
+//!   it is what binds the code to the password. **End that session** at the `expires_at` of the
+//!   `Challenge` answer ([`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl),
+//!   15 minutes by default) or sooner; the library no longer enforces that deadline for these
+//!   codes.
+//! - Guessing is bounded by the code-check throttle, not by a challenge's lifetime: every
+//!   `finish_login` is counted before the code is looked at, in the same compare-and-swap save
+//!   as the verdict, whether or not a login was begun.
+//! - Replay protection (the last used time step, consumed recovery codes) and the policy,
+//!   asked fresh by `finish_login`, are unchanged.
+//!
+//! Logins that need state still store it, with an expiry: a mailed code (its salted hash, and
+//! the login waiting for it, open as long as the code: a late mailed code is refused and
+//! audited as `Expired`), a login waiting for enrollment
+//! ([forced enrollment](#forced-enrollment-at-login)), and a trusted device's last use.
+//!
 //! ## What the caller sees, and what the audit trail sees
 //!
-//! A wrong code, a replayed code and an expired challenge return the same error to the caller:
+//! A wrong code, a replayed code and a late mailed code return the same error to the caller:
 //! telling them apart would tell an attacker which codes were once valid. Unknown users and users
 //! without 2FA look the same from outside, so the login flow does not enumerate accounts. The
 //! audit trail records the exact reason, for the people who investigate.

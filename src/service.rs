@@ -22,8 +22,8 @@
 //! | recovery | [`regenerate_recovery_codes`](TwoFactor::regenerate_recovery_codes)`(user, Reauthenticated)` | [`RecoveryCodes`] |
 //! | account page | [`status`](TwoFactor::status)`(user)` | [`TwoFactorStatus`] |
 //!
-//! Callers see one [`Error::InvalidCode`] for a wrong code, a replayed code, an expired
-//! challenge or a factor that is not pending; the audit trail tells them apart. A user without
+//! Callers see one [`Error::InvalidCode`] for a wrong code, a replayed code, a late mailed code
+//! or a factor that is not pending; the audit trail tells them apart. A user without
 //! a record and a user without 2FA behave the same. Store failures fail closed.
 //!
 //! # Example
@@ -819,6 +819,12 @@ where
     /// password check for [`Reauthenticated`], and a
     /// [`finish_enrollment`](Self::finish_enrollment) within 15 minutes completes it.
     ///
+    /// Saves only when the answer needs new state: a mailed code, a login waiting for
+    /// enrollment, a trusted device's last use. A [`LoginDecision::Challenge`] (TOTP or
+    /// recovery code) stores nothing, nor do policy grants and denials: it is one load and no
+    /// write. Your half-logged-in session binds the code to this password check: end it at
+    /// the challenge's `expires_at` (see the [manual](crate::manual#login-challenges)).
+    ///
     /// Log the user in only on [`LoginDecision::Granted`].
     ///
     /// # Errors
@@ -879,12 +885,16 @@ where
     }
 
     /// The second step of a login: checks a TOTP code, a recovery code or a mailed code.
-    /// With `remember_device` (a label such as "Firefox on Linux") and a policy that allows
+    /// A TOTP or recovery code needs an enrolled user, not a stored challenge (`begin_login`
+    /// stores none): the check is counted against the throttle first, replays are refused and
+    /// the policy is asked fresh, and the host's session bounds how late the code may come.
+    /// A mailed code must arrive while its login is open (as long as the code). With
+    /// `remember_device` (a label such as "Firefox on Linux") and a policy that allows
     /// trusted devices, the result carries a device token for a cookie.
     ///
     /// # Errors
-    /// [`Error::InvalidCode`] (wrong, replayed, late, or no such factor pending — including a
-    /// user without 2FA), [`Error::Malformed`], [`Error::Throttled`], and the infrastructure
+    /// [`Error::InvalidCode`] (wrong, replayed, a late mailed code, or no such factor pending —
+    /// including a user without 2FA), [`Error::Malformed`], [`Error::Throttled`], and the infrastructure
     /// errors. Any error means: do not log the user in.
     ///
     /// # Example

@@ -10,7 +10,10 @@
 //!    unenrolled user, a running grace period);
 //! 2. no TOTP time step, recovery code or mailed code is accepted twice;
 //! 3. a typed input error (malformed code) or a throttled attempt leaves the stored record
-//!    exactly as it was.
+//!    exactly as it was;
+//! 4. `begin_login` writes only for answers that need new state (a mailed code, a login
+//!    waiting for enrollment, a trusted device's use): a challenge for a TOTP or recovery code,
+//!    a policy grant or a denial leaves the stored record and its version exactly as they were.
 //!
 //! At the end of each sequence the audit trail is replayed to check that the code-check limit
 //! (5 per sliding hour between successes) and the mail-send limit (5 per sliding hour) were
@@ -347,6 +350,7 @@ impl Case {
     }
 
     async fn begin(&mut self, pick: TokenPick) -> Result<(), TestCaseError> {
+        let before_snapshot = snapshot(&self.tf, &self.p).await;
         let before = record(&self.tf, &self.p).await;
         let req = self.requirement(&before);
         let enrolled = before.is_enrolled();
@@ -367,6 +371,23 @@ impl Case {
                 return Ok(());
             }
         };
+        let needs_state = matches!(
+            decision,
+            LoginDecision::MustEnroll
+                | LoginDecision::CodeMailed { .. }
+                | LoginDecision::Granted {
+                    reason: GrantReason::TrustedDevice { .. }
+                }
+        );
+        if !needs_state {
+            let after = snapshot(&self.tf, &self.p).await;
+            prop_assert_eq!(
+                &before_snapshot,
+                &after,
+                "begin_login wrote the record for {:?}",
+                decision
+            );
+        }
         if let LoginDecision::Granted { reason } = decision {
             let now = self.now();
             match reason {

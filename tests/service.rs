@@ -407,7 +407,17 @@ async fn trusted_device_skip_revoke_and_expiry() {
         LoginDecision::Challenge { .. }
     ));
     assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
+    // `begin_login` no longer writes to prune it: the expired entry (its token refused above)
+    // stays stored until a device is trusted or all are revoked, and is counted by this call,
+    // which documents that it includes expired ones.
+    assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 1);
     assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 0);
+    assert!(matches!(
+        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+            .await
+            .unwrap(),
+        LoginDecision::Challenge { .. }
+    ));
 }
 
 #[tokio::test]
@@ -1134,6 +1144,100 @@ async fn store_failure_fails_closed_with_its_cause() {
     ));
     assert!(h.audit.events().is_empty());
     assert!(h.mailer.sent().is_empty());
+}
+
+/// A MemoryStore whose saves fail once `broken` is set (loads keep working).
+struct SavesFail(MemoryStore, std::sync::atomic::AtomicBool);
+
+impl UserStore for SavesFail {
+    type Error = DbDown;
+    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, DbDown> {
+        Ok(self.0.load(user).await.expect("memory store"))
+    }
+    async fn save(
+        &self,
+        user: &UserId,
+        record: &TwoFactorRecord,
+        expected: Option<Version>,
+    ) -> Result<SaveOutcome, DbDown> {
+        if self.1.load(Ordering::SeqCst) {
+            return Err(DbDown);
+        }
+        Ok(self
+            .0
+            .save(user, record, expected)
+            .await
+            .expect("memory store"))
+    }
+}
+
+#[tokio::test]
+async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_closed() {
+    let store = SavesFail(
+        MemoryStore::new(),
+        std::sync::atomic::AtomicBool::new(false),
+    );
+    let h = harness_with(store, required);
+    let alice = Principal::new("alice");
+    let (app, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let version =
+        h.tf.store()
+            .0
+            .load(&alice.user)
+            .await
+            .unwrap()
+            .unwrap()
+            .version;
+    // Every save fails from now on: a TOTP challenge needs none.
+    h.tf.store().1.store(true, Ordering::SeqCst);
+    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    assert_eq!(
+        decision,
+        LoginDecision::Challenge {
+            methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
+            expires_at: h.now() + 900
+        }
+    );
+    // A refused device token is still audited, though nothing is saved.
+    let decision =
+        h.tf.begin_login(&alice, Some(&"5a".repeat(32)), &ctx())
+            .await
+            .unwrap();
+    assert!(matches!(decision, LoginDecision::Challenge { .. }));
+    assert_eq!(
+        h.audit.kinds_for(&alice.user).last(),
+        Some(&AuditKind::DeviceTokenRefused)
+    );
+    assert_eq!(
+        h.tf.store()
+            .0
+            .load(&alice.user)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        version
+    );
+    // The second step must save (the used step, the counted check): it fails closed.
+    assert!(matches!(
+        h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), None, &ctx())
+            .await,
+        Err(Error::Store(_))
+    ));
+    // Answers that need new state fail closed too.
+    let bob = Principal::new("bob");
+    assert!(matches!(
+        h.tf.begin_login(&bob, None, &ctx()).await,
+        Err(Error::Store(_))
+    ));
+    // Nothing claims a login happened.
+    assert!(
+        !h.audit
+            .kinds_for(&alice.user)
+            .iter()
+            .any(|k| matches!(k, AuditKind::LoginSucceeded { .. }))
+    );
 }
 
 #[tokio::test]

@@ -89,6 +89,12 @@ macro_rules! store_conformance {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn service_full_login_is_one_write() {
+                let f = fixture().await;
+                flows::full_login_is_one_write(f.store()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn service_recovery_code_works_once() {
                 let f = fixture().await;
                 flows::recovery_code_once(f.store()).await;

@@ -65,7 +65,9 @@ pub enum FailureReason {
     /// A code already accepted once (a TOTP step at or below the last used one, or a consumed
     /// recovery code).
     Replayed,
-    /// The login was not started, or its second step came too late.
+    /// A mailed code, but no login is waiting for one (never begun, or closed by a success
+    /// or a trusted-device login). TOTP and recovery codes need no stored login and never
+    /// fail with this reason.
     ExpiredChallenge,
     /// The mailed code or the pending enrollment has expired.
     Expired,

@@ -1,8 +1,13 @@
 //! Login: decide whether a second factor is needed ([`TwoFactorRecord::begin_login`]), then
 //! check it ([`TwoFactorRecord::finish_login`]).
 //!
-//! Both run after the host has checked the password. A login challenge (begun, expires after
-//! 15 minutes, or as long as a mailed code) binds the second step to the first.
+//! Both run after the host has checked the password. Asking for a TOTP or recovery code stores
+//! nothing: `begin_login` only reads the record, and `finish_login` checks the code against the
+//! throttle, replay protection and the policy. The host's own half-logged-in session binds the
+//! second step to the first and bounds the time between them. Only logins that need new state
+//! store it: a mailed code (with the login waiting for it, open as long as the code), a login
+//! waiting for enrollment, a trusted device's last use. See the
+//! [manual](crate::manual#login-challenges).
 
 use core::fmt;
 use std::net::IpAddr;
@@ -171,10 +176,16 @@ pub enum LoginDecision {
         reason: GrantReason,
     },
     /// Ask for a second factor, then call `finish_login`.
+    ///
+    /// Nothing is stored for this answer: keep the user id (and the time of the password
+    /// check) in the host's half-logged-in session, and end that session at `expires_at`.
     Challenge {
         /// What the user may submit (TOTP, and recovery codes while some are left).
         methods: Vec<FactorKind>,
-        /// When the challenge expires.
+        /// Until when the host's session should wait for the code: the time of this answer
+        /// plus [`Settings::login_challenge_ttl`] (15 minutes by default). Advisory: the
+        /// library does not store it, and `finish_login` checks a TOTP or recovery code
+        /// whenever it comes (the code-check throttle bounds guessing).
         expires_at: u64,
     },
     /// 2FA is required and the user has none: send them to enrollment. Nothing else is
@@ -224,7 +235,8 @@ impl fmt::Debug for LoginGranted {
     }
 }
 
-/// An open login: the password was checked at `issued_at`.
+/// An open login that needs stored state (one waiting for a mailed code, or for enrollment):
+/// the password was checked at `issued_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct LoginChallenge {
@@ -300,7 +312,7 @@ impl TwoFactorRecord {
         }
     }
 
-    /// Whether the login challenge is open at `now`.
+    /// Whether a login waiting for a mailed code is open at `now`.
     fn challenge_open(&self, now: u64) -> bool {
         self.challenge.as_ref().is_some_and(|c| now < c.expires_at)
     }
@@ -308,10 +320,13 @@ impl TwoFactorRecord {
     /// Decides what happens after the password was accepted, given the policy's
     /// `requirement` (computed fresh by the caller) and the device's trusted-device token.
     ///
-    /// Opens a login challenge when a code is needed, mails a code when the policy says so,
-    /// records a trusted device's use, and records a login waiting for enrollment when the
-    /// answer is [`LoginDecision::MustEnroll`] (completed by
-    /// [`TwoFactorRecord::finish_enrollment`]).
+    /// Read-only (an unchanged transition, nothing to save) for every answer that needs no
+    /// new state: [`LoginDecision::Challenge`] (a TOTP or recovery code is asked for; nothing
+    /// is stored, see [`TwoFactorRecord::finish_login`]), a policy grant (off, not required,
+    /// exempt, grace period) and [`LoginDecision::Denied`]. It changes the record only to mail
+    /// a code (the hashed code and the login waiting for it, both expiring), to record a
+    /// trusted device's use, and to record a login waiting for enrollment when the answer is
+    /// [`LoginDecision::MustEnroll`] (completed by [`TwoFactorRecord::finish_enrollment`]).
     ///
     /// # Errors
     /// [`DomainError::Rng`] if a code must be mailed and the RNG fails.
@@ -433,9 +448,9 @@ impl TwoFactorRecord {
             )
             .event(AuditKind::LoginThrottled { retry_at }));
         }
-        let mut next = self.clone();
         if unenrolled.is_some() {
             // Required, mailed code.
+            let mut next = self.clone();
             return Ok(match next.send_mailed_code(now, context, settings, rng)? {
                 Sent::New { expires_at, notice } => {
                     Transition::new(next, true, LoginDecision::CodeMailed { expires_at })
@@ -460,19 +475,16 @@ impl TwoFactorRecord {
                 }
             });
         }
+        // Enrolled: ask for a code and store nothing. `finish_login` needs no challenge for a
+        // TOTP or recovery code; the host's session bounds the time until it comes.
         let expires_at = now.saturating_add(settings.login_challenge_ttl);
-        next.challenge = Some(LoginChallenge {
-            issued_at: now,
-            expires_at,
-        });
-        next.prune_devices(now);
         let mut methods = vec![FactorKind::Totp];
         if self.recovery_codes_left() > 0 {
             methods.push(FactorKind::RecoveryCode);
         }
         Ok(Transition::new(
-            next,
-            true,
+            self.clone(),
+            false,
             LoginDecision::Challenge {
                 methods,
                 expires_at,
@@ -482,10 +494,16 @@ impl TwoFactorRecord {
 
     /// Checks the second factor of a login begun with [`TwoFactorRecord::begin_login`].
     ///
-    /// The check is counted against the throttle before the code is looked at, replayed TOTP
-    /// codes and used recovery codes are refused, and on success the challenge closes. With
-    /// `remember_device` (a label such as "Firefox on Linux") and a policy that allows trusted
-    /// devices, a device token is issued; otherwise `remember_device` is ignored.
+    /// The check is counted against the throttle before the code is looked at, and replayed
+    /// TOTP codes and used recovery codes are refused. A TOTP or recovery code needs an
+    /// enrolled user but no stored challenge: `begin_login` stores none, and the time between
+    /// the password and the code is bounded by the host's session, not by the record. A
+    /// mailed code needs its login still open: a late one is refused and audited as
+    /// [`FailureReason::Expired`], one whose login was closed otherwise (by a trusted device,
+    /// or never begun) as [`FailureReason::ExpiredChallenge`]. On success any login waiting
+    /// for a mailed code closes. With `remember_device` (a label such as "Firefox on Linux")
+    /// and a policy that allows trusted devices, a device token is issued; otherwise
+    /// `remember_device` is ignored.
     ///
     /// # Errors
     /// [`DomainError::Rng`] if a device token cannot be generated. Refused codes are not
@@ -520,12 +538,14 @@ impl TwoFactorRecord {
             Ok(next) => next,
             Err(throttled) => return Ok(*throttled),
         };
-        if !next.challenge_open(now) {
+        // Only a mailed code needs a stored login: the hashed code and its expiry are the
+        // state. A TOTP or recovery code is checked against the enrolled factor whenever it
+        // comes; a stale challenge stored by an older version is not looked at.
+        if matches!(parsed, Parsed::Mailed(_)) && !next.challenge_open(now) {
             next.challenge = None;
             // A login waiting for a mailed code closes when the code expires: a late code is
             // audited as what it is, an expired mailed code.
-            let late_mailed_code = matches!(parsed, Parsed::Mailed(_))
-                && next.mailed.as_ref().is_some_and(|m| now >= m.expires_at);
+            let late_mailed_code = next.mailed.as_ref().is_some_and(|m| now >= m.expires_at);
             let reason = if late_mailed_code {
                 next.mailed = None;
                 FailureReason::Expired
@@ -942,45 +962,172 @@ mod tests {
         assert!(t.events()[0].is_replay());
         assert_eq!(t.notices()[0].kind(), NoticeKind::FailedCodeAttempt);
         assert!(t.is_changed()); // counted
-        assert!(t.record().challenge.is_some()); // still open
+        assert_eq!(t.record().code_checks.count(now + 1, 3_600), 1);
+        assert!(t.record().challenge.is_none()); // none was stored
     }
 
     #[test]
-    fn second_step_needs_an_open_challenge() {
+    fn totp_and_recovery_codes_need_no_stored_challenge() {
         let e = enrolled_record(T0);
         let now = T0 + 60;
         let code = active_code_at(&e, now);
-        // Never begun.
-        let t = finish(&e, now, &Requirement::required(), Factor::Totp(&code), None);
-        assert_eq!(
-            t.outcome().as_ref().unwrap_err(),
-            &Refusal::Invalid(FailureReason::ExpiredChallenge)
-        );
-        assert_eq!(t.record().code_checks.count(now, 3_600), 1);
-        // Begun at `now`, open until now + 900 (exclusive).
-        let r = challenged(now);
-        let late = now + 900;
+        // Asking for a code stores nothing.
+        let t = begin(&e, now, &Requirement::required(), None);
+        assert!(matches!(t.outcome(), LoginDecision::Challenge { .. }));
+        assert!(!t.is_changed());
+        assert!(t.record().challenge.is_none());
+        // Never begun: a wrong code is still counted and refused as wrong ...
         let t = finish(
-            &r,
-            late,
+            &e,
+            now,
             &Requirement::required(),
-            Factor::Totp(&active_code_at(&r, late)),
+            Factor::Totp(&wrong(&code)),
             None,
         );
         assert_eq!(
             t.outcome().as_ref().unwrap_err(),
-            &Refusal::Invalid(FailureReason::ExpiredChallenge)
+            &Refusal::Invalid(FailureReason::WrongCode)
         );
-        assert!(t.record().challenge.is_none());
-        let last = late - 1;
+        assert!(t.is_changed());
+        assert_eq!(t.record().code_checks.count(now, 3_600), 1);
+        assert_eq!(t.record().last_used_step(), e.last_used_step());
+        // ... the right one is accepted (the host's session bounds when it may come) ...
+        let t = finish(&e, now, &Requirement::required(), Factor::Totp(&code), None);
+        assert_eq!(t.outcome().as_ref().unwrap().factor, FactorKind::Totp);
+        let used = t.into_parts().0;
+        assert_eq!(used.last_used_step(), Some(now / 30));
+        // ... and only once, begun or not.
+        for r in [
+            used.clone(),
+            begin(&used, now, &Requirement::required(), None)
+                .into_parts()
+                .0,
+        ] {
+            let t = finish(&r, now, &Requirement::required(), Factor::Totp(&code), None);
+            assert_eq!(
+                t.outcome().as_ref().unwrap_err(),
+                &Refusal::Invalid(FailureReason::Replayed)
+            );
+            assert_eq!(t.record().code_checks.count(now, 3_600), 1);
+        }
+        // Long after `begin_login` (past the advisory 15 minutes), a fresh code still works:
+        // the record holds no deadline for it.
+        let later = now + 900 + 86_400;
         let t = finish(
-            &r,
-            last,
+            &used,
+            later,
             &Requirement::required(),
-            Factor::Totp(&active_code_at(&r, last)),
+            Factor::Totp(&active_code_at(&used, later)),
             None,
         );
         assert!(t.outcome().is_ok());
+        // A stale, expired challenge stored by an older version is ignored, then cleared.
+        let mut stale = e.clone();
+        stale.challenge = Some(LoginChallenge {
+            issued_at: T0,
+            expires_at: T0 + 1,
+        });
+        let t = finish(
+            &stale,
+            now,
+            &Requirement::required(),
+            Factor::Totp(&code),
+            None,
+        );
+        assert!(t.outcome().is_ok());
+        assert!(t.record().challenge.is_none());
+        // Without an authenticator there is still nothing to check, and the try is counted.
+        let none = TwoFactorRecord::default();
+        for factor in [Factor::Totp("123456"), Factor::RecoveryCode("abcd-efgh-jk")] {
+            let t = finish(&none, now, &Requirement::required(), factor, None);
+            assert_eq!(
+                t.outcome().as_ref().unwrap_err(),
+                &Refusal::Invalid(FailureReason::NoPendingFactor),
+                "{factor:?}"
+            );
+            assert_eq!(t.record().code_checks.count(now, 3_600), 1);
+        }
+    }
+
+    #[test]
+    fn begin_login_writes_only_when_it_needs_new_state() {
+        let now = T0 + 60;
+        let e = enrolled_record(T0);
+        let none = TwoFactorRecord::default();
+        let exempt = Requirement::Exempt {
+            reason: "superuser".into(),
+        };
+        let grace = Requirement::Required {
+            when_unenrolled: WhenUnenrolled::BlockUntilEnrolled,
+            grace_until: Some(now + 100),
+            trusted_devices: true,
+        };
+        let mut throttled = e.clone();
+        for i in 0..5 {
+            throttled.code_checks.admit(now + i, 5, 3_600).unwrap();
+        }
+        let mut mail_throttled = none.clone();
+        for i in 0..5 {
+            mail_throttled.mail_sends.admit(now + i, 5, 3_600).unwrap();
+        }
+        let mut no_codes = e.clone();
+        no_codes.recovery = None;
+        for (r, req, expected) in [
+            (&e, Requirement::Off, "Granted Off"),
+            (&e, exempt.clone(), "Granted Exempt"),
+            (&none, Requirement::optional(), "Granted NotRequired"),
+            (&none, grace, "Granted GracePeriod"),
+            (&e, Requirement::required(), "Challenge"),
+            (&e, Requirement::optional(), "Challenge"),
+            (&no_codes, Requirement::required(), "Challenge"),
+            (&throttled, Requirement::required(), "Denied"),
+            (&mail_throttled, mail_code(), "Denied"),
+        ] {
+            let t = begin(r, now + 10, &req, None);
+            let answer = format!("{:?}", t.outcome());
+            assert!(
+                answer.starts_with(expected.split(' ').next().unwrap()),
+                "{answer}"
+            );
+            assert!(
+                !t.is_changed(),
+                "{expected} under {req:?} writes the record"
+            );
+        }
+        // A code to ask for with nothing left but TOTP lists only TOTP.
+        assert_eq!(
+            *begin(&no_codes, now, &Requirement::required(), None).outcome(),
+            LoginDecision::Challenge {
+                methods: vec![FactorKind::Totp],
+                expires_at: now + 900
+            }
+        );
+        // New state: a login waiting for enrollment, a mailed code, a device's last use.
+        assert!(begin(&none, now, &Requirement::required(), None).is_changed());
+        assert!(begin(&none, now, &mail_code(), None).is_changed());
+        let t = finish(
+            &e,
+            now,
+            &Requirement::required(),
+            Factor::Totp(&active_code_at(&e, now)),
+            Some("Firefox"),
+        );
+        let token = t.outcome().as_ref().unwrap().device_token.as_ref().unwrap();
+        let token = token.expose_secret().to_owned();
+        let trusted = t.into_parts().0;
+        let t = begin(&trusted, now + 10, &Requirement::required(), Some(&token));
+        assert!(matches!(
+            t.outcome(),
+            LoginDecision::Granted {
+                reason: GrantReason::TrustedDevice { .. }
+            }
+        ));
+        assert!(t.is_changed());
+        // A refused token is audited, and still writes nothing.
+        let t = begin(&trusted, now + 10, &Requirement::required(), Some("5a5a"));
+        assert!(matches!(t.outcome(), LoginDecision::Challenge { .. }));
+        assert_eq!(t.events(), &[AuditKind::DeviceTokenRefused]);
+        assert!(!t.is_changed());
     }
 
     #[test]
@@ -1324,12 +1471,14 @@ mod tests {
         assert!(t.record().mailed.is_none());
         assert!(t.record().challenge.is_none());
         assert_eq!(t.record().code_checks.count(T0 + 3_600, 3_600), 1);
-        // A TOTP code after the login closed is still an expired challenge.
+        // A TOTP code after the login closed is refused and counted: this user has no
+        // authenticator (TOTP codes need no open login, only an enrolled factor).
         let t = finish(&r, T0 + 3_600, &mail_code(), Factor::Totp("123456"), None);
         assert_eq!(
             t.outcome().as_ref().unwrap_err(),
-            &Refusal::Invalid(FailureReason::ExpiredChallenge)
+            &Refusal::Invalid(FailureReason::NoPendingFactor)
         );
+        assert_eq!(t.record().code_checks.count(T0 + 3_600, 3_600), 1);
         // So is a valid mailed code once its login is over (a trusted device let the user in).
         let mut over = r.clone();
         over.challenge = None;

@@ -60,6 +60,8 @@ pub struct TwoFactorRecord {
     pub(crate) recovery: Option<RecoveryCodeSet>,
     pub(crate) devices: Vec<TrustedDevice>,
     pub(crate) mailed: Option<MailedCode>,
+    /// A login waiting for a mailed code (TOTP and recovery-code logins store none; a stale one
+    /// left by an older version is ignored and cleared by the next successful login).
     pub(crate) challenge: Option<LoginChallenge>,
     /// A login that `begin_login` answered with `MustEnroll`: a successful enrollment while it
     /// is open completes it.

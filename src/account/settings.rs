@@ -79,8 +79,10 @@ pub const MIN_REAUTH_MAX_AGE: u64 = 30;
 /// The longest re-authentication window allowed: one hour.
 pub const MAX_REAUTH_MAX_AGE: u64 = HOUR;
 
-/// How long the second step of a login may follow the first: 15 minutes (a mailed code's
-/// challenge lasts as long as the code).
+/// How long a login waits for its second step: 15 minutes. Enforced where the record keeps the
+/// login (one waiting for enrollment; one waiting for a mailed code lasts at least this long and
+/// as long as the code); for a TOTP or recovery code nothing is stored, and this is the
+/// advisory deadline `LoginDecision::Challenge` gives the host's session.
 pub const DEFAULT_LOGIN_CHALLENGE_TTL: u64 = 15 * 60;
 /// The shortest login-challenge lifetime allowed: one minute.
 pub const MIN_LOGIN_CHALLENGE_TTL: u64 = 60;
@@ -271,7 +273,7 @@ impl Settings {
     pub const fn reauth_max_age(&self) -> u64 {
         self.reauth_max_age
     }
-    /// Seconds the second step of a login may follow the first.
+    /// Seconds a login waits for its second step (see [`DEFAULT_LOGIN_CHALLENGE_TTL`]).
     #[must_use]
     pub const fn login_challenge_ttl(&self) -> u64 {
         self.login_challenge_ttl
@@ -390,7 +392,7 @@ impl SettingsBuilder {
         self.0.reauth_max_age = seconds;
         self
     }
-    /// Seconds the second step of a login may follow the first.
+    /// Seconds a login waits for its second step (see [`DEFAULT_LOGIN_CHALLENGE_TTL`]).
     pub fn login_challenge_ttl(mut self, seconds: u64) -> Self {
         self.0.login_challenge_ttl = seconds;
         self

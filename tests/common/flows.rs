@@ -230,6 +230,52 @@ pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
     assert_eq!(h.successes(&alice.user), 3);
 }
 
+/// A full login with a TOTP code is one write: `begin_login` answers `Challenge` without
+/// saving (the stored version is unchanged), `finish_login` saves the used step once. A
+/// `finish_login` without any `begin_login` is checked the same way: counted, replay-protected.
+pub async fn full_login_is_one_write<S: UserStore>(store: Arc<S>) {
+    let h = Harness::new(store.clone(), required);
+    let alice = Principal::new("alice");
+    let (secret, _) = h.enroll(&alice.user).await;
+    let version = |store: Arc<S>, user: UserId| async move {
+        store
+            .load(&user)
+            .await
+            .expect("load")
+            .expect("record")
+            .version
+    };
+    h.clock.advance(30);
+    let before = version(store.clone(), alice.user.clone()).await;
+    h.challenge(&alice).await;
+    assert_eq!(
+        version(store.clone(), alice.user.clone()).await,
+        before,
+        "begin_login wrote the record for a TOTP challenge"
+    );
+    let typed = code(&secret, h.now());
+    h.finish_totp(&alice, &typed).await.expect("login");
+    let after = version(store.clone(), alice.user.clone()).await;
+    assert_eq!(after.0, before.0 + 1, "a full login is exactly one save");
+
+    // Without begin_login: the replay is refused and counted, a fresh code is accepted.
+    assert!(matches!(
+        h.finish_totp(&alice, &typed).await,
+        Err(Error::InvalidCode)
+    ));
+    h.clock.advance(30);
+    h.finish_totp(&alice, &code(&secret, h.now()))
+        .await
+        .expect("a fresh code needs no begin_login");
+    let loaded = store
+        .load(&alice.user)
+        .await
+        .expect("load")
+        .expect("record");
+    assert_eq!(loaded.record.last_used_step(), Some(h.now() / 30));
+    assert_eq!(loaded.version.0, after.0 + 2);
+}
+
 /// A recovery code logs in once, never twice.
 pub async fn recovery_code_once<S: UserStore>(store: Arc<S>) {
     let h = Harness::new(store.clone(), required);
