@@ -177,11 +177,15 @@ impl LoginSnapshots {
             return;
         }
         let mut map = self.lock();
-        if !map.entries.contains_key(user) && map.entries.len() >= self.capacity {
-            if map.swept_at != now {
-                map.swept_at = now;
-                map.entries.retain(|_, s| Self::fresh(s, now, ttl));
-            }
+        let full = !map.entries.contains_key(user) && map.entries.len() >= self.capacity;
+        // Expired snapshots (abandoned logins) do not linger: swept a minute apart, or a
+        // second apart when the map is full.
+        let since = now.saturating_sub(map.swept_at);
+        if since >= SNAPSHOT_SWEEP_INTERVAL || (full && since > 0) {
+            map.swept_at = now;
+            map.entries.retain(|_, s| Self::fresh(s, now, ttl));
+        }
+        if full {
             while map.entries.len() >= self.capacity {
                 let Some(victim) = map.entries.keys().next().cloned() else {
                     break;
@@ -198,6 +202,9 @@ impl LoginSnapshots {
         self.lock().entries.len()
     }
 }
+
+/// Seconds between sweeps of expired login snapshots.
+const SNAPSHOT_SWEEP_INTERVAL: u64 = 60;
 
 /// What an operation does with the user's login snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -363,6 +363,19 @@ async fn snapshots_expire_and_stay_bounded() {
     .await
     .unwrap();
     assert_eq!(store.counts(), (0, 1, 0), "the newest snapshot was kept");
+
+    // Abandoned logins do not linger: expired snapshots are swept.
+    for i in 0..2 {
+        tf.begin_login(&Principal::new(format!("user{i}")), None, &ctx())
+            .await
+            .unwrap();
+    }
+    assert_eq!(tf.login_snapshots(), 3);
+    clock.advance(Settings::default().login_challenge_ttl() + 60);
+    tf.begin_login(&Principal::new("late"), None, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(tf.login_snapshots(), 1);
     assert_eq!(
         TwoFactor::builder(
             MemoryStore::new(),
