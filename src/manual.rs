@@ -66,6 +66,18 @@
 //! get replay protection, one-time recovery codes or throttles subtly wrong, and those hold
 //! across any number of app servers that share the database.
 //!
+//! To save a load, [`finish_login`](crate::TwoFactor::finish_login) starts from the record
+//! that [`begin_login`](crate::TwoFactor::begin_login) kept in memory (see
+//! [`login_snapshot_capacity`](crate::service::TwoFactorBuilder::login_snapshot_capacity)).
+//! A stale snapshot is harmless: its verdict counts only if the save with the snapshot's
+//! version succeeds, which proves the stored record *was* the snapshot; if another server,
+//! an admin or a concurrent request changed it, the save conflicts and the check runs again
+//! on a fresh load. A verdict that would save nothing (a throttled attempt, say) is never
+//! taken from a snapshot, since nothing would validate it: it is checked again on a fresh
+//! load. This rests on versions never repeating for a user, which the store contract
+//! guarantees; a host that deletes and re-creates rows behind the service should turn
+//! snapshots off.
+//!
 //! ## Rate limits
 //!
 //! A 6-digit code with a ±1 window gives a guesser three chances in a million per try. Without

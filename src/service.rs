@@ -87,6 +87,8 @@
 //! ```
 
 use core::fmt;
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use rand::rngs::SysRng;
 
@@ -100,13 +102,120 @@ use crate::clock::{Clock, SystemClock};
 use crate::mail::{Mailer, Notice};
 use crate::policy::{EnforcementPolicy, Principal};
 use crate::provision::UriError;
-use crate::store::{SaveOutcome, UserStore};
+use crate::store::{SaveOutcome, UserStore, Version};
 
 /// How many times an operation reloads and retries after a compare-and-swap conflict before
 /// giving up with [`Error::Contention`].
 pub const DEFAULT_MAX_SAVE_ATTEMPTS: u32 = 16;
 
+/// How many users' login snapshots a [`TwoFactor`] keeps by default (see
+/// [`TwoFactorBuilder::login_snapshot_capacity`]).
+pub const DEFAULT_LOGIN_SNAPSHOT_CAPACITY: usize = 10_000;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The record `begin_login` ended with, for `finish_login` to start from.
+struct Snapshot {
+    record: TwoFactorRecord,
+    version: Option<Version>,
+    loaded_at: u64,
+}
+
+/// A bounded, in-process map from user to the record `begin_login` loaded (or saved).
+///
+/// Only an optimisation: `finish_login` saves with the snapshot's version, so a stale
+/// snapshot ends in a compare-and-swap conflict and a fresh load, never in a verdict.
+struct LoginSnapshots {
+    capacity: usize,
+    inner: Mutex<SnapshotMap>,
+}
+
+#[derive(Default)]
+struct SnapshotMap {
+    entries: HashMap<UserId, Snapshot>,
+    /// Clock time of the last sweep of expired entries (sweeps are O(n): at most one a second).
+    swept_at: u64,
+}
+
+impl LoginSnapshots {
+    fn new(capacity: usize) -> Self {
+        LoginSnapshots {
+            capacity,
+            inner: Mutex::new(SnapshotMap::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SnapshotMap> {
+        // The map holds no invariant a panic could break half-way.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn fresh(s: &Snapshot, now: u64, ttl: u64) -> bool {
+        s.loaded_at <= now && now - s.loaded_at < ttl
+    }
+
+    /// Forgets the user's snapshot.
+    fn remove(&self, user: &UserId) {
+        if self.capacity > 0 {
+            drop(self.lock().entries.remove(user));
+        }
+    }
+
+    /// Removes and returns the user's snapshot if it is younger than `ttl`.
+    fn take(&self, user: &UserId, now: u64, ttl: u64) -> Option<Snapshot> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let taken = self.lock().entries.remove(user)?;
+        Self::fresh(&taken, now, ttl).then_some(taken)
+    }
+
+    /// Keeps `snapshot` for the user, within the capacity: when full, expired entries go
+    /// first, then an arbitrary one.
+    fn put(&self, user: &UserId, snapshot: Snapshot, now: u64, ttl: u64) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut map = self.lock();
+        let full = !map.entries.contains_key(user) && map.entries.len() >= self.capacity;
+        // Expired snapshots (abandoned logins) do not linger: swept a minute apart, or a
+        // second apart when the map is full.
+        let since = now.saturating_sub(map.swept_at);
+        if since >= SNAPSHOT_SWEEP_INTERVAL || (full && since > 0) {
+            map.swept_at = now;
+            map.entries.retain(|_, s| Self::fresh(s, now, ttl));
+        }
+        if full {
+            while map.entries.len() >= self.capacity {
+                let Some(victim) = map.entries.keys().next().cloned() else {
+                    break;
+                };
+                map.entries.remove(&victim);
+            }
+        }
+        let evicted = map.entries.insert(user.clone(), snapshot);
+        drop(map);
+        drop(evicted);
+    }
+
+    fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+}
+
+/// Seconds between sweeps of expired login snapshots.
+const SNAPSHOT_SWEEP_INTERVAL: u64 = 60;
+
+/// What an operation does with the user's login snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SnapshotUse {
+    /// Forget it (every operation but the two steps of a login).
+    Invalidate,
+    /// Replace it with the record this operation ends with (`begin_login`).
+    Write,
+    /// Start the first attempt from it, if young enough (`finish_login`).
+    Take,
+}
 
 /// Why a [`TwoFactor`] operation failed.
 ///
@@ -212,6 +321,7 @@ pub struct TwoFactor<S, M, P, C = SystemClock, A = TracingAudit> {
     audit: A,
     settings: Settings,
     max_save_attempts: u32,
+    snapshots: LoginSnapshots,
 }
 
 impl<S, M, P, C, A> fmt::Debug for TwoFactor<S, M, P, C, A> {
@@ -219,6 +329,7 @@ impl<S, M, P, C, A> fmt::Debug for TwoFactor<S, M, P, C, A> {
         f.debug_struct("TwoFactor")
             .field("settings", &self.settings)
             .field("max_save_attempts", &self.max_save_attempts)
+            .field("login_snapshot_capacity", &self.snapshots.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -277,6 +388,7 @@ where
                 audit: TracingAudit,
                 settings: Settings::default(),
                 max_save_attempts: DEFAULT_MAX_SAVE_ATTEMPTS,
+                snapshots: LoginSnapshots::new(DEFAULT_LOGIN_SNAPSHOT_CAPACITY),
             },
         }
     }
@@ -295,6 +407,7 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
                 audit: i.audit,
                 settings: i.settings,
                 max_save_attempts: i.max_save_attempts,
+                snapshots: i.snapshots,
             },
         }
     }
@@ -311,6 +424,7 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
                 audit,
                 settings: i.settings,
                 max_save_attempts: i.max_save_attempts,
+                snapshots: i.snapshots,
             },
         }
     }
@@ -325,6 +439,37 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
     /// [`DEFAULT_MAX_SAVE_ATTEMPTS`]).
     pub fn max_save_attempts(mut self, attempts: u32) -> Self {
         self.inner.max_save_attempts = attempts.max(1);
+        self
+    }
+
+    /// How many users' login snapshots to keep (default [`DEFAULT_LOGIN_SNAPSHOT_CAPACITY`];
+    /// `0` turns them off).
+    ///
+    /// [`TwoFactor::begin_login`] keeps the record it ended with, in memory, for
+    /// [`TwoFactor::finish_login`]'s first attempt: a full login is then one load and one
+    /// save instead of two loads and a save. It is only ever a starting point: the save is
+    /// the usual compare-and-swap with the snapshot's version, so a record changed meanwhile
+    /// (by another app server, an admin, another request) is reloaded and checked afresh, and
+    /// a verdict that saves nothing is never given from a snapshot. Snapshots are younger
+    /// than [`Settings::login_challenge_ttl`], dropped by any other operation on the user
+    /// through this service, and their secrets are zeroized on drop. Turn them off to keep
+    /// no 2FA records in memory, or if your store can give a user's record a version it
+    /// had before (for example by deleting and re-creating rows outside the service).
+    ///
+    /// ```
+    /// use twofactor::mail::RecordingMailer;
+    /// use twofactor::service::TwoFactor;
+    /// use twofactor::{MemoryStore, Requirement};
+    ///
+    /// let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), |_: &_, _: &_, _| {
+    ///     Requirement::required()
+    /// })
+    /// .login_snapshot_capacity(0) // every finish_login loads the record
+    /// .build();
+    /// assert_eq!(tf.login_snapshot_capacity(), 0);
+    /// ```
+    pub fn login_snapshot_capacity(mut self, capacity: usize) -> Self {
+        self.inner.snapshots = LoginSnapshots::new(capacity);
         self
     }
 
@@ -361,6 +506,16 @@ impl<S, M, P, C, A> TwoFactor<S, M, P, C, A> {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
+    /// How many login snapshots this service keeps at most (`0`: none); see
+    /// [`TwoFactorBuilder::login_snapshot_capacity`].
+    pub fn login_snapshot_capacity(&self) -> usize {
+        self.snapshots.capacity
+    }
+    /// How many login snapshots this service holds now (at most
+    /// [`login_snapshot_capacity`](Self::login_snapshot_capacity)).
+    pub fn login_snapshots(&self) -> usize {
+        self.snapshots.len()
+    }
 }
 
 impl<S, M, P, C, A> TwoFactor<S, M, P, C, A>
@@ -388,34 +543,99 @@ where
     }
 
     /// Load, one transition, compare-and-swap save (retrying on conflict), then audit events and
-    /// notices.
+    /// notices. Forgets the user's login snapshot.
     async fn run<T, F>(
         &self,
         user: &UserId,
         context: Option<&LoginContext>,
+        step: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut(&TwoFactorRecord, u64, &mut SysRng) -> Result<Transition<T>, DomainError>,
+    {
+        self.run_with(user, context, SnapshotUse::Invalidate, step)
+            .await
+    }
+
+    /// [`run`](Self::run), with a choice of what to do with the user's login snapshot.
+    ///
+    /// With [`SnapshotUse::Take`] the first attempt may start from the snapshot instead of a
+    /// load. Its result counts only if it is validated: a save with the snapshot's version
+    /// that succeeds proves the stored record was the snapshot. Anything else from that
+    /// attempt — a conflict, a transition that saves nothing (its verdict would rest on
+    /// unvalidated data), an error — is discarded and the operation starts over from a fresh
+    /// load, which does not count against `max_save_attempts`.
+    async fn run_with<T, F>(
+        &self,
+        user: &UserId,
+        context: Option<&LoginContext>,
+        snapshot_use: SnapshotUse,
         mut step: F,
     ) -> Result<T, Error>
     where
         F: FnMut(&TwoFactorRecord, u64, &mut SysRng) -> Result<Transition<T>, DomainError>,
     {
         let now = self.clock.now();
-        for _ in 0..self.max_save_attempts {
-            let (record, version) = self.load(user).await?;
-            let transition = step(&record, now, &mut SysRng)?;
-            drop(record);
+        let ttl = self.settings.login_challenge_ttl;
+        let mut snapshot = match snapshot_use {
+            SnapshotUse::Take => self.snapshots.take(user, now, ttl),
+            SnapshotUse::Invalidate | SnapshotUse::Write => {
+                self.snapshots.remove(user);
+                None
+            }
+        };
+        let mut loads = 0;
+        while loads < self.max_save_attempts {
+            let from_snapshot = snapshot.is_some();
+            let (record, version) = match snapshot.take() {
+                Some(s) => (s.record, s.version),
+                None => {
+                    loads += 1;
+                    self.load(user).await?
+                }
+            };
+            let transition = match step(&record, now, &mut SysRng) {
+                Ok(t) => t,
+                Err(_) if from_snapshot => {
+                    tracing::debug!("error on the login snapshot; reloading");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let (next, changed, outcome, events, notices) = transition.into_parts();
+            let mut kept = (record, version);
             if changed {
                 let saved = self
                     .store
                     .save(user, &next, version)
                     .await
                     .map_err(|e| Error::Store(Box::new(e)))?;
-                if saved == SaveOutcome::Conflict {
-                    tracing::debug!("save conflict; reloading");
+                match saved {
+                    SaveOutcome::Conflict => {
+                        tracing::debug!(from_snapshot, "save conflict; reloading");
+                        continue;
+                    }
+                    SaveOutcome::Saved(v) => kept = (next, Some(v)),
+                }
+            } else {
+                drop(next);
+                if from_snapshot {
+                    // Nothing would validate the snapshot: check it on a fresh load.
+                    tracing::debug!("unchanged on the login snapshot; reloading");
                     continue;
                 }
             }
-            drop(next);
+            if snapshot_use == SnapshotUse::Write {
+                let (record, version) = kept;
+                let snapshot = Snapshot {
+                    record,
+                    version,
+                    loaded_at: now,
+                };
+                self.snapshots.put(user, snapshot, now, ttl);
+            } else {
+                drop(kept);
+            }
             self.publish(user, now, context, events, notices).await?;
             return Ok(outcome);
         }
@@ -824,6 +1044,8 @@ where
     /// recovery code) stores nothing, nor do policy grants and denials: it is one load and no
     /// write. Your half-logged-in session binds the code to this password check: end it at
     /// the challenge's `expires_at` (see the [manual](crate::manual#login-challenges)).
+    /// The record it ends with is kept in memory for [`finish_login`](Self::finish_login)
+    /// (see [`TwoFactorBuilder::login_snapshot_capacity`]).
     ///
     /// Log the user in only on [`LoginDecision::Granted`].
     ///
@@ -868,19 +1090,24 @@ where
         device_token: Option<&str>,
         context: &LoginContext,
     ) -> Result<LoginDecision, Error> {
-        self.run(&principal.user, Some(context), |r, now, rng| {
-            let requirement = self
-                .policy
-                .requirement(principal, &r.enrollment_status(), now);
-            r.begin_login(
-                now,
-                &requirement,
-                device_token,
-                context,
-                &self.settings,
-                rng,
-            )
-        })
+        self.run_with(
+            &principal.user,
+            Some(context),
+            SnapshotUse::Write,
+            |r, now, rng| {
+                let requirement = self
+                    .policy
+                    .requirement(principal, &r.enrollment_status(), now);
+                r.begin_login(
+                    now,
+                    &requirement,
+                    device_token,
+                    context,
+                    &self.settings,
+                    rng,
+                )
+            },
+        )
         .await
     }
 
@@ -891,6 +1118,14 @@ where
     /// A mailed code must arrive while its login is open (as long as the code). With
     /// `remember_device` (a label such as "Firefox on Linux") and a policy that allows
     /// trusted devices, the result carries a device token for a cookie.
+    ///
+    /// Its first attempt starts from the record this service's `begin_login` kept for the
+    /// user, if it is younger than [`Settings::login_challenge_ttl`], instead of loading it:
+    /// a full login is one load and one save. The snapshot only counts if the
+    /// compare-and-swap save with its version succeeds; on a conflict, or when the verdict
+    /// would save nothing, the check is run again on a fresh load. See
+    /// [`TwoFactorBuilder::login_snapshot_capacity`] and the
+    /// [manual](crate::manual#one-record-one-compare-and-swap).
     ///
     /// # Errors
     /// [`Error::InvalidCode`] (wrong, replayed, a late mailed code, or no such factor pending —
@@ -938,20 +1173,25 @@ where
         context: &LoginContext,
     ) -> Result<LoginGranted, Error> {
         checked(
-            self.run(&principal.user, Some(context), |r, now, rng| {
-                let requirement = self
-                    .policy
-                    .requirement(principal, &r.enrollment_status(), now);
-                r.finish_login(
-                    now,
-                    &requirement,
-                    factor,
-                    remember_device,
-                    context,
-                    &self.settings,
-                    rng,
-                )
-            })
+            self.run_with(
+                &principal.user,
+                Some(context),
+                SnapshotUse::Take,
+                |r, now, rng| {
+                    let requirement =
+                        self.policy
+                            .requirement(principal, &r.enrollment_status(), now);
+                    r.finish_login(
+                        now,
+                        &requirement,
+                        factor,
+                        remember_device,
+                        context,
+                        &self.settings,
+                        rng,
+                    )
+                },
+            )
             .await?,
         )
     }
