@@ -380,7 +380,32 @@ mod postgres_specific {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn record_is_stored_as_jsonb() {
+    async fn unix_socket_url_reaches_the_same_rows() {
+        // The documented same-host set-up: `?host=<socket directory>` in the URL.
+        let f = Postgres::new().await;
+        let url = PgServer::shared().socket_url(f.url());
+        let unix = PostgresStore::connect(&url)
+            .await
+            .expect("connect over the socket");
+        let client_addr: Option<String> = sqlx::query_scalar("SELECT inet_client_addr()::text")
+            .fetch_one(unix.pool())
+            .await
+            .expect("query");
+        assert_eq!(
+            client_addr, None,
+            "a Unix-socket session has no client address"
+        );
+        let tcp_addr: Option<String> = sqlx::query_scalar("SELECT inet_client_addr()::text")
+            .fetch_one(f.store().pool())
+            .await
+            .expect("query");
+        assert_eq!(tcp_addr.as_deref(), Some("127.0.0.1/32"));
+        let both = Arc::new(RoundRobin::new(vec![f.store(), Arc::new(unix)]));
+        conformance::no_lost_update(both, 32).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn record_is_stored_as_json_text_operators_can_query() {
         let f = Postgres::new().await;
         let user = UserId::new("typed");
         saved(
@@ -391,7 +416,7 @@ mod postgres_specific {
             "insert",
         );
         let kind: String = sqlx::query_scalar(
-            "SELECT jsonb_typeof(record) FROM twofactor_records WHERE user_id = $1",
+            "SELECT jsonb_typeof(record::jsonb -> 'active') FROM twofactor_records WHERE user_id = $1",
         )
         .bind(user.as_str())
         .fetch_one(f.store().pool())
