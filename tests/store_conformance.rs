@@ -405,6 +405,50 @@ mod postgres_specific {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upgrade_from_the_jsonb_column_keeps_records() {
+        // A table made by the first migration alone (record as JSONB), holding a row.
+        let url = PgServer::shared().fresh_database("upgrade").await;
+        let store = PostgresStore::connect(&url).await.expect("connect");
+        sqlx::raw_sql(include_str!(
+            "../migrations/postgres/20250601000000_twofactor_records.sql"
+        ))
+        .execute(store.pool())
+        .await
+        .expect("first migration");
+        let record = samples().await.1;
+        let json = serde_json::to_string(&record).expect("json");
+        sqlx::query(
+            "INSERT INTO twofactor_records (user_id, version, record) VALUES ($1, 7, $2::jsonb)",
+        )
+        .bind("old")
+        .bind(&json)
+        .execute(store.pool())
+        .await
+        .expect("old row");
+
+        store.migrate().await.expect("upgrade");
+        let kind: String = sqlx::query_scalar(
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name = 'twofactor_records' AND column_name = 'record'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("query");
+        assert_eq!(kind, "text");
+        let loaded = store
+            .load(&UserId::new("old"))
+            .await
+            .expect("load")
+            .expect("the row survived");
+        assert_eq!(loaded.version, twofactor::store::Version(7));
+        assert_eq!(
+            serde_json::to_value(&loaded.record).expect("json"),
+            serde_json::to_value(&record).expect("json")
+        );
+        store.migrate().await.expect("idempotent");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn record_is_stored_as_json_text_operators_can_query() {
         let f = Postgres::new().await;
         let user = UserId::new("typed");

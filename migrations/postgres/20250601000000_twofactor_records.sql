@@ -2,6 +2,6 @@
 CREATE TABLE IF NOT EXISTS twofactor_records (
     user_id    TEXT        NOT NULL PRIMARY KEY,
     version    BIGINT      NOT NULL CHECK (version > 0),
-    record     TEXT        NOT NULL,
+    record     JSONB       NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
