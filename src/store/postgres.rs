@@ -38,7 +38,7 @@ impl Dialect for Postgres {}
 /// When the database runs on the app server's host, put the socket's directory in the URL's
 /// `host` parameter: `postgres://app@localhost/app?host=/run/postgresql` (Debian's default
 /// directory). This skips the TCP stack on both ends: on the 2-vCPU machine of
-/// `benches/STORES.md`, 16 clients completed about 16% more logins per second over the socket
+/// `benches/STORES.md`, 16 clients completed 16–30% more logins per second over the socket
 /// than over TCP loopback, from the same server in the same run.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
