@@ -13,7 +13,9 @@
 //!
 //! After criterion, a paired comparison alternates short blocks of round trips and logins per
 //! store and reports medians (robust to the load of a shared machine drifting during the run),
-//! then PostgreSQL logins per second with 16 clients, on disk with fsync and in memory.
+//! then PostgreSQL round trips and logins per second with 16 clients, over TCP loopback and
+//! over the server's Unix socket, on disk with fsync and in memory: nine rounds of 1 s blocks
+//! (after a warm-up round), the four blocks in an order that rotates every round.
 //!
 //! Run with `cargo bench --bench stores --all-features`; `benches/STORES.md` holds a recorded
 //! run and the targets.
@@ -383,15 +385,7 @@ fn benches(c: &mut Criterion) {
         postgres
             .get_or_init(|| {
                 let server = server.get_or_init(|| pg::PgServer::start(durability));
-                rt.block_on(async {
-                    let url = server.fresh_database("bench").await;
-                    let config = PoolConfig::new().max_connections(16);
-                    let store = PostgresStore::connect_with(&url, config)
-                        .await
-                        .expect("connect");
-                    store.migrate().await.expect("migrate");
-                    Arc::new(store)
-                })
+                rt.block_on(async { connect_pg(&server.fresh_database("bench").await).await })
             })
             .clone()
     };
@@ -399,6 +393,16 @@ fn benches(c: &mut Criterion) {
     bench_full_login(c, &rt, "postgres", &postgres);
     bench_round_trip_concurrent(c, &rt, "postgres", &postgres, 16);
     bench_full_login_concurrent(c, &rt, "postgres", &postgres, 16);
+}
+
+/// A migrated PostgreSQL store with a pool of 16 connections.
+async fn connect_pg(url: &str) -> Arc<PostgresStore> {
+    let config = PoolConfig::new().max_connections(16);
+    let store = PostgresStore::connect_with(url, config)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    Arc::new(store)
 }
 
 /// Medians of per-round figures from short alternating blocks: robust to the load of a
@@ -463,67 +467,134 @@ fn paired_comparison() {
     rt.block_on(paired("sqlite_file", Arc::new(sqlite), 300));
     for durability in [pg::Durability::Durable, pg::Durability::Fast] {
         let server = pg::PgServer::start(durability);
-        let store = rt.block_on(async {
-            let url = server.fresh_database("paired").await;
-            let config = PoolConfig::new().max_connections(16);
-            let store = PostgresStore::connect_with(&url, config)
-                .await
-                .expect("connect");
-            store.migrate().await.expect("migrate");
-            Arc::new(store)
-        });
+        let url = rt.block_on(server.fresh_database("paired"));
+        let tcp = rt.block_on(connect_pg(&url));
         let name = format!("postgres ({durability:?})");
-        rt.block_on(paired(&name, store.clone(), 100));
-        // 16 clients, logins per second over ROUNDS one-second rounds.
-        let clients: Vec<Arc<Client<PostgresStore>>> = rt.block_on(async {
-            let mut all = Vec::new();
-            for i in 0..16 {
-                let c = Client::enrolled(store.clone(), &format!("paired-16-{i}")).await;
-                all.push(Arc::new(c));
-            }
-            all
-        });
-        let mut rates = Vec::new();
-        for _ in 0..5 {
-            let codes: Vec<_> = clients.iter().map(|c| c.next_codes(200)).collect();
-            let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let elapsed = rt.block_on(async {
-                let started = Instant::now();
-                let deadline = started + Duration::from_secs(1);
-                let tasks: Vec<_> = clients
-                    .iter()
-                    .cloned()
-                    .zip(codes)
-                    .map(|(client, codes)| {
-                        let done = done.clone();
-                        tokio::spawn(async move {
-                            for code in &codes {
-                                if Instant::now() >= deadline {
-                                    break;
-                                }
-                                client.login(code).await;
-                                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("client");
-                }
-                started.elapsed()
-            });
-            let n = done.load(std::sync::atomic::Ordering::Relaxed);
-            rates.push(n as f64 / elapsed.as_secs_f64());
+        rt.block_on(paired(&name, tcp.clone(), 100));
+        let unix = rt.block_on(connect_pg(&server.socket_url(&url)));
+        let mut concurrent = Vec::new();
+        for (transport, store) in [("TCP loopback", tcp), ("Unix socket", unix)] {
+            let load = rt.block_on(Load::new(store, &format!("{durability:?}-{transport}"), 16));
+            concurrent.push((transport, load));
         }
-        rates.sort_by(f64::total_cmp);
-        println!(
-            "| {name}, 16 clients | | {:.0} logins/s (median of 5 s; range {:.0}-{:.0}) | |",
-            rates[rates.len() / 2],
-            rates[0],
-            rates[rates.len() - 1]
-        );
-        rt.block_on(store.close());
+        // Every (transport, operation) pair runs once per round, 1 s each, in an order that
+        // rotates every round; the first round warms the pools up and is not counted.
+        let mut rates = vec![[Vec::new(), Vec::new()]; concurrent.len()];
+        let blocks = concurrent.len() * 2;
+        for round in 0..=CONCURRENT_ROUNDS {
+            for k in 0..blocks {
+                let block = (k + round) % blocks;
+                let (which, op) = (block / 2, block % 2);
+                let rate = rt.block_on(concurrent[which].1.run(op == 1, Duration::from_secs(1)));
+                if round > 0 {
+                    rates[which][op].push(rate);
+                }
+            }
+        }
+        for ((transport, _), [trips, logins]) in concurrent.iter().zip(&mut rates) {
+            let (trips, logins) = (Spread::of(trips), Spread::of(logins));
+            println!(
+                "| {name}, 16 clients, {transport} | {trips} round trips/s | {logins} logins/s | {:.2} |",
+                trips.median / logins.median
+            );
+        }
+        for (_, load) in &concurrent {
+            rt.block_on(load.store.close());
+        }
         drop(server);
+    }
+}
+
+/// Rounds of the 16-client comparison (plus one warm-up round).
+const CONCURRENT_ROUNDS: usize = 9;
+
+/// Median and range of per-round rates.
+struct Spread {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+impl Spread {
+    fn of(rates: &mut [f64]) -> Spread {
+        rates.sort_by(f64::total_cmp);
+        Spread {
+            median: rates[rates.len() / 2],
+            low: rates[0],
+            high: rates[rates.len() - 1],
+        }
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.0} ({:.0}-{:.0})", self.median, self.low, self.high)
+    }
+}
+
+/// 16 clients on one PostgreSQL store, each with its own user: logging in, or doing bare
+/// round trips on a user of its own holding the same record.
+struct Load {
+    store: Arc<PostgresStore>,
+    clients: Vec<Arc<Client<PostgresStore>>>,
+    users: Vec<UserId>,
+}
+
+impl Load {
+    async fn new(store: Arc<PostgresStore>, name: &str, n: usize) -> Load {
+        let mut clients = Vec::new();
+        let mut users = Vec::new();
+        for i in 0..n {
+            let client = Client::enrolled(store.clone(), &format!("{name}-{i}")).await;
+            let record = store.load(&client.who.user).await.expect("load");
+            let user = UserId::new(format!("{name}-rt-{i}"));
+            let record = record.expect("enrolled").record;
+            let _ = store.save(&user, &record, None).await.expect("insert");
+            clients.push(Arc::new(client));
+            users.push(user);
+        }
+        Load {
+            store,
+            clients,
+            users,
+        }
+    }
+
+    /// Operations per second with every client busy until `length` has passed: logins
+    /// (`login`) or bare load+save round trips.
+    async fn run(&self, login: bool, length: Duration) -> f64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // Enough codes that no client runs out before the deadline (2,000 per second each).
+        let n = 2_000 * length.as_secs().max(1);
+        let codes: Vec<_> = self.clients.iter().map(|c| c.next_codes(n)).collect();
+        let done = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let deadline = started + length;
+        let tasks: Vec<_> = self
+            .clients
+            .iter()
+            .cloned()
+            .zip(codes)
+            .zip(self.users.iter().cloned())
+            .map(|((client, codes), user)| {
+                let (store, done) = (self.store.clone(), done.clone());
+                tokio::spawn(async move {
+                    let mut codes = codes.iter();
+                    while Instant::now() < deadline {
+                        if login {
+                            client.login(codes.next().expect("enough codes")).await;
+                        } else {
+                            round_trip(&*store, &user).await;
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("client");
+        }
+        done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
     }
 }
 

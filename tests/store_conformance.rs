@@ -380,7 +380,76 @@ mod postgres_specific {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn record_is_stored_as_jsonb() {
+    async fn unix_socket_url_reaches_the_same_rows() {
+        // The documented same-host set-up: `?host=<socket directory>` in the URL.
+        let f = Postgres::new().await;
+        let url = PgServer::shared().socket_url(f.url());
+        let unix = PostgresStore::connect(&url)
+            .await
+            .expect("connect over the socket");
+        let client_addr: Option<String> = sqlx::query_scalar("SELECT inet_client_addr()::text")
+            .fetch_one(unix.pool())
+            .await
+            .expect("query");
+        assert_eq!(
+            client_addr, None,
+            "a Unix-socket session has no client address"
+        );
+        let tcp_addr: Option<String> = sqlx::query_scalar("SELECT inet_client_addr()::text")
+            .fetch_one(f.store().pool())
+            .await
+            .expect("query");
+        assert_eq!(tcp_addr.as_deref(), Some("127.0.0.1/32"));
+        let both = Arc::new(RoundRobin::new(vec![f.store(), Arc::new(unix)]));
+        conformance::no_lost_update(both, 32).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upgrade_from_the_jsonb_column_keeps_records() {
+        // A table made by the first migration alone (record as JSONB), holding a row.
+        let url = PgServer::shared().fresh_database("upgrade").await;
+        let store = PostgresStore::connect(&url).await.expect("connect");
+        sqlx::raw_sql(include_str!(
+            "../migrations/postgres/20250601000000_twofactor_records.sql"
+        ))
+        .execute(store.pool())
+        .await
+        .expect("first migration");
+        let record = samples().await.1;
+        let json = serde_json::to_string(&record).expect("json");
+        sqlx::query(
+            "INSERT INTO twofactor_records (user_id, version, record) VALUES ($1, 7, $2::jsonb)",
+        )
+        .bind("old")
+        .bind(&json)
+        .execute(store.pool())
+        .await
+        .expect("old row");
+
+        store.migrate().await.expect("upgrade");
+        let kind: String = sqlx::query_scalar(
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name = 'twofactor_records' AND column_name = 'record'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("query");
+        assert_eq!(kind, "text");
+        let loaded = store
+            .load(&UserId::new("old"))
+            .await
+            .expect("load")
+            .expect("the row survived");
+        assert_eq!(loaded.version, twofactor::store::Version(7));
+        assert_eq!(
+            serde_json::to_value(&loaded.record).expect("json"),
+            serde_json::to_value(&record).expect("json")
+        );
+        store.migrate().await.expect("idempotent");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn record_is_stored_as_json_text_operators_can_query() {
         let f = Postgres::new().await;
         let user = UserId::new("typed");
         saved(
@@ -391,7 +460,7 @@ mod postgres_specific {
             "insert",
         );
         let kind: String = sqlx::query_scalar(
-            "SELECT jsonb_typeof(record) FROM twofactor_records WHERE user_id = $1",
+            "SELECT jsonb_typeof(record::jsonb -> 'active') FROM twofactor_records WHERE user_id = $1",
         )
         .bind(user.as_str())
         .fetch_one(f.store().pool())

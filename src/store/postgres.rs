@@ -6,23 +6,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 
 use super::sql::{Dialect, PoolConfig, StoreError, impl_user_store};
 
-impl Dialect for Postgres {
-    const LOAD: &'static str =
-        "SELECT version, record::text FROM twofactor_records WHERE user_id = $1";
-    const INSERT: &'static str = "INSERT INTO twofactor_records (user_id, version, record, updated_at) \
-         VALUES ($1, 1, $2::jsonb, now()) \
-         ON CONFLICT (user_id) DO NOTHING RETURNING version";
-    const UPDATE: &'static str = "UPDATE twofactor_records \
-         SET record = $2::jsonb, version = version + 1, updated_at = now() \
-         WHERE user_id = $1 AND version = $3 RETURNING version";
-}
+impl Dialect for Postgres {}
 
 /// 2FA records in PostgreSQL: for several app servers sharing one database.
 ///
-/// One row per user in table `twofactor_records` (record as `JSONB`); saves are one
-/// conditional `UPDATE` (or `INSERT ... ON CONFLICT DO NOTHING`), correct at PostgreSQL's
-/// default isolation level across any number of app servers, with no table locks. See
-/// [`store::sql`](super::sql) for the schema and the design.
+/// One row per user in table `twofactor_records` (the record as JSON in a `TEXT` column:
+/// the server stores it without parsing it; cast it with `record::jsonb` in ad-hoc queries);
+/// saves are one conditional `UPDATE` (or `INSERT ... ON CONFLICT DO NOTHING`), correct at
+/// PostgreSQL's default isolation level across any number of app servers, with no table
+/// locks. See [`store::sql`](super::sql) for the schema and the design.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
@@ -40,6 +32,14 @@ impl Dialect for Postgres {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Same host: connect over the Unix socket
+///
+/// When the database runs on the app server's host, put the socket's directory in the URL's
+/// `host` parameter: `postgres://app@localhost/app?host=/run/postgresql` (Debian's default
+/// directory). This skips the TCP stack on both ends: on the 2-vCPU machine of
+/// `benches/STORES.md`, 16 clients completed 16–30% more logins per second over the socket
+/// than over TCP loopback, from the same server in the same run.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,

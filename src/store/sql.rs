@@ -12,7 +12,7 @@
 //! CREATE TABLE twofactor_records (
 //!     user_id    TEXT PRIMARY KEY,      -- UserId::as_str()
 //!     version    BIGINT NOT NULL,       -- Version, 1 on insert, +1 per save
-//!     record     TEXT NOT NULL,         -- JSONB on PostgreSQL: the TwoFactorRecord, serde_json
+//!     record     TEXT NOT NULL,         -- the TwoFactorRecord as serde_json text
 //!     updated_at TIMESTAMP NOT NULL     -- bookkeeping for operators; the store never reads it
 //! );
 //! ```
@@ -304,13 +304,18 @@ impl Default for PoolConfig {
     }
 }
 
-/// The only per-backend part of a SQL store: its three statements. Parameters are `$1` the
-/// user id, `$2` the record as JSON text, `$3` the expected version; each statement returns
-/// the `version` column (and `LOAD` the record as text).
+/// The per-backend part of a SQL store: its three statements. Parameters are `$1` the user
+/// id, `$2` the record as JSON text, `$3` the expected version; each statement returns the
+/// `version` column (and `LOAD` the record as text). SQLite and PostgreSQL share the defaults:
+/// the record is a `TEXT` column in both, so neither database parses or reformats the JSON.
 pub(crate) trait Dialect: Database {
-    const LOAD: &'static str;
-    const INSERT: &'static str;
-    const UPDATE: &'static str;
+    const LOAD: &'static str = "SELECT version, record FROM twofactor_records WHERE user_id = $1";
+    const INSERT: &'static str = "INSERT INTO twofactor_records (user_id, version, record, updated_at) \
+         VALUES ($1, 1, $2, CURRENT_TIMESTAMP) \
+         ON CONFLICT (user_id) DO NOTHING RETURNING version";
+    const UPDATE: &'static str = "UPDATE twofactor_records \
+         SET record = $2, version = version + 1, updated_at = CURRENT_TIMESTAMP \
+         WHERE user_id = $1 AND version = $3 RETURNING version";
 }
 
 /// `SELECT version, record` of `user`, decoded. Shared by both backends.

@@ -8,15 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSy
 
 use super::sql::{Dialect, PoolConfig, StoreError, impl_user_store};
 
-impl Dialect for Sqlite {
-    const LOAD: &'static str = "SELECT version, record FROM twofactor_records WHERE user_id = $1";
-    const INSERT: &'static str = "INSERT INTO twofactor_records (user_id, version, record, updated_at) \
-         VALUES ($1, 1, $2, CURRENT_TIMESTAMP) \
-         ON CONFLICT (user_id) DO NOTHING RETURNING version";
-    const UPDATE: &'static str = "UPDATE twofactor_records \
-         SET record = $2, version = version + 1, updated_at = CURRENT_TIMESTAMP \
-         WHERE user_id = $1 AND version = $3 RETURNING version";
-}
+impl Dialect for Sqlite {}
 
 /// 2FA records in an SQLite database: the embedded default for single-server apps.
 ///

@@ -171,6 +171,12 @@ impl PgServer {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// `url` (from [`Self::url`] or [`Self::fresh_database`]) over the server's Unix socket
+    /// instead of TCP: the `host` parameter names the socket's directory.
+    pub fn socket_url(&self, url: &str) -> String {
+        format!("{url}?host={}", self.root.display())
+    }
+
     /// Creates a fresh, empty database and returns its URL. Tests sharing a server each use
     /// their own database.
     pub async fn fresh_database(&self, prefix: &str) -> String {
