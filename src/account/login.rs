@@ -286,9 +286,10 @@ impl TwoFactorRecord {
         match parsed {
             Parsed::Totp(code) => {
                 let active = self.active.as_mut().ok_or(FailureReason::NoPendingFactor)?;
+                let secret = active.secret.open().ok_or(FailureReason::NoPendingFactor)?;
                 match active
                     .totp
-                    .verify_code(&active.secret, *code, now, active.last_used_step)
+                    .verify_code(secret, *code, now, active.last_used_step)
                 {
                     Ok(step) => {
                         active.last_used_step = Some(step);
@@ -534,6 +535,13 @@ impl TwoFactorRecord {
                 );
             }
         };
+        // A sealed secret is a misconfiguration (the record was loaded without its cipher),
+        // not a wrong code: fail closed without counting an attempt.
+        if matches!(parsed, Parsed::Totp(_))
+            && self.active.as_ref().is_some_and(|a| a.secret.is_sealed())
+        {
+            return Err(DomainError::SecretSealed);
+        }
         let mut next = match self.admit_code_check(now, settings, Err) {
             Ok(next) => next,
             Err(throttled) => return Ok(*throttled),
