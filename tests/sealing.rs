@@ -142,6 +142,20 @@ async fn without_the_cipher_a_sealed_record_fails_closed() {
     assert!(matches!(err, Error::SecretSealed), "{err:?}");
     let after = row(&bare, &alice.user).await.version;
     assert_eq!(before, after, "nothing written, no attempt counted");
+    // Nor can the secret be disabled or rotated with a TOTP code.
+    let now = twofactor::account::Reauthenticated::at(h.now());
+    let totp = code(&secret, h.now());
+    let err =
+        h.tf.disable(&alice.user, now, twofactor::account::Factor::Totp(&totp))
+            .await
+            .expect_err("no disable without the cipher");
+    assert!(matches!(err, Error::SecretSealed), "{err:?}");
+    let err =
+        h.tf.start_rotation(&alice.user, "alice", &totp, now)
+            .await
+            .expect_err("no rotation without the cipher");
+    assert!(matches!(err, Error::SecretSealed), "{err:?}");
+    assert_eq!(row(&bare, &alice.user).await.version, after);
     // The same code still logs in through the wrapper.
     let h = Harness::new(sealed, required);
     login_next_step(&h, &alice, &secret)

@@ -283,6 +283,7 @@ impl TwoFactorRecord {
         if self.active.is_none() {
             return Err(DomainError::NotEnrolled);
         }
+        self.ensure_totp_checkable(&Factor::Totp(current_code))?;
         let checked = self.check_current(
             now,
             Factor::Totp(current_code),
@@ -472,6 +473,7 @@ impl TwoFactorRecord {
         if self.active.is_none() {
             return Err(DomainError::NotEnrolled);
         }
+        self.ensure_totp_checkable(&factor)?;
         let mut next = match self.check_current(now, factor, Operation::Disable, settings) {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),

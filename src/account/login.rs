@@ -278,6 +278,17 @@ impl TwoFactorRecord {
 
     /// Verifies a parsed factor, updating replay state and consuming one-time codes. Returns
     /// the recovery codes left when a recovery code was used.
+    /// A TOTP code cannot be checked against a sealed secret (the record was loaded without
+    /// its cipher): a misconfiguration, not a wrong code, so it fails closed with
+    /// [`DomainError::SecretSealed`] before an attempt is counted.
+    pub(crate) fn ensure_totp_checkable(&self, factor: &Factor<'_>) -> Result<(), DomainError> {
+        let sealed = self.active.as_ref().is_some_and(|a| a.secret.is_sealed());
+        if sealed && matches!(factor, Factor::Totp(_)) {
+            return Err(DomainError::SecretSealed);
+        }
+        Ok(())
+    }
+
     pub(crate) fn verify_parsed(
         &mut self,
         parsed: &Parsed,
@@ -521,6 +532,7 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
+        self.ensure_totp_checkable(&factor)?;
         let kind = factor.kind();
         let failed = |reason| AuditKind::LoginFailed {
             factor: kind,
@@ -535,13 +547,6 @@ impl TwoFactorRecord {
                 );
             }
         };
-        // A sealed secret is a misconfiguration (the record was loaded without its cipher),
-        // not a wrong code: fail closed without counting an attempt.
-        if matches!(parsed, Parsed::Totp(_))
-            && self.active.as_ref().is_some_and(|a| a.secret.is_sealed())
-        {
-            return Err(DomainError::SecretSealed);
-        }
         let mut next = match self.admit_code_check(now, settings, Err) {
             Ok(next) => next,
             Err(throttled) => return Ok(*throttled),
