@@ -8,6 +8,8 @@
 //!   protection admits it. Codes are computed before the clock starts (that is the user's
 //!   app's work). `begin_login` only loads (a TOTP challenge stores nothing), `finish_login`
 //!   loads and saves the used step: one load+save round trip plus one load per login.
+//! - `full_login/memory_sealed`: the memory store behind `SealedStore` (secrets encrypted at
+//!   rest with XChaCha20-Poly1305).
 //! - `full_login_concurrent`: 16 clients, each its own user and clock, one store (PostgreSQL:
 //!   one pool of 16 connections).
 //!
@@ -29,6 +31,7 @@ use criterion::{Criterion, Throughput, criterion_group};
 use tokio::runtime::Runtime;
 use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
 use twofactor::mail::{Mailer, Notice};
+use twofactor::seal::{Keyring, SealedStore};
 use twofactor::service::TwoFactor;
 use twofactor::store::{PoolConfig, PostgresStore, SaveOutcome, SqliteStore, UserStore};
 use twofactor::{
@@ -355,6 +358,9 @@ fn benches(c: &mut Criterion) {
     let memory = || memory.clone();
     bench_round_trip(c, &rt, "memory", &memory);
     bench_full_login(c, &rt, "memory", &memory);
+    let sealed = Arc::new(sealed_memory());
+    let sealed = || sealed.clone();
+    bench_full_login(c, &rt, "memory_sealed", &sealed);
 
     // Each store is set up on first use: `cargo bench -- memory` starts no database.
     let dir = temp_dir();
@@ -393,6 +399,15 @@ fn benches(c: &mut Criterion) {
     bench_full_login(c, &rt, "postgres", &postgres);
     bench_round_trip_concurrent(c, &rt, "postgres", &postgres, 16);
     bench_full_login_concurrent(c, &rt, "postgres", &postgres, 16);
+}
+
+/// A memory store behind `SealedStore` (XChaCha20-Poly1305 `Keyring`): what encryption at
+/// rest adds to a login (one open on load, one seal on save).
+fn sealed_memory() -> SealedStore<MemoryStore, Keyring> {
+    SealedStore::new(
+        MemoryStore::new(),
+        Keyring::new("bench", &[7; 32]).expect("key"),
+    )
 }
 
 /// A migrated PostgreSQL store with a pool of 16 connections.
@@ -460,6 +475,7 @@ fn paired_comparison() {
     }
 
     rt.block_on(paired("memory", Arc::new(MemoryStore::new()), 20_000));
+    rt.block_on(paired("memory, sealed", Arc::new(sealed_memory()), 20_000));
     let dir = temp_dir();
     let sqlite = rt
         .block_on(SqliteStore::open(dir.0.join("paired.db")))

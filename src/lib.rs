@@ -116,6 +116,7 @@ pub mod manual;
 pub mod otp;
 pub mod policy;
 pub mod provision;
+pub mod seal;
 pub mod service;
 pub mod store;
 

@@ -220,8 +220,8 @@ enum SnapshotUse {
 /// Why a [`TwoFactor`] operation failed.
 ///
 /// Show [`Error::InvalidCode`] and [`Error::Malformed`] to the user as "invalid code"; treat
-/// [`Error::Store`], [`Error::Mailer`], [`Error::Contention`] and [`Error::Rng`] as server
-/// errors (and refuse the login: the service fails closed).
+/// [`Error::Store`], [`Error::Mailer`], [`Error::Contention`], [`Error::Rng`] and
+/// [`Error::SecretSealed`] as server errors (and refuse the login: the service fails closed).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -279,6 +279,11 @@ pub enum Error {
     /// The operating system's random number generator failed. Nothing was changed.
     #[error("the random number generator failed")]
     Rng,
+    /// The TOTP secret is sealed (encrypted at rest) and the store did not open it: wrap the
+    /// store in [`SealedStore`](crate::seal::SealedStore) with its cipher. Nothing was
+    /// changed; the login is refused.
+    #[error("the stored TOTP secret is sealed and was not opened")]
+    SecretSealed,
 }
 
 impl From<DomainError> for Error {
@@ -293,6 +298,7 @@ impl From<DomainError> for Error {
             DomainError::InvalidAccountName(e) => Error::InvalidAccountName(e),
             DomainError::NamesTooLong => Error::NamesTooLong,
             DomainError::Rng => Error::Rng,
+            DomainError::SecretSealed => Error::SecretSealed,
         }
     }
 }

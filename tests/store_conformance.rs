@@ -1,5 +1,5 @@
 //! Every store runs the same conformance suite: memory, SQLite in memory and on a file,
-//! PostgreSQL on a throwaway server.
+//! PostgreSQL on a throwaway server, and `SealedStore` (secrets encrypted at rest) over SQLite.
 //!
 //! - `tests/common/conformance.rs`: the `UserStore` contract (versions, compare-and-swap,
 //!   insert races, lost updates, round trips);
@@ -194,6 +194,9 @@ sql_conformance!(sqlite_memory_sql, common::stores::SqliteMemory);
 store_conformance!(sqlite_file, common::stores::SqliteFile);
 #[cfg(feature = "sqlite")]
 sql_conformance!(sqlite_file_sql, common::stores::SqliteFile);
+
+#[cfg(all(feature = "seal", feature = "sqlite"))]
+store_conformance!(sealed_sqlite, common::stores::SealedSqlite);
 
 #[cfg(feature = "postgres")]
 store_conformance!(postgres, common::stores::Postgres);

@@ -89,8 +89,16 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Decodes exactly `N` bytes of hex (either case); `None` for anything else.
 pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let s = s.as_bytes();
     if s.len() != N * 2 {
+        return None;
+    }
+    unhex_vec(s)?.try_into().ok()
+}
+
+/// Decodes hex of any even length (either case); `None` for anything else.
+pub(crate) fn unhex_vec(s: &str) -> Option<Vec<u8>> {
+    let s = s.as_bytes();
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| match c {
@@ -99,11 +107,9 @@ pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     };
-    let mut out = [0u8; N];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
-    Some(out)
+    s.chunks_exact(2)
+        .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
+        .collect()
 }
 
 #[cfg(feature = "serde")]

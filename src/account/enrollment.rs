@@ -160,7 +160,7 @@ impl TwoFactorRecord {
         let expires_at = now.saturating_add(ttl);
         let mut next = self.clone();
         next.pending = Some(PendingEnrollment {
-            secret,
+            secret: secret.into(),
             totp,
             started_at: now,
             expires_at,
@@ -283,6 +283,7 @@ impl TwoFactorRecord {
         if self.active.is_none() {
             return Err(DomainError::NotEnrolled);
         }
+        self.ensure_totp_checkable(&Factor::Totp(current_code))?;
         let checked = self.check_current(
             now,
             Factor::Totp(current_code),
@@ -372,6 +373,7 @@ impl TwoFactorRecord {
             Some(p) if now < p.expires_at => p,
             _ => return Err(DomainError::NoPendingEnrollment),
         };
+        let secret = pending.secret.open().ok_or(DomainError::SecretSealed)?;
         let failed = |reason| AuditKind::EnrollmentFailed { reason };
         let parsed = match crate::otp::Code::parse(code, pending.totp.digits()) {
             Ok(c) => c,
@@ -386,7 +388,7 @@ impl TwoFactorRecord {
             Ok(next) => next,
             Err(throttled) => return Ok(*throttled),
         };
-        let step = match pending.totp.verify_code(&pending.secret, parsed, now, None) {
+        let step = match pending.totp.verify_code(secret, parsed, now, None) {
             Ok(step) => step,
             Err(e) => {
                 let reason = match e {
@@ -471,6 +473,7 @@ impl TwoFactorRecord {
         if self.active.is_none() {
             return Err(DomainError::NotEnrolled);
         }
+        self.ensure_totp_checkable(&factor)?;
         let mut next = match self.check_current(now, factor, Operation::Disable, settings) {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
@@ -547,8 +550,8 @@ pub(crate) mod tests {
     /// The current code of the record's pending (or else active) secret at `now`.
     pub(crate) fn code_at(r: &TwoFactorRecord, now: u64) -> String {
         let (secret, totp) = match (&r.pending, &r.active) {
-            (Some(p), _) => (&p.secret, p.totp),
-            (None, Some(a)) => (&a.secret, a.totp),
+            (Some(p), _) => (p.secret.open().unwrap(), p.totp),
+            (None, Some(a)) => (a.secret.open().unwrap(), a.totp),
             _ => panic!("no secret"),
         };
         totp.generate(secret, now).to_string()
@@ -557,7 +560,7 @@ pub(crate) mod tests {
     /// The active secret's code at `now`.
     pub(crate) fn active_code_at(r: &TwoFactorRecord, now: u64) -> String {
         let a = r.active.as_ref().unwrap();
-        a.totp.generate(&a.secret, now).to_string()
+        a.totp.generate(a.secret.open().unwrap(), now).to_string()
     }
 
     /// A record enrolled at `now` (the confirming step used).

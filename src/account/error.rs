@@ -38,6 +38,11 @@ pub enum DomainError {
     /// The random number generator failed: fail closed.
     #[error("the random number generator failed")]
     Rng,
+    /// The TOTP secret this operation needs is sealed (encrypted at rest): the record was
+    /// loaded without the cipher. Read the store through
+    /// [`SealedStore`](crate::seal::SealedStore). Fails closed; nothing is changed.
+    #[error("the stored TOTP secret is sealed and was not opened")]
+    SecretSealed,
 }
 
 /// Input that is not a code at all: wrong characters or length. Not counted against the

@@ -278,6 +278,17 @@ impl TwoFactorRecord {
 
     /// Verifies a parsed factor, updating replay state and consuming one-time codes. Returns
     /// the recovery codes left when a recovery code was used.
+    /// A TOTP code cannot be checked against a sealed secret (the record was loaded without
+    /// its cipher): a misconfiguration, not a wrong code, so it fails closed with
+    /// [`DomainError::SecretSealed`] before an attempt is counted.
+    pub(crate) fn ensure_totp_checkable(&self, factor: &Factor<'_>) -> Result<(), DomainError> {
+        let sealed = self.active.as_ref().is_some_and(|a| a.secret.is_sealed());
+        if sealed && matches!(factor, Factor::Totp(_)) {
+            return Err(DomainError::SecretSealed);
+        }
+        Ok(())
+    }
+
     pub(crate) fn verify_parsed(
         &mut self,
         parsed: &Parsed,
@@ -286,9 +297,10 @@ impl TwoFactorRecord {
         match parsed {
             Parsed::Totp(code) => {
                 let active = self.active.as_mut().ok_or(FailureReason::NoPendingFactor)?;
+                let secret = active.secret.open().ok_or(FailureReason::NoPendingFactor)?;
                 match active
                     .totp
-                    .verify_code(&active.secret, *code, now, active.last_used_step)
+                    .verify_code(secret, *code, now, active.last_used_step)
                 {
                     Ok(step) => {
                         active.last_used_step = Some(step);
@@ -520,6 +532,7 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
+        self.ensure_totp_checkable(&factor)?;
         let kind = factor.kind();
         let failed = |reason| AuditKind::LoginFailed {
             factor: kind,

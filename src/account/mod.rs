@@ -24,7 +24,7 @@
 //! [`AuditKind`]: crate::audit::AuditKind
 //! [`Notice`]: crate::mail::Notice
 
-mod crypto;
+pub(crate) mod crypto;
 mod devices;
 mod enrollment;
 mod error;

@@ -2,8 +2,9 @@
 
 use core::fmt;
 
-use crate::otp::{Secret, Totp};
+use crate::otp::Totp;
 use crate::policy::EnrollmentStatus;
+use crate::seal::SecretSlot;
 
 use super::UserId;
 use super::devices::TrustedDevice;
@@ -16,7 +17,7 @@ use super::throttle::RateLimit;
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct ActiveFactor {
-    pub(crate) secret: Secret,
+    pub(crate) secret: SecretSlot,
     pub(crate) totp: Totp,
     pub(crate) enrolled_at: u64,
     /// The last accepted time step of this secret: replay protection.
@@ -27,7 +28,7 @@ pub(crate) struct ActiveFactor {
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct PendingEnrollment {
-    pub(crate) secret: Secret,
+    pub(crate) secret: SecretSlot,
     pub(crate) totp: Totp,
     pub(crate) started_at: u64,
     /// Valid while `now < expires_at`.
@@ -226,7 +227,15 @@ mod tests {
         let json = serde_json::to_string(t.record()).unwrap();
         let back: TwoFactorRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(back.pending_enrollment_expires_at(), Some(1_000));
-        let secret = t.record().pending.as_ref().unwrap().secret.to_base32();
+        let secret = t
+            .record()
+            .pending
+            .as_ref()
+            .unwrap()
+            .secret
+            .open()
+            .unwrap()
+            .to_base32();
         assert!(json.contains(secret.as_str()));
         assert!(!format!("{:?}", t.record()).contains(secret.as_str()));
         // Old or partial documents load with defaults.

@@ -70,7 +70,9 @@
 //! A record holds the user's TOTP secret (base32, as the authenticator app has it): anyone who
 //! can read the table can compute that user's codes. Recovery codes and trusted-device tokens
 //! are stored only as hashes. Grant access to `twofactor_records` as you would to password
-//! hashes, or stricter, and keep it out of analytics replicas and unencrypted backups.
+//! hashes, or stricter, and keep it out of analytics replicas and unencrypted backups. Better,
+//! wrap the store in [`SealedStore`](crate::seal::SealedStore): the secrets are then stored
+//! encrypted under a key that lives outside the database.
 //!
 //! # Migrations
 //!

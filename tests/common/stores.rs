@@ -41,6 +41,35 @@ impl Fixture for Memory {
     }
 }
 
+/// `SealedStore` over an in-memory SQLite store (so the sealed secrets go through the JSON
+/// the SQL stores write), with a fixed test key.
+#[cfg(all(feature = "seal", feature = "sqlite"))]
+pub struct SealedSqlite(Arc<SealedSqliteStore>);
+
+/// The store of [`SealedSqlite`].
+#[cfg(all(feature = "seal", feature = "sqlite"))]
+pub type SealedSqliteStore =
+    twofactor::seal::SealedStore<twofactor::SqliteStore, twofactor::seal::Keyring>;
+
+#[cfg(all(feature = "seal", feature = "sqlite"))]
+impl SealedSqlite {
+    pub async fn new() -> Self {
+        let inner = twofactor::SqliteStore::in_memory()
+            .await
+            .expect("in-memory store");
+        let keyring = twofactor::seal::Keyring::new("test-1", &[42; 32]).expect("key");
+        SealedSqlite(Arc::new(twofactor::seal::SealedStore::new(inner, keyring)))
+    }
+}
+
+#[cfg(all(feature = "seal", feature = "sqlite"))]
+impl Fixture for SealedSqlite {
+    type Store = SealedSqliteStore;
+    fn store(&self) -> Arc<SealedSqliteStore> {
+        self.0.clone()
+    }
+}
+
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
 

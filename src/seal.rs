@@ -1,0 +1,528 @@
+//! Encryption at rest of the TOTP secrets in stored records.
+//!
+//! A [`TwoFactorRecord`] holds the user's TOTP secret: whoever reads the table (a leaked
+//! backup, an analytics replica, an SQL injection elsewhere in the app) can compute that
+//! user's codes. Wrap your store in a [`SealedStore`] and the secrets are encrypted before
+//! they reach it and decrypted when they are loaded; everything else in the record (hashes,
+//! counters, timestamps) stays as it is.
+//!
+//! - The cipher is yours to choose through [`SecretCipher`]: [`Keyring`] (feature `seal`) is
+//!   XChaCha20-Poly1305 with keys you supply and rotate; or implement the trait over your KMS
+//!   or HSM.
+//! - Every sealed secret is bound to its user and to its slot (active or pending) as
+//!   associated data: a ciphertext copied into another user's row does not open.
+//! - A record whose secret is still in the clear (written before sealing was turned on) is
+//!   **refused** on load by default, so that someone who can write the table cannot plant a
+//!   secret of their own choosing. While migrating, [`SealedStore::accept_unsealed`] lets such
+//!   records through; each is sealed by its next save.
+//! - Without the cipher (a [`TwoFactor`](crate::TwoFactor) on the bare store), a sealed
+//!   secret is never mistaken for "no 2FA": the operations that need it fail with
+//!   [`Error::SecretSealed`](crate::Error::SecretSealed).
+//!
+//! ```
+//! # #[cfg(feature = "seal")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use twofactor::seal::{Keyring, SealedStore};
+//! use twofactor::MemoryStore;
+//!
+//! // 32 bytes from your secret manager; the id is stored beside every ciphertext.
+//! let key = Keyring::random_key()?;
+//! let keyring = Keyring::new("2026-11", &*key)?;
+//! let store = SealedStore::new(MemoryStore::new(), keyring);
+//! // Pass `store` to `TwoFactor::builder` as any other store.
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "seal"))]
+//! # fn main() {}
+//! ```
+//!
+//! Key rotation: build the keyring with the new key as current and the old ones added with
+//! [`Keyring::with_old_key`]; records open with whichever key sealed them and are sealed with
+//! the current key on their next save.
+
+use core::fmt;
+
+use crate::account::{TwoFactorRecord, UserId};
+use crate::otp::Secret;
+use crate::store::{SaveOutcome, UserStore, Version, Versioned};
+
+/// A boxed error cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An encrypted secret as stored in a record: the id of the key that sealed it, a nonce and
+/// the ciphertext (with its authentication tag). `Debug` shows the key id only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    key_id: String,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl SealedSecret {
+    /// Assembles a sealed secret (for [`SecretCipher`] implementations).
+    #[must_use]
+    pub fn new(key_id: impl Into<String>, nonce: Vec<u8>, ciphertext: Vec<u8>) -> Self {
+        SealedSecret {
+            key_id: key_id.into(),
+            nonce,
+            ciphertext,
+        }
+    }
+
+    /// The id of the key that sealed it.
+    #[must_use]
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The nonce.
+    #[must_use]
+    pub fn nonce(&self) -> &[u8] {
+        &self.nonce
+    }
+
+    /// The ciphertext, authentication tag included.
+    #[must_use]
+    pub fn ciphertext(&self) -> &[u8] {
+        &self.ciphertext
+    }
+}
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSecret")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedForm {
+    key: String,
+    nonce: String,
+    ct: String,
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for SealedSecret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use crate::account::crypto::hex;
+        SealedForm {
+            key: self.key_id.clone(),
+            nonce: hex(&self.nonce),
+            ct: hex(&self.ciphertext),
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for SealedSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use crate::account::crypto::unhex_vec;
+        use serde::de::Error as _;
+        let form = SealedForm::deserialize(deserializer)?;
+        let nonce = unhex_vec(&form.nonce).ok_or_else(|| D::Error::custom("nonce: not hex"))?;
+        let ct = unhex_vec(&form.ct).ok_or_else(|| D::Error::custom("ct: not hex"))?;
+        Ok(SealedSecret::new(form.key, nonce, ct))
+    }
+}
+
+/// Why a secret could not be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// No key with this id is in the keyring: it was removed before every record sealed
+    /// with it was re-sealed.
+    #[error("no key with id {key_id:?} in the keyring")]
+    UnknownKey {
+        /// The id stored with the ciphertext.
+        key_id: String,
+    },
+    /// The ciphertext did not authenticate: a wrong key under the right id, a tampered row,
+    /// or a ciphertext copied from another user's row or slot.
+    #[error("sealed secret failed authentication")]
+    Authentication,
+    /// The stored value has the wrong shape (nonce length, a ciphertext too short), or the
+    /// opened bytes are no valid secret.
+    #[error("sealed secret is malformed")]
+    Malformed,
+    /// A key id or key that cannot be used (empty or overlong id, a key of the wrong length).
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
+    /// The random number generator failed (no nonce): nothing was sealed.
+    #[error("the random number generator failed")]
+    Rng,
+    /// Any other failure of a [`SecretCipher`] implementation (a KMS or HSM call).
+    #[error("secret cipher failed")]
+    Cipher(#[source] BoxError),
+}
+
+/// Encrypts and decrypts TOTP secrets for [`SealedStore`]: authenticated encryption with
+/// associated data. Implement it over your KMS or HSM, or use [`Keyring`] (feature `seal`).
+///
+/// `seal` must use a fresh nonce every call (a record is re-sealed on every save), and `open`
+/// must refuse a ciphertext whose associated data differs from the one it was sealed with.
+pub trait SecretCipher: Send + Sync {
+    /// Encrypts `plaintext` bound to `associated_data`.
+    ///
+    /// # Errors
+    /// [`SealError`]; nothing is written when sealing fails.
+    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedSecret, SealError>;
+
+    /// Decrypts `sealed`, checking `associated_data`.
+    ///
+    /// # Errors
+    /// [`SealError::Authentication`] for a wrong key, tampering or other associated data;
+    /// [`SealError::UnknownKey`] for a key id it does not hold.
+    fn open(
+        &self,
+        sealed: &SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError>;
+}
+
+impl<C: SecretCipher + ?Sized> SecretCipher for std::sync::Arc<C> {
+    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedSecret, SealError> {
+        (**self).seal(plaintext, associated_data)
+    }
+    fn open(
+        &self,
+        sealed: &SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError> {
+        (**self).open(sealed, associated_data)
+    }
+}
+
+/// Where a secret sits in a record: part of the associated data, so that a ciphertext cannot
+/// be moved between the active and the pending slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Active,
+    Pending,
+}
+
+/// `twofactor/secret/v1 \0 slot \0 user id`.
+fn associated_data(user: &UserId, slot: Slot) -> Vec<u8> {
+    let slot = match slot {
+        Slot::Active => "active",
+        Slot::Pending => "pending",
+    };
+    let mut ad = Vec::with_capacity(32 + user.as_str().len());
+    ad.extend_from_slice(b"twofactor/secret/v1\0");
+    ad.extend_from_slice(slot.as_bytes());
+    ad.push(0);
+    ad.extend_from_slice(user.as_str().as_bytes());
+    ad
+}
+
+/// A TOTP secret as a record holds it: in the clear, or sealed by a [`SecretCipher`].
+#[derive(Clone)]
+pub(crate) enum SecretSlot {
+    Open(Secret),
+    Sealed(SealedSecret),
+}
+
+impl SecretSlot {
+    /// The secret, unless it is sealed.
+    pub(crate) fn open(&self) -> Option<&Secret> {
+        match self {
+            SecretSlot::Open(s) => Some(s),
+            SecretSlot::Sealed(_) => None,
+        }
+    }
+
+    pub(crate) fn is_sealed(&self) -> bool {
+        matches!(self, SecretSlot::Sealed(_))
+    }
+
+    fn seal(
+        &mut self,
+        cipher: &dyn SecretCipher,
+        user: &UserId,
+        slot: Slot,
+    ) -> Result<(), SealError> {
+        if let SecretSlot::Open(secret) = self {
+            let sealed = cipher.seal(secret.expose_secret(), &associated_data(user, slot))?;
+            *self = SecretSlot::Sealed(sealed);
+        }
+        Ok(())
+    }
+
+    fn unseal(
+        &mut self,
+        cipher: &dyn SecretCipher,
+        user: &UserId,
+        slot: Slot,
+    ) -> Result<(), SealError> {
+        if let SecretSlot::Sealed(sealed) = self {
+            let bytes = cipher.open(sealed, &associated_data(user, slot))?;
+            let secret = Secret::from_bytes(bytes.to_vec()).map_err(|_| SealError::Malformed)?;
+            *self = SecretSlot::Open(secret);
+        }
+        Ok(())
+    }
+}
+
+impl From<Secret> for SecretSlot {
+    fn from(secret: Secret) -> Self {
+        SecretSlot::Open(secret)
+    }
+}
+
+/// Serialized as the base32 text when open (the format of records written before sealing
+/// existed), as `{"key", "nonce", "ct"}` when sealed.
+#[cfg(feature = "serde")]
+impl serde::Serialize for SecretSlot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SecretSlot::Open(secret) => secret.serialize(serializer),
+            SecretSlot::Sealed(sealed) => sealed.serialize(serializer),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for SecretSlot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SecretSlot;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a base32 secret or a sealed secret")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretSlot, E> {
+                Secret::from_base32(v)
+                    .map(SecretSlot::Open)
+                    .map_err(E::custom)
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<SecretSlot, E> {
+                let v = zeroize::Zeroizing::new(v);
+                self.visit_str(&v)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretSlot, A::Error> {
+                let de = serde::de::value::MapAccessDeserializer::new(map);
+                serde::Deserialize::deserialize(de).map(SecretSlot::Sealed)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl TwoFactorRecord {
+    /// Applies `f` to every secret slot of the record.
+    fn each_secret(
+        &mut self,
+        mut f: impl FnMut(&mut SecretSlot, Slot) -> Result<(), SealError>,
+    ) -> Result<(), SealError> {
+        if let Some(active) = self.active.as_mut() {
+            f(&mut active.secret, Slot::Active)?;
+        }
+        if let Some(pending) = self.pending.as_mut() {
+            f(&mut pending.secret, Slot::Pending)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a secret of this record is sealed (it must be opened by a [`SealedStore`]
+    /// before a code can be checked).
+    #[must_use]
+    pub fn has_sealed_secret(&self) -> bool {
+        self.active.as_ref().is_some_and(|a| a.secret.is_sealed())
+            || self.pending.as_ref().is_some_and(|p| p.secret.is_sealed())
+    }
+
+    /// Whether a secret of this record is in the clear.
+    fn has_open_secret(&self) -> bool {
+        self.active.as_ref().is_some_and(|a| !a.secret.is_sealed())
+            || self.pending.as_ref().is_some_and(|p| !p.secret.is_sealed())
+    }
+}
+
+/// A [`UserStore`] that seals the TOTP secrets of every record it saves and opens them on
+/// load, over any other store. See the [module documentation](self).
+pub struct SealedStore<S, C> {
+    inner: S,
+    cipher: C,
+    accept_unsealed: bool,
+}
+
+impl<S, C> SealedStore<S, C> {
+    /// Wraps `inner`; secrets are sealed and opened with `cipher`. Records with a secret in
+    /// the clear are refused on load ([`SealedStoreError::Unsealed`]).
+    pub fn new(inner: S, cipher: C) -> Self {
+        SealedStore {
+            inner,
+            cipher,
+            accept_unsealed: false,
+        }
+    }
+
+    /// Whether to accept records whose secret is still in the clear (default `false`): turn
+    /// it on while migrating a store written before sealing; each such record is sealed by
+    /// its next save (a login, for an enrolled user). Turn it off again when done: anyone
+    /// who can write the table could otherwise plant a secret they know.
+    #[must_use]
+    pub fn accept_unsealed(mut self, accept: bool) -> Self {
+        self.accept_unsealed = accept;
+        self
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The cipher.
+    pub fn cipher(&self) -> &C {
+        &self.cipher
+    }
+}
+
+impl<S: fmt::Debug, C> fmt::Debug for SealedStore<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedStore")
+            .field("inner", &self.inner)
+            .field("accept_unsealed", &self.accept_unsealed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`SealedStore`] could not load or save. The service fails closed on all of them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealedStoreError<E> {
+    /// The wrapped store failed.
+    #[error(transparent)]
+    Store(E),
+    /// A secret of `user`'s record could not be sealed or opened.
+    #[error("2FA secret of user {user} could not be sealed or opened")]
+    Seal {
+        /// Whose record.
+        user: UserId,
+        /// Why.
+        #[source]
+        source: SealError,
+    },
+    /// `user`'s stored record holds a secret in the clear, and
+    /// [`SealedStore::accept_unsealed`] is off.
+    #[error("2FA secret of user {user} is stored unsealed")]
+    Unsealed {
+        /// Whose record.
+        user: UserId,
+    },
+}
+
+impl<S, C> UserStore for SealedStore<S, C>
+where
+    S: UserStore,
+    C: SecretCipher,
+{
+    type Error = SealedStoreError<S::Error>;
+
+    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, Self::Error> {
+        let Some(mut loaded) = self
+            .inner
+            .load(user)
+            .await
+            .map_err(SealedStoreError::Store)?
+        else {
+            return Ok(None);
+        };
+        if !self.accept_unsealed && loaded.record.has_open_secret() {
+            return Err(SealedStoreError::Unsealed { user: user.clone() });
+        }
+        loaded
+            .record
+            .each_secret(|secret, slot| secret.unseal(&self.cipher, user, slot))
+            .map_err(|source| SealedStoreError::Seal {
+                user: user.clone(),
+                source,
+            })?;
+        Ok(Some(loaded))
+    }
+
+    async fn save(
+        &self,
+        user: &UserId,
+        record: &TwoFactorRecord,
+        expected: Option<Version>,
+    ) -> Result<SaveOutcome, Self::Error> {
+        let mut sealed = record.clone();
+        sealed
+            .each_secret(|secret, slot| secret.seal(&self.cipher, user, slot))
+            .map_err(|source| SealedStoreError::Seal {
+                user: user.clone(),
+                source,
+            })?;
+        self.inner
+            .save(user, &sealed, expected)
+            .await
+            .map_err(SealedStoreError::Store)
+    }
+}
+
+#[cfg(feature = "seal")]
+mod keyring;
+#[cfg(feature = "seal")]
+pub use keyring::Keyring;
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_read_both_forms_and_refuse_anything_else() {
+        let open: SecretSlot = serde_json::from_str(r#""JBSWY3DPEHPK3PXP""#).unwrap();
+        assert_eq!(
+            open.open().unwrap().expose_secret(),
+            b"Hello!\xde\xad\xbe\xef"
+        );
+        assert_eq!(
+            serde_json::to_string(&open).unwrap(),
+            r#""JBSWY3DPEHPK3PXP""#
+        );
+
+        let sealed = SecretSlot::Sealed(SealedSecret::new("k1", vec![1, 2], vec![0xab, 0xcd]));
+        let json = serde_json::to_string(&sealed).unwrap();
+        assert_eq!(json, r#"{"key":"k1","nonce":"0102","ct":"abcd"}"#);
+        let back: SecretSlot = serde_json::from_str(&json).unwrap();
+        assert!(back.is_sealed() && back.open().is_none());
+        match back {
+            SecretSlot::Sealed(s) => {
+                assert_eq!(
+                    (s.key_id(), s.nonce(), s.ciphertext()),
+                    ("k1", &[1, 2][..], &[0xab, 0xcd][..])
+                );
+            }
+            SecretSlot::Open(_) => unreachable!(),
+        }
+
+        for bad in [
+            "42",
+            r#""not base32!""#,
+            r#"{"key":"k1","nonce":"0g","ct":"ab"}"#,
+            r#"{"key":"k1","nonce":"01","ct":"abc"}"#,
+            r#"{"key":"k1","nonce":"01"}"#,
+            r#"{"key":"k1","nonce":"01","ct":"ab","extra":1}"#,
+        ] {
+            assert!(serde_json::from_str::<SecretSlot>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn associated_data_binds_user_and_slot() {
+        let alice = UserId::new("alice");
+        let a = associated_data(&alice, Slot::Active);
+        assert_eq!(a, b"twofactor/secret/v1\0active\0alice");
+        assert_ne!(a, associated_data(&alice, Slot::Pending));
+        assert_ne!(a, associated_data(&UserId::new("alicf"), Slot::Active));
+    }
+}

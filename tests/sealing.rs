@@ -1,0 +1,360 @@
+//! Encryption at rest: `SealedStore` with `Keyring` over the SQLite store (which writes the
+//! record as JSON text) and the memory store.
+//!
+//! - secrets reach the store only sealed, and every flow works through the wrapper;
+//! - a sealed record read without the cipher is never "no 2FA": logins fail closed;
+//! - a ciphertext moved to another user, a tampered one, a wrong key and an unknown key id
+//!   do not open; a plaintext secret planted in the table is refused unless migrating;
+//! - key rotation: old records open, the next save seals with the new key.
+#![cfg(all(feature = "seal", feature = "sqlite"))]
+
+#[allow(unused_imports)]
+mod common;
+
+use std::sync::Arc;
+
+use common::flows::{Harness, code, required};
+use twofactor::account::{LoginContext, LoginDecision};
+use twofactor::seal::{Keyring, SealError, SealedStore, SealedStoreError, SecretCipher};
+use twofactor::service::Error;
+use twofactor::store::{SaveOutcome, UserStore};
+use twofactor::{MemoryStore, Principal, SqliteStore, UserId};
+
+const KEY_1: [u8; 32] = [1; 32];
+const KEY_2: [u8; 32] = [2; 32];
+
+fn keyring() -> Keyring {
+    Keyring::new("k1", &KEY_1).expect("key")
+}
+
+/// The JSON text the SQL store holds for `user`.
+async fn stored_json(store: &SqliteStore, user: &UserId) -> String {
+    sqlx::query_scalar("SELECT record FROM twofactor_records WHERE user_id = $1")
+        .bind(user.as_str())
+        .fetch_one(store.pool())
+        .await
+        .expect("row")
+}
+
+/// An enrolled user on a sealed SQLite store: the store and the secret.
+async fn enrolled_on_sqlite(
+    user: &Principal,
+) -> (Arc<SealedStore<SqliteStore, Keyring>>, twofactor::Secret) {
+    let inner = SqliteStore::in_memory().await.expect("sqlite");
+    let store = Arc::new(SealedStore::new(inner, keyring()));
+    let h = Harness::new(store.clone(), required);
+    let (secret, _) = h.enroll(&user.user).await;
+    (store, secret)
+}
+
+/// The stored row of `user`, which must exist.
+async fn row<S: UserStore>(store: &S, user: &UserId) -> twofactor::Versioned {
+    store.load(user).await.expect("load").expect("row")
+}
+
+/// Whether `result` is the sealed secret failing authentication.
+fn failed_authentication<T, E>(result: &Result<T, SealedStoreError<E>>) -> bool {
+    matches!(
+        result,
+        Err(SealedStoreError::Seal {
+            source: SealError::Authentication,
+            ..
+        })
+    )
+}
+
+/// One login at the next time step with the code of `secret`.
+async fn login_next_step<S: UserStore>(
+    h: &Harness<S>,
+    who: &Principal,
+    secret: &twofactor::Secret,
+) -> Result<(), Error> {
+    h.clock.advance(30);
+    h.challenge(who).await;
+    h.finish_totp(who, &code(secret, h.now())).await
+}
+
+#[tokio::test]
+async fn secrets_are_stored_sealed_and_every_login_works() {
+    let alice = Principal::new("alice");
+    let inner = SqliteStore::in_memory().await.expect("sqlite");
+    let store = Arc::new(SealedStore::new(inner, keyring()));
+    let h = Harness::new(store.clone(), required);
+
+    // Pending: sealed already.
+    let started =
+        h.tf.start_enrollment(
+            &alice.user,
+            "alice",
+            twofactor::account::Reauthenticated::at(h.now()),
+        )
+        .await
+        .expect("start");
+    let secret = twofactor::KeyUri::parse(started.uri())
+        .expect("uri")
+        .into_secret();
+    let base32 = secret.to_base32();
+    let json = stored_json(store.inner(), &alice.user).await;
+    assert!(
+        !json.contains(base32.as_str()),
+        "pending secret in the clear"
+    );
+    assert!(json.contains(r#""key":"k1""#), "{json}");
+
+    h.tf.finish_enrollment(&alice.user, &code(&secret, h.now()))
+        .await
+        .expect("enrolled through the sealed store");
+    login_next_step(&h, &alice, &secret).await.expect("login");
+    // Replay protection still holds across the wrapper.
+    h.challenge(&alice).await;
+    assert!(matches!(
+        h.finish_totp(&alice, &code(&secret, h.now())).await,
+        Err(Error::InvalidCode)
+    ));
+
+    let json = stored_json(store.inner(), &alice.user).await;
+    assert!(
+        !json.contains(base32.as_str()),
+        "active secret in the clear"
+    );
+    let raw = row(store.inner(), &alice.user).await;
+    assert!(raw.record.has_sealed_secret());
+    assert!(raw.record.is_enrolled());
+    let opened = row(&store, &alice.user).await;
+    assert!(!opened.record.has_sealed_secret());
+}
+
+#[tokio::test]
+async fn without_the_cipher_a_sealed_record_fails_closed() {
+    let alice = Principal::new("alice");
+    let (sealed, secret) = enrolled_on_sqlite(&alice).await;
+    // The same table through the bare store: a host that forgot the wrapper.
+    let bare = Arc::new(sealed.inner().clone());
+    let h = Harness::new(bare.clone(), required);
+    h.clock.advance(30);
+    // Still enrolled: a challenge, never "no 2FA".
+    h.challenge(&alice).await;
+    let before = row(&bare, &alice.user).await.version;
+    let err = h
+        .finish_totp(&alice, &code(&secret, h.now()))
+        .await
+        .expect_err("no login without the cipher");
+    assert!(matches!(err, Error::SecretSealed), "{err:?}");
+    let after = row(&bare, &alice.user).await.version;
+    assert_eq!(before, after, "nothing written, no attempt counted");
+    // Nor can the secret be disabled or rotated with a TOTP code.
+    let now = twofactor::account::Reauthenticated::at(h.now());
+    let totp = code(&secret, h.now());
+    let err =
+        h.tf.disable(&alice.user, now, twofactor::account::Factor::Totp(&totp))
+            .await
+            .expect_err("no disable without the cipher");
+    assert!(matches!(err, Error::SecretSealed), "{err:?}");
+    let err =
+        h.tf.start_rotation(&alice.user, "alice", &totp, now)
+            .await
+            .expect_err("no rotation without the cipher");
+    assert!(matches!(err, Error::SecretSealed), "{err:?}");
+    assert_eq!(row(&bare, &alice.user).await.version, after);
+    // The same code still logs in through the wrapper.
+    let h = Harness::new(sealed, required);
+    login_next_step(&h, &alice, &secret)
+        .await
+        .expect("login through the wrapper");
+}
+
+#[tokio::test]
+async fn a_ciphertext_moved_to_another_user_does_not_open() {
+    let alice = Principal::new("alice");
+    let (store, _) = enrolled_on_sqlite(&alice).await;
+    let raw = row(store.inner(), &alice.user).await;
+    let mallory = UserId::new("mallory");
+    let _ = store
+        .inner()
+        .save(&mallory, &raw.record, None)
+        .await
+        .expect("copy the row");
+    let loaded = store.load(&mallory).await;
+    assert!(failed_authentication(&loaded), "bound to alice: {loaded:?}");
+    // A login for mallory is refused, not granted.
+    let h = Harness::new(store, required);
+    let err =
+        h.tf.begin_login(&Principal::new("mallory"), None, &LoginContext::new())
+            .await
+            .expect_err("fails closed");
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn tampered_ciphertext_wrong_key_and_unknown_key_do_not_open() {
+    let alice = Principal::new("alice");
+    let (store, _) = enrolled_on_sqlite(&alice).await;
+    let json = stored_json(store.inner(), &alice.user).await;
+
+    // Flip one hex digit of the ciphertext.
+    let at = json.find(r#""ct":""#).expect("sealed") + 6;
+    let mut tampered = json.clone().into_bytes();
+    tampered[at] = if tampered[at] == b'0' { b'1' } else { b'0' };
+    let tampered = String::from_utf8(tampered).expect("utf8");
+    sqlx::query("UPDATE twofactor_records SET record = $1 WHERE user_id = $2")
+        .bind(&tampered)
+        .bind(alice.user.as_str())
+        .execute(store.inner().pool())
+        .await
+        .expect("tamper");
+    let loaded = store.load(&alice.user).await;
+    assert!(failed_authentication(&loaded), "tampered: {loaded:?}");
+
+    // Restore, then read with the wrong key under the same id, and with another id.
+    sqlx::query("UPDATE twofactor_records SET record = $1 WHERE user_id = $2")
+        .bind(&json)
+        .bind(alice.user.as_str())
+        .execute(store.inner().pool())
+        .await
+        .expect("restore");
+    let wrong_key = SealedStore::new(
+        store.inner().clone(),
+        Keyring::new("k1", &KEY_2).expect("key"),
+    );
+    assert!(failed_authentication(&wrong_key.load(&alice.user).await));
+    let other_id = SealedStore::new(
+        store.inner().clone(),
+        Keyring::new("k2", &KEY_1).expect("key"),
+    );
+    match other_id.load(&alice.user).await {
+        Err(SealedStoreError::Seal {
+            source: SealError::UnknownKey { key_id },
+            ..
+        }) => assert_eq!(key_id, "k1"),
+        other => panic!("expected an unknown key, got {other:?}"),
+    }
+    assert!(store.load(&alice.user).await.expect("load").is_some());
+}
+
+#[tokio::test]
+async fn plaintext_secrets_are_refused_unless_migrating_and_sealed_by_the_next_save() {
+    let alice = Principal::new("alice");
+    // Written before sealing was turned on.
+    let inner = SqliteStore::in_memory().await.expect("sqlite");
+    let h = Harness::new(Arc::new(inner.clone()), required);
+    let (secret, _) = h.enroll(&alice.user).await;
+    let base32 = secret.to_base32();
+    assert!(
+        stored_json(&inner, &alice.user)
+            .await
+            .contains(base32.as_str())
+    );
+
+    let strict = SealedStore::new(inner.clone(), keyring());
+    assert!(matches!(
+        strict.load(&alice.user).await,
+        Err(SealedStoreError::Unsealed { .. })
+    ));
+
+    let migrating = Arc::new(SealedStore::new(inner.clone(), keyring()).accept_unsealed(true));
+    let h = Harness::new(migrating, required);
+    login_next_step(&h, &alice, &secret)
+        .await
+        .expect("login while migrating");
+    assert!(
+        !stored_json(&inner, &alice.user)
+            .await
+            .contains(base32.as_str())
+    );
+    assert!(
+        strict
+            .load(&alice.user)
+            .await
+            .expect("sealed now")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn rotation_opens_old_records_and_reseals_with_the_new_key() {
+    let alice = Principal::new("alice");
+    let (store, secret) = enrolled_on_sqlite(&alice).await;
+    assert!(
+        stored_json(store.inner(), &alice.user)
+            .await
+            .contains(r#""key":"k1""#)
+    );
+    let rotated = Keyring::new("k2", &KEY_2)
+        .expect("key")
+        .with_old_key("k1", &KEY_1)
+        .expect("old key");
+    assert_eq!(rotated.current_key_id(), "k2");
+    let store2 = Arc::new(SealedStore::new(store.inner().clone(), rotated));
+    let h = Harness::new(store2.clone(), required);
+    h.clock.advance(30);
+    let decision =
+        h.tf.begin_login(&alice, None, &LoginContext::new())
+            .await
+            .expect("begin");
+    assert!(matches!(decision, LoginDecision::Challenge { .. }));
+    h.finish_totp(&alice, &code(&secret, h.now()))
+        .await
+        .expect("login with the old key's record");
+    let json = stored_json(store.inner(), &alice.user).await;
+    assert!(json.contains(r#""key":"k2""#), "{json}");
+    // The old keyring alone can no longer open it.
+    assert!(matches!(
+        store.load(&alice.user).await,
+        Err(SealedStoreError::Seal {
+            source: SealError::UnknownKey { .. },
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn compare_and_swap_passes_through() {
+    let store = SealedStore::new(MemoryStore::new(), keyring());
+    let user = UserId::new("bob");
+    let record = common::flows::sample_records().await.1;
+    let SaveOutcome::Saved(v1) = store.save(&user, &record, None).await.expect("save") else {
+        panic!("insert");
+    };
+    assert_eq!(
+        store.save(&user, &record, None).await.expect("save"),
+        SaveOutcome::Conflict
+    );
+    let loaded = row(&store, &user).await;
+    assert_eq!(loaded.version, v1);
+    assert!(!loaded.record.has_sealed_secret());
+    assert!(row(store.inner(), &user).await.record.has_sealed_secret());
+}
+
+#[test]
+fn keyring_refuses_bad_keys_and_never_prints_them() {
+    assert!(matches!(
+        Keyring::new("k", &[0; 16]),
+        Err(SealError::InvalidKey(_))
+    ));
+    assert!(matches!(
+        Keyring::new("", &KEY_1),
+        Err(SealError::InvalidKey(_))
+    ));
+    assert!(matches!(
+        Keyring::new("a b", &KEY_1),
+        Err(SealError::InvalidKey(_))
+    ));
+    assert!(matches!(
+        keyring().with_old_key("k1", &KEY_2),
+        Err(SealError::InvalidKey(_))
+    ));
+    let k = keyring();
+    let debug = format!("{k:?}");
+    assert!(
+        debug.contains("k1") && !debug.contains("1, 1, 1"),
+        "{debug}"
+    );
+    // Fresh nonces: the same plaintext seals differently every time.
+    let a = k.seal(b"same", b"ad").expect("seal");
+    let b = k.seal(b"same", b"ad").expect("seal");
+    assert_ne!(a.nonce(), b.nonce());
+    assert_ne!(a.ciphertext(), b.ciphertext());
+    assert!(!format!("{a:?}").contains("ciphertext: ["));
+    let key = Keyring::random_key().expect("rng");
+    assert_ne!(*key, [0; 32]);
+}
