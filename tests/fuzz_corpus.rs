@@ -42,11 +42,48 @@ fn verify_code_seeds() {
     replay("verify_code", checks::check_verify_code);
 }
 
+#[cfg(feature = "serde")]
+#[test]
+fn record_decode_seeds() {
+    replay("record_decode", checks::check_record_decode);
+}
+
+/// The record seeds reach both sides of the decoder: valid records (open, sealed, lenient
+/// base32) and refused ones.
+#[cfg(feature = "serde")]
+#[test]
+fn record_seeds_cover_valid_and_refused_records() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/record_decode");
+    let decode = |name: &str| {
+        let data = fs::read(dir.join(name)).unwrap();
+        serde_json::from_slice::<twofactor::TwoFactorRecord>(&data)
+    };
+    for valid in [
+        "empty_object",
+        "enrolled",
+        "pending_lenient_base32",
+        "unknown_fields",
+    ] {
+        assert!(decode(valid).is_ok(), "{valid}");
+    }
+    assert!(decode("sealed_active").unwrap().has_sealed_secret());
+    assert!(!decode("enrolled").unwrap().has_sealed_secret());
+    for refused in [
+        "secret_wrong_type",
+        "sealed_extra_field",
+        "sealed_pending_bad_hex",
+    ] {
+        assert!(decode(refused).is_err(), "{refused}");
+    }
+}
+
 #[test]
 fn empty_and_tiny_inputs() {
     for data in [&b""[..], b"\0", b"\xff", b"otpauth://", b"=", b" "] {
         checks::check_uri_parse(data);
         checks::check_base32_decode(data);
         checks::check_verify_code(data);
+        #[cfg(feature = "serde")]
+        checks::check_record_decode(data);
     }
 }

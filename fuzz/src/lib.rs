@@ -266,3 +266,39 @@ pub fn check_verify_code(data: &[u8]) {
         }
     }
 }
+
+/// `record_decode`: a stored record (the JSON text of a database row, which anyone who can
+/// write the table controls) never panics the decoder, sealed secrets included; whatever
+/// decodes encodes again to JSON that decodes to the same record and encodes identically
+/// (stable), and its `Debug` shows none of its secrets.
+#[cfg(feature = "serde")]
+pub fn check_record_decode(data: &[u8]) {
+    use twofactor::TwoFactorRecord;
+    let Ok(record) = serde_json::from_slice::<TwoFactorRecord>(data) else {
+        return;
+    };
+    let json = match serde_json::to_string(&record) {
+        Ok(json) => json,
+        Err(err) => panic!("a decoded record does not encode: {err}"),
+    };
+    let again: TwoFactorRecord = match serde_json::from_str(&json) {
+        Ok(again) => again,
+        Err(err) => panic!("the re-encoded record does not decode: {err}: {json}"),
+    };
+    assert_eq!(
+        serde_json::to_string(&again).ok().as_deref(),
+        Some(json.as_str()),
+        "encoding is not stable"
+    );
+    assert_eq!(again.has_sealed_secret(), record.has_sealed_secret());
+    assert_eq!(again.is_enrolled(), record.is_enrolled());
+    assert_eq!(again.recovery_codes_left(), record.recovery_codes_left());
+
+    let debug = format!("{record:?}");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    for slot in ["active", "pending"] {
+        if let Some(secret) = value[slot]["secret"].as_str() {
+            assert!(!debug.contains(secret), "Debug shows the {slot} secret");
+        }
+    }
+}
