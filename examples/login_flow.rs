@@ -4,13 +4,15 @@
 //! to set-up at her first login, scans the QR code, confirms, later logs in with a code and
 //! asks the site to remember her browser, loses her phone, gets in with a recovery code, and
 //! is reset by an admin. The "authenticator app" is simulated from the provisioning URI, and
-//! time is a manual clock so the demo can skip ahead by days.
+//! time is a manual clock so the demo can skip ahead by days. The TOTP secrets are sealed
+//! (encrypted at rest) with a key that, in a real deployment, comes from a secret manager.
 //!
 //! ```sh
-//! cargo run --example login_flow --features sqlite
+//! cargo run --example login_flow --features sqlite,seal
 //! ```
 
 use twofactor::policy::PolicyExt;
+use twofactor::seal::{Keyring, SealedStore};
 use twofactor::{
     Clock, Error, Factor, GrantReason, KeyUri, LoginContext, LoginDecision, ManualClock, Principal,
     QrCode, Reauthenticated, RecordingAudit, RecordingMailer, RequiredForRoles, SqliteStore,
@@ -22,8 +24,13 @@ const DAY: u64 = 24 * 60 * 60;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = std::env::temp_dir().join(format!("twofactor-demo-{}.db", std::process::id()));
-    let store = SqliteStore::open(&db).await?;
-    println!("store: SQLite file {}", db.display());
+    // In production: 32 bytes from your secret manager, never stored beside the database.
+    let key = Keyring::random_key()?;
+    let store = SealedStore::new(
+        SqliteStore::open(&db).await?,
+        Keyring::new("demo-1", &*key)?,
+    );
+    println!("store: SQLite file {}, secrets sealed", db.display());
 
     let policy =
         RequiredForRoles::new(["employee"], WhenUnenrolled::BlockUntilEnrolled).exempt_superuser();
@@ -74,6 +81,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         recovery[0],
         enrolled.login_completed()
     );
+    let row: String = sqlx::query_scalar("SELECT record FROM twofactor_records WHERE user_id = $1")
+        .bind(alice.user.as_str())
+        .fetch_one(tf.store().inner().pool())
+        .await?;
+    let plain = app.secret().to_base32();
+    if row.contains(plain.as_str()) {
+        return Err("the secret is stored in the clear".into());
+    }
+    let sealed = row
+        .find(r#""secret":{"#)
+        .map_or("", |at| &row[at..(at + 40).min(row.len())]);
+    println!("the database row holds the secret sealed: {sealed}...");
 
     step("Next day: password, then a code; she ticks \"don't ask again on this device\"");
     clock.advance(DAY);
