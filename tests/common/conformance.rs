@@ -400,51 +400,6 @@ impl<S: UserStore> UserStore for RoundRobin<S> {
     }
 }
 
-/// Counts the `Conflict`s of the store it wraps (and yields after each load): proof that a
-/// concurrency test exercised compare-and-swap rather than passing by running serially.
-pub struct Counting<S> {
-    inner: Arc<S>,
-    conflicts: AtomicU64,
-}
-
-impl<S> Counting<S> {
-    pub fn new(inner: Arc<S>) -> Self {
-        Counting {
-            inner,
-            conflicts: AtomicU64::new(0),
-        }
-    }
-
-    pub fn conflicts(&self) -> u64 {
-        self.conflicts.load(Ordering::Relaxed)
-    }
-}
-
-impl<S: UserStore> UserStore for Counting<S> {
-    type Error = S::Error;
-
-    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, Self::Error> {
-        let loaded = self.inner.load(user).await;
-        // Widen the window between load and save, as a network round trip would: the
-        // memory store never yields on its own, so its tasks would otherwise rarely overlap.
-        tokio::task::yield_now().await;
-        loaded
-    }
-
-    async fn save(
-        &self,
-        user: &UserId,
-        record: &TwoFactorRecord,
-        expected: Option<Version>,
-    ) -> Result<SaveOutcome, Self::Error> {
-        let outcome = self.inner.save(user, record, expected).await?;
-        if outcome == SaveOutcome::Conflict {
-            self.conflicts.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(outcome)
-    }
-}
-
 /// A store WITHOUT compare-and-swap (last writer wins, as a naive `UPDATE ... WHERE user_id`
 /// would): the suite must catch it.
 pub struct LastWriterWins(pub MemoryStore);
