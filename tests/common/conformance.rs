@@ -33,6 +33,19 @@ async fn load_some<S: UserStore>(store: &S, user: &UserId) -> Versioned {
         .unwrap_or_else(|| panic!("{user} has a record"))
 }
 
+/// Asserts that `user`'s stored record is `record` (compared as JSON) at `version`.
+async fn assert_stored<S: UserStore>(
+    store: &S,
+    user: &UserId,
+    version: Version,
+    record: &TwoFactorRecord,
+    what: &str,
+) {
+    let loaded = load_some(store, user).await;
+    assert_eq!(loaded.version, version, "{what}: version");
+    assert_eq!(json(&loaded.record), json(record), "{what}: record");
+}
+
 /// An unknown user loads as `Ok(None)`.
 pub async fn load_unknown_is_none<S: UserStore>(store: &S) {
     let loaded = store
@@ -62,13 +75,7 @@ pub async fn insert_if_absent<S: UserStore>(store: &S, record: &TwoFactorRecord)
         SaveOutcome::Conflict,
         "insert over an existing record"
     );
-    let loaded = load_some(store, &user).await;
-    assert_eq!(loaded.version, v1, "a refused insert changes no version");
-    assert_eq!(
-        json(&loaded.record),
-        json(record),
-        "a refused insert writes nothing"
-    );
+    assert_stored(store, &user, v1, record, "a refused insert writes nothing").await;
 }
 
 /// A save with the current version bumps it by exactly one, every time.
@@ -122,13 +129,7 @@ pub async fn stale_version_conflicts<S: UserStore>(
             "save with version {stale:?}"
         );
     }
-    let loaded = load_some(store, &user).await;
-    assert_eq!(loaded.version, v2, "conflicting saves change no version");
-    assert_eq!(
-        json(&loaded.record),
-        json(second),
-        "conflicting saves write nothing"
-    );
+    assert_stored(store, &user, v2, second, "conflicting saves write nothing").await;
 
     let ghost = UserId::new("ghost");
     let outcome = store.save(&ghost, first, Some(v1)).await.expect("save");
@@ -152,13 +153,7 @@ pub async fn round_trip<S: UserStore>(store: &S, records: &[TwoFactorRecord]) {
             store.save(&user, record, expected).await.expect("save"),
             "round-trip save",
         );
-        let loaded = load_some(store, &user).await;
-        assert_eq!(loaded.version, v);
-        assert_eq!(
-            json(&loaded.record),
-            json(record),
-            "record survives the store"
-        );
+        assert_stored(store, &user, v, record, "the record survives the store").await;
         expected = Some(v);
     }
 }
