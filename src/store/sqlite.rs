@@ -7,9 +7,7 @@ use sqlx::Sqlite;
 use sqlx::pool::PoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
-use super::sql::{Dialect, PoolConfig, StoreError, impl_user_store};
-
-impl Dialect for Sqlite {}
+use super::sql::{PoolConfig, StoreError, impl_user_store};
 
 /// 2FA records in an SQLite database: the embedded default for single-server apps.
 ///
