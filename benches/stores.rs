@@ -154,29 +154,37 @@ fn bench_round_trip_concurrent<S: UserStore + 'static>(
             rt.block_on(async {
                 let started = Instant::now();
                 let per_client = iters.div_ceil(clients as u64);
-                let tasks: Vec<_> = users
-                    .iter()
-                    .cloned()
-                    .map(|user| {
-                        let store = store.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..per_client {
-                                round_trip(&*store, &user).await;
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("client");
-                }
-                // Report the time of `iters` operations even if rounding did a few more.
-                started
-                    .elapsed()
-                    .mul_f64(iters as f64 / (per_client * clients as u64) as f64)
+                all_clients(users.iter().cloned().map(|user| {
+                    let store = store.clone();
+                    async move {
+                        for _ in 0..per_client {
+                            round_trip(&*store, &user).await;
+                        }
+                    }
+                }))
+                .await;
+                scaled(started.elapsed(), iters, per_client * clients as u64)
             })
         });
     });
     group.finish();
+}
+
+/// Runs one task per client and waits for all of them.
+async fn all_clients<F>(clients: impl IntoIterator<Item = F>)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tasks: Vec<_> = clients.into_iter().map(tokio::spawn).collect();
+    for task in tasks {
+        task.await.expect("client");
+    }
+}
+
+/// The time `done` operations took, scaled to the `iters` criterion asked for (the clients
+/// split the work evenly, so rounding may have done a few more).
+fn scaled(elapsed: Duration, iters: u64, done: u64) -> Duration {
+    elapsed.mul_f64(iters as f64 / done as f64)
 }
 
 /// A mailer that accepts and drops every notice.
@@ -327,24 +335,18 @@ fn bench_full_login_concurrent<S: UserStore + 'static>(
             let codes: Vec<_> = all.iter().map(|c| c.next_codes(per_client)).collect();
             rt.block_on(async {
                 let started = Instant::now();
-                let tasks: Vec<_> = all
-                    .iter()
-                    .cloned()
-                    .zip(codes)
-                    .map(|(client, codes)| {
-                        tokio::spawn(async move {
+                all_clients(
+                    all.iter()
+                        .cloned()
+                        .zip(codes)
+                        .map(|(client, codes)| async move {
                             for code in &codes {
                                 client.login(code).await;
                             }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("client");
-                }
-                started
-                    .elapsed()
-                    .mul_f64(iters as f64 / (per_client * clients as u64) as f64)
+                        }),
+                )
+                .await;
+                scaled(started.elapsed(), iters, per_client * clients as u64)
             })
         });
     });
@@ -586,30 +588,26 @@ impl Load {
         let done = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let deadline = started + length;
-        let tasks: Vec<_> = self
-            .clients
-            .iter()
-            .cloned()
-            .zip(codes)
-            .zip(self.users.iter().cloned())
-            .map(|((client, codes), user)| {
-                let (store, done) = (self.store.clone(), done.clone());
-                tokio::spawn(async move {
-                    let mut codes = codes.iter();
-                    while Instant::now() < deadline {
-                        if login {
-                            client.login(codes.next().expect("enough codes")).await;
-                        } else {
-                            round_trip(&*store, &user).await;
+        let clients = self.clients.iter().cloned().zip(codes);
+        all_clients(
+            clients
+                .zip(self.users.iter().cloned())
+                .map(|((client, codes), user)| {
+                    let (store, done) = (self.store.clone(), done.clone());
+                    async move {
+                        let mut codes = codes.iter();
+                        while Instant::now() < deadline {
+                            if login {
+                                client.login(codes.next().expect("enough codes")).await;
+                            } else {
+                                round_trip(&*store, &user).await;
+                            }
+                            done.fetch_add(1, Ordering::Relaxed);
                         }
-                        done.fetch_add(1, Ordering::Relaxed);
                     }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.expect("client");
-        }
+                }),
+        )
+        .await;
         done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
     }
 }

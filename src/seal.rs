@@ -331,18 +331,24 @@ impl TwoFactorRecord {
         Ok(())
     }
 
+    /// The record's secret slots (active, then pending), those that hold a secret.
+    fn secrets(&self) -> impl Iterator<Item = &SecretSlot> {
+        let active = self.active.as_ref().map(|a| &a.secret);
+        active
+            .into_iter()
+            .chain(self.pending.as_ref().map(|p| &p.secret))
+    }
+
     /// Whether a secret of this record is sealed (it must be opened by a [`SealedStore`]
     /// before a code can be checked).
     #[must_use]
     pub fn has_sealed_secret(&self) -> bool {
-        self.active.as_ref().is_some_and(|a| a.secret.is_sealed())
-            || self.pending.as_ref().is_some_and(|p| p.secret.is_sealed())
+        self.secrets().any(SecretSlot::is_sealed)
     }
 
     /// Whether a secret of this record is in the clear.
     fn has_open_secret(&self) -> bool {
-        self.active.as_ref().is_some_and(|a| !a.secret.is_sealed())
-            || self.pending.as_ref().is_some_and(|p| !p.secret.is_sealed())
+        self.secrets().any(|s| !s.is_sealed())
     }
 }
 

@@ -4,6 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/counting.rs"]
+mod counting;
+
+use counting::{Counting, Pause};
+
 use twofactor::account::{
     DenyReason, Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision,
     Reauthenticated, Settings,
@@ -943,9 +949,44 @@ async fn unknown_user_and_user_without_2fa_look_the_same() {
     }
 }
 
+/// A service on a [`yielding_store`], shared by concurrent requests.
+type Contended = TwoFactor<
+    Counting<MemoryStore>,
+    Arc<RecordingMailer>,
+    Policy,
+    Arc<ManualClock>,
+    Arc<RecordingAudit>,
+>;
+
+/// `n` requests submit `code` for `who` at once (a barrier releases them together).
+async fn submit_at_once(
+    tf: &Arc<Contended>,
+    who: &Principal,
+    code: &str,
+    n: usize,
+) -> Vec<Result<twofactor::account::LoginGranted, Error>> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (tf, barrier, who, code) =
+                (tf.clone(), barrier.clone(), who.clone(), code.to_owned());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                tf.finish_login(&who, Factor::Totp(&code), None, &ctx())
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_submissions_of_one_code_succeed_once() {
-    let store = YieldingStore::new();
+    let store = yielding_store();
     let h = harness_with(store, required);
     let alice = Principal::new("alice");
     let (app, _) = h.enroll(&alice.user).await;
@@ -954,21 +995,9 @@ async fn concurrent_submissions_of_one_code_succeed_once() {
     let code = app.code(h.now());
 
     let tf = Arc::new(h.tf);
-    let barrier = Arc::new(tokio::sync::Barrier::new(64));
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (tf, barrier, alice, code) =
-                (tf.clone(), barrier.clone(), alice.clone(), code.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                tf.finish_login(&alice, Factor::Totp(&code), None, &ctx())
-                    .await
-            })
-        })
-        .collect();
     let (mut ok, mut invalid, mut throttled, mut other) = (0, 0, 0, 0);
-    for t in tasks {
-        match t.await.unwrap() {
+    for result in submit_at_once(&tf, &alice, &code, 64).await {
+        match result {
             Ok(_) => ok += 1,
             Err(Error::InvalidCode) => invalid += 1,
             Err(Error::Throttled { .. }) => throttled += 1,
@@ -1002,31 +1031,18 @@ async fn concurrent_submissions_of_one_code_succeed_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_wrong_codes_never_exceed_the_limit() {
-    let h = harness_with(YieldingStore::new(), required);
+    let h = harness_with(yielding_store(), required);
     let alice = Principal::new("alice");
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
     h.challenge(&alice).await;
     let bad = wrong(&app.code(h.now()));
     let tf = Arc::new(h.tf);
-    let barrier = Arc::new(tokio::sync::Barrier::new(32));
-    let tasks: Vec<_> = (0..32)
-        .map(|_| {
-            let (tf, barrier, alice, bad) =
-                (tf.clone(), barrier.clone(), alice.clone(), bad.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                tf.finish_login(&alice, Factor::Totp(&bad), None, &ctx())
-                    .await
-            })
-        })
-        .collect();
-    let mut invalid = 0;
-    for t in tasks {
-        if let Err(Error::InvalidCode) = t.await.unwrap() {
-            invalid += 1;
-        }
-    }
+    let invalid = submit_at_once(&tf, &alice, &bad, 32)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Err(Error::InvalidCode)))
+        .count();
     assert_eq!(invalid, 5, "exactly the limit was checked");
     let checked = h
         .audit
@@ -1051,41 +1067,13 @@ async fn concurrent_wrong_codes_never_exceed_the_limit() {
 
 // ----- failing edges -----
 
-/// A MemoryStore that pauses between load and save, so concurrent requests interleave and
-/// collide.
-struct YieldingStore(MemoryStore, AtomicU32);
-
-impl YieldingStore {
-    fn new() -> Self {
-        YieldingStore(MemoryStore::new(), AtomicU32::new(0))
-    }
-    /// How many saves conflicted.
-    fn conflicts(&self) -> u32 {
-        self.1.load(Ordering::SeqCst)
-    }
-}
-
-impl UserStore for YieldingStore {
-    type Error = <MemoryStore as UserStore>::Error;
-    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, Self::Error> {
-        let r = self.0.load(user).await;
-        // Long enough for the other requests to load the same version.
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        r
-    }
-    async fn save(
-        &self,
-        user: &UserId,
-        record: &TwoFactorRecord,
-        expected: Option<Version>,
-    ) -> Result<SaveOutcome, Self::Error> {
-        tokio::task::yield_now().await;
-        let outcome = self.0.save(user, record, expected).await;
-        if let Ok(SaveOutcome::Conflict) = outcome {
-            self.1.fetch_add(1, Ordering::SeqCst);
-        }
-        outcome
-    }
+/// A memory store whose loads wait long enough for other requests to load the same
+/// version, counting conflicting saves.
+fn yielding_store() -> Counting<MemoryStore> {
+    Counting::new(
+        MemoryStore::new(),
+        Pause::Sleep(std::time::Duration::from_millis(2)),
+    )
 }
 
 #[derive(Debug, thiserror::Error)]

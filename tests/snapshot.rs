@@ -2,16 +2,21 @@
 //! snapshot never decides anything.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/counting.rs"]
+mod counting;
+
+use counting::{Counting, Pause};
 
 use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated, Settings};
 use twofactor::audit::{AuditKind, RecordingAudit};
 use twofactor::mail::RecordingMailer;
 use twofactor::service::{Error, TwoFactor};
-use twofactor::store::{SaveOutcome, UserStore, Version, Versioned};
+use twofactor::store::{SaveOutcome, UserStore, Version};
 use twofactor::{
     Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Secret,
-    Totp, TwoFactorRecord, UserId,
+    Totp, UserId,
 };
 
 const T0: u64 = 1_700_000_010;
@@ -23,50 +28,7 @@ fn required(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
 }
 
 /// A MemoryStore that counts its statements.
-#[derive(Default)]
-struct Counted {
-    inner: MemoryStore,
-    loads: AtomicU32,
-    saves: AtomicU32,
-    conflicts: AtomicU32,
-}
-
-impl Counted {
-    fn reset(&self) {
-        self.loads.store(0, Ordering::SeqCst);
-        self.saves.store(0, Ordering::SeqCst);
-        self.conflicts.store(0, Ordering::SeqCst);
-    }
-    /// (loads, saves, conflicting saves) since the last reset.
-    fn counts(&self) -> (u32, u32, u32) {
-        (
-            self.loads.load(Ordering::SeqCst),
-            self.saves.load(Ordering::SeqCst),
-            self.conflicts.load(Ordering::SeqCst),
-        )
-    }
-}
-
-impl UserStore for Counted {
-    type Error = <MemoryStore as UserStore>::Error;
-    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, Self::Error> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.load(user).await
-    }
-    async fn save(
-        &self,
-        user: &UserId,
-        record: &TwoFactorRecord,
-        expected: Option<Version>,
-    ) -> Result<SaveOutcome, Self::Error> {
-        self.saves.fetch_add(1, Ordering::SeqCst);
-        let outcome = self.inner.save(user, record, expected).await?;
-        if outcome == SaveOutcome::Conflict {
-            self.conflicts.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(outcome)
-    }
-}
+type Counted = Counting<MemoryStore>;
 
 type Service =
     TwoFactor<Arc<Counted>, Arc<RecordingMailer>, Policy, Arc<ManualClock>, Arc<RecordingAudit>>;
@@ -115,7 +77,10 @@ async fn enroll(tf: &Service, user: &UserId) -> Secret {
 }
 
 fn setup() -> (Arc<Counted>, Arc<ManualClock>) {
-    (Arc::new(Counted::default()), Arc::new(ManualClock::new(T0)))
+    (
+        Arc::new(Counting::new(MemoryStore::new(), Pause::None)),
+        Arc::new(ManualClock::new(T0)),
+    )
 }
 
 async fn challenge(tf: &Service, p: &Principal) {
@@ -272,7 +237,7 @@ async fn a_refusal_that_saves_nothing_is_rechecked_on_a_fresh_load() {
     let alice = Principal::new("alice");
     let secret = enroll(&a, &alice.user).await;
     clock.advance(30);
-    let before_throttle = store.inner.load(&alice.user).await.unwrap().unwrap();
+    let before_throttle = store.inner().load(&alice.user).await.unwrap().unwrap();
 
     // Throttle alice; a's begin_login keeps the throttled record.
     challenge(&a, &alice).await;
@@ -289,10 +254,10 @@ async fn a_refusal_that_saves_nothing_is_rechecked_on_a_fresh_load() {
     assert_eq!(a.login_snapshots(), 1);
 
     // Meanwhile an operator's tool lifts the throttle in the database.
-    let throttled = store.inner.load(&alice.user).await.unwrap().unwrap();
+    let throttled = store.inner().load(&alice.user).await.unwrap().unwrap();
     assert_eq!(
         store
-            .inner
+            .inner()
             .save(
                 &alice.user,
                 &before_throttle.record,

@@ -1,12 +1,9 @@
 //! [`PostgresStore`]: the shared SQL store for deployments with many app servers
 //! (feature `postgres`).
 
-use sqlx::Postgres;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 
-use super::sql::{Dialect, PoolConfig, StoreError, impl_user_store};
-
-impl Dialect for Postgres {}
+use super::sql::{PoolConfig, StoreError, impl_user_store};
 
 /// 2FA records in PostgreSQL: for several app servers sharing one database.
 ///

@@ -306,19 +306,17 @@ impl Default for PoolConfig {
     }
 }
 
-/// The per-backend part of a SQL store: its three statements. Parameters are `$1` the user
-/// id, `$2` the record as JSON text, `$3` the expected version; each statement returns the
-/// `version` column (and `LOAD` the record as text). SQLite and PostgreSQL share the defaults:
-/// the record is a `TEXT` column in both, so neither database parses or reformats the JSON.
-pub(crate) trait Dialect: Database {
-    const LOAD: &'static str = "SELECT version, record FROM twofactor_records WHERE user_id = $1";
-    const INSERT: &'static str = "INSERT INTO twofactor_records (user_id, version, record, updated_at) \
-         VALUES ($1, 1, $2, CURRENT_TIMESTAMP) \
-         ON CONFLICT (user_id) DO NOTHING RETURNING version";
-    const UPDATE: &'static str = "UPDATE twofactor_records \
-         SET record = $2, version = version + 1, updated_at = CURRENT_TIMESTAMP \
-         WHERE user_id = $1 AND version = $3 RETURNING version";
-}
+// The three statements, the same for SQLite and PostgreSQL (the record is a `TEXT` column in
+// both, so neither database parses or reformats the JSON). Parameters are `$1` the user id,
+// `$2` the record as JSON text, `$3` the expected version; each returns the `version` column
+// (and `LOAD` the record).
+const LOAD: &str = "SELECT version, record FROM twofactor_records WHERE user_id = $1";
+const INSERT: &str = "INSERT INTO twofactor_records (user_id, version, record, updated_at) \
+     VALUES ($1, 1, $2, CURRENT_TIMESTAMP) \
+     ON CONFLICT (user_id) DO NOTHING RETURNING version";
+const UPDATE: &str = "UPDATE twofactor_records \
+     SET record = $2, version = version + 1, updated_at = CURRENT_TIMESTAMP \
+     WHERE user_id = $1 AND version = $3 RETURNING version";
 
 /// `SELECT version, record` of `user`, decoded. Shared by both backends.
 pub(crate) async fn load<DB>(
@@ -326,7 +324,7 @@ pub(crate) async fn load<DB>(
     user: &UserId,
 ) -> Result<Option<Versioned>, StoreError>
 where
-    DB: Dialect,
+    DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
@@ -334,7 +332,7 @@ where
     String: Type<DB> + for<'r> Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    let row: Option<(i64, String)> = sqlx::query_as(DB::LOAD)
+    let row: Option<(i64, String)> = sqlx::query_as(LOAD)
         .bind(user.as_str())
         .fetch_optional(pool)
         .await
@@ -365,7 +363,7 @@ pub(crate) async fn save<DB>(
     expected: Option<Version>,
 ) -> Result<SaveOutcome, StoreError>
 where
-    DB: Dialect,
+    DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
@@ -378,7 +376,7 @@ where
         source: Box::new(e),
     })?;
     let query = match expected {
-        None => sqlx::query_scalar(DB::INSERT)
+        None => sqlx::query_scalar(INSERT)
             .bind(user.as_str())
             .bind(json.as_str()),
         Some(Version(v)) => {
@@ -386,7 +384,7 @@ where
                 // No stored version is above i64::MAX, so the check cannot hold.
                 return Ok(SaveOutcome::Conflict);
             };
-            sqlx::query_scalar(DB::UPDATE)
+            sqlx::query_scalar(UPDATE)
                 .bind(user.as_str())
                 .bind(json.as_str())
                 .bind(v)

@@ -4,11 +4,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::Sqlite;
+use sqlx::pool::PoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
-use super::sql::{Dialect, PoolConfig, StoreError, impl_user_store};
-
-impl Dialect for Sqlite {}
+use super::sql::{PoolConfig, StoreError, impl_user_store};
 
 /// 2FA records in an SQLite database: the embedded default for single-server apps.
 ///
@@ -73,14 +72,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Self::BUSY_TIMEOUT);
-        let pool = config
-            .pool_options()
-            .connect_with(options)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        let store = SqliteStore { pool };
-        store.migrate().await?;
-        Ok(store)
+        Self::connect_and_migrate(config.pool_options(), options).await
     }
 
     /// A private database in memory, with the table created: for tests and examples.
@@ -118,7 +110,16 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
-            .max_lifetime(None)
+            .max_lifetime(None);
+        Self::connect_and_migrate(pool, options).await
+    }
+
+    /// Opens `pool` on `options` and creates the table.
+    async fn connect_and_migrate(
+        pool: PoolOptions<Sqlite>,
+        options: SqliteConnectOptions,
+    ) -> Result<Self, StoreError> {
+        let pool = pool
             .connect_with(options)
             .await
             .map_err(StoreError::from_sqlx)?;

@@ -33,6 +33,19 @@ async fn load_some<S: UserStore>(store: &S, user: &UserId) -> Versioned {
         .unwrap_or_else(|| panic!("{user} has a record"))
 }
 
+/// Asserts that `user`'s stored record is `record` (compared as JSON) at `version`.
+async fn assert_stored<S: UserStore>(
+    store: &S,
+    user: &UserId,
+    version: Version,
+    record: &TwoFactorRecord,
+    what: &str,
+) {
+    let loaded = load_some(store, user).await;
+    assert_eq!(loaded.version, version, "{what}: version");
+    assert_eq!(json(&loaded.record), json(record), "{what}: record");
+}
+
 /// An unknown user loads as `Ok(None)`.
 pub async fn load_unknown_is_none<S: UserStore>(store: &S) {
     let loaded = store
@@ -62,13 +75,7 @@ pub async fn insert_if_absent<S: UserStore>(store: &S, record: &TwoFactorRecord)
         SaveOutcome::Conflict,
         "insert over an existing record"
     );
-    let loaded = load_some(store, &user).await;
-    assert_eq!(loaded.version, v1, "a refused insert changes no version");
-    assert_eq!(
-        json(&loaded.record),
-        json(record),
-        "a refused insert writes nothing"
-    );
+    assert_stored(store, &user, v1, record, "a refused insert writes nothing").await;
 }
 
 /// A save with the current version bumps it by exactly one, every time.
@@ -122,13 +129,7 @@ pub async fn stale_version_conflicts<S: UserStore>(
             "save with version {stale:?}"
         );
     }
-    let loaded = load_some(store, &user).await;
-    assert_eq!(loaded.version, v2, "conflicting saves change no version");
-    assert_eq!(
-        json(&loaded.record),
-        json(second),
-        "conflicting saves write nothing"
-    );
+    assert_stored(store, &user, v2, second, "conflicting saves write nothing").await;
 
     let ghost = UserId::new("ghost");
     let outcome = store.save(&ghost, first, Some(v1)).await.expect("save");
@@ -152,13 +153,7 @@ pub async fn round_trip<S: UserStore>(store: &S, records: &[TwoFactorRecord]) {
             store.save(&user, record, expected).await.expect("save"),
             "round-trip save",
         );
-        let loaded = load_some(store, &user).await;
-        assert_eq!(loaded.version, v);
-        assert_eq!(
-            json(&loaded.record),
-            json(record),
-            "record survives the store"
-        );
+        assert_stored(store, &user, v, record, "the record survives the store").await;
         expected = Some(v);
     }
 }
@@ -397,51 +392,6 @@ impl<S: UserStore> UserStore for RoundRobin<S> {
         expected: Option<Version>,
     ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send {
         self.pick().save(user, record, expected)
-    }
-}
-
-/// Counts the `Conflict`s of the store it wraps (and yields after each load): proof that a
-/// concurrency test exercised compare-and-swap rather than passing by running serially.
-pub struct Counting<S> {
-    inner: Arc<S>,
-    conflicts: AtomicU64,
-}
-
-impl<S> Counting<S> {
-    pub fn new(inner: Arc<S>) -> Self {
-        Counting {
-            inner,
-            conflicts: AtomicU64::new(0),
-        }
-    }
-
-    pub fn conflicts(&self) -> u64 {
-        self.conflicts.load(Ordering::Relaxed)
-    }
-}
-
-impl<S: UserStore> UserStore for Counting<S> {
-    type Error = S::Error;
-
-    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, Self::Error> {
-        let loaded = self.inner.load(user).await;
-        // Widen the window between load and save, as a network round trip would: the
-        // memory store never yields on its own, so its tasks would otherwise rarely overlap.
-        tokio::task::yield_now().await;
-        loaded
-    }
-
-    async fn save(
-        &self,
-        user: &UserId,
-        record: &TwoFactorRecord,
-        expected: Option<Version>,
-    ) -> Result<SaveOutcome, Self::Error> {
-        let outcome = self.inner.save(user, record, expected).await?;
-        if outcome == SaveOutcome::Conflict {
-            self.conflicts.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(outcome)
     }
 }
 

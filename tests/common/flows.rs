@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Barrier;
 
-use super::conformance::Counting;
+use super::counting::{Counting, Pause};
 use twofactor::account::{
     Factor, FailureReason, LoginContext, LoginDecision, Reauthenticated, Settings,
 };
@@ -376,7 +376,7 @@ pub async fn same_code_storm<S: UserStore + 'static>(
         .build()
         .expect("settings");
     let window = settings.code_check_window();
-    let store = Arc::new(Counting::new(store));
+    let store = Arc::new(Counting::new(store, Pause::Yield));
     let h = Harness::with_settings(store.clone(), required, settings);
     let alice = Principal::new("alice");
     let (secret, _) = h.enroll(&alice.user).await;
@@ -445,7 +445,7 @@ pub async fn wrong_code_storm<S: UserStore + 'static>(
     clients: usize,
     submissions: usize,
 ) {
-    let store = Arc::new(Counting::new(store));
+    let store = Arc::new(Counting::new(store, Pause::Yield));
     let h = Harness::new(store.clone(), required);
     let limit = Settings::default().code_checks_per_window() as usize;
     let alice = Principal::new("alice");

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod conformance;
+pub mod counting;
 pub mod flows;
 #[cfg(feature = "postgres")]
 pub mod pg;
