@@ -1,0 +1,655 @@
+//! Every call the web demo makes into `twofactor`, and nothing else: the handlers in `app.rs`
+//! call these small functions, so porting the demo to a new library API touches this file only.
+//!
+//! What lives here: the service's type, the run-time policy the administrator page edits, the
+//! outbox `Mailer` and the audit `AuditSink` (both in the demo's SQLite file), the mapping of
+//! library errors to a status and a message, the choice of factor from the one input box, and
+//! the trusted-device cookie.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use twofactor::policy::{GraceStart, PolicyExt};
+use twofactor::seal::{Keyring, SealedStore};
+use twofactor::{
+    AuditEvent, AuditSink, Clock, DeviceInfo, EnforcementPolicy, EnrollmentStatus, Error, Factor,
+    FactorKind, GrantReason, LoginContext, LoginDecision, Mailer, Notice, Optional, PerTenant,
+    Principal, Reauthenticated, RequiredForAll, RequiredForRoles, Requirement, SqliteStore,
+    TwoFactor, UserId, WhenUnenrolled,
+};
+
+/// The demo's 2FA service: sealed secrets in SQLite, the outbox, the live policy.
+pub type Service = TwoFactor<
+    SealedStore<SqliteStore, Keyring>,
+    Outbox,
+    Arc<PerTenant<Arc<LivePolicy>>>,
+    Arc<DemoClock>,
+    AuditLog,
+>;
+
+/// Builds the service on `pool` (which also holds the demo's own tables).
+pub fn service(
+    pool: SqlitePool,
+    key: &[u8],
+    policy: Arc<PerTenant<Arc<LivePolicy>>>,
+    clock: Arc<DemoClock>,
+) -> Result<Service, Box<dyn std::error::Error + Send + Sync>> {
+    let store = SealedStore::new(
+        SqliteStore::from_pool(pool.clone()),
+        Keyring::new("demo-1", key)?,
+    );
+    Ok(
+        TwoFactor::builder(store, Outbox { pool: pool.clone() }, policy)
+            .clock(clock)
+            .audit(AuditLog::new(pool))
+            .build(),
+    )
+}
+
+/// Creates the library's table in the demo's file.
+pub async fn migrate(pool: &SqlitePool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    SqliteStore::from_pool(pool.clone()).migrate().await?;
+    Ok(())
+}
+
+/// A fresh 32-byte sealing key (the demo keeps it beside the database; a real deployment
+/// keeps it in a secret manager).
+pub fn random_key() -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(Keyring::random_key()?.to_vec())
+}
+
+// ----- clock -----
+
+/// The system clock plus an offset the browser test moves forward (to reach the next TOTP
+/// step without sleeping, or to let a throttle expire).
+#[derive(Debug, Default)]
+pub struct DemoClock(std::sync::atomic::AtomicU64);
+
+impl DemoClock {
+    /// Moves the clock `seconds` ahead.
+    #[allow(dead_code)] // the browser test's; the demo itself runs on real time
+    pub fn advance(&self, seconds: u64) {
+        self.0
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for DemoClock {
+    fn now(&self) -> u64 {
+        twofactor::SystemClock.now() + self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+// ----- policy -----
+
+/// Who must use 2FA (the administrator page's first choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// 2FA switched off for everybody.
+    Off,
+    /// Users may enable it.
+    Optional,
+    /// Required for users with the `employee` role.
+    Employees,
+    /// Required for everybody.
+    All,
+}
+
+/// The administrator's policy settings, persisted as JSON in the `settings` table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PolicyConfig {
+    /// Who must use 2FA.
+    pub scope: Scope,
+    /// Unenrolled users get a mailed code (`true`) or must set up an authenticator.
+    pub mail_code: bool,
+    /// Days an unenrolled user may still log in after the policy was saved (0: none).
+    pub grace_days: u64,
+    /// When the policy was saved (the grace period counts from here).
+    pub saved_at: u64,
+    /// Superusers are never asked.
+    pub superuser_exempt: bool,
+    /// Tenants whose owner switched 2FA off.
+    pub tenants_off: BTreeSet<String>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            scope: Scope::Optional,
+            mail_code: false,
+            grace_days: 0,
+            saved_at: 0,
+            superuser_exempt: true,
+            tenants_off: BTreeSet::new(),
+        }
+    }
+}
+
+/// The policy the service asks, rebuilt from the library's combinators whenever the
+/// administrator saves the settings (the next login sees the change).
+pub struct LivePolicy(RwLock<Arc<dyn EnforcementPolicy>>);
+
+impl LivePolicy {
+    /// The policy for `config`; the per-tenant switch wraps it (see [`policy`]).
+    fn build(config: &PolicyConfig) -> Arc<dyn EnforcementPolicy> {
+        let when = if config.mail_code {
+            WhenUnenrolled::MailCode
+        } else {
+            WhenUnenrolled::BlockUntilEnrolled
+        };
+        let base: Arc<dyn EnforcementPolicy> = match config.scope {
+            Scope::Off => Arc::new(|_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::Off),
+            Scope::Optional => Arc::new(Optional),
+            Scope::Employees => Arc::new(RequiredForRoles::new(["employee"], when)),
+            Scope::All => Arc::new(RequiredForAll::new(when)),
+        };
+        let base: Arc<dyn EnforcementPolicy> = if config.grace_days > 0 {
+            Arc::new(base.with_grace_period(
+                GraceStart::Since(config.saved_at),
+                Duration::from_secs(config.grace_days * 86_400),
+            ))
+        } else {
+            base
+        };
+        if config.superuser_exempt {
+            Arc::new(base.exempt_superuser())
+        } else {
+            base
+        }
+    }
+}
+
+impl EnforcementPolicy for LivePolicy {
+    fn requirement(&self, p: &Principal, s: &EnrollmentStatus, now: u64) -> Requirement {
+        let current = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.requirement(p, s, now)
+    }
+}
+
+/// The service's policy for `config`: the per-tenant switch (on by default) around the
+/// live policy.
+pub fn policy(config: &PolicyConfig) -> Arc<PerTenant<Arc<LivePolicy>>> {
+    let live = Arc::new(LivePolicy(RwLock::new(LivePolicy::build(config))));
+    let tenants = PerTenant::new(live).enabled_by_default();
+    for tenant in &config.tenants_off {
+        tenants.disable(tenant.clone());
+    }
+    Arc::new(tenants)
+}
+
+/// Applies a new configuration to the running policy.
+pub fn apply_policy(tf: &Service, old: &PolicyConfig, config: &PolicyConfig) {
+    let tenants = tf.policy();
+    *tenants
+        .inner()
+        .0
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = LivePolicy::build(config);
+    for tenant in old.tenants_off.difference(&config.tenants_off) {
+        tenants.enable(tenant.clone());
+    }
+    for tenant in &config.tenants_off {
+        tenants.disable(tenant.clone());
+    }
+}
+
+// ----- outbox and audit -----
+
+/// A `Mailer` that stores every notice in the `outbox` table instead of sending it.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pool: SqlitePool,
+}
+
+impl Mailer for Outbox {
+    type Error = sqlx::Error;
+
+    async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), sqlx::Error> {
+        let (subject, body) = render_notice(notice);
+        sqlx::query("INSERT INTO outbox (at, user_id, subject, body) VALUES (?, ?, ?, ?)")
+            .bind(twofactor::SystemClock.now() as i64)
+            .bind(user.as_str())
+            .bind(subject)
+            .bind(body)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The subject and text of a notice. The outbox is the demo's stand-in for an inbox: it
+/// shows login codes and provisioned keys, which a real mailer sends and never stores.
+fn render_notice(notice: &Notice) -> (String, String) {
+    let at = |c: &LoginContext| format!("{c:?}");
+    match notice {
+        Notice::LoginCode {
+            code, expires_at, ..
+        } => (
+            "Your login code".into(),
+            format!(
+                "Your login code is {} (valid until {expires_at}).",
+                code.expose_secret()
+            ),
+        ),
+        Notice::Enabled => ("Two-factor authentication enabled".into(), String::new()),
+        Notice::Rotated { devices_revoked } => (
+            "Authenticator replaced".into(),
+            format!("{devices_revoked} trusted device(s) were revoked."),
+        ),
+        Notice::Disabled { by } => (
+            "Two-factor authentication disabled".into(),
+            format!("By {by:?}."),
+        ),
+        Notice::DeviceTrusted { label, .. } => ("New trusted device".into(), label.clone()),
+        Notice::DevicesRemoved { labels } => ("Trusted devices removed".into(), labels.join(", ")),
+        Notice::SignInFromUntrustedDevice { context } => ("New sign-in".into(), at(context)),
+        Notice::FailedCodeAttempt { context } => ("Failed code attempt".into(), at(context)),
+        Notice::RecoveryCodesRegenerated => ("New recovery codes".into(), String::new()),
+        Notice::RecoveryCodeUsed { remaining, .. } => (
+            "A recovery code was used".into(),
+            format!("{remaining} left."),
+        ),
+        Notice::Invitation { link, invited_by } => (
+            "Please enable two-factor authentication".into(),
+            format!("{invited_by} invites you to set it up at {link}"),
+        ),
+        Notice::ProvisionedSecret {
+            uri,
+            manual_key,
+            expires_at,
+            provisioned_by,
+        } => (
+            "Your authenticator key (provisioned by an administrator)".into(),
+            format!(
+                "{provisioned_by} set up an authenticator for you. Add this key to your app: {} \
+                 ({}), then confirm with a code before {expires_at}.",
+                manual_key.expose_secret(),
+                uri.expose_secret()
+            ),
+        ),
+        other => (format!("{:?}", other.kind()), String::new()),
+    }
+}
+
+/// An `AuditSink` that appends every event to the `audit` table (through one writer task, so
+/// the order is kept and the caller never waits).
+#[derive(Debug, Clone)]
+pub struct AuditLog(tokio::sync::mpsc::UnboundedSender<(String, u64, String)>);
+
+impl AuditLog {
+    fn new(pool: SqlitePool) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, u64, String)>();
+        tokio::spawn(async move {
+            while let Some((user, at, kind)) = rx.recv().await {
+                let _ = sqlx::query("INSERT INTO audit (at, user_id, event) VALUES (?, ?, ?)")
+                    .bind(at as i64)
+                    .bind(user)
+                    .bind(kind)
+                    .execute(&pool)
+                    .await;
+            }
+        });
+        AuditLog(tx)
+    }
+}
+
+impl AuditSink for AuditLog {
+    fn record(&self, event: &AuditEvent) {
+        let kind =
+            serde_json::to_string(&event.kind).unwrap_or_else(|_| format!("{:?}", event.kind));
+        let _ = self.0.send((event.user.to_string(), event.at, kind));
+    }
+}
+
+// ----- errors -----
+
+/// What a handler shows for a library error: an HTTP status and a sentence.
+#[derive(Debug)]
+pub struct UiError {
+    /// 400, 401, 409, 429, 500, 503.
+    pub status: u16,
+    /// For the page.
+    pub message: String,
+}
+
+/// Maps a library error (to become `Error::kind()` with its HTTP mapping).
+pub fn ui_error(tf: &Service, e: &Error) -> UiError {
+    let (status, message) = match e {
+        Error::InvalidCode => (
+            401,
+            "Invalid code. Check your app's clock and try again.".to_string(),
+        ),
+        Error::Malformed(_) => (
+            400,
+            "That is not a code: enter the 6 digits from your app, or a recovery code.".into(),
+        ),
+        Error::Throttled { retry_at } => (
+            429,
+            format!(
+                "Too many attempts. Try again in {} seconds.",
+                retry_at.saturating_sub(tf.clock().now())
+            ),
+        ),
+        Error::ReauthenticationRequired => (401, "Please confirm your password again.".into()),
+        Error::NoPendingEnrollment => (
+            409,
+            "The set-up expired or was cancelled: start again.".into(),
+        ),
+        Error::NoPendingLogin => (409, "This login expired: log in again.".into()),
+        Error::AlreadyEnrolled => (409, "Two-factor authentication is already enabled.".into()),
+        Error::NotEnrolled => (409, "Two-factor authentication is not enabled.".into()),
+        Error::UnknownDevice => (409, "Unknown device.".into()),
+        Error::Contention { .. } => (503, "Busy, please retry.".into()),
+        _ => (
+            500,
+            "Server error: nothing was changed and nobody was logged in.".into(),
+        ),
+    };
+    UiError { status, message }
+}
+
+/// Runs a library call and maps its error.
+macro_rules! call {
+    ($tf:expr, $e:expr) => {
+        $e.await.map_err(|e| ui_error($tf, &e))
+    };
+}
+
+// ----- login -----
+
+/// What the login page does after the password was accepted.
+#[derive(Debug)]
+pub enum Next {
+    /// Log in now; the note explains why no code was asked (or says to enroll soon).
+    LoggedIn(Option<String>),
+    /// Ask for a code; `recovery`: recovery codes are accepted too.
+    AskCode { recovery: bool },
+    /// Send to the forced set-up.
+    MustEnroll,
+    /// A code was mailed.
+    Mailed,
+    /// Refused for now.
+    Denied(String),
+}
+
+/// The context the library records (IP and browser).
+pub fn context(ip: Option<std::net::IpAddr>, device: &str) -> LoginContext {
+    let ctx = LoginContext::new().device(device);
+    match ip {
+        Some(ip) => ctx.ip(ip),
+        None => ctx,
+    }
+}
+
+/// After the password: the library decides. `device_cookie` is the trusted-device token.
+pub async fn begin_login(
+    tf: &Service,
+    who: &Principal,
+    device_cookie: Option<&str>,
+    ctx: &LoginContext,
+) -> Result<Next, UiError> {
+    Ok(match call!(tf, tf.begin_login(who, device_cookie, ctx))? {
+        LoginDecision::Granted { reason } => LoggedIn(match reason {
+            GrantReason::TrustedDevice { .. } => Some("Trusted device: no code asked.".into()),
+            GrantReason::GracePeriod { enroll_by } => Some(format!(
+                "Two-factor authentication is required: set it up within {} days.",
+                enroll_by.saturating_sub(tf.clock().now()) / 86_400 + 1
+            )),
+            GrantReason::Exempt { reason } => Some(format!("Exempt from 2FA ({reason}).")),
+            _ => None,
+        }),
+        LoginDecision::Challenge { methods, .. } => Next::AskCode {
+            recovery: methods.contains(&FactorKind::RecoveryCode),
+        },
+        LoginDecision::MustEnroll => Next::MustEnroll,
+        LoginDecision::CodeMailed { .. } => Next::Mailed,
+        LoginDecision::Denied { reason } => {
+            Next::Denied(format!("Login refused for now: {reason:?}"))
+        }
+        _ => Next::Denied("Login refused.".into()),
+    })
+}
+use Next::LoggedIn;
+
+/// The one input box: a TOTP code (digits) or a recovery code (to become `Factor::parse`).
+fn factor(input: &str) -> Factor<'_> {
+    let digits = input
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .all(|c| c.is_ascii_digit());
+    if digits {
+        Factor::Totp(input)
+    } else {
+        Factor::RecoveryCode(input)
+    }
+}
+
+/// A successful second step.
+#[derive(Debug)]
+pub struct Granted {
+    /// The trusted-device cookie to set: (token, expiry).
+    pub device: Option<(String, u64)>,
+    /// A note for the page (recovery codes left).
+    pub note: Option<String>,
+}
+
+/// Checks the code (or recovery code) typed at login; `remember` labels a trusted device.
+pub async fn finish_login(
+    tf: &Service,
+    who: &Principal,
+    input: &str,
+    mailed: bool,
+    remember: Option<&str>,
+    ctx: &LoginContext,
+) -> Result<Granted, UiError> {
+    let f = if mailed {
+        Factor::MailedCode(input.trim())
+    } else {
+        factor(input.trim())
+    };
+    let g = call!(tf, tf.finish_login(who, f, remember, ctx))?;
+    Ok(Granted {
+        device: g
+            .device_token
+            .map(|t| (t.expose_secret().to_owned(), t.expires_at())),
+        note: g
+            .recovery_codes_left
+            .map(|n| format!("Recovery code used: {n} left.")),
+    })
+}
+
+/// Mails a new login code.
+pub async fn resend(tf: &Service, user: &UserId, ctx: &LoginContext) -> Result<(), UiError> {
+    call!(tf, tf.resend_mailed_code(user, ctx)).map(|_| ())
+}
+
+/// The trusted-device cookie's name for a user (one per user, so two accounts can share a
+/// browser). `__Host-` needs `Secure`, so plain-http localhost uses the bare name.
+pub fn device_cookie_name(user: &UserId, secure: bool) -> String {
+    let hex: String = user.as_str().bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{}tf_device_{hex}", if secure { "__Host-" } else { "" })
+}
+
+/// A `Set-Cookie` value for a device token expiring at `expires_at`.
+pub fn device_cookie(
+    tf: &Service,
+    name: &str,
+    token: &str,
+    expires_at: u64,
+    secure: bool,
+) -> String {
+    let max_age = expires_at.saturating_sub(tf.clock().now());
+    format!(
+        "{name}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+// ----- account security -----
+
+/// What the enrollment page shows.
+pub struct Setup {
+    /// Inline SVG.
+    pub qr_svg: String,
+    /// The grouped key for "Cannot scan it?".
+    pub manual_key: String,
+}
+
+/// Starts enrollment; `password_at` is when the password was last confirmed.
+pub async fn start_enrollment(
+    tf: &Service,
+    user: &UserId,
+    account: &str,
+    password_at: u64,
+) -> Result<Setup, UiError> {
+    let s = call!(
+        tf,
+        tf.start_enrollment(user, account, Reauthenticated::at(password_at))
+    )?;
+    Ok(Setup {
+        qr_svg: s.qr_svg().to_owned(),
+        manual_key: s.manual_key().to_owned(),
+    })
+}
+
+/// Starts replacing the authenticator (new phone).
+pub async fn start_rotation(
+    tf: &Service,
+    user: &UserId,
+    account: &str,
+    current_code: &str,
+    password_at: u64,
+) -> Result<Setup, UiError> {
+    let s = call!(
+        tf,
+        tf.start_rotation(
+            user,
+            account,
+            current_code.trim(),
+            Reauthenticated::at(password_at)
+        )
+    )?;
+    Ok(Setup {
+        qr_svg: s.qr_svg().to_owned(),
+        manual_key: s.manual_key().to_owned(),
+    })
+}
+
+/// Confirms enrollment or rotation: the recovery codes (shown once) and whether a waiting
+/// login was completed.
+pub async fn finish_enrollment(
+    tf: &Service,
+    user: &UserId,
+    code: &str,
+) -> Result<(Vec<String>, bool), UiError> {
+    let e = call!(tf, tf.finish_enrollment(user, code.trim()))?;
+    let codes = e
+        .recovery_codes()
+        .expose_secret()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    Ok((codes, e.login_completed()))
+}
+
+/// Abandons a pending set-up.
+pub async fn cancel_enrollment(tf: &Service, user: &UserId) -> Result<(), UiError> {
+    call!(tf, tf.cancel_enrollment(user))
+}
+
+/// New recovery codes (shown once).
+pub async fn regenerate(
+    tf: &Service,
+    user: &UserId,
+    password_at: u64,
+) -> Result<Vec<String>, UiError> {
+    let c = call!(
+        tf,
+        tf.regenerate_recovery_codes(user, Reauthenticated::at(password_at))
+    )?;
+    Ok(c.expose_secret().into_iter().map(str::to_owned).collect())
+}
+
+/// Turns 2FA off with a code or recovery code.
+pub async fn disable(
+    tf: &Service,
+    user: &UserId,
+    password_at: u64,
+    input: &str,
+) -> Result<(), UiError> {
+    call!(
+        tf,
+        tf.disable(user, Reauthenticated::at(password_at), factor(input.trim()))
+    )
+}
+
+/// The account page's summary.
+pub struct Status {
+    /// 2FA on.
+    pub enrolled: bool,
+    /// A set-up is waiting for its code.
+    pub pending: bool,
+    /// Unused recovery codes.
+    pub recovery_left: usize,
+    /// Trusted devices.
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// Status and devices.
+pub async fn status(tf: &Service, user: &UserId) -> Result<Status, UiError> {
+    let s = call!(tf, tf.status(user))?;
+    let devices = call!(tf, tf.list_devices(user))?;
+    Ok(Status {
+        enrolled: s.is_enrolled(),
+        pending: s.pending_enrollment_expires_at.is_some(),
+        recovery_left: s.recovery_codes_left,
+        devices,
+    })
+}
+
+/// Revokes one trusted device by id.
+pub async fn revoke_device(tf: &Service, user: &UserId, id: &str) -> Result<(), UiError> {
+    call!(tf, tf.revoke_device(user, &twofactor::DeviceId::new(id)))
+}
+
+/// Revokes every trusted device.
+pub async fn revoke_all(tf: &Service, user: &UserId) -> Result<usize, UiError> {
+    call!(tf, tf.revoke_all_devices(user))
+}
+
+// ----- administrator -----
+
+/// Lost phone: the administrator resets the user's 2FA.
+pub async fn admin_reset(tf: &Service, user: &UserId, admin: &UserId) -> Result<(), UiError> {
+    call!(tf, tf.reset_by_admin(user, admin))
+}
+
+/// Mails the user an invitation to set up 2FA.
+pub async fn invite(
+    tf: &Service,
+    user: &UserId,
+    admin: &UserId,
+    link: &str,
+) -> Result<(), UiError> {
+    call!(tf, tf.invite(user, admin, link))
+}
+
+/// Provisions a secret and mails it (dangerous: whoever reads the mailbox clones it).
+pub async fn provision_by_mail(
+    tf: &Service,
+    user: &UserId,
+    admin: &UserId,
+    account: &str,
+) -> Result<(), UiError> {
+    call!(
+        tf,
+        tf.start_enrollment_by_mail_dangerous(user, admin, account)
+    )
+    .map(|_| ())
+}

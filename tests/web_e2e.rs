@@ -1,0 +1,416 @@
+//! The web demo (examples/web) end to end in real headless Chromium, driven over WebDriver.
+//!
+//! Needs `chromium` and `chromium-driver` (Debian); paths can be overridden with `CHROMIUM`
+//! and `CHROMEDRIVER`. A missing browser FAILS the test: it never skips. Screenshots of the
+//! key pages are saved under `target/screenshots/` on every run.
+//!
+//! The app runs in-process with a temporary database; its injected clock is moved forward by
+//! one TOTP step where the story needs a fresh code, so the test never sleeps.
+
+#![allow(missing_docs, dead_code)]
+
+#[path = "../examples/web/app.rs"]
+mod app;
+#[path = "../examples/web/pages.rs"]
+mod pages;
+#[path = "../examples/web/twofa.rs"]
+mod twofa;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use twofactor::{Clock, Secret, Totp};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Kills chromedriver (and with it the browser) however the test ends.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn binary(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} not found: install Debian's `chromium` and `chromium-driver` (.ci/run does), or set {var}. \
+         This test never skips.",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn browser(
+    profile: &Path,
+) -> Result<(Client, Driver), Box<dyn std::error::Error + Send + Sync>> {
+    let chromium = binary("CHROMIUM", "/usr/bin/chromium");
+    let chromedriver = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let port = free_port();
+    let driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1100,1400",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    // chromedriver takes a moment to listen: retry for up to 20 s.
+    let mut last = None;
+    for _ in 0..100 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(c) => return Ok((c, driver)),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("could not start a Chromium session: {last:?}").into())
+}
+
+/// The test's view of the browser and the app.
+struct T {
+    c: Client,
+    base: String,
+    app: Arc<app::App>,
+    shots: PathBuf,
+}
+
+impl T {
+    async fn go(&self, path: &str) -> TestResult {
+        self.c.goto(&format!("{}{path}", self.base)).await?;
+        Ok(())
+    }
+    async fn fill(&self, css: &str, text: &str) -> TestResult {
+        let e = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    }
+    /// Clicks something that loads a new page, and waits until the old page is gone.
+    async fn click(&self, css: &str) -> TestResult {
+        let old = self.c.find(Locator::Css("html")).await?;
+        self.toggle(css).await?;
+        for _ in 0..200 {
+            if old.tag_name().await.is_err() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("clicking {css} did not load a page").into())
+    }
+    /// Clicks something that stays on the page (a checkbox, a disclosure).
+    async fn toggle(&self, css: &str) -> TestResult {
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?
+            .click()
+            .await?;
+        Ok(())
+    }
+    async fn text(&self, css: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        let e = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?;
+        Ok(e.text().await?)
+    }
+    async fn path(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.c.current_url().await?.path().to_owned())
+    }
+    async fn shot(&self, name: &str) -> TestResult {
+        let png = self.c.screenshot().await?;
+        std::fs::write(self.shots.join(format!("{name}.png")), png)?;
+        Ok(())
+    }
+    async fn login(&self, user: &str, password: &str) -> TestResult {
+        self.go("/login").await?;
+        self.fill("#username", user).await?;
+        self.fill("#password", password).await?;
+        self.click("#login").await
+    }
+    async fn logout(&self) -> TestResult {
+        self.click("#logout").await?;
+        assert_eq!(self.path().await?, "/login");
+        Ok(())
+    }
+    async fn code(&self, secret: &Secret) -> String {
+        Totp::default()
+            .generate(secret, self.app.clock.now())
+            .to_string()
+    }
+    /// Moves the app's clock to the next TOTP step (a fresh code).
+    fn next_step(&self) {
+        self.app.clock.advance(30);
+    }
+    /// Reads the manual key off the set-up page (under "Cannot scan it?") and confirms.
+    async fn enroll_from_page(
+        &self,
+        shot: Option<&str>,
+    ) -> Result<(Secret, Vec<String>), Box<dyn std::error::Error + Send + Sync>> {
+        assert!(
+            self.c.find(Locator::Css("#qr svg")).await.is_ok(),
+            "the QR code is inline SVG"
+        );
+        self.toggle("summary").await?;
+        let key = self.text("#manual-key").await?;
+        assert_eq!(key.split(' ').count(), 8, "the key is shown grouped: {key}");
+        if let Some(name) = shot {
+            self.shot(name).await?;
+        }
+        let secret = Secret::from_base32(&key.replace(' ', ""))?;
+        let code = self.code(&secret).await;
+        self.fill("#code", &code).await?;
+        self.click("#confirm").await?;
+        let codes: Vec<String> = {
+            let list = self
+                .c
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css("#recovery-codes"))
+                .await?;
+            let mut out = Vec::new();
+            for li in list.find_all(Locator::Css("li")).await? {
+                out.push(li.text().await?);
+            }
+            out
+        };
+        assert_eq!(codes.len(), 10, "ten recovery codes shown once");
+        Ok((secret, codes))
+    }
+    async fn admin_policy(&self, scope: &str, unenrolled: &str) -> TestResult {
+        self.go("/admin").await?;
+        self.c
+            .find(Locator::Css(&format!("#scope option[value={scope}]")))
+            .await?
+            .click()
+            .await?;
+        self.c
+            .find(Locator::Css(&format!(
+                "#unenrolled option[value={unenrolled}]"
+            )))
+            .await?
+            .click()
+            .await?;
+        self.click("#save-policy").await?;
+        assert!(self.text("#flash").await?.contains("Policy saved"));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_login_flow_in_chromium() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("twofactor-web-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots)?;
+
+    let (addr, app, _server) = app::serve(app::Config {
+        db: dir.join("demo.db"),
+        port: 0,
+    })
+    .await?;
+    let (c, _driver) = browser(&dir.join("profile")).await?;
+    let t = T {
+        c,
+        base: format!("http://{addr}"),
+        app,
+        shots,
+    };
+    let result = story(&t).await;
+    if result.is_err() {
+        let _ = t.shot("failure").await;
+        eprintln!(
+            "page at failure: {:?}",
+            t.c.source()
+                .await
+                .map(|s| s.chars().take(3000).collect::<String>())
+        );
+    }
+    let _ = t.c.clone().close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn story(t: &T) -> TestResult {
+    // Sign up and log in with the password (2FA optional by default).
+    t.go("/signup").await?;
+    t.fill("#username", "alice").await?;
+    t.fill("#email", "alice@example.com").await?;
+    t.fill("#password", "correct horse").await?;
+    t.click("#signup").await?;
+    assert!(t.text("#flash").await?.contains("Account created"));
+    t.login("alice", "wrong password").await?;
+    assert!(t.text("#flash").await?.contains("Wrong name or password"));
+    t.shot("login").await?;
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/account");
+
+    // Enable 2FA: confirm the password, read the manual key off the page, compute the code.
+    t.fill("#tfa-off input[name=password]", "correct horse")
+        .await?;
+    t.click("#enable").await?;
+    let (secret, recovery) = t.enroll_from_page(Some("enroll")).await?;
+    t.shot("recovery-codes").await?;
+    t.click("#continue").await?;
+    assert!(t.text("#tfa-on").await?.contains("10 recovery codes left"));
+    t.logout().await?;
+
+    // Log in with a code.
+    t.next_step();
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/login/code");
+    let used = t.code(&secret).await;
+    t.fill("#code", &used).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+    t.logout().await?;
+
+    // The same code again: refused as invalid (replay).
+    t.login("alice", "correct horse").await?;
+    t.fill("#code", &used).await?;
+    t.click("#verify").await?;
+    assert!(t.text("#error").await?.contains("Invalid code"));
+    t.shot("code-refused").await?;
+
+    // A fresh code, and "don't ask again on this device".
+    t.next_step();
+    t.fill("#code", &t.code(&secret).await).await?;
+    t.toggle("#remember").await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+    assert!(
+        t.text("#devices").await?.contains("Chrome on Linux"),
+        "the trusted device is listed"
+    );
+    t.shot("account").await?;
+    t.logout().await?;
+
+    // The trusted browser logs in without a code.
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/account");
+    assert!(t.text("#flash").await?.contains("Trusted device"));
+
+    // Revoke it: the code is asked again, and a recovery code works once.
+    t.click("#revoke-all").await?;
+    assert!(t.text("#flash").await?.contains("1 device(s) revoked"));
+    t.logout().await?;
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/login/code");
+    t.fill("#code", &recovery[0]).await?;
+    t.click("#verify").await?;
+    assert!(t.text("#flash").await?.contains("9 left"));
+    t.logout().await?;
+    t.login("alice", "correct horse").await?;
+    t.fill("#code", &recovery[0]).await?;
+    t.click("#verify").await?;
+    assert!(
+        t.text("#error").await?.contains("Invalid code"),
+        "a recovery code works once"
+    );
+
+    // The administrator resets alice (lost phone): the password alone lets her in.
+    t.login("root", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/account", "the superuser is exempt");
+    t.go("/admin").await?;
+    t.shot("admin").await?;
+    t.click("#reset-alice").await?;
+    assert!(t.text("#flash").await?.contains("2FA of alice reset"));
+    t.logout().await?;
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/account");
+    assert!(t.c.find(Locator::Id("tfa-off")).await.is_ok());
+    t.logout().await?;
+
+    // The policy switch: required for all users, set-up forced at the next login.
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_policy("all", "block").await?;
+    t.logout().await?;
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/login/setup");
+    t.shot("forced-setup").await?;
+    t.next_step();
+    t.enroll_from_page(None).await?;
+    t.click("#continue").await?;
+    assert_eq!(
+        t.path().await?,
+        "/account",
+        "confirming the forced set-up completes the login"
+    );
+    t.logout().await?;
+
+    // Mailed codes for the unenrolled: the code arrives in the outbox; resend works.
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_policy("all", "mail").await?;
+    t.logout().await?;
+    t.login("paul", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/login/code");
+    assert!(t.text("#flash").await?.contains("mailed"));
+    t.click("#resend").await?;
+    assert!(t.text("#flash").await?.contains("A new code was mailed"));
+    t.go("/outbox").await?;
+    t.shot("outbox").await?;
+    let mail = t.text("#outbox tr.mail[data-user=paul] .body").await?;
+    let code: String = mail
+        .split_whitespace()
+        .nth(4)
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    assert!(mail.starts_with("Your login code is"), "{mail}");
+    t.go("/login/code").await?;
+    t.fill("#code", &code).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+    t.logout().await?;
+
+    // The audit trail has the story, newest first.
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.go("/audit").await?;
+    let audit = t.text("#audit").await?;
+    for kind in ["login_succeeded", "enrolled", "reset_by_admin"] {
+        assert!(audit.contains(kind), "{kind} missing from the audit page");
+    }
+    t.shot("audit").await?;
+    Ok(())
+}
