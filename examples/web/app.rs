@@ -40,8 +40,11 @@ pub struct App {
     /// The injected clock (tests move it forward).
     pub clock: Arc<DemoClock>,
     policy: RwLock<PolicyConfig>,
-    dummy_hash: String,
 }
+
+/// An argon2 hash (default parameters) of a password nobody has: an unknown user's password
+/// check costs the same as a known one's.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$a7h/IFtQzjMVN+UB6inI5A$o22IG6+ADdkhPCw8Z480Hy0GYCa4sgVDRrnFJRwTGqc";
 
 type Shared = Arc<App>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -76,7 +79,8 @@ pub async fn serve(
     Ok((addr, app, handle))
 }
 
-async fn open(config: &Config) -> Result<Shared, BoxError> {
+/// Opens (or creates) the database, its sealing key and the seeded users.
+pub async fn open(config: &Config) -> Result<Shared, BoxError> {
     let fresh = !config.db.exists();
     let store = twofactor::SqliteStore::open(&config.db).await?;
     let pool = store.pool().clone();
@@ -125,13 +129,11 @@ async fn open(config: &Config) -> Result<Shared, BoxError> {
         twofa::policy(&config_policy),
         clock.clone(),
     )?;
-    let dummy_hash = hash_password("not a password")?;
     let app = Arc::new(App {
         tf,
         pool,
         clock,
         policy: RwLock::new(config_policy),
-        dummy_hash,
     });
     if fresh || user_count(&app.pool).await? == 0 {
         for (name, role, tenant, superuser) in SEED_USERS {
@@ -177,7 +179,8 @@ fn hash_password(password: &str) -> Result<String, BoxError> {
         .to_string())
 }
 
-async fn create_user(
+/// Adds a user; `false` if the name is taken.
+pub async fn create_user(
     app: &App,
     name: &str,
     email: &str,
@@ -204,13 +207,16 @@ async fn create_user(
 }
 
 /// A user row.
-struct User {
-    principal: Principal,
-    email: String,
+pub struct User {
+    /// Who, for the policy.
+    pub principal: Principal,
+    /// Where notices go.
+    pub email: String,
     hash: String,
 }
 
-async fn load_user(app: &App, name: &str) -> Result<Option<User>, BoxError> {
+/// The user called `name`.
+pub async fn load_user(app: &App, name: &str) -> Result<Option<User>, BoxError> {
     let row = sqlx::query("SELECT name, email, password, role, tenant, superuser, created_at FROM users WHERE name = ?")
         .bind(name)
         .fetch_optional(&app.pool)
@@ -232,11 +238,13 @@ async fn load_user(app: &App, name: &str) -> Result<Option<User>, BoxError> {
 }
 
 /// Checks a password; unknown users cost the same hash (no user enumeration by timing).
-async fn check_password(app: &App, name: &str, password: &str) -> Result<Option<User>, BoxError> {
+pub async fn check_password(
+    app: &App,
+    name: &str,
+    password: &str,
+) -> Result<Option<User>, BoxError> {
     let user = load_user(app, name).await?;
-    let hash = user
-        .as_ref()
-        .map_or(app.dummy_hash.as_str(), |u| u.hash.as_str());
+    let hash = user.as_ref().map_or(DUMMY_HASH, |u| u.hash.as_str());
     let parsed = PasswordHash::new(hash).map_err(|e| e.to_string())?;
     let ok = Argon2::default()
         .verify_password(password.as_bytes(), &parsed)

@@ -280,22 +280,47 @@ fn render_notice(notice: &Notice) -> (String, String) {
 /// An `AuditSink` that appends every event to the `audit` table (through one writer task, so
 /// the order is kept and the caller never waits).
 #[derive(Debug, Clone)]
-pub struct AuditLog(tokio::sync::mpsc::UnboundedSender<(String, u64, String)>);
+pub struct AuditLog(tokio::sync::mpsc::UnboundedSender<AuditMsg>);
+
+/// What the audit writer task receives.
+#[derive(Debug)]
+pub enum AuditMsg {
+    /// (user, time, event as JSON).
+    Event(String, u64, String),
+    /// Answer once everything before has been written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
 
 impl AuditLog {
     fn new(pool: SqlitePool) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, u64, String)>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AuditMsg>();
         tokio::spawn(async move {
-            while let Some((user, at, kind)) = rx.recv().await {
-                let _ = sqlx::query("INSERT INTO audit (at, user_id, event) VALUES (?, ?, ?)")
-                    .bind(at as i64)
-                    .bind(user)
-                    .bind(kind)
-                    .execute(&pool)
-                    .await;
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    AuditMsg::Event(user, at, kind) => {
+                        let _ =
+                            sqlx::query("INSERT INTO audit (at, user_id, event) VALUES (?, ?, ?)")
+                                .bind(at as i64)
+                                .bind(user)
+                                .bind(kind)
+                                .execute(&pool)
+                                .await;
+                    }
+                    AuditMsg::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
             }
         });
         AuditLog(tx)
+    }
+
+    /// Waits until every event recorded so far is in the table (the CLI calls it before exiting).
+    pub async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.0.send(AuditMsg::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
     }
 }
 
@@ -303,7 +328,9 @@ impl AuditSink for AuditLog {
     fn record(&self, event: &AuditEvent) {
         let kind =
             serde_json::to_string(&event.kind).unwrap_or_else(|_| format!("{:?}", event.kind));
-        let _ = self.0.send((event.user.to_string(), event.at, kind));
+        let _ = self
+            .0
+            .send(AuditMsg::Event(event.user.to_string(), event.at, kind));
     }
 }
 
@@ -495,6 +522,8 @@ pub fn device_cookie(
 
 /// What the enrollment page shows.
 pub struct Setup {
+    /// The `otpauth://` URI the QR code holds.
+    pub uri: String,
     /// Inline SVG.
     pub qr_svg: String,
     /// The grouped key for "Cannot scan it?".
@@ -513,6 +542,7 @@ pub async fn start_enrollment(
         tf.start_enrollment(user, account, Reauthenticated::at(password_at))
     )?;
     Ok(Setup {
+        uri: s.uri().to_owned(),
         qr_svg: s.qr_svg().to_owned(),
         manual_key: s.manual_key().to_owned(),
     })
@@ -536,9 +566,22 @@ pub async fn start_rotation(
         )
     )?;
     Ok(Setup {
+        uri: s.uri().to_owned(),
         qr_svg: s.qr_svg().to_owned(),
         manual_key: s.manual_key().to_owned(),
     })
+}
+
+/// The QR code in Unicode blocks for a terminal (ANSI colours when `ansi`).
+pub fn terminal_qr(setup: &Setup, ansi: bool) -> String {
+    let style = if ansi {
+        twofactor::TerminalStyle::Ansi
+    } else {
+        twofactor::TerminalStyle::PlainLightBackground
+    };
+    twofactor::QrCode::new(&setup.uri)
+        .map(|q| q.to_terminal(style))
+        .unwrap_or_default()
 }
 
 /// Confirms enrollment or rotation: the recovery codes (shown once) and whether a waiting
