@@ -12,6 +12,7 @@
 
 mod app;
 mod pages;
+#[allow(dead_code)] // shared with the CLI demo, which uses a few more of its functions
 mod twofa;
 
 use std::path::PathBuf;
