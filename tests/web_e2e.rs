@@ -369,7 +369,7 @@ async fn story(t: &T) -> TestResult {
     assert_eq!(t.path().await?, "/login/setup");
     t.shot("forced-setup").await?;
     t.next_step();
-    t.enroll_from_page(None).await?;
+    let (alice, _) = t.enroll_from_page(None).await?;
     t.click("#continue").await?;
     assert_eq!(
         t.path().await?,
@@ -412,5 +412,213 @@ async fn story(t: &T) -> TestResult {
         assert!(audit.contains(kind), "{kind} missing from the audit page");
     }
     t.shot("audit").await?;
+
+    // Per-tenant switch (Onum): with 2FA required for all, ana (tenant acme) is sent to
+    // set-up; once acme's owner switches it off, her password alone lets her in.
+    t.admin_policy("all", "block").await?;
+    t.logout().await?;
+    t.login("ana", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/login/setup");
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.go("/admin").await?;
+    t.toggle("#tenant_acme").await?;
+    t.click("#save-policy").await?;
+    assert!(t.text("#flash").await?.contains("Policy saved"));
+    t.logout().await?;
+    t.login("ana", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/account", "2FA is off in tenant acme");
+    t.logout().await?;
+
+    // Throttling: five wrong codes, then a clear "try again in N seconds".
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/login/code");
+    for _ in 0..5 {
+        t.fill("#code", "000000").await?;
+        t.click("#verify").await?;
+        assert!(t.text("#error").await?.contains("Invalid code"));
+    }
+    t.fill("#code", &t.code(&alice).await).await?;
+    t.click("#verify").await?;
+    let throttled = t.text("#error").await?;
+    assert!(
+        throttled.contains("Too many attempts. Try again in"),
+        "{throttled}"
+    );
+    t.shot("throttled").await?;
+    t.app.clock.advance(3_600);
+
+    // An hour later the half-done login has expired; a fresh one is admitted again.
+    t.fill("#code", &t.code(&alice).await).await?;
+    t.click("#verify").await?;
+    assert!(t.text("#flash").await?.contains("Your login expired"));
+    t.login("alice", "correct horse").await?;
+
+    // Account security: new phone (rotation), new recovery codes, then turn 2FA off.
+    t.fill("#code", &t.code(&alice).await).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+    t.next_step();
+    let rotate = "form[action='/account/rotate']";
+    t.fill(&format!("{rotate} input[name=password]"), "correct horse")
+        .await?;
+    t.fill(&format!("{rotate} input[name=code]"), &t.code(&alice).await)
+        .await?;
+    t.click("#rotate").await?;
+    t.next_step();
+    let (phone, _) = t.enroll_from_page(None).await?;
+    t.click("#continue").await?;
+    let regenerate = "form[action='/account/recovery']";
+    t.fill(
+        &format!("{regenerate} input[name=password]"),
+        "correct horse",
+    )
+    .await?;
+    t.click("#regenerate").await?;
+    assert_eq!(
+        t.c.find_all(Locator::Css("#recovery-codes li"))
+            .await?
+            .len(),
+        10
+    );
+    t.click("#continue").await?;
+    t.next_step();
+    let disable = "form[action='/account/disable']";
+    t.fill(&format!("{disable} input[name=password]"), "correct horse")
+        .await?;
+    t.fill(
+        &format!("{disable} input[name=code]"),
+        &t.code(&phone).await,
+    )
+    .await?;
+    t.click("#disable").await?;
+    assert!(
+        t.text("#flash")
+            .await?
+            .contains("Two-factor authentication is off")
+    );
+    assert!(t.c.find(Locator::Id("tfa-off")).await.is_ok());
+    t.logout().await?;
+
+    // Invitation, and the dangerous provisioning by mail (Bista): the key arrives in the
+    // outbox, and emma confirms it at her forced set-up.
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.go("/admin").await?;
+    t.click("#invite-gus").await?;
+    assert!(t.text("#flash").await?.contains("gus invited"));
+    t.click("#provision-emma").await?;
+    assert!(t.text("#flash").await?.contains("A key was mailed to emma"));
+    t.go("/outbox").await?;
+    let mail = t.text("#outbox tr.mail[data-user=emma] .body").await?;
+    let key = mail
+        .split("Add this key to your app: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" (").next())
+        .ok_or("the key in the mail")?;
+    let emma = Secret::from_base32(&key.replace(' ', ""))?;
+    t.logout().await?;
+    t.login("emma", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/login/setup");
+    t.fill("#code", &t.code(&emma).await).await?;
+    t.click("#confirm").await?;
+    assert_eq!(
+        t.c.find_all(Locator::Css("#recovery-codes li"))
+            .await?
+            .len(),
+        10
+    );
+    t.click("#continue").await?;
+    assert_eq!(
+        t.path().await?,
+        "/account",
+        "confirming the mailed key completes the login"
+    );
+    Ok(())
+}
+
+/// One raw HTTP/1.1 request; returns the response head and body.
+async fn http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+#[tokio::test]
+async fn cookies_are_http_only_same_site_and_forms_need_the_csrf_token() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("twofactor-web-headers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let (addr, _app, _server) = app::serve(app::Config {
+        db: dir.join("demo.db"),
+        port: 0,
+    })
+    .await?;
+
+    let page = http(
+        addr,
+        "GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let cookie = page
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: demo_session=")
+        })
+        .ok_or("a session cookie")?;
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let session = cookie["set-cookie: ".len()..]
+        .split(';')
+        .next()
+        .ok_or("cookie")?;
+
+    // A login POST without the session's CSRF token is refused before the password is looked at.
+    let body = "username=root&password=demo-password&csrf=forged";
+    let forged = http(
+        addr,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: x\r\nCookie: {session}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+    let no_session = http(
+        addr,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(no_session.starts_with("HTTP/1.1 403"), "{no_session}");
+
+    // Pages that show secrets are never cached.
+    let outbox = http(
+        addr,
+        "GET /outbox HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        outbox
+            .to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{outbox}"
+    );
+    // Administrator pages need an administrator.
+    let audit = http(
+        addr,
+        "GET /audit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(audit.starts_with("HTTP/1.1 401"), "{audit}");
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -684,10 +684,27 @@ async fn resend(
     to("/login/code")
 }
 
-async fn forced_setup(State(app): State<Shared>, session: Session) -> R {
+async fn forced_setup(
+    State(app): State<Shared>,
+    session: Session,
+    Query(q): Query<HashMap<String, String>>,
+) -> R {
     let Some((p, user)) = pending(&app, &session, &["enroll"]).await? else {
         return to("/login");
     };
+    // A key is already waiting (an administrator mailed one, or this page was shown before):
+    // ask for its code instead of replacing it, unless the user starts over.
+    let waiting = twofa::status(&app.tf, &user.principal.user)
+        .await
+        .is_ok_and(|s| s.pending);
+    if waiting && !q.contains_key("new") {
+        return page(
+            &session,
+            "Set up two-factor authentication",
+            &pages::confirm_waiting(),
+        )
+        .await;
+    }
     match twofa::start_enrollment(&app.tf, &user.principal.user, &user.email, p.password_at).await {
         Ok(s) => {
             secret_page(

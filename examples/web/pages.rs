@@ -129,6 +129,18 @@ pub fn setup(s: &Setup, action: &str, forced: bool) -> String {
     )
 }
 
+/// The forced set-up when a key is already waiting for its code.
+pub fn confirm_waiting() -> String {
+    format!(
+        "<p class=warn>Your organisation requires two-factor authentication, and a key is waiting for its first code \
+         (for example one an administrator mailed you). Enter the code your app shows for it.</p>\
+         <form method=post action=/login/setup/confirm>{}<label>Code <input type=text id=code name=code \
+         autocomplete=one-time-code required></label><button id=confirm>Confirm</button></form>\
+         <p><a id=start-over href=\"/login/setup?new=1\">Start over with a new key</a></p>",
+        hidden()
+    )
+}
+
 /// The recovery codes, shown once.
 pub fn recovery_codes(codes: &[String], logged_in: bool) -> String {
     let items: String = codes
@@ -160,7 +172,10 @@ pub fn account(user: &UserId, s: &Status, now: u64) -> String {
              authenticator app. Confirm your password to start.</p>\
              <form method=post action=/account/enable>{h}{pw}<button id=enable>Enable two-factor authentication</button></form>{}</section>",
             if s.pending {
-                "<p>A set-up is waiting for its code; starting again replaces it.</p>"
+                "<div>A set-up is waiting for its code (from this page or a key an administrator mailed you): \
+                 <form method=post action=/account/confirm><input type=hidden name=csrf value=\"{csrf}\">\
+                 <label>Code <input type=text id=pending-code name=code autocomplete=one-time-code required></label>\
+                 <button id=confirm-pending>Confirm</button></form> Starting again replaces it.</div>"
             } else {
                 ""
             }
