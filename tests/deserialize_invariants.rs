@@ -51,7 +51,10 @@ fn totp_out_of_range_fields_do_not_deserialize() {
         json!({"algorithm": "Sha1", "digits": 6, "period": 30, "skew": 11}),
         json!({"algorithm": "Sha1", "digits": 6, "period": 30, "skew": 255}),
     ] {
-        assert!(serde_json::from_value::<Totp>(bad.clone()).is_err(), "{bad}");
+        assert!(
+            serde_json::from_value::<Totp>(bad.clone()).is_err(),
+            "{bad}"
+        );
     }
 }
 
@@ -64,9 +67,17 @@ fn json_shapes_are_unchanged() {
     assert_eq!(text, r#"{"algorithm":"Sha256","digits":8,"look_ahead":20}"#);
     assert_eq!(serde_json::from_str::<Hotp>(&text).unwrap(), hotp);
     let default = r#"{"algorithm":"Sha1","digits":6,"look_ahead":0}"#;
-    assert_eq!(serde_json::from_str::<Hotp>(default).unwrap(), Hotp::default());
+    assert_eq!(
+        serde_json::from_str::<Hotp>(default).unwrap(),
+        Hotp::default()
+    );
 
-    let totp = Totp::builder().digits(7).period(60).skew(2).build().unwrap();
+    let totp = Totp::builder()
+        .digits(7)
+        .period(60)
+        .skew(2)
+        .build()
+        .unwrap();
     let text = serde_json::to_string(&totp).unwrap();
     assert_eq!(
         text,
