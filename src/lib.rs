@@ -135,7 +135,7 @@ pub use otp::{
 pub use policy::{
     EnforcementPolicy, EnrollmentStatus, GracePeriod, GraceStart, NoTrustedDevices, Optional,
     PerTenant, PolicyExt, Principal, RequiredForAll, RequiredForRoles, Requirement,
-    SUPERUSER_EXEMPTION, SuperuserExempt, WhenUnenrolled,
+    SUPERUSER_EXEMPTION, SuperuserExempt, UnknownTenant, WhenUnenrolled,
 };
 pub use provision::{KeyUri, OtpKind, Provisioning, QrCode, QrError, TerminalStyle, UriError};
 pub use service::{Error, TwoFactor};

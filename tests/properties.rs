@@ -34,7 +34,7 @@ use twofactor::service::{Error, TwoFactor};
 use twofactor::{
     Clock, EnforcementPolicy, EnrollmentStatus, GraceStart, KeyUri, ManualClock, MemoryStore,
     Optional, PerTenant, PolicyExt, Principal, RequiredForAll, Requirement, Secret, Totp,
-    UserStore, WhenUnenrolled,
+    UnknownTenant, UserStore, WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -78,6 +78,8 @@ enum PolicyChoice {
     RequiredNoDevices,
     GraceThenBlock,
     TenantSwitchedOff,
+    TenantDisabled,
+    ClosureOff,
     SuperuserExempt,
 }
 
@@ -93,7 +95,17 @@ fn policy_of(choice: PolicyChoice) -> Policy {
             Arc::new(block.with_grace_period(GraceStart::Since(T0), Duration::from_secs(2 * HOUR)))
         }
         // The principal's tenant was never switched on.
-        PolicyChoice::TenantSwitchedOff => Arc::new(PerTenant::default()),
+        PolicyChoice::TenantSwitchedOff => Arc::new(PerTenant::new(block, UnknownTenant::OptIn)),
+        // The principal's tenant was switched off by its owner.
+        PolicyChoice::TenantDisabled => {
+            let p = PerTenant::new(block, UnknownTenant::OptIn);
+            p.disable("acme");
+            Arc::new(p)
+        }
+        // A host's own policy that says `Off` to everyone.
+        PolicyChoice::ClosureOff => {
+            Arc::new(|_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::Off)
+        }
         // The principal is the superuser.
         PolicyChoice::SuperuserExempt => Arc::new(block.exempt_superuser()),
     }
@@ -220,6 +232,8 @@ fn policy_choice() -> impl Strategy<Value = PolicyChoice> {
         1 => Just(PolicyChoice::RequiredNoDevices),
         1 => Just(PolicyChoice::GraceThenBlock),
         1 => Just(PolicyChoice::TenantSwitchedOff),
+        1 => Just(PolicyChoice::TenantDisabled),
+        1 => Just(PolicyChoice::ClosureOff),
         1 => Just(PolicyChoice::SuperuserExempt),
     ]
 }
@@ -391,7 +405,10 @@ impl Case {
         if let LoginDecision::Granted { reason } = decision {
             let now = self.now();
             match reason {
-                GrantReason::Off => prop_assert_eq!(req, Requirement::Off),
+                GrantReason::Off => {
+                    prop_assert_eq!(req, Requirement::Off);
+                    prop_assert!(!enrolled, "an enrolled user let in on the password alone");
+                }
                 GrantReason::NotRequired => {
                     prop_assert!(matches!(req, Requirement::Optional { .. }), "{:?}", req);
                     prop_assert!(!enrolled, "an enrolled user let in without a code");

@@ -4,6 +4,7 @@
 //! of `fuzz/corpus/<target>/` through the same function on stable Rust. Each function must never
 //! panic on any input except to report a broken invariant.
 
+use twofactor::otp::MAX_SECRET_BYTES;
 use twofactor::{Algorithm, Code, CodeError, Hotp, KeyUri, Secret, Totp, VerifyError};
 
 /// `uri_parse`: parsing never panics; whatever parses prints as a canonical URI that parses
@@ -42,7 +43,7 @@ pub fn check_uri_parse(data: &[u8]) {
     );
 }
 
-/// `base32_decode`: decoding never panics; a decoded secret has 1 to 64 bytes, as many as its
+/// `base32_decode`: decoding never panics; a decoded secret has 1 to `MAX_SECRET_BYTES` bytes, as many as its
 /// symbols encode, and survives every printed form; raw bytes round-trip through base32.
 pub fn check_base32_decode(data: &[u8]) {
     if let Ok(text) = core::str::from_utf8(data)
@@ -50,7 +51,7 @@ pub fn check_base32_decode(data: &[u8]) {
     {
         let symbols = text.chars().filter(char::is_ascii_alphanumeric).count();
         assert_eq!(secret.len(), symbols * 5 / 8, "length for {text:?}");
-        assert!((1..=64).contains(&secret.len()));
+        assert!((1..=MAX_SECRET_BYTES).contains(&secret.len()));
         let plain = secret.to_base32();
         assert!(
             plain
@@ -70,7 +71,9 @@ pub fn check_base32_decode(data: &[u8]) {
         }
     }
 
-    let key = data.get(..data.len().min(64)).unwrap_or_default();
+    let key = data
+        .get(..data.len().min(MAX_SECRET_BYTES))
+        .unwrap_or_default();
     match Secret::from_bytes(key.to_vec()) {
         Ok(secret) => {
             let plain = secret.to_base32();
@@ -79,7 +82,10 @@ pub fn check_base32_decode(data: &[u8]) {
                 Err(err) => panic!("{:?} does not decode: {err:?}", plain.as_str()),
             }
         }
-        Err(_) => assert!(key.is_empty(), "a 1..=64 byte key was refused"),
+        Err(_) => assert!(
+            key.is_empty(),
+            "a 1..=MAX_SECRET_BYTES byte key was refused"
+        ),
     }
 }
 
@@ -187,7 +193,7 @@ pub fn check_verify_code(data: &[u8]) {
     let secret = match Secret::from_bytes(secret_bytes.to_vec()) {
         Ok(secret) => secret,
         Err(_) => {
-            assert!(secret_bytes.is_empty() || secret_bytes.len() > 64);
+            assert!(secret_bytes.is_empty() || secret_bytes.len() > MAX_SECRET_BYTES);
             return;
         }
     };

@@ -354,7 +354,7 @@ impl TwoFactorRecord {
         let enrolled = self.active.is_some();
         let granted = |reason| LoginDecision::Granted { reason };
         let (devices_allowed, unenrolled) = match requirement {
-            Requirement::Off => {
+            Requirement::Off if !enrolled => {
                 return Ok(Transition::new(
                     self.clone(),
                     false,
@@ -381,6 +381,9 @@ impl TwoFactorRecord {
                 ));
             }
             Requirement::Optional { trusted_devices } => (*trusted_devices, None),
+            // Fail closed: `Off` never lets a user with an active factor in on the password
+            // alone (only an explicit, audited `Exempt` does); they are challenged.
+            Requirement::Off => (false, None),
             Requirement::Required {
                 when_unenrolled,
                 grace_until,
@@ -744,7 +747,7 @@ mod tests {
     #[test]
     fn policy_answers_without_a_code() {
         let e = enrolled_record(T0);
-        let t = begin(&e, T0, &Requirement::Off, None);
+        let t = begin(&TwoFactorRecord::default(), T0, &Requirement::Off, None);
         assert_eq!(
             *t.outcome(),
             LoginDecision::Granted {
@@ -753,6 +756,13 @@ mod tests {
         );
         assert!(!t.is_changed());
         assert!(t.events().is_empty());
+        // `Off` never lets an enrolled user in on the password alone: fail closed.
+        let t = begin(&e, T0, &Requirement::Off, None);
+        assert!(
+            matches!(t.outcome(), LoginDecision::Challenge { .. }),
+            "{:?}",
+            t.outcome()
+        );
 
         let exempt = Requirement::Exempt {
             reason: "superuser".into(),
@@ -1086,7 +1096,8 @@ mod tests {
         let mut no_codes = e.clone();
         no_codes.recovery = None;
         for (r, req, expected) in [
-            (&e, Requirement::Off, "Granted Off"),
+            (&none, Requirement::Off, "Granted Off"),
+            (&e, Requirement::Off, "Challenge"),
             (&e, exempt.clone(), "Granted Exempt"),
             (&none, Requirement::optional(), "Granted NotRequired"),
             (&none, grace, "Granted GracePeriod"),
