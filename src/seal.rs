@@ -616,14 +616,18 @@ where
         };
         match loaded.record.mac.take() {
             Some(tag) => {
-                let message = tagged_message(user, loaded.version, &loaded.record)
-                    .map_err(tampered)?;
+                let message =
+                    tagged_message(user, loaded.version, &loaded.record).map_err(tampered)?;
                 self.cipher
                     .verify_record(&tag, &message)
                     .map_err(tampered)?;
             }
             // Records written before sealing have no tag either.
             None if self.accept_untagged || self.accept_unsealed => {}
+            // Say what an operator must turn on to migrate it.
+            None if loaded.record.has_open_secret() => {
+                return Err(SealedStoreError::Unsealed { user: user.clone() });
+            }
             None => return Err(SealedStoreError::Untagged { user: user.clone() }),
         }
         if !self.accept_unsealed && loaded.record.has_open_secret() {

@@ -119,12 +119,18 @@ fn wrong_shapes(json: &str) -> Vec<(String, String)> {
             Value::String("x".into())
         };
         wrong_type.insert(key.clone(), replacement);
-        shapes.push((format!("{key} of the wrong type"), Value::Object(wrong_type).to_string()));
+        shapes.push((
+            format!("{key} of the wrong type"),
+            Value::Object(wrong_type).to_string(),
+        ));
     }
     // An extra field at the top and in every nested object this crate writes.
     let mut extra = top.clone();
     extra.insert("enabled".into(), Value::Bool(false));
-    shapes.push(("extra top-level field".into(), Value::Object(extra).to_string()));
+    shapes.push((
+        "extra top-level field".into(),
+        Value::Object(extra).to_string(),
+    ));
     for (path, value) in nested_objects(&row) {
         if path.ends_with("/totp") {
             continue; // TOTP parameters are another change's (decoded through their builder)
@@ -217,7 +223,11 @@ async fn wrong_shapes_refused<S: RawTable>(store: Arc<S>) {
                 other => panic!("{what}: finish_login answered {other:?}"),
             }
         }
-        assert_eq!(store.read_row(&alice.user).await, before, "{what}: row rewritten");
+        assert_eq!(
+            store.read_row(&alice.user).await,
+            before,
+            "{what}: row rewritten"
+        );
     }
 }
 
@@ -299,9 +309,8 @@ async fn planted_trusted_device_of_a_chosen_token_is_refused() {
     let (secret, _) = h.enroll(&mallory.user).await;
     h.clock.advance(30);
     h.challenge(&mallory).await;
-    let granted = h
-        .tf
-        .finish_login(
+    let granted =
+        h.tf.finish_login(
             &mallory,
             Factor::Totp(&code(&secret, h.now())),
             Some("mallory's laptop"),
@@ -323,9 +332,8 @@ async fn planted_recovery_codes_are_refused() {
     let (_, mallory_codes) = h.enroll(&mallory.user).await;
     transplant(&w, "recovery", &mallory.user, &alice.user).await;
     let before = w.inner.read_row(&alice.user).await;
-    let outcome = h
-        .tf
-        .finish_login(
+    let outcome =
+        h.tf.finish_login(
             &alice,
             Factor::RecoveryCode(&mallory_codes[0]),
             None,
@@ -352,7 +360,10 @@ async fn cleared_throttle_counters_are_refused() {
     assert_eq!(row["code_checks"].as_array().map(Vec::len), Some(3));
     row["code_checks"] = Value::Array(vec![]);
     w.inner.write_row(&alice.user, &row.to_string()).await;
-    assert!(w.store.load(&alice.user).await.is_err(), "cleared counters load");
+    assert!(
+        w.store.load(&alice.user).await.is_err(),
+        "cleared counters load"
+    );
     refused(&w, &alice, None).await;
 }
 
@@ -365,9 +376,8 @@ async fn secret_rolled_back_after_rotation_is_refused() {
     let (_, before_rotation) = w.inner.read_row(&alice.user).await;
     // Rotate: the old secret is revoked.
     h.clock.advance(30);
-    let started = h
-        .tf
-        .start_rotation(
+    let started =
+        h.tf.start_rotation(
             &alice.user,
             "alice",
             &code(&old_secret, h.now()),
@@ -387,7 +397,10 @@ async fn secret_rolled_back_after_rotation_is_refused() {
     let outcome = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
     assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
     let login = h.finish_totp(&alice, &code(&old_secret, h.now())).await;
-    assert!(matches!(login, Err(Error::Store(_))), "revoked secret: {login:?}");
+    assert!(
+        matches!(login, Err(Error::Store(_))),
+        "revoked secret: {login:?}"
+    );
 }
 
 #[tokio::test]
@@ -506,9 +519,8 @@ async fn untampered_logins_still_work_and_begin_login_decides() {
             .await
             .expect("login");
     }
-    let granted = h
-        .tf
-        .finish_login(
+    let granted =
+        h.tf.finish_login(
             &alice,
             Factor::RecoveryCode(&codes[0]),
             None,
@@ -517,10 +529,12 @@ async fn untampered_logins_still_work_and_begin_login_decides() {
         .await
         .expect("recovery code");
     assert_eq!(granted.recovery_codes_left, Some(codes.len() - 1));
-    let decision = h
-        .tf
-        .begin_login(&Principal::new("nobody"), None, &LoginContext::new())
-        .await
-        .expect("unknown user");
-    assert!(matches!(decision, LoginDecision::MustEnroll), "{decision:?}");
+    let decision =
+        h.tf.begin_login(&Principal::new("nobody"), None, &LoginContext::new())
+            .await
+            .expect("unknown user");
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll),
+        "{decision:?}"
+    );
 }

@@ -120,7 +120,10 @@ pub(crate) struct TrustedDevice {
     pub(crate) created_at: u64,
     /// Trusted while `now < expires_at`.
     pub(crate) expires_at: u64,
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::account::required"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::account::required")
+    )]
     pub(crate) last_used_at: Option<u64>,
 }
 

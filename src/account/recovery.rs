@@ -132,7 +132,10 @@ impl fmt::Debug for RecoveryCodes {
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct RecoveryEntry {
     digest: Digest,
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::account::required"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::account::required")
+    )]
     used_at: Option<u64>,
 }
 

@@ -112,19 +112,22 @@ impl UserStore for MemoryStore {
     type Error = MemoryStoreError;
 
     async fn load(&self, user: &UserId) -> Result<Option<Versioned>, MemoryStoreError> {
-        let map = self.records.lock().map_err(|_| MemoryStoreError::Poisoned)?;
+        let map = self
+            .records
+            .lock()
+            .map_err(|_| MemoryStoreError::Poisoned)?;
         let Some((entry, version)) = map.get(user) else {
             return Ok(None);
         };
         let record = match entry {
             Entry::Record(record) => record.clone(),
             #[cfg(feature = "serde")]
-            Entry::Json(json) => super::codec::decode_record(json).map_err(|source| {
-                MemoryStoreError::Corrupt {
+            Entry::Json(json) => {
+                super::codec::decode_record(json).map_err(|source| MemoryStoreError::Corrupt {
                     user: user.clone(),
                     source: Box::new(source),
-                }
-            })?,
+                })?
+            }
         };
         Ok(Some(Versioned {
             record,
@@ -138,7 +141,10 @@ impl UserStore for MemoryStore {
         record: &TwoFactorRecord,
         expected: Option<Version>,
     ) -> Result<SaveOutcome, MemoryStoreError> {
-        let mut map = self.records.lock().map_err(|_| MemoryStoreError::Poisoned)?;
+        let mut map = self
+            .records
+            .lock()
+            .map_err(|_| MemoryStoreError::Poisoned)?;
         let current = map.get(user).map(|(_, v)| *v);
         if current != expected {
             return Ok(SaveOutcome::Conflict);
