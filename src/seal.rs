@@ -1,10 +1,11 @@
-//! Encryption at rest of the TOTP secrets in stored records.
+//! Encryption at rest of the TOTP secrets in stored records, and authentication of the whole
+//! record.
 //!
 //! A [`TwoFactorRecord`] holds the user's TOTP secret: whoever reads the table (a leaked
 //! backup, an analytics replica, an SQL injection elsewhere in the app) can compute that
 //! user's codes. Wrap your store in a [`SealedStore`] and the secrets are encrypted before
 //! they reach it and decrypted when they are loaded; everything else in the record (hashes,
-//! counters, timestamps) stays as it is.
+//! counters, timestamps) stays readable, but is authenticated: see below.
 //!
 //! - The cipher is yours to choose through [`SecretCipher`]: [`Keyring`] (feature `seal`) is
 //!   XChaCha20-Poly1305 with keys you supply and rotate; or implement the trait over your KMS
@@ -15,6 +16,18 @@
 //!   **refused** on load by default, so that someone who can write the table cannot plant a
 //!   secret of their own choosing. While migrating, [`SealedStore::accept_unsealed`] lets such
 //!   records through; each is sealed by its next save.
+//! - The whole record is authenticated: every save writes a tag (`"mac"`, made with
+//!   [`SecretCipher::tag_record`]) over the canonical encoding of the record, bound to the
+//!   user id and to the version the save creates; every load checks it first. A row changed
+//!   in the table (a planted trusted device or recovery code, cleared throttle counters, an
+//!   older secret written back), copied from another user or moved to another version is
+//!   refused ([`SealedStoreError::Tampered`]); a row without a tag is refused
+//!   ([`SealedStoreError::Untagged`]) unless [`SealedStore::accept_untagged`] is on, for
+//!   records sealed by a version of this crate that did not tag them yet (each is tagged by
+//!   its next save). The inner store must number versions 1, 2, 3... as
+//!   [`UserStore::save`] specifies. A whole row rolled back to an older state it really had,
+//!   version included, cannot be detected from the table alone: see the
+//!   [threat model](crate::manual#threat-model-who-reads-and-who-writes-the-table).
 //! - Without the cipher (a [`TwoFactor`](crate::TwoFactor) on the bare store), a sealed
 //!   secret is never mistaken for "no 2FA": the operations that need it fail with
 //!   [`Error::SecretSealed`](crate::Error::SecretSealed).

@@ -32,11 +32,11 @@ fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> Zeroizing<[u8; 32]> {
         opad[i] ^= k;
     }
     let inner = Sha256::new()
-        .chain_update(&*ipad)
+        .chain_update(ipad.as_slice())
         .chain_update(message)
         .finalize();
     let outer = Sha256::new()
-        .chain_update(&*opad)
+        .chain_update(opad.as_slice())
         .chain_update(inner)
         .finalize();
     let mut out = Zeroizing::new([0u8; 32]);

@@ -32,6 +32,9 @@ pub enum MemoryStoreError {
 /// are a clone), or text put there with [`MemoryStore::insert_json`] (decoded on every load
 /// through the same codec as the SQL stores).
 #[derive(Debug)]
+// The record is the common case and is cloned on every load; boxing it would add an
+// allocation per save for the sake of the rare raw entry.
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     Record(TwoFactorRecord),
     #[cfg(feature = "serde")]
