@@ -204,3 +204,62 @@
 //! some services still issue 80-bit ones — and [`Secret::strength`](crate::Secret::strength)
 //! says how strong it is. Recovery codes and trusted-device tokens are stored only as hashes;
 //! they are shown once.
+//!
+//! ## Threat model: who reads and who writes the table
+//!
+//! All of a user's 2FA state is one row: the [`TwoFactorRecord`](crate::TwoFactorRecord) a
+//! [`UserStore`](crate::store::UserStore) keeps. Four kinds of people can get at it.
+//!
+//! **Anyone on the network** knows usernames and may know passwords. They must not get past
+//! the second factor, and may not learn which time step matched or whether a guess was close:
+//! codes are compared in constant time, every failure is the same `InvalidCode`, code checks
+//! are throttled (counted before the check), a code is accepted once (the last used step
+//! rides on the compare-and-swap), unknown users and users without 2FA look alike.
+//!
+//! **Someone who reads the table** (a leaked backup, an analytics replica, an SQL injection
+//! elsewhere in the application) must not get what a login needs. With
+//! [`SealedStore`](crate::seal::SealedStore) the TOTP secrets are encrypted under a key that
+//! lives outside the database, bound to the user and slot. Recovery codes and trusted-device
+//! tokens are stored as hashes only.
+//!
+//! <!-- KEYED CODE HASHES: paragraphs on keyed hashes of recovery and mailed codes (testing
+//! guesses offline) go here. -->
+//!
+//! **Someone who writes the table** (an SQL injection, a compromised replica promoted to
+//! primary, an operator's mistake) must not be able to change what a login decides.
+//! - *Without* sealing, nothing stops them: they can write a secret they know. Decoding is
+//!   strict all the same: a row that is not exactly a record this crate wrote (an array, `{}`,
+//!   an object that lost fields or gained some, a wrong type anywhere, an unknown format
+//!   version) is a corrupt row, on every store. The login fails closed with a store error and
+//!   nothing is saved over the row, so a damaged row never reads as "no 2FA" (which an opt-in
+//!   policy would let in on the password alone, and an enforcing one would answer with a fresh
+//!   enrollment by whoever holds the password), and the evidence stays for the operator.
+//! - *With* [`SealedStore`](crate::seal::SealedStore), every record it saves carries a tag (a
+//!   MAC, HMAC-SHA-256 under a key the [`Keyring`](crate::seal::Keyring) derives from each of
+//!   its keys) over the canonical encoding of the whole record, bound to the user id and to
+//!   the version the save creates. Every load checks it before using anything in the record.
+//!   A planted trusted device or recovery code, cleared throttle counters, an older secret
+//!   written back after a rotation, a row copied from another user, a row moved to another
+//!   version, a removed tag: all are refused like a corrupt row
+//!   ([`SealedStoreError::Tampered`](crate::seal::SealedStoreError::Tampered) or
+//!   [`Untagged`](crate::seal::SealedStoreError::Untagged)). While
+//!   [`accept_untagged`](crate::seal::SealedStore::accept_untagged) or
+//!   [`accept_unsealed`](crate::seal::SealedStore::accept_unsealed) is on (migrating), a
+//!   record without a tag is accepted, so those switches must be turned off when the migration
+//!   is done.
+//!
+//! What no table-level check can catch, without state kept outside the table:
+//! - **Rolling a whole row back** to an older state it really had (the record *and* its
+//!   version column, as in a restored backup): the tag of that state was valid. This revives a
+//!   revoked secret, a consumed recovery code or a revoked device, and resets the throttle.
+//!   Only a counter outside the database (for instance the latest version of each user kept
+//!   by your application elsewhere, or a transparency log) detects it; this crate does not
+//!   keep one. Restore backups of this table only together with a reset of 2FA for the users
+//!   whose state changed since.
+//! - **Deleting the row**: a user with no record has no 2FA. If your application must know
+//!   that a user had 2FA, keep that fact elsewhere too (your user table), and treat "no
+//!   record" for such a user as an error.
+//!
+//! **The host application** is trusted: it decides who is logged in. The API makes the safe
+//! path the easy one (paired calls carry the state, dangerous switches are named so), but a
+//! host that grants a session without asking the library cannot be stopped by it.

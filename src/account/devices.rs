@@ -112,6 +112,7 @@ impl fmt::Debug for DeviceToken {
 /// The stored form of a trusted device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct TrustedDevice {
     pub(crate) id: DeviceId,
     pub(crate) token_digest: Digest,
@@ -119,6 +120,10 @@ pub(crate) struct TrustedDevice {
     pub(crate) created_at: u64,
     /// Trusted while `now < expires_at`.
     pub(crate) expires_at: u64,
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::account::required")
+    )]
     pub(crate) last_used_at: Option<u64>,
 }
 

@@ -239,6 +239,7 @@ impl fmt::Debug for LoginGranted {
 /// the password was checked at `issued_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct LoginChallenge {
     pub(crate) issued_at: u64,
     /// Open while `now < expires_at`.

@@ -19,6 +19,7 @@ const DIGEST_LABEL: &str = "twofactor mailed code v1";
 /// The stored form of a mailed code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct MailedCode {
     salt: Salt,
     digest: Digest,

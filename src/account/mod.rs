@@ -32,6 +32,8 @@ mod login;
 mod mailed;
 mod reauth;
 mod record;
+#[cfg(feature = "serde")]
+pub(crate) use record::required;
 mod recovery;
 mod settings;
 mod throttle;

@@ -129,14 +129,20 @@ impl fmt::Debug for RecoveryCodes {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct RecoveryEntry {
     digest: Digest,
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::account::required")
+    )]
     used_at: Option<u64>,
 }
 
 /// The stored form of a set: salted digests and when each was used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct RecoveryCodeSet {
     salt: Salt,
     generated_at: u64,

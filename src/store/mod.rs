@@ -12,6 +12,8 @@
 //! ```
 //! and an `INSERT ... ON CONFLICT DO NOTHING` when `expected` is `None`.
 
+#[cfg(feature = "serde")]
+pub mod codec;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;

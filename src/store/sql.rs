@@ -52,9 +52,12 @@
 //!    of two racing inserts exactly one gets a row back, the other gets
 //!    [`SaveOutcome::Conflict`]. Do not catch a unique-key violation from a plain `INSERT`
 //!    instead: in PostgreSQL it aborts the surrounding transaction.
-//! 4. **Serialize the record** with serde (it derives `Serialize`/`Deserialize`); store it as
-//!    text or your database's JSON type. Treat it as opaque: new fields appear in new versions
-//!    of this crate with serde defaults, so old rows keep decoding.
+//! 4. **Serialize the record** with [`encode_record`](super::codec::encode_record) and
+//!    decode it with [`decode_record`](super::codec::decode_record); store it as text (a JSON
+//!    type that reorders keys works too, since decoding does not depend on key order). Treat
+//!    it as opaque: decoding is strict (a row that is not exactly a record this crate wrote
+//!    is an error, which you return as your "corrupt row" error), and new versions of this
+//!    crate keep reading the formats older ones wrote.
 //! 5. **Errors**: an associated `type Error: std::error::Error + Send + Sync + 'static` that
 //!    keeps its cause (box the driver's error as the `source`; do not flatten it to a
 //!    `String`). [`StoreError`] is a model.
@@ -348,7 +351,7 @@ where
         .ok()
         .filter(|v| *v > 0)
         .ok_or_else(|| corrupt(Box::new(BadVersion(version))))?;
-    let record: TwoFactorRecord = serde_json::from_str(&json).map_err(|e| corrupt(Box::new(e)))?;
+    let record = super::codec::decode_record(&json).map_err(|e| corrupt(Box::new(e)))?;
     Ok(Some(Versioned {
         record,
         version: Version(version),
@@ -371,7 +374,7 @@ where
     i64: Type<DB> + for<'r> Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    let json = serde_json::to_string(record).map_err(|e| StoreError::Encode {
+    let json = super::codec::encode_record(record).map_err(|e| StoreError::Encode {
         user: user.clone(),
         source: Box::new(e),
     })?;
