@@ -50,6 +50,11 @@ fn totp_out_of_range_fields_do_not_deserialize() {
         json!({"algorithm": "Sha1", "digits": 6, "period": 0, "skew": 1}),
         json!({"algorithm": "Sha1", "digits": 6, "period": 30, "skew": 11}),
         json!({"algorithm": "Sha1", "digits": 6, "period": 30, "skew": 255}),
+        // Stored parameters are exactly what this crate writes: none missing, none extra.
+        json!({"algorithm": "Sha1", "digits": 6, "period": 30}),
+        json!({"digits": 6, "period": 30, "skew": 1}),
+        json!({}),
+        json!({"algorithm": "Sha1", "digits": 6, "period": 30, "skew": 1, "extra": 0}),
     ] {
         assert!(
             serde_json::from_value::<Totp>(bad.clone()).is_err(),

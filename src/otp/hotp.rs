@@ -39,6 +39,7 @@ pub struct Hotp {
 /// The serialized shape of [`Hotp`], checked by [`Hotp::new`] on the way in.
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct HotpForm {
     algorithm: Algorithm,
     digits: u32,
