@@ -15,7 +15,8 @@ use twofactor::{
 const T0: u64 = 1_700_000_000;
 const DAY: u64 = 86_400;
 
-type Service = TwoFactor<MemoryStore, RecordingMailer, Arc<dyn EnforcementPolicy>, Arc<ManualClock>>;
+type Service =
+    TwoFactor<MemoryStore, RecordingMailer, Arc<dyn EnforcementPolicy>, Arc<ManualClock>>;
 
 fn service(policy: Arc<dyn EnforcementPolicy>) -> (Service, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(T0));
@@ -83,7 +84,11 @@ async fn password_alone_cannot_enroll_under_a_mail_code_policy() {
         );
         // The mailed code goes unread. Enroll instead:
         let started = tf
-            .start_enrollment(&mallory.user, "mallory", Reauthenticated::at(password_checked_at))
+            .start_enrollment(
+                &mallory.user,
+                "mallory",
+                Reauthenticated::at(password_checked_at),
+            )
             .await;
         let Ok(started) = started else {
             continue;

@@ -69,6 +69,11 @@ pub struct TwoFactorRecord {
     pub(crate) login_awaiting_enrollment: Option<LoginChallenge>,
     pub(crate) code_checks: RateLimit,
     pub(crate) mail_sends: RateLimit,
+    /// When the user last completed a login with a mailed code: the proof that lets an
+    /// unenrolled user enroll under a mailed-code policy (see
+    /// [`TwoFactorRecord::start_enrollment`]). Cleared by a successful enrollment.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub(crate) mailed_code_login_at: Option<u64>,
 }
 
 impl fmt::Debug for TwoFactorRecord {
@@ -222,7 +227,14 @@ mod tests {
         let mut rng = TestRng(7);
         let record = TwoFactorRecord::default();
         let t = record
-            .start_enrollment(100, Reauthenticated::at(100), "alice", &settings, &mut rng)
+            .start_enrollment(
+                100,
+                &crate::Requirement::required(),
+                Reauthenticated::at(100),
+                "alice",
+                &settings,
+                &mut rng,
+            )
             .unwrap();
         let json = serde_json::to_string(t.record()).unwrap();
         let back: TwoFactorRecord = serde_json::from_str(&json).unwrap();
