@@ -85,7 +85,7 @@ async fn password_alone_cannot_enroll_under_a_mail_code_policy() {
         // The mailed code goes unread. Enroll instead:
         let started = tf
             .start_enrollment(
-                &mallory.user,
+                &mallory,
                 "mallory",
                 Reauthenticated::at(password_checked_at),
             )
@@ -104,4 +104,120 @@ async fn password_alone_cannot_enroll_under_a_mail_code_policy() {
             .await;
         panic!("{name}: logged in without the mailbox: {granted:?}");
     }
+}
+
+/// The owner of the mailbox enrolls after a login with the mailed code, under every shape, but
+/// only while that login is fresh (`reauth_max_age`, 10 minutes).
+#[tokio::test]
+async fn a_mailed_code_login_opens_enrollment_for_ten_minutes() {
+    for (name, policy, bob) in mail_code_policies() {
+        let (tf, clock) = service(policy);
+        let ctx = LoginContext::new();
+        tf.begin_login(&bob, None, &ctx).await.unwrap();
+        let code = tf.mailer().last_login_code_for(&bob.user).unwrap();
+        tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx)
+            .await
+            .unwrap();
+        // Ten minutes later the mailed-code login is too old, whatever the password check.
+        clock.advance(600);
+        let late = tf
+            .start_enrollment(&bob, "bob", Reauthenticated::at(clock.now()))
+            .await;
+        assert!(matches!(late, Err(Error::SecondFactorRequired)), "{name}");
+        // A new login with a mailed code; then the set-up page works, end to end.
+        tf.begin_login(&bob, None, &ctx).await.unwrap();
+        let code = tf.mailer().last_login_code_for(&bob.user).unwrap();
+        tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx)
+            .await
+            .unwrap();
+        clock.advance(599);
+        let started = tf
+            .start_enrollment(&bob, "bob", Reauthenticated::at(clock.now()))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let app = KeyUri::parse(started.uri()).unwrap().into_secret();
+        let code = Totp::default().generate(&app, clock.now()).to_string();
+        tf.finish_enrollment(&bob.user, &code).await.unwrap();
+        assert!(tf.status(&bob.user).await.unwrap().is_enrolled(), "{name}");
+    }
+}
+
+/// A trusted-device login is not a mailed-code login: a stolen cookie plus the password must
+/// not become a factor of the thief's own.
+#[tokio::test]
+async fn a_trusted_device_login_does_not_open_enrollment() {
+    let (tf, clock) = service(Arc::new(RequiredForAll::new(WhenUnenrolled::MailCode)));
+    let bob = Principal::new("bob");
+    let ctx = LoginContext::new();
+    tf.begin_login(&bob, None, &ctx).await.unwrap();
+    let code = tf.mailer().last_login_code_for(&bob.user).unwrap();
+    let token = tf
+        .finish_login(&bob, Factor::MailedCode(&code), Some("laptop"), &ctx)
+        .await
+        .unwrap()
+        .device_token
+        .expect("trusted devices allowed");
+    clock.advance(3_600);
+    let decision = tf
+        .begin_login(&bob, Some(token.expose_secret()), &ctx)
+        .await
+        .unwrap();
+    assert!(matches!(decision, LoginDecision::Granted { .. }));
+    let refused = tf
+        .start_enrollment(&bob, "bob", Reauthenticated::at(clock.now()))
+        .await;
+    assert!(matches!(refused, Err(Error::SecondFactorRequired)));
+}
+
+/// During a grace period the password alone logs in, and enrolling is what the grace period
+/// is for; forced enrollment (`BlockUntilEnrolled`) is unchanged.
+#[tokio::test]
+async fn grace_period_and_forced_enrollment_need_only_the_password() {
+    let running = GracePeriod::since(
+        RequiredForAll::new(WhenUnenrolled::MailCode),
+        T0 - DAY,
+        Duration::from_secs(30 * DAY),
+    );
+    let forced = RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled);
+    let policies: [Arc<dyn EnforcementPolicy>; 2] = [Arc::new(running), Arc::new(forced)];
+    for policy in policies {
+        let (tf, clock) = service(policy);
+        let carol = Principal::new("carol");
+        let password_checked_at = clock.now();
+        let decision = tf
+            .begin_login(&carol, None, &LoginContext::new())
+            .await
+            .unwrap();
+        assert!(matches!(
+            decision,
+            LoginDecision::Granted { .. } | LoginDecision::MustEnroll
+        ));
+        let started = tf
+            .start_enrollment(&carol, "carol", Reauthenticated::at(password_checked_at))
+            .await
+            .unwrap();
+        let app = KeyUri::parse(started.uri()).unwrap().into_secret();
+        let code = Totp::default().generate(&app, clock.now()).to_string();
+        let enrolled = tf.finish_enrollment(&carol.user, &code).await.unwrap();
+        assert_eq!(
+            enrolled.login_completed(),
+            decision == LoginDecision::MustEnroll
+        );
+    }
+}
+
+/// The administrator's provisioning by mail still works under a mailed-code policy: the
+/// secret goes to the mailbox, so confirming it uses the mailbox.
+#[tokio::test]
+async fn provisioning_by_mail_is_unaffected() {
+    let (tf, clock) = service(Arc::new(RequiredForAll::new(WhenUnenrolled::MailCode)));
+    let dave = Principal::new("dave");
+    tf.start_enrollment_by_mail_dangerous(&dave.user, &"root".into(), "dave")
+        .await
+        .unwrap();
+    let uri = tf.mailer().last_provisioning_uri_for(&dave.user).unwrap();
+    let app = KeyUri::parse(&uri).unwrap().into_secret();
+    let code = Totp::default().generate(&app, clock.now()).to_string();
+    tf.finish_enrollment(&dave.user, &code).await.unwrap();
+    assert!(tf.status(&dave.user).await.unwrap().is_enrolled());
 }

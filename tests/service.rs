@@ -11,8 +11,8 @@ mod counting;
 use counting::{Counting, Pause};
 
 use twofactor::account::{
-    DenyReason, Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision,
-    Reauthenticated, Settings,
+    Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision, Reauthenticated,
+    Settings,
 };
 use twofactor::audit::{AuditKind, RecordingAudit};
 use twofactor::mail::{DisabledBy, Mailer, NoMailer, Notice, NoticeKind, RecordingMailer};
@@ -103,7 +103,11 @@ impl<S: UserStore> Harness<S> {
     async fn enroll(&self, user: &UserId) -> (App, Vec<String>) {
         let started = self
             .tf
-            .start_enrollment(user, "alice@example.com", Reauthenticated::at(self.now()))
+            .start_enrollment(
+                &Principal::new(user.clone()),
+                "alice@example.com",
+                Reauthenticated::at(self.now()),
+            )
             .await
             .unwrap();
         let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -143,9 +147,13 @@ async fn enroll_then_login_then_replay_refused() {
         LoginDecision::MustEnroll
     );
     let started =
-        h.tf.start_enrollment(user, "alice@example.com", Reauthenticated::at(T0))
-            .await
-            .unwrap();
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice@example.com",
+            Reauthenticated::at(T0),
+        )
+        .await
+        .unwrap();
     assert!(
         started
             .uri()
@@ -211,9 +219,13 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
     );
     h.clock.advance(120);
     let started =
-        h.tf.start_enrollment(user, "alice", Reauthenticated::at(password_checked_at))
-            .await
-            .unwrap();
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(password_checked_at),
+        )
+        .await
+        .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
     h.clock.advance(60);
     let enrolled =
@@ -247,7 +259,7 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
     );
     h.clock.advance(900);
     let started =
-        h.tf.start_enrollment(&bob.user, "bob", Reauthenticated::at(h.now()))
+        h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(h.now()))
             .await
             .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -576,14 +588,10 @@ async fn mail_sends_are_limited() {
     h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
         .await
         .unwrap();
-    assert_eq!(
-        h.tf.begin_login(&bob, None, &ctx()).await.unwrap(),
-        LoginDecision::Denied {
-            reason: DenyReason::MailThrottled {
-                retry_at: T0 + 3_600
-            }
-        }
-    );
+    // No valid code left and no send allowed: the same Throttled as resend_mailed_code.
+    let throttled = h.tf.begin_login(&bob, None, &ctx()).await.unwrap_err();
+    assert!(matches!(throttled, Error::Throttled { retry_at } if retry_at == T0 + 3_600));
+    assert_eq!(throttled.retry_after(h.now()), Some(T0 + 3_600 - h.now()));
     assert_eq!(h.mailer.count_for(&bob.user), 5);
 }
 
@@ -611,12 +619,11 @@ async fn code_checks_are_throttled() {
         h.tf.status(&alice.user).await.unwrap().throttled_until,
         Some(retry)
     );
-    assert_eq!(
-        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
-        LoginDecision::Denied {
-            reason: DenyReason::Throttled { retry_at: retry }
-        }
-    );
+    // begin_login reports it the same way as finish_login.
+    assert!(matches!(
+        h.tf.begin_login(&alice, None, &ctx()).await,
+        Err(Error::Throttled { retry_at }) if retry_at == retry
+    ));
     // Each failure mailed a warning (the password was right).
     assert_eq!(
         h.mailer
@@ -653,9 +660,13 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
         ));
     }
     let started =
-        h.tf.start_enrollment(user, "alice", Reauthenticated::at(T0))
-            .await
-            .unwrap();
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(T0),
+        )
+        .await
+        .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
     assert!(matches!(
         h.tf.finish_enrollment(user, &app.code(T0)).await,
@@ -667,7 +678,7 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
     let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
     let started =
-        h.tf.start_enrollment(&bob.user, "bob", Reauthenticated::at(T0))
+        h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0))
             .await
             .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -686,7 +697,7 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     // The block lifts by itself an hour later.
     h.clock.set(T0 + 3_600);
     let started =
-        h.tf.start_enrollment(&bob.user, "bob", Reauthenticated::at(T0 + 3_600))
+        h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0 + 3_600))
             .await
             .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -808,7 +819,7 @@ async fn rotation_replaces_the_authenticator() {
     h.clock.advance(30);
     let now = h.now();
     assert!(matches!(
-        h.tf.start_enrollment(&alice.user, "alice", Reauthenticated::at(now))
+        h.tf.start_enrollment(&alice, "alice", Reauthenticated::at(now))
             .await,
         Err(Error::AlreadyEnrolled)
     ));
@@ -855,9 +866,13 @@ async fn enrollment_cancel_restart_and_expiry() {
     let h = harness(required);
     let user = UserId::new("alice");
     let first =
-        h.tf.start_enrollment(&user, "alice", Reauthenticated::at(T0))
-            .await
-            .unwrap();
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(T0),
+        )
+        .await
+        .unwrap();
     h.tf.cancel_enrollment(&user).await.unwrap();
     assert!(matches!(
         h.tf.cancel_enrollment(&user).await,
@@ -869,9 +884,13 @@ async fn enrollment_cancel_restart_and_expiry() {
         Err(Error::NoPendingEnrollment)
     ));
     let second =
-        h.tf.start_enrollment(&user, "alice", Reauthenticated::at(T0))
-            .await
-            .unwrap();
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(T0),
+        )
+        .await
+        .unwrap();
     let second = App(KeyUri::parse(second.uri()).unwrap().into_secret());
     h.clock.advance(900);
     assert!(matches!(
@@ -879,8 +898,12 @@ async fn enrollment_cancel_restart_and_expiry() {
         Err(Error::NoPendingEnrollment)
     ));
     assert!(matches!(
-        h.tf.start_enrollment(&user, "alice", Reauthenticated::at(T0))
-            .await,
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(T0)
+        )
+        .await,
         Err(Error::ReauthenticationRequired)
     ));
 }
@@ -1232,7 +1255,7 @@ async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_c
 async fn endless_conflicts_give_up_without_side_effects() {
     let h = harness_with(AlwaysConflict(AtomicU32::new(0)), required);
     let err =
-        h.tf.start_enrollment(&UserId::new("a"), "a", Reauthenticated::at(T0))
+        h.tf.start_enrollment(&Principal::new("a"), "a", Reauthenticated::at(T0))
             .await
             .unwrap_err();
     assert!(matches!(err, Error::Contention { attempts: 16 }));
@@ -1276,7 +1299,7 @@ async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
 
     // "2FA enabled" is informational: enrollment succeeds (its recovery codes must not be lost).
     let started = tf
-        .start_enrollment(&bob.user, "bob", Reauthenticated::at(T0))
+        .start_enrollment(&bob, "bob", Reauthenticated::at(T0))
         .await
         .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -1302,7 +1325,7 @@ async fn no_mailer_refuses_only_what_must_be_delivered() {
         Err(Error::Mailer(_))
     ));
     let started = tf
-        .start_enrollment(&bob.user, "bob", Reauthenticated::at(T0))
+        .start_enrollment(&bob, "bob", Reauthenticated::at(T0))
         .await
         .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -1319,10 +1342,7 @@ fn service_futures_are_send() {
     let c = ctx();
     assert_send(&h.tf.begin_login(&alice, None, &c));
     assert_send(&h.tf.finish_login(&alice, Factor::Totp("1"), None, &c));
-    assert_send(
-        &h.tf
-            .start_enrollment(&alice.user, "a", Reauthenticated::at(0)),
-    );
+    assert_send(&h.tf.start_enrollment(&alice, "a", Reauthenticated::at(0)));
     assert_send(&h.tf.finish_enrollment(&alice.user, "1"));
     assert_send(&h.tf.status(&alice.user));
 }
@@ -1342,7 +1362,7 @@ async fn totp_period_is_a_deployment_setting() {
     .build();
     let alice = Principal::new("alice");
     let started = tf
-        .start_enrollment(&alice.user, "alice", Reauthenticated::at(T0))
+        .start_enrollment(&alice, "alice", Reauthenticated::at(T0))
         .await
         .unwrap();
     assert!(started.uri().contains("period=60"));
