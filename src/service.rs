@@ -1633,3 +1633,142 @@ where
         Ok(self.load(user).await?.0.status(now, &self.settings))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otp::CodeError;
+    use proptest::prelude::*;
+
+    /// Every variant of [`Error`], once. The `match` has no wildcard: a new variant does not
+    /// compile until it is listed here, and so until the table below says what kind it is.
+    fn every_variant() -> Vec<Error> {
+        let io = || Box::new(std::io::Error::other("down")) as BoxError;
+        let all = vec![
+            Error::InvalidCode,
+            Error::Malformed(MalformedInput::Code(CodeError::Empty)),
+            Error::Throttled { retry_at: 100 },
+            Error::ReauthenticationRequired,
+            Error::SecondFactorRequired,
+            Error::NotEnrolled,
+            Error::AlreadyEnrolled,
+            Error::NoPendingEnrollment,
+            Error::NoPendingLogin,
+            Error::UnknownDevice,
+            Error::InvalidAccountName(UriError::MissingSecret),
+            Error::NamesTooLong,
+            Error::Store(io()),
+            Error::Mailer(io()),
+            Error::Contention { attempts: 16 },
+            Error::Rng,
+            Error::SecretSealed,
+        ];
+        for e in &all {
+            match e {
+                Error::InvalidCode
+                | Error::Malformed(_)
+                | Error::Throttled { .. }
+                | Error::ReauthenticationRequired
+                | Error::SecondFactorRequired
+                | Error::NotEnrolled
+                | Error::AlreadyEnrolled
+                | Error::NoPendingEnrollment
+                | Error::NoPendingLogin
+                | Error::UnknownDevice
+                | Error::InvalidAccountName(_)
+                | Error::NamesTooLong
+                | Error::Store(_)
+                | Error::Mailer(_)
+                | Error::Contention { .. }
+                | Error::Rng
+                | Error::SecretSealed => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_variant_has_the_documented_kind_and_status() {
+        use ErrorKind as K;
+        let expected = [
+            (K::WrongCode, 401),
+            (K::MalformedInput, 400),
+            (K::Throttled, 429),
+            (K::NotAllowedNow, 403),
+            (K::NotAllowedNow, 403),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::MalformedInput, 400),
+            (K::MalformedInput, 400),
+            (K::Unavailable, 503),
+            (K::Unavailable, 503),
+            (K::Unavailable, 503),
+            (K::Misconfigured, 500),
+            (K::Misconfigured, 500),
+        ];
+        let all = every_variant();
+        assert_eq!(all.len(), expected.len());
+        for (e, (kind, status)) in all.iter().zip(expected) {
+            assert_eq!(e.kind(), kind, "{e:?}");
+            assert_eq!(e.http_status(), status, "{e:?}");
+            assert_eq!(kind.http_status(), status);
+            // Only throttling carries a retry time, and it is the only 429.
+            assert_eq!(e.retry_at().is_some(), kind == K::Throttled, "{e:?}");
+            assert_eq!(e.retry_after(0).is_some(), status == 429, "{e:?}");
+            assert_eq!(
+                kind.is_transient(),
+                matches!(kind, K::Throttled | K::Unavailable)
+            );
+        }
+        // Every kind is reached, and no two kinds share a status.
+        let mut kinds: Vec<_> = all.iter().map(Error::kind).collect();
+        kinds.sort_by_key(|k| k.http_status());
+        kinds.dedup();
+        assert_eq!(kinds.len(), 7);
+        let mut statuses: Vec<_> = kinds.iter().map(|k| k.http_status()).collect();
+        statuses.dedup();
+        assert_eq!(statuses.len(), 7);
+    }
+
+    #[test]
+    fn domain_errors_are_never_transient_and_refusals_keep_their_kind() {
+        let domain = [
+            DomainError::NotEnrolled,
+            DomainError::AlreadyEnrolled,
+            DomainError::NoPendingEnrollment,
+            DomainError::NoPendingLogin,
+            DomainError::ReauthenticationRequired,
+            DomainError::SecondFactorRequired,
+            DomainError::UnknownDevice,
+            DomainError::InvalidAccountName(UriError::MissingSecret),
+            DomainError::NamesTooLong,
+            DomainError::Rng,
+            DomainError::SecretSealed,
+        ];
+        for d in domain {
+            // A precondition that fails the same way on retry is never "retry later".
+            let e = Error::from(d.clone());
+            assert!(!e.kind().is_transient(), "{d:?} -> {e:?}");
+        }
+        let throttled = Error::from(Refusal::Throttled { retry_at: 7 });
+        assert_eq!(throttled.retry_at(), Some(7));
+        let wrong = Error::from(Refusal::Invalid(crate::account::FailureReason::Replayed));
+        assert_eq!(wrong.kind(), ErrorKind::WrongCode);
+    }
+
+    proptest! {
+        /// `Retry-After` is never 0 and never tells the client to come back too early.
+        #[test]
+        fn retry_after_is_at_least_one_and_never_early(retry_at: u64, now: u64) {
+            let after = Error::Throttled { retry_at }.retry_after(now).unwrap();
+            prop_assert!(after >= 1);
+            prop_assert!(now.saturating_add(after) >= retry_at);
+            if retry_at > now {
+                prop_assert_eq!(after, retry_at - now);
+            }
+        }
+    }
+}

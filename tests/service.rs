@@ -99,17 +99,26 @@ impl<S: UserStore> Harness<S> {
         self.clock.now()
     }
 
-    /// Enrolls `user` now; returns the app and the recovery codes.
+    /// Enrolls `user` now (after a login with a mailed code, when the policy asks for one);
+    /// returns the app and the recovery codes.
     async fn enroll(&self, user: &UserId) -> (App, Vec<String>) {
-        let started = self
-            .tf
-            .start_enrollment(
-                &Principal::new(user.clone()),
-                "alice@example.com",
-                Reauthenticated::at(self.now()),
-            )
-            .await
-            .unwrap();
+        let p = Principal::new(user.clone());
+        let start = || {
+            self.tf
+                .start_enrollment(&p, "alice@example.com", Reauthenticated::at(self.now()))
+        };
+        let started = match start().await {
+            Err(Error::SecondFactorRequired) => {
+                self.tf.begin_login(&p, None, &ctx()).await.unwrap();
+                let code = self.mailer.last_login_code_for(user).unwrap();
+                self.tf
+                    .finish_login(&p, Factor::MailedCode(&code), None, &ctx())
+                    .await
+                    .unwrap();
+                start().await.unwrap()
+            }
+            started => started.unwrap(),
+        };
         let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
         let enrolled = self
             .tf
@@ -673,10 +682,14 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
         Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
     ));
     // And the other way round: wrong confirming codes throttle the login's second step.
+    // Under the mailed-code policy bob logs in with a mailed code before he may set up an app.
     let h = harness(mail_code);
     let bob = Principal::new("bob");
     h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
     let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
+    h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
+        .await
+        .unwrap();
     let started =
         h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0))
             .await
@@ -689,13 +702,19 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
             Err(Error::InvalidCode)
         ));
     }
+    // The next login is refused before a code is even mailed.
     assert!(matches!(
-        h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
-            .await,
-        Err(Error::Throttled { .. })
+        h.tf.begin_login(&bob, None, &ctx()).await,
+        Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
     ));
-    // The block lifts by itself an hour later.
+    assert_eq!(h.mailer.count_for(&bob.user), 1);
+    // The block lifts by itself an hour later: a new mailed-code login, then the set-up.
     h.clock.set(T0 + 3_600);
+    h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
+    h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
+        .await
+        .unwrap();
     let started =
         h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0 + 3_600))
             .await
@@ -1297,7 +1316,18 @@ async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
         notice: NoticeKind::LoginCode
     }));
 
+    // Without the mailed code, the password alone does not enroll under this policy.
+    assert!(matches!(
+        tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0))
+            .await,
+        Err(Error::SecondFactorRequired)
+    ));
+
     // "2FA enabled" is informational: enrollment succeeds (its recovery codes must not be lost).
+    let tf = TwoFactor::builder(MemoryStore::new(), DownMailer, required as Policy)
+        .clock(clock.clone())
+        .audit(audit.clone())
+        .build();
     let started = tf
         .start_enrollment(&bob, "bob", Reauthenticated::at(T0))
         .await
@@ -1324,6 +1354,16 @@ async fn no_mailer_refuses_only_what_must_be_delivered() {
         tf.begin_login(&bob, None, &ctx()).await,
         Err(Error::Mailer(_))
     ));
+    // No mailed code, no enrollment on the password alone: closed, not open.
+    assert!(matches!(
+        tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0))
+            .await,
+        Err(Error::SecondFactorRequired)
+    ));
+    let tf = TwoFactor::builder(MemoryStore::new(), NoMailer, required as Policy)
+        .clock(ManualClock::new(T0))
+        .audit(RecordingAudit::new())
+        .build();
     let started = tf
         .start_enrollment(&bob, "bob", Reauthenticated::at(T0))
         .await
