@@ -24,7 +24,9 @@
 //!
 //! Callers see one [`Error::InvalidCode`] for a wrong code, a replayed code, a late mailed code
 //! or a factor that is not pending; the audit trail tells them apart. A user without
-//! a record and a user without 2FA behave the same. Store failures fail closed.
+//! a record and a user without 2FA behave the same. Store failures fail closed. Every error
+//! has an [`ErrorKind`] ([`Error::kind`]) and an HTTP status: one `match` in the host covers
+//! them all, throttling included (see the table on [`Error`]).
 //!
 //! # Example
 //!

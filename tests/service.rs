@@ -1438,3 +1438,85 @@ fn accessors_need_no_trait_bounds() {
     assert_eq!(clock.now(), T0);
     assert!(audit.events().is_empty());
 }
+
+/// Throttling arrives one way, `Error::Throttled` (kind `Throttled`, HTTP 429, a retry time),
+/// from every call that can be throttled: the two login steps, the calls that check a code,
+/// and the mail sends.
+#[tokio::test]
+async fn throttling_is_one_error_from_every_call() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let (app, codes) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let good = app.code(h.now());
+    for _ in 0..5 {
+        let _ =
+            h.tf.finish_login(&alice, Factor::Totp(&wrong(&good)), None, &ctx())
+                .await;
+    }
+    let retry = T0 + 30 + 3_600;
+    let now = h.now();
+    let reauth = Reauthenticated::at(now);
+    let errors = vec![
+        (
+            "begin_login",
+            h.tf.begin_login(&alice, None, &ctx()).await.err(),
+        ),
+        (
+            "finish_login",
+            h.tf.finish_login(&alice, Factor::Totp(&good), None, &ctx())
+                .await
+                .err(),
+        ),
+        (
+            "finish_login (recovery)",
+            h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
+                .await
+                .err(),
+        ),
+        (
+            "start_rotation",
+            h.tf.start_rotation(&alice.user, "alice", &good, reauth)
+                .await
+                .err(),
+        ),
+        (
+            "disable",
+            h.tf.disable(&alice.user, reauth, Factor::Totp(&good))
+                .await
+                .err(),
+        ),
+    ];
+    for (call, e) in errors {
+        let e = e.unwrap_or_else(|| panic!("{call} was not refused"));
+        assert!(
+            matches!(e, Error::Throttled { retry_at } if retry_at == retry),
+            "{call}: {e:?}"
+        );
+        assert_eq!(e.kind(), twofactor::ErrorKind::Throttled, "{call}");
+        assert_eq!(e.http_status(), 429, "{call}");
+        assert_eq!(e.retry_after(now), Some(retry - now), "{call}");
+    }
+
+    // Mail sends: five codes in the hour, the last one used; no valid code is left.
+    let h = harness(mail_code);
+    let bob = Principal::new("bob");
+    for _ in 0..5 {
+        h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    }
+    let code = h.mailer.last_login_code_for(&bob.user).unwrap();
+    h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+        .await
+        .unwrap();
+    let begin = h.tf.begin_login(&bob, None, &ctx()).await.unwrap_err();
+    let resend = h.tf.resend_mailed_code(&bob.user, &ctx()).await;
+    assert!(matches!(begin, Error::Throttled { retry_at } if retry_at == T0 + 3_600));
+    assert!(
+        matches!(
+            resend,
+            Err(Error::NoPendingLogin) | Err(Error::Throttled { .. })
+        ),
+        "{resend:?}"
+    );
+    assert_eq!(h.mailer.count_for(&bob.user), 5);
+}

@@ -150,6 +150,11 @@ pub enum GrantReason {
 }
 
 /// What to do after the password was accepted.
+///
+/// A login that cannot go on for now (too many code checks, or too many mailed codes with
+/// none still valid) is not a decision: it is refused with
+/// [`Refusal::Throttled`] ([`Error::Throttled`](crate::Error::Throttled) from the service),
+/// exactly as a throttled `finish_login` is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LoginDecision {
