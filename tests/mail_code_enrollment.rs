@@ -221,3 +221,32 @@ async fn provisioning_by_mail_is_unaffected() {
     tf.finish_enrollment(&dave.user, &code).await.unwrap();
     assert!(tf.status(&dave.user).await.unwrap().is_enrolled());
 }
+
+/// The check is made at `start_enrollment`, not again at `finish_enrollment`: an enrollment
+/// started while 2FA was off for the tenant (the password alone logs in, and may enroll) can be
+/// confirmed after the tenant switches to mailed codes. Re-checking would add nothing: the same
+/// authenticator confirmed a second before the switch survives the switch anyway. What the
+/// switch does change is every *new* start.
+#[tokio::test]
+async fn the_policy_is_asked_when_enrollment_starts() {
+    let policy = Arc::new(PerTenant::new(RequiredForAll::new(
+        WhenUnenrolled::MailCode,
+    )));
+    let (tf, clock) = service(policy.clone());
+    let erin = Principal::new("erin").in_tenant("acme");
+    let started = tf
+        .start_enrollment(&erin, "erin", Reauthenticated::at(clock.now()))
+        .await
+        .expect("2FA off for the tenant: the password is enough");
+    policy.enable("acme");
+    // A new start now needs the mailed code...
+    assert!(matches!(
+        tf.start_enrollment(&erin, "erin", Reauthenticated::at(clock.now()))
+            .await,
+        Err(Error::SecondFactorRequired)
+    ));
+    // ...and the refused restart left the pending secret alone, which still confirms.
+    let app = KeyUri::parse(started.uri()).unwrap().into_secret();
+    let code = Totp::default().generate(&app, clock.now()).to_string();
+    tf.finish_enrollment(&erin.user, &code).await.unwrap();
+}

@@ -1561,4 +1561,21 @@ mod tests {
             DomainError::Rng
         );
     }
+
+    #[test]
+    fn only_a_mailed_code_login_records_the_proof_that_opens_enrollment() {
+        let e = enrolled_record(T0);
+        let now = T0 + 60;
+        let code = active_code_at(&e, now);
+        let t = finish(&e, now, &Requirement::required(), Factor::Totp(&code), None);
+        assert!(t.outcome().is_ok());
+        assert_eq!(t.record().mailed_code_login_at, None);
+        // A refused mailed code records nothing either.
+        let none = TwoFactorRecord::default();
+        let r = begin(&none, T0, &mail_code(), None).into_parts().0;
+        let t = finish(&r, T0 + 1, &mail_code(), Factor::MailedCode("000000"), None);
+        if t.outcome().is_err() {
+            assert_eq!(t.record().mailed_code_login_at, None);
+        }
+    }
 }
