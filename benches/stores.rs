@@ -222,7 +222,7 @@ impl<S: UserStore> Client<S> {
             .build();
         let who = Principal::new(name);
         let started = tf
-            .start_enrollment(&who.user, name, Reauthenticated::at(clock.now()))
+            .start_enrollment(&who, name, Reauthenticated::at(clock.now()))
             .await
             .expect("start enrollment");
         let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();

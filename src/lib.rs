@@ -36,7 +36,7 @@
 //!
 //! // Enrollment: show the QR code (or the grouped key under "Cannot scan it?").
 //! let started = tf
-//!     .start_enrollment(&alice.user, "alice@example.com", Reauthenticated::at(clock.now()))
+//!     .start_enrollment(&alice, "alice@example.com", Reauthenticated::at(clock.now()))
 //!     .await?;
 //! assert!(started.qr_svg().starts_with("<svg"));
 //! let app = KeyUri::parse(started.uri())?; // what her authenticator app stores
@@ -138,7 +138,7 @@ pub use policy::{
     SUPERUSER_EXEMPTION, SuperuserExempt, UnknownTenant, WhenUnenrolled,
 };
 pub use provision::{KeyUri, OtpKind, Provisioning, QrCode, QrError, TerminalStyle, UriError};
-pub use service::{Error, TwoFactor};
+pub use service::{Error, ErrorKind, TwoFactor};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]

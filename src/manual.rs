@@ -94,10 +94,12 @@
 //! user from confirming a set-up, or from logging in once set up, for up to an hour. This is
 //! deliberate:
 //!
-//! - A separate budget for enrollment would not stop it. The set-up page is open to whoever
-//!   passed the password check, so the same person can submit wrong confirming codes, or
-//!   restart the enrollment and replace the pending secret; under forced enrollment they can
-//!   even set up an authenticator of their own, which no throttle prevents.
+//! - A separate budget for enrollment would not stop it. Wherever the password alone may
+//!   enroll (an optional policy, a running grace period, forced enrollment: see
+//!   [who may enroll](#who-may-enroll)), the set-up page is open to whoever passed the
+//!   password check, so the same person can submit wrong confirming codes, or restart the
+//!   enrollment and replace the pending secret; under forced enrollment they can even set up
+//!   an authenticator of their own, which no throttle prevents.
 //! - Every one of those calls is a guess at something: a mailed code, the active
 //!   authenticator, or an administrator-provisioned secret whose confirmation completes a
 //!   login. One budget means no mix of calls gives a guesser more than 5 tries an hour.
@@ -154,12 +156,74 @@
 //! // The set-up page, a minute later: that password check is the re-authentication.
 //! clock.advance(60);
 //! let reauth = Reauthenticated::at(password_checked_at);
-//! let started = tf.start_enrollment(&alice.user, "alice", reauth).await?;
+//! let started = tf.start_enrollment(&alice, "alice", reauth).await?;
 //! let app = KeyUri::parse(started.uri())?.into_secret();
 //! clock.advance(60);
 //! let code = Totp::default().generate(&app, clock.now()).to_string();
 //! let enrolled = tf.finish_enrollment(&alice.user, &code).await?;
 //! assert!(enrolled.login_completed()); // log this session in
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Who may enroll
+//!
+//! [`start_enrollment`](crate::TwoFactor::start_enrollment) always needs a fresh password
+//! check. Whether that is *enough* depends on what the password alone gets the user today,
+//! which is why it takes the [`Principal`](crate::Principal) and asks the policy:
+//!
+//! | the policy says, for this unenrolled user | to enroll, the user needs |
+//! |---|---|
+//! | `Off`, `Exempt`, `Optional` | the password |
+//! | `Required`, grace period running | the password (it alone logs them in until then) |
+//! | `Required { when_unenrolled: BlockUntilEnrolled }` | the password (enrolling *is* the login: [forced enrollment](#forced-enrollment-at-login)) |
+//! | `Required { when_unenrolled: MailCode }`, no grace left | the password **and** a login with the mailed code, completed within [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes) |
+//!
+//! The last row closes a downgrade: without it, someone who has the password but not the
+//! mailbox could skip the mailed code, enroll an authenticator of their own and log in with
+//! it from then on; the mailbox factor would never have been used. `finish_login` with a
+//! mailed code records when it succeeded, and `start_enrollment` refuses with
+//! [`Error::SecondFactorRequired`](crate::Error::SecondFactorRequired) without such a
+//! recent login: log the user in with the mailed code, then send them to the set-up page.
+//! A trusted-device login does not count (a stolen cookie must not turn into a permanent
+//! factor); begin the login without the token to mail a code.
+//!
+//! The check is made when enrollment starts, not again when it is confirmed: an
+//! authenticator enrolled a moment before the policy changes survives the change anyway, so
+//! re-checking at `finish_enrollment` would add nothing. Rotation needs a code from the
+//! current authenticator, and an administrator's
+//! [provisioning by mail](crate::TwoFactor::start_enrollment_by_mail_dangerous) sends the
+//! secret to the mailbox itself, so both already use a second factor. During a grace period
+//! the password alone logs in, and enrolling then is the point of the grace period; the
+//! [`Enabled`](crate::Notice::Enabled) notice tells the mailbox owner either way.
+//!
+//! ```
+//! use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+//! use twofactor::{
+//!     Clock, Error, ManualClock, MemoryStore, Principal, RecordingMailer, RequiredForAll,
+//!     TwoFactor, WhenUnenrolled,
+//! };
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = ManualClock::new(1_700_000_000);
+//! let policy = RequiredForAll::new(WhenUnenrolled::MailCode);
+//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+//!     .clock(&clock)
+//!     .build();
+//! let bob = Principal::new("bob");
+//! let ctx = LoginContext::new();
+//! let password_checked_at = clock.now();
+//! let decision = tf.begin_login(&bob, None, &ctx).await?;
+//! assert!(matches!(decision, LoginDecision::CodeMailed { .. }));
+//!
+//! // The password alone does not open the set-up page:
+//! let refused = tf.start_enrollment(&bob, "bob", Reauthenticated::at(password_checked_at)).await;
+//! assert!(matches!(refused, Err(Error::SecondFactorRequired)));
+//!
+//! // After the mailed code, it does (for the next 10 minutes):
+//! let code = tf.mailer().last_login_code_for(&bob.user).unwrap();
+//! tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx).await?;
+//! tf.start_enrollment(&bob, "bob", Reauthenticated::at(password_checked_at)).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -195,6 +259,13 @@
 //! telling them apart would tell an attacker which codes were once valid. Unknown users and users
 //! without 2FA look the same from outside, so the login flow does not enumerate accounts. The
 //! audit trail records the exact reason, for the people who investigate.
+//!
+//! Every failure is an [`Error`](crate::Error) whose [`kind`](crate::Error::kind) a host
+//! matches on once (wrong code 401, throttled 429 with `Retry-After`, malformed input 400,
+//! not allowed now 403, conflict 409, unavailable 503, misconfigured 500: the table is on
+//! [`Error`](crate::Error)). Throttling in particular arrives one way, as
+//! [`Error::Throttled`](crate::Error::Throttled), from `begin_login` as from every call that
+//! checks a code.
 //!
 //! ## Secrets
 //!

@@ -73,7 +73,11 @@ impl World {
         let now = self.tf.clock().now();
         let started = self
             .tf
-            .start_enrollment(user, user.as_str(), Reauthenticated::at(now))
+            .start_enrollment(
+                &Principal::new(user.clone()),
+                user.as_str(),
+                Reauthenticated::at(now),
+            )
             .await
             .expect("start enrollment");
         let secret = KeyUri::parse(started.uri()).expect("URI").into_secret();

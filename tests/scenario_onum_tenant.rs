@@ -51,7 +51,11 @@ fn code_now(tf: &Service, secret: &Secret) -> String {
 /// Identity verified at `verified_at`: the configuration screen, QR scanned, code, "Enable".
 async fn enable(tf: &Service, user: &UserId, verified_at: u64) -> Result<Secret, Error> {
     let started = tf
-        .start_enrollment(user, user.as_str(), Reauthenticated::at(verified_at))
+        .start_enrollment(
+            &Principal::new(user.clone()),
+            user.as_str(),
+            Reauthenticated::at(verified_at),
+        )
         .await?;
     let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
     tf.finish_enrollment(user, &code_now(tf, &secret)).await?;

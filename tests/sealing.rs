@@ -99,7 +99,7 @@ async fn secrets_are_stored_sealed_and_every_login_works() {
     // Pending: sealed already.
     let started =
         h.tf.start_enrollment(
-            &alice.user,
+            &alice,
             "alice",
             twofactor::account::Reauthenticated::at(h.now()),
         )

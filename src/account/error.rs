@@ -25,6 +25,11 @@ pub enum DomainError {
     /// The password check is missing or too old for this operation.
     #[error("re-authentication required")]
     ReauthenticationRequired,
+    /// The policy asks this unenrolled user for a mailed code, and no login with one was
+    /// completed within [`Settings::reauth_max_age`](super::Settings::reauth_max_age): the
+    /// password alone may not enroll an authenticator. Log in with the mailed code first.
+    #[error("a login with the mailed code is required first")]
+    SecondFactorRequired,
     /// No trusted device has this id.
     #[error("unknown device")]
     UnknownDevice,

@@ -149,24 +149,12 @@ pub enum GrantReason {
     },
 }
 
-/// Why a login is refused before any code is asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[non_exhaustive]
-pub enum DenyReason {
-    /// Too many code checks recently.
-    Throttled {
-        /// When a check is admitted again.
-        retry_at: u64,
-    },
-    /// Too many codes mailed recently, and none is still valid.
-    MailThrottled {
-        /// When a code may be mailed again.
-        retry_at: u64,
-    },
-}
-
 /// What to do after the password was accepted.
+///
+/// A login that cannot go on for now (too many code checks, or too many mailed codes with
+/// none still valid) is not a decision: it is refused with
+/// [`Refusal::Throttled`] ([`Error::Throttled`](crate::Error::Throttled) from the service),
+/// exactly as a throttled `finish_login` is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LoginDecision {
@@ -205,11 +193,6 @@ pub enum LoginDecision {
     CodeMailed {
         /// When the code expires.
         expires_at: u64,
-    },
-    /// Refuse the login for now.
-    Denied {
-        /// Why.
-        reason: DenyReason,
     },
 }
 
@@ -336,10 +319,16 @@ impl TwoFactorRecord {
     /// Read-only (an unchanged transition, nothing to save) for every answer that needs no
     /// new state: [`LoginDecision::Challenge`] (a TOTP or recovery code is asked for; nothing
     /// is stored, see [`TwoFactorRecord::finish_login`]), a policy grant (off, not required,
-    /// exempt, grace period) and [`LoginDecision::Denied`]. It changes the record only to mail
+    /// exempt, grace period) and a throttled login. It changes the record only to mail
     /// a code (the hashed code and the login waiting for it, both expiring), to record a
     /// trusted device's use, and to record a login waiting for enrollment when the answer is
     /// [`LoginDecision::MustEnroll`] (completed by [`TwoFactorRecord::finish_enrollment`]).
+    ///
+    /// A login that would need a code while codes cannot be checked (too many checks
+    /// recently), or a mailed code while none may be sent and none is still valid, is refused
+    /// with `Err(`[`Refusal::Throttled`]`)` in the outcome (audited as `LoginThrottled` or
+    /// `MailThrottled`): the same refusal `finish_login` gives, so a host handles throttling
+    /// in one place. A valid trusted-device token still logs in while codes are throttled.
     ///
     /// # Errors
     /// [`DomainError::Rng`] if a code must be mailed and the RNG fails.
@@ -351,9 +340,9 @@ impl TwoFactorRecord {
         context: &LoginContext,
         settings: &Settings,
         rng: &mut R,
-    ) -> Result<Transition<LoginDecision>, DomainError> {
+    ) -> Result<Transition<Checked<LoginDecision>>, DomainError> {
         let enrolled = self.active.is_some();
-        let granted = |reason| LoginDecision::Granted { reason };
+        let granted = |reason| Ok(LoginDecision::Granted { reason });
         let (devices_allowed, unenrolled) = match requirement {
             Requirement::Off if !enrolled => {
                 return Ok(Transition::new(
@@ -427,16 +416,16 @@ impl TwoFactorRecord {
         context: &LoginContext,
         settings: &Settings,
         rng: &mut R,
-    ) -> Result<Transition<LoginDecision>, DomainError> {
+    ) -> Result<Transition<Checked<LoginDecision>>, DomainError> {
         if let Some((_, Some(enroll_by))) = unenrolled
             && now < enroll_by
         {
             return Ok(Transition::new(
                 self.clone(),
                 false,
-                LoginDecision::Granted {
+                Ok(LoginDecision::Granted {
                     reason: GrantReason::GracePeriod { enroll_by },
-                },
+                }),
             )
             .event(AuditKind::GracePeriodLogin { enroll_by }));
         }
@@ -447,7 +436,7 @@ impl TwoFactorRecord {
                 issued_at: now,
                 expires_at: now.saturating_add(settings.login_challenge_ttl),
             });
-            return Ok(Transition::new(next, true, LoginDecision::MustEnroll)
+            return Ok(Transition::new(next, true, Ok(LoginDecision::MustEnroll))
                 .event(AuditKind::LoginBlockedUntilEnrolled));
         }
         if let Some(retry_at) = self.code_checks.blocked_until(
@@ -455,21 +444,17 @@ impl TwoFactorRecord {
             settings.code_checks_per_window,
             settings.code_check_window,
         ) {
-            return Ok(Transition::new(
-                self.clone(),
-                false,
-                LoginDecision::Denied {
-                    reason: DenyReason::Throttled { retry_at },
-                },
-            )
-            .event(AuditKind::LoginThrottled { retry_at }));
+            return Ok(
+                Transition::new(self.clone(), false, Err(Refusal::Throttled { retry_at }))
+                    .event(AuditKind::LoginThrottled { retry_at }),
+            );
         }
         if unenrolled.is_some() {
             // Required, mailed code.
             let mut next = self.clone();
             return Ok(match next.send_mailed_code(now, context, settings, rng)? {
                 Sent::New { expires_at, notice } => {
-                    Transition::new(next, true, LoginDecision::CodeMailed { expires_at })
+                    Transition::new(next, true, Ok(LoginDecision::CodeMailed { expires_at }))
                         .event(AuditKind::CodeMailed { expires_at })
                         .notice(notice)
                 }
@@ -481,10 +466,8 @@ impl TwoFactorRecord {
                         .map(|m| m.expires_at);
                     let decision = match pending {
                         // The last code still works: point the user at it.
-                        Some(expires_at) => LoginDecision::CodeMailed { expires_at },
-                        None => LoginDecision::Denied {
-                            reason: DenyReason::MailThrottled { retry_at },
-                        },
+                        Some(expires_at) => Ok(LoginDecision::CodeMailed { expires_at }),
+                        None => Err(Refusal::Throttled { retry_at }),
                     };
                     Transition::new(self.clone(), false, decision)
                         .event(AuditKind::MailThrottled { retry_at })
@@ -501,10 +484,10 @@ impl TwoFactorRecord {
         Ok(Transition::new(
             self.clone(),
             false,
-            LoginDecision::Challenge {
+            Ok(LoginDecision::Challenge {
                 methods,
                 expires_at,
-            },
+            }),
         ))
     }
 
@@ -592,6 +575,11 @@ impl TwoFactorRecord {
         next.challenge = None;
         next.mailed = None;
         next.code_checks.reset();
+        if matches!(parsed, Parsed::Mailed(_)) {
+            // The mailbox factor was used: under a mailed-code policy this lets the user
+            // enroll an authenticator for a while (see `start_enrollment`).
+            next.mailed_code_login_at = Some(now);
+        }
         let mut events = vec![AuditKind::LoginSucceeded { factor: kind }];
         let mut notices = Vec::new();
         if let Some(left) = recovery_codes_left {
@@ -697,12 +685,12 @@ mod tests {
         LoginContext::new().device("test")
     }
 
-    fn begin(
+    fn begin_checked(
         r: &TwoFactorRecord,
         now: u64,
         req: &Requirement,
         token: Option<&str>,
-    ) -> Transition<LoginDecision> {
+    ) -> Transition<Checked<LoginDecision>> {
         r.begin_login(
             now,
             req,
@@ -712,6 +700,16 @@ mod tests {
             &mut TestRng(now),
         )
         .unwrap()
+    }
+
+    /// `begin_checked` for logins that are not throttled.
+    fn begin(
+        r: &TwoFactorRecord,
+        now: u64,
+        req: &Requirement,
+        token: Option<&str>,
+    ) -> Transition<LoginDecision> {
+        begin_checked(r, now, req, token).map(|o| o.expect("not throttled"))
     }
 
     fn finish(
@@ -816,10 +814,17 @@ mod tests {
 
     fn start(r: &TwoFactorRecord, now: u64) -> TwoFactorRecord {
         let reauth = super::super::Reauthenticated::at(now);
-        r.start_enrollment(now, reauth, "a", &Settings::default(), &mut TestRng(now))
-            .unwrap()
-            .into_parts()
-            .0
+        r.start_enrollment(
+            now,
+            &Requirement::required(),
+            reauth,
+            "a",
+            &Settings::default(),
+            &mut TestRng(now),
+        )
+        .unwrap()
+        .into_parts()
+        .0
     }
 
     #[test]
@@ -1105,11 +1110,14 @@ mod tests {
             (&e, Requirement::required(), "Challenge"),
             (&e, Requirement::optional(), "Challenge"),
             (&no_codes, Requirement::required(), "Challenge"),
-            (&throttled, Requirement::required(), "Denied"),
-            (&mail_throttled, mail_code(), "Denied"),
+            (&throttled, Requirement::required(), "Throttled"),
+            (&mail_throttled, mail_code(), "Throttled"),
         ] {
-            let t = begin(r, now + 10, &req, None);
-            let answer = format!("{:?}", t.outcome());
+            let t = begin_checked(r, now + 10, &req, None);
+            let answer = match t.outcome() {
+                Ok(decision) => format!("{decision:?}"),
+                Err(refusal) => format!("{refusal:?}"),
+            };
             assert!(
                 answer.starts_with(expected.split(' ').next().unwrap()),
                 "{answer}"
@@ -1226,15 +1234,13 @@ mod tests {
                 retry_at: now + 3_600
             }]
         );
-        // begin_login says so up front.
-        let t = begin(&r, now + 6, &Requirement::required(), None);
+        // begin_login says so up front, with the same refusal.
+        let t = begin_checked(&r, now + 6, &Requirement::required(), None);
         assert_eq!(
             *t.outcome(),
-            LoginDecision::Denied {
-                reason: DenyReason::Throttled {
-                    retry_at: now + 3_600
-                }
-            }
+            Err(Refusal::Throttled {
+                retry_at: now + 3_600
+            })
         );
         // One hour after the first failure, one more check is admitted.
         let later = now + 3_600;
@@ -1464,6 +1470,9 @@ mod tests {
         );
         assert_eq!(t.outcome().as_ref().unwrap().factor, FactorKind::MailedCode);
         assert!(t.record().mailed.is_none());
+        // The proof that lets this user enroll under the mailed-code policy.
+        assert_eq!(t.record().mailed_code_login_at, Some(T0 + 3_599));
+        assert_eq!(r.mailed_code_login_at, None);
         // Once only.
         let t = finish(
             t.record(),
@@ -1544,14 +1553,12 @@ mod tests {
         );
         let mut used = r.clone();
         used.mailed = None;
-        let t = begin(&used, T0 + 10, &mail_code(), None);
+        let t = begin_checked(&used, T0 + 10, &mail_code(), None);
         assert_eq!(
             *t.outcome(),
-            LoginDecision::Denied {
-                reason: DenyReason::MailThrottled {
-                    retry_at: T0 + 3_600
-                }
-            }
+            Err(Refusal::Throttled {
+                retry_at: T0 + 3_600
+            })
         );
         assert_eq!(
             r.begin_login(
@@ -1565,5 +1572,22 @@ mod tests {
             .unwrap_err(),
             DomainError::Rng
         );
+    }
+
+    #[test]
+    fn only_a_mailed_code_login_records_the_proof_that_opens_enrollment() {
+        let e = enrolled_record(T0);
+        let now = T0 + 60;
+        let code = active_code_at(&e, now);
+        let t = finish(&e, now, &Requirement::required(), Factor::Totp(&code), None);
+        assert!(t.outcome().is_ok());
+        assert_eq!(t.record().mailed_code_login_at, None);
+        // A refused mailed code records nothing either.
+        let none = TwoFactorRecord::default();
+        let r = begin(&none, T0, &mail_code(), None).into_parts().0;
+        let t = finish(&r, T0 + 1, &mail_code(), Factor::MailedCode("000000"), None);
+        if t.outcome().is_err() {
+            assert_eq!(t.record().mailed_code_login_at, None);
+        }
     }
 }

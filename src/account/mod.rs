@@ -42,9 +42,7 @@ mod transition;
 pub use devices::{DeviceId, DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
 pub use error::{Checked, DomainError, FailureReason, MalformedInput, Refusal};
-pub use login::{
-    DenyReason, Factor, FactorKind, GrantReason, LoginContext, LoginDecision, LoginGranted,
-};
+pub use login::{Factor, FactorKind, GrantReason, LoginContext, LoginDecision, LoginGranted};
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
 pub use recovery::{RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, RecoveryCodeError, RecoveryCodes};

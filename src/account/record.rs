@@ -61,7 +61,8 @@ pub(crate) struct PendingEnrollment {
 /// # Stored format
 ///
 /// A JSON object with `"v": 2` and every field present (`null` or `[]` when empty), in a
-/// fixed order; nothing else. Decoding is strict: a missing field, an unknown field (at any
+/// fixed order: the nine fields of format 1, then `mailed_code_login_at` and `mac`; nothing
+/// else. Decoding is strict: a missing field, an unknown field (at any
 /// depth), a value of the wrong type or another version is an error, never a record "with no
 /// factor" (which would read as "this user has no 2FA"). Stores report it as a corrupt row
 /// and the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
@@ -101,6 +102,10 @@ pub struct TwoFactorRecord {
     pub(crate) login_awaiting_enrollment: Option<LoginChallenge>,
     pub(crate) code_checks: RateLimit,
     pub(crate) mail_sends: RateLimit,
+    /// When the user last completed a login with a mailed code: the proof that lets an
+    /// unenrolled user enroll under a mailed-code policy (see
+    /// [`TwoFactorRecord::start_enrollment`]). Cleared by a successful enrollment.
+    pub(crate) mailed_code_login_at: Option<u64>,
     /// The tag a [`SealedStore`](crate::seal::SealedStore) wrote over the rest of the record
     /// (`None` in a record it loaded, and under a bare store).
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
@@ -146,6 +151,7 @@ struct WireOut<'a> {
     login_awaiting_enrollment: &'a Option<LoginChallenge>,
     code_checks: &'a RateLimit,
     mail_sends: &'a RateLimit,
+    mailed_code_login_at: Option<u64>,
     mac: &'a Option<RecordTag>,
 }
 
@@ -172,6 +178,8 @@ struct WireIn {
     code_checks: RateLimit,
     mail_sends: RateLimit,
     #[serde(default, deserialize_with = "present")]
+    mailed_code_login_at: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
     mac: Option<Option<RecordTag>>,
 }
 
@@ -189,6 +197,7 @@ impl serde::Serialize for TwoFactorRecord {
             login_awaiting_enrollment: &self.login_awaiting_enrollment,
             code_checks: &self.code_checks,
             mail_sends: &self.mail_sends,
+            mailed_code_login_at: self.mailed_code_login_at,
             mac: &self.mac,
         }
         .serialize(serializer)
@@ -200,13 +209,16 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let w = WireIn::deserialize(deserializer)?;
-        let mac = match (w.v, w.mac) {
-            // Format 1, as written before the version field: no tag either.
-            (None, None) => None,
-            (Some(FORMAT), Some(mac)) => mac,
-            (Some(FORMAT), None) => return Err(D::Error::missing_field("mac")),
-            (None, Some(_)) => return Err(D::Error::missing_field("v")),
-            (Some(v), _) => {
+        let (mac, mailed_code_login_at) = match (w.v, w.mac, w.mailed_code_login_at) {
+            // Format 1, as written before the version field: no tag, no mailed-login proof.
+            (None, None, None) => (None, None),
+            (Some(FORMAT), Some(mac), Some(at)) => (mac, at),
+            (Some(FORMAT), None, _) => return Err(D::Error::missing_field("mac")),
+            (Some(FORMAT), _, None) => {
+                return Err(D::Error::missing_field("mailed_code_login_at"));
+            }
+            (None, _, _) => return Err(D::Error::missing_field("v")),
+            (Some(v), _, _) => {
                 return Err(D::Error::custom(format_args!(
                     "unsupported record format {v} (this version reads 1 and {FORMAT})"
                 )));
@@ -222,6 +234,7 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             login_awaiting_enrollment: w.login_awaiting_enrollment,
             code_checks: w.code_checks,
             mail_sends: w.mail_sends,
+            mailed_code_login_at,
             mac,
         })
     }
@@ -362,6 +375,7 @@ impl TwoFactorRecord {
         self.mailed = None;
         self.challenge = None;
         self.login_awaiting_enrollment = None;
+        self.mailed_code_login_at = None;
         self.devices.drain(..).map(|d| d.label).collect()
     }
 }
@@ -378,7 +392,14 @@ mod tests {
         let mut rng = TestRng(7);
         let record = TwoFactorRecord::default();
         let t = record
-            .start_enrollment(100, Reauthenticated::at(100), "alice", &settings, &mut rng)
+            .start_enrollment(
+                100,
+                &crate::Requirement::required(),
+                Reauthenticated::at(100),
+                "alice",
+                &settings,
+                &mut rng,
+            )
             .unwrap();
         let json = serde_json::to_string(t.record()).unwrap();
         let back: TwoFactorRecord = serde_json::from_str(&json).unwrap();

@@ -35,10 +35,7 @@ pub const MAX_SKEW: u8 = 10;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(try_from = "TotpForm", into = "TotpForm")
-)]
+#[cfg_attr(feature = "serde", serde(try_from = "TotpForm", into = "TotpForm"))]
 pub struct Totp {
     algorithm: Algorithm,
     digits: u8,
