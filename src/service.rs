@@ -92,6 +92,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rand::rngs::SysRng;
 
+use crate::account::CodeKey;
 use crate::account::{
     Checked, DeviceId, DeviceInfo, DomainError, Enrolled, EnrollmentStarted, Factor, LoginContext,
     LoginDecision, LoginGranted, MalformedInput, Reauthenticated, RecoveryCodes, Refusal, Settings,
@@ -220,8 +221,8 @@ enum SnapshotUse {
 /// Why a [`TwoFactor`] operation failed.
 ///
 /// Show [`Error::InvalidCode`] and [`Error::Malformed`] to the user as "invalid code"; treat
-/// [`Error::Store`], [`Error::Mailer`], [`Error::Contention`], [`Error::Rng`] and
-/// [`Error::SecretSealed`] as server errors (and refuse the login: the service fails closed).
+/// [`Error::Store`], [`Error::Mailer`], [`Error::Contention`], [`Error::Rng`],
+/// [`Error::SecretSealed`] and [`Error::UnknownCodeKey`] as server errors (and refuse the login: the service fails closed).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -284,6 +285,14 @@ pub enum Error {
     /// changed; the login is refused.
     #[error("the stored TOTP secret is sealed and was not opened")]
     SecretSealed,
+    /// The user's stored recovery codes or mailed code were hashed under a code key this
+    /// service was not given (see [`TwoFactorBuilder::code_key`]): a server error. Nothing was
+    /// checked or changed; the login is refused.
+    #[error("the stored codes were hashed under code key {key_id}, which is not configured")]
+    UnknownCodeKey {
+        /// The missing key's [`id`](crate::account::CodeKey::id).
+        key_id: String,
+    },
 }
 
 impl From<DomainError> for Error {
@@ -299,6 +308,7 @@ impl From<DomainError> for Error {
             DomainError::NamesTooLong => Error::NamesTooLong,
             DomainError::Rng => Error::Rng,
             DomainError::SecretSealed => Error::SecretSealed,
+            DomainError::UnknownCodeKey { key_id } => Error::UnknownCodeKey { key_id },
         }
     }
 }
@@ -435,9 +445,50 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
         }
     }
 
-    /// Uses these settings (built and checked with [`Settings::builder`]).
-    pub fn settings(mut self, settings: Settings) -> Self {
+    /// Uses these settings (built and checked with [`Settings::builder`]). Code keys given
+    /// with [`code_key`](Self::code_key) before are kept unless `settings` carry their own.
+    pub fn settings(mut self, mut settings: Settings) -> Self {
+        if settings.code_keys.is_empty() {
+            settings.code_keys = core::mem::take(&mut self.inner.settings.code_keys);
+        }
         self.inner.settings = settings;
+        self
+    }
+
+    /// Hashes recovery codes and mailed login codes with HMAC-SHA-256 under this server-side
+    /// key, so that a copy of the table cannot test guesses offline (see [`CodeKey`] and the
+    /// manual's [offline guessing](crate::manual#offline-guessing-of-recovery-and-mailed-codes)
+    /// section). Every server of a deployment needs the same key. Without one, codes are
+    /// stored as salted SHA-256: still safe for 80-bit recovery codes, not for mailed codes.
+    ///
+    /// To rotate, make the new key current and keep the old one with
+    /// [`old_code_key`](Self::old_code_key) until every user has regenerated their recovery
+    /// codes; a record hashed under a key the service lacks fails with
+    /// [`Error::UnknownCodeKey`].
+    ///
+    /// ```
+    /// use twofactor::account::CodeKey;
+    /// use twofactor::mail::RecordingMailer;
+    /// use twofactor::service::TwoFactor;
+    /// use twofactor::{MemoryStore, Requirement};
+    ///
+    /// let key = CodeKey::from_bytes(&[0x42; 32]); // from your secret manager
+    /// let id = key.id().to_owned();
+    /// let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), |_: &_, _: &_, _| {
+    ///     Requirement::required()
+    /// })
+    /// .code_key(key)
+    /// .build();
+    /// assert_eq!(tf.settings().code_key_id(), Some(id.as_str()));
+    /// ```
+    pub fn code_key(mut self, key: CodeKey) -> Self {
+        self.inner.settings.code_keys.current = Some(key);
+        self
+    }
+
+    /// A retired code key: still checks what was hashed under it, hashes nothing new.
+    pub fn old_code_key(mut self, key: CodeKey) -> Self {
+        self.inner.settings.code_keys.old.push(key);
         self
     }
 

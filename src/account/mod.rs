@@ -37,6 +37,7 @@ mod settings;
 mod throttle;
 mod transition;
 
+pub use crypto::CodeKey;
 pub use devices::{DeviceId, DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
 pub use error::{Checked, DomainError, FailureReason, MalformedInput, Refusal};
@@ -45,7 +46,10 @@ pub use login::{
 };
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
-pub use recovery::{RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, RecoveryCodeError, RecoveryCodes};
+pub use recovery::{
+    LEGACY_RECOVERY_CODE_LEN, RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, RECOVERY_CODE_LENGTHS,
+    RecoveryCodeError, RecoveryCodes, is_recovery_code_shape,
+};
 pub use settings::*;
 pub use transition::Transition;
 
