@@ -379,3 +379,48 @@ fn stored_code_shapes_are_strict() {
     dump["recovery"]["codes"][0]["note"] = serde_json::json!("x");
     assert!(serde_json::from_value::<TwoFactorRecord>(dump).is_err());
 }
+
+#[cfg(feature = "seal")]
+#[test]
+fn a_code_key_derived_from_the_sealing_keyring_survives_its_rotation() {
+    use twofactor::seal::Keyring;
+    let old = Keyring::new("2026-01", &[1; 32]).unwrap();
+    let settings = Settings::builder()
+        .code_key(old.code_key().unwrap())
+        .build()
+        .unwrap();
+    let (record, codes) = enrolled(&settings);
+    // The derived key is no sealing key (and not the raw bytes).
+    assert_ne!(old.code_key().unwrap(), CodeKey::from_bytes(&[1; 32]));
+    let rotated = Keyring::new("2026-11", &[2; 32])
+        .unwrap()
+        .with_old_key("2026-01", &[1; 32])
+        .unwrap();
+    let mut builder = Settings::builder().code_key(rotated.code_key().unwrap());
+    for k in rotated.old_code_keys().unwrap() {
+        builder = builder.old_code_key(k);
+    }
+    let after = builder.build().unwrap();
+    let t = login(
+        &record,
+        NOW + 60,
+        Factor::RecoveryCode(codes.expose_secret()[3]),
+        &after,
+    )
+    .unwrap();
+    assert!(t.outcome().is_ok());
+    // Without the old keys: the typed error, not a wrong code.
+    let only_new = Settings::builder()
+        .code_key(rotated.code_key().unwrap())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        login(
+            &record,
+            NOW + 60,
+            Factor::RecoveryCode(codes.expose_secret()[3]),
+            &only_new
+        ),
+        Err(DomainError::UnknownCodeKey { .. })
+    ));
+}

@@ -152,3 +152,74 @@ impl fmt::Debug for Keyring {
             .finish_non_exhaustive()
     }
 }
+
+/// Domain separation of the code keys derived from sealing keys.
+const CODE_KEY_LABEL: &[u8] = b"twofactor code key v1";
+
+impl Keyring {
+    /// The [`CodeKey`](crate::account::CodeKey) for recovery and mailed codes, derived from
+    /// the current sealing key, so a host that seals manages one secret. Give it to
+    /// [`TwoFactorBuilder::code_key`](crate::service::TwoFactorBuilder::code_key).
+    ///
+    /// The derivation is XChaCha20-Poly1305 under the sealing key over 32 zero bytes, with a
+    /// fixed nonce and associated data derived from a label, hashed with SHA-256: a PRF of
+    /// the key, independent of every sealed secret (those use random 192-bit nonces). When the
+    /// sealing key rotates, so does the code key: pass [`old_code_keys`](Self::old_code_keys)
+    /// as old code keys until every user has regenerated their recovery codes.
+    ///
+    /// ```
+    /// use twofactor::seal::Keyring;
+    ///
+    /// let keyring = Keyring::new("2026-01", &[7u8; 32])?;
+    /// let key = keyring.code_key()?;
+    /// assert_eq!(key.id(), Keyring::new("other-id", &[7u8; 32])?.code_key()?.id());
+    /// assert_ne!(key.id(), Keyring::new("2026-01", &[8u8; 32])?.code_key()?.id());
+    /// # Ok::<(), twofactor::seal::SealError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`SealError::Malformed`] if the cipher fails (it does not for a 32-byte key).
+    pub fn code_key(&self) -> Result<crate::account::CodeKey, SealError> {
+        let (_, cipher) = self.keys.get(self.current).ok_or(SealError::Malformed)?;
+        derive_code_key(cipher)
+    }
+
+    /// The code keys derived from the older sealing keys (those that only open), for
+    /// [`TwoFactorBuilder::old_code_key`](crate::service::TwoFactorBuilder::old_code_key).
+    ///
+    /// # Errors
+    /// As [`code_key`](Self::code_key).
+    pub fn old_code_keys(&self) -> Result<Vec<crate::account::CodeKey>, SealError> {
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.current)
+            .map(|(_, (_, cipher))| derive_code_key(cipher))
+            .collect()
+    }
+}
+
+fn derive_code_key(cipher: &XChaCha20Poly1305) -> Result<crate::account::CodeKey, SealError> {
+    use sha2::{Digest as _, Sha256};
+    let label = Sha256::digest(CODE_KEY_LABEL);
+    let mut nonce = [0u8; 24];
+    nonce.copy_from_slice(&label[..24]);
+    let stream = Zeroizing::new(
+        cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &[0u8; 32],
+                    aad: CODE_KEY_LABEL,
+                },
+            )
+            .map_err(|_| SealError::Malformed)?,
+    );
+    let mut h = Sha256::new();
+    h.update(CODE_KEY_LABEL);
+    h.update([0u8]);
+    h.update(stream.as_slice());
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&h.finalize());
+    Ok(crate::account::CodeKey::from_bytes(&key))
+}
