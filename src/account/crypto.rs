@@ -6,7 +6,7 @@ use core::fmt;
 
 use rand::TryCryptoRng;
 use sha2::{Digest as _, Sha256};
-use subtle::{Choice, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 use super::DomainError;
@@ -316,6 +316,31 @@ pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     unhex_vec(s)?.try_into().ok()
 }
 
+/// Decodes exactly `N` bytes of hex (either case) without branching on the digits: for
+/// secrets (device tokens), whose parse time must not depend on which digits they hold.
+/// `None` for anything else (decided once, after every digit was read).
+pub(crate) fn unhex_ct<const N: usize>(s: &str) -> Option<Zeroizing<[u8; N]>> {
+    use subtle::ConstantTimeLess;
+    let s = s.as_bytes();
+    if s.len() != N * 2 {
+        return None;
+    }
+    let mut out = Zeroizing::new([0u8; N]);
+    let mut valid = Choice::from(1);
+    let nibble = |c: u8, valid: &mut Choice| {
+        let d = c.wrapping_sub(b'0');
+        let l = (c | 0x20).wrapping_sub(b'a');
+        let is_d = d.ct_lt(&10);
+        let is_l = l.ct_lt(&6);
+        *valid &= is_d | is_l;
+        u8::conditional_select(&0, &d, is_d) | u8::conditional_select(&0, &l.wrapping_add(10), is_l)
+    };
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *o = (nibble(pair[0], &mut valid) << 4) | nibble(pair[1], &mut valid);
+    }
+    bool::from(valid).then_some(out)
+}
+
 /// Decodes hex of any even length (either case); `None` for anything else.
 pub(crate) fn unhex_vec(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
@@ -424,6 +449,19 @@ mod tests {
         assert_eq!(unhex::<3>("00ABff"), Some([0x00, 0xab, 0xff]));
         assert_eq!(unhex::<3>("00abf"), None);
         assert_eq!(unhex::<2>("zz00"), None);
+        for b in 0..=255u8 {
+            for c in [b'0', b'a', b'F'] {
+                let s = format!("{}{}", char::from(b), char::from(c));
+                if s.len() == 2 {
+                    assert_eq!(unhex_ct::<1>(&s).map(|z| *z), unhex::<1>(&s), "{s:?}");
+                }
+            }
+        }
+        assert_eq!(
+            unhex_ct::<3>("00ABff").map(|z| *z),
+            Some([0x00, 0xab, 0xff])
+        );
+        assert!(unhex_ct::<3>("00ABf").is_none());
     }
 
     #[test]

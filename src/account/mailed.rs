@@ -8,6 +8,7 @@
 //! hour; wrong guesses count against the code-check throttle like any other code.
 
 use rand::TryCryptoRng;
+use subtle::Choice;
 
 use crate::audit::AuditKind;
 use crate::mail::{Notice, SecretText};
@@ -46,6 +47,14 @@ impl MailedCode {
     /// does not hold.
     pub(crate) fn ensure_key(&self, keys: &CodeKeys) -> Result<(), DomainError> {
         self.hash.ensure_key(keys)
+    }
+
+    /// Whether `digits` is this code, compared in constant time (expiry not looked at).
+    pub(crate) fn matches(&self, digits: &str, keys: &CodeKeys) -> Result<Choice, DomainError> {
+        let candidate = self
+            .hash
+            .digest(keys, DIGEST_LABEL, &self.salt.0, digits.as_bytes())?;
+        Ok(self.digest.ct_eq(&candidate))
     }
 }
 
@@ -119,11 +128,9 @@ impl TwoFactorRecord {
         let Some(mailed) = self.mailed.as_ref() else {
             return Err(FailureReason::NoPendingFactor);
         };
-        let candidate = mailed
-            .hash
-            .digest(keys, DIGEST_LABEL, &mailed.salt.0, digits.as_bytes())
+        let hit = mailed
+            .matches(digits, keys)
             .map_err(|_| FailureReason::WrongCode)?;
-        let hit = mailed.digest.ct_eq(&candidate);
         if now >= mailed.expires_at {
             self.mailed = None;
             return Err(FailureReason::Expired);

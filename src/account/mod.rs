@@ -26,6 +26,8 @@
 
 pub(crate) mod crypto;
 mod devices;
+#[doc(hidden)]
+pub mod dudect_support;
 mod enrollment;
 mod error;
 mod login;

@@ -286,6 +286,23 @@ impl RecoveryCodeSet {
         (outcome, index)
     }
 
+    /// The digest of `input` under the set's scheme, then [`find`](Self::find); `None` when
+    /// the key is missing.
+    pub(crate) fn probe(&self, input: &RecoveryInput, keys: &CodeKeys) -> Option<(u8, u64)> {
+        let candidate = self
+            .hash
+            .digest(keys, DIGEST_LABEL, &self.salt.0, input.as_bytes())
+            .ok()?;
+        Some(self.find(&candidate))
+    }
+
+    /// Marks entry `i` used (for the timing bench).
+    pub(crate) fn mark_used(&mut self, i: usize, now: u64) {
+        if let Some(e) = self.codes.get_mut(i) {
+            e.used_at = Some(now);
+        }
+    }
+
     /// Consumes the code if it is in the set and unused; returns the codes left. Every entry is
     /// compared, in constant time (see [`find`](Self::find)). A code of the other length (a
     /// 10-symbol code against a new set, or the reverse) is simply wrong. A set hashed under a
@@ -300,11 +317,7 @@ impl RecoveryCodeSet {
         if input.len != self.symbols {
             return Err(FailureReason::WrongCode);
         }
-        let candidate = self
-            .hash
-            .digest(keys, DIGEST_LABEL, &self.salt.0, input.as_bytes())
-            .map_err(|_| FailureReason::WrongCode)?;
-        let (outcome, index) = self.find(&candidate);
+        let (outcome, index) = self.probe(input, keys).ok_or(FailureReason::WrongCode)?;
         if outcome.ct_eq(&HIT).into() {
             let entry = usize::try_from(index)
                 .ok()
