@@ -94,6 +94,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rand::rngs::SysRng;
 
+use crate::account::CodeKey;
 use crate::account::{
     Checked, DeviceId, DeviceInfo, DomainError, Enrolled, EnrollmentStarted, Factor, LoginContext,
     LoginDecision, LoginGranted, MalformedInput, Reauthenticated, RecoveryCodes, Refusal, Settings,
@@ -232,7 +233,7 @@ enum SnapshotUse {
 /// | [`NotAllowedNow`](ErrorKind::NotAllowedNow) | [`ReauthenticationRequired`](Error::ReauthenticationRequired), [`SecondFactorRequired`](Error::SecondFactorRequired) | 403 | ask for the password again / for a login with the mailed code first |
 /// | [`Conflict`](ErrorKind::Conflict) | [`NotEnrolled`](Error::NotEnrolled), [`AlreadyEnrolled`](Error::AlreadyEnrolled), [`NoPendingEnrollment`](Error::NoPendingEnrollment), [`NoPendingLogin`](Error::NoPendingLogin), [`UnknownDevice`](Error::UnknownDevice) | 409 | the state changed under the request: reload the page, start the flow again |
 /// | [`Unavailable`](ErrorKind::Unavailable) | [`Store`](Error::Store), [`Mailer`](Error::Mailer), [`Contention`](Error::Contention) | 503 | transient: retry later |
-/// | [`Misconfigured`](ErrorKind::Misconfigured) | [`SecretSealed`](Error::SecretSealed), [`Rng`](Error::Rng) | 500 | page the operator |
+/// | [`Misconfigured`](ErrorKind::Misconfigured) | [`SecretSealed`](Error::SecretSealed), [`UnknownCodeKey`](Error::UnknownCodeKey), [`Rng`](Error::Rng) | 500 | page the operator |
 ///
 /// Throttling is reported one way, as [`Error::Throttled`], by every call that can be
 /// throttled: [`begin_login`](TwoFactor::begin_login), [`finish_login`](TwoFactor::finish_login),
@@ -315,6 +316,14 @@ pub enum Error {
     /// changed; the login is refused.
     #[error("the stored TOTP secret is sealed and was not opened")]
     SecretSealed,
+    /// The user's stored recovery codes or mailed code were hashed under a code key this
+    /// service was not given (see [`TwoFactorBuilder::code_key`]): a server error. Nothing was
+    /// checked or changed; the login is refused.
+    #[error("the stored codes were hashed under code key {key_id}, which is not configured")]
+    UnknownCodeKey {
+        /// The missing key's [`id`](crate::account::CodeKey::id).
+        key_id: String,
+    },
 }
 
 /// What kind of failure an [`Error`] is: the one thing a host matches on to answer the user
@@ -402,7 +411,9 @@ impl Error {
             | Error::NoPendingLogin
             | Error::UnknownDevice => ErrorKind::Conflict,
             Error::Store(_) | Error::Mailer(_) | Error::Contention { .. } => ErrorKind::Unavailable,
-            Error::SecretSealed | Error::Rng => ErrorKind::Misconfigured,
+            Error::SecretSealed | Error::UnknownCodeKey { .. } | Error::Rng => {
+                ErrorKind::Misconfigured
+            }
         }
     }
 
@@ -467,6 +478,7 @@ impl From<DomainError> for Error {
             DomainError::NamesTooLong => Error::NamesTooLong,
             DomainError::Rng => Error::Rng,
             DomainError::SecretSealed => Error::SecretSealed,
+            DomainError::UnknownCodeKey { key_id } => Error::UnknownCodeKey { key_id },
         }
     }
 }
@@ -603,9 +615,50 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
         }
     }
 
-    /// Uses these settings (built and checked with [`Settings::builder`]).
-    pub fn settings(mut self, settings: Settings) -> Self {
+    /// Uses these settings (built and checked with [`Settings::builder`]). Code keys given
+    /// with [`code_key`](Self::code_key) before are kept unless `settings` carry their own.
+    pub fn settings(mut self, mut settings: Settings) -> Self {
+        if settings.code_keys.is_empty() {
+            settings.code_keys = core::mem::take(&mut self.inner.settings.code_keys);
+        }
         self.inner.settings = settings;
+        self
+    }
+
+    /// Hashes recovery codes and mailed login codes with HMAC-SHA-256 under this server-side
+    /// key, so that a copy of the table cannot test guesses offline (see [`CodeKey`] and the
+    /// manual's [offline guessing](crate::manual#offline-guessing-of-recovery-and-mailed-codes)
+    /// section). Every server of a deployment needs the same key. Without one, codes are
+    /// stored as salted SHA-256: still safe for 80-bit recovery codes, not for mailed codes.
+    ///
+    /// To rotate, make the new key current and keep the old one with
+    /// [`old_code_key`](Self::old_code_key) until every user has regenerated their recovery
+    /// codes; a record hashed under a key the service lacks fails with
+    /// [`Error::UnknownCodeKey`].
+    ///
+    /// ```
+    /// use twofactor::account::CodeKey;
+    /// use twofactor::mail::RecordingMailer;
+    /// use twofactor::service::TwoFactor;
+    /// use twofactor::{MemoryStore, Requirement};
+    ///
+    /// let key = CodeKey::from_bytes(&[0x42; 32]); // from your secret manager
+    /// let id = key.id().to_owned();
+    /// let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), |_: &_, _: &_, _| {
+    ///     Requirement::required()
+    /// })
+    /// .code_key(key)
+    /// .build();
+    /// assert_eq!(tf.settings().code_key_id(), Some(id.as_str()));
+    /// ```
+    pub fn code_key(mut self, key: CodeKey) -> Self {
+        self.inner.settings.code_keys.current = Some(key);
+        self
+    }
+
+    /// A retired code key: still checks what was hashed under it, hashes nothing new.
+    pub fn old_code_key(mut self, key: CodeKey) -> Self {
+        self.inner.settings.code_keys.old.push(key);
         self
     }
 
@@ -1664,6 +1717,9 @@ mod tests {
             Error::Contention { attempts: 16 },
             Error::Rng,
             Error::SecretSealed,
+            Error::UnknownCodeKey {
+                key_id: "0123456789abcdef".into(),
+            },
         ];
         for e in &all {
             match e {
@@ -1683,7 +1739,8 @@ mod tests {
                 | Error::Mailer(_)
                 | Error::Contention { .. }
                 | Error::Rng
-                | Error::SecretSealed => {}
+                | Error::SecretSealed
+                | Error::UnknownCodeKey { .. } => {}
             }
         }
         all
@@ -1708,6 +1765,7 @@ mod tests {
             (K::Unavailable, 503),
             (K::Unavailable, 503),
             (K::Unavailable, 503),
+            (K::Misconfigured, 500),
             (K::Misconfigured, 500),
             (K::Misconfigured, 500),
         ];
@@ -1749,6 +1807,9 @@ mod tests {
             DomainError::NamesTooLong,
             DomainError::Rng,
             DomainError::SecretSealed,
+            DomainError::UnknownCodeKey {
+                key_id: "0123456789abcdef".into(),
+            },
         ];
         for d in domain {
             // A precondition that fails the same way on retry is never "retry later".

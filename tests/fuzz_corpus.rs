@@ -93,6 +93,9 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v2_nested_missing_option",
         "v2_devices_wrong_type",
         "v2_duplicate_key",
+        "v2_recovery_in_format_1_shape",
+        "v1_mailed_with_hash",
+        "v2_hash_extra_field",
     ] {
         assert!(decode(refused).is_err(), "{refused}");
     }

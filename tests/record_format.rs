@@ -27,20 +27,43 @@ fn value(json: &str) -> Value {
     serde_json::from_str(json).expect("JSON")
 }
 
+/// A format-2 row turned back into the format-1 shape: without `v`, `mailed_code_login_at`
+/// and `mac`, and without the code-hash scheme of the recovery set and the mailed code.
+fn to_format_1(mut row: Value) -> Value {
+    let map = row.as_object_mut().expect("object");
+    for key in ["v", "mailed_code_login_at", "mac"] {
+        map.remove(key);
+    }
+    if let Some(Value::Object(set)) = map.get_mut("recovery") {
+        set.remove("hash");
+        set.remove("symbols");
+    }
+    if let Some(Value::Object(code)) = map.get_mut("mailed") {
+        code.remove("hash");
+    }
+    row
+}
+
 #[test]
 fn format_1_rows_load_and_are_rewritten_as_format_2_losing_nothing() {
     for fixture in [V1_FULL, V1_DEFAULT] {
         let record = decode_record(fixture).expect("today's rows decode");
         let v2 = encode_record(&record).expect("encode");
         assert!(v2.starts_with(r#"{"v":2,"#), "{v2}");
-        // Everything the old row said is still said; only `v`, `mailed_code_login_at` and `mac`
-        // were added.
-        let mut rewritten = value(&v2);
-        let map = rewritten.as_object_mut().expect("object");
-        assert_eq!(map.remove("v"), Some(Value::from(2)));
-        assert_eq!(map.remove("mailed_code_login_at"), Some(Value::Null));
-        assert_eq!(map.remove("mac"), Some(Value::Null));
-        assert_eq!(rewritten, value(fixture));
+        // Everything the old row said is still said; only format 2's fields were added, with
+        // the values that mean what format 1 meant.
+        let rewritten = value(&v2);
+        assert_eq!(rewritten["v"], Value::from(2));
+        assert_eq!(rewritten["mailed_code_login_at"], Value::Null);
+        assert_eq!(rewritten["mac"], Value::Null);
+        for scheme in [&rewritten["recovery"]["hash"], &rewritten["mailed"]["hash"]] {
+            assert!(scheme.is_null() || *scheme == serde_json::json!({"alg": "sha256"}));
+        }
+        assert!(
+            rewritten["recovery"].is_null() || rewritten["recovery"]["symbols"] == 10,
+            "{v2}"
+        );
+        assert_eq!(to_format_1(rewritten), value(fixture));
         // Canonical: decoding the rewrite and encoding again gives the same bytes.
         assert_eq!(
             encode_record(&decode_record(&v2).expect("decode")).expect("encode"),
@@ -77,9 +100,8 @@ fn format_1_is_accepted_only_in_its_exact_shape() {
 }
 
 proptest! {
-    /// Any subset of the fields of a format-2 record (other than all of them, and other than
-    /// exactly the nine fields of format 1, which is the migration rule), and any unknown
-    /// field added, is refused.
+    /// Any subset of the fields of a format-2 record (other than all of them), and any
+    /// unknown field added, is refused.
     #[test]
     fn partial_or_extended_records_are_refused(
         keep in proptest::collection::vec(any::<bool>(), 12),
@@ -94,15 +116,10 @@ proptest! {
             .map(|((name, v), _)| (name.clone(), v.clone()))
             .collect();
         prop_assert_eq!(keep.len(), top.len(), "one switch per field");
-        let format_1 = value(V1_FULL);
-        let is_format_1 = partial.len() == format_1.as_object().unwrap().len()
-            && partial.keys().all(|k| format_1.get(k).is_some());
-        let partial_len = partial.len();
-        let decoded = decode_record(&Value::Object(partial).to_string());
-        if is_format_1 {
-            prop_assert!(decoded.is_ok(), "the exact format-1 shape is the migration rule");
-        } else if partial_len < top.len() {
-            prop_assert!(decoded.is_err());
+        // Even the nine top-level fields of format 1 are refused here: the nested recovery
+        // set and mailed code carry format 2's `hash` and `symbols`, and formats never mix.
+        if partial.len() < top.len() {
+            prop_assert!(decode_record(&Value::Object(partial).to_string()).is_err());
         }
         if !top.contains_key(&extra) {
             let mut more = top.clone();
@@ -171,12 +188,7 @@ mod sealed {
     /// A sealed row as the version before record tags wrote it: the current sealed row
     /// without `v` and `mac` (its shape is otherwise unchanged).
     fn untagged(json: &str) -> String {
-        let mut row = value(json);
-        let map = row.as_object_mut().expect("object");
-        map.remove("v");
-        map.remove("mailed_code_login_at"); // format 1 had neither
-        map.remove("mac");
-        row.to_string()
+        to_format_1(value(json)).to_string()
     }
 
     #[tokio::test]

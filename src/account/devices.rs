@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::audit::AuditKind;
 use crate::mail::Notice;
 
-use super::crypto::{Bytes, Digest, digest, hex, unhex};
+use super::crypto::{Bytes, Digest, digest, hex, unhex_ct};
 use super::{DomainError, Settings, Transition, TwoFactorRecord};
 
 const DIGEST_LABEL: &str = "twofactor device token v1";
@@ -208,7 +208,7 @@ impl TwoFactorRecord {
     /// The index of the unexpired device this token belongs to. Compares against every stored
     /// digest in constant time.
     pub(crate) fn find_device(&self, token: &str, now: u64) -> Option<usize> {
-        let bytes = Zeroizing::new(unhex::<32>(token.trim())?);
+        let bytes = unhex_ct::<32>(token.trim())?;
         let candidate = digest(DIGEST_LABEL, &[], bytes.as_slice());
         let mut found = subtle::Choice::from(0);
         let mut index = 0u64;

@@ -384,7 +384,7 @@ impl TwoFactorRecord {
         };
         let mut next = self.admit_code_check(now, settings, |refusal| refusal)?;
         let result = match &parsed {
-            Some(p) => next.verify_parsed(p, now).map(|_| ()),
+            Some(p) => next.verify_parsed(p, now, settings).map(|_| ()),
             None => Err(FailureReason::NoPendingFactor),
         };
         match result {
@@ -443,7 +443,8 @@ impl TwoFactorRecord {
                     .event(failed(reason)));
             }
         };
-        let (set, recovery_codes) = RecoveryCodeSet::generate(now, settings.recovery_codes, rng)?;
+        let (set, recovery_codes) =
+            RecoveryCodeSet::generate(now, settings.recovery_codes, &settings.code_keys, rng)?;
         let rotated = next.active.is_some();
         let login_completed = !rotated
             && next
@@ -520,6 +521,7 @@ impl TwoFactorRecord {
             return Err(DomainError::NotEnrolled);
         }
         self.ensure_totp_checkable(&factor)?;
+        self.ensure_code_key(&factor, settings)?;
         let mut next = match self.check_current(now, factor, Operation::Disable, settings) {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),

@@ -22,7 +22,7 @@ use crate::policy::{Requirement, WhenUnenrolled};
 
 use super::devices::DeviceToken;
 use super::mailed::Sent;
-use super::recovery::{RECOVERY_CODE_LEN, normalize};
+use super::recovery::{RecoveryInput, normalize};
 use super::{
     Checked, DeviceId, DomainError, FailureReason, MalformedInput, Refusal, Settings, Transition,
     TwoFactorRecord,
@@ -232,7 +232,7 @@ pub(crate) struct LoginChallenge {
 /// A factor parsed into its canonical form.
 pub(crate) enum Parsed {
     Totp(Code),
-    Recovery(Zeroizing<[u8; RECOVERY_CODE_LEN]>),
+    Recovery(RecoveryInput),
     Mailed(Zeroizing<String>),
 }
 
@@ -277,6 +277,7 @@ impl TwoFactorRecord {
         &mut self,
         parsed: &Parsed,
         now: u64,
+        settings: &Settings,
     ) -> Result<Option<usize>, FailureReason> {
         match parsed {
             Parsed::Totp(code) => {
@@ -302,9 +303,11 @@ impl TwoFactorRecord {
                     .recovery
                     .as_mut()
                     .ok_or(FailureReason::NoPendingFactor)?;
-                set.consume(symbols, now).map(Some)
+                set.consume(symbols, now, &settings.code_keys).map(Some)
             }
-            Parsed::Mailed(code) => self.check_mailed_code(code, now).map(|()| None),
+            Parsed::Mailed(code) => self
+                .check_mailed_code(code, now, &settings.code_keys)
+                .map(|()| None),
         }
     }
 
@@ -520,6 +523,7 @@ impl TwoFactorRecord {
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
         self.ensure_totp_checkable(&factor)?;
+        self.ensure_code_key(&factor, settings)?;
         let kind = factor.kind();
         let failed = |reason| AuditKind::LoginFailed {
             factor: kind,
@@ -556,7 +560,7 @@ impl TwoFactorRecord {
                 Transition::new(next, true, Err(Refusal::Invalid(reason))).event(failed(reason))
             );
         }
-        let recovery_codes_left = match next.verify_parsed(&parsed, now) {
+        let recovery_codes_left = match next.verify_parsed(&parsed, now, settings) {
             Ok(left) => left,
             Err(reason) => {
                 let mut t = Transition::new(next, true, Err(Refusal::Invalid(reason)))

@@ -26,6 +26,8 @@
 
 pub(crate) mod crypto;
 mod devices;
+#[doc(hidden)]
+pub mod dudect_support;
 mod enrollment;
 mod error;
 mod login;
@@ -39,13 +41,17 @@ mod settings;
 mod throttle;
 mod transition;
 
+pub use crypto::CodeKey;
 pub use devices::{DeviceId, DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
 pub use error::{Checked, DomainError, FailureReason, MalformedInput, Refusal};
 pub use login::{Factor, FactorKind, GrantReason, LoginContext, LoginDecision, LoginGranted};
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
-pub use recovery::{RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, RecoveryCodeError, RecoveryCodes};
+pub use recovery::{
+    LEGACY_RECOVERY_CODE_LEN, RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, RECOVERY_CODE_LENGTHS,
+    RecoveryCodeError, RecoveryCodes, is_recovery_code_shape,
+};
 pub use settings::*;
 pub use transition::Transition;
 

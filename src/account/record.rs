@@ -12,6 +12,8 @@ use super::login::LoginChallenge;
 use super::mailed::MailedCode;
 use super::recovery::RecoveryCodeSet;
 use super::throttle::RateLimit;
+#[cfg(feature = "serde")]
+use super::{mailed::MailedCodeWire, recovery::RecoveryCodeSetWire};
 
 /// The confirmed authenticator.
 #[derive(Clone)]
@@ -72,7 +74,10 @@ pub(crate) struct PendingEnrollment {
 /// **without** `"v"` and without `"mac"` is accepted only if it has exactly the nine fields
 /// format 1 always wrote (`active`, `pending`, `recovery`, `devices`, `mailed`, `challenge`,
 /// `login_awaiting_enrollment`, `code_checks`, `mail_sends`), each present, with the same
-/// strict nested shapes. It is re-encoded as format 2 by its next save.
+/// strict nested shapes, and the recovery set and mailed code in their format-1 shape (no
+/// `hash` scheme, no `symbols`: salted SHA-256 over 10-symbol recovery codes). Format 2
+/// requires those fields; the two formats never mix. A format-1 row is re-encoded as format
+/// 2 by its next save.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
@@ -129,7 +134,7 @@ where
 
 /// `Some(value)` when the field is present (`null` refused for the version).
 #[cfg(feature = "serde")]
-fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::Deserialize<'de>,
@@ -167,10 +172,10 @@ struct WireIn {
     #[serde(deserialize_with = "required")]
     pending: Option<PendingEnrollment>,
     #[serde(deserialize_with = "required")]
-    recovery: Option<RecoveryCodeSet>,
+    recovery: Option<RecoveryCodeSetWire>,
     devices: Vec<TrustedDevice>,
     #[serde(deserialize_with = "required")]
-    mailed: Option<MailedCode>,
+    mailed: Option<MailedCodeWire>,
     #[serde(deserialize_with = "required")]
     challenge: Option<LoginChallenge>,
     #[serde(deserialize_with = "required")]
@@ -224,12 +229,23 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
                 )));
             }
         };
+        let legacy = w.v.is_none();
+        let recovery = w
+            .recovery
+            .map(|r| r.into_set(legacy))
+            .transpose()
+            .map_err(D::Error::custom)?;
+        let mailed = w
+            .mailed
+            .map(|m| m.into_code(legacy))
+            .transpose()
+            .map_err(D::Error::custom)?;
         Ok(TwoFactorRecord {
             active: w.active,
             pending: w.pending,
-            recovery: w.recovery,
+            recovery,
             devices: w.devices,
-            mailed: w.mailed,
+            mailed,
             challenge: w.challenge,
             login_awaiting_enrollment: w.login_awaiting_enrollment,
             code_checks: w.code_checks,

@@ -8,7 +8,6 @@ use rand::TryRng as _;
 use rand::rngs::SysRng;
 use zeroize::Zeroizing;
 
-use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::{RecordTag, SealError, SealedSecret, SecretCipher};
@@ -18,30 +17,18 @@ struct Key {
     id: String,
     cipher: XChaCha20Poly1305,
     mac_key: Zeroizing<[u8; 32]>,
+    code_key: Zeroizing<[u8; 32]>,
 }
 
 /// The label of the record-MAC key derivation: `HMAC-SHA-256(key, label)`.
 const MAC_KEY_LABEL: &[u8] = b"twofactor/keyring/record-mac-key/v1";
 
-/// HMAC-SHA-256 (RFC 2104) of `message` under a 32-byte key.
+/// The label of the code-key derivation: `HMAC-SHA-256(key, label)`.
+const CODE_KEY_LABEL: &[u8] = b"twofactor/keyring/code-key/v1";
+
+/// HMAC-SHA-256 of `message` under a 32-byte key (the crate's one implementation).
 fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> Zeroizing<[u8; 32]> {
-    let mut ipad = Zeroizing::new([0x36u8; 64]);
-    let mut opad = Zeroizing::new([0x5cu8; 64]);
-    for (i, k) in key.iter().enumerate() {
-        ipad[i] ^= k;
-        opad[i] ^= k;
-    }
-    let inner = Sha256::new()
-        .chain_update(ipad.as_slice())
-        .chain_update(message)
-        .finalize();
-    let outer = Sha256::new()
-        .chain_update(opad.as_slice())
-        .chain_update(inner)
-        .finalize();
-    let mut out = Zeroizing::new([0u8; 32]);
-    out.copy_from_slice(&outer);
-    out
+    Zeroizing::new(crate::account::crypto::hmac_sha256(key, &[message]))
 }
 
 /// The longest key id accepted (it is stored beside every ciphertext).
@@ -140,6 +127,7 @@ fn new_key(key_id: &str, key: &[u8]) -> Result<Key, SealError> {
         id,
         cipher,
         mac_key: hmac_sha256(key, MAC_KEY_LABEL),
+        code_key: hmac_sha256(key, CODE_KEY_LABEL),
     })
 }
 
@@ -219,6 +207,43 @@ impl fmt::Debug for Keyring {
             .field("current", &self.current_key_id())
             .field("key_ids", &ids)
             .finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    /// The [`CodeKey`](crate::account::CodeKey) for recovery and mailed codes, derived from
+    /// the current sealing key, so a host that seals manages one secret. Give it to
+    /// [`TwoFactorBuilder::code_key`](crate::service::TwoFactorBuilder::code_key).
+    ///
+    /// The derivation is `HMAC-SHA-256(key, "twofactor/keyring/code-key/v1")`, as for the
+    /// record-MAC key under another label: independent of it and of every sealed secret. When
+    /// the sealing key rotates, so does the code key: pass [`old_code_keys`](Self::old_code_keys)
+    /// as old code keys until every user has regenerated their recovery codes.
+    ///
+    /// ```
+    /// use twofactor::seal::Keyring;
+    ///
+    /// let keyring = Keyring::new("2026-01", &[7u8; 32])?;
+    /// let key = keyring.code_key();
+    /// assert_eq!(key.id(), Keyring::new("other-id", &[7u8; 32])?.code_key().id());
+    /// assert_ne!(key.id(), Keyring::new("2026-01", &[8u8; 32])?.code_key().id());
+    /// # Ok::<(), twofactor::seal::SealError>(())
+    /// ```
+    #[must_use]
+    pub fn code_key(&self) -> crate::account::CodeKey {
+        crate::account::CodeKey::from_bytes(&self.keys[self.current].code_key)
+    }
+
+    /// The code keys derived from the older sealing keys (those that only open), for
+    /// [`TwoFactorBuilder::old_code_key`](crate::service::TwoFactorBuilder::old_code_key).
+    #[must_use]
+    pub fn old_code_keys(&self) -> Vec<crate::account::CodeKey> {
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.current)
+            .map(|(_, k)| crate::account::CodeKey::from_bytes(&k.code_key))
+            .collect()
     }
 }
 
