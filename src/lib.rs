@@ -94,6 +94,7 @@
 //! | [`provision`] | `otpauth://` URIs, QR codes | none |
 //! | [`otp`] | RFC 4226 / RFC 6238, [`Secret`] | none |
 //! | [`store`], [`mail`], [`audit`] | the pluggable edges | yours |
+//! | [`cookie`] | trusted-device cookie names and headers | none |
 //! | [`manual`] | why the defaults are what they are | docs only |
 //!
 //! ## Features
@@ -111,6 +112,7 @@
 pub mod account;
 pub mod audit;
 pub mod clock;
+pub mod cookie;
 pub mod mail;
 pub mod manual;
 pub mod otp;
@@ -122,8 +124,8 @@ pub mod store;
 
 pub use account::{
     DeviceId, DeviceInfo, DeviceToken, Enrolled, EnrollmentStarted, Factor, FactorKind,
-    GrantReason, LoginContext, LoginDecision, LoginGranted, Reauthenticated, RecoveryCodes,
-    Settings, SettingsError, TwoFactorRecord, TwoFactorStatus, UserId,
+    FactorParseError, GrantReason, LoginContext, LoginDecision, LoginGranted, Reauthenticated,
+    RecoveryCodes, Settings, SettingsError, TwoFactorRecord, TwoFactorStatus, UserId,
 };
 pub use audit::{AuditEvent, AuditKind, AuditSink, RecordingAudit, TracingAudit};
 pub use clock::{Clock, ManualClock, SystemClock};

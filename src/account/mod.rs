@@ -41,7 +41,8 @@ pub use devices::{DeviceId, DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
 pub use error::{Checked, DomainError, FailureReason, MalformedInput, Refusal};
 pub use login::{
-    DenyReason, Factor, FactorKind, GrantReason, LoginContext, LoginDecision, LoginGranted,
+    DenyReason, Factor, FactorKind, FactorParseError, GrantReason, LoginContext, LoginDecision,
+    LoginGranted,
 };
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
