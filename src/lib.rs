@@ -129,7 +129,8 @@ pub use account::{
 };
 pub use audit::{AuditEvent, AuditKind, AuditSink, RecordingAudit, TracingAudit};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use mail::{Mailer, NoMailer, Notice, RecordingMailer};
+pub use cookie::DeviceCookie;
+pub use mail::{DynMailer, Mailer, NoMailer, Notice, RecordingMailer};
 pub use otp::{
     Algorithm, Code, CodeError, Hotp, ParamsError, Secret, SecretError, SecretStrength, Totp,
     TotpBuilder, UnknownAlgorithm, VerifyError,
@@ -145,7 +146,7 @@ pub use service::{Error, TwoFactor};
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{MemoryStore, SaveOutcome, UserStore, Version, Versioned};
+pub use store::{DynStore, MemoryStore, SaveOutcome, UserStore, Version, Versioned};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use store::{PoolConfig, StoreError};
 

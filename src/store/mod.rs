@@ -12,6 +12,7 @@
 //! ```
 //! and an `INSERT ... ON CONFLICT DO NOTHING` when `expected` is `None`.
 
+mod dynamic;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -20,6 +21,7 @@ pub mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use dynamic::{BoxFuture, DynStore, DynStoreError, DynUserStore};
 pub use memory::{MemoryStore, MemoryStoreError};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
