@@ -131,10 +131,10 @@ impl DeviceCookie {
     /// let granted = tf
     ///     .finish_login(&principal, Factor::Totp(&code), Some("Firefox on Linux"), &ctx)
     ///     .await?;
-    /// if let Some(token) = &granted.device_token {
-    ///     let set_cookie = DeviceCookie::new().set_cookie_header(&principal.user, token);
-    ///     assert!(set_cookie.contains("; Max-Age=7776000; HttpOnly; Secure; SameSite=Lax"));
-    /// }
+    /// let token = granted.device_token.as_ref().expect("the policy allows trusted devices");
+    /// let set_cookie = DeviceCookie::new().set_cookie_header(&principal.user, token);
+    /// // 90 days, whatever the host's clock says:
+    /// assert!(set_cookie.ends_with("; Max-Age=7776000; Path=/; HttpOnly; Secure; SameSite=Lax"));
     /// # Ok(())
     /// # }
     /// ```
@@ -232,6 +232,43 @@ mod tests {
             k2.name_for(&UserId::new("alice"))
         );
         assert!(!format!("{k1:?}").contains("key one"));
+    }
+
+    #[test]
+    fn max_age_comes_from_the_tokens_own_dates() {
+        use crate::account::crypto::TestRng;
+        use crate::account::{Settings, TwoFactorRecord};
+        let settings = Settings::default();
+        let ttl = settings.trusted_device_ttl();
+        let issued = 1_700_000_000;
+        let (token, _) = TwoFactorRecord::default()
+            .trust_device(issued, "Firefox", &settings, &mut TestRng(7))
+            .unwrap();
+        let c = DeviceCookie::new();
+        let alice = UserId::new("alice");
+        let name = c.name_for(&alice);
+        let secret = token.expose_secret();
+        assert_eq!(
+            c.set_cookie_header(&alice, &token),
+            format!("{name}={secret}; Max-Age={ttl}; Path=/; HttpOnly; Secure; SameSite=Lax")
+        );
+        for (now, max_age) in [
+            (issued + 100, ttl - 100),
+            (issued + ttl - 1, 1),
+            (issued + ttl, 0),
+            (u64::MAX, 0),
+            (0, issued + ttl),
+        ] {
+            assert!(
+                c.set_cookie_header_at(&alice, &token, now)
+                    .contains(&format!("; Max-Age={max_age}; ")),
+                "{now}"
+            );
+        }
+        // What it sets, the parser finds.
+        let header = c.set_cookie_header(&alice, &token);
+        let pair = header.split(';').next().unwrap();
+        assert_eq!(c.token_from_header(pair, &alice), Some(secret));
     }
 
     #[test]

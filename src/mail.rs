@@ -620,13 +620,9 @@ impl<M: Mailer> DynMail for M {
 impl Mailer for dyn DynMail {
     type Error = DynMailerError;
 
-    fn send(
-        &self,
-        user: &UserId,
-        notice: &Notice,
-    ) -> impl Future<Output = Result<(), DynMailerError>> + Send {
-        // The async block names both borrows (a boxed future has only one lifetime).
-        async move { self.send_boxed(user, notice).await }
+    async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), DynMailerError> {
+        // Awaited here, not returned: a boxed future has one lifetime, these borrows two.
+        self.send_boxed(user, notice).await
     }
 }
 

@@ -126,21 +126,18 @@ impl<S: UserStore> DynUserStore for S {
 impl UserStore for dyn DynUserStore {
     type Error = DynStoreError;
 
-    fn load(
-        &self,
-        user: &UserId,
-    ) -> impl Future<Output = Result<Option<Versioned>, DynStoreError>> + Send {
-        // The async block names both borrows (a boxed future has only one lifetime).
-        async move { self.load_boxed(user).await }
+    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, DynStoreError> {
+        // Awaited here, not returned: a boxed future has one lifetime, these borrows two.
+        self.load_boxed(user).await
     }
 
-    fn save(
+    async fn save(
         &self,
         user: &UserId,
         record: &TwoFactorRecord,
         expected: Option<Version>,
-    ) -> impl Future<Output = Result<SaveOutcome, DynStoreError>> + Send {
-        async move { self.save_boxed(user, record, expected).await }
+    ) -> Result<SaveOutcome, DynStoreError> {
+        self.save_boxed(user, record, expected).await
     }
 }
 
