@@ -103,7 +103,7 @@
 //! |---|---|---|
 //! | `serde` | yes | `Serialize`/`Deserialize` for records, policies' types, params |
 //! | `png` | no | `QrCode::to_png` |
-//! | `sqlite` | no | `store::SqliteStore` (sqlx) |
+//! | `sqlite` | no | `store::SqliteStore` (sqlx; a bundled SQLite through `libsqlite3-sys` 0.30, see its docs before combining with `rusqlite`) |
 //! | `postgres` | no | `store::PostgresStore` (sqlx) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
