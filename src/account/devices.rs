@@ -75,6 +75,7 @@ pub struct DeviceInfo {
 pub struct DeviceToken {
     token: Zeroizing<String>,
     id: DeviceId,
+    issued_at: u64,
     expires_at: u64,
 }
 
@@ -98,12 +99,19 @@ impl DeviceToken {
     pub const fn expires_at(&self) -> u64 {
         self.expires_at
     }
+    /// When the token was issued, by the service's clock: a cookie set in the same response
+    /// lives `expires_at - issued_at` seconds (what [`crate::cookie::DeviceCookie`] uses).
+    #[must_use]
+    pub const fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
 }
 
 impl fmt::Debug for DeviceToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeviceToken")
             .field("id", &self.id)
+            .field("issued_at", &self.issued_at)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
@@ -199,6 +207,7 @@ impl TwoFactorRecord {
             DeviceToken {
                 token: Zeroizing::new(hex(&token.0)),
                 id,
+                issued_at: now,
                 expires_at,
             },
             info,

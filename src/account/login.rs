@@ -17,12 +17,12 @@ use zeroize::Zeroizing;
 
 use crate::audit::AuditKind;
 use crate::mail::Notice;
-use crate::otp::{Code, VerifyError};
+use crate::otp::{Code, MAX_DIGITS, MIN_DIGITS, VerifyError};
 use crate::policy::{Requirement, WhenUnenrolled};
 
 use super::devices::DeviceToken;
 use super::mailed::Sent;
-use super::recovery::{RecoveryInput, normalize};
+use super::recovery::{RECOVERY_CODE_LENGTHS, RecoveryInput, normalize};
 use super::{
     Checked, DeviceId, DomainError, FailureReason, MalformedInput, Refusal, Settings, Transition,
     TwoFactorRecord,
@@ -97,6 +97,85 @@ impl Factor<'_> {
             Factor::RecoveryCode(_) => FactorKind::RecoveryCode,
             Factor::MailedCode(_) => FactorKind::MailedCode,
         }
+    }
+}
+
+/// Why [`Factor::parse`] found no code in the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FactorParseError {
+    /// Nothing but white space and hyphens.
+    #[error("no code entered")]
+    Empty,
+    /// A character that no code contains (codes are letters, digits, spaces and hyphens).
+    #[error(
+        "codes contain letters and digits only (found an invalid character at position {position})"
+    )]
+    InvalidCharacter {
+        /// Position (in characters) of the first offending character.
+        position: usize,
+    },
+}
+
+// Recovery codes are longer than any TOTP code, so the two shapes cannot overlap.
+// Recovery codes of every accepted length are longer than any TOTP code.
+const _: () = {
+    let mut i = 0;
+    while i < RECOVERY_CODE_LENGTHS.len() {
+        assert!(RECOVERY_CODE_LENGTHS[i] > MAX_DIGITS as usize);
+        i += 1;
+    }
+};
+
+impl<'a> Factor<'a> {
+    /// Picks the factor for what the user typed into one input box, by its shape: 6 to 8
+    /// digits (white space ignored, `"123 456"`) are a [`Factor::Totp`] code; other letters and
+    /// digits are a [`Factor::RecoveryCode`] attempt (recovery codes have more symbols than any
+    /// TOTP code, so the two never overlap). The input is not checked further here:
+    /// `finish_login` reports a code of the wrong length or alphabet as malformed.
+    ///
+    /// A mailed code is never guessed: after [`LoginDecision::CodeMailed`], pass the input as
+    /// [`Factor::MailedCode`].
+    ///
+    /// ```
+    /// use twofactor::{Factor, FactorKind};
+    /// assert_eq!(Factor::parse("123 456")?.kind(), FactorKind::Totp);
+    /// assert_eq!(Factor::parse("7K3M-Q9XA-2F")?.kind(), FactorKind::RecoveryCode);
+    /// assert!(Factor::parse("  ").is_err());
+    /// # Ok::<(), twofactor::account::FactorParseError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`FactorParseError::Empty`] for nothing but white space and hyphens,
+    /// [`FactorParseError::InvalidCharacter`] for a character that is not an ASCII letter or
+    /// digit, white space or a hyphen.
+    pub fn parse(input: &'a str) -> Result<Self, FactorParseError> {
+        let mut digits = 0usize;
+        let mut others = 0usize;
+        let mut hyphens = false;
+        for (position, c) in input.chars().enumerate() {
+            if c.is_ascii_digit() {
+                digits += 1;
+            } else if c.is_ascii_alphabetic() {
+                others += 1;
+            } else if c == '-' {
+                hyphens = true;
+            } else if !c.is_whitespace() {
+                return Err(FactorParseError::InvalidCharacter { position });
+            }
+        }
+        if digits + others == 0 {
+            return Err(FactorParseError::Empty);
+        }
+        // Exactly what `Code::parse` accepts for some supported length.
+        let totp_shape = others == 0
+            && !hyphens
+            && (usize::from(MIN_DIGITS)..=usize::from(MAX_DIGITS)).contains(&digits);
+        Ok(if totp_shape {
+            Factor::Totp(input)
+        } else {
+            Factor::RecoveryCode(input)
+        })
     }
 }
 
@@ -194,6 +273,36 @@ pub enum LoginDecision {
         /// When the code expires.
         expires_at: u64,
     },
+}
+
+impl LoginDecision {
+    /// Whether the host should delete the device's trusted-device cookie: `true` for every
+    /// decision reached without honouring a device token, because a token presented with this
+    /// login was refused (expired, revoked, another user's, garbage) or is not honoured under
+    /// the current policy. `false` when the token let the user in
+    /// ([`GrantReason::TrustedDevice`]) and when the policy needed no second factor at all
+    /// ([`GrantReason::Off`], [`GrantReason::Exempt`], [`GrantReason::NotRequired`]: the token
+    /// was not looked at and may still be good).
+    ///
+    /// Answers from the decision alone, so it is also `true` when no cookie was sent; delete
+    /// only a cookie the request carried (see [`crate::cookie`]).
+    ///
+    /// ```
+    /// use twofactor::{FactorKind, GrantReason, LoginDecision};
+    /// let challenged = LoginDecision::Challenge { methods: vec![FactorKind::Totp], expires_at: 0 };
+    /// assert!(challenged.forget_device_cookie());
+    /// let off = LoginDecision::Granted { reason: GrantReason::Off };
+    /// assert!(!off.forget_device_cookie());
+    /// ```
+    #[must_use]
+    pub const fn forget_device_cookie(&self) -> bool {
+        match self {
+            LoginDecision::Granted { reason } => matches!(reason, GrantReason::GracePeriod { .. }),
+            LoginDecision::Challenge { .. }
+            | LoginDecision::MustEnroll
+            | LoginDecision::CodeMailed { .. } => true,
+        }
+    }
 }
 
 /// A successful second step.
@@ -1592,6 +1701,126 @@ mod tests {
         let t = finish(&r, T0 + 1, &mail_code(), Factor::MailedCode("000000"), None);
         if t.outcome().is_err() {
             assert_eq!(t.record().mailed_code_login_at, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod factor_parse_tests {
+    use proptest::prelude::*;
+
+    use super::super::recovery::{RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, normalize};
+    use super::{Factor, FactorKind, FactorParseError};
+    use crate::otp::{Code, MAX_DIGITS, MIN_DIGITS};
+
+    /// Every length a recovery code has ever had: the legacy 10 symbols and today's.
+    const RECOVERY_LENS: [usize; 2] = [10, RECOVERY_CODE_LEN];
+
+    fn totp_code() -> impl Strategy<Value = String> {
+        (MIN_DIGITS..=MAX_DIGITS)
+            .prop_flat_map(|n| proptest::collection::vec(0u8..10, usize::from(n)))
+            .prop_flat_map(|digits| {
+                let n = digits.len();
+                (
+                    Just(digits),
+                    0..=n,
+                    prop_oneof![Just(""), Just(" "), Just("  ")],
+                )
+            })
+            .prop_map(|(digits, split, gap)| {
+                let s: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+                format!(" {}{gap}{} ", &s[..split], &s[split..])
+            })
+    }
+
+    /// A recovery code as a person may type it: any case, hyphens or spaces between groups or
+    /// nowhere, `o`/`i`/`l` for `0`/`1`.
+    fn recovery_code() -> impl Strategy<Value = String> {
+        proptest::sample::select(RECOVERY_LENS.to_vec())
+            .prop_flat_map(|n| {
+                (
+                    proptest::collection::vec(0..RECOVERY_CODE_ALPHABET.len(), n),
+                    proptest::collection::vec(any::<bool>(), n),
+                    prop_oneof![Just(""), Just("-"), Just(" ")],
+                )
+            })
+            .prop_map(|(symbols, flips, sep)| {
+                let mut out = String::new();
+                for (i, (&s, &flip)) in symbols.iter().zip(&flips).enumerate() {
+                    if i > 0 && i % 4 == 0 {
+                        out.push_str(sep);
+                    }
+                    let c = char::from(RECOVERY_CODE_ALPHABET.as_bytes()[s]);
+                    let c = match (c, flip) {
+                        ('0', true) => 'O',
+                        ('1', true) => 'l',
+                        (c, true) => c.to_ascii_uppercase(),
+                        (c, false) => c,
+                    };
+                    out.push(c);
+                }
+                out
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn every_totp_code_parses_as_totp(s in totp_code()) {
+            let f = Factor::parse(&s).unwrap();
+            prop_assert!(matches!(f, Factor::Totp(x) if x == s));
+        }
+
+        #[test]
+        fn every_recovery_code_parses_as_recovery(s in recovery_code()) {
+            let f = Factor::parse(&s).unwrap();
+            prop_assert!(matches!(f, Factor::RecoveryCode(x) if x == s));
+            if s.chars().filter(|c| c.is_ascii_alphanumeric()).count() == RECOVERY_CODE_LEN {
+                prop_assert!(normalize(&s).is_ok());
+            }
+        }
+
+        /// Nothing panics; whatever a TOTP parser of some length accepts is Totp, whatever
+        /// the recovery parser accepts is RecoveryCode, and no input is accepted by both.
+        #[test]
+        fn the_classes_never_overlap(s in "[0-9a-zA-Z \\t-]{0,20}|\\PC{0,24}") {
+            let totp_ok = (MIN_DIGITS..=MAX_DIGITS).any(|d| Code::parse(&s, d).is_ok());
+            let recovery_ok = normalize(&s).is_ok();
+            prop_assert!(!(totp_ok && recovery_ok));
+            match Factor::parse(&s) {
+                Ok(f) => {
+                    prop_assert_eq!(f.kind() == FactorKind::Totp, totp_ok);
+                    if recovery_ok {
+                        prop_assert_eq!(f.kind(), FactorKind::RecoveryCode);
+                    }
+                }
+                Err(_) => prop_assert!(!totp_ok && !recovery_ok),
+            }
+        }
+    }
+
+    #[test]
+    fn empty_and_garbage_are_typed_errors() {
+        for s in ["", " ", "\t", "--", " - "] {
+            assert_eq!(
+                Factor::parse(s).unwrap_err(),
+                FactorParseError::Empty,
+                "{s:?}"
+            );
+        }
+        for (s, position) in [("12345;", 5), ("<script>", 0), ("123 45é", 6), ("a\0b", 1)] {
+            assert_eq!(
+                Factor::parse(s).unwrap_err(),
+                FactorParseError::InvalidCharacter { position },
+                "{s:?}"
+            );
+        }
+        // Shapes that are neither: handed to the recovery parser, which reports them.
+        for s in ["12345", "123456789", "123-456", "12345o", "hello"] {
+            assert_eq!(
+                Factor::parse(s).unwrap().kind(),
+                FactorKind::RecoveryCode,
+                "{s:?}"
+            );
         }
     }
 }

@@ -45,7 +45,9 @@ pub use crypto::CodeKey;
 pub use devices::{DeviceId, DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
 pub use error::{Checked, DomainError, FailureReason, MalformedInput, Refusal};
-pub use login::{Factor, FactorKind, GrantReason, LoginContext, LoginDecision, LoginGranted};
+pub use login::{
+    Factor, FactorKind, FactorParseError, GrantReason, LoginContext, LoginDecision, LoginGranted,
+};
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
 pub use recovery::{
