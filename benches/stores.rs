@@ -33,7 +33,7 @@ use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
 use twofactor::mail::{Mailer, Notice};
 use twofactor::seal::{Keyring, SealedStore};
 use twofactor::service::TwoFactor;
-use twofactor::store::{PoolConfig, PostgresStore, SaveOutcome, SqliteStore, UserStore};
+use twofactor::store::{DynStore, PoolConfig, PostgresStore, SaveOutcome, SqliteStore, UserStore};
 use twofactor::{
     Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Secret,
     Totp, TwoFactorRecord, UserId,
@@ -222,7 +222,7 @@ impl<S: UserStore> Client<S> {
             .build();
         let who = Principal::new(name);
         let started = tf
-            .start_enrollment(&who.user, name, Reauthenticated::at(clock.now()))
+            .start_enrollment(&who, name, Reauthenticated::at(clock.now()))
             .await
             .expect("start enrollment");
         let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
@@ -360,6 +360,12 @@ fn benches(c: &mut Criterion) {
     let memory = || memory.clone();
     bench_round_trip(c, &rt, "memory", &memory);
     bench_full_login(c, &rt, "memory", &memory);
+    // The same memory store behind the run-time adapter (`DynStore`): one boxed future per
+    // call.
+    let dynamic: Arc<DynStore> = Arc::new(Arc::new(MemoryStore::new()));
+    let dynamic = || dynamic.clone();
+    bench_round_trip(c, &rt, "memory_dyn", &dynamic);
+    bench_full_login(c, &rt, "memory_dyn", &dynamic);
     let sealed = Arc::new(sealed_memory());
     let sealed = || sealed.clone();
     bench_full_login(c, &rt, "memory_sealed", &sealed);

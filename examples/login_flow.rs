@@ -53,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     step("Set-up: the page shows a QR code and the key for \"Cannot scan it?\"");
     let started = tf
         .start_enrollment(
-            &alice.user,
+            &alice,
             "alice@example.com",
             Reauthenticated::at(clock.now()),
         )

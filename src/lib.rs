@@ -36,7 +36,7 @@
 //!
 //! // Enrollment: show the QR code (or the grouped key under "Cannot scan it?").
 //! let started = tf
-//!     .start_enrollment(&alice.user, "alice@example.com", Reauthenticated::at(clock.now()))
+//!     .start_enrollment(&alice, "alice@example.com", Reauthenticated::at(clock.now()))
 //!     .await?;
 //! assert!(started.qr_svg().starts_with("<svg"));
 //! let app = KeyUri::parse(started.uri())?; // what her authenticator app stores
@@ -94,6 +94,7 @@
 //! | [`provision`] | `otpauth://` URIs, QR codes | none |
 //! | [`otp`] | RFC 4226 / RFC 6238, [`Secret`] | none |
 //! | [`store`], [`mail`], [`audit`] | the pluggable edges | yours |
+//! | [`cookie`] | trusted-device cookie names and headers | none |
 //! | [`manual`] | why the defaults are what they are | docs only |
 //!
 //! ## Features
@@ -102,7 +103,7 @@
 //! |---|---|---|
 //! | `serde` | yes | `Serialize`/`Deserialize` for records, policies' types, params |
 //! | `png` | no | `QrCode::to_png` |
-//! | `sqlite` | no | `store::SqliteStore` (sqlx) |
+//! | `sqlite` | no | `store::SqliteStore` (sqlx; a bundled SQLite through `libsqlite3-sys` 0.30, see its docs before combining with `rusqlite`) |
 //! | `postgres` | no | `store::PostgresStore` (sqlx) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -111,6 +112,7 @@
 pub mod account;
 pub mod audit;
 pub mod clock;
+pub mod cookie;
 pub mod mail;
 pub mod manual;
 pub mod otp;
@@ -122,12 +124,13 @@ pub mod store;
 
 pub use account::{
     DeviceId, DeviceInfo, DeviceToken, Enrolled, EnrollmentStarted, Factor, FactorKind,
-    GrantReason, LoginContext, LoginDecision, LoginGranted, Reauthenticated, RecoveryCodes,
-    Settings, SettingsError, TwoFactorRecord, TwoFactorStatus, UserId,
+    FactorParseError, GrantReason, LoginContext, LoginDecision, LoginGranted, Reauthenticated,
+    RecoveryCodes, Settings, SettingsError, TwoFactorRecord, TwoFactorStatus, UserId,
 };
 pub use audit::{AuditEvent, AuditKind, AuditSink, RecordingAudit, TracingAudit};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use mail::{Mailer, NoMailer, Notice, RecordingMailer};
+pub use cookie::DeviceCookie;
+pub use mail::{DynMailer, Mailer, NoMailer, Notice, RecordingMailer};
 pub use otp::{
     Algorithm, Code, CodeError, Hotp, ParamsError, Secret, SecretError, SecretStrength, Totp,
     TotpBuilder, UnknownAlgorithm, VerifyError,
@@ -135,15 +138,15 @@ pub use otp::{
 pub use policy::{
     EnforcementPolicy, EnrollmentStatus, GracePeriod, GraceStart, NoTrustedDevices, Optional,
     PerTenant, PolicyExt, Principal, RequiredForAll, RequiredForRoles, Requirement,
-    SUPERUSER_EXEMPTION, SuperuserExempt, WhenUnenrolled,
+    SUPERUSER_EXEMPTION, SuperuserExempt, UnknownTenant, WhenUnenrolled,
 };
 pub use provision::{KeyUri, OtpKind, Provisioning, QrCode, QrError, TerminalStyle, UriError};
-pub use service::{Error, TwoFactor};
+pub use service::{Error, ErrorKind, TwoFactor};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{MemoryStore, SaveOutcome, UserStore, Version, Versioned};
+pub use store::{DynStore, MemoryStore, SaveOutcome, UserStore, Version, Versioned};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use store::{PoolConfig, StoreError};
 

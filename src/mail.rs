@@ -535,3 +535,118 @@ mod tests {
         assert_eq!(Notice::Enabled.kind(), NoticeKind::Enabled);
     }
 }
+
+/// A boxed, `Send` future, as returned by [`DynMail::send_boxed`].
+pub type BoxFuture<'a, T> = core::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Any mailer, chosen at run time: a [`Mailer`] whose error is [`DynMailerError`].
+///
+/// [`Mailer`] returns `impl Future`, which makes it unusable as `dyn Mailer`; [`DynMail`] is
+/// its object-safe twin, implemented for every `Mailer`, and `Arc<dyn DynMail>` is a `Mailer`
+/// again. Build one with `Arc::new(mailer)` (it coerces):
+///
+/// ```
+/// use std::sync::Arc;
+/// use twofactor::mail::{DynMailer, NoMailer, RecordingMailer};
+///
+/// fn mailer_from_config(kind: &str) -> DynMailer {
+///     match kind {
+///         "record" => Arc::new(RecordingMailer::new()),
+///         _ => Arc::new(NoMailer),
+///     }
+/// }
+/// let mailer: DynMailer = mailer_from_config("none");
+/// # let _ = mailer;
+/// ```
+pub type DynMailer = std::sync::Arc<dyn DynMail>;
+
+/// A mailer's error, boxed: displays as the original and has the same source. Get the
+/// original back with [`DynMailerError::downcast_ref`] or [`DynMailerError::into_inner`].
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct DynMailerError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl DynMailerError {
+    /// Wraps a mailer's error.
+    #[must_use]
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        DynMailerError(Box::new(error))
+    }
+
+    /// The original error, if it is an `E`.
+    ///
+    /// ```
+    /// use twofactor::mail::{DynMailerError, NoMailerError, NoticeKind};
+    /// let e = DynMailerError::new(NoMailerError(NoticeKind::LoginCode));
+    /// assert!(e.downcast_ref::<NoMailerError>().is_some());
+    /// ```
+    #[must_use]
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+
+    /// The original error, boxed.
+    #[must_use]
+    pub fn into_inner(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self.0
+    }
+}
+
+/// The object-safe form of [`Mailer`], implemented for every `Mailer`: use it as
+/// `Arc<dyn DynMail>` ([`DynMailer`]). Implement [`Mailer`], not this.
+pub trait DynMail: Send + Sync {
+    /// [`Mailer::send`], boxed.
+    ///
+    /// # Errors
+    /// The mailer's error, boxed.
+    fn send_boxed<'a>(
+        &'a self,
+        user: &'a UserId,
+        notice: &'a Notice,
+    ) -> BoxFuture<'a, Result<(), DynMailerError>>;
+}
+
+impl<M: Mailer> DynMail for M {
+    fn send_boxed<'a>(
+        &'a self,
+        user: &'a UserId,
+        notice: &'a Notice,
+    ) -> BoxFuture<'a, Result<(), DynMailerError>> {
+        Box::pin(async move { self.send(user, notice).await.map_err(DynMailerError::new) })
+    }
+}
+
+/// `dyn DynMail` is a [`Mailer`], so `Arc<dyn DynMail>` ([`DynMailer`]) is too.
+impl Mailer for dyn DynMail {
+    type Error = DynMailerError;
+
+    async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), DynMailerError> {
+        // Awaited here, not returned: a boxed future has one lifetime, these borrows two.
+        self.send_boxed(user, notice).await
+    }
+}
+
+#[cfg(test)]
+mod dyn_tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dyn_mailer_delivers_and_reports_errors() {
+        let recording = Arc::new(RecordingMailer::new());
+        let mailer: DynMailer = recording.clone();
+        let alice = UserId::new("alice");
+        mailer.send(&alice, &Notice::Enabled).await.unwrap();
+        assert_eq!(recording.sent().len(), 1);
+
+        let none: DynMailer = Arc::new(NoMailer);
+        let code = Notice::LoginCode {
+            code: SecretText::new("123456"),
+            expires_at: 1,
+            context: LoginContext::new(),
+        };
+        let err = none.send(&alice, &code).await.unwrap_err();
+        assert!(err.downcast_ref::<NoMailerError>().is_some());
+    }
+}

@@ -94,10 +94,12 @@
 //! user from confirming a set-up, or from logging in once set up, for up to an hour. This is
 //! deliberate:
 //!
-//! - A separate budget for enrollment would not stop it. The set-up page is open to whoever
-//!   passed the password check, so the same person can submit wrong confirming codes, or
-//!   restart the enrollment and replace the pending secret; under forced enrollment they can
-//!   even set up an authenticator of their own, which no throttle prevents.
+//! - A separate budget for enrollment would not stop it. Wherever the password alone may
+//!   enroll (an optional policy, a running grace period, forced enrollment: see
+//!   [who may enroll](#who-may-enroll)), the set-up page is open to whoever passed the
+//!   password check, so the same person can submit wrong confirming codes, or restart the
+//!   enrollment and replace the pending secret; under forced enrollment they can even set up
+//!   an authenticator of their own, which no throttle prevents.
 //! - Every one of those calls is a guess at something: a mailed code, the active
 //!   authenticator, or an administrator-provisioned secret whose confirmation completes a
 //!   login. One budget means no mix of calls gives a guesser more than 5 tries an hour.
@@ -154,12 +156,74 @@
 //! // The set-up page, a minute later: that password check is the re-authentication.
 //! clock.advance(60);
 //! let reauth = Reauthenticated::at(password_checked_at);
-//! let started = tf.start_enrollment(&alice.user, "alice", reauth).await?;
+//! let started = tf.start_enrollment(&alice, "alice", reauth).await?;
 //! let app = KeyUri::parse(started.uri())?.into_secret();
 //! clock.advance(60);
 //! let code = Totp::default().generate(&app, clock.now()).to_string();
 //! let enrolled = tf.finish_enrollment(&alice.user, &code).await?;
 //! assert!(enrolled.login_completed()); // log this session in
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Who may enroll
+//!
+//! [`start_enrollment`](crate::TwoFactor::start_enrollment) always needs a fresh password
+//! check. Whether that is *enough* depends on what the password alone gets the user today,
+//! which is why it takes the [`Principal`](crate::Principal) and asks the policy:
+//!
+//! | the policy says, for this unenrolled user | to enroll, the user needs |
+//! |---|---|
+//! | `Off`, `Exempt`, `Optional` | the password |
+//! | `Required`, grace period running | the password (it alone logs them in until then) |
+//! | `Required { when_unenrolled: BlockUntilEnrolled }` | the password (enrolling *is* the login: [forced enrollment](#forced-enrollment-at-login)) |
+//! | `Required { when_unenrolled: MailCode }`, no grace left | the password **and** a login with the mailed code, completed within [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes) |
+//!
+//! The last row closes a downgrade: without it, someone who has the password but not the
+//! mailbox could skip the mailed code, enroll an authenticator of their own and log in with
+//! it from then on; the mailbox factor would never have been used. `finish_login` with a
+//! mailed code records when it succeeded, and `start_enrollment` refuses with
+//! [`Error::SecondFactorRequired`](crate::Error::SecondFactorRequired) without such a
+//! recent login: log the user in with the mailed code, then send them to the set-up page.
+//! A trusted-device login does not count (a stolen cookie must not turn into a permanent
+//! factor); begin the login without the token to mail a code.
+//!
+//! The check is made when enrollment starts, not again when it is confirmed: an
+//! authenticator enrolled a moment before the policy changes survives the change anyway, so
+//! re-checking at `finish_enrollment` would add nothing. Rotation needs a code from the
+//! current authenticator, and an administrator's
+//! [provisioning by mail](crate::TwoFactor::start_enrollment_by_mail_dangerous) sends the
+//! secret to the mailbox itself, so both already use a second factor. During a grace period
+//! the password alone logs in, and enrolling then is the point of the grace period; the
+//! [`Enabled`](crate::Notice::Enabled) notice tells the mailbox owner either way.
+//!
+//! ```
+//! use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+//! use twofactor::{
+//!     Clock, Error, ManualClock, MemoryStore, Principal, RecordingMailer, RequiredForAll,
+//!     TwoFactor, WhenUnenrolled,
+//! };
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = ManualClock::new(1_700_000_000);
+//! let policy = RequiredForAll::new(WhenUnenrolled::MailCode);
+//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+//!     .clock(&clock)
+//!     .build();
+//! let bob = Principal::new("bob");
+//! let ctx = LoginContext::new();
+//! let password_checked_at = clock.now();
+//! let decision = tf.begin_login(&bob, None, &ctx).await?;
+//! assert!(matches!(decision, LoginDecision::CodeMailed { .. }));
+//!
+//! // The password alone does not open the set-up page:
+//! let refused = tf.start_enrollment(&bob, "bob", Reauthenticated::at(password_checked_at)).await;
+//! assert!(matches!(refused, Err(Error::SecondFactorRequired)));
+//!
+//! // After the mailed code, it does (for the next 10 minutes):
+//! let code = tf.mailer().last_login_code_for(&bob.user).unwrap();
+//! tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx).await?;
+//! tf.start_enrollment(&bob, "bob", Reauthenticated::at(password_checked_at)).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -196,6 +260,13 @@
 //! without 2FA look the same from outside, so the login flow does not enumerate accounts. The
 //! audit trail records the exact reason, for the people who investigate.
 //!
+//! Every failure is an [`Error`](crate::Error) whose [`kind`](crate::Error::kind) a host
+//! matches on once (wrong code 401, throttled 429 with `Retry-After`, malformed input 400,
+//! not allowed now 403, conflict 409, unavailable 503, misconfigured 500: the table is on
+//! [`Error`](crate::Error)). Throttling in particular arrives one way, as
+//! [`Error::Throttled`](crate::Error::Throttled), from `begin_login` as from every call that
+//! checks a code.
+//!
 //! ## Secrets
 //!
 //! [`Secret`](crate::Secret) zeroizes its bytes on drop, prints `[REDACTED]`, and has no
@@ -204,3 +275,122 @@
 //! some services still issue 80-bit ones — and [`Secret::strength`](crate::Secret::strength)
 //! says how strong it is. Recovery codes and trusted-device tokens are stored only as hashes;
 //! they are shown once.
+//!
+//! ## Threat model: who reads and who writes the table
+//!
+//! All of a user's 2FA state is one row: the [`TwoFactorRecord`](crate::TwoFactorRecord) a
+//! [`UserStore`](crate::store::UserStore) keeps. Four kinds of people can get at it.
+//!
+//! **Anyone on the network** knows usernames and may know passwords. They must not get past
+//! the second factor, and may not learn which time step matched or whether a guess was close:
+//! codes are compared in constant time, every failure is the same `InvalidCode`, code checks
+//! are throttled (counted before the check), a code is accepted once (the last used step
+//! rides on the compare-and-swap), unknown users and users without 2FA look alike.
+//!
+//! **Someone who reads the table** (a leaked backup, an analytics replica, an SQL injection
+//! elsewhere in the application) must not get what a login needs. With
+//! [`SealedStore`](crate::seal::SealedStore) the TOTP secrets are encrypted under a key that
+//! lives outside the database, bound to the user and slot. Recovery codes and trusted-device
+//! tokens are stored as hashes only.
+//!
+//! With a server-side [`CodeKey`](crate::account::CodeKey), recovery and mailed codes are
+//! stored as keyed hashes, so the table alone cannot test a guess offline; without one, a
+//! mailed code falls in microseconds (see [offline guessing](#offline-guessing-of-recovery-and-mailed-codes)
+//! for the costs).
+//!
+//! **Someone who writes the table** (an SQL injection, a compromised replica promoted to
+//! primary, an operator's mistake) must not be able to change what a login decides.
+//! - *Without* sealing, nothing stops them: they can write a secret they know. Decoding is
+//!   strict all the same: a row that is not exactly a record this crate wrote (an array, `{}`,
+//!   an object that lost fields or gained some, a wrong type anywhere, an unknown format
+//!   version) is a corrupt row, on every store. The login fails closed with a store error and
+//!   nothing is saved over the row, so a damaged row never reads as "no 2FA" (which an opt-in
+//!   policy would let in on the password alone, and an enforcing one would answer with a fresh
+//!   enrollment by whoever holds the password), and the evidence stays for the operator.
+//! - *With* [`SealedStore`](crate::seal::SealedStore), every record it saves carries a tag (a
+//!   MAC, HMAC-SHA-256 under a key the [`Keyring`](crate::seal::Keyring) derives from each of
+//!   its keys) over the canonical encoding of the whole record, bound to the user id and to
+//!   the version the save creates. Every load checks it before using anything in the record.
+//!   A planted trusted device or recovery code, cleared throttle counters, an older secret
+//!   written back after a rotation, a row copied from another user, a row moved to another
+//!   version, a removed tag: all are refused like a corrupt row
+//!   ([`SealedStoreError::Tampered`](crate::seal::SealedStoreError::Tampered) or
+//!   [`Untagged`](crate::seal::SealedStoreError::Untagged)). While
+//!   [`accept_untagged`](crate::seal::SealedStore::accept_untagged) or
+//!   [`accept_unsealed`](crate::seal::SealedStore::accept_unsealed) is on (migrating), a
+//!   record without a tag is accepted, so those switches must be turned off when the migration
+//!   is done.
+//!
+//! What no table-level check can catch, without state kept outside the table:
+//! - **Rolling a whole row back** to an older state it really had (the record *and* its
+//!   version column, as in a restored backup): the tag of that state was valid. This revives a
+//!   revoked secret, a consumed recovery code or a revoked device, and resets the throttle.
+//!   Only a counter outside the database (for instance the latest version of each user kept
+//!   by your application elsewhere, or a transparency log) detects it; this crate does not
+//!   keep one. Restore backups of this table only together with a reset of 2FA for the users
+//!   whose state changed since.
+//! - **Deleting the row**: a user with no record has no 2FA. If your application must know
+//!   that a user had 2FA, keep that fact elsewhere too (your user table), and treat "no
+//!   record" for such a user as an error.
+//!
+//! **The host application** is trusted: it decides who is logged in. The API makes the safe
+//! path the easy one (paired calls carry the state, dangerous switches are named so), but a
+//! host that grants a session without asking the library cannot be stopped by it.
+//!
+//! ## Offline guessing of recovery and mailed codes
+//!
+//! Someone who reads the table (a backup, a replica, a leaked dump) gets every stored digest
+//! and its salt. Whether they can then test guesses offline, at GPU speed and without the
+//! throttle, depends on the server-side [`CodeKey`](crate::account::CodeKey):
+//!
+//! - **With a code key** (recommended; [`TwoFactorBuilder::code_key`](crate::service::TwoFactorBuilder::code_key),
+//!   or [`Keyring::code_key`](crate::seal::Keyring::code_key) to derive it from the sealing
+//!   key): recovery and mailed codes are stored as `HMAC-SHA-256(key, label || 0 || salt ||
+//!   code)`. The table alone cannot test a single guess: the attacker would first have to find
+//!   a 256-bit key (2^256 work). Only the server, holding the key, can check a code, and it
+//!   checks at most 5 per user per hour.
+//! - **Without a code key**: salted SHA-256, as in 0.1.0. One SHA-256 per guess tests a guess
+//!   against every code of a set (one salt per set). At 10^10 SHA-256 per second per GPU (a
+//!   current high-end card does 1-2 × 10^10 on short inputs):
+//!
+//! | Code | Space | Expected guesses to hit one (a set of 10: N / 11) | Time, 1 GPU, no key | With key |
+//! |---|---:|---:|---:|---|
+//! | recovery code (16 symbols, 80 bits) | 2^80 ≈ 1.2 × 10^24 | ≈ 1.1 × 10^23 | ≈ 350,000 years | impossible offline |
+//! | legacy recovery code (10 symbols, 50 bits, 0.1.0 sets) | 2^50 ≈ 1.1 × 10^15 | ≈ 1.0 × 10^14 | ≈ 3 hours (≈ 1 day for all 10) | legacy sets are unkeyed: regenerate |
+//! | mailed code (6 digits, one code) | 10^6 | 5 × 10^5 | ≈ 50 µs | impossible offline |
+//!
+//! So a new recovery set is out of reach of offline guessing even without a key (a million
+//! GPUs would still need about four months); the key makes it impossible rather than expensive.
+//! A mailed code without a key falls as soon as its digest is read: it is only useful while it
+//! is valid (one hour by default) and only together with the password, but a live replica
+//! gives exactly that. **If your policy mails codes, configure a code key.** We keep accepting
+//! a deployment without one (it stays compatible with 0.1.0 hosts and every server needs the
+//! same key, which the library cannot invent), and the stored scheme says `sha256` so an audit
+//! of the table shows it.
+//!
+//! A slow hash (Argon2, scrypt) was not chosen: it cannot save a 6-digit code (10^6 guesses
+//! × 100 ms is a day on one core, minutes on a cluster), it would cost the server CPU on every
+//! online attempt, and the key already removes offline guessing at the cost of one HMAC.
+//!
+//! Sets generated by 0.1.0 keep working (10-symbol codes, salted SHA-256) until the user
+//! regenerates them; after that, the new set uses the current key. Each stored set and mailed
+//! code records its scheme (`{"alg": "sha256"}` or `{"alg": "hmac_sha256", "key_id": ...}`).
+//! The key id is an HMAC of a fixed label under the key: it names the key without revealing it.
+//!
+//! **Rotation.** Make the new key current and keep the old one with
+//! [`old_code_key`](crate::service::TwoFactorBuilder::old_code_key): sets hashed under it keep
+//! working, new sets and mailed codes use the new key. Mailed codes expire within the hour;
+//! recovery sets last until regenerated, so keep the old key until your users have regenerated
+//! (or ask them to). A record hashed under a key the service does not hold is never read as a
+//! wrong code: the check fails closed with [`Error::UnknownCodeKey`](crate::service::Error::UnknownCodeKey)
+//! before an attempt is counted, and TOTP logins of that user are unaffected.
+//!
+//! Trusted-device tokens need no key: they are 256 random bits, stored as SHA-256. Testing a
+//! guess offline means guessing 256 bits.
+//!
+//! **Constant time.** Every code check compares against every stored digest with `subtle`
+//! and selects the outcome without branching on which digest matched; for recovery codes the
+//! used flag is folded into that selection, so a used code, an unused code and a code that
+//! never existed cost the same. `benches/dudect.rs` measures it (dudect-style: classes
+//! interleaved at random, Welch's t-test with percentile crops, a calibration row that must
+//! show an artificial 1-2 ns difference); `benches/DUDECT.md` holds a recorded run.

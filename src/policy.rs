@@ -11,7 +11,7 @@
 //! | [`Optional`] | `Optional`: users opt in from their profile | Odoo's built-in 2FA |
 //! | [`RequiredForAll`] | `Required` for everyone | Odoo "All users", kw_2fa |
 //! | [`RequiredForRoles`] | `Required` for listed roles, another policy for the rest | Odoo "Employees only" |
-//! | [`PerTenant`] | the inner policy where an owner switched 2FA on, `Off` elsewhere | Onum |
+//! | [`PerTenant`] | the inner policy where an owner switched 2FA on; elsewhere never a password-only login for an enrolled user unless the owner switched 2FA off (audited exemption) | Onum |
 //!
 //! and combinators, also available fluently through [`PolicyExt`]:
 //!
@@ -149,8 +149,14 @@ pub enum WhenUnenrolled {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Requirement {
-    /// Never ask for a second factor, even if the user is enrolled (2FA switched off, e.g. by
-    /// a tenant owner).
+    /// 2FA is off: nobody is asked to set it up, and users without an active authenticator
+    /// log in with the password alone.
+    ///
+    /// Fail closed: a user **with** an active authenticator is still challenged (as under
+    /// [`Requirement::Optional`], without trusted devices), whatever policy answered `Off`. To
+    /// let such a user in on the password alone, answer [`Requirement::Exempt`], which the
+    /// audit trail records at every login ([`PerTenant`] does so for a tenant whose owner
+    /// switched 2FA off).
     Off,
     /// Ask enrolled users for their code; let unenrolled users in with the password alone.
     Optional {
@@ -437,16 +443,44 @@ impl<P: EnforcementPolicy> EnforcementPolicy for RequiredForRoles<P> {
     }
 }
 
+/// What [`PerTenant`] answers for a tenant it has no switch for: a tenant never switched, a
+/// name that matches no switch (misspelled, differently cased: names match exactly), a
+/// principal without a tenant, or every tenant while the host has not yet replayed the owners'
+/// switches after a restart.
+///
+/// There is no default: a [`PerTenant`] is built with one of these. Neither lets a user with
+/// an active authenticator in on the password alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum UnknownTenant {
+    /// Opt-in: nobody is made to enroll, users without an authenticator log in with the
+    /// password ([`Requirement::Off`]), and users with one are still asked for it
+    /// ([`Requirement::Optional`]). Onum's state before an owner switches 2FA on.
+    OptIn,
+    /// The inner policy applies, as in a tenant switched on.
+    Enforce,
+}
+
+/// The reason [`PerTenant`] records in [`Requirement::Exempt`] for an enrolled user of a
+/// tenant whose owner switched 2FA off.
+pub const TENANT_DISABLED_EXEMPTION: &str = "tenant-2fa-disabled";
+
 /// A per-tenant switch an owner flips at runtime (Onum's "Two-factor authentication" toggle).
 ///
-/// In a tenant where 2FA is enabled, the `inner` policy decides ([`RequiredForAll`] by default:
-/// every user must set up an authenticator at next login). Where it is disabled the answer is
-/// [`Requirement::Off`]: password only, **even for users who are enrolled**, and the
-/// authenticators are kept for when the switch is flipped back on.
+/// For a principal's tenant ([`Principal::tenant`]):
 ///
-/// Tenants never switched, and principals without a tenant, get the default state: disabled,
-/// unless built with [`PerTenant::enabled_by_default`]. Tenant names match exactly
-/// (case-sensitive).
+/// | tenant | user without an authenticator | user with an authenticator |
+/// |---|---|---|
+/// | switched on | `inner` ([`RequiredForAll`] by default) | `inner` |
+/// | switched off by its owner | [`Requirement::Off`]: password only | [`Requirement::Exempt`] (`"tenant-2fa-disabled"`, audited at every login): password only, the authenticator is kept for when 2FA is switched back on |
+/// | unknown, [`UnknownTenant::OptIn`] | [`Requirement::Off`] | [`Requirement::Optional`]: still asked for a code |
+/// | unknown, [`UnknownTenant::Enforce`] | `inner` | `inner` |
+///
+/// "Unknown" is any tenant without a switch: never switched, misspelled, differently cased
+/// (names match exactly), no tenant at all, or every tenant after a restart until the host has
+/// replayed the owners' choices with [`PerTenant::set`]. So a user who set up an authenticator
+/// is never let in on the password alone because a switch could not be found (fail closed);
+/// only an owner's explicit "off" does that, and the audit trail records it.
 ///
 /// The state is shared and thread-safe: keep the policy in an [`Arc`](std::sync::Arc), hand a
 /// clone to the service (`Arc<P>` is itself a policy) and flip the switch from the owner's
@@ -456,54 +490,49 @@ impl<P: EnforcementPolicy> EnforcementPolicy for RequiredForRoles<P> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use twofactor::policy::{EnforcementPolicy, EnrollmentStatus, PerTenant, Principal, Requirement};
+/// use twofactor::policy::{
+///     EnforcementPolicy, EnrollmentStatus, PerTenant, Principal, RequiredForAll, Requirement,
+///     UnknownTenant,
+/// };
 ///
-/// let policy = Arc::new(PerTenant::default());
+/// let policy = Arc::new(PerTenant::new(RequiredForAll::default(), UnknownTenant::OptIn));
 /// let for_service = Arc::clone(&policy); // e.g. moved into the service
 ///
 /// let ana = Principal::new("ana").in_tenant("acme");
 /// let enrolled = EnrollmentStatus::enrolled_at(100);
-/// assert_eq!(for_service.requirement(&ana, &enrolled, 200), Requirement::Off);
+/// let unenrolled = EnrollmentStatus::unenrolled();
+/// // Never switched: opt-in. Whoever set up an authenticator is asked for it.
+/// assert_eq!(for_service.requirement(&ana, &unenrolled, 200), Requirement::Off);
+/// assert_eq!(for_service.requirement(&ana, &enrolled, 200), Requirement::optional());
 ///
 /// policy.enable("acme"); // the owner flips the toggle
 /// assert_eq!(for_service.requirement(&ana, &enrolled, 300), Requirement::required());
 ///
-/// policy.disable("acme");
-/// assert_eq!(for_service.requirement(&ana, &enrolled, 400), Requirement::Off);
+/// policy.disable("acme"); // and back: an explicit, audited exemption
+/// assert_eq!(
+///     for_service.requirement(&ana, &enrolled, 400),
+///     Requirement::Exempt { reason: "tenant-2fa-disabled".into() }
+/// );
 /// ```
 #[derive(Debug)]
 pub struct PerTenant<P = RequiredForAll> {
     inner: P,
-    enabled_by_default: bool,
+    unknown: UnknownTenant,
     tenants: std::sync::RwLock<std::collections::BTreeMap<String, bool>>,
 }
 
-impl Default for PerTenant<RequiredForAll> {
-    /// Disabled everywhere until enabled; where enabled, [`RequiredForAll::default`].
-    fn default() -> Self {
-        PerTenant::new(RequiredForAll::default())
-    }
-}
-
 impl<P> PerTenant<P> {
-    /// A switch that is off for every tenant until [`enable`](Self::enable)d; `inner` decides
-    /// in enabled tenants.
-    #[must_use]
-    pub fn new(inner: P) -> Self {
-        PerTenant {
-            inner,
-            enabled_by_default: false,
-            tenants: std::sync::RwLock::new(std::collections::BTreeMap::new()),
-        }
-    }
-
-    /// Tenants never switched, and principals without a tenant, count as enabled unless
-    /// explicitly [`disable`](Self::disable)d.
+    /// A switch with no tenant switched yet: `inner` decides in tenants switched on, and
+    /// `unknown` says what tenants without a switch get.
     ///
     /// ```
-    /// use twofactor::policy::{EnforcementPolicy, EnrollmentStatus, PerTenant, Principal, Requirement};
+    /// use twofactor::policy::{
+    ///     EnforcementPolicy, EnrollmentStatus, PerTenant, Principal, RequiredForAll,
+    ///     Requirement, UnknownTenant,
+    /// };
     ///
-    /// let policy = PerTenant::default().enabled_by_default();
+    /// // 2FA everywhere unless an owner switched it off.
+    /// let policy = PerTenant::new(RequiredForAll::default(), UnknownTenant::Enforce);
     /// let nobody = Principal::new("n"); // no tenant
     /// assert_eq!(
     ///     policy.requirement(&nobody, &EnrollmentStatus::unenrolled(), 0),
@@ -511,11 +540,15 @@ impl<P> PerTenant<P> {
     /// );
     /// policy.disable("legacy");
     /// assert!(!policy.is_enabled("legacy"));
+    /// assert!(policy.is_enabled("anything-else"));
     /// ```
     #[must_use]
-    pub fn enabled_by_default(mut self) -> Self {
-        self.enabled_by_default = true;
-        self
+    pub fn new(inner: P, unknown: UnknownTenant) -> Self {
+        PerTenant {
+            inner,
+            unknown,
+            tenants: std::sync::RwLock::new(std::collections::BTreeMap::new()),
+        }
     }
 
     /// Switches 2FA on for `tenant`.
@@ -523,7 +556,8 @@ impl<P> PerTenant<P> {
         self.set(tenant, true);
     }
 
-    /// Switches 2FA off for `tenant`: its users log in with the password alone.
+    /// Switches 2FA off for `tenant`: its users log in with the password alone (those with an
+    /// authenticator through an audited [`Requirement::Exempt`]).
     pub fn disable(&self, tenant: impl Into<String>) {
         self.set(tenant, false);
     }
@@ -538,14 +572,28 @@ impl<P> PerTenant<P> {
         map.insert(tenant.into(), enabled);
     }
 
-    /// Whether 2FA is switched on for `tenant`.
+    /// The owner's switch for `tenant`: `None` if it has none (an unknown tenant).
     #[must_use]
-    pub fn is_enabled(&self, tenant: &str) -> bool {
+    pub fn switch(&self, tenant: &str) -> Option<bool> {
         let map = self
             .tenants
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(tenant).copied().unwrap_or(self.enabled_by_default)
+        map.get(tenant).copied()
+    }
+
+    /// Whether `inner` decides for `tenant`: switched on, or unknown under
+    /// [`UnknownTenant::Enforce`].
+    #[must_use]
+    pub fn is_enabled(&self, tenant: &str) -> bool {
+        self.switch(tenant)
+            .unwrap_or(self.unknown == UnknownTenant::Enforce)
+    }
+
+    /// What tenants without a switch get.
+    #[must_use]
+    pub const fn unknown_tenant(&self) -> UnknownTenant {
+        self.unknown
     }
 
     /// The policy applied in enabled tenants.
@@ -562,14 +610,18 @@ impl<P: EnforcementPolicy> EnforcementPolicy for PerTenant<P> {
         status: &EnrollmentStatus,
         now: u64,
     ) -> Requirement {
-        let enabled = principal
-            .tenant
-            .as_deref()
-            .map_or(self.enabled_by_default, |t| self.is_enabled(t));
-        if enabled {
-            self.inner.requirement(principal, status, now)
-        } else {
-            Requirement::Off
+        let switch = principal.tenant.as_deref().and_then(|t| self.switch(t));
+        match (switch, self.unknown) {
+            (Some(true), _) | (None, UnknownTenant::Enforce) => {
+                self.inner.requirement(principal, status, now)
+            }
+            // The owner's explicit choice: audited at every login of an enrolled user.
+            (Some(false), _) if status.enrolled => Requirement::Exempt {
+                reason: TENANT_DISABLED_EXEMPTION.to_owned(),
+            },
+            // No switch found: whoever set up an authenticator is still asked for it.
+            (None, UnknownTenant::OptIn) if status.enrolled => Requirement::optional(),
+            (Some(false), _) | (None, UnknownTenant::OptIn) => Requirement::Off,
         }
     }
 }
@@ -1026,16 +1078,31 @@ mod tests {
         );
     }
 
+    fn opt_in() -> PerTenant {
+        PerTenant::new(RequiredForAll::default(), UnknownTenant::OptIn)
+    }
+
+    fn tenant_disabled() -> Requirement {
+        Requirement::Exempt {
+            reason: TENANT_DISABLED_EXEMPTION.into(),
+        }
+    }
+
     #[test]
-    fn per_tenant_is_off_until_enabled_and_off_again_even_for_enrolled_users() {
-        let policy = PerTenant::default();
+    fn per_tenant_is_opt_in_until_enabled_and_an_audited_exemption_when_disabled() {
+        let policy = opt_in();
         let ana = Principal::new("ana").in_tenant("acme");
         assert!(!policy.is_enabled("acme"));
-        assert_eq!(policy.requirement(&ana, &enrolled(), 0), Requirement::Off);
+        assert_eq!(policy.switch("acme"), None);
+        assert_eq!(
+            policy.requirement(&ana, &enrolled(), 0),
+            Requirement::optional()
+        );
         assert_eq!(policy.requirement(&ana, &unenrolled(), 0), Requirement::Off);
 
         policy.enable("acme");
         assert!(policy.is_enabled("acme"));
+        assert_eq!(policy.switch("acme"), Some(true));
         assert_eq!(
             policy.requirement(&ana, &unenrolled(), 0),
             Requirement::required()
@@ -1047,52 +1114,72 @@ mod tests {
 
         policy.disable("acme");
         assert!(!policy.is_enabled("acme"));
-        assert_eq!(policy.requirement(&ana, &enrolled(), 0), Requirement::Off);
+        assert_eq!(policy.switch("acme"), Some(false));
+        assert_eq!(policy.requirement(&ana, &enrolled(), 0), tenant_disabled());
+        assert_eq!(policy.requirement(&ana, &unenrolled(), 0), Requirement::Off);
     }
 
     #[test]
-    fn per_tenant_leaves_other_tenants_and_tenantless_principals_alone() {
-        let policy = PerTenant::new(RequiredForAll::new(MAIL));
+    fn per_tenant_unknown_tenants_still_challenge_enrolled_users() {
+        let policy = PerTenant::new(RequiredForAll::new(MAIL), UnknownTenant::OptIn);
+        assert_eq!(policy.unknown_tenant(), UnknownTenant::OptIn);
         policy.enable("acme");
-        let other = Principal::new("o").in_tenant("globex");
-        let nowhere = Principal::new("n");
-        let acme_case = Principal::new("c").in_tenant("ACME");
-        assert_eq!(policy.requirement(&other, &enrolled(), 0), Requirement::Off);
-        assert_eq!(
-            policy.requirement(&nowhere, &enrolled(), 0),
-            Requirement::Off
-        );
-        assert_eq!(
-            policy.requirement(&acme_case, &enrolled(), 0),
-            Requirement::Off
-        );
+        let unknown = [
+            Principal::new("o").in_tenant("globex"),
+            Principal::new("n"),
+            Principal::new("c").in_tenant("ACME"),
+            Principal::new("c").in_tenant("Acme"),
+            Principal::new("t").in_tenant("acmee"),
+            Principal::new("s").in_tenant("acme "),
+            Principal::new("e").in_tenant(""),
+        ];
+        for p in &unknown {
+            assert_eq!(
+                policy.requirement(p, &enrolled(), 0),
+                Requirement::optional(),
+                "{:?}",
+                p.tenant
+            );
+            assert_eq!(policy.requirement(p, &unenrolled(), 0), Requirement::Off);
+        }
         assert_eq!(
             policy.requirement(&Principal::new("a").in_tenant("acme"), &unenrolled(), 0),
             required(MAIL, None, true)
         );
+        // Switches not restored yet (a fresh policy after a restart): the same, fail closed.
+        let fresh = PerTenant::new(RequiredForAll::new(MAIL), UnknownTenant::OptIn);
+        assert_eq!(
+            fresh.requirement(&Principal::new("a").in_tenant("acme"), &enrolled(), 0),
+            Requirement::optional()
+        );
     }
 
     #[test]
-    fn per_tenant_enabled_by_default_until_disabled() {
-        let policy = PerTenant::default().enabled_by_default();
+    fn per_tenant_enforcing_unknown_tenants_until_disabled() {
+        let policy = PerTenant::new(RequiredForAll::default(), UnknownTenant::Enforce);
+        assert_eq!(policy.unknown_tenant(), UnknownTenant::Enforce);
         assert_eq!(
             policy.requirement(&Principal::new("n"), &unenrolled(), 0),
             Requirement::required()
         );
         assert_eq!(
-            policy.requirement(&Principal::new("x").in_tenant("new"), &unenrolled(), 0),
+            policy.requirement(&Principal::new("x").in_tenant("new"), &enrolled(), 0),
             Requirement::required()
         );
         policy.set("legacy", false);
         assert_eq!(
             policy.requirement(&Principal::new("l").in_tenant("legacy"), &enrolled(), 0),
+            tenant_disabled()
+        );
+        assert_eq!(
+            policy.requirement(&Principal::new("l").in_tenant("legacy"), &unenrolled(), 0),
             Requirement::Off
         );
     }
 
     #[test]
     fn per_tenant_switch_is_shared_across_threads() {
-        let policy = Arc::new(PerTenant::default());
+        let policy = Arc::new(opt_in());
         let service_side: Arc<PerTenant> = Arc::clone(&policy);
         let handles: Vec<_> = (0..8)
             .map(|i| {
@@ -1114,7 +1201,7 @@ mod tests {
             let expected = if i % 2 == 0 {
                 Requirement::required()
             } else {
-                Requirement::Off
+                tenant_disabled()
             };
             assert_eq!(service_side.requirement(&p, &enrolled(), 0), expected);
         }
@@ -1122,7 +1209,7 @@ mod tests {
 
     #[test]
     fn per_tenant_survives_a_poisoned_lock() {
-        let policy = Arc::new(PerTenant::default());
+        let policy = Arc::new(opt_in());
         let p = Arc::clone(&policy);
         let _ = std::thread::spawn(move || {
             let _guard = p.tenants.write().expect("lock");
@@ -1306,7 +1393,7 @@ mod tests {
     #[test]
     fn onum_composition_superuser_exempt_only_where_enabled() {
         let policy = Arc::new(
-            PerTenant::default()
+            opt_in()
                 .exempt_superuser()
                 .with_grace_period(GraceStart::Since(1_000), Duration::from_secs(DAY)),
         );

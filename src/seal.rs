@@ -1,10 +1,11 @@
-//! Encryption at rest of the TOTP secrets in stored records.
+//! Encryption at rest of the TOTP secrets in stored records, and authentication of the whole
+//! record.
 //!
 //! A [`TwoFactorRecord`] holds the user's TOTP secret: whoever reads the table (a leaked
 //! backup, an analytics replica, an SQL injection elsewhere in the app) can compute that
 //! user's codes. Wrap your store in a [`SealedStore`] and the secrets are encrypted before
 //! they reach it and decrypted when they are loaded; everything else in the record (hashes,
-//! counters, timestamps) stays as it is.
+//! counters, timestamps) stays readable, but is authenticated: see below.
 //!
 //! - The cipher is yours to choose through [`SecretCipher`]: [`Keyring`] (feature `seal`) is
 //!   XChaCha20-Poly1305 with keys you supply and rotate; or implement the trait over your KMS
@@ -15,6 +16,18 @@
 //!   **refused** on load by default, so that someone who can write the table cannot plant a
 //!   secret of their own choosing. While migrating, [`SealedStore::accept_unsealed`] lets such
 //!   records through; each is sealed by its next save.
+//! - The whole record is authenticated: every save writes a tag (`"mac"`, made with
+//!   [`SecretCipher::tag_record`]) over the canonical encoding of the record, bound to the
+//!   user id and to the version the save creates; every load checks it first. A row changed
+//!   in the table (a planted trusted device or recovery code, cleared throttle counters, an
+//!   older secret written back), copied from another user or moved to another version is
+//!   refused ([`SealedStoreError::Tampered`]); a row without a tag is refused
+//!   ([`SealedStoreError::Untagged`]) unless [`SealedStore::accept_untagged`] is on, for
+//!   records sealed by a version of this crate that did not tag them yet (each is tagged by
+//!   its next save). The inner store must number versions 1, 2, 3... as
+//!   [`UserStore::save`] specifies. A whole row rolled back to an older state it really had,
+//!   version included, cannot be detected from the table alone: see the
+//!   [threat model](crate::manual#threat-model-who-reads-and-who-writes-the-table).
 //! - Without the cipher (a [`TwoFactor`](crate::TwoFactor) on the bare store), a sealed
 //!   secret is never mistaken for "no 2FA": the operations that need it fail with
 //!   [`Error::SecretSealed`](crate::Error::SecretSealed).
@@ -40,6 +53,9 @@
 //! Key rotation: build the keyring with the new key as current and the old ones added with
 //! [`Keyring::with_old_key`]; records open with whichever key sealed them and are sealed with
 //! the current key on their next save.
+// Without `serde` there is no canonical record encoding to authenticate, so `SealedStore`
+// implements `UserStore` only with it; the helpers below are then unused.
+#![cfg_attr(not(feature = "serde"), allow(dead_code, unused_imports))]
 
 use core::fmt;
 
@@ -131,6 +147,76 @@ impl<'de> serde::Deserialize<'de> for SealedSecret {
     }
 }
 
+/// An authentication tag over a whole stored record, written by [`SealedStore`] and checked
+/// on every load: the id of the key that made it and the tag bytes. `Debug` shows the key id
+/// only. Stored in the record as `"mac": {"key": ..., "tag": hex}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecordTag {
+    key_id: String,
+    tag: Vec<u8>,
+}
+
+impl RecordTag {
+    /// Assembles a tag (for [`SecretCipher`] implementations).
+    #[must_use]
+    pub fn new(key_id: impl Into<String>, tag: Vec<u8>) -> Self {
+        RecordTag {
+            key_id: key_id.into(),
+            tag,
+        }
+    }
+
+    /// The id of the key that made the tag.
+    #[must_use]
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The tag bytes. Compare them in constant time (`subtle`).
+    #[must_use]
+    pub fn tag(&self) -> &[u8] {
+        &self.tag
+    }
+}
+
+impl fmt::Debug for RecordTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordTag")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagForm {
+    key: String,
+    tag: String,
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for RecordTag {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        TagForm {
+            key: self.key_id.clone(),
+            tag: crate::account::crypto::hex(&self.tag),
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for RecordTag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let form = TagForm::deserialize(deserializer)?;
+        let tag = crate::account::crypto::unhex_vec(&form.tag)
+            .ok_or_else(|| D::Error::custom("tag: not hex"))?;
+        Ok(RecordTag::new(form.key, tag))
+    }
+}
+
 /// Why a secret could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -166,6 +252,14 @@ pub enum SealError {
 ///
 /// `seal` must use a fresh nonce every call (a record is re-sealed on every save), and `open`
 /// must refuse a ciphertext whose associated data differs from the one it was sealed with.
+///
+/// `tag_record` and `verify_record` authenticate the whole stored record (a MAC: HMAC-SHA-256
+/// in [`Keyring`]). Use a key that does nothing else (derive it from, or keep it beside, the
+/// encryption key, and rotate it with it); name it in the [`RecordTag`] so that records
+/// tagged before a rotation still verify. A KMS maps them onto its MAC operations (AWS KMS
+/// `GenerateMac`/`VerifyMac`, Google Cloud KMS `MacSign`/`MacVerify`), an HSM onto
+/// `C_Sign`/`C_Verify` with an HMAC key. Both are required: a cipher that cannot
+/// authenticate records cannot protect them.
 pub trait SecretCipher: Send + Sync {
     /// Encrypts `plaintext` bound to `associated_data`.
     ///
@@ -183,6 +277,20 @@ pub trait SecretCipher: Send + Sync {
         sealed: &SealedSecret,
         associated_data: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError>;
+
+    /// Computes a tag over `message` (a canonical encoded record, bound to its user and
+    /// version by [`SealedStore`]) with the current MAC key.
+    ///
+    /// # Errors
+    /// [`SealError`]; nothing is written when tagging fails.
+    fn tag_record(&self, message: &[u8]) -> Result<RecordTag, SealError>;
+
+    /// Checks `tag` over `message` with the key it names, in constant time.
+    ///
+    /// # Errors
+    /// [`SealError::Authentication`] when the tag does not match; [`SealError::UnknownKey`]
+    /// for a key id it does not hold.
+    fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError>;
 }
 
 impl<C: SecretCipher + ?Sized> SecretCipher for std::sync::Arc<C> {
@@ -195,6 +303,12 @@ impl<C: SecretCipher + ?Sized> SecretCipher for std::sync::Arc<C> {
         associated_data: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError> {
         (**self).open(sealed, associated_data)
+    }
+    fn tag_record(&self, message: &[u8]) -> Result<RecordTag, SealError> {
+        (**self).tag_record(message)
+    }
+    fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError> {
+        (**self).verify_record(tag, message)
     }
 }
 
@@ -352,12 +466,40 @@ impl TwoFactorRecord {
     }
 }
 
+/// What a record tag covers: `twofactor/record/v1 \0`, the user id (length-prefixed), the
+/// record's store version (so a row cannot be moved to another user or another version) and
+/// the canonical encoding of the record without its tag.
+#[cfg(feature = "serde")]
+fn tagged_message(
+    user: &UserId,
+    version: Version,
+    record: &TwoFactorRecord,
+) -> Result<Vec<u8>, SealError> {
+    let user = user.as_str().as_bytes();
+    let mut message = Vec::with_capacity(512);
+    message.extend_from_slice(b"twofactor/record/v1\0");
+    message.extend_from_slice(&(user.len() as u64).to_be_bytes());
+    message.extend_from_slice(user);
+    message.extend_from_slice(&version.0.to_be_bytes());
+    if record.mac.is_some() {
+        let mut untagged = record.clone();
+        untagged.mac = None;
+        serde_json::to_writer(&mut message, &untagged)
+    } else {
+        serde_json::to_writer(&mut message, record)
+    }
+    .map_err(|err| SealError::Cipher(Box::new(err)))?;
+    Ok(message)
+}
+
 /// A [`UserStore`] that seals the TOTP secrets of every record it saves and opens them on
-/// load, over any other store. See the [module documentation](self).
+/// load, and authenticates the whole record, over any other store. See the
+/// [module documentation](self).
 pub struct SealedStore<S, C> {
     inner: S,
     cipher: C,
     accept_unsealed: bool,
+    accept_untagged: bool,
 }
 
 impl<S, C> SealedStore<S, C> {
@@ -368,13 +510,29 @@ impl<S, C> SealedStore<S, C> {
             inner,
             cipher,
             accept_unsealed: false,
+            accept_untagged: false,
         }
     }
 
+    /// Whether to accept records that carry no record tag (default `false`): turn it on while
+    /// migrating a store written by a version of this crate that sealed secrets but did not
+    /// yet authenticate the whole record (or while [`accept_unsealed`](Self::accept_unsealed)
+    /// is on: a record written before sealing has no tag either). Each such record is tagged
+    /// by its next save. Turn it off again when done: while it is on, someone who can write
+    /// the table can drop a record's tag and change the rest of it (plant a trusted device,
+    /// recovery codes, clear throttles, remove the factor).
+    #[must_use]
+    pub fn accept_untagged(mut self, accept: bool) -> Self {
+        self.accept_untagged = accept;
+        self
+    }
+
     /// Whether to accept records whose secret is still in the clear (default `false`): turn
-    /// it on while migrating a store written before sealing; each such record is sealed by
-    /// its next save (a login, for an enrolled user). Turn it off again when done: anyone
-    /// who can write the table could otherwise plant a secret they know.
+    /// it on while migrating a store written before sealing; each such record is sealed (and
+    /// tagged) by its next save (a login, for an enrolled user). Records without a record
+    /// tag are accepted too while it is on, as with [`accept_untagged`](Self::accept_untagged).
+    /// Turn it off again when done: anyone who can write the table could otherwise plant a
+    /// secret they know.
     #[must_use]
     pub fn accept_unsealed(mut self, accept: bool) -> Self {
         self.accept_unsealed = accept;
@@ -397,6 +555,7 @@ impl<S: fmt::Debug, C> fmt::Debug for SealedStore<S, C> {
         f.debug_struct("SealedStore")
             .field("inner", &self.inner)
             .field("accept_unsealed", &self.accept_unsealed)
+            .field("accept_untagged", &self.accept_untagged)
             .finish_non_exhaustive()
     }
 }
@@ -424,8 +583,29 @@ pub enum SealedStoreError<E> {
         /// Whose record.
         user: UserId,
     },
+    /// `user`'s stored record carries no record tag, and [`SealedStore::accept_untagged`] is
+    /// off. Refused like a corrupt row.
+    #[error("2FA record of user {user} is not authenticated")]
+    Untagged {
+        /// Whose record.
+        user: UserId,
+    },
+    /// `user`'s stored record failed authentication: it was changed outside this store,
+    /// copied from another user, or written back at another version. Refused like a corrupt
+    /// row.
+    #[error("2FA record of user {user} failed authentication")]
+    Tampered {
+        /// Whose record.
+        user: UserId,
+        /// Why ([`SealError::Authentication`], or [`SealError::UnknownKey`] for a key no
+        /// longer in the keyring).
+        #[source]
+        source: SealError,
+    },
 }
 
+/// Needs the `serde` feature (on by default): the record tag covers the canonical encoding.
+#[cfg(feature = "serde")]
 impl<S, C> UserStore for SealedStore<S, C>
 where
     S: UserStore,
@@ -442,6 +622,27 @@ where
         else {
             return Ok(None);
         };
+        // The tag first: nothing of an unauthenticated record is used (not even its key ids).
+        let tampered = |source| SealedStoreError::Tampered {
+            user: user.clone(),
+            source,
+        };
+        match loaded.record.mac.take() {
+            Some(tag) => {
+                let message =
+                    tagged_message(user, loaded.version, &loaded.record).map_err(tampered)?;
+                self.cipher
+                    .verify_record(&tag, &message)
+                    .map_err(tampered)?;
+            }
+            // Records written before sealing have no tag either.
+            None if self.accept_untagged || self.accept_unsealed => {}
+            // Say what an operator must turn on to migrate it.
+            None if loaded.record.has_open_secret() => {
+                return Err(SealedStoreError::Unsealed { user: user.clone() });
+            }
+            None => return Err(SealedStoreError::Untagged { user: user.clone() }),
+        }
         if !self.accept_unsealed && loaded.record.has_open_secret() {
             return Err(SealedStoreError::Unsealed { user: user.clone() });
         }
@@ -461,13 +662,19 @@ where
         record: &TwoFactorRecord,
         expected: Option<Version>,
     ) -> Result<SaveOutcome, Self::Error> {
+        let seal_error = |source| SealedStoreError::Seal {
+            user: user.clone(),
+            source,
+        };
         let mut sealed = record.clone();
+        sealed.mac = None;
         sealed
             .each_secret(|secret, slot| secret.seal(&self.cipher, user, slot))
-            .map_err(|source| SealedStoreError::Seal {
-                user: user.clone(),
-                source,
-            })?;
+            .map_err(seal_error)?;
+        // The version this save creates if it succeeds (a store numbers them 1, 2, 3...).
+        let next = Version(expected.map_or(1, |v| v.0.saturating_add(1)));
+        let message = tagged_message(user, next, &sealed).map_err(seal_error)?;
+        sealed.mac = Some(self.cipher.tag_record(&message).map_err(seal_error)?);
         self.inner
             .save(user, &sealed, expected)
             .await

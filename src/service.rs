@@ -9,7 +9,7 @@
 //!
 //! | flow | call | returns |
 //! |---|---|---|
-//! | enroll | [`start_enrollment`](TwoFactor::start_enrollment)`(user, account, Reauthenticated)` | [`EnrollmentStarted`]: QR SVG, URI, manual key, expiry |
+//! | enroll | [`start_enrollment`](TwoFactor::start_enrollment)`(&Principal, account, Reauthenticated)` | [`EnrollmentStarted`]: QR SVG, URI, manual key, expiry |
 //! | | [`finish_enrollment`](TwoFactor::finish_enrollment)`(user, code)` | [`Enrolled`]: recovery codes, shown once |
 //! | | [`cancel_enrollment`](TwoFactor::cancel_enrollment)`(user)` | |
 //! | rotate | [`start_rotation`](TwoFactor::start_rotation)`(user, account, current_code, Reauthenticated)`, then `finish_enrollment` | [`EnrollmentStarted`] |
@@ -24,7 +24,9 @@
 //!
 //! Callers see one [`Error::InvalidCode`] for a wrong code, a replayed code, a late mailed code
 //! or a factor that is not pending; the audit trail tells them apart. A user without
-//! a record and a user without 2FA behave the same. Store failures fail closed.
+//! a record and a user without 2FA behave the same. Store failures fail closed. Every error
+//! has an [`ErrorKind`] ([`Error::kind`]) and an HTTP status: one `match` in the host covers
+//! them all, throttling included (see the table on [`Error`]).
 //!
 //! # Example
 //!
@@ -58,7 +60,7 @@
 //!
 //! // Enrollment: that password check is a fresh re-authentication.
 //! let started = tf
-//!     .start_enrollment(&alice.user, "alice@example.com", Reauthenticated::at(password_checked_at))
+//!     .start_enrollment(&alice, "alice@example.com", Reauthenticated::at(password_checked_at))
 //!     .await?;
 //! assert!(started.qr_svg().starts_with("<svg"));
 //! // ... her app scans the QR code and shows a code:
@@ -92,6 +94,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rand::rngs::SysRng;
 
+use crate::account::CodeKey;
 use crate::account::{
     Checked, DeviceId, DeviceInfo, DomainError, Enrolled, EnrollmentStarted, Factor, LoginContext,
     LoginDecision, LoginGranted, MalformedInput, Reauthenticated, RecoveryCodes, Refusal, Settings,
@@ -219,9 +222,32 @@ enum SnapshotUse {
 
 /// Why a [`TwoFactor`] operation failed.
 ///
-/// Show [`Error::InvalidCode`] and [`Error::Malformed`] to the user as "invalid code"; treat
-/// [`Error::Store`], [`Error::Mailer`], [`Error::Contention`], [`Error::Rng`] and
-/// [`Error::SecretSealed`] as server errors (and refuse the login: the service fails closed).
+/// Match on [`Error::kind`] to decide what to do; the variants say more, for logs. Whatever
+/// the error, do not log the user in: the service fails closed.
+///
+/// | [`ErrorKind`] | variants | HTTP ([`http_status`](Error::http_status)) | what the host does |
+/// |---|---|---|---|
+/// | [`WrongCode`](ErrorKind::WrongCode) | [`InvalidCode`](Error::InvalidCode) | 401 | "invalid code", let them retry |
+/// | [`Throttled`](ErrorKind::Throttled) | [`Throttled`](Error::Throttled) | 429 + `Retry-After: `[`retry_after`](Error::retry_after) | "too many attempts, try again in …" |
+/// | [`MalformedInput`](ErrorKind::MalformedInput) | [`Malformed`](Error::Malformed), [`InvalidAccountName`](Error::InvalidAccountName), [`NamesTooLong`](Error::NamesTooLong) | 400 | show the form again (a malformed code reads "invalid code" too) |
+/// | [`NotAllowedNow`](ErrorKind::NotAllowedNow) | [`ReauthenticationRequired`](Error::ReauthenticationRequired), [`SecondFactorRequired`](Error::SecondFactorRequired) | 403 | ask for the password again / for a login with the mailed code first |
+/// | [`Conflict`](ErrorKind::Conflict) | [`NotEnrolled`](Error::NotEnrolled), [`AlreadyEnrolled`](Error::AlreadyEnrolled), [`NoPendingEnrollment`](Error::NoPendingEnrollment), [`NoPendingLogin`](Error::NoPendingLogin), [`UnknownDevice`](Error::UnknownDevice) | 409 | the state changed under the request: reload the page, start the flow again |
+/// | [`Unavailable`](ErrorKind::Unavailable) | [`Store`](Error::Store), [`Mailer`](Error::Mailer), [`Contention`](Error::Contention) | 503 | transient: retry later |
+/// | [`Misconfigured`](ErrorKind::Misconfigured) | [`SecretSealed`](Error::SecretSealed), [`UnknownCodeKey`](Error::UnknownCodeKey), [`Rng`](Error::Rng) | 500 | page the operator |
+///
+/// Throttling is reported one way, as [`Error::Throttled`], by every call that can be
+/// throttled: [`begin_login`](TwoFactor::begin_login), [`finish_login`](TwoFactor::finish_login),
+/// [`resend_mailed_code`](TwoFactor::resend_mailed_code) and the calls that check a code.
+///
+/// ```
+/// use twofactor::{Error, ErrorKind};
+///
+/// let e = Error::Throttled { retry_at: 1_000 };
+/// assert_eq!(e.kind(), ErrorKind::Throttled);
+/// assert_eq!(e.http_status(), 429);
+/// assert_eq!(e.retry_after(940), Some(60)); // the Retry-After header, in seconds
+/// assert_eq!(Error::InvalidCode.http_status(), 401);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -242,6 +268,12 @@ pub enum Error {
     /// The password check is missing or too old: ask for the password again.
     #[error("re-authentication required")]
     ReauthenticationRequired,
+    /// The policy asks this unenrolled user for a mailed code at login, and they have not
+    /// completed such a login recently: the password alone may not enroll an authenticator.
+    /// Log them in with the mailed code ([`TwoFactor::begin_login`], then
+    /// [`TwoFactor::finish_login`] with [`Factor::MailedCode`]), then start again.
+    #[error("a login with the mailed code is required first")]
+    SecondFactorRequired,
     /// The user has no active authenticator.
     #[error("two-factor authentication is not enabled")]
     NotEnrolled,
@@ -284,6 +316,152 @@ pub enum Error {
     /// changed; the login is refused.
     #[error("the stored TOTP secret is sealed and was not opened")]
     SecretSealed,
+    /// The user's stored recovery codes or mailed code were hashed under a code key this
+    /// service was not given (see [`TwoFactorBuilder::code_key`]): a server error. Nothing was
+    /// checked or changed; the login is refused.
+    #[error("the stored codes were hashed under code key {key_id}, which is not configured")]
+    UnknownCodeKey {
+        /// The missing key's [`id`](crate::account::CodeKey::id).
+        key_id: String,
+    },
+}
+
+/// What kind of failure an [`Error`] is: the one thing a host matches on to answer the user
+/// (and the HTTP status to answer with). See the table on [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The code was wrong, replayed, late, or for no pending factor. HTTP 401.
+    WrongCode,
+    /// Too many attempts; retry at [`Error::retry_at`]. HTTP 429 with `Retry-After`.
+    Throttled,
+    /// The input cannot be used at all (not a code, an account name that does not fit an
+    /// authenticator app). HTTP 400.
+    MalformedInput,
+    /// The user must first do something else: check the password again, or log in with the
+    /// mailed code. HTTP 403.
+    NotAllowedNow,
+    /// The operation does not fit the user's current 2FA state (not enrolled, already
+    /// enrolled, nothing pending, unknown device): the state changed or the flow is out of
+    /// order. HTTP 409.
+    Conflict,
+    /// A dependency failed or was too busy (store, mailer, concurrent updates): retry later.
+    /// HTTP 503.
+    Unavailable,
+    /// The deployment is broken (a sealed secret without its cipher, no working random
+    /// number generator): retrying will not help. HTTP 500.
+    Misconfigured,
+}
+
+impl ErrorKind {
+    /// The HTTP status code that fits this kind (see the table on [`Error`]).
+    ///
+    /// ```
+    /// use twofactor::ErrorKind;
+    /// assert_eq!(ErrorKind::Conflict.http_status(), 409);
+    /// ```
+    #[must_use]
+    pub const fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::WrongCode => 401,
+            ErrorKind::Throttled => 429,
+            ErrorKind::MalformedInput => 400,
+            ErrorKind::NotAllowedNow => 403,
+            ErrorKind::Conflict => 409,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Misconfigured => 500,
+        }
+    }
+
+    /// Whether the same request may succeed later without the user doing anything else
+    /// ([`Throttled`](Self::Throttled) after its retry time, [`Unavailable`](Self::Unavailable)).
+    ///
+    /// ```
+    /// use twofactor::ErrorKind;
+    /// assert!(ErrorKind::Unavailable.is_transient());
+    /// assert!(!ErrorKind::WrongCode.is_transient());
+    /// ```
+    #[must_use]
+    pub const fn is_transient(self) -> bool {
+        matches!(self, ErrorKind::Throttled | ErrorKind::Unavailable)
+    }
+}
+
+impl Error {
+    /// The kind of failure, for one `match` in the host (see the table on [`Error`]).
+    ///
+    /// ```
+    /// use twofactor::{Error, ErrorKind};
+    /// assert_eq!(Error::NoPendingEnrollment.kind(), ErrorKind::Conflict);
+    /// ```
+    #[must_use]
+    pub const fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidCode => ErrorKind::WrongCode,
+            Error::Throttled { .. } => ErrorKind::Throttled,
+            Error::Malformed(_) | Error::InvalidAccountName(_) | Error::NamesTooLong => {
+                ErrorKind::MalformedInput
+            }
+            Error::ReauthenticationRequired | Error::SecondFactorRequired => {
+                ErrorKind::NotAllowedNow
+            }
+            Error::NotEnrolled
+            | Error::AlreadyEnrolled
+            | Error::NoPendingEnrollment
+            | Error::NoPendingLogin
+            | Error::UnknownDevice => ErrorKind::Conflict,
+            Error::Store(_) | Error::Mailer(_) | Error::Contention { .. } => ErrorKind::Unavailable,
+            Error::SecretSealed | Error::UnknownCodeKey { .. } | Error::Rng => {
+                ErrorKind::Misconfigured
+            }
+        }
+    }
+
+    /// The HTTP status code that fits this error: `self.kind().http_status()`.
+    ///
+    /// ```
+    /// use twofactor::Error;
+    /// assert_eq!(Error::ReauthenticationRequired.http_status(), 403);
+    /// ```
+    #[must_use]
+    pub const fn http_status(&self) -> u16 {
+        self.kind().http_status()
+    }
+
+    /// For [`Error::Throttled`]: the Unix time from which an attempt is admitted again.
+    ///
+    /// ```
+    /// use twofactor::Error;
+    /// assert_eq!(Error::Throttled { retry_at: 5 }.retry_at(), Some(5));
+    /// assert_eq!(Error::InvalidCode.retry_at(), None);
+    /// ```
+    #[must_use]
+    pub const fn retry_at(&self) -> Option<u64> {
+        match self {
+            Error::Throttled { retry_at } => Some(*retry_at),
+            _ => None,
+        }
+    }
+
+    /// For [`Error::Throttled`]: the seconds to wait from `now`, for a `Retry-After` header.
+    /// At least 1 (a `Retry-After: 0` invites an immediate retry that the throttle may still
+    /// refuse at a coarser clock).
+    ///
+    /// ```
+    /// use twofactor::Error;
+    /// let e = Error::Throttled { retry_at: 1_000 };
+    /// assert_eq!(e.retry_after(400), Some(600));
+    /// assert_eq!(e.retry_after(2_000), Some(1)); // already past: retry now
+    /// assert_eq!(Error::InvalidCode.retry_after(400), None);
+    /// ```
+    #[must_use]
+    pub const fn retry_after(&self, now: u64) -> Option<u64> {
+        match self.retry_at() {
+            Some(at) if at > now => Some(at - now),
+            Some(_) => Some(1),
+            None => None,
+        }
+    }
 }
 
 impl From<DomainError> for Error {
@@ -294,11 +472,13 @@ impl From<DomainError> for Error {
             DomainError::NoPendingEnrollment => Error::NoPendingEnrollment,
             DomainError::NoPendingLogin => Error::NoPendingLogin,
             DomainError::ReauthenticationRequired => Error::ReauthenticationRequired,
+            DomainError::SecondFactorRequired => Error::SecondFactorRequired,
             DomainError::UnknownDevice => Error::UnknownDevice,
             DomainError::InvalidAccountName(e) => Error::InvalidAccountName(e),
             DomainError::NamesTooLong => Error::NamesTooLong,
             DomainError::Rng => Error::Rng,
             DomainError::SecretSealed => Error::SecretSealed,
+            DomainError::UnknownCodeKey { key_id } => Error::UnknownCodeKey { key_id },
         }
     }
 }
@@ -435,9 +615,50 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
         }
     }
 
-    /// Uses these settings (built and checked with [`Settings::builder`]).
-    pub fn settings(mut self, settings: Settings) -> Self {
+    /// Uses these settings (built and checked with [`Settings::builder`]). Code keys given
+    /// with [`code_key`](Self::code_key) before are kept unless `settings` carry their own.
+    pub fn settings(mut self, mut settings: Settings) -> Self {
+        if settings.code_keys.is_empty() {
+            settings.code_keys = core::mem::take(&mut self.inner.settings.code_keys);
+        }
         self.inner.settings = settings;
+        self
+    }
+
+    /// Hashes recovery codes and mailed login codes with HMAC-SHA-256 under this server-side
+    /// key, so that a copy of the table cannot test guesses offline (see [`CodeKey`] and the
+    /// manual's [offline guessing](crate::manual#offline-guessing-of-recovery-and-mailed-codes)
+    /// section). Every server of a deployment needs the same key. Without one, codes are
+    /// stored as salted SHA-256: still safe for 80-bit recovery codes, not for mailed codes.
+    ///
+    /// To rotate, make the new key current and keep the old one with
+    /// [`old_code_key`](Self::old_code_key) until every user has regenerated their recovery
+    /// codes; a record hashed under a key the service lacks fails with
+    /// [`Error::UnknownCodeKey`].
+    ///
+    /// ```
+    /// use twofactor::account::CodeKey;
+    /// use twofactor::mail::RecordingMailer;
+    /// use twofactor::service::TwoFactor;
+    /// use twofactor::{MemoryStore, Requirement};
+    ///
+    /// let key = CodeKey::from_bytes(&[0x42; 32]); // from your secret manager
+    /// let id = key.id().to_owned();
+    /// let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), |_: &_, _: &_, _| {
+    ///     Requirement::required()
+    /// })
+    /// .code_key(key)
+    /// .build();
+    /// assert_eq!(tf.settings().code_key_id(), Some(id.as_str()));
+    /// ```
+    pub fn code_key(mut self, key: CodeKey) -> Self {
+        self.inner.settings.code_keys.current = Some(key);
+        self
+    }
+
+    /// A retired code key: still checks what was hashed under it, hashes nothing new.
+    pub fn old_code_key(mut self, key: CodeKey) -> Self {
+        self.inner.settings.code_keys.old.push(key);
         self
     }
 
@@ -690,10 +911,19 @@ where
     /// minutes by default). Calling it again restarts with a new secret.
     ///
     /// `account` is the name the app shows under the issuer (login or e-mail address);
-    /// `reauth` proves the host checked the password within the last 10 minutes.
+    /// `reauth` proves the host checked the password within the last 10 minutes. It takes
+    /// the [`Principal`] because whether the password is enough depends on the policy: when
+    /// the policy asks this (unenrolled) user for a mailed code at login
+    /// (`Required { when_unenrolled: MailCode, .. }`, outside a running grace period), the
+    /// user must also have completed a login with the mailed code within the last 10 minutes
+    /// ([`Settings::reauth_max_age`]); otherwise someone with the password but not the
+    /// mailbox could enroll an authenticator of their own and use it instead of the mailed
+    /// code. Forced enrollment ([`LoginDecision::MustEnroll`]) and a running grace period
+    /// need only the password check. See the [manual](crate::manual#who-may-enroll).
     ///
     /// # Errors
-    /// [`Error::ReauthenticationRequired`], [`Error::AlreadyEnrolled`] (use
+    /// [`Error::ReauthenticationRequired`], [`Error::SecondFactorRequired`] (log in with the
+    /// mailed code first), [`Error::AlreadyEnrolled`] (use
     /// [`start_rotation`](Self::start_rotation)), [`Error::InvalidAccountName`],
     /// [`Error::NamesTooLong`], and the infrastructure errors ([`Error::Store`],
     /// [`Error::Contention`], [`Error::Rng`]).
@@ -713,7 +943,7 @@ where
     /// # let alice = UserId::new("alice");
     /// // Right after the password check:
     /// let started = tf
-    ///     .start_enrollment(&alice, "alice@example.com", Reauthenticated::at(clock.now()))
+    ///     .start_enrollment(&Principal::new("alice"), "alice@example.com", Reauthenticated::at(clock.now()))
     ///     .await?;
     /// // Inline the QR code; offer the manual key under "Cannot scan it?".
     /// assert!(started.qr_svg().starts_with("<svg"));
@@ -722,15 +952,18 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
     pub async fn start_enrollment(
         &self,
-        user: &UserId,
+        principal: &Principal,
         account: &str,
         reauth: Reauthenticated,
     ) -> Result<EnrollmentStarted, Error> {
-        self.run(user, None, |r, now, rng| {
-            r.start_enrollment(now, reauth, account, &self.settings, rng)
+        self.run(&principal.user, None, |r, now, rng| {
+            let requirement = self
+                .policy
+                .requirement(principal, &r.enrollment_status(), now);
+            r.start_enrollment(now, &requirement, reauth, account, &self.settings, rng)
         })
         .await
     }
@@ -765,7 +998,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let started = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let started = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(started.uri())?.into_secret();
     /// let code = Totp::default().generate(&app, clock.now()).to_string(); // what the app shows
     /// let enrolled = tf.finish_enrollment(&alice, &code).await?;
@@ -805,7 +1038,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// tf.cancel_enrollment(&alice).await?;
     /// assert!(matches!(tf.finish_enrollment(&alice, "123456").await, Err(Error::NoPendingEnrollment)));
     /// # Ok(())
@@ -839,7 +1072,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
@@ -890,7 +1123,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
@@ -938,7 +1171,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
@@ -1047,7 +1280,7 @@ where
     ///
     /// Saves only when the answer needs new state: a mailed code, a login waiting for
     /// enrollment, a trusted device's last use. A [`LoginDecision::Challenge`] (TOTP or
-    /// recovery code) stores nothing, nor do policy grants and denials: it is one load and no
+    /// recovery code) stores nothing, nor do policy grants and throttled logins: it is one load and no
     /// write. Your half-logged-in session binds the code to this password check: end it at
     /// the challenge's `expires_at` (see the [manual](crate::manual#login-challenges)).
     /// The record it ends with is kept in memory for [`finish_login`](Self::finish_login)
@@ -1056,8 +1289,10 @@ where
     /// Log the user in only on [`LoginDecision::Granted`].
     ///
     /// # Errors
-    /// [`Error::Mailer`] when a login code could not be sent, and the infrastructure errors.
-    /// Any error means: do not log the user in.
+    /// [`Error::Throttled`] when the login would need a code but too many were checked
+    /// recently, or a mailed code but too many were sent and none is still valid (a valid
+    /// trusted-device token still logs in); [`Error::Mailer`] when a login code could not be
+    /// sent; and the infrastructure errors. Any error means: do not log the user in.
     ///
     /// # Example
     /// ```
@@ -1072,7 +1307,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
@@ -1084,7 +1319,7 @@ where
     ///     LoginDecision::Challenge { .. } => { /* ask for a code, then finish_login */ }
     ///     LoginDecision::MustEnroll => { /* send to enrollment; finish_enrollment logs in */ }
     ///     LoginDecision::CodeMailed { .. } => { /* ask for the mailed code */ }
-    ///     LoginDecision::Denied { .. } | _ => { /* refuse */ }
+    ///     _ => { /* a future answer: refuse */ }
     /// }
     /// # Ok(())
     /// # }
@@ -1096,25 +1331,27 @@ where
         device_token: Option<&str>,
         context: &LoginContext,
     ) -> Result<LoginDecision, Error> {
-        self.run_with(
-            &principal.user,
-            Some(context),
-            SnapshotUse::Write,
-            |r, now, rng| {
-                let requirement = self
-                    .policy
-                    .requirement(principal, &r.enrollment_status(), now);
-                r.begin_login(
-                    now,
-                    &requirement,
-                    device_token,
-                    context,
-                    &self.settings,
-                    rng,
-                )
-            },
+        checked(
+            self.run_with(
+                &principal.user,
+                Some(context),
+                SnapshotUse::Write,
+                |r, now, rng| {
+                    let requirement =
+                        self.policy
+                            .requirement(principal, &r.enrollment_status(), now);
+                    r.begin_login(
+                        now,
+                        &requirement,
+                        device_token,
+                        context,
+                        &self.settings,
+                        rng,
+                    )
+                },
+            )
+            .await?,
         )
-        .await
     }
 
     /// The second step of a login: checks a TOTP code, a recovery code or a mailed code.
@@ -1151,7 +1388,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
@@ -1269,7 +1506,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
@@ -1309,7 +1546,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
@@ -1351,7 +1588,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
@@ -1391,7 +1628,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
@@ -1434,7 +1671,7 @@ where
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
-    /// # let s = tf.start_enrollment(&alice, "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
@@ -1449,5 +1686,152 @@ where
     pub async fn status(&self, user: &UserId) -> Result<TwoFactorStatus, Error> {
         let now = self.clock.now();
         Ok(self.load(user).await?.0.status(now, &self.settings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otp::CodeError;
+    use proptest::prelude::*;
+
+    /// Every variant of [`Error`], once. The `match` has no wildcard: a new variant does not
+    /// compile until it is listed here, and so until the table below says what kind it is.
+    fn every_variant() -> Vec<Error> {
+        let io = || Box::new(std::io::Error::other("down")) as BoxError;
+        let all = vec![
+            Error::InvalidCode,
+            Error::Malformed(MalformedInput::Code(CodeError::Empty)),
+            Error::Throttled { retry_at: 100 },
+            Error::ReauthenticationRequired,
+            Error::SecondFactorRequired,
+            Error::NotEnrolled,
+            Error::AlreadyEnrolled,
+            Error::NoPendingEnrollment,
+            Error::NoPendingLogin,
+            Error::UnknownDevice,
+            Error::InvalidAccountName(UriError::MissingSecret),
+            Error::NamesTooLong,
+            Error::Store(io()),
+            Error::Mailer(io()),
+            Error::Contention { attempts: 16 },
+            Error::Rng,
+            Error::SecretSealed,
+            Error::UnknownCodeKey {
+                key_id: "0123456789abcdef".into(),
+            },
+        ];
+        for e in &all {
+            match e {
+                Error::InvalidCode
+                | Error::Malformed(_)
+                | Error::Throttled { .. }
+                | Error::ReauthenticationRequired
+                | Error::SecondFactorRequired
+                | Error::NotEnrolled
+                | Error::AlreadyEnrolled
+                | Error::NoPendingEnrollment
+                | Error::NoPendingLogin
+                | Error::UnknownDevice
+                | Error::InvalidAccountName(_)
+                | Error::NamesTooLong
+                | Error::Store(_)
+                | Error::Mailer(_)
+                | Error::Contention { .. }
+                | Error::Rng
+                | Error::SecretSealed
+                | Error::UnknownCodeKey { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_variant_has_the_documented_kind_and_status() {
+        use ErrorKind as K;
+        let expected = [
+            (K::WrongCode, 401),
+            (K::MalformedInput, 400),
+            (K::Throttled, 429),
+            (K::NotAllowedNow, 403),
+            (K::NotAllowedNow, 403),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::MalformedInput, 400),
+            (K::MalformedInput, 400),
+            (K::Unavailable, 503),
+            (K::Unavailable, 503),
+            (K::Unavailable, 503),
+            (K::Misconfigured, 500),
+            (K::Misconfigured, 500),
+            (K::Misconfigured, 500),
+        ];
+        let all = every_variant();
+        assert_eq!(all.len(), expected.len());
+        for (e, (kind, status)) in all.iter().zip(expected) {
+            assert_eq!(e.kind(), kind, "{e:?}");
+            assert_eq!(e.http_status(), status, "{e:?}");
+            assert_eq!(kind.http_status(), status);
+            // Only throttling carries a retry time, and it is the only 429.
+            assert_eq!(e.retry_at().is_some(), kind == K::Throttled, "{e:?}");
+            assert_eq!(e.retry_after(0).is_some(), status == 429, "{e:?}");
+            assert_eq!(
+                kind.is_transient(),
+                matches!(kind, K::Throttled | K::Unavailable)
+            );
+        }
+        // Every kind is reached, and no two kinds share a status.
+        let mut kinds: Vec<_> = all.iter().map(Error::kind).collect();
+        kinds.sort_by_key(|k| k.http_status());
+        kinds.dedup();
+        assert_eq!(kinds.len(), 7);
+        let mut statuses: Vec<_> = kinds.iter().map(|k| k.http_status()).collect();
+        statuses.dedup();
+        assert_eq!(statuses.len(), 7);
+    }
+
+    #[test]
+    fn domain_errors_are_never_transient_and_refusals_keep_their_kind() {
+        let domain = [
+            DomainError::NotEnrolled,
+            DomainError::AlreadyEnrolled,
+            DomainError::NoPendingEnrollment,
+            DomainError::NoPendingLogin,
+            DomainError::ReauthenticationRequired,
+            DomainError::SecondFactorRequired,
+            DomainError::UnknownDevice,
+            DomainError::InvalidAccountName(UriError::MissingSecret),
+            DomainError::NamesTooLong,
+            DomainError::Rng,
+            DomainError::SecretSealed,
+            DomainError::UnknownCodeKey {
+                key_id: "0123456789abcdef".into(),
+            },
+        ];
+        for d in domain {
+            // A precondition that fails the same way on retry is never "retry later".
+            let e = Error::from(d.clone());
+            assert!(!e.kind().is_transient(), "{d:?} -> {e:?}");
+        }
+        let throttled = Error::from(Refusal::Throttled { retry_at: 7 });
+        assert_eq!(throttled.retry_at(), Some(7));
+        let wrong = Error::from(Refusal::Invalid(crate::account::FailureReason::Replayed));
+        assert_eq!(wrong.kind(), ErrorKind::WrongCode);
+    }
+
+    proptest! {
+        /// `Retry-After` is never 0 and never tells the client to come back too early.
+        #[test]
+        fn retry_after_is_at_least_one_and_never_early(retry_at: u64, now: u64) {
+            let after = Error::Throttled { retry_at }.retry_after(now).unwrap();
+            prop_assert!(after >= 1);
+            prop_assert!(now.saturating_add(after) >= retry_at);
+            if retry_at > now {
+                prop_assert_eq!(after, retry_at - now);
+            }
+        }
     }
 }

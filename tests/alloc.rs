@@ -179,3 +179,38 @@ fn code_parse_allocates_nothing() {
         assert_eq!(parsed.unwrap().is_ok(), valid, "{input:?}");
     }
 }
+
+/// Keys longer than a hash block (hashed first, RFC 2104 §2) and keys of exactly a block or
+/// 64 bytes verify without allocating too: the key hash runs on the stack.
+#[test]
+fn verify_with_short_block_sized_and_long_keys_allocates_nothing() {
+    for len in [
+        1,
+        20,
+        63,
+        64,
+        65,
+        127,
+        128,
+        129,
+        200,
+        twofactor::otp::MAX_SECRET_BYTES,
+    ] {
+        let secret = Secret::from_bytes(
+            (0..len)
+                .map(|i| (i as u8).wrapping_mul(151) ^ 0x3c)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        for algorithm in ALGORITHMS {
+            let totp = Totp::builder().algorithm(algorithm).build().unwrap();
+            let good = totp.generate(&secret, NOW).to_string();
+            let mut result = Err(VerifyError::Invalid);
+            let n = allocations(|| {
+                result = black_box(totp.verify(&secret, black_box(&good), NOW, None));
+            });
+            assert_eq!(n, 0, "{algorithm}, {len}-byte key: verify allocated");
+            assert_eq!(result, Ok(totp.step_at(NOW)), "{algorithm}, {len}-byte key");
+        }
+    }
+}

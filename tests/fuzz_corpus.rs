@@ -59,19 +59,43 @@ fn record_seeds_cover_valid_and_refused_records() {
         serde_json::from_slice::<twofactor::TwoFactorRecord>(&data)
     };
     for valid in [
-        "empty_object",
         "enrolled",
-        "pending_lenient_base32",
-        "unknown_fields",
+        "v1_default",
+        "v1_full",
+        "v2_full",
+        "v2_lenient_base32",
+        "v2_tagged",
     ] {
         assert!(decode(valid).is_ok(), "{valid}");
     }
     assert!(decode("sealed_active").unwrap().has_sealed_secret());
     assert!(!decode("enrolled").unwrap().has_sealed_secret());
+    // Not records this crate wrote: wrong shapes are refused, never "no 2FA".
     for refused in [
+        "empty_object",
+        "pending_lenient_base32", // format 1 without its other fields
+        "unknown_fields",
         "secret_wrong_type",
         "sealed_extra_field",
         "sealed_pending_bad_hex",
+        "array",
+        "null",
+        "number",
+        "string",
+        "only_version",
+        "v1_missing_field",
+        "v1_extra_field",
+        "v1_with_mac",
+        "v2_without_mac",
+        "v2_version_null",
+        "v3",
+        "v2_nested_extra_field",
+        "v2_nested_missing_option",
+        "v2_devices_wrong_type",
+        "v2_duplicate_key",
+        "v2_recovery_in_format_1_shape",
+        "v1_mailed_with_hash",
+        "v2_hash_extra_field",
     ] {
         assert!(decode(refused).is_err(), "{refused}");
     }

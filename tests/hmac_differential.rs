@@ -1,7 +1,8 @@
 //! The OTP core computes HMAC from precomputed pad states over the hash crates' compression
 //! functions (RFC 2104 §4), for speed. This pins it to the `hmac` crate, exhaustively over
-//! every key length a `Secret` can hold, every algorithm and digit count, and counters that
-//! exercise every byte of the counter block.
+//! every key length a `Secret` can hold (1 to 1,024 bytes: keys longer than the 64- or
+//! 128-byte block are hashed first, RFC 2104 §2), every algorithm and digit count, and
+//! counters that exercise every byte of the counter block.
 use hmac::{Hmac, KeyInit, Mac};
 use twofactor::otp::MAX_SECRET_BYTES;
 use twofactor::{Algorithm, Hotp, Secret};

@@ -73,7 +73,7 @@ impl Rng {
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.range(0, items.len() as u64 - 1) as usize]
     }
-    /// 14 to 64 bytes: pyotp refuses fewer than 112 bits, twofactor more than 512.
+    /// 14 to 64 bytes: pyotp refuses fewer than 112 bits (longer secrets have their own test).
     fn secret(&mut self) -> Secret {
         let len = self.range(14, 64) as usize;
         let bytes: Vec<u8> = (0..len).map(|_| self.next_u64() as u8).collect();
@@ -503,5 +503,107 @@ fn totp_and_hotp_match_pyotp_both_ways() {
         "{} TOTP and {} HOTP cases agree with pyotp",
         totp.len(),
         hotp.len()
+    );
+}
+
+/// A secret of exactly `len` bytes from the seeded generator.
+fn secret_of_len(rng: &mut Rng, len: usize) -> Secret {
+    let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+    Secret::from_bytes(bytes).expect("a long secret within MAX_SECRET_BYTES")
+}
+
+/// Secrets longer than a hash block (65 to 200 bytes, every length, every algorithm, plus the
+/// 1 KiB bound) give oathtool's and pyotp's codes: the key is hashed first (RFC 2104 §2), as
+/// those tools do. Each also imports through an `otpauth://` URI and a grouped manual key.
+#[test]
+fn long_secrets_match_oathtool_and_pyotp() {
+    require_oathtool();
+    require_pyotp();
+    let mut rng = seeded_rng("long_secrets_match_oathtool_and_pyotp");
+    let lengths: Vec<usize> = (65..=200)
+        .chain([127, 128, 129, 256, twofactor::otp::MAX_SECRET_BYTES])
+        .collect();
+    let mut cases = Vec::new();
+    for len in lengths {
+        for algorithm in ALGORITHMS {
+            let totp = Totp::builder()
+                .algorithm(algorithm)
+                .digits(rng.pick(&DIGITS))
+                .period(rng.pick(&[30, 60]))
+                .skew(0)
+                .build()
+                .expect("valid parameters");
+            let secret = secret_of_len(&mut rng, len);
+            let time = rng.range(0, 1 << 34);
+            cases.push(TotpCase { secret, totp, time });
+        }
+    }
+    for case in &cases {
+        let base32 = case.secret.to_base32();
+        // Imported as people receive it: a manual key in groups, and an otpauth:// URI.
+        let manual = Secret::from_base32(&case.secret.to_base32_grouped()).expect("manual key");
+        assert_eq!(manual.expose_secret(), case.secret.expose_secret());
+        let uri = format!(
+            "otpauth://totp/Example:ana?secret={}&algorithm={}&digits={}&period={}",
+            base32.as_str(),
+            case.totp.algorithm(),
+            case.totp.digits(),
+            case.totp.period()
+        );
+        let parsed = twofactor::KeyUri::parse(&uri).expect("a long-secret URI imports");
+        assert_eq!(parsed.secret().expose_secret(), case.secret.expose_secret());
+
+        let ours = case.totp.generate(&case.secret, case.time).to_string();
+        let theirs = oathtool(&[
+            format!("--totp={}", case.totp.algorithm()),
+            "-d".into(),
+            case.totp.digits().to_string(),
+            "-s".into(),
+            format!("{}s", case.totp.period()),
+            "-N".into(),
+            format!("@{}", case.time),
+            "--base32".into(),
+            base32.to_string(),
+        ]);
+        assert_eq!(ours, theirs, "oathtool disagrees: {}", case.describe());
+        assert_eq!(
+            case.totp.verify(&case.secret, &theirs, case.time, None),
+            Ok(case.totp.step_at(case.time)),
+            "oathtool's code refused: {}",
+            case.describe()
+        );
+    }
+    let batch = json!({
+        "totp": cases.iter().map(|c| json!({
+            "secret": c.secret.to_base32().as_str(),
+            "digits": c.totp.digits(),
+            "algorithm": c.totp.algorithm().as_str(),
+            "period": c.totp.period(),
+            "time": c.time,
+            "ours": c.totp.generate(&c.secret, c.time).to_string(),
+        })).collect::<Vec<_>>(),
+        "hotp": [],
+    });
+    let out = pyotp_batch(&batch);
+    let results = out["totp"].as_array().expect("totp results");
+    assert_eq!(results.len(), cases.len());
+    for (case, result) in cases.iter().zip(results) {
+        let theirs = result["code"].as_str().expect("pyotp code");
+        assert_eq!(
+            case.totp.generate(&case.secret, case.time).to_string(),
+            theirs,
+            "pyotp disagrees: {}",
+            case.describe()
+        );
+        assert_eq!(
+            result["accepts_ours"],
+            Value::Bool(true),
+            "{}",
+            case.describe()
+        );
+    }
+    println!(
+        "{} long-secret cases agree with oathtool and pyotp",
+        cases.len()
     );
 }

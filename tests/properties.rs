@@ -34,7 +34,7 @@ use twofactor::service::{Error, TwoFactor};
 use twofactor::{
     Clock, EnforcementPolicy, EnrollmentStatus, GraceStart, KeyUri, ManualClock, MemoryStore,
     Optional, PerTenant, PolicyExt, Principal, RequiredForAll, Requirement, Secret, Totp,
-    UserStore, WhenUnenrolled,
+    UnknownTenant, UserStore, WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -78,6 +78,8 @@ enum PolicyChoice {
     RequiredNoDevices,
     GraceThenBlock,
     TenantSwitchedOff,
+    TenantDisabled,
+    ClosureOff,
     SuperuserExempt,
 }
 
@@ -93,7 +95,17 @@ fn policy_of(choice: PolicyChoice) -> Policy {
             Arc::new(block.with_grace_period(GraceStart::Since(T0), Duration::from_secs(2 * HOUR)))
         }
         // The principal's tenant was never switched on.
-        PolicyChoice::TenantSwitchedOff => Arc::new(PerTenant::default()),
+        PolicyChoice::TenantSwitchedOff => Arc::new(PerTenant::new(block, UnknownTenant::OptIn)),
+        // The principal's tenant was switched off by its owner.
+        PolicyChoice::TenantDisabled => {
+            let p = PerTenant::new(block, UnknownTenant::OptIn);
+            p.disable("acme");
+            Arc::new(p)
+        }
+        // A host's own policy that says `Off` to everyone.
+        PolicyChoice::ClosureOff => {
+            Arc::new(|_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::Off)
+        }
         // The principal is the superuser.
         PolicyChoice::SuperuserExempt => Arc::new(block.exempt_superuser()),
     }
@@ -220,6 +232,8 @@ fn policy_choice() -> impl Strategy<Value = PolicyChoice> {
         1 => Just(PolicyChoice::RequiredNoDevices),
         1 => Just(PolicyChoice::GraceThenBlock),
         1 => Just(PolicyChoice::TenantSwitchedOff),
+        1 => Just(PolicyChoice::TenantDisabled),
+        1 => Just(PolicyChoice::ClosureOff),
         1 => Just(PolicyChoice::SuperuserExempt),
     ]
 }
@@ -243,6 +257,9 @@ struct Model {
     /// Login codes mailed before this index were cleared by an admin reset.
     mail_epoch: usize,
     accepted_mail: HashSet<usize>,
+    /// When a login with a mailed code last succeeded (lets the user enroll under a
+    /// mailed-code policy for `reauth_max_age`).
+    mailed_login_at: Option<u64>,
 }
 
 impl Model {
@@ -318,6 +335,19 @@ fn devices_may_be_trusted(req: &Requirement) -> bool {
     }
 }
 
+/// Whether the requirement asks an unenrolled user for a mailed code with no grace left:
+/// then the password alone may not enroll.
+fn mail_code_enforced(req: &Requirement, now: u64) -> bool {
+    matches!(
+        req,
+        Requirement::Required {
+            when_unenrolled: WhenUnenrolled::MailCode,
+            grace_until,
+            ..
+        } if grace_until.is_none_or(|g| now >= g)
+    )
+}
+
 /// Errors that must never appear here (memory store, recording mailer, OS RNG).
 fn infrastructure(e: &Error) -> bool {
     matches!(
@@ -368,6 +398,9 @@ impl Case {
             Ok(d) => d,
             Err(e) => {
                 prop_assert!(!infrastructure(&e), "begin_login: {e:?}");
+                prop_assert!(matches!(e, Error::Throttled { .. }), "begin_login: {e:?}");
+                let after = snapshot(&self.tf, &self.p).await;
+                prop_assert_eq!(&before_snapshot, &after, "a throttled begin_login wrote");
                 return Ok(());
             }
         };
@@ -391,7 +424,10 @@ impl Case {
         if let LoginDecision::Granted { reason } = decision {
             let now = self.now();
             match reason {
-                GrantReason::Off => prop_assert_eq!(req, Requirement::Off),
+                GrantReason::Off => {
+                    prop_assert_eq!(req, Requirement::Off);
+                    prop_assert!(!enrolled, "an enrolled user let in on the password alone");
+                }
                 GrantReason::NotRequired => {
                     prop_assert!(matches!(req, Requirement::Optional { .. }), "{:?}", req);
                     prop_assert!(!enrolled, "an enrolled user let in without a code");
@@ -556,6 +592,7 @@ impl Case {
                     self.m.accepted_mail.insert(index),
                     "mailed code accepted twice"
                 );
+                self.m.mailed_login_at = Some(now);
             }
         }
         if let Some(token) = granted.device_token {
@@ -573,12 +610,30 @@ impl Case {
 
     async fn enroll(&mut self, typo_first: bool) -> Result<(), TestCaseError> {
         let now = self.now();
+        let before_start = snapshot(&self.tf, &self.p).await;
+        let req = self.requirement(&record(&self.tf, &self.p).await);
+        // Under an enforced mailed-code policy only a recent mailed-code login opens it.
+        let needs_mailbox = self.m.secret.is_none()
+            && mail_code_enforced(&req, now)
+            && self.m.mailed_login_at.is_none_or(|at| now >= at + 600);
         let started = self
             .tf
-            .start_enrollment(&self.p.user, "u@example.com", Reauthenticated::at(now))
+            .start_enrollment(&self.p, "u@example.com", Reauthenticated::at(now))
             .await;
         let started = match started {
-            Ok(s) => s,
+            Ok(s) => {
+                prop_assert!(
+                    !needs_mailbox,
+                    "enrolled on the password alone under {:?}",
+                    req
+                );
+                s
+            }
+            Err(Error::SecondFactorRequired) => {
+                prop_assert!(needs_mailbox, "mailed-code login demanded under {:?}", req);
+                prop_assert_eq!(before_start, snapshot(&self.tf, &self.p).await);
+                return Ok(());
+            }
             Err(e) => {
                 prop_assert!(matches!(e, Error::AlreadyEnrolled), "start: {e:?}");
                 prop_assert!(self.m.secret.is_some());
@@ -597,6 +652,7 @@ impl Case {
         match self.tf.finish_enrollment(&self.p.user, &code).await {
             Ok(enrolled) => {
                 self.m.retire_secret();
+                self.m.mailed_login_at = None;
                 let step = record(&self.tf, &self.p)
                     .await
                     .last_used_step()
@@ -806,24 +862,38 @@ proptest! {
                 .clock(ManualClock::new(T0))
                 .audit(RecordingAudit::new())
                 .build();
-            // The victim enrolled; the attacker knows the password, not the secret.
+            // The victim enrolled (after a login with the mailed code where the policy asks
+            // for one); the attacker knows the password, not the secret.
+            let ctx = LoginContext::new();
+            if let Ok(LoginDecision::CodeMailed { .. }) = tf.begin_login(&p, None, &ctx).await {
+                let code = tf.mailer().last_login_code_for(&p.user).expect("mailed");
+                tf.finish_login(&p, Factor::MailedCode(&code), None, &ctx)
+                    .await
+                    .expect("mailed-code login");
+            }
             let started = tf
-                .start_enrollment(&p.user, "victim", Reauthenticated::at(T0))
+                .start_enrollment(&p, "victim", Reauthenticated::at(T0))
                 .await
                 .expect("start");
             let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
             tf.finish_enrollment(&p.user, &Totp::default().generate(&secret, T0).to_string())
                 .await
                 .expect("finish");
-            let ctx = LoginContext::new();
             for (wait, guess) in guesses {
                 tf.clock().advance(wait);
-                let decision = tf.begin_login(&p, None, &ctx).await.expect("begin");
+                // A throttled login is refused outright, like a throttled code.
+                let decision = match tf.begin_login(&p, None, &ctx).await {
+                    Ok(decision) => Some(decision),
+                    Err(Error::Throttled { .. }) => None,
+                    Err(e) => return Err(TestCaseError::fail(format!("begin: {e:?}"))),
+                };
                 let allowed_grant = matches!(
                     decision,
-                    LoginDecision::Granted { reason: GrantReason::Off | GrantReason::Exempt { .. } }
+                    Some(LoginDecision::Granted {
+                        reason: GrantReason::Off | GrantReason::Exempt { .. }
+                    })
                 );
-                if let LoginDecision::Granted { .. } = decision {
+                if let Some(LoginDecision::Granted { .. }) = decision {
                     prop_assert!(allowed_grant, "enrolled user granted without a code: {:?}", decision);
                 }
                 let guess = format!("{guess:06}");

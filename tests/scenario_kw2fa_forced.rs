@@ -49,7 +49,11 @@ fn code_at(secret: &Secret, now: u64) -> String {
 async fn set_up_totp<P: EnforcementPolicy>(tf: &Service<P>, user: &UserId) -> Secret {
     let now = tf.clock().now();
     let started = tf
-        .start_enrollment(user, user.as_str(), Reauthenticated::at(now))
+        .start_enrollment(
+            &Principal::new(user.clone()),
+            user.as_str(),
+            Reauthenticated::at(now),
+        )
         .await
         .expect("start enrollment");
     let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
@@ -135,7 +139,11 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
     // not log in, and the next login still goes to set-up.
     let now = tf.clock().now();
     let started = tf
-        .start_enrollment(user, "demo", Reauthenticated::at(now))
+        .start_enrollment(
+            &Principal::new(user.clone()),
+            "demo",
+            Reauthenticated::at(now),
+        )
         .await
         .unwrap();
     let pending = KeyUri::parse(started.uri()).unwrap().into_secret();

@@ -63,7 +63,11 @@ fn wrong_code(tf: &Service, secret: &Secret) -> String {
 /// the app stored (parsed from the QR code's URI, as an app does).
 async fn enable_from_profile(tf: &Service, user: &UserId) -> Secret {
     let started = tf
-        .start_enrollment(user, "mitchell@example.com", Reauthenticated::at(now(tf)))
+        .start_enrollment(
+            &Principal::new(user.clone()),
+            "mitchell@example.com",
+            Reauthenticated::at(now(tf)),
+        )
         .await
         .expect("start enrollment");
     let scanned = KeyUri::parse(started.uri()).expect("the QR code holds a Key URI");
@@ -91,7 +95,7 @@ async fn enable_from_profile_after_confirming_the_password_then_log_in_with_a_co
     // "Security Control": the toggle needs a password confirmation; an old one is refused.
     let stale = Reauthenticated::at(now(&tf) - 11 * 60);
     assert!(matches!(
-        tf.start_enrollment(user, "mitchell@example.com", stale)
+        tf.start_enrollment(&Principal::new(user.clone()), "mitchell@example.com", stale)
             .await,
         Err(Error::ReauthenticationRequired)
     ));
@@ -105,7 +109,11 @@ async fn enable_from_profile_after_confirming_the_password_then_log_in_with_a_co
 
     // Password confirmed: the activation pop-up with the QR code.
     let started = tf
-        .start_enrollment(user, "mitchell@example.com", Reauthenticated::at(now(&tf)))
+        .start_enrollment(
+            &Principal::new(user.clone()),
+            "mitchell@example.com",
+            Reauthenticated::at(now(&tf)),
+        )
         .await
         .unwrap();
     assert!(started.qr_svg().starts_with("<svg"));
@@ -446,7 +454,7 @@ async fn recovery_code_when_the_phone_is_not_at_hand() {
     let mitchell = Principal::new("mitchell");
     let ctx = LoginContext::new();
     let started = tf
-        .start_enrollment(&mitchell.user, "m", Reauthenticated::at(now(&tf)))
+        .start_enrollment(&mitchell, "m", Reauthenticated::at(now(&tf)))
         .await
         .unwrap();
     let secret = KeyUri::parse(started.uri()).unwrap().into_secret();

@@ -4,16 +4,20 @@
 //! every user of that tenant verifies their identity again, scans a QR code, enters the 6-digit
 //! code, clicks "Enable" and receives a confirmation e-mail. From then on each login asks for a
 //! code. When the owner switches the toggle off, the tenant goes back to e-mail + password, even
-//! for users who enabled 2FA. Other tenants are not affected.
+//! for users who enabled 2FA (an explicit exemption, recorded in the audit trail at each such
+//! login). Other tenants are not affected. A tenant the switch does not know (never switched,
+//! misspelled, switches not yet restored after a restart) never lets a user who enabled 2FA in
+//! on the password alone.
 
 use std::sync::Arc;
 
 use twofactor::account::{Factor, GrantReason, LoginContext, LoginDecision, Reauthenticated};
-use twofactor::audit::RecordingAudit;
+use twofactor::audit::{AuditKind, RecordingAudit};
 use twofactor::mail::{NoticeKind, RecordingMailer};
 use twofactor::service::{Error, TwoFactor};
 use twofactor::{
-    Clock, KeyUri, ManualClock, MemoryStore, PerTenant, Principal, Secret, Totp, UserId,
+    Clock, KeyUri, ManualClock, MemoryStore, PerTenant, Principal, RequiredForAll, Secret, Totp,
+    UnknownTenant, UserId,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -22,7 +26,11 @@ type Service = TwoFactor<MemoryStore, RecordingMailer, Arc<PerTenant>, ManualClo
 
 /// The service, and the owner's handle on the same tenant switch.
 fn onum() -> (Service, Arc<PerTenant>) {
-    let toggle = Arc::new(PerTenant::default());
+    // Tenants nobody switched are opt-in: password only until someone enables 2FA.
+    let toggle = Arc::new(PerTenant::new(
+        RequiredForAll::default(),
+        UnknownTenant::OptIn,
+    ));
     let tf = TwoFactor::builder(
         MemoryStore::new(),
         RecordingMailer::new(),
@@ -43,7 +51,11 @@ fn code_now(tf: &Service, secret: &Secret) -> String {
 /// Identity verified at `verified_at`: the configuration screen, QR scanned, code, "Enable".
 async fn enable(tf: &Service, user: &UserId, verified_at: u64) -> Result<Secret, Error> {
     let started = tf
-        .start_enrollment(user, user.as_str(), Reauthenticated::at(verified_at))
+        .start_enrollment(
+            &Principal::new(user.clone()),
+            user.as_str(),
+            Reauthenticated::at(verified_at),
+        )
         .await?;
     let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
     tf.finish_enrollment(user, &code_now(tf, &secret)).await?;
@@ -128,8 +140,23 @@ async fn switched_off_means_password_only_even_for_enrolled_users() {
     owner.disable("acme");
     assert!(!owner.is_enabled("acme"));
 
-    // She logs in again: e-mail + password only, though her authenticator is still enrolled.
-    assert_eq!(tf.begin_login(&ana, None, &ctx).await.unwrap(), OFF);
+    // She logs in again: e-mail + password only, though her authenticator is still enrolled;
+    // the owner's choice is an exemption the audit trail records.
+    assert_eq!(
+        tf.begin_login(&ana, None, &ctx).await.unwrap(),
+        LoginDecision::Granted {
+            reason: GrantReason::Exempt {
+                reason: twofactor::policy::TENANT_DISABLED_EXEMPTION.into()
+            }
+        }
+    );
+    assert!(
+        tf.audit()
+            .kinds_for(&ana.user)
+            .contains(&AuditKind::PolicyExemptionApplied {
+                reason: "tenant-2fa-disabled".into()
+            })
+    );
     assert!(tf.status(&ana.user).await.unwrap().is_enrolled());
     assert!(
         !tf.mailer()
@@ -197,5 +224,56 @@ async fn one_user_in_two_tenants_follows_the_tenant_being_logged_into() {
     tf.finish_login(&in_b, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
         .await
         .unwrap();
-    assert_eq!(tf.begin_login(&in_a, None, &ctx).await.unwrap(), OFF);
+    // Tenant A never switched 2FA on, but Carla has an authenticator now: she is asked for it
+    // there too (an unknown tenant never lets an enrolled user in on the password alone).
+    tf.clock().advance(30);
+    assert!(matches!(
+        tf.begin_login(&in_a, None, &ctx).await.unwrap(),
+        LoginDecision::Challenge { .. }
+    ));
+    tf.finish_login(&in_a, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
+        .await
+        .unwrap();
+    // Once A's owner explicitly switches 2FA off, A is password only for her (audited).
+    owner.disable("tenant-a");
+    assert!(matches!(
+        tf.begin_login(&in_a, None, &ctx).await.unwrap(),
+        LoginDecision::Granted {
+            reason: GrantReason::Exempt { .. }
+        }
+    ));
+}
+
+#[tokio::test]
+async fn a_misspelled_tenant_or_a_restart_never_drops_an_enrolled_users_second_factor() {
+    let (tf, owner) = onum();
+    let ctx = LoginContext::new();
+    let ana = Principal::new("ana@acme.example").in_tenant("acme");
+    owner.enable("acme");
+    let secret = enable(&tf, &ana.user, tf.clock().now()).await.unwrap();
+    tf.clock().advance(30);
+
+    // The host passes "Acme" (or "acme ", or no tenant) instead of "acme".
+    for who in [
+        Principal::new("ana@acme.example").in_tenant("Acme"),
+        Principal::new("ana@acme.example").in_tenant("acme "),
+        Principal::new("ana@acme.example"),
+    ] {
+        assert!(matches!(
+            tf.begin_login(&who, None, &ctx).await.unwrap(),
+            LoginDecision::Challenge { .. }
+        ));
+    }
+
+    // After a restart, before the owners' switches are replayed: still a challenge.
+    let fresh = PerTenant::new(RequiredForAll::default(), UnknownTenant::OptIn);
+    assert_eq!(fresh.switch("acme"), None);
+    use twofactor::{EnforcementPolicy, EnrollmentStatus};
+    assert_eq!(
+        fresh.requirement(&ana, &EnrollmentStatus::enrolled_at(0), 0),
+        twofactor::Requirement::optional()
+    );
+    tf.finish_login(&ana, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
+        .await
+        .unwrap();
 }

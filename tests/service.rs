@@ -11,8 +11,8 @@ mod counting;
 use counting::{Counting, Pause};
 
 use twofactor::account::{
-    DenyReason, Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision,
-    Reauthenticated, Settings,
+    Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision, Reauthenticated,
+    Settings,
 };
 use twofactor::audit::{AuditKind, RecordingAudit};
 use twofactor::mail::{DisabledBy, Mailer, NoMailer, Notice, NoticeKind, RecordingMailer};
@@ -99,13 +99,26 @@ impl<S: UserStore> Harness<S> {
         self.clock.now()
     }
 
-    /// Enrolls `user` now; returns the app and the recovery codes.
+    /// Enrolls `user` now (after a login with a mailed code, when the policy asks for one);
+    /// returns the app and the recovery codes.
     async fn enroll(&self, user: &UserId) -> (App, Vec<String>) {
-        let started = self
-            .tf
-            .start_enrollment(user, "alice@example.com", Reauthenticated::at(self.now()))
-            .await
-            .unwrap();
+        let p = Principal::new(user.clone());
+        let start = || {
+            self.tf
+                .start_enrollment(&p, "alice@example.com", Reauthenticated::at(self.now()))
+        };
+        let started = match start().await {
+            Err(Error::SecondFactorRequired) => {
+                self.tf.begin_login(&p, None, &ctx()).await.unwrap();
+                let code = self.mailer.last_login_code_for(user).unwrap();
+                self.tf
+                    .finish_login(&p, Factor::MailedCode(&code), None, &ctx())
+                    .await
+                    .unwrap();
+                start().await.unwrap()
+            }
+            started => started.unwrap(),
+        };
         let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
         let enrolled = self
             .tf
@@ -143,9 +156,13 @@ async fn enroll_then_login_then_replay_refused() {
         LoginDecision::MustEnroll
     );
     let started =
-        h.tf.start_enrollment(user, "alice@example.com", Reauthenticated::at(T0))
-            .await
-            .unwrap();
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice@example.com",
+            Reauthenticated::at(T0),
+        )
+        .await
+        .unwrap();
     assert!(
         started
             .uri()
@@ -211,9 +228,13 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
     );
     h.clock.advance(120);
     let started =
-        h.tf.start_enrollment(user, "alice", Reauthenticated::at(password_checked_at))
-            .await
-            .unwrap();
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(password_checked_at),
+        )
+        .await
+        .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
     h.clock.advance(60);
     let enrolled =
@@ -247,7 +268,7 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
     );
     h.clock.advance(900);
     let started =
-        h.tf.start_enrollment(&bob.user, "bob", Reauthenticated::at(h.now()))
+        h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(h.now()))
             .await
             .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -576,14 +597,10 @@ async fn mail_sends_are_limited() {
     h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
         .await
         .unwrap();
-    assert_eq!(
-        h.tf.begin_login(&bob, None, &ctx()).await.unwrap(),
-        LoginDecision::Denied {
-            reason: DenyReason::MailThrottled {
-                retry_at: T0 + 3_600
-            }
-        }
-    );
+    // No valid code left and no send allowed: the same Throttled as resend_mailed_code.
+    let throttled = h.tf.begin_login(&bob, None, &ctx()).await.unwrap_err();
+    assert!(matches!(throttled, Error::Throttled { retry_at } if retry_at == T0 + 3_600));
+    assert_eq!(throttled.retry_after(h.now()), Some(T0 + 3_600 - h.now()));
     assert_eq!(h.mailer.count_for(&bob.user), 5);
 }
 
@@ -611,12 +628,11 @@ async fn code_checks_are_throttled() {
         h.tf.status(&alice.user).await.unwrap().throttled_until,
         Some(retry)
     );
-    assert_eq!(
-        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
-        LoginDecision::Denied {
-            reason: DenyReason::Throttled { retry_at: retry }
-        }
-    );
+    // begin_login reports it the same way as finish_login.
+    assert!(matches!(
+        h.tf.begin_login(&alice, None, &ctx()).await,
+        Err(Error::Throttled { retry_at }) if retry_at == retry
+    ));
     // Each failure mailed a warning (the password was right).
     assert_eq!(
         h.mailer
@@ -653,21 +669,29 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
         ));
     }
     let started =
-        h.tf.start_enrollment(user, "alice", Reauthenticated::at(T0))
-            .await
-            .unwrap();
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(T0),
+        )
+        .await
+        .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
     assert!(matches!(
         h.tf.finish_enrollment(user, &app.code(T0)).await,
         Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
     ));
     // And the other way round: wrong confirming codes throttle the login's second step.
+    // Under the mailed-code policy bob logs in with a mailed code before he may set up an app.
     let h = harness(mail_code);
     let bob = Principal::new("bob");
     h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
     let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
+    h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
+        .await
+        .unwrap();
     let started =
-        h.tf.start_enrollment(&bob.user, "bob", Reauthenticated::at(T0))
+        h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0))
             .await
             .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -678,15 +702,21 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
             Err(Error::InvalidCode)
         ));
     }
+    // The next login is refused before a code is even mailed.
     assert!(matches!(
-        h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
-            .await,
-        Err(Error::Throttled { .. })
+        h.tf.begin_login(&bob, None, &ctx()).await,
+        Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
     ));
-    // The block lifts by itself an hour later.
+    assert_eq!(h.mailer.count_for(&bob.user), 1);
+    // The block lifts by itself an hour later: a new mailed-code login, then the set-up.
     h.clock.set(T0 + 3_600);
+    h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
+    h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
+        .await
+        .unwrap();
     let started =
-        h.tf.start_enrollment(&bob.user, "bob", Reauthenticated::at(T0 + 3_600))
+        h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0 + 3_600))
             .await
             .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -808,7 +838,7 @@ async fn rotation_replaces_the_authenticator() {
     h.clock.advance(30);
     let now = h.now();
     assert!(matches!(
-        h.tf.start_enrollment(&alice.user, "alice", Reauthenticated::at(now))
+        h.tf.start_enrollment(&alice, "alice", Reauthenticated::at(now))
             .await,
         Err(Error::AlreadyEnrolled)
     ));
@@ -855,9 +885,13 @@ async fn enrollment_cancel_restart_and_expiry() {
     let h = harness(required);
     let user = UserId::new("alice");
     let first =
-        h.tf.start_enrollment(&user, "alice", Reauthenticated::at(T0))
-            .await
-            .unwrap();
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(T0),
+        )
+        .await
+        .unwrap();
     h.tf.cancel_enrollment(&user).await.unwrap();
     assert!(matches!(
         h.tf.cancel_enrollment(&user).await,
@@ -869,9 +903,13 @@ async fn enrollment_cancel_restart_and_expiry() {
         Err(Error::NoPendingEnrollment)
     ));
     let second =
-        h.tf.start_enrollment(&user, "alice", Reauthenticated::at(T0))
-            .await
-            .unwrap();
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(T0),
+        )
+        .await
+        .unwrap();
     let second = App(KeyUri::parse(second.uri()).unwrap().into_secret());
     h.clock.advance(900);
     assert!(matches!(
@@ -879,8 +917,12 @@ async fn enrollment_cancel_restart_and_expiry() {
         Err(Error::NoPendingEnrollment)
     ));
     assert!(matches!(
-        h.tf.start_enrollment(&user, "alice", Reauthenticated::at(T0))
-            .await,
+        h.tf.start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(T0)
+        )
+        .await,
         Err(Error::ReauthenticationRequired)
     ));
 }
@@ -1232,7 +1274,7 @@ async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_c
 async fn endless_conflicts_give_up_without_side_effects() {
     let h = harness_with(AlwaysConflict(AtomicU32::new(0)), required);
     let err =
-        h.tf.start_enrollment(&UserId::new("a"), "a", Reauthenticated::at(T0))
+        h.tf.start_enrollment(&Principal::new("a"), "a", Reauthenticated::at(T0))
             .await
             .unwrap_err();
     assert!(matches!(err, Error::Contention { attempts: 16 }));
@@ -1274,9 +1316,20 @@ async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
         notice: NoticeKind::LoginCode
     }));
 
+    // Without the mailed code, the password alone does not enroll under this policy.
+    assert!(matches!(
+        tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0))
+            .await,
+        Err(Error::SecondFactorRequired)
+    ));
+
     // "2FA enabled" is informational: enrollment succeeds (its recovery codes must not be lost).
+    let tf = TwoFactor::builder(MemoryStore::new(), DownMailer, required as Policy)
+        .clock(clock.clone())
+        .audit(audit.clone())
+        .build();
     let started = tf
-        .start_enrollment(&bob.user, "bob", Reauthenticated::at(T0))
+        .start_enrollment(&bob, "bob", Reauthenticated::at(T0))
         .await
         .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -1301,8 +1354,18 @@ async fn no_mailer_refuses_only_what_must_be_delivered() {
         tf.begin_login(&bob, None, &ctx()).await,
         Err(Error::Mailer(_))
     ));
+    // No mailed code, no enrollment on the password alone: closed, not open.
+    assert!(matches!(
+        tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0))
+            .await,
+        Err(Error::SecondFactorRequired)
+    ));
+    let tf = TwoFactor::builder(MemoryStore::new(), NoMailer, required as Policy)
+        .clock(ManualClock::new(T0))
+        .audit(RecordingAudit::new())
+        .build();
     let started = tf
-        .start_enrollment(&bob.user, "bob", Reauthenticated::at(T0))
+        .start_enrollment(&bob, "bob", Reauthenticated::at(T0))
         .await
         .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -1319,10 +1382,7 @@ fn service_futures_are_send() {
     let c = ctx();
     assert_send(&h.tf.begin_login(&alice, None, &c));
     assert_send(&h.tf.finish_login(&alice, Factor::Totp("1"), None, &c));
-    assert_send(
-        &h.tf
-            .start_enrollment(&alice.user, "a", Reauthenticated::at(0)),
-    );
+    assert_send(&h.tf.start_enrollment(&alice, "a", Reauthenticated::at(0)));
     assert_send(&h.tf.finish_enrollment(&alice.user, "1"));
     assert_send(&h.tf.status(&alice.user));
 }
@@ -1342,7 +1402,7 @@ async fn totp_period_is_a_deployment_setting() {
     .build();
     let alice = Principal::new("alice");
     let started = tf
-        .start_enrollment(&alice.user, "alice", Reauthenticated::at(T0))
+        .start_enrollment(&alice, "alice", Reauthenticated::at(T0))
         .await
         .unwrap();
     assert!(started.uri().contains("period=60"));
@@ -1377,4 +1437,86 @@ fn accessors_need_no_trait_bounds() {
     assert_eq!(issuer, Some("ACME"));
     assert_eq!(clock.now(), T0);
     assert!(audit.events().is_empty());
+}
+
+/// Throttling arrives one way, `Error::Throttled` (kind `Throttled`, HTTP 429, a retry time),
+/// from every call that can be throttled: the two login steps, the calls that check a code,
+/// and the mail sends.
+#[tokio::test]
+async fn throttling_is_one_error_from_every_call() {
+    let h = harness(required);
+    let alice = Principal::new("alice");
+    let (app, codes) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let good = app.code(h.now());
+    for _ in 0..5 {
+        let _ =
+            h.tf.finish_login(&alice, Factor::Totp(&wrong(&good)), None, &ctx())
+                .await;
+    }
+    let retry = T0 + 30 + 3_600;
+    let now = h.now();
+    let reauth = Reauthenticated::at(now);
+    let errors = vec![
+        (
+            "begin_login",
+            h.tf.begin_login(&alice, None, &ctx()).await.err(),
+        ),
+        (
+            "finish_login",
+            h.tf.finish_login(&alice, Factor::Totp(&good), None, &ctx())
+                .await
+                .err(),
+        ),
+        (
+            "finish_login (recovery)",
+            h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
+                .await
+                .err(),
+        ),
+        (
+            "start_rotation",
+            h.tf.start_rotation(&alice.user, "alice", &good, reauth)
+                .await
+                .err(),
+        ),
+        (
+            "disable",
+            h.tf.disable(&alice.user, reauth, Factor::Totp(&good))
+                .await
+                .err(),
+        ),
+    ];
+    for (call, e) in errors {
+        let e = e.unwrap_or_else(|| panic!("{call} was not refused"));
+        assert!(
+            matches!(e, Error::Throttled { retry_at } if retry_at == retry),
+            "{call}: {e:?}"
+        );
+        assert_eq!(e.kind(), twofactor::ErrorKind::Throttled, "{call}");
+        assert_eq!(e.http_status(), 429, "{call}");
+        assert_eq!(e.retry_after(now), Some(retry - now), "{call}");
+    }
+
+    // Mail sends: five codes in the hour, the last one used; no valid code is left.
+    let h = harness(mail_code);
+    let bob = Principal::new("bob");
+    for _ in 0..5 {
+        h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    }
+    let code = h.mailer.last_login_code_for(&bob.user).unwrap();
+    h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+        .await
+        .unwrap();
+    let begin = h.tf.begin_login(&bob, None, &ctx()).await.unwrap_err();
+    let resend = h.tf.resend_mailed_code(&bob.user, &ctx()).await;
+    assert!(matches!(begin, Error::Throttled { retry_at } if retry_at == T0 + 3_600));
+    assert!(
+        matches!(
+            resend,
+            Err(Error::NoPendingLogin) | Err(Error::Throttled { .. })
+        ),
+        "{resend:?}"
+    );
+    assert_eq!(h.mailer.count_for(&bob.user), 5);
 }

@@ -66,7 +66,11 @@ fn wrong(code: &str) -> String {
 async fn enroll(tf: &Service, user: &UserId) -> Secret {
     let now = tf.clock().now();
     let started = tf
-        .start_enrollment(user, "alice", Reauthenticated::at(now))
+        .start_enrollment(
+            &Principal::new(user.clone()),
+            "alice",
+            Reauthenticated::at(now),
+        )
         .await
         .unwrap();
     let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
@@ -249,8 +253,8 @@ async fn a_refusal_that_saves_nothing_is_rechecked_on_a_fresh_load() {
             Err(Error::InvalidCode)
         ));
     }
-    let d = a.begin_login(&alice, None, &ctx()).await.unwrap();
-    assert!(matches!(d, LoginDecision::Denied { .. }), "{d:?}");
+    let d = a.begin_login(&alice, None, &ctx()).await;
+    assert!(matches!(d, Err(Error::Throttled { .. })), "{d:?}");
     assert_eq!(a.login_snapshots(), 1);
 
     // Meanwhile an operator's tool lifts the throttle in the database.

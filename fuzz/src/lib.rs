@@ -4,6 +4,7 @@
 //! of `fuzz/corpus/<target>/` through the same function on stable Rust. Each function must never
 //! panic on any input except to report a broken invariant.
 
+use twofactor::otp::MAX_SECRET_BYTES;
 use twofactor::{Algorithm, Code, CodeError, Hotp, KeyUri, Secret, Totp, VerifyError};
 
 /// `uri_parse`: parsing never panics; whatever parses prints as a canonical URI that parses
@@ -42,7 +43,7 @@ pub fn check_uri_parse(data: &[u8]) {
     );
 }
 
-/// `base32_decode`: decoding never panics; a decoded secret has 1 to 64 bytes, as many as its
+/// `base32_decode`: decoding never panics; a decoded secret has 1 to `MAX_SECRET_BYTES` bytes, as many as its
 /// symbols encode, and survives every printed form; raw bytes round-trip through base32.
 pub fn check_base32_decode(data: &[u8]) {
     if let Ok(text) = core::str::from_utf8(data)
@@ -50,7 +51,7 @@ pub fn check_base32_decode(data: &[u8]) {
     {
         let symbols = text.chars().filter(char::is_ascii_alphanumeric).count();
         assert_eq!(secret.len(), symbols * 5 / 8, "length for {text:?}");
-        assert!((1..=64).contains(&secret.len()));
+        assert!((1..=MAX_SECRET_BYTES).contains(&secret.len()));
         let plain = secret.to_base32();
         assert!(
             plain
@@ -70,7 +71,9 @@ pub fn check_base32_decode(data: &[u8]) {
         }
     }
 
-    let key = data.get(..data.len().min(64)).unwrap_or_default();
+    let key = data
+        .get(..data.len().min(MAX_SECRET_BYTES))
+        .unwrap_or_default();
     match Secret::from_bytes(key.to_vec()) {
         Ok(secret) => {
             let plain = secret.to_base32();
@@ -79,7 +82,10 @@ pub fn check_base32_decode(data: &[u8]) {
                 Err(err) => panic!("{:?} does not decode: {err:?}", plain.as_str()),
             }
         }
-        Err(_) => assert!(key.is_empty(), "a 1..=64 byte key was refused"),
+        Err(_) => assert!(
+            key.is_empty(),
+            "a 1..=MAX_SECRET_BYTES byte key was refused"
+        ),
     }
 }
 
@@ -187,7 +193,7 @@ pub fn check_verify_code(data: &[u8]) {
     let secret = match Secret::from_bytes(secret_bytes.to_vec()) {
         Ok(secret) => secret,
         Err(_) => {
-            assert!(secret_bytes.is_empty() || secret_bytes.len() > 64);
+            assert!(secret_bytes.is_empty() || secret_bytes.len() > MAX_SECRET_BYTES);
             return;
         }
     };
@@ -268,9 +274,14 @@ pub fn check_verify_code(data: &[u8]) {
 }
 
 /// `record_decode`: a stored record (the JSON text of a database row, which anyone who can
-/// write the table controls) never panics the decoder, sealed secrets included; whatever
-/// decodes encodes again to JSON that decodes to the same record and encodes identically
-/// (stable), and its `Debug` shows none of its secrets.
+/// write the table controls) never panics the decoder, sealed secrets included. Whatever
+/// decodes:
+/// - encodes back to canonical bytes of the current format (`{"v":2,...`) that decode again
+///   and re-encode to the very same bytes (decode∘encode is the identity, encode∘decode is a
+///   fixed point after one step);
+/// - dropped nothing: every key path of the input is in the re-encoding (unknown fields are
+///   refused, never silently lost);
+/// - keeps what it says about the user, and its `Debug` shows none of its secrets.
 #[cfg(feature = "serde")]
 pub fn check_record_decode(data: &[u8]) {
     use twofactor::TwoFactorRecord;
@@ -281,6 +292,10 @@ pub fn check_record_decode(data: &[u8]) {
         Ok(json) => json,
         Err(err) => panic!("a decoded record does not encode: {err}"),
     };
+    assert!(
+        json.starts_with(r#"{"v":2,"#),
+        "not the current format: {json}"
+    );
     let again: TwoFactorRecord = match serde_json::from_str(&json) {
         Ok(again) => again,
         Err(err) => panic!("the re-encoded record does not decode: {err}: {json}"),
@@ -288,17 +303,49 @@ pub fn check_record_decode(data: &[u8]) {
     assert_eq!(
         serde_json::to_string(&again).ok().as_deref(),
         Some(json.as_str()),
-        "encoding is not stable"
+        "encoding is not canonical"
     );
     assert_eq!(again.has_sealed_secret(), record.has_sealed_secret());
     assert_eq!(again.is_enrolled(), record.is_enrolled());
     assert_eq!(again.recovery_codes_left(), record.recovery_codes_left());
 
-    let debug = format!("{record:?}");
     let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    if let Ok(input) = serde_json::from_slice::<serde_json::Value>(data) {
+        let kept = key_paths(&value);
+        for path in key_paths(&input) {
+            assert!(kept.contains(&path), "decoding dropped {path}");
+        }
+    }
+
+    let debug = format!("{record:?}");
     for slot in ["active", "pending"] {
         if let Some(secret) = value[slot]["secret"].as_str() {
             assert!(!debug.contains(secret), "Debug shows the {slot} secret");
         }
     }
+}
+
+/// The JSON pointers of every object key in `value`, at any depth.
+#[cfg(feature = "serde")]
+fn key_paths(value: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    fn walk(v: &serde_json::Value, path: &str, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map {
+                    let p = format!("{path}/{k}");
+                    out.insert(p.clone());
+                    walk(child, &p, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, &format!("{path}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(value, "", &mut out);
+    out
 }

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::audit::AuditKind;
 use crate::mail::Notice;
 
-use super::crypto::{Bytes, Digest, digest, hex, unhex};
+use super::crypto::{Bytes, Digest, digest, hex, unhex_ct};
 use super::{DomainError, Settings, Transition, TwoFactorRecord};
 
 const DIGEST_LABEL: &str = "twofactor device token v1";
@@ -75,6 +75,7 @@ pub struct DeviceInfo {
 pub struct DeviceToken {
     token: Zeroizing<String>,
     id: DeviceId,
+    issued_at: u64,
     expires_at: u64,
 }
 
@@ -98,12 +99,19 @@ impl DeviceToken {
     pub const fn expires_at(&self) -> u64 {
         self.expires_at
     }
+    /// When the token was issued, by the service's clock: a cookie set in the same response
+    /// lives `expires_at - issued_at` seconds (what [`crate::cookie::DeviceCookie`] uses).
+    #[must_use]
+    pub const fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
 }
 
 impl fmt::Debug for DeviceToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeviceToken")
             .field("id", &self.id)
+            .field("issued_at", &self.issued_at)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
@@ -112,6 +120,7 @@ impl fmt::Debug for DeviceToken {
 /// The stored form of a trusted device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct TrustedDevice {
     pub(crate) id: DeviceId,
     pub(crate) token_digest: Digest,
@@ -119,6 +128,10 @@ pub(crate) struct TrustedDevice {
     pub(crate) created_at: u64,
     /// Trusted while `now < expires_at`.
     pub(crate) expires_at: u64,
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::account::required")
+    )]
     pub(crate) last_used_at: Option<u64>,
 }
 
@@ -194,6 +207,7 @@ impl TwoFactorRecord {
             DeviceToken {
                 token: Zeroizing::new(hex(&token.0)),
                 id,
+                issued_at: now,
                 expires_at,
             },
             info,
@@ -203,7 +217,7 @@ impl TwoFactorRecord {
     /// The index of the unexpired device this token belongs to. Compares against every stored
     /// digest in constant time.
     pub(crate) fn find_device(&self, token: &str, now: u64) -> Option<usize> {
-        let bytes = Zeroizing::new(unhex::<32>(token.trim())?);
+        let bytes = unhex_ct::<32>(token.trim())?;
         let candidate = digest(DIGEST_LABEL, &[], bytes.as_slice());
         let mut found = subtle::Choice::from(0);
         let mut index = 0u64;

@@ -8,6 +8,7 @@ use rand::TryCryptoRng;
 use crate::audit::{AuditKind, Operation};
 use crate::mail::{DisabledBy, Notice, SecretText};
 use crate::otp::{Secret, Totp, VerifyError};
+use crate::policy::{Requirement, WhenUnenrolled};
 use crate::provision::{KeyUri, OtpKind, Provisioning};
 
 use super::login::Parsed;
@@ -125,6 +126,25 @@ impl fmt::Debug for Enrolled {
     }
 }
 
+/// Whether `requirement` asks an unenrolled user for a mailed code at `now`: then enrolling
+/// needs a completed mailed-code login, not just the password.
+fn needs_mailed_code_login(requirement: &Requirement, now: u64) -> bool {
+    match requirement {
+        Requirement::Required {
+            when_unenrolled: WhenUnenrolled::MailCode,
+            grace_until,
+            ..
+        } => !grace_until.is_some_and(|enroll_by| now < enroll_by),
+        Requirement::Required {
+            when_unenrolled: WhenUnenrolled::BlockUntilEnrolled,
+            ..
+        }
+        | Requirement::Optional { .. }
+        | Requirement::Off
+        | Requirement::Exempt { .. } => false,
+    }
+}
+
 /// Renders the enrollment screen for a secret.
 fn provisioning(
     secret: &Secret,
@@ -143,6 +163,13 @@ fn provisioning(
 }
 
 impl TwoFactorRecord {
+    /// Whether a login with a mailed code was completed within
+    /// [`Settings::reauth_max_age`] of `now`.
+    fn mailed_code_login_fresh(&self, now: u64, settings: &Settings) -> bool {
+        self.mailed_code_login_at
+            .is_some_and(|at| Reauthenticated::at(at).is_fresh(now, settings.reauth_max_age))
+    }
+
     /// A new pending secret and its provisioning screen. Replaces any pending enrollment.
     fn new_pending<R: TryCryptoRng + ?Sized>(
         &self,
@@ -178,16 +205,29 @@ impl TwoFactorRecord {
     /// Starts enrolling an authenticator: generates a secret (kept pending in the record) and
     /// the screen to show. Calling it again restarts with a new secret.
     ///
+    /// `requirement` is the policy's answer for this user now (computed fresh by the caller).
+    /// When it asks an unenrolled user for a mailed code
+    /// (`Required { when_unenrolled: MailCode, .. }` outside a running grace period), the
+    /// password is not enough: the user must have completed a login with a mailed code
+    /// ([`TwoFactorRecord::finish_login`] with [`Factor::MailedCode`]) within
+    /// [`Settings::reauth_max_age`]. Otherwise someone with the password but not the mailbox
+    /// could enroll an authenticator of their own and log in with it, and the mailbox factor
+    /// would never be used. Under every other requirement (including `BlockUntilEnrolled`,
+    /// where enrolling is the point, and a running grace period, where the password alone
+    /// logs in) the fresh password check is enough.
+    ///
     /// `account` is the name the authenticator app shows under the issuer (usually the login
     /// or e-mail address).
     ///
     /// # Errors
     /// [`DomainError::ReauthenticationRequired`], [`DomainError::AlreadyEnrolled`] (rotate
-    /// instead), [`DomainError::InvalidAccountName`], [`DomainError::NamesTooLong`],
+    /// instead), [`DomainError::SecondFactorRequired`] (log in with the mailed code first),
+    /// [`DomainError::InvalidAccountName`], [`DomainError::NamesTooLong`],
     /// [`DomainError::Rng`].
     pub fn start_enrollment<R: TryCryptoRng + ?Sized>(
         &self,
         now: u64,
+        requirement: &Requirement,
         reauth: Reauthenticated,
         account: &str,
         settings: &Settings,
@@ -198,6 +238,10 @@ impl TwoFactorRecord {
         }
         if self.active.is_some() {
             return Err(DomainError::AlreadyEnrolled);
+        }
+        if needs_mailed_code_login(requirement, now) && !self.mailed_code_login_fresh(now, settings)
+        {
+            return Err(DomainError::SecondFactorRequired);
         }
         let (next, started) = self.new_pending(
             now,
@@ -340,7 +384,7 @@ impl TwoFactorRecord {
         };
         let mut next = self.admit_code_check(now, settings, |refusal| refusal)?;
         let result = match &parsed {
-            Some(p) => next.verify_parsed(p, now).map(|_| ()),
+            Some(p) => next.verify_parsed(p, now, settings).map(|_| ()),
             None => Err(FailureReason::NoPendingFactor),
         };
         match result {
@@ -399,7 +443,8 @@ impl TwoFactorRecord {
                     .event(failed(reason)));
             }
         };
-        let (set, recovery_codes) = RecoveryCodeSet::generate(now, settings.recovery_codes, rng)?;
+        let (set, recovery_codes) =
+            RecoveryCodeSet::generate(now, settings.recovery_codes, &settings.code_keys, rng)?;
         let rotated = next.active.is_some();
         let login_completed = !rotated
             && next
@@ -414,6 +459,8 @@ impl TwoFactorRecord {
             last_used_step: Some(step),
         };
         next.clear_factors();
+        // The proof that let this user enroll has served its purpose.
+        next.mailed_code_login_at = None;
         next.active = Some(active);
         next.recovery = Some(set);
         next.code_checks.reset();
@@ -474,6 +521,7 @@ impl TwoFactorRecord {
             return Err(DomainError::NotEnrolled);
         }
         self.ensure_totp_checkable(&factor)?;
+        self.ensure_code_key(&factor, settings)?;
         let mut next = match self.check_current(now, factor, Operation::Disable, settings) {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
@@ -568,7 +616,14 @@ pub(crate) mod tests {
         let s = Settings::default();
         let mut rng = TestRng(now);
         let t = TwoFactorRecord::default()
-            .start_enrollment(now, Reauthenticated::at(now), "alice", &s, &mut rng)
+            .start_enrollment(
+                now,
+                &Requirement::required(),
+                Reauthenticated::at(now),
+                "alice",
+                &s,
+                &mut rng,
+            )
             .unwrap();
         let code = code_at(t.record(), now);
         let t = t
@@ -591,6 +646,7 @@ pub(crate) mod tests {
         let t = r
             .start_enrollment(
                 T0,
+                &Requirement::required(),
                 Reauthenticated::at(T0),
                 "alice@example.com",
                 &s,
@@ -640,31 +696,73 @@ pub(crate) mod tests {
         let mut rng = TestRng(1);
         let r = TwoFactorRecord::default();
         assert_eq!(
-            r.start_enrollment(T0, Reauthenticated::at(T0 - 600), "a", &s, &mut rng)
-                .unwrap_err(),
+            r.start_enrollment(
+                T0,
+                &Requirement::required(),
+                Reauthenticated::at(T0 - 600),
+                "a",
+                &s,
+                &mut rng
+            )
+            .unwrap_err(),
             DomainError::ReauthenticationRequired
         );
         assert!(
-            r.start_enrollment(T0, Reauthenticated::at(T0 - 599), "a", &s, &mut rng)
-                .is_ok()
+            r.start_enrollment(
+                T0,
+                &Requirement::required(),
+                Reauthenticated::at(T0 - 599),
+                "a",
+                &s,
+                &mut rng
+            )
+            .is_ok()
         );
         assert!(matches!(
-            r.start_enrollment(T0, Reauthenticated::at(T0), "  ", &s, &mut rng),
+            r.start_enrollment(
+                T0,
+                &Requirement::required(),
+                Reauthenticated::at(T0),
+                "  ",
+                &s,
+                &mut rng
+            ),
             Err(DomainError::InvalidAccountName(_))
         ));
         assert!(matches!(
-            r.start_enrollment(T0, Reauthenticated::at(T0), "a:b", &s, &mut rng),
+            r.start_enrollment(
+                T0,
+                &Requirement::required(),
+                Reauthenticated::at(T0),
+                "a:b",
+                &s,
+                &mut rng
+            ),
             Err(DomainError::InvalidAccountName(_))
         ));
         assert_eq!(
-            r.start_enrollment(T0, Reauthenticated::at(T0), "a", &s, &mut FailingRng)
-                .unwrap_err(),
+            r.start_enrollment(
+                T0,
+                &Requirement::required(),
+                Reauthenticated::at(T0),
+                "a",
+                &s,
+                &mut FailingRng
+            )
+            .unwrap_err(),
             DomainError::Rng
         );
         let e = enrolled_record(T0);
         assert_eq!(
-            e.start_enrollment(T0, Reauthenticated::at(T0), "a", &s, &mut rng)
-                .unwrap_err(),
+            e.start_enrollment(
+                T0,
+                &Requirement::required(),
+                Reauthenticated::at(T0),
+                "a",
+                &s,
+                &mut rng
+            )
+            .unwrap_err(),
             DomainError::AlreadyEnrolled
         );
     }
@@ -675,13 +773,27 @@ pub(crate) mod tests {
         let mut rng = TestRng(2);
         let r = TwoFactorRecord::default();
         let first = r
-            .start_enrollment(T0, Reauthenticated::at(T0), "a", &s, &mut rng)
+            .start_enrollment(
+                T0,
+                &Requirement::required(),
+                Reauthenticated::at(T0),
+                "a",
+                &s,
+                &mut rng,
+            )
             .unwrap()
             .into_parts()
             .0;
         let old_code = code_at(&first, T0 + 60);
         let second = first
-            .start_enrollment(T0 + 60, Reauthenticated::at(T0), "a", &s, &mut rng)
+            .start_enrollment(
+                T0 + 60,
+                &Requirement::required(),
+                Reauthenticated::at(T0),
+                "a",
+                &s,
+                &mut rng,
+            )
             .unwrap()
             .into_parts()
             .0;
@@ -714,7 +826,14 @@ pub(crate) mod tests {
         let s = Settings::default();
         let mut rng = TestRng(3);
         let pending = TwoFactorRecord::default()
-            .start_enrollment(T0, Reauthenticated::at(T0), "a", &s, &mut rng)
+            .start_enrollment(
+                T0,
+                &Requirement::required(),
+                Reauthenticated::at(T0),
+                "a",
+                &s,
+                &mut rng,
+            )
             .unwrap()
             .into_parts()
             .0;
@@ -898,7 +1017,14 @@ pub(crate) mod tests {
         let s = Settings::default();
         let mut rng = TestRng(6);
         let t = TwoFactorRecord::default()
-            .start_enrollment(T0, Reauthenticated::at(T0), "a", &s, &mut rng)
+            .start_enrollment(
+                T0,
+                &Requirement::required(),
+                Reauthenticated::at(T0),
+                "a",
+                &s,
+                &mut rng,
+            )
             .unwrap();
         let code = code_at(t.record(), T0);
         let t = t
@@ -992,5 +1118,151 @@ pub(crate) mod tests {
                 .unwrap_err(),
             DomainError::AlreadyEnrolled
         );
+    }
+
+    fn mail_code(grace_until: Option<u64>) -> Requirement {
+        Requirement::Required {
+            when_unenrolled: WhenUnenrolled::MailCode,
+            grace_until,
+            trusted_devices: true,
+        }
+    }
+
+    /// A user who completed a login with a mailed code at `at`.
+    fn mailed_in_at(at: u64) -> TwoFactorRecord {
+        TwoFactorRecord {
+            mailed_code_login_at: Some(at),
+            ..TwoFactorRecord::default()
+        }
+    }
+
+    #[test]
+    fn mail_code_policy_needs_a_recent_mailed_code_login_to_enroll() {
+        let s = Settings::default();
+        let mut rng = TestRng(3);
+        let start = |r: &TwoFactorRecord, now: u64, req: &Requirement| {
+            r.start_enrollment(
+                now,
+                req,
+                Reauthenticated::at(now),
+                "a",
+                &s,
+                &mut TestRng(now),
+            )
+            .map(|_| ())
+        };
+        let none = TwoFactorRecord::default();
+        // The password alone: refused under MailCode, with or without an expired grace.
+        for req in [mail_code(None), mail_code(Some(T0)), mail_code(Some(0))] {
+            assert_eq!(
+                start(&none, T0, &req),
+                Err(DomainError::SecondFactorRequired)
+            );
+        }
+        // Enough under every other requirement, and while a grace period runs.
+        let block = Requirement::Required {
+            when_unenrolled: WhenUnenrolled::BlockUntilEnrolled,
+            grace_until: None,
+            trusted_devices: true,
+        };
+        let exempt = Requirement::Exempt {
+            reason: "superuser".into(),
+        };
+        for req in [
+            block,
+            Requirement::optional(),
+            Requirement::Off,
+            exempt,
+            mail_code(Some(T0 + 1)),
+        ] {
+            assert_eq!(start(&none, T0, &req), Ok(()), "{req:?}");
+        }
+        // A mailed-code login opens it for `reauth_max_age`, exactly.
+        let age = s.reauth_max_age;
+        assert_eq!(start(&mailed_in_at(T0), T0, &mail_code(None)), Ok(()));
+        assert_eq!(
+            start(&mailed_in_at(T0), T0 + age - 1, &mail_code(None)),
+            Ok(())
+        );
+        assert_eq!(
+            start(&mailed_in_at(T0), T0 + age, &mail_code(None)),
+            Err(DomainError::SecondFactorRequired)
+        );
+        // Still a fresh password check first, and nothing for an enrolled user.
+        assert_eq!(
+            mailed_in_at(T0)
+                .start_enrollment(
+                    T0,
+                    &mail_code(None),
+                    Reauthenticated::at(T0 - age),
+                    "a",
+                    &s,
+                    &mut rng
+                )
+                .map(|_| ()),
+            Err(DomainError::ReauthenticationRequired)
+        );
+        assert_eq!(
+            start(&enrolled_record(T0), T0, &mail_code(None)),
+            Err(DomainError::AlreadyEnrolled)
+        );
+        // Confirming the enrollment spends the proof.
+        let t = mailed_in_at(T0)
+            .start_enrollment(
+                T0,
+                &mail_code(None),
+                Reauthenticated::at(T0),
+                "a",
+                &s,
+                &mut rng,
+            )
+            .unwrap();
+        assert_eq!(t.record().mailed_code_login_at, Some(T0));
+        let r = t.into_parts().0;
+        let t = r
+            .finish_enrollment(T0, &code_at(&r, T0), &s, &mut rng)
+            .unwrap();
+        assert!(t.outcome().is_ok());
+        assert_eq!(t.record().mailed_code_login_at, None);
+    }
+
+    mod class {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// For any mailed-code requirement (grace or not), any time and any last
+            /// mailed-code login: the password alone enrolls exactly when a grace period is
+            /// running or that login is younger than `reauth_max_age`.
+            #[test]
+            fn enrolling_under_mail_code_needs_grace_or_a_fresh_mailed_login(
+                now in 1_000_000u64..2_000_000_000,
+                grace in proptest::option::of(0u64..4_000_000_000),
+                mailed_ago in proptest::option::of(0u64..10_000),
+            ) {
+                let s = Settings::default();
+                let record = TwoFactorRecord {
+                    mailed_code_login_at: mailed_ago.map(|ago| now - ago),
+                    ..TwoFactorRecord::default()
+                };
+                let allowed = grace.is_some_and(|g| now < g)
+                    || mailed_ago.is_some_and(|ago| ago < s.reauth_max_age);
+                let outcome = record
+                    .start_enrollment(
+                        now,
+                        &mail_code(grace),
+                        Reauthenticated::at(now),
+                        "a",
+                        &s,
+                        &mut TestRng(now),
+                    )
+                    .map(|_| ());
+                if allowed {
+                    prop_assert_eq!(outcome, Ok(()));
+                } else {
+                    prop_assert_eq!(outcome, Err(DomainError::SecondFactorRequired));
+                }
+            }
+        }
     }
 }

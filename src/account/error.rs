@@ -25,6 +25,11 @@ pub enum DomainError {
     /// The password check is missing or too old for this operation.
     #[error("re-authentication required")]
     ReauthenticationRequired,
+    /// The policy asks this unenrolled user for a mailed code, and no login with one was
+    /// completed within [`Settings::reauth_max_age`](super::Settings::reauth_max_age): the
+    /// password alone may not enroll an authenticator. Log in with the mailed code first.
+    #[error("a login with the mailed code is required first")]
+    SecondFactorRequired,
     /// No trusted device has this id.
     #[error("unknown device")]
     UnknownDevice,
@@ -43,6 +48,15 @@ pub enum DomainError {
     /// [`SealedStore`](crate::seal::SealedStore). Fails closed; nothing is changed.
     #[error("the stored TOTP secret is sealed and was not opened")]
     SecretSealed,
+    /// The stored recovery codes or mailed code were hashed under a
+    /// [`CodeKey`](super::CodeKey) these settings do not hold (a key rotated out too early, or
+    /// the key not configured on this server). Fails closed: nothing is checked or changed.
+    /// Configure the key (as an old key after a rotation) and retry.
+    #[error("the stored codes were hashed under code key {key_id}, which is not configured")]
+    UnknownCodeKey {
+        /// The missing key's [`id`](super::CodeKey::id).
+        key_id: String,
+    },
 }
 
 /// Input that is not a code at all: wrong characters or length. Not counted against the

@@ -17,12 +17,12 @@ use zeroize::Zeroizing;
 
 use crate::audit::AuditKind;
 use crate::mail::Notice;
-use crate::otp::{Code, VerifyError};
+use crate::otp::{Code, MAX_DIGITS, MIN_DIGITS, VerifyError};
 use crate::policy::{Requirement, WhenUnenrolled};
 
 use super::devices::DeviceToken;
 use super::mailed::Sent;
-use super::recovery::{RECOVERY_CODE_LEN, normalize};
+use super::recovery::{RECOVERY_CODE_LENGTHS, RecoveryInput, normalize};
 use super::{
     Checked, DeviceId, DomainError, FailureReason, MalformedInput, Refusal, Settings, Transition,
     TwoFactorRecord,
@@ -100,6 +100,85 @@ impl Factor<'_> {
     }
 }
 
+/// Why [`Factor::parse`] found no code in the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FactorParseError {
+    /// Nothing but white space and hyphens.
+    #[error("no code entered")]
+    Empty,
+    /// A character that no code contains (codes are letters, digits, spaces and hyphens).
+    #[error(
+        "codes contain letters and digits only (found an invalid character at position {position})"
+    )]
+    InvalidCharacter {
+        /// Position (in characters) of the first offending character.
+        position: usize,
+    },
+}
+
+// Recovery codes are longer than any TOTP code, so the two shapes cannot overlap.
+// Recovery codes of every accepted length are longer than any TOTP code.
+const _: () = {
+    let mut i = 0;
+    while i < RECOVERY_CODE_LENGTHS.len() {
+        assert!(RECOVERY_CODE_LENGTHS[i] > MAX_DIGITS as usize);
+        i += 1;
+    }
+};
+
+impl<'a> Factor<'a> {
+    /// Picks the factor for what the user typed into one input box, by its shape: 6 to 8
+    /// digits (white space ignored, `"123 456"`) are a [`Factor::Totp`] code; other letters and
+    /// digits are a [`Factor::RecoveryCode`] attempt (recovery codes have more symbols than any
+    /// TOTP code, so the two never overlap). The input is not checked further here:
+    /// `finish_login` reports a code of the wrong length or alphabet as malformed.
+    ///
+    /// A mailed code is never guessed: after [`LoginDecision::CodeMailed`], pass the input as
+    /// [`Factor::MailedCode`].
+    ///
+    /// ```
+    /// use twofactor::{Factor, FactorKind};
+    /// assert_eq!(Factor::parse("123 456")?.kind(), FactorKind::Totp);
+    /// assert_eq!(Factor::parse("7K3M-Q9XA-2F")?.kind(), FactorKind::RecoveryCode);
+    /// assert!(Factor::parse("  ").is_err());
+    /// # Ok::<(), twofactor::account::FactorParseError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`FactorParseError::Empty`] for nothing but white space and hyphens,
+    /// [`FactorParseError::InvalidCharacter`] for a character that is not an ASCII letter or
+    /// digit, white space or a hyphen.
+    pub fn parse(input: &'a str) -> Result<Self, FactorParseError> {
+        let mut digits = 0usize;
+        let mut others = 0usize;
+        let mut hyphens = false;
+        for (position, c) in input.chars().enumerate() {
+            if c.is_ascii_digit() {
+                digits += 1;
+            } else if c.is_ascii_alphabetic() {
+                others += 1;
+            } else if c == '-' {
+                hyphens = true;
+            } else if !c.is_whitespace() {
+                return Err(FactorParseError::InvalidCharacter { position });
+            }
+        }
+        if digits + others == 0 {
+            return Err(FactorParseError::Empty);
+        }
+        // Exactly what `Code::parse` accepts for some supported length.
+        let totp_shape = others == 0
+            && !hyphens
+            && (usize::from(MIN_DIGITS)..=usize::from(MAX_DIGITS)).contains(&digits);
+        Ok(if totp_shape {
+            Factor::Totp(input)
+        } else {
+            Factor::RecoveryCode(input)
+        })
+    }
+}
+
 impl fmt::Debug for Factor<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Factor::{:?}(..)", self.kind())
@@ -149,24 +228,12 @@ pub enum GrantReason {
     },
 }
 
-/// Why a login is refused before any code is asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[non_exhaustive]
-pub enum DenyReason {
-    /// Too many code checks recently.
-    Throttled {
-        /// When a check is admitted again.
-        retry_at: u64,
-    },
-    /// Too many codes mailed recently, and none is still valid.
-    MailThrottled {
-        /// When a code may be mailed again.
-        retry_at: u64,
-    },
-}
-
 /// What to do after the password was accepted.
+///
+/// A login that cannot go on for now (too many code checks, or too many mailed codes with
+/// none still valid) is not a decision: it is refused with
+/// [`Refusal::Throttled`] ([`Error::Throttled`](crate::Error::Throttled) from the service),
+/// exactly as a throttled `finish_login` is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LoginDecision {
@@ -206,11 +273,36 @@ pub enum LoginDecision {
         /// When the code expires.
         expires_at: u64,
     },
-    /// Refuse the login for now.
-    Denied {
-        /// Why.
-        reason: DenyReason,
-    },
+}
+
+impl LoginDecision {
+    /// Whether the host should delete the device's trusted-device cookie: `true` for every
+    /// decision reached without honouring a device token, because a token presented with this
+    /// login was refused (expired, revoked, another user's, garbage) or is not honoured under
+    /// the current policy. `false` when the token let the user in
+    /// ([`GrantReason::TrustedDevice`]) and when the policy needed no second factor at all
+    /// ([`GrantReason::Off`], [`GrantReason::Exempt`], [`GrantReason::NotRequired`]: the token
+    /// was not looked at and may still be good).
+    ///
+    /// Answers from the decision alone, so it is also `true` when no cookie was sent; delete
+    /// only a cookie the request carried (see [`crate::cookie`]).
+    ///
+    /// ```
+    /// use twofactor::{FactorKind, GrantReason, LoginDecision};
+    /// let challenged = LoginDecision::Challenge { methods: vec![FactorKind::Totp], expires_at: 0 };
+    /// assert!(challenged.forget_device_cookie());
+    /// let off = LoginDecision::Granted { reason: GrantReason::Off };
+    /// assert!(!off.forget_device_cookie());
+    /// ```
+    #[must_use]
+    pub const fn forget_device_cookie(&self) -> bool {
+        match self {
+            LoginDecision::Granted { reason } => matches!(reason, GrantReason::GracePeriod { .. }),
+            LoginDecision::Challenge { .. }
+            | LoginDecision::MustEnroll
+            | LoginDecision::CodeMailed { .. } => true,
+        }
+    }
 }
 
 /// A successful second step.
@@ -239,6 +331,7 @@ impl fmt::Debug for LoginGranted {
 /// the password was checked at `issued_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct LoginChallenge {
     pub(crate) issued_at: u64,
     /// Open while `now < expires_at`.
@@ -248,7 +341,7 @@ pub(crate) struct LoginChallenge {
 /// A factor parsed into its canonical form.
 pub(crate) enum Parsed {
     Totp(Code),
-    Recovery(Zeroizing<[u8; RECOVERY_CODE_LEN]>),
+    Recovery(RecoveryInput),
     Mailed(Zeroizing<String>),
 }
 
@@ -293,6 +386,7 @@ impl TwoFactorRecord {
         &mut self,
         parsed: &Parsed,
         now: u64,
+        settings: &Settings,
     ) -> Result<Option<usize>, FailureReason> {
         match parsed {
             Parsed::Totp(code) => {
@@ -318,9 +412,11 @@ impl TwoFactorRecord {
                     .recovery
                     .as_mut()
                     .ok_or(FailureReason::NoPendingFactor)?;
-                set.consume(symbols, now).map(Some)
+                set.consume(symbols, now, &settings.code_keys).map(Some)
             }
-            Parsed::Mailed(code) => self.check_mailed_code(code, now).map(|()| None),
+            Parsed::Mailed(code) => self
+                .check_mailed_code(code, now, &settings.code_keys)
+                .map(|()| None),
         }
     }
 
@@ -335,10 +431,16 @@ impl TwoFactorRecord {
     /// Read-only (an unchanged transition, nothing to save) for every answer that needs no
     /// new state: [`LoginDecision::Challenge`] (a TOTP or recovery code is asked for; nothing
     /// is stored, see [`TwoFactorRecord::finish_login`]), a policy grant (off, not required,
-    /// exempt, grace period) and [`LoginDecision::Denied`]. It changes the record only to mail
+    /// exempt, grace period) and a throttled login. It changes the record only to mail
     /// a code (the hashed code and the login waiting for it, both expiring), to record a
     /// trusted device's use, and to record a login waiting for enrollment when the answer is
     /// [`LoginDecision::MustEnroll`] (completed by [`TwoFactorRecord::finish_enrollment`]).
+    ///
+    /// A login that would need a code while codes cannot be checked (too many checks
+    /// recently), or a mailed code while none may be sent and none is still valid, is refused
+    /// with `Err(`[`Refusal::Throttled`]`)` in the outcome (audited as `LoginThrottled` or
+    /// `MailThrottled`): the same refusal `finish_login` gives, so a host handles throttling
+    /// in one place. A valid trusted-device token still logs in while codes are throttled.
     ///
     /// # Errors
     /// [`DomainError::Rng`] if a code must be mailed and the RNG fails.
@@ -350,11 +452,11 @@ impl TwoFactorRecord {
         context: &LoginContext,
         settings: &Settings,
         rng: &mut R,
-    ) -> Result<Transition<LoginDecision>, DomainError> {
+    ) -> Result<Transition<Checked<LoginDecision>>, DomainError> {
         let enrolled = self.active.is_some();
-        let granted = |reason| LoginDecision::Granted { reason };
+        let granted = |reason| Ok(LoginDecision::Granted { reason });
         let (devices_allowed, unenrolled) = match requirement {
-            Requirement::Off => {
+            Requirement::Off if !enrolled => {
                 return Ok(Transition::new(
                     self.clone(),
                     false,
@@ -381,6 +483,9 @@ impl TwoFactorRecord {
                 ));
             }
             Requirement::Optional { trusted_devices } => (*trusted_devices, None),
+            // Fail closed: `Off` never lets a user with an active factor in on the password
+            // alone (only an explicit, audited `Exempt` does); they are challenged.
+            Requirement::Off => (false, None),
             Requirement::Required {
                 when_unenrolled,
                 grace_until,
@@ -423,16 +528,16 @@ impl TwoFactorRecord {
         context: &LoginContext,
         settings: &Settings,
         rng: &mut R,
-    ) -> Result<Transition<LoginDecision>, DomainError> {
+    ) -> Result<Transition<Checked<LoginDecision>>, DomainError> {
         if let Some((_, Some(enroll_by))) = unenrolled
             && now < enroll_by
         {
             return Ok(Transition::new(
                 self.clone(),
                 false,
-                LoginDecision::Granted {
+                Ok(LoginDecision::Granted {
                     reason: GrantReason::GracePeriod { enroll_by },
-                },
+                }),
             )
             .event(AuditKind::GracePeriodLogin { enroll_by }));
         }
@@ -443,7 +548,7 @@ impl TwoFactorRecord {
                 issued_at: now,
                 expires_at: now.saturating_add(settings.login_challenge_ttl),
             });
-            return Ok(Transition::new(next, true, LoginDecision::MustEnroll)
+            return Ok(Transition::new(next, true, Ok(LoginDecision::MustEnroll))
                 .event(AuditKind::LoginBlockedUntilEnrolled));
         }
         if let Some(retry_at) = self.code_checks.blocked_until(
@@ -451,21 +556,17 @@ impl TwoFactorRecord {
             settings.code_checks_per_window,
             settings.code_check_window,
         ) {
-            return Ok(Transition::new(
-                self.clone(),
-                false,
-                LoginDecision::Denied {
-                    reason: DenyReason::Throttled { retry_at },
-                },
-            )
-            .event(AuditKind::LoginThrottled { retry_at }));
+            return Ok(
+                Transition::new(self.clone(), false, Err(Refusal::Throttled { retry_at }))
+                    .event(AuditKind::LoginThrottled { retry_at }),
+            );
         }
         if unenrolled.is_some() {
             // Required, mailed code.
             let mut next = self.clone();
             return Ok(match next.send_mailed_code(now, context, settings, rng)? {
                 Sent::New { expires_at, notice } => {
-                    Transition::new(next, true, LoginDecision::CodeMailed { expires_at })
+                    Transition::new(next, true, Ok(LoginDecision::CodeMailed { expires_at }))
                         .event(AuditKind::CodeMailed { expires_at })
                         .notice(notice)
                 }
@@ -477,10 +578,8 @@ impl TwoFactorRecord {
                         .map(|m| m.expires_at);
                     let decision = match pending {
                         // The last code still works: point the user at it.
-                        Some(expires_at) => LoginDecision::CodeMailed { expires_at },
-                        None => LoginDecision::Denied {
-                            reason: DenyReason::MailThrottled { retry_at },
-                        },
+                        Some(expires_at) => Ok(LoginDecision::CodeMailed { expires_at }),
+                        None => Err(Refusal::Throttled { retry_at }),
                     };
                     Transition::new(self.clone(), false, decision)
                         .event(AuditKind::MailThrottled { retry_at })
@@ -497,10 +596,10 @@ impl TwoFactorRecord {
         Ok(Transition::new(
             self.clone(),
             false,
-            LoginDecision::Challenge {
+            Ok(LoginDecision::Challenge {
                 methods,
                 expires_at,
-            },
+            }),
         ))
     }
 
@@ -533,6 +632,7 @@ impl TwoFactorRecord {
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
         self.ensure_totp_checkable(&factor)?;
+        self.ensure_code_key(&factor, settings)?;
         let kind = factor.kind();
         let failed = |reason| AuditKind::LoginFailed {
             factor: kind,
@@ -569,7 +669,7 @@ impl TwoFactorRecord {
                 Transition::new(next, true, Err(Refusal::Invalid(reason))).event(failed(reason))
             );
         }
-        let recovery_codes_left = match next.verify_parsed(&parsed, now) {
+        let recovery_codes_left = match next.verify_parsed(&parsed, now, settings) {
             Ok(left) => left,
             Err(reason) => {
                 let mut t = Transition::new(next, true, Err(Refusal::Invalid(reason)))
@@ -588,6 +688,11 @@ impl TwoFactorRecord {
         next.challenge = None;
         next.mailed = None;
         next.code_checks.reset();
+        if matches!(parsed, Parsed::Mailed(_)) {
+            // The mailbox factor was used: under a mailed-code policy this lets the user
+            // enroll an authenticator for a while (see `start_enrollment`).
+            next.mailed_code_login_at = Some(now);
+        }
         let mut events = vec![AuditKind::LoginSucceeded { factor: kind }];
         let mut notices = Vec::new();
         if let Some(left) = recovery_codes_left {
@@ -693,12 +798,12 @@ mod tests {
         LoginContext::new().device("test")
     }
 
-    fn begin(
+    fn begin_checked(
         r: &TwoFactorRecord,
         now: u64,
         req: &Requirement,
         token: Option<&str>,
-    ) -> Transition<LoginDecision> {
+    ) -> Transition<Checked<LoginDecision>> {
         r.begin_login(
             now,
             req,
@@ -708,6 +813,16 @@ mod tests {
             &mut TestRng(now),
         )
         .unwrap()
+    }
+
+    /// `begin_checked` for logins that are not throttled.
+    fn begin(
+        r: &TwoFactorRecord,
+        now: u64,
+        req: &Requirement,
+        token: Option<&str>,
+    ) -> Transition<LoginDecision> {
+        begin_checked(r, now, req, token).map(|o| o.expect("not throttled"))
     }
 
     fn finish(
@@ -744,7 +859,7 @@ mod tests {
     #[test]
     fn policy_answers_without_a_code() {
         let e = enrolled_record(T0);
-        let t = begin(&e, T0, &Requirement::Off, None);
+        let t = begin(&TwoFactorRecord::default(), T0, &Requirement::Off, None);
         assert_eq!(
             *t.outcome(),
             LoginDecision::Granted {
@@ -753,6 +868,13 @@ mod tests {
         );
         assert!(!t.is_changed());
         assert!(t.events().is_empty());
+        // `Off` never lets an enrolled user in on the password alone: fail closed.
+        let t = begin(&e, T0, &Requirement::Off, None);
+        assert!(
+            matches!(t.outcome(), LoginDecision::Challenge { .. }),
+            "{:?}",
+            t.outcome()
+        );
 
         let exempt = Requirement::Exempt {
             reason: "superuser".into(),
@@ -805,10 +927,17 @@ mod tests {
 
     fn start(r: &TwoFactorRecord, now: u64) -> TwoFactorRecord {
         let reauth = super::super::Reauthenticated::at(now);
-        r.start_enrollment(now, reauth, "a", &Settings::default(), &mut TestRng(now))
-            .unwrap()
-            .into_parts()
-            .0
+        r.start_enrollment(
+            now,
+            &Requirement::required(),
+            reauth,
+            "a",
+            &Settings::default(),
+            &mut TestRng(now),
+        )
+        .unwrap()
+        .into_parts()
+        .0
     }
 
     #[test]
@@ -1086,18 +1215,22 @@ mod tests {
         let mut no_codes = e.clone();
         no_codes.recovery = None;
         for (r, req, expected) in [
-            (&e, Requirement::Off, "Granted Off"),
+            (&none, Requirement::Off, "Granted Off"),
+            (&e, Requirement::Off, "Challenge"),
             (&e, exempt.clone(), "Granted Exempt"),
             (&none, Requirement::optional(), "Granted NotRequired"),
             (&none, grace, "Granted GracePeriod"),
             (&e, Requirement::required(), "Challenge"),
             (&e, Requirement::optional(), "Challenge"),
             (&no_codes, Requirement::required(), "Challenge"),
-            (&throttled, Requirement::required(), "Denied"),
-            (&mail_throttled, mail_code(), "Denied"),
+            (&throttled, Requirement::required(), "Throttled"),
+            (&mail_throttled, mail_code(), "Throttled"),
         ] {
-            let t = begin(r, now + 10, &req, None);
-            let answer = format!("{:?}", t.outcome());
+            let t = begin_checked(r, now + 10, &req, None);
+            let answer = match t.outcome() {
+                Ok(decision) => format!("{decision:?}"),
+                Err(refusal) => format!("{refusal:?}"),
+            };
             assert!(
                 answer.starts_with(expected.split(' ').next().unwrap()),
                 "{answer}"
@@ -1214,15 +1347,13 @@ mod tests {
                 retry_at: now + 3_600
             }]
         );
-        // begin_login says so up front.
-        let t = begin(&r, now + 6, &Requirement::required(), None);
+        // begin_login says so up front, with the same refusal.
+        let t = begin_checked(&r, now + 6, &Requirement::required(), None);
         assert_eq!(
             *t.outcome(),
-            LoginDecision::Denied {
-                reason: DenyReason::Throttled {
-                    retry_at: now + 3_600
-                }
-            }
+            Err(Refusal::Throttled {
+                retry_at: now + 3_600
+            })
         );
         // One hour after the first failure, one more check is admitted.
         let later = now + 3_600;
@@ -1452,6 +1583,9 @@ mod tests {
         );
         assert_eq!(t.outcome().as_ref().unwrap().factor, FactorKind::MailedCode);
         assert!(t.record().mailed.is_none());
+        // The proof that lets this user enroll under the mailed-code policy.
+        assert_eq!(t.record().mailed_code_login_at, Some(T0 + 3_599));
+        assert_eq!(r.mailed_code_login_at, None);
         // Once only.
         let t = finish(
             t.record(),
@@ -1532,14 +1666,12 @@ mod tests {
         );
         let mut used = r.clone();
         used.mailed = None;
-        let t = begin(&used, T0 + 10, &mail_code(), None);
+        let t = begin_checked(&used, T0 + 10, &mail_code(), None);
         assert_eq!(
             *t.outcome(),
-            LoginDecision::Denied {
-                reason: DenyReason::MailThrottled {
-                    retry_at: T0 + 3_600
-                }
-            }
+            Err(Refusal::Throttled {
+                retry_at: T0 + 3_600
+            })
         );
         assert_eq!(
             r.begin_login(
@@ -1553,5 +1685,142 @@ mod tests {
             .unwrap_err(),
             DomainError::Rng
         );
+    }
+
+    #[test]
+    fn only_a_mailed_code_login_records_the_proof_that_opens_enrollment() {
+        let e = enrolled_record(T0);
+        let now = T0 + 60;
+        let code = active_code_at(&e, now);
+        let t = finish(&e, now, &Requirement::required(), Factor::Totp(&code), None);
+        assert!(t.outcome().is_ok());
+        assert_eq!(t.record().mailed_code_login_at, None);
+        // A refused mailed code records nothing either.
+        let none = TwoFactorRecord::default();
+        let r = begin(&none, T0, &mail_code(), None).into_parts().0;
+        let t = finish(&r, T0 + 1, &mail_code(), Factor::MailedCode("000000"), None);
+        if t.outcome().is_err() {
+            assert_eq!(t.record().mailed_code_login_at, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod factor_parse_tests {
+    use proptest::prelude::*;
+
+    use super::super::recovery::{RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, normalize};
+    use super::{Factor, FactorKind, FactorParseError};
+    use crate::otp::{Code, MAX_DIGITS, MIN_DIGITS};
+
+    /// Every length a recovery code has ever had: the legacy 10 symbols and today's.
+    const RECOVERY_LENS: [usize; 2] = [10, RECOVERY_CODE_LEN];
+
+    fn totp_code() -> impl Strategy<Value = String> {
+        (MIN_DIGITS..=MAX_DIGITS)
+            .prop_flat_map(|n| proptest::collection::vec(0u8..10, usize::from(n)))
+            .prop_flat_map(|digits| {
+                let n = digits.len();
+                (
+                    Just(digits),
+                    0..=n,
+                    prop_oneof![Just(""), Just(" "), Just("  ")],
+                )
+            })
+            .prop_map(|(digits, split, gap)| {
+                let s: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+                format!(" {}{gap}{} ", &s[..split], &s[split..])
+            })
+    }
+
+    /// A recovery code as a person may type it: any case, hyphens or spaces between groups or
+    /// nowhere, `o`/`i`/`l` for `0`/`1`.
+    fn recovery_code() -> impl Strategy<Value = String> {
+        proptest::sample::select(RECOVERY_LENS.to_vec())
+            .prop_flat_map(|n| {
+                (
+                    proptest::collection::vec(0..RECOVERY_CODE_ALPHABET.len(), n),
+                    proptest::collection::vec(any::<bool>(), n),
+                    prop_oneof![Just(""), Just("-"), Just(" ")],
+                )
+            })
+            .prop_map(|(symbols, flips, sep)| {
+                let mut out = String::new();
+                for (i, (&s, &flip)) in symbols.iter().zip(&flips).enumerate() {
+                    if i > 0 && i % 4 == 0 {
+                        out.push_str(sep);
+                    }
+                    let c = char::from(RECOVERY_CODE_ALPHABET.as_bytes()[s]);
+                    let c = match (c, flip) {
+                        ('0', true) => 'O',
+                        ('1', true) => 'l',
+                        (c, true) => c.to_ascii_uppercase(),
+                        (c, false) => c,
+                    };
+                    out.push(c);
+                }
+                out
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn every_totp_code_parses_as_totp(s in totp_code()) {
+            let f = Factor::parse(&s).unwrap();
+            prop_assert!(matches!(f, Factor::Totp(x) if x == s));
+        }
+
+        #[test]
+        fn every_recovery_code_parses_as_recovery(s in recovery_code()) {
+            let f = Factor::parse(&s).unwrap();
+            prop_assert!(matches!(f, Factor::RecoveryCode(x) if x == s));
+            if s.chars().filter(|c| c.is_ascii_alphanumeric()).count() == RECOVERY_CODE_LEN {
+                prop_assert!(normalize(&s).is_ok());
+            }
+        }
+
+        /// Nothing panics; whatever a TOTP parser of some length accepts is Totp, whatever
+        /// the recovery parser accepts is RecoveryCode, and no input is accepted by both.
+        #[test]
+        fn the_classes_never_overlap(s in "[0-9a-zA-Z \\t-]{0,20}|\\PC{0,24}") {
+            let totp_ok = (MIN_DIGITS..=MAX_DIGITS).any(|d| Code::parse(&s, d).is_ok());
+            let recovery_ok = normalize(&s).is_ok();
+            prop_assert!(!(totp_ok && recovery_ok));
+            match Factor::parse(&s) {
+                Ok(f) => {
+                    prop_assert_eq!(f.kind() == FactorKind::Totp, totp_ok);
+                    if recovery_ok {
+                        prop_assert_eq!(f.kind(), FactorKind::RecoveryCode);
+                    }
+                }
+                Err(_) => prop_assert!(!totp_ok && !recovery_ok),
+            }
+        }
+    }
+
+    #[test]
+    fn empty_and_garbage_are_typed_errors() {
+        for s in ["", " ", "\t", "--", " - "] {
+            assert_eq!(
+                Factor::parse(s).unwrap_err(),
+                FactorParseError::Empty,
+                "{s:?}"
+            );
+        }
+        for (s, position) in [("12345;", 5), ("<script>", 0), ("123 45é", 6), ("a\0b", 1)] {
+            assert_eq!(
+                Factor::parse(s).unwrap_err(),
+                FactorParseError::InvalidCharacter { position },
+                "{s:?}"
+            );
+        }
+        // Shapes that are neither: handed to the recovery parser, which reports them.
+        for s in ["12345", "123456789", "123-456", "12345o", "hello"] {
+            assert_eq!(
+                Factor::parse(s).unwrap().kind(),
+                FactorKind::RecoveryCode,
+                "{s:?}"
+            );
+        }
     }
 }

@@ -1,30 +1,69 @@
 //! Mailed login codes (Odoo's "2FA by mail"): for users who must pass a second factor but have
 //! no authenticator.
 //!
-//! A code is 6 random digits from the CSPRNG (not TOTP), valid one hour, stored only as a salted
-//! SHA-256 digest, compared in constant time and accepted once. At most 5 are sent per user per
+//! A code is 6 random digits from the CSPRNG (not TOTP), valid one hour, stored only as a
+//! digest (HMAC-SHA-256 under the server-side [`CodeKey`](super::CodeKey) when the deployment
+//! has one; salted SHA-256 otherwise, which a copy of the table cracks in well under a second:
+//! configure a key), compared in constant time and accepted once. At most 5 are sent per user per
 //! hour; wrong guesses count against the code-check throttle like any other code.
 
 use rand::TryCryptoRng;
+use subtle::Choice;
 
 use crate::audit::AuditKind;
 use crate::mail::{Notice, SecretText};
 
-use super::crypto::{Digest, Salt, digest, random_below};
+use super::crypto::{CodeHash, CodeKeys, Digest, Salt, random_below};
 use super::login::{LoginChallenge, LoginContext};
 use super::{Checked, DomainError, FailureReason, Refusal, Settings, Transition, TwoFactorRecord};
 
 const DIGEST_LABEL: &str = "twofactor mailed code v1";
 
-/// The stored form of a mailed code.
+/// The stored form of a mailed code. Decoded through [`MailedCodeWire`], which knows the
+/// record's format.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub(crate) struct MailedCode {
+    hash: CodeHash,
     salt: Salt,
     digest: Digest,
     pub(crate) issued_at: u64,
     /// Valid while `now < expires_at`.
     pub(crate) expires_at: u64,
+}
+
+/// A stored mailed code as read: format 1 (0.1.0) wrote no `hash` (salted SHA-256); format 2
+/// always writes it. Anything else is refused.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MailedCodeWire {
+    #[serde(default, deserialize_with = "crate::account::record::present")]
+    hash: Option<CodeHash>,
+    salt: Salt,
+    digest: Digest,
+    issued_at: u64,
+    expires_at: u64,
+}
+
+#[cfg(feature = "serde")]
+impl MailedCodeWire {
+    /// The code, if its fields are exactly those of its record's format (`legacy`: format 1).
+    pub(crate) fn into_code(self, legacy: bool) -> Result<MailedCode, &'static str> {
+        let hash = match (legacy, self.hash) {
+            (true, None) => CodeHash::default(),
+            (false, Some(hash)) => hash,
+            (true, Some(_)) => return Err("mailed: `hash` is not in format 1"),
+            (false, None) => return Err("mailed: `hash` is required"),
+        };
+        Ok(MailedCode {
+            hash,
+            salt: self.salt,
+            digest: self.digest,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+        })
+    }
 }
 
 /// What sending a code did.
@@ -33,6 +72,22 @@ pub(crate) enum Sent {
     New { expires_at: u64, notice: Notice },
     /// The send limit is reached; no code was generated.
     Throttled { retry_at: u64 },
+}
+
+impl MailedCode {
+    /// Fails with [`DomainError::UnknownCodeKey`] when the code was hashed under a key `keys`
+    /// does not hold.
+    pub(crate) fn ensure_key(&self, keys: &CodeKeys) -> Result<(), DomainError> {
+        self.hash.ensure_key(keys)
+    }
+
+    /// Whether `digits` is this code, compared in constant time (expiry not looked at).
+    pub(crate) fn matches(&self, digits: &str, keys: &CodeKeys) -> Result<Choice, DomainError> {
+        let candidate = self
+            .hash
+            .digest(keys, DIGEST_LABEL, &self.salt.0, digits.as_bytes())?;
+        Ok(self.digest.ct_eq(&candidate))
+    }
 }
 
 impl TwoFactorRecord {
@@ -57,6 +112,13 @@ impl TwoFactorRecord {
         let value = random_below(rng, bound)?;
         let code = SecretText::new(format!("{value:0width$}", width = digits as usize));
         let salt = Salt::random(rng)?;
+        let hash = CodeHash::for_new(&settings.code_keys);
+        let digest = hash.digest(
+            &settings.code_keys,
+            DIGEST_LABEL,
+            &salt.0,
+            code.expose_secret().as_bytes(),
+        )?;
         let expires_at = now.saturating_add(settings.mailed_code_ttl);
         // Cannot fail: checked above.
         let _ = self.mail_sends.admit(
@@ -65,7 +127,8 @@ impl TwoFactorRecord {
             settings.mail_send_window,
         );
         self.mailed = Some(MailedCode {
-            digest: digest(DIGEST_LABEL, &salt.0, code.expose_secret().as_bytes()),
+            hash,
+            digest,
             salt,
             issued_at: now,
             expires_at,
@@ -85,18 +148,21 @@ impl TwoFactorRecord {
         })
     }
 
-    /// Checks a mailed code (already parsed to digits); consumes it on success.
+    /// Checks a mailed code (already parsed to digits) in constant time; consumes it on
+    /// success. A code hashed under a key `keys` does not hold is refused (callers report it
+    /// first with [`TwoFactorRecord::ensure_code_key`]).
     pub(crate) fn check_mailed_code(
         &mut self,
         digits: &str,
         now: u64,
+        keys: &CodeKeys,
     ) -> Result<(), FailureReason> {
         let Some(mailed) = self.mailed.as_ref() else {
             return Err(FailureReason::NoPendingFactor);
         };
         let hit = mailed
-            .digest
-            .ct_eq(&digest(DIGEST_LABEL, &mailed.salt.0, digits.as_bytes()));
+            .matches(digits, keys)
+            .map_err(|_| FailureReason::WrongCode)?;
         if now >= mailed.expires_at {
             self.mailed = None;
             return Err(FailureReason::Expired);
@@ -170,19 +236,19 @@ mod tests {
         let wrong = if code == "000000" { "000001" } else { "000000" };
         let mut w = r.clone();
         assert_eq!(
-            w.check_mailed_code(wrong, 1_001),
+            w.check_mailed_code(wrong, 1_001, &s.code_keys),
             Err(FailureReason::WrongCode)
         );
         assert!(w.mailed.is_some());
         let mut late = r.clone();
         assert_eq!(
-            late.check_mailed_code(&code, 4_600),
+            late.check_mailed_code(&code, 4_600, &s.code_keys),
             Err(FailureReason::Expired)
         );
         assert!(late.mailed.is_none());
-        assert_eq!(r.check_mailed_code(&code, 4_599), Ok(()));
+        assert_eq!(r.check_mailed_code(&code, 4_599, &s.code_keys), Ok(()));
         assert_eq!(
-            r.check_mailed_code(&code, 4_599),
+            r.check_mailed_code(&code, 4_599, &s.code_keys),
             Err(FailureReason::NoPendingFactor)
         );
     }
@@ -231,11 +297,11 @@ mod tests {
         let mut next = t.record().clone();
         if first != second {
             assert_eq!(
-                next.check_mailed_code(&first, 11),
+                next.check_mailed_code(&first, 11, &s.code_keys),
                 Err(FailureReason::WrongCode)
             );
         }
-        assert_eq!(next.check_mailed_code(&second, 11), Ok(()));
+        assert_eq!(next.check_mailed_code(&second, 11, &s.code_keys), Ok(()));
         assert_eq!(
             r.resend_mailed_code(3_600, &ctx, &s, &mut TestRng(1))
                 .unwrap_err(),

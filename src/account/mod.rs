@@ -26,26 +26,34 @@
 
 pub(crate) mod crypto;
 mod devices;
+#[doc(hidden)]
+pub mod dudect_support;
 mod enrollment;
 mod error;
 mod login;
 mod mailed;
 mod reauth;
 mod record;
+#[cfg(feature = "serde")]
+pub(crate) use record::required;
 mod recovery;
 mod settings;
 mod throttle;
 mod transition;
 
+pub use crypto::CodeKey;
 pub use devices::{DeviceId, DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
 pub use error::{Checked, DomainError, FailureReason, MalformedInput, Refusal};
 pub use login::{
-    DenyReason, Factor, FactorKind, GrantReason, LoginContext, LoginDecision, LoginGranted,
+    Factor, FactorKind, FactorParseError, GrantReason, LoginContext, LoginDecision, LoginGranted,
 };
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
-pub use recovery::{RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, RecoveryCodeError, RecoveryCodes};
+pub use recovery::{
+    LEGACY_RECOVERY_CODE_LEN, RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, RECOVERY_CODE_LENGTHS,
+    RecoveryCodeError, RecoveryCodes, is_recovery_code_shape,
+};
 pub use settings::*;
 pub use transition::Transition;
 

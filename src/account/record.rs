@@ -4,7 +4,7 @@ use core::fmt;
 
 use crate::otp::Totp;
 use crate::policy::EnrollmentStatus;
-use crate::seal::SecretSlot;
+use crate::seal::{RecordTag, SecretSlot};
 
 use super::UserId;
 use super::devices::TrustedDevice;
@@ -12,21 +12,26 @@ use super::login::LoginChallenge;
 use super::mailed::MailedCode;
 use super::recovery::RecoveryCodeSet;
 use super::throttle::RateLimit;
+#[cfg(feature = "serde")]
+use super::{mailed::MailedCodeWire, recovery::RecoveryCodeSetWire};
 
 /// The confirmed authenticator.
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct ActiveFactor {
     pub(crate) secret: SecretSlot,
     pub(crate) totp: Totp,
     pub(crate) enrolled_at: u64,
     /// The last accepted time step of this secret: replay protection.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "required"))]
     pub(crate) last_used_step: Option<u64>,
 }
 
 /// An enrollment (or rotation) waiting for its confirming code.
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct PendingEnrollment {
     pub(crate) secret: SecretSlot,
     pub(crate) totp: Totp,
@@ -34,6 +39,7 @@ pub(crate) struct PendingEnrollment {
     /// Valid while `now < expires_at`.
     pub(crate) expires_at: u64,
     /// The administrator who provisioned it by mail, if one did.
+    #[cfg_attr(feature = "serde", serde(deserialize_with = "required"))]
     pub(crate) provisioned_by: Option<UserId>,
 }
 
@@ -41,7 +47,8 @@ pub(crate) struct PendingEnrollment {
 ///
 /// Its fields are private; transitions (methods returning a [`Transition`](super::Transition))
 /// are the only way to change it, and read-only accessors describe it. Serializable with the
-/// `serde` feature (secrets as base32, digests as hex); unknown-to-old-versions fields default.
+/// `serde` feature (secrets as base32, digests as hex) in a strict, versioned format: see
+/// [Stored format](#stored-format).
 ///
 /// `Debug` never prints secrets, digests or codes.
 ///
@@ -52,9 +59,40 @@ pub(crate) struct PendingEnrollment {
 /// assert!(!record.is_enrolled());
 /// assert_eq!(record.recovery_codes_left(), 0);
 /// ```
+///
+/// # Stored format
+///
+/// A JSON object with `"v": 2` and every field present (`null` or `[]` when empty), in a
+/// fixed order: the nine fields of format 1, then `mailed_code_login_at` and `mac`; nothing
+/// else. Decoding is strict: a missing field, an unknown field (at any
+/// depth), a value of the wrong type or another version is an error, never a record "with no
+/// factor" (which would read as "this user has no 2FA"). Stores report it as a corrupt row
+/// and the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
+/// bytes, which is what [`SealedStore`](crate::seal::SealedStore) authenticates.
+///
+/// Migration rule for rows written before the version field existed (format 1): an object
+/// **without** `"v"` and without `"mac"` is accepted only if it has exactly the nine fields
+/// format 1 always wrote (`active`, `pending`, `recovery`, `devices`, `mailed`, `challenge`,
+/// `login_awaiting_enrollment`, `code_checks`, `mail_sends`), each present, with the same
+/// strict nested shapes, and the recovery set and mailed code in their format-1 shape (no
+/// `hash` scheme, no `symbols`: salted SHA-256 over 10-symbol recovery codes). Format 2
+/// requires those fields; the two formats never mix. A format-1 row is re-encoded as format
+/// 2 by its next save.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use twofactor::TwoFactorRecord;
+///
+/// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
+/// assert!(json.starts_with(r#"{"v":2,"active":null"#));
+/// assert!(serde_json::from_str::<TwoFactorRecord>(&json).is_ok());
+/// // Not a record this crate wrote: refused, never "no 2FA".
+/// for bad in ["{}", "[]", "null", r#"{"v":2}"#, r#"{"v":3,"active":null}"#] {
+///     assert!(serde_json::from_str::<TwoFactorRecord>(bad).is_err());
+/// }
+/// # }
+/// ```
 #[derive(Clone, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(default))]
 pub struct TwoFactorRecord {
     pub(crate) active: Option<ActiveFactor>,
     pub(crate) pending: Option<PendingEnrollment>,
@@ -69,6 +107,153 @@ pub struct TwoFactorRecord {
     pub(crate) login_awaiting_enrollment: Option<LoginChallenge>,
     pub(crate) code_checks: RateLimit,
     pub(crate) mail_sends: RateLimit,
+    /// When the user last completed a login with a mailed code: the proof that lets an
+    /// unenrolled user enroll under a mailed-code policy (see
+    /// [`TwoFactorRecord::start_enrollment`]). Cleared by a successful enrollment.
+    pub(crate) mailed_code_login_at: Option<u64>,
+    /// The tag a [`SealedStore`](crate::seal::SealedStore) wrote over the rest of the record
+    /// (`None` in a record it loaded, and under a bare store).
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    pub(crate) mac: Option<RecordTag>,
+}
+
+/// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
+#[cfg(feature = "serde")]
+const FORMAT: u32 = 2;
+
+/// Deserializes a field with no default: `Option` fields become required (`null` allowed,
+/// absent refused), which serde otherwise makes optional.
+#[cfg(feature = "serde")]
+pub(crate) fn required<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer)
+}
+
+/// `Some(value)` when the field is present (`null` refused for the version).
+#[cfg(feature = "serde")]
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// The stored form, field order fixed (the canonical encoding).
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize)]
+struct WireOut<'a> {
+    v: u32,
+    active: &'a Option<ActiveFactor>,
+    pending: &'a Option<PendingEnrollment>,
+    recovery: &'a Option<RecoveryCodeSet>,
+    devices: &'a [TrustedDevice],
+    mailed: &'a Option<MailedCode>,
+    challenge: &'a Option<LoginChallenge>,
+    login_awaiting_enrollment: &'a Option<LoginChallenge>,
+    code_checks: &'a RateLimit,
+    mail_sends: &'a RateLimit,
+    mailed_code_login_at: Option<u64>,
+    mac: &'a Option<RecordTag>,
+}
+
+/// What decoding accepts: format 2, or format 1 (no `v`, no `mac`), every field required.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireIn {
+    #[serde(default, deserialize_with = "present")]
+    v: Option<u32>,
+    #[serde(deserialize_with = "required")]
+    active: Option<ActiveFactor>,
+    #[serde(deserialize_with = "required")]
+    pending: Option<PendingEnrollment>,
+    #[serde(deserialize_with = "required")]
+    recovery: Option<RecoveryCodeSetWire>,
+    devices: Vec<TrustedDevice>,
+    #[serde(deserialize_with = "required")]
+    mailed: Option<MailedCodeWire>,
+    #[serde(deserialize_with = "required")]
+    challenge: Option<LoginChallenge>,
+    #[serde(deserialize_with = "required")]
+    login_awaiting_enrollment: Option<LoginChallenge>,
+    code_checks: RateLimit,
+    mail_sends: RateLimit,
+    #[serde(default, deserialize_with = "present")]
+    mailed_code_login_at: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    mac: Option<Option<RecordTag>>,
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for TwoFactorRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireOut {
+            v: FORMAT,
+            active: &self.active,
+            pending: &self.pending,
+            recovery: &self.recovery,
+            devices: &self.devices,
+            mailed: &self.mailed,
+            challenge: &self.challenge,
+            login_awaiting_enrollment: &self.login_awaiting_enrollment,
+            code_checks: &self.code_checks,
+            mail_sends: &self.mail_sends,
+            mailed_code_login_at: self.mailed_code_login_at,
+            mac: &self.mac,
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let w = WireIn::deserialize(deserializer)?;
+        let (mac, mailed_code_login_at) = match (w.v, w.mac, w.mailed_code_login_at) {
+            // Format 1, as written before the version field: no tag, no mailed-login proof.
+            (None, None, None) => (None, None),
+            (Some(FORMAT), Some(mac), Some(at)) => (mac, at),
+            (Some(FORMAT), None, _) => return Err(D::Error::missing_field("mac")),
+            (Some(FORMAT), _, None) => {
+                return Err(D::Error::missing_field("mailed_code_login_at"));
+            }
+            (None, _, _) => return Err(D::Error::missing_field("v")),
+            (Some(v), _, _) => {
+                return Err(D::Error::custom(format_args!(
+                    "unsupported record format {v} (this version reads 1 and {FORMAT})"
+                )));
+            }
+        };
+        let legacy = w.v.is_none();
+        let recovery = w
+            .recovery
+            .map(|r| r.into_set(legacy))
+            .transpose()
+            .map_err(D::Error::custom)?;
+        let mailed = w
+            .mailed
+            .map(|m| m.into_code(legacy))
+            .transpose()
+            .map_err(D::Error::custom)?;
+        Ok(TwoFactorRecord {
+            active: w.active,
+            pending: w.pending,
+            recovery,
+            devices: w.devices,
+            mailed,
+            challenge: w.challenge,
+            login_awaiting_enrollment: w.login_awaiting_enrollment,
+            code_checks: w.code_checks,
+            mail_sends: w.mail_sends,
+            mailed_code_login_at,
+            mac,
+        })
+    }
 }
 
 impl fmt::Debug for TwoFactorRecord {
@@ -206,6 +391,7 @@ impl TwoFactorRecord {
         self.mailed = None;
         self.challenge = None;
         self.login_awaiting_enrollment = None;
+        self.mailed_code_login_at = None;
         self.devices.drain(..).map(|d| d.label).collect()
     }
 }
@@ -222,7 +408,14 @@ mod tests {
         let mut rng = TestRng(7);
         let record = TwoFactorRecord::default();
         let t = record
-            .start_enrollment(100, Reauthenticated::at(100), "alice", &settings, &mut rng)
+            .start_enrollment(
+                100,
+                &crate::Requirement::required(),
+                Reauthenticated::at(100),
+                "alice",
+                &settings,
+                &mut rng,
+            )
             .unwrap();
         let json = serde_json::to_string(t.record()).unwrap();
         let back: TwoFactorRecord = serde_json::from_str(&json).unwrap();
@@ -238,8 +431,7 @@ mod tests {
             .to_base32();
         assert!(json.contains(secret.as_str()));
         assert!(!format!("{:?}", t.record()).contains(secret.as_str()));
-        // Old or partial documents load with defaults.
-        let empty: TwoFactorRecord = serde_json::from_str("{}").unwrap();
-        assert!(!empty.is_enrolled());
+        // Partial documents are refused, never "no 2FA".
+        assert!(serde_json::from_str::<TwoFactorRecord>("{}").is_err());
     }
 }

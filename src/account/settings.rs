@@ -6,6 +6,7 @@
 
 use core::fmt;
 
+use super::crypto::{CodeKey, CodeKeys};
 use crate::otp::{DEFAULT_SECRET_BYTES, MAX_SECRET_BYTES, MIN_GENERATED_SECRET_BYTES, Totp};
 
 /// One hour, in seconds.
@@ -140,6 +141,7 @@ pub struct Settings {
     pub(crate) login_challenge_ttl: u64,
     pub(crate) notify_failed_code: bool,
     pub(crate) notify_untrusted_sign_in: bool,
+    pub(crate) code_keys: CodeKeys,
 }
 
 impl Default for Settings {
@@ -163,6 +165,7 @@ impl Default for Settings {
             login_challenge_ttl: DEFAULT_LOGIN_CHALLENGE_TTL,
             notify_failed_code: true,
             notify_untrusted_sign_in: false,
+            code_keys: CodeKeys::default(),
         }
     }
 }
@@ -188,6 +191,7 @@ impl fmt::Debug for Settings {
             .field("login_challenge_ttl", &self.login_challenge_ttl)
             .field("notify_failed_code", &self.notify_failed_code)
             .field("notify_untrusted_sign_in", &self.notify_untrusted_sign_in)
+            .field("code_keys", &self.code_keys)
             .finish()
     }
 }
@@ -289,6 +293,12 @@ impl Settings {
     #[must_use]
     pub const fn notify_untrusted_sign_in(&self) -> bool {
         self.notify_untrusted_sign_in
+    }
+    /// The id of the code key new recovery and mailed codes are hashed under (`None`: salted
+    /// SHA-256, no server-side key).
+    #[must_use]
+    pub fn code_key_id(&self) -> Option<&str> {
+        self.code_keys.current.as_ref().map(CodeKey::id)
     }
 }
 
@@ -405,6 +415,22 @@ impl SettingsBuilder {
     /// Whether every sign-in completed with a code (not a trusted device) mails the user.
     pub fn notify_untrusted_sign_in(mut self, notify: bool) -> Self {
         self.0.notify_untrusted_sign_in = notify;
+        self
+    }
+
+    /// Hashes new recovery codes and mailed codes with HMAC-SHA-256 under this server-side
+    /// key (see [`CodeKey`] and the manual's "Offline guessing" section). Digests made under
+    /// the previous current key keep working only if it is also given as
+    /// [`old_code_key`](Self::old_code_key).
+    pub fn code_key(mut self, key: CodeKey) -> Self {
+        self.0.code_keys.current = Some(key);
+        self
+    }
+
+    /// A retired code key: checks the recovery sets (and mailed codes) hashed under it, hashes
+    /// nothing new. Drop it once every user has regenerated their recovery codes.
+    pub fn old_code_key(mut self, key: CodeKey) -> Self {
+        self.0.code_keys.old.push(key);
         self
     }
 

@@ -23,12 +23,35 @@ pub const MAX_LOOK_AHEAD: u8 = 20;
 /// assert_eq!(hotp.verify(&secret, "755224", 0)?, 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Deserializing goes through [`Hotp::new`] (the JSON shape is that of the fields:
+/// `{"algorithm":"Sha1","digits":6,"look_ahead":0}`), so a stored value out of range is a
+/// deserialization error, never a `Hotp` that panics or widens the window later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "HotpForm"))]
 pub struct Hotp {
     algorithm: Algorithm,
     digits: u8,
     look_ahead: u8,
+}
+
+/// The serialized shape of [`Hotp`], checked by [`Hotp::new`] on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HotpForm {
+    algorithm: Algorithm,
+    digits: u32,
+    look_ahead: u32,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<HotpForm> for Hotp {
+    type Error = ParamsError;
+    fn try_from(form: HotpForm) -> Result<Self, ParamsError> {
+        Hotp::new(form.algorithm, form.digits, form.look_ahead)
+    }
 }
 
 impl Default for Hotp {

@@ -316,8 +316,9 @@ impl<H: BlockHash> KeyedHmac<H> {
         let block: &mut [u8] = hmac.digest_block.as_mut();
         let block_len = block.len();
         if key.len() > block_len {
-            // RFC 2104 §2: keys longer than a block are hashed first. Secrets are at most
-            // MAX_SECRET_BYTES = 64, so this cannot happen today; it keeps the function HMAC.
+            // RFC 2104 §2: keys longer than a block are hashed first (once per keying, with
+            // no allocation). Secrets up to MAX_SECRET_BYTES reach this for SHA-1 and SHA-256
+            // above 64 bytes, for SHA-512 above 128.
             H::digest(key, &mut block[..H::OUTPUT_LEN]);
         } else {
             block[..key.len()].copy_from_slice(key);

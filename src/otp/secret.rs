@@ -10,9 +10,19 @@ use zeroize::{Zeroize, Zeroizing};
 pub const DEFAULT_SECRET_BYTES: usize = 20;
 /// The fewest bytes [`Secret::generate_with_len`] will generate (128 bits, RFC 4226's minimum).
 pub const MIN_GENERATED_SECRET_BYTES: usize = 16;
-/// The most bytes a secret may hold (512 bits: one SHA-512 block is 128 bytes, and no
-/// authenticator app accepts more than 64).
-pub const MAX_SECRET_BYTES: usize = 64;
+/// The most bytes a secret may hold: 1 KiB (8,192 bits), a bound against denial of service,
+/// not a cryptographic limit.
+///
+/// oathtool, pyotp and the authenticator apps accept secrets longer than a hash block, and
+/// some providers issue them, so such a key imports here too. A key longer than the HMAC block
+/// (64 bytes for SHA-1 and SHA-256, 128 for SHA-512) is hashed once when the HMAC is keyed
+/// (RFC 2104 §2), so its length costs one hash per verification, never per step. The base32
+/// form of this many bytes is 1,639 symbols; [`Secret::from_base32`] stops collecting symbols
+/// past that, whatever the input's length.
+pub const MAX_SECRET_BYTES: usize = 1024;
+
+/// Base32 symbols needed for [`MAX_SECRET_BYTES`] bytes (5 bits each, rounded up).
+const MAX_SECRET_SYMBOLS: usize = (MAX_SECRET_BYTES * 8).div_ceil(5);
 
 /// How strong a secret is, judged by its length.
 ///
@@ -169,7 +179,12 @@ impl Secret {
     /// [`SecretError::Empty`], [`SecretError::InvalidCharacter`], [`SecretError::InvalidPadding`],
     /// [`SecretError::InvalidLength`] or [`SecretError::TooLong`], naming the problem.
     pub fn from_base32(input: &str) -> Result<Self, SecretError> {
-        let mut symbols = Zeroizing::new(String::with_capacity(input.len()));
+        // Symbols are collected up to the bound only (the buffer never grows with the input);
+        // past it they are still counted and checked, so errors stay the same.
+        let mut symbols = Zeroizing::new(String::with_capacity(
+            input.len().min(MAX_SECRET_SYMBOLS + 1),
+        ));
+        let mut n = 0usize;
         let mut padding = 0usize;
         for (position, c) in input.chars().enumerate() {
             match c {
@@ -179,7 +194,10 @@ impl Secret {
                     if padding > 0 {
                         return Err(SecretError::InvalidPadding);
                     }
-                    symbols.push(c.to_ascii_uppercase());
+                    n += 1;
+                    if n <= MAX_SECRET_SYMBOLS {
+                        symbols.push(c.to_ascii_uppercase());
+                    }
                 }
                 character => {
                     return Err(SecretError::InvalidCharacter {
@@ -189,7 +207,6 @@ impl Secret {
                 }
             }
         }
-        let n = symbols.len();
         if n == 0 {
             return Err(SecretError::Empty);
         }
@@ -201,8 +218,9 @@ impl Secret {
         if padding > 0 && !(n + padding).is_multiple_of(8) {
             return Err(SecretError::InvalidPadding);
         }
-        if n * 5 / 8 > MAX_SECRET_BYTES {
-            return Err(SecretError::TooLong { bytes: n * 5 / 8 });
+        let bytes = n / 8 * 5 + n % 8 * 5 / 8; // n * 5 / 8, without overflow
+        if bytes > MAX_SECRET_BYTES {
+            return Err(SecretError::TooLong { bytes });
         }
         let bytes = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &symbols)
             .ok_or(SecretError::InvalidLength { symbols: n })?;
@@ -351,8 +369,8 @@ mod tests {
             SecretError::InvalidLength { symbols: 3 }
         );
         assert_eq!(
-            Secret::from_base32(&"A".repeat(200)).unwrap_err(),
-            SecretError::TooLong { bytes: 125 }
+            Secret::from_base32(&"A".repeat(1648)).unwrap_err(),
+            SecretError::TooLong { bytes: 1030 }
         );
         assert_eq!(
             Secret::generate_with_len(15).unwrap_err(),

@@ -35,10 +35,7 @@ pub const MAX_SKEW: u8 = 10;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(try_from = "TotpBuilder", into = "TotpBuilder")
-)]
+#[cfg_attr(feature = "serde", serde(try_from = "TotpForm", into = "TotpForm"))]
 pub struct Totp {
     algorithm: Algorithm,
     digits: u8,
@@ -54,6 +51,44 @@ impl Default for Totp {
             period: DEFAULT_PERIOD,
             skew: DEFAULT_SKEW,
         }
+    }
+}
+
+/// The stored form of [`Totp`]: every field required, unknown fields refused, and checked by
+/// [`TotpBuilder::build`] (the same JSON shape as [`TotpBuilder`]).
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TotpForm {
+    algorithm: Algorithm,
+    digits: u32,
+    period: u64,
+    skew: u32,
+}
+
+#[cfg(feature = "serde")]
+impl From<Totp> for TotpForm {
+    fn from(t: Totp) -> Self {
+        TotpForm {
+            algorithm: t.algorithm,
+            digits: u32::from(t.digits),
+            period: t.period,
+            skew: u32::from(t.skew),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<TotpForm> for Totp {
+    type Error = ParamsError;
+    fn try_from(f: TotpForm) -> Result<Self, ParamsError> {
+        TotpBuilder {
+            algorithm: f.algorithm,
+            digits: f.digits,
+            period: f.period,
+            skew: f.skew,
+        }
+        .build()
     }
 }
 

@@ -8,13 +8,37 @@ use rand::TryRng as _;
 use rand::rngs::SysRng;
 use zeroize::Zeroizing;
 
-use super::{SealError, SealedSecret, SecretCipher};
+use subtle::ConstantTimeEq as _;
+
+use super::{RecordTag, SealError, SealedSecret, SecretCipher};
+
+/// One key of the ring: its id, the cipher, and the record-MAC key derived from it.
+struct Key {
+    id: String,
+    cipher: XChaCha20Poly1305,
+    mac_key: Zeroizing<[u8; 32]>,
+    code_key: Zeroizing<[u8; 32]>,
+}
+
+/// The label of the record-MAC key derivation: `HMAC-SHA-256(key, label)`.
+const MAC_KEY_LABEL: &[u8] = b"twofactor/keyring/record-mac-key/v1";
+
+/// The label of the code-key derivation: `HMAC-SHA-256(key, label)`.
+const CODE_KEY_LABEL: &[u8] = b"twofactor/keyring/code-key/v1";
+
+/// HMAC-SHA-256 of `message` under a 32-byte key (the crate's one implementation).
+fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(crate::account::crypto::hmac_sha256(key, &[message]))
+}
 
 /// The longest key id accepted (it is stored beside every ciphertext).
 const MAX_KEY_ID: usize = 64;
 
 /// A [`SecretCipher`]: XChaCha20-Poly1305 (random 192-bit nonces, so a key seals any number
 /// of secrets without nonce bookkeeping) under 256-bit keys that you supply.
+///
+/// Records are authenticated with HMAC-SHA-256 under a key derived from each key
+/// (`HMAC-SHA-256(key, "twofactor/keyring/record-mac-key/v1")`), named by the same id.
 ///
 /// One key is current and seals; older keys added with [`with_old_key`](Self::with_old_key)
 /// only open. Each ciphertext names its key's id, so rotating is: make the new key current,
@@ -35,7 +59,7 @@ const MAX_KEY_ID: usize = 64;
 /// ```
 pub struct Keyring {
     current: usize,
-    keys: Vec<(String, XChaCha20Poly1305)>,
+    keys: Vec<Key>,
 }
 
 impl Keyring {
@@ -47,7 +71,7 @@ impl Keyring {
     pub fn new(key_id: &str, key: &[u8]) -> Result<Self, SealError> {
         Ok(Keyring {
             current: 0,
-            keys: vec![(checked_id(key_id)?, cipher(key)?)],
+            keys: vec![new_key(key_id, key)?],
         })
     }
 
@@ -56,11 +80,11 @@ impl Keyring {
     /// # Errors
     /// As [`new`](Self::new), and for an id already in the keyring.
     pub fn with_old_key(mut self, key_id: &str, key: &[u8]) -> Result<Self, SealError> {
-        let id = checked_id(key_id)?;
-        if self.keys.iter().any(|(k, _)| *k == id) {
+        let key = new_key(key_id, key)?;
+        if self.keys.iter().any(|k| k.id == key.id) {
             return Err(SealError::InvalidKey("duplicate key id"));
         }
-        self.keys.push((id, cipher(key)?));
+        self.keys.push(key);
         Ok(self)
     }
 
@@ -80,8 +104,31 @@ impl Keyring {
     /// The id of the key that seals.
     #[must_use]
     pub fn current_key_id(&self) -> &str {
-        &self.keys[self.current].0
+        &self.keys[self.current].id
     }
+
+    fn key(&self, key_id: &str) -> Result<&Key, SealError> {
+        self.keys
+            .iter()
+            .find(|k| k.id == key_id)
+            .ok_or_else(|| SealError::UnknownKey {
+                key_id: key_id.to_owned(),
+            })
+    }
+}
+
+fn new_key(key_id: &str, key: &[u8]) -> Result<Key, SealError> {
+    let id = checked_id(key_id)?;
+    let cipher = cipher(key)?;
+    let key: &[u8; 32] = key
+        .try_into()
+        .map_err(|_| SealError::InvalidKey("key must be 32 bytes"))?;
+    Ok(Key {
+        id,
+        cipher,
+        mac_key: hmac_sha256(key, MAC_KEY_LABEL),
+        code_key: hmac_sha256(key, CODE_KEY_LABEL),
+    })
 }
 
 fn checked_id(key_id: &str) -> Result<String, SealError> {
@@ -101,7 +148,7 @@ fn cipher(key: &[u8]) -> Result<XChaCha20Poly1305, SealError> {
 
 impl SecretCipher for Keyring {
     fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedSecret, SealError> {
-        let (id, cipher) = &self.keys[self.current];
+        let Key { id, cipher, .. } = &self.keys[self.current];
         let mut nonce = [0u8; 24];
         SysRng
             .try_fill_bytes(&mut nonce)
@@ -121,13 +168,7 @@ impl SecretCipher for Keyring {
         sealed: &SealedSecret,
         associated_data: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, SealError> {
-        let (_, cipher) = self
-            .keys
-            .iter()
-            .find(|(id, _)| id == sealed.key_id())
-            .ok_or_else(|| SealError::UnknownKey {
-                key_id: sealed.key_id().to_owned(),
-            })?;
+        let cipher = &self.key(sealed.key_id())?.cipher;
         let nonce: [u8; 24] = sealed
             .nonce()
             .try_into()
@@ -141,14 +182,116 @@ impl SecretCipher for Keyring {
             .map(Zeroizing::new)
             .map_err(|_| SealError::Authentication)
     }
+
+    fn tag_record(&self, message: &[u8]) -> Result<RecordTag, SealError> {
+        let key = &self.keys[self.current];
+        let tag = hmac_sha256(&key.mac_key, message);
+        Ok(RecordTag::new(key.id.clone(), tag.to_vec()))
+    }
+
+    fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError> {
+        let key = self.key(tag.key_id())?;
+        let expected = hmac_sha256(&key.mac_key, message);
+        if bool::from(expected.as_slice().ct_eq(tag.tag())) {
+            Ok(())
+        } else {
+            Err(SealError::Authentication)
+        }
+    }
 }
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
         f.debug_struct("Keyring")
             .field("current", &self.current_key_id())
             .field("key_ids", &ids)
             .finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    /// The [`CodeKey`](crate::account::CodeKey) for recovery and mailed codes, derived from
+    /// the current sealing key, so a host that seals manages one secret. Give it to
+    /// [`TwoFactorBuilder::code_key`](crate::service::TwoFactorBuilder::code_key).
+    ///
+    /// The derivation is `HMAC-SHA-256(key, "twofactor/keyring/code-key/v1")`, as for the
+    /// record-MAC key under another label: independent of it and of every sealed secret. When
+    /// the sealing key rotates, so does the code key: pass [`old_code_keys`](Self::old_code_keys)
+    /// as old code keys until every user has regenerated their recovery codes.
+    ///
+    /// ```
+    /// use twofactor::seal::Keyring;
+    ///
+    /// let keyring = Keyring::new("2026-01", &[7u8; 32])?;
+    /// let key = keyring.code_key();
+    /// assert_eq!(key.id(), Keyring::new("other-id", &[7u8; 32])?.code_key().id());
+    /// assert_ne!(key.id(), Keyring::new("2026-01", &[8u8; 32])?.code_key().id());
+    /// # Ok::<(), twofactor::seal::SealError>(())
+    /// ```
+    #[must_use]
+    pub fn code_key(&self) -> crate::account::CodeKey {
+        crate::account::CodeKey::from_bytes(&self.keys[self.current].code_key)
+    }
+
+    /// The code keys derived from the older sealing keys (those that only open), for
+    /// [`TwoFactorBuilder::old_code_key`](crate::service::TwoFactorBuilder::old_code_key).
+    #[must_use]
+    pub fn old_code_keys(&self) -> Vec<crate::account::CodeKey> {
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != self.current)
+            .map(|(_, k)| crate::account::CodeKey::from_bytes(&k.code_key))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc4231_case_2_shape_and_the_reference_crate() {
+        use hmac::{KeyInit as _, Mac as _};
+        let key = [0x0bu8; 32];
+        for message in [&b""[..], b"Hi There", &[0xa5; 200][..]] {
+            let mut reference = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+            reference.update(message);
+            assert_eq!(
+                &*hmac_sha256(&key, message),
+                reference.finalize().into_bytes().as_slice()
+            );
+        }
+    }
+
+    #[test]
+    fn record_tags_verify_across_rotation_and_refuse_changes() {
+        let old = Keyring::new("a", &[1; 32]).unwrap();
+        let tag = old.tag_record(b"record").unwrap();
+        assert_eq!(tag.key_id(), "a");
+        old.verify_record(&tag, b"record").unwrap();
+        assert!(matches!(
+            old.verify_record(&tag, b"recore"),
+            Err(SealError::Authentication)
+        ));
+        let rotated = Keyring::new("b", &[2; 32])
+            .unwrap()
+            .with_old_key("a", &[1; 32])
+            .unwrap();
+        rotated.verify_record(&tag, b"record").unwrap();
+        assert_eq!(rotated.tag_record(b"record").unwrap().key_id(), "b");
+        // Same id, other key bytes: refused.
+        let impostor = Keyring::new("a", &[3; 32]).unwrap();
+        assert!(impostor.verify_record(&tag, b"record").is_err());
+        // A forged tag naming an unknown key.
+        let forged = RecordTag::new("zz", tag.tag().to_vec());
+        assert!(matches!(
+            rotated.verify_record(&forged, b"record"),
+            Err(SealError::UnknownKey { .. })
+        ));
+        // A truncated tag.
+        let short = RecordTag::new("a", tag.tag()[..16].to_vec());
+        assert!(old.verify_record(&short, b"record").is_err());
     }
 }

@@ -6,15 +6,45 @@ use std::sync::Mutex;
 use super::{SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 
-/// The in-memory store's only error: its lock was poisoned by a panicking thread.
+/// A boxed error cause.
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why the in-memory store failed. Logins fail closed on both.
 #[derive(Debug, thiserror::Error)]
-#[error("memory store lock poisoned")]
-pub struct MemoryStoreError;
+#[non_exhaustive]
+pub enum MemoryStoreError {
+    /// Its lock was poisoned by a panicking thread.
+    #[error("memory store lock poisoned")]
+    Poisoned,
+    /// The stored text of `user` (put there with [`MemoryStore::insert_json`]) is not a
+    /// record this crate wrote: refused like a corrupt SQL row, never read as "no 2FA".
+    #[error("stored 2FA record of user {user} cannot be decoded")]
+    Corrupt {
+        /// Whose record.
+        user: UserId,
+        /// Why it does not decode.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// What the map holds for a user: a record saved through the trait (kept decoded, so loads
+/// are a clone), or text put there with [`MemoryStore::insert_json`] (decoded on every load
+/// through the same codec as the SQL stores).
+#[derive(Debug)]
+// The record is the common case and is cloned on every load; boxing it would add an
+// allocation per save for the sake of the rare raw entry.
+#[allow(clippy::large_enum_variant)]
+enum Entry {
+    Record(TwoFactorRecord),
+    #[cfg(feature = "serde")]
+    Json(String),
+}
 
 /// Records in a `HashMap` behind a `Mutex`: for tests, examples and single-process apps.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<UserId, (TwoFactorRecord, Version)>>,
+    records: Mutex<HashMap<UserId, (Entry, Version)>>,
 }
 
 impl MemoryStore {
@@ -35,15 +65,75 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Stores `json` as `user`'s row, as someone with write access to a database table could,
+    /// bypassing the compare-and-swap (the version goes up by one). It is decoded on every
+    /// [`load`](UserStore::load) with [`decode_record`](super::codec::decode_record), exactly
+    /// as the SQL stores decode their rows: for tests of what a damaged or planted row does.
+    /// Returns the row's new version.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use twofactor::store::UserStore;
+    /// use twofactor::{MemoryStore, UserId};
+    ///
+    /// let store = MemoryStore::new();
+    /// let alice = UserId::new("alice");
+    /// store.insert_json(&alice, "[]");
+    /// assert!(store.load(&alice).await.is_err()); // corrupt, never "no 2FA"
+    /// # }
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn insert_json(&self, user: &UserId, json: impl Into<String>) -> Version {
+        let mut map = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = Version(map.get(user).map_or(1, |(_, v)| v.0.saturating_add(1)));
+        map.insert(user.clone(), (Entry::Json(json.into()), next));
+        next
+    }
+
+    /// `user`'s row as stored text (records saved through the trait encoded with
+    /// [`encode_record`](super::codec::encode_record)) and its version: for tests that check
+    /// a row is unchanged.
+    #[cfg(feature = "serde")]
+    #[must_use]
+    pub fn json(&self, user: &UserId) -> Option<(String, Version)> {
+        let map = self.records.lock().ok()?;
+        let (entry, version) = map.get(user)?;
+        let json = match entry {
+            Entry::Record(record) => super::codec::encode_record(record).ok()?,
+            Entry::Json(json) => json.clone(),
+        };
+        Some((json, *version))
+    }
 }
 
 impl UserStore for MemoryStore {
     type Error = MemoryStoreError;
 
     async fn load(&self, user: &UserId) -> Result<Option<Versioned>, MemoryStoreError> {
-        let map = self.records.lock().map_err(|_| MemoryStoreError)?;
-        Ok(map.get(user).map(|(record, version)| Versioned {
-            record: record.clone(),
+        let map = self
+            .records
+            .lock()
+            .map_err(|_| MemoryStoreError::Poisoned)?;
+        let Some((entry, version)) = map.get(user) else {
+            return Ok(None);
+        };
+        let record = match entry {
+            Entry::Record(record) => record.clone(),
+            #[cfg(feature = "serde")]
+            Entry::Json(json) => {
+                super::codec::decode_record(json).map_err(|source| MemoryStoreError::Corrupt {
+                    user: user.clone(),
+                    source: Box::new(source),
+                })?
+            }
+        };
+        Ok(Some(Versioned {
+            record,
             version: *version,
         }))
     }
@@ -54,13 +144,16 @@ impl UserStore for MemoryStore {
         record: &TwoFactorRecord,
         expected: Option<Version>,
     ) -> Result<SaveOutcome, MemoryStoreError> {
-        let mut map = self.records.lock().map_err(|_| MemoryStoreError)?;
+        let mut map = self
+            .records
+            .lock()
+            .map_err(|_| MemoryStoreError::Poisoned)?;
         let current = map.get(user).map(|(_, v)| *v);
         if current != expected {
             return Ok(SaveOutcome::Conflict);
         }
         let next = Version(current.map_or(1, |v| v.0.saturating_add(1)));
-        map.insert(user.clone(), (record.clone(), next));
+        map.insert(user.clone(), (Entry::Record(record.clone()), next));
         Ok(SaveOutcome::Saved(next))
     }
 }

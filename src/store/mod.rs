@@ -12,6 +12,9 @@
 //! ```
 //! and an `INSERT ... ON CONFLICT DO NOTHING` when `expected` is `None`.
 
+#[cfg(feature = "serde")]
+pub mod codec;
+mod dynamic;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -20,6 +23,7 @@ pub mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use dynamic::{BoxFuture, DynStore, DynStoreError, DynUserStore};
 pub use memory::{MemoryStore, MemoryStoreError};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

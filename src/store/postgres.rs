@@ -3,7 +3,21 @@
 
 use sqlx::postgres::{PgConnectOptions, PgPool};
 
-use super::sql::{PoolConfig, StoreError, impl_user_store};
+use super::sql::{EmbeddedMigrations, PoolConfig, StoreError, impl_user_store};
+
+/// The schema, from `migrations/postgres`.
+pub(crate) const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[
+    (
+        20250601000000,
+        "twofactor records",
+        include_str!("../../migrations/postgres/20250601000000_twofactor_records.sql"),
+    ),
+    (
+        20261123000000,
+        "record as text",
+        include_str!("../../migrations/postgres/20261123000000_record_as_text.sql"),
+    ),
+]);
 
 /// 2FA records in PostgreSQL: for several app servers sharing one database.
 ///
@@ -116,9 +130,9 @@ impl PostgresStore {
     /// [`StoreError::Migration`] if a migration fails or the database holds a different
     /// version of one; connection errors as for [`connect`](Self::connect).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("migrations/postgres");
-        migrator.set_ignore_missing(true);
-        migrator
+        MIGRATIONS
+            .migrator()
+            .await?
             .run(&self.pool)
             .await
             .map_err(StoreError::from_migrate)

@@ -52,9 +52,12 @@
 //!    of two racing inserts exactly one gets a row back, the other gets
 //!    [`SaveOutcome::Conflict`]. Do not catch a unique-key violation from a plain `INSERT`
 //!    instead: in PostgreSQL it aborts the surrounding transaction.
-//! 4. **Serialize the record** with serde (it derives `Serialize`/`Deserialize`); store it as
-//!    text or your database's JSON type. Treat it as opaque: new fields appear in new versions
-//!    of this crate with serde defaults, so old rows keep decoding.
+//! 4. **Serialize the record** with [`encode_record`](super::codec::encode_record) and
+//!    decode it with [`decode_record`](super::codec::decode_record); store it as text (a JSON
+//!    type that reorders keys works too, since decoding does not depend on key order). Treat
+//!    it as opaque: decoding is strict (a row that is not exactly a record this crate wrote
+//!    is an error, which you return as your "corrupt row" error), and new versions of this
+//!    crate keep reading the formats older ones wrote.
 //! 5. **Errors**: an associated `type Error: std::error::Error + Send + Sync + 'static` that
 //!    keeps its cause (box the driver's error as the `source`; do not flatten it to a
 //!    `String`). [`StoreError`] is a model.
@@ -348,7 +351,7 @@ where
         .ok()
         .filter(|v| *v > 0)
         .ok_or_else(|| corrupt(Box::new(BadVersion(version))))?;
-    let record: TwoFactorRecord = serde_json::from_str(&json).map_err(|e| corrupt(Box::new(e)))?;
+    let record = super::codec::decode_record(&json).map_err(|e| corrupt(Box::new(e)))?;
     Ok(Some(Versioned {
         record,
         version: Version(version),
@@ -371,7 +374,7 @@ where
     i64: Type<DB> + for<'r> Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    let json = serde_json::to_string(record).map_err(|e| StoreError::Encode {
+    let json = super::codec::encode_record(record).map_err(|e| StoreError::Encode {
         user: user.clone(),
         source: Box::new(e),
     })?;
@@ -445,3 +448,96 @@ macro_rules! impl_user_store {
     };
 }
 pub(crate) use impl_user_store;
+
+/// Migrations compiled into the library with `include_str!`, resolved as `sqlx::migrate!`
+/// would resolve their files (same versions, descriptions and checksums), but without the
+/// proc macro: the `macros` feature of sqlx would compile its SQLite driver, and so a second
+/// bundled SQLite, for the compiler's host (twice in release builds).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EmbeddedMigrations(pub(crate) &'static [(i64, &'static str, &'static str)]);
+
+impl EmbeddedMigrations {
+    pub(crate) fn migrations(self) -> Vec<sqlx::migrate::Migration> {
+        use std::borrow::Cow;
+        let mut migrations: Vec<_> = self
+            .0
+            .iter()
+            .map(|&(version, description, sql)| {
+                sqlx::migrate::Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    sqlx::migrate::MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    sql.starts_with("-- no-transaction"),
+                )
+            })
+            .collect();
+        migrations.sort_by_key(|m| m.version);
+        migrations
+    }
+
+    /// A migrator over these migrations that tolerates the host's own sqlx migrations in the
+    /// same table.
+    pub(crate) async fn migrator(self) -> Result<sqlx::migrate::Migrator, StoreError> {
+        let mut migrator = sqlx::migrate::Migrator::new(self)
+            .await
+            .map_err(StoreError::from_migrate)?;
+        migrator.set_ignore_missing(true);
+        Ok(migrator)
+    }
+}
+
+impl<'s> sqlx::migrate::MigrationSource<'s> for EmbeddedMigrations {
+    fn resolve(
+        self,
+    ) -> core::pin::Pin<
+        Box<
+            dyn core::future::Future<
+                    Output = Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
+                > + Send
+                + 's,
+        >,
+    > {
+        Box::pin(async move { Ok(self.migrations()) })
+    }
+}
+
+#[cfg(test)]
+mod embedded_tests {
+    /// What `sqlx::migrate!` would have compiled in: the files resolved by sqlx itself.
+    async fn from_files(dir: &str) -> Vec<sqlx::migrate::Migration> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        sqlx::migrate::Migrator::new(path)
+            .await
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    async fn same_as_the_files(embedded: super::EmbeddedMigrations, dir: &str) {
+        let files = from_files(dir).await;
+        let ours = embedded.migrations();
+        assert!(!files.is_empty());
+        assert_eq!(ours.len(), files.len(), "a migration file is not embedded");
+        for (a, b) in ours.iter().zip(&files) {
+            assert_eq!(a.version, b.version);
+            assert_eq!(a.description, b.description);
+            assert_eq!(a.migration_type, b.migration_type);
+            assert_eq!(a.checksum, b.checksum, "{}", a.description);
+            assert_eq!(a.no_tx, b.no_tx);
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn sqlite_migrations_match_their_files() {
+        same_as_the_files(crate::store::sqlite::MIGRATIONS, "migrations/sqlite").await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_migrations_match_their_files() {
+        same_as_the_files(crate::store::postgres::MIGRATIONS, "migrations/postgres").await;
+    }
+}

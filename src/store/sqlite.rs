@@ -7,7 +7,14 @@ use sqlx::Sqlite;
 use sqlx::pool::PoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
-use super::sql::{PoolConfig, StoreError, impl_user_store};
+use super::sql::{EmbeddedMigrations, PoolConfig, StoreError, impl_user_store};
+
+/// The schema, from `migrations/sqlite`.
+pub(crate) const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[(
+    20250601000000,
+    "twofactor records",
+    include_str!("../../migrations/sqlite/20250601000000_twofactor_records.sql"),
+)]);
 
 /// 2FA records in an SQLite database: the embedded default for single-server apps.
 ///
@@ -36,6 +43,31 @@ use super::sql::{PoolConfig, StoreError, impl_user_store};
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Linking SQLite next to `rusqlite` or `diesel`
+///
+/// The store runs on sqlx 0.8, whose SQLite driver depends on `libsqlite3-sys` **0.30** with
+/// its `bundled` feature (SQLite compiled from source and linked statically). Every
+/// `libsqlite3-sys` declares `links = "sqlite3"`, and Cargo allows one crate with a given
+/// `links` value in a build: an application whose own SQLite library depends on another
+/// `libsqlite3-sys` minor version fails to resolve ("two packages link to native library
+/// `sqlite3`"). One SQLite is then shared by both, and the `bundled` feature applies to it.
+///
+/// | your SQLite crate | `libsqlite3-sys` it needs | with `twofactor/sqlite` |
+/// |---|---|---|
+/// | none | — | works |
+/// | `rusqlite` 0.32 | 0.30 | works (one shared, bundled SQLite) |
+/// | `rusqlite` 0.33 or later | 0.31 or later | does not resolve |
+/// | `diesel` 2.2 (`sqlite`) | `>=0.17.2, <0.31` | works (Cargo picks 0.30) |
+/// | `sqlx` 0.8 itself | 0.30 | works (same driver) |
+///
+/// A host on a newer `rusqlite` can keep 2FA in its own database: implement
+/// [`UserStore`](super::UserStore) over its connection (one conditional `UPDATE`, see
+/// [`store::sql`](super::sql) for the schema) or use `PostgresStore`.
+///
+/// The migrations are compiled in with `include_str!`, not `sqlx::migrate!`: without sqlx's
+/// `macros` feature no proc macro builds a second SQLite driver and a second bundled SQLite
+/// for the compiler's host.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -172,9 +204,9 @@ impl SqliteStore {
     /// [`StoreError::Migration`] if a migration fails or the database holds a different
     /// version of one; connection errors as for [`open`](Self::open).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("migrations/sqlite");
-        migrator.set_ignore_missing(true);
-        migrator
+        MIGRATIONS
+            .migrator()
+            .await?
             .run(&self.pool)
             .await
             .map_err(StoreError::from_migrate)

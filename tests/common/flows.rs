@@ -75,7 +75,11 @@ impl<S: UserStore> Harness<S> {
     pub async fn enroll(&self, user: &UserId) -> (Secret, Vec<String>) {
         let started = self
             .tf
-            .start_enrollment(user, "user@example.com", Reauthenticated::at(self.now()))
+            .start_enrollment(
+                &Principal::new(user.clone()),
+                "user@example.com",
+                Reauthenticated::at(self.now()),
+            )
             .await
             .expect("start enrollment");
         let secret = KeyUri::parse(started.uri())

@@ -1,0 +1,185 @@
+//! A store chosen at run time: [`DynStore`], one type for every [`UserStore`].
+//!
+//! [`UserStore`] returns `impl Future` (no boxing on the hot path), which makes it unusable as
+//! `dyn UserStore`. [`DynUserStore`] is its object-safe twin, implemented for every
+//! `UserStore`; `Arc<dyn DynUserStore>` ([`DynStore`]) is a `UserStore` again. A host picks
+//! memory, SQLite or PostgreSQL from its configuration and names one service type:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use twofactor::store::DynStore;
+//! use twofactor::{MemoryStore, RecordingMailer, RequiredForAll, TwoFactor, WhenUnenrolled};
+//!
+//! fn store_from_config(kind: &str) -> Result<DynStore, String> {
+//!     match kind {
+//!         "memory" => Ok(Arc::new(MemoryStore::new())),
+//!         // "sqlite" => Ok(Arc::new(SqliteStore::open(path).await?)),
+//!         other => Err(format!("unknown store {other}")),
+//!     }
+//! }
+//!
+//! let store = store_from_config("memory")?;
+//! let policy = RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled);
+//! let tf: TwoFactor<DynStore, _, _> = TwoFactor::builder(store, RecordingMailer::new(), policy).build();
+//! # Ok::<(), String>(())
+//! ```
+//!
+//! Each call costs one boxed future (an allocation) on top of the store's own work; the
+//! errors are boxed too, as [`DynStoreError`].
+
+use core::future::Future;
+use core::pin::Pin;
+use std::sync::Arc;
+
+use super::{SaveOutcome, UserStore, Version, Versioned};
+use crate::account::{TwoFactorRecord, UserId};
+
+/// A boxed, `Send` future, as returned by [`DynUserStore`]'s methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Any store, chosen at run time: a [`UserStore`] whose error is [`DynStoreError`].
+///
+/// Build one with `Arc::new(store)` (it coerces).
+pub type DynStore = Arc<dyn DynUserStore>;
+
+/// A store's error, boxed: displays as the original and has the same source. Get the original
+/// back with [`DynStoreError::downcast_ref`] or [`DynStoreError::into_inner`].
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct DynStoreError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl DynStoreError {
+    /// Wraps a store's error.
+    #[must_use]
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        DynStoreError(Box::new(error))
+    }
+
+    /// The original error, if it is an `E`.
+    ///
+    /// ```
+    /// use twofactor::store::{DynStoreError, MemoryStoreError};
+    /// let e = DynStoreError::new(MemoryStoreError::Poisoned);
+    /// assert!(e.downcast_ref::<MemoryStoreError>().is_some());
+    /// ```
+    #[must_use]
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+
+    /// The original error, boxed.
+    #[must_use]
+    pub fn into_inner(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self.0
+    }
+}
+
+/// The object-safe form of [`UserStore`], implemented for every `UserStore`: use it as
+/// `Arc<dyn DynUserStore>` ([`DynStore`]). Same contract as [`UserStore::load`] and
+/// [`UserStore::save`]; implement [`UserStore`], not this.
+pub trait DynUserStore: Send + Sync {
+    /// [`UserStore::load`], boxed.
+    ///
+    /// # Errors
+    /// The store's error, boxed.
+    fn load_boxed<'a>(
+        &'a self,
+        user: &'a UserId,
+    ) -> BoxFuture<'a, Result<Option<Versioned>, DynStoreError>>;
+
+    /// [`UserStore::save`], boxed.
+    ///
+    /// # Errors
+    /// The store's error, boxed.
+    fn save_boxed<'a>(
+        &'a self,
+        user: &'a UserId,
+        record: &'a TwoFactorRecord,
+        expected: Option<Version>,
+    ) -> BoxFuture<'a, Result<SaveOutcome, DynStoreError>>;
+}
+
+impl<S: UserStore> DynUserStore for S {
+    fn load_boxed<'a>(
+        &'a self,
+        user: &'a UserId,
+    ) -> BoxFuture<'a, Result<Option<Versioned>, DynStoreError>> {
+        Box::pin(async move { self.load(user).await.map_err(DynStoreError::new) })
+    }
+
+    fn save_boxed<'a>(
+        &'a self,
+        user: &'a UserId,
+        record: &'a TwoFactorRecord,
+        expected: Option<Version>,
+    ) -> BoxFuture<'a, Result<SaveOutcome, DynStoreError>> {
+        Box::pin(async move {
+            self.save(user, record, expected)
+                .await
+                .map_err(DynStoreError::new)
+        })
+    }
+}
+
+/// `dyn DynUserStore` is a [`UserStore`], so `Arc<dyn DynUserStore>` ([`DynStore`]) and
+/// `&dyn DynUserStore` are too.
+impl UserStore for dyn DynUserStore {
+    type Error = DynStoreError;
+
+    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, DynStoreError> {
+        // Awaited here, not returned: a boxed future has one lifetime, these borrows two.
+        self.load_boxed(user).await
+    }
+
+    async fn save(
+        &self,
+        user: &UserId,
+        record: &TwoFactorRecord,
+        expected: Option<Version>,
+    ) -> Result<SaveOutcome, DynStoreError> {
+        self.save_boxed(user, record, expected).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn a_dyn_store_keeps_the_compare_and_swap() {
+        let store: DynStore = Arc::new(MemoryStore::new());
+        let alice = UserId::new("alice");
+        let record = TwoFactorRecord::default();
+        assert!(store.load(&alice).await.unwrap().is_none());
+        let v1 = match store.save(&alice, &record, None).await.unwrap() {
+            SaveOutcome::Saved(v) => v,
+            SaveOutcome::Conflict => panic!("first save conflicted"),
+        };
+        // A second create and a stale version both conflict, through the box.
+        assert_eq!(
+            store.save(&alice, &record, None).await.unwrap(),
+            SaveOutcome::Conflict
+        );
+        assert!(matches!(
+            store.save(&alice, &record, Some(v1)).await.unwrap(),
+            SaveOutcome::Saved(v) if v > v1
+        ));
+        assert_eq!(
+            store.save(&alice, &record, Some(v1)).await.unwrap(),
+            SaveOutcome::Conflict
+        );
+        assert!(store.load(&alice).await.unwrap().unwrap().version > v1);
+    }
+
+    #[test]
+    fn errors_keep_their_message_and_type() {
+        let e = DynStoreError::new(crate::store::MemoryStoreError::Poisoned);
+        assert_eq!(e.to_string(), "memory store lock poisoned");
+        assert!(
+            e.into_inner()
+                .downcast::<crate::store::MemoryStoreError>()
+                .is_ok()
+        );
+    }
+}

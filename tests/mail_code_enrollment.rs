@@ -1,0 +1,259 @@
+//! Security review point 4: under a mailed-code policy, the password alone must not be enough
+//! to enroll an authenticator (and then log in with it): the mailbox factor would never have
+//! been used. Played against every policy shape that yields `WhenUnenrolled::MailCode`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+use twofactor::service::{Error, TwoFactor};
+use twofactor::{
+    Clock, EnforcementPolicy, GracePeriod, KeyUri, ManualClock, MemoryStore, PerTenant, Principal,
+    RecordingMailer, RequiredForAll, RequiredForRoles, Totp, UnknownTenant, WhenUnenrolled,
+};
+
+const T0: u64 = 1_700_000_000;
+const DAY: u64 = 86_400;
+
+type Service =
+    TwoFactor<MemoryStore, RecordingMailer, Arc<dyn EnforcementPolicy>, Arc<ManualClock>>;
+
+fn service(policy: Arc<dyn EnforcementPolicy>) -> (Service, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+        .clock(clock.clone())
+        .build();
+    (tf, clock)
+}
+
+/// Every shape of policy that asks an unenrolled `principal` for a mailed code at `T0`.
+fn mail_code_policies() -> Vec<(&'static str, Arc<dyn EnforcementPolicy>, Principal)> {
+    let mail = WhenUnenrolled::MailCode;
+    let tenant = PerTenant::new(RequiredForAll::new(mail), UnknownTenant::OptIn);
+    tenant.enable("acme");
+    let enforced = PerTenant::new(RequiredForAll::new(mail), UnknownTenant::Enforce);
+    vec![
+        (
+            "RequiredForAll",
+            Arc::new(RequiredForAll::new(mail)),
+            Principal::new("mallory"),
+        ),
+        (
+            "RequiredForRoles",
+            Arc::new(RequiredForRoles::new(["staff"], mail)),
+            Principal::new("mallory").with_role("staff"),
+        ),
+        (
+            "PerTenant(RequiredForAll)",
+            Arc::new(tenant),
+            Principal::new("mallory").in_tenant("acme"),
+        ),
+        (
+            "PerTenant(RequiredForAll), unknown tenant enforced",
+            Arc::new(enforced),
+            Principal::new("mallory").in_tenant("Acme "),
+        ),
+        (
+            "GracePeriod(RequiredForAll), expired",
+            Arc::new(GracePeriod::since(
+                RequiredForAll::new(mail),
+                T0 - 40 * DAY,
+                Duration::from_secs(30 * DAY),
+            )),
+            Principal::new("mallory"),
+        ),
+        (
+            "GracePeriod after account creation, expired",
+            Arc::new(GracePeriod::after_account_creation(
+                RequiredForRoles::new(["staff"], mail),
+                Duration::from_secs(7 * DAY),
+            )),
+            Principal::new("mallory")
+                .with_role("staff")
+                .created_at(T0 - 8 * DAY),
+        ),
+    ]
+}
+
+/// The attack: the password is known, the mailbox is not. Skip the mailed code, enroll an
+/// authenticator of one's own, and log in with it.
+#[tokio::test]
+async fn password_alone_cannot_enroll_under_a_mail_code_policy() {
+    for (name, policy, mallory) in mail_code_policies() {
+        let (tf, clock) = service(policy);
+        let ctx = LoginContext::new();
+        let password_checked_at = clock.now();
+        let decision = tf.begin_login(&mallory, None, &ctx).await.unwrap();
+        assert!(
+            matches!(decision, LoginDecision::CodeMailed { .. }),
+            "{name}: {decision:?}"
+        );
+        // The mailed code goes unread. Enroll instead:
+        let started = tf
+            .start_enrollment(
+                &mallory,
+                "mallory",
+                Reauthenticated::at(password_checked_at),
+            )
+            .await;
+        let Ok(started) = started else {
+            continue;
+        };
+        let app = KeyUri::parse(started.uri()).unwrap().into_secret();
+        let code = Totp::default().generate(&app, clock.now()).to_string();
+        tf.finish_enrollment(&mallory.user, &code).await.unwrap();
+        clock.advance(30);
+        tf.begin_login(&mallory, None, &ctx).await.unwrap();
+        let code = Totp::default().generate(&app, clock.now()).to_string();
+        let granted = tf
+            .finish_login(&mallory, Factor::Totp(&code), None, &ctx)
+            .await;
+        panic!("{name}: logged in without the mailbox: {granted:?}");
+    }
+}
+
+/// The owner of the mailbox enrolls after a login with the mailed code, under every shape, but
+/// only while that login is fresh (`reauth_max_age`, 10 minutes).
+#[tokio::test]
+async fn a_mailed_code_login_opens_enrollment_for_ten_minutes() {
+    for (name, policy, bob) in mail_code_policies() {
+        let (tf, clock) = service(policy);
+        let ctx = LoginContext::new();
+        tf.begin_login(&bob, None, &ctx).await.unwrap();
+        let code = tf.mailer().last_login_code_for(&bob.user).unwrap();
+        tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx)
+            .await
+            .unwrap();
+        // Ten minutes later the mailed-code login is too old, whatever the password check.
+        clock.advance(600);
+        let late = tf
+            .start_enrollment(&bob, "bob", Reauthenticated::at(clock.now()))
+            .await;
+        assert!(matches!(late, Err(Error::SecondFactorRequired)), "{name}");
+        // A new login with a mailed code; then the set-up page works, end to end.
+        tf.begin_login(&bob, None, &ctx).await.unwrap();
+        let code = tf.mailer().last_login_code_for(&bob.user).unwrap();
+        tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx)
+            .await
+            .unwrap();
+        clock.advance(599);
+        let started = tf
+            .start_enrollment(&bob, "bob", Reauthenticated::at(clock.now()))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let app = KeyUri::parse(started.uri()).unwrap().into_secret();
+        let code = Totp::default().generate(&app, clock.now()).to_string();
+        tf.finish_enrollment(&bob.user, &code).await.unwrap();
+        assert!(tf.status(&bob.user).await.unwrap().is_enrolled(), "{name}");
+    }
+}
+
+/// A trusted-device login is not a mailed-code login: a stolen cookie plus the password must
+/// not become a factor of the thief's own.
+#[tokio::test]
+async fn a_trusted_device_login_does_not_open_enrollment() {
+    let (tf, clock) = service(Arc::new(RequiredForAll::new(WhenUnenrolled::MailCode)));
+    let bob = Principal::new("bob");
+    let ctx = LoginContext::new();
+    tf.begin_login(&bob, None, &ctx).await.unwrap();
+    let code = tf.mailer().last_login_code_for(&bob.user).unwrap();
+    let token = tf
+        .finish_login(&bob, Factor::MailedCode(&code), Some("laptop"), &ctx)
+        .await
+        .unwrap()
+        .device_token
+        .expect("trusted devices allowed");
+    clock.advance(3_600);
+    let decision = tf
+        .begin_login(&bob, Some(token.expose_secret()), &ctx)
+        .await
+        .unwrap();
+    assert!(matches!(decision, LoginDecision::Granted { .. }));
+    let refused = tf
+        .start_enrollment(&bob, "bob", Reauthenticated::at(clock.now()))
+        .await;
+    assert!(matches!(refused, Err(Error::SecondFactorRequired)));
+}
+
+/// During a grace period the password alone logs in, and enrolling is what the grace period
+/// is for; forced enrollment (`BlockUntilEnrolled`) is unchanged.
+#[tokio::test]
+async fn grace_period_and_forced_enrollment_need_only_the_password() {
+    let running = GracePeriod::since(
+        RequiredForAll::new(WhenUnenrolled::MailCode),
+        T0 - DAY,
+        Duration::from_secs(30 * DAY),
+    );
+    let forced = RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled);
+    let policies: [Arc<dyn EnforcementPolicy>; 2] = [Arc::new(running), Arc::new(forced)];
+    for policy in policies {
+        let (tf, clock) = service(policy);
+        let carol = Principal::new("carol");
+        let password_checked_at = clock.now();
+        let decision = tf
+            .begin_login(&carol, None, &LoginContext::new())
+            .await
+            .unwrap();
+        assert!(matches!(
+            decision,
+            LoginDecision::Granted { .. } | LoginDecision::MustEnroll
+        ));
+        let started = tf
+            .start_enrollment(&carol, "carol", Reauthenticated::at(password_checked_at))
+            .await
+            .unwrap();
+        let app = KeyUri::parse(started.uri()).unwrap().into_secret();
+        let code = Totp::default().generate(&app, clock.now()).to_string();
+        let enrolled = tf.finish_enrollment(&carol.user, &code).await.unwrap();
+        assert_eq!(
+            enrolled.login_completed(),
+            decision == LoginDecision::MustEnroll
+        );
+    }
+}
+
+/// The administrator's provisioning by mail still works under a mailed-code policy: the
+/// secret goes to the mailbox, so confirming it uses the mailbox.
+#[tokio::test]
+async fn provisioning_by_mail_is_unaffected() {
+    let (tf, clock) = service(Arc::new(RequiredForAll::new(WhenUnenrolled::MailCode)));
+    let dave = Principal::new("dave");
+    tf.start_enrollment_by_mail_dangerous(&dave.user, &"root".into(), "dave")
+        .await
+        .unwrap();
+    let uri = tf.mailer().last_provisioning_uri_for(&dave.user).unwrap();
+    let app = KeyUri::parse(&uri).unwrap().into_secret();
+    let code = Totp::default().generate(&app, clock.now()).to_string();
+    tf.finish_enrollment(&dave.user, &code).await.unwrap();
+    assert!(tf.status(&dave.user).await.unwrap().is_enrolled());
+}
+
+/// The check is made at `start_enrollment`, not again at `finish_enrollment`: an enrollment
+/// started while 2FA was off for the tenant (the password alone logs in, and may enroll) can be
+/// confirmed after the tenant switches to mailed codes. Re-checking would add nothing: the same
+/// authenticator confirmed a second before the switch survives the switch anyway. What the
+/// switch does change is every *new* start.
+#[tokio::test]
+async fn the_policy_is_asked_when_enrollment_starts() {
+    let policy = Arc::new(PerTenant::new(
+        RequiredForAll::new(WhenUnenrolled::MailCode),
+        UnknownTenant::OptIn,
+    ));
+    let (tf, clock) = service(policy.clone());
+    let erin = Principal::new("erin").in_tenant("acme");
+    let started = tf
+        .start_enrollment(&erin, "erin", Reauthenticated::at(clock.now()))
+        .await
+        .expect("2FA off for the tenant: the password is enough");
+    policy.enable("acme");
+    // A new start now needs the mailed code...
+    assert!(matches!(
+        tf.start_enrollment(&erin, "erin", Reauthenticated::at(clock.now()))
+            .await,
+        Err(Error::SecondFactorRequired)
+    ));
+    // ...and the refused restart left the pending secret alone, which still confirms.
+    let app = KeyUri::parse(started.uri()).unwrap().into_secret();
+    let code = Totp::default().generate(&app, clock.now()).to_string();
+    tf.finish_enrollment(&erin.user, &code).await.unwrap();
+}

@@ -1,0 +1,263 @@
+//! The stored format of `TwoFactorRecord`: strict, versioned, canonical, and the migration
+//! rules for rows and sealed rows written by earlier versions.
+#![cfg(feature = "serde")]
+
+#[allow(unused_imports)]
+mod common;
+
+use std::sync::Arc;
+
+use common::flows::{Harness, code, optional, required};
+use proptest::prelude::*;
+use serde_json::Value;
+use twofactor::account::LoginContext;
+use twofactor::service::Error;
+use twofactor::store::codec::{decode_record, encode_record};
+use twofactor::store::{MemoryStoreError, UserStore};
+use twofactor::{MemoryStore, Principal, TwoFactorRecord};
+
+/// A row as the code before format 2 wrote it (generated from that code, committed before
+/// the format changed): enrolled, a pending rotation, recovery codes, a trusted device, a
+/// mailed code, both open logins, throttle counters.
+const V1_FULL: &str = include_str!("fixtures/record_v1_full.json");
+/// `TwoFactorRecord::default()` as that code wrote it.
+const V1_DEFAULT: &str = include_str!("fixtures/record_v1_default.json");
+
+fn value(json: &str) -> Value {
+    serde_json::from_str(json).expect("JSON")
+}
+
+/// A format-2 row turned back into the format-1 shape: without `v`, `mailed_code_login_at`
+/// and `mac`, and without the code-hash scheme of the recovery set and the mailed code.
+fn to_format_1(mut row: Value) -> Value {
+    let map = row.as_object_mut().expect("object");
+    for key in ["v", "mailed_code_login_at", "mac"] {
+        map.remove(key);
+    }
+    if let Some(Value::Object(set)) = map.get_mut("recovery") {
+        set.remove("hash");
+        set.remove("symbols");
+    }
+    if let Some(Value::Object(code)) = map.get_mut("mailed") {
+        code.remove("hash");
+    }
+    row
+}
+
+#[test]
+fn format_1_rows_load_and_are_rewritten_as_format_2_losing_nothing() {
+    for fixture in [V1_FULL, V1_DEFAULT] {
+        let record = decode_record(fixture).expect("today's rows decode");
+        let v2 = encode_record(&record).expect("encode");
+        assert!(v2.starts_with(r#"{"v":2,"#), "{v2}");
+        // Everything the old row said is still said; only format 2's fields were added, with
+        // the values that mean what format 1 meant.
+        let rewritten = value(&v2);
+        assert_eq!(rewritten["v"], Value::from(2));
+        assert_eq!(rewritten["mailed_code_login_at"], Value::Null);
+        assert_eq!(rewritten["mac"], Value::Null);
+        for scheme in [&rewritten["recovery"]["hash"], &rewritten["mailed"]["hash"]] {
+            assert!(scheme.is_null() || *scheme == serde_json::json!({"alg": "sha256"}));
+        }
+        assert!(
+            rewritten["recovery"].is_null() || rewritten["recovery"]["symbols"] == 10,
+            "{v2}"
+        );
+        assert_eq!(to_format_1(rewritten), value(fixture));
+        // Canonical: decoding the rewrite and encoding again gives the same bytes.
+        assert_eq!(
+            encode_record(&decode_record(&v2).expect("decode")).expect("encode"),
+            v2
+        );
+    }
+    let record = decode_record(V1_FULL).expect("decode");
+    assert!(record.is_enrolled());
+    assert_eq!(record.recovery_codes_left(), 10);
+    assert_eq!(record.pending_enrollment_expires_at(), Some(1_700_001_300));
+    assert_eq!(record.trusted_devices(1_700_000_500).len(), 1);
+}
+
+#[test]
+fn format_1_is_accepted_only_in_its_exact_shape() {
+    let v1 = value(V1_FULL);
+    let top = v1.as_object().expect("object");
+    for key in top.keys() {
+        let mut missing = top.clone();
+        missing.remove(key);
+        assert!(
+            decode_record(&Value::Object(missing).to_string()).is_err(),
+            "without {key}"
+        );
+    }
+    for extra in ["mac", "enabled", "V", "version"] {
+        let mut more = top.clone();
+        more.insert(extra.into(), Value::Null);
+        assert!(
+            decode_record(&Value::Object(more).to_string()).is_err(),
+            "with {extra}"
+        );
+    }
+}
+
+proptest! {
+    /// Any subset of the fields of a format-2 record (other than all of them), and any
+    /// unknown field added, is refused.
+    #[test]
+    fn partial_or_extended_records_are_refused(
+        keep in proptest::collection::vec(any::<bool>(), 12),
+        extra in "[a-z_]{1,12}",
+    ) {
+        let full = value(&encode_record(&decode_record(V1_FULL).unwrap()).unwrap());
+        let top = full.as_object().unwrap();
+        let partial: serde_json::Map<String, Value> = top
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|((name, v), _)| (name.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(keep.len(), top.len(), "one switch per field");
+        // Even the nine top-level fields of format 1 are refused here: the nested recovery
+        // set and mailed code carry format 2's `hash` and `symbols`, and formats never mix.
+        if partial.len() < top.len() {
+            prop_assert!(decode_record(&Value::Object(partial).to_string()).is_err());
+        }
+        if !top.contains_key(&extra) {
+            let mut more = top.clone();
+            more.insert(extra, Value::Array(vec![]));
+            prop_assert!(decode_record(&Value::Object(more).to_string()).is_err());
+        }
+    }
+}
+
+/// The memory store decodes raw rows through the same codec: wrong shapes are corrupt rows,
+/// logins fail closed under both policies, and nothing is written over the row.
+#[tokio::test]
+async fn memory_store_refuses_wrong_shapes_and_keeps_the_row() {
+    let store = Arc::new(MemoryStore::new());
+    let alice = Principal::new("alice");
+    let h = Harness::new(store.clone(), required);
+    h.enroll(&alice.user).await;
+    let (good, _) = store.json(&alice.user).expect("row");
+    let mut shapes = vec![
+        "[]".to_owned(),
+        "{}".to_owned(),
+        "null".to_owned(),
+        "7".to_owned(),
+        r#"{"active":null}"#.to_owned(),
+        "{ not json".to_owned(),
+    ];
+    let top = value(&good);
+    for key in top.as_object().expect("object").keys() {
+        let mut missing = top.clone();
+        missing.as_object_mut().expect("object").remove(key);
+        shapes.push(missing.to_string());
+    }
+    for bad in shapes {
+        let version = store.insert_json(&alice.user, bad.clone());
+        match store.load(&alice.user).await {
+            Err(MemoryStoreError::Corrupt { user, .. }) => assert_eq!(user, alice.user),
+            other => panic!("{bad}: {other:?}"),
+        }
+        for policy in [optional as common::flows::Policy, required] {
+            let h = Harness::new(store.clone(), policy);
+            let begin = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
+            assert!(matches!(begin, Err(Error::Store(_))), "{bad}: {begin:?}");
+            let finish = h.finish_totp(&alice, "123456").await;
+            assert!(matches!(finish, Err(Error::Store(_))), "{bad}: {finish:?}");
+        }
+        assert_eq!(
+            store.json(&alice.user),
+            Some((bad.clone(), version)),
+            "{bad}"
+        );
+    }
+    // A good row put back raw loads again.
+    store.insert_json(&alice.user, good);
+    assert!(store.load(&alice.user).await.expect("load").is_some());
+}
+
+#[cfg(feature = "seal")]
+mod sealed {
+    use super::*;
+    use twofactor::seal::{Keyring, SealError, SealedStore, SealedStoreError};
+
+    fn keyring() -> Keyring {
+        Keyring::new("k1", &[1; 32]).expect("key")
+    }
+
+    /// A sealed row as the version before record tags wrote it: the current sealed row
+    /// without `v` and `mac` (its shape is otherwise unchanged).
+    fn untagged(json: &str) -> String {
+        to_format_1(value(json)).to_string()
+    }
+
+    #[tokio::test]
+    async fn untagged_sealed_rows_are_refused_unless_migrating_then_tagged_by_the_next_save() {
+        let inner = Arc::new(MemoryStore::new());
+        let strict = Arc::new(SealedStore::new(inner.clone(), keyring()));
+        let alice = Principal::new("alice");
+        let h = Harness::new(strict.clone(), required);
+        let (secret, _) = h.enroll(&alice.user).await;
+        let (tagged, _) = inner.json(&alice.user).expect("row");
+        assert!(value(&tagged)["mac"]["key"] == "k1", "{tagged}");
+
+        inner.insert_json(&alice.user, untagged(&tagged));
+        assert!(matches!(
+            strict.load(&alice.user).await,
+            Err(SealedStoreError::Untagged { .. })
+        ));
+        let begin = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
+        assert!(matches!(begin, Err(Error::Store(_))), "{begin:?}");
+
+        // While migrating, a tagged record must still verify: tampering stays refused.
+        let migrating = Arc::new(SealedStore::new(inner.clone(), keyring()).accept_untagged(true));
+        let mut forged = value(&tagged);
+        forged["code_checks"] = Value::Array(vec![]);
+        forged["recovery"] = Value::Null;
+        inner.insert_json(&alice.user, forged.to_string());
+        assert!(matches!(
+            migrating.load(&alice.user).await,
+            Err(SealedStoreError::Tampered {
+                source: SealError::Authentication,
+                ..
+            })
+        ));
+
+        inner.insert_json(&alice.user, untagged(&tagged));
+        let h = Harness::new(migrating, required);
+        h.clock.advance(30);
+        h.challenge(&alice).await;
+        h.finish_totp(&alice, &code(&secret, h.now()))
+            .await
+            .expect("login while migrating");
+        let (now_tagged, _) = inner.json(&alice.user).expect("row");
+        assert!(value(&now_tagged)["mac"].is_object(), "tagged by the save");
+        assert!(strict.load(&alice.user).await.expect("load").is_some());
+    }
+
+    #[tokio::test]
+    async fn sealed_memory_store_refuses_a_record_of_another_user_or_version() {
+        let inner = Arc::new(MemoryStore::new());
+        let store = SealedStore::new(inner.clone(), keyring());
+        let (alice, bob) = (
+            twofactor::UserId::new("alice"),
+            twofactor::UserId::new("bob"),
+        );
+        let record = TwoFactorRecord::default();
+        let _ = store.save(&alice, &record, None).await.expect("save");
+        let (row, version) = inner.json(&alice).expect("row");
+        assert_eq!(version.0, 1);
+        // Bob's row, same version, alice's bytes.
+        inner.insert_json(&bob, row.clone());
+        assert!(matches!(
+            store.load(&bob).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
+        // Alice's own bytes at version 2.
+        inner.insert_json(&alice, row);
+        assert!(matches!(
+            store.load(&alice).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
+    }
+}
