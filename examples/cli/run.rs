@@ -7,7 +7,7 @@ use std::io::{BufRead, Write};
 use twofactor::UserId;
 
 use crate::app::{self, Config};
-use crate::twofa::{self, Next};
+use crate::twofa::{self, Next, Step};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -104,7 +104,7 @@ pub async fn run(
                 writeln!(out, "refused: wrong name or password")?;
                 return Ok(1);
             };
-            match twofa::start_enrollment(tf, &user.principal.user, &user.email, now()).await {
+            match twofa::start_enrollment(tf, &user.principal, &user.email, now()).await {
                 Ok(setup) => {
                     writeln!(
                         out,
@@ -133,7 +133,9 @@ pub async fn run(
             };
             let ctx = twofa::context(None, "terminal");
             let device = flag(&args, "--device");
-            match twofa::begin_login(tf, &user.principal, device.as_deref(), &ctx).await {
+            let begun =
+                twofa::begin_login(tf, &user.principal, device.as_deref(), now(), &ctx).await;
+            match begun.map(|b| b.next) {
                 Ok(Next::LoggedIn(note)) => {
                     writeln!(
                         out,
@@ -142,8 +144,15 @@ pub async fn run(
                     )?;
                     0
                 }
-                Ok(next @ (Next::AskCode { .. } | Next::Mailed)) => {
-                    let mailed = matches!(next, Next::Mailed);
+                Ok(Next::Second(half)) if half.step == Step::Enroll => {
+                    writeln!(
+                        out,
+                        "two-factor authentication is required: run `cli enroll {name}` first"
+                    )?;
+                    1
+                }
+                Ok(Next::Second(half)) => {
+                    let mailed = half.step == Step::Mailed;
                     if mailed {
                         writeln!(out, "a login code was mailed (see: cli outbox {name})")?;
                     }
@@ -158,9 +167,9 @@ pub async fn run(
                     let remember = flag(&args, "--remember");
                     match twofa::finish_login(
                         tf,
+                        &half,
                         &user.principal,
                         &c,
-                        mailed,
                         remember.as_deref(),
                         &ctx,
                     )
@@ -172,24 +181,17 @@ pub async fn run(
                                 "logged in{}",
                                 g.note.map(|n| format!(" ({n})")).unwrap_or_default()
                             )?;
-                            if let Some((token, _)) = g.device {
-                                writeln!(out, "device token (pass with --device): {token}")?;
+                            if let Some(t) = g.device {
+                                writeln!(
+                                    out,
+                                    "device token (pass with --device): {}",
+                                    t.expose_secret()
+                                )?;
                             }
                             0
                         }
                         Err(e) => refused(out, &e)?,
                     }
-                }
-                Ok(Next::MustEnroll) => {
-                    writeln!(
-                        out,
-                        "two-factor authentication is required: run `cli enroll {name}` first"
-                    )?;
-                    1
-                }
-                Ok(Next::Denied(why)) => {
-                    writeln!(out, "refused: {why}")?;
-                    1
                 }
                 Err(e) => refused(out, &e)?,
             }

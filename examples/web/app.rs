@@ -20,7 +20,7 @@ use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
 use twofactor::{Clock, Principal, UserId};
 
 use crate::pages::{self, esc};
-use crate::twofa::{self, DemoClock, Next, PolicyConfig, Scope, Service};
+use crate::twofa::{self, DemoClock, HalfLogin, Next, PolicyConfig, Scope, Service, Step};
 
 /// How to run the demo.
 #[derive(Debug, Clone)]
@@ -289,17 +289,6 @@ const PENDING: &str = "pending";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
 
-/// A login between the password and the second step, kept in the session.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Pending {
-    user: String,
-    password_at: u64,
-    /// `code`, `mailed` or `enroll`.
-    step: String,
-    recovery: bool,
-    until: u64,
-}
-
 /// The session's CSRF token (created on first use).
 async fn csrf(session: &Session) -> Result<String, AppError> {
     if let Some(t) = session.get::<String>(CSRF).await? {
@@ -363,12 +352,22 @@ async fn secret_page(session: &Session, title: &str, body: &str) -> R {
     Ok(r)
 }
 
-fn problem(e: twofa::UiError) -> String {
+fn problem(e: &twofa::UiError) -> String {
     format!(
         "<p class=error id=error data-status={}>{}</p>",
         e.status,
         esc(&e.message)
     )
+}
+
+/// A page about a library error, answered with the error's status (and `Retry-After`).
+async fn problem_page(session: &Session, title: &str, e: &twofa::UiError, more: &str) -> R {
+    let mut r = page(session, title, &format!("{}{more}", problem(e))).await?;
+    *r.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(wait) = e.retry_after {
+        r.headers_mut().insert(header::RETRY_AFTER, wait.into());
+    }
+    Ok(r)
 }
 
 fn to(path: &str) -> R {
@@ -385,16 +384,14 @@ async fn logged_in(app: &App, session: &Session) -> Result<User, AppError> {
     }
 }
 
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+/// The request's cookies as one `Cookie` header value.
+fn cookie_header(headers: &HeaderMap) -> String {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            let (k, v) = kv.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn user_agent(headers: &HeaderMap) -> String {
@@ -514,27 +511,13 @@ async fn login(
     session.cycle_id().await?;
     session.remove::<String>(USER).await?;
     let ctx = twofa::context(Some(peer.ip()), &user_agent(&headers));
-    let cookie_name = twofa::device_cookie_name(&user.principal.user, false);
-    let device = cookie(&headers, &cookie_name);
-    let next = match twofa::begin_login(&app.tf, &user.principal, device, &ctx).await {
-        Ok(n) => n,
-        Err(e) => {
-            return page(
-                &session,
-                "Log in",
-                &format!("{}{}", problem(e), pages::login()),
-            )
-            .await;
-        }
+    let cookies = cookie_header(&headers);
+    let device = twofa::device_token(&cookies, &user.principal.user);
+    let begun = match twofa::begin_login(&app.tf, &user.principal, device, now, &ctx).await {
+        Ok(b) => b,
+        Err(e) => return problem_page(&session, "Log in", &e, &pages::login()).await,
     };
-    let pending = |step: &str, recovery: bool| Pending {
-        user: user.principal.user.to_string(),
-        password_at: now,
-        step: step.into(),
-        recovery,
-        until: now + 15 * 60,
-    };
-    let mut response = match next {
+    let mut response = match begun.next {
         Next::LoggedIn(note) => {
             log_in(&session, &user.principal.user, now).await?;
             if let Some(n) = note {
@@ -542,36 +525,26 @@ async fn login(
             }
             to("/account")?
         }
-        Next::AskCode { recovery } => {
-            session.insert(PENDING, pending("code", recovery)).await?;
-            to("/login/code")?
-        }
-        Next::Mailed => {
-            session.insert(PENDING, pending("mailed", false)).await?;
-            flash(
-                &session,
-                "We mailed you a login code (see the Outbox page).",
-            )
-            .await?;
-            to("/login/code")?
-        }
-        Next::MustEnroll => {
-            session.insert(PENDING, pending("enroll", false)).await?;
-            to("/login/setup")?
-        }
-        Next::Denied(why) => {
-            flash(&session, why).await?;
-            to("/login")?
+        Next::Second(half) => {
+            let path = match half.step {
+                Step::Code { .. } => "/login/code",
+                Step::Mailed => {
+                    flash(
+                        &session,
+                        "We mailed you a login code (see the Outbox page).",
+                    )
+                    .await?;
+                    "/login/code"
+                }
+                Step::Enroll => "/login/setup",
+            };
+            session.insert(PENDING, half).await?;
+            to(path)?
         }
     };
     // A device cookie that did not let the user skip the code is stale: delete it.
-    if device.is_some()
-        && response
-            .headers()
-            .get(header::LOCATION)
-            .is_some_and(|l| l != "/account")
-    {
-        let del = format!("{cookie_name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+    if device.is_some() && begun.forget_device_cookie {
+        let del = twofa::forget_device_cookie(&user.principal.user);
         response
             .headers_mut()
             .append(header::SET_COOKIE, HeaderValue::from_str(&del)?);
@@ -581,38 +554,47 @@ async fn login(
 
 async fn log_in(session: &Session, user: &UserId, password_at: u64) -> Result<(), AppError> {
     session.cycle_id().await?;
-    session.remove::<Pending>(PENDING).await?;
+    session.remove::<HalfLogin>(PENDING).await?;
     session.insert(USER, user.as_str()).await?;
     session.insert(PASSWORD_AT, password_at).await?;
     Ok(())
 }
 
+/// The session's half-done login if it is still live and waits for a step `wanted` accepts.
 async fn pending(
     app: &App,
     session: &Session,
-    step: &[&str],
-) -> Result<Option<(Pending, User)>, AppError> {
-    let Some(p) = session.get::<Pending>(PENDING).await? else {
+    wanted: fn(Step) -> bool,
+) -> Result<Option<(HalfLogin, User)>, AppError> {
+    let Some(p) = session.get::<HalfLogin>(PENDING).await? else {
         return Ok(None);
     };
-    if p.until < app.clock.now() || !step.contains(&p.step.as_str()) {
-        session.remove::<Pending>(PENDING).await?;
+    if !p.is_live(app.clock.now()) || !wanted(p.step) {
+        session.remove::<HalfLogin>(PENDING).await?;
         return Ok(None);
     }
     Ok(load_user(app, &p.user).await?.map(|u| (p, u)))
 }
 
+/// A half-done login that waits for a code (from the app or mailed).
+fn code_step(s: Step) -> bool {
+    matches!(s, Step::Code { .. } | Step::Mailed)
+}
+
+/// The code form for a step.
+fn code_page(step: Step) -> String {
+    match step {
+        Step::Code { recovery } => pages::code(false, recovery),
+        _ => pages::code(true, false),
+    }
+}
+
 async fn code_form(State(app): State<Shared>, session: Session) -> R {
-    let Some((p, _)) = pending(&app, &session, &["code", "mailed"]).await? else {
+    let Some((p, _)) = pending(&app, &session, code_step).await? else {
         flash(&session, "Your login expired: log in again.").await?;
         return to("/login");
     };
-    page(
-        &session,
-        "Two-factor authentication",
-        &pages::code(p.step == "mailed", p.recovery),
-    )
-    .await
+    page(&session, "Two-factor authentication", &code_page(p.step)).await
 }
 
 async fn code(
@@ -623,44 +605,35 @@ async fn code(
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
     let f = checked(&session, f).await?;
-    let Some((p, user)) = pending(&app, &session, &["code", "mailed"]).await? else {
+    let Some((p, user)) = pending(&app, &session, code_step).await? else {
         flash(&session, "Your login expired: log in again.").await?;
         return to("/login");
     };
     let label = user_agent(&headers);
     let ctx = twofa::context(Some(peer.ip()), &label);
     let remember = (f.get("remember") == "on").then_some(label.as_str());
-    match twofa::finish_login(
-        &app.tf,
-        &user.principal,
-        f.get("code"),
-        p.step == "mailed",
-        remember,
-        &ctx,
-    )
-    .await
-    {
+    match twofa::finish_login(&app.tf, &p, &user.principal, f.get("code"), remember, &ctx).await {
         Ok(granted) => {
             log_in(&session, &user.principal.user, p.password_at).await?;
             if let Some(n) = granted.note {
                 flash(&session, n).await?;
             }
             let mut r = to("/account")?;
-            if let Some((token, expires)) = granted.device {
-                let name = twofa::device_cookie_name(&user.principal.user, false);
-                let c = twofa::device_cookie(&app.tf, &name, &token, expires, false);
+            if let Some(t) = granted.device {
+                let c = twofa::set_device_cookie(&user.principal.user, &t);
                 r.headers_mut()
                     .append(header::SET_COOKIE, HeaderValue::from_str(&c)?);
             }
             Ok(r)
         }
         Err(e) => {
-            let body = format!(
-                "{}{}",
-                problem(e),
-                pages::code(p.step == "mailed", p.recovery)
-            );
-            page(&session, "Two-factor authentication", &body).await
+            problem_page(
+                &session,
+                "Two-factor authentication",
+                &e,
+                &code_page(p.step),
+            )
+            .await
         }
     }
 }
@@ -673,12 +646,15 @@ async fn resend(
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
     checked(&session, f).await?;
-    let Some((_, user)) = pending(&app, &session, &["mailed"]).await? else {
+    let Some((mut half, _)) = pending(&app, &session, |s| s == Step::Mailed).await? else {
         return to("/login");
     };
     let ctx = twofa::context(Some(peer.ip()), &user_agent(&headers));
-    match twofa::resend(&app.tf, &user.principal.user, &ctx).await {
-        Ok(()) => flash(&session, "A new code was mailed.").await?,
+    match twofa::resend(&app.tf, &mut half, &ctx).await {
+        Ok(()) => {
+            session.insert(PENDING, half).await?;
+            flash(&session, "A new code was mailed.").await?;
+        }
         Err(e) => flash(&session, e.message).await?,
     }
     to("/login/code")
@@ -689,7 +665,7 @@ async fn forced_setup(
     session: Session,
     Query(q): Query<HashMap<String, String>>,
 ) -> R {
-    let Some((p, user)) = pending(&app, &session, &["enroll"]).await? else {
+    let Some((p, user)) = pending(&app, &session, |s| s == Step::Enroll).await? else {
         return to("/login");
     };
     // A key is already waiting (an administrator mailed one, or this page was shown before):
@@ -705,7 +681,7 @@ async fn forced_setup(
         )
         .await;
     }
-    match twofa::start_enrollment(&app.tf, &user.principal.user, &user.email, p.password_at).await {
+    match twofa::start_enrollment(&app.tf, &user.principal, &user.email, p.password_at).await {
         Ok(s) => {
             secret_page(
                 &session,
@@ -714,7 +690,7 @@ async fn forced_setup(
             )
             .await
         }
-        Err(e) => page(&session, "Set up two-factor authentication", &problem(e)).await,
+        Err(e) => problem_page(&session, "Set up two-factor authentication", &e, "").await,
     }
 }
 
@@ -724,7 +700,7 @@ async fn forced_confirm(
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
     let f = checked(&session, f).await?;
-    let Some((p, user)) = pending(&app, &session, &["enroll"]).await? else {
+    let Some((p, user)) = pending(&app, &session, |s| s == Step::Enroll).await? else {
         return to("/login");
     };
     match twofa::finish_enrollment(&app.tf, &user.principal.user, f.get("code")).await {
@@ -732,7 +708,7 @@ async fn forced_confirm(
             if completed {
                 log_in(&session, &user.principal.user, p.password_at).await?;
             } else {
-                session.remove::<Pending>(PENDING).await?;
+                session.remove::<HalfLogin>(PENDING).await?;
             }
             secret_page(
                 &session,
@@ -742,11 +718,8 @@ async fn forced_confirm(
             .await
         }
         Err(e) => {
-            let body = format!(
-                "{}<p><a href=/login/setup>Show the QR code again</a></p>",
-                problem(e)
-            );
-            page(&session, "Set up two-factor authentication", &body).await
+            let more = "<p><a href=/login/setup>Show the QR code again</a></p>";
+            problem_page(&session, "Set up two-factor authentication", &e, more).await
         }
     }
 }
@@ -764,7 +737,7 @@ async fn account(State(app): State<Shared>, session: Session) -> R {
     let status = twofa::status(&app.tf, &user.principal.user).await;
     let body = match status {
         Ok(s) => pages::account(&user.principal.user, &s, app.clock.now()),
-        Err(e) => problem(e),
+        Err(e) => problem(&e),
     };
     page(&session, "Account security", &body).await
 }
@@ -800,7 +773,7 @@ async fn enable(
     let Some((user, at)) = step_up(&app, &session, &f).await? else {
         return to("/account");
     };
-    match twofa::start_enrollment(&app.tf, &user.principal.user, &user.email, at).await {
+    match twofa::start_enrollment(&app.tf, &user.principal, &user.email, at).await {
         Ok(s) => {
             secret_page(
                 &session,
@@ -866,11 +839,8 @@ async fn confirm(
             .await
         }
         Err(e) => {
-            let body = format!(
-                "{}<form method=post action=/account/cancel><input type=hidden name=csrf value=\"{{csrf}}\"><button>Start again</button></form>",
-                problem(e)
-            );
-            page(&session, "Enable two-factor authentication", &body).await
+            let more = "<form method=post action=/account/cancel><input type=hidden name=csrf value=\"{csrf}\"><button>Start again</button></form>";
+            problem_page(&session, "Enable two-factor authentication", &e, more).await
         }
     }
 }

@@ -2,9 +2,10 @@
 //! call these small functions, so porting the demo to a new library API touches this file only.
 //!
 //! What lives here: the service's type, the run-time policy the administrator page edits, the
-//! outbox `Mailer` and the audit `AuditSink` (both in the demo's SQLite file), the mapping of
-//! library errors to a status and a message, the choice of factor from the one input box, and
-//! the trusted-device cookie.
+//! outbox `Mailer` and the audit `AuditSink` (both in the demo's SQLite file), the one `match`
+//! from a library error to a status and a message, the half-done login kept in the session
+//! (one struct, [`HalfLogin`]; one function each to begin and finish), and the trusted-device
+//! cookie.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
@@ -14,10 +15,10 @@ use sqlx::SqlitePool;
 use twofactor::policy::{GraceStart, PolicyExt};
 use twofactor::seal::{Keyring, SealedStore};
 use twofactor::{
-    AuditEvent, AuditSink, Clock, DeviceInfo, EnforcementPolicy, EnrollmentStatus, Error, Factor,
-    FactorKind, GrantReason, LoginContext, LoginDecision, Mailer, Notice, Optional, PerTenant,
-    Principal, Reauthenticated, RequiredForAll, RequiredForRoles, Requirement, SqliteStore,
-    TwoFactor, UserId, WhenUnenrolled,
+    AuditEvent, AuditSink, Clock, DeviceCookie, DeviceInfo, EnforcementPolicy, EnrollmentStatus,
+    Error, ErrorKind, Factor, FactorKind, GrantReason, LoginContext, LoginDecision, Mailer, Notice,
+    Optional, PerTenant, Principal, Reauthenticated, RequiredForAll, RequiredForRoles, Requirement,
+    SqliteStore, TwoFactor, UnknownTenant, UserId, WhenUnenrolled,
 };
 
 /// The demo's 2FA service: sealed secrets in SQLite, the outbox, the live policy.
@@ -36,14 +37,16 @@ pub fn service(
     policy: Arc<PerTenant<Arc<LivePolicy>>>,
     clock: Arc<DemoClock>,
 ) -> Result<Service, Box<dyn std::error::Error + Send + Sync>> {
-    let store = SealedStore::new(
-        SqliteStore::from_pool(pool.clone()),
-        Keyring::new("demo-1", key)?,
-    );
+    let keyring = Keyring::new("demo-1", key)?;
+    // Recovery and mailed codes are stored as HMACs under a key derived from the sealing
+    // keyring: a copy of the table alone does not let anyone test guesses offline.
+    let code_key = keyring.code_key();
+    let store = SealedStore::new(SqliteStore::from_pool(pool.clone()), keyring);
     Ok(
         TwoFactor::builder(store, Outbox { pool: pool.clone() }, policy)
             .clock(clock)
             .audit(AuditLog::new(pool))
+            .code_key(code_key)
             .build(),
     )
 }
@@ -88,7 +91,9 @@ impl Clock for DemoClock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
-    /// 2FA switched off for everybody.
+    /// Nobody is made to use 2FA, and users without it are not offered it at login. Users who
+    /// set it up are still asked for their code (the library never lets an enrolled user in on
+    /// the password alone unless a policy names an exemption).
     Off,
     /// Users may enable it.
     Optional,
@@ -172,11 +177,11 @@ impl EnforcementPolicy for LivePolicy {
     }
 }
 
-/// The service's policy for `config`: the per-tenant switch (on by default) around the
-/// live policy.
+/// The service's policy for `config`: the per-tenant switch around the live policy. Tenants
+/// the owner never switched (and users without a tenant) get the live policy.
 pub fn policy(config: &PolicyConfig) -> Arc<PerTenant<Arc<LivePolicy>>> {
     let live = Arc::new(LivePolicy(RwLock::new(LivePolicy::build(config))));
-    let tenants = PerTenant::new(live).enabled_by_default();
+    let tenants = PerTenant::new(live, UnknownTenant::Enforce);
     for tenant in &config.tenants_off {
         tenants.disable(tenant.clone());
     }
@@ -339,46 +344,44 @@ impl AuditSink for AuditLog {
 /// What a handler shows for a library error: an HTTP status and a sentence.
 #[derive(Debug)]
 pub struct UiError {
-    /// 400, 401, 409, 429, 500, 503.
+    /// The library's HTTP status for the error (`Error::http_status`).
     pub status: u16,
+    /// For a 429: the seconds to wait (the `Retry-After` header).
+    pub retry_after: Option<u64>,
     /// For the page.
     pub message: String,
 }
 
-/// Maps a library error (to become `Error::kind()` with its HTTP mapping).
+/// Maps a library error: the one `match`, on `Error::kind()`.
 pub fn ui_error(tf: &Service, e: &Error) -> UiError {
-    let (status, message) = match e {
-        Error::InvalidCode => (
-            401,
-            "Invalid code. Check your app's clock and try again.".to_string(),
+    let now = tf.clock().now();
+    let message = match e.kind() {
+        ErrorKind::WrongCode => "Invalid code. Check your app's clock and try again.".to_string(),
+        ErrorKind::Throttled => format!(
+            "Too many attempts. Try again in {} seconds.",
+            e.retry_after(now).unwrap_or(1)
         ),
-        Error::Malformed(_) => (
-            400,
-            "That is not a code: enter the 6 digits from your app, or a recovery code.".into(),
+        ErrorKind::MalformedInput => {
+            "That is not a code: enter the 6 digits from your app, or a recovery code.".into()
+        }
+        ErrorKind::NotAllowedNow => format!(
+            "Not yet: {e}. Log in again (with the code we mail you, if asked), then try again."
         ),
-        Error::Throttled { retry_at } => (
-            429,
-            format!(
-                "Too many attempts. Try again in {} seconds.",
-                retry_at.saturating_sub(tf.clock().now())
-            ),
-        ),
-        Error::ReauthenticationRequired => (401, "Please confirm your password again.".into()),
-        Error::NoPendingEnrollment => (
-            409,
-            "The set-up expired or was cancelled: start again.".into(),
-        ),
-        Error::NoPendingLogin => (409, "This login expired: log in again.".into()),
-        Error::AlreadyEnrolled => (409, "Two-factor authentication is already enabled.".into()),
-        Error::NotEnrolled => (409, "Two-factor authentication is not enabled.".into()),
-        Error::UnknownDevice => (409, "Unknown device.".into()),
-        Error::Contention { .. } => (503, "Busy, please retry.".into()),
-        _ => (
-            500,
-            "Server error: nothing was changed and nobody was logged in.".into(),
-        ),
+        ErrorKind::Conflict => format!("Not possible now: {e}. Reload the page or start again."),
+        ErrorKind::Unavailable => {
+            eprintln!("2FA unavailable: {e:?}");
+            format!("Temporarily unavailable ({e}): please retry.")
+        }
+        _ => {
+            eprintln!("2FA misconfigured: {e:?}");
+            "Server error: nothing was changed and nobody was logged in.".into()
+        }
     };
-    UiError { status, message }
+    UiError {
+        status: e.http_status(),
+        retry_after: e.retry_after(now),
+        message,
+    }
 }
 
 /// Runs a library call and maps its error.
@@ -388,21 +391,72 @@ macro_rules! call {
     };
 }
 
-// ----- login -----
+/// The answer to input that is not a code at all (refused before the library is asked).
+fn not_a_code() -> UiError {
+    UiError {
+        status: 400,
+        retry_after: None,
+        message: "That is not a code: enter the 6 digits from your app, or a recovery code.".into(),
+    }
+}
+
+// ----- login: the state between the password and the second step -----
+
+/// The second step a half-done login waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// A code from the app; `recovery`: recovery codes are accepted too.
+    Code {
+        /// Recovery codes are accepted.
+        recovery: bool,
+    },
+    /// The code mailed to the user.
+    Mailed,
+    /// The forced set-up of an authenticator.
+    Enroll,
+}
+
+/// Everything the demo keeps in the session between the password and the second step, in one
+/// place. The library's coming typed `PendingLogin` replaces it (user, password time, deadline
+/// and step), and then enforces the deadline itself.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HalfLogin {
+    /// Who typed the password.
+    pub user: String,
+    /// When the password was checked (the `Reauthenticated` of a forced set-up).
+    pub password_at: u64,
+    /// What is asked next.
+    pub step: Step,
+    /// The end of this login: the library's `expires_at` (challenge, mailed code) or its
+    /// challenge lifetime (forced set-up).
+    pub until: u64,
+}
+
+impl HalfLogin {
+    /// Whether the login may still be finished at `now`.
+    pub fn is_live(&self, now: u64) -> bool {
+        now <= self.until
+    }
+}
 
 /// What the login page does after the password was accepted.
 #[derive(Debug)]
 pub enum Next {
     /// Log in now; the note explains why no code was asked (or says to enroll soon).
     LoggedIn(Option<String>),
-    /// Ask for a code; `recovery`: recovery codes are accepted too.
-    AskCode { recovery: bool },
-    /// Send to the forced set-up.
-    MustEnroll,
-    /// A code was mailed.
-    Mailed,
-    /// Refused for now.
-    Denied(String),
+    /// Keep this in the session and ask for the second step.
+    Second(HalfLogin),
+}
+
+/// The outcome of the password step.
+#[derive(Debug)]
+pub struct Begun {
+    /// What to do.
+    pub next: Next,
+    /// The device cookie the request carried was not honoured: delete it
+    /// (`LoginDecision::forget_device_cookie`).
+    pub forget_device_cookie: bool,
 }
 
 /// The context the library records (IP and browser).
@@ -414,15 +468,26 @@ pub fn context(ip: Option<std::net::IpAddr>, device: &str) -> LoginContext {
     }
 }
 
-/// After the password: the library decides. `device_cookie` is the trusted-device token.
+/// After the password (checked at `password_at`): the library decides. `device_token` is the
+/// trusted-device cookie's value (see [`device_token`]).
 pub async fn begin_login(
     tf: &Service,
     who: &Principal,
-    device_cookie: Option<&str>,
+    device_token: Option<&str>,
+    password_at: u64,
     ctx: &LoginContext,
-) -> Result<Next, UiError> {
-    Ok(match call!(tf, tf.begin_login(who, device_cookie, ctx))? {
-        LoginDecision::Granted { reason } => LoggedIn(match reason {
+) -> Result<Begun, UiError> {
+    let decision = call!(tf, tf.begin_login(who, device_token, ctx))?;
+    let half = |step, until| {
+        Next::Second(HalfLogin {
+            user: who.user.to_string(),
+            password_at,
+            step,
+            until,
+        })
+    };
+    let next = match &decision {
+        LoginDecision::Granted { reason } => Next::LoggedIn(match reason {
             GrantReason::TrustedDevice { .. } => Some("Trusted device: no code asked.".into()),
             GrantReason::GracePeriod { enroll_by } => Some(format!(
                 "Two-factor authentication is required: set it up within {} days.",
@@ -431,91 +496,90 @@ pub async fn begin_login(
             GrantReason::Exempt { reason } => Some(format!("Exempt from 2FA ({reason}).")),
             _ => None,
         }),
-        LoginDecision::Challenge { methods, .. } => Next::AskCode {
-            recovery: methods.contains(&FactorKind::RecoveryCode),
-        },
-        LoginDecision::MustEnroll => Next::MustEnroll,
-        LoginDecision::CodeMailed { .. } => Next::Mailed,
-        LoginDecision::Denied { reason } => {
-            Next::Denied(format!("Login refused for now: {reason:?}"))
+        LoginDecision::Challenge {
+            methods,
+            expires_at,
+        } => half(
+            Step::Code {
+                recovery: methods.contains(&FactorKind::RecoveryCode),
+            },
+            *expires_at,
+        ),
+        LoginDecision::CodeMailed { expires_at } => half(Step::Mailed, *expires_at),
+        LoginDecision::MustEnroll => half(
+            Step::Enroll,
+            password_at + tf.settings().login_challenge_ttl(),
+        ),
+        // A decision this demo does not know: nobody is let in.
+        _ => {
+            return Err(UiError {
+                status: 500,
+                retry_after: None,
+                message: "Login refused.".into(),
+            });
         }
-        _ => Next::Denied("Login refused.".into()),
+    };
+    Ok(Begun {
+        next,
+        forget_device_cookie: decision.forget_device_cookie(),
     })
-}
-use Next::LoggedIn;
-
-/// The one input box: a TOTP code (digits) or a recovery code (to become `Factor::parse`).
-fn factor(input: &str) -> Factor<'_> {
-    let digits = input
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .all(|c| c.is_ascii_digit());
-    if digits {
-        Factor::Totp(input)
-    } else {
-        Factor::RecoveryCode(input)
-    }
 }
 
 /// A successful second step.
 #[derive(Debug)]
 pub struct Granted {
-    /// The trusted-device cookie to set: (token, expiry).
-    pub device: Option<(String, u64)>,
+    /// A new trusted-device token (see [`set_device_cookie`]).
+    pub device: Option<twofactor::account::DeviceToken>,
     /// A note for the page (recovery codes left).
     pub note: Option<String>,
 }
 
-/// Checks the code (or recovery code) typed at login; `remember` labels a trusted device.
+/// Checks what was typed at the second step of `half`; `remember` labels a trusted device.
 pub async fn finish_login(
     tf: &Service,
+    half: &HalfLogin,
     who: &Principal,
     input: &str,
-    mailed: bool,
     remember: Option<&str>,
     ctx: &LoginContext,
 ) -> Result<Granted, UiError> {
-    let f = if mailed {
-        Factor::MailedCode(input.trim())
-    } else {
-        factor(input.trim())
+    let factor = match half.step {
+        Step::Mailed => Factor::MailedCode(input.trim()),
+        Step::Code { .. } => Factor::parse(input).map_err(|_| not_a_code())?,
+        Step::Enroll => return Err(not_a_code()),
     };
-    let g = call!(tf, tf.finish_login(who, f, remember, ctx))?;
+    let g = call!(tf, tf.finish_login(who, factor, remember, ctx))?;
     Ok(Granted {
-        device: g
-            .device_token
-            .map(|t| (t.expose_secret().to_owned(), t.expires_at())),
+        device: g.device_token,
         note: g
             .recovery_codes_left
             .map(|n| format!("Recovery code used: {n} left.")),
     })
 }
 
-/// Mails a new login code.
-pub async fn resend(tf: &Service, user: &UserId, ctx: &LoginContext) -> Result<(), UiError> {
-    call!(tf, tf.resend_mailed_code(user, ctx)).map(|_| ())
+/// Mails a new login code for `half` (which then lives until the new code expires).
+pub async fn resend(tf: &Service, half: &mut HalfLogin, ctx: &LoginContext) -> Result<(), UiError> {
+    half.until = call!(
+        tf,
+        tf.resend_mailed_code(&UserId::new(half.user.as_str()), ctx)
+    )?;
+    Ok(())
 }
 
-/// The trusted-device cookie's name for a user (one per user, so two accounts can share a
-/// browser). `__Host-` needs `Secure`, so plain-http localhost uses the bare name.
-pub fn device_cookie_name(user: &UserId, secure: bool) -> String {
-    let hex: String = user.as_str().bytes().map(|b| format!("{b:02x}")).collect();
-    format!("{}tf_device_{hex}", if secure { "__Host-" } else { "" })
+/// `user`'s trusted-device token in a request's `Cookie` header (`twofactor::cookie`: per-user
+/// `__Host-` names, only well-formed tokens).
+pub fn device_token<'h>(cookie_header: &'h str, user: &UserId) -> Option<&'h str> {
+    DeviceCookie::new().token_from_header(cookie_header, user)
 }
 
-/// A `Set-Cookie` value for a device token expiring at `expires_at`.
-pub fn device_cookie(
-    tf: &Service,
-    name: &str,
-    token: &str,
-    expires_at: u64,
-    secure: bool,
-) -> String {
-    let max_age = expires_at.saturating_sub(tf.clock().now());
-    format!(
-        "{name}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        if secure { "; Secure" } else { "" }
-    )
+/// The `Set-Cookie` header value for a trusted-device token just issued to `user`.
+pub fn set_device_cookie(user: &UserId, token: &twofactor::account::DeviceToken) -> String {
+    DeviceCookie::new().set_cookie_header(user, token)
+}
+
+/// The `Set-Cookie` header value that deletes `user`'s device cookie.
+pub fn forget_device_cookie(user: &UserId) -> String {
+    DeviceCookie::new().removal_header(user)
 }
 
 // ----- account security -----
@@ -530,16 +594,18 @@ pub struct Setup {
     pub manual_key: String,
 }
 
-/// Starts enrollment; `password_at` is when the password was last confirmed.
+/// Starts enrollment; `password_at` is when the password was last confirmed. Under a
+/// mailed-code policy an unenrolled user must have logged in with the mailed code in the last
+/// 10 minutes (else `NotAllowedNow`, status 403).
 pub async fn start_enrollment(
     tf: &Service,
-    user: &UserId,
+    who: &Principal,
     account: &str,
     password_at: u64,
 ) -> Result<Setup, UiError> {
     let s = call!(
         tf,
-        tf.start_enrollment(user, account, Reauthenticated::at(password_at))
+        tf.start_enrollment(who, account, Reauthenticated::at(password_at))
     )?;
     Ok(Setup {
         uri: s.uri().to_owned(),
@@ -626,9 +692,10 @@ pub async fn disable(
     password_at: u64,
     input: &str,
 ) -> Result<(), UiError> {
+    let factor = Factor::parse(input).map_err(|_| not_a_code())?;
     call!(
         tf,
-        tf.disable(user, Reauthenticated::at(password_at), factor(input.trim()))
+        tf.disable(user, Reauthenticated::at(password_at), factor)
     )
 }
 
