@@ -216,6 +216,37 @@ impl T {
         assert_eq!(codes.len(), 10, "ten recovery codes shown once");
         Ok((secret, codes))
     }
+    /// The newest login code mailed to `user`, read off the outbox page.
+    async fn mailed_code(
+        &self,
+        user: &str,
+    ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        self.go("/outbox").await?;
+        let mail = self
+            .text(&format!("#outbox tr.mail[data-user={user}] .body"))
+            .await?;
+        assert!(mail.starts_with("Your login code is"), "{mail}");
+        Ok(mail
+            .split_whitespace()
+            .nth(4)
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect())
+    }
+    /// The browser's trusted-device cookies (the library's per-user `__Host-` names).
+    async fn device_cookies(
+        &self,
+    ) -> Result<Vec<fantoccini::cookies::Cookie<'static>>, Box<dyn std::error::Error + Send + Sync>>
+    {
+        Ok(self
+            .c
+            .get_all_cookies()
+            .await?
+            .into_iter()
+            .filter(|c| c.name().starts_with("__Host-2fa-device-"))
+            .collect())
+    }
     async fn admin_policy(&self, scope: &str, unenrolled: &str) -> TestResult {
         self.go("/admin").await?;
         self.c
@@ -323,6 +354,14 @@ async fn story(t: &T) -> TestResult {
         "the trusted device is listed"
     );
     t.shot("account").await?;
+    // The library's cookie, as it writes it: `__Host-` prefixed, Secure, HttpOnly. Chromium
+    // keeps a Secure cookie from http://127.0.0.1 (a potentially trustworthy origin).
+    let device = t.device_cookies().await?;
+    assert_eq!(device.len(), 1, "one trusted-device cookie: {device:?}");
+    assert_eq!(device[0].secure(), Some(true));
+    assert_eq!(device[0].http_only(), Some(true));
+    assert_eq!(device[0].path(), Some("/"));
+    assert_eq!(device[0].value().len(), 64);
     t.logout().await?;
 
     // The trusted browser logs in without a code.
@@ -330,12 +369,18 @@ async fn story(t: &T) -> TestResult {
     assert_eq!(t.path().await?, "/account");
     assert!(t.text("#flash").await?.contains("Trusted device"));
 
-    // Revoke it: the code is asked again, and a recovery code works once.
+    // Revoke it: the code is asked again (and the refused cookie is deleted), and a recovery
+    // code works once.
     t.click("#revoke-all").await?;
     assert!(t.text("#flash").await?.contains("1 device(s) revoked"));
     t.logout().await?;
+    assert_eq!(t.device_cookies().await?.len(), 1, "still in the browser");
     t.login("alice", "correct horse").await?;
     assert_eq!(t.path().await?, "/login/code");
+    assert!(
+        t.device_cookies().await?.is_empty(),
+        "the revoked device's cookie is deleted at the login it failed"
+    );
     t.fill("#code", &recovery[0]).await?;
     t.click("#verify").await?;
     assert!(t.text("#flash").await?.contains("9 left"));
@@ -387,21 +432,43 @@ async fn story(t: &T) -> TestResult {
     assert!(t.text("#flash").await?.contains("mailed"));
     t.click("#resend").await?;
     assert!(t.text("#flash").await?.contains("A new code was mailed"));
-    t.go("/outbox").await?;
+    let code = t.mailed_code("paul").await?;
     t.shot("outbox").await?;
-    let mail = t.text("#outbox tr.mail[data-user=paul] .body").await?;
-    let code: String = mail
-        .split_whitespace()
-        .nth(4)
-        .unwrap_or_default()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    assert!(mail.starts_with("Your login code is"), "{mail}");
     t.go("/login/code").await?;
     t.fill("#code", &code).await?;
     t.click("#verify").await?;
     assert_eq!(t.path().await?, "/account");
+
+    // Under a mailed-code policy the password alone never enrolls an authenticator (it would
+    // replace the mailed code): only a recent login with the mailed code does.
+    t.app.clock.advance(11 * 60);
+    t.fill("#tfa-off input[name=password]", app::SEED_PASSWORD)
+        .await?;
+    t.click("#enable").await?;
+    assert_eq!(t.path().await?, "/account");
+    let refused = t.text("#flash").await?;
+    assert!(
+        refused.contains("login with the mailed code is required first"),
+        "{refused}"
+    );
+    assert!(
+        t.c.find(Locator::Id("tfa-off")).await.is_ok(),
+        "not enrolled"
+    );
+    t.logout().await?;
+    t.login("paul", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/login/code");
+    let code = t.mailed_code("paul").await?;
+    t.go("/login/code").await?;
+    t.fill("#code", &code).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+    t.fill("#tfa-off input[name=password]", app::SEED_PASSWORD)
+        .await?;
+    t.click("#enable").await?;
+    t.enroll_from_page(None).await?;
+    t.click("#continue").await?;
+    assert!(t.text("#tfa-on").await?.contains("10 recovery codes left"));
     t.logout().await?;
 
     // The audit trail has the story, newest first.
@@ -443,6 +510,16 @@ async fn story(t: &T) -> TestResult {
     assert!(
         throttled.contains("Too many attempts. Try again in"),
         "{throttled}"
+    );
+    let status =
+        t.c.find(Locator::Id("error"))
+            .await?
+            .attr("data-status")
+            .await?;
+    assert_eq!(
+        status.as_deref(),
+        Some("429"),
+        "answered with Error::http_status"
     );
     t.shot("throttled").await?;
     t.app.clock.advance(3_600);

@@ -245,7 +245,11 @@ pub fn admin(c: &PolicyConfig, users: &[AdminRow]) -> String {
     };
     let check = |on: bool| if on { " checked" } else { "" };
     let scope = [
-        opt("off", "Off", c.scope == Scope::Off),
+        opt(
+            "off",
+            "Off (not offered; who set it up is still asked)",
+            c.scope == Scope::Off,
+        ),
         opt(
             "optional",
             "Optional (users choose)",
