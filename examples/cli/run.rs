@@ -111,7 +111,11 @@ pub async fn run(
                         "Scan this QR code with your authenticator app:\n{}",
                         twofa::terminal_qr(&setup, tty)
                     )?;
-                    writeln!(out, "Cannot scan it? Enter this key: {}", setup.manual_key)?;
+                    writeln!(
+                        out,
+                        "Cannot scan it? Enter this key: {}",
+                        setup.manual_key()
+                    )?;
                     match input.line(out, "Code from the app")? {
                         Some(c) => confirm(tf, &user.principal.user, &c, out).await?,
                         None => {
@@ -135,7 +139,7 @@ pub async fn run(
             let device = flag(&args, "--device");
             let begun =
                 twofa::begin_login(tf, &user.principal, device.as_deref(), now(), &ctx).await;
-            match begun.map(|b| b.next) {
+            match begun.map(|(next, _)| next) {
                 Ok(Next::LoggedIn(note)) => {
                     writeln!(
                         out,

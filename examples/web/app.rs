@@ -513,11 +513,12 @@ async fn login(
     let ctx = twofa::context(Some(peer.ip()), &user_agent(&headers));
     let cookies = cookie_header(&headers);
     let device = twofa::device_token(&cookies, &user.principal.user);
-    let begun = match twofa::begin_login(&app.tf, &user.principal, device, now, &ctx).await {
+    let (next, forget) = match twofa::begin_login(&app.tf, &user.principal, device, now, &ctx).await
+    {
         Ok(b) => b,
         Err(e) => return problem_page(&session, "Log in", &e, &pages::login()).await,
     };
-    let mut response = match begun.next {
+    let mut response = match next {
         Next::LoggedIn(note) => {
             log_in(&session, &user.principal.user, now).await?;
             if let Some(n) = note {
@@ -543,7 +544,7 @@ async fn login(
         }
     };
     // A device cookie that did not let the user skip the code is stale: delete it.
-    if device.is_some() && begun.forget_device_cookie {
+    if device.is_some() && forget {
         let del = twofa::forget_device_cookie(&user.principal.user);
         response
             .headers_mut()

@@ -122,8 +122,8 @@ pub fn setup(s: &Setup, action: &str, forced: bool) -> String {
          <details><summary>Cannot scan it?</summary><p>Enter this key in the app: <span class=key id=manual-key>{}</span></p></details></li>\
          <li>Enter the code the app shows:<form method=post action=\"{}\">{}<label>Code <input type=text id=code name=code \
          autocomplete=one-time-code required></label><button id=confirm>Confirm</button></form></li></ol>",
-        s.qr_svg,
-        esc(&s.manual_key),
+        s.qr_svg(),
+        esc(s.manual_key()),
         esc(action),
         hidden()
     )

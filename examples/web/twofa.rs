@@ -368,15 +368,12 @@ pub fn ui_error(tf: &Service, e: &Error) -> UiError {
             "Not yet: {e}. Log in again (with the code we mail you, if asked), then try again."
         ),
         ErrorKind::Conflict => format!("Not possible now: {e}. Reload the page or start again."),
-        ErrorKind::Unavailable => {
-            eprintln!("2FA unavailable: {e:?}");
-            format!("Temporarily unavailable ({e}): please retry.")
-        }
-        _ => {
-            eprintln!("2FA misconfigured: {e:?}");
-            "Server error: nothing was changed and nobody was logged in.".into()
-        }
+        ErrorKind::Unavailable => format!("Temporarily unavailable ({e}): please retry."),
+        _ => "Server error: nothing was changed and nobody was logged in.".into(),
     };
+    if e.http_status() >= 500 {
+        eprintln!("2FA: {e:?}"); // for the operator
+    }
     UiError {
         status: e.http_status(),
         retry_after: e.retry_after(now),
@@ -449,16 +446,6 @@ pub enum Next {
     Second(HalfLogin),
 }
 
-/// The outcome of the password step.
-#[derive(Debug)]
-pub struct Begun {
-    /// What to do.
-    pub next: Next,
-    /// The device cookie the request carried was not honoured: delete it
-    /// (`LoginDecision::forget_device_cookie`).
-    pub forget_device_cookie: bool,
-}
-
 /// The context the library records (IP and browser).
 pub fn context(ip: Option<std::net::IpAddr>, device: &str) -> LoginContext {
     let ctx = LoginContext::new().device(device);
@@ -469,14 +456,15 @@ pub fn context(ip: Option<std::net::IpAddr>, device: &str) -> LoginContext {
 }
 
 /// After the password (checked at `password_at`): the library decides. `device_token` is the
-/// trusted-device cookie's value (see [`device_token`]).
+/// trusted-device cookie's value (see [`device_token`]); the `bool` says to delete that cookie
+/// (`LoginDecision::forget_device_cookie`).
 pub async fn begin_login(
     tf: &Service,
     who: &Principal,
     device_token: Option<&str>,
     password_at: u64,
     ctx: &LoginContext,
-) -> Result<Begun, UiError> {
+) -> Result<(Next, bool), UiError> {
     let decision = call!(tf, tf.begin_login(who, device_token, ctx))?;
     let half = |step, until| {
         Next::Second(HalfLogin {
@@ -519,10 +507,7 @@ pub async fn begin_login(
             });
         }
     };
-    Ok(Begun {
-        next,
-        forget_device_cookie: decision.forget_device_cookie(),
-    })
+    Ok((next, decision.forget_device_cookie()))
 }
 
 /// A successful second step.
@@ -545,8 +530,7 @@ pub async fn finish_login(
 ) -> Result<Granted, UiError> {
     let factor = match half.step {
         Step::Mailed => Factor::MailedCode(input.trim()),
-        Step::Code { .. } => Factor::parse(input).map_err(|_| not_a_code())?,
-        Step::Enroll => return Err(not_a_code()),
+        _ => Factor::parse(input).map_err(|_| not_a_code())?,
     };
     let g = call!(tf, tf.finish_login(who, factor, remember, ctx))?;
     Ok(Granted {
@@ -584,15 +568,8 @@ pub fn forget_device_cookie(user: &UserId) -> String {
 
 // ----- account security -----
 
-/// What the enrollment page shows.
-pub struct Setup {
-    /// The `otpauth://` URI the QR code holds.
-    pub uri: String,
-    /// Inline SVG.
-    pub qr_svg: String,
-    /// The grouped key for "Cannot scan it?".
-    pub manual_key: String,
-}
+/// What the enrollment page shows: the library's provisioning (URI, inline SVG, grouped key).
+pub use twofactor::EnrollmentStarted as Setup;
 
 /// Starts enrollment; `password_at` is when the password was last confirmed. Under a
 /// mailed-code policy an unenrolled user must have logged in with the mailed code in the last
@@ -603,15 +580,10 @@ pub async fn start_enrollment(
     account: &str,
     password_at: u64,
 ) -> Result<Setup, UiError> {
-    let s = call!(
+    call!(
         tf,
         tf.start_enrollment(who, account, Reauthenticated::at(password_at))
-    )?;
-    Ok(Setup {
-        uri: s.uri().to_owned(),
-        qr_svg: s.qr_svg().to_owned(),
-        manual_key: s.manual_key().to_owned(),
-    })
+    )
 }
 
 /// Starts replacing the authenticator (new phone).
@@ -622,7 +594,7 @@ pub async fn start_rotation(
     current_code: &str,
     password_at: u64,
 ) -> Result<Setup, UiError> {
-    let s = call!(
+    call!(
         tf,
         tf.start_rotation(
             user,
@@ -630,12 +602,7 @@ pub async fn start_rotation(
             current_code.trim(),
             Reauthenticated::at(password_at)
         )
-    )?;
-    Ok(Setup {
-        uri: s.uri().to_owned(),
-        qr_svg: s.qr_svg().to_owned(),
-        manual_key: s.manual_key().to_owned(),
-    })
+    )
 }
 
 /// The QR code in Unicode blocks for a terminal (ANSI colours when `ansi`).
@@ -645,7 +612,7 @@ pub fn terminal_qr(setup: &Setup, ansi: bool) -> String {
     } else {
         twofactor::TerminalStyle::PlainLightBackground
     };
-    twofactor::QrCode::new(&setup.uri)
+    twofactor::QrCode::new(setup.uri())
         .map(|q| q.to_terminal(style))
         .unwrap_or_default()
 }
