@@ -552,6 +552,12 @@ pub async fn resend(tf: &Service, half: &mut HalfLogin, ctx: &LoginContext) -> R
 
 /// `user`'s trusted-device token in a request's `Cookie` header (`twofactor::cookie`: per-user
 /// `__Host-` names, only well-formed tokens).
+///
+/// The demo uses the library's cookie unchanged although it serves plain http: a `__Host-`
+/// cookie must be `Secure`, and Chromium (156, checked by `tests/web_e2e.rs`) stores `Secure`
+/// cookies from `http://127.0.0.1` and `http://localhost`, which it treats as potentially
+/// trustworthy origins. A browser that refuses them (older Safari) just never keeps the
+/// cookie: the code is asked at every login (fail closed), nothing else breaks.
 pub fn device_token<'h>(cookie_header: &'h str, user: &UserId) -> Option<&'h str> {
     DeviceCookie::new().token_from_header(cookie_header, user)
 }
