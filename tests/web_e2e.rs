@@ -343,6 +343,17 @@ async fn story(t: &T) -> TestResult {
     assert!(t.text("#error").await?.contains("Invalid code"));
     t.shot("code-refused").await?;
 
+    // Not a code at all (Factor::parse refuses it): a 400, the form again, nothing counted.
+    t.fill("#code", "12345!").await?;
+    t.click("#verify").await?;
+    assert!(t.text("#error").await?.contains("That is not a code"));
+    let status =
+        t.c.find(Locator::Id("error"))
+            .await?
+            .attr("data-status")
+            .await?;
+    assert_eq!(status.as_deref(), Some("400"));
+
     // A fresh code, and "don't ask again on this device".
     t.next_step();
     t.fill("#code", &t.code(&secret).await).await?;
