@@ -1,0 +1,313 @@
+//! The CLI demo's commands, as a function of the arguments, an input and an output, so the test
+//! drives it in-process. Passwords and codes are read one per line from the input (a prompt is
+//! printed only on a terminal).
+
+use std::io::{BufRead, Write};
+
+use twofactor::UserId;
+
+use crate::app::{self, Config};
+use crate::twofa::{self, Next, Step};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Usage text.
+pub const USAGE: &str = "usage: cli [--db FILE] COMMAND
+  signup NAME EMAIL          create a user (password from the input)
+  enroll NAME                show the QR code and key; confirms with the next input line if any
+  confirm NAME CODE          confirm a pending enrollment
+  login NAME [--device TOKEN] [--remember LABEL]
+                             password, then a code or recovery code (next input lines)
+  status NAME                2FA status and trusted devices
+  revoke NAME (DEVICE|--all) revoke trusted devices
+  admin-reset NAME ADMIN     ADMIN (a superuser, password from the input) resets NAME's 2FA
+  outbox [NAME]              the messages the demo 'sent'";
+
+/// Input lines, with an optional prompt on a terminal.
+struct Input<'a> {
+    lines: &'a mut dyn BufRead,
+    tty: bool,
+}
+
+impl Input<'_> {
+    fn line(&mut self, out: &mut dyn Write, prompt: &str) -> Result<Option<String>, BoxError> {
+        if self.tty {
+            write!(out, "{prompt}: ")?;
+            out.flush()?;
+        }
+        let mut s = String::new();
+        if self.lines.read_line(&mut s)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(s.trim_end_matches(['\r', '\n']).to_owned()))
+    }
+    fn required(&mut self, out: &mut dyn Write, prompt: &str) -> Result<String, BoxError> {
+        self.line(out, prompt)?
+            .ok_or_else(|| format!("{prompt}: no input").into())
+    }
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// Runs one command; returns the process exit code (0 success, 1 refused, 2 usage).
+pub async fn run(
+    args: &[String],
+    lines: &mut dyn BufRead,
+    out: &mut dyn Write,
+    tty: bool,
+) -> Result<i32, BoxError> {
+    let mut args = args.to_vec();
+    let mut db = std::path::PathBuf::from("twofactor-demo.db");
+    if let Some(i) = args.iter().position(|a| a == "--db") {
+        db = args.get(i + 1).ok_or("--db needs a path")?.into();
+        args.drain(i..i + 2);
+    }
+    let Some(command) = args.first().cloned() else {
+        writeln!(out, "{USAGE}")?;
+        return Ok(2);
+    };
+    let arg = |i: usize| {
+        args.get(i)
+            .cloned()
+            .ok_or_else(|| BoxError::from(format!("missing argument\n{USAGE}")))
+    };
+    let app = app::open(&Config { db, port: 0 }).await?;
+    let tf = &app.tf;
+    let mut input = Input { lines, tty };
+    let now = || twofactor::Clock::now(&*app.clock);
+    let code = match command.as_str() {
+        "signup" => {
+            let (name, email) = (arg(1)?, arg(2)?);
+            let password = input.required(out, "New password")?;
+            if password.len() < 8 {
+                writeln!(out, "refused: the password needs 8 characters or more")?;
+                1
+            } else if app::create_user(&app, &name, &email, &password, "portal", None, false)
+                .await?
+            {
+                writeln!(out, "created {name}")?;
+                0
+            } else {
+                writeln!(out, "refused: that name is taken")?;
+                1
+            }
+        }
+        "enroll" => {
+            let name = arg(1)?;
+            let password = input.required(out, "Password")?;
+            let Some(user) = app::check_password(&app, &name, &password).await? else {
+                writeln!(out, "refused: wrong name or password")?;
+                return Ok(1);
+            };
+            match twofa::start_enrollment(tf, &user.principal, &user.email, now()).await {
+                Ok(setup) => {
+                    writeln!(
+                        out,
+                        "Scan this QR code with your authenticator app:\n{}",
+                        twofa::terminal_qr(&setup, tty)
+                    )?;
+                    writeln!(
+                        out,
+                        "Cannot scan it? Enter this key: {}",
+                        setup.manual_key()
+                    )?;
+                    match input.line(out, "Code from the app")? {
+                        Some(c) => confirm(tf, &user.principal.user, &c, out).await?,
+                        None => {
+                            writeln!(out, "then confirm with: cli confirm {name} CODE")?;
+                            0
+                        }
+                    }
+                }
+                Err(e) => refused(out, &e)?,
+            }
+        }
+        "confirm" => confirm(tf, &UserId::new(arg(1)?), &arg(2)?, out).await?,
+        "login" => {
+            let name = arg(1)?;
+            let password = input.required(out, "Password")?;
+            let Some(user) = app::check_password(&app, &name, &password).await? else {
+                writeln!(out, "refused: wrong name or password")?;
+                return Ok(1);
+            };
+            let ctx = twofa::context(None, "terminal");
+            let device = flag(&args, "--device");
+            let begun =
+                twofa::begin_login(tf, &user.principal, device.as_deref(), now(), &ctx).await;
+            match begun.map(|(next, _)| next) {
+                Ok(Next::LoggedIn(note)) => {
+                    writeln!(
+                        out,
+                        "logged in{}",
+                        note.map(|n| format!(" ({n})")).unwrap_or_default()
+                    )?;
+                    0
+                }
+                Ok(Next::Second(half)) if half.step == Step::Enroll => {
+                    writeln!(
+                        out,
+                        "two-factor authentication is required: run `cli enroll {name}` first"
+                    )?;
+                    1
+                }
+                Ok(Next::Second(half)) => {
+                    let mailed = half.step == Step::Mailed;
+                    if mailed {
+                        writeln!(out, "a login code was mailed (see: cli outbox {name})")?;
+                    }
+                    let c = input.required(
+                        out,
+                        if mailed {
+                            "Mailed code"
+                        } else {
+                            "Code or recovery code"
+                        },
+                    )?;
+                    let remember = flag(&args, "--remember");
+                    match twofa::finish_login(
+                        tf,
+                        &half,
+                        &user.principal,
+                        &c,
+                        remember.as_deref(),
+                        &ctx,
+                    )
+                    .await
+                    {
+                        Ok(g) => {
+                            writeln!(
+                                out,
+                                "logged in{}",
+                                g.note.map(|n| format!(" ({n})")).unwrap_or_default()
+                            )?;
+                            if let Some(t) = g.device {
+                                writeln!(
+                                    out,
+                                    "device token (pass with --device): {}",
+                                    t.expose_secret()
+                                )?;
+                            }
+                            0
+                        }
+                        Err(e) => refused(out, &e)?,
+                    }
+                }
+                Err(e) => refused(out, &e)?,
+            }
+        }
+        "status" => match twofa::status(tf, &UserId::new(arg(1)?)).await {
+            Ok(s) => {
+                writeln!(
+                    out,
+                    "2FA: {}; recovery codes left: {}",
+                    if s.enrolled { "on" } else { "off" },
+                    s.recovery_left
+                )?;
+                for d in &s.devices {
+                    writeln!(
+                        out,
+                        "device {}  {}  expires at {}",
+                        d.id.as_str(),
+                        d.label,
+                        d.expires_at
+                    )?;
+                }
+                0
+            }
+            Err(e) => refused(out, &e)?,
+        },
+        "revoke" => {
+            let user = UserId::new(arg(1)?);
+            let which = arg(2)?;
+            let result = if which == "--all" {
+                twofa::revoke_all(tf, &user)
+                    .await
+                    .map(|n| format!("{n} device(s) revoked"))
+            } else {
+                twofa::revoke_device(tf, &user, &which)
+                    .await
+                    .map(|()| "device revoked".to_string())
+            };
+            match result {
+                Ok(msg) => {
+                    writeln!(out, "{msg}")?;
+                    0
+                }
+                Err(e) => refused(out, &e)?,
+            }
+        }
+        "admin-reset" => {
+            let (name, admin) = (arg(1)?, arg(2)?);
+            let password = input.required(out, "Administrator password")?;
+            match app::check_password(&app, &admin, &password).await? {
+                Some(a) if a.principal.superuser => {
+                    match twofa::admin_reset(tf, &UserId::new(name.as_str()), &a.principal.user)
+                        .await
+                    {
+                        Ok(()) => {
+                            writeln!(out, "2FA of {name} reset")?;
+                            0
+                        }
+                        Err(e) => refused(out, &e)?,
+                    }
+                }
+                _ => {
+                    writeln!(out, "refused: not an administrator, or wrong password")?;
+                    1
+                }
+            }
+        }
+        "outbox" => {
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT user_id, subject, body FROM outbox ORDER BY id DESC LIMIT 50",
+            )
+            .fetch_all(&app.pool)
+            .await?;
+            for (user, subject, body) in rows
+                .iter()
+                .filter(|r| args.get(1).is_none_or(|u| *u == r.0))
+            {
+                writeln!(out, "to {user}: {subject}. {body}")?;
+            }
+            0
+        }
+        _ => {
+            writeln!(out, "{USAGE}")?;
+            2
+        }
+    };
+    tf.audit().flush().await;
+    app.pool.close().await;
+    Ok(code)
+}
+
+async fn confirm(
+    tf: &twofa::Service,
+    user: &UserId,
+    code: &str,
+    out: &mut dyn Write,
+) -> Result<i32, BoxError> {
+    match twofa::finish_enrollment(tf, user, code).await {
+        Ok((codes, _)) => {
+            writeln!(
+                out,
+                "two-factor authentication is on. Recovery codes (shown once, each works once):"
+            )?;
+            for c in codes {
+                writeln!(out, "  {c}")?;
+            }
+            Ok(0)
+        }
+        Err(e) => refused(out, &e),
+    }
+}
+
+fn refused(out: &mut dyn Write, e: &twofa::UiError) -> Result<i32, BoxError> {
+    writeln!(out, "refused ({}): {}", e.status, e.message)?;
+    Ok(1)
+}

@@ -1,0 +1,164 @@
+//! Drives the CLI demo (examples/cli) in-process through enrollment, login, trusted devices
+//! and an administrator's reset, on a temporary SQLite file.
+
+#![allow(missing_docs, dead_code)]
+
+#[path = "../examples/web/app.rs"]
+mod app;
+#[path = "../examples/web/pages.rs"]
+mod pages;
+#[path = "../examples/cli/run.rs"]
+mod run;
+#[path = "../examples/web/twofa.rs"]
+mod twofa;
+
+use std::path::Path;
+
+use twofactor::{Secret, Totp};
+
+/// Runs `cli --db DB ARGS` with `input` as standard input; returns (exit code, output).
+async fn cli(db: &Path, args: &[&str], input: &str) -> (i32, String) {
+    let mut all = vec!["--db".to_string(), db.display().to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let mut out = Vec::new();
+    let code = run::run(&all, &mut input.as_bytes(), &mut out, false)
+        .await
+        .expect("the CLI runs");
+    (code, String::from_utf8(out).expect("UTF-8 output"))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+#[tokio::test]
+async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
+    let dir = std::env::temp_dir().join(format!("twofactor-cli-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo.db");
+
+    let (code, out) = cli(
+        &db,
+        &["signup", "carol", "carol@example.com"],
+        "correct horse\n",
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, "created carol"));
+    let (code, _) = cli(
+        &db,
+        &["signup", "carol", "c@example.com"],
+        "correct horse\n",
+    )
+    .await;
+    assert_eq!(code, 1, "a taken name is refused");
+
+    // Without 2FA, the password alone logs in (optional policy).
+    let (code, out) = cli(&db, &["login", "carol"], "correct horse\n").await;
+    assert_eq!((code, out.trim()), (0, "logged in"));
+    let (code, out) = cli(&db, &["login", "carol"], "wrong\n").await;
+    assert_eq!(code, 1, "{out}");
+
+    // Enroll: the QR code in blocks and the manual key; confirm with a computed code.
+    let (code, out) = cli(&db, &["enroll", "carol"], "correct horse\n").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains('█'), "a QR code in Unicode blocks:\n{out}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Cannot scan it? Enter this key: "))
+        .expect("the manual key");
+    let secret = Secret::from_base32(&key.replace(' ', "")).unwrap();
+    let totp = |t: u64| Totp::default().generate(&secret, t).to_string();
+    let (code, out) = cli(&db, &["confirm", "carol", "000000x"], "").await;
+    assert_eq!(code, 1, "a malformed code is refused: {out}");
+    let (code, out) = cli(&db, &["confirm", "carol", &totp(now())], "").await;
+    assert_eq!(code, 0, "{out}");
+    let recovery: Vec<&str> = out.lines().skip(1).map(str::trim).collect();
+    assert_eq!(recovery.len(), 10, "{out}");
+
+    // Login now asks for a code; the enrollment's code is not accepted again (replay).
+    let (code, out) = cli(
+        &db,
+        &["login", "carol"],
+        &format!("correct horse\n{}\n", totp(now())),
+    )
+    .await;
+    assert_eq!(code, 1, "a replayed code is refused: {out}");
+    assert!(out.contains("refused (401)"), "{out}");
+
+    // The next step's code logs in and trusts this "device".
+    let next = totp(now() + 30);
+    let (code, out) = cli(
+        &db,
+        &["login", "carol", "--remember", "terminal"],
+        &format!("correct horse\n{next}\n"),
+    )
+    .await;
+    if code != 0 {
+        // The next step's code is accepted within the ±1 step window; if the clock just
+        // crossed a boundary, the current code is the next one.
+        panic!("login with the next step's code failed: {out}");
+    }
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("device token (pass with --device): "))
+        .expect("a device token")
+        .to_owned();
+    let (code, out) = cli(
+        &db,
+        &["login", "carol", "--device", &token],
+        "correct horse\n",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Trusted device"), "{out}");
+    let (_, out) = cli(&db, &["status", "carol"], "").await;
+    assert!(out.starts_with("2FA: on; recovery codes left: 10"), "{out}");
+    assert!(out.contains("device "), "{out}");
+
+    // Revoke all devices: the token stops working; a recovery code works once.
+    let (code, out) = cli(&db, &["revoke", "carol", "--all"], "").await;
+    assert_eq!((code, out.trim()), (0, "1 device(s) revoked"));
+    let (code, out) = cli(
+        &db,
+        &["login", "carol", "--device", &token],
+        &format!("correct horse\n{}\n", recovery[0]),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("9 left"), "{out}");
+    let (code, _) = cli(
+        &db,
+        &["login", "carol"],
+        &format!("correct horse\n{}\n", recovery[0]),
+    )
+    .await;
+    assert_eq!(code, 1, "a recovery code works once");
+
+    // Only a superuser with the right password may reset; then the password alone works.
+    let (code, _) = cli(
+        &db,
+        &["admin-reset", "carol", "emma"],
+        &format!("{}\n", app::SEED_PASSWORD),
+    )
+    .await;
+    assert_eq!(code, 1, "emma is not an administrator");
+    let (code, _) = cli(&db, &["admin-reset", "carol", "root"], "wrong\n").await;
+    assert_eq!(code, 1, "wrong administrator password");
+    let (code, out) = cli(
+        &db,
+        &["admin-reset", "carol", "root"],
+        &format!("{}\n", app::SEED_PASSWORD),
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, "2FA of carol reset"));
+    let (code, out) = cli(&db, &["login", "carol"], "correct horse\n").await;
+    assert_eq!((code, out.trim()), (0, "logged in"));
+    let (_, out) = cli(&db, &["outbox", "carol"], "").await;
+    assert!(out.contains("Two-factor authentication disabled"), "{out}");
+
+    let _ = std::fs::remove_dir_all(&dir);
+}

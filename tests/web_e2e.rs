@@ -1,0 +1,712 @@
+//! The web demo (examples/web) end to end in real headless Chromium, driven over WebDriver.
+//!
+//! Needs `chromium` and `chromium-driver` (Debian); paths can be overridden with `CHROMIUM`
+//! and `CHROMEDRIVER`. A missing browser FAILS the test: it never skips. Screenshots of the
+//! key pages are saved under `target/screenshots/` on every run.
+//!
+//! The app runs in-process with a temporary database; its injected clock is moved forward by
+//! one TOTP step where the story needs a fresh code, so the test never sleeps.
+
+#![allow(missing_docs, dead_code)]
+
+#[path = "../examples/web/app.rs"]
+mod app;
+#[path = "../examples/web/pages.rs"]
+mod pages;
+#[path = "../examples/web/twofa.rs"]
+mod twofa;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use twofactor::{Clock, Secret, Totp};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Kills chromedriver (and with it the browser) however the test ends.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn binary(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} not found: install Debian's `chromium` and `chromium-driver` (.ci/run does), or set {var}. \
+         This test never skips.",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn browser(
+    profile: &Path,
+) -> Result<(Client, Driver), Box<dyn std::error::Error + Send + Sync>> {
+    let chromium = binary("CHROMIUM", "/usr/bin/chromium");
+    let chromedriver = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let port = free_port();
+    let driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1100,1400",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    // chromedriver takes a moment to listen: retry for up to 20 s.
+    let mut last = None;
+    for _ in 0..100 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(c) => return Ok((c, driver)),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("could not start a Chromium session: {last:?}").into())
+}
+
+/// The test's view of the browser and the app.
+struct T {
+    c: Client,
+    base: String,
+    app: Arc<app::App>,
+    shots: PathBuf,
+}
+
+impl T {
+    async fn go(&self, path: &str) -> TestResult {
+        self.c.goto(&format!("{}{path}", self.base)).await?;
+        Ok(())
+    }
+    async fn fill(&self, css: &str, text: &str) -> TestResult {
+        let e = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    }
+    /// Clicks something that loads a new page, and waits until the old page is gone.
+    async fn click(&self, css: &str) -> TestResult {
+        let old = self.c.find(Locator::Css("html")).await?;
+        self.toggle(css).await?;
+        for _ in 0..200 {
+            if old.tag_name().await.is_err() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("clicking {css} did not load a page").into())
+    }
+    /// Clicks something that stays on the page (a checkbox, a disclosure).
+    async fn toggle(&self, css: &str) -> TestResult {
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?
+            .click()
+            .await?;
+        Ok(())
+    }
+    async fn text(&self, css: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        let e = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?;
+        Ok(e.text().await?)
+    }
+    async fn path(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.c.current_url().await?.path().to_owned())
+    }
+    async fn shot(&self, name: &str) -> TestResult {
+        let png = self.c.screenshot().await?;
+        std::fs::write(self.shots.join(format!("{name}.png")), png)?;
+        Ok(())
+    }
+    async fn login(&self, user: &str, password: &str) -> TestResult {
+        self.go("/login").await?;
+        self.fill("#username", user).await?;
+        self.fill("#password", password).await?;
+        self.click("#login").await
+    }
+    async fn logout(&self) -> TestResult {
+        self.click("#logout").await?;
+        assert_eq!(self.path().await?, "/login");
+        Ok(())
+    }
+    async fn code(&self, secret: &Secret) -> String {
+        Totp::default()
+            .generate(secret, self.app.clock.now())
+            .to_string()
+    }
+    /// Moves the app's clock to the next TOTP step (a fresh code).
+    fn next_step(&self) {
+        self.app.clock.advance(30);
+    }
+    /// Reads the manual key off the set-up page (under "Cannot scan it?") and confirms.
+    async fn enroll_from_page(
+        &self,
+        shot: Option<&str>,
+    ) -> Result<(Secret, Vec<String>), Box<dyn std::error::Error + Send + Sync>> {
+        assert!(
+            self.c.find(Locator::Css("#qr svg")).await.is_ok(),
+            "the QR code is inline SVG"
+        );
+        self.toggle("summary").await?;
+        let key = self.text("#manual-key").await?;
+        assert_eq!(key.split(' ').count(), 8, "the key is shown grouped: {key}");
+        if let Some(name) = shot {
+            self.shot(name).await?;
+        }
+        let secret = Secret::from_base32(&key.replace(' ', ""))?;
+        let code = self.code(&secret).await;
+        self.fill("#code", &code).await?;
+        self.click("#confirm").await?;
+        let codes: Vec<String> = {
+            let list = self
+                .c
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css("#recovery-codes"))
+                .await?;
+            let mut out = Vec::new();
+            for li in list.find_all(Locator::Css("li")).await? {
+                out.push(li.text().await?);
+            }
+            out
+        };
+        assert_eq!(codes.len(), 10, "ten recovery codes shown once");
+        Ok((secret, codes))
+    }
+    /// The newest login code mailed to `user`, read off the outbox page.
+    async fn mailed_code(
+        &self,
+        user: &str,
+    ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        self.go("/outbox").await?;
+        let mail = self
+            .text(&format!("#outbox tr.mail[data-user={user}] .body"))
+            .await?;
+        assert!(mail.starts_with("Your login code is"), "{mail}");
+        Ok(mail
+            .split_whitespace()
+            .nth(4)
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect())
+    }
+    /// The browser's trusted-device cookies (the library's per-user `__Host-` names).
+    async fn device_cookies(
+        &self,
+    ) -> Result<Vec<fantoccini::cookies::Cookie<'static>>, Box<dyn std::error::Error + Send + Sync>>
+    {
+        Ok(self
+            .c
+            .get_all_cookies()
+            .await?
+            .into_iter()
+            .filter(|c| c.name().starts_with("__Host-2fa-device-"))
+            .collect())
+    }
+    async fn admin_policy(&self, scope: &str, unenrolled: &str) -> TestResult {
+        self.go("/admin").await?;
+        self.c
+            .find(Locator::Css(&format!("#scope option[value={scope}]")))
+            .await?
+            .click()
+            .await?;
+        self.c
+            .find(Locator::Css(&format!(
+                "#unenrolled option[value={unenrolled}]"
+            )))
+            .await?
+            .click()
+            .await?;
+        self.click("#save-policy").await?;
+        assert!(self.text("#flash").await?.contains("Policy saved"));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_login_flow_in_chromium() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("twofactor-web-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots)?;
+
+    let (addr, app, _server) = app::serve(app::Config {
+        db: dir.join("demo.db"),
+        port: 0,
+    })
+    .await?;
+    let (c, _driver) = browser(&dir.join("profile")).await?;
+    let t = T {
+        c,
+        base: format!("http://{addr}"),
+        app,
+        shots,
+    };
+    let result = story(&t).await;
+    if result.is_err() {
+        let _ = t.shot("failure").await;
+        eprintln!(
+            "page at failure: {:?}",
+            t.c.source()
+                .await
+                .map(|s| s.chars().take(3000).collect::<String>())
+        );
+    }
+    let _ = t.c.clone().close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn story(t: &T) -> TestResult {
+    // Sign up and log in with the password (2FA optional by default).
+    t.go("/signup").await?;
+    t.fill("#username", "alice").await?;
+    t.fill("#email", "alice@example.com").await?;
+    t.fill("#password", "correct horse").await?;
+    t.click("#signup").await?;
+    assert!(t.text("#flash").await?.contains("Account created"));
+    t.login("alice", "wrong password").await?;
+    assert!(t.text("#flash").await?.contains("Wrong name or password"));
+    t.shot("login").await?;
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/account");
+
+    // Enable 2FA: confirm the password, read the manual key off the page, compute the code.
+    t.fill("#tfa-off input[name=password]", "correct horse")
+        .await?;
+    t.click("#enable").await?;
+    let (secret, recovery) = t.enroll_from_page(Some("enroll")).await?;
+    t.shot("recovery-codes").await?;
+    t.click("#continue").await?;
+    assert!(t.text("#tfa-on").await?.contains("10 recovery codes left"));
+    t.logout().await?;
+
+    // Log in with a code.
+    t.next_step();
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/login/code");
+    let used = t.code(&secret).await;
+    t.fill("#code", &used).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+    t.logout().await?;
+
+    // The same code again: refused as invalid (replay).
+    t.login("alice", "correct horse").await?;
+    t.fill("#code", &used).await?;
+    t.click("#verify").await?;
+    assert!(t.text("#error").await?.contains("Invalid code"));
+    t.shot("code-refused").await?;
+
+    // Not a code at all (Factor::parse refuses it): a 400, the form again, nothing counted.
+    t.fill("#code", "12345!").await?;
+    t.click("#verify").await?;
+    assert!(t.text("#error").await?.contains("That is not a code"));
+    let status =
+        t.c.find(Locator::Id("error"))
+            .await?
+            .attr("data-status")
+            .await?;
+    assert_eq!(status.as_deref(), Some("400"));
+
+    // A fresh code, and "don't ask again on this device".
+    t.next_step();
+    t.fill("#code", &t.code(&secret).await).await?;
+    t.toggle("#remember").await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+    assert!(
+        t.text("#devices").await?.contains("Chrome on Linux"),
+        "the trusted device is listed"
+    );
+    t.shot("account").await?;
+    // The library's cookie, as it writes it: `__Host-` prefixed, Secure, HttpOnly. Chromium
+    // keeps a Secure cookie from http://127.0.0.1 (a potentially trustworthy origin).
+    let device = t.device_cookies().await?;
+    assert_eq!(device.len(), 1, "one trusted-device cookie: {device:?}");
+    assert_eq!(device[0].secure(), Some(true));
+    assert_eq!(device[0].http_only(), Some(true));
+    assert_eq!(device[0].path(), Some("/"));
+    assert_eq!(device[0].value().len(), 64);
+    t.logout().await?;
+
+    // The trusted browser logs in without a code.
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/account");
+    assert!(t.text("#flash").await?.contains("Trusted device"));
+
+    // Revoke it: the code is asked again (and the refused cookie is deleted), and a recovery
+    // code works once.
+    t.click("#revoke-all").await?;
+    assert!(t.text("#flash").await?.contains("1 device(s) revoked"));
+    t.logout().await?;
+    assert_eq!(t.device_cookies().await?.len(), 1, "still in the browser");
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/login/code");
+    assert!(
+        t.device_cookies().await?.is_empty(),
+        "the revoked device's cookie is deleted at the login it failed"
+    );
+    t.fill("#code", &recovery[0]).await?;
+    t.click("#verify").await?;
+    assert!(t.text("#flash").await?.contains("9 left"));
+    t.logout().await?;
+    t.login("alice", "correct horse").await?;
+    t.fill("#code", &recovery[0]).await?;
+    t.click("#verify").await?;
+    assert!(
+        t.text("#error").await?.contains("Invalid code"),
+        "a recovery code works once"
+    );
+
+    // The administrator resets alice (lost phone): the password alone lets her in.
+    t.login("root", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/account", "the superuser is exempt");
+    t.go("/admin").await?;
+    t.shot("admin").await?;
+    t.click("#reset-alice").await?;
+    assert!(t.text("#flash").await?.contains("2FA of alice reset"));
+    t.logout().await?;
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/account");
+    assert!(t.c.find(Locator::Id("tfa-off")).await.is_ok());
+    t.logout().await?;
+
+    // The policy switch: required for all users, set-up forced at the next login.
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_policy("all", "block").await?;
+    t.logout().await?;
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/login/setup");
+    t.shot("forced-setup").await?;
+    t.next_step();
+    let (alice, _) = t.enroll_from_page(None).await?;
+    t.click("#continue").await?;
+    assert_eq!(
+        t.path().await?,
+        "/account",
+        "confirming the forced set-up completes the login"
+    );
+    t.logout().await?;
+
+    // Mailed codes for the unenrolled: the code arrives in the outbox; resend works.
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_policy("all", "mail").await?;
+    t.logout().await?;
+    t.login("paul", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/login/code");
+    assert!(t.text("#flash").await?.contains("mailed"));
+    t.click("#resend").await?;
+    assert!(t.text("#flash").await?.contains("A new code was mailed"));
+    let code = t.mailed_code("paul").await?;
+    t.shot("outbox").await?;
+    t.go("/login/code").await?;
+    t.fill("#code", &code).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+
+    // Under a mailed-code policy the password alone never enrolls an authenticator (it would
+    // replace the mailed code): only a recent login with the mailed code does.
+    t.app.clock.advance(11 * 60);
+    t.fill("#tfa-off input[name=password]", app::SEED_PASSWORD)
+        .await?;
+    t.click("#enable").await?;
+    assert_eq!(t.path().await?, "/account");
+    let refused = t.text("#flash").await?;
+    assert!(
+        refused.contains("login with the mailed code is required first"),
+        "{refused}"
+    );
+    assert!(
+        t.c.find(Locator::Id("tfa-off")).await.is_ok(),
+        "not enrolled"
+    );
+    t.logout().await?;
+    t.login("paul", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/login/code");
+    let code = t.mailed_code("paul").await?;
+    t.go("/login/code").await?;
+    t.fill("#code", &code).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+    t.fill("#tfa-off input[name=password]", app::SEED_PASSWORD)
+        .await?;
+    t.click("#enable").await?;
+    t.enroll_from_page(None).await?;
+    t.click("#continue").await?;
+    assert!(t.text("#tfa-on").await?.contains("10 recovery codes left"));
+    t.logout().await?;
+
+    // The audit trail has the story, newest first.
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.go("/audit").await?;
+    let audit = t.text("#audit").await?;
+    for kind in ["login_succeeded", "enrolled", "reset_by_admin"] {
+        assert!(audit.contains(kind), "{kind} missing from the audit page");
+    }
+    t.shot("audit").await?;
+
+    // Per-tenant switch (Onum): with 2FA required for all, ana (tenant acme) is sent to
+    // set-up; once acme's owner switches it off, her password alone lets her in.
+    t.admin_policy("all", "block").await?;
+    t.logout().await?;
+    t.login("ana", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/login/setup");
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.go("/admin").await?;
+    t.toggle("#tenant_acme").await?;
+    t.click("#save-policy").await?;
+    assert!(t.text("#flash").await?.contains("Policy saved"));
+    t.logout().await?;
+    t.login("ana", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/account", "2FA is off in tenant acme");
+    t.logout().await?;
+
+    // Throttling: five wrong codes, then a clear "try again in N seconds".
+    t.login("alice", "correct horse").await?;
+    assert_eq!(t.path().await?, "/login/code");
+    for _ in 0..5 {
+        t.fill("#code", "000000").await?;
+        t.click("#verify").await?;
+        assert!(t.text("#error").await?.contains("Invalid code"));
+    }
+    t.fill("#code", &t.code(&alice).await).await?;
+    t.click("#verify").await?;
+    let throttled = t.text("#error").await?;
+    assert!(
+        throttled.contains("Too many attempts. Try again in"),
+        "{throttled}"
+    );
+    let status =
+        t.c.find(Locator::Id("error"))
+            .await?
+            .attr("data-status")
+            .await?;
+    assert_eq!(
+        status.as_deref(),
+        Some("429"),
+        "answered with Error::http_status"
+    );
+    t.shot("throttled").await?;
+    t.app.clock.advance(3_600);
+
+    // An hour later the half-done login has expired; a fresh one is admitted again.
+    t.fill("#code", &t.code(&alice).await).await?;
+    t.click("#verify").await?;
+    assert!(t.text("#flash").await?.contains("Your login expired"));
+    t.login("alice", "correct horse").await?;
+
+    // Account security: new phone (rotation), new recovery codes, then turn 2FA off.
+    t.fill("#code", &t.code(&alice).await).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+    t.next_step();
+    let rotate = "form[action='/account/rotate']";
+    t.fill(&format!("{rotate} input[name=password]"), "correct horse")
+        .await?;
+    t.fill(&format!("{rotate} input[name=code]"), &t.code(&alice).await)
+        .await?;
+    t.click("#rotate").await?;
+    t.next_step();
+    let (phone, _) = t.enroll_from_page(None).await?;
+    t.click("#continue").await?;
+    let regenerate = "form[action='/account/recovery']";
+    t.fill(
+        &format!("{regenerate} input[name=password]"),
+        "correct horse",
+    )
+    .await?;
+    t.click("#regenerate").await?;
+    assert_eq!(
+        t.c.find_all(Locator::Css("#recovery-codes li"))
+            .await?
+            .len(),
+        10
+    );
+    t.click("#continue").await?;
+    t.next_step();
+    let disable = "form[action='/account/disable']";
+    t.fill(&format!("{disable} input[name=password]"), "correct horse")
+        .await?;
+    t.fill(
+        &format!("{disable} input[name=code]"),
+        &t.code(&phone).await,
+    )
+    .await?;
+    t.click("#disable").await?;
+    assert!(
+        t.text("#flash")
+            .await?
+            .contains("Two-factor authentication is off")
+    );
+    assert!(t.c.find(Locator::Id("tfa-off")).await.is_ok());
+    t.logout().await?;
+
+    // Invitation, and the dangerous provisioning by mail (Bista): the key arrives in the
+    // outbox, and emma confirms it at her forced set-up.
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.go("/admin").await?;
+    t.click("#invite-gus").await?;
+    assert!(t.text("#flash").await?.contains("gus invited"));
+    t.click("#provision-emma").await?;
+    assert!(t.text("#flash").await?.contains("A key was mailed to emma"));
+    t.go("/outbox").await?;
+    let mail = t.text("#outbox tr.mail[data-user=emma] .body").await?;
+    let key = mail
+        .split("Add this key to your app: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" (").next())
+        .ok_or("the key in the mail")?;
+    let emma = Secret::from_base32(&key.replace(' ', ""))?;
+    t.logout().await?;
+    t.login("emma", app::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, "/login/setup");
+    t.fill("#code", &t.code(&emma).await).await?;
+    t.click("#confirm").await?;
+    assert_eq!(
+        t.c.find_all(Locator::Css("#recovery-codes li"))
+            .await?
+            .len(),
+        10
+    );
+    t.click("#continue").await?;
+    assert_eq!(
+        t.path().await?,
+        "/account",
+        "confirming the mailed key completes the login"
+    );
+    Ok(())
+}
+
+/// One raw HTTP/1.1 request; returns the response head and body.
+async fn http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+#[tokio::test]
+async fn cookies_are_http_only_same_site_and_forms_need_the_csrf_token() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("twofactor-web-headers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let (addr, _app, _server) = app::serve(app::Config {
+        db: dir.join("demo.db"),
+        port: 0,
+    })
+    .await?;
+
+    let page = http(
+        addr,
+        "GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let cookie = page
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: demo_session=")
+        })
+        .ok_or("a session cookie")?;
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let session = cookie["set-cookie: ".len()..]
+        .split(';')
+        .next()
+        .ok_or("cookie")?;
+
+    // A login POST without the session's CSRF token is refused before the password is looked at.
+    let body = "username=root&password=demo-password&csrf=forged";
+    let forged = http(
+        addr,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: x\r\nCookie: {session}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+    let no_session = http(
+        addr,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(no_session.starts_with("HTTP/1.1 403"), "{no_session}");
+
+    // Pages that show secrets are never cached.
+    let outbox = http(
+        addr,
+        "GET /outbox HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        outbox
+            .to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{outbox}"
+    );
+    // Administrator pages need an administrator.
+    let audit = http(
+        addr,
+        "GET /audit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(audit.starts_with("HTTP/1.1 401"), "{audit}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
