@@ -136,14 +136,14 @@
 //!
 //! ```
 //! use twofactor::account::{LoginContext, LoginDecision, Reauthenticated};
-//! use twofactor::{
-//!     Clock, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer, RequiredForAll, Totp,
-//!     TwoFactor,
-//! };
+//! use twofactor::{Clock, KeyUri, MemoryStore, Principal, RequiredForAll, Totp, TwoFactor};
+//! use twofactor::testing::{ManualClock, RecordingMailer};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(1_700_000_000);
-//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), RequiredForAll::default())
+//! let tf = TwoFactor::builder(MemoryStore::new())
+//!     .mailer(RecordingMailer::new())
+//!     .policy(RequiredForAll::default())
 //!     .clock(&clock)
 //!     .build();
 //! let alice = Principal::new("alice");
@@ -199,15 +199,15 @@
 //!
 //! ```
 //! use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-//! use twofactor::{
-//!     Clock, Error, ManualClock, MemoryStore, Principal, RecordingMailer, RequiredForAll,
-//!     TwoFactor, WhenUnenrolled,
-//! };
+//! use twofactor::{Clock, Error, MemoryStore, Principal, RequiredForAll, TwoFactor, WhenUnenrolled};
+//! use twofactor::testing::{ManualClock, RecordingMailer};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(1_700_000_000);
 //! let policy = RequiredForAll::new(WhenUnenrolled::MailCode);
-//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+//! let tf = TwoFactor::builder(MemoryStore::new())
+//!     .mailer(RecordingMailer::new())
+//!     .policy(policy)
 //!     .clock(&clock)
 //!     .build();
 //! let bob = Principal::new("bob");
@@ -278,7 +278,7 @@
 //!
 //! ## Threat model: who reads and who writes the table
 //!
-//! All of a user's 2FA state is one row: the [`TwoFactorRecord`](crate::TwoFactorRecord) a
+//! All of a user's 2FA state is one row: the [`TwoFactorRecord`](crate::account::TwoFactorRecord) a
 //! [`UserStore`](crate::store::UserStore) keeps. Four kinds of people can get at it.
 //!
 //! **Anyone on the network** knows usernames and may know passwords. They must not get past

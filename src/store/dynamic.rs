@@ -8,7 +8,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use twofactor::store::DynStore;
-//! use twofactor::{MemoryStore, RecordingMailer, RequiredForAll, TwoFactor, WhenUnenrolled};
+//! use twofactor::{MemoryStore, RequiredForAll, TwoFactor, WhenUnenrolled};
+//! use twofactor::testing::RecordingMailer;
 //!
 //! fn store_from_config(kind: &str) -> Result<DynStore, String> {
 //!     match kind {
@@ -20,7 +21,10 @@
 //!
 //! let store = store_from_config("memory")?;
 //! let policy = RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled);
-//! let tf: TwoFactor<DynStore, _, _> = TwoFactor::builder(store, RecordingMailer::new(), policy).build();
+//! let tf: TwoFactor<DynStore, _, _> = TwoFactor::builder(store)
+//!     .mailer(RecordingMailer::new())
+//!     .policy(policy)
+//!     .build();
 //! # Ok::<(), String>(())
 //! ```
 //!
