@@ -379,8 +379,8 @@ pub async fn same_code_storm<S: UserStore + 'static>(
     steps: u64,
 ) {
     let settings = Settings::builder()
-        .code_checks_per_window(twofactor::account::MAX_CODE_CHECKS_PER_WINDOW)
-        .code_check_window(twofactor::account::MIN_WINDOW)
+        .code_checks_per_window(twofactor::account::Settings::MAX_CODE_CHECKS_PER_WINDOW)
+        .code_check_window(twofactor::account::Settings::MIN_WINDOW)
         .build()
         .expect("settings");
     let window = settings.code_check_window();
