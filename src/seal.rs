@@ -63,12 +63,9 @@ use crate::account::TwoFactorRecord;
 use crate::otp::Secret;
 use crate::store::{SaveOutcome, UserStore, Version, Versioned};
 use crate::vocabulary::SecretSlot;
-use crate::vocabulary::UserId;
+use crate::vocabulary::{BoxError, UserId};
 /// Defined in [`crate::vocabulary`] (a record holds them); reachable here too.
 pub use crate::vocabulary::{RecordTag, SealedSecret};
-
-/// A boxed error cause.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a secret could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]

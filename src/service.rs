@@ -107,6 +107,7 @@ use crate::mail::{Mailer, NoMailer, Notice};
 use crate::policy::{EnforcementPolicy, Optional, Principal};
 use crate::provision::UriError;
 use crate::store::{SaveOutcome, UserStore, Version};
+use crate::vocabulary::BoxError;
 
 /// How many times an operation reloads and retries after a compare-and-swap conflict before
 /// giving up with [`Error::Contention`].
@@ -115,8 +116,6 @@ pub const DEFAULT_MAX_SAVE_ATTEMPTS: u32 = 16;
 /// How many users' login snapshots a [`TwoFactor`] keeps by default (see
 /// [`TwoFactorBuilder::login_snapshot_capacity`]).
 pub const DEFAULT_LOGIN_SNAPSHOT_CAPACITY: usize = 10_000;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The record `begin_login` ended with, for `finish_login` to start from.
 struct Snapshot {

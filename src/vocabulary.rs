@@ -14,6 +14,9 @@ use std::net::IpAddr;
 
 use crate::otp::Secret;
 
+/// A boxed error cause (of a store, a mailer, a cipher), for `#[source]` fields.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Identifies a user of the host application.
 ///
 /// Hosts key users by integers, UUIDs or names; all convert into this string newtype.
