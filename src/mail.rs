@@ -433,8 +433,7 @@ mod tests {
     }
 }
 
-/// A boxed, `Send` future, as returned by [`DynMail::send_boxed`].
-pub type BoxFuture<'a, T> = core::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::vocabulary::BoxFuture;
 
 /// Any mailer, chosen at run time: a [`Mailer`] whose error is [`DynMailerError`].
 ///

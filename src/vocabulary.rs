@@ -14,6 +14,11 @@ use std::net::IpAddr;
 
 use crate::otp::Secret;
 
+/// A boxed, `Send` future, as returned by the object-safe [`DynMail`](crate::mail::DynMail)
+/// and [`DynUserStore`](crate::store::DynUserStore) (also reachable as `mail::BoxFuture` and
+/// `store::BoxFuture`).
+pub type BoxFuture<'a, T> = core::pin::Pin<Box<dyn core::future::Future<Output = T> + Send + 'a>>;
+
 /// A boxed error cause (of a store, a mailer, a cipher), for `#[source]` fields.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -31,15 +31,12 @@
 //! Each call costs one boxed future (an allocation) on top of the store's own work; the
 //! errors are boxed too, as [`DynStoreError`].
 
-use core::future::Future;
-use core::pin::Pin;
 use std::sync::Arc;
 
 use super::{SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 
-/// A boxed, `Send` future, as returned by [`DynUserStore`]'s methods.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::vocabulary::BoxFuture;
 
 /// Any store, chosen at run time: a [`UserStore`] whose error is [`DynStoreError`].
 ///
