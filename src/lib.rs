@@ -85,15 +85,23 @@
 //!
 //! ## Map of the crate
 //!
+//! Top to bottom; each module imports only those below it (the manual's
+//! [layers](manual#layers)).
+//!
 //! | module | what | I/O |
 //! |---|---|---|
+//! | [`testing`] | test doubles: `ManualClock`, `RecordingMailer`, `RecordingAudit` | none |
 //! | [`service`] | [`TwoFactor`], the async facade a host calls | async, through the traits |
-//! | [`policy`] | [`EnforcementPolicy`] and built-ins | none |
-//! | [`account`] | the per-user record and its pure transitions | none |
-//! | [`provision`] | `otpauth://` URIs, QR codes | none |
-//! | [`otp`] | RFC 4226 / RFC 6238, [`Secret`] | none |
-//! | [`store`], [`mail`], [`audit`] | the pluggable edges | yours |
+//! | [`seal`] | `SealedStore`: secrets encrypted and records authenticated at rest | through the store |
 //! | [`cookie`] | trusted-device cookie names and headers | none |
+//! | [`store`] | [`UserStore`] and its adapters | yours |
+//! | [`account`] | the per-user record and its pure transitions | none |
+//! | [`policy`] | [`EnforcementPolicy`] and built-ins | none |
+//! | [`audit`], [`mail`] | audit events and notices, and the traits that deliver them | yours |
+//! | [`provision`] | `otpauth://` URIs, QR codes | none |
+//! | [`vocabulary`] | the shared words: [`UserId`], [`DeviceId`], [`LoginContext`], [`FactorKind`] | none |
+//! | [`otp`] | RFC 4226 / RFC 6238, [`Secret`], parameters and their limits | none |
+//! | [`clock`] | [`Clock`] | reads the system clock |
 //! | [`manual`] | why the defaults are what they are | docs only |
 //!
 //! ## Features

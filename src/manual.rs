@@ -8,18 +8,32 @@
 //! ```text
 //!  host application (axum, actix, CLI, ERP)
 //!        │ checks the password, then calls ↓
-//!  ┌─────────────────────────────────────────────────────────────────┐
-//!  │ service   TwoFactor<Store, Mailer, Policy, Clock>  (async)       │
-//!  │           load → one pure transition → compare-and-swap save     │
-//!  │           → notices to the Mailer, events to the AuditSink       │
-//!  ├─────────────────────────────────────────────────────────────────┤
-//!  │ policy    EnforcementPolicy: Off / Optional / Required / Exempt  │
-//!  │ account   TwoFactorRecord + pure transitions (sans-IO)           │
-//!  │ provision otpauth:// URIs, QR codes                              │
-//!  │ otp       RFC 4226 / RFC 6238, Secret                            │
-//!  └─────────────────────────────────────────────────────────────────┘
+//!  ┌──────────────────────────────────────────────────────────────────────┐
+//!  │ service    TwoFactor<Store, Mailer, Policy, Clock, Audit>  (async)   │
+//!  │            load → one pure transition → compare-and-swap save        │
+//!  │            → notices to the Mailer, events to the AuditSink          │
+//!  │ seal       SealedStore: a UserStore wrapper (encryption at rest)     │
+//!  │ cookie     trusted-device cookie names and headers                   │
+//!  │ store      UserStore trait; memory, SQLite, PostgreSQL adapters      │
+//!  ├──────────────────────────────────────────── sans-IO below ───────────┤
+//!  │ account    TwoFactorRecord + pure transitions                        │
+//!  │ policy     EnforcementPolicy: Off / Optional / Required / Exempt     │
+//!  │ audit      AuditEvent, AuditKind, the AuditSink trait                │
+//!  │ mail       Notice, the Mailer trait                                  │
+//!  │ provision  otpauth:// URIs, QR codes                                 │
+//!  │ vocabulary UserId, DeviceId, LoginContext, FactorKind, secret slots  │
+//!  │ otp        RFC 4226 / RFC 6238, Secret                               │
+//!  │ clock      the Clock trait                                           │
+//!  └──────────────────────────────────────────────────────────────────────┘
 //!        ↑ UserStore (memory, SQLite, PostgreSQL, yours)   ↑ Mailer (yours)
 //! ```
+//!
+//! Each module imports only the modules listed below it (`tests/layers.rs` checks it), so
+//! the words every layer shares live in [`vocabulary`](crate::vocabulary), at the bottom,
+//! and no two modules import each other. [`testing`](crate::testing) (test doubles) sits on
+//! top of everything and is for tests only. The traits at the edges (`Mailer`, `AuditSink`)
+//! are declared below the domain, which returns the notices and audit kinds to deliver; only
+//! the service calls them.
 //!
 //! Everything below the service is synchronous and does no I/O: it never reads a clock or the
 //! operating system's random number generator except through what is passed in. That makes

@@ -22,6 +22,25 @@
 //! | recovery | [`regenerate_recovery_codes`](TwoFactor::regenerate_recovery_codes)`(user, Reauthenticated)` | [`RecoveryCodes`] |
 //! | account page | [`status`](TwoFactor::status)`(user)` | [`TwoFactorStatus`] |
 //!
+//! ## `&Principal` or `&UserId`
+//!
+//! A call takes the [`Principal`] (the user, their roles and tenant) when its outcome depends
+//! on the [policy](crate::policy): [`begin_login`](TwoFactor::begin_login) and
+//! [`finish_login`](TwoFactor::finish_login) (is a second factor required, may a code be
+//! mailed) and [`start_enrollment`](TwoFactor::start_enrollment) (may this user enroll
+//! without a second factor). Every other call acts on the user's record alone and takes the
+//! [`UserId`] (`&principal.user`): the policy cannot change what it does, so the host need not
+//! rebuild roles for it. Paired calls are named `start_*`/`finish_*` for enrollment and
+//! `begin_login`/`finish_login` for login.
+//!
+//! ## Building one
+//!
+//! [`TwoFactor::builder`]`(store)` starts from defaults a new host can adopt safely
+//! ([`NoMailer`], the [`Optional`] policy, [`SystemClock`], [`TracingAudit`]); set the rest
+//! with [`mailer`](TwoFactorBuilder::mailer), [`policy`](TwoFactorBuilder::policy),
+//! [`clock`](TwoFactorBuilder::clock), [`audit`](TwoFactorBuilder::audit) and
+//! [`settings`](TwoFactorBuilder::settings).
+//!
 //! Callers see one [`Error::InvalidCode`] for a wrong code, a replayed code, a late mailed code
 //! or a factor that is not pending; the audit trail tells them apart. A user without
 //! a record and a user without 2FA behave the same. Store failures fail closed. Every error
