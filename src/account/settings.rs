@@ -32,7 +32,7 @@ pub struct SettingsError {
 /// The security settings of a deployment.
 ///
 /// ```
-/// use twofactor::account::{Settings, Settings::DEFAULT_CODE_CHECKS_PER_WINDOW};
+/// use twofactor::account::Settings;
 /// use twofactor::Totp;
 ///
 /// let settings = Settings::builder()
