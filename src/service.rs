@@ -518,6 +518,9 @@ fn checked<T>(outcome: Checked<T>) -> Result<T, Error> {
 
 /// The 2FA service: a store, a mailer, a policy, a clock and an audit sink around the pure
 /// domain. Cheap to share (`Arc<TwoFactor<..>>`); every method takes `&self`.
+///
+/// Make one with [`TwoFactor::builder`]`(store)`; see the [module documentation](self) for
+/// which calls take a [`Principal`] and which a [`UserId`].
 pub struct TwoFactor<S, M, P, C = SystemClock, A = TracingAudit> {
     store: S,
     mailer: M,

@@ -121,7 +121,7 @@ impl fmt::Display for DeviceId {
 /// Linux, Lyon") and the audit trail. Every field is optional.
 ///
 /// ```
-/// use twofactor::account::LoginContext;
+/// use twofactor::LoginContext;
 /// let ctx = LoginContext::new()
 ///     .ip("203.0.113.9".parse().unwrap())
 ///     .device("Firefox on Linux")
