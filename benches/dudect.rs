@@ -17,7 +17,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use twofactor::account::dudect_support::{DeviceBench, MailedBench, RecoveryBench};
-use twofactor::{Code, Secret, Totp};
+use twofactor::otp::Code;
+use twofactor::{Secret, Totp};
 
 /// A tiny xorshift for the class sequence and random inputs (not a secret).
 struct Xs(u64);

@@ -29,14 +29,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
 use tokio::runtime::Runtime;
+use twofactor::account::TwoFactorRecord;
 use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
 use twofactor::mail::{Mailer, Notice};
 use twofactor::seal::{Keyring, SealedStore};
 use twofactor::service::TwoFactor;
 use twofactor::store::{DynStore, PoolConfig, PostgresStore, SaveOutcome, SqliteStore, UserStore};
+use twofactor::testing::ManualClock;
 use twofactor::{
-    Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Secret,
-    Totp, TwoFactorRecord, UserId,
+    Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
 };
 
 #[allow(dead_code, unreachable_pub)]
@@ -217,7 +218,9 @@ const T0: u64 = 1_700_000_010;
 impl<S: UserStore> Client<S> {
     async fn enrolled(store: Arc<S>, name: &str) -> Self {
         let clock = Arc::new(ManualClock::new(T0));
-        let tf = TwoFactor::builder(store, Discard, required as Policy)
+        let tf = TwoFactor::builder(store)
+            .mailer(Discard)
+            .policy(required as Policy)
             .clock(clock.clone())
             .build();
         let who = Principal::new(name);

@@ -12,11 +12,12 @@
 //! ```
 
 use twofactor::policy::PolicyExt;
+use twofactor::provision::TerminalStyle;
 use twofactor::seal::{Keyring, SealedStore};
+use twofactor::testing::{ManualClock, RecordingAudit, RecordingMailer};
 use twofactor::{
-    Clock, Error, Factor, GrantReason, KeyUri, LoginContext, LoginDecision, ManualClock, Principal,
-    QrCode, Reauthenticated, RecordingAudit, RecordingMailer, RequiredForRoles, SqliteStore,
-    TerminalStyle, Totp, TwoFactor, UserId, WhenUnenrolled,
+    Clock, Error, Factor, GrantReason, KeyUri, LoginContext, LoginDecision, Principal, QrCode,
+    Reauthenticated, RequiredForRoles, SqliteStore, Totp, TwoFactor, UserId, WhenUnenrolled,
 };
 
 const DAY: u64 = 24 * 60 * 60;
@@ -35,7 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy =
         RequiredForRoles::new(["employee"], WhenUnenrolled::BlockUntilEnrolled).exempt_superuser();
     let clock = ManualClock::new(1_767_225_600); // 2026-01-01T00:00:00Z
-    let tf = TwoFactor::builder(store, RecordingMailer::new(), policy)
+    let tf = TwoFactor::builder(store)
+        .mailer(RecordingMailer::new())
+        .policy(policy)
         .clock(&clock)
         .audit(RecordingAudit::new())
         .build();

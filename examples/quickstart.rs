@@ -12,9 +12,9 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 
-use twofactor::{
-    Clock, KeyUri, OtpKind, QrCode, Secret, SystemClock, TerminalStyle, Totp, VerifyError,
-};
+use twofactor::otp::VerifyError;
+use twofactor::provision::{OtpKind, TerminalStyle};
+use twofactor::{Clock, KeyUri, QrCode, Secret, SystemClock, Totp};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Enrollment: a new 160-bit secret, the default parameters every app understands.

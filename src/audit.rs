@@ -6,12 +6,10 @@
 //! trail says whether the code was wrong, replayed or late.
 //!
 //! [`TracingAudit`] (the default) emits each event through `tracing` under the target
-//! `twofactor::audit`; [`RecordingAudit`] keeps them in memory for tests.
+//! `twofactor::audit`; [`RecordingAudit`](crate::testing::RecordingAudit) keeps them in memory for tests.
 
-use std::sync::{Mutex, PoisonError};
-
-use crate::account::{DeviceId, FactorKind, FailureReason, LoginContext, UserId};
 use crate::mail::NoticeKind;
+use crate::vocabulary::{DeviceId, FactorKind, FailureReason, LoginContext, UserId};
 
 /// Which sensitive operation a code was checked for (other than login and enrollment, which
 /// have their own events).
@@ -268,69 +266,5 @@ impl AuditSink for TracingAudit {
                 "2fa audit"
             );
         }
-    }
-}
-
-/// Keeps every event in memory: for tests.
-///
-/// ```
-/// use twofactor::audit::{AuditEvent, AuditKind, AuditSink, RecordingAudit};
-/// let audit = RecordingAudit::new();
-/// audit.record(&AuditEvent::new("alice".into(), 0, AuditKind::Enrolled, None));
-/// assert_eq!(audit.kinds(), [AuditKind::Enrolled]);
-/// ```
-#[derive(Debug, Default)]
-pub struct RecordingAudit {
-    events: Mutex<Vec<AuditEvent>>,
-}
-
-impl RecordingAudit {
-    /// An empty recorder.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Every event so far, in order.
-    #[must_use]
-    pub fn events(&self) -> Vec<AuditEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-    /// The kinds of every event so far, in order.
-    #[must_use]
-    pub fn kinds(&self) -> Vec<AuditKind> {
-        self.events().into_iter().map(|e| e.kind).collect()
-    }
-    /// The kinds of the events about `user`, in order.
-    #[must_use]
-    pub fn kinds_for(&self, user: &UserId) -> Vec<AuditKind> {
-        self.events()
-            .into_iter()
-            .filter(|e| &e.user == user)
-            .map(|e| e.kind)
-            .collect()
-    }
-    /// The last event.
-    #[must_use]
-    pub fn last(&self) -> Option<AuditEvent> {
-        self.events().pop()
-    }
-    /// Forgets everything recorded.
-    pub fn clear(&self) {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-}
-
-impl AuditSink for RecordingAudit {
-    fn record(&self, event: &AuditEvent) {
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(event.clone());
     }
 }

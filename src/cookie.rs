@@ -109,14 +109,18 @@ impl DeviceCookie {
     ///
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, Reauthenticated};
-    /// # use twofactor::{Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal};
-    /// # use twofactor::{RecordingMailer, Requirement, Totp, TwoFactor, UserId};
+    /// # use twofactor::{Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::ManualClock;
+    /// # use twofactor::{Requirement, Totp, TwoFactor, UserId};
+    /// # use twofactor::testing::RecordingMailer;
     /// use twofactor::cookie::DeviceCookie;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");

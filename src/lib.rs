@@ -11,20 +11,19 @@
 //!
 //! A store, a mailer and a policy, through enrollment and login. Swap [`MemoryStore`] for
 //! `SqliteStore` (feature `sqlite`), `PostgresStore` (feature `postgres`) or your
-//! own [`UserStore`]; swap [`RecordingMailer`] for your [`Mailer`] (e-mail, SMS).
+//! own [`UserStore`]; swap [`RecordingMailer`](testing::RecordingMailer) for your [`Mailer`] (e-mail, SMS).
 //!
 //! ```
-//! use twofactor::{
-//!     Clock, Error, Factor, KeyUri, LoginContext, LoginDecision, ManualClock, MemoryStore,
-//!     Principal, Reauthenticated, RecordingMailer, RequiredForRoles, Totp, TwoFactor,
-//!     WhenUnenrolled,
-//! };
+//! use twofactor::{Clock, Error, Factor, KeyUri, LoginContext, LoginDecision, MemoryStore, Principal, Reauthenticated, RequiredForRoles, Totp, TwoFactor, WhenUnenrolled};
+//! use twofactor::testing::{ManualClock, RecordingMailer};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Employees must use 2FA; other users may opt in.
 //! let policy = RequiredForRoles::new(["employee"], WhenUnenrolled::BlockUntilEnrolled);
 //! let clock = ManualClock::new(1_700_000_000); // use SystemClock (the default) in production
-//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+//! let tf = TwoFactor::builder(MemoryStore::new())
+//!     .mailer(RecordingMailer::new())
+//!     .policy(policy)
 //!     .clock(&clock)
 //!     .build();
 //!
@@ -86,15 +85,23 @@
 //!
 //! ## Map of the crate
 //!
+//! Top to bottom; each module imports only those below it (the manual's
+//! [layers](manual#layers)).
+//!
 //! | module | what | I/O |
 //! |---|---|---|
+//! | [`testing`] | test doubles: `ManualClock`, `RecordingMailer`, `RecordingAudit` | none |
 //! | [`service`] | [`TwoFactor`], the async facade a host calls | async, through the traits |
-//! | [`policy`] | [`EnforcementPolicy`] and built-ins | none |
-//! | [`account`] | the per-user record and its pure transitions | none |
-//! | [`provision`] | `otpauth://` URIs, QR codes | none |
-//! | [`otp`] | RFC 4226 / RFC 6238, [`Secret`] | none |
-//! | [`store`], [`mail`], [`audit`] | the pluggable edges | yours |
+//! | [`seal`] | `SealedStore`: secrets encrypted and records authenticated at rest | through the store |
 //! | [`cookie`] | trusted-device cookie names and headers | none |
+//! | [`store`] | [`UserStore`] and its adapters | yours |
+//! | [`account`] | the per-user record and its pure transitions | none |
+//! | [`policy`] | [`EnforcementPolicy`] and built-ins | none |
+//! | [`audit`], [`mail`] | audit events and notices, and the traits that deliver them | yours |
+//! | [`provision`] | `otpauth://` URIs, QR codes | none |
+//! | [`vocabulary`] | the shared words: [`UserId`], [`DeviceId`], [`LoginContext`], [`FactorKind`] | none |
+//! | [`otp`] | RFC 4226 / RFC 6238, [`Secret`], parameters and their limits | none |
+//! | [`clock`] | [`Clock`] | reads the system clock |
 //! | [`manual`] | why the defaults are what they are | docs only |
 //!
 //! ## Features
@@ -121,34 +128,32 @@ pub mod provision;
 pub mod seal;
 pub mod service;
 pub mod store;
+pub mod testing;
+pub mod vocabulary;
 
+// The crate root re-exports what a host touches in its first hour; everything else is in its
+// module (OTP-level types under `otp`, test doubles under `testing`).
 pub use account::{
-    DeviceId, DeviceInfo, DeviceToken, Enrolled, EnrollmentStarted, Factor, FactorKind,
-    FactorParseError, GrantReason, LoginContext, LoginDecision, LoginGranted, Reauthenticated,
-    RecoveryCodes, Settings, SettingsError, TwoFactorRecord, TwoFactorStatus, UserId,
+    DeviceInfo, DeviceToken, Enrolled, EnrollmentStarted, Factor, GrantReason, LoginDecision,
+    LoginGranted, Reauthenticated, RecoveryCodes, Settings, TwoFactorStatus,
 };
-pub use audit::{AuditEvent, AuditKind, AuditSink, RecordingAudit, TracingAudit};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use audit::{AuditEvent, AuditKind, AuditSink};
+pub use clock::{Clock, SystemClock};
 pub use cookie::DeviceCookie;
-pub use mail::{DynMailer, Mailer, NoMailer, Notice, RecordingMailer};
-pub use otp::{
-    Algorithm, Code, CodeError, Hotp, ParamsError, Secret, SecretError, SecretStrength, Totp,
-    TotpBuilder, UnknownAlgorithm, VerifyError,
-};
+pub use mail::{DynMailer, Mailer, NoMailer, Notice};
+pub use otp::{Secret, Totp};
 pub use policy::{
-    EnforcementPolicy, EnrollmentStatus, GracePeriod, GraceStart, NoTrustedDevices, Optional,
-    PerTenant, PolicyExt, Principal, RequiredForAll, RequiredForRoles, Requirement,
-    SUPERUSER_EXEMPTION, SuperuserExempt, UnknownTenant, WhenUnenrolled,
+    EnforcementPolicy, EnrollmentStatus, NoTrustedDevices, Optional, PerTenant, PolicyExt,
+    Principal, RequiredForAll, RequiredForRoles, Requirement, SuperuserExempt, WhenUnenrolled,
 };
-pub use provision::{KeyUri, OtpKind, Provisioning, QrCode, QrError, TerminalStyle, UriError};
+pub use provision::{KeyUri, QrCode};
 pub use service::{Error, ErrorKind, TwoFactor};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{DynStore, MemoryStore, SaveOutcome, UserStore, Version, Versioned};
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use store::{PoolConfig, StoreError};
+pub use store::{DynStore, MemoryStore, UserStore};
+pub use vocabulary::{DeviceId, FactorKind, LoginContext, UserId};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -11,11 +11,10 @@
 
 use core::fmt;
 use core::future::Future;
-use std::sync::{Mutex, PoisonError};
 
 use zeroize::Zeroizing;
 
-use crate::account::{LoginContext, UserId};
+use crate::vocabulary::{LoginContext, UserId};
 
 /// Who turned 2FA off.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -368,108 +367,6 @@ impl<M: Mailer + ?Sized> Mailer for &M {
     }
 }
 
-/// Keeps every notice in memory instead of sending it: for tests and examples.
-///
-/// ```
-/// # use twofactor::mail::{Mailer, Notice, RecordingMailer};
-/// # use twofactor::UserId;
-/// # futures_lite_block_on(async {
-/// let mailer = RecordingMailer::new();
-/// mailer.send(&UserId::new("alice"), &Notice::Enabled).await.unwrap();
-/// assert_eq!(mailer.count_for(&UserId::new("alice")), 1);
-/// # });
-/// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-/// #     let waker = std::task::Waker::noop();
-/// #     let mut cx = std::task::Context::from_waker(&waker);
-/// #     let mut f = std::pin::pin!(f);
-/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
-/// # }
-/// ```
-#[derive(Debug, Default)]
-pub struct RecordingMailer {
-    sent: Mutex<Vec<(UserId, Notice)>>,
-}
-
-impl RecordingMailer {
-    /// An empty mailbox.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Every notice sent so far, in order.
-    #[must_use]
-    pub fn sent(&self) -> Vec<(UserId, Notice)> {
-        self.sent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-    /// The notices sent to `user`, in order.
-    #[must_use]
-    pub fn sent_to(&self, user: &UserId) -> Vec<Notice> {
-        self.sent()
-            .into_iter()
-            .filter(|(u, _)| u == user)
-            .map(|(_, n)| n)
-            .collect()
-    }
-    /// The kinds of the notices sent to `user`, in order.
-    #[must_use]
-    pub fn kinds_for(&self, user: &UserId) -> Vec<NoticeKind> {
-        self.sent_to(user).iter().map(Notice::kind).collect()
-    }
-    /// How many notices `user` received.
-    #[must_use]
-    pub fn count_for(&self, user: &UserId) -> usize {
-        self.sent_to(user).len()
-    }
-    /// The last notice sent to `user`.
-    #[must_use]
-    pub fn last_for(&self, user: &UserId) -> Option<Notice> {
-        self.sent_to(user).pop()
-    }
-    /// The code of the last login-code notice sent to `user`.
-    ///
-    /// # Security warning
-    /// For tests: a real mailer never hands codes back to the application.
-    #[must_use]
-    pub fn last_login_code_for(&self, user: &UserId) -> Option<String> {
-        self.sent_to(user)
-            .iter()
-            .rev()
-            .find_map(|n| n.expose_login_code().map(str::to_owned))
-    }
-    /// The URI of the last provisioned-secret notice sent to `user`.
-    ///
-    /// # Security warning
-    /// For tests: contains an authenticator secret.
-    #[must_use]
-    pub fn last_provisioning_uri_for(&self, user: &UserId) -> Option<String> {
-        self.sent_to(user)
-            .iter()
-            .rev()
-            .find_map(|n| n.expose_provisioning_uri().map(str::to_owned))
-    }
-    /// Forgets everything recorded.
-    pub fn clear(&self) {
-        self.sent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-}
-
-impl Mailer for RecordingMailer {
-    type Error = std::convert::Infallible;
-    async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), Self::Error> {
-        self.sent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((user.clone(), notice.clone()));
-        Ok(())
-    }
-}
-
 /// For hosts that send no mail (a CLI, an app with TOTP only): informational notices are
 /// dropped, and notices that must reach the user ([`Notice::must_deliver`]: login codes,
 /// invitations, provisioned secrets) fail with [`NoMailerError`], so a mail-code policy cannot
@@ -536,8 +433,7 @@ mod tests {
     }
 }
 
-/// A boxed, `Send` future, as returned by [`DynMail::send_boxed`].
-pub type BoxFuture<'a, T> = core::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::vocabulary::BoxFuture;
 
 /// Any mailer, chosen at run time: a [`Mailer`] whose error is [`DynMailerError`].
 ///
@@ -547,7 +443,8 @@ pub type BoxFuture<'a, T> = core::pin::Pin<Box<dyn Future<Output = T> + Send + '
 ///
 /// ```
 /// use std::sync::Arc;
-/// use twofactor::mail::{DynMailer, NoMailer, RecordingMailer};
+/// use twofactor::mail::{DynMailer, NoMailer};
+/// use twofactor::testing::RecordingMailer;
 ///
 /// fn mailer_from_config(kind: &str) -> DynMailer {
 ///     match kind {
@@ -631,6 +528,7 @@ mod dyn_tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::testing::RecordingMailer;
 
     #[tokio::test]
     async fn a_dyn_mailer_delivers_and_reports_errors() {

@@ -8,18 +8,32 @@
 //! ```text
 //!  host application (axum, actix, CLI, ERP)
 //!        │ checks the password, then calls ↓
-//!  ┌─────────────────────────────────────────────────────────────────┐
-//!  │ service   TwoFactor<Store, Mailer, Policy, Clock>  (async)       │
-//!  │           load → one pure transition → compare-and-swap save     │
-//!  │           → notices to the Mailer, events to the AuditSink       │
-//!  ├─────────────────────────────────────────────────────────────────┤
-//!  │ policy    EnforcementPolicy: Off / Optional / Required / Exempt  │
-//!  │ account   TwoFactorRecord + pure transitions (sans-IO)           │
-//!  │ provision otpauth:// URIs, QR codes                              │
-//!  │ otp       RFC 4226 / RFC 6238, Secret                            │
-//!  └─────────────────────────────────────────────────────────────────┘
+//!  ┌──────────────────────────────────────────────────────────────────────┐
+//!  │ service    TwoFactor<Store, Mailer, Policy, Clock, Audit>  (async)   │
+//!  │            load → one pure transition → compare-and-swap save        │
+//!  │            → notices to the Mailer, events to the AuditSink          │
+//!  │ seal       SealedStore: a UserStore wrapper (encryption at rest)     │
+//!  │ cookie     trusted-device cookie names and headers                   │
+//!  │ store      UserStore trait; memory, SQLite, PostgreSQL adapters      │
+//!  ├──────────────────────────────────────────── sans-IO below ───────────┤
+//!  │ account    TwoFactorRecord + pure transitions                        │
+//!  │ policy     EnforcementPolicy: Off / Optional / Required / Exempt     │
+//!  │ audit      AuditEvent, AuditKind, the AuditSink trait                │
+//!  │ mail       Notice, the Mailer trait                                  │
+//!  │ provision  otpauth:// URIs, QR codes                                 │
+//!  │ vocabulary UserId, DeviceId, LoginContext, FactorKind, secret slots  │
+//!  │ otp        RFC 4226 / RFC 6238, Secret                               │
+//!  │ clock      the Clock trait                                           │
+//!  └──────────────────────────────────────────────────────────────────────┘
 //!        ↑ UserStore (memory, SQLite, PostgreSQL, yours)   ↑ Mailer (yours)
 //! ```
+//!
+//! Each module imports only the modules listed below it (`tests/layers.rs` checks it), so
+//! the words every layer shares live in [`vocabulary`](crate::vocabulary), at the bottom,
+//! and no two modules import each other. [`testing`](crate::testing) (test doubles) sits on
+//! top of everything and is for tests only. The traits at the edges (`Mailer`, `AuditSink`)
+//! are declared below the domain, which returns the notices and audit kinds to deliver; only
+//! the service calls them.
 //!
 //! Everything below the service is synchronous and does no I/O: it never reads a clock or the
 //! operating system's random number generator except through what is passed in. That makes
@@ -136,14 +150,14 @@
 //!
 //! ```
 //! use twofactor::account::{LoginContext, LoginDecision, Reauthenticated};
-//! use twofactor::{
-//!     Clock, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer, RequiredForAll, Totp,
-//!     TwoFactor,
-//! };
+//! use twofactor::{Clock, KeyUri, MemoryStore, Principal, RequiredForAll, Totp, TwoFactor};
+//! use twofactor::testing::{ManualClock, RecordingMailer};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(1_700_000_000);
-//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), RequiredForAll::default())
+//! let tf = TwoFactor::builder(MemoryStore::new())
+//!     .mailer(RecordingMailer::new())
+//!     .policy(RequiredForAll::default())
 //!     .clock(&clock)
 //!     .build();
 //! let alice = Principal::new("alice");
@@ -199,15 +213,15 @@
 //!
 //! ```
 //! use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-//! use twofactor::{
-//!     Clock, Error, ManualClock, MemoryStore, Principal, RecordingMailer, RequiredForAll,
-//!     TwoFactor, WhenUnenrolled,
-//! };
+//! use twofactor::{Clock, Error, MemoryStore, Principal, RequiredForAll, TwoFactor, WhenUnenrolled};
+//! use twofactor::testing::{ManualClock, RecordingMailer};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(1_700_000_000);
 //! let policy = RequiredForAll::new(WhenUnenrolled::MailCode);
-//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+//! let tf = TwoFactor::builder(MemoryStore::new())
+//!     .mailer(RecordingMailer::new())
+//!     .policy(policy)
 //!     .clock(&clock)
 //!     .build();
 //! let bob = Principal::new("bob");
@@ -278,7 +292,7 @@
 //!
 //! ## Threat model: who reads and who writes the table
 //!
-//! All of a user's 2FA state is one row: the [`TwoFactorRecord`](crate::TwoFactorRecord) a
+//! All of a user's 2FA state is one row: the [`TwoFactorRecord`](crate::account::TwoFactorRecord) a
 //! [`UserStore`](crate::store::UserStore) keeps. Four kinds of people can get at it.
 //!
 //! **Anyone on the network** knows usernames and may know passwords. They must not get past

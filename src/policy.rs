@@ -43,7 +43,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::account::UserId;
+use crate::vocabulary::UserId;
 
 /// What the host knows about the person logging in, as far as policy is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -59,163 +59,13 @@
 
 use core::fmt;
 
-use crate::account::{TwoFactorRecord, UserId};
+use crate::account::TwoFactorRecord;
 use crate::otp::Secret;
 use crate::store::{SaveOutcome, UserStore, Version, Versioned};
-
-/// A boxed error cause.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// An encrypted secret as stored in a record: the id of the key that sealed it, a nonce and
-/// the ciphertext (with its authentication tag). `Debug` shows the key id only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SealedSecret {
-    key_id: String,
-    nonce: Vec<u8>,
-    ciphertext: Vec<u8>,
-}
-
-impl SealedSecret {
-    /// Assembles a sealed secret (for [`SecretCipher`] implementations).
-    #[must_use]
-    pub fn new(key_id: impl Into<String>, nonce: Vec<u8>, ciphertext: Vec<u8>) -> Self {
-        SealedSecret {
-            key_id: key_id.into(),
-            nonce,
-            ciphertext,
-        }
-    }
-
-    /// The id of the key that sealed it.
-    #[must_use]
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-
-    /// The nonce.
-    #[must_use]
-    pub fn nonce(&self) -> &[u8] {
-        &self.nonce
-    }
-
-    /// The ciphertext, authentication tag included.
-    #[must_use]
-    pub fn ciphertext(&self) -> &[u8] {
-        &self.ciphertext
-    }
-}
-
-impl fmt::Debug for SealedSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SealedSecret")
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-#[cfg(feature = "serde")]
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SealedForm {
-    key: String,
-    nonce: String,
-    ct: String,
-}
-
-#[cfg(feature = "serde")]
-impl serde::Serialize for SealedSecret {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use crate::account::crypto::hex;
-        SealedForm {
-            key: self.key_id.clone(),
-            nonce: hex(&self.nonce),
-            ct: hex(&self.ciphertext),
-        }
-        .serialize(serializer)
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for SealedSecret {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use crate::account::crypto::unhex_vec;
-        use serde::de::Error as _;
-        let form = SealedForm::deserialize(deserializer)?;
-        let nonce = unhex_vec(&form.nonce).ok_or_else(|| D::Error::custom("nonce: not hex"))?;
-        let ct = unhex_vec(&form.ct).ok_or_else(|| D::Error::custom("ct: not hex"))?;
-        Ok(SealedSecret::new(form.key, nonce, ct))
-    }
-}
-
-/// An authentication tag over a whole stored record, written by [`SealedStore`] and checked
-/// on every load: the id of the key that made it and the tag bytes. `Debug` shows the key id
-/// only. Stored in the record as `"mac": {"key": ..., "tag": hex}`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RecordTag {
-    key_id: String,
-    tag: Vec<u8>,
-}
-
-impl RecordTag {
-    /// Assembles a tag (for [`SecretCipher`] implementations).
-    #[must_use]
-    pub fn new(key_id: impl Into<String>, tag: Vec<u8>) -> Self {
-        RecordTag {
-            key_id: key_id.into(),
-            tag,
-        }
-    }
-
-    /// The id of the key that made the tag.
-    #[must_use]
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-
-    /// The tag bytes. Compare them in constant time (`subtle`).
-    #[must_use]
-    pub fn tag(&self) -> &[u8] {
-        &self.tag
-    }
-}
-
-impl fmt::Debug for RecordTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecordTag")
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
-    }
-}
-
-#[cfg(feature = "serde")]
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TagForm {
-    key: String,
-    tag: String,
-}
-
-#[cfg(feature = "serde")]
-impl serde::Serialize for RecordTag {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        TagForm {
-            key: self.key_id.clone(),
-            tag: crate::account::crypto::hex(&self.tag),
-        }
-        .serialize(serializer)
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for RecordTag {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        let form = TagForm::deserialize(deserializer)?;
-        let tag = crate::account::crypto::unhex_vec(&form.tag)
-            .ok_or_else(|| D::Error::custom("tag: not hex"))?;
-        Ok(RecordTag::new(form.key, tag))
-    }
-}
+use crate::vocabulary::SecretSlot;
+use crate::vocabulary::{BoxError, UserId};
+/// Defined in [`crate::vocabulary`] (a record holds them); reachable here too.
+pub use crate::vocabulary::{RecordTag, SealedSecret};
 
 /// Why a secret could not be sealed or opened.
 #[derive(Debug, thiserror::Error)]
@@ -334,26 +184,8 @@ fn associated_data(user: &UserId, slot: Slot) -> Vec<u8> {
     ad
 }
 
-/// A TOTP secret as a record holds it: in the clear, or sealed by a [`SecretCipher`].
-#[derive(Clone)]
-pub(crate) enum SecretSlot {
-    Open(Secret),
-    Sealed(SealedSecret),
-}
-
+/// Sealing and opening live here, with the cipher; the slot itself is shared vocabulary.
 impl SecretSlot {
-    /// The secret, unless it is sealed.
-    pub(crate) fn open(&self) -> Option<&Secret> {
-        match self {
-            SecretSlot::Open(s) => Some(s),
-            SecretSlot::Sealed(_) => None,
-        }
-    }
-
-    pub(crate) fn is_sealed(&self) -> bool {
-        matches!(self, SecretSlot::Sealed(_))
-    }
-
     fn seal(
         &mut self,
         cipher: &dyn SecretCipher,
@@ -379,54 +211,6 @@ impl SecretSlot {
             *self = SecretSlot::Open(secret);
         }
         Ok(())
-    }
-}
-
-impl From<Secret> for SecretSlot {
-    fn from(secret: Secret) -> Self {
-        SecretSlot::Open(secret)
-    }
-}
-
-/// Serialized as the base32 text when open (the format of records written before sealing
-/// existed), as `{"key", "nonce", "ct"}` when sealed.
-#[cfg(feature = "serde")]
-impl serde::Serialize for SecretSlot {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            SecretSlot::Open(secret) => secret.serialize(serializer),
-            SecretSlot::Sealed(sealed) => sealed.serialize(serializer),
-        }
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for SecretSlot {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = SecretSlot;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a base32 secret or a sealed secret")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretSlot, E> {
-                Secret::from_base32(v)
-                    .map(SecretSlot::Open)
-                    .map_err(E::custom)
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<SecretSlot, E> {
-                let v = zeroize::Zeroizing::new(v);
-                self.visit_str(&v)
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<SecretSlot, A::Error> {
-                let de = serde::de::value::MapAccessDeserializer::new(map);
-                serde::Deserialize::deserialize(de).map(SecretSlot::Sealed)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
     }
 }
 

@@ -22,6 +22,25 @@
 //! | recovery | [`regenerate_recovery_codes`](TwoFactor::regenerate_recovery_codes)`(user, Reauthenticated)` | [`RecoveryCodes`] |
 //! | account page | [`status`](TwoFactor::status)`(user)` | [`TwoFactorStatus`] |
 //!
+//! ## `&Principal` or `&UserId`
+//!
+//! A call takes the [`Principal`] (the user, their roles and tenant) when its outcome depends
+//! on the [policy](crate::policy): [`begin_login`](TwoFactor::begin_login) and
+//! [`finish_login`](TwoFactor::finish_login) (is a second factor required, may a code be
+//! mailed) and [`start_enrollment`](TwoFactor::start_enrollment) (may this user enroll
+//! without a second factor). Every other call acts on the user's record alone and takes the
+//! [`UserId`] (`&principal.user`): the policy cannot change what it does, so the host need not
+//! rebuild roles for it. Paired calls are named `start_*`/`finish_*` for enrollment and
+//! `begin_login`/`finish_login` for login.
+//!
+//! ## Building one
+//!
+//! [`TwoFactor::builder`]`(store)` starts from defaults a new host can adopt safely
+//! ([`NoMailer`], the [`Optional`] policy, [`SystemClock`], [`TracingAudit`]); set the rest
+//! with [`mailer`](TwoFactorBuilder::mailer), [`policy`](TwoFactorBuilder::policy),
+//! [`clock`](TwoFactorBuilder::clock), [`audit`](TwoFactorBuilder::audit) and
+//! [`settings`](TwoFactorBuilder::settings).
+//!
 //! Callers see one [`Error::InvalidCode`] for a wrong code, a replayed code, a late mailed code
 //! or a factor that is not pending; the audit trail tells them apart. A user without
 //! a record and a user without 2FA behave the same. Store failures fail closed. Every error
@@ -34,11 +53,10 @@
 //!
 //! ```
 //! use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-//! use twofactor::mail::RecordingMailer;
+//! use twofactor::testing::RecordingMailer;
 //! use twofactor::service::{Error, TwoFactor};
-//! use twofactor::{
-//!     Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Totp,
-//! };
+//! use twofactor::{Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Totp};
+//! use twofactor::testing::ManualClock;
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!
@@ -47,7 +65,9 @@
 //!     if p.has_role("staff") { Requirement::required() } else { Requirement::optional() }
 //! };
 //! let clock = ManualClock::new(1_700_000_000);
-//! let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+//! let tf = TwoFactor::builder(MemoryStore::new())
+//!     .mailer(RecordingMailer::new())
+//!     .policy(policy)
 //!     .clock(&clock)
 //!     .build();
 //!
@@ -102,10 +122,11 @@ use crate::account::{
 };
 use crate::audit::{AuditEvent, AuditKind, AuditSink, TracingAudit};
 use crate::clock::{Clock, SystemClock};
-use crate::mail::{Mailer, Notice};
-use crate::policy::{EnforcementPolicy, Principal};
+use crate::mail::{Mailer, NoMailer, Notice};
+use crate::policy::{EnforcementPolicy, Optional, Principal};
 use crate::provision::UriError;
 use crate::store::{SaveOutcome, UserStore, Version};
+use crate::vocabulary::BoxError;
 
 /// How many times an operation reloads and retries after a compare-and-swap conflict before
 /// giving up with [`Error::Contention`].
@@ -114,8 +135,6 @@ pub const DEFAULT_MAX_SAVE_ATTEMPTS: u32 = 16;
 /// How many users' login snapshots a [`TwoFactor`] keeps by default (see
 /// [`TwoFactorBuilder::login_snapshot_capacity`]).
 pub const DEFAULT_LOGIN_SNAPSHOT_CAPACITY: usize = 10_000;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The record `begin_login` ended with, for `finish_login` to start from.
 struct Snapshot {
@@ -499,6 +518,9 @@ fn checked<T>(outcome: Checked<T>) -> Result<T, Error> {
 
 /// The 2FA service: a store, a mailer, a policy, a clock and an audit sink around the pure
 /// domain. Cheap to share (`Arc<TwoFactor<..>>`); every method takes `&self`.
+///
+/// Make one with [`TwoFactor::builder`]`(store)`; see the [module documentation](self) for
+/// which calls take a [`Principal`] and which a [`UserId`].
 pub struct TwoFactor<S, M, P, C = SystemClock, A = TracingAudit> {
     store: S,
     mailer: M,
@@ -534,42 +556,62 @@ impl<S, M, P, C, A> fmt::Debug for TwoFactorBuilder<S, M, P, C, A> {
     }
 }
 
-impl<S, M, P> TwoFactor<S, M, P>
-where
-    S: UserStore,
-    M: Mailer,
-    P: EnforcementPolicy,
-{
-    /// A service with the defaults: [`SystemClock`], [`TracingAudit`], [`Settings::default`].
-    pub fn new(store: S, mailer: M, policy: P) -> Self {
-        Self::builder(store, mailer, policy).build()
+impl<S: UserStore> TwoFactor<S, NoMailer, Optional> {
+    /// A service on `store` with every default (see [`builder`](Self::builder)); the same as
+    /// `TwoFactor::builder(store).build()`.
+    ///
+    /// ```
+    /// use twofactor::{MemoryStore, TwoFactor};
+    ///
+    /// let tf = TwoFactor::new(MemoryStore::new());
+    /// # let _ = tf;
+    /// ```
+    pub fn new(store: S) -> Self {
+        Self::builder(store).build()
     }
 
-    /// Starts from the defaults; change the clock, audit sink or settings.
+    /// Starts a service on `store` with the defaults, to change with the builder's methods:
+    ///
+    /// | part | default | change with |
+    /// |---|---|---|
+    /// | mailer | [`NoMailer`] | [`mailer`](TwoFactorBuilder::mailer) |
+    /// | policy | [`Optional`]: 2FA is opt-in | [`policy`](TwoFactorBuilder::policy) |
+    /// | clock | [`SystemClock`] | [`clock`](TwoFactorBuilder::clock) |
+    /// | audit sink | [`TracingAudit`] | [`audit`](TwoFactorBuilder::audit) |
+    /// | settings | [`Settings::default`] | [`settings`](TwoFactorBuilder::settings) |
+    ///
+    /// **Mailer.** [`NoMailer`] drops informational notices ("2FA was turned off") and fails
+    /// every notice that must reach the user (mailed login codes, invitations, secrets
+    /// provisioned by mail) with [`Error::Mailer`]: nobody is let in and nothing is stored
+    /// as sent, but those flows do not work until you give a [`Mailer`]. A service whose
+    /// policy mails codes (`WhenUnenrolled::MailCode`) or that sends invitations needs one.
+    ///
+    /// **Policy.** [`Optional`] lets users turn 2FA on and never forces it: adding the
+    /// library to an existing application locks nobody out, and every user who enrolled is
+    /// challenged at every login (a policy never lets an enrolled user in on the password
+    /// alone). Require it with [`policy`](TwoFactorBuilder::policy).
     ///
     /// ```
     /// use twofactor::account::Settings;
-    /// use twofactor::audit::RecordingAudit;
-    /// use twofactor::mail::RecordingMailer;
-    /// use twofactor::service::TwoFactor;
-    /// use twofactor::{ManualClock, MemoryStore, Requirement};
+    /// use twofactor::testing::{ManualClock, RecordingAudit, RecordingMailer};
+    /// use twofactor::{MemoryStore, RequiredForAll, TwoFactor, WhenUnenrolled};
     ///
-    /// let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), |_: &_, _: &_, _| {
-    ///     Requirement::optional()
-    /// })
-    /// .clock(ManualClock::new(0))
-    /// .audit(RecordingAudit::new())
-    /// .settings(Settings::builder().issuer("ACME").build()?)
-    /// .build();
+    /// let tf = TwoFactor::builder(MemoryStore::new())
+    ///     .mailer(RecordingMailer::new())
+    ///     .policy(RequiredForAll::new(WhenUnenrolled::MailCode))
+    ///     .clock(ManualClock::new(0))
+    ///     .audit(RecordingAudit::new())
+    ///     .settings(Settings::builder().issuer("ACME").build()?)
+    ///     .build();
     /// assert_eq!(tf.settings().issuer(), Some("ACME"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn builder(store: S, mailer: M, policy: P) -> TwoFactorBuilder<S, M, P> {
+    pub fn builder(store: S) -> TwoFactorBuilder<S, NoMailer, Optional> {
         TwoFactorBuilder {
             inner: TwoFactor {
                 store,
-                mailer,
-                policy,
+                mailer: NoMailer,
+                policy: Optional,
                 clock: SystemClock,
                 audit: TracingAudit,
                 settings: Settings::default(),
@@ -581,7 +623,44 @@ where
 }
 
 impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
-    /// Uses another clock (a [`ManualClock`](crate::ManualClock) in tests).
+    /// Sends notices through `mailer` (default [`NoMailer`]: see
+    /// [`TwoFactor::builder`]).
+    pub fn mailer<M2: Mailer>(self, mailer: M2) -> TwoFactorBuilder<S, M2, P, C, A> {
+        let i = self.inner;
+        TwoFactorBuilder {
+            inner: TwoFactor {
+                store: i.store,
+                mailer,
+                policy: i.policy,
+                clock: i.clock,
+                audit: i.audit,
+                settings: i.settings,
+                max_save_attempts: i.max_save_attempts,
+                snapshots: i.snapshots,
+            },
+        }
+    }
+
+    /// Decides who must use 2FA with `policy` (default [`Optional`]: see
+    /// [`TwoFactor::builder`]). A closure `|&Principal, &EnrollmentStatus, now| Requirement`
+    /// is a policy.
+    pub fn policy<P2: EnforcementPolicy>(self, policy: P2) -> TwoFactorBuilder<S, M, P2, C, A> {
+        let i = self.inner;
+        TwoFactorBuilder {
+            inner: TwoFactor {
+                store: i.store,
+                mailer: i.mailer,
+                policy,
+                clock: i.clock,
+                audit: i.audit,
+                settings: i.settings,
+                max_save_attempts: i.max_save_attempts,
+                snapshots: i.snapshots,
+            },
+        }
+    }
+
+    /// Uses another clock (a [`ManualClock`](crate::testing::ManualClock) in tests).
     pub fn clock<C2: Clock>(self, clock: C2) -> TwoFactorBuilder<S, M, P, C2, A> {
         let i = self.inner;
         TwoFactorBuilder {
@@ -638,13 +717,15 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
     ///
     /// ```
     /// use twofactor::account::CodeKey;
-    /// use twofactor::mail::RecordingMailer;
+    /// use twofactor::testing::RecordingMailer;
     /// use twofactor::service::TwoFactor;
     /// use twofactor::{MemoryStore, Requirement};
     ///
     /// let key = CodeKey::from_bytes(&[0x42; 32]); // from your secret manager
     /// let id = key.id().to_owned();
-    /// let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), |_: &_, _: &_, _| {
+    /// let tf = TwoFactor::builder(MemoryStore::new())
+    ///     .mailer(RecordingMailer::new())
+    ///     .policy(|_: &_, _: &_, _| {
     ///     Requirement::required()
     /// })
     /// .code_key(key)
@@ -684,11 +765,13 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
     /// had before (for example by deleting and re-creating rows outside the service).
     ///
     /// ```
-    /// use twofactor::mail::RecordingMailer;
+    /// use twofactor::testing::RecordingMailer;
     /// use twofactor::service::TwoFactor;
     /// use twofactor::{MemoryStore, Requirement};
     ///
-    /// let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), |_: &_, _: &_, _| {
+    /// let tf = TwoFactor::builder(MemoryStore::new())
+    ///     .mailer(RecordingMailer::new())
+    ///     .policy(|_: &_, _: &_, _| {
     ///     Requirement::required()
     /// })
     /// .login_snapshot_capacity(0) // every finish_login loads the record
@@ -931,13 +1014,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -988,13 +1074,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1028,13 +1117,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1062,13 +1154,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1113,13 +1208,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1161,13 +1259,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1197,13 +1298,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1233,13 +1337,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1297,13 +1404,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1378,13 +1488,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1448,7 +1561,8 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -1458,7 +1572,9 @@ where
     /// #     grace_until: None,
     /// #     trusted_devices: true,
     /// # };
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1496,13 +1612,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1536,13 +1655,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1578,13 +1700,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1618,13 +1743,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");
@@ -1661,13 +1789,16 @@ where
     /// # Example
     /// ```
     /// # use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-    /// # use twofactor::{Error, KeyUri, ManualClock, MemoryStore, Principal, RecordingMailer};
+    /// # use twofactor::{Error, KeyUri, MemoryStore, Principal};
+    /// # use twofactor::testing::{ManualClock, RecordingMailer};
     /// # use twofactor::{Clock, EnrollmentStatus, Requirement, Totp, TwoFactor, UserId};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
-    /// # let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .mailer(RecordingMailer::new())
+    /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
     /// # let alice = UserId::new("alice");

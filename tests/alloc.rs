@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 
 use allocation_counter::measure;
-use twofactor::{Algorithm, Code, Hotp, Secret, Totp, VerifyError};
+use twofactor::otp::{Algorithm, Code, Hotp, VerifyError};
+use twofactor::{Secret, Totp};
 
 const ALGORITHMS: [Algorithm; 3] = [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512];
 const NOW: u64 = 1_700_000_000;

@@ -8,8 +8,9 @@
 
 use proptest::prelude::*;
 use serde_json::json;
+use twofactor::otp::{Algorithm, Hotp};
 use twofactor::otp::{MAX_DIGITS, MAX_LOOK_AHEAD, MAX_SECRET_BYTES, MAX_SKEW, MIN_DIGITS};
-use twofactor::{Algorithm, Hotp, Secret, Totp};
+use twofactor::{Secret, Totp};
 
 const SECRET: &[u8] = b"12345678901234567890";
 

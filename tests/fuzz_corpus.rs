@@ -56,7 +56,7 @@ fn record_seeds_cover_valid_and_refused_records() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/record_decode");
     let decode = |name: &str| {
         let data = fs::read(dir.join(name)).unwrap();
-        serde_json::from_slice::<twofactor::TwoFactorRecord>(&data)
+        serde_json::from_slice::<twofactor::account::TwoFactorRecord>(&data)
     };
     for valid in [
         "enrolled",

@@ -4,8 +4,9 @@
 //! 128-byte block are hashed first, RFC 2104 §2), every algorithm and digit count, and
 //! counters that exercise every byte of the counter block.
 use hmac::{Hmac, KeyInit, Mac};
+use twofactor::Secret;
 use twofactor::otp::MAX_SECRET_BYTES;
-use twofactor::{Algorithm, Hotp, Secret};
+use twofactor::otp::{Algorithm, Hotp};
 
 fn reference(algorithm: Algorithm, key: &[u8], counter: u64, digits: u32) -> u32 {
     fn mac<M: Mac + KeyInit>(key: &[u8], counter: u64) -> Vec<u8> {

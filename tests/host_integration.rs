@@ -12,12 +12,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use common::{conformance, flows};
 use twofactor::account::{Factor, FactorKind, GrantReason, LoginContext, LoginDecision};
 use twofactor::cookie::DeviceCookie;
-use twofactor::mail::{DynMailer, NoMailer, RecordingMailer};
+use twofactor::mail::{DynMailer, NoMailer};
 use twofactor::policy::{NoTrustedDevices, Optional, RequiredForAll, WhenUnenrolled};
 use twofactor::store::{DynStore, DynStoreError};
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, EnforcementPolicy, EnrollmentStatus, Error, ManualClock, MemoryStore, Principal,
-    Requirement, Secret, Settings, TwoFactor, UserId,
+    Clock, EnforcementPolicy, EnrollmentStatus, Error, MemoryStore, Principal, Requirement, Secret,
+    Settings, TwoFactor, UserId,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -57,13 +59,11 @@ fn policy_from_config(kind: &str) -> Arc<dyn EnforcementPolicy> {
 }
 
 fn app(store: DynStore, policy: &str, clock: &Arc<ManualClock>) -> App {
-    TwoFactor::builder(
-        store,
-        mailer_from_config("recording"),
-        policy_from_config(policy),
-    )
-    .clock(clock.clone())
-    .build()
+    TwoFactor::builder(store)
+        .mailer(mailer_from_config("recording"))
+        .policy(policy_from_config(policy))
+        .clock(clock.clone())
+        .build()
 }
 
 fn clock() -> Arc<ManualClock> {
@@ -224,15 +224,15 @@ async fn dyn_store_errors_fail_closed_and_keep_their_type() {
     struct Broken;
     impl twofactor::UserStore for Broken {
         type Error = Down;
-        async fn load(&self, _: &UserId) -> Result<Option<twofactor::Versioned>, Down> {
+        async fn load(&self, _: &UserId) -> Result<Option<twofactor::store::Versioned>, Down> {
             Err(Down)
         }
         async fn save(
             &self,
             _: &UserId,
-            _: &twofactor::TwoFactorRecord,
-            _: Option<twofactor::Version>,
-        ) -> Result<twofactor::SaveOutcome, Down> {
+            _: &twofactor::account::TwoFactorRecord,
+            _: Option<twofactor::store::Version>,
+        ) -> Result<twofactor::store::SaveOutcome, Down> {
             Err(Down)
         }
     }
@@ -286,13 +286,11 @@ struct Trusted {
 async fn with_trusted_device() -> Trusted {
     let clock = clock();
     let mode = Arc::new(AtomicU8::new(0));
-    let tf = TwoFactor::builder(
-        store_from_config("memory").await.unwrap(),
-        mailer_from_config("recording"),
-        switchable(mode.clone()),
-    )
-    .clock(clock.clone())
-    .build();
+    let tf = TwoFactor::builder(store_from_config("memory").await.unwrap())
+        .mailer(mailer_from_config("recording"))
+        .policy(switchable(mode.clone()))
+        .clock(clock.clone())
+        .build();
     let alice = Principal::new("alice");
     let (secret, _) = enroll(&tf, &clock, &alice.user).await;
     let granted = tf

@@ -10,7 +10,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use twofactor::{Algorithm, Hotp, Secret, Totp, VerifyError};
+use twofactor::otp::{Algorithm, Hotp, VerifyError};
+use twofactor::{Secret, Totp};
 
 const ALGORITHMS: [Algorithm; 3] = [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512];
 const DIGITS: [u32; 3] = [6, 7, 8];

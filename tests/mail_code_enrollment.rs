@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+use twofactor::policy::{GracePeriod, UnknownTenant};
 use twofactor::service::{Error, TwoFactor};
+use twofactor::testing::{ManualClock, RecordingMailer};
 use twofactor::{
-    Clock, EnforcementPolicy, GracePeriod, KeyUri, ManualClock, MemoryStore, PerTenant, Principal,
-    RecordingMailer, RequiredForAll, RequiredForRoles, Totp, UnknownTenant, WhenUnenrolled,
+    Clock, EnforcementPolicy, KeyUri, MemoryStore, PerTenant, Principal, RequiredForAll,
+    RequiredForRoles, Totp, WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -20,7 +22,9 @@ type Service =
 
 fn service(policy: Arc<dyn EnforcementPolicy>) -> (Service, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(T0));
-    let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    let tf = TwoFactor::builder(MemoryStore::new())
+        .mailer(RecordingMailer::new())
+        .policy(policy)
         .clock(clock.clone())
         .build();
     (tf, clock)

@@ -5,11 +5,12 @@
 
 use rand::rngs::SysRng;
 use sha2::{Digest as _, Sha256};
+use twofactor::account::TwoFactorRecord;
 use twofactor::account::{
     CodeKey, DomainError, Factor, FailureReason, LoginContext, RECOVERY_CODE_ALPHABET,
     Reauthenticated, RecoveryCodes, Refusal, Settings,
 };
-use twofactor::{Requirement, Secret, TwoFactorRecord};
+use twofactor::{Requirement, Secret};
 
 const NOW: u64 = 1_700_000_010;
 

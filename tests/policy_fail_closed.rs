@@ -10,14 +10,17 @@ use std::sync::{Arc, RwLock};
 
 use proptest::prelude::*;
 use twofactor::account::{Factor, GrantReason, LoginContext, LoginDecision, Reauthenticated};
-use twofactor::audit::{AuditKind, RecordingAudit};
-use twofactor::mail::RecordingMailer;
+use twofactor::audit::AuditKind;
+use twofactor::policy::GraceStart;
 use twofactor::policy::{TENANT_DISABLED_EXEMPTION, UnknownTenant};
 use twofactor::service::TwoFactor;
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingAudit;
+use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, EnforcementPolicy, EnrollmentStatus, GraceStart, KeyUri, ManualClock, MemoryStore,
-    Optional, PerTenant, PolicyExt, Principal, RequiredForAll, RequiredForRoles, Requirement,
-    Secret, Totp, UserId, WhenUnenrolled,
+    Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, MemoryStore, Optional, PerTenant,
+    PolicyExt, Principal, RequiredForAll, RequiredForRoles, Requirement, Secret, Totp, UserId,
+    WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_010;
@@ -52,7 +55,9 @@ impl World {
 
     fn on(store: Arc<MemoryStore>, policy: Policy) -> Self {
         let switch = Arc::new(Switch(RwLock::new(policy)));
-        let tf = TwoFactor::builder(store, RecordingMailer::new(), Arc::clone(&switch))
+        let tf = TwoFactor::builder(store)
+            .mailer(RecordingMailer::new())
+            .policy(Arc::clone(&switch))
             .clock(ManualClock::new(T0))
             .audit(RecordingAudit::new())
             .build();

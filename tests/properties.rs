@@ -28,13 +28,16 @@ use proptest::prelude::*;
 use twofactor::account::{
     Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision, Reauthenticated,
 };
-use twofactor::audit::{AuditKind, RecordingAudit};
-use twofactor::mail::{Notice, RecordingMailer};
+use twofactor::audit::AuditKind;
+use twofactor::mail::Notice;
+use twofactor::policy::{GraceStart, UnknownTenant};
 use twofactor::service::{Error, TwoFactor};
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingAudit;
+use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, EnforcementPolicy, EnrollmentStatus, GraceStart, KeyUri, ManualClock, MemoryStore,
-    Optional, PerTenant, PolicyExt, Principal, RequiredForAll, Requirement, Secret, Totp,
-    UnknownTenant, UserStore, WhenUnenrolled,
+    Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, MemoryStore, Optional, PerTenant,
+    PolicyExt, Principal, RequiredForAll, Requirement, Secret, Totp, UserStore, WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -289,7 +292,7 @@ async fn snapshot(tf: &Service, p: &Principal) -> (Option<u64>, Option<String>) 
     }
 }
 
-async fn record(tf: &Service, p: &Principal) -> twofactor::TwoFactorRecord {
+async fn record(tf: &Service, p: &Principal) -> twofactor::account::TwoFactorRecord {
     tf.store()
         .load(&p.user)
         .await
@@ -373,7 +376,7 @@ impl Case {
         self.tf.clock().now()
     }
 
-    fn requirement(&self, before: &twofactor::TwoFactorRecord) -> Requirement {
+    fn requirement(&self, before: &twofactor::account::TwoFactorRecord) -> Requirement {
         self.tf
             .policy()
             .requirement(&self.p, &before.enrollment_status(), self.now())
@@ -805,7 +808,9 @@ impl Case {
 
 async fn run(choice: PolicyChoice, enrolled: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let policy = Arc::new(Switch::new(choice));
-    let tf = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    let tf = TwoFactor::builder(MemoryStore::new())
+        .mailer(RecordingMailer::new())
+        .policy(policy)
         .clock(ManualClock::new(T0))
         .audit(RecordingAudit::new())
         .build();
@@ -858,7 +863,7 @@ proptest! {
         rt.block_on(async {
             let p = principal();
             let policy = Arc::new(Switch::new(choice));
-            let tf: Service = TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+            let tf: Service = TwoFactor::builder(MemoryStore::new()).mailer(RecordingMailer::new()).policy(policy)
                 .clock(ManualClock::new(T0))
                 .audit(RecordingAudit::new())
                 .build();

@@ -5,10 +5,9 @@
 //! model of the window, never as "a code from elsewhere is refused".
 
 use proptest::prelude::*;
+use twofactor::otp::{Algorithm, Code, CodeError, Hotp, ParamsError, SecretError, VerifyError};
 use twofactor::otp::{MAX_SECRET_BYTES, MAX_SKEW};
-use twofactor::{
-    Algorithm, Code, CodeError, Hotp, ParamsError, Secret, SecretError, Totp, VerifyError,
-};
+use twofactor::{Secret, Totp};
 
 fn algorithm() -> impl Strategy<Value = Algorithm> {
     prop_oneof![

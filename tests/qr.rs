@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use twofactor::otp::{Algorithm, Hotp};
+use twofactor::provision::{OtpKind, QrError, TerminalStyle};
 use twofactor::provision::{PNG_MODULE_PX, QUIET_ZONE, SVG_MODULE_PX};
-use twofactor::{Algorithm, Hotp, KeyUri, OtpKind, QrCode, QrError, Secret, TerminalStyle, Totp};
+use twofactor::{KeyUri, QrCode, Secret, Totp};
 
 const ZBARIMG: &str = "/usr/bin/zbarimg";
 

@@ -11,10 +11,11 @@ use common::flows::{Harness, code, optional, required};
 use proptest::prelude::*;
 use serde_json::Value;
 use twofactor::account::LoginContext;
+use twofactor::account::TwoFactorRecord;
 use twofactor::service::Error;
 use twofactor::store::codec::{decode_record, encode_record};
 use twofactor::store::{MemoryStoreError, UserStore};
-use twofactor::{MemoryStore, Principal, TwoFactorRecord};
+use twofactor::{MemoryStore, Principal};
 
 /// A row as the code before format 2 wrote it (generated from that code, committed before
 /// the format changed): enrolled, a pending rotation, recovery codes, a trusted device, a

@@ -1,5 +1,6 @@
 //! RFC 4226 Appendix D known-answer tests.
-use twofactor::{Hotp, Secret};
+use twofactor::Secret;
+use twofactor::otp::Hotp;
 
 const SECRET: &[u8] = b"12345678901234567890";
 const EXPECTED: [&str; 10] = [
@@ -21,7 +22,7 @@ fn appendix_d_hotp_values() {
 #[test]
 fn hotp_look_ahead_finds_later_counter_and_not_earlier() {
     let secret = Secret::from_bytes(SECRET.to_vec()).unwrap();
-    let hotp = Hotp::new(twofactor::Algorithm::Sha1, 6, 5).unwrap();
+    let hotp = Hotp::new(twofactor::otp::Algorithm::Sha1, 6, 5).unwrap();
     assert_eq!(hotp.verify(&secret, EXPECTED[7], 3).unwrap(), 7);
     assert!(hotp.verify(&secret, EXPECTED[2], 3).is_err());
     assert!(Hotp::default().verify(&secret, EXPECTED[4], 3).is_err());

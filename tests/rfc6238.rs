@@ -1,5 +1,6 @@
 //! RFC 6238 Appendix B known-answer tests (all 18 vectors).
-use twofactor::{Algorithm, Secret, Totp};
+use twofactor::otp::Algorithm;
+use twofactor::{Secret, Totp};
 
 fn seed(algorithm: Algorithm) -> Secret {
     let base = b"1234567890";
@@ -148,7 +149,7 @@ fn colliding_adjacent_steps_accept_the_digits_once() {
     let at_second = second * 30 + 5;
     assert_eq!(
         totp.verify(&secret, "911617", at_second, Some(second)),
-        Err(twofactor::VerifyError::Replayed)
+        Err(twofactor::otp::VerifyError::Replayed)
     );
     // Had only the first step been used, the second step's (identical) digits would be fresh.
     assert_eq!(

@@ -9,12 +9,15 @@
 use std::sync::Arc;
 
 use twofactor::account::{Factor, FactorKind, LoginContext, LoginDecision, Settings};
-use twofactor::audit::{AuditKind, RecordingAudit};
-use twofactor::mail::{Notice, NoticeKind, RecordingMailer};
+use twofactor::audit::AuditKind;
+use twofactor::mail::{Notice, NoticeKind};
+use twofactor::provision::OtpKind;
 use twofactor::service::{Error, TwoFactor};
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingAudit;
+use twofactor::testing::RecordingMailer;
 use twofactor::{
-    KeyUri, ManualClock, MemoryStore, OtpKind, Principal, RequiredForAll, Secret, Totp, UserId,
-    WhenUnenrolled,
+    KeyUri, MemoryStore, Principal, RequiredForAll, Secret, Totp, UserId, WhenUnenrolled,
 };
 
 /// A multiple of 60 (and 30): step boundaries line up with round numbers below.
@@ -29,21 +32,19 @@ fn sixty_seconds() -> Totp {
 }
 
 fn bista(store: Arc<MemoryStore>, totp: Totp, at: u64) -> Service {
-    TwoFactor::builder(
-        store,
-        RecordingMailer::new(),
-        RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled),
-    )
-    .clock(ManualClock::new(at))
-    .audit(RecordingAudit::new())
-    .settings(
-        Settings::builder()
-            .issuer("Bista ERP")
-            .totp(totp)
-            .build()
-            .expect("settings"),
-    )
-    .build()
+    TwoFactor::builder(store)
+        .mailer(RecordingMailer::new())
+        .policy(RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled))
+        .clock(ManualClock::new(at))
+        .audit(RecordingAudit::new())
+        .settings(
+            Settings::builder()
+                .issuer("Bista ERP")
+                .totp(totp)
+                .build()
+                .expect("settings"),
+        )
+        .build()
 }
 
 /// Admin → Two Factor Authentication → "Send Secret Key By Email"; the user opens the e-mail

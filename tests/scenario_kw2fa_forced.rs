@@ -10,12 +10,16 @@ use std::sync::Arc;
 use twofactor::account::{
     Factor, FactorKind, GrantReason, LoginContext, LoginDecision, Reauthenticated,
 };
-use twofactor::audit::{AuditKind, RecordingAudit};
-use twofactor::mail::{NoticeKind, RecordingMailer};
+use twofactor::audit::AuditKind;
+use twofactor::mail::NoticeKind;
+use twofactor::policy::SUPERUSER_EXEMPTION;
 use twofactor::service::{Error, TwoFactor};
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingAudit;
+use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, EnforcementPolicy, KeyUri, ManualClock, MemoryStore, Optional, PolicyExt, Principal,
-    RequiredForAll, Requirement, SUPERUSER_EXEMPTION, Secret, Totp, UserId, WhenUnenrolled,
+    Clock, EnforcementPolicy, KeyUri, MemoryStore, Optional, PolicyExt, Principal, RequiredForAll,
+    Requirement, Secret, Totp, UserId, WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -31,7 +35,9 @@ fn kw_2fa_policy() -> impl EnforcementPolicy {
 }
 
 fn service<P: EnforcementPolicy>(store: Arc<MemoryStore>, policy: P, at: u64) -> Service<P> {
-    TwoFactor::builder(store, RecordingMailer::new(), policy)
+    TwoFactor::builder(store)
+        .mailer(RecordingMailer::new())
+        .policy(policy)
         .clock(ManualClock::new(at))
         .audit(RecordingAudit::new())
         .build()

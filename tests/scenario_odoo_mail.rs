@@ -9,12 +9,15 @@
 use twofactor::account::{
     Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision, Reauthenticated,
 };
-use twofactor::audit::{AuditKind, RecordingAudit};
-use twofactor::mail::{Notice, NoticeKind, RecordingMailer};
+use twofactor::audit::AuditKind;
+use twofactor::mail::{Notice, NoticeKind};
 use twofactor::service::{Error, TwoFactor};
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingAudit;
+use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, EnforcementPolicy, KeyUri, ManualClock, MemoryStore, Principal, RequiredForAll,
-    RequiredForRoles, Totp, WhenUnenrolled,
+    Clock, EnforcementPolicy, KeyUri, MemoryStore, Principal, RequiredForAll, RequiredForRoles,
+    Totp, WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -31,7 +34,9 @@ fn all_users() -> RequiredForAll {
 }
 
 fn odoo<P: EnforcementPolicy>(policy: P) -> Service<P> {
-    TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), policy)
+    TwoFactor::builder(MemoryStore::new())
+        .mailer(RecordingMailer::new())
+        .policy(policy)
         .clock(ManualClock::new(T0))
         .audit(RecordingAudit::new())
         .build()

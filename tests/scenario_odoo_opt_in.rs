@@ -9,12 +9,14 @@
 use twofactor::account::{
     Factor, FactorKind, GrantReason, LoginContext, LoginDecision, Reauthenticated, Settings,
 };
-use twofactor::audit::{AuditKind, RecordingAudit};
-use twofactor::mail::{DisabledBy, Notice, NoticeKind, RecordingMailer};
+use twofactor::audit::AuditKind;
+use twofactor::mail::{DisabledBy, Notice, NoticeKind};
+use twofactor::provision::OtpKind;
 use twofactor::service::{Error, TwoFactor};
-use twofactor::{
-    Clock, KeyUri, ManualClock, MemoryStore, Optional, OtpKind, Principal, Secret, Totp, UserId,
-};
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingAudit;
+use twofactor::testing::RecordingMailer;
+use twofactor::{Clock, KeyUri, MemoryStore, Optional, Principal, Secret, Totp, UserId};
 
 const T0: u64 = 1_700_000_000;
 const DAY: u64 = 86_400;
@@ -22,7 +24,9 @@ const DAY: u64 = 86_400;
 type Service = TwoFactor<MemoryStore, RecordingMailer, Optional, ManualClock, RecordingAudit>;
 
 fn odoo() -> Service {
-    TwoFactor::builder(MemoryStore::new(), RecordingMailer::new(), Optional)
+    TwoFactor::builder(MemoryStore::new())
+        .mailer(RecordingMailer::new())
+        .policy(Optional)
         .clock(ManualClock::new(T0))
         .audit(RecordingAudit::new())
         .settings(

@@ -12,12 +12,15 @@
 use std::sync::Arc;
 
 use twofactor::account::{Factor, GrantReason, LoginContext, LoginDecision, Reauthenticated};
-use twofactor::audit::{AuditKind, RecordingAudit};
-use twofactor::mail::{NoticeKind, RecordingMailer};
+use twofactor::audit::AuditKind;
+use twofactor::mail::NoticeKind;
+use twofactor::policy::UnknownTenant;
 use twofactor::service::{Error, TwoFactor};
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingAudit;
+use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, KeyUri, ManualClock, MemoryStore, PerTenant, Principal, RequiredForAll, Secret, Totp,
-    UnknownTenant, UserId,
+    Clock, KeyUri, MemoryStore, PerTenant, Principal, RequiredForAll, Secret, Totp, UserId,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -31,14 +34,12 @@ fn onum() -> (Service, Arc<PerTenant>) {
         RequiredForAll::default(),
         UnknownTenant::OptIn,
     ));
-    let tf = TwoFactor::builder(
-        MemoryStore::new(),
-        RecordingMailer::new(),
-        Arc::clone(&toggle),
-    )
-    .clock(ManualClock::new(T0))
-    .audit(RecordingAudit::new())
-    .build();
+    let tf = TwoFactor::builder(MemoryStore::new())
+        .mailer(RecordingMailer::new())
+        .policy(Arc::clone(&toggle))
+        .clock(ManualClock::new(T0))
+        .audit(RecordingAudit::new())
+        .build();
     (tf, toggle)
 }
 

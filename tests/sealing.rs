@@ -48,7 +48,7 @@ async fn enrolled_on_sqlite(
 }
 
 /// The stored row of `user`, which must exist.
-async fn row<S: UserStore>(store: &S, user: &UserId) -> twofactor::Versioned {
+async fn row<S: UserStore>(store: &S, user: &UserId) -> twofactor::store::Versioned {
     store.load(user).await.expect("load").expect("row")
 }
 

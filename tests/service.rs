@@ -10,17 +10,21 @@ mod counting;
 
 use counting::{Counting, Pause};
 
+use twofactor::account::TwoFactorRecord;
 use twofactor::account::{
     Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision, Reauthenticated,
     Settings,
 };
-use twofactor::audit::{AuditKind, RecordingAudit};
-use twofactor::mail::{DisabledBy, Mailer, NoMailer, Notice, NoticeKind, RecordingMailer};
+use twofactor::audit::AuditKind;
+use twofactor::mail::{DisabledBy, Mailer, NoMailer, Notice, NoticeKind};
 use twofactor::service::{Error, TwoFactor};
 use twofactor::store::{SaveOutcome, UserStore, Version, Versioned};
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingAudit;
+use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, NoTrustedDevices,
-    Optional, Principal, Requirement, Secret, Totp, TwoFactorRecord, UserId, WhenUnenrolled,
+    Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, MemoryStore, NoTrustedDevices, Optional,
+    Principal, Requirement, Secret, Totp, UserId, WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_010;
@@ -66,7 +70,9 @@ fn harness_with<S: UserStore>(store: S, policy: Policy) -> Harness<S> {
     let clock = Arc::new(ManualClock::new(T0));
     let mailer = Arc::new(RecordingMailer::new());
     let audit = Arc::new(RecordingAudit::new());
-    let tf = TwoFactor::builder(store, mailer.clone(), policy)
+    let tf = TwoFactor::builder(store)
+        .mailer(mailer.clone())
+        .policy(policy)
         .clock(clock.clone())
         .audit(audit.clone())
         .settings(Settings::builder().issuer("ACME").build().unwrap())
@@ -1299,7 +1305,9 @@ impl Mailer for DownMailer {
 async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
     let clock = Arc::new(ManualClock::new(T0));
     let audit = Arc::new(RecordingAudit::new());
-    let tf = TwoFactor::builder(MemoryStore::new(), DownMailer, mail_code as Policy)
+    let tf = TwoFactor::builder(MemoryStore::new())
+        .mailer(DownMailer)
+        .policy(mail_code as Policy)
         .clock(clock.clone())
         .audit(audit.clone())
         .build();
@@ -1324,7 +1332,9 @@ async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
     ));
 
     // "2FA enabled" is informational: enrollment succeeds (its recovery codes must not be lost).
-    let tf = TwoFactor::builder(MemoryStore::new(), DownMailer, required as Policy)
+    let tf = TwoFactor::builder(MemoryStore::new())
+        .mailer(DownMailer)
+        .policy(required as Policy)
         .clock(clock.clone())
         .audit(audit.clone())
         .build();
@@ -1345,7 +1355,9 @@ async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
 
 #[tokio::test]
 async fn no_mailer_refuses_only_what_must_be_delivered() {
-    let tf = TwoFactor::builder(MemoryStore::new(), NoMailer, mail_code as Policy)
+    let tf = TwoFactor::builder(MemoryStore::new())
+        .mailer(NoMailer)
+        .policy(mail_code as Policy)
         .clock(ManualClock::new(T0))
         .audit(RecordingAudit::new())
         .build();
@@ -1360,7 +1372,9 @@ async fn no_mailer_refuses_only_what_must_be_delivered() {
             .await,
         Err(Error::SecondFactorRequired)
     ));
-    let tf = TwoFactor::builder(MemoryStore::new(), NoMailer, required as Policy)
+    let tf = TwoFactor::builder(MemoryStore::new())
+        .mailer(NoMailer)
+        .policy(required as Policy)
         .clock(ManualClock::new(T0))
         .audit(RecordingAudit::new())
         .build();
@@ -1391,15 +1405,13 @@ fn service_futures_are_send() {
 async fn totp_period_is_a_deployment_setting() {
     let clock = Arc::new(ManualClock::new(T0));
     let totp = Totp::builder().period(60).build().unwrap();
-    let tf = TwoFactor::builder(
-        MemoryStore::new(),
-        RecordingMailer::new(),
-        required as Policy,
-    )
-    .clock(clock.clone())
-    .audit(RecordingAudit::new())
-    .settings(Settings::builder().totp(totp).build().unwrap())
-    .build();
+    let tf = TwoFactor::builder(MemoryStore::new())
+        .mailer(RecordingMailer::new())
+        .policy(required as Policy)
+        .clock(clock.clone())
+        .audit(RecordingAudit::new())
+        .settings(Settings::builder().totp(totp).build().unwrap())
+        .build();
     let alice = Principal::new("alice");
     let started = tf
         .start_enrollment(&alice, "alice", Reauthenticated::at(T0))

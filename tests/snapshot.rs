@@ -10,13 +10,14 @@ mod counting;
 use counting::{Counting, Pause};
 
 use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated, Settings};
-use twofactor::audit::{AuditKind, RecordingAudit};
-use twofactor::mail::RecordingMailer;
+use twofactor::audit::AuditKind;
 use twofactor::service::{Error, TwoFactor};
 use twofactor::store::{SaveOutcome, UserStore, Version};
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingAudit;
+use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Secret,
-    Totp, UserId,
+    Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
 };
 
 const T0: u64 = 1_700_000_010;
@@ -35,14 +36,12 @@ type Service =
 
 /// One "app server": a service on the shared store and clock.
 fn server(store: &Arc<Counted>, clock: &Arc<ManualClock>, capacity: Option<usize>) -> Service {
-    let builder = TwoFactor::builder(
-        store.clone(),
-        Arc::new(RecordingMailer::new()),
-        required as Policy,
-    )
-    .clock(clock.clone())
-    .audit(Arc::new(RecordingAudit::new()))
-    .settings(Settings::builder().issuer("ACME").build().unwrap());
+    let builder = TwoFactor::builder(store.clone())
+        .mailer(Arc::new(RecordingMailer::new()))
+        .policy(required as Policy)
+        .clock(clock.clone())
+        .audit(Arc::new(RecordingAudit::new()))
+        .settings(Settings::builder().issuer("ACME").build().unwrap());
     match capacity {
         Some(c) => builder.login_snapshot_capacity(c),
         None => builder,
@@ -347,13 +346,11 @@ async fn snapshots_expire_and_stay_bounded() {
         .unwrap();
     assert_eq!(tf.login_snapshots(), 1);
     assert_eq!(
-        TwoFactor::builder(
-            MemoryStore::new(),
-            RecordingMailer::new(),
-            required as Policy
-        )
-        .build()
-        .login_snapshot_capacity(),
+        TwoFactor::builder(MemoryStore::new())
+            .mailer(RecordingMailer::new())
+            .policy(required as Policy)
+            .build()
+            .login_snapshot_capacity(),
         twofactor::service::DEFAULT_LOGIN_SNAPSHOT_CAPACITY
     );
 }

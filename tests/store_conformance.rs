@@ -14,7 +14,7 @@ mod common;
 
 use common::stores::{Fixture, Memory};
 use common::{conformance, flows};
-use twofactor::TwoFactorRecord;
+use twofactor::account::TwoFactorRecord;
 
 /// The empty record and a real enrolled one.
 async fn samples() -> (TwoFactorRecord, TwoFactorRecord) {

@@ -3,10 +3,9 @@
 use std::error::Error as _;
 
 use proptest::prelude::*;
-use twofactor::{
-    Algorithm, Hotp, KeyUri, OtpKind, ParamsError, Provisioning, Secret, SecretError, Totp,
-    UnknownAlgorithm, UriError,
-};
+use twofactor::otp::{Algorithm, Hotp, ParamsError, SecretError, UnknownAlgorithm};
+use twofactor::provision::{OtpKind, Provisioning, UriError};
+use twofactor::{KeyUri, Secret, Totp};
 
 const KEY: &str = "JBSWY3DPEHPK3PXP";
 

@@ -5,7 +5,8 @@
 //! panic on any input except to report a broken invariant.
 
 use twofactor::otp::MAX_SECRET_BYTES;
-use twofactor::{Algorithm, Code, CodeError, Hotp, KeyUri, Secret, Totp, VerifyError};
+use twofactor::otp::{Algorithm, Code, CodeError, Hotp, VerifyError};
+use twofactor::{KeyUri, Secret, Totp};
 
 /// `uri_parse`: parsing never panics; whatever parses prints as a canonical URI that parses
 /// back to the same value and prints identically again.
@@ -284,7 +285,7 @@ pub fn check_verify_code(data: &[u8]) {
 /// - keeps what it says about the user, and its `Debug` shows none of its secrets.
 #[cfg(feature = "serde")]
 pub fn check_record_decode(data: &[u8]) {
-    use twofactor::TwoFactorRecord;
+    use twofactor::account::TwoFactorRecord;
     let Ok(record) = serde_json::from_slice::<TwoFactorRecord>(data) else {
         return;
     };

@@ -10,6 +10,7 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 use super::DomainError;
+pub(crate) use crate::vocabulary::{hex, unhex_vec};
 
 /// Fixed-size bytes stored as lowercase hex (salts, digests).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -303,18 +304,6 @@ pub(crate) fn random_below<R: TryCryptoRng + ?Sized>(
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
 /// Decodes exactly `N` bytes of hex (either case); `None` for anything else.
 pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != N * 2 {
@@ -346,23 +335,6 @@ pub(crate) fn unhex_ct<const N: usize>(s: &str) -> Option<Zeroizing<[u8; N]>> {
         *o = (nibble(pair[0], &mut valid) << 4) | nibble(pair[1], &mut valid);
     }
     bool::from(valid).then_some(out)
-}
-
-/// Decodes hex of any even length (either case); `None` for anything else.
-pub(crate) fn unhex_vec(s: &str) -> Option<Vec<u8>> {
-    let s = s.as_bytes();
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
-    s.chunks_exact(2)
-        .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
-        .collect()
 }
 
 #[cfg(feature = "serde")]

@@ -14,43 +14,14 @@ use zeroize::Zeroizing;
 use crate::audit::AuditKind;
 use crate::mail::Notice;
 
+use crate::vocabulary::DeviceId;
+
 use super::crypto::{Bytes, Digest, digest, hex, unhex_ct};
 use super::{DomainError, Settings, Transition, TwoFactorRecord};
 
 const DIGEST_LABEL: &str = "twofactor device token v1";
 /// Labels longer than this many characters are cut (hosts pass user agents).
 pub(crate) const MAX_LABEL_CHARS: usize = 100;
-
-/// Identifies a trusted device in lists and revocations (not a credential).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(transparent))]
-pub struct DeviceId(String);
-
-impl DeviceId {
-    /// Wraps an id as shown by [`DeviceInfo::id`] (e.g. from a "revoke" form).
-    #[must_use]
-    pub fn new(id: impl Into<String>) -> Self {
-        DeviceId(id.into())
-    }
-    /// The id as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for DeviceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DeviceId({:?})", self.0)
-    }
-}
-
-impl fmt::Display for DeviceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// A trusted device as listed to its user (no token, no digest).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +147,7 @@ impl TwoFactorRecord {
         rng: &mut R,
     ) -> Result<(DeviceToken, DeviceInfo), DomainError> {
         let token = Zeroizing::new(Bytes::<32>::random(rng)?);
-        let id = DeviceId(hex(&Bytes::<8>::random(rng)?.0));
+        let id = DeviceId::new(hex(&Bytes::<8>::random(rng)?.0));
         self.prune_devices(now);
         while self.devices.len() >= settings.max_trusted_devices.max(1) {
             let oldest = self

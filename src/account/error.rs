@@ -4,6 +4,7 @@
 use crate::otp::CodeError;
 
 use super::recovery::RecoveryCodeError;
+use crate::vocabulary::FailureReason;
 
 /// A precondition of a transition does not hold. The record is unchanged and there is nothing
 /// to record: retrying with the same input fails the same way.
@@ -70,31 +71,6 @@ pub enum MalformedInput {
     /// Not a recovery code.
     #[error("malformed recovery code: {0}")]
     RecoveryCode(#[from] RecoveryCodeError),
-}
-
-/// Why a submitted code was refused, for the audit trail. Callers of the service see one
-/// [`InvalidCode`](crate::service::Error::InvalidCode) for all of these except `Malformed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
-#[non_exhaustive]
-pub enum FailureReason {
-    /// Well-formed, but not the right code.
-    WrongCode,
-    /// A code already accepted once (a TOTP step at or below the last used one, or a consumed
-    /// recovery code).
-    Replayed,
-    /// A mailed code, but no login is waiting for one (never begun, or closed by a success
-    /// or a trusted-device login). TOTP and recovery codes need no stored login and never
-    /// fail with this reason.
-    ExpiredChallenge,
-    /// The mailed code or the pending enrollment has expired.
-    Expired,
-    /// No factor of this kind is pending (no mailed code sent, no recovery codes, no
-    /// authenticator).
-    NoPendingFactor,
-    /// Not a code at all.
-    Malformed,
 }
 
 /// A code check that did not pass. The [`Transition`](super::Transition) carrying it still holds

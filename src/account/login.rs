@@ -10,7 +10,6 @@
 //! [manual](crate::manual#login-challenges).
 
 use core::fmt;
-use std::net::IpAddr;
 
 use rand::TryCryptoRng;
 use zeroize::Zeroizing;
@@ -20,6 +19,9 @@ use crate::mail::Notice;
 use crate::otp::{Code, MAX_DIGITS, MIN_DIGITS, VerifyError};
 use crate::policy::{Requirement, WhenUnenrolled};
 
+/// Defined in [`crate::vocabulary`]; reachable here too.
+pub use crate::vocabulary::{FactorKind, LoginContext};
+
 use super::devices::DeviceToken;
 use super::mailed::Sent;
 use super::recovery::{RECOVERY_CODE_LENGTHS, RecoveryInput, normalize};
@@ -27,55 +29,6 @@ use super::{
     Checked, DeviceId, DomainError, FailureReason, MalformedInput, Refusal, Settings, Transition,
     TwoFactorRecord,
 };
-
-/// What the host knows about the request, for notices ("a sign-in from 203.0.113.9, Firefox on
-/// Linux, Lyon") and the audit trail. Every field is optional.
-///
-/// ```
-/// use twofactor::account::LoginContext;
-/// let ctx = LoginContext::new()
-///     .ip("203.0.113.9".parse().unwrap())
-///     .device("Firefox on Linux")
-///     .location("Lyon, France");
-/// assert_eq!(ctx.device.as_deref(), Some("Firefox on Linux"));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[non_exhaustive]
-pub struct LoginContext {
-    /// The client's IP address.
-    pub ip: Option<IpAddr>,
-    /// A description of the device or browser.
-    pub device: Option<String>,
-    /// An approximate location.
-    pub location: Option<String>,
-}
-
-impl LoginContext {
-    /// An empty context.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Sets the IP address.
-    #[must_use]
-    pub fn ip(mut self, ip: IpAddr) -> Self {
-        self.ip = Some(ip);
-        self
-    }
-    /// Sets the device description.
-    #[must_use]
-    pub fn device(mut self, device: impl Into<String>) -> Self {
-        self.device = Some(device.into());
-        self
-    }
-    /// Sets the location.
-    #[must_use]
-    pub fn location(mut self, location: impl Into<String>) -> Self {
-        self.location = Some(location.into());
-        self
-    }
-}
 
 /// What the user typed at the second step, and which kind of code it claims to be.
 #[derive(Clone, Copy)]
@@ -183,22 +136,6 @@ impl fmt::Debug for Factor<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Factor::{:?}(..)", self.kind())
     }
-}
-
-/// Kinds of second factor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
-#[non_exhaustive]
-pub enum FactorKind {
-    /// A code from the authenticator app.
-    Totp,
-    /// A recovery code.
-    RecoveryCode,
-    /// A code sent by e-mail.
-    MailedCode,
-    /// A trusted-device token.
-    TrustedDevice,
 }
 
 /// Why a login needs no (further) second factor.

@@ -42,12 +42,10 @@ mod throttle;
 mod transition;
 
 pub use crypto::CodeKey;
-pub use devices::{DeviceId, DeviceInfo, DeviceToken};
+pub use devices::{DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
-pub use error::{Checked, DomainError, FailureReason, MalformedInput, Refusal};
-pub use login::{
-    Factor, FactorKind, FactorParseError, GrantReason, LoginContext, LoginDecision, LoginGranted,
-};
+pub use error::{Checked, DomainError, MalformedInput, Refusal};
+pub use login::{Factor, FactorParseError, GrantReason, LoginDecision, LoginGranted};
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
 pub use recovery::{
@@ -57,68 +55,5 @@ pub use recovery::{
 pub use settings::*;
 pub use transition::Transition;
 
-use core::fmt;
-
-/// Identifies a user of the host application.
-///
-/// Hosts key users by integers, UUIDs or names; all convert into this string newtype.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(transparent))]
-pub struct UserId(String);
-
-impl UserId {
-    /// Wraps a host's user identifier.
-    #[must_use]
-    pub fn new(id: impl Into<String>) -> Self {
-        UserId(id.into())
-    }
-    /// The identifier as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UserId({:?})", self.0)
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for UserId {
-    fn from(s: &str) -> Self {
-        UserId(s.to_owned())
-    }
-}
-impl From<String> for UserId {
-    fn from(s: String) -> Self {
-        UserId(s)
-    }
-}
-impl From<u64> for UserId {
-    fn from(n: u64) -> Self {
-        UserId(n.to_string())
-    }
-}
-impl From<i64> for UserId {
-    fn from(n: i64) -> Self {
-        UserId(n.to_string())
-    }
-}
-impl From<u32> for UserId {
-    fn from(n: u32) -> Self {
-        UserId(n.to_string())
-    }
-}
-impl From<i32> for UserId {
-    fn from(n: i32) -> Self {
-        UserId(n.to_string())
-    }
-}
+/// The shared vocabulary, also reachable here (defined in [`crate::vocabulary`]).
+pub use crate::vocabulary::{DeviceId, FactorKind, FailureReason, LoginContext, UserId};

@@ -4,7 +4,7 @@ use core::fmt;
 
 use crate::otp::Totp;
 use crate::policy::EnrollmentStatus;
-use crate::seal::{RecordTag, SecretSlot};
+use crate::vocabulary::{RecordTag, SecretSlot};
 
 use super::UserId;
 use super::devices::TrustedDevice;
@@ -53,7 +53,7 @@ pub(crate) struct PendingEnrollment {
 /// `Debug` never prints secrets, digests or codes.
 ///
 /// ```
-/// use twofactor::TwoFactorRecord;
+/// use twofactor::account::TwoFactorRecord;
 ///
 /// let record = TwoFactorRecord::default(); // a user without 2FA
 /// assert!(!record.is_enrolled());
@@ -81,7 +81,7 @@ pub(crate) struct PendingEnrollment {
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
-/// use twofactor::TwoFactorRecord;
+/// use twofactor::account::TwoFactorRecord;
 ///
 /// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
 /// assert!(json.starts_with(r#"{"v":2,"active":null"#));

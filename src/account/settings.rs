@@ -14,82 +14,6 @@ const HOUR: u64 = 3_600;
 /// One day, in seconds.
 const DAY: u64 = 86_400;
 
-/// How long a started enrollment waits for its confirming code: 15 minutes.
-pub const DEFAULT_PENDING_ENROLLMENT_TTL: u64 = 15 * 60;
-/// How long an enrollment provisioned by an administrator and mailed to the user waits for the
-/// confirming code: 24 hours (mail is slow).
-pub const DEFAULT_MAILED_ENROLLMENT_TTL: u64 = DAY;
-/// The shortest pending-enrollment lifetime allowed: one minute.
-pub const MIN_PENDING_ENROLLMENT_TTL: u64 = 60;
-/// The longest pending-enrollment lifetime allowed: seven days.
-pub const MAX_PENDING_ENROLLMENT_TTL: u64 = 7 * DAY;
-
-/// Code checks allowed per user per window (TOTP, recovery and mailed codes together).
-pub const DEFAULT_CODE_CHECKS_PER_WINDOW: u32 = 5;
-/// The window of the code-check limit: one hour.
-pub const DEFAULT_CODE_CHECK_WINDOW: u64 = HOUR;
-/// The most code checks per window a deployment may allow.
-pub const MAX_CODE_CHECKS_PER_WINDOW: u32 = 50;
-
-/// Digits of a mailed login code.
-pub const DEFAULT_MAILED_CODE_DIGITS: u8 = 6;
-/// The fewest digits a mailed code may have.
-pub const MIN_MAILED_CODE_DIGITS: u8 = 6;
-/// The most digits a mailed code may have.
-pub const MAX_MAILED_CODE_DIGITS: u8 = 9;
-/// How long a mailed login code is valid: one hour.
-pub const DEFAULT_MAILED_CODE_TTL: u64 = HOUR;
-/// The shortest mailed-code lifetime allowed: one minute.
-pub const MIN_MAILED_CODE_TTL: u64 = 60;
-/// The longest mailed-code lifetime allowed: one day.
-pub const MAX_MAILED_CODE_TTL: u64 = DAY;
-/// Mailed codes sent per user per window.
-pub const DEFAULT_MAIL_SENDS_PER_WINDOW: u32 = 5;
-/// The window of the mail-send limit: one hour.
-pub const DEFAULT_MAIL_SEND_WINDOW: u64 = HOUR;
-/// The most mail sends per window a deployment may allow.
-pub const MAX_MAIL_SENDS_PER_WINDOW: u32 = 50;
-
-/// The shortest rate-limit window allowed: one minute.
-pub const MIN_WINDOW: u64 = 60;
-/// The longest rate-limit window allowed: one day.
-pub const MAX_WINDOW: u64 = DAY;
-
-/// How long "don't ask again on this device" lasts: 90 days.
-pub const DEFAULT_TRUSTED_DEVICE_TTL: u64 = 90 * DAY;
-/// The shortest trusted-device lifetime allowed: one hour.
-pub const MIN_TRUSTED_DEVICE_TTL: u64 = HOUR;
-/// The longest trusted-device lifetime allowed: 400 days (what browsers allow for cookies).
-pub const MAX_TRUSTED_DEVICE_TTL: u64 = 400 * DAY;
-/// Trusted devices kept per user; the least recently used one is dropped beyond this.
-pub const DEFAULT_MAX_TRUSTED_DEVICES: usize = 10;
-/// The most trusted devices per user a deployment may allow.
-pub const MAX_MAX_TRUSTED_DEVICES: usize = 100;
-
-/// Recovery codes in a set.
-pub const DEFAULT_RECOVERY_CODES: usize = 10;
-/// The fewest recovery codes a set may have.
-pub const MIN_RECOVERY_CODES: usize = 1;
-/// The most recovery codes a set may have.
-pub const MAX_RECOVERY_CODES: usize = 50;
-
-/// How recent a password check must be for sensitive operations: 10 minutes.
-pub const DEFAULT_REAUTH_MAX_AGE: u64 = 10 * 60;
-/// The shortest re-authentication window allowed: 30 seconds.
-pub const MIN_REAUTH_MAX_AGE: u64 = 30;
-/// The longest re-authentication window allowed: one hour.
-pub const MAX_REAUTH_MAX_AGE: u64 = HOUR;
-
-/// How long a login waits for its second step: 15 minutes. Enforced where the record keeps the
-/// login (one waiting for enrollment; one waiting for a mailed code lasts at least this long and
-/// as long as the code); for a TOTP or recovery code nothing is stored, and this is the
-/// advisory deadline `LoginDecision::Challenge` gives the host's session.
-pub const DEFAULT_LOGIN_CHALLENGE_TTL: u64 = 15 * 60;
-/// The shortest login-challenge lifetime allowed: one minute.
-pub const MIN_LOGIN_CHALLENGE_TTL: u64 = 60;
-/// The longest login-challenge lifetime allowed: one day.
-pub const MAX_LOGIN_CHALLENGE_TTL: u64 = DAY;
-
 /// A setting outside its allowed range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -108,7 +32,7 @@ pub struct SettingsError {
 /// The security settings of a deployment.
 ///
 /// ```
-/// use twofactor::account::{Settings, DEFAULT_CODE_CHECKS_PER_WINDOW};
+/// use twofactor::account::Settings;
 /// use twofactor::Totp;
 ///
 /// let settings = Settings::builder()
@@ -116,7 +40,7 @@ pub struct SettingsError {
 ///     .totp(Totp::builder().period(60).build()?) // Bista-style longer code validity
 ///     .build()?;
 /// assert_eq!(settings.totp().period(), 60);
-/// assert_eq!(settings.code_checks_per_window(), DEFAULT_CODE_CHECKS_PER_WINDOW);
+/// assert_eq!(settings.code_checks_per_window(), Settings::DEFAULT_CODE_CHECKS_PER_WINDOW);
 ///
 /// assert!(Settings::builder().code_checks_per_window(0).build().is_err());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -144,25 +68,105 @@ pub struct Settings {
     pub(crate) code_keys: CodeKeys,
 }
 
+/// The defaults and the allowed ranges: [`Settings::default`] uses the `DEFAULT_*` values and
+/// [`SettingsBuilder::build`] refuses anything outside `MIN_*..=MAX_*`. Durations in seconds.
+impl Settings {
+    /// How long a started enrollment waits for its confirming code: 15 minutes.
+    pub const DEFAULT_PENDING_ENROLLMENT_TTL: u64 = 15 * 60;
+    /// How long an enrollment provisioned by an administrator and mailed to the user waits for the
+    /// confirming code: 24 hours (mail is slow).
+    pub const DEFAULT_MAILED_ENROLLMENT_TTL: u64 = DAY;
+    /// The shortest pending-enrollment lifetime allowed: one minute.
+    pub const MIN_PENDING_ENROLLMENT_TTL: u64 = 60;
+    /// The longest pending-enrollment lifetime allowed: seven days.
+    pub const MAX_PENDING_ENROLLMENT_TTL: u64 = 7 * DAY;
+
+    /// Code checks allowed per user per window (TOTP, recovery and mailed codes together).
+    pub const DEFAULT_CODE_CHECKS_PER_WINDOW: u32 = 5;
+    /// The window of the code-check limit: one hour.
+    pub const DEFAULT_CODE_CHECK_WINDOW: u64 = HOUR;
+    /// The most code checks per window a deployment may allow.
+    pub const MAX_CODE_CHECKS_PER_WINDOW: u32 = 50;
+
+    /// Digits of a mailed login code.
+    pub const DEFAULT_MAILED_CODE_DIGITS: u8 = 6;
+    /// The fewest digits a mailed code may have.
+    pub const MIN_MAILED_CODE_DIGITS: u8 = 6;
+    /// The most digits a mailed code may have.
+    pub const MAX_MAILED_CODE_DIGITS: u8 = 9;
+    /// How long a mailed login code is valid: one hour.
+    pub const DEFAULT_MAILED_CODE_TTL: u64 = HOUR;
+    /// The shortest mailed-code lifetime allowed: one minute.
+    pub const MIN_MAILED_CODE_TTL: u64 = 60;
+    /// The longest mailed-code lifetime allowed: one day.
+    pub const MAX_MAILED_CODE_TTL: u64 = DAY;
+    /// Mailed codes sent per user per window.
+    pub const DEFAULT_MAIL_SENDS_PER_WINDOW: u32 = 5;
+    /// The window of the mail-send limit: one hour.
+    pub const DEFAULT_MAIL_SEND_WINDOW: u64 = HOUR;
+    /// The most mail sends per window a deployment may allow.
+    pub const MAX_MAIL_SENDS_PER_WINDOW: u32 = 50;
+
+    /// The shortest rate-limit window allowed: one minute.
+    pub const MIN_WINDOW: u64 = 60;
+    /// The longest rate-limit window allowed: one day.
+    pub const MAX_WINDOW: u64 = DAY;
+
+    /// How long "don't ask again on this device" lasts: 90 days.
+    pub const DEFAULT_TRUSTED_DEVICE_TTL: u64 = 90 * DAY;
+    /// The shortest trusted-device lifetime allowed: one hour.
+    pub const MIN_TRUSTED_DEVICE_TTL: u64 = HOUR;
+    /// The longest trusted-device lifetime allowed: 400 days (what browsers allow for cookies).
+    pub const MAX_TRUSTED_DEVICE_TTL: u64 = 400 * DAY;
+    /// Trusted devices kept per user; the least recently used one is dropped beyond this.
+    pub const DEFAULT_MAX_TRUSTED_DEVICES: usize = 10;
+    /// The most trusted devices per user a deployment may allow.
+    pub const MAX_MAX_TRUSTED_DEVICES: usize = 100;
+
+    /// Recovery codes in a set.
+    pub const DEFAULT_RECOVERY_CODES: usize = 10;
+    /// The fewest recovery codes a set may have.
+    pub const MIN_RECOVERY_CODES: usize = 1;
+    /// The most recovery codes a set may have.
+    pub const MAX_RECOVERY_CODES: usize = 50;
+
+    /// How recent a password check must be for sensitive operations: 10 minutes.
+    pub const DEFAULT_REAUTH_MAX_AGE: u64 = 10 * 60;
+    /// The shortest re-authentication window allowed: 30 seconds.
+    pub const MIN_REAUTH_MAX_AGE: u64 = 30;
+    /// The longest re-authentication window allowed: one hour.
+    pub const MAX_REAUTH_MAX_AGE: u64 = HOUR;
+
+    /// How long a login waits for its second step: 15 minutes. Enforced where the record keeps the
+    /// login (one waiting for enrollment; one waiting for a mailed code lasts at least this long and
+    /// as long as the code); for a TOTP or recovery code nothing is stored, and this is the
+    /// advisory deadline `LoginDecision::Challenge` gives the host's session.
+    pub const DEFAULT_LOGIN_CHALLENGE_TTL: u64 = 15 * 60;
+    /// The shortest login-challenge lifetime allowed: one minute.
+    pub const MIN_LOGIN_CHALLENGE_TTL: u64 = 60;
+    /// The longest login-challenge lifetime allowed: one day.
+    pub const MAX_LOGIN_CHALLENGE_TTL: u64 = DAY;
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             issuer: None,
             totp: Totp::default(),
             secret_bytes: DEFAULT_SECRET_BYTES,
-            pending_enrollment_ttl: DEFAULT_PENDING_ENROLLMENT_TTL,
-            mailed_enrollment_ttl: DEFAULT_MAILED_ENROLLMENT_TTL,
-            code_checks_per_window: DEFAULT_CODE_CHECKS_PER_WINDOW,
-            code_check_window: DEFAULT_CODE_CHECK_WINDOW,
-            mailed_code_digits: DEFAULT_MAILED_CODE_DIGITS,
-            mailed_code_ttl: DEFAULT_MAILED_CODE_TTL,
-            mail_sends_per_window: DEFAULT_MAIL_SENDS_PER_WINDOW,
-            mail_send_window: DEFAULT_MAIL_SEND_WINDOW,
-            trusted_device_ttl: DEFAULT_TRUSTED_DEVICE_TTL,
-            max_trusted_devices: DEFAULT_MAX_TRUSTED_DEVICES,
-            recovery_codes: DEFAULT_RECOVERY_CODES,
-            reauth_max_age: DEFAULT_REAUTH_MAX_AGE,
-            login_challenge_ttl: DEFAULT_LOGIN_CHALLENGE_TTL,
+            pending_enrollment_ttl: Settings::DEFAULT_PENDING_ENROLLMENT_TTL,
+            mailed_enrollment_ttl: Settings::DEFAULT_MAILED_ENROLLMENT_TTL,
+            code_checks_per_window: Settings::DEFAULT_CODE_CHECKS_PER_WINDOW,
+            code_check_window: Settings::DEFAULT_CODE_CHECK_WINDOW,
+            mailed_code_digits: Settings::DEFAULT_MAILED_CODE_DIGITS,
+            mailed_code_ttl: Settings::DEFAULT_MAILED_CODE_TTL,
+            mail_sends_per_window: Settings::DEFAULT_MAIL_SENDS_PER_WINDOW,
+            mail_send_window: Settings::DEFAULT_MAIL_SEND_WINDOW,
+            trusted_device_ttl: Settings::DEFAULT_TRUSTED_DEVICE_TTL,
+            max_trusted_devices: Settings::DEFAULT_MAX_TRUSTED_DEVICES,
+            recovery_codes: Settings::DEFAULT_RECOVERY_CODES,
+            reauth_max_age: Settings::DEFAULT_REAUTH_MAX_AGE,
+            login_challenge_ttl: Settings::DEFAULT_LOGIN_CHALLENGE_TTL,
             notify_failed_code: true,
             notify_untrusted_sign_in: false,
             code_keys: CodeKeys::default(),
@@ -277,7 +281,7 @@ impl Settings {
     pub const fn reauth_max_age(&self) -> u64 {
         self.reauth_max_age
     }
-    /// Seconds a login waits for its second step (see [`DEFAULT_LOGIN_CHALLENGE_TTL`]).
+    /// Seconds a login waits for its second step (see [`Settings::DEFAULT_LOGIN_CHALLENGE_TTL`]).
     #[must_use]
     pub const fn login_challenge_ttl(&self) -> u64 {
         self.login_challenge_ttl
@@ -402,7 +406,7 @@ impl SettingsBuilder {
         self.0.reauth_max_age = seconds;
         self
     }
-    /// Seconds a login waits for its second step (see [`DEFAULT_LOGIN_CHALLENGE_TTL`]).
+    /// Seconds a login waits for its second step (see [`Settings::DEFAULT_LOGIN_CHALLENGE_TTL`]).
     pub fn login_challenge_ttl(mut self, seconds: u64) -> Self {
         self.0.login_challenge_ttl = seconds;
         self
@@ -453,75 +457,75 @@ impl SettingsBuilder {
             check(
                 name,
                 value,
-                MIN_PENDING_ENROLLMENT_TTL,
-                MAX_PENDING_ENROLLMENT_TTL,
+                Settings::MIN_PENDING_ENROLLMENT_TTL,
+                Settings::MAX_PENDING_ENROLLMENT_TTL,
             )?;
         }
         check(
             "code_checks_per_window",
             u64::from(s.code_checks_per_window),
             1,
-            u64::from(MAX_CODE_CHECKS_PER_WINDOW),
+            u64::from(Settings::MAX_CODE_CHECKS_PER_WINDOW),
         )?;
         check(
             "code_check_window",
             s.code_check_window,
-            MIN_WINDOW,
-            MAX_WINDOW,
+            Settings::MIN_WINDOW,
+            Settings::MAX_WINDOW,
         )?;
         check(
             "mailed_code_digits",
             u64::from(s.mailed_code_digits),
-            u64::from(MIN_MAILED_CODE_DIGITS),
-            u64::from(MAX_MAILED_CODE_DIGITS),
+            u64::from(Settings::MIN_MAILED_CODE_DIGITS),
+            u64::from(Settings::MAX_MAILED_CODE_DIGITS),
         )?;
         check(
             "mailed_code_ttl",
             s.mailed_code_ttl,
-            MIN_MAILED_CODE_TTL,
-            MAX_MAILED_CODE_TTL,
+            Settings::MIN_MAILED_CODE_TTL,
+            Settings::MAX_MAILED_CODE_TTL,
         )?;
         check(
             "mail_sends_per_window",
             u64::from(s.mail_sends_per_window),
             1,
-            u64::from(MAX_MAIL_SENDS_PER_WINDOW),
+            u64::from(Settings::MAX_MAIL_SENDS_PER_WINDOW),
         )?;
         check(
             "mail_send_window",
             s.mail_send_window,
-            MIN_WINDOW,
-            MAX_WINDOW,
+            Settings::MIN_WINDOW,
+            Settings::MAX_WINDOW,
         )?;
         check(
             "trusted_device_ttl",
             s.trusted_device_ttl,
-            MIN_TRUSTED_DEVICE_TTL,
-            MAX_TRUSTED_DEVICE_TTL,
+            Settings::MIN_TRUSTED_DEVICE_TTL,
+            Settings::MAX_TRUSTED_DEVICE_TTL,
         )?;
         check(
             "max_trusted_devices",
             wide(s.max_trusted_devices),
             1,
-            wide(MAX_MAX_TRUSTED_DEVICES),
+            wide(Settings::MAX_MAX_TRUSTED_DEVICES),
         )?;
         check(
             "recovery_codes",
             wide(s.recovery_codes),
-            wide(MIN_RECOVERY_CODES),
-            wide(MAX_RECOVERY_CODES),
+            wide(Settings::MIN_RECOVERY_CODES),
+            wide(Settings::MAX_RECOVERY_CODES),
         )?;
         check(
             "reauth_max_age",
             s.reauth_max_age,
-            MIN_REAUTH_MAX_AGE,
-            MAX_REAUTH_MAX_AGE,
+            Settings::MIN_REAUTH_MAX_AGE,
+            Settings::MAX_REAUTH_MAX_AGE,
         )?;
         check(
             "login_challenge_ttl",
             s.login_challenge_ttl,
-            MIN_LOGIN_CHALLENGE_TTL,
-            MAX_LOGIN_CHALLENGE_TTL,
+            Settings::MIN_LOGIN_CHALLENGE_TTL,
+            Settings::MAX_LOGIN_CHALLENGE_TTL,
         )?;
         Ok(s)
     }

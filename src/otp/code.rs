@@ -52,7 +52,7 @@ impl Code {
     /// Allocates nothing.
     ///
     /// ```
-    /// use twofactor::{Code, CodeError};
+    /// use twofactor::otp::{Code, CodeError};
     /// assert_eq!(Code::parse(" 012 345 ", 6)?.to_string(), "012345");
     /// assert_eq!(
     ///     Code::parse("12345", 6).unwrap_err(),

@@ -14,7 +14,8 @@ pub const MAX_LOOK_AHEAD: u8 = 20;
 /// HOTP parameters: algorithm, digits and resynchronisation look-ahead.
 ///
 /// ```
-/// use twofactor::{Hotp, Secret};
+/// use twofactor::Secret;
+/// use twofactor::otp::Hotp;
 ///
 /// let secret = Secret::from_bytes(b"12345678901234567890".to_vec())?;
 /// let hotp = Hotp::default();

@@ -99,7 +99,7 @@ pub enum SecretError {
 /// let b = Secret::from_base32("jbsw y3dp-ehpk 3pxp")?;
 /// assert_eq!(a.expose_secret(), b.expose_secret());
 /// assert_eq!(a.to_base32_grouped().as_str(), "JBSW Y3DP EHPK 3PXP");
-/// # Ok::<(), twofactor::SecretError>(())
+/// # Ok::<(), twofactor::otp::SecretError>(())
 /// ```
 #[derive(Clone, Zeroize)]
 #[zeroize(drop)]

@@ -27,7 +27,8 @@ use zeroize::Zeroizing;
 /// Every field contains the secret: they are wiped on drop and `Debug` shows only the names.
 ///
 /// ```
-/// use twofactor::{KeyUri, OtpKind, Provisioning, Secret};
+/// use twofactor::{KeyUri, Secret};
+/// use twofactor::provision::{OtpKind, Provisioning};
 ///
 /// let secret = Secret::from_base32("JBSWY3DPEHPK3PXP")?;
 /// let key = KeyUri::new(OtpKind::default(), secret, Some("ACME"), "alice@example.com")?;
@@ -54,7 +55,8 @@ impl Provisioning {
     /// Renders everything an enrollment screen needs for `key`.
     ///
     /// ```
-    /// use twofactor::{KeyUri, OtpKind, Provisioning, QrError, Secret};
+    /// use twofactor::{KeyUri, Secret};
+    /// use twofactor::provision::{OtpKind, Provisioning, QrError};
     ///
     /// let key = KeyUri::new(OtpKind::default(), Secret::generate()?, Some("ACME"), "bob")?;
     /// let screen = Provisioning::new(&key)?;

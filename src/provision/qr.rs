@@ -60,7 +60,8 @@ pub enum TerminalStyle {
 /// only the size.
 ///
 /// ```
-/// use twofactor::{QrCode, TerminalStyle, provision::QUIET_ZONE};
+/// use twofactor::QrCode;
+/// use twofactor::provision::{QUIET_ZONE, TerminalStyle};
 ///
 /// let qr = QrCode::new("otpauth://totp/ACME:alice?secret=JBSWY3DPEHPK3PXP&issuer=ACME")?;
 /// let side = qr.width() + 2 * QUIET_ZONE; // modules, with the quiet zone
@@ -72,7 +73,7 @@ pub enum TerminalStyle {
 /// let text = qr.to_terminal(TerminalStyle::PlainLightBackground);
 /// assert_eq!(text.lines().count() as u32, side.div_ceil(2)); // two module rows per line
 /// assert!(text.lines().all(|line| line.chars().count() as u32 == side));
-/// # Ok::<(), twofactor::QrError>(())
+/// # Ok::<(), twofactor::provision::QrError>(())
 /// ```
 #[derive(Clone)]
 pub struct QrCode {
@@ -87,7 +88,8 @@ impl QrCode {
     /// smallest QR code that holds it at medium error correction.
     ///
     /// ```
-    /// use twofactor::{QrCode, QrError};
+    /// use twofactor::QrCode;
+    /// use twofactor::provision::QrError;
     ///
     /// let qr = QrCode::new("otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP")?;
     /// assert_eq!(qr.width(), 29); // version 3
@@ -221,7 +223,7 @@ impl QrCode {
     /// let qr = twofactor::QrCode::new("otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP")?;
     /// let png = qr.to_png()?;
     /// assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
-    /// # Ok::<(), twofactor::QrError>(())
+    /// # Ok::<(), twofactor::provision::QrError>(())
     /// ```
     ///
     /// # Errors

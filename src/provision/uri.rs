@@ -172,7 +172,8 @@ pub enum UriError {
 /// Never panics, whatever the input (this is fuzzed).
 ///
 /// ```
-/// use twofactor::{KeyUri, OtpKind, Secret, Totp};
+/// use twofactor::{KeyUri, Secret, Totp};
+/// use twofactor::provision::OtpKind;
 ///
 /// let secret = Secret::from_base32("JBSWY3DPEHPK3PXP")?;
 /// let key = KeyUri::new(OtpKind::Totp(Totp::default()), secret, Some("ACME Co"), "john@example.com")?;
@@ -207,7 +208,9 @@ impl KeyUri {
     /// trimming counts as no issuer.
     ///
     /// ```
-    /// use twofactor::{Hotp, KeyUri, OtpKind, Secret, UriError};
+    /// use twofactor::{KeyUri, Secret};
+    /// use twofactor::otp::Hotp;
+    /// use twofactor::provision::{OtpKind, UriError};
     ///
     /// let secret = Secret::generate()?;
     /// let kind = OtpKind::Hotp { params: Hotp::default(), counter: 0 };
@@ -251,7 +254,9 @@ impl KeyUri {
     /// [type-level documentation](KeyUri#parsing) for what is accepted.
     ///
     /// ```
-    /// use twofactor::{Algorithm, KeyUri, OtpKind, UriError};
+    /// use twofactor::KeyUri;
+    /// use twofactor::otp::Algorithm;
+    /// use twofactor::provision::{OtpKind, UriError};
     ///
     /// let key = KeyUri::parse(
     ///     "otpauth://totp/Example%3Aalice?secret=JBSWY3DPEHPK3PXP&algorithm=sha256&digits=8&period=60",
@@ -365,7 +370,9 @@ impl KeyUri {
     /// Returned in a [`Zeroizing`] string because it contains the secret.
     ///
     /// ```
-    /// use twofactor::{Algorithm, KeyUri, OtpKind, Secret, Totp};
+    /// use twofactor::{KeyUri, Secret, Totp};
+    /// use twofactor::otp::Algorithm;
+    /// use twofactor::provision::OtpKind;
     ///
     /// let totp = Totp::builder().algorithm(Algorithm::Sha256).period(60).build()?;
     /// let secret = Secret::from_base32("JBSWY3DPEHPK3PXP")?;

@@ -7,7 +7,7 @@
 //! which means "this user has no 2FA".
 //!
 //! ```
-//! use twofactor::TwoFactorRecord;
+//! use twofactor::account::TwoFactorRecord;
 //! use twofactor::store::codec::{decode_record, encode_record};
 //!
 //! let json = encode_record(&TwoFactorRecord::default())?;

@@ -8,7 +8,8 @@
 //! ```
 //! use std::sync::Arc;
 //! use twofactor::store::DynStore;
-//! use twofactor::{MemoryStore, RecordingMailer, RequiredForAll, TwoFactor, WhenUnenrolled};
+//! use twofactor::{MemoryStore, RequiredForAll, TwoFactor, WhenUnenrolled};
+//! use twofactor::testing::RecordingMailer;
 //!
 //! fn store_from_config(kind: &str) -> Result<DynStore, String> {
 //!     match kind {
@@ -20,22 +21,22 @@
 //!
 //! let store = store_from_config("memory")?;
 //! let policy = RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled);
-//! let tf: TwoFactor<DynStore, _, _> = TwoFactor::builder(store, RecordingMailer::new(), policy).build();
+//! let tf: TwoFactor<DynStore, _, _> = TwoFactor::builder(store)
+//!     .mailer(RecordingMailer::new())
+//!     .policy(policy)
+//!     .build();
 //! # Ok::<(), String>(())
 //! ```
 //!
 //! Each call costs one boxed future (an allocation) on top of the store's own work; the
 //! errors are boxed too, as [`DynStoreError`].
 
-use core::future::Future;
-use core::pin::Pin;
 use std::sync::Arc;
 
 use super::{SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 
-/// A boxed, `Send` future, as returned by [`DynUserStore`]'s methods.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::vocabulary::BoxFuture;
 
 /// Any store, chosen at run time: a [`UserStore`] whose error is [`DynStoreError`].
 ///

@@ -5,9 +5,7 @@ use std::sync::Mutex;
 
 use super::{SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
-
-/// A boxed error cause.
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::vocabulary::BoxError;
 
 /// Why the in-memory store failed. Logins fail closed on both.
 #[derive(Debug, thiserror::Error)]

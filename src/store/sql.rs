@@ -97,9 +97,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 
 use super::{SaveOutcome, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
-
-/// A boxed error cause, as kept in [`StoreError`]'s `source`s.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::vocabulary::BoxError;
 
 /// Why a SQL store could not load or save (feature `sqlite` or `postgres`).
 ///

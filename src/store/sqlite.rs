@@ -27,7 +27,8 @@ pub(crate) const MIGRATIONS: EmbeddedMigrations = EmbeddedMigrations(&[(
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use twofactor::store::{SaveOutcome, SqliteStore, UserStore};
-/// use twofactor::{TwoFactorRecord, UserId};
+/// use twofactor::UserId;
+/// use twofactor::account::TwoFactorRecord;
 ///
 /// # let dir = std::env::temp_dir().join(format!("twofactor-doc-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
@@ -123,7 +124,8 @@ impl SqliteStore {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use twofactor::store::{SaveOutcome, SqliteStore, UserStore, Version};
-    /// use twofactor::{TwoFactorRecord, UserId};
+    /// use twofactor::UserId;
+    /// use twofactor::account::TwoFactorRecord;
     ///
     /// let store = SqliteStore::in_memory().await?;
     /// let bob = UserId::new("bob");

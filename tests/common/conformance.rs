@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Barrier;
+use twofactor::account::TwoFactorRecord;
 use twofactor::store::{SaveOutcome, UserStore, Version, Versioned};
-use twofactor::{MemoryStore, TwoFactorRecord, UserId};
+use twofactor::{MemoryStore, UserId};
 
 /// The record as JSON: how tests compare records (they have no `PartialEq`).
 pub fn json(record: &TwoFactorRecord) -> String {

@@ -8,8 +8,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use twofactor::TwoFactorRecord;
 use twofactor::UserId;
+use twofactor::account::TwoFactorRecord;
 use twofactor::store::{SaveOutcome, UserStore, Version, Versioned};
 
 /// What a [`Counting`] store does after each load.

@@ -8,16 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Barrier;
 
 use super::counting::{Counting, Pause};
+use twofactor::account::TwoFactorRecord;
 use twofactor::account::{
     Factor, FailureReason, LoginContext, LoginDecision, Reauthenticated, Settings,
 };
-use twofactor::audit::{AuditKind, RecordingAudit};
-use twofactor::mail::RecordingMailer;
+use twofactor::audit::AuditKind;
 use twofactor::service::{Error, TwoFactor};
 use twofactor::store::UserStore;
+use twofactor::testing::ManualClock;
+use twofactor::testing::RecordingAudit;
+use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, Principal, Requirement, Secret,
-    Totp, TwoFactorRecord, UserId,
+    Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
 };
 
 /// A Unix time at the start of a 30 s step.
@@ -55,7 +57,9 @@ impl<S: UserStore> Harness<S> {
     pub fn with_settings(store: Arc<S>, policy: Policy, settings: Settings) -> Self {
         let clock = Arc::new(ManualClock::new(T0));
         let audit = Arc::new(RecordingAudit::new());
-        let tf = TwoFactor::builder(store, Arc::new(RecordingMailer::new()), policy)
+        let tf = TwoFactor::builder(store)
+            .mailer(Arc::new(RecordingMailer::new()))
+            .policy(policy)
             .clock(clock.clone())
             .audit(audit.clone())
             .settings(settings)
@@ -375,8 +379,8 @@ pub async fn same_code_storm<S: UserStore + 'static>(
     steps: u64,
 ) {
     let settings = Settings::builder()
-        .code_checks_per_window(twofactor::account::MAX_CODE_CHECKS_PER_WINDOW)
-        .code_check_window(twofactor::account::MIN_WINDOW)
+        .code_checks_per_window(twofactor::account::Settings::MAX_CODE_CHECKS_PER_WINDOW)
+        .code_check_window(twofactor::account::Settings::MIN_WINDOW)
         .build()
         .expect("settings");
     let window = settings.code_check_window();

@@ -1,0 +1,232 @@
+//! Test doubles: a clock you move by hand, a mailer and an audit sink that keep what they
+//! are given, so that tests can assert on notices and events.
+//!
+//! Nothing here belongs in production: [`RecordingMailer`] hands login codes and provisioned
+//! secrets back to the application, which a real mailer never does.
+//!
+//! ```
+//! use twofactor::testing::{ManualClock, RecordingAudit, RecordingMailer};
+//! use twofactor::{MemoryStore, TwoFactor};
+//!
+//! let clock = ManualClock::new(1_700_000_000);
+//! let tf = TwoFactor::builder(MemoryStore::new())
+//!     .mailer(RecordingMailer::new())
+//!     .audit(RecordingAudit::new())
+//!     .clock(&clock)
+//!     .build();
+//! assert!(tf.audit().events().is_empty());
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crate::audit::{AuditEvent, AuditKind, AuditSink};
+use crate::clock::Clock;
+use crate::mail::{Mailer, Notice, NoticeKind};
+use crate::vocabulary::UserId;
+
+/// A clock that moves only when told to: for tests and simulations.
+///
+/// ```
+/// use twofactor::clock::Clock;
+/// use twofactor::testing::ManualClock;
+/// let clock = ManualClock::new(1_000);
+/// clock.advance(30);
+/// assert_eq!(clock.now(), 1_030);
+/// ```
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// A clock that reads `unix_time` until changed.
+    #[must_use]
+    pub fn new(unix_time: u64) -> Self {
+        ManualClock(AtomicU64::new(unix_time))
+    }
+    /// Sets the time.
+    pub fn set(&self, unix_time: u64) {
+        self.0.store(unix_time, Ordering::SeqCst);
+    }
+    /// Moves the time forward by `seconds` (saturating).
+    pub fn advance(&self, seconds: u64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(seconds))
+            });
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Keeps every notice in memory instead of sending it: for tests and examples.
+///
+/// ```
+/// # use twofactor::mail::{Mailer, Notice};
+/// # use twofactor::testing::RecordingMailer;
+/// # use twofactor::UserId;
+/// # futures_lite_block_on(async {
+/// let mailer = RecordingMailer::new();
+/// mailer.send(&UserId::new("alice"), &Notice::Enabled).await.unwrap();
+/// assert_eq!(mailer.count_for(&UserId::new("alice")), 1);
+/// # });
+/// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct RecordingMailer {
+    sent: Mutex<Vec<(UserId, Notice)>>,
+}
+
+impl RecordingMailer {
+    /// An empty mailbox.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Every notice sent so far, in order.
+    #[must_use]
+    pub fn sent(&self) -> Vec<(UserId, Notice)> {
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+    /// The notices sent to `user`, in order.
+    #[must_use]
+    pub fn sent_to(&self, user: &UserId) -> Vec<Notice> {
+        self.sent()
+            .into_iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, n)| n)
+            .collect()
+    }
+    /// The kinds of the notices sent to `user`, in order.
+    #[must_use]
+    pub fn kinds_for(&self, user: &UserId) -> Vec<NoticeKind> {
+        self.sent_to(user).iter().map(Notice::kind).collect()
+    }
+    /// How many notices `user` received.
+    #[must_use]
+    pub fn count_for(&self, user: &UserId) -> usize {
+        self.sent_to(user).len()
+    }
+    /// The last notice sent to `user`.
+    #[must_use]
+    pub fn last_for(&self, user: &UserId) -> Option<Notice> {
+        self.sent_to(user).pop()
+    }
+    /// The code of the last login-code notice sent to `user`.
+    ///
+    /// # Security warning
+    /// For tests: a real mailer never hands codes back to the application.
+    #[must_use]
+    pub fn last_login_code_for(&self, user: &UserId) -> Option<String> {
+        self.sent_to(user)
+            .iter()
+            .rev()
+            .find_map(|n| n.expose_login_code().map(str::to_owned))
+    }
+    /// The URI of the last provisioned-secret notice sent to `user`.
+    ///
+    /// # Security warning
+    /// For tests: contains an authenticator secret.
+    #[must_use]
+    pub fn last_provisioning_uri_for(&self, user: &UserId) -> Option<String> {
+        self.sent_to(user)
+            .iter()
+            .rev()
+            .find_map(|n| n.expose_provisioning_uri().map(str::to_owned))
+    }
+    /// Forgets everything recorded.
+    pub fn clear(&self) {
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl Mailer for RecordingMailer {
+    type Error = std::convert::Infallible;
+    async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), Self::Error> {
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((user.clone(), notice.clone()));
+        Ok(())
+    }
+}
+
+/// Keeps every event in memory: for tests.
+///
+/// ```
+/// use twofactor::audit::{AuditEvent, AuditKind, AuditSink};
+/// use twofactor::testing::RecordingAudit;
+/// let audit = RecordingAudit::new();
+/// audit.record(&AuditEvent::new("alice".into(), 0, AuditKind::Enrolled, None));
+/// assert_eq!(audit.kinds(), [AuditKind::Enrolled]);
+/// ```
+#[derive(Debug, Default)]
+pub struct RecordingAudit {
+    events: Mutex<Vec<AuditEvent>>,
+}
+
+impl RecordingAudit {
+    /// An empty recorder.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Every event so far, in order.
+    #[must_use]
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+    /// The kinds of every event so far, in order.
+    #[must_use]
+    pub fn kinds(&self) -> Vec<AuditKind> {
+        self.events().into_iter().map(|e| e.kind).collect()
+    }
+    /// The kinds of the events about `user`, in order.
+    #[must_use]
+    pub fn kinds_for(&self, user: &UserId) -> Vec<AuditKind> {
+        self.events()
+            .into_iter()
+            .filter(|e| &e.user == user)
+            .map(|e| e.kind)
+            .collect()
+    }
+    /// The last event.
+    #[must_use]
+    pub fn last(&self) -> Option<AuditEvent> {
+        self.events().pop()
+    }
+    /// Forgets everything recorded.
+    pub fn clear(&self) {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl AuditSink for RecordingAudit {
+    fn record(&self, event: &AuditEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event.clone());
+    }
+}

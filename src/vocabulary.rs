@@ -1,0 +1,454 @@
+//! The words every layer shares: who ([`UserId`], [`DeviceId`]), where from
+//! ([`LoginContext`]), with what ([`FactorKind`]), why a code failed ([`FailureReason`]) and
+//! how a stored secret looks ([`SealedSecret`], [`RecordTag`]).
+//!
+//! This module sits at the bottom of the crate: it imports nothing from the other modules but
+//! [`otp`](crate::otp), so the notices ([`mail`](crate::mail)), the audit trail
+//! ([`audit`](crate::audit)), the policies ([`policy`](crate::policy)) and the domain
+//! ([`account`](crate::account)) can all use these types without importing one another in a
+//! circle. The types are re-exported where hosts meet them (the crate root, `account`,
+//! `seal`).
+
+use core::fmt;
+use std::net::IpAddr;
+
+use crate::otp::Secret;
+
+/// A boxed, `Send` future, as returned by the object-safe [`DynMail`](crate::mail::DynMail)
+/// and [`DynUserStore`](crate::store::DynUserStore) (also reachable as `mail::BoxFuture` and
+/// `store::BoxFuture`).
+pub type BoxFuture<'a, T> = core::pin::Pin<Box<dyn core::future::Future<Output = T> + Send + 'a>>;
+
+/// A boxed error cause (of a store, a mailer, a cipher), for `#[source]` fields.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Identifies a user of the host application.
+///
+/// Hosts key users by integers, UUIDs or names; all convert into this string newtype.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct UserId(String);
+
+impl UserId {
+    /// Wraps a host's user identifier.
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        UserId(id.into())
+    }
+    /// The identifier as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId({:?})", self.0)
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for UserId {
+    fn from(s: &str) -> Self {
+        UserId(s.to_owned())
+    }
+}
+impl From<String> for UserId {
+    fn from(s: String) -> Self {
+        UserId(s)
+    }
+}
+impl From<u64> for UserId {
+    fn from(n: u64) -> Self {
+        UserId(n.to_string())
+    }
+}
+impl From<i64> for UserId {
+    fn from(n: i64) -> Self {
+        UserId(n.to_string())
+    }
+}
+impl From<u32> for UserId {
+    fn from(n: u32) -> Self {
+        UserId(n.to_string())
+    }
+}
+impl From<i32> for UserId {
+    fn from(n: i32) -> Self {
+        UserId(n.to_string())
+    }
+}
+
+/// Identifies a trusted device in lists and revocations (not a credential).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct DeviceId(String);
+
+impl DeviceId {
+    /// Wraps an id as shown by [`DeviceInfo::id`](crate::account::DeviceInfo::id) (e.g. from a "revoke" form).
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        DeviceId(id.into())
+    }
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceId({:?})", self.0)
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the host knows about the request, for notices ("a sign-in from 203.0.113.9, Firefox on
+/// Linux, Lyon") and the audit trail. Every field is optional.
+///
+/// ```
+/// use twofactor::LoginContext;
+/// let ctx = LoginContext::new()
+///     .ip("203.0.113.9".parse().unwrap())
+///     .device("Firefox on Linux")
+///     .location("Lyon, France");
+/// assert_eq!(ctx.device.as_deref(), Some("Firefox on Linux"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct LoginContext {
+    /// The client's IP address.
+    pub ip: Option<IpAddr>,
+    /// A description of the device or browser.
+    pub device: Option<String>,
+    /// An approximate location.
+    pub location: Option<String>,
+}
+
+impl LoginContext {
+    /// An empty context.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the IP address.
+    #[must_use]
+    pub fn ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+    /// Sets the device description.
+    #[must_use]
+    pub fn device(mut self, device: impl Into<String>) -> Self {
+        self.device = Some(device.into());
+        self
+    }
+    /// Sets the location.
+    #[must_use]
+    pub fn location(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+}
+
+/// Kinds of second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum FactorKind {
+    /// A code from the authenticator app.
+    Totp,
+    /// A recovery code.
+    RecoveryCode,
+    /// A code sent by e-mail.
+    MailedCode,
+    /// A trusted-device token.
+    TrustedDevice,
+}
+
+/// Why a submitted code was refused, for the audit trail. Callers of the service see one
+/// [`InvalidCode`](crate::service::Error::InvalidCode) for all of these except `Malformed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// Well-formed, but not the right code.
+    WrongCode,
+    /// A code already accepted once (a TOTP step at or below the last used one, or a consumed
+    /// recovery code).
+    Replayed,
+    /// A mailed code, but no login is waiting for one (never begun, or closed by a success
+    /// or a trusted-device login). TOTP and recovery codes need no stored login and never
+    /// fail with this reason.
+    ExpiredChallenge,
+    /// The mailed code or the pending enrollment has expired.
+    Expired,
+    /// No factor of this kind is pending (no mailed code sent, no recovery codes, no
+    /// authenticator).
+    NoPendingFactor,
+    /// Not a code at all.
+    Malformed,
+}
+
+/// An encrypted secret as stored in a record: the id of the key that sealed it, a nonce and
+/// the ciphertext (with its authentication tag). `Debug` shows the key id only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    key_id: String,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl SealedSecret {
+    /// Assembles a sealed secret (for [`SecretCipher`](crate::seal::SecretCipher) implementations).
+    #[must_use]
+    pub fn new(key_id: impl Into<String>, nonce: Vec<u8>, ciphertext: Vec<u8>) -> Self {
+        SealedSecret {
+            key_id: key_id.into(),
+            nonce,
+            ciphertext,
+        }
+    }
+
+    /// The id of the key that sealed it.
+    #[must_use]
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The nonce.
+    #[must_use]
+    pub fn nonce(&self) -> &[u8] {
+        &self.nonce
+    }
+
+    /// The ciphertext, authentication tag included.
+    #[must_use]
+    pub fn ciphertext(&self) -> &[u8] {
+        &self.ciphertext
+    }
+}
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSecret")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedForm {
+    key: String,
+    nonce: String,
+    ct: String,
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for SealedSecret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SealedForm {
+            key: self.key_id.clone(),
+            nonce: hex(&self.nonce),
+            ct: hex(&self.ciphertext),
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for SealedSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let form = SealedForm::deserialize(deserializer)?;
+        let nonce = unhex_vec(&form.nonce).ok_or_else(|| D::Error::custom("nonce: not hex"))?;
+        let ct = unhex_vec(&form.ct).ok_or_else(|| D::Error::custom("ct: not hex"))?;
+        Ok(SealedSecret::new(form.key, nonce, ct))
+    }
+}
+
+/// An authentication tag over a whole stored record, written by [`SealedStore`](crate::seal::SealedStore) and checked
+/// on every load: the id of the key that made it and the tag bytes. `Debug` shows the key id
+/// only. Stored in the record as `"mac": {"key": ..., "tag": hex}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecordTag {
+    key_id: String,
+    tag: Vec<u8>,
+}
+
+impl RecordTag {
+    /// Assembles a tag (for [`SecretCipher`](crate::seal::SecretCipher) implementations).
+    #[must_use]
+    pub fn new(key_id: impl Into<String>, tag: Vec<u8>) -> Self {
+        RecordTag {
+            key_id: key_id.into(),
+            tag,
+        }
+    }
+
+    /// The id of the key that made the tag.
+    #[must_use]
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The tag bytes. Compare them in constant time (`subtle`).
+    #[must_use]
+    pub fn tag(&self) -> &[u8] {
+        &self.tag
+    }
+}
+
+impl fmt::Debug for RecordTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordTag")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagForm {
+    key: String,
+    tag: String,
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for RecordTag {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        TagForm {
+            key: self.key_id.clone(),
+            tag: hex(&self.tag),
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for RecordTag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let form = TagForm::deserialize(deserializer)?;
+        let tag = unhex_vec(&form.tag).ok_or_else(|| D::Error::custom("tag: not hex"))?;
+        Ok(RecordTag::new(form.key, tag))
+    }
+}
+
+/// A TOTP secret as a record holds it: in the clear, or sealed by a [`SecretCipher`](crate::seal::SecretCipher).
+#[derive(Clone)]
+pub(crate) enum SecretSlot {
+    Open(Secret),
+    Sealed(SealedSecret),
+}
+
+impl SecretSlot {
+    /// The secret, unless it is sealed.
+    pub(crate) fn open(&self) -> Option<&Secret> {
+        match self {
+            SecretSlot::Open(s) => Some(s),
+            SecretSlot::Sealed(_) => None,
+        }
+    }
+
+    pub(crate) fn is_sealed(&self) -> bool {
+        matches!(self, SecretSlot::Sealed(_))
+    }
+}
+
+impl From<Secret> for SecretSlot {
+    fn from(secret: Secret) -> Self {
+        SecretSlot::Open(secret)
+    }
+}
+
+/// Serialized as the base32 text when open (the format of records written before sealing
+/// existed), as `{"key", "nonce", "ct"}` when sealed.
+#[cfg(feature = "serde")]
+impl serde::Serialize for SecretSlot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SecretSlot::Open(secret) => secret.serialize(serializer),
+            SecretSlot::Sealed(sealed) => sealed.serialize(serializer),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for SecretSlot {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SecretSlot;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a base32 secret or a sealed secret")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretSlot, E> {
+                Secret::from_base32(v)
+                    .map(SecretSlot::Open)
+                    .map_err(E::custom)
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<SecretSlot, E> {
+                let v = zeroize::Zeroizing::new(v);
+                self.visit_str(&v)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretSlot, A::Error> {
+                let de = serde::de::value::MapAccessDeserializer::new(map);
+                serde::Deserialize::deserialize(de).map(SecretSlot::Sealed)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// Decodes hex of any even length (either case); `None` for anything else.
+pub(crate) fn unhex_vec(s: &str) -> Option<Vec<u8>> {
+    let s = s.as_bytes();
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    s.chunks_exact(2)
+        .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
+        .collect()
+}
