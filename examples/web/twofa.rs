@@ -12,13 +12,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+use twofactor::policy::UnknownTenant;
 use twofactor::policy::{GraceStart, PolicyExt};
 use twofactor::seal::{Keyring, SealedStore};
 use twofactor::{
     AuditEvent, AuditSink, Clock, DeviceCookie, DeviceInfo, EnforcementPolicy, EnrollmentStatus,
     Error, ErrorKind, Factor, FactorKind, GrantReason, LoginContext, LoginDecision, Mailer, Notice,
     Optional, PerTenant, Principal, Reauthenticated, RequiredForAll, RequiredForRoles, Requirement,
-    SqliteStore, TwoFactor, UnknownTenant, UserId, WhenUnenrolled,
+    SqliteStore, TwoFactor, UserId, WhenUnenrolled,
 };
 
 /// The demo's 2FA service: sealed secrets in SQLite, the outbox, the live policy.
@@ -42,13 +43,13 @@ pub fn service(
     // keyring: a copy of the table alone does not let anyone test guesses offline.
     let code_key = keyring.code_key();
     let store = SealedStore::new(SqliteStore::from_pool(pool.clone()), keyring);
-    Ok(
-        TwoFactor::builder(store, Outbox { pool: pool.clone() }, policy)
-            .clock(clock)
-            .audit(AuditLog::new(pool))
-            .code_key(code_key)
-            .build(),
-    )
+    Ok(TwoFactor::builder(store)
+        .mailer(Outbox { pool: pool.clone() })
+        .policy(policy)
+        .clock(clock)
+        .audit(AuditLog::new(pool))
+        .code_key(code_key)
+        .build())
 }
 
 /// Creates the library's table in the demo's file.
@@ -614,9 +615,9 @@ pub async fn start_rotation(
 /// The QR code in Unicode blocks for a terminal (ANSI colours when `ansi`).
 pub fn terminal_qr(setup: &Setup, ansi: bool) -> String {
     let style = if ansi {
-        twofactor::TerminalStyle::Ansi
+        twofactor::provision::TerminalStyle::Ansi
     } else {
-        twofactor::TerminalStyle::PlainLightBackground
+        twofactor::provision::TerminalStyle::PlainLightBackground
     };
     twofactor::QrCode::new(setup.uri())
         .map(|q| q.to_terminal(style))
