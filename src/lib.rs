@@ -142,6 +142,9 @@ pub use policy::{
 };
 pub use provision::{KeyUri, OtpKind, Provisioning, QrCode, QrError, TerminalStyle, UriError};
 pub use service::{Error, ErrorKind, TwoFactor};
+
+// The typed pending login `begin_login` hands out and `finish_login` takes back.
+pub use account::{PendingLogin, PendingStep};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]

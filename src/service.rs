@@ -97,8 +97,8 @@ use rand::rngs::SysRng;
 use crate::account::CodeKey;
 use crate::account::{
     Checked, DeviceId, DeviceInfo, DomainError, Enrolled, EnrollmentStarted, Factor, LoginContext,
-    LoginDecision, LoginGranted, MalformedInput, Reauthenticated, RecoveryCodes, Refusal, Settings,
-    Transition, TwoFactorRecord, TwoFactorStatus, UserId,
+    LoginDecision, LoginGranted, MalformedInput, PendingLogin, PendingStep, Reauthenticated,
+    RecoveryCodes, Refusal, Settings, Transition, TwoFactorRecord, TwoFactorStatus, UserId,
 };
 use crate::audit::{AuditEvent, AuditKind, AuditSink, TracingAudit};
 use crate::clock::{Clock, SystemClock};
@@ -230,7 +230,7 @@ enum SnapshotUse {
 /// | [`WrongCode`](ErrorKind::WrongCode) | [`InvalidCode`](Error::InvalidCode) | 401 | "invalid code", let them retry |
 /// | [`Throttled`](ErrorKind::Throttled) | [`Throttled`](Error::Throttled) | 429 + `Retry-After: `[`retry_after`](Error::retry_after) | "too many attempts, try again in …" |
 /// | [`MalformedInput`](ErrorKind::MalformedInput) | [`Malformed`](Error::Malformed), [`InvalidAccountName`](Error::InvalidAccountName), [`NamesTooLong`](Error::NamesTooLong) | 400 | show the form again (a malformed code reads "invalid code" too) |
-/// | [`NotAllowedNow`](ErrorKind::NotAllowedNow) | [`ReauthenticationRequired`](Error::ReauthenticationRequired), [`SecondFactorRequired`](Error::SecondFactorRequired) | 403 | ask for the password again / for a login with the mailed code first |
+/// | [`NotAllowedNow`](ErrorKind::NotAllowedNow) | [`ReauthenticationRequired`](Error::ReauthenticationRequired), [`LoginExpired`](Error::LoginExpired), [`SecondFactorRequired`](Error::SecondFactorRequired) | 403 | ask for the password again (log in again) / for a login with the mailed code first |
 /// | [`Conflict`](ErrorKind::Conflict) | [`NotEnrolled`](Error::NotEnrolled), [`AlreadyEnrolled`](Error::AlreadyEnrolled), [`NoPendingEnrollment`](Error::NoPendingEnrollment), [`NoPendingLogin`](Error::NoPendingLogin), [`UnknownDevice`](Error::UnknownDevice) | 409 | the state changed under the request: reload the page, start the flow again |
 /// | [`Unavailable`](ErrorKind::Unavailable) | [`Store`](Error::Store), [`Mailer`](Error::Mailer), [`Contention`](Error::Contention) | 503 | transient: retry later |
 /// | [`Misconfigured`](ErrorKind::Misconfigured) | [`SecretSealed`](Error::SecretSealed), [`UnknownCodeKey`](Error::UnknownCodeKey), [`Rng`](Error::Rng) | 500 | page the operator |
@@ -268,6 +268,11 @@ pub enum Error {
     /// The password check is missing or too old: ask for the password again.
     #[error("re-authentication required")]
     ReauthenticationRequired,
+    /// The [`PendingLogin`](crate::PendingLogin) has expired (its
+    /// [`expires_at`](crate::PendingLogin::expires_at) passed): nothing was checked or
+    /// counted. Drop the half-logged-in session and ask for the password again.
+    #[error("the login has expired; log in again")]
+    LoginExpired,
     /// The policy asks this unenrolled user for a mailed code at login, and they have not
     /// completed such a login recently: the password alone may not enroll an authenticator.
     /// Log them in with the mailed code ([`TwoFactor::begin_login`], then
@@ -402,7 +407,7 @@ impl Error {
             Error::Malformed(_) | Error::InvalidAccountName(_) | Error::NamesTooLong => {
                 ErrorKind::MalformedInput
             }
-            Error::ReauthenticationRequired | Error::SecondFactorRequired => {
+            Error::ReauthenticationRequired | Error::LoginExpired | Error::SecondFactorRequired => {
                 ErrorKind::NotAllowedNow
             }
             Error::NotEnrolled
@@ -472,6 +477,7 @@ impl From<DomainError> for Error {
             DomainError::NoPendingEnrollment => Error::NoPendingEnrollment,
             DomainError::NoPendingLogin => Error::NoPendingLogin,
             DomainError::ReauthenticationRequired => Error::ReauthenticationRequired,
+            DomainError::LoginExpired => Error::LoginExpired,
             DomainError::SecondFactorRequired => Error::SecondFactorRequired,
             DomainError::UnknownDevice => Error::UnknownDevice,
             DomainError::InvalidAccountName(e) => Error::InvalidAccountName(e),
@@ -1341,6 +1347,7 @@ where
                         self.policy
                             .requirement(principal, &r.enrollment_status(), now);
                     r.begin_login(
+                        principal,
                         now,
                         &requirement,
                         device_token,
@@ -1407,24 +1414,29 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
+    #[tracing::instrument(skip_all, fields(user.id = %pending.user()))]
     pub async fn finish_login(
         &self,
-        principal: &Principal,
+        pending: &PendingLogin,
         factor: Factor<'_>,
         remember_device: Option<&str>,
         context: &LoginContext,
     ) -> Result<LoginGranted, Error> {
+        if !pending.is_open(self.clock.now()) {
+            // Refused before any load: nothing checked, nothing counted.
+            return Err(Error::LoginExpired);
+        }
         checked(
             self.run_with(
-                &principal.user,
+                pending.user(),
                 Some(context),
                 SnapshotUse::Take,
                 |r, now, rng| {
                     let requirement =
                         self.policy
-                            .requirement(principal, &r.enrollment_status(), now);
+                            .requirement(pending.principal(), &r.enrollment_status(), now);
                     r.finish_login(
+                        pending,
                         now,
                         &requirement,
                         factor,
@@ -1472,14 +1484,20 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    #[tracing::instrument(skip_all, fields(user.id = %pending.user()))]
     pub async fn resend_mailed_code(
         &self,
-        user: &UserId,
+        pending: &PendingLogin,
         context: &LoginContext,
     ) -> Result<u64, Error> {
+        if !matches!(pending.step(), PendingStep::MailedCode { .. }) {
+            return Err(Error::NoPendingLogin);
+        }
+        if !pending.is_open(self.clock.now()) {
+            return Err(Error::LoginExpired);
+        }
         checked(
-            self.run(user, Some(context), |r, now, rng| {
+            self.run(pending.user(), Some(context), |r, now, rng| {
                 r.resend_mailed_code(now, context, &self.settings, rng)
             })
             .await?,
@@ -1704,6 +1722,7 @@ mod tests {
             Error::Malformed(MalformedInput::Code(CodeError::Empty)),
             Error::Throttled { retry_at: 100 },
             Error::ReauthenticationRequired,
+            Error::LoginExpired,
             Error::SecondFactorRequired,
             Error::NotEnrolled,
             Error::AlreadyEnrolled,
@@ -1727,6 +1746,7 @@ mod tests {
                 | Error::Malformed(_)
                 | Error::Throttled { .. }
                 | Error::ReauthenticationRequired
+                | Error::LoginExpired
                 | Error::SecondFactorRequired
                 | Error::NotEnrolled
                 | Error::AlreadyEnrolled
@@ -1753,6 +1773,7 @@ mod tests {
             (K::WrongCode, 401),
             (K::MalformedInput, 400),
             (K::Throttled, 429),
+            (K::NotAllowedNow, 403),
             (K::NotAllowedNow, 403),
             (K::NotAllowedNow, 403),
             (K::Conflict, 409),
@@ -1801,6 +1822,7 @@ mod tests {
             DomainError::NoPendingEnrollment,
             DomainError::NoPendingLogin,
             DomainError::ReauthenticationRequired,
+            DomainError::LoginExpired,
             DomainError::SecondFactorRequired,
             DomainError::UnknownDevice,
             DomainError::InvalidAccountName(UriError::MissingSecret),

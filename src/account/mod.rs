@@ -47,6 +47,7 @@ pub use enrollment::{Enrolled, EnrollmentStarted};
 pub use error::{Checked, DomainError, FailureReason, MalformedInput, Refusal};
 pub use login::{
     Factor, FactorKind, FactorParseError, GrantReason, LoginContext, LoginDecision, LoginGranted,
+    PendingLogin, PendingLoginError, PendingStep,
 };
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
