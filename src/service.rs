@@ -15,9 +15,9 @@
 //! | rotate | [`start_rotation`](TwoFactor::start_rotation)`(user, account, current_code, Reauthenticated)`, then `finish_enrollment` | [`EnrollmentStarted`] |
 //! | turn off | [`disable`](TwoFactor::disable)`(user, Reauthenticated, Factor)` | |
 //! | admin | [`reset_by_admin`](TwoFactor::reset_by_admin)`(user, admin)`, [`invite`](TwoFactor::invite)`(user, admin, link)`, [`start_enrollment_by_mail_dangerous`](TwoFactor::start_enrollment_by_mail_dangerous)`(user, admin, account)` | |
-//! | log in | [`begin_login`](TwoFactor::begin_login)`(&Principal, device_token, &LoginContext)` | [`LoginDecision`] |
-//! | | [`finish_login`](TwoFactor::finish_login)`(&Principal, Factor, remember_device, &LoginContext)` | [`LoginGranted`] (+ device token) |
-//! | | [`resend_mailed_code`](TwoFactor::resend_mailed_code)`(user, &LoginContext)` | new expiry |
+//! | log in | [`begin_login`](TwoFactor::begin_login)`(&Principal, device_token, &LoginContext)` | [`LoginDecision`], with a [`PendingLogin`] to keep in the session |
+//! | | [`finish_login`](TwoFactor::finish_login)`(&PendingLogin, Factor, remember_device, &LoginContext)` | [`LoginGranted`] (+ device token) |
+//! | | [`resend_mailed_code`](TwoFactor::resend_mailed_code)`(&PendingLogin, &LoginContext)` | new expiry |
 //! | devices | [`list_devices`](TwoFactor::list_devices), [`revoke_device`](TwoFactor::revoke_device), [`revoke_all_devices`](TwoFactor::revoke_all_devices) | |
 //! | recovery | [`regenerate_recovery_codes`](TwoFactor::regenerate_recovery_codes)`(user, Reauthenticated)` | [`RecoveryCodes`] |
 //! | account page | [`status`](TwoFactor::status)`(user)` | [`TwoFactorStatus`] |
@@ -54,13 +54,13 @@
 //! let alice = Principal::new("alice").with_role("staff");
 //! let ctx = LoginContext::new();
 //!
-//! // First login after the password check: she must enroll.
-//! let password_checked_at = clock.now();
-//! assert_eq!(tf.begin_login(&alice, None, &ctx).await?, LoginDecision::MustEnroll);
+//! // First login after the password check: she must enroll. Keep `pending` in her session.
+//! let decision = tf.begin_login(&alice, None, &ctx).await?;
+//! let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
 //!
 //! // Enrollment: that password check is a fresh re-authentication.
 //! let started = tf
-//!     .start_enrollment(&alice, "alice@example.com", Reauthenticated::at(password_checked_at))
+//!     .start_enrollment(pending.principal(), "alice@example.com", pending.reauthenticated())
 //!     .await?;
 //! assert!(started.qr_svg().starts_with("<svg"));
 //! // ... her app scans the QR code and shows a code:
@@ -70,18 +70,18 @@
 //! assert_eq!(enrolled.recovery_codes().len(), 10); // shown once
 //! assert!(enrolled.login_completed()); // and the login that had to enroll is complete
 //!
-//! // Next login: password, then a code.
+//! // Next login: password, then a code with the pending login `begin_login` handed out.
 //! clock.advance(30);
 //! let decision = tf.begin_login(&alice, None, &ctx).await?;
-//! assert!(matches!(decision, LoginDecision::Challenge { .. }));
+//! let LoginDecision::Challenge { pending } = decision else { panic!("{decision:?}") };
 //! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
-//! let granted = tf.finish_login(&alice, Factor::Totp(&code), None, &ctx).await?;
+//! let granted = tf.finish_login(&pending, Factor::Totp(&code), None, &ctx).await?;
 //! assert!(granted.device_token.is_none());
 //!
 //! // The same code again is refused, like any wrong code.
-//! tf.begin_login(&alice, None, &ctx).await?;
+//! let pending = tf.begin_login(&alice, None, &ctx).await?.into_pending().unwrap();
 //! assert!(matches!(
-//!     tf.finish_login(&alice, Factor::Totp(&code), None, &ctx).await,
+//!     tf.finish_login(&pending, Factor::Totp(&code), None, &ctx).await,
 //!     Err(Error::InvalidCode)
 //! ));
 //! # Ok(())
@@ -1279,16 +1279,22 @@ where
 
     /// After the password was accepted: does this login need a second factor? The policy is
     /// asked fresh, a valid trusted-device token skips the challenge (when the policy allows
-    /// trusted devices), and under a mail-code policy the code is mailed now. On
-    /// [`LoginDecision::MustEnroll`] the login waits for enrollment: keep the time of the
-    /// password check for [`Reauthenticated`], and a
-    /// [`finish_enrollment`](Self::finish_enrollment) within 15 minutes completes it.
+    /// trusted devices), and under a mail-code policy the code is mailed now. Call it right
+    /// after the password check: its time is the password check the answer records.
+    ///
+    /// Every answer that waits for a second step ([`LoginDecision::Challenge`],
+    /// [`LoginDecision::CodeMailed`], [`LoginDecision::MustEnroll`]) carries a
+    /// [`PendingLogin`] for `principal`: keep it in the half-logged-in session, where the client
+    /// cannot edit it (server-side, or an authenticated cookie), and pass it to
+    /// [`finish_login`](Self::finish_login), which enforces its deadline and the factors it
+    /// accepts. On `MustEnroll`, start enrollment with `pending.principal()` and
+    /// `pending.reauthenticated()`; a [`finish_enrollment`](Self::finish_enrollment) within
+    /// 15 minutes completes the login.
     ///
     /// Saves only when the answer needs new state: a mailed code, a login waiting for
     /// enrollment, a trusted device's last use. A [`LoginDecision::Challenge`] (TOTP or
-    /// recovery code) stores nothing, nor do policy grants and throttled logins: it is one load and no
-    /// write. Your half-logged-in session binds the code to this password check: end it at
-    /// the challenge's `expires_at` (see the [manual](crate::manual#login-challenges)).
+    /// recovery code) stores nothing, nor do policy grants and throttled logins: it is one
+    /// load and no write (see the [manual](crate::manual#login-challenges)).
     /// The record it ends with is kept in memory for [`finish_login`](Self::finish_login)
     /// (see [`TwoFactorBuilder::login_snapshot_capacity`]).
     ///
@@ -1322,9 +1328,13 @@ where
     /// let token_cookie: Option<&str> = None;
     /// match tf.begin_login(&principal, token_cookie, &LoginContext::new()).await? {
     ///     LoginDecision::Granted { .. } => { /* log in */ }
-    ///     LoginDecision::Challenge { .. } => { /* ask for a code, then finish_login */ }
-    ///     LoginDecision::MustEnroll => { /* send to enrollment; finish_enrollment logs in */ }
-    ///     LoginDecision::CodeMailed { .. } => { /* ask for the mailed code */ }
+    ///     LoginDecision::Challenge { pending } => {
+    ///         /* keep `pending` in the session, ask for a code, then finish_login(&pending, ..) */
+    ///     }
+    ///     LoginDecision::MustEnroll { pending } => {
+    ///         /* keep `pending`; start_enrollment(pending.principal(), .., pending.reauthenticated()) */
+    ///     }
+    ///     LoginDecision::CodeMailed { pending } => { /* keep `pending`; ask for the mailed code */ }
     ///     _ => { /* a future answer: refuse */ }
     /// }
     /// # Ok(())
@@ -1361,11 +1371,21 @@ where
         )
     }
 
-    /// The second step of a login: checks a TOTP code, a recovery code or a mailed code.
-    /// A TOTP or recovery code needs an enrolled user, not a stored challenge (`begin_login`
-    /// stores none): the check is counted against the throttle first, replays are refused and
-    /// the policy is asked fresh, and the host's session bounds how late the code may come.
-    /// A mailed code must arrive while its login is open (as long as the code). With
+    /// The second step of a login: checks a TOTP code, a recovery code or a mailed code for
+    /// the [`PendingLogin`] that [`begin_login`](Self::begin_login) handed out. There is no
+    /// other way to check a login's second factor.
+    ///
+    /// After `pending`'s [`expires_at`](PendingLogin::expires_at) it refuses with
+    /// [`Error::LoginExpired`] before loading anything (nothing checked, nothing counted). A
+    /// factor `pending` does not accept (a mailed code on a TOTP challenge, a TOTP code on a
+    /// mailed-code login, anything on a `MustEnroll`) is counted and refused as
+    /// [`Error::InvalidCode`]. Otherwise the check is counted against the throttle first,
+    /// replays are refused, and the policy is asked fresh about `pending.principal()`. A
+    /// TOTP or recovery code needs an enrolled user, not a stored challenge (`begin_login`
+    /// stores none); a mailed code must also arrive while its stored login is open. Whatever
+    /// `pending` says and the policy answers, nothing is granted without a factor verified
+    /// against the stored record (see [`PendingLogin`] for why an edited value cannot grant
+    /// more). With
     /// `remember_device` (a label such as "Firefox on Linux") and a policy that allows
     /// trusted devices, the result carries a device token for a cookie.
     ///
@@ -1378,9 +1398,10 @@ where
     /// [manual](crate::manual#one-record-one-compare-and-swap).
     ///
     /// # Errors
-    /// [`Error::InvalidCode`] (wrong, replayed, a late mailed code, or no such factor pending —
-    /// including a user without 2FA), [`Error::Malformed`], [`Error::Throttled`], and the infrastructure
-    /// errors. Any error means: do not log the user in.
+    /// [`Error::LoginExpired`] (log in again), [`Error::InvalidCode`] (wrong, replayed, a late
+    /// mailed code, or no such factor pending — including a user without 2FA),
+    /// [`Error::Malformed`], [`Error::Throttled`], and the infrastructure errors. Any error
+    /// means: do not log the user in.
     ///
     /// # Example
     /// ```
@@ -1402,10 +1423,11 @@ where
     /// # clock.advance(30);
     /// let principal = Principal::new("alice");
     /// let ctx = LoginContext::new().device("Firefox on Linux");
-    /// tf.begin_login(&principal, None, &ctx).await?;
+    /// let decision = tf.begin_login(&principal, None, &ctx).await?;
+    /// let pending = decision.pending().expect("a challenge"); // kept in the session
     /// let code = Totp::default().generate(&app, clock.now()).to_string();
     /// let granted = tf
-    ///     .finish_login(&principal, Factor::Totp(&code), Some("Firefox on Linux"), &ctx)
+    ///     .finish_login(pending, Factor::Totp(&code), Some("Firefox on Linux"), &ctx)
     ///     .await?;
     /// let cookie = granted.device_token.expect("the policy allows trusted devices");
     /// // Next time, the cookie skips the code:
@@ -1451,10 +1473,14 @@ where
         )
     }
 
-    /// Mails a new login code to a user whose login is waiting for one. Returns its expiry.
+    /// Mails a new login code for a login waiting for one (`pending` from
+    /// [`LoginDecision::CodeMailed`]). Returns the new code's expiry; `pending` stays valid
+    /// until its own [`expires_at`](PendingLogin::expires_at).
     ///
     /// # Errors
-    /// [`Error::NoPendingLogin`] (log in again), [`Error::Throttled`] when too many codes were
+    /// [`Error::NoPendingLogin`] (`pending` is not a mailed-code login, or the stored one is
+    /// over: log in again), [`Error::LoginExpired`] (log in again), [`Error::Throttled`] when
+    /// too many codes were
     /// sent (the last one still works), [`Error::Mailer`], and the infrastructure errors.
     ///
     /// # Example
@@ -1476,11 +1502,11 @@ where
     /// # let alice = UserId::new("alice");
     /// let ctx = LoginContext::new();
     /// let decision = tf.begin_login(&Principal::new("alice"), None, &ctx).await?;
-    /// assert!(matches!(decision, LoginDecision::CodeMailed { .. }));
-    /// let expires_at = tf.resend_mailed_code(&alice, &ctx).await?;
+    /// let LoginDecision::CodeMailed { pending } = decision else { panic!("{decision:?}") };
+    /// let expires_at = tf.resend_mailed_code(&pending, &ctx).await?;
     /// assert_eq!(expires_at, clock.now() + 3_600);
     /// let code = tf.mailer().last_login_code_for(&alice).unwrap();
-    /// tf.finish_login(&Principal::new("alice"), Factor::MailedCode(&code), None, &ctx).await?;
+    /// tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx).await?;
     /// # Ok(())
     /// # }
     /// ```
@@ -1531,9 +1557,9 @@ where
     /// # clock.advance(30);
     /// # let p = Principal::new("alice");
     /// # let ctx = LoginContext::new();
-    /// # tf.begin_login(&p, None, &ctx).await?;
+    /// # let pending = tf.begin_login(&p, None, &ctx).await?.into_pending().unwrap();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
-    /// # tf.finish_login(&p, Factor::Totp(&code), Some("phone"), &ctx).await?;
+    /// # tf.finish_login(&pending, Factor::Totp(&code), Some("phone"), &ctx).await?;
     /// for device in tf.list_devices(&alice).await? {
     ///     println!("{} trusted since {}", device.label, device.created_at);
     /// }
@@ -1571,9 +1597,9 @@ where
     /// # clock.advance(30);
     /// # let p = Principal::new("alice");
     /// # let ctx = LoginContext::new();
-    /// # tf.begin_login(&p, None, &ctx).await?;
+    /// # let pending = tf.begin_login(&p, None, &ctx).await?.into_pending().unwrap();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
-    /// # tf.finish_login(&p, Factor::Totp(&code), Some("phone"), &ctx).await?;
+    /// # tf.finish_login(&pending, Factor::Totp(&code), Some("phone"), &ctx).await?;
     /// let devices = tf.list_devices(&alice).await?;
     /// tf.revoke_device(&alice, &devices[0].id).await?;
     /// assert!(tf.list_devices(&alice).await?.is_empty());
@@ -1613,9 +1639,9 @@ where
     /// # clock.advance(30);
     /// # let p = Principal::new("alice");
     /// # let ctx = LoginContext::new();
-    /// # tf.begin_login(&p, None, &ctx).await?;
+    /// # let pending = tf.begin_login(&p, None, &ctx).await?.into_pending().unwrap();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
-    /// # tf.finish_login(&p, Factor::Totp(&code), Some("phone"), &ctx).await?;
+    /// # tf.finish_login(&pending, Factor::Totp(&code), Some("phone"), &ctx).await?;
     /// assert_eq!(tf.revoke_all_devices(&alice).await?, 1);
     /// # Ok(())
     /// # }

@@ -420,7 +420,7 @@ pub enum PendingStep {
 /// What the value does stand for is the host's password check: a client that can *write*
 /// it can claim a password check that never happened. Keep it where the client cannot edit it
 /// (a server-side session, or an authenticated — signed or encrypted — session cookie), as
-/// with webauthn-rs's ceremony states. See the [manual](crate::manual#threat-model).
+/// with webauthn-rs's ceremony states. See the [manual](crate::manual#the-pending-login).
 ///
 /// Deserialization is strict: unknown fields are refused, `expires_at` must be after
 /// `password_checked_at`, a second-factor step must list only TOTP and recovery codes, at
