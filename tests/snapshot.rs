@@ -9,7 +9,9 @@ mod counting;
 
 use counting::{Counting, Pause};
 
-use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated, Settings};
+use twofactor::account::{
+    Factor, LoginContext, LoginDecision, PendingLogin, Reauthenticated, Settings,
+};
 use twofactor::audit::{AuditKind, RecordingAudit};
 use twofactor::mail::RecordingMailer;
 use twofactor::service::{Error, TwoFactor};
@@ -87,9 +89,12 @@ fn setup() -> (Arc<Counted>, Arc<ManualClock>) {
     )
 }
 
-async fn challenge(tf: &Service, p: &Principal) {
+async fn challenge(tf: &Service, p: &Principal) -> PendingLogin {
     let d = tf.begin_login(p, None, &ctx()).await.unwrap();
-    assert!(matches!(d, LoginDecision::Challenge { .. }), "{d:?}");
+    match d {
+        LoginDecision::Challenge { pending } => pending,
+        d => panic!("{d:?}"),
+    }
 }
 
 fn successes(tf: &Service, user: &UserId) -> usize {
@@ -109,10 +114,10 @@ async fn a_full_totp_login_is_one_load_and_one_save() {
     clock.advance(30);
 
     store.reset();
-    challenge(&tf, &alice).await;
+    let pending = challenge(&tf, &alice).await;
     assert_eq!(tf.login_snapshots(), 1);
     tf.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&code(&secret, clock.now())),
         None,
         &ctx(),
@@ -125,10 +130,10 @@ async fn a_full_totp_login_is_one_load_and_one_save() {
     // A wrong code too: the counted check is the save that validates the snapshot.
     clock.advance(30);
     store.reset();
-    challenge(&tf, &alice).await;
+    let pending = challenge(&tf, &alice).await;
     let bad = wrong(&code(&secret, clock.now()));
     assert!(matches!(
-        tf.finish_login(&alice, Factor::Totp(&bad), None, &ctx())
+        tf.finish_login(&pending, Factor::Totp(&bad), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -144,10 +149,10 @@ async fn disabled_snapshots_load_twice_as_before() {
     let secret = enroll(&tf, &alice.user).await;
     clock.advance(30);
     store.reset();
-    challenge(&tf, &alice).await;
+    let pending = challenge(&tf, &alice).await;
     assert_eq!(tf.login_snapshots(), 0);
     tf.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&code(&secret, clock.now())),
         None,
         &ctx(),
@@ -167,15 +172,15 @@ async fn a_code_accepted_by_another_server_meanwhile_is_refused() {
     clock.advance(30);
     let typed = code(&secret, clock.now());
 
-    challenge(&a, &alice).await; // a's snapshot: the step is unused
-    challenge(&b, &alice).await;
-    b.finish_login(&alice, Factor::Totp(&typed), None, &ctx())
+    let pending = challenge(&a, &alice).await; // a's snapshot: the step is unused
+    let pending = challenge(&b, &alice).await;
+    b.finish_login(&pending, Factor::Totp(&typed), None, &ctx())
         .await
         .unwrap();
 
     store.reset();
     assert!(matches!(
-        a.finish_login(&alice, Factor::Totp(&typed), None, &ctx())
+        a.finish_login(&pending, Factor::Totp(&typed), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -196,11 +201,11 @@ async fn a_user_reset_meanwhile_is_not_let_in_with_the_old_code() {
     clock.advance(30);
 
     // Reset on another server: only the compare-and-swap can tell.
-    challenge(&a, &alice).await;
+    let pending = challenge(&a, &alice).await;
     b.reset_by_admin(&alice.user, &root).await.unwrap();
     assert!(matches!(
         a.finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&code(&secret, clock.now())),
             None,
             &ctx()
@@ -214,14 +219,14 @@ async fn a_user_reset_meanwhile_is_not_let_in_with_the_old_code() {
     // Reset on the same server: the snapshot is dropped at once.
     let secret = enroll(&a, &alice.user).await;
     clock.advance(30);
-    challenge(&a, &alice).await;
+    let pending = challenge(&a, &alice).await;
     assert_eq!(a.login_snapshots(), 1);
     a.reset_by_admin(&alice.user, &root).await.unwrap();
     assert_eq!(a.login_snapshots(), 0);
     store.reset();
     assert!(matches!(
         a.finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&code(&secret, clock.now())),
             None,
             &ctx()
@@ -244,11 +249,11 @@ async fn a_refusal_that_saves_nothing_is_rechecked_on_a_fresh_load() {
     let before_throttle = store.inner().load(&alice.user).await.unwrap().unwrap();
 
     // Throttle alice; a's begin_login keeps the throttled record.
-    challenge(&a, &alice).await;
+    let pending = challenge(&a, &alice).await;
     let bad = wrong(&code(&secret, clock.now()));
     for _ in 0..Settings::default().code_checks_per_window() {
         assert!(matches!(
-            a.finish_login(&alice, Factor::Totp(&bad), None, &ctx())
+            a.finish_login(&pending, Factor::Totp(&bad), None, &ctx())
                 .await,
             Err(Error::InvalidCode)
         ));
@@ -276,7 +281,7 @@ async fn a_refusal_that_saves_nothing_is_rechecked_on_a_fresh_load() {
     // not trusted, the fresh record lets the right code in.
     store.reset();
     a.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&code(&secret, clock.now())),
         None,
         &ctx(),
@@ -294,19 +299,31 @@ async fn snapshots_expire_and_stay_bounded() {
     let secret = enroll(&tf, &alice.user).await;
     clock.advance(30);
 
-    // Older than the login challenge: loaded again.
-    challenge(&tf, &alice).await;
+    // As old as the login challenge: the pending login has expired with the snapshot, and is
+    // refused before anything is loaded or counted.
+    let pending = challenge(&tf, &alice).await;
     clock.advance(Settings::default().login_challenge_ttl());
     store.reset();
+    assert!(matches!(
+        tf.finish_login(
+            &pending,
+            Factor::Totp(&code(&secret, clock.now())),
+            None,
+            &ctx(),
+        )
+        .await,
+        Err(Error::LoginExpired)
+    ));
+    assert_eq!(store.counts(), (0, 0, 0));
+    let pending = challenge(&tf, &alice).await;
     tf.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&code(&secret, clock.now())),
         None,
         &ctx(),
     )
     .await
     .unwrap();
-    assert_eq!(store.counts(), (1, 1, 0));
 
     // Many users: never more than the capacity, the newest kept.
     for i in 0..50 {
@@ -320,11 +337,11 @@ async fn snapshots_expire_and_stay_bounded() {
     }
     assert_eq!(tf.login_snapshots(), 3);
     clock.advance(30);
-    challenge(&tf, &alice).await;
+    let pending = challenge(&tf, &alice).await;
     assert_eq!(tf.login_snapshots(), 3);
     store.reset();
     tf.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&code(&secret, clock.now())),
         None,
         &ctx(),
