@@ -226,7 +226,10 @@ pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
 
     let pending = h.challenge(&alice).await;
     assert!(
-        matches!(h.finish_totp(&pending, &typed).await, Err(Error::InvalidCode)),
+        matches!(
+            h.finish_totp(&pending, &typed).await,
+            Err(Error::InvalidCode)
+        ),
         "a replayed code must be refused"
     );
     h.clock.advance(30);
