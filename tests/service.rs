@@ -178,7 +178,7 @@ async fn enroll_then_login_then_replay_refused() {
     assert_eq!(status.recovery_codes_left, 10);
 
     // The confirming code cannot log in.
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert!(matches!(
         h.tf.finish_login(&alice, Factor::Totp(&app.code(T0)), None, &ctx())
             .await,
@@ -193,7 +193,7 @@ async fn enroll_then_login_then_replay_refused() {
             .unwrap();
     assert_eq!(granted.factor, FactorKind::Totp);
 
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert!(matches!(
         h.tf.finish_login(&alice, Factor::Totp(&code), None, &ctx())
             .await,
@@ -296,7 +296,7 @@ async fn malformed_input_is_its_own_error_and_not_counted() {
     let alice = Principal::new("alice");
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     for _ in 0..10 {
         assert!(matches!(
             h.tf.finish_login(&alice, Factor::Totp("12x456"), None, &ctx())
@@ -315,7 +315,7 @@ async fn recovery_code_works_once() {
     let alice = Principal::new("alice");
     let (_, codes) = h.enroll(&alice.user).await;
 
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let typed = codes[0].to_uppercase();
     let granted =
         h.tf.finish_login(&alice, Factor::RecoveryCode(&typed), None, &ctx())
@@ -327,7 +327,7 @@ async fn recovery_code_works_once() {
         Some(NoticeKind::RecoveryCodeUsed)
     );
 
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert!(matches!(
         h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
             .await,
@@ -344,7 +344,7 @@ async fn recovery_code_works_once() {
             .await
             .unwrap();
     assert_eq!(fresh.len(), 10);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert!(matches!(
         h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[1]), None, &ctx())
             .await,
@@ -367,7 +367,7 @@ async fn trusted_device_skip_revoke_and_expiry() {
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
 
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let granted =
         h.tf.finish_login(
             &alice,
@@ -454,7 +454,7 @@ async fn policy_without_trusted_devices_neither_issues_nor_honours_tokens() {
         let alice = Principal::new("alice");
         let (app, _) = h.enroll(&alice.user).await;
         h.clock.advance(30);
-        h.challenge(&alice).await;
+        let pending = h.challenge(&alice).await;
         let granted =
             h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), Some("x"), &ctx())
                 .await
@@ -610,7 +610,7 @@ async fn code_checks_are_throttled() {
     let alice = Principal::new("alice");
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let good = app.code(h.now());
     for _ in 0..5 {
         assert!(matches!(
@@ -643,7 +643,7 @@ async fn code_checks_are_throttled() {
         5
     );
     h.clock.set(retry);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     h.tf.finish_login(&alice, Factor::Totp(&app.code(retry)), None, &ctx())
         .await
         .unwrap();
@@ -732,7 +732,7 @@ async fn admin_reset_clears_everything() {
     let admin = UserId::new("root");
     let (app, codes) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let token =
         h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), Some("pc"), &ctx())
             .await
@@ -828,7 +828,7 @@ async fn rotation_replaces_the_authenticator() {
     let alice = Principal::new("alice");
     let (old, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let token =
         h.tf.finish_login(&alice, Factor::Totp(&old.code(h.now())), Some("pc"), &ctx())
             .await
@@ -1033,7 +1033,7 @@ async fn concurrent_submissions_of_one_code_succeed_once() {
     let alice = Principal::new("alice");
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let code = app.code(h.now());
 
     let tf = Arc::new(h.tf);
@@ -1077,7 +1077,7 @@ async fn concurrent_wrong_codes_never_exceed_the_limit() {
     let alice = Principal::new("alice");
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let bad = wrong(&app.code(h.now()));
     let tf = Arc::new(h.tf);
     let invalid = submit_at_once(&tf, &alice, &bad, 32)
