@@ -179,7 +179,7 @@ async fn enrolled_row<S: UserStore + 'static, R: RawTable>(
     h.clock.advance(30);
     let pending = h.challenge(user).await;
     h.tf.finish_login(
-        user,
+        &pending,
         Factor::Totp(&code(&secret, h.now())),
         Some("Firefox"),
         &LoginContext::new(),
@@ -211,6 +211,7 @@ async fn wrong_shapes_refused<S: RawTable>(store: Arc<S>) {
         assert!(store.load(&alice.user).await.is_err(), "{what}: loads");
         for policy in [optional as common::flows::Policy, required] {
             let h = Harness::new(store.clone(), policy);
+            let pending = h.pending_for(&alice);
             match h.tf.begin_login(&alice, None, &LoginContext::new()).await {
                 Err(Error::Store(_)) => {}
                 other => panic!("{what}: begin_login answered {other:?}"),
@@ -308,7 +309,7 @@ async fn planted_trusted_device_of_a_chosen_token_is_refused() {
     let pending = h.challenge(&mallory).await;
     let granted =
         h.tf.finish_login(
-            &mallory,
+            &pending,
             Factor::Totp(&code(&secret, h.now())),
             Some("mallory's laptop"),
             &LoginContext::new(),
@@ -329,9 +330,10 @@ async fn planted_recovery_codes_are_refused() {
     let (_, mallory_codes) = h.enroll(&mallory.user).await;
     transplant(&w, "recovery", &mallory.user, &alice.user).await;
     let before = w.inner.read_row(&alice.user).await;
+    let pending = h.pending_for(&alice);
     let outcome =
         h.tf.finish_login(
-            &alice,
+            &pending,
             Factor::RecoveryCode(&mallory_codes[0]),
             None,
             &LoginContext::new(),
@@ -393,7 +395,9 @@ async fn secret_rolled_back_after_rotation_is_refused() {
     h.clock.advance(30);
     let outcome = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
     assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
-    let login = h.finish_totp(&pending, &code(&old_secret, h.now())).await;
+    let login = h
+        .finish_totp(&h.pending_for(&alice), &code(&old_secret, h.now()))
+        .await;
     assert!(
         matches!(login, Err(Error::Store(_))),
         "revoked secret: {login:?}"
@@ -516,9 +520,10 @@ async fn untampered_logins_still_work_and_begin_login_decides() {
             .await
             .expect("login");
     }
+    let pending = h.challenge(&alice).await;
     let granted =
         h.tf.finish_login(
-            &alice,
+            &pending,
             Factor::RecoveryCode(&codes[0]),
             None,
             &LoginContext::new(),
@@ -531,7 +536,7 @@ async fn untampered_logins_still_work_and_begin_login_decides() {
             .await
             .expect("unknown user");
     assert!(
-        matches!(decision, LoginDecision::MustEnroll),
+        matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
     );
 }

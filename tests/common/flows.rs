@@ -116,6 +116,16 @@ impl<S: UserStore> Harness<S> {
         }
     }
 
+    /// The pending login of a TOTP challenge for `who` at this time, as a host keeps it from
+    /// an earlier `begin_login` (for the calls where `begin_login` cannot run, or to play
+    /// an attacker who holds one).
+    pub fn pending_for(&self, who: &Principal) -> PendingLogin {
+        let step = PendingStep::SecondFactor {
+            methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
+        };
+        PendingLogin::new(who.clone(), self.now(), 900, step)
+    }
+
     /// `finish_login` with a TOTP code.
     pub async fn finish_totp(&self, pending: &PendingLogin, code: &str) -> Result<(), Error> {
         self.tf
@@ -364,10 +374,7 @@ pub async fn unreadable_record_refuses_login<S: UserStore>(store: Arc<S>, user: 
             Err(Error::Store(_)) => {}
             other => panic!("begin_login on an unreadable record: {other:?}"),
         }
-        let step = PendingStep::SecondFactor {
-            methods: vec![FactorKind::Totp],
-        };
-        let pending = PendingLogin::new(who.clone(), h.now(), 900, step);
+        let pending = h.pending_for(&who);
         match h.finish_totp(&pending, "123456").await {
             Err(Error::Store(_)) => {}
             other => panic!("finish_login on an unreadable record: {other:?}"),
