@@ -243,7 +243,8 @@
 //!   asked about (so the host does not rebuild roles and tenant for the second call), the
 //!   time of the password check, its deadline
 //!   ([`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl), 15 minutes by
-//!   default; for a mailed code, the code's expiry if sooner) and the factors it accepts.
+//!   default; for a mailed code, the code's expiry: [`Settings::mailed_code_ttl`](crate::Settings::mailed_code_ttl),
+//!   1 hour by default, since mail can be slow) and the factors it accepts.
 //!   After the deadline `finish_login` refuses with
 //!   [`Error::LoginExpired`](crate::Error::LoginExpired) before loading anything; a factor
 //!   it does not accept is counted and refused like a wrong code.

@@ -109,10 +109,16 @@ impl<S: UserStore> Harness<S> {
         };
         let started = match start().await {
             Err(Error::SecondFactorRequired) => {
-                self.tf.begin_login(&p, None, &ctx()).await.unwrap();
+                let pending = self
+                    .tf
+                    .begin_login(&p, None, &ctx())
+                    .await
+                    .unwrap()
+                    .into_pending()
+                    .expect("a pending login");
                 let code = self.mailer.last_login_code_for(user).unwrap();
                 self.tf
-                    .finish_login(&p, Factor::MailedCode(&code), None, &ctx())
+                    .finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
                     .await
                     .unwrap();
                 start().await.unwrap()
@@ -151,10 +157,12 @@ async fn enroll_then_login_then_replay_refused() {
     let alice = Principal::new("alice");
     let user = &alice.user;
 
-    assert_eq!(
-        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
+    let pending = decision.into_pending().expect("a pending login");
     let started =
         h.tf.start_enrollment(
             &Principal::new(user.clone()),
@@ -180,7 +188,7 @@ async fn enroll_then_login_then_replay_refused() {
     // The confirming code cannot log in.
     let pending = h.challenge(&alice).await;
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp(&app.code(T0)), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp(&app.code(T0)), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -188,14 +196,14 @@ async fn enroll_then_login_then_replay_refused() {
     h.clock.advance(30);
     let code = app.code(h.now());
     let granted =
-        h.tf.finish_login(&alice, Factor::Totp(&code), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp(&code), None, &ctx())
             .await
             .unwrap();
     assert_eq!(granted.factor, FactorKind::Totp);
 
     let pending = h.challenge(&alice).await;
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp(&code), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp(&code), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -222,10 +230,12 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
 
     // The password is right at T0; the session keeps that time.
     let password_checked_at = h.now();
-    assert_eq!(
-        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
+    let pending = decision.into_pending().expect("a pending login");
     h.clock.advance(120);
     let started =
         h.tf.start_enrollment(
@@ -262,10 +272,12 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
 
     // Too late: 2FA is on, but the login that had to enroll is over.
     let bob = Principal::new("bob");
-    assert_eq!(
-        h.tf.begin_login(&bob, None, &ctx()).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
+    let pending = decision.into_pending().expect("a pending login");
     h.clock.advance(900);
     let started =
         h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(h.now()))
@@ -299,12 +311,12 @@ async fn malformed_input_is_its_own_error_and_not_counted() {
     let pending = h.challenge(&alice).await;
     for _ in 0..10 {
         assert!(matches!(
-            h.tf.finish_login(&alice, Factor::Totp("12x456"), None, &ctx())
+            h.tf.finish_login(&pending, Factor::Totp("12x456"), None, &ctx())
                 .await,
             Err(Error::Malformed(_))
         ));
     }
-    h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), None, &ctx())
+    h.tf.finish_login(&pending, Factor::Totp(&app.code(h.now())), None, &ctx())
         .await
         .unwrap();
 }
@@ -318,7 +330,7 @@ async fn recovery_code_works_once() {
     let pending = h.challenge(&alice).await;
     let typed = codes[0].to_uppercase();
     let granted =
-        h.tf.finish_login(&alice, Factor::RecoveryCode(&typed), None, &ctx())
+        h.tf.finish_login(&pending, Factor::RecoveryCode(&typed), None, &ctx())
             .await
             .unwrap();
     assert_eq!(granted.recovery_codes_left, Some(9));
@@ -329,7 +341,7 @@ async fn recovery_code_works_once() {
 
     let pending = h.challenge(&alice).await;
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
+        h.tf.finish_login(&pending, Factor::RecoveryCode(&codes[0]), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -346,12 +358,12 @@ async fn recovery_code_works_once() {
     assert_eq!(fresh.len(), 10);
     let pending = h.challenge(&alice).await;
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[1]), None, &ctx())
+        h.tf.finish_login(&pending, Factor::RecoveryCode(&codes[1]), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
     h.tf.finish_login(
-        &alice,
+        &pending,
         Factor::RecoveryCode(fresh.expose_secret()[1]),
         None,
         &ctx(),
@@ -370,7 +382,7 @@ async fn trusted_device_skip_revoke_and_expiry() {
     let pending = h.challenge(&alice).await;
     let granted =
         h.tf.finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&app.code(h.now())),
             Some("Firefox on Linux"),
             &ctx(),
@@ -410,7 +422,7 @@ async fn trusted_device_skip_revoke_and_expiry() {
     h.clock.advance(30);
     let token =
         h.tf.finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&app.code(h.now())),
             Some("phone"),
             &ctx(),
@@ -427,24 +439,30 @@ async fn trusted_device_skip_revoke_and_expiry() {
         LoginDecision::Granted { .. }
     ));
     h.clock.set(token.expires_at());
-    assert!(matches!(
+    let decision =
         h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
             .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+            .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
     // `begin_login` no longer writes to prune it: the expired entry (its token refused above)
     // stays stored until a device is trusted or all are revoked, and is counted by this call,
     // which documents that it includes expired ones.
     assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 1);
     assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 0);
-    assert!(matches!(
+    let decision =
         h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
             .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+            .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
 }
 
 #[tokio::test]
@@ -456,9 +474,14 @@ async fn policy_without_trusted_devices_neither_issues_nor_honours_tokens() {
         h.clock.advance(30);
         let pending = h.challenge(&alice).await;
         let granted =
-            h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), Some("x"), &ctx())
-                .await
-                .unwrap();
+            h.tf.finish_login(
+                &pending,
+                Factor::Totp(&app.code(h.now())),
+                Some("x"),
+                &ctx(),
+            )
+            .await
+            .unwrap();
         assert!(granted.device_token.is_none());
         assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
     }
@@ -475,7 +498,7 @@ async fn an_opt_in_deployment_can_stop_honouring_remembered_devices() {
     let granted = opt_in
         .tf
         .finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&app.code(opt_in.now())),
             Some("x"),
             &ctx(),
@@ -513,29 +536,34 @@ async fn mailed_code_login() {
     );
 
     h.clock.advance(60);
-    let expires = h.tf.resend_mailed_code(&bob.user, &ctx()).await.unwrap();
+    let expires = h.tf.resend_mailed_code(&pending, &ctx()).await.unwrap();
     assert_eq!(expires, T0 + 60 + 3_600);
     let second = h.mailer.last_login_code_for(&bob.user).unwrap();
     if first != second {
         assert!(matches!(
-            h.tf.finish_login(&bob, Factor::MailedCode(&first), None, &ctx())
+            h.tf.finish_login(&pending, Factor::MailedCode(&first), None, &ctx())
                 .await,
             Err(Error::InvalidCode)
         ));
     }
     let granted =
-        h.tf.finish_login(&bob, Factor::MailedCode(&second), Some("laptop"), &ctx())
-            .await
-            .unwrap();
+        h.tf.finish_login(
+            &pending,
+            Factor::MailedCode(&second),
+            Some("laptop"),
+            &ctx(),
+        )
+        .await
+        .unwrap();
     assert_eq!(granted.factor, FactorKind::MailedCode);
     assert!(granted.device_token.is_some());
     assert!(matches!(
-        h.tf.finish_login(&bob, Factor::MailedCode(&second), None, &ctx())
+        h.tf.finish_login(&pending, Factor::MailedCode(&second), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
     assert!(matches!(
-        h.tf.resend_mailed_code(&bob.user, &ctx()).await,
+        h.tf.resend_mailed_code(&pending, &ctx()).await,
         Err(Error::NoPendingLogin)
     ));
     let kinds = h.audit.kinds_for(&bob.user);
@@ -548,12 +576,17 @@ async fn mailed_code_login() {
 async fn a_late_mailed_code_is_audited_as_expired() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");
-    h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let pending =
+        h.tf.begin_login(&bob, None, &ctx())
+            .await
+            .unwrap()
+            .into_pending()
+            .expect("a pending login");
     let code = h.mailer.last_login_code_for(&bob.user).unwrap();
     // The code and the login waiting for it end at the same instant.
     h.clock.set(T0 + 3_600);
     assert!(matches!(
-        h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+        h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -566,7 +599,7 @@ async fn a_late_mailed_code_is_audited_as_expired() {
     );
     // The code is gone: later tries are refused because no login is waiting.
     assert!(matches!(
-        h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+        h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -584,17 +617,22 @@ async fn mail_sends_are_limited() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");
     for _ in 0..5 {
-        h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+        let pending =
+            h.tf.begin_login(&bob, None, &ctx())
+                .await
+                .unwrap()
+                .into_pending()
+                .expect("a pending login");
         h.clock.advance(1);
     }
     assert_eq!(h.mailer.count_for(&bob.user), 5);
     assert!(matches!(
-        h.tf.resend_mailed_code(&bob.user, &ctx()).await,
+        h.tf.resend_mailed_code(&pending, &ctx()).await,
         Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
     ));
     // The last code still works.
     let code = h.mailer.last_login_code_for(&bob.user).unwrap();
-    h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+    h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
         .await
         .unwrap();
     // No valid code left and no send allowed: the same Throttled as resend_mailed_code.
@@ -614,14 +652,14 @@ async fn code_checks_are_throttled() {
     let good = app.code(h.now());
     for _ in 0..5 {
         assert!(matches!(
-            h.tf.finish_login(&alice, Factor::Totp(&wrong(&good)), None, &ctx())
+            h.tf.finish_login(&pending, Factor::Totp(&wrong(&good)), None, &ctx())
                 .await,
             Err(Error::InvalidCode)
         ));
     }
     let retry = T0 + 30 + 3_600;
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp(&good), None, &ctx()).await,
+        h.tf.finish_login(&pending, Factor::Totp(&good), None, &ctx()).await,
         Err(Error::Throttled { retry_at }) if retry_at == retry
     ));
     assert_eq!(
@@ -644,7 +682,7 @@ async fn code_checks_are_throttled() {
     );
     h.clock.set(retry);
     let pending = h.challenge(&alice).await;
-    h.tf.finish_login(&alice, Factor::Totp(&app.code(retry)), None, &ctx())
+    h.tf.finish_login(&pending, Factor::Totp(&app.code(retry)), None, &ctx())
         .await
         .unwrap();
 }
@@ -656,14 +694,16 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     let h = harness(required);
     let alice = Principal::new("alice");
     let user = &alice.user;
-    assert_eq!(
-        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
+    let pending = decision.into_pending().expect("a pending login");
     // Someone with the password submits codes although no factor exists.
     for _ in 0..5 {
         assert!(matches!(
-            h.tf.finish_login(&alice, Factor::Totp("123456"), None, &ctx())
+            h.tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx())
                 .await,
             Err(Error::InvalidCode)
         ));
@@ -685,9 +725,14 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     // Under the mailed-code policy bob logs in with a mailed code before he may set up an app.
     let h = harness(mail_code);
     let bob = Principal::new("bob");
-    h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let pending =
+        h.tf.begin_login(&bob, None, &ctx())
+            .await
+            .unwrap()
+            .into_pending()
+            .expect("a pending login");
     let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
-    h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
+    h.tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx())
         .await
         .unwrap();
     let started =
@@ -710,9 +755,14 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     assert_eq!(h.mailer.count_for(&bob.user), 1);
     // The block lifts by itself an hour later: a new mailed-code login, then the set-up.
     h.clock.set(T0 + 3_600);
-    h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let pending =
+        h.tf.begin_login(&bob, None, &ctx())
+            .await
+            .unwrap()
+            .into_pending()
+            .expect("a pending login");
     let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
-    h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
+    h.tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx())
         .await
         .unwrap();
     let started =
@@ -734,11 +784,16 @@ async fn admin_reset_clears_everything() {
     h.clock.advance(30);
     let pending = h.challenge(&alice).await;
     let token =
-        h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), Some("pc"), &ctx())
-            .await
-            .unwrap()
-            .device_token
-            .unwrap();
+        h.tf.finish_login(
+            &pending,
+            Factor::Totp(&app.code(h.now())),
+            Some("pc"),
+            &ctx(),
+        )
+        .await
+        .unwrap()
+        .device_token
+        .unwrap();
 
     h.tf.reset_by_admin(&alice.user, &admin).await.unwrap();
     let status = h.tf.status(&alice.user).await.unwrap();
@@ -758,14 +813,17 @@ async fn admin_reset_clears_everything() {
             })
     );
     // The old device token, codes and authenticator are dead; the user must enroll again.
-    assert_eq!(
+    let decision =
         h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
             .await
-            .unwrap(),
-        LoginDecision::MustEnroll
+            .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
+    let pending = decision.into_pending().expect("a pending login");
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
+        h.tf.finish_login(&pending, Factor::RecoveryCode(&codes[0]), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -830,11 +888,16 @@ async fn rotation_replaces_the_authenticator() {
     h.clock.advance(30);
     let pending = h.challenge(&alice).await;
     let token =
-        h.tf.finish_login(&alice, Factor::Totp(&old.code(h.now())), Some("pc"), &ctx())
-            .await
-            .unwrap()
-            .device_token
-            .unwrap();
+        h.tf.finish_login(
+            &pending,
+            Factor::Totp(&old.code(h.now())),
+            Some("pc"),
+            &ctx(),
+        )
+        .await
+        .unwrap()
+        .device_token
+        .unwrap();
     h.clock.advance(30);
     let now = h.now();
     assert!(matches!(
@@ -863,19 +926,22 @@ async fn rotation_replaces_the_authenticator() {
         Some(NoticeKind::Rotated)
     );
     // Devices revoked; the old app no longer works, the new one does.
-    assert!(matches!(
+    let decision =
         h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
             .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+            .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     h.clock.advance(30);
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp(&old.code(h.now())), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp(&old.code(h.now())), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
-    h.tf.finish_login(&alice, Factor::Totp(&new.code(h.now())), None, &ctx())
+    h.tf.finish_login(&pending, Factor::Totp(&new.code(h.now())), None, &ctx())
         .await
         .unwrap();
 }
@@ -973,12 +1039,12 @@ async fn unknown_user_and_user_without_2fa_look_the_same() {
         assert_eq!(a, b);
         for p in [&carol, &dave] {
             assert!(matches!(
-                h.tf.finish_login(p, Factor::Totp("123456"), None, &ctx())
+                h.tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx())
                     .await,
                 Err(Error::InvalidCode)
             ));
             assert!(matches!(
-                h.tf.finish_login(p, Factor::RecoveryCode("abcd-efgh-jk"), None, &ctx())
+                h.tf.finish_login(&pending, Factor::RecoveryCode("abcd-efgh-jk"), None, &ctx())
                     .await,
                 Err(Error::InvalidCode)
             ));
@@ -1014,7 +1080,7 @@ async fn submit_at_once(
                 (tf.clone(), barrier.clone(), who.clone(), code.to_owned());
             tokio::spawn(async move {
                 barrier.wait().await;
-                tf.finish_login(&who, Factor::Totp(&code), None, &ctx())
+                tf.finish_login(&pending, Factor::Totp(&code), None, &ctx())
                     .await
             })
         })
@@ -1168,7 +1234,7 @@ async fn store_failure_fails_closed_with_its_cause() {
     let source = std::error::Error::source(&err).unwrap();
     assert!(source.downcast_ref::<DbDown>().is_some());
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp("123456"), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx())
             .await,
         Err(Error::Store(_))
     ));
@@ -1251,7 +1317,7 @@ async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_c
     );
     // The second step must save (the used step, the counted check): it fails closed.
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp(&app.code(h.now())), None, &ctx())
             .await,
         Err(Error::Store(_))
     ));
@@ -1381,7 +1447,7 @@ fn service_futures_are_send() {
     let alice = Principal::new("alice");
     let c = ctx();
     assert_send(&h.tf.begin_login(&alice, None, &c));
-    assert_send(&h.tf.finish_login(&alice, Factor::Totp("1"), None, &c));
+    assert_send(&h.tf.finish_login(&pending, Factor::Totp("1"), None, &c));
     assert_send(&h.tf.start_enrollment(&alice, "a", Reauthenticated::at(0)));
     assert_send(&h.tf.finish_enrollment(&alice.user, "1"));
     assert_send(&h.tf.status(&alice.user));
@@ -1412,9 +1478,14 @@ async fn totp_period_is_a_deployment_setting() {
         .unwrap();
     // 60 s later is the next 60-second step: a fresh code.
     clock.advance(60);
-    tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    let pending = tf
+        .begin_login(&alice, None, &ctx())
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     tf.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&totp.generate(&secret, clock.now()).to_string()),
         None,
         &ctx(),
@@ -1451,7 +1522,7 @@ async fn throttling_is_one_error_from_every_call() {
     let good = app.code(h.now());
     for _ in 0..5 {
         let _ =
-            h.tf.finish_login(&alice, Factor::Totp(&wrong(&good)), None, &ctx())
+            h.tf.finish_login(&pending, Factor::Totp(&wrong(&good)), None, &ctx())
                 .await;
     }
     let retry = T0 + 30 + 3_600;
@@ -1464,13 +1535,13 @@ async fn throttling_is_one_error_from_every_call() {
         ),
         (
             "finish_login",
-            h.tf.finish_login(&alice, Factor::Totp(&good), None, &ctx())
+            h.tf.finish_login(&pending, Factor::Totp(&good), None, &ctx())
                 .await
                 .err(),
         ),
         (
             "finish_login (recovery)",
-            h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
+            h.tf.finish_login(&pending, Factor::RecoveryCode(&codes[0]), None, &ctx())
                 .await
                 .err(),
         ),
@@ -1502,14 +1573,19 @@ async fn throttling_is_one_error_from_every_call() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");
     for _ in 0..5 {
-        h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+        let pending =
+            h.tf.begin_login(&bob, None, &ctx())
+                .await
+                .unwrap()
+                .into_pending()
+                .expect("a pending login");
     }
     let code = h.mailer.last_login_code_for(&bob.user).unwrap();
-    h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+    h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
         .await
         .unwrap();
     let begin = h.tf.begin_login(&bob, None, &ctx()).await.unwrap_err();
-    let resend = h.tf.resend_mailed_code(&bob.user, &ctx()).await;
+    let resend = h.tf.resend_mailed_code(&pending, &ctx()).await;
     assert!(matches!(begin, Error::Throttled { retry_at } if retry_at == T0 + 3_600));
     assert!(
         matches!(

@@ -273,9 +273,8 @@ pub enum LoginDecision {
     /// A code was mailed to the user; ask for it, then call `finish_login` with `pending` and
     /// [`Factor::MailedCode`].
     CodeMailed {
-        /// The login waiting for the mailed code ([`PendingStep::MailedCode`] has the code's
-        /// expiry; the login's deadline is the sooner of that and the password check plus
-        /// [`Settings::login_challenge_ttl`]).
+        /// The login waiting for the mailed code, open as long as the code
+        /// ([`PendingStep::MailedCode`]).
         pending: PendingLogin,
     },
 }
@@ -552,7 +551,10 @@ impl PendingLogin {
     }
 
     /// Until when the second step may come: open while `now < expires_at`. The password check
-    /// plus [`Settings::login_challenge_ttl`]; for a mailed code, the code's expiry if sooner.
+    /// plus [`Settings::login_challenge_ttl`] (15 minutes by default); for a mailed code, the
+    /// mailed code's expiry ([`Settings::mailed_code_ttl`], 1 hour by default: mail can take
+    /// a while, and the stored code bounds the login anyway; a resent code does not extend
+    /// it).
     /// End the host's half-logged-in session then too.
     #[must_use]
     pub const fn expires_at(&self) -> u64 {
@@ -846,18 +848,14 @@ impl TwoFactorRecord {
                     .event(AuditKind::LoginThrottled { retry_at }),
             );
         }
-        // A mailed-code login closes with its code, or after the challenge TTL if sooner.
+        // A mailed-code login closes with its code (the stored login waiting for it does too).
         let mailed_pending = |code_expires_at: u64| {
-            let mut pending = PendingLogin::new(
+            PendingLogin::new(
                 principal.clone(),
                 now,
-                settings.login_challenge_ttl,
+                code_expires_at.saturating_sub(now),
                 PendingStep::MailedCode { code_expires_at },
-            );
-            if code_expires_at > now {
-                pending.expires_at = pending.expires_at.min(code_expires_at);
-            }
-            pending
+            )
         };
         if unenrolled.is_some() {
             // Required, mailed code.
@@ -1158,9 +1156,8 @@ mod tests {
     }
 
     fn code_mailed(now: u64, code_expires_at: u64) -> LoginDecision {
-        let mut pending =
-            PendingLogin::new(who(), now, 900, PendingStep::MailedCode { code_expires_at });
-        pending.expires_at = pending.expires_at.min(code_expires_at);
+        let step = PendingStep::MailedCode { code_expires_at };
+        let pending = PendingLogin::new(who(), now, code_expires_at - now, step);
         LoginDecision::CodeMailed { pending }
     }
 
@@ -2197,7 +2194,7 @@ mod pending_tests {
     }
 
     #[test]
-    fn a_mailed_code_login_closes_with_the_challenge_ttl_or_the_code() {
+    fn a_mailed_code_login_closes_with_its_code() {
         let none = TwoFactorRecord::default();
         let mail = Requirement::Required {
             when_unenrolled: WhenUnenrolled::MailCode,
@@ -2205,7 +2202,7 @@ mod pending_tests {
             trusted_devices: false,
         };
         let p = pending_of(&none, &mail, T0);
-        assert_eq!(p.expires_at(), T0 + 900);
+        assert_eq!(p.expires_at(), T0 + 3_600);
         assert_eq!(
             p.step(),
             &PendingStep::MailedCode {
