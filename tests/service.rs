@@ -22,6 +22,7 @@ use twofactor::{
     Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, ManualClock, MemoryStore, NoTrustedDevices,
     Optional, Principal, Requirement, Secret, Totp, TwoFactorRecord, UserId, WhenUnenrolled,
 };
+use twofactor::{PendingLogin, PendingStep};
 
 const T0: u64 = 1_700_000_010;
 
@@ -141,10 +142,21 @@ impl<S: UserStore> Harness<S> {
     }
 
     /// begin_login, expecting a challenge.
-    async fn challenge(&self, p: &Principal) {
+    async fn challenge(&self, p: &Principal) -> PendingLogin {
         let d = self.tf.begin_login(p, None, &ctx()).await.unwrap();
-        assert!(matches!(d, LoginDecision::Challenge { .. }), "{d:?}");
+        match d {
+            LoginDecision::Challenge { pending } => pending,
+            d => panic!("expected a challenge, got {d:?}"),
+        }
     }
+}
+
+/// A pending TOTP challenge for `p` at `now`, as the host keeps it from `begin_login`.
+fn held(p: &Principal, now: u64) -> PendingLogin {
+    let step = PendingStep::SecondFactor {
+        methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
+    };
+    PendingLogin::new(p.clone(), now, 900, step)
 }
 
 fn wrong(code: &str) -> String {
@@ -162,7 +174,6 @@ async fn enroll_then_login_then_replay_refused() {
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
     );
-    let pending = decision.into_pending().expect("a pending login");
     let started =
         h.tf.start_enrollment(
             &Principal::new(user.clone()),
@@ -235,7 +246,6 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
     );
-    let pending = decision.into_pending().expect("a pending login");
     h.clock.advance(120);
     let started =
         h.tf.start_enrollment(
@@ -277,7 +287,6 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
     );
-    let pending = decision.into_pending().expect("a pending login");
     h.clock.advance(900);
     let started =
         h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(h.now()))
@@ -447,7 +456,6 @@ async fn trusted_device_skip_revoke_and_expiry() {
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
     );
-    let pending = decision.into_pending().expect("a pending login");
     assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
     // `begin_login` no longer writes to prune it: the expired entry (its token refused above)
     // stays stored until a device is trusted or all are revoked, and is counted by this call,
@@ -462,7 +470,6 @@ async fn trusted_device_skip_revoke_and_expiry() {
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
     );
-    let pending = decision.into_pending().expect("a pending login");
 }
 
 #[tokio::test]
@@ -494,7 +501,7 @@ async fn an_opt_in_deployment_can_stop_honouring_remembered_devices() {
     let alice = Principal::new("alice");
     let (app, _) = opt_in.enroll(&alice.user).await;
     opt_in.clock.advance(30);
-    opt_in.challenge(&alice).await;
+    let pending = opt_in.challenge(&alice).await;
     let granted = opt_in
         .tf
         .finish_login(
@@ -523,10 +530,16 @@ async fn mailed_code_login() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");
     let d = h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let LoginDecision::CodeMailed { pending } = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(pending.principal(), &bob);
+    assert_eq!(pending.password_checked_at(), T0);
+    assert_eq!(pending.expires_at(), T0 + 3_600);
     assert_eq!(
-        d,
-        LoginDecision::CodeMailed {
-            expires_at: T0 + 3_600
+        pending.step(),
+        &PendingStep::MailedCode {
+            code_expires_at: T0 + 3_600
         }
     );
     let first = h.mailer.last_login_code_for(&bob.user).unwrap();
@@ -583,8 +596,17 @@ async fn a_late_mailed_code_is_audited_as_expired() {
             .into_pending()
             .expect("a pending login");
     let code = h.mailer.last_login_code_for(&bob.user).unwrap();
-    // The code and the login waiting for it end at the same instant.
+    // The code, the login waiting for it and the pending login end at the same instant.
     h.clock.set(T0 + 3_600);
+    assert!(matches!(
+        h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
+            .await,
+        Err(Error::LoginExpired)
+    ));
+    // A pending login edited to a later deadline reaches the record, which refuses the code.
+    let mut json = serde_json::to_value(&pending).unwrap();
+    json["expires_at"] = (T0 + 7_200).into();
+    let pending: PendingLogin = serde_json::from_value(json).unwrap();
     assert!(matches!(
         h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
             .await,
@@ -616,15 +638,16 @@ async fn a_late_mailed_code_is_audited_as_expired() {
 async fn mail_sends_are_limited() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");
+    let mut last = None;
     for _ in 0..5 {
-        let pending =
+        last =
             h.tf.begin_login(&bob, None, &ctx())
                 .await
                 .unwrap()
-                .into_pending()
-                .expect("a pending login");
+                .into_pending();
         h.clock.advance(1);
     }
+    let pending = last.expect("a pending login");
     assert_eq!(h.mailer.count_for(&bob.user), 5);
     assert!(matches!(
         h.tf.resend_mailed_code(&pending, &ctx()).await,
@@ -1036,8 +1059,20 @@ async fn unknown_user_and_user_without_2fa_look_the_same() {
             .unwrap();
         let a = h.tf.begin_login(&carol, None, &ctx()).await.unwrap();
         let b = h.tf.begin_login(&dave, None, &ctx()).await.unwrap();
-        assert_eq!(a, b);
-        for p in [&carol, &dave] {
+        // The same answer, but for the principal asked about.
+        let shape = |d: &LoginDecision| {
+            let pending = d.pending().map(|p| {
+                let times = (p.password_checked_at(), p.expires_at());
+                (p.step().clone(), times)
+            });
+            (std::mem::discriminant(d), pending)
+        };
+        assert_eq!(shape(&a), shape(&b));
+        for (p, d) in [(&carol, &a), (&dave, &b)] {
+            if let Some(pending) = d.pending() {
+                assert_eq!(pending.principal(), p);
+            }
+            let pending = d.pending().cloned().unwrap_or_else(|| held(p, h.now()));
             assert!(matches!(
                 h.tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx())
                     .await,
@@ -1080,6 +1115,7 @@ async fn submit_at_once(
                 (tf.clone(), barrier.clone(), who.clone(), code.to_owned());
             tokio::spawn(async move {
                 barrier.wait().await;
+                let pending = held(&who, tf.clock().now());
                 tf.finish_login(&pending, Factor::Totp(&code), None, &ctx())
                     .await
             })
@@ -1099,7 +1135,7 @@ async fn concurrent_submissions_of_one_code_succeed_once() {
     let alice = Principal::new("alice");
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    let pending = h.challenge(&alice).await;
+    h.challenge(&alice).await;
     let code = app.code(h.now());
 
     let tf = Arc::new(h.tf);
@@ -1143,7 +1179,7 @@ async fn concurrent_wrong_codes_never_exceed_the_limit() {
     let alice = Principal::new("alice");
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    let pending = h.challenge(&alice).await;
+    h.challenge(&alice).await;
     let bad = wrong(&app.code(h.now()));
     let tf = Arc::new(h.tf);
     let invalid = submit_at_once(&tf, &alice, &bad, 32)
@@ -1233,6 +1269,7 @@ async fn store_failure_fails_closed_with_its_cause() {
     assert!(matches!(err, Error::Store(_)));
     let source = std::error::Error::source(&err).unwrap();
     assert!(source.downcast_ref::<DbDown>().is_some());
+    let pending = held(&alice, h.now());
     assert!(matches!(
         h.tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx())
             .await,
@@ -1291,10 +1328,10 @@ async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_c
     assert_eq!(
         decision,
         LoginDecision::Challenge {
-            methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
-            expires_at: h.now() + 900
+            pending: held(&alice, h.now())
         }
     );
+    let pending = decision.into_pending().unwrap();
     // A refused device token is still audited, though nothing is saved.
     let decision =
         h.tf.begin_login(&alice, Some(&"5a".repeat(32)), &ctx())
@@ -1446,6 +1483,7 @@ fn service_futures_are_send() {
     let h = harness(required);
     let alice = Principal::new("alice");
     let c = ctx();
+    let pending = held(&alice, T0);
     assert_send(&h.tf.begin_login(&alice, None, &c));
     assert_send(&h.tf.finish_login(&pending, Factor::Totp("1"), None, &c));
     assert_send(&h.tf.start_enrollment(&alice, "a", Reauthenticated::at(0)));
@@ -1520,6 +1558,7 @@ async fn throttling_is_one_error_from_every_call() {
     let (app, codes) = h.enroll(&alice.user).await;
     h.clock.advance(30);
     let good = app.code(h.now());
+    let pending = h.challenge(&alice).await;
     for _ in 0..5 {
         let _ =
             h.tf.finish_login(&pending, Factor::Totp(&wrong(&good)), None, &ctx())
@@ -1572,14 +1611,15 @@ async fn throttling_is_one_error_from_every_call() {
     // Mail sends: five codes in the hour, the last one used; no valid code is left.
     let h = harness(mail_code);
     let bob = Principal::new("bob");
+    let mut last = None;
     for _ in 0..5 {
-        let pending =
+        last =
             h.tf.begin_login(&bob, None, &ctx())
                 .await
                 .unwrap()
-                .into_pending()
-                .expect("a pending login");
+                .into_pending();
     }
+    let pending = last.expect("a pending login");
     let code = h.mailer.last_login_code_for(&bob.user).unwrap();
     h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
         .await
