@@ -172,15 +172,15 @@ async fn a_code_accepted_by_another_server_meanwhile_is_refused() {
     clock.advance(30);
     let typed = code(&secret, clock.now());
 
-    let pending = challenge(&a, &alice).await; // a's snapshot: the step is unused
-    let pending = challenge(&b, &alice).await;
-    b.finish_login(&pending, Factor::Totp(&typed), None, &ctx())
+    let on_a = challenge(&a, &alice).await; // a's snapshot: the step is unused
+    let on_b = challenge(&b, &alice).await;
+    b.finish_login(&on_b, Factor::Totp(&typed), None, &ctx())
         .await
         .unwrap();
 
     store.reset();
     assert!(matches!(
-        a.finish_login(&pending, Factor::Totp(&typed), None, &ctx())
+        a.finish_login(&on_a, Factor::Totp(&typed), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
