@@ -268,7 +268,7 @@ pub enum Error {
     /// The password check is missing or too old: ask for the password again.
     #[error("re-authentication required")]
     ReauthenticationRequired,
-    /// The [`PendingLogin`](crate::PendingLogin) has expired (its
+    /// The [`PendingLogin`] has expired (its
     /// [`expires_at`](crate::PendingLogin::expires_at) passed): nothing was checked or
     /// counted. Drop the half-logged-in session and ask for the password again.
     #[error("the login has expired; log in again")]

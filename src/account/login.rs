@@ -592,7 +592,6 @@ impl PendingLogin {
     /// The password check this login began with, as the re-authentication that
     /// `start_enrollment` needs after [`LoginDecision::MustEnroll`] (fresh for
     /// [`Settings::reauth_max_age`], 10 minutes by default).
-    #[must_use]
     pub const fn reauthenticated(&self) -> Reauthenticated {
         Reauthenticated::at(self.password_checked_at)
     }
