@@ -727,6 +727,8 @@ impl Case {
                 match self.tf.reset_by_admin(&self.p.user, &admin).await {
                     Ok(()) => {
                         self.m.retire_secret();
+                        // A reset clears the proof a mailed-code login left too.
+                        self.m.mailed_login_at = None;
                         self.m.mail_epoch = login_codes(&self.tf, &self.p).len();
                     }
                     Err(Error::NotEnrolled) => {}
