@@ -3,8 +3,9 @@
 //!
 //! Both run after the host has checked the password. Asking for a TOTP or recovery code stores
 //! nothing: `begin_login` only reads the record, and `finish_login` checks the code against the
-//! throttle, replay protection and the policy. The host's own half-logged-in session binds the
-//! second step to the first and bounds the time between them. Only logins that need new state
+//! throttle, replay protection and the policy. The [`PendingLogin`] that `begin_login` hands
+//! out binds the second step to the first: `finish_login` requires it, and enforces its
+//! deadline and the factors it accepts. Only logins that need new state
 //! store it: a mailed code (with the login waiting for it, open as long as the code), a login
 //! waiting for enrollment, a trusted device's last use. See the
 //! [manual](crate::manual#login-challenges).
