@@ -272,11 +272,11 @@ impl<S: UserStore> Client<S> {
             .await
             .expect("begin login");
         debug_assert!(matches!(decision, LoginDecision::Challenge { .. }));
-        black_box(decision);
+        let pending = black_box(decision).into_pending().expect("a challenge");
         let code = std::str::from_utf8(code).expect("ascii digits");
         let granted = self
             .tf
-            .finish_login(&self.who, Factor::Totp(code), None, &ctx)
+            .finish_login(&pending, Factor::Totp(code), None, &ctx)
             .await
             .expect("login accepted");
         black_box(granted);

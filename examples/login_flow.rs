@@ -51,14 +51,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     step("Alice logs in for the first time (the host checked her password)");
     let decision = tf.begin_login(&alice, None, &browser).await?;
     println!("decision: {decision:?}");
-    assert_eq!(decision, LoginDecision::MustEnroll);
+    // The session keeps the pending login (who, when the password was checked, until when).
+    let LoginDecision::MustEnroll { pending } = decision else {
+        return Err(format!("expected MustEnroll, got {decision:?}").into());
+    };
+    assert_eq!(pending.reauthenticated(), Reauthenticated::at(clock.now()));
 
     step("Set-up: the page shows a QR code and the key for \"Cannot scan it?\"");
     let started = tf
         .start_enrollment(
-            &alice,
+            pending.principal(),
             "alice@example.com",
-            Reauthenticated::at(clock.now()),
+            pending.reauthenticated(),
         )
         .await?;
     let qr = QrCode::new(started.uri())?;
@@ -101,10 +105,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     clock.advance(DAY);
     let decision = tf.begin_login(&alice, None, &browser).await?;
     println!("decision: {decision:?}");
+    let pending = decision.into_pending().ok_or("a challenge was expected")?;
     let code = app_code(clock.now());
     let granted = tf
         .finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&code),
             Some("Firefox on Linux"),
             &browser,
@@ -121,9 +126,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     step("Someone replays the same code from a phishing page");
-    tf.begin_login(&alice, None, &browser).await?;
+    let pending = tf
+        .begin_login(&alice, None, &browser)
+        .await?
+        .into_pending()
+        .ok_or("a challenge")?;
     match tf
-        .finish_login(&alice, Factor::Totp(&code), None, &browser)
+        .finish_login(&pending, Factor::Totp(&code), None, &browser)
         .await
     {
         Err(Error::InvalidCode) => println!("refused: invalid code (the audit trail says why)"),
@@ -141,17 +150,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("She loses her phone and logs in from a new laptop with a recovery code");
     let laptop = LoginContext::new().device("Safari on macOS");
-    tf.begin_login(&alice, None, &laptop).await?;
+    let pending = tf
+        .begin_login(&alice, None, &laptop)
+        .await?
+        .into_pending()
+        .ok_or("a challenge")?;
     let granted = tf
-        .finish_login(&alice, Factor::RecoveryCode(&recovery[0]), None, &laptop)
+        .finish_login(&pending, Factor::RecoveryCode(&recovery[0]), None, &laptop)
         .await?;
     println!(
         "granted by a recovery code; {:?} left",
         granted.recovery_codes_left
     );
-    tf.begin_login(&alice, None, &laptop).await?;
+    let pending = tf
+        .begin_login(&alice, None, &laptop)
+        .await?
+        .into_pending()
+        .ok_or("a challenge")?;
     match tf
-        .finish_login(&alice, Factor::RecoveryCode(&recovery[0]), None, &laptop)
+        .finish_login(&pending, Factor::RecoveryCode(&recovery[0]), None, &laptop)
         .await
     {
         Err(Error::InvalidCode) => println!("the same recovery code again: refused"),

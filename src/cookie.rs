@@ -132,8 +132,9 @@ impl DeviceCookie {
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// let principal = Principal::new("alice");
     /// let ctx = LoginContext::new();
+    /// # let pending = tf.begin_login(&principal, None, &ctx).await?.into_pending().unwrap();
     /// let granted = tf
-    ///     .finish_login(&principal, Factor::Totp(&code), Some("Firefox on Linux"), &ctx)
+    ///     .finish_login(&pending, Factor::Totp(&code), Some("Firefox on Linux"), &ctx)
     ///     .await?;
     /// let token = granted.device_token.as_ref().expect("the policy allows trusted devices");
     /// let set_cookie = DeviceCookie::new().set_cookie_header(&principal.user, token);

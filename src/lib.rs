@@ -30,34 +30,42 @@
 //! let alice = Principal::new("alice").with_role("employee");
 //! let ctx = LoginContext::new();
 //!
-//! // The host has checked alice's password. She has no authenticator yet:
-//! assert_eq!(tf.begin_login(&alice, None, &ctx).await?, LoginDecision::MustEnroll);
+//! // The host has checked alice's password. She has no authenticator yet. The answer carries
+//! // a pending login: keep it in her (server-side) session between the two steps.
+//! let decision = tf.begin_login(&alice, None, &ctx).await?;
+//! let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
 //!
-//! // Enrollment: show the QR code (or the grouped key under "Cannot scan it?").
+//! // Enrollment: show the QR code (or the grouped key under "Cannot scan it?"). The pending
+//! // login carries the principal and the password check enrollment needs.
 //! let started = tf
-//!     .start_enrollment(&alice, "alice@example.com", Reauthenticated::at(clock.now()))
+//!     .start_enrollment(pending.principal(), "alice@example.com", pending.reauthenticated())
 //!     .await?;
 //! assert!(started.qr_svg().starts_with("<svg"));
 //! let app = KeyUri::parse(started.uri())?; // what her authenticator app stores
 //! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
-//! let enrolled = tf.finish_enrollment(&alice.user, &code).await?;
+//! let enrolled = tf.finish_enrollment(pending.user(), &code).await?;
 //! assert_eq!(enrolled.recovery_codes().len(), 10); // shown exactly once
 //! assert!(enrolled.login_completed()); // the blocked login is complete: log her in
 //!
-//! // A later login: password (host), then the code from the app.
+//! // A later login: password (host), then the code from the app, with the pending login.
 //! clock.advance(30);
-//! assert!(matches!(
-//!     tf.begin_login(&alice, None, &ctx).await?,
-//!     LoginDecision::Challenge { .. }
-//! ));
+//! let decision = tf.begin_login(&alice, None, &ctx).await?;
+//! let LoginDecision::Challenge { pending } = decision else { panic!("{decision:?}") };
 //! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
-//! tf.finish_login(&alice, Factor::Totp(&code), None, &ctx).await?;
+//! tf.finish_login(&pending, Factor::Totp(&code), None, &ctx).await?;
 //!
 //! // Each code works once: a replay fails like any wrong code.
-//! tf.begin_login(&alice, None, &ctx).await?;
+//! let pending = tf.begin_login(&alice, None, &ctx).await?.into_pending().unwrap();
 //! assert!(matches!(
-//!     tf.finish_login(&alice, Factor::Totp(&code), None, &ctx).await,
+//!     tf.finish_login(&pending, Factor::Totp(&code), None, &ctx).await,
 //!     Err(Error::InvalidCode)
+//! ));
+//!
+//! // The pending login has a deadline (15 minutes by default): after it, log in again.
+//! clock.advance(15 * 60);
+//! assert!(matches!(
+//!     tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx).await,
+//!     Err(Error::LoginExpired)
 //! ));
 //! # Ok(())
 //! # }
@@ -148,6 +156,9 @@ pub use policy::{
 };
 pub use provision::{KeyUri, QrCode};
 pub use service::{Error, ErrorKind, TwoFactor};
+
+// The typed pending login `begin_login` hands out and `finish_login` takes back.
+pub use account::{PendingLogin, PendingStep};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]

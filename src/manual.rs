@@ -130,12 +130,13 @@
 //! only enrolling gets the user in. The two halves are linked explicitly:
 //!
 //! 1. **Re-authentication.** The password check just before `begin_login` is the fresh
-//!    re-authentication that `start_enrollment` needs. Keep its time in the half-logged-in
-//!    session, next to the user id you keep there anyway, and pass
-//!    `Reauthenticated::at(password_checked_at)`. It stays fresh for
+//!    re-authentication that `start_enrollment` needs. `MustEnroll` carries a
+//!    [`PendingLogin`](crate::PendingLogin): keep it in the half-logged-in session and pass
+//!    `pending.principal()` and `pending.reauthenticated()` (the time `begin_login` ran) to
+//!    `start_enrollment`. It stays fresh for
 //!    [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes); after that
-//!    `start_enrollment` refuses it: ask for the password again. The library does not mint
-//!    the proof from its own state, because only the host knows *which* browser passed the
+//!    `start_enrollment` refuses it: ask for the password again. The proof lives in the
+//!    session, not in the record, because only the host knows *which* browser passed the
 //!    password check.
 //! 2. **Completion.** `begin_login` records the login as waiting for enrollment, open for
 //!    [`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl) (15 minutes).
@@ -162,15 +163,16 @@
 //!     .build();
 //! let alice = Principal::new("alice");
 //!
-//! // The password is right; the session remembers who and when.
-//! let password_checked_at = clock.now();
+//! // The password is right; the session keeps the pending login (who, and when).
 //! let decision = tf.begin_login(&alice, None, &LoginContext::new()).await?;
-//! assert_eq!(decision, LoginDecision::MustEnroll);
+//! let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
+//! assert_eq!(pending.reauthenticated(), Reauthenticated::at(clock.now()));
 //!
 //! // The set-up page, a minute later: that password check is the re-authentication.
 //! clock.advance(60);
-//! let reauth = Reauthenticated::at(password_checked_at);
-//! let started = tf.start_enrollment(&alice, "alice", reauth).await?;
+//! let started = tf
+//!     .start_enrollment(pending.principal(), "alice", pending.reauthenticated())
+//!     .await?;
 //! let app = KeyUri::parse(started.uri())?.into_secret();
 //! clock.advance(60);
 //! let code = Totp::default().generate(&app, clock.now()).to_string();
@@ -226,18 +228,17 @@
 //!     .build();
 //! let bob = Principal::new("bob");
 //! let ctx = LoginContext::new();
-//! let password_checked_at = clock.now();
 //! let decision = tf.begin_login(&bob, None, &ctx).await?;
-//! assert!(matches!(decision, LoginDecision::CodeMailed { .. }));
+//! let LoginDecision::CodeMailed { pending } = decision else { panic!("{decision:?}") };
 //!
 //! // The password alone does not open the set-up page:
-//! let refused = tf.start_enrollment(&bob, "bob", Reauthenticated::at(password_checked_at)).await;
+//! let refused = tf.start_enrollment(&bob, "bob", pending.reauthenticated()).await;
 //! assert!(matches!(refused, Err(Error::SecondFactorRequired)));
 //!
 //! // After the mailed code, it does (for the next 10 minutes):
 //! let code = tf.mailer().last_login_code_for(&bob.user).unwrap();
-//! tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx).await?;
-//! tf.start_enrollment(&bob, "bob", Reauthenticated::at(password_checked_at)).await?;
+//! tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx).await?;
+//! tf.start_enrollment(&bob, "bob", pending.reauthenticated()).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -246,21 +247,46 @@
 //!
 //! When `begin_login` asks an enrolled user for a TOTP or recovery code
 //! ([`LoginDecision::Challenge`](crate::LoginDecision::Challenge)), it stores nothing: it
-//! loads the record, asks the policy and answers, with no write. `finish_login` then checks a
-//! TOTP or recovery code whenever it comes, with or without a `begin_login` before it. A full
-//! login is one load + save round trip, not two. This loses nothing a stored challenge gave:
+//! loads the record, asks the policy and answers, with no write. A full login is one load +
+//! save round trip, not two. The link between the two steps is the
+//! [`PendingLogin`](crate::PendingLogin) the answer carries (webauthn-rs style: the state a
+//! host keeps between two calls is a type the library hands out and takes back):
 //!
-//! - Only the host calls `finish_login`, and only after its own password check: the
-//!   half-logged-in session (the user id, the time of the password check) is the host's, and
-//!   it is what binds the code to the password. **End that session** at the `expires_at` of the
-//!   `Challenge` answer ([`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl),
-//!   15 minutes by default) or sooner; the library no longer enforces that deadline for these
-//!   codes.
-//! - Guessing is bounded by the code-check throttle, not by a challenge's lifetime: every
-//!   `finish_login` is counted before the code is looked at, in the same compare-and-swap save
-//!   as the verdict, whether or not a login was begun.
+//! - `finish_login` takes the pending login, not a user id: there is no way to check a
+//!   login's second factor without one. The pending login names the principal the policy was
+//!   asked about (so the host does not rebuild roles and tenant for the second call), the
+//!   time of the password check, its deadline
+//!   ([`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl), 15 minutes by
+//!   default; for a mailed code, the code's expiry: [`Settings::mailed_code_ttl`](crate::Settings::mailed_code_ttl),
+//!   1 hour by default, since mail can be slow) and the factors it accepts.
+//!   After the deadline `finish_login` refuses with
+//!   [`Error::LoginExpired`](crate::Error::LoginExpired) before loading anything; a factor
+//!   it does not accept is counted and refused like a wrong code.
+//! - Guessing is bounded by the code-check throttle: every `finish_login` is counted before
+//!   the code is looked at, in the same compare-and-swap save as the verdict.
 //! - Replay protection (the last used time step, consumed recovery codes) and the policy,
-//!   asked fresh by `finish_login`, are unchanged.
+//!   asked fresh by `finish_login` about the pending login's principal, are unchanged.
+//!
+//! ## The pending login
+//!
+//! A [`PendingLogin`](crate::PendingLogin) holds nothing secret (a principal, three times, a
+//! list of factor kinds) and is serde-serializable, so it fits any session store. It is not a
+//! credential: it grants nothing by itself. What an edited one can do:
+//!
+//! | the edit | the effect |
+//! |---|---|
+//! | another user | that user's second step opens, exactly as their password would have: their factor is still needed |
+//! | other roles or tenant | the policy may answer differently at `finish_login`, but `finish_login` never grants without a factor verified against the stored record; the answer only decides whether a trusted-device token may be issued |
+//! | a later deadline | code checks stay throttled (5 an hour); a mailed code stays bound to its stored expiry and its stored open login |
+//! | other accepted factors | each factor is checked against the stored record: a mailed code only exists if the library mailed one; TOTP and recovery codes need an enrolled factor |
+//! | `Enrollment` for a user under a mailed-code policy | `start_enrollment` asks the policy and the stored record (a recent mailed-code login), not the pending value: refused with `SecondFactorRequired`; `finish_enrollment` completes only a login stored as waiting for enrollment |
+//!
+//! What a pending login does stand for is the host's **password check**: a client that can
+//! write it can claim a password check that never happened, and name any user. So keep it
+//! where the client cannot edit it — a server-side session, or a signed or encrypted session
+//! cookie — as webauthn-rs asks for its ceremony states. Deserializing is strict (unknown
+//! fields, a deadline not after the password check, a second-factor step listing a mailed
+//! code or nothing are refused), so a damaged session fails closed.
 //!
 //! Logins that need state still store it, with an expiry: a mailed code (its salted hash, and
 //! the login waiting for it, open as long as the code: a late mailed code is refused and
@@ -346,6 +372,10 @@
 //! - **Deleting the row**: a user with no record has no 2FA. If your application must know
 //!   that a user had 2FA, keep that fact elsewhere too (your user table), and treat "no
 //!   record" for such a user as an error.
+//!
+//! **The client** (the browser between the two login steps) must not be able to edit the
+//! [`PendingLogin`](crate::PendingLogin) the host keeps for it: what an edited one can and
+//! cannot do is in [the pending login](#the-pending-login).
 //!
 //! **The host application** is trusted: it decides who is logged in. The API makes the safe
 //! path the easy one (paired calls carry the state, dangerous switches are named so), but a

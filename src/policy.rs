@@ -48,6 +48,7 @@ use crate::vocabulary::UserId;
 /// What the host knows about the person logging in, as far as policy is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct Principal {
     /// The user.
     pub user: UserId,

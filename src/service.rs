@@ -15,9 +15,9 @@
 //! | rotate | [`start_rotation`](TwoFactor::start_rotation)`(user, account, current_code, Reauthenticated)`, then `finish_enrollment` | [`EnrollmentStarted`] |
 //! | turn off | [`disable`](TwoFactor::disable)`(user, Reauthenticated, Factor)` | |
 //! | admin | [`reset_by_admin`](TwoFactor::reset_by_admin)`(user, admin)`, [`invite`](TwoFactor::invite)`(user, admin, link)`, [`start_enrollment_by_mail_dangerous`](TwoFactor::start_enrollment_by_mail_dangerous)`(user, admin, account)` | |
-//! | log in | [`begin_login`](TwoFactor::begin_login)`(&Principal, device_token, &LoginContext)` | [`LoginDecision`] |
-//! | | [`finish_login`](TwoFactor::finish_login)`(&Principal, Factor, remember_device, &LoginContext)` | [`LoginGranted`] (+ device token) |
-//! | | [`resend_mailed_code`](TwoFactor::resend_mailed_code)`(user, &LoginContext)` | new expiry |
+//! | log in | [`begin_login`](TwoFactor::begin_login)`(&Principal, device_token, &LoginContext)` | [`LoginDecision`], with a [`PendingLogin`] to keep in the session |
+//! | | [`finish_login`](TwoFactor::finish_login)`(&PendingLogin, Factor, remember_device, &LoginContext)` | [`LoginGranted`] (+ device token) |
+//! | | [`resend_mailed_code`](TwoFactor::resend_mailed_code)`(&PendingLogin, &LoginContext)` | new expiry |
 //! | devices | [`list_devices`](TwoFactor::list_devices), [`revoke_device`](TwoFactor::revoke_device), [`revoke_all_devices`](TwoFactor::revoke_all_devices) | |
 //! | recovery | [`regenerate_recovery_codes`](TwoFactor::regenerate_recovery_codes)`(user, Reauthenticated)` | [`RecoveryCodes`] |
 //! | account page | [`status`](TwoFactor::status)`(user)` | [`TwoFactorStatus`] |
@@ -74,13 +74,13 @@
 //! let alice = Principal::new("alice").with_role("staff");
 //! let ctx = LoginContext::new();
 //!
-//! // First login after the password check: she must enroll.
-//! let password_checked_at = clock.now();
-//! assert_eq!(tf.begin_login(&alice, None, &ctx).await?, LoginDecision::MustEnroll);
+//! // First login after the password check: she must enroll. Keep `pending` in her session.
+//! let decision = tf.begin_login(&alice, None, &ctx).await?;
+//! let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
 //!
 //! // Enrollment: that password check is a fresh re-authentication.
 //! let started = tf
-//!     .start_enrollment(&alice, "alice@example.com", Reauthenticated::at(password_checked_at))
+//!     .start_enrollment(pending.principal(), "alice@example.com", pending.reauthenticated())
 //!     .await?;
 //! assert!(started.qr_svg().starts_with("<svg"));
 //! // ... her app scans the QR code and shows a code:
@@ -90,18 +90,18 @@
 //! assert_eq!(enrolled.recovery_codes().len(), 10); // shown once
 //! assert!(enrolled.login_completed()); // and the login that had to enroll is complete
 //!
-//! // Next login: password, then a code.
+//! // Next login: password, then a code with the pending login `begin_login` handed out.
 //! clock.advance(30);
 //! let decision = tf.begin_login(&alice, None, &ctx).await?;
-//! assert!(matches!(decision, LoginDecision::Challenge { .. }));
+//! let LoginDecision::Challenge { pending } = decision else { panic!("{decision:?}") };
 //! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
-//! let granted = tf.finish_login(&alice, Factor::Totp(&code), None, &ctx).await?;
+//! let granted = tf.finish_login(&pending, Factor::Totp(&code), None, &ctx).await?;
 //! assert!(granted.device_token.is_none());
 //!
 //! // The same code again is refused, like any wrong code.
-//! tf.begin_login(&alice, None, &ctx).await?;
+//! let pending = tf.begin_login(&alice, None, &ctx).await?.into_pending().unwrap();
 //! assert!(matches!(
-//!     tf.finish_login(&alice, Factor::Totp(&code), None, &ctx).await,
+//!     tf.finish_login(&pending, Factor::Totp(&code), None, &ctx).await,
 //!     Err(Error::InvalidCode)
 //! ));
 //! # Ok(())
@@ -117,8 +117,8 @@ use rand::rngs::SysRng;
 use crate::account::CodeKey;
 use crate::account::{
     Checked, DeviceId, DeviceInfo, DomainError, Enrolled, EnrollmentStarted, Factor, LoginContext,
-    LoginDecision, LoginGranted, MalformedInput, Reauthenticated, RecoveryCodes, Refusal, Settings,
-    Transition, TwoFactorRecord, TwoFactorStatus, UserId,
+    LoginDecision, LoginGranted, MalformedInput, PendingLogin, PendingStep, Reauthenticated,
+    RecoveryCodes, Refusal, Settings, Transition, TwoFactorRecord, TwoFactorStatus, UserId,
 };
 use crate::audit::{AuditEvent, AuditKind, AuditSink, TracingAudit};
 use crate::clock::{Clock, SystemClock};
@@ -249,7 +249,7 @@ enum SnapshotUse {
 /// | [`WrongCode`](ErrorKind::WrongCode) | [`InvalidCode`](Error::InvalidCode) | 401 | "invalid code", let them retry |
 /// | [`Throttled`](ErrorKind::Throttled) | [`Throttled`](Error::Throttled) | 429 + `Retry-After: `[`retry_after`](Error::retry_after) | "too many attempts, try again in …" |
 /// | [`MalformedInput`](ErrorKind::MalformedInput) | [`Malformed`](Error::Malformed), [`InvalidAccountName`](Error::InvalidAccountName), [`NamesTooLong`](Error::NamesTooLong) | 400 | show the form again (a malformed code reads "invalid code" too) |
-/// | [`NotAllowedNow`](ErrorKind::NotAllowedNow) | [`ReauthenticationRequired`](Error::ReauthenticationRequired), [`SecondFactorRequired`](Error::SecondFactorRequired) | 403 | ask for the password again / for a login with the mailed code first |
+/// | [`NotAllowedNow`](ErrorKind::NotAllowedNow) | [`ReauthenticationRequired`](Error::ReauthenticationRequired), [`LoginExpired`](Error::LoginExpired), [`SecondFactorRequired`](Error::SecondFactorRequired) | 403 | ask for the password again (log in again) / for a login with the mailed code first |
 /// | [`Conflict`](ErrorKind::Conflict) | [`NotEnrolled`](Error::NotEnrolled), [`AlreadyEnrolled`](Error::AlreadyEnrolled), [`NoPendingEnrollment`](Error::NoPendingEnrollment), [`NoPendingLogin`](Error::NoPendingLogin), [`UnknownDevice`](Error::UnknownDevice) | 409 | the state changed under the request: reload the page, start the flow again |
 /// | [`Unavailable`](ErrorKind::Unavailable) | [`Store`](Error::Store), [`Mailer`](Error::Mailer), [`Contention`](Error::Contention) | 503 | transient: retry later |
 /// | [`Misconfigured`](ErrorKind::Misconfigured) | [`SecretSealed`](Error::SecretSealed), [`UnknownCodeKey`](Error::UnknownCodeKey), [`Rng`](Error::Rng) | 500 | page the operator |
@@ -287,6 +287,11 @@ pub enum Error {
     /// The password check is missing or too old: ask for the password again.
     #[error("re-authentication required")]
     ReauthenticationRequired,
+    /// The [`PendingLogin`] has expired (its
+    /// [`expires_at`](crate::PendingLogin::expires_at) passed): nothing was checked or
+    /// counted. Drop the half-logged-in session and ask for the password again.
+    #[error("the login has expired; log in again")]
+    LoginExpired,
     /// The policy asks this unenrolled user for a mailed code at login, and they have not
     /// completed such a login recently: the password alone may not enroll an authenticator.
     /// Log them in with the mailed code ([`TwoFactor::begin_login`], then
@@ -421,7 +426,7 @@ impl Error {
             Error::Malformed(_) | Error::InvalidAccountName(_) | Error::NamesTooLong => {
                 ErrorKind::MalformedInput
             }
-            Error::ReauthenticationRequired | Error::SecondFactorRequired => {
+            Error::ReauthenticationRequired | Error::LoginExpired | Error::SecondFactorRequired => {
                 ErrorKind::NotAllowedNow
             }
             Error::NotEnrolled
@@ -491,6 +496,7 @@ impl From<DomainError> for Error {
             DomainError::NoPendingEnrollment => Error::NoPendingEnrollment,
             DomainError::NoPendingLogin => Error::NoPendingLogin,
             DomainError::ReauthenticationRequired => Error::ReauthenticationRequired,
+            DomainError::LoginExpired => Error::LoginExpired,
             DomainError::SecondFactorRequired => Error::SecondFactorRequired,
             DomainError::UnknownDevice => Error::UnknownDevice,
             DomainError::InvalidAccountName(e) => Error::InvalidAccountName(e),
@@ -1380,16 +1386,22 @@ where
 
     /// After the password was accepted: does this login need a second factor? The policy is
     /// asked fresh, a valid trusted-device token skips the challenge (when the policy allows
-    /// trusted devices), and under a mail-code policy the code is mailed now. On
-    /// [`LoginDecision::MustEnroll`] the login waits for enrollment: keep the time of the
-    /// password check for [`Reauthenticated`], and a
-    /// [`finish_enrollment`](Self::finish_enrollment) within 15 minutes completes it.
+    /// trusted devices), and under a mail-code policy the code is mailed now. Call it right
+    /// after the password check: its time is the password check the answer records.
+    ///
+    /// Every answer that waits for a second step ([`LoginDecision::Challenge`],
+    /// [`LoginDecision::CodeMailed`], [`LoginDecision::MustEnroll`]) carries a
+    /// [`PendingLogin`] for `principal`: keep it in the half-logged-in session, where the client
+    /// cannot edit it (server-side, or an authenticated cookie), and pass it to
+    /// [`finish_login`](Self::finish_login), which enforces its deadline and the factors it
+    /// accepts. On `MustEnroll`, start enrollment with `pending.principal()` and
+    /// `pending.reauthenticated()`; a [`finish_enrollment`](Self::finish_enrollment) within
+    /// 15 minutes completes the login.
     ///
     /// Saves only when the answer needs new state: a mailed code, a login waiting for
     /// enrollment, a trusted device's last use. A [`LoginDecision::Challenge`] (TOTP or
-    /// recovery code) stores nothing, nor do policy grants and throttled logins: it is one load and no
-    /// write. Your half-logged-in session binds the code to this password check: end it at
-    /// the challenge's `expires_at` (see the [manual](crate::manual#login-challenges)).
+    /// recovery code) stores nothing, nor do policy grants and throttled logins: it is one
+    /// load and no write (see the [manual](crate::manual#login-challenges)).
     /// The record it ends with is kept in memory for [`finish_login`](Self::finish_login)
     /// (see [`TwoFactorBuilder::login_snapshot_capacity`]).
     ///
@@ -1426,9 +1438,13 @@ where
     /// let token_cookie: Option<&str> = None;
     /// match tf.begin_login(&principal, token_cookie, &LoginContext::new()).await? {
     ///     LoginDecision::Granted { .. } => { /* log in */ }
-    ///     LoginDecision::Challenge { .. } => { /* ask for a code, then finish_login */ }
-    ///     LoginDecision::MustEnroll => { /* send to enrollment; finish_enrollment logs in */ }
-    ///     LoginDecision::CodeMailed { .. } => { /* ask for the mailed code */ }
+    ///     LoginDecision::Challenge { pending } => {
+    ///         /* keep `pending` in the session, ask for a code, then finish_login(&pending, ..) */
+    ///     }
+    ///     LoginDecision::MustEnroll { pending } => {
+    ///         /* keep `pending`; start_enrollment(pending.principal(), .., pending.reauthenticated()) */
+    ///     }
+    ///     LoginDecision::CodeMailed { pending } => { /* keep `pending`; ask for the mailed code */ }
     ///     _ => { /* a future answer: refuse */ }
     /// }
     /// # Ok(())
@@ -1451,6 +1467,7 @@ where
                         self.policy
                             .requirement(principal, &r.enrollment_status(), now);
                     r.begin_login(
+                        principal,
                         now,
                         &requirement,
                         device_token,
@@ -1464,11 +1481,21 @@ where
         )
     }
 
-    /// The second step of a login: checks a TOTP code, a recovery code or a mailed code.
-    /// A TOTP or recovery code needs an enrolled user, not a stored challenge (`begin_login`
-    /// stores none): the check is counted against the throttle first, replays are refused and
-    /// the policy is asked fresh, and the host's session bounds how late the code may come.
-    /// A mailed code must arrive while its login is open (as long as the code). With
+    /// The second step of a login: checks a TOTP code, a recovery code or a mailed code for
+    /// the [`PendingLogin`] that [`begin_login`](Self::begin_login) handed out. There is no
+    /// other way to check a login's second factor.
+    ///
+    /// After `pending`'s [`expires_at`](PendingLogin::expires_at) it refuses with
+    /// [`Error::LoginExpired`] before loading anything (nothing checked, nothing counted). A
+    /// factor `pending` does not accept (a mailed code on a TOTP challenge, a TOTP code on a
+    /// mailed-code login, anything on a `MustEnroll`) is counted and refused as
+    /// [`Error::InvalidCode`]. Otherwise the check is counted against the throttle first,
+    /// replays are refused, and the policy is asked fresh about `pending.principal()`. A
+    /// TOTP or recovery code needs an enrolled user, not a stored challenge (`begin_login`
+    /// stores none); a mailed code must also arrive while its stored login is open. Whatever
+    /// `pending` says and the policy answers, nothing is granted without a factor verified
+    /// against the stored record (see [`PendingLogin`] for why an edited value cannot grant
+    /// more). With
     /// `remember_device` (a label such as "Firefox on Linux") and a policy that allows
     /// trusted devices, the result carries a device token for a cookie.
     ///
@@ -1481,9 +1508,10 @@ where
     /// [manual](crate::manual#one-record-one-compare-and-swap).
     ///
     /// # Errors
-    /// [`Error::InvalidCode`] (wrong, replayed, a late mailed code, or no such factor pending —
-    /// including a user without 2FA), [`Error::Malformed`], [`Error::Throttled`], and the infrastructure
-    /// errors. Any error means: do not log the user in.
+    /// [`Error::LoginExpired`] (log in again), [`Error::InvalidCode`] (wrong, replayed, a late
+    /// mailed code, or no such factor pending — including a user without 2FA),
+    /// [`Error::Malformed`], [`Error::Throttled`], and the infrastructure errors. Any error
+    /// means: do not log the user in.
     ///
     /// # Example
     /// ```
@@ -1508,10 +1536,11 @@ where
     /// # clock.advance(30);
     /// let principal = Principal::new("alice");
     /// let ctx = LoginContext::new().device("Firefox on Linux");
-    /// tf.begin_login(&principal, None, &ctx).await?;
+    /// let decision = tf.begin_login(&principal, None, &ctx).await?;
+    /// let pending = decision.pending().expect("a challenge"); // kept in the session
     /// let code = Totp::default().generate(&app, clock.now()).to_string();
     /// let granted = tf
-    ///     .finish_login(&principal, Factor::Totp(&code), Some("Firefox on Linux"), &ctx)
+    ///     .finish_login(pending, Factor::Totp(&code), Some("Firefox on Linux"), &ctx)
     ///     .await?;
     /// let cookie = granted.device_token.expect("the policy allows trusted devices");
     /// // Next time, the cookie skips the code:
@@ -1520,24 +1549,29 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
+    #[tracing::instrument(skip_all, fields(user.id = %pending.user()))]
     pub async fn finish_login(
         &self,
-        principal: &Principal,
+        pending: &PendingLogin,
         factor: Factor<'_>,
         remember_device: Option<&str>,
         context: &LoginContext,
     ) -> Result<LoginGranted, Error> {
+        if !pending.is_open(self.clock.now()) {
+            // Refused before any load: nothing checked, nothing counted.
+            return Err(Error::LoginExpired);
+        }
         checked(
             self.run_with(
-                &principal.user,
+                pending.user(),
                 Some(context),
                 SnapshotUse::Take,
                 |r, now, rng| {
                     let requirement =
                         self.policy
-                            .requirement(principal, &r.enrollment_status(), now);
+                            .requirement(pending.principal(), &r.enrollment_status(), now);
                     r.finish_login(
+                        pending,
                         now,
                         &requirement,
                         factor,
@@ -1552,10 +1586,14 @@ where
         )
     }
 
-    /// Mails a new login code to a user whose login is waiting for one. Returns its expiry.
+    /// Mails a new login code for a login waiting for one (`pending` from
+    /// [`LoginDecision::CodeMailed`]). Returns the new code's expiry; `pending` stays valid
+    /// until its own [`expires_at`](PendingLogin::expires_at).
     ///
     /// # Errors
-    /// [`Error::NoPendingLogin`] (log in again), [`Error::Throttled`] when too many codes were
+    /// [`Error::NoPendingLogin`] (`pending` is not a mailed-code login, or the stored one is
+    /// over: log in again), [`Error::LoginExpired`] (log in again), [`Error::Throttled`] when
+    /// too many codes were
     /// sent (the last one still works), [`Error::Mailer`], and the infrastructure errors.
     ///
     /// # Example
@@ -1580,22 +1618,28 @@ where
     /// # let alice = UserId::new("alice");
     /// let ctx = LoginContext::new();
     /// let decision = tf.begin_login(&Principal::new("alice"), None, &ctx).await?;
-    /// assert!(matches!(decision, LoginDecision::CodeMailed { .. }));
-    /// let expires_at = tf.resend_mailed_code(&alice, &ctx).await?;
+    /// let LoginDecision::CodeMailed { pending } = decision else { panic!("{decision:?}") };
+    /// let expires_at = tf.resend_mailed_code(&pending, &ctx).await?;
     /// assert_eq!(expires_at, clock.now() + 3_600);
     /// let code = tf.mailer().last_login_code_for(&alice).unwrap();
-    /// tf.finish_login(&Principal::new("alice"), Factor::MailedCode(&code), None, &ctx).await?;
+    /// tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx).await?;
     /// # Ok(())
     /// # }
     /// ```
-    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    #[tracing::instrument(skip_all, fields(user.id = %pending.user()))]
     pub async fn resend_mailed_code(
         &self,
-        user: &UserId,
+        pending: &PendingLogin,
         context: &LoginContext,
     ) -> Result<u64, Error> {
+        if !matches!(pending.step(), PendingStep::MailedCode { .. }) {
+            return Err(Error::NoPendingLogin);
+        }
+        if !pending.is_open(self.clock.now()) {
+            return Err(Error::LoginExpired);
+        }
         checked(
-            self.run(user, Some(context), |r, now, rng| {
+            self.run(pending.user(), Some(context), |r, now, rng| {
                 r.resend_mailed_code(now, context, &self.settings, rng)
             })
             .await?,
@@ -1632,9 +1676,9 @@ where
     /// # clock.advance(30);
     /// # let p = Principal::new("alice");
     /// # let ctx = LoginContext::new();
-    /// # tf.begin_login(&p, None, &ctx).await?;
+    /// # let pending = tf.begin_login(&p, None, &ctx).await?.into_pending().unwrap();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
-    /// # tf.finish_login(&p, Factor::Totp(&code), Some("phone"), &ctx).await?;
+    /// # tf.finish_login(&pending, Factor::Totp(&code), Some("phone"), &ctx).await?;
     /// for device in tf.list_devices(&alice).await? {
     ///     println!("{} trusted since {}", device.label, device.created_at);
     /// }
@@ -1675,9 +1719,9 @@ where
     /// # clock.advance(30);
     /// # let p = Principal::new("alice");
     /// # let ctx = LoginContext::new();
-    /// # tf.begin_login(&p, None, &ctx).await?;
+    /// # let pending = tf.begin_login(&p, None, &ctx).await?.into_pending().unwrap();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
-    /// # tf.finish_login(&p, Factor::Totp(&code), Some("phone"), &ctx).await?;
+    /// # tf.finish_login(&pending, Factor::Totp(&code), Some("phone"), &ctx).await?;
     /// let devices = tf.list_devices(&alice).await?;
     /// tf.revoke_device(&alice, &devices[0].id).await?;
     /// assert!(tf.list_devices(&alice).await?.is_empty());
@@ -1720,9 +1764,9 @@ where
     /// # clock.advance(30);
     /// # let p = Principal::new("alice");
     /// # let ctx = LoginContext::new();
-    /// # tf.begin_login(&p, None, &ctx).await?;
+    /// # let pending = tf.begin_login(&p, None, &ctx).await?.into_pending().unwrap();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
-    /// # tf.finish_login(&p, Factor::Totp(&code), Some("phone"), &ctx).await?;
+    /// # tf.finish_login(&pending, Factor::Totp(&code), Some("phone"), &ctx).await?;
     /// assert_eq!(tf.revoke_all_devices(&alice).await?, 1);
     /// # Ok(())
     /// # }
@@ -1835,6 +1879,7 @@ mod tests {
             Error::Malformed(MalformedInput::Code(CodeError::Empty)),
             Error::Throttled { retry_at: 100 },
             Error::ReauthenticationRequired,
+            Error::LoginExpired,
             Error::SecondFactorRequired,
             Error::NotEnrolled,
             Error::AlreadyEnrolled,
@@ -1858,6 +1903,7 @@ mod tests {
                 | Error::Malformed(_)
                 | Error::Throttled { .. }
                 | Error::ReauthenticationRequired
+                | Error::LoginExpired
                 | Error::SecondFactorRequired
                 | Error::NotEnrolled
                 | Error::AlreadyEnrolled
@@ -1884,6 +1930,7 @@ mod tests {
             (K::WrongCode, 401),
             (K::MalformedInput, 400),
             (K::Throttled, 429),
+            (K::NotAllowedNow, 403),
             (K::NotAllowedNow, 403),
             (K::NotAllowedNow, 403),
             (K::Conflict, 409),
@@ -1932,6 +1979,7 @@ mod tests {
             DomainError::NoPendingEnrollment,
             DomainError::NoPendingLogin,
             DomainError::ReauthenticationRequired,
+            DomainError::LoginExpired,
             DomainError::SecondFactorRequired,
             DomainError::UnknownDevice,
             DomainError::InvalidAccountName(UriError::MissingSecret),

@@ -105,21 +105,21 @@ async fn full_host_flow(store_kind: &str) {
     let tf = app(store, "required", &clock);
     let alice = Principal::new("alice");
     let ctx = LoginContext::new();
-    assert_eq!(
-        tf.begin_login(&alice, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
-    );
+    let decision = tf.begin_login(&alice, None, &ctx).await.unwrap();
+    assert!(matches!(decision, LoginDecision::MustEnroll { .. }));
     let (secret, codes) = enroll(&tf, &clock, &alice.user).await;
 
     // TOTP, typed as the app shows it.
     let decision = tf.begin_login(&alice, None, &ctx).await.unwrap();
-    assert!(matches!(decision, LoginDecision::Challenge { .. }));
+    let LoginDecision::Challenge { pending } = decision else {
+        panic!("{decision:?}")
+    };
     let code = flows::code(&secret, clock.now());
     let typed = format!("{} {}", &code[..3], &code[3..]);
     let factor = Factor::parse(&typed).unwrap();
     assert_eq!(factor.kind(), FactorKind::Totp);
     let granted = tf
-        .finish_login(&alice, factor, Some("Firefox on Linux"), &ctx)
+        .finish_login(&pending, factor, Some("Firefox on Linux"), &ctx)
         .await
         .unwrap();
     let token = granted.device_token.as_ref().expect("a device token");
@@ -156,12 +156,17 @@ async fn full_host_flow(store_kind: &str) {
     let typed = codes[0].to_uppercase().replace('-', " ");
     let factor = Factor::parse(&typed).unwrap();
     assert_eq!(factor.kind(), FactorKind::RecoveryCode);
-    tf.begin_login(&alice, None, &ctx).await.unwrap();
-    let granted = tf.finish_login(&alice, factor, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&alice, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
+    let granted = tf.finish_login(&pending, factor, None, &ctx).await.unwrap();
     assert_eq!(granted.factor, FactorKind::RecoveryCode);
     // ...once.
     assert!(matches!(
-        tf.finish_login(&alice, Factor::parse(&typed).unwrap(), None, &ctx)
+        tf.finish_login(&pending, Factor::parse(&typed).unwrap(), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));
@@ -293,9 +298,15 @@ async fn with_trusted_device() -> Trusted {
         .build();
     let alice = Principal::new("alice");
     let (secret, _) = enroll(&tf, &clock, &alice.user).await;
+    let pending = tf
+        .begin_login(&alice, None, &LoginContext::new())
+        .await
+        .unwrap()
+        .into_pending()
+        .unwrap();
     let granted = tf
         .finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&flows::code(&secret, clock.now())),
             Some("Firefox"),
             &LoginContext::new(),

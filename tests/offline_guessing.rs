@@ -158,7 +158,21 @@ fn login(
     twofactor::account::Transition<twofactor::account::Checked<twofactor::account::LoginGranted>>,
     DomainError,
 > {
+    // The pending login `begin_login` hands out for this kind of factor.
+    let step = match factor {
+        Factor::MailedCode(_) => twofactor::PendingStep::MailedCode {
+            code_expires_at: now + 3_600,
+        },
+        _ => twofactor::PendingStep::SecondFactor {
+            methods: vec![
+                twofactor::FactorKind::Totp,
+                twofactor::FactorKind::RecoveryCode,
+            ],
+        },
+    };
+    let pending = twofactor::PendingLogin::new(twofactor::Principal::new("u"), now, 900, step);
     r.finish_login(
+        &pending,
         now,
         &Requirement::required(),
         factor,
@@ -182,6 +196,7 @@ fn a_mailed_code_cannot_be_tested_offline_with_a_key() {
     for (settings, keyed) in [(keyed_settings(), true), (Settings::default(), false)] {
         let t = TwoFactorRecord::default()
             .begin_login(
+                &twofactor::Principal::new("u"),
                 NOW,
                 &mail_code(),
                 None,
@@ -202,9 +217,11 @@ fn a_mailed_code_cannot_be_tested_offline_with_a_key() {
         assert_eq!(guess == stored, !keyed);
         assert_eq!(mailed["hash"]["alg"] == "hmac_sha256", keyed);
         // Either way the code itself logs in, once.
+        let pending = t.outcome().clone().unwrap().into_pending().unwrap();
         let ok = t
             .record()
             .finish_login(
+                &pending,
                 NOW + 5,
                 &mail_code(),
                 Factor::MailedCode(&code),

@@ -130,8 +130,10 @@ async fn enrolled_user_of_an_unknown_tenant_is_challenged() {
         let d = w.decision(&who).await;
         assert!(is_challenge(&d), "{:?}: {d:?}", who.tenant);
         // And the challenge is answerable: a correct code lets her in, nothing else does.
+        let pending = d.into_pending().expect("a challenge");
+        assert_eq!(pending.principal(), &who);
         w.tf.finish_login(
-            &who,
+            &pending,
             Factor::Totp(&w.code(&secret)),
             None,
             &LoginContext::new(),
@@ -177,15 +179,17 @@ async fn a_policy_answering_off_cannot_let_an_enrolled_user_in() {
     let ana = Principal::new("ana");
     let secret = w.enroll(&ana.user).await;
     w.set(off);
-    assert!(is_challenge(&w.decision(&ana).await));
+    let d = w.decision(&ana).await;
+    assert!(is_challenge(&d));
+    let pending = d.into_pending().expect("a challenge");
     assert!(
-        w.tf.finish_login(&ana, Factor::Totp("000000"), None, &LoginContext::new())
+        w.tf.finish_login(&pending, Factor::Totp("000000"), None, &LoginContext::new())
             .await
             .is_err()
             || w.code(&secret) == "000000"
     );
     w.tf.finish_login(
-        &ana,
+        &pending,
         Factor::Totp(&w.code(&secret)),
         None,
         &LoginContext::new(),

@@ -39,6 +39,7 @@ use twofactor::{
     Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, MemoryStore, Optional, PerTenant,
     PolicyExt, Principal, RequiredForAll, Requirement, Secret, Totp, UserStore, WhenUnenrolled,
 };
+use twofactor::{PendingLogin, PendingStep};
 
 const T0: u64 = 1_700_000_000;
 const HOUR: u64 = 3_600;
@@ -409,7 +410,7 @@ impl Case {
         };
         let needs_state = matches!(
             decision,
-            LoginDecision::MustEnroll
+            LoginDecision::MustEnroll { .. }
                 | LoginDecision::CodeMailed { .. }
                 | LoginDecision::Granted {
                     reason: GrantReason::TrustedDevice { .. }
@@ -526,9 +527,11 @@ impl Case {
         let req = self.requirement(&before);
         let now = self.now();
         let label = remember.then_some("laptop");
+        // The host keeps the pending login of the kind asked for; the model checks the record.
+        let pending = held_pending(&self.p, now, factor.kind());
         let result = self
             .tf
-            .finish_login(&self.p, factor, label, &self.ctx)
+            .finish_login(&pending, factor, label, &self.ctx)
             .await;
         let granted = match result {
             Ok(g) => g,
@@ -706,7 +709,8 @@ impl Case {
             }
             Op::Resend => {
                 let before = snapshot(&self.tf, &self.p).await;
-                match self.tf.resend_mailed_code(&self.p.user, &self.ctx).await {
+                let pending = held_pending(&self.p, self.now(), FactorKind::MailedCode);
+                match self.tf.resend_mailed_code(&pending, &self.ctx).await {
                     Ok(_) | Err(Error::NoPendingLogin) => {}
                     Err(Error::Throttled { .. }) => {
                         prop_assert_eq!(before, snapshot(&self.tf, &self.p).await);
@@ -726,6 +730,8 @@ impl Case {
                 match self.tf.reset_by_admin(&self.p.user, &admin).await {
                     Ok(()) => {
                         self.m.retire_secret();
+                        // A reset clears the proof a mailed-code login left too.
+                        self.m.mailed_login_at = None;
                         self.m.mail_epoch = login_codes(&self.tf, &self.p).len();
                     }
                     Err(Error::NotEnrolled) => {}
@@ -870,9 +876,9 @@ proptest! {
             // The victim enrolled (after a login with the mailed code where the policy asks
             // for one); the attacker knows the password, not the secret.
             let ctx = LoginContext::new();
-            if let Ok(LoginDecision::CodeMailed { .. }) = tf.begin_login(&p, None, &ctx).await {
+            if let Ok(LoginDecision::CodeMailed { pending }) = tf.begin_login(&p, None, &ctx).await {
                 let code = tf.mailer().last_login_code_for(&p.user).expect("mailed");
-                tf.finish_login(&p, Factor::MailedCode(&code), None, &ctx)
+                tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
                     .await
                     .expect("mailed-code login");
             }
@@ -908,7 +914,13 @@ proptest! {
                         .map(|s| Totp::default().generate_at_step(&secret, s).to_string())
                         .collect()
                 };
-                let r = tf.finish_login(&p, Factor::Totp(&guess), None, &ctx).await;
+                // The pending login handed out, or one the attacker kept from earlier.
+                let pending = decision
+                    .as_ref()
+                    .and_then(LoginDecision::pending)
+                    .cloned()
+                    .unwrap_or_else(|| held_pending(&p, tf.clock().now(), FactorKind::Totp));
+                let r = tf.finish_login(&pending, Factor::Totp(&guess), None, &ctx).await;
                 if r.is_ok() {
                     prop_assert!(window.contains(&guess), "a wrong guess was accepted");
                 }
@@ -917,4 +929,17 @@ proptest! {
             case.check_limits()
         })?;
     }
+}
+
+/// A pending login for `p` at `now` that accepts `kind`, as a host holds from `begin_login`.
+fn held_pending(p: &Principal, now: u64, kind: FactorKind) -> PendingLogin {
+    let step = match kind {
+        FactorKind::MailedCode => PendingStep::MailedCode {
+            code_expires_at: now + 3_600,
+        },
+        _ => PendingStep::SecondFactor {
+            methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
+        },
+    };
+    PendingLogin::new(p.clone(), now, 900, step)
 }

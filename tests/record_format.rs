@@ -163,7 +163,11 @@ async fn memory_store_refuses_wrong_shapes_and_keeps_the_row() {
             let h = Harness::new(store.clone(), policy);
             let begin = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
             assert!(matches!(begin, Err(Error::Store(_))), "{bad}: {begin:?}");
-            let finish = h.finish_totp(&alice, "123456").await;
+            let step = twofactor::PendingStep::SecondFactor {
+                methods: vec![twofactor::FactorKind::Totp],
+            };
+            let pending = twofactor::PendingLogin::new(alice.clone(), h.now(), 900, step);
+            let finish = h.finish_totp(&pending, "123456").await;
             assert!(matches!(finish, Err(Error::Store(_))), "{bad}: {finish:?}");
         }
         assert_eq!(
@@ -227,8 +231,8 @@ mod sealed {
         inner.insert_json(&alice.user, untagged(&tagged));
         let h = Harness::new(migrating, required);
         h.clock.advance(30);
-        h.challenge(&alice).await;
-        h.finish_totp(&alice, &code(&secret, h.now()))
+        let pending = h.challenge(&alice).await;
+        h.finish_totp(&pending, &code(&secret, h.now()))
             .await
             .expect("login while migrating");
         let (now_tagged, _) = inner.json(&alice.user).expect("row");

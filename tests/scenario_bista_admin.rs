@@ -116,9 +116,10 @@ async fn the_admin_creates_2fa_the_secret_reaches_the_user_by_mail_and_the_user_
     assert!(!format!("{:?}", tf.mailer().sent()).contains(key.secret().to_base32().as_str()));
 
     // Not enrolled until the user confirms: the login still goes to set-up.
-    assert_eq!(
-        tf.begin_login(&sales, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = tf.begin_login(&sales, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
 
     // The user scans it and confirms with the code the app shows.
@@ -129,19 +130,26 @@ async fn the_admin_creates_2fa_the_secret_reaches_the_user_by_mail_and_the_user_
 
     // Login: "the user will be asked to add the secret code password", for one-time use.
     tf.clock().set(T0 + 60);
-    assert!(matches!(
-        tf.begin_login(&sales, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf.begin_login(&sales, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     let code = totp.generate(key.secret(), T0 + 60).to_string();
     let granted = tf
-        .finish_login(&sales, Factor::Totp(&code), None, &ctx)
+        .finish_login(&pending, Factor::Totp(&code), None, &ctx)
         .await
         .unwrap();
     assert_eq!(granted.factor, FactorKind::Totp);
-    tf.begin_login(&sales, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&sales, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     assert!(matches!(
-        tf.finish_login(&sales, Factor::Totp(&code), None, &ctx)
+        tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));
@@ -202,29 +210,44 @@ async fn a_deployment_chooses_a_60_second_code_period() {
     // A code from the right 60 s step works anywhere in that step...
     let t = (e + 5) * 60 + 59;
     tf.clock().set(t);
-    tf.begin_login(&sales, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&sales, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let right = sixty_seconds().generate_at_step(secret, e + 5).to_string();
-    tf.finish_login(&sales, Factor::Totp(&right), None, &ctx)
+    tf.finish_login(&pending, Factor::Totp(&right), None, &ctx)
         .await
         .unwrap();
 
     // ... and one step late (clock drift, slow typing), but not two.
     tf.clock().set((e + 8) * 60 + 59);
-    tf.begin_login(&sales, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&sales, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let late_by_one = sixty_seconds().generate_at_step(secret, e + 7).to_string();
-    tf.finish_login(&sales, Factor::Totp(&late_by_one), None, &ctx)
+    tf.finish_login(&pending, Factor::Totp(&late_by_one), None, &ctx)
         .await
         .unwrap();
     let now = (e + 12) * 60;
     tf.clock().set(now);
-    tf.begin_login(&sales, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&sales, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let late_by_two = sixty_seconds().generate_at_step(secret, e + 10).to_string();
     let window: Vec<String> = (e + 11..=e + 13)
         .map(|s| sixty_seconds().generate_at_step(secret, s).to_string())
         .collect();
     if !window.contains(&late_by_two) {
         assert!(matches!(
-            tf.finish_login(&sales, Factor::Totp(&late_by_two), None, &ctx)
+            tf.finish_login(&pending, Factor::Totp(&late_by_two), None, &ctx)
                 .await,
             Err(Error::InvalidCode)
         ));
@@ -234,14 +257,14 @@ async fn a_deployment_chooses_a_60_second_code_period() {
     let wrong_period = Totp::default().generate(secret, now).to_string();
     if !window.contains(&wrong_period) {
         assert!(matches!(
-            tf.finish_login(&sales, Factor::Totp(&wrong_period), None, &ctx)
+            tf.finish_login(&pending, Factor::Totp(&wrong_period), None, &ctx)
                 .await,
             Err(Error::InvalidCode)
         ));
     }
     // The right period's code at the same moment is accepted.
     let right = sixty_seconds().generate(secret, now).to_string();
-    tf.finish_login(&sales, Factor::Totp(&right), None, &ctx)
+    tf.finish_login(&pending, Factor::Totp(&right), None, &ctx)
         .await
         .unwrap();
 }
@@ -270,10 +293,15 @@ async fn changing_the_period_later_keeps_enrolled_users_on_theirs() {
         thirty.status(&sales.user).await.unwrap().enrolled_at,
         Some(T0)
     );
-    thirty.begin_login(&sales, None, &ctx).await.unwrap();
+    let pending = thirty
+        .begin_login(&sales, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let code = sixty_seconds().generate(key.secret(), later).to_string();
     thirty
-        .finish_login(&sales, Factor::Totp(&code), None, &ctx)
+        .finish_login(&pending, Factor::Totp(&code), None, &ctx)
         .await
         .unwrap();
 }

@@ -96,10 +96,12 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
     let user = &demo.user;
     let ctx = LoginContext::new();
 
-    assert_eq!(
-        tf.begin_login(&demo, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = tf.begin_login(&demo, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
+    let pending = decision.into_pending().expect("a pending login");
     assert_eq!(
         tf.audit().kinds_for(user).last(),
         Some(&AuditKind::LoginBlockedUntilEnrolled)
@@ -115,7 +117,7 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
     ];
     for factor in attempts {
         let r = tf
-            .finish_login(&demo, factor, Some("my laptop"), &ctx)
+            .finish_login(&pending, factor, Some("my laptop"), &ctx)
             .await;
         assert!(
             matches!(r, Err(Error::InvalidCode | Error::Malformed(_))),
@@ -123,23 +125,27 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
         );
     }
     assert!(matches!(
-        tf.resend_mailed_code(user, &ctx).await,
+        tf.resend_mailed_code(&pending, &ctx).await,
         Err(Error::NoPendingLogin)
     ));
     let forged_token = "ab".repeat(32);
-    assert_eq!(
-        tf.begin_login(&demo, Some(&forged_token), &ctx)
-            .await
-            .unwrap(),
-        LoginDecision::MustEnroll
+    let decision = tf
+        .begin_login(&demo, Some(&forged_token), &ctx)
+        .await
+        .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
     // No code is ever mailed in place of the app, and waiting changes nothing (no grace).
     assert!(!tf.mailer().kinds_for(user).contains(&NoticeKind::LoginCode));
     tf.clock().advance(30 * DAY);
-    assert_eq!(
-        tf.begin_login(&demo, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = tf.begin_login(&demo, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
+    let pending = decision.into_pending().expect("a pending login");
 
     // A started but unconfirmed set-up is no backdoor either: the pending secret's code does
     // not log in, and the next login still goes to set-up.
@@ -152,34 +158,47 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
         )
         .await
         .unwrap();
-    let pending = KeyUri::parse(started.uri()).unwrap().into_secret();
+    let pending_secret = KeyUri::parse(started.uri()).unwrap().into_secret();
     assert!(matches!(
-        tf.finish_login(&demo, Factor::Totp(&code_at(&pending, now)), None, &ctx)
-            .await,
+        tf.finish_login(
+            &pending,
+            Factor::Totp(&code_at(&pending_secret, now)),
+            None,
+            &ctx
+        )
+        .await,
         Err(Error::InvalidCode)
     ));
-    assert_eq!(
-        tf.begin_login(&demo, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = tf.begin_login(&demo, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
 
     // Scan once with any authenticator and you are in.
     tf.clock().advance(30);
     let now = tf.clock().now();
-    tf.finish_enrollment(user, &code_at(&pending, now))
+    tf.finish_enrollment(user, &code_at(&pending_secret, now))
         .await
         .unwrap();
     assert!(tf.audit().kinds_for(user).contains(&AuditKind::Enrolled));
 
     // From now on: a code at every login.
     tf.clock().advance(30);
-    assert!(matches!(
-        tf.begin_login(&demo, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf.begin_login(&demo, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     let now = tf.clock().now();
     let granted = tf
-        .finish_login(&demo, Factor::Totp(&code_at(&pending, now)), None, &ctx)
+        .finish_login(
+            &pending,
+            Factor::Totp(&code_at(&pending_secret, now)),
+            None,
+            &ctx,
+        )
         .await
         .unwrap();
     assert_eq!(granted.factor, FactorKind::Totp);
@@ -203,17 +222,20 @@ async fn existing_users_are_prompted_on_next_login() {
 
     // kw_2fa installed on the same database.
     let after = service(Arc::clone(&store), kw_2fa_policy(), T0 + DAY);
-    assert_eq!(
-        after.begin_login(&casual, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = after.begin_login(&casual, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
-    assert!(matches!(
-        after.begin_login(&careful, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = after.begin_login(&careful, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     after
         .finish_login(
-            &careful,
+            &pending,
             Factor::Totp(&code_at(&secret, T0 + DAY)),
             None,
             &ctx,
@@ -232,10 +254,15 @@ async fn no_trusted_devices_a_code_at_every_login() {
     let before = service(Arc::clone(&store), Optional, T0);
     let secret = set_up_totp(&before, &demo.user).await;
     before.clock().advance(30);
-    before.begin_login(&demo, None, &ctx).await.unwrap();
+    let pending = before
+        .begin_login(&demo, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let old_token = before
         .finish_login(
-            &demo,
+            &pending,
             Factor::Totp(&code_at(&secret, T0 + 30)),
             Some("Firefox on Linux"),
             &ctx,
@@ -247,16 +274,19 @@ async fn no_trusted_devices_a_code_at_every_login() {
 
     let tf = service(Arc::clone(&store), kw_2fa_policy(), T0 + 60);
     // The old cookie never skips the challenge.
-    assert!(matches!(
-        tf.begin_login(&demo, Some(old_token.expose_secret()), &ctx)
-            .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf
+        .begin_login(&demo, Some(old_token.expose_secret()), &ctx)
+        .await
+        .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     // "Remember this device" is ignored: no token, nothing trusted, nothing mailed about it.
     let granted = tf
         .finish_login(
-            &demo,
+            &pending,
             Factor::Totp(&code_at(&secret, T0 + 60)),
             Some("Firefox on Linux"),
             &ctx,
@@ -278,12 +308,14 @@ async fn no_trusted_devices_a_code_at_every_login() {
 
     // The next login, on the same device, a minute later: asked again.
     tf.clock().advance(60);
-    assert!(matches!(
-        tf.begin_login(&demo, Some(old_token.expose_secret()), &ctx)
-            .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf
+        .begin_login(&demo, Some(old_token.expose_secret()), &ctx)
+        .await
+        .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
 }
 
 #[tokio::test]
@@ -320,20 +352,23 @@ async fn the_superuser_is_exempt_and_the_audit_trail_says_so_every_time() {
     assert_eq!(exemptions, [T0, T0 + 60]);
 
     // Administrators other than root are not exempt.
-    assert_eq!(
-        tf.begin_login(&admin, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = tf.begin_login(&admin, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
 
     // Root may still set up TOTP; then root answers its own challenge like everyone.
     let secret = set_up_totp(&tf, &root.user).await;
     tf.clock().advance(30);
-    assert!(matches!(
-        tf.begin_login(&root, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf.begin_login(&root, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     let now = tf.clock().now();
-    tf.finish_login(&root, Factor::Totp(&code_at(&secret, now)), None, &ctx)
+    tf.finish_login(&pending, Factor::Totp(&code_at(&secret, now)), None, &ctx)
         .await
         .unwrap();
 }
@@ -346,9 +381,14 @@ async fn the_enrollment_history_is_in_the_audit_trail() {
     tf.begin_login(&demo, None, &ctx).await.unwrap();
     let secret = set_up_totp(&tf, &demo.user).await;
     tf.clock().advance(30);
-    tf.begin_login(&demo, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&demo, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let now = tf.clock().now();
-    tf.finish_login(&demo, Factor::Totp(&code_at(&secret, now)), None, &ctx)
+    tf.finish_login(&pending, Factor::Totp(&code_at(&secret, now)), None, &ctx)
         .await
         .unwrap();
 

@@ -19,6 +19,7 @@ use twofactor::{
     Clock, EnforcementPolicy, KeyUri, MemoryStore, Principal, RequiredForAll, RequiredForRoles,
     Totp, WhenUnenrolled,
 };
+use twofactor::{PendingLogin, PendingStep};
 
 const T0: u64 = 1_700_000_000;
 const HOUR: u64 = 3_600;
@@ -78,12 +79,7 @@ async fn employees_only_mails_a_code_to_employees_and_leaves_portal_users_alone(
     // The employee has no authenticator app: a code is mailed at login.
     let marc = employee();
     let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
-    assert_eq!(
-        decision,
-        LoginDecision::CodeMailed {
-            expires_at: T0 + HOUR
-        }
-    );
+    let pending = code_mailed(&decision, T0 + HOUR);
     let Some(Notice::LoginCode {
         expires_at,
         context,
@@ -100,12 +96,12 @@ async fn employees_only_mails_a_code_to_employees_and_leaves_portal_users_alone(
 
     // The password alone is not enough: a wrong code fails, the mailed one works.
     assert!(matches!(
-        tf.finish_login(&marc, Factor::MailedCode(&other_code(&code)), None, &ctx)
+        tf.finish_login(&pending, Factor::MailedCode(&other_code(&code)), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));
     let granted = tf
-        .finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+        .finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
         .await
         .unwrap();
     assert_eq!(granted.factor, FactorKind::MailedCode);
@@ -133,16 +129,10 @@ async fn all_users_mails_a_code_to_portal_users_too() {
     let tf = odoo(all_users());
     let ctx = LoginContext::new();
     for p in [employee(), portal_user()] {
-        assert_eq!(
-            tf.begin_login(&p, None, &ctx).await.unwrap(),
-            LoginDecision::CodeMailed {
-                expires_at: T0 + HOUR
-            },
-            "{:?}",
-            p.user
-        );
+        let decision = tf.begin_login(&p, None, &ctx).await.unwrap();
+        let pending = code_mailed(&decision, T0 + HOUR);
         let code = mailed_code(&tf, &p);
-        tf.finish_login(&p, Factor::MailedCode(&code), None, &ctx)
+        tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
             .await
             .unwrap();
     }
@@ -160,9 +150,14 @@ async fn an_enforced_user_with_an_app_is_asked_for_the_app_code_not_mailed() {
             .await,
         Err(Error::SecondFactorRequired)
     ));
-    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&marc, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let mailed = mailed_code(&tf, &marc);
-    tf.finish_login(&marc, Factor::MailedCode(&mailed), None, &ctx)
+    tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx)
         .await
         .unwrap();
     let started = tf
@@ -174,10 +169,12 @@ async fn an_enforced_user_with_an_app_is_asked_for_the_app_code_not_mailed() {
     tf.finish_enrollment(&marc.user, &code).await.unwrap();
 
     tf.clock().advance(30);
-    assert!(matches!(
-        tf.begin_login(&marc, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     assert_eq!(
         login_codes_sent(&tf, &marc),
         1,
@@ -186,7 +183,7 @@ async fn an_enforced_user_with_an_app_is_asked_for_the_app_code_not_mailed() {
     let code = Totp::default()
         .generate(&secret, tf.clock().now())
         .to_string();
-    tf.finish_login(&marc, Factor::Totp(&code), None, &ctx)
+    tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
         .await
         .unwrap();
 }
@@ -198,15 +195,20 @@ async fn the_mailed_code_is_valid_for_one_hour_and_only_once() {
     let ctx = LoginContext::new();
 
     // Valid at 59:59.
-    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&marc, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let code = mailed_code(&tf, &marc);
     tf.clock().set(T0 + HOUR - 1);
-    tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+    tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
         .await
         .unwrap();
     // Once.
     assert!(matches!(
-        tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+        tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));
@@ -214,27 +216,50 @@ async fn the_mailed_code_is_valid_for_one_hour_and_only_once() {
     // Invalid at 60:00 and later.
     let sent_at = T0 + 2 * HOUR;
     tf.clock().set(sent_at);
-    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&marc, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let code = mailed_code(&tf, &marc);
+    assert_eq!(pending.expires_at(), sent_at + HOUR);
     tf.clock().set(sent_at + HOUR);
+    // The pending login ends with the code: log in again. Nothing is checked or counted.
+    let events = tf.audit().kinds_for(&marc.user).len();
     assert!(matches!(
-        tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+        tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
+            .await,
+        Err(Error::LoginExpired)
+    ));
+    assert_eq!(tf.audit().kinds_for(&marc.user).len(), events);
+    tf.clock().set(sent_at + HOUR + 600);
+    assert!(matches!(
+        tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
+            .await,
+        Err(Error::LoginExpired)
+    ));
+    // A pending login that claims a later deadline changes nothing: the stored code expired,
+    // and the late code is audited as what it is.
+    let forged = PendingLogin::new(
+        marc.clone(),
+        sent_at + HOUR,
+        900,
+        PendingStep::MailedCode {
+            code_expires_at: sent_at + 2 * HOUR,
+        },
+    );
+    assert!(matches!(
+        tf.finish_login(&forged, Factor::MailedCode(&code), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));
-    // The login waiting for the code ends with it; the audit trail says why it failed.
     assert!(matches!(
         tf.audit().kinds_for(&marc.user).last(),
         Some(AuditKind::LoginFailed {
             factor: FactorKind::MailedCode,
             reason: FailureReason::Expired | FailureReason::ExpiredChallenge
         })
-    ));
-    tf.clock().set(sent_at + HOUR + 600);
-    assert!(matches!(
-        tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
-            .await,
-        Err(Error::InvalidCode)
     ));
 }
 
@@ -243,28 +268,33 @@ async fn asking_again_mails_a_new_code_that_replaces_the_old_one() {
     let tf = odoo(employees_only());
     let marc = employee();
     let ctx = LoginContext::new();
-    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&marc, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let first = mailed_code(&tf, &marc);
 
     tf.clock().advance(120);
-    let expires_at = tf.resend_mailed_code(&marc.user, &ctx).await.unwrap();
+    let expires_at = tf.resend_mailed_code(&pending, &ctx).await.unwrap();
     assert_eq!(expires_at, T0 + 120 + HOUR);
     assert_eq!(login_codes_sent(&tf, &marc), 2);
     let second = mailed_code(&tf, &marc);
     if first != second {
         assert!(matches!(
-            tf.finish_login(&marc, Factor::MailedCode(&first), None, &ctx)
+            tf.finish_login(&pending, Factor::MailedCode(&first), None, &ctx)
                 .await,
             Err(Error::InvalidCode)
         ));
     }
-    tf.finish_login(&marc, Factor::MailedCode(&second), None, &ctx)
+    tf.finish_login(&pending, Factor::MailedCode(&second), None, &ctx)
         .await
         .unwrap();
 
     // Nothing to resend once the login is finished.
     assert!(matches!(
-        tf.resend_mailed_code(&marc.user, &ctx).await,
+        tf.resend_mailed_code(&pending, &ctx).await,
         Err(Error::NoPendingLogin)
     ));
 }
@@ -275,10 +305,15 @@ async fn at_most_five_codes_are_mailed_per_hour() {
     let marc = employee();
     let ctx = LoginContext::new();
 
-    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&marc, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     for _ in 0..4 {
         tf.clock().advance(60);
-        tf.resend_mailed_code(&marc.user, &ctx).await.unwrap();
+        tf.resend_mailed_code(&pending, &ctx).await.unwrap();
     }
     assert_eq!(login_codes_sent(&tf, &marc), 5);
     let last = mailed_code(&tf, &marc);
@@ -286,16 +321,12 @@ async fn at_most_five_codes_are_mailed_per_hour() {
     // The sixth within the hour is refused; the last code still works.
     tf.clock().advance(60);
     assert!(matches!(
-        tf.resend_mailed_code(&marc.user, &ctx).await,
+        tf.resend_mailed_code(&pending, &ctx).await,
         Err(Error::Throttled { retry_at }) if retry_at == T0 + HOUR
     ));
-    assert_eq!(
-        tf.begin_login(&marc, None, &ctx).await.unwrap(),
-        LoginDecision::CodeMailed {
-            expires_at: T0 + 4 * 60 + HOUR
-        },
-        "a new login points at the code still valid"
-    );
+    // A new login points at the code still valid.
+    let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let pending = code_mailed(&decision, T0 + 4 * 60 + HOUR);
     assert_eq!(login_codes_sent(&tf, &marc), 5);
     assert!(
         tf.audit()
@@ -304,7 +335,7 @@ async fn at_most_five_codes_are_mailed_per_hour() {
                 retry_at: T0 + HOUR
             })
     );
-    tf.finish_login(&marc, Factor::MailedCode(&last), None, &ctx)
+    tf.finish_login(&pending, Factor::MailedCode(&last), None, &ctx)
         .await
         .unwrap();
 
@@ -319,10 +350,11 @@ async fn at_most_five_codes_are_mailed_per_hour() {
 
     // An hour after the first send, one more may go.
     tf.clock().set(T0 + HOUR);
-    assert!(matches!(
-        tf.begin_login(&marc, None, &ctx).await.unwrap(),
-        LoginDecision::CodeMailed { .. }
-    ));
+    let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::CodeMailed { .. }),
+        "{decision:?}"
+    );
     assert_eq!(login_codes_sent(&tf, &marc), 6);
 }
 
@@ -331,14 +363,19 @@ async fn at_most_five_failed_checks_per_hour() {
     let tf = odoo(employees_only());
     let marc = employee();
     let ctx = LoginContext::new();
-    tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&marc, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let code = mailed_code(&tf, &marc);
     let wrong = other_code(&code);
 
     for i in 0..5 {
         tf.clock().set(T0 + 10 * i);
         assert!(matches!(
-            tf.finish_login(&marc, Factor::MailedCode(&wrong), None, &ctx)
+            tf.finish_login(&pending, Factor::MailedCode(&wrong), None, &ctx)
                 .await,
             Err(Error::InvalidCode)
         ));
@@ -346,7 +383,7 @@ async fn at_most_five_failed_checks_per_hour() {
     // The sixth check is refused without looking at the code, even the right one.
     tf.clock().set(T0 + 100);
     assert!(matches!(
-        tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+        tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
             .await,
         Err(Error::Throttled { retry_at }) if retry_at == T0 + HOUR
     ));
@@ -378,24 +415,27 @@ async fn at_most_five_failed_checks_per_hour() {
 
     // Typing letters is not a check: not counted, but still no way in.
     assert!(matches!(
-        tf.finish_login(&marc, Factor::MailedCode("abcdef"), None, &ctx)
+        tf.finish_login(&pending, Factor::MailedCode("abcdef"), None, &ctx)
             .await,
         Err(Error::Malformed(_))
     ));
 
-    // An hour after the last failure: the first code has expired, a new login mails a new one.
+    // An hour after the last failure: the first code has expired with its login, a new login
+    // mails a new one.
     tf.clock().set(T0 + HOUR + 40);
     assert!(matches!(
-        tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+        tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
             .await,
-        Err(Error::InvalidCode)
+        Err(Error::LoginExpired)
     ));
-    assert!(matches!(
-        tf.begin_login(&marc, None, &ctx).await.unwrap(),
-        LoginDecision::CodeMailed { .. }
-    ));
+    let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::CodeMailed { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     let code = mailed_code(&tf, &marc);
-    tf.finish_login(&marc, Factor::MailedCode(&code), None, &ctx)
+    tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
         .await
         .unwrap();
 }
@@ -405,16 +445,33 @@ async fn a_mailed_code_is_not_an_app_code_nor_a_recovery_code() {
     let tf = odoo(all_users());
     let joel = portal_user();
     let ctx = LoginContext::new();
-    tf.begin_login(&joel, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&joel, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let code = mailed_code(&tf, &joel);
     // Submitted as a TOTP code by a user without an app: refused.
     assert!(matches!(
-        tf.finish_login(&joel, Factor::Totp(&code), None, &ctx)
+        tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));
     // The mailed code itself still works.
-    tf.finish_login(&joel, Factor::MailedCode(&code), None, &ctx)
+    tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
         .await
         .unwrap();
+}
+
+/// The pending login of a `CodeMailed` answer whose code expires at `code_expires_at`.
+fn code_mailed(decision: &LoginDecision, code_expires_at: u64) -> PendingLogin {
+    match decision {
+        LoginDecision::CodeMailed { pending } => {
+            assert_eq!(pending.step(), &PendingStep::MailedCode { code_expires_at });
+            assert_eq!(pending.expires_at(), code_expires_at);
+            pending.clone()
+        }
+        other => panic!("expected CodeMailed, got {other:?}"),
+    }
 }

@@ -154,15 +154,17 @@ async fn enable_from_profile_after_confirming_the_password_then_log_in_with_a_co
 
     // Log out, log in: the password is no longer enough.
     let decision = tf.begin_login(&mitchell, None, &ctx).await.unwrap();
-    let LoginDecision::Challenge { methods, .. } = decision else {
+    let LoginDecision::Challenge { pending } = decision else {
         panic!("expected a challenge, got {decision:?}");
     };
-    assert!(methods.contains(&FactorKind::Totp));
-    assert!(methods.contains(&FactorKind::RecoveryCode));
+    assert!(pending.accepts(FactorKind::Totp));
+    assert!(pending.accepts(FactorKind::RecoveryCode));
+    assert!(!pending.accepts(FactorKind::MailedCode));
+    assert_eq!(pending.principal(), &mitchell);
 
     // The code that activated 2FA cannot be used to log in (same time step).
     assert!(matches!(
-        tf.finish_login(&mitchell, Factor::Totp(&code), None, &ctx)
+        tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));
@@ -172,7 +174,7 @@ async fn enable_from_profile_after_confirming_the_password_then_log_in_with_a_co
     tf.clock().advance(30);
     let code = app_code(&tf, &secret);
     let granted = tf
-        .finish_login(&mitchell, Factor::Totp(&code), None, &ctx)
+        .finish_login(&pending, Factor::Totp(&code), None, &ctx)
         .await
         .unwrap();
     assert_eq!(granted.factor, FactorKind::Totp);
@@ -187,13 +189,15 @@ async fn enable_from_profile_after_confirming_the_password_then_log_in_with_a_co
 
     // Each login asks again; a wrong code is refused.
     tf.clock().advance(30);
-    assert!(matches!(
-        tf.begin_login(&mitchell, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf.begin_login(&mitchell, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     let wrong = wrong_code(&tf, &secret);
     assert!(matches!(
-        tf.finish_login(&mitchell, Factor::Totp(&wrong), None, &ctx)
+        tf.finish_login(&pending, Factor::Totp(&wrong), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));
@@ -208,15 +212,25 @@ async fn the_same_code_never_logs_in_twice() {
 
     tf.clock().advance(60);
     let code = app_code(&tf, &secret);
-    tf.begin_login(&mitchell, None, &ctx).await.unwrap();
-    tf.finish_login(&mitchell, Factor::Totp(&code), None, &ctx)
+    let pending = tf
+        .begin_login(&mitchell, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
+    tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
         .await
         .unwrap();
     // An attacker who saw the code over the user's shoulder, within the same 30 s.
     tf.clock().advance(5);
-    tf.begin_login(&mitchell, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&mitchell, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     assert!(matches!(
-        tf.finish_login(&mitchell, Factor::Totp(&code), None, &ctx)
+        tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));
@@ -238,11 +252,16 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
 
     // Log in with a code and tick "Don't ask again on this device".
     tf.clock().advance(30);
-    tf.begin_login(&mitchell, None, &firefox).await.unwrap();
+    let pending = tf
+        .begin_login(&mitchell, None, &firefox)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let code = app_code(&tf, &secret);
     let granted = tf
         .finish_login(
-            &mitchell,
+            &pending,
             Factor::Totp(&code),
             Some("Firefox on Linux"),
             &firefox,
@@ -273,17 +292,20 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
         }
     );
     // Another browser (no cookie, or a forged one) is still asked.
-    assert!(matches!(
-        tf.begin_login(&mitchell, None, &firefox).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf.begin_login(&mitchell, None, &firefox).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
     let forged = "0".repeat(64);
-    assert!(matches!(
-        tf.begin_login(&mitchell, Some(&forged), &firefox)
-            .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf
+        .begin_login(&mitchell, Some(&forged), &firefox)
+        .await
+        .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
 
     // One second before 90 days: still trusted. At 90 days: asked again.
     tf.clock().set(trusted_at + 90 * DAY - 1);
@@ -296,12 +318,15 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
         }
     ));
     tf.clock().set(trusted_at + 90 * DAY);
-    assert!(matches!(
-        tf.begin_login(&mitchell, Some(token.expose_secret()), &firefox)
-            .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf
+        .begin_login(&mitchell, Some(token.expose_secret()), &firefox)
+        .await
+        .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     assert_eq!(
         tf.audit().kinds_for(user).last(),
         Some(&AuditKind::DeviceTokenRefused)
@@ -311,7 +336,7 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
     let code = app_code(&tf, &secret);
     let granted = tf
         .finish_login(
-            &mitchell,
+            &pending,
             Factor::Totp(&code),
             Some("Firefox on Linux"),
             &firefox,
@@ -328,12 +353,14 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
     ));
     tf.revoke_device(user, token.id()).await.unwrap();
     assert!(tf.list_devices(user).await.unwrap().is_empty());
-    assert!(matches!(
-        tf.begin_login(&mitchell, Some(token.expose_secret()), &firefox)
-            .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf
+        .begin_login(&mitchell, Some(token.expose_secret()), &firefox)
+        .await
+        .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
 }
 
 #[tokio::test]
@@ -359,10 +386,15 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
 
     // A trusted browser from before the loss.
     tf.clock().advance(30);
-    tf.begin_login(&mitchell, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&mitchell, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let code = app_code(&tf, &old_secret);
     let token = tf
-        .finish_login(&mitchell, Factor::Totp(&code), Some("old laptop"), &ctx)
+        .finish_login(&pending, Factor::Totp(&code), Some("old laptop"), &ctx)
         .await
         .unwrap()
         .device_token
@@ -370,10 +402,12 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
 
     // The phone is lost: without the authenticator the login cannot finish.
     tf.clock().advance(3_600);
-    assert!(matches!(
-        tf.begin_login(&mitchell, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf.begin_login(&mitchell, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
 
     // The administrator deactivates 2FA on the account.
     tf.reset_by_admin(user, &admin).await.unwrap();
@@ -404,18 +438,13 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
     // Whoever finds the phone, the old cookie or the printed codes gets nothing from them.
     let code = app_code(&tf, &old_secret);
     assert!(matches!(
-        tf.finish_login(&mitchell, Factor::Totp(&code), None, &ctx)
+        tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));
     assert!(matches!(
-        tf.finish_login(
-            &mitchell,
-            Factor::RecoveryCode(&old_recovery[0]),
-            None,
-            &ctx
-        )
-        .await,
+        tf.finish_login(&pending, Factor::RecoveryCode(&old_recovery[0]), None, &ctx)
+            .await,
         Err(Error::InvalidCode)
     ));
     assert_eq!(
@@ -432,22 +461,25 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
     let new_secret = enable_from_profile(&tf, user).await;
     assert_ne!(new_secret.expose_secret(), old_secret.expose_secret());
     tf.clock().advance(30);
-    assert!(matches!(
-        tf.begin_login(&mitchell, Some(token.expose_secret()), &ctx)
-            .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf
+        .begin_login(&mitchell, Some(token.expose_secret()), &ctx)
+        .await
+        .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     let old = app_code(&tf, &old_secret);
     let new = app_code(&tf, &new_secret);
     if old != new {
         assert!(matches!(
-            tf.finish_login(&mitchell, Factor::Totp(&old), None, &ctx)
+            tf.finish_login(&pending, Factor::Totp(&old), None, &ctx)
                 .await,
             Err(Error::InvalidCode)
         ));
     }
-    tf.finish_login(&mitchell, Factor::Totp(&new), None, &ctx)
+    tf.finish_login(&pending, Factor::Totp(&new), None, &ctx)
         .await
         .unwrap();
 }
@@ -472,9 +504,14 @@ async fn recovery_code_when_the_phone_is_not_at_hand() {
         .collect();
 
     tf.clock().advance(DAY);
-    tf.begin_login(&mitchell, None, &ctx).await.unwrap();
+    let pending = tf
+        .begin_login(&mitchell, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     let granted = tf
-        .finish_login(&mitchell, Factor::RecoveryCode(&recovery[3]), None, &ctx)
+        .finish_login(&pending, Factor::RecoveryCode(&recovery[3]), None, &ctx)
         .await
         .unwrap();
     assert_eq!(granted.factor, FactorKind::RecoveryCode);
@@ -487,7 +524,7 @@ async fn recovery_code_when_the_phone_is_not_at_hand() {
     // Used once, never again.
     tf.begin_login(&mitchell, None, &ctx).await.unwrap();
     assert!(matches!(
-        tf.finish_login(&mitchell, Factor::RecoveryCode(&recovery[3]), None, &ctx)
+        tf.finish_login(&pending, Factor::RecoveryCode(&recovery[3]), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));

@@ -84,9 +84,10 @@ async fn owner_switches_2fa_on_and_every_user_enables_it_at_next_login() {
 
     // Next login of every tenant user: set up 2FA first.
     for p in [&ana, &ben] {
-        assert_eq!(
-            tf.begin_login(p, None, &ctx).await.unwrap(),
-            LoginDecision::MustEnroll
+        let decision = tf.begin_login(p, None, &ctx).await.unwrap();
+        assert!(
+            matches!(decision, LoginDecision::MustEnroll { .. }),
+            "{decision:?}"
         );
     }
 
@@ -103,24 +104,28 @@ async fn owner_switches_2fa_on_and_every_user_enables_it_at_next_login() {
 
     // Every later login asks for a 6-digit code from the app.
     tf.clock().advance(30);
-    assert!(matches!(
-        tf.begin_login(&ana, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf.begin_login(&ana, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     let code = code_now(&tf, &secret);
     assert_eq!(code.len(), 6);
-    tf.finish_login(&ana, Factor::Totp(&code), None, &ctx)
+    tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
         .await
         .unwrap();
 
     // Ben has not enabled it yet: still sent to set-up, whatever he types.
     assert!(matches!(
-        tf.finish_login(&ben, Factor::Totp(&code), None, &ctx).await,
+        tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
+            .await,
         Err(Error::InvalidCode)
     ));
-    assert_eq!(
-        tf.begin_login(&ben, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = tf.begin_login(&ben, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
 }
 
@@ -134,10 +139,11 @@ async fn switched_off_means_password_only_even_for_enrolled_users() {
 
     // A login is waiting for Ana's code when the owner switches 2FA off.
     tf.clock().advance(30);
-    assert!(matches!(
-        tf.begin_login(&ana, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+    let decision = tf.begin_login(&ana, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
     owner.disable("acme");
     assert!(!owner.is_enabled("acme"));
 
@@ -168,11 +174,13 @@ async fn switched_off_means_password_only_even_for_enrolled_users() {
     // Switched on again: her existing authenticator is asked for, no new set-up.
     tf.clock().advance(30);
     owner.enable("acme");
-    assert!(matches!(
-        tf.begin_login(&ana, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
-    tf.finish_login(&ana, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
+    let decision = tf.begin_login(&ana, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
+    tf.finish_login(&pending, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
         .await
         .unwrap();
 }
@@ -185,9 +193,10 @@ async fn another_tenant_is_unaffected() {
     let gil = Principal::new("gil@globex.example").in_tenant("globex");
     owner.enable("acme");
 
-    assert_eq!(
-        tf.begin_login(&ana, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = tf.begin_login(&ana, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
     assert_eq!(tf.begin_login(&gil, None, &ctx).await.unwrap(), OFF);
 
@@ -195,9 +204,10 @@ async fn another_tenant_is_unaffected() {
     owner.enable("globex");
     owner.disable("acme");
     assert_eq!(tf.begin_login(&ana, None, &ctx).await.unwrap(), OFF);
-    assert_eq!(
-        tf.begin_login(&gil, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = tf.begin_login(&gil, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
 }
 
@@ -211,28 +221,33 @@ async fn one_user_in_two_tenants_follows_the_tenant_being_logged_into() {
     owner.enable("tenant-b");
 
     assert_eq!(tf.begin_login(&in_a, None, &ctx).await.unwrap(), OFF);
-    assert_eq!(
-        tf.begin_login(&in_b, None, &ctx).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = tf.begin_login(&in_b, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
     let secret = enable(&tf, &in_b.user, tf.clock().now()).await.unwrap();
 
     tf.clock().advance(30);
-    assert!(matches!(
-        tf.begin_login(&in_b, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
-    tf.finish_login(&in_b, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
+    let decision = tf.begin_login(&in_b, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
+    tf.finish_login(&pending, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
         .await
         .unwrap();
     // Tenant A never switched 2FA on, but Carla has an authenticator now: she is asked for it
     // there too (an unknown tenant never lets an enrolled user in on the password alone).
     tf.clock().advance(30);
-    assert!(matches!(
-        tf.begin_login(&in_a, None, &ctx).await.unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
-    tf.finish_login(&in_a, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
+    let decision = tf.begin_login(&in_a, None, &ctx).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
+    tf.finish_login(&pending, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
         .await
         .unwrap();
     // Once A's owner explicitly switches 2FA off, A is password only for her (audited).
@@ -260,10 +275,11 @@ async fn a_misspelled_tenant_or_a_restart_never_drops_an_enrolled_users_second_f
         Principal::new("ana@acme.example").in_tenant("acme "),
         Principal::new("ana@acme.example"),
     ] {
-        assert!(matches!(
-            tf.begin_login(&who, None, &ctx).await.unwrap(),
-            LoginDecision::Challenge { .. }
-        ));
+        let decision = tf.begin_login(&who, None, &ctx).await.unwrap();
+        assert!(
+            matches!(decision, LoginDecision::Challenge { .. }),
+            "{decision:?}"
+        );
     }
 
     // After a restart, before the owners' switches are replayed: still a challenge.
@@ -274,7 +290,13 @@ async fn a_misspelled_tenant_or_a_restart_never_drops_an_enrolled_users_second_f
         fresh.requirement(&ana, &EnrollmentStatus::enrolled_at(0), 0),
         twofactor::Requirement::optional()
     );
-    tf.finish_login(&ana, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
+    let pending = tf
+        .begin_login(&ana, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a challenge");
+    tf.finish_login(&pending, Factor::Totp(&code_now(&tf, &secret)), None, &ctx)
         .await
         .unwrap();
 }

@@ -85,8 +85,8 @@ async fn login_next_step<S: UserStore>(
     secret: &twofactor::Secret,
 ) -> Result<(), Error> {
     h.clock.advance(30);
-    h.challenge(who).await;
-    h.finish_totp(who, &code(secret, h.now())).await
+    let pending = h.challenge(who).await;
+    h.finish_totp(&pending, &code(secret, h.now())).await
 }
 
 #[tokio::test]
@@ -121,9 +121,9 @@ async fn secrets_are_stored_sealed_and_every_login_works() {
         .expect("enrolled through the sealed store");
     login_next_step(&h, &alice, &secret).await.expect("login");
     // Replay protection still holds across the wrapper.
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert!(matches!(
-        h.finish_totp(&alice, &code(&secret, h.now())).await,
+        h.finish_totp(&pending, &code(&secret, h.now())).await,
         Err(Error::InvalidCode)
     ));
 
@@ -148,10 +148,10 @@ async fn without_the_cipher_a_sealed_record_fails_closed() {
     let h = Harness::new(bare.clone(), required);
     h.clock.advance(30);
     // Still enrolled: a challenge, never "no 2FA".
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let before = row(&bare, &alice.user).await.version;
     let err = h
-        .finish_totp(&alice, &code(&secret, h.now()))
+        .finish_totp(&pending, &code(&secret, h.now()))
         .await
         .expect_err("no login without the cipher");
     assert!(matches!(err, Error::SecretSealed), "{err:?}");
@@ -305,7 +305,8 @@ async fn rotation_opens_old_records_and_reseals_with_the_new_key() {
             .await
             .expect("begin");
     assert!(matches!(decision, LoginDecision::Challenge { .. }));
-    h.finish_totp(&alice, &code(&secret, h.now()))
+    let pending = decision.into_pending().expect("a challenge");
+    h.finish_totp(&pending, &code(&secret, h.now()))
         .await
         .expect("login with the old key's record");
     let json = stored_json(store.inner(), &alice.user).await;

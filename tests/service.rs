@@ -26,6 +26,7 @@ use twofactor::{
     Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, MemoryStore, NoTrustedDevices, Optional,
     Principal, Requirement, Secret, Totp, UserId, WhenUnenrolled,
 };
+use twofactor::{PendingLogin, PendingStep};
 
 const T0: u64 = 1_700_000_010;
 
@@ -115,10 +116,16 @@ impl<S: UserStore> Harness<S> {
         };
         let started = match start().await {
             Err(Error::SecondFactorRequired) => {
-                self.tf.begin_login(&p, None, &ctx()).await.unwrap();
+                let pending = self
+                    .tf
+                    .begin_login(&p, None, &ctx())
+                    .await
+                    .unwrap()
+                    .into_pending()
+                    .expect("a pending login");
                 let code = self.mailer.last_login_code_for(user).unwrap();
                 self.tf
-                    .finish_login(&p, Factor::MailedCode(&code), None, &ctx())
+                    .finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
                     .await
                     .unwrap();
                 start().await.unwrap()
@@ -141,10 +148,21 @@ impl<S: UserStore> Harness<S> {
     }
 
     /// begin_login, expecting a challenge.
-    async fn challenge(&self, p: &Principal) {
+    async fn challenge(&self, p: &Principal) -> PendingLogin {
         let d = self.tf.begin_login(p, None, &ctx()).await.unwrap();
-        assert!(matches!(d, LoginDecision::Challenge { .. }), "{d:?}");
+        match d {
+            LoginDecision::Challenge { pending } => pending,
+            d => panic!("expected a challenge, got {d:?}"),
+        }
     }
+}
+
+/// A pending TOTP challenge for `p` at `now`, as the host keeps it from `begin_login`.
+fn held(p: &Principal, now: u64) -> PendingLogin {
+    let step = PendingStep::SecondFactor {
+        methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
+    };
+    PendingLogin::new(p.clone(), now, 900, step)
 }
 
 fn wrong(code: &str) -> String {
@@ -157,9 +175,10 @@ async fn enroll_then_login_then_replay_refused() {
     let alice = Principal::new("alice");
     let user = &alice.user;
 
-    assert_eq!(
-        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
     let started =
         h.tf.start_enrollment(
@@ -184,9 +203,9 @@ async fn enroll_then_login_then_replay_refused() {
     assert_eq!(status.recovery_codes_left, 10);
 
     // The confirming code cannot log in.
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp(&app.code(T0)), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp(&app.code(T0)), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -194,14 +213,14 @@ async fn enroll_then_login_then_replay_refused() {
     h.clock.advance(30);
     let code = app.code(h.now());
     let granted =
-        h.tf.finish_login(&alice, Factor::Totp(&code), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp(&code), None, &ctx())
             .await
             .unwrap();
     assert_eq!(granted.factor, FactorKind::Totp);
 
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp(&code), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp(&code), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -228,9 +247,10 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
 
     // The password is right at T0; the session keeps that time.
     let password_checked_at = h.now();
-    assert_eq!(
-        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
     h.clock.advance(120);
     let started =
@@ -268,9 +288,10 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
 
     // Too late: 2FA is on, but the login that had to enroll is over.
     let bob = Principal::new("bob");
-    assert_eq!(
-        h.tf.begin_login(&bob, None, &ctx()).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
     h.clock.advance(900);
     let started =
@@ -302,15 +323,15 @@ async fn malformed_input_is_its_own_error_and_not_counted() {
     let alice = Principal::new("alice");
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     for _ in 0..10 {
         assert!(matches!(
-            h.tf.finish_login(&alice, Factor::Totp("12x456"), None, &ctx())
+            h.tf.finish_login(&pending, Factor::Totp("12x456"), None, &ctx())
                 .await,
             Err(Error::Malformed(_))
         ));
     }
-    h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), None, &ctx())
+    h.tf.finish_login(&pending, Factor::Totp(&app.code(h.now())), None, &ctx())
         .await
         .unwrap();
 }
@@ -321,10 +342,10 @@ async fn recovery_code_works_once() {
     let alice = Principal::new("alice");
     let (_, codes) = h.enroll(&alice.user).await;
 
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let typed = codes[0].to_uppercase();
     let granted =
-        h.tf.finish_login(&alice, Factor::RecoveryCode(&typed), None, &ctx())
+        h.tf.finish_login(&pending, Factor::RecoveryCode(&typed), None, &ctx())
             .await
             .unwrap();
     assert_eq!(granted.recovery_codes_left, Some(9));
@@ -333,9 +354,9 @@ async fn recovery_code_works_once() {
         Some(NoticeKind::RecoveryCodeUsed)
     );
 
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
+        h.tf.finish_login(&pending, Factor::RecoveryCode(&codes[0]), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -350,14 +371,14 @@ async fn recovery_code_works_once() {
             .await
             .unwrap();
     assert_eq!(fresh.len(), 10);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[1]), None, &ctx())
+        h.tf.finish_login(&pending, Factor::RecoveryCode(&codes[1]), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
     h.tf.finish_login(
-        &alice,
+        &pending,
         Factor::RecoveryCode(fresh.expose_secret()[1]),
         None,
         &ctx(),
@@ -373,10 +394,10 @@ async fn trusted_device_skip_revoke_and_expiry() {
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
 
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let granted =
         h.tf.finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&app.code(h.now())),
             Some("Firefox on Linux"),
             &ctx(),
@@ -416,7 +437,7 @@ async fn trusted_device_skip_revoke_and_expiry() {
     h.clock.advance(30);
     let token =
         h.tf.finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&app.code(h.now())),
             Some("phone"),
             &ctx(),
@@ -433,24 +454,28 @@ async fn trusted_device_skip_revoke_and_expiry() {
         LoginDecision::Granted { .. }
     ));
     h.clock.set(token.expires_at());
-    assert!(matches!(
+    let decision =
         h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
             .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+            .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
     assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
     // `begin_login` no longer writes to prune it: the expired entry (its token refused above)
     // stays stored until a device is trusted or all are revoked, and is counted by this call,
     // which documents that it includes expired ones.
     assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 1);
     assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 0);
-    assert!(matches!(
+    let decision =
         h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
             .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+            .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
 }
 
 #[tokio::test]
@@ -460,11 +485,16 @@ async fn policy_without_trusted_devices_neither_issues_nor_honours_tokens() {
         let alice = Principal::new("alice");
         let (app, _) = h.enroll(&alice.user).await;
         h.clock.advance(30);
-        h.challenge(&alice).await;
+        let pending = h.challenge(&alice).await;
         let granted =
-            h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), Some("x"), &ctx())
-                .await
-                .unwrap();
+            h.tf.finish_login(
+                &pending,
+                Factor::Totp(&app.code(h.now())),
+                Some("x"),
+                &ctx(),
+            )
+            .await
+            .unwrap();
         assert!(granted.device_token.is_none());
         assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
     }
@@ -477,11 +507,11 @@ async fn an_opt_in_deployment_can_stop_honouring_remembered_devices() {
     let alice = Principal::new("alice");
     let (app, _) = opt_in.enroll(&alice.user).await;
     opt_in.clock.advance(30);
-    opt_in.challenge(&alice).await;
+    let pending = opt_in.challenge(&alice).await;
     let granted = opt_in
         .tf
         .finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&app.code(opt_in.now())),
             Some("x"),
             &ctx(),
@@ -506,10 +536,16 @@ async fn mailed_code_login() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");
     let d = h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let LoginDecision::CodeMailed { pending } = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(pending.principal(), &bob);
+    assert_eq!(pending.password_checked_at(), T0);
+    assert_eq!(pending.expires_at(), T0 + 3_600);
     assert_eq!(
-        d,
-        LoginDecision::CodeMailed {
-            expires_at: T0 + 3_600
+        pending.step(),
+        &PendingStep::MailedCode {
+            code_expires_at: T0 + 3_600
         }
     );
     let first = h.mailer.last_login_code_for(&bob.user).unwrap();
@@ -519,29 +555,34 @@ async fn mailed_code_login() {
     );
 
     h.clock.advance(60);
-    let expires = h.tf.resend_mailed_code(&bob.user, &ctx()).await.unwrap();
+    let expires = h.tf.resend_mailed_code(&pending, &ctx()).await.unwrap();
     assert_eq!(expires, T0 + 60 + 3_600);
     let second = h.mailer.last_login_code_for(&bob.user).unwrap();
     if first != second {
         assert!(matches!(
-            h.tf.finish_login(&bob, Factor::MailedCode(&first), None, &ctx())
+            h.tf.finish_login(&pending, Factor::MailedCode(&first), None, &ctx())
                 .await,
             Err(Error::InvalidCode)
         ));
     }
     let granted =
-        h.tf.finish_login(&bob, Factor::MailedCode(&second), Some("laptop"), &ctx())
-            .await
-            .unwrap();
+        h.tf.finish_login(
+            &pending,
+            Factor::MailedCode(&second),
+            Some("laptop"),
+            &ctx(),
+        )
+        .await
+        .unwrap();
     assert_eq!(granted.factor, FactorKind::MailedCode);
     assert!(granted.device_token.is_some());
     assert!(matches!(
-        h.tf.finish_login(&bob, Factor::MailedCode(&second), None, &ctx())
+        h.tf.finish_login(&pending, Factor::MailedCode(&second), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
     assert!(matches!(
-        h.tf.resend_mailed_code(&bob.user, &ctx()).await,
+        h.tf.resend_mailed_code(&pending, &ctx()).await,
         Err(Error::NoPendingLogin)
     ));
     let kinds = h.audit.kinds_for(&bob.user);
@@ -554,12 +595,26 @@ async fn mailed_code_login() {
 async fn a_late_mailed_code_is_audited_as_expired() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");
-    h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let pending =
+        h.tf.begin_login(&bob, None, &ctx())
+            .await
+            .unwrap()
+            .into_pending()
+            .expect("a pending login");
     let code = h.mailer.last_login_code_for(&bob.user).unwrap();
-    // The code and the login waiting for it end at the same instant.
+    // The code, the login waiting for it and the pending login end at the same instant.
     h.clock.set(T0 + 3_600);
     assert!(matches!(
-        h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+        h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
+            .await,
+        Err(Error::LoginExpired)
+    ));
+    // A pending login edited to a later deadline reaches the record, which refuses the code.
+    let mut json = serde_json::to_value(&pending).unwrap();
+    json["expires_at"] = (T0 + 7_200).into();
+    let pending: PendingLogin = serde_json::from_value(json).unwrap();
+    assert!(matches!(
+        h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -572,7 +627,7 @@ async fn a_late_mailed_code_is_audited_as_expired() {
     );
     // The code is gone: later tries are refused because no login is waiting.
     assert!(matches!(
-        h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+        h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -589,18 +644,24 @@ async fn a_late_mailed_code_is_audited_as_expired() {
 async fn mail_sends_are_limited() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");
+    let mut last = None;
     for _ in 0..5 {
-        h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+        last =
+            h.tf.begin_login(&bob, None, &ctx())
+                .await
+                .unwrap()
+                .into_pending();
         h.clock.advance(1);
     }
+    let pending = last.expect("a pending login");
     assert_eq!(h.mailer.count_for(&bob.user), 5);
     assert!(matches!(
-        h.tf.resend_mailed_code(&bob.user, &ctx()).await,
+        h.tf.resend_mailed_code(&pending, &ctx()).await,
         Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
     ));
     // The last code still works.
     let code = h.mailer.last_login_code_for(&bob.user).unwrap();
-    h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+    h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
         .await
         .unwrap();
     // No valid code left and no send allowed: the same Throttled as resend_mailed_code.
@@ -616,18 +677,18 @@ async fn code_checks_are_throttled() {
     let alice = Principal::new("alice");
     let (app, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let good = app.code(h.now());
     for _ in 0..5 {
         assert!(matches!(
-            h.tf.finish_login(&alice, Factor::Totp(&wrong(&good)), None, &ctx())
+            h.tf.finish_login(&pending, Factor::Totp(&wrong(&good)), None, &ctx())
                 .await,
             Err(Error::InvalidCode)
         ));
     }
     let retry = T0 + 30 + 3_600;
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp(&good), None, &ctx()).await,
+        h.tf.finish_login(&pending, Factor::Totp(&good), None, &ctx()).await,
         Err(Error::Throttled { retry_at }) if retry_at == retry
     ));
     assert_eq!(
@@ -649,8 +710,8 @@ async fn code_checks_are_throttled() {
         5
     );
     h.clock.set(retry);
-    h.challenge(&alice).await;
-    h.tf.finish_login(&alice, Factor::Totp(&app.code(retry)), None, &ctx())
+    let pending = h.challenge(&alice).await;
+    h.tf.finish_login(&pending, Factor::Totp(&app.code(retry)), None, &ctx())
         .await
         .unwrap();
 }
@@ -662,14 +723,16 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     let h = harness(required);
     let alice = Principal::new("alice");
     let user = &alice.user;
-    assert_eq!(
-        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
-        LoginDecision::MustEnroll
+    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
+    let pending = decision.into_pending().expect("a pending login");
     // Someone with the password submits codes although no factor exists.
     for _ in 0..5 {
         assert!(matches!(
-            h.tf.finish_login(&alice, Factor::Totp("123456"), None, &ctx())
+            h.tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx())
                 .await,
             Err(Error::InvalidCode)
         ));
@@ -691,9 +754,14 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     // Under the mailed-code policy bob logs in with a mailed code before he may set up an app.
     let h = harness(mail_code);
     let bob = Principal::new("bob");
-    h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let pending =
+        h.tf.begin_login(&bob, None, &ctx())
+            .await
+            .unwrap()
+            .into_pending()
+            .expect("a pending login");
     let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
-    h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
+    h.tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx())
         .await
         .unwrap();
     let started =
@@ -716,9 +784,14 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     assert_eq!(h.mailer.count_for(&bob.user), 1);
     // The block lifts by itself an hour later: a new mailed-code login, then the set-up.
     h.clock.set(T0 + 3_600);
-    h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let pending =
+        h.tf.begin_login(&bob, None, &ctx())
+            .await
+            .unwrap()
+            .into_pending()
+            .expect("a pending login");
     let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
-    h.tf.finish_login(&bob, Factor::MailedCode(&mailed), None, &ctx())
+    h.tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx())
         .await
         .unwrap();
     let started =
@@ -738,13 +811,18 @@ async fn admin_reset_clears_everything() {
     let admin = UserId::new("root");
     let (app, codes) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let token =
-        h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), Some("pc"), &ctx())
-            .await
-            .unwrap()
-            .device_token
-            .unwrap();
+        h.tf.finish_login(
+            &pending,
+            Factor::Totp(&app.code(h.now())),
+            Some("pc"),
+            &ctx(),
+        )
+        .await
+        .unwrap()
+        .device_token
+        .unwrap();
 
     h.tf.reset_by_admin(&alice.user, &admin).await.unwrap();
     let status = h.tf.status(&alice.user).await.unwrap();
@@ -764,14 +842,17 @@ async fn admin_reset_clears_everything() {
             })
     );
     // The old device token, codes and authenticator are dead; the user must enroll again.
-    assert_eq!(
+    let decision =
         h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
             .await
-            .unwrap(),
-        LoginDecision::MustEnroll
+            .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
     );
+    let pending = decision.into_pending().expect("a pending login");
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
+        h.tf.finish_login(&pending, Factor::RecoveryCode(&codes[0]), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -834,13 +915,18 @@ async fn rotation_replaces_the_authenticator() {
     let alice = Principal::new("alice");
     let (old, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let token =
-        h.tf.finish_login(&alice, Factor::Totp(&old.code(h.now())), Some("pc"), &ctx())
-            .await
-            .unwrap()
-            .device_token
-            .unwrap();
+        h.tf.finish_login(
+            &pending,
+            Factor::Totp(&old.code(h.now())),
+            Some("pc"),
+            &ctx(),
+        )
+        .await
+        .unwrap()
+        .device_token
+        .unwrap();
     h.clock.advance(30);
     let now = h.now();
     assert!(matches!(
@@ -869,19 +955,22 @@ async fn rotation_replaces_the_authenticator() {
         Some(NoticeKind::Rotated)
     );
     // Devices revoked; the old app no longer works, the new one does.
-    assert!(matches!(
+    let decision =
         h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
             .await
-            .unwrap(),
-        LoginDecision::Challenge { .. }
-    ));
+            .unwrap();
+    assert!(
+        matches!(decision, LoginDecision::Challenge { .. }),
+        "{decision:?}"
+    );
+    let pending = decision.into_pending().expect("a pending login");
     h.clock.advance(30);
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp(&old.code(h.now())), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp(&old.code(h.now())), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
-    h.tf.finish_login(&alice, Factor::Totp(&new.code(h.now())), None, &ctx())
+    h.tf.finish_login(&pending, Factor::Totp(&new.code(h.now())), None, &ctx())
         .await
         .unwrap();
 }
@@ -976,15 +1065,27 @@ async fn unknown_user_and_user_without_2fa_look_the_same() {
             .unwrap();
         let a = h.tf.begin_login(&carol, None, &ctx()).await.unwrap();
         let b = h.tf.begin_login(&dave, None, &ctx()).await.unwrap();
-        assert_eq!(a, b);
-        for p in [&carol, &dave] {
+        // The same answer, but for the principal asked about.
+        let shape = |d: &LoginDecision| {
+            let pending = d.pending().map(|p| {
+                let times = (p.password_checked_at(), p.expires_at());
+                (p.step().clone(), times)
+            });
+            (std::mem::discriminant(d), pending)
+        };
+        assert_eq!(shape(&a), shape(&b));
+        for (p, d) in [(&carol, &a), (&dave, &b)] {
+            if let Some(pending) = d.pending() {
+                assert_eq!(pending.principal(), p);
+            }
+            let pending = d.pending().cloned().unwrap_or_else(|| held(p, h.now()));
             assert!(matches!(
-                h.tf.finish_login(p, Factor::Totp("123456"), None, &ctx())
+                h.tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx())
                     .await,
                 Err(Error::InvalidCode)
             ));
             assert!(matches!(
-                h.tf.finish_login(p, Factor::RecoveryCode("abcd-efgh-jk"), None, &ctx())
+                h.tf.finish_login(&pending, Factor::RecoveryCode("abcd-efgh-jk"), None, &ctx())
                     .await,
                 Err(Error::InvalidCode)
             ));
@@ -1020,7 +1121,8 @@ async fn submit_at_once(
                 (tf.clone(), barrier.clone(), who.clone(), code.to_owned());
             tokio::spawn(async move {
                 barrier.wait().await;
-                tf.finish_login(&who, Factor::Totp(&code), None, &ctx())
+                let pending = held(&who, tf.clock().now());
+                tf.finish_login(&pending, Factor::Totp(&code), None, &ctx())
                     .await
             })
         })
@@ -1173,8 +1275,9 @@ async fn store_failure_fails_closed_with_its_cause() {
     assert!(matches!(err, Error::Store(_)));
     let source = std::error::Error::source(&err).unwrap();
     assert!(source.downcast_ref::<DbDown>().is_some());
+    let pending = held(&alice, h.now());
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp("123456"), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx())
             .await,
         Err(Error::Store(_))
     ));
@@ -1231,10 +1334,10 @@ async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_c
     assert_eq!(
         decision,
         LoginDecision::Challenge {
-            methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
-            expires_at: h.now() + 900
+            pending: held(&alice, h.now())
         }
     );
+    let pending = decision.into_pending().unwrap();
     // A refused device token is still audited, though nothing is saved.
     let decision =
         h.tf.begin_login(&alice, Some(&"5a".repeat(32)), &ctx())
@@ -1257,7 +1360,7 @@ async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_c
     );
     // The second step must save (the used step, the counted check): it fails closed.
     assert!(matches!(
-        h.tf.finish_login(&alice, Factor::Totp(&app.code(h.now())), None, &ctx())
+        h.tf.finish_login(&pending, Factor::Totp(&app.code(h.now())), None, &ctx())
             .await,
         Err(Error::Store(_))
     ));
@@ -1394,8 +1497,9 @@ fn service_futures_are_send() {
     let h = harness(required);
     let alice = Principal::new("alice");
     let c = ctx();
+    let pending = held(&alice, T0);
     assert_send(&h.tf.begin_login(&alice, None, &c));
-    assert_send(&h.tf.finish_login(&alice, Factor::Totp("1"), None, &c));
+    assert_send(&h.tf.finish_login(&pending, Factor::Totp("1"), None, &c));
     assert_send(&h.tf.start_enrollment(&alice, "a", Reauthenticated::at(0)));
     assert_send(&h.tf.finish_enrollment(&alice.user, "1"));
     assert_send(&h.tf.status(&alice.user));
@@ -1424,9 +1528,14 @@ async fn totp_period_is_a_deployment_setting() {
         .unwrap();
     // 60 s later is the next 60-second step: a fresh code.
     clock.advance(60);
-    tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    let pending = tf
+        .begin_login(&alice, None, &ctx())
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     tf.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&totp.generate(&secret, clock.now()).to_string()),
         None,
         &ctx(),
@@ -1461,9 +1570,10 @@ async fn throttling_is_one_error_from_every_call() {
     let (app, codes) = h.enroll(&alice.user).await;
     h.clock.advance(30);
     let good = app.code(h.now());
+    let pending = h.challenge(&alice).await;
     for _ in 0..5 {
         let _ =
-            h.tf.finish_login(&alice, Factor::Totp(&wrong(&good)), None, &ctx())
+            h.tf.finish_login(&pending, Factor::Totp(&wrong(&good)), None, &ctx())
                 .await;
     }
     let retry = T0 + 30 + 3_600;
@@ -1476,13 +1586,13 @@ async fn throttling_is_one_error_from_every_call() {
         ),
         (
             "finish_login",
-            h.tf.finish_login(&alice, Factor::Totp(&good), None, &ctx())
+            h.tf.finish_login(&pending, Factor::Totp(&good), None, &ctx())
                 .await
                 .err(),
         ),
         (
             "finish_login (recovery)",
-            h.tf.finish_login(&alice, Factor::RecoveryCode(&codes[0]), None, &ctx())
+            h.tf.finish_login(&pending, Factor::RecoveryCode(&codes[0]), None, &ctx())
                 .await
                 .err(),
         ),
@@ -1513,15 +1623,21 @@ async fn throttling_is_one_error_from_every_call() {
     // Mail sends: five codes in the hour, the last one used; no valid code is left.
     let h = harness(mail_code);
     let bob = Principal::new("bob");
+    let mut last = None;
     for _ in 0..5 {
-        h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+        last =
+            h.tf.begin_login(&bob, None, &ctx())
+                .await
+                .unwrap()
+                .into_pending();
     }
+    let pending = last.expect("a pending login");
     let code = h.mailer.last_login_code_for(&bob.user).unwrap();
-    h.tf.finish_login(&bob, Factor::MailedCode(&code), None, &ctx())
+    h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
         .await
         .unwrap();
     let begin = h.tf.begin_login(&bob, None, &ctx()).await.unwrap_err();
-    let resend = h.tf.resend_mailed_code(&bob.user, &ctx()).await;
+    let resend = h.tf.resend_mailed_code(&pending, &ctx()).await;
     assert!(matches!(begin, Error::Throttled { retry_at } if retry_at == T0 + 3_600));
     assert!(
         matches!(

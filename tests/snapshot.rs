@@ -9,7 +9,9 @@ mod counting;
 
 use counting::{Counting, Pause};
 
-use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated, Settings};
+use twofactor::account::{
+    Factor, LoginContext, LoginDecision, PendingLogin, Reauthenticated, Settings,
+};
 use twofactor::audit::AuditKind;
 use twofactor::service::{Error, TwoFactor};
 use twofactor::store::{SaveOutcome, UserStore, Version};
@@ -86,9 +88,12 @@ fn setup() -> (Arc<Counted>, Arc<ManualClock>) {
     )
 }
 
-async fn challenge(tf: &Service, p: &Principal) {
+async fn challenge(tf: &Service, p: &Principal) -> PendingLogin {
     let d = tf.begin_login(p, None, &ctx()).await.unwrap();
-    assert!(matches!(d, LoginDecision::Challenge { .. }), "{d:?}");
+    match d {
+        LoginDecision::Challenge { pending } => pending,
+        d => panic!("{d:?}"),
+    }
 }
 
 fn successes(tf: &Service, user: &UserId) -> usize {
@@ -108,10 +113,10 @@ async fn a_full_totp_login_is_one_load_and_one_save() {
     clock.advance(30);
 
     store.reset();
-    challenge(&tf, &alice).await;
+    let pending = challenge(&tf, &alice).await;
     assert_eq!(tf.login_snapshots(), 1);
     tf.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&code(&secret, clock.now())),
         None,
         &ctx(),
@@ -124,10 +129,10 @@ async fn a_full_totp_login_is_one_load_and_one_save() {
     // A wrong code too: the counted check is the save that validates the snapshot.
     clock.advance(30);
     store.reset();
-    challenge(&tf, &alice).await;
+    let pending = challenge(&tf, &alice).await;
     let bad = wrong(&code(&secret, clock.now()));
     assert!(matches!(
-        tf.finish_login(&alice, Factor::Totp(&bad), None, &ctx())
+        tf.finish_login(&pending, Factor::Totp(&bad), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -143,10 +148,10 @@ async fn disabled_snapshots_load_twice_as_before() {
     let secret = enroll(&tf, &alice.user).await;
     clock.advance(30);
     store.reset();
-    challenge(&tf, &alice).await;
+    let pending = challenge(&tf, &alice).await;
     assert_eq!(tf.login_snapshots(), 0);
     tf.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&code(&secret, clock.now())),
         None,
         &ctx(),
@@ -166,15 +171,15 @@ async fn a_code_accepted_by_another_server_meanwhile_is_refused() {
     clock.advance(30);
     let typed = code(&secret, clock.now());
 
-    challenge(&a, &alice).await; // a's snapshot: the step is unused
-    challenge(&b, &alice).await;
-    b.finish_login(&alice, Factor::Totp(&typed), None, &ctx())
+    let on_a = challenge(&a, &alice).await; // a's snapshot: the step is unused
+    let on_b = challenge(&b, &alice).await;
+    b.finish_login(&on_b, Factor::Totp(&typed), None, &ctx())
         .await
         .unwrap();
 
     store.reset();
     assert!(matches!(
-        a.finish_login(&alice, Factor::Totp(&typed), None, &ctx())
+        a.finish_login(&on_a, Factor::Totp(&typed), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -195,11 +200,11 @@ async fn a_user_reset_meanwhile_is_not_let_in_with_the_old_code() {
     clock.advance(30);
 
     // Reset on another server: only the compare-and-swap can tell.
-    challenge(&a, &alice).await;
+    let pending = challenge(&a, &alice).await;
     b.reset_by_admin(&alice.user, &root).await.unwrap();
     assert!(matches!(
         a.finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&code(&secret, clock.now())),
             None,
             &ctx()
@@ -213,14 +218,14 @@ async fn a_user_reset_meanwhile_is_not_let_in_with_the_old_code() {
     // Reset on the same server: the snapshot is dropped at once.
     let secret = enroll(&a, &alice.user).await;
     clock.advance(30);
-    challenge(&a, &alice).await;
+    let pending = challenge(&a, &alice).await;
     assert_eq!(a.login_snapshots(), 1);
     a.reset_by_admin(&alice.user, &root).await.unwrap();
     assert_eq!(a.login_snapshots(), 0);
     store.reset();
     assert!(matches!(
         a.finish_login(
-            &alice,
+            &pending,
             Factor::Totp(&code(&secret, clock.now())),
             None,
             &ctx()
@@ -243,11 +248,11 @@ async fn a_refusal_that_saves_nothing_is_rechecked_on_a_fresh_load() {
     let before_throttle = store.inner().load(&alice.user).await.unwrap().unwrap();
 
     // Throttle alice; a's begin_login keeps the throttled record.
-    challenge(&a, &alice).await;
+    let pending = challenge(&a, &alice).await;
     let bad = wrong(&code(&secret, clock.now()));
     for _ in 0..Settings::default().code_checks_per_window() {
         assert!(matches!(
-            a.finish_login(&alice, Factor::Totp(&bad), None, &ctx())
+            a.finish_login(&pending, Factor::Totp(&bad), None, &ctx())
                 .await,
             Err(Error::InvalidCode)
         ));
@@ -275,7 +280,7 @@ async fn a_refusal_that_saves_nothing_is_rechecked_on_a_fresh_load() {
     // not trusted, the fresh record lets the right code in.
     store.reset();
     a.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&code(&secret, clock.now())),
         None,
         &ctx(),
@@ -293,19 +298,31 @@ async fn snapshots_expire_and_stay_bounded() {
     let secret = enroll(&tf, &alice.user).await;
     clock.advance(30);
 
-    // Older than the login challenge: loaded again.
-    challenge(&tf, &alice).await;
+    // As old as the login challenge: the pending login has expired with the snapshot, and is
+    // refused before anything is loaded or counted.
+    let pending = challenge(&tf, &alice).await;
     clock.advance(Settings::default().login_challenge_ttl());
     store.reset();
+    assert!(matches!(
+        tf.finish_login(
+            &pending,
+            Factor::Totp(&code(&secret, clock.now())),
+            None,
+            &ctx(),
+        )
+        .await,
+        Err(Error::LoginExpired)
+    ));
+    assert_eq!(store.counts(), (0, 0, 0));
+    let pending = challenge(&tf, &alice).await;
     tf.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&code(&secret, clock.now())),
         None,
         &ctx(),
     )
     .await
     .unwrap();
-    assert_eq!(store.counts(), (1, 1, 0));
 
     // Many users: never more than the capacity, the newest kept.
     for i in 0..50 {
@@ -319,11 +336,11 @@ async fn snapshots_expire_and_stay_bounded() {
     }
     assert_eq!(tf.login_snapshots(), 3);
     clock.advance(30);
-    challenge(&tf, &alice).await;
+    let pending = challenge(&tf, &alice).await;
     assert_eq!(tf.login_snapshots(), 3);
     store.reset();
     tf.finish_login(
-        &alice,
+        &pending,
         Factor::Totp(&code(&secret, clock.now())),
         None,
         &ctx(),

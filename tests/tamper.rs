@@ -177,9 +177,9 @@ async fn enrolled_row<S: UserStore + 'static, R: RawTable>(
     let h = Harness::new(store.clone(), required);
     let (secret, _) = h.enroll(&user.user).await;
     h.clock.advance(30);
-    h.challenge(user).await;
+    let pending = h.challenge(user).await;
     h.tf.finish_login(
-        user,
+        &pending,
         Factor::Totp(&code(&secret, h.now())),
         Some("Firefox"),
         &LoginContext::new(),
@@ -211,11 +211,12 @@ async fn wrong_shapes_refused<S: RawTable>(store: Arc<S>) {
         assert!(store.load(&alice.user).await.is_err(), "{what}: loads");
         for policy in [optional as common::flows::Policy, required] {
             let h = Harness::new(store.clone(), policy);
+            let pending = h.pending_for(&alice);
             match h.tf.begin_login(&alice, None, &LoginContext::new()).await {
                 Err(Error::Store(_)) => {}
                 other => panic!("{what}: begin_login answered {other:?}"),
             }
-            match h.finish_totp(&alice, "123456").await {
+            match h.finish_totp(&pending, "123456").await {
                 Err(Error::Store(_)) => {}
                 other => panic!("{what}: finish_login answered {other:?}"),
             }
@@ -305,10 +306,10 @@ async fn planted_trusted_device_of_a_chosen_token_is_refused() {
     // token, and its digest is in her row.
     let (secret, _) = h.enroll(&mallory.user).await;
     h.clock.advance(30);
-    h.challenge(&mallory).await;
+    let pending = h.challenge(&mallory).await;
     let granted =
         h.tf.finish_login(
-            &mallory,
+            &pending,
             Factor::Totp(&code(&secret, h.now())),
             Some("mallory's laptop"),
             &LoginContext::new(),
@@ -329,9 +330,10 @@ async fn planted_recovery_codes_are_refused() {
     let (_, mallory_codes) = h.enroll(&mallory.user).await;
     transplant(&w, "recovery", &mallory.user, &alice.user).await;
     let before = w.inner.read_row(&alice.user).await;
+    let pending = h.pending_for(&alice);
     let outcome =
         h.tf.finish_login(
-            &alice,
+            &pending,
             Factor::RecoveryCode(&mallory_codes[0]),
             None,
             &LoginContext::new(),
@@ -349,9 +351,9 @@ async fn cleared_throttle_counters_are_refused() {
     let (secret, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
     for _ in 0..3 {
-        h.challenge(&alice).await;
+        let pending = h.challenge(&alice).await;
         let wrong_code = wrong(&code(&secret, h.now()));
-        assert!(h.finish_totp(&alice, &wrong_code).await.is_err());
+        assert!(h.finish_totp(&pending, &wrong_code).await.is_err());
     }
     let mut row = parse(&w.inner.read_row(&alice.user).await.1);
     assert_eq!(row["code_checks"].as_array().map(Vec::len), Some(3));
@@ -393,7 +395,9 @@ async fn secret_rolled_back_after_rotation_is_refused() {
     h.clock.advance(30);
     let outcome = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
     assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
-    let login = h.finish_totp(&alice, &code(&old_secret, h.now())).await;
+    let login = h
+        .finish_totp(&h.pending_for(&alice), &code(&old_secret, h.now()))
+        .await;
     assert!(
         matches!(login, Err(Error::Store(_))),
         "revoked secret: {login:?}"
@@ -497,8 +501,8 @@ async fn a_row_moved_to_another_version_is_refused() {
     refused(&w, &alice, None).await;
     w.inner.set_version(&alice.user, version).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
-    h.finish_totp(&alice, &code(&secret, h.now()))
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&secret, h.now()))
         .await
         .expect("its own version logs in");
 }
@@ -511,14 +515,15 @@ async fn untampered_logins_still_work_and_begin_login_decides() {
     let (secret, codes) = h.enroll(&alice.user).await;
     for _ in 0..3 {
         h.clock.advance(30);
-        h.challenge(&alice).await;
-        h.finish_totp(&alice, &code(&secret, h.now()))
+        let pending = h.challenge(&alice).await;
+        h.finish_totp(&pending, &code(&secret, h.now()))
             .await
             .expect("login");
     }
+    let pending = h.challenge(&alice).await;
     let granted =
         h.tf.finish_login(
-            &alice,
+            &pending,
             Factor::RecoveryCode(&codes[0]),
             None,
             &LoginContext::new(),
@@ -531,7 +536,7 @@ async fn untampered_logins_still_work_and_begin_login_decides() {
             .await
             .expect("unknown user");
     assert!(
-        matches!(decision, LoginDecision::MustEnroll),
+        matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
     );
 }

@@ -137,8 +137,7 @@ pub async fn run(
             };
             let ctx = twofa::context(None, "terminal");
             let device = flag(&args, "--device");
-            let begun =
-                twofa::begin_login(tf, &user.principal, device.as_deref(), now(), &ctx).await;
+            let begun = twofa::begin_login(tf, &user.principal, device.as_deref(), &ctx).await;
             match begun.map(|(next, _)| next) {
                 Ok(Next::LoggedIn(note)) => {
                     writeln!(
@@ -148,7 +147,7 @@ pub async fn run(
                     )?;
                     0
                 }
-                Ok(Next::Second(half)) if half.step == Step::Enroll => {
+                Ok(Next::Second(half)) if half.step() == Step::Enroll => {
                     writeln!(
                         out,
                         "two-factor authentication is required: run `cli enroll {name}` first"
@@ -156,7 +155,7 @@ pub async fn run(
                     1
                 }
                 Ok(Next::Second(half)) => {
-                    let mailed = half.step == Step::Mailed;
+                    let mailed = half.step() == Step::Mailed;
                     if mailed {
                         writeln!(out, "a login code was mailed (see: cli outbox {name})")?;
                     }
@@ -169,16 +168,7 @@ pub async fn run(
                         },
                     )?;
                     let remember = flag(&args, "--remember");
-                    match twofa::finish_login(
-                        tf,
-                        &half,
-                        &user.principal,
-                        &c,
-                        remember.as_deref(),
-                        &ctx,
-                    )
-                    .await
-                    {
+                    match twofa::finish_login(tf, &half, &c, remember.as_deref(), &ctx).await {
                         Ok(g) => {
                             writeln!(
                                 out,

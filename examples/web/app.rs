@@ -513,8 +513,7 @@ async fn login(
     let ctx = twofa::context(Some(peer.ip()), &user_agent(&headers));
     let cookies = cookie_header(&headers);
     let device = twofa::device_token(&cookies, &user.principal.user);
-    let (next, forget) = match twofa::begin_login(&app.tf, &user.principal, device, now, &ctx).await
-    {
+    let (next, forget) = match twofa::begin_login(&app.tf, &user.principal, device, &ctx).await {
         Ok(b) => b,
         Err(e) => return problem_page(&session, "Log in", &e, &pages::login()).await,
     };
@@ -527,7 +526,7 @@ async fn login(
             to("/account")?
         }
         Next::Second(half) => {
-            let path = match half.step {
+            let path = match half.step() {
                 Step::Code { .. } => "/login/code",
                 Step::Mailed => {
                     flash(
@@ -570,11 +569,11 @@ async fn pending(
     let Some(p) = session.get::<HalfLogin>(PENDING).await? else {
         return Ok(None);
     };
-    if !p.is_live(app.clock.now()) || !wanted(p.step) {
+    if !p.is_live(app.clock.now()) || !wanted(p.step()) {
         session.remove::<HalfLogin>(PENDING).await?;
         return Ok(None);
     }
-    Ok(load_user(app, &p.user).await?.map(|u| (p, u)))
+    Ok(load_user(app, p.0.user().as_str()).await?.map(|u| (p, u)))
 }
 
 /// A half-done login that waits for a code (from the app or mailed).
@@ -595,7 +594,7 @@ async fn code_form(State(app): State<Shared>, session: Session) -> R {
         flash(&session, "Your login expired: log in again.").await?;
         return to("/login");
     };
-    page(&session, "Two-factor authentication", &code_page(p.step)).await
+    page(&session, "Two-factor authentication", &code_page(p.step())).await
 }
 
 async fn code(
@@ -613,9 +612,9 @@ async fn code(
     let label = user_agent(&headers);
     let ctx = twofa::context(Some(peer.ip()), &label);
     let remember = (f.get("remember") == "on").then_some(label.as_str());
-    match twofa::finish_login(&app.tf, &p, &user.principal, f.get("code"), remember, &ctx).await {
+    match twofa::finish_login(&app.tf, &p, f.get("code"), remember, &ctx).await {
         Ok(granted) => {
-            log_in(&session, &user.principal.user, p.password_at).await?;
+            log_in(&session, &user.principal.user, p.password_at()).await?;
             if let Some(n) = granted.note {
                 flash(&session, n).await?;
             }
@@ -632,7 +631,7 @@ async fn code(
                 &session,
                 "Two-factor authentication",
                 &e,
-                &code_page(p.step),
+                &code_page(p.step()),
             )
             .await
         }
@@ -647,11 +646,11 @@ async fn resend(
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
     checked(&session, f).await?;
-    let Some((mut half, _)) = pending(&app, &session, |s| s == Step::Mailed).await? else {
+    let Some((half, _)) = pending(&app, &session, |s| s == Step::Mailed).await? else {
         return to("/login");
     };
     let ctx = twofa::context(Some(peer.ip()), &user_agent(&headers));
-    match twofa::resend(&app.tf, &mut half, &ctx).await {
+    match twofa::resend(&app.tf, &half, &ctx).await {
         Ok(()) => {
             session.insert(PENDING, half).await?;
             flash(&session, "A new code was mailed.").await?;
@@ -682,7 +681,9 @@ async fn forced_setup(
         )
         .await;
     }
-    match twofa::start_enrollment(&app.tf, &user.principal, &user.email, p.password_at).await {
+    // The pending login supplies what enrollment needs: the principal the policy saw and
+    // the time of the password check.
+    match twofa::start_enrollment(&app.tf, p.0.principal(), &user.email, p.password_at()).await {
         Ok(s) => {
             secret_page(
                 &session,
@@ -707,7 +708,7 @@ async fn forced_confirm(
     match twofa::finish_enrollment(&app.tf, &user.principal.user, f.get("code")).await {
         Ok((codes, completed)) => {
             if completed {
-                log_in(&session, &user.principal.user, p.password_at).await?;
+                log_in(&session, &user.principal.user, p.password_at()).await?;
             } else {
                 session.remove::<HalfLogin>(PENDING).await?;
             }

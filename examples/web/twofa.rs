@@ -18,8 +18,8 @@ use twofactor::seal::{Keyring, SealedStore};
 use twofactor::{
     AuditEvent, AuditSink, Clock, DeviceCookie, DeviceInfo, EnforcementPolicy, EnrollmentStatus,
     Error, ErrorKind, Factor, FactorKind, GrantReason, LoginContext, LoginDecision, Mailer, Notice,
-    Optional, PerTenant, Principal, Reauthenticated, RequiredForAll, RequiredForRoles, Requirement,
-    SqliteStore, TwoFactor, UserId, WhenUnenrolled,
+    Optional, PendingLogin, PendingStep, PerTenant, Principal, Reauthenticated, RequiredForAll,
+    RequiredForRoles, Requirement, SqliteStore, TwoFactor, UserId, WhenUnenrolled,
 };
 
 /// The demo's 2FA service: sealed secrets in SQLite, the outbox, the live policy.
@@ -415,26 +415,35 @@ pub enum Step {
     Enroll,
 }
 
-/// Everything the demo keeps in the session between the password and the second step, in one
-/// place. The library's coming typed `PendingLogin` replaces it (user, password time, deadline
-/// and step), and then enforces the deadline itself.
+/// What the demo keeps in the session between the password and the second step: the
+/// library's [`PendingLogin`] (who, the roles and tenant the policy saw, when the password was
+/// checked, the deadline, what it accepts). The library enforces the deadline and the binding
+/// in `finish_login`; the demo only reads it to pick the page.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct HalfLogin {
-    /// Who typed the password.
-    pub user: String,
-    /// When the password was checked (the `Reauthenticated` of a forced set-up).
-    pub password_at: u64,
-    /// What is asked next.
-    pub step: Step,
-    /// The end of this login: the library's `expires_at` (challenge, mailed code) or its
-    /// challenge lifetime (forced set-up).
-    pub until: u64,
-}
+#[serde(transparent)]
+pub struct HalfLogin(pub PendingLogin);
 
 impl HalfLogin {
-    /// Whether the login may still be finished at `now`.
+    /// What is asked next.
+    pub fn step(&self) -> Step {
+        match self.0.step() {
+            PendingStep::SecondFactor { methods } => Step::Code {
+                recovery: methods.contains(&FactorKind::RecoveryCode),
+            },
+            PendingStep::MailedCode { .. } => Step::Mailed,
+            // `PendingStep` may grow; anything else is the forced set-up, which accepts no code.
+            _ => Step::Enroll,
+        }
+    }
+
+    /// When the password was checked (the `Reauthenticated` of a forced set-up).
+    pub fn password_at(&self) -> u64 {
+        self.0.password_checked_at()
+    }
+
+    /// Whether the login may still be finished at `now` (the library checks it again).
     pub fn is_live(&self, now: u64) -> bool {
-        now <= self.until
+        self.0.is_open(now)
     }
 }
 
@@ -456,26 +465,19 @@ pub fn context(ip: Option<std::net::IpAddr>, device: &str) -> LoginContext {
     }
 }
 
-/// After the password (checked at `password_at`): the library decides. `device_token` is the
-/// trusted-device cookie's value (see [`device_token`]); the `bool` says to delete that cookie
+/// Right after the password check: the library decides (and records the time of that check in
+/// the pending login). `device_token` is the trusted-device cookie's value (see
+/// [`device_token`]); the `bool` says to delete that cookie
 /// (`LoginDecision::forget_device_cookie`).
 pub async fn begin_login(
     tf: &Service,
     who: &Principal,
     device_token: Option<&str>,
-    password_at: u64,
     ctx: &LoginContext,
 ) -> Result<(Next, bool), UiError> {
     let decision = call!(tf, tf.begin_login(who, device_token, ctx))?;
-    let half = |step, until| {
-        Next::Second(HalfLogin {
-            user: who.user.to_string(),
-            password_at,
-            step,
-            until,
-        })
-    };
-    let next = match &decision {
+    let forget = decision.forget_device_cookie();
+    let next = match decision {
         LoginDecision::Granted { reason } => Next::LoggedIn(match reason {
             GrantReason::TrustedDevice { .. } => Some("Trusted device: no code asked.".into()),
             GrantReason::GracePeriod { enroll_by } => Some(format!(
@@ -485,30 +487,20 @@ pub async fn begin_login(
             GrantReason::Exempt { reason } => Some(format!("Exempt from 2FA ({reason}).")),
             _ => None,
         }),
-        LoginDecision::Challenge {
-            methods,
-            expires_at,
-        } => half(
-            Step::Code {
-                recovery: methods.contains(&FactorKind::RecoveryCode),
-            },
-            *expires_at,
-        ),
-        LoginDecision::CodeMailed { expires_at } => half(Step::Mailed, *expires_at),
-        LoginDecision::MustEnroll => half(
-            Step::Enroll,
-            password_at + tf.settings().login_challenge_ttl(),
-        ),
-        // A decision this demo does not know: nobody is let in.
-        _ => {
-            return Err(UiError {
-                status: 500,
-                retry_after: None,
-                message: "Login refused.".into(),
-            });
-        }
+        // Challenge, CodeMailed, MustEnroll: keep the pending login for the second step.
+        other => match other.into_pending() {
+            Some(pending) => Next::Second(HalfLogin(pending)),
+            // A decision this demo does not know: nobody is let in.
+            None => {
+                return Err(UiError {
+                    status: 500,
+                    retry_after: None,
+                    message: "Login refused.".into(),
+                });
+            }
+        },
     };
-    Ok((next, decision.forget_device_cookie()))
+    Ok((next, forget))
 }
 
 /// A successful second step.
@@ -524,16 +516,15 @@ pub struct Granted {
 pub async fn finish_login(
     tf: &Service,
     half: &HalfLogin,
-    who: &Principal,
     input: &str,
     remember: Option<&str>,
     ctx: &LoginContext,
 ) -> Result<Granted, UiError> {
-    let factor = match half.step {
+    let factor = match half.step() {
         Step::Mailed => Factor::MailedCode(input.trim()),
         _ => Factor::parse(input).map_err(|_| not_a_code())?,
     };
-    let g = call!(tf, tf.finish_login(who, factor, remember, ctx))?;
+    let g = call!(tf, tf.finish_login(&half.0, factor, remember, ctx))?;
     Ok(Granted {
         device: g.device_token,
         note: g
@@ -542,12 +533,9 @@ pub async fn finish_login(
     })
 }
 
-/// Mails a new login code for `half` (which then lives until the new code expires).
-pub async fn resend(tf: &Service, half: &mut HalfLogin, ctx: &LoginContext) -> Result<(), UiError> {
-    half.until = call!(
-        tf,
-        tf.resend_mailed_code(&UserId::new(half.user.as_str()), ctx)
-    )?;
+/// Mails a new login code for `half` (the login keeps its deadline).
+pub async fn resend(tf: &Service, half: &HalfLogin, ctx: &LoginContext) -> Result<(), UiError> {
+    call!(tf, tf.resend_mailed_code(&half.0, ctx))?;
     Ok(())
 }
 

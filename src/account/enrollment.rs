@@ -106,8 +106,9 @@ impl Enrolled {
     /// after `Enrolled`.
     ///
     /// The record knows that *a* login is waiting, not which browser it came from: log in the
-    /// session that received `MustEnroll` (and whose password check you used for
-    /// [`Reauthenticated`]) when this is `true`. When it is `false` (too late, or enrolled
+    /// session that received `MustEnroll` (and whose
+    /// [`PendingLogin::reauthenticated`](super::PendingLogin::reauthenticated) you used) when
+    /// this is `true`. When it is `false` (too late, or enrolled
     /// from an account page), 2FA is on but nobody was logged in by it: ask for the password
     /// again, and the next login asks for a code from the new authenticator.
     #[must_use]

@@ -23,6 +23,10 @@ pub enum DomainError {
     /// There is no login waiting for a mailed code.
     #[error("no login is pending")]
     NoPendingLogin,
+    /// The [`PendingLogin`](super::PendingLogin) passed to `finish_login` (or
+    /// `resend_mailed_code`) has expired: nothing was checked or counted. Log in again.
+    #[error("the login has expired")]
+    LoginExpired,
     /// The password check is missing or too old for this operation.
     #[error("re-authentication required")]
     ReauthenticationRequired,

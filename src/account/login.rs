@@ -3,8 +3,9 @@
 //!
 //! Both run after the host has checked the password. Asking for a TOTP or recovery code stores
 //! nothing: `begin_login` only reads the record, and `finish_login` checks the code against the
-//! throttle, replay protection and the policy. The host's own half-logged-in session binds the
-//! second step to the first and bounds the time between them. Only logins that need new state
+//! throttle, replay protection and the policy. The [`PendingLogin`] that `begin_login` hands
+//! out binds the second step to the first: `finish_login` requires it, and enforces its
+//! deadline and the factors it accepts. Only logins that need new state
 //! store it: a mailed code (with the login waiting for it, open as long as the code), a login
 //! waiting for enrollment, a trusted device's last use. See the
 //! [manual](crate::manual#login-challenges).
@@ -17,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::audit::AuditKind;
 use crate::mail::Notice;
 use crate::otp::{Code, MAX_DIGITS, MIN_DIGITS, VerifyError};
-use crate::policy::{Requirement, WhenUnenrolled};
+use crate::policy::{Principal, Requirement, WhenUnenrolled};
 
 /// Defined in [`crate::vocabulary`]; reachable here too.
 pub use crate::vocabulary::{FactorKind, LoginContext};
@@ -26,8 +27,8 @@ use super::devices::DeviceToken;
 use super::mailed::Sent;
 use super::recovery::{RECOVERY_CODE_LENGTHS, RecoveryInput, normalize};
 use super::{
-    Checked, DeviceId, DomainError, FailureReason, MalformedInput, Refusal, Settings, Transition,
-    TwoFactorRecord,
+    Checked, DeviceId, DomainError, FailureReason, MalformedInput, Reauthenticated, Refusal,
+    Settings, Transition, TwoFactorRecord, UserId,
 };
 
 /// What the user typed at the second step, and which kind of code it claims to be.
@@ -179,36 +180,40 @@ pub enum LoginDecision {
         /// Why no second factor is needed.
         reason: GrantReason,
     },
-    /// Ask for a second factor, then call `finish_login`.
+    /// Ask for a second factor, then call `finish_login` with `pending`.
     ///
-    /// Nothing is stored for this answer: keep the user id (and the time of the password
-    /// check) in the host's half-logged-in session, and end that session at `expires_at`.
+    /// Nothing is stored for this answer: keep `pending` in the host's half-logged-in session
+    /// (where the client cannot edit it) and pass it to `finish_login`, which refuses it after
+    /// its [`expires_at`](PendingLogin::expires_at) (the time of this answer plus
+    /// [`Settings::login_challenge_ttl`], 15 minutes by default).
     Challenge {
-        /// What the user may submit (TOTP, and recovery codes while some are left).
-        methods: Vec<FactorKind>,
-        /// Until when the host's session should wait for the code: the time of this answer
-        /// plus [`Settings::login_challenge_ttl`] (15 minutes by default). Advisory: the
-        /// library does not store it, and `finish_login` checks a TOTP or recovery code
-        /// whenever it comes (the code-check throttle bounds guessing).
-        expires_at: u64,
+        /// The login waiting for a TOTP code (or a recovery code while some are left): see
+        /// [`PendingLogin::methods`].
+        pending: PendingLogin,
     },
     /// 2FA is required and the user has none: send them to enrollment. Nothing else is
-    /// allowed.
+    /// allowed: `finish_login` refuses every factor for this `pending`.
     ///
     /// The password check that preceded `begin_login` is the re-authentication enrollment
-    /// needs: start it with `Reauthenticated::at(`*time of that check*`)`. A successful
-    /// `finish_enrollment` within [`Settings::login_challenge_ttl`] (15 minutes by default)
-    /// of this answer also completes the login: [`Enrolled::login_completed`] says so, and
-    /// the audit trail records a `LoginSucceeded { factor: Totp }`. See the
+    /// needs: start it with `start_enrollment(pending.principal(), account,
+    /// pending.reauthenticated())`. A successful `finish_enrollment` within
+    /// [`Settings::login_challenge_ttl`] (15 minutes by default) of this answer also completes
+    /// the login: [`Enrolled::login_completed`] says so, and the audit trail records a
+    /// `LoginSucceeded { factor: Totp }`. That completion rests on the login waiting for
+    /// enrollment stored in the record, not on `pending`. See the
     /// [manual](crate::manual#forced-enrollment-at-login).
     ///
     /// [`Enrolled::login_completed`]: super::Enrolled::login_completed
-    MustEnroll,
-    /// A code was mailed to the user; ask for it, then call `finish_login` with
+    MustEnroll {
+        /// The login waiting for enrollment ([`PendingStep::Enrollment`]).
+        pending: PendingLogin,
+    },
+    /// A code was mailed to the user; ask for it, then call `finish_login` with `pending` and
     /// [`Factor::MailedCode`].
     CodeMailed {
-        /// When the code expires.
-        expires_at: u64,
+        /// The login waiting for the mailed code, open as long as the code
+        /// ([`PendingStep::MailedCode`]).
+        pending: PendingLogin,
     },
 }
 
@@ -226,7 +231,10 @@ impl LoginDecision {
     ///
     /// ```
     /// use twofactor::{FactorKind, GrantReason, LoginDecision};
-    /// let challenged = LoginDecision::Challenge { methods: vec![FactorKind::Totp], expires_at: 0 };
+    /// use twofactor::{PendingLogin, PendingStep, Principal};
+    /// let step = PendingStep::SecondFactor { methods: vec![FactorKind::Totp] };
+    /// let pending = PendingLogin::new(Principal::new("alice"), 0, 900, step);
+    /// let challenged = LoginDecision::Challenge { pending };
     /// assert!(challenged.forget_device_cookie());
     /// let off = LoginDecision::Granted { reason: GrantReason::Off };
     /// assert!(!off.forget_device_cookie());
@@ -236,8 +244,37 @@ impl LoginDecision {
         match self {
             LoginDecision::Granted { reason } => matches!(reason, GrantReason::GracePeriod { .. }),
             LoginDecision::Challenge { .. }
-            | LoginDecision::MustEnroll
+            | LoginDecision::MustEnroll { .. }
             | LoginDecision::CodeMailed { .. } => true,
+        }
+    }
+
+    /// The login waiting for its second step ([`Challenge`](Self::Challenge),
+    /// [`CodeMailed`](Self::CodeMailed), [`MustEnroll`](Self::MustEnroll)): keep it in the
+    /// session for `finish_login` (or enrollment). `None` for [`Granted`](Self::Granted).
+    ///
+    /// ```
+    /// use twofactor::{GrantReason, LoginDecision};
+    /// assert!(LoginDecision::Granted { reason: GrantReason::Off }.pending().is_none());
+    /// ```
+    #[must_use]
+    pub const fn pending(&self) -> Option<&PendingLogin> {
+        match self {
+            LoginDecision::Granted { .. } => None,
+            LoginDecision::Challenge { pending }
+            | LoginDecision::MustEnroll { pending }
+            | LoginDecision::CodeMailed { pending } => Some(pending),
+        }
+    }
+
+    /// [`pending`](Self::pending), by value.
+    #[must_use]
+    pub fn into_pending(self) -> Option<PendingLogin> {
+        match self {
+            LoginDecision::Granted { .. } => None,
+            LoginDecision::Challenge { pending }
+            | LoginDecision::MustEnroll { pending }
+            | LoginDecision::CodeMailed { pending } => Some(pending),
         }
     }
 }
@@ -261,6 +298,240 @@ impl fmt::Debug for LoginGranted {
             .field("device_token", &self.device_token)
             .field("recovery_codes_left", &self.recovery_codes_left)
             .finish()
+    }
+}
+
+/// What a [`PendingLogin`] waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
+#[non_exhaustive]
+pub enum PendingStep {
+    /// A code from the authenticator app or a recovery code ([`LoginDecision::Challenge`]).
+    SecondFactor {
+        /// What the user may submit: [`FactorKind::Totp`], and [`FactorKind::RecoveryCode`]
+        /// while some are left.
+        methods: Vec<FactorKind>,
+    },
+    /// The code from the login e-mail ([`LoginDecision::CodeMailed`]).
+    MailedCode {
+        /// When the mailed code expires (a resent code has its own expiry; the login's
+        /// deadline stays [`PendingLogin::expires_at`]).
+        code_expires_at: u64,
+    },
+    /// Enrollment of an authenticator ([`LoginDecision::MustEnroll`]): no factor is accepted;
+    /// finish it with enrollment.
+    Enrollment,
+}
+
+/// A login whose password was checked and that waits for its second step: what
+/// [`LoginDecision::Challenge`], [`LoginDecision::CodeMailed`] and
+/// [`LoginDecision::MustEnroll`] hand the host, to keep in its session and give back to
+/// `finish_login` (or, for `MustEnroll`, to use for `start_enrollment`). The host rebuilds
+/// nothing: the value carries the [`Principal`] the policy was asked about, when the password
+/// was checked, the deadline and which factors are accepted, and `finish_login` enforces them.
+///
+/// # What it contains, and why tampering does not help
+/// Nothing secret: the principal (user id, roles, tenant, superuser flag, creation time), three
+/// times and a list of factor kinds. It may be shown to its user. It is *not* a credential:
+/// every grant still needs a second factor verified against the stored record (the TOTP
+/// secret, the hashed recovery or mailed codes), counted against the stored throttle and
+/// replay state, and the policy is asked again with the stored enrollment status. So an edited
+/// value can only:
+/// - name **another user**: it opens that user's second step, which is exactly what that
+///   user's password would have opened: the attacker still needs that user's factor;
+/// - change **roles or tenant**: the policy may answer differently at `finish_login`, but
+///   `finish_login` never grants without a verified factor whatever the policy says (an
+///   `Exempt` or `Off` answer only decides whether a trusted-device token may be issued);
+/// - move **`expires_at`** later: the code checks stay throttled (5 per hour by default) and a
+///   mailed code stays bound to its stored expiry and stored open login;
+/// - list **other factors**: a mailed code is checked against the stored one (there is none
+///   unless the library mailed it), a TOTP or recovery code against the enrolled factor;
+/// - claim **`Enrollment`**: enrollment is gated by the policy and the stored record
+///   (`start_enrollment` refuses a mailed-code user without a mailed-code login; only the
+///   stored `MustEnroll` login is completed by `finish_enrollment`).
+///
+/// What the value does stand for is the host's password check: a client that can *write*
+/// it can claim a password check that never happened. Keep it where the client cannot edit it
+/// (a server-side session, or an authenticated — signed or encrypted — session cookie), as
+/// with webauthn-rs's ceremony states. See the [manual](crate::manual#the-pending-login).
+///
+/// Deserialization is strict: unknown fields are refused, `expires_at` must be after
+/// `password_checked_at`, a second-factor step must list only TOTP and recovery codes, at
+/// least one.
+///
+/// ```
+/// use twofactor::{FactorKind, PendingLogin, PendingStep, Principal};
+/// let pending = PendingLogin::new(
+///     Principal::new("alice").with_role("staff"),
+///     1_700_000_000,
+///     900,
+///     PendingStep::SecondFactor { methods: vec![FactorKind::Totp] },
+/// );
+/// assert_eq!(pending.user().as_str(), "alice");
+/// assert_eq!(pending.expires_at(), 1_700_000_900);
+/// assert!(pending.accepts(FactorKind::Totp));
+/// assert!(!pending.accepts(FactorKind::MailedCode));
+/// assert!(pending.is_open(1_700_000_899) && !pending.is_open(1_700_000_900));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(try_from = "PendingLoginRepr", into = "PendingLoginRepr")
+)]
+pub struct PendingLogin {
+    principal: Principal,
+    password_checked_at: u64,
+    expires_at: u64,
+    step: PendingStep,
+}
+
+/// Why a serialized [`PendingLogin`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PendingLoginError {
+    /// `expires_at` is not after `password_checked_at`.
+    #[error("a pending login must expire after its password check")]
+    ExpiresBeforeIssued,
+    /// A second-factor step lists no factor, or a factor that is not a TOTP or recovery code.
+    #[error("a second-factor step accepts TOTP and recovery codes only, at least one")]
+    InvalidMethods,
+}
+
+/// The serialized shape of a [`PendingLogin`], checked on the way in.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingLoginRepr {
+    principal: Principal,
+    password_checked_at: u64,
+    expires_at: u64,
+    step: PendingStep,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<PendingLoginRepr> for PendingLogin {
+    type Error = PendingLoginError;
+    fn try_from(r: PendingLoginRepr) -> Result<Self, PendingLoginError> {
+        if r.expires_at <= r.password_checked_at {
+            return Err(PendingLoginError::ExpiresBeforeIssued);
+        }
+        if let PendingStep::SecondFactor { methods } = &r.step {
+            let ok = !methods.is_empty()
+                && methods
+                    .iter()
+                    .all(|m| matches!(m, FactorKind::Totp | FactorKind::RecoveryCode));
+            if !ok {
+                return Err(PendingLoginError::InvalidMethods);
+            }
+        }
+        Ok(PendingLogin {
+            principal: r.principal,
+            password_checked_at: r.password_checked_at,
+            expires_at: r.expires_at,
+            step: r.step,
+        })
+    }
+}
+
+#[cfg(feature = "serde")]
+impl From<PendingLogin> for PendingLoginRepr {
+    fn from(p: PendingLogin) -> Self {
+        PendingLoginRepr {
+            principal: p.principal,
+            password_checked_at: p.password_checked_at,
+            expires_at: p.expires_at,
+            step: p.step,
+        }
+    }
+}
+
+impl PendingLogin {
+    /// A pending login for `principal` whose password was checked at `password_checked_at`,
+    /// open for `ttl` seconds (at least 1). `begin_login` builds these; hosts and tests
+    /// rarely need to.
+    #[must_use]
+    pub fn new(
+        principal: Principal,
+        password_checked_at: u64,
+        ttl: u64,
+        step: PendingStep,
+    ) -> Self {
+        PendingLogin {
+            principal,
+            password_checked_at,
+            expires_at: password_checked_at.saturating_add(ttl.max(1)),
+            step,
+        }
+    }
+
+    /// The principal the policy was asked about at `begin_login` (and is asked about again at
+    /// `finish_login`).
+    #[must_use]
+    pub const fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The user logging in.
+    #[must_use]
+    pub const fn user(&self) -> &UserId {
+        &self.principal.user
+    }
+
+    /// When the password was checked (when `begin_login` ran).
+    #[must_use]
+    pub const fn password_checked_at(&self) -> u64 {
+        self.password_checked_at
+    }
+
+    /// Until when the second step may come: open while `now < expires_at`. The password check
+    /// plus [`Settings::login_challenge_ttl`] (15 minutes by default); for a mailed code, the
+    /// mailed code's expiry ([`Settings::mailed_code_ttl`], 1 hour by default: mail can take
+    /// a while, and the stored code bounds the login anyway; a resent code does not extend
+    /// it).
+    /// End the host's half-logged-in session then too.
+    #[must_use]
+    pub const fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// Whether the second step may still come at `now`.
+    #[must_use]
+    pub const fn is_open(&self, now: u64) -> bool {
+        now < self.expires_at
+    }
+
+    /// What the login waits for.
+    #[must_use]
+    pub const fn step(&self) -> &PendingStep {
+        &self.step
+    }
+
+    /// The factors the user may submit (empty for [`PendingStep::Enrollment`]).
+    #[must_use]
+    pub fn methods(&self) -> &[FactorKind] {
+        match &self.step {
+            PendingStep::SecondFactor { methods } => methods,
+            PendingStep::MailedCode { .. } => &[FactorKind::MailedCode],
+            PendingStep::Enrollment => &[],
+        }
+    }
+
+    /// Whether `finish_login` takes a factor of this kind.
+    #[must_use]
+    pub fn accepts(&self, kind: FactorKind) -> bool {
+        self.methods().contains(&kind)
+    }
+
+    /// The password check this login began with, as the re-authentication that
+    /// `start_enrollment` needs after [`LoginDecision::MustEnroll`] (fresh for
+    /// [`Settings::reauth_max_age`], 10 minutes by default).
+    pub const fn reauthenticated(&self) -> Reauthenticated {
+        Reauthenticated::at(self.password_checked_at)
     }
 }
 
@@ -379,10 +650,16 @@ impl TwoFactorRecord {
     /// `MailThrottled`): the same refusal `finish_login` gives, so a host handles throttling
     /// in one place. A valid trusted-device token still logs in while codes are throttled.
     ///
+    /// `principal` is the user logging in as the policy saw them; `now` is the time of the
+    /// password check. Every answer that waits for a second step carries a [`PendingLogin`]
+    /// for `principal`, which [`TwoFactorRecord::finish_login`] requires.
+    ///
     /// # Errors
     /// [`DomainError::Rng`] if a code must be mailed and the RNG fails.
+    #[allow(clippy::too_many_arguments)]
     pub fn begin_login<R: TryCryptoRng + ?Sized>(
         &self,
+        principal: &Principal,
         now: u64,
         requirement: &Requirement,
         device_token: Option<&str>,
@@ -452,7 +729,8 @@ impl TwoFactorRecord {
             events.push(AuditKind::DeviceTokenRefused);
         }
 
-        let mut t = self.begin_without_device(now, unenrolled, context, settings, rng)?;
+        let mut t =
+            self.begin_without_device(principal, now, unenrolled, context, settings, rng)?;
         events.append(&mut t.events);
         t.events = events;
         Ok(t)
@@ -460,6 +738,7 @@ impl TwoFactorRecord {
 
     fn begin_without_device<R: TryCryptoRng + ?Sized>(
         &self,
+        principal: &Principal,
         now: u64,
         unenrolled: Option<(WhenUnenrolled, Option<u64>)>,
         context: &LoginContext,
@@ -485,8 +764,16 @@ impl TwoFactorRecord {
                 issued_at: now,
                 expires_at: now.saturating_add(settings.login_challenge_ttl),
             });
-            return Ok(Transition::new(next, true, Ok(LoginDecision::MustEnroll))
-                .event(AuditKind::LoginBlockedUntilEnrolled));
+            let pending = PendingLogin::new(
+                principal.clone(),
+                now,
+                settings.login_challenge_ttl,
+                PendingStep::Enrollment,
+            );
+            return Ok(
+                Transition::new(next, true, Ok(LoginDecision::MustEnroll { pending }))
+                    .event(AuditKind::LoginBlockedUntilEnrolled),
+            );
         }
         if let Some(retry_at) = self.code_checks.blocked_until(
             now,
@@ -498,12 +785,22 @@ impl TwoFactorRecord {
                     .event(AuditKind::LoginThrottled { retry_at }),
             );
         }
+        // A mailed-code login closes with its code (the stored login waiting for it does too).
+        let mailed_pending = |code_expires_at: u64| {
+            PendingLogin::new(
+                principal.clone(),
+                now,
+                code_expires_at.saturating_sub(now),
+                PendingStep::MailedCode { code_expires_at },
+            )
+        };
         if unenrolled.is_some() {
             // Required, mailed code.
             let mut next = self.clone();
             return Ok(match next.send_mailed_code(now, context, settings, rng)? {
                 Sent::New { expires_at, notice } => {
-                    Transition::new(next, true, Ok(LoginDecision::CodeMailed { expires_at }))
+                    let pending = mailed_pending(expires_at);
+                    Transition::new(next, true, Ok(LoginDecision::CodeMailed { pending }))
                         .event(AuditKind::CodeMailed { expires_at })
                         .notice(notice)
                 }
@@ -515,7 +812,9 @@ impl TwoFactorRecord {
                         .map(|m| m.expires_at);
                     let decision = match pending {
                         // The last code still works: point the user at it.
-                        Some(expires_at) => Ok(LoginDecision::CodeMailed { expires_at }),
+                        Some(expires_at) => Ok(LoginDecision::CodeMailed {
+                            pending: mailed_pending(expires_at),
+                        }),
                         None => Err(Refusal::Throttled { retry_at }),
                     };
                     Transition::new(self.clone(), false, decision)
@@ -523,9 +822,8 @@ impl TwoFactorRecord {
                 }
             });
         }
-        // Enrolled: ask for a code and store nothing. `finish_login` needs no challenge for a
-        // TOTP or recovery code; the host's session bounds the time until it comes.
-        let expires_at = now.saturating_add(settings.login_challenge_ttl);
+        // Enrolled: ask for a code and store nothing. `finish_login` needs no stored challenge
+        // for a TOTP or recovery code; the pending login it requires carries the deadline.
         let mut methods = vec![FactorKind::Totp];
         if self.recovery_codes_left() > 0 {
             methods.push(FactorKind::RecoveryCode);
@@ -534,8 +832,12 @@ impl TwoFactorRecord {
             self.clone(),
             false,
             Ok(LoginDecision::Challenge {
-                methods,
-                expires_at,
+                pending: PendingLogin::new(
+                    principal.clone(),
+                    now,
+                    settings.login_challenge_ttl,
+                    PendingStep::SecondFactor { methods },
+                ),
             }),
         ))
     }
@@ -553,13 +855,23 @@ impl TwoFactorRecord {
     /// and a policy that allows trusted devices, a device token is issued; otherwise
     /// `remember_device` is ignored.
     ///
+    /// It needs the [`PendingLogin`] `begin_login` handed out (this record must be that
+    /// user's; `requirement` is the policy's answer for [`PendingLogin::principal`]): after
+    /// its [`expires_at`](PendingLogin::expires_at) nothing is checked or changed
+    /// ([`DomainError::LoginExpired`]). A factor the pending login does not accept (a mailed
+    /// code on a TOTP challenge, a TOTP code on a mailed-code login, anything on a
+    /// [`PendingStep::Enrollment`]) is counted and refused like a wrong code, audited as
+    /// [`FailureReason::NoPendingFactor`]. Whatever `pending` and `requirement` say, nothing
+    /// is granted without a factor verified against this record.
+    ///
     /// # Errors
-    /// [`DomainError::Rng`] if a device token cannot be generated. Refused codes are not
-    /// errors: they come back as `Err(`[`Refusal`]`)` in the outcome, with the counted attempt
-    /// in the record.
+    /// [`DomainError::LoginExpired`] when `pending` has expired; [`DomainError::Rng`] if a
+    /// device token cannot be generated. Refused codes are not errors: they come back as
+    /// `Err(`[`Refusal`]`)` in the outcome, with the counted attempt in the record.
     #[allow(clippy::too_many_arguments)]
     pub fn finish_login<R: TryCryptoRng + ?Sized>(
         &self,
+        pending: &PendingLogin,
         now: u64,
         requirement: &Requirement,
         factor: Factor<'_>,
@@ -568,6 +880,9 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
+        if !pending.is_open(now) {
+            return Err(DomainError::LoginExpired);
+        }
         self.ensure_totp_checkable(&factor)?;
         self.ensure_code_key(&factor, settings)?;
         let kind = factor.kind();
@@ -588,6 +903,13 @@ impl TwoFactorRecord {
             Ok(next) => next,
             Err(throttled) => return Ok(*throttled),
         };
+        // The pending login names what it waits for; anything else is refused, counted.
+        if !pending.accepts(kind) {
+            let reason = FailureReason::NoPendingFactor;
+            return Ok(
+                Transition::new(next, true, Err(Refusal::Invalid(reason))).event(failed(reason))
+            );
+        }
         // Only a mailed code needs a stored login: the hashed code and its expiry are the
         // state. A TOTP or recovery code is checked against the enrolled factor whenever it
         // comes; a stale challenge stored by an older version is not looked at.
@@ -735,6 +1057,47 @@ mod tests {
         LoginContext::new().device("test")
     }
 
+    fn who() -> Principal {
+        Principal::new("u")
+    }
+
+    /// A pending login that accepts `kind` and never expires: these tests are about the
+    /// record; the pending login's own checks have their tests below.
+    fn open_pending(kind: FactorKind) -> PendingLogin {
+        let step = match kind {
+            FactorKind::MailedCode => PendingStep::MailedCode {
+                code_expires_at: u64::MAX,
+            },
+            _ => PendingStep::SecondFactor {
+                methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
+            },
+        };
+        PendingLogin {
+            principal: who(),
+            password_checked_at: 0,
+            expires_at: u64::MAX,
+            step,
+        }
+    }
+
+    fn challenge(methods: Vec<FactorKind>, now: u64) -> LoginDecision {
+        LoginDecision::Challenge {
+            pending: PendingLogin::new(who(), now, 900, PendingStep::SecondFactor { methods }),
+        }
+    }
+
+    fn must_enroll(now: u64) -> LoginDecision {
+        LoginDecision::MustEnroll {
+            pending: PendingLogin::new(who(), now, 900, PendingStep::Enrollment),
+        }
+    }
+
+    fn code_mailed(now: u64, code_expires_at: u64) -> LoginDecision {
+        let step = PendingStep::MailedCode { code_expires_at };
+        let pending = PendingLogin::new(who(), now, code_expires_at - now, step);
+        LoginDecision::CodeMailed { pending }
+    }
+
     fn begin_checked(
         r: &TwoFactorRecord,
         now: u64,
@@ -742,6 +1105,7 @@ mod tests {
         token: Option<&str>,
     ) -> Transition<Checked<LoginDecision>> {
         r.begin_login(
+            &who(),
             now,
             req,
             token,
@@ -770,6 +1134,7 @@ mod tests {
         remember: Option<&str>,
     ) -> Transition<Checked<LoginGranted>> {
         r.finish_login(
+            &open_pending(factor.kind()),
             now,
             req,
             factor,
@@ -841,7 +1206,7 @@ mod tests {
             }
         );
         let t = begin(&none, T0, &Requirement::required(), None);
-        assert_eq!(*t.outcome(), LoginDecision::MustEnroll);
+        assert_eq!(*t.outcome(), must_enroll(T0));
         assert_eq!(t.events(), &[AuditKind::LoginBlockedUntilEnrolled]);
         // The login waits for enrollment (saved), like a challenge waits for a code.
         assert!(t.is_changed());
@@ -983,7 +1348,7 @@ mod tests {
         );
         assert_eq!(
             *begin(&none, T0 + 100, &req, None).outcome(),
-            LoginDecision::MustEnroll
+            must_enroll(T0 + 100)
         );
         // An enrolled user is challenged whatever the grace period.
         let e = enrolled_record(T0);
@@ -1000,10 +1365,7 @@ mod tests {
         let t = begin(&e, now, &Requirement::optional(), None);
         assert_eq!(
             *t.outcome(),
-            LoginDecision::Challenge {
-                methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
-                expires_at: now + 900
-            }
+            challenge(vec![FactorKind::Totp, FactorKind::RecoveryCode], now)
         );
         let r = t.into_parts().0;
         let code = active_code_at(&r, now);
@@ -1180,10 +1542,7 @@ mod tests {
         // A code to ask for with nothing left but TOTP lists only TOTP.
         assert_eq!(
             *begin(&no_codes, now, &Requirement::required(), None).outcome(),
-            LoginDecision::Challenge {
-                methods: vec![FactorKind::Totp],
-                expires_at: now + 900
-            }
+            challenge(vec![FactorKind::Totp], now)
         );
         // New state: a login waiting for enrollment, a mailed code, a device's last use.
         assert!(begin(&none, now, &Requirement::required(), None).is_changed());
@@ -1432,6 +1791,7 @@ mod tests {
         assert!(t.outcome().as_ref().unwrap().device_token.is_some());
         assert_eq!(
             r.finish_login(
+                &open_pending(FactorKind::Totp),
                 now,
                 &Requirement::required(),
                 Factor::Totp(&code),
@@ -1496,12 +1856,7 @@ mod tests {
     fn mailed_code_login_for_unenrolled_users() {
         let none = TwoFactorRecord::default();
         let t = begin(&none, T0, &mail_code(), None);
-        assert_eq!(
-            *t.outcome(),
-            LoginDecision::CodeMailed {
-                expires_at: T0 + 3_600
-            }
-        );
+        assert_eq!(*t.outcome(), code_mailed(T0, T0 + 3_600));
         assert_eq!(
             t.events(),
             &[AuditKind::CodeMailed {
@@ -1588,12 +1943,7 @@ mod tests {
             r = t.into_parts().0;
         }
         let t = begin(&r, T0 + 10, &mail_code(), None);
-        assert_eq!(
-            *t.outcome(),
-            LoginDecision::CodeMailed {
-                expires_at: T0 + 4 + 3_600
-            }
-        );
+        assert_eq!(*t.outcome(), code_mailed(T0 + 10, T0 + 4 + 3_600));
         assert!(t.notices().is_empty());
         assert_eq!(
             t.events(),
@@ -1612,6 +1962,7 @@ mod tests {
         );
         assert_eq!(
             r.begin_login(
+                &who(),
                 T0 + 3_600,
                 &mail_code(),
                 None,
@@ -1639,6 +1990,245 @@ mod tests {
         if t.outcome().is_err() {
             assert_eq!(t.record().mailed_code_login_at, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+    use crate::account::crypto::TestRng;
+    use crate::account::enrollment::tests::{T0, active_code_at, enrolled_record};
+
+    fn pending_of(r: &TwoFactorRecord, req: &Requirement, now: u64) -> PendingLogin {
+        r.begin_login(
+            &Principal::new("u"),
+            now,
+            req,
+            None,
+            &LoginContext::new(),
+            &Settings::default(),
+            &mut TestRng(now),
+        )
+        .unwrap()
+        .into_parts()
+        .2
+        .unwrap()
+        .into_pending()
+        .unwrap()
+    }
+
+    fn finish(
+        r: &TwoFactorRecord,
+        p: &PendingLogin,
+        now: u64,
+        factor: Factor<'_>,
+    ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
+        r.finish_login(
+            p,
+            now,
+            &Requirement::required(),
+            factor,
+            None,
+            &LoginContext::new(),
+            &Settings::default(),
+            &mut TestRng(now),
+        )
+    }
+
+    #[test]
+    fn an_expired_pending_login_checks_and_counts_nothing() {
+        let e = enrolled_record(T0);
+        let p = pending_of(&e, &Requirement::required(), T0 + 60);
+        assert_eq!(p.password_checked_at(), T0 + 60);
+        assert_eq!(p.expires_at(), T0 + 60 + 900);
+        let late = p.expires_at();
+        let code = active_code_at(&e, late);
+        for factor in [
+            Factor::Totp(&code),
+            Factor::RecoveryCode("xxxx-xxxx"),
+            Factor::MailedCode("123456"),
+        ] {
+            assert_eq!(
+                finish(&e, &p, late, factor).unwrap_err(),
+                DomainError::LoginExpired
+            );
+            assert_eq!(
+                finish(&e, &p, u64::MAX, factor).unwrap_err(),
+                DomainError::LoginExpired
+            );
+        }
+        // One second earlier the same code logs in.
+        let code = active_code_at(&e, late - 1);
+        let t = finish(&e, &p, late - 1, Factor::Totp(&code)).unwrap();
+        assert!(t.outcome().is_ok());
+    }
+
+    #[test]
+    fn a_factor_the_pending_login_does_not_accept_is_refused_and_counted() {
+        let e = enrolled_record(T0);
+        let now = T0 + 60;
+        // A mailed-code pending login for an enrolled user (stale or forged): the TOTP code
+        // is right but not what this login waits for.
+        let mailed = PendingLogin::new(
+            Principal::new("u"),
+            now,
+            900,
+            PendingStep::MailedCode {
+                code_expires_at: now + 3_600,
+            },
+        );
+        let enroll = PendingLogin::new(Principal::new("u"), now, 900, PendingStep::Enrollment);
+        let code = active_code_at(&e, now);
+        for p in [&mailed, &enroll] {
+            let t = finish(&e, p, now, Factor::Totp(&code)).unwrap();
+            assert_eq!(
+                t.outcome().as_ref().unwrap_err(),
+                &Refusal::Invalid(FailureReason::NoPendingFactor)
+            );
+            assert_eq!(t.record().code_checks.count(now, 3_600), 1);
+            let step = |r: &TwoFactorRecord| r.active.as_ref().unwrap().last_used_step;
+            assert_eq!(step(t.record()), step(&e), "the TOTP step is not consumed");
+        }
+        // A TOTP challenge takes no mailed code, even a valid one in the record.
+        let none = TwoFactorRecord::default();
+        let mail = Requirement::Required {
+            when_unenrolled: WhenUnenrolled::MailCode,
+            grace_until: None,
+            trusted_devices: false,
+        };
+        let t = none
+            .begin_login(
+                &Principal::new("u"),
+                now,
+                &mail,
+                None,
+                &LoginContext::new(),
+                &Settings::default(),
+                &mut TestRng(now),
+            )
+            .unwrap();
+        let code = t.notices()[0].expose_login_code().unwrap().to_owned();
+        let (r, _, decision, _, _) = t.into_parts();
+        let totp_challenge = PendingLogin::new(
+            Principal::new("u"),
+            now,
+            900,
+            PendingStep::SecondFactor {
+                methods: vec![FactorKind::Totp],
+            },
+        );
+        let t = finish(&r, &totp_challenge, now, Factor::MailedCode(&code)).unwrap();
+        assert!(t.outcome().is_err());
+        assert!(
+            t.record().mailed.is_some(),
+            "the mailed code is not consumed"
+        );
+        // With its own pending login it works.
+        let p = decision.unwrap().into_pending().unwrap();
+        assert_eq!(p.methods(), &[FactorKind::MailedCode]);
+        let t = finish(&r, &p, now + 1, Factor::MailedCode(&code)).unwrap();
+        assert_eq!(t.outcome().as_ref().unwrap().factor, FactorKind::MailedCode);
+    }
+
+    #[test]
+    fn a_mailed_code_login_closes_with_its_code() {
+        let none = TwoFactorRecord::default();
+        let mail = Requirement::Required {
+            when_unenrolled: WhenUnenrolled::MailCode,
+            grace_until: None,
+            trusted_devices: false,
+        };
+        let p = pending_of(&none, &mail, T0);
+        assert_eq!(p.expires_at(), T0 + 3_600);
+        assert_eq!(
+            p.step(),
+            &PendingStep::MailedCode {
+                code_expires_at: T0 + 3_600
+            }
+        );
+        let short = Settings {
+            mailed_code_ttl: 300,
+            ..Settings::default()
+        };
+        let t = none
+            .begin_login(
+                &Principal::new("u"),
+                T0,
+                &mail,
+                None,
+                &LoginContext::new(),
+                &short,
+                &mut TestRng(1),
+            )
+            .unwrap();
+        let p = t.into_parts().2.unwrap().into_pending().unwrap();
+        assert_eq!(p.expires_at(), T0 + 300);
+    }
+
+    #[test]
+    fn the_policy_never_turns_a_pending_login_into_a_grant_without_a_factor() {
+        let e = enrolled_record(T0);
+        let now = T0 + 60;
+        let p = pending_of(&e, &Requirement::required(), now);
+        let exempt = Requirement::Exempt {
+            reason: "superuser".into(),
+        };
+        for req in [Requirement::Off, exempt, Requirement::optional()] {
+            let t = e
+                .finish_login(
+                    &p,
+                    now,
+                    &req,
+                    Factor::Totp("000000"),
+                    Some("x"),
+                    &LoginContext::new(),
+                    &Settings::default(),
+                    &mut TestRng(now),
+                )
+                .unwrap();
+            if active_code_at(&e, now) != "000000" {
+                assert!(t.outcome().is_err(), "{req:?}");
+            }
+            assert!(t.record().devices.is_empty());
+        }
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_is_strict_and_round_trips() {
+        let e = enrolled_record(T0);
+        let p = pending_of(&e, &Requirement::required(), T0);
+        let json = serde_json::to_value(&p).unwrap();
+        let back: PendingLogin = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, p);
+        let bad = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = json.clone();
+            edit(&mut v);
+            serde_json::from_value::<PendingLogin>(v).is_err()
+        };
+        assert!(bad(&|v| v["extra"] = 1.into()));
+        assert!(bad(&|v| v["principal"]["extra"] = 1.into()));
+        assert!(bad(&|v| v["expires_at"] = v["password_checked_at"].clone()));
+        assert!(bad(&|v| v["expires_at"] = 0.into()));
+        assert!(bad(
+            &|v| v["step"] = serde_json::json!({"second_factor": {"methods": []}})
+        ));
+        assert!(bad(&|v| {
+            v["step"] = serde_json::json!({"second_factor": {"methods": ["mailed_code"]}});
+        }));
+        assert!(bad(&|v| {
+            v["step"] = serde_json::json!({"second_factor": {"methods": ["trusted_device"]}});
+        }));
+        assert!(bad(&|v| drop(v.as_object_mut().unwrap().remove("step"))));
+        assert!(bad(&|v| v["step"] = "unknown".into()));
+        // Nothing secret in it.
+        let text = json.to_string();
+        assert!(!text.contains("secret"), "{text}");
+        // The enrollment step is a plain string.
+        let enroll = PendingLogin::new(Principal::new("u"), 1, 1, PendingStep::Enrollment);
+        let v = serde_json::to_value(&enroll).unwrap();
+        assert_eq!(v["step"], "enrollment");
+        assert_eq!(serde_json::from_value::<PendingLogin>(v).unwrap(), enroll);
     }
 }
 

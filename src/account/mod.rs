@@ -45,7 +45,10 @@ pub use crypto::CodeKey;
 pub use devices::{DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
 pub use error::{Checked, DomainError, MalformedInput, Refusal};
-pub use login::{Factor, FactorParseError, GrantReason, LoginDecision, LoginGranted};
+pub use login::{
+    Factor, FactorParseError, GrantReason, LoginDecision, LoginGranted, PendingLogin,
+    PendingLoginError, PendingStep,
+};
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
 pub use recovery::{

@@ -21,6 +21,7 @@ use twofactor::testing::RecordingMailer;
 use twofactor::{
     Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
 };
+use twofactor::{FactorKind, PendingLogin, PendingStep};
 
 /// A Unix time at the start of a 30 s step.
 pub const T0: u64 = 1_700_000_010;
@@ -103,23 +104,36 @@ impl<S: UserStore> Harness<S> {
         (secret, codes)
     }
 
-    /// `begin_login`, expecting a challenge.
-    pub async fn challenge(&self, who: &Principal) {
+    /// `begin_login`, expecting a challenge: its pending login.
+    pub async fn challenge(&self, who: &Principal) -> PendingLogin {
         let decision = self
             .tf
             .begin_login(who, None, &LoginContext::new())
             .await
             .expect("begin login");
-        assert!(
-            matches!(decision, LoginDecision::Challenge { .. }),
-            "{decision:?}"
-        );
+        match decision {
+            LoginDecision::Challenge { pending } => {
+                assert_eq!(pending.principal(), who);
+                pending
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The pending login of a TOTP challenge for `who` at this time, as a host keeps it from
+    /// an earlier `begin_login` (for the calls where `begin_login` cannot run, or to play
+    /// an attacker who holds one).
+    pub fn pending_for(&self, who: &Principal) -> PendingLogin {
+        let step = PendingStep::SecondFactor {
+            methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
+        };
+        PendingLogin::new(who.clone(), self.now(), 900, step)
     }
 
     /// `finish_login` with a TOTP code.
-    pub async fn finish_totp(&self, who: &Principal, code: &str) -> Result<(), Error> {
+    pub async fn finish_totp(&self, pending: &PendingLogin, code: &str) -> Result<(), Error> {
         self.tf
-            .finish_login(who, Factor::Totp(code), None, &LoginContext::new())
+            .finish_login(pending, Factor::Totp(code), None, &LoginContext::new())
             .await
             .map(drop)
     }
@@ -167,13 +181,13 @@ pub async fn sample_records() -> (TwoFactorRecord, TwoFactorRecord) {
     let alice = Principal::new("alice");
     let (secret, codes) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
-    h.finish_totp(&alice, &code(&secret, h.now()))
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&secret, h.now()))
         .await
         .expect("login");
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     h.tf.finish_login(
-        &alice,
+        &pending,
         Factor::RecoveryCode(&codes[3]),
         None,
         &LoginContext::new(),
@@ -195,12 +209,12 @@ pub async fn sample_records() -> (TwoFactorRecord, TwoFactorRecord) {
 pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
     let h = Harness::new(store.clone(), required);
     let alice = Principal::new("alice");
-    assert_eq!(
+    assert!(matches!(
         h.tf.begin_login(&alice, None, &LoginContext::new())
             .await
             .expect("begin"),
-        LoginDecision::MustEnroll
-    );
+        LoginDecision::MustEnroll { .. }
+    ));
     let (secret, _) = h.enroll(&alice.user).await;
     let enrolled = store
         .load(&alice.user)
@@ -211,9 +225,9 @@ pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
 
     h.clock.advance(30);
     let now = h.now();
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let typed = code(&secret, now);
-    h.finish_totp(&alice, &typed)
+    h.finish_totp(&pending, &typed)
         .await
         .expect("login with TOTP");
     let after = store
@@ -224,14 +238,17 @@ pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
     assert_eq!(after.record.last_used_step(), Some(now / 30));
     assert!(after.version > enrolled.version);
 
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert!(
-        matches!(h.finish_totp(&alice, &typed).await, Err(Error::InvalidCode)),
+        matches!(
+            h.finish_totp(&pending, &typed).await,
+            Err(Error::InvalidCode)
+        ),
         "a replayed code must be refused"
     );
     h.clock.advance(30);
-    h.challenge(&alice).await;
-    h.finish_totp(&alice, &code(&secret, h.now()))
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&secret, h.now()))
         .await
         .expect("the next step's code");
     // The blocked first login, completed by enrolling, and the two logins with a code.
@@ -240,7 +257,8 @@ pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
 
 /// A full login with a TOTP code is one write: `begin_login` answers `Challenge` without
 /// saving (the stored version is unchanged), `finish_login` saves the used step once. A
-/// `finish_login` without any `begin_login` is checked the same way: counted, replay-protected.
+/// second `finish_login` on the same pending login is checked the same way: counted,
+/// replay-protected.
 pub async fn full_login_is_one_write<S: UserStore>(store: Arc<S>) {
     let h = Harness::new(store.clone(), required);
     let alice = Principal::new("alice");
@@ -255,26 +273,27 @@ pub async fn full_login_is_one_write<S: UserStore>(store: Arc<S>) {
     };
     h.clock.advance(30);
     let before = version(store.clone(), alice.user.clone()).await;
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     assert_eq!(
         version(store.clone(), alice.user.clone()).await,
         before,
         "begin_login wrote the record for a TOTP challenge"
     );
     let typed = code(&secret, h.now());
-    h.finish_totp(&alice, &typed).await.expect("login");
+    h.finish_totp(&pending, &typed).await.expect("login");
     let after = version(store.clone(), alice.user.clone()).await;
     assert_eq!(after.0, before.0 + 1, "a full login is exactly one save");
 
-    // Without begin_login: the replay is refused and counted, a fresh code is accepted.
+    // The same pending login again (nothing stored for it; the host drops it on success): the
+    // replay is refused and counted, a fresh code is accepted.
     assert!(matches!(
-        h.finish_totp(&alice, &typed).await,
+        h.finish_totp(&pending, &typed).await,
         Err(Error::InvalidCode)
     ));
     h.clock.advance(30);
-    h.finish_totp(&alice, &code(&secret, h.now()))
+    h.finish_totp(&pending, &code(&secret, h.now()))
         .await
-        .expect("a fresh code needs no begin_login");
+        .expect("a fresh code needs no new begin_login");
     let loaded = store
         .load(&alice.user)
         .await
@@ -289,10 +308,10 @@ pub async fn recovery_code_once<S: UserStore>(store: Arc<S>) {
     let h = Harness::new(store.clone(), required);
     let alice = Principal::new("alice");
     let (_, codes) = h.enroll(&alice.user).await;
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let granted =
         h.tf.finish_login(
-            &alice,
+            &pending,
             Factor::RecoveryCode(&codes[0]),
             None,
             &LoginContext::new(),
@@ -307,10 +326,10 @@ pub async fn recovery_code_once<S: UserStore>(store: Arc<S>) {
         .expect("record");
     assert_eq!(loaded.record.recovery_codes_left(), codes.len() - 1);
 
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let again =
         h.tf.finish_login(
-            &alice,
+            &pending,
             Factor::RecoveryCode(&codes[0]),
             None,
             &LoginContext::new(),
@@ -326,24 +345,24 @@ pub async fn throttle<S: UserStore>(store: Arc<S>) {
     let alice = Principal::new("alice");
     let (secret, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
-    h.challenge(&alice).await;
+    let pending = h.challenge(&alice).await;
     let good = code(&secret, h.now());
     let limit = Settings::default().code_checks_per_window() as usize;
     for _ in 0..limit {
         assert!(matches!(
-            h.finish_totp(&alice, &wrong(&good)).await,
+            h.finish_totp(&pending, &wrong(&good)).await,
             Err(Error::InvalidCode)
         ));
     }
     assert!(matches!(
-        h.finish_totp(&alice, &good).await,
+        h.finish_totp(&pending, &good).await,
         Err(Error::Throttled { .. })
     ));
     let status = h.tf.status(&alice.user).await.expect("status");
     let retry = status.throttled_until.expect("throttled");
     h.clock.set(retry);
-    h.challenge(&alice).await;
-    h.finish_totp(&alice, &code(&secret, retry))
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&secret, retry))
         .await
         .expect("login after the window");
     assert_eq!(h.wrong_codes(&alice.user), limit);
@@ -359,7 +378,8 @@ pub async fn unreadable_record_refuses_login<S: UserStore>(store: Arc<S>, user: 
             Err(Error::Store(_)) => {}
             other => panic!("begin_login on an unreadable record: {other:?}"),
         }
-        match h.finish_totp(&who, "123456").await {
+        let pending = h.pending_for(&who);
+        match h.finish_totp(&pending, "123456").await {
             Err(Error::Store(_)) => {}
             other => panic!("finish_login on an unreadable record: {other:?}"),
         }
@@ -394,11 +414,13 @@ pub async fn same_code_storm<S: UserStore + 'static>(
         // A new step, and a fresh throttle window.
         h.clock.advance(window + 30);
         let typed = code(&secret, h.now());
+        let pending = h.challenge(&alice).await;
         let before = h.successes(&alice.user);
         let barrier = Arc::new(Barrier::new(clients));
         let tasks: Vec<_> = (0..clients)
             .map(|_| {
                 let (tf, alice, typed) = (h.tf.clone(), alice.clone(), typed.clone());
+                let pending = pending.clone();
                 let (barrier, errors) = (barrier.clone(), errors.clone());
                 tokio::spawn(async move {
                     let mut accepted = 0u32;
@@ -407,7 +429,7 @@ pub async fn same_code_storm<S: UserStore + 'static>(
                         let ctx = LoginContext::new();
                         let _ = tf.begin_login(&alice, None, &ctx).await;
                         match tf
-                            .finish_login(&alice, Factor::Totp(&typed), None, &ctx)
+                            .finish_login(&pending, Factor::Totp(&typed), None, &ctx)
                             .await
                         {
                             Ok(_) => accepted += 1,
@@ -460,12 +482,14 @@ pub async fn wrong_code_storm<S: UserStore + 'static>(
     let (secret, _) = h.enroll(&alice.user).await;
     h.clock.advance(30);
     let bad = wrong(&code(&secret, h.now()));
+    let pending = h.challenge(&alice).await;
     let bursts = submissions.div_ceil(clients);
     let barrier = Arc::new(Barrier::new(clients));
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
             let (tf, alice, bad, barrier) =
                 (h.tf.clone(), alice.clone(), bad.clone(), barrier.clone());
+            let pending = pending.clone();
             tokio::spawn(async move {
                 let (mut checked, mut throttled) = (0usize, 0usize);
                 for _ in 0..bursts {
@@ -473,7 +497,7 @@ pub async fn wrong_code_storm<S: UserStore + 'static>(
                     let ctx = LoginContext::new();
                     let _ = tf.begin_login(&alice, None, &ctx).await;
                     match tf
-                        .finish_login(&alice, Factor::Totp(&bad), None, &ctx)
+                        .finish_login(&pending, Factor::Totp(&bad), None, &ctx)
                         .await
                     {
                         Ok(_) => panic!("a wrong code was accepted"),
@@ -510,7 +534,7 @@ pub async fn wrong_code_storm<S: UserStore + 'static>(
     // And the right code is refused unchecked until the window passes.
     let _ = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
     assert!(matches!(
-        h.finish_totp(&alice, &code(&secret, h.now())).await,
+        h.finish_totp(&pending, &code(&secret, h.now())).await,
         Err(Error::Throttled { .. })
     ));
 }
