@@ -71,6 +71,153 @@
 //! # }
 //! ```
 //!
+//! ## A web login, end to end
+//!
+//! What a web host writes, framework-neutral: the password form, the second step (one input
+//! box for a code or a recovery code, "don't ask again on this device"), forced set-up, the
+//! trusted-device cookie and the one error mapping. The session is the host's (server-side,
+//! e.g. tower-sessions); it keeps the [`PendingLogin`] between the two steps as JSON. Hidden
+//! lines build a stand-in session and response; the visible lines are all the 2FA-specific
+//! glue: **60 lines** (non-blank, non-comment, from `async fn after_password` to the end of
+//! `error_response`, plus the `use` lines; `tests/glue_budget.rs` keeps the count true).
+//!
+//! ```
+//! use twofactor::cookie::DeviceCookie;
+//! use twofactor::{
+//!     Error, ErrorKind, Factor, LoginContext, LoginDecision, PendingLogin, PendingStep,
+//!     Principal,
+//! };
+//! # use twofactor::{Clock, MemoryStore, RequiredForRoles, Totp, TwoFactor, UserId, WhenUnenrolled};
+//! # use twofactor::testing::{ManualClock, RecordingMailer};
+//! # #[derive(Default)]
+//! # struct Session { pending: Option<String>, user: Option<UserId> }
+//! # impl Session {
+//! #     fn log_in(&mut self, user: &UserId) { self.pending = None; self.user = Some(user.clone()) }
+//! # }
+//! # #[derive(Debug, Default)]
+//! # struct Response { status: u16, location: String, body: String, headers: Vec<(String, String)> }
+//! # impl Response {
+//! #     fn redirect(to: &str) -> Self { Response { status: 303, location: to.into(), ..Default::default() } }
+//! #     fn page(body: String) -> Self { Response { status: 200, body, ..Default::default() } }
+//! #     fn status(status: u16) -> Self { Response { status, ..Default::default() } }
+//! #     fn header(mut self, name: &str, value: String) -> Self { self.headers.push((name.into(), value)); self }
+//! #     fn with_cookie(self, set_cookie: Option<String>) -> Self { match set_cookie { Some(c) => self.header("Set-Cookie", c), None => self } }
+//! # }
+//! # // The host's one concrete service type (or `TwoFactor<DynStore, DynMailer, ..>`).
+//! # type Tf = TwoFactor<MemoryStore, RecordingMailer, RequiredForRoles, std::sync::Arc<ManualClock>>;
+//!
+//! /// Right after the host checked the password.
+//! async fn after_password(tf: &Tf, session: &mut Session, who: &Principal, cookies: &str, ctx: &LoginContext) -> Response {
+//!     let jar = DeviceCookie::new();
+//!     let token = jar.token_from_header(cookies, &who.user);
+//!     let decision = match tf.begin_login(who, token, ctx).await {
+//!         Ok(decision) => decision,
+//!         Err(e) => return error_response(&e, tf.clock().now()),
+//!     };
+//!     let forget = token.is_some() && decision.forget_device_cookie();
+//!     let response = match decision {
+//!         LoginDecision::Granted { .. } => { session.log_in(&who.user); Response::redirect("/") }
+//!         LoginDecision::MustEnroll { pending } => { session.pending = serde_json::to_string(&pending).ok(); Response::redirect("/2fa/setup") }
+//!         other => { session.pending = other.into_pending().and_then(|p| serde_json::to_string(&p).ok()); Response::redirect("/2fa") }
+//!     };
+//!     response.with_cookie(forget.then(|| jar.removal_header(&who.user)))
+//! }
+//!
+//! fn pending(session: &Session) -> Option<PendingLogin> {
+//!     serde_json::from_str(session.pending.as_deref()?).ok()
+//! }
+//!
+//! /// POST /2fa: one input box; `remember` is the "don't ask again on this device" box.
+//! async fn second_step(tf: &Tf, session: &mut Session, input: &str, remember: bool, ctx: &LoginContext) -> Response {
+//!     let Some(pending) = pending(session) else { return Response::redirect("/login") };
+//!     let factor = match pending.step() {
+//!         PendingStep::MailedCode { .. } => Factor::MailedCode(input),
+//!         _ => match Factor::parse(input) { Ok(f) => f, Err(_) => return Response::status(400) },
+//!     };
+//!     match tf.finish_login(&pending, factor, remember.then_some("this browser"), ctx).await {
+//!         Ok(granted) => {
+//!             session.log_in(pending.user());
+//!             let set = granted.device_token.map(|t| DeviceCookie::new().set_cookie_header(pending.user(), &t));
+//!             Response::redirect("/").with_cookie(set)
+//!         }
+//!         Err(e) => error_response(&e, tf.clock().now()),
+//!     }
+//! }
+//!
+//! /// GET /2fa/setup (forced set-up), then POST /2fa/setup with the first code.
+//! async fn setup_page(tf: &Tf, session: &Session) -> Response {
+//!     let Some(p) = pending(session) else { return Response::redirect("/login") };
+//!     match tf.start_enrollment(p.principal(), p.user().as_str(), p.reauthenticated()).await {
+//!         Ok(s) => Response::page(format!("{}<p>Cannot scan it? {}</p>", s.qr_svg(), s.manual_key())),
+//!         Err(e) => error_response(&e, tf.clock().now()),
+//!     }
+//! }
+//! async fn setup_confirm(tf: &Tf, session: &mut Session, code: &str) -> Response {
+//!     let Some(p) = pending(session) else { return Response::redirect("/login") };
+//!     match tf.finish_enrollment(p.user(), code).await {
+//!         Ok(done) => {
+//!             if done.login_completed() { session.log_in(p.user()) }
+//!             Response::page(done.recovery_codes().expose_secret().join("\n")) // shown once
+//!         }
+//!         Err(e) => error_response(&e, tf.clock().now()),
+//!     }
+//! }
+//!
+//! /// Every error, one `match`: the status, `Retry-After`, and what the user reads.
+//! fn error_response(e: &Error, now: u64) -> Response {
+//!     let text = match e.kind() {
+//!         ErrorKind::WrongCode | ErrorKind::MalformedInput => "Invalid code.",
+//!         ErrorKind::Throttled => "Too many attempts: wait and try again.",
+//!         ErrorKind::NotAllowedNow | ErrorKind::Conflict => "Please log in again.",
+//!         _ => "Something went wrong on our side; please try again later.",
+//!     };
+//!     let response = Response { status: e.http_status(), body: text.into(), ..Default::default() };
+//!     match e.retry_after(now) { Some(s) => response.header("Retry-After", s.to_string()), None => response }
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! # let clock = std::sync::Arc::new(ManualClock::new(1_700_000_000));
+//! # let tf = TwoFactor::builder(MemoryStore::new()).mailer(RecordingMailer::new())
+//! #     .policy(RequiredForRoles::new(["employee"], WhenUnenrolled::BlockUntilEnrolled)).clock(clock.clone()).build();
+//! # let emma = Principal::new("emma").with_role("employee");
+//! # let ctx = LoginContext::new();
+//! # // First login: forced set-up, which logs her in.
+//! # let mut s = Session::default();
+//! # assert_eq!(after_password(&tf, &mut s, &emma, "", &ctx).await.location, "/2fa/setup");
+//! # let page = setup_page(&tf, &s).await;
+//! # let key = page.body.split("Cannot scan it? ").nth(1).unwrap().trim_end_matches("</p>").to_owned();
+//! # let secret = twofactor::Secret::from_base32(&key).unwrap();
+//! # let code = || Totp::default().generate(&secret, clock.now()).to_string();
+//! # let codes = setup_confirm(&tf, &mut s, &code()).await.body;
+//! # assert_eq!(codes.lines().count(), 10);
+//! # assert_eq!(s.user, Some(emma.user.clone()));
+//! # // Second login: a code, and "don't ask again on this device".
+//! # clock.advance(30);
+//! # let mut s = Session::default();
+//! # assert_eq!(after_password(&tf, &mut s, &emma, "", &ctx).await.location, "/2fa");
+//! # assert_eq!(second_step(&tf, &mut s, "12", false, &ctx).await.status, 400);
+//! # assert_eq!(second_step(&tf, &mut s, "000000", false, &ctx).await.status, 401);
+//! # let ok = second_step(&tf, &mut s, &code(), true, &ctx).await;
+//! # assert_eq!((ok.status, s.user.clone()), (303, Some(emma.user.clone())));
+//! # let cookie = ok.headers[0].1.split(';').next().unwrap().to_owned();
+//! # // Third login: the cookie skips the code.
+//! # let mut s = Session::default();
+//! # assert_eq!(after_password(&tf, &mut s, &emma, &cookie, &ctx).await.location, "/");
+//! # // A recovery code, typed sloppily, in the same input box.
+//! # let mut s = Session::default();
+//! # after_password(&tf, &mut s, &emma, "", &ctx).await;
+//! # let sloppy = codes.lines().next().unwrap().to_uppercase().replace('-', " ");
+//! # assert_eq!(second_step(&tf, &mut s, &sloppy, false, &ctx).await.status, 303);
+//! # // Wrong codes until the throttle answers 429 with Retry-After.
+//! # let mut s = Session::default();
+//! # after_password(&tf, &mut s, &emma, "", &ctx).await;
+//! # let mut last = Response::default();
+//! # for _ in 0..6 { last = second_step(&tf, &mut s, "000000", false, &ctx).await; }
+//! # assert_eq!(last.status, 429);
+//! # assert!(last.headers.iter().any(|(n, _)| n == "Retry-After"));
+//! # }
+//! ```
+//!
 //! ## Just the algorithms
 //!
 //! ```
