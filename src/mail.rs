@@ -12,6 +12,8 @@
 use core::fmt;
 use core::future::Future;
 
+pub use crate::vocabulary::DynError;
+
 use zeroize::Zeroizing;
 
 use crate::vocabulary::{LoginContext, UserId};
@@ -435,7 +437,7 @@ mod tests {
 
 pub use crate::vocabulary::BoxFuture;
 
-/// Any mailer, chosen at run time: a [`Mailer`] whose error is [`DynMailerError`].
+/// Any mailer, chosen at run time: a [`Mailer`] whose error is [`DynError`].
 ///
 /// [`Mailer`] returns `impl Future`, which makes it unusable as `dyn Mailer`; [`DynMail`] is
 /// its object-safe twin, implemented for every `Mailer`, and `Arc<dyn DynMail>` is a `Mailer`
@@ -457,38 +459,6 @@ pub use crate::vocabulary::BoxFuture;
 /// ```
 pub type DynMailer = std::sync::Arc<dyn DynMail>;
 
-/// A mailer's error, boxed: displays as the original and has the same source. Get the
-/// original back with [`DynMailerError::downcast_ref`] or [`DynMailerError::into_inner`].
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct DynMailerError(Box<dyn std::error::Error + Send + Sync + 'static>);
-
-impl DynMailerError {
-    /// Wraps a mailer's error.
-    #[must_use]
-    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        DynMailerError(Box::new(error))
-    }
-
-    /// The original error, if it is an `E`.
-    ///
-    /// ```
-    /// use twofactor::mail::{DynMailerError, NoMailerError, NoticeKind};
-    /// let e = DynMailerError::new(NoMailerError(NoticeKind::LoginCode));
-    /// assert!(e.downcast_ref::<NoMailerError>().is_some());
-    /// ```
-    #[must_use]
-    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
-        self.0.downcast_ref()
-    }
-
-    /// The original error, boxed.
-    #[must_use]
-    pub fn into_inner(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self.0
-    }
-}
-
 /// The object-safe form of [`Mailer`], implemented for every `Mailer`: use it as
 /// `Arc<dyn DynMail>` ([`DynMailer`]). Implement [`Mailer`], not this.
 pub trait DynMail: Send + Sync {
@@ -500,7 +470,7 @@ pub trait DynMail: Send + Sync {
         &'a self,
         user: &'a UserId,
         notice: &'a Notice,
-    ) -> BoxFuture<'a, Result<(), DynMailerError>>;
+    ) -> BoxFuture<'a, Result<(), DynError>>;
 }
 
 impl<M: Mailer> DynMail for M {
@@ -508,16 +478,16 @@ impl<M: Mailer> DynMail for M {
         &'a self,
         user: &'a UserId,
         notice: &'a Notice,
-    ) -> BoxFuture<'a, Result<(), DynMailerError>> {
-        Box::pin(async move { self.send(user, notice).await.map_err(DynMailerError::new) })
+    ) -> BoxFuture<'a, Result<(), DynError>> {
+        Box::pin(async move { self.send(user, notice).await.map_err(DynError::new) })
     }
 }
 
 /// `dyn DynMail` is a [`Mailer`], so `Arc<dyn DynMail>` ([`DynMailer`]) is too.
 impl Mailer for dyn DynMail {
-    type Error = DynMailerError;
+    type Error = DynError;
 
-    async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), DynMailerError> {
+    async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), DynError> {
         // Awaited here, not returned: a boxed future has one lifetime, these borrows two.
         self.send_boxed(user, notice).await
     }

@@ -508,6 +508,24 @@ impl From<DomainError> for Error {
     }
 }
 
+/// `Factor::parse(input)?` in a function that returns [`Error`]: input that is neither a TOTP
+/// code nor a recovery code is [`Error::Malformed`] (kind
+/// [`MalformedInput`](ErrorKind::MalformedInput), HTTP 400).
+///
+/// ```
+/// use twofactor::{Error, ErrorKind, Factor};
+/// fn factor(input: &str) -> Result<Factor<'_>, Error> {
+///     Ok(Factor::parse(input)?)
+/// }
+/// assert_eq!(factor("12 34!").unwrap_err().kind(), ErrorKind::MalformedInput);
+/// assert!(factor("123 456").is_ok());
+/// ```
+impl From<crate::account::FactorParseError> for Error {
+    fn from(e: crate::account::FactorParseError) -> Self {
+        Error::Malformed(MalformedInput::Factor(e))
+    }
+}
+
 impl From<Refusal> for Error {
     fn from(r: Refusal) -> Self {
         match r {

@@ -22,6 +22,42 @@ pub type BoxFuture<'a, T> = core::pin::Pin<Box<dyn core::future::Future<Output =
 /// A boxed error cause (of a store, a mailer, a cipher), for `#[source]` fields.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The error of a store or mailer chosen at run time ([`DynStore`](crate::store::DynStore),
+/// [`DynMailer`](crate::mail::DynMailer)): the original error, boxed. It displays as the
+/// original and has the same source; get it back with [`downcast_ref`](Self::downcast_ref) or
+/// [`into_inner`](Self::into_inner).
+///
+/// ```
+/// use twofactor::store::MemoryStoreError;
+/// use twofactor::vocabulary::DynError;
+/// let e = DynError::new(MemoryStoreError::Poisoned);
+/// assert!(e.downcast_ref::<MemoryStoreError>().is_some());
+/// assert_eq!(e.to_string(), "memory store lock poisoned");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct DynError(BoxError);
+
+impl DynError {
+    /// Wraps a store's or mailer's error.
+    #[must_use]
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        DynError(Box::new(error))
+    }
+
+    /// The original error, if it is an `E`.
+    #[must_use]
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+
+    /// The original error, boxed.
+    #[must_use]
+    pub fn into_inner(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self.0
+    }
+}
+
 /// Identifies a user of the host application.
 ///
 /// Hosts key users by integers, UUIDs or names; all convert into this string newtype.

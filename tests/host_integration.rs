@@ -14,9 +14,10 @@ use twofactor::account::{Factor, FactorKind, GrantReason, LoginContext, LoginDec
 use twofactor::cookie::DeviceCookie;
 use twofactor::mail::{DynMailer, NoMailer};
 use twofactor::policy::{NoTrustedDevices, Optional, RequiredForAll, WhenUnenrolled};
-use twofactor::store::{DynStore, DynStoreError};
+use twofactor::store::DynStore;
 use twofactor::testing::ManualClock;
 use twofactor::testing::RecordingMailer;
+use twofactor::vocabulary::DynError;
 use twofactor::{
     Clock, EnforcementPolicy, EnrollmentStatus, Error, MemoryStore, Principal, Requirement, Secret,
     Settings, TwoFactor, UserId,
@@ -250,9 +251,7 @@ async fn dyn_store_errors_fail_closed_and_keep_their_type() {
     let Error::Store(source) = &err else {
         panic!("{err:?}")
     };
-    let dyn_err = source
-        .downcast_ref::<DynStoreError>()
-        .expect("a DynStoreError");
+    let dyn_err = source.downcast_ref::<DynError>().expect("a DynError");
     assert!(dyn_err.downcast_ref::<Down>().is_some());
     assert_eq!(dyn_err.to_string(), "database down");
 }

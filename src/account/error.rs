@@ -75,6 +75,9 @@ pub enum MalformedInput {
     /// Not a recovery code.
     #[error("malformed recovery code: {0}")]
     RecoveryCode(#[from] RecoveryCodeError),
+    /// Neither a TOTP code nor a recovery code ([`Factor::parse`](super::Factor::parse)).
+    #[error("malformed code: {0}")]
+    Factor(#[from] super::FactorParseError),
 }
 
 /// A code check that did not pass. The [`Transition`](super::Transition) carrying it still holds

@@ -7,7 +7,7 @@
 use core::fmt;
 
 use super::crypto::{CodeKey, CodeKeys};
-use crate::otp::{DEFAULT_SECRET_BYTES, MAX_SECRET_BYTES, MIN_GENERATED_SECRET_BYTES, Totp};
+use crate::otp::{DEFAULT_SECRET_BYTES, MIN_GENERATED_SECRET_BYTES, Totp};
 
 /// One hour, in seconds.
 const HOUR: u64 = 3_600;
@@ -71,6 +71,11 @@ pub struct Settings {
 /// The defaults and the allowed ranges: [`Settings::default`] uses the `DEFAULT_*` values and
 /// [`SettingsBuilder::build`] refuses anything outside `MIN_*..=MAX_*`. Durations in seconds.
 impl Settings {
+    /// The longest secret [`SettingsBuilder::secret_bytes`] generates: 64 bytes (512 bits),
+    /// one HMAC block. Longer secrets can be *imported* (up to
+    /// [`otp::MAX_SECRET_BYTES`](crate::otp::MAX_SECRET_BYTES)), but a generated one must
+    /// still fit a QR code every authenticator app scans, and more bits add nothing.
+    pub const MAX_GENERATED_SECRET_BYTES: usize = 64;
     /// How long a started enrollment waits for its confirming code: 15 minutes.
     pub const DEFAULT_PENDING_ENROLLMENT_TTL: u64 = 15 * 60;
     /// How long an enrollment provisioned by an administrator and mailed to the user waits for the
@@ -341,7 +346,8 @@ impl SettingsBuilder {
         self.0.totp = totp;
         self
     }
-    /// Length of generated secrets in bytes (16 to 64; default 20 = 160 bits).
+    /// Length of generated secrets in bytes (16 to
+    /// [`Settings::MAX_GENERATED_SECRET_BYTES`] = 64; default 20 = 160 bits).
     pub fn secret_bytes(mut self, bytes: usize) -> Self {
         self.0.secret_bytes = bytes;
         self
@@ -448,7 +454,7 @@ impl SettingsBuilder {
             "secret_bytes",
             wide(s.secret_bytes),
             wide(MIN_GENERATED_SECRET_BYTES),
-            wide(MAX_SECRET_BYTES),
+            wide(Settings::MAX_GENERATED_SECRET_BYTES),
         )?;
         for (name, value) in [
             ("pending_enrollment_ttl", s.pending_enrollment_ttl),
@@ -558,6 +564,10 @@ mod tests {
         assert_eq!(e.name, "recovery_codes");
         let e = Settings::builder().secret_bytes(10).build().unwrap_err();
         assert_eq!(e.name, "secret_bytes");
+        // Imports may be longer, but a generated secret stays within one HMAC block.
+        let e = Settings::builder().secret_bytes(65).build().unwrap_err();
+        assert_eq!((e.name, e.max), ("secret_bytes", 64));
+        assert!(Settings::builder().secret_bytes(64).build().is_ok());
         let e = Settings::builder()
             .reauth_max_age(7_200)
             .build()

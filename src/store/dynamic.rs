@@ -29,51 +29,19 @@
 //! ```
 //!
 //! Each call costs one boxed future (an allocation) on top of the store's own work; the
-//! errors are boxed too, as [`DynStoreError`].
+//! errors are boxed too, as [`DynError`].
 
 use std::sync::Arc;
 
 use super::{SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 
-pub use crate::vocabulary::BoxFuture;
+pub use crate::vocabulary::{BoxFuture, DynError};
 
-/// Any store, chosen at run time: a [`UserStore`] whose error is [`DynStoreError`].
+/// Any store, chosen at run time: a [`UserStore`] whose error is [`DynError`].
 ///
 /// Build one with `Arc::new(store)` (it coerces).
 pub type DynStore = Arc<dyn DynUserStore>;
-
-/// A store's error, boxed: displays as the original and has the same source. Get the original
-/// back with [`DynStoreError::downcast_ref`] or [`DynStoreError::into_inner`].
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct DynStoreError(Box<dyn std::error::Error + Send + Sync + 'static>);
-
-impl DynStoreError {
-    /// Wraps a store's error.
-    #[must_use]
-    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        DynStoreError(Box::new(error))
-    }
-
-    /// The original error, if it is an `E`.
-    ///
-    /// ```
-    /// use twofactor::store::{DynStoreError, MemoryStoreError};
-    /// let e = DynStoreError::new(MemoryStoreError::Poisoned);
-    /// assert!(e.downcast_ref::<MemoryStoreError>().is_some());
-    /// ```
-    #[must_use]
-    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
-        self.0.downcast_ref()
-    }
-
-    /// The original error, boxed.
-    #[must_use]
-    pub fn into_inner(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self.0
-    }
-}
 
 /// The object-safe form of [`UserStore`], implemented for every `UserStore`: use it as
 /// `Arc<dyn DynUserStore>` ([`DynStore`]). Same contract as [`UserStore::load`] and
@@ -86,7 +54,7 @@ pub trait DynUserStore: Send + Sync {
     fn load_boxed<'a>(
         &'a self,
         user: &'a UserId,
-    ) -> BoxFuture<'a, Result<Option<Versioned>, DynStoreError>>;
+    ) -> BoxFuture<'a, Result<Option<Versioned>, DynError>>;
 
     /// [`UserStore::save`], boxed.
     ///
@@ -97,15 +65,15 @@ pub trait DynUserStore: Send + Sync {
         user: &'a UserId,
         record: &'a TwoFactorRecord,
         expected: Option<Version>,
-    ) -> BoxFuture<'a, Result<SaveOutcome, DynStoreError>>;
+    ) -> BoxFuture<'a, Result<SaveOutcome, DynError>>;
 }
 
 impl<S: UserStore> DynUserStore for S {
     fn load_boxed<'a>(
         &'a self,
         user: &'a UserId,
-    ) -> BoxFuture<'a, Result<Option<Versioned>, DynStoreError>> {
-        Box::pin(async move { self.load(user).await.map_err(DynStoreError::new) })
+    ) -> BoxFuture<'a, Result<Option<Versioned>, DynError>> {
+        Box::pin(async move { self.load(user).await.map_err(DynError::new) })
     }
 
     fn save_boxed<'a>(
@@ -113,11 +81,11 @@ impl<S: UserStore> DynUserStore for S {
         user: &'a UserId,
         record: &'a TwoFactorRecord,
         expected: Option<Version>,
-    ) -> BoxFuture<'a, Result<SaveOutcome, DynStoreError>> {
+    ) -> BoxFuture<'a, Result<SaveOutcome, DynError>> {
         Box::pin(async move {
             self.save(user, record, expected)
                 .await
-                .map_err(DynStoreError::new)
+                .map_err(DynError::new)
         })
     }
 }
@@ -125,9 +93,9 @@ impl<S: UserStore> DynUserStore for S {
 /// `dyn DynUserStore` is a [`UserStore`], so `Arc<dyn DynUserStore>` ([`DynStore`]) and
 /// `&dyn DynUserStore` are too.
 impl UserStore for dyn DynUserStore {
-    type Error = DynStoreError;
+    type Error = DynError;
 
-    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, DynStoreError> {
+    async fn load(&self, user: &UserId) -> Result<Option<Versioned>, DynError> {
         // Awaited here, not returned: a boxed future has one lifetime, these borrows two.
         self.load_boxed(user).await
     }
@@ -137,7 +105,7 @@ impl UserStore for dyn DynUserStore {
         user: &UserId,
         record: &TwoFactorRecord,
         expected: Option<Version>,
-    ) -> Result<SaveOutcome, DynStoreError> {
+    ) -> Result<SaveOutcome, DynError> {
         self.save_boxed(user, record, expected).await
     }
 }
@@ -175,7 +143,7 @@ mod tests {
 
     #[test]
     fn errors_keep_their_message_and_type() {
-        let e = DynStoreError::new(crate::store::MemoryStoreError::Poisoned);
+        let e = DynError::new(crate::store::MemoryStoreError::Poisoned);
         assert_eq!(e.to_string(), "memory store lock poisoned");
         assert!(
             e.into_inner()

@@ -23,7 +23,7 @@ pub mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use dynamic::{BoxFuture, DynStore, DynStoreError, DynUserStore};
+pub use dynamic::{BoxFuture, DynError, DynStore, DynUserStore};
 pub use memory::{MemoryStore, MemoryStoreError};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
