@@ -3,10 +3,10 @@
 //!
 //! - `round_trip`: one `load` and one compare-and-swap `save` of an existing user.
 //! - `round_trip_concurrent`: the same from 16 clients at once, each on its own user.
-//! - `full_login`: `begin_login` + `finish_login` with a TOTP code through the `TwoFactor`
+//! - `full_login`: `start_login` + `finish_login` with a TOTP code through the `TwoFactor`
 //!   service (policy: 2FA required), each iteration at the next 30 s time step so replay
 //!   protection admits it. Codes are computed before the clock starts (that is the user's
-//!   app's work). `begin_login` only loads (a TOTP challenge stores nothing), `finish_login`
+//!   app's work). `start_login` only loads (a TOTP challenge stores nothing), `finish_login`
 //!   loads and saves the used step: one load+save round trip plus one load per login.
 //! - `full_login/memory_sealed`: the memory store behind `SealedStore` (secrets encrypted at
 //!   rest with XChaCha20-Poly1305).
@@ -268,7 +268,7 @@ impl<S: UserStore> Client<S> {
         let ctx = LoginContext::new();
         let decision = self
             .tf
-            .begin_login(&self.who, None, &ctx)
+            .start_login(&self.who, None, &ctx)
             .await
             .expect("begin login");
         debug_assert!(matches!(decision, LoginDecision::Challenge { .. }));

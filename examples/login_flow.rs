@@ -49,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .device("Firefox on Linux");
 
     step("Alice logs in for the first time (the host checked her password)");
-    let decision = tf.begin_login(&alice, None, &browser).await?;
+    let decision = tf.start_login(&alice, None, &browser).await?;
     println!("decision: {decision:?}");
     // The session keeps the pending login (who, when the password was checked, until when).
     let LoginDecision::MustEnroll { pending } = decision else {
@@ -103,7 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("Next day: password, then a code; she ticks \"don't ask again on this device\"");
     clock.advance(DAY);
-    let decision = tf.begin_login(&alice, None, &browser).await?;
+    let decision = tf.start_login(&alice, None, &browser).await?;
     println!("decision: {decision:?}");
     let pending = decision.into_pending().ok_or("a challenge was expected")?;
     let code = app_code(clock.now());
@@ -127,7 +127,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("Someone replays the same code from a phishing page");
     let pending = tf
-        .begin_login(&alice, None, &browser)
+        .start_login(&alice, None, &browser)
         .await?
         .into_pending()
         .ok_or("a challenge")?;
@@ -141,7 +141,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("A week later, from the remembered browser: no code asked");
     clock.advance(7 * DAY);
-    match tf.begin_login(&alice, Some(&token), &browser).await? {
+    match tf.start_login(&alice, Some(&token), &browser).await? {
         LoginDecision::Granted {
             reason: GrantReason::TrustedDevice { .. },
         } => println!("granted: trusted device"),
@@ -151,7 +151,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     step("She loses her phone and logs in from a new laptop with a recovery code");
     let laptop = LoginContext::new().device("Safari on macOS");
     let pending = tf
-        .begin_login(&alice, None, &laptop)
+        .start_login(&alice, None, &laptop)
         .await?
         .into_pending()
         .ok_or("a challenge")?;
@@ -163,7 +163,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         granted.recovery_codes_left
     );
     let pending = tf
-        .begin_login(&alice, None, &laptop)
+        .start_login(&alice, None, &laptop)
         .await?
         .into_pending()
         .ok_or("a challenge")?;
@@ -180,7 +180,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!(
         "remembered browser now: {:?}",
-        tf.begin_login(&alice, Some(&token), &browser).await?
+        tf.start_login(&alice, Some(&token), &browser).await?
     );
 
     step("What she received, and what the audit trail recorded");

@@ -23,7 +23,7 @@
 //! let header = "theme=dark; __Host-2fa-device-0000000000000000=abc";
 //! let token: Option<&str> = cookies.token_from_header(header, &alice);
 //! assert_eq!(token, None); // no cookie for alice (and the other one is not hers)
-//! // let decision = tf.begin_login(&principal, token, &ctx).await?;
+//! // let decision = tf.start_login(&principal, token, &ctx).await?;
 //! // if token.is_some() && decision.forget_device_cookie() {
 //! //     response.append("Set-Cookie", cookies.removal_header(&alice));
 //! // }
@@ -132,7 +132,7 @@ impl DeviceCookie {
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// let principal = Principal::new("alice");
     /// let ctx = LoginContext::new();
-    /// # let pending = tf.begin_login(&principal, None, &ctx).await?.into_pending().unwrap();
+    /// # let pending = tf.start_login(&principal, None, &ctx).await?.into_pending().unwrap();
     /// let granted = tf
     ///     .finish_login(&pending, Factor::Totp(&code), Some("Firefox on Linux"), &ctx)
     ///     .await?;
@@ -170,7 +170,7 @@ impl DeviceCookie {
     }
 
     /// Finds `user`'s device token in a request's `Cookie` header value
-    /// (`a=1; __Host-2fa-device-...=<token>`), to pass to `begin_login`. Other users' device
+    /// (`a=1; __Host-2fa-device-...=<token>`), to pass to `start_login`. Other users' device
     /// cookies and other cookies are ignored. A value that is not a token as issued (64 hex
     /// digits; one pair of double quotes allowed) is `None`, like a missing cookie: it never
     /// reaches the store.

@@ -32,7 +32,7 @@
 //!
 //! // The host has checked alice's password. She has no authenticator yet. The answer carries
 //! // a pending login: keep it in her (server-side) session between the two steps.
-//! let decision = tf.begin_login(&alice, None, &ctx).await?;
+//! let decision = tf.start_login(&alice, None, &ctx).await?;
 //! let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
 //!
 //! // Enrollment: show the QR code (or the grouped key under "Cannot scan it?"). The pending
@@ -49,13 +49,13 @@
 //!
 //! // A later login: password (host), then the code from the app, with the pending login.
 //! clock.advance(30);
-//! let decision = tf.begin_login(&alice, None, &ctx).await?;
+//! let decision = tf.start_login(&alice, None, &ctx).await?;
 //! let LoginDecision::Challenge { pending } = decision else { panic!("{decision:?}") };
 //! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
 //! tf.finish_login(&pending, Factor::Totp(&code), None, &ctx).await?;
 //!
 //! // Each code works once: a replay fails like any wrong code.
-//! let pending = tf.begin_login(&alice, None, &ctx).await?.into_pending().unwrap();
+//! let pending = tf.start_login(&alice, None, &ctx).await?.into_pending().unwrap();
 //! assert!(matches!(
 //!     tf.finish_login(&pending, Factor::Totp(&code), None, &ctx).await,
 //!     Err(Error::InvalidCode)
@@ -110,7 +110,7 @@
 //! async fn after_password(tf: &Tf, session: &mut Session, who: &Principal, cookies: &str, ctx: &LoginContext) -> Response {
 //!     let jar = DeviceCookie::new();
 //!     let token = jar.token_from_header(cookies, &who.user);
-//!     let decision = match tf.begin_login(who, token, ctx).await {
+//!     let decision = match tf.start_login(who, token, ctx).await {
 //!         Ok(decision) => decision,
 //!         Err(e) => return error_response(&e, tf.clock().now()),
 //!     };
@@ -304,7 +304,7 @@ pub use policy::{
 pub use provision::{KeyUri, QrCode};
 pub use service::{Error, ErrorKind, TwoFactor};
 
-// The typed pending login `begin_login` hands out and `finish_login` takes back.
+// The typed pending login `start_login` hands out and `finish_login` takes back.
 pub use account::{PendingLogin, PendingStep};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

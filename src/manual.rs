@@ -81,7 +81,7 @@
 //! across any number of app servers that share the database.
 //!
 //! To save a load, [`finish_login`](crate::TwoFactor::finish_login) starts from the record
-//! that [`begin_login`](crate::TwoFactor::begin_login) kept in memory (see
+//! that [`start_login`](crate::TwoFactor::start_login) kept in memory (see
 //! [`login_snapshot_capacity`](crate::service::TwoFactorBuilder::login_snapshot_capacity)).
 //! A stale snapshot is harmless: its verdict counts only if the save with the snapshot's
 //! version succeeds, which proves the stored record *was* the snapshot; if another server,
@@ -126,19 +126,19 @@
 //!
 //! Under a policy that blocks users without an authenticator
 //! ([`WhenUnenrolled::BlockUntilEnrolled`](crate::WhenUnenrolled::BlockUntilEnrolled)),
-//! `begin_login` answers [`LoginDecision::MustEnroll`](crate::LoginDecision::MustEnroll), and
+//! `start_login` answers [`LoginDecision::MustEnroll`](crate::LoginDecision::MustEnroll), and
 //! only enrolling gets the user in. The two halves are linked explicitly:
 //!
-//! 1. **Re-authentication.** The password check just before `begin_login` is the fresh
+//! 1. **Re-authentication.** The password check just before `start_login` is the fresh
 //!    re-authentication that `start_enrollment` needs. `MustEnroll` carries a
 //!    [`PendingLogin`](crate::PendingLogin): keep it in the half-logged-in session and pass
-//!    `pending.principal()` and `pending.reauthenticated()` (the time `begin_login` ran) to
+//!    `pending.principal()` and `pending.reauthenticated()` (the time `start_login` ran) to
 //!    `start_enrollment`. It stays fresh for
 //!    [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes); after that
 //!    `start_enrollment` refuses it: ask for the password again. The proof lives in the
 //!    session, not in the record, because only the host knows *which* browser passed the
 //!    password check.
-//! 2. **Completion.** `begin_login` records the login as waiting for enrollment, open for
+//! 2. **Completion.** `start_login` records the login as waiting for enrollment, open for
 //!    [`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl) (15 minutes).
 //!    A successful `finish_enrollment` while it is open completes
 //!    it: [`Enrolled::login_completed`](crate::Enrolled::login_completed) is `true`, and the
@@ -164,7 +164,7 @@
 //! let alice = Principal::new("alice");
 //!
 //! // The password is right; the session keeps the pending login (who, and when).
-//! let decision = tf.begin_login(&alice, None, &LoginContext::new()).await?;
+//! let decision = tf.start_login(&alice, None, &LoginContext::new()).await?;
 //! let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
 //! assert_eq!(pending.reauthenticated(), Reauthenticated::at(clock.now()));
 //!
@@ -228,7 +228,7 @@
 //!     .build();
 //! let bob = Principal::new("bob");
 //! let ctx = LoginContext::new();
-//! let decision = tf.begin_login(&bob, None, &ctx).await?;
+//! let decision = tf.start_login(&bob, None, &ctx).await?;
 //! let LoginDecision::CodeMailed { pending } = decision else { panic!("{decision:?}") };
 //!
 //! // The password alone does not open the set-up page:
@@ -245,7 +245,7 @@
 //!
 //! ## Login challenges
 //!
-//! When `begin_login` asks an enrolled user for a TOTP or recovery code
+//! When `start_login` asks an enrolled user for a TOTP or recovery code
 //! ([`LoginDecision::Challenge`](crate::LoginDecision::Challenge)), it stores nothing: it
 //! loads the record, asks the policy and answers, with no write. A full login is one load +
 //! save round trip, not two. The link between the two steps is the
@@ -304,7 +304,7 @@
 //! matches on once (wrong code 401, throttled 429 with `Retry-After`, malformed input 400,
 //! not allowed now 403, conflict 409, unavailable 503, misconfigured 500: the table is on
 //! [`Error`](crate::Error)). Throttling in particular arrives one way, as
-//! [`Error::Throttled`](crate::Error::Throttled), from `begin_login` as from every call that
+//! [`Error::Throttled`](crate::Error::Throttled), from `start_login` as from every call that
 //! checks a code.
 //!
 //! ## Secrets

@@ -15,7 +15,7 @@
 //! | rotate | [`start_rotation`](TwoFactor::start_rotation)`(user, account, current_code, Reauthenticated)`, then `finish_enrollment` | [`EnrollmentStarted`] |
 //! | turn off | [`disable`](TwoFactor::disable)`(user, Reauthenticated, Factor)` | |
 //! | admin | [`reset_by_admin`](TwoFactor::reset_by_admin)`(user, admin)`, [`invite`](TwoFactor::invite)`(user, admin, link)`, [`start_enrollment_by_mail_dangerous`](TwoFactor::start_enrollment_by_mail_dangerous)`(user, admin, account)` | |
-//! | log in | [`begin_login`](TwoFactor::begin_login)`(&Principal, device_token, &LoginContext)` | [`LoginDecision`], with a [`PendingLogin`] to keep in the session |
+//! | log in | [`start_login`](TwoFactor::start_login)`(&Principal, device_token, &LoginContext)` | [`LoginDecision`], with a [`PendingLogin`] to keep in the session |
 //! | | [`finish_login`](TwoFactor::finish_login)`(&PendingLogin, Factor, remember_device, &LoginContext)` | [`LoginGranted`] (+ device token) |
 //! | | [`resend_mailed_code`](TwoFactor::resend_mailed_code)`(&PendingLogin, &LoginContext)` | new expiry |
 //! | devices | [`list_devices`](TwoFactor::list_devices), [`revoke_device`](TwoFactor::revoke_device), [`revoke_all_devices`](TwoFactor::revoke_all_devices) | |
@@ -25,13 +25,14 @@
 //! ## `&Principal` or `&UserId`
 //!
 //! A call takes the [`Principal`] (the user, their roles and tenant) when its outcome depends
-//! on the [policy](crate::policy): [`begin_login`](TwoFactor::begin_login) and
-//! [`finish_login`](TwoFactor::finish_login) (is a second factor required, may a code be
-//! mailed) and [`start_enrollment`](TwoFactor::start_enrollment) (may this user enroll
-//! without a second factor). Every other call acts on the user's record alone and takes the
-//! [`UserId`] (`&principal.user`): the policy cannot change what it does, so the host need not
-//! rebuild roles for it. Paired calls are named `start_*`/`finish_*` for enrollment and
-//! `begin_login`/`finish_login` for login.
+//! on the [policy](crate::policy): [`start_login`](TwoFactor::start_login) (is a second
+//! factor required, may a code be mailed) and [`start_enrollment`](TwoFactor::start_enrollment)
+//! (may this user enroll without a second factor). [`finish_login`](TwoFactor::finish_login)
+//! takes the [`PendingLogin`] that `start_login` handed out, which carries the principal the
+//! policy saw. Every other call acts on the user's record alone and takes the [`UserId`]
+//! (`&principal.user`): the policy cannot change what it does, so the host need not rebuild
+//! roles for it. Paired calls are named alike: `start_enrollment`/`finish_enrollment` and
+//! `start_login`/`finish_login`.
 //!
 //! ## Building one
 //!
@@ -75,7 +76,7 @@
 //! let ctx = LoginContext::new();
 //!
 //! // First login after the password check: she must enroll. Keep `pending` in her session.
-//! let decision = tf.begin_login(&alice, None, &ctx).await?;
+//! let decision = tf.start_login(&alice, None, &ctx).await?;
 //! let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
 //!
 //! // Enrollment: that password check is a fresh re-authentication.
@@ -90,16 +91,16 @@
 //! assert_eq!(enrolled.recovery_codes().len(), 10); // shown once
 //! assert!(enrolled.login_completed()); // and the login that had to enroll is complete
 //!
-//! // Next login: password, then a code with the pending login `begin_login` handed out.
+//! // Next login: password, then a code with the pending login `start_login` handed out.
 //! clock.advance(30);
-//! let decision = tf.begin_login(&alice, None, &ctx).await?;
+//! let decision = tf.start_login(&alice, None, &ctx).await?;
 //! let LoginDecision::Challenge { pending } = decision else { panic!("{decision:?}") };
 //! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
 //! let granted = tf.finish_login(&pending, Factor::Totp(&code), None, &ctx).await?;
 //! assert!(granted.device_token.is_none());
 //!
 //! // The same code again is refused, like any wrong code.
-//! let pending = tf.begin_login(&alice, None, &ctx).await?.into_pending().unwrap();
+//! let pending = tf.start_login(&alice, None, &ctx).await?.into_pending().unwrap();
 //! assert!(matches!(
 //!     tf.finish_login(&pending, Factor::Totp(&code), None, &ctx).await,
 //!     Err(Error::InvalidCode)
@@ -136,14 +137,14 @@ pub const DEFAULT_MAX_SAVE_ATTEMPTS: u32 = 16;
 /// [`TwoFactorBuilder::login_snapshot_capacity`]).
 pub const DEFAULT_LOGIN_SNAPSHOT_CAPACITY: usize = 10_000;
 
-/// The record `begin_login` ended with, for `finish_login` to start from.
+/// The record `start_login` ended with, for `finish_login` to start from.
 struct Snapshot {
     record: TwoFactorRecord,
     version: Option<Version>,
     loaded_at: u64,
 }
 
-/// A bounded, in-process map from user to the record `begin_login` loaded (or saved).
+/// A bounded, in-process map from user to the record `start_login` loaded (or saved).
 ///
 /// Only an optimisation: `finish_login` saves with the snapshot's version, so a stale
 /// snapshot ends in a compare-and-swap conflict and a fresh load, never in a verdict.
@@ -233,7 +234,7 @@ const SNAPSHOT_SWEEP_INTERVAL: u64 = 60;
 enum SnapshotUse {
     /// Forget it (every operation but the two steps of a login).
     Invalidate,
-    /// Replace it with the record this operation ends with (`begin_login`).
+    /// Replace it with the record this operation ends with (`start_login`).
     Write,
     /// Start the first attempt from it, if young enough (`finish_login`).
     Take,
@@ -255,7 +256,7 @@ enum SnapshotUse {
 /// | [`Misconfigured`](ErrorKind::Misconfigured) | [`SecretSealed`](Error::SecretSealed), [`UnknownCodeKey`](Error::UnknownCodeKey), [`Rng`](Error::Rng) | 500 | page the operator |
 ///
 /// Throttling is reported one way, as [`Error::Throttled`], by every call that can be
-/// throttled: [`begin_login`](TwoFactor::begin_login), [`finish_login`](TwoFactor::finish_login),
+/// throttled: [`start_login`](TwoFactor::start_login), [`finish_login`](TwoFactor::finish_login),
 /// [`resend_mailed_code`](TwoFactor::resend_mailed_code) and the calls that check a code.
 ///
 /// ```
@@ -294,7 +295,7 @@ pub enum Error {
     LoginExpired,
     /// The policy asks this unenrolled user for a mailed code at login, and they have not
     /// completed such a login recently: the password alone may not enroll an authenticator.
-    /// Log them in with the mailed code ([`TwoFactor::begin_login`], then
+    /// Log them in with the mailed code ([`TwoFactor::start_login`], then
     /// [`TwoFactor::finish_login`] with [`Factor::MailedCode`]), then start again.
     #[error("a login with the mailed code is required first")]
     SecondFactorRequired,
@@ -777,7 +778,7 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
     /// How many users' login snapshots to keep (default [`DEFAULT_LOGIN_SNAPSHOT_CAPACITY`];
     /// `0` turns them off).
     ///
-    /// [`TwoFactor::begin_login`] keeps the record it ended with, in memory, for
+    /// [`TwoFactor::start_login`] keeps the record it ended with, in memory, for
     /// [`TwoFactor::finish_login`]'s first attempt: a full login is then one load and one
     /// save instead of two loads and a save. It is only ever a starting point: the save is
     /// the usual compare-and-swap with the snapshot's version, so a record changed meanwhile
@@ -1088,7 +1089,7 @@ where
     /// factor: Totp }` after `Enrolled`. Log in the session that received `MustEnroll`; when
     /// it is `false`, ask for the password again (the next login asks for a code). That
     /// enrollment starts with `Reauthenticated::at(t)`, `t` the time of the password check
-    /// that preceded [`begin_login`](Self::begin_login); see the
+    /// that preceded [`start_login`](Self::start_login); see the
     /// [manual](crate::manual#forced-enrollment-at-login).
     ///
     /// # Errors
@@ -1454,7 +1455,7 @@ where
     /// # clock.advance(30);
     /// let principal = Principal::new("alice").with_role("staff");
     /// let token_cookie: Option<&str> = None;
-    /// match tf.begin_login(&principal, token_cookie, &LoginContext::new()).await? {
+    /// match tf.start_login(&principal, token_cookie, &LoginContext::new()).await? {
     ///     LoginDecision::Granted { .. } => { /* log in */ }
     ///     LoginDecision::Challenge { pending } => {
     ///         /* keep `pending` in the session, ask for a code, then finish_login(&pending, ..) */
@@ -1469,7 +1470,7 @@ where
     /// # }
     /// ```
     #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
-    pub async fn begin_login(
+    pub async fn start_login(
         &self,
         principal: &Principal,
         device_token: Option<&str>,
@@ -1484,7 +1485,7 @@ where
                     let requirement =
                         self.policy
                             .requirement(principal, &r.enrollment_status(), now);
-                    r.begin_login(
+                    r.start_login(
                         principal,
                         now,
                         &requirement,
@@ -1500,7 +1501,7 @@ where
     }
 
     /// The second step of a login: checks a TOTP code, a recovery code or a mailed code for
-    /// the [`PendingLogin`] that [`begin_login`](Self::begin_login) handed out. There is no
+    /// the [`PendingLogin`] that [`start_login`](Self::start_login) handed out. There is no
     /// other way to check a login's second factor.
     ///
     /// After `pending`'s [`expires_at`](PendingLogin::expires_at) it refuses with
@@ -1509,7 +1510,7 @@ where
     /// mailed-code login, anything on a `MustEnroll`) is counted and refused as
     /// [`Error::InvalidCode`]. Otherwise the check is counted against the throttle first,
     /// replays are refused, and the policy is asked fresh about `pending.principal()`. A
-    /// TOTP or recovery code needs an enrolled user, not a stored challenge (`begin_login`
+    /// TOTP or recovery code needs an enrolled user, not a stored challenge (`start_login`
     /// stores none); a mailed code must also arrive while its stored login is open. Whatever
     /// `pending` says and the policy answers, nothing is granted without a factor verified
     /// against the stored record (see [`PendingLogin`] for why an edited value cannot grant
@@ -1517,7 +1518,7 @@ where
     /// `remember_device` (a label such as "Firefox on Linux") and a policy that allows
     /// trusted devices, the result carries a device token for a cookie.
     ///
-    /// Its first attempt starts from the record this service's `begin_login` kept for the
+    /// Its first attempt starts from the record this service's `start_login` kept for the
     /// user, if it is younger than [`Settings::login_challenge_ttl`], instead of loading it:
     /// a full login is one load and one save. The snapshot only counts if the
     /// compare-and-swap save with its version succeeds; on a conflict, or when the verdict
@@ -1554,7 +1555,7 @@ where
     /// # clock.advance(30);
     /// let principal = Principal::new("alice");
     /// let ctx = LoginContext::new().device("Firefox on Linux");
-    /// let decision = tf.begin_login(&principal, None, &ctx).await?;
+    /// let decision = tf.start_login(&principal, None, &ctx).await?;
     /// let pending = decision.pending().expect("a challenge"); // kept in the session
     /// let code = Totp::default().generate(&app, clock.now()).to_string();
     /// let granted = tf
@@ -1562,7 +1563,7 @@ where
     ///     .await?;
     /// let cookie = granted.device_token.expect("the policy allows trusted devices");
     /// // Next time, the cookie skips the code:
-    /// let decision = tf.begin_login(&principal, Some(cookie.expose_secret()), &ctx).await?;
+    /// let decision = tf.start_login(&principal, Some(cookie.expose_secret()), &ctx).await?;
     /// assert!(matches!(decision, LoginDecision::Granted { .. }));
     /// # Ok(())
     /// # }
@@ -1635,7 +1636,7 @@ where
     /// #     .build();
     /// # let alice = UserId::new("alice");
     /// let ctx = LoginContext::new();
-    /// let decision = tf.begin_login(&Principal::new("alice"), None, &ctx).await?;
+    /// let decision = tf.start_login(&Principal::new("alice"), None, &ctx).await?;
     /// let LoginDecision::CodeMailed { pending } = decision else { panic!("{decision:?}") };
     /// let expires_at = tf.resend_mailed_code(&pending, &ctx).await?;
     /// assert_eq!(expires_at, clock.now() + 3_600);
@@ -1694,7 +1695,7 @@ where
     /// # clock.advance(30);
     /// # let p = Principal::new("alice");
     /// # let ctx = LoginContext::new();
-    /// # let pending = tf.begin_login(&p, None, &ctx).await?.into_pending().unwrap();
+    /// # let pending = tf.start_login(&p, None, &ctx).await?.into_pending().unwrap();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # tf.finish_login(&pending, Factor::Totp(&code), Some("phone"), &ctx).await?;
     /// for device in tf.list_devices(&alice).await? {
@@ -1737,7 +1738,7 @@ where
     /// # clock.advance(30);
     /// # let p = Principal::new("alice");
     /// # let ctx = LoginContext::new();
-    /// # let pending = tf.begin_login(&p, None, &ctx).await?.into_pending().unwrap();
+    /// # let pending = tf.start_login(&p, None, &ctx).await?.into_pending().unwrap();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # tf.finish_login(&pending, Factor::Totp(&code), Some("phone"), &ctx).await?;
     /// let devices = tf.list_devices(&alice).await?;
@@ -1782,7 +1783,7 @@ where
     /// # clock.advance(30);
     /// # let p = Principal::new("alice");
     /// # let ctx = LoginContext::new();
-    /// # let pending = tf.begin_login(&p, None, &ctx).await?.into_pending().unwrap();
+    /// # let pending = tf.start_login(&p, None, &ctx).await?.into_pending().unwrap();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
     /// # tf.finish_login(&pending, Factor::Totp(&code), Some("phone"), &ctx).await?;
     /// assert_eq!(tf.revoke_all_devices(&alice).await?, 1);

@@ -106,12 +106,12 @@ async fn full_host_flow(store_kind: &str) {
     let tf = app(store, "required", &clock);
     let alice = Principal::new("alice");
     let ctx = LoginContext::new();
-    let decision = tf.begin_login(&alice, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&alice, None, &ctx).await.unwrap();
     assert!(matches!(decision, LoginDecision::MustEnroll { .. }));
     let (secret, codes) = enroll(&tf, &clock, &alice.user).await;
 
     // TOTP, typed as the app shows it.
-    let decision = tf.begin_login(&alice, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&alice, None, &ctx).await.unwrap();
     let LoginDecision::Challenge { pending } = decision else {
         panic!("{decision:?}")
     };
@@ -142,7 +142,7 @@ async fn full_host_flow(store_kind: &str) {
     let presented = cookies.token_from_header(&request, &alice.user);
     assert_eq!(presented, Some(token.expose_secret()));
     clock.advance(60);
-    let decision = tf.begin_login(&alice, presented, &ctx).await.unwrap();
+    let decision = tf.start_login(&alice, presented, &ctx).await.unwrap();
     assert!(
         matches!(
             &decision,
@@ -158,7 +158,7 @@ async fn full_host_flow(store_kind: &str) {
     let factor = Factor::parse(&typed).unwrap();
     assert_eq!(factor.kind(), FactorKind::RecoveryCode);
     let pending = tf
-        .begin_login(&alice, None, &ctx)
+        .start_login(&alice, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -245,7 +245,7 @@ async fn dyn_store_errors_fail_closed_and_keep_their_type() {
     let clock = clock();
     let tf = app(Arc::new(Broken), "required", &clock);
     let err = tf
-        .begin_login(&Principal::new("alice"), None, &LoginContext::new())
+        .start_login(&Principal::new("alice"), None, &LoginContext::new())
         .await
         .unwrap_err();
     let Error::Store(source) = &err else {
@@ -298,7 +298,7 @@ async fn with_trusted_device() -> Trusted {
     let alice = Principal::new("alice");
     let (secret, _) = enroll(&tf, &clock, &alice.user).await;
     let pending = tf
-        .begin_login(&alice, None, &LoginContext::new())
+        .start_login(&alice, None, &LoginContext::new())
         .await
         .unwrap()
         .into_pending()
@@ -322,7 +322,7 @@ async fn with_trusted_device() -> Trusted {
 }
 
 async fn begin(tf: &App, who: &str, token: Option<&str>) -> LoginDecision {
-    tf.begin_login(&Principal::new(who), token, &LoginContext::new())
+    tf.start_login(&Principal::new(who), token, &LoginContext::new())
         .await
         .unwrap()
 }

@@ -87,7 +87,7 @@ async fn password_alone_cannot_enroll_under_a_mail_code_policy() {
         let (tf, clock) = service(policy);
         let ctx = LoginContext::new();
         let password_checked_at = clock.now();
-        let decision = tf.begin_login(&mallory, None, &ctx).await.unwrap();
+        let decision = tf.start_login(&mallory, None, &ctx).await.unwrap();
         assert!(
             matches!(decision, LoginDecision::CodeMailed { .. }),
             "{name}: {decision:?}"
@@ -108,7 +108,7 @@ async fn password_alone_cannot_enroll_under_a_mail_code_policy() {
         tf.finish_enrollment(&mallory.user, &code).await.unwrap();
         clock.advance(30);
         let pending = tf
-            .begin_login(&mallory, None, &ctx)
+            .start_login(&mallory, None, &ctx)
             .await
             .unwrap()
             .into_pending()
@@ -129,7 +129,7 @@ async fn a_mailed_code_login_opens_enrollment_for_ten_minutes() {
         let (tf, clock) = service(policy);
         let ctx = LoginContext::new();
         let pending = tf
-            .begin_login(&bob, None, &ctx)
+            .start_login(&bob, None, &ctx)
             .await
             .unwrap()
             .into_pending()
@@ -146,7 +146,7 @@ async fn a_mailed_code_login_opens_enrollment_for_ten_minutes() {
         assert!(matches!(late, Err(Error::SecondFactorRequired)), "{name}");
         // A new login with a mailed code; then the set-up page works, end to end.
         let pending = tf
-            .begin_login(&bob, None, &ctx)
+            .start_login(&bob, None, &ctx)
             .await
             .unwrap()
             .into_pending()
@@ -175,7 +175,7 @@ async fn a_trusted_device_login_does_not_open_enrollment() {
     let bob = Principal::new("bob");
     let ctx = LoginContext::new();
     let pending = tf
-        .begin_login(&bob, None, &ctx)
+        .start_login(&bob, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -189,7 +189,7 @@ async fn a_trusted_device_login_does_not_open_enrollment() {
         .expect("trusted devices allowed");
     clock.advance(3_600);
     let decision = tf
-        .begin_login(&bob, Some(token.expose_secret()), &ctx)
+        .start_login(&bob, Some(token.expose_secret()), &ctx)
         .await
         .unwrap();
     assert!(matches!(decision, LoginDecision::Granted { .. }));
@@ -215,7 +215,7 @@ async fn grace_period_and_forced_enrollment_need_only_the_password() {
         let carol = Principal::new("carol");
         let password_checked_at = clock.now();
         let decision = tf
-            .begin_login(&carol, None, &LoginContext::new())
+            .start_login(&carol, None, &LoginContext::new())
             .await
             .unwrap();
         assert!(matches!(

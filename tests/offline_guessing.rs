@@ -158,7 +158,7 @@ fn login(
     twofactor::account::Transition<twofactor::account::Checked<twofactor::account::LoginGranted>>,
     DomainError,
 > {
-    // The pending login `begin_login` hands out for this kind of factor.
+    // The pending login `start_login` hands out for this kind of factor.
     let step = match factor {
         Factor::MailedCode(_) => twofactor::PendingStep::MailedCode {
             code_expires_at: now + 3_600,
@@ -195,7 +195,7 @@ fn a_mailed_code_cannot_be_tested_offline_with_a_key() {
     // them; without it, exactly the mailed one (what the key is for).
     for (settings, keyed) in [(keyed_settings(), true), (Settings::default(), false)] {
         let t = TwoFactorRecord::default()
-            .begin_login(
+            .start_login(
                 &twofactor::Principal::new("u"),
                 NOW,
                 &mail_code(),

@@ -1,4 +1,4 @@
-//! The typed pending login: `finish_login` takes what `begin_login` handed out, enforces its
+//! The typed pending login: `finish_login` takes what `start_login` handed out, enforces its
 //! deadline and the factors it accepts, and an edited value (serialized, changed, read back, as
 //! from a session the client could write) never gets further than the stored record allows.
 
@@ -56,7 +56,7 @@ fn logins(h: &Harness<MemoryStore>, who: &Principal) -> usize {
 }
 
 #[tokio::test]
-async fn the_pending_login_carries_what_begin_login_decided() {
+async fn the_pending_login_carries_what_start_login_decided() {
     let h = Harness::new(Arc::new(MemoryStore::new()), roles);
     let alice = Principal::new("alice").with_role("staff").in_tenant("acme");
     h.enroll(&alice.user).await;
@@ -266,7 +266,7 @@ async fn other_accepted_factors_reach_only_what_the_record_holds() {
 async fn a_must_enroll_pending_login_refuses_every_factor_and_supplies_enrollment() {
     let h = Harness::new(Arc::new(MemoryStore::new()), required);
     let alice = Principal::new("alice").with_role("staff");
-    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    let decision = h.tf.start_login(&alice, None, &ctx()).await.unwrap();
     let LoginDecision::MustEnroll { pending } = decision else {
         panic!("{decision:?}")
     };
@@ -317,7 +317,7 @@ async fn a_must_enroll_pending_login_refuses_every_factor_and_supplies_enrollmen
 async fn a_forged_must_enroll_under_a_mail_code_policy_does_not_open_enrollment() {
     let h = Harness::new(Arc::new(MemoryStore::new()), mail_code);
     let bob = Principal::new("bob");
-    let decision = h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let decision = h.tf.start_login(&bob, None, &ctx()).await.unwrap();
     let LoginDecision::CodeMailed { pending } = decision else {
         panic!("{decision:?}")
     };
@@ -347,7 +347,7 @@ async fn a_forged_must_enroll_under_a_mail_code_policy_does_not_open_enrollment(
 async fn resending_needs_a_mailed_code_pending_login_that_is_still_open() {
     let h = Harness::new(Arc::new(MemoryStore::new()), mail_code);
     let bob = Principal::new("bob");
-    let decision = h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let decision = h.tf.start_login(&bob, None, &ctx()).await.unwrap();
     let pending = decision.into_pending().unwrap();
     h.clock.advance(60);
     let expires = h.tf.resend_mailed_code(&pending, &ctx()).await.unwrap();

@@ -96,7 +96,7 @@ impl World {
 
     async fn decision(&self, who: &Principal) -> LoginDecision {
         self.tf
-            .begin_login(who, None, &LoginContext::new())
+            .start_login(who, None, &LoginContext::new())
             .await
             .expect("begin login")
     }

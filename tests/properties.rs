@@ -11,7 +11,7 @@
 //! 2. no TOTP time step, recovery code or mailed code is accepted twice;
 //! 3. a typed input error (malformed code) or a throttled attempt leaves the stored record
 //!    exactly as it was;
-//! 4. `begin_login` writes only for answers that need new state (a mailed code, a login
+//! 4. `start_login` writes only for answers that need new state (a mailed code, a login
 //!    waiting for enrollment, a trusted device's use): a challenge for a TOTP or recovery code,
 //!    a policy grant or a denial leaves the stored record and its version exactly as they were.
 //!
@@ -396,15 +396,15 @@ impl Case {
         };
         let decision = self
             .tf
-            .begin_login(&self.p, token.as_deref(), &self.ctx)
+            .start_login(&self.p, token.as_deref(), &self.ctx)
             .await;
         let decision = match decision {
             Ok(d) => d,
             Err(e) => {
-                prop_assert!(!infrastructure(&e), "begin_login: {e:?}");
-                prop_assert!(matches!(e, Error::Throttled { .. }), "begin_login: {e:?}");
+                prop_assert!(!infrastructure(&e), "start_login: {e:?}");
+                prop_assert!(matches!(e, Error::Throttled { .. }), "start_login: {e:?}");
                 let after = snapshot(&self.tf, &self.p).await;
-                prop_assert_eq!(&before_snapshot, &after, "a throttled begin_login wrote");
+                prop_assert_eq!(&before_snapshot, &after, "a throttled start_login wrote");
                 return Ok(());
             }
         };
@@ -421,7 +421,7 @@ impl Case {
             prop_assert_eq!(
                 &before_snapshot,
                 &after,
-                "begin_login wrote the record for {:?}",
+                "start_login wrote the record for {:?}",
                 decision
             );
         }
@@ -876,7 +876,7 @@ proptest! {
             // The victim enrolled (after a login with the mailed code where the policy asks
             // for one); the attacker knows the password, not the secret.
             let ctx = LoginContext::new();
-            if let Ok(LoginDecision::CodeMailed { pending }) = tf.begin_login(&p, None, &ctx).await {
+            if let Ok(LoginDecision::CodeMailed { pending }) = tf.start_login(&p, None, &ctx).await {
                 let code = tf.mailer().last_login_code_for(&p.user).expect("mailed");
                 tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
                     .await
@@ -893,7 +893,7 @@ proptest! {
             for (wait, guess) in guesses {
                 tf.clock().advance(wait);
                 // A throttled login is refused outright, like a throttled code.
-                let decision = match tf.begin_login(&p, None, &ctx).await {
+                let decision = match tf.start_login(&p, None, &ctx).await {
                     Ok(decision) => Some(decision),
                     Err(Error::Throttled { .. }) => None,
                     Err(e) => return Err(TestCaseError::fail(format!("begin: {e:?}"))),
@@ -931,7 +931,7 @@ proptest! {
     }
 }
 
-/// A pending login for `p` at `now` that accepts `kind`, as a host holds from `begin_login`.
+/// A pending login for `p` at `now` that accepts `kind`, as a host holds from `start_login`.
 fn held_pending(p: &Principal, now: u64, kind: FactorKind) -> PendingLogin {
     let step = match kind {
         FactorKind::MailedCode => PendingStep::MailedCode {

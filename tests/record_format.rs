@@ -161,7 +161,7 @@ async fn memory_store_refuses_wrong_shapes_and_keeps_the_row() {
         }
         for policy in [optional as common::flows::Policy, required] {
             let h = Harness::new(store.clone(), policy);
-            let begin = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
+            let begin = h.tf.start_login(&alice, None, &LoginContext::new()).await;
             assert!(matches!(begin, Err(Error::Store(_))), "{bad}: {begin:?}");
             let step = twofactor::PendingStep::SecondFactor {
                 methods: vec![twofactor::FactorKind::Totp],
@@ -211,7 +211,7 @@ mod sealed {
             strict.load(&alice.user).await,
             Err(SealedStoreError::Untagged { .. })
         ));
-        let begin = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
+        let begin = h.tf.start_login(&alice, None, &LoginContext::new()).await;
         assert!(matches!(begin, Err(Error::Store(_))), "{begin:?}");
 
         // While migrating, a tagged record must still verify: tampering stays refused.

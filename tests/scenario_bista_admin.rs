@@ -116,7 +116,7 @@ async fn the_admin_creates_2fa_the_secret_reaches_the_user_by_mail_and_the_user_
     assert!(!format!("{:?}", tf.mailer().sent()).contains(key.secret().to_base32().as_str()));
 
     // Not enrolled until the user confirms: the login still goes to set-up.
-    let decision = tf.begin_login(&sales, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&sales, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -130,7 +130,7 @@ async fn the_admin_creates_2fa_the_secret_reaches_the_user_by_mail_and_the_user_
 
     // Login: "the user will be asked to add the secret code password", for one-time use.
     tf.clock().set(T0 + 60);
-    let decision = tf.begin_login(&sales, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&sales, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -143,7 +143,7 @@ async fn the_admin_creates_2fa_the_secret_reaches_the_user_by_mail_and_the_user_
         .unwrap();
     assert_eq!(granted.factor, FactorKind::Totp);
     let pending = tf
-        .begin_login(&sales, None, &ctx)
+        .start_login(&sales, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -211,7 +211,7 @@ async fn a_deployment_chooses_a_60_second_code_period() {
     let t = (e + 5) * 60 + 59;
     tf.clock().set(t);
     let pending = tf
-        .begin_login(&sales, None, &ctx)
+        .start_login(&sales, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -224,7 +224,7 @@ async fn a_deployment_chooses_a_60_second_code_period() {
     // ... and one step late (clock drift, slow typing), but not two.
     tf.clock().set((e + 8) * 60 + 59);
     let pending = tf
-        .begin_login(&sales, None, &ctx)
+        .start_login(&sales, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -236,7 +236,7 @@ async fn a_deployment_chooses_a_60_second_code_period() {
     let now = (e + 12) * 60;
     tf.clock().set(now);
     let pending = tf
-        .begin_login(&sales, None, &ctx)
+        .start_login(&sales, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -294,7 +294,7 @@ async fn changing_the_period_later_keeps_enrolled_users_on_theirs() {
         Some(T0)
     );
     let pending = thirty
-        .begin_login(&sales, None, &ctx)
+        .start_login(&sales, None, &ctx)
         .await
         .unwrap()
         .into_pending()

@@ -96,7 +96,7 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
     let user = &demo.user;
     let ctx = LoginContext::new();
 
-    let decision = tf.begin_login(&demo, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&demo, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -130,7 +130,7 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
     ));
     let forged_token = "ab".repeat(32);
     let decision = tf
-        .begin_login(&demo, Some(&forged_token), &ctx)
+        .start_login(&demo, Some(&forged_token), &ctx)
         .await
         .unwrap();
     assert!(
@@ -140,7 +140,7 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
     // No code is ever mailed in place of the app, and waiting changes nothing (no grace).
     assert!(!tf.mailer().kinds_for(user).contains(&NoticeKind::LoginCode));
     tf.clock().advance(30 * DAY);
-    let decision = tf.begin_login(&demo, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&demo, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -169,7 +169,7 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
         .await,
         Err(Error::InvalidCode)
     ));
-    let decision = tf.begin_login(&demo, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&demo, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -185,7 +185,7 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
 
     // From now on: a code at every login.
     tf.clock().advance(30);
-    let decision = tf.begin_login(&demo, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&demo, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -214,7 +214,7 @@ async fn existing_users_are_prompted_on_next_login() {
     let casual = Principal::new("casual");
     let secret = set_up_totp(&before, &careful.user).await;
     assert_eq!(
-        before.begin_login(&casual, None, &ctx).await.unwrap(),
+        before.start_login(&casual, None, &ctx).await.unwrap(),
         LoginDecision::Granted {
             reason: GrantReason::NotRequired
         }
@@ -222,12 +222,12 @@ async fn existing_users_are_prompted_on_next_login() {
 
     // kw_2fa installed on the same database.
     let after = service(Arc::clone(&store), kw_2fa_policy(), T0 + DAY);
-    let decision = after.begin_login(&casual, None, &ctx).await.unwrap();
+    let decision = after.start_login(&casual, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
     );
-    let decision = after.begin_login(&careful, None, &ctx).await.unwrap();
+    let decision = after.start_login(&careful, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -255,7 +255,7 @@ async fn no_trusted_devices_a_code_at_every_login() {
     let secret = set_up_totp(&before, &demo.user).await;
     before.clock().advance(30);
     let pending = before
-        .begin_login(&demo, None, &ctx)
+        .start_login(&demo, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -275,7 +275,7 @@ async fn no_trusted_devices_a_code_at_every_login() {
     let tf = service(Arc::clone(&store), kw_2fa_policy(), T0 + 60);
     // The old cookie never skips the challenge.
     let decision = tf
-        .begin_login(&demo, Some(old_token.expose_secret()), &ctx)
+        .start_login(&demo, Some(old_token.expose_secret()), &ctx)
         .await
         .unwrap();
     assert!(
@@ -309,7 +309,7 @@ async fn no_trusted_devices_a_code_at_every_login() {
     // The next login, on the same device, a minute later: asked again.
     tf.clock().advance(60);
     let decision = tf
-        .begin_login(&demo, Some(old_token.expose_secret()), &ctx)
+        .start_login(&demo, Some(old_token.expose_secret()), &ctx)
         .await
         .unwrap();
     assert!(
@@ -327,7 +327,7 @@ async fn the_superuser_is_exempt_and_the_audit_trail_says_so_every_time() {
 
     for _ in 0..2 {
         assert_eq!(
-            tf.begin_login(&root, None, &ctx).await.unwrap(),
+            tf.start_login(&root, None, &ctx).await.unwrap(),
             LoginDecision::Granted {
                 reason: GrantReason::Exempt {
                     reason: "superuser".to_owned()
@@ -352,7 +352,7 @@ async fn the_superuser_is_exempt_and_the_audit_trail_says_so_every_time() {
     assert_eq!(exemptions, [T0, T0 + 60]);
 
     // Administrators other than root are not exempt.
-    let decision = tf.begin_login(&admin, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&admin, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -361,7 +361,7 @@ async fn the_superuser_is_exempt_and_the_audit_trail_says_so_every_time() {
     // Root may still set up TOTP; then root answers its own challenge like everyone.
     let secret = set_up_totp(&tf, &root.user).await;
     tf.clock().advance(30);
-    let decision = tf.begin_login(&root, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&root, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -378,11 +378,11 @@ async fn the_enrollment_history_is_in_the_audit_trail() {
     let tf = kw_2fa();
     let demo = Principal::new("demo");
     let ctx = LoginContext::new();
-    tf.begin_login(&demo, None, &ctx).await.unwrap();
+    tf.start_login(&demo, None, &ctx).await.unwrap();
     let secret = set_up_totp(&tf, &demo.user).await;
     tf.clock().advance(30);
     let pending = tf
-        .begin_login(&demo, None, &ctx)
+        .start_login(&demo, None, &ctx)
         .await
         .unwrap()
         .into_pending()

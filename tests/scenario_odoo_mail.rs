@@ -78,7 +78,7 @@ async fn employees_only_mails_a_code_to_employees_and_leaves_portal_users_alone(
 
     // The employee has no authenticator app: a code is mailed at login.
     let marc = employee();
-    let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&marc, None, &ctx).await.unwrap();
     let pending = code_mailed(&decision, T0 + HOUR);
     let Some(Notice::LoginCode {
         expires_at,
@@ -116,7 +116,7 @@ async fn employees_only_mails_a_code_to_employees_and_leaves_portal_users_alone(
     // A portal user is not enforced under "Employees only": password only, no mail.
     let joel = portal_user();
     assert_eq!(
-        tf.begin_login(&joel, None, &ctx).await.unwrap(),
+        tf.start_login(&joel, None, &ctx).await.unwrap(),
         LoginDecision::Granted {
             reason: GrantReason::NotRequired
         }
@@ -129,7 +129,7 @@ async fn all_users_mails_a_code_to_portal_users_too() {
     let tf = odoo(all_users());
     let ctx = LoginContext::new();
     for p in [employee(), portal_user()] {
-        let decision = tf.begin_login(&p, None, &ctx).await.unwrap();
+        let decision = tf.start_login(&p, None, &ctx).await.unwrap();
         let pending = code_mailed(&decision, T0 + HOUR);
         let code = mailed_code(&tf, &p);
         tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
@@ -151,7 +151,7 @@ async fn an_enforced_user_with_an_app_is_asked_for_the_app_code_not_mailed() {
         Err(Error::SecondFactorRequired)
     ));
     let pending = tf
-        .begin_login(&marc, None, &ctx)
+        .start_login(&marc, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -169,7 +169,7 @@ async fn an_enforced_user_with_an_app_is_asked_for_the_app_code_not_mailed() {
     tf.finish_enrollment(&marc.user, &code).await.unwrap();
 
     tf.clock().advance(30);
-    let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&marc, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -196,7 +196,7 @@ async fn the_mailed_code_is_valid_for_one_hour_and_only_once() {
 
     // Valid at 59:59.
     let pending = tf
-        .begin_login(&marc, None, &ctx)
+        .start_login(&marc, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -217,7 +217,7 @@ async fn the_mailed_code_is_valid_for_one_hour_and_only_once() {
     let sent_at = T0 + 2 * HOUR;
     tf.clock().set(sent_at);
     let pending = tf
-        .begin_login(&marc, None, &ctx)
+        .start_login(&marc, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -269,7 +269,7 @@ async fn asking_again_mails_a_new_code_that_replaces_the_old_one() {
     let marc = employee();
     let ctx = LoginContext::new();
     let pending = tf
-        .begin_login(&marc, None, &ctx)
+        .start_login(&marc, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -306,7 +306,7 @@ async fn at_most_five_codes_are_mailed_per_hour() {
     let ctx = LoginContext::new();
 
     let pending = tf
-        .begin_login(&marc, None, &ctx)
+        .start_login(&marc, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -325,7 +325,7 @@ async fn at_most_five_codes_are_mailed_per_hour() {
         Err(Error::Throttled { retry_at }) if retry_at == T0 + HOUR
     ));
     // A new login points at the code still valid.
-    let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&marc, None, &ctx).await.unwrap();
     let pending = code_mailed(&decision, T0 + 4 * 60 + HOUR);
     assert_eq!(login_codes_sent(&tf, &marc), 5);
     assert!(
@@ -340,7 +340,7 @@ async fn at_most_five_codes_are_mailed_per_hour() {
         .unwrap();
 
     // Still within the hour of the first send, with no valid code left: throttled, no mail.
-    let throttled = tf.begin_login(&marc, None, &ctx).await.unwrap_err();
+    let throttled = tf.start_login(&marc, None, &ctx).await.unwrap_err();
     assert!(
         matches!(throttled, Error::Throttled { retry_at } if retry_at == T0 + HOUR),
         "{throttled:?}"
@@ -350,7 +350,7 @@ async fn at_most_five_codes_are_mailed_per_hour() {
 
     // An hour after the first send, one more may go.
     tf.clock().set(T0 + HOUR);
-    let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&marc, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::CodeMailed { .. }),
         "{decision:?}"
@@ -364,7 +364,7 @@ async fn at_most_five_failed_checks_per_hour() {
     let marc = employee();
     let ctx = LoginContext::new();
     let pending = tf
-        .begin_login(&marc, None, &ctx)
+        .start_login(&marc, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -393,7 +393,7 @@ async fn at_most_five_failed_checks_per_hour() {
     );
     // A new login is refused while throttled, the same way, and no code is mailed for it.
     assert!(matches!(
-        tf.begin_login(&marc, None, &ctx).await,
+        tf.start_login(&marc, None, &ctx).await,
         Err(Error::Throttled { retry_at }) if retry_at == T0 + HOUR
     ));
     assert_eq!(login_codes_sent(&tf, &marc), 1);
@@ -428,7 +428,7 @@ async fn at_most_five_failed_checks_per_hour() {
             .await,
         Err(Error::LoginExpired)
     ));
-    let decision = tf.begin_login(&marc, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&marc, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::CodeMailed { .. }),
         "{decision:?}"
@@ -446,7 +446,7 @@ async fn a_mailed_code_is_not_an_app_code_nor_a_recovery_code() {
     let joel = portal_user();
     let ctx = LoginContext::new();
     let pending = tf
-        .begin_login(&joel, None, &ctx)
+        .start_login(&joel, None, &ctx)
         .await
         .unwrap()
         .into_pending()

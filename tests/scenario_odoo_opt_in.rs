@@ -90,7 +90,7 @@ async fn enable_from_profile_after_confirming_the_password_then_log_in_with_a_co
 
     // Before: opt-in, not enabled, the password is enough.
     assert_eq!(
-        tf.begin_login(&mitchell, None, &ctx).await.unwrap(),
+        tf.start_login(&mitchell, None, &ctx).await.unwrap(),
         LoginDecision::Granted {
             reason: GrantReason::NotRequired
         }
@@ -153,7 +153,7 @@ async fn enable_from_profile_after_confirming_the_password_then_log_in_with_a_co
     assert!(tf.audit().kinds_for(user).contains(&AuditKind::Enrolled));
 
     // Log out, log in: the password is no longer enough.
-    let decision = tf.begin_login(&mitchell, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&mitchell, None, &ctx).await.unwrap();
     let LoginDecision::Challenge { pending } = decision else {
         panic!("expected a challenge, got {decision:?}");
     };
@@ -189,7 +189,7 @@ async fn enable_from_profile_after_confirming_the_password_then_log_in_with_a_co
 
     // Each login asks again; a wrong code is refused.
     tf.clock().advance(30);
-    let decision = tf.begin_login(&mitchell, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&mitchell, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -213,7 +213,7 @@ async fn the_same_code_never_logs_in_twice() {
     tf.clock().advance(60);
     let code = app_code(&tf, &secret);
     let pending = tf
-        .begin_login(&mitchell, None, &ctx)
+        .start_login(&mitchell, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -224,7 +224,7 @@ async fn the_same_code_never_logs_in_twice() {
     // An attacker who saw the code over the user's shoulder, within the same 30 s.
     tf.clock().advance(5);
     let pending = tf
-        .begin_login(&mitchell, None, &ctx)
+        .start_login(&mitchell, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -253,7 +253,7 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
     // Log in with a code and tick "Don't ask again on this device".
     tf.clock().advance(30);
     let pending = tf
-        .begin_login(&mitchell, None, &firefox)
+        .start_login(&mitchell, None, &firefox)
         .await
         .unwrap()
         .into_pending()
@@ -282,7 +282,7 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
     // Next week, same browser: no code asked.
     tf.clock().advance(7 * DAY);
     assert_eq!(
-        tf.begin_login(&mitchell, Some(token.expose_secret()), &firefox)
+        tf.start_login(&mitchell, Some(token.expose_secret()), &firefox)
             .await
             .unwrap(),
         LoginDecision::Granted {
@@ -292,14 +292,14 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
         }
     );
     // Another browser (no cookie, or a forged one) is still asked.
-    let decision = tf.begin_login(&mitchell, None, &firefox).await.unwrap();
+    let decision = tf.start_login(&mitchell, None, &firefox).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
     );
     let forged = "0".repeat(64);
     let decision = tf
-        .begin_login(&mitchell, Some(&forged), &firefox)
+        .start_login(&mitchell, Some(&forged), &firefox)
         .await
         .unwrap();
     assert!(
@@ -310,7 +310,7 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
     // One second before 90 days: still trusted. At 90 days: asked again.
     tf.clock().set(trusted_at + 90 * DAY - 1);
     assert!(matches!(
-        tf.begin_login(&mitchell, Some(token.expose_secret()), &firefox)
+        tf.start_login(&mitchell, Some(token.expose_secret()), &firefox)
             .await
             .unwrap(),
         LoginDecision::Granted {
@@ -319,7 +319,7 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
     ));
     tf.clock().set(trusted_at + 90 * DAY);
     let decision = tf
-        .begin_login(&mitchell, Some(token.expose_secret()), &firefox)
+        .start_login(&mitchell, Some(token.expose_secret()), &firefox)
         .await
         .unwrap();
     assert!(
@@ -346,7 +346,7 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
     let token = granted.device_token.unwrap();
     tf.clock().advance(60);
     assert!(matches!(
-        tf.begin_login(&mitchell, Some(token.expose_secret()), &firefox)
+        tf.start_login(&mitchell, Some(token.expose_secret()), &firefox)
             .await
             .unwrap(),
         LoginDecision::Granted { .. }
@@ -354,7 +354,7 @@ async fn dont_ask_again_on_this_device_until_expiry_or_revocation() {
     tf.revoke_device(user, token.id()).await.unwrap();
     assert!(tf.list_devices(user).await.unwrap().is_empty());
     let decision = tf
-        .begin_login(&mitchell, Some(token.expose_secret()), &firefox)
+        .start_login(&mitchell, Some(token.expose_secret()), &firefox)
         .await
         .unwrap();
     assert!(
@@ -387,7 +387,7 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
     // A trusted browser from before the loss.
     tf.clock().advance(30);
     let pending = tf
-        .begin_login(&mitchell, None, &ctx)
+        .start_login(&mitchell, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -402,7 +402,7 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
 
     // The phone is lost: without the authenticator the login cannot finish.
     tf.clock().advance(3_600);
-    let decision = tf.begin_login(&mitchell, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&mitchell, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -430,7 +430,7 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
 
     // Password only.
     assert_eq!(
-        tf.begin_login(&mitchell, None, &ctx).await.unwrap(),
+        tf.start_login(&mitchell, None, &ctx).await.unwrap(),
         LoginDecision::Granted {
             reason: GrantReason::NotRequired
         }
@@ -448,7 +448,7 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
         Err(Error::InvalidCode)
     ));
     assert_eq!(
-        tf.begin_login(&mitchell, Some(token.expose_secret()), &ctx)
+        tf.start_login(&mitchell, Some(token.expose_secret()), &ctx)
             .await
             .unwrap(),
         LoginDecision::Granted {
@@ -462,7 +462,7 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
     assert_ne!(new_secret.expose_secret(), old_secret.expose_secret());
     tf.clock().advance(30);
     let decision = tf
-        .begin_login(&mitchell, Some(token.expose_secret()), &ctx)
+        .start_login(&mitchell, Some(token.expose_secret()), &ctx)
         .await
         .unwrap();
     assert!(
@@ -505,7 +505,7 @@ async fn recovery_code_when_the_phone_is_not_at_hand() {
 
     tf.clock().advance(DAY);
     let pending = tf
-        .begin_login(&mitchell, None, &ctx)
+        .start_login(&mitchell, None, &ctx)
         .await
         .unwrap()
         .into_pending()
@@ -522,7 +522,7 @@ async fn recovery_code_when_the_phone_is_not_at_hand() {
     );
 
     // Used once, never again.
-    tf.begin_login(&mitchell, None, &ctx).await.unwrap();
+    tf.start_login(&mitchell, None, &ctx).await.unwrap();
     assert!(matches!(
         tf.finish_login(&pending, Factor::RecoveryCode(&recovery[3]), None, &ctx)
             .await,

@@ -75,7 +75,7 @@ async fn owner_switches_2fa_on_and_every_user_enables_it_at_next_login() {
     let ben = Principal::new("ben@acme.example").in_tenant("acme");
 
     // Before: e-mail + password.
-    assert_eq!(tf.begin_login(&ana, None, &ctx).await.unwrap(), OFF);
+    assert_eq!(tf.start_login(&ana, None, &ctx).await.unwrap(), OFF);
     // Ana was logged in (password checked) an hour before the owner flips the toggle.
     let ana_session_started = tf.clock().now();
     tf.clock().advance(3_600);
@@ -84,7 +84,7 @@ async fn owner_switches_2fa_on_and_every_user_enables_it_at_next_login() {
 
     // Next login of every tenant user: set up 2FA first.
     for p in [&ana, &ben] {
-        let decision = tf.begin_login(p, None, &ctx).await.unwrap();
+        let decision = tf.start_login(p, None, &ctx).await.unwrap();
         assert!(
             matches!(decision, LoginDecision::MustEnroll { .. }),
             "{decision:?}"
@@ -104,7 +104,7 @@ async fn owner_switches_2fa_on_and_every_user_enables_it_at_next_login() {
 
     // Every later login asks for a 6-digit code from the app.
     tf.clock().advance(30);
-    let decision = tf.begin_login(&ana, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&ana, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -122,7 +122,7 @@ async fn owner_switches_2fa_on_and_every_user_enables_it_at_next_login() {
             .await,
         Err(Error::InvalidCode)
     ));
-    let decision = tf.begin_login(&ben, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&ben, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -139,7 +139,7 @@ async fn switched_off_means_password_only_even_for_enrolled_users() {
 
     // A login is waiting for Ana's code when the owner switches 2FA off.
     tf.clock().advance(30);
-    let decision = tf.begin_login(&ana, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&ana, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -150,7 +150,7 @@ async fn switched_off_means_password_only_even_for_enrolled_users() {
     // She logs in again: e-mail + password only, though her authenticator is still enrolled;
     // the owner's choice is an exemption the audit trail records.
     assert_eq!(
-        tf.begin_login(&ana, None, &ctx).await.unwrap(),
+        tf.start_login(&ana, None, &ctx).await.unwrap(),
         LoginDecision::Granted {
             reason: GrantReason::Exempt {
                 reason: twofactor::policy::TENANT_DISABLED_EXEMPTION.into()
@@ -174,7 +174,7 @@ async fn switched_off_means_password_only_even_for_enrolled_users() {
     // Switched on again: her existing authenticator is asked for, no new set-up.
     tf.clock().advance(30);
     owner.enable("acme");
-    let decision = tf.begin_login(&ana, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&ana, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -193,18 +193,18 @@ async fn another_tenant_is_unaffected() {
     let gil = Principal::new("gil@globex.example").in_tenant("globex");
     owner.enable("acme");
 
-    let decision = tf.begin_login(&ana, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&ana, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
     );
-    assert_eq!(tf.begin_login(&gil, None, &ctx).await.unwrap(), OFF);
+    assert_eq!(tf.start_login(&gil, None, &ctx).await.unwrap(), OFF);
 
     // Globex's owner switches it on later; turning Acme off does not turn Globex off.
     owner.enable("globex");
     owner.disable("acme");
-    assert_eq!(tf.begin_login(&ana, None, &ctx).await.unwrap(), OFF);
-    let decision = tf.begin_login(&gil, None, &ctx).await.unwrap();
+    assert_eq!(tf.start_login(&ana, None, &ctx).await.unwrap(), OFF);
+    let decision = tf.start_login(&gil, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -220,8 +220,8 @@ async fn one_user_in_two_tenants_follows_the_tenant_being_logged_into() {
     let in_b = Principal::new("carla@example.com").in_tenant("tenant-b");
     owner.enable("tenant-b");
 
-    assert_eq!(tf.begin_login(&in_a, None, &ctx).await.unwrap(), OFF);
-    let decision = tf.begin_login(&in_b, None, &ctx).await.unwrap();
+    assert_eq!(tf.start_login(&in_a, None, &ctx).await.unwrap(), OFF);
+    let decision = tf.start_login(&in_b, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -229,7 +229,7 @@ async fn one_user_in_two_tenants_follows_the_tenant_being_logged_into() {
     let secret = enable(&tf, &in_b.user, tf.clock().now()).await.unwrap();
 
     tf.clock().advance(30);
-    let decision = tf.begin_login(&in_b, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&in_b, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -241,7 +241,7 @@ async fn one_user_in_two_tenants_follows_the_tenant_being_logged_into() {
     // Tenant A never switched 2FA on, but Carla has an authenticator now: she is asked for it
     // there too (an unknown tenant never lets an enrolled user in on the password alone).
     tf.clock().advance(30);
-    let decision = tf.begin_login(&in_a, None, &ctx).await.unwrap();
+    let decision = tf.start_login(&in_a, None, &ctx).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::Challenge { .. }),
         "{decision:?}"
@@ -253,7 +253,7 @@ async fn one_user_in_two_tenants_follows_the_tenant_being_logged_into() {
     // Once A's owner explicitly switches 2FA off, A is password only for her (audited).
     owner.disable("tenant-a");
     assert!(matches!(
-        tf.begin_login(&in_a, None, &ctx).await.unwrap(),
+        tf.start_login(&in_a, None, &ctx).await.unwrap(),
         LoginDecision::Granted {
             reason: GrantReason::Exempt { .. }
         }
@@ -275,7 +275,7 @@ async fn a_misspelled_tenant_or_a_restart_never_drops_an_enrolled_users_second_f
         Principal::new("ana@acme.example").in_tenant("acme "),
         Principal::new("ana@acme.example"),
     ] {
-        let decision = tf.begin_login(&who, None, &ctx).await.unwrap();
+        let decision = tf.start_login(&who, None, &ctx).await.unwrap();
         assert!(
             matches!(decision, LoginDecision::Challenge { .. }),
             "{decision:?}"
@@ -291,7 +291,7 @@ async fn a_misspelled_tenant_or_a_restart_never_drops_an_enrolled_users_second_f
         twofactor::Requirement::optional()
     );
     let pending = tf
-        .begin_login(&ana, None, &ctx)
+        .start_login(&ana, None, &ctx)
         .await
         .unwrap()
         .into_pending()

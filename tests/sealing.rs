@@ -194,7 +194,7 @@ async fn a_ciphertext_moved_to_another_user_does_not_open() {
     // A login for mallory is refused, not granted.
     let h = Harness::new(store, required);
     let err =
-        h.tf.begin_login(&Principal::new("mallory"), None, &LoginContext::new())
+        h.tf.start_login(&Principal::new("mallory"), None, &LoginContext::new())
             .await
             .expect_err("fails closed");
     assert!(matches!(err, Error::Store(_)), "{err:?}");
@@ -301,7 +301,7 @@ async fn rotation_opens_old_records_and_reseals_with_the_new_key() {
     let h = Harness::new(store2.clone(), required);
     h.clock.advance(30);
     let decision =
-        h.tf.begin_login(&alice, None, &LoginContext::new())
+        h.tf.start_login(&alice, None, &LoginContext::new())
             .await
             .expect("begin");
     assert!(matches!(decision, LoginDecision::Challenge { .. }));

@@ -118,7 +118,7 @@ impl<S: UserStore> Harness<S> {
             Err(Error::SecondFactorRequired) => {
                 let pending = self
                     .tf
-                    .begin_login(&p, None, &ctx())
+                    .start_login(&p, None, &ctx())
                     .await
                     .unwrap()
                     .into_pending()
@@ -147,9 +147,9 @@ impl<S: UserStore> Harness<S> {
         (app, codes)
     }
 
-    /// begin_login, expecting a challenge.
+    /// start_login, expecting a challenge.
     async fn challenge(&self, p: &Principal) -> PendingLogin {
-        let d = self.tf.begin_login(p, None, &ctx()).await.unwrap();
+        let d = self.tf.start_login(p, None, &ctx()).await.unwrap();
         match d {
             LoginDecision::Challenge { pending } => pending,
             d => panic!("expected a challenge, got {d:?}"),
@@ -157,7 +157,7 @@ impl<S: UserStore> Harness<S> {
     }
 }
 
-/// A pending TOTP challenge for `p` at `now`, as the host keeps it from `begin_login`.
+/// A pending TOTP challenge for `p` at `now`, as the host keeps it from `start_login`.
 fn held(p: &Principal, now: u64) -> PendingLogin {
     let step = PendingStep::SecondFactor {
         methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
@@ -175,7 +175,7 @@ async fn enroll_then_login_then_replay_refused() {
     let alice = Principal::new("alice");
     let user = &alice.user;
 
-    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    let decision = h.tf.start_login(&alice, None, &ctx()).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -247,7 +247,7 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
 
     // The password is right at T0; the session keeps that time.
     let password_checked_at = h.now();
-    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    let decision = h.tf.start_login(&alice, None, &ctx()).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -288,7 +288,7 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
 
     // Too late: 2FA is on, but the login that had to enroll is over.
     let bob = Principal::new("bob");
-    let decision = h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let decision = h.tf.start_login(&bob, None, &ctx()).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -411,7 +411,7 @@ async fn trusted_device_skip_revoke_and_expiry() {
     assert_eq!(devices[0].label, "Firefox on Linux");
 
     let d =
-        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+        h.tf.start_login(&alice, Some(token.expose_secret()), &ctx())
             .await
             .unwrap();
     assert!(matches!(
@@ -428,7 +428,7 @@ async fn trusted_device_skip_revoke_and_expiry() {
         Err(Error::UnknownDevice)
     ));
     let d =
-        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+        h.tf.start_login(&alice, Some(token.expose_secret()), &ctx())
             .await
             .unwrap();
     assert!(matches!(d, LoginDecision::Challenge { .. }));
@@ -448,14 +448,14 @@ async fn trusted_device_skip_revoke_and_expiry() {
         .unwrap();
     h.clock.set(token.expires_at() - 1);
     assert!(matches!(
-        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+        h.tf.start_login(&alice, Some(token.expose_secret()), &ctx())
             .await
             .unwrap(),
         LoginDecision::Granted { .. }
     ));
     h.clock.set(token.expires_at());
     let decision =
-        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+        h.tf.start_login(&alice, Some(token.expose_secret()), &ctx())
             .await
             .unwrap();
     assert!(
@@ -463,13 +463,13 @@ async fn trusted_device_skip_revoke_and_expiry() {
         "{decision:?}"
     );
     assert!(h.tf.list_devices(&alice.user).await.unwrap().is_empty());
-    // `begin_login` no longer writes to prune it: the expired entry (its token refused above)
+    // `start_login` no longer writes to prune it: the expired entry (its token refused above)
     // stays stored until a device is trusted or all are revoked, and is counted by this call,
     // which documents that it includes expired ones.
     assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 1);
     assert_eq!(h.tf.revoke_all_devices(&alice.user).await.unwrap(), 0);
     let decision =
-        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+        h.tf.start_login(&alice, Some(token.expose_secret()), &ctx())
             .await
             .unwrap();
     assert!(
@@ -525,7 +525,7 @@ async fn an_opt_in_deployment_can_stop_honouring_remembered_devices() {
     strict.clock.set(opt_in.now() + 30);
     let d = strict
         .tf
-        .begin_login(&alice, Some(token.expose_secret()), &ctx())
+        .start_login(&alice, Some(token.expose_secret()), &ctx())
         .await
         .unwrap();
     assert!(matches!(d, LoginDecision::Challenge { .. }), "{d:?}");
@@ -535,7 +535,7 @@ async fn an_opt_in_deployment_can_stop_honouring_remembered_devices() {
 async fn mailed_code_login() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");
-    let d = h.tf.begin_login(&bob, None, &ctx()).await.unwrap();
+    let d = h.tf.start_login(&bob, None, &ctx()).await.unwrap();
     let LoginDecision::CodeMailed { pending } = d else {
         panic!("{d:?}")
     };
@@ -596,7 +596,7 @@ async fn a_late_mailed_code_is_audited_as_expired() {
     let h = harness(mail_code);
     let bob = Principal::new("bob");
     let pending =
-        h.tf.begin_login(&bob, None, &ctx())
+        h.tf.start_login(&bob, None, &ctx())
             .await
             .unwrap()
             .into_pending()
@@ -647,7 +647,7 @@ async fn mail_sends_are_limited() {
     let mut last = None;
     for _ in 0..5 {
         last =
-            h.tf.begin_login(&bob, None, &ctx())
+            h.tf.start_login(&bob, None, &ctx())
                 .await
                 .unwrap()
                 .into_pending();
@@ -665,7 +665,7 @@ async fn mail_sends_are_limited() {
         .await
         .unwrap();
     // No valid code left and no send allowed: the same Throttled as resend_mailed_code.
-    let throttled = h.tf.begin_login(&bob, None, &ctx()).await.unwrap_err();
+    let throttled = h.tf.start_login(&bob, None, &ctx()).await.unwrap_err();
     assert!(matches!(throttled, Error::Throttled { retry_at } if retry_at == T0 + 3_600));
     assert_eq!(throttled.retry_after(h.now()), Some(T0 + 3_600 - h.now()));
     assert_eq!(h.mailer.count_for(&bob.user), 5);
@@ -695,9 +695,9 @@ async fn code_checks_are_throttled() {
         h.tf.status(&alice.user).await.unwrap().throttled_until,
         Some(retry)
     );
-    // begin_login reports it the same way as finish_login.
+    // start_login reports it the same way as finish_login.
     assert!(matches!(
-        h.tf.begin_login(&alice, None, &ctx()).await,
+        h.tf.start_login(&alice, None, &ctx()).await,
         Err(Error::Throttled { retry_at }) if retry_at == retry
     ));
     // Each failure mailed a warning (the password was right).
@@ -723,7 +723,7 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     let h = harness(required);
     let alice = Principal::new("alice");
     let user = &alice.user;
-    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    let decision = h.tf.start_login(&alice, None, &ctx()).await.unwrap();
     assert!(
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
@@ -755,7 +755,7 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     let h = harness(mail_code);
     let bob = Principal::new("bob");
     let pending =
-        h.tf.begin_login(&bob, None, &ctx())
+        h.tf.start_login(&bob, None, &ctx())
             .await
             .unwrap()
             .into_pending()
@@ -778,14 +778,14 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
     }
     // The next login is refused before a code is even mailed.
     assert!(matches!(
-        h.tf.begin_login(&bob, None, &ctx()).await,
+        h.tf.start_login(&bob, None, &ctx()).await,
         Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
     ));
     assert_eq!(h.mailer.count_for(&bob.user), 1);
     // The block lifts by itself an hour later: a new mailed-code login, then the set-up.
     h.clock.set(T0 + 3_600);
     let pending =
-        h.tf.begin_login(&bob, None, &ctx())
+        h.tf.start_login(&bob, None, &ctx())
             .await
             .unwrap()
             .into_pending()
@@ -843,7 +843,7 @@ async fn admin_reset_clears_everything() {
     );
     // The old device token, codes and authenticator are dead; the user must enroll again.
     let decision =
-        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+        h.tf.start_login(&alice, Some(token.expose_secret()), &ctx())
             .await
             .unwrap();
     assert!(
@@ -902,7 +902,7 @@ async fn user_disables_with_password_and_code() {
         })
     ));
     assert_eq!(
-        h.tf.begin_login(&alice, None, &ctx()).await.unwrap(),
+        h.tf.start_login(&alice, None, &ctx()).await.unwrap(),
         LoginDecision::Granted {
             reason: GrantReason::NotRequired
         }
@@ -956,7 +956,7 @@ async fn rotation_replaces_the_authenticator() {
     );
     // Devices revoked; the old app no longer works, the new one does.
     let decision =
-        h.tf.begin_login(&alice, Some(token.expose_secret()), &ctx())
+        h.tf.start_login(&alice, Some(token.expose_secret()), &ctx())
             .await
             .unwrap();
     assert!(
@@ -1063,8 +1063,8 @@ async fn unknown_user_and_user_without_2fa_look_the_same() {
         h.tf.reset_by_admin(&carol.user, &UserId::new("root"))
             .await
             .unwrap();
-        let a = h.tf.begin_login(&carol, None, &ctx()).await.unwrap();
-        let b = h.tf.begin_login(&dave, None, &ctx()).await.unwrap();
+        let a = h.tf.start_login(&carol, None, &ctx()).await.unwrap();
+        let b = h.tf.start_login(&dave, None, &ctx()).await.unwrap();
         // The same answer, but for the principal asked about.
         let shape = |d: &LoginDecision| {
             let pending = d.pending().map(|p| {
@@ -1271,7 +1271,7 @@ impl UserStore for AlwaysConflict {
 async fn store_failure_fails_closed_with_its_cause() {
     let h = harness_with(DownStore, required);
     let alice = Principal::new("alice");
-    let err = h.tf.begin_login(&alice, None, &ctx()).await.unwrap_err();
+    let err = h.tf.start_login(&alice, None, &ctx()).await.unwrap_err();
     assert!(matches!(err, Error::Store(_)));
     let source = std::error::Error::source(&err).unwrap();
     assert!(source.downcast_ref::<DbDown>().is_some());
@@ -1311,7 +1311,7 @@ impl UserStore for SavesFail {
 }
 
 #[tokio::test]
-async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_closed() {
+async fn start_login_for_a_code_writes_nothing_and_the_second_step_still_fails_closed() {
     let store = SavesFail(
         MemoryStore::new(),
         std::sync::atomic::AtomicBool::new(false),
@@ -1330,7 +1330,7 @@ async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_c
             .version;
     // Every save fails from now on: a TOTP challenge needs none.
     h.tf.store().1.store(true, Ordering::SeqCst);
-    let decision = h.tf.begin_login(&alice, None, &ctx()).await.unwrap();
+    let decision = h.tf.start_login(&alice, None, &ctx()).await.unwrap();
     assert_eq!(
         decision,
         LoginDecision::Challenge {
@@ -1340,7 +1340,7 @@ async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_c
     let pending = decision.into_pending().unwrap();
     // A refused device token is still audited, though nothing is saved.
     let decision =
-        h.tf.begin_login(&alice, Some(&"5a".repeat(32)), &ctx())
+        h.tf.start_login(&alice, Some(&"5a".repeat(32)), &ctx())
             .await
             .unwrap();
     assert!(matches!(decision, LoginDecision::Challenge { .. }));
@@ -1367,7 +1367,7 @@ async fn begin_login_for_a_code_writes_nothing_and_the_second_step_still_fails_c
     // Answers that need new state fail closed too.
     let bob = Principal::new("bob");
     assert!(matches!(
-        h.tf.begin_login(&bob, None, &ctx()).await,
+        h.tf.start_login(&bob, None, &ctx()).await,
         Err(Error::Store(_))
     ));
     // Nothing claims a login happened.
@@ -1415,7 +1415,7 @@ async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
         .audit(audit.clone())
         .build();
     let bob = Principal::new("bob");
-    let err = tf.begin_login(&bob, None, &ctx()).await.unwrap_err();
+    let err = tf.start_login(&bob, None, &ctx()).await.unwrap_err();
     assert!(matches!(err, Error::Mailer(_)));
     assert!(
         std::error::Error::source(&err)
@@ -1466,7 +1466,7 @@ async fn no_mailer_refuses_only_what_must_be_delivered() {
         .build();
     let bob = Principal::new("bob");
     assert!(matches!(
-        tf.begin_login(&bob, None, &ctx()).await,
+        tf.start_login(&bob, None, &ctx()).await,
         Err(Error::Mailer(_))
     ));
     // No mailed code, no enrollment on the password alone: closed, not open.
@@ -1498,7 +1498,7 @@ fn service_futures_are_send() {
     let alice = Principal::new("alice");
     let c = ctx();
     let pending = held(&alice, T0);
-    assert_send(&h.tf.begin_login(&alice, None, &c));
+    assert_send(&h.tf.start_login(&alice, None, &c));
     assert_send(&h.tf.finish_login(&pending, Factor::Totp("1"), None, &c));
     assert_send(&h.tf.start_enrollment(&alice, "a", Reauthenticated::at(0)));
     assert_send(&h.tf.finish_enrollment(&alice.user, "1"));
@@ -1529,7 +1529,7 @@ async fn totp_period_is_a_deployment_setting() {
     // 60 s later is the next 60-second step: a fresh code.
     clock.advance(60);
     let pending = tf
-        .begin_login(&alice, None, &ctx())
+        .start_login(&alice, None, &ctx())
         .await
         .unwrap()
         .into_pending()
@@ -1581,8 +1581,8 @@ async fn throttling_is_one_error_from_every_call() {
     let reauth = Reauthenticated::at(now);
     let errors = vec![
         (
-            "begin_login",
-            h.tf.begin_login(&alice, None, &ctx()).await.err(),
+            "start_login",
+            h.tf.start_login(&alice, None, &ctx()).await.err(),
         ),
         (
             "finish_login",
@@ -1626,7 +1626,7 @@ async fn throttling_is_one_error_from_every_call() {
     let mut last = None;
     for _ in 0..5 {
         last =
-            h.tf.begin_login(&bob, None, &ctx())
+            h.tf.start_login(&bob, None, &ctx())
                 .await
                 .unwrap()
                 .into_pending();
@@ -1636,7 +1636,7 @@ async fn throttling_is_one_error_from_every_call() {
     h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
         .await
         .unwrap();
-    let begin = h.tf.begin_login(&bob, None, &ctx()).await.unwrap_err();
+    let begin = h.tf.start_login(&bob, None, &ctx()).await.unwrap_err();
     let resend = h.tf.resend_mailed_code(&pending, &ctx()).await;
     assert!(matches!(begin, Error::Throttled { retry_at } if retry_at == T0 + 3_600));
     assert!(

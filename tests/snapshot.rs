@@ -1,4 +1,4 @@
-//! The login snapshot: `finish_login` starts from the record `begin_login` kept, and a stale
+//! The login snapshot: `finish_login` starts from the record `start_login` kept, and a stale
 //! snapshot never decides anything.
 
 use std::sync::Arc;
@@ -89,7 +89,7 @@ fn setup() -> (Arc<Counted>, Arc<ManualClock>) {
 }
 
 async fn challenge(tf: &Service, p: &Principal) -> PendingLogin {
-    let d = tf.begin_login(p, None, &ctx()).await.unwrap();
+    let d = tf.start_login(p, None, &ctx()).await.unwrap();
     match d {
         LoginDecision::Challenge { pending } => pending,
         d => panic!("{d:?}"),
@@ -247,7 +247,7 @@ async fn a_refusal_that_saves_nothing_is_rechecked_on_a_fresh_load() {
     clock.advance(30);
     let before_throttle = store.inner().load(&alice.user).await.unwrap().unwrap();
 
-    // Throttle alice; a's begin_login keeps the throttled record.
+    // Throttle alice; a's start_login keeps the throttled record.
     let pending = challenge(&a, &alice).await;
     let bad = wrong(&code(&secret, clock.now()));
     for _ in 0..Settings::default().code_checks_per_window() {
@@ -257,7 +257,7 @@ async fn a_refusal_that_saves_nothing_is_rechecked_on_a_fresh_load() {
             Err(Error::InvalidCode)
         ));
     }
-    let d = a.begin_login(&alice, None, &ctx()).await;
+    let d = a.start_login(&alice, None, &ctx()).await;
     assert!(matches!(d, Err(Error::Throttled { .. })), "{d:?}");
     assert_eq!(a.login_snapshots(), 1);
 
@@ -326,7 +326,7 @@ async fn snapshots_expire_and_stay_bounded() {
 
     // Many users: never more than the capacity, the newest kept.
     for i in 0..50 {
-        tf.begin_login(&Principal::new(format!("user{i}")), None, &ctx())
+        tf.start_login(&Principal::new(format!("user{i}")), None, &ctx())
             .await
             .unwrap();
         assert!(tf.login_snapshots() <= 3);
@@ -352,13 +352,13 @@ async fn snapshots_expire_and_stay_bounded() {
     // Abandoned logins do not linger: expired snapshots are swept. (Users the cache has not
     // seen: which earlier users survived eviction depends on the hash map's random order.)
     for i in 0..2 {
-        tf.begin_login(&Principal::new(format!("abandoned{i}")), None, &ctx())
+        tf.start_login(&Principal::new(format!("abandoned{i}")), None, &ctx())
             .await
             .unwrap();
     }
     assert_eq!(tf.login_snapshots(), 3);
     clock.advance(Settings::default().login_challenge_ttl() + 60);
-    tf.begin_login(&Principal::new("late"), None, &ctx())
+    tf.start_login(&Principal::new("late"), None, &ctx())
         .await
         .unwrap();
     assert_eq!(tf.login_snapshots(), 1);

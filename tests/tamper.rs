@@ -198,7 +198,7 @@ async fn enrolled_row<S: UserStore + 'static, R: RawTable>(
     raw.read_row(&user.user).await
 }
 
-/// Every wrong shape of an enrolled user's row is a store error for `begin_login` and
+/// Every wrong shape of an enrolled user's row is a store error for `start_login` and
 /// `finish_login` under an opt-in and an enforcing policy, and the row is never rewritten.
 async fn wrong_shapes_refused<S: RawTable>(store: Arc<S>) {
     let alice = Principal::new("alice");
@@ -212,9 +212,9 @@ async fn wrong_shapes_refused<S: RawTable>(store: Arc<S>) {
         for policy in [optional as common::flows::Policy, required] {
             let h = Harness::new(store.clone(), policy);
             let pending = h.pending_for(&alice);
-            match h.tf.begin_login(&alice, None, &LoginContext::new()).await {
+            match h.tf.start_login(&alice, None, &LoginContext::new()).await {
                 Err(Error::Store(_)) => {}
-                other => panic!("{what}: begin_login answered {other:?}"),
+                other => panic!("{what}: start_login answered {other:?}"),
             }
             match h.finish_totp(&pending, "123456").await {
                 Err(Error::Store(_)) => {}
@@ -250,7 +250,7 @@ async fn planted_empty_row_is_not_a_user_without_2fa() {
     let bob = Principal::new("bob");
     store.insert_row(&bob.user, "{}").await;
     let h = Harness::new(store.clone(), required);
-    let outcome = h.tf.begin_login(&bob, None, &LoginContext::new()).await;
+    let outcome = h.tf.start_login(&bob, None, &LoginContext::new()).await;
     assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
     assert_eq!(store.read_row(&bob.user).await, (1, "{}".to_owned()));
 }
@@ -286,12 +286,12 @@ async fn transplant(w: &World, key: &str, donor: &UserId, victim: &UserId) {
     w.inner.write_row(victim, &row.to_string()).await;
 }
 
-/// Asserts that `begin_login` for `who` (with `token`) is refused with a store error and that
+/// Asserts that `start_login` for `who` (with `token`) is refused with a store error and that
 /// the row is unchanged.
 async fn refused(w: &World, who: &Principal, token: Option<&str>) {
     let before = w.inner.read_row(&who.user).await;
     let h = Harness::new(w.store.clone(), optional);
-    let outcome = h.tf.begin_login(who, token, &LoginContext::new()).await;
+    let outcome = h.tf.start_login(who, token, &LoginContext::new()).await;
     assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
     assert_eq!(w.inner.read_row(&who.user).await, before, "row rewritten");
 }
@@ -393,7 +393,7 @@ async fn secret_rolled_back_after_rotation_is_refused() {
     // Write the record sealed before the rotation back (the version column stays).
     w.inner.write_row(&alice.user, &before_rotation).await;
     h.clock.advance(30);
-    let outcome = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
+    let outcome = h.tf.start_login(&alice, None, &LoginContext::new()).await;
     assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
     let login = h
         .finish_totp(&h.pending_for(&alice), &code(&old_secret, h.now()))
@@ -508,7 +508,7 @@ async fn a_row_moved_to_another_version_is_refused() {
 }
 
 #[tokio::test]
-async fn untampered_logins_still_work_and_begin_login_decides() {
+async fn untampered_logins_still_work_and_start_login_decides() {
     let w = world().await;
     let alice = Principal::new("alice");
     let h = Harness::new(w.store.clone(), required);
@@ -532,7 +532,7 @@ async fn untampered_logins_still_work_and_begin_login_decides() {
         .expect("recovery code");
     assert_eq!(granted.recovery_codes_left, Some(codes.len() - 1));
     let decision =
-        h.tf.begin_login(&Principal::new("nobody"), None, &LoginContext::new())
+        h.tf.start_login(&Principal::new("nobody"), None, &LoginContext::new())
             .await
             .expect("unknown user");
     assert!(

@@ -137,7 +137,7 @@ pub async fn run(
             };
             let ctx = twofa::context(None, "terminal");
             let device = flag(&args, "--device");
-            let begun = twofa::begin_login(tf, &user.principal, device.as_deref(), &ctx).await;
+            let begun = twofa::start_login(tf, &user.principal, device.as_deref(), &ctx).await;
             match begun.map(|(next, _)| next) {
                 Ok(Next::LoggedIn(note)) => {
                     writeln!(

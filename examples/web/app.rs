@@ -513,7 +513,7 @@ async fn login(
     let ctx = twofa::context(Some(peer.ip()), &user_agent(&headers));
     let cookies = cookie_header(&headers);
     let device = twofa::device_token(&cookies, &user.principal.user);
-    let (next, forget) = match twofa::begin_login(&app.tf, &user.principal, device, &ctx).await {
+    let (next, forget) = match twofa::start_login(&app.tf, &user.principal, device, &ctx).await {
         Ok(b) => b,
         Err(e) => return problem_page(&session, "Log in", &e, &pages::login()).await,
     };

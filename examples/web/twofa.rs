@@ -469,13 +469,13 @@ pub fn context(ip: Option<std::net::IpAddr>, device: &str) -> LoginContext {
 /// the pending login). `device_token` is the trusted-device cookie's value (see
 /// [`device_token`]); the `bool` says to delete that cookie
 /// (`LoginDecision::forget_device_cookie`).
-pub async fn begin_login(
+pub async fn start_login(
     tf: &Service,
     who: &Principal,
     device_token: Option<&str>,
     ctx: &LoginContext,
 ) -> Result<(Next, bool), UiError> {
-    let decision = call!(tf, tf.begin_login(who, device_token, ctx))?;
+    let decision = call!(tf, tf.start_login(who, device_token, ctx))?;
     let forget = decision.forget_device_cookie();
     let next = match decision {
         LoginDecision::Granted { reason } => Next::LoggedIn(match reason {

@@ -41,7 +41,7 @@ pub struct DeviceInfo {
 }
 
 /// A trusted-device token, returned once: put it in a long-lived, `HttpOnly`, `Secure` cookie
-/// and pass it back to [`begin_login`](crate::service::TwoFactor::begin_login).
+/// and pass it back to [`start_login`](crate::service::TwoFactor::start_login).
 #[derive(Clone)]
 pub struct DeviceToken {
     token: Zeroizing<String>,

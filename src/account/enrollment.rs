@@ -99,7 +99,7 @@ impl Enrolled {
     pub const fn rotated(&self) -> bool {
         self.rotated
     }
-    /// Whether this enrollment also completed a login: `begin_login` answered
+    /// Whether this enrollment also completed a login: `start_login` answered
     /// [`MustEnroll`](super::LoginDecision::MustEnroll) less than
     /// [`Settings::login_challenge_ttl`] ago (15 minutes by default) and no enrollment has
     /// completed that login yet. The audit trail then records `LoginSucceeded { factor: Totp }`

@@ -1,9 +1,9 @@
-//! Login: decide whether a second factor is needed ([`TwoFactorRecord::begin_login`]), then
+//! Login: decide whether a second factor is needed ([`TwoFactorRecord::start_login`]), then
 //! check it ([`TwoFactorRecord::finish_login`]).
 //!
 //! Both run after the host has checked the password. Asking for a TOTP or recovery code stores
-//! nothing: `begin_login` only reads the record, and `finish_login` checks the code against the
-//! throttle, replay protection and the policy. The [`PendingLogin`] that `begin_login` hands
+//! nothing: `start_login` only reads the record, and `finish_login` checks the code against the
+//! throttle, replay protection and the policy. The [`PendingLogin`] that `start_login` hands
 //! out binds the second step to the first: `finish_login` requires it, and enforces its
 //! deadline and the factors it accepts. Only logins that need new state
 //! store it: a mailed code (with the login waiting for it, open as long as the code), a login
@@ -194,7 +194,7 @@ pub enum LoginDecision {
     /// 2FA is required and the user has none: send them to enrollment. Nothing else is
     /// allowed: `finish_login` refuses every factor for this `pending`.
     ///
-    /// The password check that preceded `begin_login` is the re-authentication enrollment
+    /// The password check that preceded `start_login` is the re-authentication enrollment
     /// needs: start it with `start_enrollment(pending.principal(), account,
     /// pending.reauthenticated())`. A successful `finish_enrollment` within
     /// [`Settings::login_challenge_ttl`] (15 minutes by default) of this answer also completes
@@ -452,7 +452,7 @@ impl From<PendingLogin> for PendingLoginRepr {
 
 impl PendingLogin {
     /// A pending login for `principal` whose password was checked at `password_checked_at`,
-    /// open for `ttl` seconds (at least 1). `begin_login` builds these; hosts and tests
+    /// open for `ttl` seconds (at least 1). `start_login` builds these; hosts and tests
     /// rarely need to.
     #[must_use]
     pub fn new(
@@ -469,7 +469,7 @@ impl PendingLogin {
         }
     }
 
-    /// The principal the policy was asked about at `begin_login` (and is asked about again at
+    /// The principal the policy was asked about at `start_login` (and is asked about again at
     /// `finish_login`).
     #[must_use]
     pub const fn principal(&self) -> &Principal {
@@ -482,7 +482,7 @@ impl PendingLogin {
         &self.principal.user
     }
 
-    /// When the password was checked (when `begin_login` ran).
+    /// When the password was checked (when `start_login` ran).
     #[must_use]
     pub const fn password_checked_at(&self) -> u64 {
         self.password_checked_at
@@ -657,7 +657,7 @@ impl TwoFactorRecord {
     /// # Errors
     /// [`DomainError::Rng`] if a code must be mailed and the RNG fails.
     #[allow(clippy::too_many_arguments)]
-    pub fn begin_login<R: TryCryptoRng + ?Sized>(
+    pub fn start_login<R: TryCryptoRng + ?Sized>(
         &self,
         principal: &Principal,
         now: u64,
@@ -842,11 +842,11 @@ impl TwoFactorRecord {
         ))
     }
 
-    /// Checks the second factor of a login begun with [`TwoFactorRecord::begin_login`].
+    /// Checks the second factor of a login begun with [`TwoFactorRecord::start_login`].
     ///
     /// The check is counted against the throttle before the code is looked at, and replayed
     /// TOTP codes and used recovery codes are refused. A TOTP or recovery code needs an
-    /// enrolled user but no stored challenge: `begin_login` stores none, and the time between
+    /// enrolled user but no stored challenge: `start_login` stores none, and the time between
     /// the password and the code is bounded by the host's session, not by the record. A
     /// mailed code needs its login still open: a late one is refused and audited as
     /// [`FailureReason::Expired`], one whose login was closed otherwise (by a trusted device,
@@ -855,7 +855,7 @@ impl TwoFactorRecord {
     /// and a policy that allows trusted devices, a device token is issued; otherwise
     /// `remember_device` is ignored.
     ///
-    /// It needs the [`PendingLogin`] `begin_login` handed out (this record must be that
+    /// It needs the [`PendingLogin`] `start_login` handed out (this record must be that
     /// user's; `requirement` is the policy's answer for [`PendingLogin::principal`]): after
     /// its [`expires_at`](PendingLogin::expires_at) nothing is checked or changed
     /// ([`DomainError::LoginExpired`]). A factor the pending login does not accept (a mailed
@@ -1104,7 +1104,7 @@ mod tests {
         req: &Requirement,
         token: Option<&str>,
     ) -> Transition<Checked<LoginDecision>> {
-        r.begin_login(
+        r.start_login(
             &who(),
             now,
             req,
@@ -1451,7 +1451,7 @@ mod tests {
             );
             assert_eq!(t.record().code_checks.count(now, 3_600), 1);
         }
-        // Long after `begin_login` (past the advisory 15 minutes), a fresh code still works:
+        // Long after `start_login` (past the advisory 15 minutes), a fresh code still works:
         // the record holds no deadline for it.
         let later = now + 900 + 86_400;
         let t = finish(
@@ -1491,7 +1491,7 @@ mod tests {
     }
 
     #[test]
-    fn begin_login_writes_only_when_it_needs_new_state() {
+    fn start_login_writes_only_when_it_needs_new_state() {
         let now = T0 + 60;
         let e = enrolled_record(T0);
         let none = TwoFactorRecord::default();
@@ -1643,7 +1643,7 @@ mod tests {
                 retry_at: now + 3_600
             }]
         );
-        // begin_login says so up front, with the same refusal.
+        // start_login says so up front, with the same refusal.
         let t = begin_checked(&r, now + 6, &Requirement::required(), None);
         assert_eq!(
             *t.outcome(),
@@ -1961,7 +1961,7 @@ mod tests {
             })
         );
         assert_eq!(
-            r.begin_login(
+            r.start_login(
                 &who(),
                 T0 + 3_600,
                 &mail_code(),
@@ -2000,7 +2000,7 @@ mod pending_tests {
     use crate::account::enrollment::tests::{T0, active_code_at, enrolled_record};
 
     fn pending_of(r: &TwoFactorRecord, req: &Requirement, now: u64) -> PendingLogin {
-        r.begin_login(
+        r.start_login(
             &Principal::new("u"),
             now,
             req,
@@ -2097,7 +2097,7 @@ mod pending_tests {
             trusted_devices: false,
         };
         let t = none
-            .begin_login(
+            .start_login(
                 &Principal::new("u"),
                 now,
                 &mail,
@@ -2151,7 +2151,7 @@ mod pending_tests {
             ..Settings::default()
         };
         let t = none
-            .begin_login(
+            .start_login(
                 &Principal::new("u"),
                 T0,
                 &mail,

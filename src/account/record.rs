@@ -102,7 +102,7 @@ pub struct TwoFactorRecord {
     /// A login waiting for a mailed code (TOTP and recovery-code logins store none; a stale one
     /// left by an older version is ignored and cleared by the next successful login).
     pub(crate) challenge: Option<LoginChallenge>,
-    /// A login that `begin_login` answered with `MustEnroll`: a successful enrollment while it
+    /// A login that `start_login` answered with `MustEnroll`: a successful enrollment while it
     /// is open completes it.
     pub(crate) login_awaiting_enrollment: Option<LoginChallenge>,
     pub(crate) code_checks: RateLimit,

@@ -104,11 +104,11 @@ impl<S: UserStore> Harness<S> {
         (secret, codes)
     }
 
-    /// `begin_login`, expecting a challenge: its pending login.
+    /// `start_login`, expecting a challenge: its pending login.
     pub async fn challenge(&self, who: &Principal) -> PendingLogin {
         let decision = self
             .tf
-            .begin_login(who, None, &LoginContext::new())
+            .start_login(who, None, &LoginContext::new())
             .await
             .expect("begin login");
         match decision {
@@ -121,7 +121,7 @@ impl<S: UserStore> Harness<S> {
     }
 
     /// The pending login of a TOTP challenge for `who` at this time, as a host keeps it from
-    /// an earlier `begin_login` (for the calls where `begin_login` cannot run, or to play
+    /// an earlier `start_login` (for the calls where `start_login` cannot run, or to play
     /// an attacker who holds one).
     pub fn pending_for(&self, who: &Principal) -> PendingLogin {
         let step = PendingStep::SecondFactor {
@@ -210,7 +210,7 @@ pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
     let h = Harness::new(store.clone(), required);
     let alice = Principal::new("alice");
     assert!(matches!(
-        h.tf.begin_login(&alice, None, &LoginContext::new())
+        h.tf.start_login(&alice, None, &LoginContext::new())
             .await
             .expect("begin"),
         LoginDecision::MustEnroll { .. }
@@ -255,7 +255,7 @@ pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
     assert_eq!(h.successes(&alice.user), 3);
 }
 
-/// A full login with a TOTP code is one write: `begin_login` answers `Challenge` without
+/// A full login with a TOTP code is one write: `start_login` answers `Challenge` without
 /// saving (the stored version is unchanged), `finish_login` saves the used step once. A
 /// second `finish_login` on the same pending login is checked the same way: counted,
 /// replay-protected.
@@ -277,7 +277,7 @@ pub async fn full_login_is_one_write<S: UserStore>(store: Arc<S>) {
     assert_eq!(
         version(store.clone(), alice.user.clone()).await,
         before,
-        "begin_login wrote the record for a TOTP challenge"
+        "start_login wrote the record for a TOTP challenge"
     );
     let typed = code(&secret, h.now());
     h.finish_totp(&pending, &typed).await.expect("login");
@@ -293,7 +293,7 @@ pub async fn full_login_is_one_write<S: UserStore>(store: Arc<S>) {
     h.clock.advance(30);
     h.finish_totp(&pending, &code(&secret, h.now()))
         .await
-        .expect("a fresh code needs no new begin_login");
+        .expect("a fresh code needs no new start_login");
     let loaded = store
         .load(&alice.user)
         .await
@@ -374,9 +374,9 @@ pub async fn unreadable_record_refuses_login<S: UserStore>(store: Arc<S>, user: 
     for policy in [optional as Policy, required as Policy] {
         let h = Harness::new(store.clone(), policy);
         let who = Principal::new(user.as_str());
-        match h.tf.begin_login(&who, None, &LoginContext::new()).await {
+        match h.tf.start_login(&who, None, &LoginContext::new()).await {
             Err(Error::Store(_)) => {}
-            other => panic!("begin_login on an unreadable record: {other:?}"),
+            other => panic!("start_login on an unreadable record: {other:?}"),
         }
         let pending = h.pending_for(&who);
         match h.finish_totp(&pending, "123456").await {
@@ -387,7 +387,7 @@ pub async fn unreadable_record_refuses_login<S: UserStore>(store: Arc<S>, user: 
 }
 
 /// `clients` tasks submit the same valid code `submissions` times in all, in bursts (each
-/// submission a `begin_login` then `finish_login`, as an attacker who knows the password
+/// submission a `start_login` then `finish_login`, as an attacker who knows the password
 /// and saw the code would), for `steps` time steps: exactly one acceptance per step.
 ///
 /// The throttle is opened to its maximum so that as many checks as possible race; the
@@ -427,7 +427,7 @@ pub async fn same_code_storm<S: UserStore + 'static>(
                     for _ in 0..bursts {
                         barrier.wait().await;
                         let ctx = LoginContext::new();
-                        let _ = tf.begin_login(&alice, None, &ctx).await;
+                        let _ = tf.start_login(&alice, None, &ctx).await;
                         match tf
                             .finish_login(&pending, Factor::Totp(&typed), None, &ctx)
                             .await
@@ -495,7 +495,7 @@ pub async fn wrong_code_storm<S: UserStore + 'static>(
                 for _ in 0..bursts {
                     barrier.wait().await;
                     let ctx = LoginContext::new();
-                    let _ = tf.begin_login(&alice, None, &ctx).await;
+                    let _ = tf.start_login(&alice, None, &ctx).await;
                     match tf
                         .finish_login(&pending, Factor::Totp(&bad), None, &ctx)
                         .await
@@ -532,7 +532,7 @@ pub async fn wrong_code_storm<S: UserStore + 'static>(
         "no save conflicted: the test did not exercise compare-and-swap"
     );
     // And the right code is refused unchecked until the window passes.
-    let _ = h.tf.begin_login(&alice, None, &LoginContext::new()).await;
+    let _ = h.tf.start_login(&alice, None, &LoginContext::new()).await;
     assert!(matches!(
         h.finish_totp(&pending, &code(&secret, h.now())).await,
         Err(Error::Throttled { .. })
