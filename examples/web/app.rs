@@ -775,17 +775,20 @@ async fn enable(
     let Some((user, at)) = step_up(&app, &session, &f).await? else {
         return to("/account");
     };
-    match twofa::start_enrollment(&app.tf, &user.principal, &user.email, at).await {
-        Ok(s) => {
-            secret_page(
-                &session,
-                "Enable two-factor authentication",
-                &pages::setup(&s, "/account/confirm", false),
-            )
-            .await
-        }
+    let started = twofa::start_enrollment(&app.tf, &user.principal, &user.email, at).await;
+    setup_or_back(&session, "Enable two-factor authentication", started).await
+}
+
+/// The set-up page of a started enrollment or rotation, or back to the account page with why.
+async fn setup_or_back(
+    session: &Session,
+    title: &str,
+    started: Result<twofa::Setup, twofa::UiError>,
+) -> R {
+    match started {
+        Ok(s) => secret_page(session, title, &pages::setup(&s, "/account/confirm", false)).await,
         Err(e) => {
-            flash(&session, e.message).await?;
+            flash(session, e.message).await?;
             to("/account")
         }
     }
@@ -800,28 +803,15 @@ async fn rotate(
     let Some((user, at)) = step_up(&app, &session, &f).await? else {
         return to("/account");
     };
-    match twofa::start_rotation(
+    let started = twofa::start_rotation(
         &app.tf,
         &user.principal.user,
         &user.email,
         f.get("code"),
         at,
     )
-    .await
-    {
-        Ok(s) => {
-            secret_page(
-                &session,
-                "Set up your new phone",
-                &pages::setup(&s, "/account/confirm", false),
-            )
-            .await
-        }
-        Err(e) => {
-            flash(&session, e.message).await?;
-            to("/account")
-        }
-    }
+    .await;
+    setup_or_back(&session, "Set up your new phone", started).await
 }
 
 async fn confirm(
