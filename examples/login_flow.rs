@@ -12,11 +12,12 @@
 //! ```
 
 use twofactor::policy::PolicyExt;
+use twofactor::provision::QrCode;
 use twofactor::provision::TerminalStyle;
 use twofactor::seal::{Keyring, SealedStore};
 use twofactor::testing::{ManualClock, RecordingAudit, RecordingMailer};
 use twofactor::{
-    Clock, Error, Factor, GrantReason, KeyUri, LoginContext, LoginDecision, Principal, QrCode,
+    Clock, Error, Factor, GrantReason, KeyUri, LoginContext, LoginDecision, Principal,
     Reauthenticated, RequiredForRoles, SqliteStore, Totp, TwoFactor, UserId, WhenUnenrolled,
 };
 

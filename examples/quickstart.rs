@@ -12,9 +12,11 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 
+use twofactor::clock::SystemClock;
 use twofactor::otp::VerifyError;
+use twofactor::provision::QrCode;
 use twofactor::provision::{OtpKind, TerminalStyle};
-use twofactor::{Clock, KeyUri, QrCode, Secret, SystemClock, Totp};
+use twofactor::{Clock, KeyUri, Secret, Totp};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Enrollment: a new 160-bit secret, the default parameters every app understands.

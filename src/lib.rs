@@ -83,10 +83,8 @@
 //!
 //! ```
 //! use twofactor::cookie::DeviceCookie;
-//! use twofactor::{
-//!     Error, ErrorKind, Factor, LoginContext, LoginDecision, PendingLogin, PendingStep,
-//!     Principal,
-//! };
+//! use twofactor::{Error, ErrorKind, Factor, LoginContext, LoginDecision, PendingLogin, Principal};
+//! use twofactor::account::PendingStep;
 //! # use twofactor::{Clock, MemoryStore, RequiredForRoles, Totp, TwoFactor, UserId, WhenUnenrolled};
 //! # use twofactor::testing::{ManualClock, RecordingMailer};
 //! # #[derive(Default)]
@@ -254,7 +252,7 @@
 //! | [`policy`] | [`EnforcementPolicy`] and built-ins | none |
 //! | [`audit`], [`mail`] | audit events and notices, and the traits that deliver them | yours |
 //! | [`provision`] | `otpauth://` URIs, QR codes | none |
-//! | [`vocabulary`] | the shared words: [`UserId`], [`DeviceId`], [`LoginContext`], [`FactorKind`] | none |
+//! | [`vocabulary`] | the shared words: [`UserId`], [`DeviceId`](vocabulary::DeviceId), [`LoginContext`], [`FactorKind`](vocabulary::FactorKind) | none |
 //! | [`otp`] | RFC 4226 / RFC 6238, [`Secret`], parameters and their limits | none |
 //! | [`clock`] | [`Clock`] | reads the system clock |
 //! | [`manual`] | why the defaults are what they are | docs only |
@@ -289,29 +287,25 @@ pub mod vocabulary;
 // The crate root re-exports what a host touches in its first hour; everything else is in its
 // module (OTP-level types under `otp`, test doubles under `testing`).
 pub use account::{
-    DeviceInfo, DeviceToken, Enrolled, EnrollmentStarted, Factor, GrantReason, LoginDecision,
-    LoginGranted, Reauthenticated, RecoveryCodes, Settings, TwoFactorStatus,
+    DeviceToken, EnrollmentStarted, Factor, GrantReason, LoginDecision, LoginGranted, PendingLogin,
+    Reauthenticated, Settings,
 };
-pub use audit::{AuditEvent, AuditKind, AuditSink};
-pub use clock::{Clock, SystemClock};
+pub use clock::Clock;
 pub use cookie::DeviceCookie;
-pub use mail::{DynMailer, Mailer, NoMailer, Notice};
+pub use mail::{Mailer, Notice};
 pub use otp::{Secret, Totp};
 pub use policy::{
-    EnforcementPolicy, EnrollmentStatus, NoTrustedDevices, Optional, PerTenant, PolicyExt,
-    Principal, RequiredForAll, RequiredForRoles, Requirement, SuperuserExempt, WhenUnenrolled,
+    EnforcementPolicy, EnrollmentStatus, Optional, PerTenant, Principal, RequiredForAll,
+    RequiredForRoles, Requirement, WhenUnenrolled,
 };
-pub use provision::{KeyUri, QrCode};
+pub use provision::KeyUri;
 pub use service::{Error, ErrorKind, TwoFactor};
-
-// The typed pending login `start_login` hands out and `finish_login` takes back.
-pub use account::{PendingLogin, PendingStep};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{DynStore, MemoryStore, UserStore};
-pub use vocabulary::{DeviceId, FactorKind, LoginContext, UserId};
+pub use store::{MemoryStore, UserStore};
+pub use vocabulary::{LoginContext, UserId};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -141,7 +141,7 @@
 //! 2. **Completion.** `start_login` records the login as waiting for enrollment, open for
 //!    [`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl) (15 minutes).
 //!    A successful `finish_enrollment` while it is open completes
-//!    it: [`Enrolled::login_completed`](crate::Enrolled::login_completed) is `true`, and the
+//!    it: [`Enrolled::login_completed`](crate::account::Enrolled::login_completed) is `true`, and the
 //!    audit trail records `Enrolled` then `LoginSucceeded { factor: Totp }` (the confirming
 //!    code is that login's second factor). Later, or when no login was waiting (enrollment
 //!    from an account page), 2FA is on but no login is completed: ask for the password again,

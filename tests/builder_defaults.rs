@@ -2,11 +2,12 @@
 //! type-changing builder methods.
 
 use twofactor::account::Reauthenticated;
+use twofactor::mail::NoMailer;
 use twofactor::mail::{NoMailerError, NoticeKind};
 use twofactor::testing::{ManualClock, RecordingMailer};
 use twofactor::{
-    EnforcementPolicy, EnrollmentStatus, Error, MemoryStore, NoMailer, Optional, Principal,
-    RequiredForAll, Requirement, TwoFactor, UserId, WhenUnenrolled,
+    EnforcementPolicy, EnrollmentStatus, Error, MemoryStore, Optional, Principal, RequiredForAll,
+    Requirement, TwoFactor, UserId, WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_000;

@@ -160,13 +160,13 @@ fn login(
 > {
     // The pending login `start_login` hands out for this kind of factor.
     let step = match factor {
-        Factor::MailedCode(_) => twofactor::PendingStep::MailedCode {
+        Factor::MailedCode(_) => twofactor::account::PendingStep::MailedCode {
             code_expires_at: now + 3_600,
         },
-        _ => twofactor::PendingStep::SecondFactor {
+        _ => twofactor::account::PendingStep::SecondFactor {
             methods: vec![
-                twofactor::FactorKind::Totp,
-                twofactor::FactorKind::RecoveryCode,
+                twofactor::vocabulary::FactorKind::Totp,
+                twofactor::vocabulary::FactorKind::RecoveryCode,
             ],
         },
     };

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use common::flows::{Harness, code, required};
 use serde_json::Value;
+use twofactor::account::PendingStep;
 use twofactor::account::{Factor, FailureReason, LoginContext, LoginDecision, Reauthenticated};
 use twofactor::audit::AuditKind;
 use twofactor::service::Error;
+use twofactor::vocabulary::FactorKind;
 use twofactor::{
-    EnrollmentStatus, FactorKind, MemoryStore, PendingLogin, PendingStep, Principal, Requirement,
-    Settings, WhenUnenrolled,
+    EnrollmentStatus, MemoryStore, PendingLogin, Principal, Requirement, Settings, WhenUnenrolled,
 };
 
 fn ctx() -> LoginContext {

@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use twofactor::account::{Factor, GrantReason, LoginContext, LoginDecision, Reauthenticated};
 use twofactor::audit::AuditKind;
 use twofactor::policy::GraceStart;
+use twofactor::policy::PolicyExt;
 use twofactor::policy::{TENANT_DISABLED_EXEMPTION, UnknownTenant};
 use twofactor::service::TwoFactor;
 use twofactor::testing::ManualClock;
@@ -19,8 +20,7 @@ use twofactor::testing::RecordingAudit;
 use twofactor::testing::RecordingMailer;
 use twofactor::{
     Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, MemoryStore, Optional, PerTenant,
-    PolicyExt, Principal, RequiredForAll, RequiredForRoles, Requirement, Secret, Totp, UserId,
-    WhenUnenrolled,
+    Principal, RequiredForAll, RequiredForRoles, Requirement, Secret, Totp, UserId, WhenUnenrolled,
 };
 
 const T0: u64 = 1_700_000_010;

@@ -25,11 +25,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use twofactor::PendingLogin;
+use twofactor::account::PendingStep;
 use twofactor::account::{
     Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision, Reauthenticated,
 };
 use twofactor::audit::AuditKind;
 use twofactor::mail::Notice;
+use twofactor::policy::PolicyExt;
 use twofactor::policy::{GraceStart, UnknownTenant};
 use twofactor::service::{Error, TwoFactor};
 use twofactor::testing::ManualClock;
@@ -37,9 +40,8 @@ use twofactor::testing::RecordingAudit;
 use twofactor::testing::RecordingMailer;
 use twofactor::{
     Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, MemoryStore, Optional, PerTenant,
-    PolicyExt, Principal, RequiredForAll, Requirement, Secret, Totp, UserStore, WhenUnenrolled,
+    Principal, RequiredForAll, Requirement, Secret, Totp, UserStore, WhenUnenrolled,
 };
-use twofactor::{PendingLogin, PendingStep};
 
 const T0: u64 = 1_700_000_000;
 const HOUR: u64 = 3_600;

@@ -7,9 +7,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use twofactor::otp::{Algorithm, Hotp};
+use twofactor::provision::QrCode;
 use twofactor::provision::{OtpKind, QrError, TerminalStyle};
 use twofactor::provision::{PNG_MODULE_PX, QUIET_ZONE, SVG_MODULE_PX};
-use twofactor::{KeyUri, QrCode, Secret, Totp};
+use twofactor::{KeyUri, Secret, Totp};
 
 const ZBARIMG: &str = "/usr/bin/zbarimg";
 

@@ -163,8 +163,8 @@ async fn memory_store_refuses_wrong_shapes_and_keeps_the_row() {
             let h = Harness::new(store.clone(), policy);
             let begin = h.tf.start_login(&alice, None, &LoginContext::new()).await;
             assert!(matches!(begin, Err(Error::Store(_))), "{bad}: {begin:?}");
-            let step = twofactor::PendingStep::SecondFactor {
-                methods: vec![twofactor::FactorKind::Totp],
+            let step = twofactor::account::PendingStep::SecondFactor {
+                methods: vec![twofactor::vocabulary::FactorKind::Totp],
             };
             let pending = twofactor::PendingLogin::new(alice.clone(), h.now(), 900, step);
             let finish = h.finish_totp(&pending, "123456").await;

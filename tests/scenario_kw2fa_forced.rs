@@ -12,13 +12,14 @@ use twofactor::account::{
 };
 use twofactor::audit::AuditKind;
 use twofactor::mail::NoticeKind;
+use twofactor::policy::PolicyExt;
 use twofactor::policy::SUPERUSER_EXEMPTION;
 use twofactor::service::{Error, TwoFactor};
 use twofactor::testing::ManualClock;
 use twofactor::testing::RecordingAudit;
 use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, EnforcementPolicy, KeyUri, MemoryStore, Optional, PolicyExt, Principal, RequiredForAll,
+    Clock, EnforcementPolicy, KeyUri, MemoryStore, Optional, Principal, RequiredForAll,
     Requirement, Secret, Totp, UserId, WhenUnenrolled,
 };
 

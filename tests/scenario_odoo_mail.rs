@@ -6,6 +6,8 @@
 //! code by e-mail: 6 digits, valid one hour, which they may ask for again; sends and failed
 //! checks are limited to 5 per hour.
 
+use twofactor::PendingLogin;
+use twofactor::account::PendingStep;
 use twofactor::account::{
     Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision, Reauthenticated,
 };
@@ -19,7 +21,6 @@ use twofactor::{
     Clock, EnforcementPolicy, KeyUri, MemoryStore, Principal, RequiredForAll, RequiredForRoles,
     Totp, WhenUnenrolled,
 };
-use twofactor::{PendingLogin, PendingStep};
 
 const T0: u64 = 1_700_000_000;
 const HOUR: u64 = 3_600;

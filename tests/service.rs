@@ -10,6 +10,8 @@ mod counting;
 
 use counting::{Counting, Pause};
 
+use twofactor::PendingLogin;
+use twofactor::account::PendingStep;
 use twofactor::account::TwoFactorRecord;
 use twofactor::account::{
     Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision, Reauthenticated,
@@ -17,16 +19,16 @@ use twofactor::account::{
 };
 use twofactor::audit::AuditKind;
 use twofactor::mail::{DisabledBy, Mailer, NoMailer, Notice, NoticeKind};
+use twofactor::policy::NoTrustedDevices;
 use twofactor::service::{Error, TwoFactor};
 use twofactor::store::{SaveOutcome, UserStore, Version, Versioned};
 use twofactor::testing::ManualClock;
 use twofactor::testing::RecordingAudit;
 use twofactor::testing::RecordingMailer;
 use twofactor::{
-    Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, MemoryStore, NoTrustedDevices, Optional,
-    Principal, Requirement, Secret, Totp, UserId, WhenUnenrolled,
+    Clock, EnforcementPolicy, EnrollmentStatus, KeyUri, MemoryStore, Optional, Principal,
+    Requirement, Secret, Totp, UserId, WhenUnenrolled,
 };
-use twofactor::{PendingLogin, PendingStep};
 
 const T0: u64 = 1_700_000_010;
 

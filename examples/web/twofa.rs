@@ -12,14 +12,17 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+use twofactor::account::{DeviceInfo, PendingStep};
+use twofactor::audit::{AuditEvent, AuditSink};
 use twofactor::policy::UnknownTenant;
 use twofactor::policy::{GraceStart, PolicyExt};
 use twofactor::seal::{Keyring, SealedStore};
+use twofactor::vocabulary::FactorKind;
 use twofactor::{
-    AuditEvent, AuditSink, Clock, DeviceCookie, DeviceInfo, EnforcementPolicy, EnrollmentStatus,
-    Error, ErrorKind, Factor, FactorKind, GrantReason, LoginContext, LoginDecision, Mailer, Notice,
-    Optional, PendingLogin, PendingStep, PerTenant, Principal, Reauthenticated, RequiredForAll,
-    RequiredForRoles, Requirement, SqliteStore, TwoFactor, UserId, WhenUnenrolled,
+    Clock, DeviceCookie, EnforcementPolicy, EnrollmentStatus, Error, ErrorKind, Factor,
+    GrantReason, LoginContext, LoginDecision, Mailer, Notice, Optional, PendingLogin, PerTenant,
+    Principal, Reauthenticated, RequiredForAll, RequiredForRoles, Requirement, SqliteStore,
+    TwoFactor, UserId, WhenUnenrolled,
 };
 
 /// The demo's 2FA service: sealed secrets in SQLite, the outbox, the live policy.
@@ -82,7 +85,7 @@ impl DemoClock {
 
 impl Clock for DemoClock {
     fn now(&self) -> u64 {
-        twofactor::SystemClock.now() + self.0.load(std::sync::atomic::Ordering::SeqCst)
+        twofactor::clock::SystemClock.now() + self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -219,7 +222,7 @@ impl Mailer for Outbox {
     async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), sqlx::Error> {
         let (subject, body) = render_notice(notice);
         sqlx::query("INSERT INTO outbox (at, user_id, subject, body) VALUES (?, ?, ?, ?)")
-            .bind(twofactor::SystemClock.now() as i64)
+            .bind(twofactor::clock::SystemClock.now() as i64)
             .bind(user.as_str())
             .bind(subject)
             .bind(body)
@@ -607,7 +610,7 @@ pub fn terminal_qr(setup: &Setup, ansi: bool) -> String {
     } else {
         twofactor::provision::TerminalStyle::PlainLightBackground
     };
-    twofactor::QrCode::new(setup.uri())
+    twofactor::provision::QrCode::new(setup.uri())
         .map(|q| q.to_terminal(style))
         .unwrap_or_default()
 }
@@ -687,7 +690,10 @@ pub async fn status(tf: &Service, user: &UserId) -> Result<Status, UiError> {
 
 /// Revokes one trusted device by id.
 pub async fn revoke_device(tf: &Service, user: &UserId, id: &str) -> Result<(), UiError> {
-    call!(tf, tf.revoke_device(user, &twofactor::DeviceId::new(id)))
+    call!(
+        tf,
+        tf.revoke_device(user, &twofactor::vocabulary::DeviceId::new(id))
+    )
 }
 
 /// Revokes every trusted device.

@@ -92,7 +92,8 @@ impl<'a> Factor<'a> {
     /// [`Factor::MailedCode`].
     ///
     /// ```
-    /// use twofactor::{Factor, FactorKind};
+    /// use twofactor::Factor;
+    /// use twofactor::vocabulary::FactorKind;
     /// assert_eq!(Factor::parse("123 456")?.kind(), FactorKind::Totp);
     /// assert_eq!(Factor::parse("7K3M-Q9XA-2F")?.kind(), FactorKind::RecoveryCode);
     /// assert!(Factor::parse("  ").is_err());
@@ -230,8 +231,10 @@ impl LoginDecision {
     /// only a cookie the request carried (see [`crate::cookie`]).
     ///
     /// ```
-    /// use twofactor::{FactorKind, GrantReason, LoginDecision};
-    /// use twofactor::{PendingLogin, PendingStep, Principal};
+    /// use twofactor::{GrantReason, LoginDecision};
+    /// use twofactor::vocabulary::FactorKind;
+    /// use twofactor::{PendingLogin, Principal};
+    /// use twofactor::account::PendingStep;
     /// let step = PendingStep::SecondFactor { methods: vec![FactorKind::Totp] };
     /// let pending = PendingLogin::new(Principal::new("alice"), 0, 900, step);
     /// let challenged = LoginDecision::Challenge { pending };
@@ -364,7 +367,9 @@ pub enum PendingStep {
 /// least one.
 ///
 /// ```
-/// use twofactor::{FactorKind, PendingLogin, PendingStep, Principal};
+/// use twofactor::{PendingLogin, Principal};
+/// use twofactor::account::PendingStep;
+/// use twofactor::vocabulary::FactorKind;
 /// let pending = PendingLogin::new(
 ///     Principal::new("alice").with_role("staff"),
 ///     1_700_000_000,

@@ -60,7 +60,7 @@ pub enum TerminalStyle {
 /// only the size.
 ///
 /// ```
-/// use twofactor::QrCode;
+/// use twofactor::provision::QrCode;
 /// use twofactor::provision::{QUIET_ZONE, TerminalStyle};
 ///
 /// let qr = QrCode::new("otpauth://totp/ACME:alice?secret=JBSWY3DPEHPK3PXP&issuer=ACME")?;
@@ -88,7 +88,7 @@ impl QrCode {
     /// smallest QR code that holds it at medium error correction.
     ///
     /// ```
-    /// use twofactor::QrCode;
+    /// use twofactor::provision::QrCode;
     /// use twofactor::provision::QrError;
     ///
     /// let qr = QrCode::new("otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP")?;
@@ -220,7 +220,7 @@ impl QrCode {
     /// with the quiet zone.
     ///
     /// ```
-    /// let qr = twofactor::QrCode::new("otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP")?;
+    /// let qr = twofactor::provision::QrCode::new("otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP")?;
     /// let png = qr.to_png()?;
     /// assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
     /// # Ok::<(), twofactor::provision::QrError>(())

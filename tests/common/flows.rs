@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Barrier;
 
 use super::counting::{Counting, Pause};
+use twofactor::PendingLogin;
+use twofactor::account::PendingStep;
 use twofactor::account::TwoFactorRecord;
 use twofactor::account::{
     Factor, FailureReason, LoginContext, LoginDecision, Reauthenticated, Settings,
@@ -18,10 +20,10 @@ use twofactor::store::UserStore;
 use twofactor::testing::ManualClock;
 use twofactor::testing::RecordingAudit;
 use twofactor::testing::RecordingMailer;
+use twofactor::vocabulary::FactorKind;
 use twofactor::{
     Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
 };
-use twofactor::{FactorKind, PendingLogin, PendingStep};
 
 /// A Unix time at the start of a 30 s step.
 pub const T0: u64 = 1_700_000_010;
