@@ -349,6 +349,9 @@ pub enum Error {
         /// The missing key's [`id`](crate::account::CodeKey::id).
         key_id: String,
     },
+    /// A configured key is unusable (a service secret shorter than 32 bytes).
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
 }
 
 /// What kind of failure an [`Error`] is: the one thing a host matches on to answer the user
@@ -436,7 +439,10 @@ impl Error {
             | Error::NoPendingLogin
             | Error::UnknownDevice => ErrorKind::Conflict,
             Error::Store(_) | Error::Mailer(_) | Error::Contention { .. } => ErrorKind::Unavailable,
-            Error::SecretSealed | Error::UnknownCodeKey { .. } | Error::Rng => {
+            Error::SecretSealed
+            | Error::UnknownCodeKey { .. }
+            | Error::InvalidKey(_)
+            | Error::Rng => {
                 ErrorKind::Misconfigured
             }
         }
@@ -505,6 +511,7 @@ impl From<DomainError> for Error {
             DomainError::Rng => Error::Rng,
             DomainError::SecretSealed => Error::SecretSealed,
             DomainError::UnknownCodeKey { key_id } => Error::UnknownCodeKey { key_id },
+            DomainError::InvalidKey(why) => Error::InvalidKey(why),
         }
     }
 }

@@ -45,6 +45,9 @@ pub enum DomainError {
     /// thousand bytes).
     #[error("the issuer and account names are too long for a QR code")]
     NamesTooLong,
+    /// A key or secret given to [`ServiceKeys`](super::ServiceKeys) is unusable (too short).
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
     /// The random number generator failed: fail closed.
     #[error("the random number generator failed")]
     Rng,

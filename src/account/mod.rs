@@ -30,6 +30,7 @@ mod devices;
 pub mod dudect_support;
 mod enrollment;
 mod error;
+mod keys;
 mod login;
 mod mailed;
 mod reauth;
@@ -44,6 +45,8 @@ mod transition;
 pub use crypto::CodeKey;
 pub use devices::{DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
+pub use keys::{CookieKey, MIN_SERVICE_SECRET_BYTES, ServiceKeys};
+pub(crate) use keys::{TicketKey, derive as hkdf_derive, label as key_label};
 pub use error::{Checked, DomainError, MalformedInput, Refusal};
 pub use login::{
     Factor, FactorParseError, GrantReason, LoginDecision, LoginGranted, PendingLogin,
