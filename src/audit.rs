@@ -22,6 +22,10 @@ pub enum Operation {
     Rotation,
     /// Turning 2FA off.
     Disable,
+    /// New recovery codes.
+    RegenerateRecoveryCodes,
+    /// Proving the second factor again (step-up), with no login.
+    StepUp,
 }
 
 /// What happened.
@@ -105,6 +109,20 @@ pub enum AuditKind {
     },
     /// A new set of recovery codes replaced the old one.
     RecoveryCodesRegenerated,
+    /// Every login ticket and second-factor proof of the user issued so far was revoked (a
+    /// password change, or the host's own reason).
+    LoginTicketsRevoked,
+    /// The user proved a second factor again (step-up), with no login.
+    SecondFactorVerified {
+        /// The factor proved.
+        factor: FactorKind,
+    },
+    /// An enrollment was started while the same one was pending: the same secret and expiry
+    /// were shown again.
+    EnrollmentResumed {
+        /// When the resumed enrollment expires.
+        expires_at: u64,
+    },
     /// A device was trusted.
     DeviceTrusted {
         /// Its id.
@@ -242,6 +260,24 @@ pub struct TracingAudit;
 
 impl AuditSink for TracingAudit {
     fn record(&self, event: &AuditEvent) {
+        // A dropped trail is never silent: with no subscriber installed, the events go to
+        // standard error (one line each, no secrets), with a one-time note on how to choose.
+        let unheard =
+            tracing::dispatcher::get_default(|d| d.is::<tracing::subscriber::NoSubscriber>());
+        if unheard {
+            static NOTE: std::sync::Once = std::sync::Once::new();
+            NOTE.call_once(|| {
+                eprintln!(
+                    "twofactor: no tracing subscriber is installed, so audit events are written \
+                     to standard error; choose their destination with TwoFactorBuilder::audit"
+                );
+            });
+            eprintln!(
+                "twofactor audit: at={} user={} kind={:?}",
+                event.at, event.user, event.kind
+            );
+            return;
+        }
         let ip = event
             .context
             .as_ref()

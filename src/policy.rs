@@ -183,6 +183,13 @@ pub enum Requirement {
 }
 
 impl Requirement {
+    /// Whether 2FA is required ([`Requirement::Required`], grace period or not): an enrolled
+    /// user may not turn it off.
+    #[must_use]
+    pub const fn is_required(&self) -> bool {
+        matches!(self, Requirement::Required { .. })
+    }
+
     /// Required, blocking unenrolled users, no grace period, trusted devices allowed.
     #[must_use]
     pub const fn required() -> Self {

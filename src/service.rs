@@ -110,17 +110,18 @@
 //! ```
 
 use core::fmt;
+use core::marker::PhantomData;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use rand::rngs::SysRng;
 
-use crate::account::CodeKey;
 use crate::account::{
     Checked, DeviceId, DeviceInfo, DomainError, Enrolled, EnrollmentStarted, Factor, LoginContext,
     LoginDecision, LoginGranted, MalformedInput, PendingLogin, PendingStep, Reauthenticated,
     RecoveryCodes, Refusal, Settings, Transition, TwoFactorRecord, TwoFactorStatus, UserId,
 };
+use crate::account::{CodeKey, CookieKey, SecondFactorProof, ServiceKeys, Verification};
 use crate::audit::{AuditEvent, AuditKind, AuditSink, TracingAudit};
 use crate::clock::{Clock, SystemClock};
 use crate::mail::{Mailer, NoMailer, Notice};
@@ -293,12 +294,27 @@ pub enum Error {
     /// counted. Drop the half-logged-in session and ask for the password again.
     #[error("the login has expired; log in again")]
     LoginExpired,
-    /// The policy asks this unenrolled user for a mailed code at login, and they have not
-    /// completed such a login recently: the password alone may not enroll an authenticator.
-    /// Log them in with the mailed code ([`TwoFactor::start_login`], then
-    /// [`TwoFactor::finish_login`] with [`Factor::MailedCode`]), then start again.
-    #[error("a login with the mailed code is required first")]
+    /// A fresh proof of a second factor is needed and none (or a too old one, or one of
+    /// another factor) was given: under a mailed-code policy, enrolling needs the
+    /// [`SecondFactorProof`] of a mailed-code login from this session
+    /// ([`LoginGranted::proof`](crate::LoginGranted::proof)); other sensitive calls take a
+    /// proof or a code. Ask for the second factor again
+    /// ([`TwoFactor::verify_second_factor`]), then retry.
+    #[error("a fresh second factor is required first")]
     SecondFactorRequired,
+    /// The login ticket was not issued by this deployment or was altered (any edit, another
+    /// server key). Nothing was checked, counted or saved: drop it and ask for the password
+    /// again.
+    #[error("the login ticket is not valid; log in again")]
+    InvalidTicket,
+    /// The [`SecondFactorProof`] was not issued by this deployment, was altered, is another
+    /// user's, or was revoked (tickets revoked, 2FA reset). Nothing was changed.
+    #[error("the second-factor proof is not valid")]
+    InvalidProof,
+    /// The policy requires 2FA for this user: it cannot be turned off (an administrator can
+    /// reset it after a lost phone).
+    #[error("two-factor authentication is required for this account")]
+    RequiredByPolicy,
     /// The user has no active authenticator.
     #[error("two-factor authentication is not enabled")]
     NotEnrolled,
@@ -430,9 +446,12 @@ impl Error {
             Error::Malformed(_) | Error::InvalidAccountName(_) | Error::NamesTooLong => {
                 ErrorKind::MalformedInput
             }
-            Error::ReauthenticationRequired | Error::LoginExpired | Error::SecondFactorRequired => {
-                ErrorKind::NotAllowedNow
-            }
+            Error::ReauthenticationRequired
+            | Error::LoginExpired
+            | Error::SecondFactorRequired
+            | Error::InvalidTicket
+            | Error::InvalidProof
+            | Error::RequiredByPolicy => ErrorKind::NotAllowedNow,
             Error::NotEnrolled
             | Error::AlreadyEnrolled
             | Error::NoPendingEnrollment
@@ -442,9 +461,7 @@ impl Error {
             Error::SecretSealed
             | Error::UnknownCodeKey { .. }
             | Error::InvalidKey(_)
-            | Error::Rng => {
-                ErrorKind::Misconfigured
-            }
+            | Error::Rng => ErrorKind::Misconfigured,
         }
     }
 
@@ -512,6 +529,9 @@ impl From<DomainError> for Error {
             DomainError::SecretSealed => Error::SecretSealed,
             DomainError::UnknownCodeKey { key_id } => Error::UnknownCodeKey { key_id },
             DomainError::InvalidKey(why) => Error::InvalidKey(why),
+            DomainError::InvalidTicket => Error::InvalidTicket,
+            DomainError::InvalidProof => Error::InvalidProof,
+            DomainError::RequiredByPolicy => Error::RequiredByPolicy,
         }
     }
 }
@@ -560,6 +580,8 @@ pub struct TwoFactor<S, M, P, C = SystemClock, A = TracingAudit> {
     clock: C,
     audit: A,
     settings: Settings,
+    /// Names trusted-device cookies; `None`: this process's random key.
+    cookie_key: Option<CookieKey>,
     max_save_attempts: u32,
     snapshots: LoginSnapshots,
 }
@@ -576,11 +598,42 @@ impl<S, M, P, C, A> fmt::Debug for TwoFactor<S, M, P, C, A> {
 
 /// Builds a [`TwoFactor`]; see [`TwoFactor::builder`].
 #[must_use]
-pub struct TwoFactorBuilder<S, M, P, C = SystemClock, A = TracingAudit> {
+pub struct TwoFactorBuilder<S, M, P, C = SystemClock, A = TracingAudit, K = keying::Unchosen> {
     inner: TwoFactor<S, M, P, C, A>,
+    keying: PhantomData<K>,
 }
 
-impl<S, M, P, C, A> fmt::Debug for TwoFactorBuilder<S, M, P, C, A> {
+/// Whether a [`TwoFactorBuilder`] was told how mailed codes are hashed: a builder with a
+/// mailer builds only once it was ([`TwoFactorBuilder::keys`], `sealed` with the `seal`
+/// feature, [`TwoFactorBuilder::code_key`], or the named opt-out
+/// [`TwoFactorBuilder::unkeyed_mailed_codes_dangerous`]).
+pub mod keying {
+    /// Not chosen yet.
+    #[derive(Debug)]
+    pub struct Unchosen;
+    /// Chosen.
+    #[derive(Debug)]
+    pub struct Chosen;
+
+    /// The builder states that may [`build`](super::TwoFactorBuilder::build): no mailer (no
+    /// code is ever mailed), or any mailer once the hashing of mailed codes was chosen.
+    #[diagnostic::on_unimplemented(
+        message = "choose how mailed codes are stored before `build()`",
+        label = "this builder has a mailer but no keys",
+        note = "call `.keys(ServiceKeys::derive(&secret)?)`, `.sealed(keyring)` (feature `seal`), or, knowing that a table reader then recovers live login codes, `.unkeyed_mailed_codes_dangerous()`"
+    )]
+    pub trait CanBuild: private::Sealed {}
+    impl CanBuild for (crate::mail::NoMailer, Unchosen) {}
+    impl<M> CanBuild for (M, Chosen) {}
+
+    mod private {
+        pub trait Sealed {}
+        impl Sealed for (crate::mail::NoMailer, super::Unchosen) {}
+        impl<M> Sealed for (M, super::Chosen) {}
+    }
+}
+
+impl<S, M, P, C, A, K> fmt::Debug for TwoFactorBuilder<S, M, P, C, A, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TwoFactorBuilder")
             .field("inner", &self.inner)
@@ -640,6 +693,7 @@ impl<S: UserStore> TwoFactor<S, NoMailer, Optional> {
     /// ```
     pub fn builder(store: S) -> TwoFactorBuilder<S, NoMailer, Optional> {
         TwoFactorBuilder {
+            keying: PhantomData,
             inner: TwoFactor {
                 store,
                 mailer: NoMailer,
@@ -647,6 +701,7 @@ impl<S: UserStore> TwoFactor<S, NoMailer, Optional> {
                 clock: SystemClock,
                 audit: TracingAudit,
                 settings: Settings::default(),
+                cookie_key: None,
                 max_save_attempts: DEFAULT_MAX_SAVE_ATTEMPTS,
                 snapshots: LoginSnapshots::new(DEFAULT_LOGIN_SNAPSHOT_CAPACITY),
             },
@@ -654,12 +709,13 @@ impl<S: UserStore> TwoFactor<S, NoMailer, Optional> {
     }
 }
 
-impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
+impl<S, M, P, C, A, K> TwoFactorBuilder<S, M, P, C, A, K> {
     /// Sends notices through `mailer` (default [`NoMailer`]: see
     /// [`TwoFactor::builder`]).
-    pub fn mailer<M2: Mailer>(self, mailer: M2) -> TwoFactorBuilder<S, M2, P, C, A> {
+    pub fn mailer<M2: Mailer>(self, mailer: M2) -> TwoFactorBuilder<S, M2, P, C, A, K> {
         let i = self.inner;
         TwoFactorBuilder {
+            keying: PhantomData,
             inner: TwoFactor {
                 store: i.store,
                 mailer,
@@ -667,6 +723,7 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
                 clock: i.clock,
                 audit: i.audit,
                 settings: i.settings,
+                cookie_key: i.cookie_key,
                 max_save_attempts: i.max_save_attempts,
                 snapshots: i.snapshots,
             },
@@ -676,9 +733,10 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
     /// Decides who must use 2FA with `policy` (default [`Optional`]: see
     /// [`TwoFactor::builder`]). A closure `|&Principal, &EnrollmentStatus, now| Requirement`
     /// is a policy.
-    pub fn policy<P2: EnforcementPolicy>(self, policy: P2) -> TwoFactorBuilder<S, M, P2, C, A> {
+    pub fn policy<P2: EnforcementPolicy>(self, policy: P2) -> TwoFactorBuilder<S, M, P2, C, A, K> {
         let i = self.inner;
         TwoFactorBuilder {
+            keying: PhantomData,
             inner: TwoFactor {
                 store: i.store,
                 mailer: i.mailer,
@@ -686,6 +744,7 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
                 clock: i.clock,
                 audit: i.audit,
                 settings: i.settings,
+                cookie_key: i.cookie_key,
                 max_save_attempts: i.max_save_attempts,
                 snapshots: i.snapshots,
             },
@@ -693,9 +752,10 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
     }
 
     /// Uses another clock (a [`ManualClock`](crate::testing::ManualClock) in tests).
-    pub fn clock<C2: Clock>(self, clock: C2) -> TwoFactorBuilder<S, M, P, C2, A> {
+    pub fn clock<C2: Clock>(self, clock: C2) -> TwoFactorBuilder<S, M, P, C2, A, K> {
         let i = self.inner;
         TwoFactorBuilder {
+            keying: PhantomData,
             inner: TwoFactor {
                 store: i.store,
                 mailer: i.mailer,
@@ -703,6 +763,7 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
                 clock,
                 audit: i.audit,
                 settings: i.settings,
+                cookie_key: i.cookie_key,
                 max_save_attempts: i.max_save_attempts,
                 snapshots: i.snapshots,
             },
@@ -710,9 +771,10 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
     }
 
     /// Uses another audit sink.
-    pub fn audit<A2: AuditSink>(self, audit: A2) -> TwoFactorBuilder<S, M, P, C, A2> {
+    pub fn audit<A2: AuditSink>(self, audit: A2) -> TwoFactorBuilder<S, M, P, C, A2, K> {
         let i = self.inner;
         TwoFactorBuilder {
+            keying: PhantomData,
             inner: TwoFactor {
                 store: i.store,
                 mailer: i.mailer,
@@ -720,6 +782,7 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
                 clock: i.clock,
                 audit,
                 settings: i.settings,
+                cookie_key: i.cookie_key,
                 max_save_attempts: i.max_save_attempts,
                 snapshots: i.snapshots,
             },
@@ -764,9 +827,37 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
     /// .build();
     /// assert_eq!(tf.settings().code_key_id(), Some(id.as_str()));
     /// ```
-    pub fn code_key(mut self, key: CodeKey) -> Self {
+    pub fn code_key(mut self, key: CodeKey) -> TwoFactorBuilder<S, M, P, C, A, keying::Chosen> {
         self.inner.settings.code_keys.current = Some(key);
-        self
+        self.chosen()
+    }
+
+    fn chosen(self) -> TwoFactorBuilder<S, M, P, C, A, keying::Chosen> {
+        TwoFactorBuilder {
+            inner: self.inner,
+            keying: PhantomData,
+        }
+    }
+
+    /// Every key from one server secret ([`ServiceKeys`]): recovery and mailed codes are
+    /// stored as keyed hashes, login tickets and second-factor proofs are sealed under a key
+    /// all app servers share, and trusted-device cookies get keyed names. Under sealing,
+    /// `sealed(keyring)` (feature `seal`) sets these from the keyring instead.
+    pub fn keys(mut self, keys: ServiceKeys) -> TwoFactorBuilder<S, M, P, C, A, keying::Chosen> {
+        self.inner.settings.code_keys.current = Some(keys.code.clone());
+        self.inner.settings.code_keys.old = keys.old_code.clone();
+        self.inner.settings.ticket_key = Some(keys.ticket.clone());
+        self.inner.cookie_key = Some(keys.cookie);
+        self.chosen()
+    }
+
+    /// Stores mailed login codes (and recovery codes) as unkeyed hashes: anyone who reads the
+    /// table (a backup, a replica) recovers a live 6-digit login code in well under a second,
+    /// and tests recovery-code guesses offline. Only for a deployment that accepts that (a
+    /// single process with an in-memory store, say); prefer [`keys`](Self::keys). Login
+    /// tickets are then sealed under a random key of this process.
+    pub fn unkeyed_mailed_codes_dangerous(self) -> TwoFactorBuilder<S, M, P, C, A, keying::Chosen> {
+        self.chosen()
     }
 
     /// A retired code key: still checks what was hashed under it, hashes nothing new.
@@ -816,7 +907,10 @@ impl<S, M, P, C, A> TwoFactorBuilder<S, M, P, C, A> {
     }
 
     /// The service.
-    pub fn build(self) -> TwoFactor<S, M, P, C, A> {
+    pub fn build(self) -> TwoFactor<S, M, P, C, A>
+    where
+        (M, K): keying::CanBuild,
+    {
         self.inner
     }
 }
@@ -1077,13 +1171,130 @@ where
         account: &str,
         reauth: Reauthenticated,
     ) -> Result<EnrollmentStarted, Error> {
+        self.enroll(principal, account, reauth, None).await
+    }
+
+    /// [`start_enrollment`](Self::start_enrollment) for a user the policy asks for a mailed
+    /// code at login: `proof` is the [`SecondFactorProof`] of the mailed-code login this
+    /// session completed ([`LoginGranted::proof`](crate::LoginGranted::proof), younger than
+    /// [`Settings::reauth_max_age`]). A proof from another session is not in this session,
+    /// which is the point: the victim's own mailed-code login gives someone who has only the
+    /// password nothing.
+    ///
+    /// # Errors
+    /// As [`start_enrollment`](Self::start_enrollment), and [`Error::InvalidProof`].
+    #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
+    pub async fn start_enrollment_with_proof(
+        &self,
+        principal: &Principal,
+        account: &str,
+        reauth: Reauthenticated,
+        proof: &SecondFactorProof,
+    ) -> Result<EnrollmentStarted, Error> {
+        self.enroll(principal, account, reauth, Some(proof)).await
+    }
+
+    async fn enroll(
+        &self,
+        principal: &Principal,
+        account: &str,
+        reauth: Reauthenticated,
+        proof: Option<&SecondFactorProof>,
+    ) -> Result<EnrollmentStarted, Error> {
         self.run(&principal.user, None, |r, now, rng| {
             let requirement = self
                 .policy
                 .requirement(principal, &r.enrollment_status(), now);
-            r.start_enrollment(now, &requirement, reauth, account, &self.settings, rng)
+            r.start_enrollment(
+                now,
+                &principal.user,
+                &requirement,
+                reauth,
+                proof,
+                account,
+                &self.settings,
+                rng,
+            )
         })
         .await
+    }
+
+    /// Forced set-up after [`LoginDecision::MustEnroll`]: starts (or, on a reload, resumes)
+    /// enrollment for the user of the login ticket `pending`, whose password check is the
+    /// re-authentication. The ticket is checked (seal, deadline, not used, not revoked, an
+    /// enrollment step) before anything is loaded. Confirm with
+    /// [`finish_forced_enrollment`](Self::finish_forced_enrollment).
+    ///
+    /// # Errors
+    /// [`Error::InvalidTicket`], [`Error::LoginExpired`], and as
+    /// [`start_enrollment`](Self::start_enrollment).
+    #[tracing::instrument(skip_all, fields(user.id = %pending.user()))]
+    pub async fn start_forced_enrollment(
+        &self,
+        pending: &PendingLogin,
+        account: &str,
+    ) -> Result<EnrollmentStarted, Error> {
+        self.check_ticket(pending)?;
+        if !matches!(pending.step(), PendingStep::Enrollment) {
+            return Err(Error::InvalidTicket);
+        }
+        let reauth = Reauthenticated::at(pending.password_checked_at());
+        self.run(pending.user(), None, |r, now, rng| {
+            r.ensure_ticket_usable(pending, now, &self.settings)?;
+            let requirement =
+                self.policy
+                    .requirement(pending.principal(), &r.enrollment_status(), now);
+            r.start_enrollment(
+                now,
+                pending.user(),
+                &requirement,
+                reauth,
+                None,
+                account,
+                &self.settings,
+                rng,
+            )
+        })
+        .await
+    }
+
+    /// Confirms forced set-up with the first code of the new authenticator and completes the
+    /// login the ticket `pending` stands for ([`Enrolled::login_completed`]); the ticket is
+    /// used up. Log the session in (cycling its session id) when `login_completed()` is true.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTicket`], [`Error::LoginExpired`], and as
+    /// [`finish_enrollment`](Self::finish_enrollment).
+    #[tracing::instrument(skip_all, fields(user.id = %pending.user()))]
+    pub async fn finish_forced_enrollment(
+        &self,
+        pending: &PendingLogin,
+        code: &str,
+    ) -> Result<Enrolled, Error> {
+        self.check_ticket(pending)?;
+        checked(
+            self.run(pending.user(), None, |r, now, rng| {
+                r.finish_enrollment(
+                    now,
+                    pending.user(),
+                    code,
+                    Some(pending),
+                    &self.settings,
+                    rng,
+                )
+            })
+            .await?,
+        )
+    }
+
+    /// Checks a ticket's seal and deadline before anything is loaded: a forged or edited one
+    /// costs nothing and charges no throttle.
+    fn check_ticket(&self, pending: &PendingLogin) -> Result<(), Error> {
+        pending.verify(&self.settings)?;
+        if !pending.is_open(self.clock.now()) {
+            return Err(Error::LoginExpired);
+        }
+        Ok(())
     }
 
     /// Confirms the pending enrollment (or rotation) with a code from the new authenticator:
@@ -1135,7 +1346,7 @@ where
     pub async fn finish_enrollment(&self, user: &UserId, code: &str) -> Result<Enrolled, Error> {
         checked(
             self.run(user, None, |r, now, rng| {
-                r.finish_enrollment(now, code, &self.settings, rng)
+                r.finish_enrollment(now, user, code, None, &self.settings, rng)
             })
             .await?,
         )
@@ -1215,16 +1426,25 @@ where
     /// # }
     /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
-    pub async fn start_rotation(
+    pub async fn start_rotation<'v>(
         &self,
         user: &UserId,
         account: &str,
-        current_code: &str,
+        verification: impl Into<Verification<'v>>,
         reauth: Reauthenticated,
     ) -> Result<EnrollmentStarted, Error> {
+        let verification = verification.into();
         checked(
             self.run(user, None, |r, now, rng| {
-                r.start_rotation(now, reauth, current_code, account, &self.settings, rng)
+                r.start_rotation(
+                    now,
+                    user,
+                    reauth,
+                    verification,
+                    account,
+                    &self.settings,
+                    rng,
+                )
             })
             .await?,
         )
@@ -1266,16 +1486,86 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    #[tracing::instrument(skip_all, fields(user.id = %user))]
-    pub async fn disable(
+    #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
+    pub async fn disable<'v>(
         &self,
-        user: &UserId,
+        principal: &Principal,
         reauth: Reauthenticated,
-        factor: Factor<'_>,
+        verification: impl Into<Verification<'v>>,
     ) -> Result<(), Error> {
+        let verification = verification.into();
+        let user = &principal.user;
         checked(
             self.run(user, None, |r, now, _| {
-                r.disable(now, reauth, factor, &self.settings)
+                let requirement = self
+                    .policy
+                    .requirement(principal, &r.enrollment_status(), now);
+                r.disable(
+                    now,
+                    user,
+                    &requirement,
+                    reauth,
+                    verification,
+                    &self.settings,
+                )
+            })
+            .await?,
+        )
+    }
+
+    /// Refuses every login ticket and second-factor proof of `user` issued so far: half-done
+    /// logins anywhere must start again with the password. Call it whenever the user's
+    /// password changes (and on "sign out everywhere"). Trusted devices are not touched
+    /// (see [`revoke_all_devices`](Self::revoke_all_devices)). An administrator's
+    /// [`reset_by_admin`](Self::reset_by_admin) revokes them too.
+    ///
+    /// # Errors
+    /// The infrastructure errors ([`Error::Store`], [`Error::Contention`]).
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::{Error, LoginContext, LoginDecision, MemoryStore, Principal, TwoFactor, Requirement, EnrollmentStatus};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .policy(|_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required())
+    /// #     .build();
+    /// let alice = Principal::new("alice");
+    /// let pending = tf.start_login(&alice, None, &LoginContext::new()).await?.into_pending().unwrap();
+    /// // ... alice changes her password on another device:
+    /// tf.revoke_login_tickets(&alice.user).await?;
+    /// assert!(matches!(tf.start_forced_enrollment(&pending, "alice").await, Err(Error::LoginExpired)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn revoke_login_tickets(&self, user: &UserId) -> Result<(), Error> {
+        self.run(user, None, |r, _, _| Ok(r.revoke_login_tickets()))
+            .await
+    }
+
+    /// Step-up: the logged-in `user` proves a second factor again (a TOTP or recovery code)
+    /// before a sensitive action, with no login side effects: counted by the same throttle,
+    /// replay-protected, audited (`SecondFactorVerified`). Returns a fresh
+    /// [`SecondFactorProof`] to keep in the session; check
+    /// [`is_fresh`](SecondFactorProof::is_fresh) before your own sensitive actions, and pass it
+    /// to the library's ([`disable`](Self::disable),
+    /// [`regenerate_recovery_codes`](Self::regenerate_recovery_codes),
+    /// [`start_rotation`](Self::start_rotation)). A trusted-device cookie never counts.
+    ///
+    /// # Errors
+    /// [`Error::NotEnrolled`], [`Error::InvalidCode`], [`Error::Malformed`],
+    /// [`Error::Throttled`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn verify_second_factor(
+        &self,
+        user: &UserId,
+        factor: Factor<'_>,
+        context: &LoginContext,
+    ) -> Result<SecondFactorProof, Error> {
+        checked(
+            self.run(user, Some(context), |r, now, rng| {
+                r.verify_second_factor(now, user, factor, &self.settings, rng)
             })
             .await?,
         )
@@ -1583,10 +1873,8 @@ where
         remember_device: Option<&str>,
         context: &LoginContext,
     ) -> Result<LoginGranted, Error> {
-        if !pending.is_open(self.clock.now()) {
-            // Refused before any load: nothing checked, nothing counted.
-            return Err(Error::LoginExpired);
-        }
+        // Refused before any load: nothing checked, nothing counted.
+        self.check_ticket(pending)?;
         checked(
             self.run_with(
                 pending.user(),
@@ -1658,14 +1946,13 @@ where
         pending: &PendingLogin,
         context: &LoginContext,
     ) -> Result<u64, Error> {
+        self.check_ticket(pending)?;
         if !matches!(pending.step(), PendingStep::MailedCode { .. }) {
             return Err(Error::NoPendingLogin);
         }
-        if !pending.is_open(self.clock.now()) {
-            return Err(Error::LoginExpired);
-        }
         checked(
             self.run(pending.user(), Some(context), |r, now, rng| {
+                r.ensure_ticket_usable(pending, now, &self.settings)?;
                 r.resend_mailed_code(now, context, &self.settings, rng)
             })
             .await?,
@@ -1840,15 +2127,19 @@ where
     /// # }
     /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
-    pub async fn regenerate_recovery_codes(
+    pub async fn regenerate_recovery_codes<'v>(
         &self,
         user: &UserId,
         reauth: Reauthenticated,
+        verification: impl Into<Verification<'v>>,
     ) -> Result<RecoveryCodes, Error> {
-        self.run(user, None, |r, now, rng| {
-            r.regenerate_recovery_codes(now, reauth, &self.settings, rng)
-        })
-        .await
+        let verification = verification.into();
+        checked(
+            self.run(user, None, |r, now, rng| {
+                r.regenerate_recovery_codes(now, user, reauth, verification, &self.settings, rng)
+            })
+            .await?,
+        )
     }
 
     /// A summary of the user's 2FA for their account page or an admin screen.
@@ -1887,6 +2178,39 @@ where
     pub async fn status(&self, user: &UserId) -> Result<TwoFactorStatus, Error> {
         let now = self.clock.now();
         Ok(self.load(user).await?.0.status(now, &self.settings))
+    }
+
+    /// [`status`](Self::status) for the account page, with
+    /// [`required`](TwoFactorStatus::required) filled in: whether the policy requires 2FA of
+    /// `principal` now (then hide "turn off": [`disable`](Self::disable) refuses it).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn status_for(&self, principal: &Principal) -> Result<TwoFactorStatus, Error> {
+        let now = self.clock.now();
+        let record = self.load(&principal.user).await?.0;
+        let required = self
+            .policy
+            .requirement(principal, &record.enrollment_status(), now)
+            .is_required();
+        let mut status = record.status(now, &self.settings);
+        status.required = Some(required);
+        Ok(status)
+    }
+
+    /// The trusted-device cookie helper of this service: cookie names are keyed with the
+    /// service's cookie key ([`ServiceKeys::cookie_key`]; without keys, a random key of this
+    /// process, so remembered devices are asked for a code again after a restart).
+    #[must_use]
+    pub fn device_cookie(&self) -> crate::cookie::DeviceCookie {
+        crate::cookie::DeviceCookie::with_name_key(self.cookie_key().0.as_slice())
+    }
+
+    fn cookie_key(&self) -> &CookieKey {
+        match &self.cookie_key {
+            Some(k) => k,
+            None => crate::account::process_cookie_key(),
+        }
     }
 }
 

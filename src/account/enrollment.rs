@@ -15,8 +15,9 @@ use super::login::Parsed;
 use super::record::{ActiveFactor, PendingEnrollment};
 use super::recovery::{RecoveryCodeSet, RecoveryCodes};
 use super::{
-    Checked, DomainError, Factor, FailureReason, Reauthenticated, Refusal, Settings, Transition,
-    TwoFactorRecord, UserId,
+    Checked, DomainError, Factor, FactorKind, FailureReason, PendingLogin, PendingStep,
+    Reauthenticated, Refusal, SecondFactorProof, Settings, Transition, TwoFactorRecord, UserId,
+    Verification,
 };
 
 /// What the enrollment screen shows: the QR code, the `otpauth://` URI and the grouped manual
@@ -81,6 +82,7 @@ pub struct Enrolled {
     recovery_codes: RecoveryCodes,
     rotated: bool,
     login_completed: bool,
+    proof: SecondFactorProof,
 }
 
 impl Enrolled {
@@ -105,15 +107,20 @@ impl Enrolled {
     /// completed that login yet. The audit trail then records `LoginSucceeded { factor: Totp }`
     /// after `Enrolled`.
     ///
-    /// The record knows that *a* login is waiting, not which browser it came from: log in the
-    /// session that received `MustEnroll` (and whose
-    /// [`PendingLogin::reauthenticated`](super::PendingLogin::reauthenticated) you used) when
-    /// this is `true`. When it is `false` (too late, or enrolled
-    /// from an account page), 2FA is on but nobody was logged in by it: ask for the password
-    /// again, and the next login asks for a code from the new authenticator.
+    /// Only the forced set-up calls, which take the login ticket `MustEnroll` handed out,
+    /// complete a login (and use the ticket up): log in the session that holds that ticket
+    /// when this is `true`, after cycling its session id. When it is `false` (too late, or
+    /// enrolled from an account page), 2FA is on but nobody was logged in by it: ask for the
+    /// password again, and the next login asks for a code from the new authenticator.
     #[must_use]
     pub const fn login_completed(&self) -> bool {
         self.login_completed
+    }
+    /// Proof of the authenticator just confirmed (a TOTP code, verified now): keep it in the
+    /// session for the sensitive calls that follow (see [`SecondFactorProof`]).
+    #[must_use]
+    pub fn proof(&self) -> &SecondFactorProof {
+        &self.proof
     }
 }
 
@@ -123,6 +130,7 @@ impl fmt::Debug for Enrolled {
             .field("recovery_codes", &self.recovery_codes)
             .field("rotated", &self.rotated)
             .field("login_completed", &self.login_completed)
+            .field("proof", &self.proof)
             .finish()
     }
 }
@@ -164,13 +172,6 @@ fn provisioning(
 }
 
 impl TwoFactorRecord {
-    /// Whether a login with a mailed code was completed within
-    /// [`Settings::reauth_max_age`] of `now`.
-    fn mailed_code_login_fresh(&self, now: u64, settings: &Settings) -> bool {
-        self.mailed_code_login_at
-            .is_some_and(|at| Reauthenticated::at(at).is_fresh(now, settings.reauth_max_age))
-    }
-
     /// A new pending secret and its provisioning screen. Replaces any pending enrollment.
     fn new_pending<R: TryCryptoRng + ?Sized>(
         &self,
@@ -204,18 +205,21 @@ impl TwoFactorRecord {
     }
 
     /// Starts enrolling an authenticator: generates a secret (kept pending in the record) and
-    /// the screen to show. Calling it again restarts with a new secret.
+    /// the screen to show. While an enrollment started this way is pending and unexpired, it
+    /// is **resumed** instead: the same secret and expiry (a reload of the set-up page keeps
+    /// the QR code the user already scanned). Cancel it first
+    /// ([`TwoFactorRecord::cancel_enrollment`]) to get a new secret.
     ///
     /// `requirement` is the policy's answer for this user now (computed fresh by the caller).
     /// When it asks an unenrolled user for a mailed code
-    /// (`Required { when_unenrolled: MailCode, .. }` outside a running grace period), the
-    /// password is not enough: the user must have completed a login with a mailed code
-    /// ([`TwoFactorRecord::finish_login`] with [`Factor::MailedCode`]) within
-    /// [`Settings::reauth_max_age`]. Otherwise someone with the password but not the mailbox
-    /// could enroll an authenticator of their own and log in with it, and the mailbox factor
-    /// would never be used. Under every other requirement (including `BlockUntilEnrolled`,
-    /// where enrolling is the point, and a running grace period, where the password alone
-    /// logs in) the fresh password check is enough.
+    /// (`Required { when_unenrolled: MailCode, .. }` outside a running grace period), or this
+    /// record was asked for one at login (whatever principal the caller passes now), the
+    /// password is not enough: `proof` must be a fresh proof (within
+    /// [`Settings::reauth_max_age`]) of a mailed code for `user`, from the session that logged
+    /// in with it. Otherwise someone with the password but not the mailbox could enroll an
+    /// authenticator of their own and log in with it. Under every other requirement
+    /// (including `BlockUntilEnrolled`, where enrolling is the point, and a running grace
+    /// period, where the password alone logs in) the fresh password check is enough.
     ///
     /// `account` is the name the authenticator app shows under the issuer (usually the login
     /// or e-mail address).
@@ -223,13 +227,16 @@ impl TwoFactorRecord {
     /// # Errors
     /// [`DomainError::ReauthenticationRequired`], [`DomainError::AlreadyEnrolled`] (rotate
     /// instead), [`DomainError::SecondFactorRequired`] (log in with the mailed code first),
-    /// [`DomainError::InvalidAccountName`], [`DomainError::NamesTooLong`],
-    /// [`DomainError::Rng`].
+    /// [`DomainError::InvalidProof`], [`DomainError::InvalidAccountName`],
+    /// [`DomainError::NamesTooLong`], [`DomainError::SecretSealed`], [`DomainError::Rng`].
+    #[allow(clippy::too_many_arguments)]
     pub fn start_enrollment<R: TryCryptoRng + ?Sized>(
         &self,
         now: u64,
+        user: &UserId,
         requirement: &Requirement,
         reauth: Reauthenticated,
+        proof: Option<&SecondFactorProof>,
         account: &str,
         settings: &Settings,
         rng: &mut R,
@@ -240,9 +247,14 @@ impl TwoFactorRecord {
         if self.active.is_some() {
             return Err(DomainError::AlreadyEnrolled);
         }
-        if needs_mailed_code_login(requirement, now) && !self.mailed_code_login_fresh(now, settings)
-        {
-            return Err(DomainError::SecondFactorRequired);
+        let in_grace =
+            matches!(requirement, Requirement::Required { grace_until: Some(t), .. } if now < *t);
+        if needs_mailed_code_login(requirement, now) || (self.mailed_login_required && !in_grace) {
+            let proof = proof.ok_or(DomainError::SecondFactorRequired)?;
+            self.check_proof(proof, user, &[FactorKind::MailedCode], now, settings)?;
+        }
+        if let Some(resumed) = self.resume_enrollment(now, account, settings)? {
+            return Ok(resumed);
         }
         let (next, started) = self.new_pending(
             now,
@@ -259,6 +271,37 @@ impl TwoFactorRecord {
                 rotation: false,
             }),
         )
+    }
+
+    /// The pending enrollment again (same secret, same expiry), if one started by the user is
+    /// open: nothing is saved.
+    fn resume_enrollment(
+        &self,
+        now: u64,
+        account: &str,
+        settings: &Settings,
+    ) -> Result<Option<Transition<EnrollmentStarted>>, DomainError> {
+        let Some(pending) = self
+            .pending
+            .as_ref()
+            .filter(|p| now < p.expires_at && p.provisioned_by.is_none())
+        else {
+            return Ok(None);
+        };
+        let secret = pending.secret.open().ok_or(DomainError::SecretSealed)?;
+        let provisioning = provisioning(secret, pending.totp, account, settings)?;
+        let expires_at = pending.expires_at;
+        Ok(Some(
+            Transition::new(
+                self.clone(),
+                false,
+                EnrollmentStarted {
+                    provisioning,
+                    expires_at,
+                },
+            )
+            .event(AuditKind::EnrollmentResumed { expires_at }),
+        ))
     }
 
     /// An administrator provisions a secret and it is **mailed** to the user (Bista-style).
@@ -306,18 +349,21 @@ impl TwoFactorRecord {
     }
 
     /// Starts replacing the active authenticator (new phone): needs a fresh password check and
-    /// a valid code from the current authenticator. Confirm the new one with
+    /// a second factor of `user` (a fresh proof, or a valid code from the current
+    /// authenticator or a recovery code). Confirm the new one with
     /// [`TwoFactorRecord::finish_enrollment`]; until then the current one keeps working.
     ///
     /// # Errors
     /// [`DomainError::ReauthenticationRequired`], [`DomainError::NotEnrolled`],
     /// [`DomainError::InvalidAccountName`], [`DomainError::NamesTooLong`],
     /// [`DomainError::Rng`]. A refused current code comes back in the outcome.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_rotation<R: TryCryptoRng + ?Sized>(
         &self,
         now: u64,
+        user: &UserId,
         reauth: Reauthenticated,
-        current_code: &str,
+        verification: Verification<'_>,
         account: &str,
         settings: &Settings,
         rng: &mut R,
@@ -328,13 +374,8 @@ impl TwoFactorRecord {
         if self.active.is_none() {
             return Err(DomainError::NotEnrolled);
         }
-        self.ensure_totp_checkable(&Factor::Totp(current_code))?;
-        let checked = self.check_current(
-            now,
-            Factor::Totp(current_code),
-            Operation::Rotation,
-            settings,
-        );
+        let checked =
+            self.check_verification(now, user, verification, Operation::Rotation, settings)?;
         let mut next = match checked {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
@@ -360,6 +401,41 @@ impl TwoFactorRecord {
     /// Checks a code from the active authenticator (or a recovery code) for a sensitive
     /// operation: parsed, counted, verified with replay protection. On success returns the
     /// updated record; on refusal, the transition to return.
+    /// The second factor a sensitive operation on this (enrolled) record needs: a fresh proof
+    /// of a TOTP or recovery code for `user` (nothing counted), or a code checked now (counted,
+    /// replay-protected). `Ok(Ok(next))` to go on from, `Ok(Err(refusal))` to return.
+    ///
+    /// # Errors
+    /// A proof that is not valid ([`DomainError::InvalidProof`]) or too old / of another
+    /// factor ([`DomainError::SecondFactorRequired`]); a sealed secret or a missing code key
+    /// for a code.
+    pub(crate) fn check_verification(
+        &self,
+        now: u64,
+        user: &UserId,
+        verification: Verification<'_>,
+        operation: Operation,
+        settings: &Settings,
+    ) -> Result<Result<TwoFactorRecord, Box<Transition<Refusal>>>, DomainError> {
+        match verification {
+            Verification::Proof(proof) => {
+                self.check_proof(
+                    proof,
+                    user,
+                    &[FactorKind::Totp, FactorKind::RecoveryCode],
+                    now,
+                    settings,
+                )?;
+                Ok(Ok(self.clone()))
+            }
+            Verification::Code(factor) => {
+                self.ensure_totp_checkable(&factor)?;
+                self.ensure_code_key(&factor, settings)?;
+                Ok(self.check_current(now, factor, operation, settings))
+            }
+        }
+    }
+
     fn check_current(
         &self,
         now: u64,
@@ -400,20 +476,33 @@ impl TwoFactorRecord {
     ///
     /// On success the secret becomes active, the confirming time step is recorded as used (the
     /// same code cannot log in), a new set of recovery codes is returned (once), trusted devices
-    /// are revoked and the user is notified. A login waiting for enrollment
-    /// ([`LoginDecision::MustEnroll`](super::LoginDecision::MustEnroll), still open) is
-    /// completed: see [`Enrolled::login_completed`].
+    /// are revoked and the user is notified. With `login` (the ticket of a
+    /// [`LoginDecision::MustEnroll`](super::LoginDecision::MustEnroll) answer for `user`, still
+    /// open and unused), the login waiting for this enrollment is completed and the ticket
+    /// used up: see [`Enrolled::login_completed`]. The outcome carries a proof of the new
+    /// authenticator.
     ///
     /// # Errors
+    /// [`DomainError::InvalidTicket`], [`DomainError::LoginExpired`] for a `login` that is not
+    /// usable (checked before anything else);
     /// [`DomainError::NoPendingEnrollment`] when none is pending or it has expired (start
     /// again), [`DomainError::Rng`]. A refused code comes back in the outcome.
+    #[allow(clippy::too_many_arguments)]
     pub fn finish_enrollment<R: TryCryptoRng + ?Sized>(
         &self,
         now: u64,
+        user: &UserId,
         code: &str,
+        login: Option<&PendingLogin>,
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<Enrolled>>, DomainError> {
+        if let Some(login) = login {
+            self.ensure_ticket_usable(login, now, settings)?;
+            if login.user() != user || !matches!(login.step(), PendingStep::Enrollment) {
+                return Err(DomainError::InvalidTicket);
+            }
+        }
         let pending = match &self.pending {
             Some(p) if now < p.expires_at => p,
             _ => return Err(DomainError::NoPendingEnrollment),
@@ -447,11 +536,17 @@ impl TwoFactorRecord {
         let (set, recovery_codes) =
             RecoveryCodeSet::generate(now, settings.recovery_codes, &settings.code_keys, rng)?;
         let rotated = next.active.is_some();
-        let login_completed = !rotated
+        let login_completed = login.is_some()
+            && !rotated
             && next
                 .login_awaiting_enrollment
                 .as_ref()
                 .is_some_and(|l| now < l.expires_at);
+        if let (Some(login), true) = (login, login_completed) {
+            next.login_awaiting_enrollment = None;
+            next.tickets
+                .mark_used(login.nonce(), login.expires_at(), now);
+        }
         let devices_revoked = next.devices.len();
         let active = ActiveFactor {
             secret: pending.secret.clone(),
@@ -462,9 +557,11 @@ impl TwoFactorRecord {
         next.clear_factors();
         // The proof that let this user enroll has served its purpose.
         next.mailed_code_login_at = None;
+        next.mailed_login_required = false;
         next.active = Some(active);
         next.recovery = Some(set);
         next.code_checks.reset();
+        let proof = next.issue_proof(user, FactorKind::Totp, now, settings, rng)?;
         let mut t = Transition::new(
             next,
             true,
@@ -472,6 +569,7 @@ impl TwoFactorRecord {
                 recovery_codes,
                 rotated,
                 login_completed,
+                proof,
             }),
         );
         if rotated {
@@ -502,17 +600,24 @@ impl TwoFactorRecord {
         Ok(Transition::new(next, true, ()).event(AuditKind::EnrollmentCancelled))
     }
 
-    /// The user turns 2FA off: needs a fresh password check and a code from the authenticator
-    /// (or a recovery code). Clears every secret, recovery code and trusted device.
+    /// The user turns 2FA off: needs a fresh password check and a second factor of `user` (a
+    /// fresh proof, or a code from the authenticator or a recovery code). Refused while
+    /// `requirement` (the policy's answer for this user now) requires 2FA. Clears every secret,
+    /// recovery code and trusted device.
     ///
     /// # Errors
-    /// [`DomainError::ReauthenticationRequired`], [`DomainError::NotEnrolled`]. A refused code
+    /// [`DomainError::ReauthenticationRequired`], [`DomainError::NotEnrolled`],
+    /// [`DomainError::RequiredByPolicy`], [`DomainError::InvalidProof`],
+    /// [`DomainError::SecondFactorRequired`]. A refused code
     /// comes back in the outcome.
+    #[allow(clippy::too_many_arguments)]
     pub fn disable(
         &self,
         now: u64,
+        user: &UserId,
+        requirement: &Requirement,
         reauth: Reauthenticated,
-        factor: Factor<'_>,
+        verification: Verification<'_>,
         settings: &Settings,
     ) -> Result<Transition<Checked<()>>, DomainError> {
         if !reauth.is_fresh(now, settings.reauth_max_age) {
@@ -521,9 +626,12 @@ impl TwoFactorRecord {
         if self.active.is_none() {
             return Err(DomainError::NotEnrolled);
         }
-        self.ensure_totp_checkable(&factor)?;
-        self.ensure_code_key(&factor, settings)?;
-        let mut next = match self.check_current(now, factor, Operation::Disable, settings) {
+        if requirement.is_required() {
+            return Err(DomainError::RequiredByPolicy);
+        }
+        let checked =
+            self.check_verification(now, user, verification, Operation::Disable, settings)?;
+        let mut next = match checked {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
@@ -557,6 +665,8 @@ impl TwoFactorRecord {
         let revoked = next.clear_factors();
         next.code_checks.reset();
         next.mail_sends.reset();
+        // Every login ticket and proof issued before the reset is refused.
+        next.tickets.revoke();
         Ok(Transition::new(next, true, ())
             .event(AuditKind::ResetByAdmin {
                 admin: admin.clone(),
@@ -567,6 +677,15 @@ impl TwoFactorRecord {
                     admin: admin.clone(),
                 },
             }))
+    }
+
+    /// Refuses every login ticket and second-factor proof issued so far (call it when the
+    /// user's password changes, or to sign them out of half-finished logins everywhere).
+    /// Changes nothing else.
+    pub fn revoke_login_tickets(&self) -> Transition<()> {
+        let mut next = self.clone();
+        next.tickets.revoke();
+        Transition::new(next, true, ()).event(AuditKind::LoginTicketsRevoked)
     }
 
     /// An administrator invites the user to enable 2FA; `link` (supplied by the host) leads to

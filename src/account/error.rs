@@ -27,6 +27,18 @@ pub enum DomainError {
     /// `resend_mailed_code`) has expired: nothing was checked or counted. Log in again.
     #[error("the login has expired")]
     LoginExpired,
+    /// A login ticket ([`PendingLogin`](super::PendingLogin)) that this deployment did not
+    /// issue, or that was altered (any edit, another kind of token, another server key).
+    /// Nothing was checked, counted or saved.
+    #[error("the login ticket is not valid; log in again")]
+    InvalidTicket,
+    /// A [`SecondFactorProof`](super::SecondFactorProof) that this deployment did not issue,
+    /// that was altered, or that is for another user or revoked. Nothing was changed.
+    #[error("the second-factor proof is not valid")]
+    InvalidProof,
+    /// The policy requires two-factor authentication for this user: it cannot be turned off.
+    #[error("two-factor authentication is required for this account")]
+    RequiredByPolicy,
     /// The password check is missing or too old for this operation.
     #[error("re-authentication required")]
     ReauthenticationRequired,

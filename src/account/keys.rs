@@ -9,6 +9,7 @@ use super::crypto::CodeKey;
 
 /// The HKDF-SHA256 `info` labels of the subkeys. Distinct labels give independent keys: a
 /// key for one purpose never verifies or decrypts anything of another.
+#[allow(dead_code)] // the keyring's labels are used with the `seal` feature
 pub(crate) mod label {
     /// Keyed digests of recovery and mailed codes ([`CodeKey`](super::CodeKey)).
     pub(crate) const CODE_HASHES: &[u8] = b"twofactor/v2/code-hashes";
@@ -47,6 +48,42 @@ impl fmt::Debug for TicketKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("TicketKey([REDACTED])")
     }
+}
+
+impl PartialEq for TicketKey {
+    fn eq(&self, other: &Self) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.0.as_slice(), other.0.as_slice()).into()
+    }
+}
+
+impl Eq for TicketKey {}
+
+/// This process's random ticket key, for settings without [`ServiceKeys`]: made once, from the
+/// OS CSPRNG.
+pub(crate) fn process_ticket_key() -> Result<&'static TicketKey, DomainError> {
+    static KEY: std::sync::OnceLock<Option<TicketKey>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, k.as_mut_slice())
+            .ok()
+            .map(|()| TicketKey(k))
+    })
+    .as_ref()
+    .ok_or(DomainError::Rng)
+}
+
+/// This process's random cookie-name key, for a service without [`ServiceKeys`]. (If the OS
+/// cannot supply randomness, a fixed all-zero key: cookie names then merely stop hiding user
+/// ids, which is what they did before keys existed.)
+pub(crate) fn process_cookie_key() -> &'static CookieKey {
+    static KEY: std::sync::OnceLock<CookieKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut k = Zeroizing::new([0u8; 32]);
+        if rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, k.as_mut_slice()).is_err() {
+            k = Zeroizing::new([0u8; 32]);
+        }
+        CookieKey(k)
+    })
 }
 
 /// A 32-byte key that names trusted-device cookies (see [`crate::cookie`]).

@@ -26,9 +26,12 @@ pub use crate::vocabulary::{FactorKind, LoginContext};
 use super::devices::DeviceToken;
 use super::mailed::Sent;
 use super::recovery::{RECOVERY_CODE_LENGTHS, RecoveryInput, normalize};
+use super::ticket::{
+    Nonce, Reader, SecondFactorProof, TokenKind, Unverified, Verification, Writer,
+};
 use super::{
-    Checked, DeviceId, DomainError, FailureReason, MalformedInput, Reauthenticated, Refusal,
-    Settings, Transition, TwoFactorRecord, UserId,
+    Checked, DeviceId, DomainError, FailureReason, MalformedInput, Refusal, Settings, Transition,
+    TwoFactorRecord, UserId,
 };
 
 /// What the user typed at the second step, and which kind of code it claims to be.
@@ -292,6 +295,10 @@ pub struct LoginGranted {
     pub device_token: Option<DeviceToken>,
     /// Unused recovery codes left, when one was just used (suggest regenerating when low).
     pub recovery_codes_left: Option<usize>,
+    /// Proof of the second factor just verified: keep it in the (new) session; sensitive
+    /// calls such as enrolling under a mailed-code policy or turning 2FA off take it while it
+    /// is fresh.
+    pub proof: SecondFactorProof,
 }
 
 impl fmt::Debug for LoginGranted {
@@ -300,6 +307,7 @@ impl fmt::Debug for LoginGranted {
             .field("factor", &self.factor)
             .field("device_token", &self.device_token)
             .field("recovery_codes_left", &self.recovery_codes_left)
+            .field("proof", &self.proof)
             .finish()
     }
 }
@@ -330,69 +338,69 @@ pub enum PendingStep {
     Enrollment,
 }
 
-/// A login whose password was checked and that waits for its second step: what
+/// The login ticket: a login whose password was checked and that waits for its second step.
 /// [`LoginDecision::Challenge`], [`LoginDecision::CodeMailed`] and
-/// [`LoginDecision::MustEnroll`] hand the host, to keep in its session and give back to
-/// `finish_login` (or, for `MustEnroll`, to use for `start_enrollment`). The host rebuilds
-/// nothing: the value carries the [`Principal`] the policy was asked about, when the password
-/// was checked, the deadline and which factors are accepted, and `finish_login` enforces them.
+/// [`LoginDecision::MustEnroll`] hand it to the host, to keep between the two requests and give
+/// back to `finish_login` (or, for `MustEnroll`, to the forced set-up calls). The host rebuilds
+/// nothing: the ticket carries the [`Principal`] the policy was asked about, when the password
+/// was checked, the deadline and which factors are accepted, and the library enforces them.
 ///
-/// # What it contains, and why tampering does not help
-/// Nothing secret: the principal (user id, roles, tenant, superuser flag, creation time), three
-/// times and a list of factor kinds. It may be shown to its user. It is *not* a credential:
-/// every grant still needs a second factor verified against the stored record (the TOTP
-/// secret, the hashed recovery or mailed codes), counted against the stored throttle and
-/// replay state, and the policy is asked again with the stored enrollment status. So an edited
-/// value can only:
-/// - name **another user**: it opens that user's second step, which is exactly what that
-///   user's password would have opened: the attacker still needs that user's factor;
-/// - change **roles or tenant**: the policy may answer differently at `finish_login`, but
-///   `finish_login` never grants without a verified factor whatever the policy says (an
-///   `Exempt` or `Off` answer only decides whether a trusted-device token may be issued);
-/// - move **`expires_at`** later: the code checks stay throttled (5 per hour by default) and a
-///   mailed code stays bound to its stored expiry and stored open login;
-/// - list **other factors**: a mailed code is checked against the stored one (there is none
-///   unless the library mailed it), a TOTP or recovery code against the enrolled factor;
-/// - claim **`Enrollment`**: enrollment is gated by the policy and the stored record
-///   (`start_enrollment` refuses a mailed-code user without a mailed-code login; only the
-///   stored `MustEnroll` login is completed by `finish_enrollment`).
+/// # Safe where the client can write it
+/// The ticket is **sealed**: its claims are MAC'd (HMAC-SHA-256) under the service's
+/// tickets-and-proofs key ([`ServiceKeys`](super::ServiceKeys)), and serialized it is one opaque
+/// string ([`as_str`](Self::as_str), or serde as a string). Keeping it in an unsigned cookie or
+/// a hidden form field is safe:
+/// - any edit (another user, roles, tenant, a later deadline, other factors, another step), a
+///   token of another kind or one made under another key is refused with
+///   `Error::InvalidTicket` before anything is loaded: nothing checked, nothing counted
+///   against the user it names, nothing saved;
+/// - it is **single-use**: once a login completes with it, it is refused
+///   (`Error::LoginExpired`); so is one past its deadline;
+/// - it is **revocable**: `TwoFactor::revoke_login_tickets` (call it when the password
+///   changes) and an administrator's reset refuse every ticket issued before.
 ///
-/// What the value does stand for is the host's password check: a client that can *write*
-/// it can claim a password check that never happened. Keep it where the client cannot edit it
-/// (a server-side session, or an authenticated — signed or encrypted — session cookie), as
-/// with webauthn-rs's ceremony states. See the [manual](crate::manual#the-pending-login).
+/// Every app server of a deployment must share the key (`TwoFactorBuilder::keys` or
+/// `sealed`): a ticket from a server with another key is refused, never accepted.
 ///
-/// Deserialization is strict: unknown fields are refused, `expires_at` must be after
-/// `password_checked_at`, a second-factor step must list only TOTP and recovery codes, at
-/// least one.
+/// The accessors show the claims of the value at hand. A ticket parsed back from a string is
+/// not verified until a call takes it: use its claims for display, never for a decision of
+/// your own. It holds nothing secret, but it stands for a password check: keep it out of
+/// URLs and logs, and **cycle the session id** when you store it and again when the login
+/// completes (session fixation: someone who planted the session id would otherwise share the
+/// login).
 ///
 /// ```
-/// use twofactor::{PendingLogin, Principal};
-/// use twofactor::account::PendingStep;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use twofactor::{Error, LoginContext, LoginDecision, MemoryStore, PendingLogin, Principal, TwoFactor};
 /// use twofactor::vocabulary::FactorKind;
-/// let pending = PendingLogin::new(
-///     Principal::new("alice").with_role("staff"),
-///     1_700_000_000,
-///     900,
-///     PendingStep::SecondFactor { methods: vec![FactorKind::Totp] },
-/// );
-/// assert_eq!(pending.user().as_str(), "alice");
-/// assert_eq!(pending.expires_at(), 1_700_000_900);
-/// assert!(pending.accepts(FactorKind::Totp));
-/// assert!(!pending.accepts(FactorKind::MailedCode));
-/// assert!(pending.is_open(1_700_000_899) && !pending.is_open(1_700_000_900));
+/// # use twofactor::{Requirement, EnrollmentStatus};
+/// let tf = TwoFactor::builder(MemoryStore::new())
+///     .policy(|_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required())
+///     .build();
+/// let decision = tf.start_login(&Principal::new("alice"), None, &LoginContext::new()).await?;
+/// let LoginDecision::MustEnroll { pending } = decision else { unreachable!() };
+/// let cookie = pending.as_str().to_owned(); // opaque; fine in a cookie or a form field
+/// let back: PendingLogin = cookie.parse()?;
+/// assert_eq!(back, pending);
+/// assert_eq!(back.user().as_str(), "alice");
+/// // An edited ticket is refused before anything else.
+/// let mut edited = cookie.clone().into_bytes();
+/// edited[10] = if edited[10] == b'0' { b'1' } else { b'0' };
+/// let edited: PendingLogin = String::from_utf8(edited)?.parse().unwrap_or(back);
+/// # let _ = edited;
+/// # Ok(())
+/// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(try_from = "PendingLoginRepr", into = "PendingLoginRepr")
-)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PendingLogin {
     principal: Principal,
     password_checked_at: u64,
     expires_at: u64,
     step: PendingStep,
+    nonce: Nonce,
+    generation: u64,
+    token: String,
 }
 
 /// Why a serialized [`PendingLogin`] was refused.
@@ -405,73 +413,152 @@ pub enum PendingLoginError {
     /// A second-factor step lists no factor, or a factor that is not a TOTP or recovery code.
     #[error("a second-factor step accepts TOTP and recovery codes only, at least one")]
     InvalidMethods,
-}
-
-/// The serialized shape of a [`PendingLogin`], checked on the way in.
-#[cfg(feature = "serde")]
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PendingLoginRepr {
-    principal: Principal,
-    password_checked_at: u64,
-    expires_at: u64,
-    step: PendingStep,
-}
-
-#[cfg(feature = "serde")]
-impl TryFrom<PendingLoginRepr> for PendingLogin {
-    type Error = PendingLoginError;
-    fn try_from(r: PendingLoginRepr) -> Result<Self, PendingLoginError> {
-        if r.expires_at <= r.password_checked_at {
-            return Err(PendingLoginError::ExpiresBeforeIssued);
-        }
-        if let PendingStep::SecondFactor { methods } = &r.step {
-            let ok = !methods.is_empty()
-                && methods
-                    .iter()
-                    .all(|m| matches!(m, FactorKind::Totp | FactorKind::RecoveryCode));
-            if !ok {
-                return Err(PendingLoginError::InvalidMethods);
-            }
-        }
-        Ok(PendingLogin {
-            principal: r.principal,
-            password_checked_at: r.password_checked_at,
-            expires_at: r.expires_at,
-            step: r.step,
-        })
-    }
-}
-
-#[cfg(feature = "serde")]
-impl From<PendingLogin> for PendingLoginRepr {
-    fn from(p: PendingLogin) -> Self {
-        PendingLoginRepr {
-            principal: p.principal,
-            password_checked_at: p.password_checked_at,
-            expires_at: p.expires_at,
-            step: p.step,
-        }
-    }
+    /// Not a login ticket this crate wrote.
+    #[error("not a login ticket")]
+    Malformed,
 }
 
 impl PendingLogin {
-    /// A pending login for `principal` whose password was checked at `password_checked_at`,
-    /// open for `ttl` seconds (at least 1). `start_login` builds these; hosts and tests
-    /// rarely need to.
-    #[must_use]
-    pub fn new(
+    /// Issues a sealed ticket for `principal` whose password was checked at
+    /// `password_checked_at`, open for `ttl` seconds (at least 1), under the record's
+    /// current ticket `generation`.
+    pub(crate) fn issue<R: TryCryptoRng + ?Sized>(
         principal: Principal,
         password_checked_at: u64,
         ttl: u64,
         step: PendingStep,
-    ) -> Self {
-        PendingLogin {
+        generation: u64,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Self, DomainError> {
+        let mut nonce = [0u8; 16];
+        rng.try_fill_bytes(&mut nonce)
+            .map_err(|_| DomainError::Rng)?;
+        let mut p = PendingLogin {
             principal,
             password_checked_at,
             expires_at: password_checked_at.saturating_add(ttl.max(1)),
             step,
+            nonce,
+            generation,
+            token: String::new(),
+        };
+        p.token = p
+            .encode()
+            .seal(TokenKind::LoginTicket, settings.ticket_key()?)?;
+        Ok(p)
+    }
+
+    fn encode(&self) -> Writer {
+        let mut w = Writer::new(TokenKind::LoginTicket);
+        w.principal(&self.principal);
+        w.u64(self.password_checked_at);
+        w.u64(self.expires_at);
+        match &self.step {
+            PendingStep::SecondFactor { methods } => {
+                w.u8(1);
+                w.u8(u8::try_from(methods.len()).unwrap_or(u8::MAX));
+                for m in methods {
+                    w.factor(*m);
+                }
+            }
+            PendingStep::MailedCode { code_expires_at } => {
+                w.u8(2);
+                w.u64(*code_expires_at);
+            }
+            PendingStep::Enrollment => w.u8(3),
         }
+        w.u64(self.generation);
+        for b in self.nonce {
+            w.u8(b);
+        }
+        w
+    }
+
+    fn decode(mut r: Reader<'_>, token: &str) -> Result<Self, DomainError> {
+        let principal = r.principal()?;
+        let password_checked_at = r.u64()?;
+        let expires_at = r.u64()?;
+        let step = match r.u8()? {
+            1 => {
+                let n = r.u8()?;
+                let mut methods = Vec::with_capacity(usize::from(n));
+                for _ in 0..n {
+                    methods.push(r.factor()?);
+                }
+                PendingStep::SecondFactor { methods }
+            }
+            2 => PendingStep::MailedCode {
+                code_expires_at: r.u64()?,
+            },
+            3 => PendingStep::Enrollment,
+            _ => return Err(DomainError::InvalidTicket),
+        };
+        let generation = r.u64()?;
+        let nonce = r.nonce()?;
+        r.finish()?;
+        let p = PendingLogin {
+            principal,
+            password_checked_at,
+            expires_at,
+            step,
+            nonce,
+            generation,
+            token: token.to_owned(),
+        };
+        p.check_shape().map_err(|_| DomainError::InvalidTicket)?;
+        Ok(p)
+    }
+
+    fn check_shape(&self) -> Result<(), PendingLoginError> {
+        if self.expires_at <= self.password_checked_at {
+            return Err(PendingLoginError::ExpiresBeforeIssued);
+        }
+        if let PendingStep::SecondFactor { methods } = &self.step {
+            let ok = !methods.is_empty()
+                && methods.len() <= 2
+                && methods
+                    .iter()
+                    .all(|m| matches!(m, FactorKind::Totp | FactorKind::RecoveryCode))
+                && !(methods.len() == 2 && methods[0] == methods[1]);
+            if !ok {
+                return Err(PendingLoginError::InvalidMethods);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the seal under the settings' ticket key: the claims are exactly what this
+    /// deployment issued.
+    ///
+    /// # Errors
+    /// [`DomainError::InvalidTicket`] for anything else; [`DomainError::Rng`] if no key is
+    /// configured and none could be made.
+    pub(crate) fn verify(&self, settings: &Settings) -> Result<(), DomainError> {
+        let key = settings.ticket_key()?;
+        let u = Unverified::parse(&self.token)?;
+        let decoded = Self::decode(u.verified(TokenKind::LoginTicket, key)?, &self.token)?;
+        if decoded == *self {
+            Ok(())
+        } else {
+            Err(DomainError::InvalidTicket)
+        }
+    }
+
+    /// The ticket's nonce (what the record remembers once it is used).
+    pub(crate) const fn nonce(&self) -> &Nonce {
+        &self.nonce
+    }
+
+    /// The record's ticket generation when it was issued.
+    pub(crate) const fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The sealed ticket: the one string to keep between the two steps.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.token
     }
 
     /// The principal the policy was asked about at `start_login` (and is asked about again at
@@ -504,7 +591,8 @@ impl PendingLogin {
         self.expires_at
     }
 
-    /// Whether the second step may still come at `now`.
+    /// Whether the second step may still come at `now` (by the deadline alone; a used or
+    /// revoked ticket is refused by the call that takes it).
     #[must_use]
     pub const fn is_open(&self, now: u64) -> bool {
         now < self.expires_at
@@ -531,12 +619,44 @@ impl PendingLogin {
     pub fn accepts(&self, kind: FactorKind) -> bool {
         self.methods().contains(&kind)
     }
+}
 
-    /// The password check this login began with, as the re-authentication that
-    /// `start_enrollment` needs after [`LoginDecision::MustEnroll`] (fresh for
-    /// [`Settings::reauth_max_age`], 10 minutes by default).
-    pub const fn reauthenticated(&self) -> Reauthenticated {
-        Reauthenticated::at(self.password_checked_at)
+impl fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingLogin")
+            .field("principal", &self.principal)
+            .field("password_checked_at", &self.password_checked_at)
+            .field("expires_at", &self.expires_at)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl core::str::FromStr for PendingLogin {
+    type Err = PendingLoginError;
+    /// Parses a ticket written by [`as_str`](PendingLogin::as_str). Only its form is checked
+    /// here; the call that takes it checks the seal, the deadline, single use and revocation.
+    fn from_str(s: &str) -> Result<Self, PendingLoginError> {
+        let u = Unverified::parse(s).map_err(|_| PendingLoginError::Malformed)?;
+        let r = u
+            .claims(TokenKind::LoginTicket)
+            .map_err(|_| PendingLoginError::Malformed)?;
+        Self::decode(r, s).map_err(|_| PendingLoginError::Malformed)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for PendingLogin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.token)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for PendingLogin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -633,6 +753,120 @@ impl TwoFactorRecord {
         }
     }
 
+    /// Refuses a ticket this deployment did not seal ([`DomainError::InvalidTicket`]), one past
+    /// its deadline, already used, or issued before the user's tickets were revoked
+    /// ([`DomainError::LoginExpired`]). Nothing is counted: the caller stops here.
+    pub(crate) fn ensure_ticket_usable(
+        &self,
+        pending: &PendingLogin,
+        now: u64,
+        settings: &Settings,
+    ) -> Result<(), DomainError> {
+        pending.verify(settings)?;
+        if !pending.is_open(now)
+            || pending.generation() != self.tickets.generation
+            || self.tickets.is_used(pending.nonce())
+        {
+            return Err(DomainError::LoginExpired);
+        }
+        Ok(())
+    }
+
+    /// A sealed proof that `user` passed `factor` at `now`, under the record's current ticket
+    /// generation.
+    pub(crate) fn issue_proof<R: TryCryptoRng + ?Sized>(
+        &self,
+        user: &UserId,
+        factor: FactorKind,
+        now: u64,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<SecondFactorProof, DomainError> {
+        let mut nonce = [0u8; 16];
+        rng.try_fill_bytes(&mut nonce)
+            .map_err(|_| DomainError::Rng)?;
+        SecondFactorProof::issue(
+            user,
+            factor,
+            now,
+            self.tickets.generation,
+            &nonce,
+            settings.ticket_key()?,
+        )
+    }
+
+    /// Checks a proof for a sensitive call on this record (which must be `user`'s): sealed by
+    /// this deployment, for `user`, of one of `factors`, not older than
+    /// [`Settings::reauth_max_age`], and issued under the current ticket generation.
+    ///
+    /// # Errors
+    /// [`DomainError::InvalidProof`] (forged, altered, another user's, revoked),
+    /// [`DomainError::SecondFactorRequired`] (too old, or of another factor).
+    pub(crate) fn check_proof(
+        &self,
+        proof: &SecondFactorProof,
+        user: &UserId,
+        factors: &[FactorKind],
+        now: u64,
+        settings: &Settings,
+    ) -> Result<(), DomainError> {
+        proof.verify(settings.ticket_key()?)?;
+        if proof.user() != user || proof.generation() != self.tickets.generation {
+            return Err(DomainError::InvalidProof);
+        }
+        if !factors.contains(&proof.factor()) || !proof.is_fresh(now, settings.reauth_max_age) {
+            return Err(DomainError::SecondFactorRequired);
+        }
+        Ok(())
+    }
+
+    /// Step-up: the user proves a TOTP or recovery code again, with no login side effects:
+    /// counted by the throttle, replay-protected, audited. Returns a fresh proof for `user`
+    /// (this record must be theirs).
+    ///
+    /// # Errors
+    /// [`DomainError::NotEnrolled`], [`DomainError::SecretSealed`],
+    /// [`DomainError::UnknownCodeKey`], [`DomainError::Rng`]. A refused code comes back in
+    /// the outcome.
+    pub fn verify_second_factor<R: TryCryptoRng + ?Sized>(
+        &self,
+        now: u64,
+        user: &UserId,
+        factor: Factor<'_>,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<Checked<SecondFactorProof>>, DomainError> {
+        if self.active.is_none() {
+            return Err(DomainError::NotEnrolled);
+        }
+        let kind = factor.kind();
+        let checked = self.check_verification(
+            now,
+            user,
+            Verification::Code(factor),
+            crate::audit::Operation::StepUp,
+            settings,
+        )?;
+        let mut next = match checked {
+            Ok(next) => next,
+            Err(t) => return Ok((*t).map(Err)),
+        };
+        next.code_checks.reset();
+        let proof = next.issue_proof(user, kind, now, settings, rng)?;
+        let mut t = Transition::new(next, true, Ok(proof))
+            .event(AuditKind::SecondFactorVerified { factor: kind });
+        if kind == FactorKind::RecoveryCode {
+            let remaining = t.record.recovery_codes_left();
+            t = t.event(AuditKind::RecoveryCodeUsed { remaining }).notice(
+                Notice::RecoveryCodeUsed {
+                    remaining,
+                    context: LoginContext::new(),
+                },
+            );
+        }
+        Ok(t)
+    }
+
     /// Whether a login waiting for a mailed code is open at `now`.
     fn challenge_open(&self, now: u64) -> bool {
         self.challenge.as_ref().is_some_and(|c| now < c.expires_at)
@@ -663,6 +897,42 @@ impl TwoFactorRecord {
     /// [`DomainError::Rng`] if a code must be mailed and the RNG fails.
     #[allow(clippy::too_many_arguments)]
     pub fn start_login<R: TryCryptoRng + ?Sized>(
+        &self,
+        principal: &Principal,
+        now: u64,
+        requirement: &Requirement,
+        device_token: Option<&str>,
+        context: &LoginContext,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<Checked<LoginDecision>>, DomainError> {
+        let mut t = self.decide_login(
+            principal,
+            now,
+            requirement,
+            device_token,
+            context,
+            settings,
+            rng,
+        )?;
+        // A user no longer asked for a mailed code (the policy changed) may enroll with the
+        // password again: forget that they were.
+        let mailed_now = matches!(
+            requirement,
+            Requirement::Required {
+                when_unenrolled: WhenUnenrolled::MailCode,
+                ..
+            }
+        );
+        if self.active.is_none() && t.record.mailed_login_required && !mailed_now {
+            t.record.mailed_login_required = false;
+            t.changed = true;
+        }
+        Ok(t)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decide_login<R: TryCryptoRng + ?Sized>(
         &self,
         principal: &Principal,
         now: u64,
@@ -769,12 +1039,15 @@ impl TwoFactorRecord {
                 issued_at: now,
                 expires_at: now.saturating_add(settings.login_challenge_ttl),
             });
-            let pending = PendingLogin::new(
+            let pending = PendingLogin::issue(
                 principal.clone(),
                 now,
                 settings.login_challenge_ttl,
                 PendingStep::Enrollment,
-            );
+                self.tickets.generation,
+                settings,
+                rng,
+            )?;
             return Ok(
                 Transition::new(next, true, Ok(LoginDecision::MustEnroll { pending }))
                     .event(AuditKind::LoginBlockedUntilEnrolled),
@@ -791,20 +1064,27 @@ impl TwoFactorRecord {
             );
         }
         // A mailed-code login closes with its code (the stored login waiting for it does too).
-        let mailed_pending = |code_expires_at: u64| {
-            PendingLogin::new(
+        let generation = self.tickets.generation;
+        let mailed_pending = |code_expires_at: u64, rng: &mut R| {
+            PendingLogin::issue(
                 principal.clone(),
                 now,
                 code_expires_at.saturating_sub(now),
                 PendingStep::MailedCode { code_expires_at },
+                generation,
+                settings,
+                rng,
             )
         };
         if unenrolled.is_some() {
-            // Required, mailed code.
+            // Required, mailed code. The record remembers that this user is asked for one, so
+            // that enrolling later needs a proof of the mailed code whatever principal the
+            // host passes (see `start_enrollment`).
             let mut next = self.clone();
+            next.mailed_login_required = true;
             return Ok(match next.send_mailed_code(now, context, settings, rng)? {
                 Sent::New { expires_at, notice } => {
-                    let pending = mailed_pending(expires_at);
+                    let pending = mailed_pending(expires_at, rng)?;
                     Transition::new(next, true, Ok(LoginDecision::CodeMailed { pending }))
                         .event(AuditKind::CodeMailed { expires_at })
                         .notice(notice)
@@ -818,11 +1098,14 @@ impl TwoFactorRecord {
                     let decision = match pending {
                         // The last code still works: point the user at it.
                         Some(expires_at) => Ok(LoginDecision::CodeMailed {
-                            pending: mailed_pending(expires_at),
+                            pending: mailed_pending(expires_at, rng)?,
                         }),
                         None => Err(Refusal::Throttled { retry_at }),
                     };
-                    Transition::new(self.clone(), false, decision)
+                    let changed = !self.mailed_login_required;
+                    let mut next = self.clone();
+                    next.mailed_login_required = true;
+                    Transition::new(next, changed, decision)
                         .event(AuditKind::MailThrottled { retry_at })
                 }
             });
@@ -833,17 +1116,19 @@ impl TwoFactorRecord {
         if self.recovery_codes_left() > 0 {
             methods.push(FactorKind::RecoveryCode);
         }
+        let pending = PendingLogin::issue(
+            principal.clone(),
+            now,
+            settings.login_challenge_ttl,
+            PendingStep::SecondFactor { methods },
+            self.tickets.generation,
+            settings,
+            rng,
+        )?;
         Ok(Transition::new(
             self.clone(),
             false,
-            Ok(LoginDecision::Challenge {
-                pending: PendingLogin::new(
-                    principal.clone(),
-                    now,
-                    settings.login_challenge_ttl,
-                    PendingStep::SecondFactor { methods },
-                ),
-            }),
+            Ok(LoginDecision::Challenge { pending }),
         ))
     }
 
@@ -885,9 +1170,7 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
-        if !pending.is_open(now) {
-            return Err(DomainError::LoginExpired);
-        }
+        self.ensure_ticket_usable(pending, now, settings)?;
         self.ensure_totp_checkable(&factor)?;
         self.ensure_code_key(&factor, settings)?;
         let kind = factor.kind();
@@ -952,6 +1235,10 @@ impl TwoFactorRecord {
         next.challenge = None;
         next.mailed = None;
         next.code_checks.reset();
+        // Single use: this ticket can complete no other login.
+        next.tickets
+            .mark_used(pending.nonce(), pending.expires_at(), now);
+        let proof = next.issue_proof(pending.user(), kind, now, settings, rng)?;
         if matches!(parsed, Parsed::Mailed(_)) {
             // The mailbox factor was used: under a mailed-code policy this lets the user
             // enroll an authenticator for a while (see `start_enrollment`).
@@ -1001,6 +1288,7 @@ impl TwoFactorRecord {
                 factor: kind,
                 device_token,
                 recovery_codes_left,
+                proof,
             }),
         )
         .notices_from(notices);

@@ -40,14 +40,17 @@ pub(crate) use record::required;
 mod recovery;
 mod settings;
 mod throttle;
+mod ticket;
 mod transition;
 
 pub use crypto::CodeKey;
 pub use devices::{DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
-pub use keys::{CookieKey, MIN_SERVICE_SECRET_BYTES, ServiceKeys};
-pub(crate) use keys::{TicketKey, derive as hkdf_derive, label as key_label};
 pub use error::{Checked, DomainError, MalformedInput, Refusal};
+pub use keys::{CookieKey, MIN_SERVICE_SECRET_BYTES, ServiceKeys};
+pub(crate) use keys::{TicketKey, process_cookie_key};
+#[allow(unused_imports)] // used by the keyring (feature `seal`)
+pub(crate) use keys::{derive as hkdf_derive, label as key_label};
 pub use login::{
     Factor, FactorParseError, GrantReason, LoginDecision, LoginGranted, PendingLogin,
     PendingLoginError, PendingStep,
@@ -59,6 +62,7 @@ pub use recovery::{
     RecoveryCodeError, RecoveryCodes, is_recovery_code_shape,
 };
 pub use settings::*;
+pub use ticket::{SecondFactorProof, Verification};
 pub use transition::Transition;
 
 /// The shared vocabulary, also reachable here (defined in [`crate::vocabulary`]).

@@ -62,9 +62,11 @@ pub(crate) struct PendingEnrollment {
 ///
 /// # Stored format
 ///
-/// A JSON object with `"v": 2` and every field present (`null` or `[]` when empty), in a
-/// fixed order: the nine fields of format 1, then `mailed_code_login_at` and `mac`; nothing
-/// else. Decoding is strict: a missing field, an unknown field (at any
+/// A JSON object with `"v": 3` and every field present (`null` or `[]` when empty), in a
+/// fixed order: the nine fields of format 1, then `mailed_code_login_at` (format 2), then
+/// `tickets` (the ticket generation and the used tickets) and `mailed_login_required`
+/// (format 3), then `mac`; nothing else. Rows of format 2 (exactly its eleven fields, `"v": 2`)
+/// load with no used tickets, generation 0, and are written as format 3 by their next save. Decoding is strict: a missing field, an unknown field (at any
 /// depth), a value of the wrong type or another version is an error, never a record "with no
 /// factor" (which would read as "this user has no 2FA"). Stores report it as a corrupt row
 /// and the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
@@ -84,10 +86,10 @@ pub(crate) struct PendingEnrollment {
 /// use twofactor::account::TwoFactorRecord;
 ///
 /// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
-/// assert!(json.starts_with(r#"{"v":2,"active":null"#));
+/// assert!(json.starts_with(r#"{"v":3,"active":null"#));
 /// assert!(serde_json::from_str::<TwoFactorRecord>(&json).is_ok());
 /// // Not a record this crate wrote: refused, never "no 2FA".
-/// for bad in ["{}", "[]", "null", r#"{"v":2}"#, r#"{"v":3,"active":null}"#] {
+/// for bad in ["{}", "[]", "null", r#"{"v":3}"#, r#"{"v":4,"active":null}"#] {
 ///     assert!(serde_json::from_str::<TwoFactorRecord>(bad).is_err());
 /// }
 /// # }
@@ -111,6 +113,12 @@ pub struct TwoFactorRecord {
     /// unenrolled user enroll under a mailed-code policy (see
     /// [`TwoFactorRecord::start_enrollment`]). Cleared by a successful enrollment.
     pub(crate) mailed_code_login_at: Option<u64>,
+    /// The generation of login tickets and proofs, and the tickets that completed a login.
+    pub(crate) tickets: super::ticket::TicketLedger,
+    /// Whether `start_login` asked this (unenrolled) user for a mailed code: enrolling then
+    /// needs a proof of a mailed code whatever principal the host passes. Cleared when the
+    /// user enrolls.
+    pub(crate) mailed_login_required: bool,
     /// The tag a [`SealedStore`](crate::seal::SealedStore) wrote over the rest of the record
     /// (`None` in a record it loaded, and under a bare store).
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
@@ -119,7 +127,7 @@ pub struct TwoFactorRecord {
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
 #[cfg(feature = "serde")]
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// Deserializes a field with no default: `Option` fields become required (`null` allowed,
 /// absent refused), which serde otherwise makes optional.
@@ -157,6 +165,8 @@ struct WireOut<'a> {
     code_checks: &'a RateLimit,
     mail_sends: &'a RateLimit,
     mailed_code_login_at: Option<u64>,
+    tickets: &'a super::ticket::TicketLedger,
+    mailed_login_required: bool,
     mac: &'a Option<RecordTag>,
 }
 
@@ -185,6 +195,10 @@ struct WireIn {
     #[serde(default, deserialize_with = "present")]
     mailed_code_login_at: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
+    tickets: Option<super::ticket::TicketLedger>,
+    #[serde(default, deserialize_with = "present")]
+    mailed_login_required: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
     mac: Option<Option<RecordTag>>,
 }
 
@@ -203,6 +217,8 @@ impl serde::Serialize for TwoFactorRecord {
             code_checks: &self.code_checks,
             mail_sends: &self.mail_sends,
             mailed_code_login_at: self.mailed_code_login_at,
+            tickets: &self.tickets,
+            mailed_login_required: self.mailed_login_required,
             mac: &self.mac,
         }
         .serialize(serializer)
@@ -214,21 +230,36 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let w = WireIn::deserialize(deserializer)?;
-        let (mac, mailed_code_login_at) = match (w.v, w.mac, w.mailed_code_login_at) {
-            // Format 1, as written before the version field: no tag, no mailed-login proof.
-            (None, None, None) => (None, None),
-            (Some(FORMAT), Some(mac), Some(at)) => (mac, at),
-            (Some(FORMAT), None, _) => return Err(D::Error::missing_field("mac")),
-            (Some(FORMAT), _, None) => {
-                return Err(D::Error::missing_field("mailed_code_login_at"));
-            }
-            (None, _, _) => return Err(D::Error::missing_field("v")),
-            (Some(v), _, _) => {
-                return Err(D::Error::custom(format_args!(
-                    "unsupported record format {v} (this version reads 1 and {FORMAT})"
-                )));
-            }
-        };
+        // Format 2 lacks the two format-3 fields; format 1 also lacks the version, the tag and
+        // the mailed-login time. Each format has exactly its own fields.
+        let format3 = (w.tickets, w.mailed_login_required);
+        let (mac, mailed_code_login_at, tickets, mailed_login_required) =
+            match (w.v, w.mac, w.mailed_code_login_at, format3) {
+                (None, None, None, (None, None)) => (None, None, Default::default(), false),
+                (Some(2), Some(mac), Some(at), (None, None)) => {
+                    (mac, at, Default::default(), false)
+                }
+                (Some(FORMAT), Some(mac), Some(at), (Some(t), Some(m))) => (mac, at, t, m),
+                (Some(2 | FORMAT), None, _, _) => return Err(D::Error::missing_field("mac")),
+                (Some(2 | FORMAT), _, None, _) => {
+                    return Err(D::Error::missing_field("mailed_code_login_at"));
+                }
+                (Some(FORMAT), _, _, (None, _)) => {
+                    return Err(D::Error::missing_field("tickets"));
+                }
+                (Some(FORMAT), _, _, (_, None)) => {
+                    return Err(D::Error::missing_field("mailed_login_required"));
+                }
+                (Some(2), _, _, _) => {
+                    return Err(D::Error::custom("a format-2 record with format-3 fields"));
+                }
+                (None, _, _, _) => return Err(D::Error::missing_field("v")),
+                (Some(v), _, _, _) => {
+                    return Err(D::Error::custom(format_args!(
+                        "unsupported record format {v} (this version reads 1, 2 and {FORMAT})"
+                    )));
+                }
+            };
         let legacy = w.v.is_none();
         let recovery = w
             .recovery
@@ -251,6 +282,8 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             code_checks: w.code_checks,
             mail_sends: w.mail_sends,
             mailed_code_login_at,
+            tickets,
+            mailed_login_required,
             mac,
         })
     }
@@ -291,6 +324,10 @@ pub struct TwoFactorStatus {
     pub trusted_devices: usize,
     /// Until when code checks are refused, if they are.
     pub throttled_until: Option<u64>,
+    /// Whether the policy requires 2FA of this user (then it cannot be turned off): filled in
+    /// by `TwoFactor::status_for(&principal)`; `None` where no principal was asked about
+    /// (`status(&user)`, the record alone).
+    pub required: Option<bool>,
 }
 
 impl TwoFactorStatus {
@@ -373,6 +410,7 @@ impl TwoFactorRecord {
                 .map(|p| p.expires_at),
             recovery_codes_left: self.recovery_codes_left(),
             trusted_devices: self.devices.iter().filter(|d| now < d.expires_at).count(),
+            required: None,
             throttled_until: self.code_checks.blocked_until(
                 now,
                 settings.code_checks_per_window,

@@ -15,12 +15,15 @@ use rand::TryCryptoRng;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
-use crate::audit::AuditKind;
+use crate::audit::{AuditKind, Operation};
 use crate::mail::Notice;
 
 use super::crypto::{CodeHash, CodeKeys, Digest, Salt, random_below};
 use super::login::Factor;
-use super::{DomainError, FailureReason, Reauthenticated, Settings, Transition, TwoFactorRecord};
+use super::{
+    Checked, DomainError, FailureReason, Reauthenticated, Settings, Transition, TwoFactorRecord,
+    UserId, Verification,
+};
 
 /// The symbols of a recovery code (Crockford base32: no `i`, `l`, `o`, `u`).
 pub const RECOVERY_CODE_ALPHABET: &str = "0123456789abcdefghjkmnpqrstvwxyz";
@@ -390,29 +393,46 @@ impl TwoFactorRecord {
     }
 
     /// Replaces the recovery codes with a new set (the old codes stop working) and returns the
-    /// new codes, to show once.
+    /// new codes, to show once. Needs a fresh password check **and** a second factor of
+    /// `user` (a fresh proof, or a code checked now): a stolen session with the password
+    /// alone cannot mint recovery codes (which would then turn 2FA off).
     ///
     /// # Errors
     /// [`DomainError::ReauthenticationRequired`] when `reauth` is not fresh,
-    /// [`DomainError::NotEnrolled`] without an active authenticator, [`DomainError::Rng`].
+    /// [`DomainError::NotEnrolled`] without an active authenticator,
+    /// [`DomainError::InvalidProof`], [`DomainError::SecondFactorRequired`],
+    /// [`DomainError::Rng`]. A refused code comes back in the outcome.
+    #[allow(clippy::too_many_arguments)]
     pub fn regenerate_recovery_codes<R: TryCryptoRng + ?Sized>(
         &self,
         now: u64,
+        user: &UserId,
         reauth: Reauthenticated,
+        verification: Verification<'_>,
         settings: &Settings,
         rng: &mut R,
-    ) -> Result<Transition<RecoveryCodes>, DomainError> {
+    ) -> Result<Transition<Checked<RecoveryCodes>>, DomainError> {
         if !reauth.is_fresh(now, settings.reauth_max_age) {
             return Err(DomainError::ReauthenticationRequired);
         }
         if self.active.is_none() {
             return Err(DomainError::NotEnrolled);
         }
+        let checked = self.check_verification(
+            now,
+            user,
+            verification,
+            Operation::RegenerateRecoveryCodes,
+            settings,
+        )?;
+        let mut next = match checked {
+            Ok(next) => next,
+            Err(t) => return Ok((*t).map(Err)),
+        };
         let (set, codes) =
             RecoveryCodeSet::generate(now, settings.recovery_codes, &settings.code_keys, rng)?;
-        let mut next = self.clone();
         next.recovery = Some(set);
-        Ok(Transition::new(next, true, codes)
+        Ok(Transition::new(next, true, Ok(codes))
             .event(AuditKind::RecoveryCodesRegenerated)
             .notice(Notice::RecoveryCodesRegenerated))
     }

@@ -66,6 +66,9 @@ pub struct Settings {
     pub(crate) notify_failed_code: bool,
     pub(crate) notify_untrusted_sign_in: bool,
     pub(crate) code_keys: CodeKeys,
+    /// The MAC key of login tickets and second-factor proofs; `None`: this process's own
+    /// random key (see [`ticket_key`](Self::ticket_key)).
+    pub(crate) ticket_key: Option<super::TicketKey>,
 }
 
 /// The defaults and the allowed ranges: [`Settings::default`] uses the `DEFAULT_*` values and
@@ -153,6 +156,21 @@ impl Settings {
     pub const MAX_LOGIN_CHALLENGE_TTL: u64 = DAY;
 }
 
+impl Settings {
+    /// The key that seals login tickets and proofs: the configured one, or this process's
+    /// random key.
+    ///
+    /// # Errors
+    /// [`DomainError::Rng`](super::DomainError::Rng) if no key is configured and the
+    /// operating system cannot supply one.
+    pub(crate) fn ticket_key(&self) -> Result<&super::TicketKey, super::DomainError> {
+        match &self.ticket_key {
+            Some(k) => Ok(k),
+            None => super::keys::process_ticket_key(),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -175,6 +193,7 @@ impl Default for Settings {
             notify_failed_code: true,
             notify_untrusted_sign_in: false,
             code_keys: CodeKeys::default(),
+            ticket_key: None,
         }
     }
 }
@@ -441,6 +460,17 @@ impl SettingsBuilder {
     /// nothing new. Drop it once every user has regenerated their recovery codes.
     pub fn old_code_key(mut self, key: CodeKey) -> Self {
         self.0.code_keys.old.push(key);
+        self
+    }
+
+    /// Every key from one server secret ([`ServiceKeys`](super::ServiceKeys)): the code key
+    /// and older code keys, and the key of login tickets and second-factor proofs. Without
+    /// it, tickets and proofs are sealed under a random key of this process (refused by any
+    /// other process and after a restart) and codes are hashed unkeyed.
+    pub fn keys(mut self, keys: &super::ServiceKeys) -> Self {
+        self.0.code_keys.current = Some(keys.code.clone());
+        self.0.code_keys.old = keys.old_code.clone();
+        self.0.ticket_key = Some(keys.ticket.clone());
         self
     }
 
