@@ -230,3 +230,24 @@ impl AuditSink for RecordingAudit {
             .push(event.clone());
     }
 }
+
+/// Fixed [`ServiceKeys`](crate::account::ServiceKeys) for tests and examples (derived from a
+/// constant secret: **never** use them in production, where the secret comes from a secret
+/// manager).
+///
+/// ```
+/// use twofactor::{MemoryStore, TwoFactor};
+/// use twofactor::testing::{RecordingMailer, test_keys};
+/// let tf = TwoFactor::builder(MemoryStore::new())
+///     .mailer(RecordingMailer::new())
+///     .keys(test_keys())
+///     .build();
+/// # let _ = tf;
+/// ```
+#[must_use]
+pub fn test_keys() -> crate::account::ServiceKeys {
+    match crate::account::ServiceKeys::derive(&[0x5a; 32]) {
+        Ok(keys) => keys,
+        Err(_) => unreachable!("a 32-byte secret is long enough"),
+    }
+}
