@@ -288,10 +288,9 @@ pub mod vocabulary;
 // module (OTP-level types under `otp`, test doubles under `testing`).
 pub use account::{
     DeviceToken, EnrollmentStarted, Factor, GrantReason, LoginDecision, LoginGranted, PendingLogin,
-    Reauthenticated, Settings,
+    Reauthenticated, SecondFactorProof, ServiceKeys, Settings,
 };
 pub use clock::Clock;
-pub use cookie::DeviceCookie;
 pub use mail::{Mailer, Notice};
 pub use otp::{Secret, Totp};
 pub use policy::{
