@@ -3,9 +3,13 @@
 //!
 //! - **Name**: `__Host-2fa-device-<16 hex digits>`, one per user: two accounts on one browser
 //!   keep a cookie each instead of overwriting each other's. The suffix is a hash of the user
-//!   id, not the id (with [`DeviceCookie::with_name_key`], a keyed hash, for hosts whose user
-//!   ids are guessable). The `__Host-` prefix makes the browser refuse the cookie unless it is
-//!   `Secure`, host-only and `Path=/`, so a sibling subdomain cannot plant or shadow it.
+//!   id, not the id. Take the helper from the service,
+//!   [`TwoFactor::device_cookie`](crate::TwoFactor::device_cookie): its names are keyed with
+//!   the service's cookie-name key, so they do not confirm a username to someone who can list
+//!   user ids ([`DeviceCookie::new`] is unkeyed). The `__Host-` prefix makes the browser refuse
+//!   the cookie unless it is `Secure`, host-only and `Path=/`, so a sibling subdomain cannot
+//!   plant or shadow it; it also means the cookie needs HTTPS (over plain HTTP the browser
+//!   drops it, `localhost` aside in most browsers, and every login asks for a code).
 //! - **Attributes**: `Path=/; Max-Age=<seconds left>; HttpOnly; Secure; SameSite=Lax`.
 //!   `Max-Age` comes from the token's own dates, set by the service's clock
 //!   ([`DeviceToken::issued_at`], [`DeviceToken::expires_at`]): the host never reads a clock.
@@ -113,13 +117,13 @@ impl DeviceCookie {
     /// # use twofactor::testing::ManualClock;
     /// # use twofactor::{Requirement, Totp, TwoFactor, UserId};
     /// # use twofactor::testing::RecordingMailer;
-    /// use twofactor::cookie::DeviceCookie;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -137,7 +141,7 @@ impl DeviceCookie {
     ///     .finish_login(&pending, Factor::Totp(&code), Some("Firefox on Linux"), &ctx)
     ///     .await?;
     /// let token = granted.device_token.as_ref().expect("the policy allows trusted devices");
-    /// let set_cookie = DeviceCookie::new().set_cookie_header(&principal.user, token);
+    /// let set_cookie = tf.device_cookie().set_cookie_header(&principal.user, token);
     /// // 90 days, whatever the host's clock says:
     /// assert!(set_cookie.ends_with("; Max-Age=7776000; Path=/; HttpOnly; Secure; SameSite=Lax"));
     /// # Ok(())

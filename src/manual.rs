@@ -111,9 +111,9 @@
 //! - A separate budget for enrollment would not stop it. Wherever the password alone may
 //!   enroll (an optional policy, a running grace period, forced enrollment: see
 //!   [who may enroll](#who-may-enroll)), the set-up page is open to whoever passed the
-//!   password check, so the same person can submit wrong confirming codes, or restart the
-//!   enrollment and replace the pending secret; under forced enrollment they can even set up
-//!   an authenticator of their own, which no throttle prevents.
+//!   password check, so the same person can submit wrong confirming codes, or cancel the
+//!   enrollment and start it again with a new secret; under forced enrollment they can even
+//!   set up an authenticator of their own, which no throttle prevents.
 //! - Every one of those calls is a guess at something: a mailed code, the active
 //!   authenticator, or an administrator-provisioned secret whose confirmation completes a
 //!   login. One budget means no mix of calls gives a guesser more than 5 tries an hour.
@@ -127,57 +127,63 @@
 //! Under a policy that blocks users without an authenticator
 //! ([`WhenUnenrolled::BlockUntilEnrolled`](crate::WhenUnenrolled::BlockUntilEnrolled)),
 //! `start_login` answers [`LoginDecision::MustEnroll`](crate::LoginDecision::MustEnroll), and
-//! only enrolling gets the user in. The two halves are linked explicitly:
+//! only enrolling gets the user in. The two halves are linked by the login ticket
+//! ([`PendingLogin`](crate::PendingLogin)) that `MustEnroll` carries:
 //!
 //! 1. **Re-authentication.** The password check just before `start_login` is the fresh
-//!    re-authentication that `start_enrollment` needs. `MustEnroll` carries a
-//!    [`PendingLogin`](crate::PendingLogin): keep it in the half-logged-in session and pass
-//!    `pending.principal()` and `pending.reauthenticated()` (the time `start_login` ran) to
-//!    `start_enrollment`. It stays fresh for
+//!    re-authentication that enrollment needs, and the ticket stands for it: keep it in the
+//!    half-logged-in session (cycling the session id) and call
+//!    [`start_forced_enrollment(&pending, account)`](crate::TwoFactor::start_forced_enrollment)
+//!    on the set-up page. The password check stays fresh for
 //!    [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes); after that
-//!    `start_enrollment` refuses it: ask for the password again. The proof lives in the
-//!    session, not in the record, because only the host knows *which* browser passed the
-//!    password check.
-//! 2. **Completion.** `start_login` records the login as waiting for enrollment, open for
-//!    [`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl) (15 minutes).
-//!    A successful `finish_enrollment` while it is open completes
-//!    it: [`Enrolled::login_completed`](crate::account::Enrolled::login_completed) is `true`, and the
+//!    the set-up page is refused: ask for the password again. A reload while the enrollment
+//!    is pending shows the same QR code (the enrollment is resumed, not restarted).
+//! 2. **Completion.** [`finish_forced_enrollment(&pending, code)`](crate::TwoFactor::finish_forced_enrollment)
+//!    confirms the authenticator and completes the login while the ticket is open
+//!    ([`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl), 15 minutes):
+//!    [`Enrolled::login_completed`](crate::account::Enrolled::login_completed) is `true`, the
 //!    audit trail records `Enrolled` then `LoginSucceeded { factor: Totp }` (the confirming
-//!    code is that login's second factor). Later, or when no login was waiting (enrollment
-//!    from an account page), 2FA is on but no login is completed: ask for the password again,
-//!    and the next login asks for a new code (the confirming one is spent).
-//! 3. **Which session.** The record knows *that* a login is waiting, not from where: log in
-//!    only the session that received `MustEnroll`.
+//!    code is that login's second factor), and the ticket is used up. Only these two calls
+//!    complete a login: an enrollment confirmed from an account page
+//!    ([`finish_enrollment`](crate::TwoFactor::finish_enrollment)) completes none. After the
+//!    deadline the ticket is refused ([`Error::LoginExpired`](crate::Error::LoginExpired)):
+//!    ask for the password again; the next login asks for a code.
+//! 3. **Which session.** Log in only the session that holds the ticket, after cycling its
+//!    session id (session fixation: someone who planted the id would otherwise share the
+//!    login).
 //!
 //! ```
-//! use twofactor::account::{LoginContext, LoginDecision, Reauthenticated};
-//! use twofactor::{Clock, KeyUri, MemoryStore, Principal, RequiredForAll, Totp, TwoFactor};
+//! use twofactor::account::{LoginContext, LoginDecision};
+//! use twofactor::{Clock, Error, KeyUri, MemoryStore, Principal, RequiredForAll, Totp, TwoFactor};
 //! use twofactor::testing::{ManualClock, RecordingMailer};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(1_700_000_000);
 //! let tf = TwoFactor::builder(MemoryStore::new())
 //!     .mailer(RecordingMailer::new())
+//!     .keys(twofactor::testing::test_keys()) // ServiceKeys::derive(&secret)? in production
 //!     .policy(RequiredForAll::default())
 //!     .clock(&clock)
 //!     .build();
 //! let alice = Principal::new("alice");
 //!
-//! // The password is right; the session keeps the pending login (who, and when).
+//! // The password is right; the session keeps the ticket (who, and when).
 //! let decision = tf.start_login(&alice, None, &LoginContext::new()).await?;
 //! let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
-//! assert_eq!(pending.reauthenticated(), Reauthenticated::at(clock.now()));
+//! assert_eq!(pending.password_checked_at(), clock.now());
 //!
-//! // The set-up page, a minute later: that password check is the re-authentication.
+//! // The set-up page, a minute later: the ticket is the re-authentication.
 //! clock.advance(60);
-//! let started = tf
-//!     .start_enrollment(pending.principal(), "alice", pending.reauthenticated())
-//!     .await?;
+//! let started = tf.start_forced_enrollment(&pending, "alice").await?;
 //! let app = KeyUri::parse(started.uri())?.into_secret();
 //! clock.advance(60);
 //! let code = Totp::default().generate(&app, clock.now()).to_string();
-//! let enrolled = tf.finish_enrollment(&alice.user, &code).await?;
-//! assert!(enrolled.login_completed()); // log this session in
+//! let enrolled = tf.finish_forced_enrollment(&pending, &code).await?;
+//! assert!(enrolled.login_completed()); // cycle the session id, log this session in
+//!
+//! // The ticket is used up.
+//! let again = tf.finish_forced_enrollment(&pending, &code).await;
+//! assert!(matches!(again, Err(Error::LoginExpired)));
 //! # Ok(())
 //! # }
 //! ```
@@ -193,21 +199,26 @@
 //! | `Off`, `Exempt`, `Optional` | the password |
 //! | `Required`, grace period running | the password (it alone logs them in until then) |
 //! | `Required { when_unenrolled: BlockUntilEnrolled }` | the password (enrolling *is* the login: [forced enrollment](#forced-enrollment-at-login)) |
-//! | `Required { when_unenrolled: MailCode }`, no grace left | the password **and** a login with the mailed code, completed within [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes) |
+//! | `Required { when_unenrolled: MailCode }`, no grace left | the password **and** a proof of a mailed code from this session, younger than [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes): [`start_enrollment_with_proof`](crate::TwoFactor::start_enrollment_with_proof) |
 //!
 //! The last row closes a downgrade: without it, someone who has the password but not the
 //! mailbox could skip the mailed code, enroll an authenticator of their own and log in with
 //! it from then on; the mailbox factor would never have been used. `finish_login` with a
-//! mailed code records when it succeeded, and `start_enrollment` refuses with
-//! [`Error::SecondFactorRequired`](crate::Error::SecondFactorRequired) without such a
-//! recent login: log the user in with the mailed code, then send them to the set-up page.
-//! A trusted-device login does not count (a stolen cookie must not turn into a permanent
-//! factor); begin the login without the token to mail a code.
+//! mailed code hands out a [`SecondFactorProof`](crate::SecondFactorProof) of it
+//! ([`LoginGranted::proof`](crate::LoginGranted::proof)); keep it in the session that logged
+//! in, and pass it to `start_enrollment_with_proof`. Without it enrolling is refused with
+//! [`Error::SecondFactorRequired`](crate::Error::SecondFactorRequired). The proof belongs to
+//! a session, not to the user: the victim logging in with the code from their own mailbox
+//! gives someone who has only the password nothing. And the record remembers that login
+//! asked the user for a mailed code, so passing a principal without the roles or tenant
+//! that trigger the policy does not skip the check. A trusted-device login yields no proof
+//! (a stolen cookie must not turn into a permanent factor); begin the login without the
+//! token to mail a code.
 //!
 //! The check is made when enrollment starts, not again when it is confirmed: an
 //! authenticator enrolled a moment before the policy changes survives the change anyway, so
-//! re-checking at `finish_enrollment` would add nothing. Rotation needs a code from the
-//! current authenticator, and an administrator's
+//! re-checking at `finish_enrollment` would add nothing. Rotation needs a second factor of
+//! the current authenticator (a proof or a code), and an administrator's
 //! [provisioning by mail](crate::TwoFactor::start_enrollment_by_mail_dangerous) sends the
 //! secret to the mailbox itself, so both already use a second factor. During a grace period
 //! the password alone logs in, and enrolling then is the point of the grace period; the
@@ -223,6 +234,7 @@
 //! let policy = RequiredForAll::new(WhenUnenrolled::MailCode);
 //! let tf = TwoFactor::builder(MemoryStore::new())
 //!     .mailer(RecordingMailer::new())
+//!     .keys(twofactor::testing::test_keys()) // ServiceKeys::derive(&secret)? in production
 //!     .policy(policy)
 //!     .clock(&clock)
 //!     .build();
@@ -230,15 +242,16 @@
 //! let ctx = LoginContext::new();
 //! let decision = tf.start_login(&bob, None, &ctx).await?;
 //! let LoginDecision::CodeMailed { pending } = decision else { panic!("{decision:?}") };
+//! let password_checked = Reauthenticated::at(pending.password_checked_at());
 //!
 //! // The password alone does not open the set-up page:
-//! let refused = tf.start_enrollment(&bob, "bob", pending.reauthenticated()).await;
+//! let refused = tf.start_enrollment(&bob, "bob", password_checked).await;
 //! assert!(matches!(refused, Err(Error::SecondFactorRequired)));
 //!
-//! // After the mailed code, it does (for the next 10 minutes):
+//! // The proof of the mailed code, from this session, does (for the next 10 minutes):
 //! let code = tf.mailer().last_login_code_for(&bob.user).unwrap();
-//! tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx).await?;
-//! tf.start_enrollment(&bob, "bob", pending.reauthenticated()).await?;
+//! let granted = tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx).await?;
+//! tf.start_enrollment_with_proof(&bob, "bob", password_checked, &granted.proof).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -267,31 +280,48 @@
 //! - Replay protection (the last used time step, consumed recovery codes) and the policy,
 //!   asked fresh by `finish_login` about the pending login's principal, are unchanged.
 //!
-//! ## The pending login
+//! ## The login ticket
 //!
-//! A [`PendingLogin`](crate::PendingLogin) holds nothing secret (a principal, three times, a
-//! list of factor kinds) and is serde-serializable, so it fits any session store. It is not a
-//! credential: it grants nothing by itself. What an edited one can do:
+//! A [`PendingLogin`](crate::PendingLogin) is a **sealed ticket**: its claims (a principal,
+//! three times, the step and the factors it accepts, a nonce, the user's ticket generation)
+//! are MAC'd with HMAC-SHA-256 under the tickets-and-proofs subkey of the service's
+//! [`ServiceKeys`](crate::ServiceKeys), and it travels as one opaque string
+//! ([`as_str`](crate::PendingLogin::as_str), or serde as a string). It holds nothing secret,
+//! and keeping it where the client can write it (an unsigned cookie, a hidden form field) is
+//! safe:
 //!
-//! | the edit | the effect |
-//! |---|---|
-//! | another user | that user's second step opens, exactly as their password would have: their factor is still needed |
-//! | other roles or tenant | the policy may answer differently at `finish_login`, but `finish_login` never grants without a factor verified against the stored record; the answer only decides whether a trusted-device token may be issued |
-//! | a later deadline | code checks stay throttled (5 an hour); a mailed code stays bound to its stored expiry and its stored open login |
-//! | other accepted factors | each factor is checked against the stored record: a mailed code only exists if the library mailed one; TOTP and recovery codes need an enrolled factor |
-//! | `Enrollment` for a user under a mailed-code policy | `start_enrollment` asks the policy and the stored record (a recent mailed-code login), not the pending value: refused with `SecondFactorRequired`; `finish_enrollment` completes only a login stored as waiting for enrollment |
+//! - **Any edit is refused** (another user, other roles or tenant, a later deadline, other
+//!   factors, another step, a token of another kind or from a server with another key) with
+//!   [`Error::InvalidTicket`](crate::Error::InvalidTicket), before anything is loaded:
+//!   nothing is checked, nothing counted against the user it names, nothing saved.
+//! - **Single use**: once a login completes with it (a factor at `finish_login`, or forced
+//!   set-up), it is refused ([`Error::LoginExpired`](crate::Error::LoginExpired)), and so is
+//!   one past its deadline.
+//! - **Revocable**: [`revoke_login_tickets`](crate::TwoFactor::revoke_login_tickets) (call it
+//!   when the password changes) and an administrator's reset refuse every ticket and proof
+//!   issued before.
 //!
-//! What a pending login does stand for is the host's **password check**: a client that can
-//! write it can claim a password check that never happened, and name any user. So keep it
-//! where the client cannot edit it — a server-side session, or a signed or encrypted session
-//! cookie — as webauthn-rs asks for its ceremony states. Deserializing is strict (unknown
-//! fields, a deadline not after the password check, a second-factor step listing a mailed
-//! code or nothing are refused), so a damaged session fails closed.
+//! Every app server of a deployment must share the key (`TwoFactorBuilder::keys`, or
+//! `sealed` with the `seal` feature): a ticket from a server with another key is refused,
+//! never accepted. Without keys the service makes a random key per process, so tickets do
+//! not survive a restart.
+//!
+//! What a ticket still stands for is the host's **password check**, for whoever holds it:
+//! keep it out of URLs and logs, end the half-logged-in session at its
+//! [`expires_at`](crate::PendingLogin::expires_at), and **cycle the session id** when you
+//! store it and again when the login completes (session fixation). A ticket parsed back from
+//! a string is not verified until a call takes it: use its accessors for display, never for
+//! a decision of your own.
+//!
+//! The [`SecondFactorProof`](crate::SecondFactorProof) a completed second step hands out is
+//! sealed the same way, but it is a bearer token for its short life (10 minutes): keep it in
+//! the server-side session of the user who proved the factor.
 //!
 //! Logins that need state still store it, with an expiry: a mailed code (its salted hash, and
 //! the login waiting for it, open as long as the code: a late mailed code is refused and
 //! audited as `Expired`), a login waiting for enrollment
-//! ([forced enrollment](#forced-enrollment-at-login)), and a trusted device's last use.
+//! ([forced enrollment](#forced-enrollment-at-login)), a trusted device's last use, and the
+//! tickets already used (until they expire).
 //!
 //! ## What the caller sees, and what the audit trail sees
 //!
@@ -373,9 +403,11 @@
 //!   that a user had 2FA, keep that fact elsewhere too (your user table), and treat "no
 //!   record" for such a user as an error.
 //!
-//! **The client** (the browser between the two login steps) must not be able to edit the
-//! [`PendingLogin`](crate::PendingLogin) the host keeps for it: what an edited one can and
-//! cannot do is in [the pending login](#the-pending-login).
+//! **The client** (the browser between the two login steps) may hold the login ticket
+//! ([`PendingLogin`](crate::PendingLogin)): it is sealed, single-use and revocable, and any
+//! edit is refused before anything is loaded (see [the login ticket](#the-login-ticket)).
+//! What it must not get is a second-factor proof, or the id of a session that completed a
+//! login (cycle it).
 //!
 //! **The host application** is trusted: it decides who is logged in. The API makes the safe
 //! path the easy one (paired calls carry the state, dangerous switches are named so), but a
@@ -407,10 +439,13 @@
 //! GPUs would still need about four months); the key makes it impossible rather than expensive.
 //! A mailed code without a key falls as soon as its digest is read: it is only useful while it
 //! is valid (one hour by default) and only together with the password, but a live replica
-//! gives exactly that. **If your policy mails codes, configure a code key.** We keep accepting
-//! a deployment without one (it stays compatible with 0.1.0 hosts and every server needs the
-//! same key, which the library cannot invent), and the stored scheme says `sha256` so an audit
-//! of the table shows it.
+//! gives exactly that. **If your policy mails codes, configure a code key.** A service with a
+//! mailer does not build until you choose how mailed codes are stored: keys
+//! ([`TwoFactorBuilder::keys`](crate::service::TwoFactorBuilder::keys), which derive the code
+//! key from one server secret), a code key, a sealing keyring, or the named opt-out
+//! [`unkeyed_mailed_codes_dangerous`](crate::service::TwoFactorBuilder::unkeyed_mailed_codes_dangerous)
+//! (the 0.1.0 behaviour: every server needs the same key, which the library cannot invent).
+//! Unkeyed, the stored scheme says `sha256`, so an audit of the table shows it.
 //!
 //! A slow hash (Argon2, scrypt) was not chosen: it cannot save a 6-digit code (10^6 guesses
 //! × 100 ms is a day on one core, minutes on a cluster), it would cost the server CPU on every

@@ -53,7 +53,7 @@
 //! A store, a mailer and a policy, through enrollment and login:
 //!
 //! ```
-//! use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+//! use twofactor::account::{Factor, LoginContext, LoginDecision};
 //! use twofactor::testing::RecordingMailer;
 //! use twofactor::service::{Error, TwoFactor};
 //! use twofactor::{Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Totp};
@@ -68,6 +68,7 @@
 //! let clock = ManualClock::new(1_700_000_000);
 //! let tf = TwoFactor::builder(MemoryStore::new())
 //!     .mailer(RecordingMailer::new())
+//!     .keys(twofactor::testing::test_keys()) // ServiceKeys::derive(&secret)? in production
 //!     .policy(policy)
 //!     .clock(&clock)
 //!     .build();
@@ -75,23 +76,22 @@
 //! let alice = Principal::new("alice").with_role("staff");
 //! let ctx = LoginContext::new();
 //!
-//! // First login after the password check: she must enroll. Keep `pending` in her session.
+//! // First login after the password check: she must enroll. Keep the login ticket in her
+//! // session (`pending.as_str()`), and cycle the session id when you store it.
 //! let decision = tf.start_login(&alice, None, &ctx).await?;
 //! let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
 //!
-//! // Enrollment: that password check is a fresh re-authentication.
-//! let started = tf
-//!     .start_enrollment(pending.principal(), "alice@example.com", pending.reauthenticated())
-//!     .await?;
+//! // Forced set-up: the ticket stands for that (fresh) password check.
+//! let started = tf.start_forced_enrollment(&pending, "alice@example.com").await?;
 //! assert!(started.qr_svg().starts_with("<svg"));
 //! // ... her app scans the QR code and shows a code:
 //! let app = KeyUri::parse(started.uri())?;
 //! let code = Totp::default().generate(app.secret(), clock.now()).to_string();
-//! let enrolled = tf.finish_enrollment(&alice.user, &code).await?;
+//! let enrolled = tf.finish_forced_enrollment(&pending, &code).await?;
 //! assert_eq!(enrolled.recovery_codes().len(), 10); // shown once
-//! assert!(enrolled.login_completed()); // and the login that had to enroll is complete
+//! assert!(enrolled.login_completed()); // the login is complete: cycle the session id, log in
 //!
-//! // Next login: password, then a code with the pending login `start_login` handed out.
+//! // Next login: password, then a code with the ticket `start_login` handed out.
 //! clock.advance(30);
 //! let decision = tf.start_login(&alice, None, &ctx).await?;
 //! let LoginDecision::Challenge { pending } = decision else { panic!("{decision:?}") };
@@ -607,6 +607,29 @@ pub struct TwoFactorBuilder<S, M, P, C = SystemClock, A = TracingAudit, K = keyi
 /// mailer builds only once it was ([`TwoFactorBuilder::keys`], `sealed` with the `seal`
 /// feature, [`TwoFactorBuilder::code_key`], or the named opt-out
 /// [`TwoFactorBuilder::unkeyed_mailed_codes_dangerous`]).
+///
+/// A mailer and no keys does not compile:
+///
+/// ```compile_fail
+/// use twofactor::{MemoryStore, TwoFactor};
+/// use twofactor::testing::RecordingMailer;
+/// let tf = TwoFactor::builder(MemoryStore::new()).mailer(RecordingMailer::new()).build();
+/// ```
+///
+/// The same with keys does, and so does a builder with no mailer at all:
+///
+/// ```
+/// use twofactor::{MemoryStore, ServiceKeys, TwoFactor};
+/// use twofactor::testing::RecordingMailer;
+/// let secret = [7u8; 32]; // from your secret manager
+/// let tf = TwoFactor::builder(MemoryStore::new())
+///     .mailer(RecordingMailer::new())
+///     .keys(ServiceKeys::derive(&secret)?)
+///     .build();
+/// let totp_only = TwoFactor::builder(MemoryStore::new()).build();
+/// # let _ = (tf, totp_only);
+/// # Ok::<(), twofactor::account::DomainError>(())
+/// ```
 pub mod keying {
     /// Not chosen yet.
     #[derive(Debug)]
@@ -683,6 +706,7 @@ impl<S: UserStore> TwoFactor<S, NoMailer, Optional> {
     ///
     /// let tf = TwoFactor::builder(MemoryStore::new())
     ///     .mailer(RecordingMailer::new())
+    ///     .keys(twofactor::testing::test_keys()) // ServiceKeys::derive(&secret)? in production
     ///     .policy(RequiredForAll::new(WhenUnenrolled::MailCode))
     ///     .clock(ManualClock::new(0))
     ///     .audit(RecordingAudit::new())
@@ -894,6 +918,7 @@ impl<S, M, P, C, A, K> TwoFactorBuilder<S, M, P, C, A, K> {
     ///
     /// let tf = TwoFactor::builder(MemoryStore::new())
     ///     .mailer(RecordingMailer::new())
+    ///     .keys(twofactor::testing::test_keys()) // ServiceKeys::derive(&secret)? in production
     ///     .policy(|_: &_, _: &_, _| {
     ///     Requirement::required()
     /// })
@@ -1115,24 +1140,30 @@ where
 
     // ----- enrollment -----
 
-    /// Starts enrolling an authenticator: returns the QR code, URI and manual key to show, and
-    /// keeps the secret pending until [`finish_enrollment`](Self::finish_enrollment) (15
-    /// minutes by default). Calling it again restarts with a new secret.
+    /// Starts enrolling an authenticator (from the account page): returns the QR code, URI and
+    /// manual key to show, and keeps the secret pending until
+    /// [`finish_enrollment`](Self::finish_enrollment) (15 minutes by default). Calling it again
+    /// while that enrollment is pending resumes it (same secret, same expiry: a reload keeps
+    /// the QR code the user scanned); call [`cancel_enrollment`](Self::cancel_enrollment)
+    /// first for a new secret.
     ///
     /// `account` is the name the app shows under the issuer (login or e-mail address);
     /// `reauth` proves the host checked the password within the last 10 minutes. It takes
     /// the [`Principal`] because whether the password is enough depends on the policy: when
     /// the policy asks this (unenrolled) user for a mailed code at login
-    /// (`Required { when_unenrolled: MailCode, .. }`, outside a running grace period), the
-    /// user must also have completed a login with the mailed code within the last 10 minutes
-    /// ([`Settings::reauth_max_age`]); otherwise someone with the password but not the
-    /// mailbox could enroll an authenticator of their own and use it instead of the mailed
-    /// code. Forced enrollment ([`LoginDecision::MustEnroll`]) and a running grace period
-    /// need only the password check. See the [manual](crate::manual#who-may-enroll).
+    /// (`Required { when_unenrolled: MailCode, .. }`, outside a running grace period), or
+    /// asked them for one at their last login (the record remembers, whatever principal is
+    /// passed now), the password is not enough: use
+    /// [`start_enrollment_with_proof`](Self::start_enrollment_with_proof) with the proof of
+    /// the mailed-code login this session completed. Otherwise someone with the password but
+    /// not the mailbox could enroll an authenticator of their own and use it instead of the
+    /// mailed code. After [`LoginDecision::MustEnroll`] use
+    /// [`start_forced_enrollment`](Self::start_forced_enrollment) instead; a running grace
+    /// period needs only the password check. See the [manual](crate::manual#who-may-enroll).
     ///
     /// # Errors
     /// [`Error::ReauthenticationRequired`], [`Error::SecondFactorRequired`] (log in with the
-    /// mailed code first), [`Error::AlreadyEnrolled`] (use
+    /// mailed code first, and pass its proof), [`Error::AlreadyEnrolled`] (use
     /// [`start_rotation`](Self::start_rotation)), [`Error::InvalidAccountName`],
     /// [`Error::NamesTooLong`], and the infrastructure errors ([`Error::Store`],
     /// [`Error::Contention`], [`Error::Rng`]).
@@ -1149,6 +1180,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1301,14 +1333,11 @@ where
     /// 2FA is on, the code cannot be used again, the user is notified, and the recovery codes
     /// are returned — show them now, they are never shown again.
     ///
-    /// After a [`LoginDecision::MustEnroll`] it also completes that login, if it comes within
-    /// [`Settings::login_challenge_ttl`] (15 minutes by default) of that answer:
-    /// [`Enrolled::login_completed`] is `true` and the audit trail records `LoginSucceeded {
-    /// factor: Totp }` after `Enrolled`. Log in the session that received `MustEnroll`; when
-    /// it is `false`, ask for the password again (the next login asks for a code). That
-    /// enrollment starts with `Reauthenticated::at(t)`, `t` the time of the password check
-    /// that preceded [`start_login`](Self::start_login); see the
-    /// [manual](crate::manual#forced-enrollment-at-login).
+    /// It completes no login ([`Enrolled::login_completed`] is `false`): after a
+    /// [`LoginDecision::MustEnroll`], confirm with
+    /// [`finish_forced_enrollment`](Self::finish_forced_enrollment), which takes the login
+    /// ticket; see the [manual](crate::manual#forced-enrollment-at-login). The outcome
+    /// carries a proof of the new authenticator ([`Enrolled::proof`]).
     ///
     /// # Errors
     /// [`Error::InvalidCode`], [`Error::Malformed`], [`Error::Throttled`],
@@ -1326,6 +1355,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1369,6 +1399,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1385,14 +1416,16 @@ where
     }
 
     /// Starts replacing the active authenticator (new phone): needs a fresh password check and
-    /// a code from the current authenticator. Confirm with
-    /// [`finish_enrollment`](Self::finish_enrollment), which revokes trusted devices and
+    /// a second factor of `user`: a fresh [`SecondFactorProof`] from this session (`&proof`)
+    /// or a code typed now (a `&str` from the current authenticator, or a [`Factor`]). Confirm
+    /// with [`finish_enrollment`](Self::finish_enrollment), which revokes trusted devices and
     /// returns new recovery codes; until then the current authenticator keeps working.
     ///
     /// # Errors
     /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`], [`Error::InvalidCode`],
-    /// [`Error::Malformed`], [`Error::Throttled`], [`Error::InvalidAccountName`],
-    /// [`Error::NamesTooLong`], and the infrastructure errors.
+    /// [`Error::Malformed`], [`Error::Throttled`], [`Error::InvalidProof`],
+    /// [`Error::SecondFactorRequired`] (a proof too old, or of a mailed code),
+    /// [`Error::InvalidAccountName`], [`Error::NamesTooLong`], and the infrastructure errors.
     ///
     /// # Example
     /// ```
@@ -1406,6 +1439,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1417,7 +1451,7 @@ where
     /// # clock.advance(30);
     /// let current = Totp::default().generate(&app, clock.now()).to_string();
     /// let started = tf
-    ///     .start_rotation(&alice, "alice", &current, Reauthenticated::at(clock.now()))
+    ///     .start_rotation(&alice, "alice", current.as_str(), Reauthenticated::at(clock.now()))
     ///     .await?;
     /// let new_app = KeyUri::parse(started.uri())?.into_secret();
     /// let code = Totp::default().generate(&new_app, clock.now()).to_string();
@@ -1450,12 +1484,18 @@ where
         )
     }
 
-    /// The user turns 2FA off, with a fresh password check and a code (TOTP or recovery
-    /// code). Secrets, recovery codes and trusted devices are deleted; the user is notified.
+    /// The user turns 2FA off, with a fresh password check and a second factor: a fresh
+    /// [`SecondFactorProof`] from this session (`&proof`) or a code typed now (TOTP or
+    /// recovery code). Secrets, recovery codes and trusted devices are deleted; the user is
+    /// notified. `principal` is the user as the policy sees them (as for
+    /// [`start_login`](Self::start_login)): where the policy requires 2FA of them, it cannot
+    /// be turned off (check [`status_for`](Self::status_for) before offering it).
     ///
     /// # Errors
-    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`], [`Error::InvalidCode`],
-    /// [`Error::Malformed`], [`Error::Throttled`], and the infrastructure errors.
+    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`],
+    /// [`Error::RequiredByPolicy`], [`Error::InvalidCode`], [`Error::Malformed`],
+    /// [`Error::Throttled`], [`Error::InvalidProof`], [`Error::SecondFactorRequired`] (a proof
+    /// too old, or of a mailed code), and the infrastructure errors.
     ///
     /// # Example
     /// ```
@@ -1466,9 +1506,10 @@ where
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let clock = ManualClock::new(1_700_000_000);
-    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
+    /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::optional();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1479,8 +1520,9 @@ where
     /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
     /// # clock.advance(30);
     /// // Lost the phone but kept the recovery codes:
+    /// let principal = Principal::new("alice"); // as for `start_login`
     /// let recovery = codes.expose_secret()[0];
-    /// tf.disable(&alice, Reauthenticated::at(clock.now()), Factor::RecoveryCode(recovery))
+    /// tf.disable(&principal, Reauthenticated::at(clock.now()), Factor::RecoveryCode(recovery))
     ///     .await?;
     /// assert!(!tf.status(&alice).await?.is_enrolled());
     /// # Ok(())
@@ -1590,6 +1632,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1629,6 +1672,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1668,6 +1712,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1707,12 +1752,13 @@ where
     ///
     /// Every answer that waits for a second step ([`LoginDecision::Challenge`],
     /// [`LoginDecision::CodeMailed`], [`LoginDecision::MustEnroll`]) carries a
-    /// [`PendingLogin`] for `principal`: keep it in the half-logged-in session, where the client
-    /// cannot edit it (server-side, or an authenticated cookie), and pass it to
-    /// [`finish_login`](Self::finish_login), which enforces its deadline and the factors it
-    /// accepts. On `MustEnroll`, start enrollment with `pending.principal()` and
-    /// `pending.reauthenticated()`; a [`finish_enrollment`](Self::finish_enrollment) within
-    /// 15 minutes completes the login.
+    /// sealed login ticket ([`PendingLogin`]) for `principal`: keep it in the half-logged-in
+    /// session ([`PendingLogin::as_str`]; any edit is refused, so an unsigned cookie will
+    /// do), cycle the session id, and pass it to [`finish_login`](Self::finish_login), which
+    /// enforces its seal, deadline, single use and the factors it accepts. On `MustEnroll`,
+    /// call [`start_forced_enrollment`](Self::start_forced_enrollment) and
+    /// [`finish_forced_enrollment`](Self::finish_forced_enrollment) with it; confirmed within
+    /// 15 minutes, that completes the login.
     ///
     /// Saves only when the answer needs new state: a mailed code, a login waiting for
     /// enrollment, a trusted device's last use. A [`LoginDecision::Challenge`] (TOTP or
@@ -1741,6 +1787,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1758,7 +1805,7 @@ where
     ///         /* keep `pending` in the session, ask for a code, then finish_login(&pending, ..) */
     ///     }
     ///     LoginDecision::MustEnroll { pending } => {
-    ///         /* keep `pending`; start_enrollment(pending.principal(), .., pending.reauthenticated()) */
+    ///         /* keep `pending`; start_forced_enrollment(&pending, ..), then finish_forced_enrollment */
     ///     }
     ///     LoginDecision::CodeMailed { pending } => { /* keep `pending`; ask for the mailed code */ }
     ///     _ => { /* a future answer: refuse */ }
@@ -1801,8 +1848,11 @@ where
     /// the [`PendingLogin`] that [`start_login`](Self::start_login) handed out. There is no
     /// other way to check a login's second factor.
     ///
-    /// After `pending`'s [`expires_at`](PendingLogin::expires_at) it refuses with
-    /// [`Error::LoginExpired`] before loading anything (nothing checked, nothing counted). A
+    /// A ticket this deployment did not seal, or an edited one, is refused with
+    /// [`Error::InvalidTicket`], and one past its [`expires_at`](PendingLogin::expires_at)
+    /// with [`Error::LoginExpired`], before loading anything (nothing checked, nothing
+    /// counted); so is one that already completed a login or was revoked
+    /// ([`revoke_login_tickets`](Self::revoke_login_tickets)), once loaded. A
     /// factor `pending` does not accept (a mailed code on a TOTP challenge, a TOTP code on a
     /// mailed-code login, anything on a `MustEnroll`) is counted and refused as
     /// [`Error::InvalidCode`]. Otherwise the check is counted against the throttle first,
@@ -1810,8 +1860,8 @@ where
     /// TOTP or recovery code needs an enrolled user, not a stored challenge (`start_login`
     /// stores none); a mailed code must also arrive while its stored login is open. Whatever
     /// `pending` says and the policy answers, nothing is granted without a factor verified
-    /// against the stored record (see [`PendingLogin`] for why an edited value cannot grant
-    /// more). With
+    /// against the stored record. On success the result carries a [`SecondFactorProof`]
+    /// (`granted.proof`): keep it in the (new) session for the sensitive calls. With
     /// `remember_device` (a label such as "Firefox on Linux") and a policy that allows
     /// trusted devices, the result carries a device token for a cookie.
     ///
@@ -1824,8 +1874,9 @@ where
     /// [manual](crate::manual#one-record-one-compare-and-swap).
     ///
     /// # Errors
-    /// [`Error::LoginExpired`] (log in again), [`Error::InvalidCode`] (wrong, replayed, a late
-    /// mailed code, or no such factor pending — including a user without 2FA),
+    /// [`Error::InvalidTicket`], [`Error::LoginExpired`] (log in again),
+    /// [`Error::InvalidCode`] (wrong, replayed, a late mailed code, or no such factor
+    /// pending — including a user without 2FA),
     /// [`Error::Malformed`], [`Error::Throttled`], and the infrastructure errors. Any error
     /// means: do not log the user in.
     ///
@@ -1841,6 +1892,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1926,6 +1978,7 @@ where
     /// # };
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -1978,6 +2031,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -2021,6 +2075,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -2066,6 +2121,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -2091,11 +2147,16 @@ where
     }
 
     /// Replaces the recovery codes with a new set (the old ones stop working) and returns the
-    /// new codes — show them once. Needs a fresh password check.
+    /// new codes — show them once. Needs a fresh password check and a second factor of `user`:
+    /// a fresh [`SecondFactorProof`] from this session (`&granted.proof` from the login, or
+    /// one from [`verify_second_factor`](Self::verify_second_factor)) or a code typed now.
+    /// The password alone is not enough: new recovery codes would turn 2FA off.
     ///
     /// # Errors
-    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`], and the infrastructure
-    /// errors.
+    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`], [`Error::InvalidProof`],
+    /// [`Error::SecondFactorRequired`] (a proof too old, or of a mailed code),
+    /// [`Error::InvalidCode`], [`Error::Malformed`], [`Error::Throttled`], and the
+    /// infrastructure errors.
     ///
     /// # Example
     /// ```
@@ -2109,6 +2170,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -2116,10 +2178,13 @@ where
     /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
     /// # let app = KeyUri::parse(s.uri())?.into_secret();
     /// # let code = Totp::default().generate(&app, clock.now()).to_string();
-    /// # let codes = tf.finish_enrollment(&alice, &code).await?.into_recovery_codes();
+    /// # let enrolled = tf.finish_enrollment(&alice, &code).await?;
+    /// # let proof = enrolled.proof().clone();
+    /// # let codes = enrolled.into_recovery_codes();
     /// # clock.advance(30);
+    /// // `proof`: the session's proof of a second factor (`granted.proof` at login).
     /// let fresh = tf
-    ///     .regenerate_recovery_codes(&alice, Reauthenticated::at(clock.now()))
+    ///     .regenerate_recovery_codes(&alice, Reauthenticated::at(clock.now()), &proof)
     ///     .await?;
     /// assert_eq!(fresh.len(), 10); // the old set no longer works
     /// # let _ = codes;
@@ -2159,6 +2224,7 @@ where
     /// # let policy = |_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required();
     /// # let tf = TwoFactor::builder(MemoryStore::new())
     /// #     .mailer(RecordingMailer::new())
+    /// #     .keys(twofactor::testing::test_keys())
     /// #     .policy(policy)
     /// #     .clock(&clock)
     /// #     .build();
@@ -2231,6 +2297,9 @@ mod tests {
             Error::ReauthenticationRequired,
             Error::LoginExpired,
             Error::SecondFactorRequired,
+            Error::InvalidTicket,
+            Error::InvalidProof,
+            Error::RequiredByPolicy,
             Error::NotEnrolled,
             Error::AlreadyEnrolled,
             Error::NoPendingEnrollment,
@@ -2246,6 +2315,7 @@ mod tests {
             Error::UnknownCodeKey {
                 key_id: "0123456789abcdef".into(),
             },
+            Error::InvalidKey("too short"),
         ];
         for e in &all {
             match e {
@@ -2255,6 +2325,9 @@ mod tests {
                 | Error::ReauthenticationRequired
                 | Error::LoginExpired
                 | Error::SecondFactorRequired
+                | Error::InvalidTicket
+                | Error::InvalidProof
+                | Error::RequiredByPolicy
                 | Error::NotEnrolled
                 | Error::AlreadyEnrolled
                 | Error::NoPendingEnrollment
@@ -2267,7 +2340,8 @@ mod tests {
                 | Error::Contention { .. }
                 | Error::Rng
                 | Error::SecretSealed
-                | Error::UnknownCodeKey { .. } => {}
+                | Error::UnknownCodeKey { .. }
+                | Error::InvalidKey(_) => {}
             }
         }
         all
@@ -2283,6 +2357,9 @@ mod tests {
             (K::NotAllowedNow, 403),
             (K::NotAllowedNow, 403),
             (K::NotAllowedNow, 403),
+            (K::NotAllowedNow, 403),
+            (K::NotAllowedNow, 403),
+            (K::NotAllowedNow, 403),
             (K::Conflict, 409),
             (K::Conflict, 409),
             (K::Conflict, 409),
@@ -2293,6 +2370,7 @@ mod tests {
             (K::Unavailable, 503),
             (K::Unavailable, 503),
             (K::Unavailable, 503),
+            (K::Misconfigured, 500),
             (K::Misconfigured, 500),
             (K::Misconfigured, 500),
             (K::Misconfigured, 500),
@@ -2331,6 +2409,9 @@ mod tests {
             DomainError::ReauthenticationRequired,
             DomainError::LoginExpired,
             DomainError::SecondFactorRequired,
+            DomainError::InvalidTicket,
+            DomainError::InvalidProof,
+            DomainError::RequiredByPolicy,
             DomainError::UnknownDevice,
             DomainError::InvalidAccountName(UriError::MissingSecret),
             DomainError::NamesTooLong,
@@ -2339,6 +2420,7 @@ mod tests {
             DomainError::UnknownCodeKey {
                 key_id: "0123456789abcdef".into(),
             },
+            DomainError::InvalidKey("too short"),
         ];
         for d in domain {
             // A precondition that fails the same way on retry is never "retry later".

@@ -11,6 +11,7 @@
 //! let clock = ManualClock::new(1_700_000_000);
 //! let tf = TwoFactor::builder(MemoryStore::new())
 //!     .mailer(RecordingMailer::new())
+//!     .keys(twofactor::testing::test_keys()) // ServiceKeys::derive(&secret)? in production
 //!     .audit(RecordingAudit::new())
 //!     .clock(&clock)
 //!     .build();

@@ -711,9 +711,16 @@ impl TwoFactorRecord {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::account::TicketKey;
     use crate::account::crypto::{FailingRng, TestRng};
+    use zeroize::Zeroizing;
 
     pub(crate) const T0: u64 = 1_700_000_000;
+
+    /// The user whose record these tests work on (the login tests' principal).
+    pub(crate) fn user() -> UserId {
+        UserId::new("u")
+    }
 
     /// The current code of the record's pending (or else active) secret at `now`.
     pub(crate) fn code_at(r: &TwoFactorRecord, now: u64) -> String {
@@ -731,15 +738,18 @@ pub(crate) mod tests {
         a.totp.generate(a.secret.open().unwrap(), now).to_string()
     }
 
-    /// A record enrolled at `now` (the confirming step used).
-    pub(crate) fn enrolled_record(now: u64) -> TwoFactorRecord {
+    /// A record enrolled at `now` (the confirming step used), and the proof its confirmation
+    /// handed out.
+    pub(crate) fn enrolled(now: u64) -> (TwoFactorRecord, SecondFactorProof) {
         let s = Settings::default();
         let mut rng = TestRng(now);
         let t = TwoFactorRecord::default()
             .start_enrollment(
                 now,
+                &user(),
                 &Requirement::required(),
                 Reauthenticated::at(now),
+                None,
                 "alice",
                 &s,
                 &mut rng,
@@ -748,10 +758,31 @@ pub(crate) mod tests {
         let code = code_at(t.record(), now);
         let t = t
             .record()
-            .finish_enrollment(now, &code, &s, &mut rng)
+            .finish_enrollment(now, &user(), &code, None, &s, &mut rng)
             .unwrap();
-        assert!(t.outcome().is_ok());
-        t.into_parts().0
+        let (record, _, outcome, _, _) = t.into_parts();
+        (record, outcome.unwrap().proof().clone())
+    }
+
+    /// A record enrolled at `now` (the confirming step used).
+    pub(crate) fn enrolled_record(now: u64) -> TwoFactorRecord {
+        enrolled(now).0
+    }
+
+    /// A proof that `user()` passed `factor` at `at`, as a login or a step-up hands it out
+    /// (sealed under the default settings' key, at the record's ticket generation).
+    pub(crate) fn proof_of(r: &TwoFactorRecord, factor: FactorKind, at: u64) -> SecondFactorProof {
+        r.issue_proof(&user(), factor, at, &Settings::default(), &mut TestRng(at))
+            .unwrap()
+    }
+
+    /// Settings with a ticket key that is not this deployment's (another server's, or one an
+    /// attacker made up).
+    pub(crate) fn foreign_settings() -> Settings {
+        Settings {
+            ticket_key: Some(TicketKey(Zeroizing::new([0x66; 32]))),
+            ..Settings::default()
+        }
     }
 
     fn wrong(code: &str) -> String {
@@ -766,8 +797,10 @@ pub(crate) mod tests {
         let t = r
             .start_enrollment(
                 T0,
+                &user(),
                 &Requirement::required(),
                 Reauthenticated::at(T0),
+                None,
                 "alice@example.com",
                 &s,
                 &mut rng,
@@ -795,11 +828,20 @@ pub(crate) mod tests {
 
         let code = code_at(&pending, T0 + 10);
         let t = pending
-            .finish_enrollment(T0 + 10, &code, &s, &mut rng)
+            .finish_enrollment(T0 + 10, &user(), &code, None, &s, &mut rng)
             .unwrap();
         let enrolled = t.outcome().as_ref().unwrap();
         assert_eq!(enrolled.recovery_codes().len(), 10);
         assert!(!enrolled.rotated());
+        // No login ticket: nobody was logged in by it.
+        assert!(!enrolled.login_completed());
+        // The proof of the authenticator just confirmed, sealed for this user.
+        let proof = enrolled.proof();
+        assert_eq!(
+            (proof.user(), proof.factor(), proof.verified_at()),
+            (&user(), FactorKind::Totp, T0 + 10)
+        );
+        proof.verify(s.ticket_key().unwrap()).unwrap();
         assert_eq!(t.events(), &[AuditKind::Enrolled]);
         assert!(matches!(t.notices(), [Notice::Enabled]));
         let r = t.record();
@@ -815,56 +857,39 @@ pub(crate) mod tests {
         let s = Settings::default();
         let mut rng = TestRng(1);
         let r = TwoFactorRecord::default();
+        let start = |r: &TwoFactorRecord, reauth: u64, account: &str| {
+            r.start_enrollment(
+                T0,
+                &user(),
+                &Requirement::required(),
+                Reauthenticated::at(reauth),
+                None,
+                account,
+                &s,
+                &mut TestRng(1),
+            )
+            .map(|_| ())
+        };
         assert_eq!(
-            r.start_enrollment(
-                T0,
-                &Requirement::required(),
-                Reauthenticated::at(T0 - 600),
-                "a",
-                &s,
-                &mut rng
-            )
-            .unwrap_err(),
-            DomainError::ReauthenticationRequired
+            start(&r, T0 - 600, "a"),
+            Err(DomainError::ReauthenticationRequired)
         );
-        assert!(
-            r.start_enrollment(
-                T0,
-                &Requirement::required(),
-                Reauthenticated::at(T0 - 599),
-                "a",
-                &s,
-                &mut rng
-            )
-            .is_ok()
-        );
+        assert_eq!(start(&r, T0 - 599, "a"), Ok(()));
         assert!(matches!(
-            r.start_enrollment(
-                T0,
-                &Requirement::required(),
-                Reauthenticated::at(T0),
-                "  ",
-                &s,
-                &mut rng
-            ),
+            start(&r, T0, "  "),
             Err(DomainError::InvalidAccountName(_))
         ));
         assert!(matches!(
-            r.start_enrollment(
-                T0,
-                &Requirement::required(),
-                Reauthenticated::at(T0),
-                "a:b",
-                &s,
-                &mut rng
-            ),
+            start(&r, T0, "a:b"),
             Err(DomainError::InvalidAccountName(_))
         ));
         assert_eq!(
             r.start_enrollment(
                 T0,
+                &user(),
                 &Requirement::required(),
                 Reauthenticated::at(T0),
+                None,
                 "a",
                 &s,
                 &mut FailingRng
@@ -876,8 +901,10 @@ pub(crate) mod tests {
         assert_eq!(
             e.start_enrollment(
                 T0,
+                &user(),
                 &Requirement::required(),
                 Reauthenticated::at(T0),
+                None,
                 "a",
                 &s,
                 &mut rng
@@ -888,46 +915,43 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn restart_replaces_the_secret_and_cancel_clears_it() {
+    fn restart_resumes_until_cancelled_or_expired() {
         let s = Settings::default();
         let mut rng = TestRng(2);
-        let r = TwoFactorRecord::default();
-        let first = r
-            .start_enrollment(
-                T0,
+        let start = |r: &TwoFactorRecord, now: u64, rng: &mut TestRng| {
+            r.start_enrollment(
+                now,
+                &user(),
                 &Requirement::required(),
-                Reauthenticated::at(T0),
+                Reauthenticated::at(now),
+                None,
                 "a",
                 &s,
-                &mut rng,
+                rng,
             )
             .unwrap()
-            .into_parts()
-            .0;
+        };
+        let t = start(&TwoFactorRecord::default(), T0, &mut rng);
+        let first_uri = t.outcome().uri().to_owned();
+        let first = t.into_parts().0;
+        // Started again while pending (a reload of the set-up page): the same secret and
+        // expiry, nothing to save, audited as resumed.
+        let t = start(&first, T0 + 60, &mut rng);
+        assert_eq!(t.outcome().uri(), first_uri);
+        assert_eq!(t.outcome().expires_at(), T0 + 900);
+        assert!(!t.is_changed());
+        assert_eq!(
+            t.events(),
+            &[AuditKind::EnrollmentResumed {
+                expires_at: T0 + 900
+            }]
+        );
+        assert_eq!(t.record().pending_enrollment_expires_at(), Some(T0 + 900));
+        assert_eq!(code_at(t.record(), T0 + 60), code_at(&first, T0 + 60));
+
+        // Cancelled, then started again: a new secret replaces it, and the old code is refused.
         let old_code = code_at(&first, T0 + 60);
-        let second = first
-            .start_enrollment(
-                T0 + 60,
-                &Requirement::required(),
-                Reauthenticated::at(T0),
-                "a",
-                &s,
-                &mut rng,
-            )
-            .unwrap()
-            .into_parts()
-            .0;
-        assert_eq!(second.pending_enrollment_expires_at(), Some(T0 + 960));
-        if old_code != code_at(&second, T0 + 60) {
-            let t = second
-                .finish_enrollment(T0 + 60, &old_code, &s, &mut rng)
-                .unwrap();
-            assert_eq!(
-                t.outcome().as_ref().unwrap_err(),
-                &Refusal::Invalid(FailureReason::WrongCode)
-            );
-        }
-        let t = second.cancel_enrollment().unwrap();
+        let t = first.cancel_enrollment().unwrap();
         assert_eq!(t.events(), &[AuditKind::EnrollmentCancelled]);
         assert_eq!(
             t.record().cancel_enrollment().unwrap_err(),
@@ -935,10 +959,39 @@ pub(crate) mod tests {
         );
         assert_eq!(
             t.record()
-                .finish_enrollment(T0 + 60, "123456", &s, &mut rng)
+                .finish_enrollment(T0 + 60, &user(), "123456", None, &s, &mut rng)
                 .unwrap_err(),
             DomainError::NoPendingEnrollment
         );
+        let t = start(t.record(), T0 + 60, &mut rng);
+        assert_ne!(t.outcome().uri(), first_uri);
+        assert!(t.is_changed());
+        let second = t.into_parts().0;
+        assert_eq!(second.pending_enrollment_expires_at(), Some(T0 + 960));
+        if old_code != code_at(&second, T0 + 60) {
+            let t = second
+                .finish_enrollment(T0 + 60, &user(), &old_code, None, &s, &mut rng)
+                .unwrap();
+            assert_eq!(
+                t.outcome().as_ref().unwrap_err(),
+                &Refusal::Invalid(FailureReason::WrongCode)
+            );
+        }
+
+        // An expired pending enrollment is not resumed: a new secret.
+        let t = start(&first, T0 + 900, &mut rng);
+        assert_ne!(t.outcome().uri(), first_uri);
+        assert_eq!(t.outcome().expires_at(), T0 + 1_800);
+        assert!(t.is_changed());
+        // Nor is one an administrator provisioned by mail: the user's own start replaces it.
+        let mailed = TwoFactorRecord::default()
+            .start_enrollment_by_mail_dangerous(T0, &UserId::new("root"), "a", &s, &mut rng)
+            .unwrap()
+            .into_parts()
+            .0;
+        let t = start(&mailed, T0 + 60, &mut rng);
+        assert!(t.is_changed());
+        assert_eq!(t.record().pending_enrollment_provisioned_by(), None);
     }
 
     #[test]
@@ -948,8 +1001,10 @@ pub(crate) mod tests {
         let pending = TwoFactorRecord::default()
             .start_enrollment(
                 T0,
+                &user(),
                 &Requirement::required(),
                 Reauthenticated::at(T0),
+                None,
                 "a",
                 &s,
                 &mut rng,
@@ -957,9 +1012,12 @@ pub(crate) mod tests {
             .unwrap()
             .into_parts()
             .0;
+        let finish = |r: &TwoFactorRecord, now: u64, code: &str, rng: &mut TestRng| {
+            r.finish_enrollment(now, &user(), code, None, &s, rng)
+        };
         // Malformed: not counted, record unchanged.
         for bad in ["", "12345", "1234567", "12a456"] {
-            let t = pending.finish_enrollment(T0, bad, &s, &mut rng).unwrap();
+            let t = finish(&pending, T0, bad, &mut rng).unwrap();
             assert!(!t.is_changed());
             assert!(matches!(t.outcome(), Err(Refusal::Malformed(_))));
             assert_eq!(
@@ -973,9 +1031,7 @@ pub(crate) mod tests {
         let mut r = pending.clone();
         let good = code_at(&pending, T0);
         for i in 0..5 {
-            let t = r
-                .finish_enrollment(T0 + i, &wrong(&good), &s, &mut rng)
-                .unwrap();
+            let t = finish(&r, T0 + i, &wrong(&good), &mut rng).unwrap();
             assert_eq!(
                 t.outcome().as_ref().unwrap_err(),
                 &Refusal::Invalid(FailureReason::WrongCode)
@@ -984,7 +1040,7 @@ pub(crate) mod tests {
         }
         assert_eq!(r.code_checks.count(T0 + 5, 3_600), 5);
         // Sixth: throttled, even with the right code; nothing changes.
-        let t = r.finish_enrollment(T0 + 5, &good, &s, &mut rng).unwrap();
+        let t = finish(&r, T0 + 5, &good, &mut rng).unwrap();
         assert_eq!(
             t.outcome().as_ref().unwrap_err(),
             &Refusal::Throttled {
@@ -996,20 +1052,16 @@ pub(crate) mod tests {
         // Expiry: exclusive.
         let late = T0 + 900;
         assert_eq!(
-            pending
-                .finish_enrollment(late, &code_at(&pending, late), &s, &mut rng)
-                .unwrap_err(),
+            finish(&pending, late, &code_at(&pending, late), &mut rng).unwrap_err(),
             DomainError::NoPendingEnrollment
         );
         let last = late - 1;
-        let t = pending
-            .finish_enrollment(last, &code_at(&pending, last), &s, &mut rng)
-            .unwrap();
+        let t = finish(&pending, last, &code_at(&pending, last), &mut rng).unwrap();
         assert!(t.outcome().is_ok());
         // RNG failure at the end: nothing committed.
         assert_eq!(
             pending
-                .finish_enrollment(T0, &good, &s, &mut FailingRng)
+                .finish_enrollment(T0, &user(), &good, None, &s, &mut FailingRng)
                 .unwrap_err(),
             DomainError::Rng
         );
@@ -1024,27 +1076,30 @@ pub(crate) mod tests {
         let now = T0 + 60;
         let reauth = Reauthenticated::at(now);
         let current = active_code_at(&r, now);
-        assert_eq!(
+        let rotate = |r: &TwoFactorRecord,
+                      now: u64,
+                      reauth: Reauthenticated,
+                      code: &str,
+                      rng: &mut TestRng| {
             r.start_rotation(
                 now,
-                Reauthenticated::at(T0 - 1_000),
-                &current,
+                &user(),
+                reauth,
+                Factor::Totp(code).into(),
                 "a",
                 &s,
-                &mut rng
+                rng,
             )
-            .unwrap_err(),
+        };
+        assert_eq!(
+            rotate(&r, now, Reauthenticated::at(T0 - 1_000), &current, &mut rng).unwrap_err(),
             DomainError::ReauthenticationRequired
         );
         assert_eq!(
-            TwoFactorRecord::default()
-                .start_rotation(now, reauth, &current, "a", &s, &mut rng)
-                .unwrap_err(),
+            rotate(&TwoFactorRecord::default(), now, reauth, &current, &mut rng).unwrap_err(),
             DomainError::NotEnrolled
         );
-        let t = r
-            .start_rotation(now, reauth, &wrong(&current), "a", &s, &mut rng)
-            .unwrap();
+        let t = rotate(&r, now, reauth, &wrong(&current), &mut rng).unwrap();
         assert!(matches!(
             t.outcome(),
             Err(Refusal::Invalid(FailureReason::WrongCode))
@@ -1058,24 +1113,20 @@ pub(crate) mod tests {
         ));
         // The confirming code of enrollment (step at T0) cannot start a rotation: replay.
         let replay = active_code_at(&r, T0);
-        let t = r
-            .start_rotation(T0 + 1, Reauthenticated::at(T0), &replay, "a", &s, &mut rng)
-            .unwrap();
+        let t = rotate(&r, T0 + 1, Reauthenticated::at(T0), &replay, &mut rng).unwrap();
         assert!(matches!(
             t.outcome(),
             Err(Refusal::Invalid(FailureReason::Replayed))
         ));
 
-        let t = r
-            .start_rotation(now, reauth, &current, "a", &s, &mut rng)
-            .unwrap();
+        let t = rotate(&r, now, reauth, &current, &mut rng).unwrap();
         assert!(t.outcome().is_ok());
         let rotating = t.into_parts().0;
         // The old authenticator still works until the new one is confirmed.
         assert!(rotating.is_enrolled());
         let new_code = code_at(&rotating, now + 30);
         let t = rotating
-            .finish_enrollment(now + 30, &new_code, &s, &mut rng)
+            .finish_enrollment(now + 30, &user(), &new_code, None, &s, &mut rng)
             .unwrap();
         let done = t.outcome().as_ref().unwrap();
         assert!(done.rotated());
@@ -1096,28 +1147,42 @@ pub(crate) mod tests {
         let now = T0 + 90;
         let reauth = Reauthenticated::at(now);
         let code = active_code_at(&r, now);
+        // A policy under which 2FA is the user's choice: turning it off is allowed.
+        let optional = Requirement::optional();
+        let disable = |r: &TwoFactorRecord, reauth: Reauthenticated, factor: Factor<'_>| {
+            r.disable(now, &user(), &optional, reauth, factor.into(), &s)
+        };
         assert_eq!(
-            TwoFactorRecord::default()
-                .disable(now, reauth, Factor::Totp(&code), &s)
-                .unwrap_err(),
+            disable(&TwoFactorRecord::default(), reauth, Factor::Totp(&code)).unwrap_err(),
             DomainError::NotEnrolled
         );
         assert_eq!(
-            r.disable(now, Reauthenticated::at(0), Factor::Totp(&code), &s)
-                .unwrap_err(),
+            disable(&r, Reauthenticated::at(0), Factor::Totp(&code)).unwrap_err(),
             DomainError::ReauthenticationRequired
         );
-        let t = r.disable(now, reauth, Factor::Totp("abc"), &s).unwrap();
+        // Where the policy requires 2FA it cannot be turned off, even with a good code (and
+        // the code is not used up by the refusal).
+        assert_eq!(
+            r.disable(
+                now,
+                &user(),
+                &Requirement::required(),
+                reauth,
+                Factor::Totp(&code).into(),
+                &s
+            )
+            .unwrap_err(),
+            DomainError::RequiredByPolicy
+        );
+        let t = disable(&r, reauth, Factor::Totp("abc")).unwrap();
         assert!(!t.is_changed());
         assert!(matches!(t.outcome(), Err(Refusal::Malformed(_))));
-        let t = r
-            .disable(now, reauth, Factor::MailedCode("123456"), &s)
-            .unwrap();
+        let t = disable(&r, reauth, Factor::MailedCode("123456")).unwrap();
         assert!(matches!(
             t.outcome(),
             Err(Refusal::Invalid(FailureReason::NoPendingFactor))
         ));
-        let t = r.disable(now, reauth, Factor::Totp(&code), &s).unwrap();
+        let t = disable(&r, reauth, Factor::Totp(&code)).unwrap();
         assert_eq!(t.outcome(), &Ok(()));
         assert_eq!(t.events(), &[AuditKind::Disabled { devices_revoked: 1 }]);
         assert!(matches!(
@@ -1139,8 +1204,10 @@ pub(crate) mod tests {
         let t = TwoFactorRecord::default()
             .start_enrollment(
                 T0,
+                &user(),
                 &Requirement::required(),
                 Reauthenticated::at(T0),
+                None,
                 "a",
                 &s,
                 &mut rng,
@@ -1149,7 +1216,7 @@ pub(crate) mod tests {
         let code = code_at(t.record(), T0);
         let t = t
             .record()
-            .finish_enrollment(T0, &code, &s, &mut rng)
+            .finish_enrollment(T0, &user(), &code, None, &s, &mut rng)
             .unwrap();
         let recovery = t
             .outcome()
@@ -1162,12 +1229,101 @@ pub(crate) mod tests {
             .record()
             .disable(
                 T0 + 5,
+                &user(),
+                &Requirement::optional(),
                 Reauthenticated::at(T0),
-                Factor::RecoveryCode(&recovery),
+                Factor::RecoveryCode(&recovery).into(),
                 &s,
             )
             .unwrap();
         assert_eq!(t.outcome(), &Ok(()));
+    }
+
+    #[test]
+    fn sensitive_calls_take_a_fresh_proof_of_this_user_instead_of_a_code() {
+        let s = Settings::default();
+        let (r, proof) = enrolled(T0);
+        let now = T0 + 60;
+        let reauth = Reauthenticated::at(now);
+        // Each sensitive call, with a verification: Ok(true) when it went through, Ok(false)
+        // when a code was refused in the outcome.
+        let calls = |r: &TwoFactorRecord, now: u64, v: Verification<'_>| {
+            let mut rng = TestRng(now);
+            let disable = r
+                .disable(now, &user(), &Requirement::optional(), reauth, v, &s)
+                .map(|t| {
+                    (
+                        t.outcome().is_ok(),
+                        t.record().code_checks.count(now, 3_600),
+                    )
+                });
+            let regenerate = r
+                .regenerate_recovery_codes(now, &user(), reauth, v, &s, &mut rng)
+                .map(|t| {
+                    (
+                        t.outcome().is_ok(),
+                        t.record().code_checks.count(now, 3_600),
+                    )
+                });
+            let rotate = r
+                .start_rotation(now, &user(), reauth, v, "a", &s, &mut rng)
+                .map(|t| {
+                    (
+                        t.outcome().is_ok(),
+                        t.record().code_checks.count(now, 3_600),
+                    )
+                });
+            [disable, regenerate, rotate]
+        };
+        // A fresh proof: no code, nothing counted.
+        for outcome in calls(&r, now, (&proof).into()) {
+            assert_eq!(outcome, Ok((true, 0)));
+        }
+        // Too old (the same age as a password check), or of a mailed code: a second factor is
+        // required.
+        for outcome in calls(&r, T0 + s.reauth_max_age, (&proof).into()) {
+            assert_eq!(outcome, Err(DomainError::SecondFactorRequired));
+        }
+        let mailed = proof_of(&r, FactorKind::MailedCode, now);
+        for outcome in calls(&r, now, (&mailed).into()) {
+            assert_eq!(outcome, Err(DomainError::SecondFactorRequired));
+        }
+        // Another user's proof, one sealed under another key, one issued before the user's
+        // tickets were revoked: not valid.
+        let mallory = r
+            .issue_proof(
+                &UserId::new("mallory"),
+                FactorKind::Totp,
+                now,
+                &s,
+                &mut TestRng(1),
+            )
+            .unwrap();
+        let forged = r
+            .issue_proof(
+                &user(),
+                FactorKind::Totp,
+                now,
+                &foreign_settings(),
+                &mut TestRng(2),
+            )
+            .unwrap();
+        let revoked = r.revoke_login_tickets().into_parts().0;
+        for (record, p) in [(&r, &mallory), (&r, &forged), (&revoked, &proof)] {
+            for outcome in calls(record, now, p.into()) {
+                assert_eq!(outcome, Err(DomainError::InvalidProof));
+            }
+        }
+        // A recovery-code proof is as good as a TOTP one.
+        let recovery = proof_of(&r, FactorKind::RecoveryCode, now);
+        for outcome in calls(&r, now, (&recovery).into()) {
+            assert_eq!(outcome, Ok((true, 0)));
+        }
+        // A wrong code instead of a proof is counted and refused in the outcome.
+        let wrong_code = wrong(&active_code_at(&r, now));
+        for outcome in calls(&r, now, Factor::Totp(&wrong_code).into()) {
+            assert_eq!(outcome, Ok((false, 1)));
+        }
     }
 
     #[test]
@@ -1192,6 +1348,8 @@ pub(crate) mod tests {
         );
         assert!(!t.record().is_enrolled());
         assert!(t.record().devices.is_empty());
+        // Every login ticket and proof issued before the reset is refused.
+        assert_eq!(t.record().tickets.generation, r.tickets.generation + 1);
         assert_eq!(
             r.invite(&admin, "https://x").unwrap_err(),
             DomainError::AlreadyEnrolled
@@ -1229,7 +1387,7 @@ pub(crate) mod tests {
         assert_eq!(pending.pending_enrollment_started_at(), Some(T0));
         let late = T0 + 86_399;
         let t = pending
-            .finish_enrollment(late, &code_at(&pending, late), &s, &mut rng)
+            .finish_enrollment(late, &user(), &code_at(&pending, late), None, &s, &mut rng)
             .unwrap();
         assert!(t.outcome().is_ok());
         assert_eq!(
@@ -1248,34 +1406,35 @@ pub(crate) mod tests {
         }
     }
 
-    /// A user who completed a login with a mailed code at `at`.
-    fn mailed_in_at(at: u64) -> TwoFactorRecord {
-        TwoFactorRecord {
-            mailed_code_login_at: Some(at),
-            ..TwoFactorRecord::default()
-        }
+    /// `start_enrollment` at `now` with a password checked now, and `proof` if any.
+    fn start_with(
+        r: &TwoFactorRecord,
+        now: u64,
+        req: &Requirement,
+        proof: Option<&SecondFactorProof>,
+    ) -> Result<(), DomainError> {
+        r.start_enrollment(
+            now,
+            &user(),
+            req,
+            Reauthenticated::at(now),
+            proof,
+            "a",
+            &Settings::default(),
+            &mut TestRng(now),
+        )
+        .map(|_| ())
     }
 
     #[test]
-    fn mail_code_policy_needs_a_recent_mailed_code_login_to_enroll() {
+    fn mail_code_policy_needs_a_fresh_mailed_code_proof_to_enroll() {
         let s = Settings::default();
         let mut rng = TestRng(3);
-        let start = |r: &TwoFactorRecord, now: u64, req: &Requirement| {
-            r.start_enrollment(
-                now,
-                req,
-                Reauthenticated::at(now),
-                "a",
-                &s,
-                &mut TestRng(now),
-            )
-            .map(|_| ())
-        };
         let none = TwoFactorRecord::default();
         // The password alone: refused under MailCode, with or without an expired grace.
         for req in [mail_code(None), mail_code(Some(T0)), mail_code(Some(0))] {
             assert_eq!(
-                start(&none, T0, &req),
+                start_with(&none, T0, &req, None),
                 Err(DomainError::SecondFactorRequired)
             );
         }
@@ -1289,60 +1448,157 @@ pub(crate) mod tests {
             reason: "superuser".into(),
         };
         for req in [
-            block,
+            block.clone(),
             Requirement::optional(),
             Requirement::Off,
             exempt,
             mail_code(Some(T0 + 1)),
         ] {
-            assert_eq!(start(&none, T0, &req), Ok(()), "{req:?}");
+            assert_eq!(start_with(&none, T0, &req, None), Ok(()), "{req:?}");
         }
-        // A mailed-code login opens it for `reauth_max_age`, exactly.
+        // A proof of a mailed code (from the session that logged in with it) opens it for
+        // `reauth_max_age`, exactly.
         let age = s.reauth_max_age;
-        assert_eq!(start(&mailed_in_at(T0), T0, &mail_code(None)), Ok(()));
+        let mailed = proof_of(&none, FactorKind::MailedCode, T0);
         assert_eq!(
-            start(&mailed_in_at(T0), T0 + age - 1, &mail_code(None)),
+            start_with(&none, T0, &mail_code(None), Some(&mailed)),
             Ok(())
         );
         assert_eq!(
-            start(&mailed_in_at(T0), T0 + age, &mail_code(None)),
+            start_with(&none, T0 + age - 1, &mail_code(None), Some(&mailed)),
+            Ok(())
+        );
+        assert_eq!(
+            start_with(&none, T0 + age, &mail_code(None), Some(&mailed)),
             Err(DomainError::SecondFactorRequired)
+        );
+        // Only a proof of a mailed code will do ...
+        let totp = proof_of(&none, FactorKind::Totp, T0);
+        assert_eq!(
+            start_with(&none, T0, &mail_code(None), Some(&totp)),
+            Err(DomainError::SecondFactorRequired)
+        );
+        // ... of this user, sealed by this deployment, issued since the last revocation.
+        let mallory = none
+            .issue_proof(
+                &UserId::new("mallory"),
+                FactorKind::MailedCode,
+                T0,
+                &s,
+                &mut rng,
+            )
+            .unwrap();
+        let forged = none
+            .issue_proof(
+                &user(),
+                FactorKind::MailedCode,
+                T0,
+                &foreign_settings(),
+                &mut rng,
+            )
+            .unwrap();
+        let revoked = none.revoke_login_tickets().into_parts().0;
+        for (record, proof) in [(&none, &mallory), (&none, &forged), (&revoked, &mailed)] {
+            assert_eq!(
+                start_with(record, T0, &mail_code(None), Some(proof)),
+                Err(DomainError::InvalidProof)
+            );
+        }
+        // A mailed-code login completed by someone else's session (recorded in the record)
+        // opens nothing: the proof is per session, not per user.
+        let mailed_in = TwoFactorRecord {
+            mailed_code_login_at: Some(T0),
+            ..TwoFactorRecord::default()
+        };
+        assert_eq!(
+            start_with(&mailed_in, T0, &mail_code(None), None),
+            Err(DomainError::SecondFactorRequired)
+        );
+        // The record remembers that login asked this user for a mailed code: a principal
+        // the policy answers otherwise (roles or tenant left out) still needs the proof; a
+        // running grace period does not.
+        let asked = TwoFactorRecord {
+            mailed_login_required: true,
+            ..TwoFactorRecord::default()
+        };
+        for req in [Requirement::optional(), block] {
+            assert_eq!(
+                start_with(&asked, T0, &req, None),
+                Err(DomainError::SecondFactorRequired),
+                "{req:?}"
+            );
+        }
+        assert_eq!(
+            start_with(&asked, T0, &Requirement::optional(), Some(&mailed)),
+            Ok(())
+        );
+        assert_eq!(
+            start_with(&asked, T0, &mail_code(Some(T0 + 1)), None),
+            Ok(())
         );
         // Still a fresh password check first, and nothing for an enrolled user.
         assert_eq!(
-            mailed_in_at(T0)
-                .start_enrollment(
-                    T0,
-                    &mail_code(None),
-                    Reauthenticated::at(T0 - age),
-                    "a",
-                    &s,
-                    &mut rng
-                )
-                .map(|_| ()),
+            none.start_enrollment(
+                T0,
+                &user(),
+                &mail_code(None),
+                Reauthenticated::at(T0 - age),
+                Some(&mailed),
+                "a",
+                &s,
+                &mut rng
+            )
+            .map(|_| ()),
             Err(DomainError::ReauthenticationRequired)
         );
         assert_eq!(
-            start(&enrolled_record(T0), T0, &mail_code(None)),
+            start_with(&enrolled_record(T0), T0, &mail_code(None), Some(&mailed)),
             Err(DomainError::AlreadyEnrolled)
         );
-        // Confirming the enrollment spends the proof.
-        let t = mailed_in_at(T0)
+        // Resuming a pending enrollment needs the proof too.
+        let t = none
             .start_enrollment(
                 T0,
+                &user(),
                 &mail_code(None),
                 Reauthenticated::at(T0),
+                Some(&mailed),
                 "a",
                 &s,
                 &mut rng,
             )
             .unwrap();
+        let r = t.into_parts().0;
+        assert_eq!(
+            start_with(&r, T0 + 1, &mail_code(None), None),
+            Err(DomainError::SecondFactorRequired)
+        );
+        // Confirming the enrollment clears what the record remembered.
+        let asked = TwoFactorRecord {
+            mailed_login_required: true,
+            mailed_code_login_at: Some(T0),
+            ..TwoFactorRecord::default()
+        };
+        let t = asked
+            .start_enrollment(
+                T0,
+                &user(),
+                &mail_code(None),
+                Reauthenticated::at(T0),
+                Some(&mailed),
+                "a",
+                &s,
+                &mut rng,
+            )
+            .unwrap();
+        assert!(t.record().mailed_login_required);
         assert_eq!(t.record().mailed_code_login_at, Some(T0));
         let r = t.into_parts().0;
         let t = r
-            .finish_enrollment(T0, &code_at(&r, T0), &s, &mut rng)
+            .finish_enrollment(T0, &user(), &code_at(&r, T0), None, &s, &mut rng)
             .unwrap();
         assert!(t.outcome().is_ok());
+        assert!(!t.record().mailed_login_required);
         assert_eq!(t.record().mailed_code_login_at, None);
     }
 
@@ -1351,32 +1607,21 @@ pub(crate) mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            /// For any mailed-code requirement (grace or not), any time and any last
-            /// mailed-code login: the password alone enrolls exactly when a grace period is
-            /// running or that login is younger than `reauth_max_age`.
+            /// For any mailed-code requirement (grace or not), any time and any proof of a
+            /// mailed code: the password alone enrolls exactly when a grace period is running
+            /// or the proof is younger than `reauth_max_age`.
             #[test]
-            fn enrolling_under_mail_code_needs_grace_or_a_fresh_mailed_login(
+            fn enrolling_under_mail_code_needs_grace_or_a_fresh_mailed_code_proof(
                 now in 1_000_000u64..2_000_000_000,
                 grace in proptest::option::of(0u64..4_000_000_000),
-                mailed_ago in proptest::option::of(0u64..10_000),
+                proved_ago in proptest::option::of(0u64..10_000),
             ) {
                 let s = Settings::default();
-                let record = TwoFactorRecord {
-                    mailed_code_login_at: mailed_ago.map(|ago| now - ago),
-                    ..TwoFactorRecord::default()
-                };
+                let record = TwoFactorRecord::default();
+                let proof = proved_ago.map(|ago| proof_of(&record, FactorKind::MailedCode, now - ago));
                 let allowed = grace.is_some_and(|g| now < g)
-                    || mailed_ago.is_some_and(|ago| ago < s.reauth_max_age);
-                let outcome = record
-                    .start_enrollment(
-                        now,
-                        &mail_code(grace),
-                        Reauthenticated::at(now),
-                        "a",
-                        &s,
-                        &mut TestRng(now),
-                    )
-                    .map(|_| ());
+                    || proved_ago.is_some_and(|ago| ago < s.reauth_max_age);
+                let outcome = start_with(&record, now, &mail_code(grace), proof.as_ref());
                 if allowed {
                     prop_assert_eq!(outcome, Ok(()));
                 } else {

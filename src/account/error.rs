@@ -42,9 +42,12 @@ pub enum DomainError {
     /// The password check is missing or too old for this operation.
     #[error("re-authentication required")]
     ReauthenticationRequired,
-    /// The policy asks this unenrolled user for a mailed code, and no login with one was
-    /// completed within [`Settings::reauth_max_age`](super::Settings::reauth_max_age): the
-    /// password alone may not enroll an authenticator. Log in with the mailed code first.
+    /// A second factor is needed first: the policy asks this unenrolled user for a mailed
+    /// code and no proof of one from this session (younger than
+    /// [`Settings::reauth_max_age`](super::Settings::reauth_max_age)) was given, so the
+    /// password alone may not enroll an authenticator (log in with the mailed code first and
+    /// pass its proof); or a [`SecondFactorProof`](super::SecondFactorProof) given to a
+    /// sensitive call is too old or of a factor that call does not take.
     #[error("a login with the mailed code is required first")]
     SecondFactorRequired,
     /// No trusted device has this id.

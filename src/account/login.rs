@@ -186,10 +186,12 @@ pub enum LoginDecision {
     },
     /// Ask for a second factor, then call `finish_login` with `pending`.
     ///
-    /// Nothing is stored for this answer: keep `pending` in the host's half-logged-in session
-    /// (where the client cannot edit it) and pass it to `finish_login`, which refuses it after
-    /// its [`expires_at`](PendingLogin::expires_at) (the time of this answer plus
-    /// [`Settings::login_challenge_ttl`], 15 minutes by default).
+    /// Nothing is stored for this answer: keep the ticket `pending` in the host's
+    /// half-logged-in session ([`PendingLogin::as_str`]; it is sealed, so an unsigned cookie
+    /// or a form field will do; cycle the session id when you store it) and pass it to
+    /// `finish_login`, which refuses it after its [`expires_at`](PendingLogin::expires_at)
+    /// (the time of this answer plus [`Settings::login_challenge_ttl`], 15 minutes by
+    /// default) and once it has completed a login.
     Challenge {
         /// The login waiting for a TOTP code (or a recovery code while some are left): see
         /// [`PendingLogin::methods`].
@@ -199,12 +201,13 @@ pub enum LoginDecision {
     /// allowed: `finish_login` refuses every factor for this `pending`.
     ///
     /// The password check that preceded `start_login` is the re-authentication enrollment
-    /// needs: start it with `start_enrollment(pending.principal(), account,
-    /// pending.reauthenticated())`. A successful `finish_enrollment` within
-    /// [`Settings::login_challenge_ttl`] (15 minutes by default) of this answer also completes
-    /// the login: [`Enrolled::login_completed`] says so, and the audit trail records a
-    /// `LoginSucceeded { factor: Totp }`. That completion rests on the login waiting for
-    /// enrollment stored in the record, not on `pending`. See the
+    /// needs, and the ticket stands for it: keep the ticket in the session and call
+    /// `start_forced_enrollment(&pending, account)`, then
+    /// `finish_forced_enrollment(&pending, code)`. Confirmed within
+    /// [`Settings::login_challenge_ttl`] (15 minutes by default) of this answer, that also
+    /// completes the login and uses the ticket up: [`Enrolled::login_completed`] says so, and
+    /// the audit trail records a `LoginSucceeded { factor: Totp }`. An enrollment confirmed
+    /// without the ticket completes no login. See the
     /// [manual](crate::manual#forced-enrollment-at-login).
     ///
     /// [`Enrolled::login_completed`]: super::Enrolled::login_completed
@@ -234,16 +237,22 @@ impl LoginDecision {
     /// only a cookie the request carried (see [`crate::cookie`]).
     ///
     /// ```
-    /// use twofactor::{GrantReason, LoginDecision};
-    /// use twofactor::vocabulary::FactorKind;
-    /// use twofactor::{PendingLogin, Principal};
-    /// use twofactor::account::PendingStep;
-    /// let step = PendingStep::SecondFactor { methods: vec![FactorKind::Totp] };
-    /// let pending = PendingLogin::new(Principal::new("alice"), 0, 900, step);
-    /// let challenged = LoginDecision::Challenge { pending };
-    /// assert!(challenged.forget_device_cookie());
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use twofactor::{GrantReason, LoginContext, LoginDecision, MemoryStore, Principal};
+    /// use twofactor::{Requirement, EnrollmentStatus, TwoFactor};
+    /// let tf = TwoFactor::builder(MemoryStore::new())
+    ///     .policy(|_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required())
+    ///     .build();
+    /// let alice = Principal::new("alice");
+    /// // A cookie that is not a token of hers: the login goes on without it.
+    /// let decision = tf.start_login(&alice, Some(&"ab".repeat(32)), &LoginContext::new()).await?;
+    /// assert!(matches!(decision, LoginDecision::MustEnroll { .. }));
+    /// assert!(decision.forget_device_cookie());
     /// let off = LoginDecision::Granted { reason: GrantReason::Off };
     /// assert!(!off.forget_device_cookie());
+    /// # Ok(())
+    /// # }
     /// ```
     #[must_use]
     pub const fn forget_device_cookie(&self) -> bool {
@@ -1240,8 +1249,9 @@ impl TwoFactorRecord {
             .mark_used(pending.nonce(), pending.expires_at(), now);
         let proof = next.issue_proof(pending.user(), kind, now, settings, rng)?;
         if matches!(parsed, Parsed::Mailed(_)) {
-            // The mailbox factor was used: under a mailed-code policy this lets the user
-            // enroll an authenticator for a while (see `start_enrollment`).
+            // The mailbox factor was used (kept for the record; what lets this session enroll
+            // under a mailed-code policy is the proof handed out below, see
+            // `start_enrollment`).
             next.mailed_code_login_at = Some(now);
         }
         let mut events = vec![AuditKind::LoginSucceeded { factor: kind }];
@@ -1354,9 +1364,18 @@ mod tests {
         Principal::new("u")
     }
 
-    /// A pending login that accepts `kind` and never expires: these tests are about the
-    /// record; the pending login's own checks have their tests below.
-    fn open_pending(kind: FactorKind) -> PendingLogin {
+    /// A fresh RNG seed per ticket: a ticket is single-use, so two logins in a test must not
+    /// draw the same nonce.
+    fn seed() -> u64 {
+        use core::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A sealed ticket that accepts `kind` and never expires, at the record's ticket
+    /// generation: these tests are about the record; the ticket's own checks have their tests
+    /// below.
+    fn open_pending(r: &TwoFactorRecord, kind: FactorKind) -> PendingLogin {
         let step = match kind {
             FactorKind::MailedCode => PendingStep::MailedCode {
                 code_expires_at: u64::MAX,
@@ -1365,30 +1384,79 @@ mod tests {
                 methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
             },
         };
-        PendingLogin {
-            principal: who(),
-            password_checked_at: 0,
-            expires_at: u64::MAX,
+        let p = PendingLogin::issue(
+            who(),
+            0,
+            u64::MAX,
             step,
+            r.tickets.generation,
+            &Settings::default(),
+            &mut TestRng(seed()),
+        )
+        .unwrap();
+        assert_eq!(p.expires_at(), u64::MAX);
+        p
+    }
+
+    /// What a decision says, without its ticket's nonce and seal (random): what these tests
+    /// compared when the pending login was plain data. The seal is checked on the way.
+    #[derive(Debug, PartialEq)]
+    enum Said {
+        Granted(GrantReason),
+        Challenge(Claims),
+        MustEnroll(Claims),
+        CodeMailed(Claims),
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Claims {
+        principal: Principal,
+        password_checked_at: u64,
+        expires_at: u64,
+        step: PendingStep,
+        generation: u64,
+    }
+
+    fn said(d: &LoginDecision) -> Said {
+        let claims = |p: &PendingLogin| {
+            p.verify(&Settings::default()).expect("a sealed ticket");
+            Claims {
+                principal: p.principal.clone(),
+                password_checked_at: p.password_checked_at,
+                expires_at: p.expires_at,
+                step: p.step.clone(),
+                generation: p.generation,
+            }
+        };
+        match d {
+            LoginDecision::Granted { reason } => Said::Granted(reason.clone()),
+            LoginDecision::Challenge { pending } => Said::Challenge(claims(pending)),
+            LoginDecision::MustEnroll { pending } => Said::MustEnroll(claims(pending)),
+            LoginDecision::CodeMailed { pending } => Said::CodeMailed(claims(pending)),
         }
     }
 
-    fn challenge(methods: Vec<FactorKind>, now: u64) -> LoginDecision {
-        LoginDecision::Challenge {
-            pending: PendingLogin::new(who(), now, 900, PendingStep::SecondFactor { methods }),
+    fn claims(now: u64, ttl: u64, step: PendingStep) -> Claims {
+        Claims {
+            principal: who(),
+            password_checked_at: now,
+            expires_at: now + ttl,
+            step,
+            generation: 0,
         }
     }
 
-    fn must_enroll(now: u64) -> LoginDecision {
-        LoginDecision::MustEnroll {
-            pending: PendingLogin::new(who(), now, 900, PendingStep::Enrollment),
-        }
+    fn challenge(methods: Vec<FactorKind>, now: u64) -> Said {
+        Said::Challenge(claims(now, 900, PendingStep::SecondFactor { methods }))
     }
 
-    fn code_mailed(now: u64, code_expires_at: u64) -> LoginDecision {
+    fn must_enroll(now: u64) -> Said {
+        Said::MustEnroll(claims(now, 900, PendingStep::Enrollment))
+    }
+
+    fn code_mailed(now: u64, code_expires_at: u64) -> Said {
         let step = PendingStep::MailedCode { code_expires_at };
-        let pending = PendingLogin::new(who(), now, code_expires_at - now, step);
-        LoginDecision::CodeMailed { pending }
+        Said::CodeMailed(claims(now, code_expires_at - now, step))
     }
 
     fn begin_checked(
@@ -1427,7 +1495,7 @@ mod tests {
         remember: Option<&str>,
     ) -> Transition<Checked<LoginGranted>> {
         r.finish_login(
-            &open_pending(factor.kind()),
+            &open_pending(r, factor.kind()),
             now,
             req,
             factor,
@@ -1499,7 +1567,7 @@ mod tests {
             }
         );
         let t = begin(&none, T0, &Requirement::required(), None);
-        assert_eq!(*t.outcome(), must_enroll(T0));
+        assert_eq!(said(t.outcome()), must_enroll(T0));
         assert_eq!(t.events(), &[AuditKind::LoginBlockedUntilEnrolled]);
         // The login waits for enrollment (saved), like a challenge waits for a code.
         assert!(t.is_changed());
@@ -1513,19 +1581,36 @@ mod tests {
         assert!(t.record().challenge.is_none());
     }
 
-    /// Enrolls the record's pending secret at `now`.
-    fn confirm(r: &TwoFactorRecord, now: u64) -> Transition<Checked<super::super::Enrolled>> {
+    /// Enrolls the record's pending secret at `now`, completing `login` if given.
+    fn confirm_with(
+        r: &TwoFactorRecord,
+        now: u64,
+        login: Option<&PendingLogin>,
+    ) -> Result<Transition<Checked<super::super::Enrolled>>, DomainError> {
         let code = crate::account::enrollment::tests::code_at(r, now);
-        r.finish_enrollment(now, &code, &Settings::default(), &mut TestRng(now))
-            .unwrap()
+        r.finish_enrollment(
+            now,
+            &who().user,
+            &code,
+            login,
+            &Settings::default(),
+            &mut TestRng(now),
+        )
+    }
+
+    /// Enrolls the record's pending secret at `now` (from the account page: no login).
+    fn confirm(r: &TwoFactorRecord, now: u64) -> Transition<Checked<super::super::Enrolled>> {
+        confirm_with(r, now, None).unwrap()
     }
 
     fn start(r: &TwoFactorRecord, now: u64) -> TwoFactorRecord {
         let reauth = super::super::Reauthenticated::at(now);
         r.start_enrollment(
             now,
+            &who().user,
             &Requirement::required(),
             reauth,
+            None,
             "a",
             &Settings::default(),
             &mut TestRng(now),
@@ -1537,29 +1622,32 @@ mod tests {
 
     #[test]
     fn enrollment_completes_the_login_that_had_to_enroll() {
-        let blocked = begin(
+        let t = begin(
             &TwoFactorRecord::default(),
             T0,
             &Requirement::required(),
             None,
-        )
-        .into_parts()
-        .0;
+        );
+        let ticket = t.outcome().pending().unwrap().clone();
+        let blocked = t.into_parts().0;
         let pending = start(&blocked, T0 + 60);
-        // A wrong code completes nothing and keeps the login waiting.
+        // A wrong code completes nothing and keeps the login waiting (and the ticket usable).
         let good = crate::account::enrollment::tests::code_at(&pending, T0 + 90);
         let t = pending
             .finish_enrollment(
                 T0 + 90,
+                &who().user,
                 &wrong(&good),
+                Some(&ticket),
                 &Settings::default(),
                 &mut TestRng(1),
             )
             .unwrap();
         assert!(t.outcome().is_err());
         assert!(t.record().login_awaiting_enrollment.is_some());
+        assert!(!t.record().tickets.is_used(ticket.nonce()));
 
-        let t = confirm(&pending, T0 + 899);
+        let t = confirm_with(&pending, T0 + 899, Some(&ticket)).unwrap();
         assert!(t.outcome().as_ref().unwrap().login_completed());
         assert_eq!(
             t.events(),
@@ -1571,26 +1659,68 @@ mod tests {
             ]
         );
         assert!(t.record().login_awaiting_enrollment.is_none());
+        // The ticket is used up: it completes no other login.
+        assert!(t.record().tickets.is_used(ticket.nonce()));
 
-        // Once the login has expired (like any challenge), enrolling logs nobody in.
+        // Once the login has expired (like any challenge), its ticket is refused, and
+        // enrolling (from the account page) logs nobody in.
+        assert_eq!(
+            confirm_with(&pending, T0 + 900, Some(&ticket)).unwrap_err(),
+            DomainError::LoginExpired
+        );
         let t = confirm(&pending, T0 + 900);
         assert!(!t.outcome().as_ref().unwrap().login_completed());
         assert_eq!(t.events(), &[AuditKind::Enrolled]);
         assert!(t.record().login_awaiting_enrollment.is_none());
 
-        // Without a MustEnroll answer first (the account page), no login is completed.
+        // Without the ticket of the MustEnroll answer (the account page), no login is
+        // completed, even while one is waiting.
+        let t = confirm(&pending, T0 + 120);
+        assert!(!t.outcome().as_ref().unwrap().login_completed());
+        assert_eq!(t.events(), &[AuditKind::Enrolled]);
         let t = confirm(&start(&TwoFactorRecord::default(), T0), T0 + 1);
         assert!(!t.outcome().as_ref().unwrap().login_completed());
         assert_eq!(t.events(), &[AuditKind::Enrolled]);
 
-        // A completed login is consumed: a rotation right after completes nothing.
-        let enrolled = confirm(&pending, T0 + 120).into_parts().0;
+        // Only that user's enrollment ticket completes it: another user's, a second-factor
+        // ticket and a forged one are refused before anything is checked.
+        let step = PendingStep::SecondFactor {
+            methods: vec![FactorKind::Totp],
+        };
+        let settings = Settings::default();
+        let issue = |principal: Principal, step: PendingStep, settings: &Settings| {
+            PendingLogin::issue(principal, T0, 900, step, 0, settings, &mut TestRng(seed()))
+                .unwrap()
+        };
+        let foreign = crate::account::enrollment::tests::foreign_settings();
+        for other in [
+            issue(
+                Principal::new("mallory"),
+                PendingStep::Enrollment,
+                &settings,
+            ),
+            issue(who(), step, &settings),
+            issue(who(), PendingStep::Enrollment, &foreign),
+        ] {
+            assert_eq!(
+                confirm_with(&pending, T0 + 120, Some(&other)).unwrap_err(),
+                DomainError::InvalidTicket
+            );
+        }
+
+        // A completed login is consumed: a rotation right after completes nothing, and its
+        // ticket is refused.
+        let enrolled = confirm_with(&pending, T0 + 120, Some(&ticket))
+            .unwrap()
+            .into_parts()
+            .0;
         let current = active_code_at(&enrolled, T0 + 150);
         let rotating = enrolled
             .start_rotation(
                 T0 + 150,
+                &who().user,
                 super::super::Reauthenticated::at(T0 + 150),
-                &current,
+                Factor::Totp(&current).into(),
                 "a",
                 &Settings::default(),
                 &mut TestRng(2),
@@ -1598,6 +1728,10 @@ mod tests {
             .unwrap()
             .into_parts()
             .0;
+        assert_eq!(
+            confirm_with(&rotating, T0 + 180, Some(&ticket)).unwrap_err(),
+            DomainError::LoginExpired
+        );
         let t = confirm(&rotating, T0 + 180);
         let done = t.outcome().as_ref().unwrap();
         assert!(done.rotated() && !done.login_completed());
@@ -1607,13 +1741,19 @@ mod tests {
                 .any(|e| matches!(e, AuditKind::LoginSucceeded { .. }))
         );
 
-        // An admin reset clears a waiting login with everything else.
+        // An admin reset clears a waiting login with everything else, and its ticket is
+        // refused from then on.
         let mut waiting = blocked.clone();
         waiting.active = enrolled.active.clone();
         let t = waiting
             .reset_by_admin(&super::super::UserId::new("root"))
             .unwrap();
         assert!(t.record().login_awaiting_enrollment.is_none());
+        let reset = start(t.record(), T0 + 200);
+        assert_eq!(
+            confirm_with(&reset, T0 + 200, Some(&ticket)).unwrap_err(),
+            DomainError::LoginExpired
+        );
     }
 
     #[test]
@@ -1640,7 +1780,7 @@ mod tests {
             }]
         );
         assert_eq!(
-            *begin(&none, T0 + 100, &req, None).outcome(),
+            said(begin(&none, T0 + 100, &req, None).outcome()),
             must_enroll(T0 + 100)
         );
         // An enrolled user is challenged whatever the grace period.
@@ -1657,7 +1797,7 @@ mod tests {
         let now = T0 + 60;
         let t = begin(&e, now, &Requirement::optional(), None);
         assert_eq!(
-            *t.outcome(),
+            said(t.outcome()),
             challenge(vec![FactorKind::Totp, FactorKind::RecoveryCode], now)
         );
         let r = t.into_parts().0;
@@ -1800,10 +1940,12 @@ mod tests {
         for i in 0..5 {
             throttled.code_checks.admit(now + i, 5, 3_600).unwrap();
         }
+        // Five codes were mailed: the record already remembers this user is asked for one.
         let mut mail_throttled = none.clone();
         for i in 0..5 {
             mail_throttled.mail_sends.admit(now + i, 5, 3_600).unwrap();
         }
+        mail_throttled.mailed_login_required = true;
         let mut no_codes = e.clone();
         no_codes.recovery = None;
         for (r, req, expected) in [
@@ -1832,9 +1974,16 @@ mod tests {
                 "{expected} under {req:?} writes the record"
             );
         }
+        // The one write a throttled mailed-code login makes: the first time, the record
+        // learns that this user is asked for a mailed code (enrolling then needs its proof).
+        let mut first_time = mail_throttled.clone();
+        first_time.mailed_login_required = false;
+        let t = begin_checked(&first_time, now + 10, &mail_code(), None);
+        assert!(matches!(t.outcome(), Err(Refusal::Throttled { .. })));
+        assert!(t.is_changed() && t.record().mailed_login_required);
         // A code to ask for with nothing left but TOTP lists only TOTP.
         assert_eq!(
-            *begin(&no_codes, now, &Requirement::required(), None).outcome(),
+            said(begin(&no_codes, now, &Requirement::required(), None).outcome()),
             challenge(vec![FactorKind::Totp], now)
         );
         // New state: a login waiting for enrollment, a mailed code, a device's last use.
@@ -1963,11 +2112,18 @@ mod tests {
     fn recovery_code_works_once() {
         let s = Settings::default();
         let mut rng = TestRng(11);
-        let e = enrolled_record(T0);
+        let (e, proof) = crate::account::enrollment::tests::enrolled(T0);
         let t = e
-            .regenerate_recovery_codes(T0, super::super::Reauthenticated::at(T0), &s, &mut rng)
+            .regenerate_recovery_codes(
+                T0,
+                &who().user,
+                super::super::Reauthenticated::at(T0),
+                (&proof).into(),
+                &s,
+                &mut rng,
+            )
             .unwrap();
-        let code = t.outcome().expose_secret()[3].to_owned();
+        let code = t.outcome().as_ref().unwrap().expose_secret()[3].to_owned();
         let r = begin(t.record(), T0 + 1, &Requirement::required(), None)
             .into_parts()
             .0;
@@ -2084,7 +2240,7 @@ mod tests {
         assert!(t.outcome().as_ref().unwrap().device_token.is_some());
         assert_eq!(
             r.finish_login(
-                &open_pending(FactorKind::Totp),
+                &open_pending(&r, FactorKind::Totp),
                 now,
                 &Requirement::required(),
                 Factor::Totp(&code),
@@ -2149,7 +2305,7 @@ mod tests {
     fn mailed_code_login_for_unenrolled_users() {
         let none = TwoFactorRecord::default();
         let t = begin(&none, T0, &mail_code(), None);
-        assert_eq!(*t.outcome(), code_mailed(T0, T0 + 3_600));
+        assert_eq!(said(t.outcome()), code_mailed(T0, T0 + 3_600));
         assert_eq!(
             t.events(),
             &[AuditKind::CodeMailed {
@@ -2166,9 +2322,12 @@ mod tests {
             Factor::MailedCode(&code),
             None,
         );
-        assert_eq!(t.outcome().as_ref().unwrap().factor, FactorKind::MailedCode);
+        let granted = t.outcome().as_ref().unwrap();
+        assert_eq!(granted.factor, FactorKind::MailedCode);
         assert!(t.record().mailed.is_none());
-        // The proof that lets this user enroll under the mailed-code policy.
+        // The proof that lets this session enroll under the mailed-code policy.
+        assert_eq!(granted.proof.factor(), FactorKind::MailedCode);
+        assert_eq!(granted.proof.verified_at(), T0 + 3_599);
         assert_eq!(t.record().mailed_code_login_at, Some(T0 + 3_599));
         assert_eq!(r.mailed_code_login_at, None);
         // Once only.
@@ -2236,7 +2395,7 @@ mod tests {
             r = t.into_parts().0;
         }
         let t = begin(&r, T0 + 10, &mail_code(), None);
-        assert_eq!(*t.outcome(), code_mailed(T0 + 10, T0 + 4 + 3_600));
+        assert_eq!(said(t.outcome()), code_mailed(T0 + 10, T0 + 4 + 3_600));
         assert!(t.notices().is_empty());
         assert_eq!(
             t.events(),
@@ -2269,15 +2428,33 @@ mod tests {
     }
 
     #[test]
-    fn only_a_mailed_code_login_records_the_proof_that_opens_enrollment() {
+    fn only_a_mailed_code_login_yields_the_proof_that_opens_enrollment() {
+        let s = Settings::default();
         let e = enrolled_record(T0);
         let now = T0 + 60;
         let code = active_code_at(&e, now);
         let t = finish(&e, now, &Requirement::required(), Factor::Totp(&code), None);
-        assert!(t.outcome().is_ok());
+        let granted = t.outcome().as_ref().unwrap();
+        assert_eq!(granted.proof.factor(), FactorKind::Totp);
+        assert_eq!(granted.proof.user(), &who().user);
         assert_eq!(t.record().mailed_code_login_at, None);
-        // A refused mailed code records nothing either.
+        // A TOTP login's proof does not open enrollment under a mailed-code policy.
         let none = TwoFactorRecord::default();
+        assert_eq!(
+            none.start_enrollment(
+                now,
+                &who().user,
+                &mail_code(),
+                super::super::Reauthenticated::at(now),
+                Some(&granted.proof),
+                "a",
+                &s,
+                &mut TestRng(now),
+            )
+            .map(|_| ()),
+            Err(DomainError::SecondFactorRequired)
+        );
+        // A refused mailed code yields no proof and records nothing either.
         let r = begin(&none, T0, &mail_code(), None).into_parts().0;
         let t = finish(&r, T0 + 1, &mail_code(), Factor::MailedCode("000000"), None);
         if t.outcome().is_err() {
@@ -2356,13 +2533,38 @@ mod pending_tests {
         assert!(t.outcome().is_ok());
     }
 
+    /// A ticket this deployment issued for `principal` at `now` (what `start_login` hands
+    /// out for some record at generation 0).
+    fn issued(principal: Principal, now: u64, ttl: u64, step: PendingStep) -> PendingLogin {
+        PendingLogin::issue(
+            principal,
+            now,
+            ttl,
+            step,
+            0,
+            &Settings::default(),
+            &mut TestRng(now ^ 0x5eed),
+        )
+        .unwrap()
+    }
+
+    /// `p` with its claims edited by `edit` and sealed again under a key that is not this
+    /// deployment's: everything an attacker who can write the cookie can make.
+    fn forged(p: &PendingLogin, edit: impl FnOnce(&mut PendingLogin)) -> PendingLogin {
+        let mut f = p.clone();
+        edit(&mut f);
+        let key = crate::account::TicketKey(Zeroizing::new([0x66; 32]));
+        f.token = f.encode().seal(TokenKind::LoginTicket, &key).unwrap();
+        f
+    }
+
     #[test]
     fn a_factor_the_pending_login_does_not_accept_is_refused_and_counted() {
         let e = enrolled_record(T0);
         let now = T0 + 60;
-        // A mailed-code pending login for an enrolled user (stale or forged): the TOTP code
-        // is right but not what this login waits for.
-        let mailed = PendingLogin::new(
+        // A mailed-code ticket for an enrolled user (issued before they enrolled) and an
+        // enrollment ticket: the TOTP code is right but not what this login waits for.
+        let mailed = issued(
             Principal::new("u"),
             now,
             900,
@@ -2370,7 +2572,7 @@ mod pending_tests {
                 code_expires_at: now + 3_600,
             },
         );
-        let enroll = PendingLogin::new(Principal::new("u"), now, 900, PendingStep::Enrollment);
+        let enroll = issued(Principal::new("u"), now, 900, PendingStep::Enrollment);
         let code = active_code_at(&e, now);
         for p in [&mailed, &enroll] {
             let t = finish(&e, p, now, Factor::Totp(&code)).unwrap();
@@ -2402,7 +2604,7 @@ mod pending_tests {
             .unwrap();
         let code = t.notices()[0].expose_login_code().unwrap().to_owned();
         let (r, _, decision, _, _) = t.into_parts();
-        let totp_challenge = PendingLogin::new(
+        let totp_challenge = issued(
             Principal::new("u"),
             now,
             900,
@@ -2421,6 +2623,98 @@ mod pending_tests {
         assert_eq!(p.methods(), &[FactorKind::MailedCode]);
         let t = finish(&r, &p, now + 1, Factor::MailedCode(&code)).unwrap();
         assert_eq!(t.outcome().as_ref().unwrap().factor, FactorKind::MailedCode);
+    }
+
+    /// Editing a ticket used to be possible (it was plain data) and granted nothing the record
+    /// did not allow. Now any edit is refused outright, before a code is looked at: nothing
+    /// checked, counted or saved for the user it names.
+    #[test]
+    fn an_edited_or_forged_ticket_is_refused_before_anything_is_counted() {
+        let e = enrolled_record(T0);
+        let now = T0 + 60;
+        let p = pending_of(&e, &Requirement::required(), now);
+        let code = active_code_at(&e, now);
+        let edits: Vec<PendingLogin> = vec![
+            forged(&p, |_| {}),
+            forged(&p, |f| f.principal = Principal::new("mallory")),
+            forged(&p, |f| f.principal = Principal::new("u").with_role("admin")),
+            forged(&p, |f| f.expires_at = u64::MAX),
+            forged(&p, |f| {
+                f.step = PendingStep::SecondFactor {
+                    methods: vec![FactorKind::RecoveryCode],
+                };
+            }),
+            forged(&p, |f| f.step = PendingStep::Enrollment),
+            forged(&p, |f| f.generation = 7),
+            // The claims edited, the original seal kept.
+            PendingLogin {
+                expires_at: u64::MAX,
+                ..p.clone()
+            },
+        ];
+        for f in &edits {
+            for factor in [
+                Factor::Totp(&code),
+                Factor::RecoveryCode("xxxx-xxxx-xxxx-xxxx"),
+            ] {
+                assert_eq!(
+                    finish(&e, f, now, factor).map(|_| ()),
+                    Err(DomainError::InvalidTicket),
+                    "{f:?}"
+                );
+            }
+        }
+        // Parsed back from an edited string: refused at parse or at use, never accepted.
+        let token = p.as_str().to_owned();
+        for i in (0..token.len()).step_by(7) {
+            let mut edited = token.clone().into_bytes();
+            edited[i] = match edited[i] {
+                b'.' => continue,
+                b'0' => b'1',
+                _ => b'0',
+            };
+            let edited = String::from_utf8(edited).unwrap();
+            if let Ok(f) = edited.parse::<PendingLogin>() {
+                assert_eq!(
+                    finish(&e, &f, now, Factor::Totp(&code)).map(|_| ()),
+                    Err(DomainError::InvalidTicket),
+                    "edit at {i}"
+                );
+            }
+        }
+        // The real one still logs in.
+        let t = finish(&e, &p, now, Factor::Totp(&code)).unwrap();
+        assert!(t.outcome().is_ok());
+    }
+
+    #[test]
+    fn a_ticket_completes_one_login_and_none_after_a_revocation() {
+        let e = enrolled_record(T0);
+        let now = T0 + 60;
+        let p = pending_of(&e, &Requirement::required(), now);
+        let t = finish(&e, &p, now, Factor::Totp(&active_code_at(&e, now))).unwrap();
+        assert!(t.outcome().is_ok());
+        let after = t.into_parts().0;
+        // Used: refused with the next code, nothing checked or counted.
+        let later = now + 30;
+        let next_code = active_code_at(&after, later);
+        assert_eq!(
+            finish(&after, &p, later, Factor::Totp(&next_code)).map(|_| ()),
+            Err(DomainError::LoginExpired)
+        );
+        // Revoked (a password change): every ticket issued before is refused, a new one works.
+        let q = pending_of(&after, &Requirement::required(), later);
+        let t = after.revoke_login_tickets();
+        assert_eq!(t.events(), &[AuditKind::LoginTicketsRevoked]);
+        assert!(t.is_changed());
+        let revoked = t.into_parts().0;
+        assert_eq!(
+            finish(&revoked, &q, later, Factor::Totp(&next_code)).map(|_| ()),
+            Err(DomainError::LoginExpired)
+        );
+        let fresh = pending_of(&revoked, &Requirement::required(), later);
+        let t = finish(&revoked, &fresh, later, Factor::Totp(&next_code)).unwrap();
+        assert!(t.outcome().is_ok());
     }
 
     #[test]
@@ -2488,39 +2782,60 @@ mod pending_tests {
 
     #[cfg(feature = "serde")]
     #[test]
-    fn serde_is_strict_and_round_trips() {
+    fn serde_is_one_sealed_string_and_round_trips() {
         let e = enrolled_record(T0);
         let p = pending_of(&e, &Requirement::required(), T0);
         let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json, serde_json::Value::String(p.as_str().to_owned()));
         let back: PendingLogin = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(back, p);
-        let bad = |edit: &dyn Fn(&mut serde_json::Value)| {
-            let mut v = json.clone();
-            edit(&mut v);
-            serde_json::from_value::<PendingLogin>(v).is_err()
+        assert_eq!(back.as_str().parse::<PendingLogin>().unwrap(), p);
+        // The old plain-data shape is not a ticket, nor is anything but the string.
+        let old = serde_json::json!({
+            "principal": {"user": "u", "roles": [], "tenant": null, "superuser": false, "created_at": null},
+            "password_checked_at": T0, "expires_at": T0 + 900,
+            "step": {"second_factor": {"methods": ["totp"]}}
+        });
+        for v in [
+            old,
+            serde_json::json!(null),
+            serde_json::json!(""),
+            serde_json::json!(7),
+        ] {
+            assert!(serde_json::from_value::<PendingLogin>(v).is_err());
+        }
+        // Claims a ticket cannot have are refused when parsed, whoever sealed them; every
+        // other edit parses but is refused when used (`InvalidTicket`, tested above).
+        let bad = |edit: &dyn Fn(&mut PendingLogin)| {
+            let f = forged(&p, edit);
+            serde_json::from_value::<PendingLogin>(serde_json::to_value(&f).unwrap()).is_err()
         };
-        assert!(bad(&|v| v["extra"] = 1.into()));
-        assert!(bad(&|v| v["principal"]["extra"] = 1.into()));
-        assert!(bad(&|v| v["expires_at"] = v["password_checked_at"].clone()));
-        assert!(bad(&|v| v["expires_at"] = 0.into()));
+        assert!(bad(&|f| f.expires_at = f.password_checked_at));
+        assert!(bad(&|f| f.expires_at = 0));
         assert!(bad(
-            &|v| v["step"] = serde_json::json!({"second_factor": {"methods": []}})
+            &|f| f.step = PendingStep::SecondFactor { methods: vec![] }
         ));
-        assert!(bad(&|v| {
-            v["step"] = serde_json::json!({"second_factor": {"methods": ["mailed_code"]}});
+        for m in [FactorKind::MailedCode, FactorKind::TrustedDevice] {
+            assert!(bad(
+                &|f| f.step = PendingStep::SecondFactor { methods: vec![m] }
+            ));
+        }
+        assert!(bad(&|f| {
+            f.step = PendingStep::SecondFactor {
+                methods: vec![FactorKind::Totp, FactorKind::Totp],
+            };
         }));
-        assert!(bad(&|v| {
-            v["step"] = serde_json::json!({"second_factor": {"methods": ["trusted_device"]}});
-        }));
-        assert!(bad(&|v| drop(v.as_object_mut().unwrap().remove("step"))));
-        assert!(bad(&|v| v["step"] = "unknown".into()));
+        let mut text = p.as_str().to_owned();
+        text.push_str("00");
+        assert!(serde_json::from_value::<PendingLogin>(text.into()).is_err());
+        assert!(serde_json::from_value::<PendingLogin>(p.as_str().to_uppercase().into()).is_err());
         // Nothing secret in it.
         let text = json.to_string();
         assert!(!text.contains("secret"), "{text}");
-        // The enrollment step is a plain string.
-        let enroll = PendingLogin::new(Principal::new("u"), 1, 1, PendingStep::Enrollment);
+        // An enrollment ticket is a string like any other, and round trips.
+        let enroll = issued(Principal::new("u"), 1, 1, PendingStep::Enrollment);
         let v = serde_json::to_value(&enroll).unwrap();
-        assert_eq!(v["step"], "enrollment");
+        assert!(v.is_string());
         assert_eq!(serde_json::from_value::<PendingLogin>(v).unwrap(), enroll);
     }
 }

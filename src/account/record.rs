@@ -109,8 +109,9 @@ pub struct TwoFactorRecord {
     pub(crate) login_awaiting_enrollment: Option<LoginChallenge>,
     pub(crate) code_checks: RateLimit,
     pub(crate) mail_sends: RateLimit,
-    /// When the user last completed a login with a mailed code: the proof that lets an
-    /// unenrolled user enroll under a mailed-code policy (see
+    /// When the user last completed a login with a mailed code (for the record only: since
+    /// format 3, what lets a session enroll under a mailed-code policy is the
+    /// [`SecondFactorProof`](super::SecondFactorProof) of that login, see
     /// [`TwoFactorRecord::start_enrollment`]). Cleared by a successful enrollment.
     pub(crate) mailed_code_login_at: Option<u64>,
     /// The generation of login tickets and proofs, and the tickets that completed a login.
@@ -448,8 +449,10 @@ mod tests {
         let t = record
             .start_enrollment(
                 100,
+                &crate::UserId::new("alice"),
                 &crate::Requirement::required(),
                 Reauthenticated::at(100),
+                None,
                 "alice",
                 &settings,
                 &mut rng,

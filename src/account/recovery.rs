@@ -585,36 +585,119 @@ mod tests {
     }
 
     #[test]
-    fn regenerate_needs_fresh_reauth_and_enrollment() {
+    fn regenerate_needs_fresh_reauth_a_second_factor_and_enrollment() {
+        use crate::account::enrollment::tests::{active_code_at, enrolled, user};
+        use crate::account::{FactorKind, Refusal};
         let s = Settings::default();
         let r = TwoFactorRecord::default();
         assert_eq!(
-            r.regenerate_recovery_codes(1_000, Reauthenticated::at(1_000), &s, &mut TestRng(1))
-                .unwrap_err(),
+            r.regenerate_recovery_codes(
+                1_000,
+                &user(),
+                Reauthenticated::at(1_000),
+                Factor::Totp("123456").into(),
+                &s,
+                &mut TestRng(1)
+            )
+            .unwrap_err(),
             DomainError::NotEnrolled
         );
-        let enrolled = crate::account::enrollment::tests::enrolled_record(1_000);
+        let (enrolled, proof) = enrolled(1_000);
+        // A code from the authenticator, typed now (the enrollment's proof is too old by then).
+        let code = active_code_at(&enrolled, 2_000);
+        let with_code = Verification::from(Factor::Totp(&code));
         assert_eq!(
             enrolled
-                .regenerate_recovery_codes(2_000, Reauthenticated::at(1_400), &s, &mut TestRng(1))
+                .regenerate_recovery_codes(
+                    2_000,
+                    &user(),
+                    Reauthenticated::at(1_400),
+                    with_code,
+                    &s,
+                    &mut TestRng(1)
+                )
                 .unwrap_err(),
             DomainError::ReauthenticationRequired
         );
         assert_eq!(
             enrolled
-                .regenerate_recovery_codes(2_000, Reauthenticated::at(2_000), &s, &mut FailingRng)
+                .regenerate_recovery_codes(
+                    2_000,
+                    &user(),
+                    Reauthenticated::at(2_000),
+                    with_code,
+                    &s,
+                    &mut FailingRng
+                )
                 .unwrap_err(),
             DomainError::Rng
         );
         let t = enrolled
-            .regenerate_recovery_codes(2_000, Reauthenticated::at(1_401), &s, &mut TestRng(9))
+            .regenerate_recovery_codes(
+                2_000,
+                &user(),
+                Reauthenticated::at(1_401),
+                with_code,
+                &s,
+                &mut TestRng(9),
+            )
             .unwrap();
         assert!(t.is_changed());
+        assert_eq!(t.outcome().as_ref().unwrap().len(), 10);
         assert_eq!(t.record().recovery_codes_left(), 10);
         assert_eq!(t.events(), &[AuditKind::RecoveryCodesRegenerated]);
         // The old codes no longer work.
         let old = enrolled.recovery.as_ref().unwrap().clone();
         assert_ne!(Some(&old), t.record().recovery.as_ref());
+        // The password alone no longer mints recovery codes: a stale proof needs a fresh
+        // second factor, a wrong code is refused (and counted), and the set is unchanged.
+        assert!(!proof.is_fresh(2_000, s.reauth_max_age));
+        assert_eq!(
+            enrolled
+                .regenerate_recovery_codes(
+                    2_000,
+                    &user(),
+                    Reauthenticated::at(2_000),
+                    (&proof).into(),
+                    &s,
+                    &mut TestRng(1)
+                )
+                .unwrap_err(),
+            DomainError::SecondFactorRequired
+        );
+        let wrong = if code == "000000" { "000001" } else { "000000" };
+        let t = enrolled
+            .regenerate_recovery_codes(
+                2_000,
+                &user(),
+                Reauthenticated::at(2_000),
+                Factor::Totp(wrong).into(),
+                &s,
+                &mut TestRng(1),
+            )
+            .unwrap();
+        assert_eq!(
+            t.outcome().as_ref().unwrap_err(),
+            &Refusal::Invalid(FailureReason::WrongCode)
+        );
+        assert_eq!(t.record().recovery.as_ref(), Some(&old));
+        assert_eq!(t.record().code_checks.count(2_000, 3_600), 1);
+        // A fresh proof (from this session's login) works without a code.
+        let fresh = enrolled
+            .issue_proof(&user(), FactorKind::Totp, 1_900, &s, &mut TestRng(3))
+            .unwrap();
+        let t = enrolled
+            .regenerate_recovery_codes(
+                2_000,
+                &user(),
+                Reauthenticated::at(2_000),
+                (&fresh).into(),
+                &s,
+                &mut TestRng(9),
+            )
+            .unwrap();
+        assert!(t.outcome().is_ok());
+        assert_eq!(t.record().code_checks.count(2_000, 3_600), 0);
     }
 }
 

@@ -23,6 +23,7 @@
 //! let policy = RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled);
 //! let tf: TwoFactor<DynStore, _, _> = TwoFactor::builder(store)
 //!     .mailer(RecordingMailer::new())
+//!     .keys(twofactor::testing::test_keys()) // ServiceKeys::derive(&secret)? in production
 //!     .policy(policy)
 //!     .build();
 //! # Ok::<(), String>(())
