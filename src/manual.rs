@@ -323,6 +323,31 @@
 //! ([forced enrollment](#forced-enrollment-at-login)), a trusted device's last use, and the
 //! tickets already used (until they expire).
 //!
+//! ## Second-factor proofs and sensitive calls
+//!
+//! A successful second step ([`LoginGranted::proof`](crate::LoginGranted::proof)), a
+//! confirmed enrollment ([`Enrolled::proof`](crate::account::Enrolled::proof)) and a step-up
+//! ([`verify_second_factor`](crate::TwoFactor::verify_second_factor)) hand out a
+//! [`SecondFactorProof`](crate::SecondFactorProof): who, which factor, when, sealed like a
+//! ticket and bound to the user's ticket generation. The host keeps it in the session of the
+//! user who proved the factor; the calls that could turn a stolen password (or a stolen
+//! session without the factor) into a lasting foothold take it:
+//!
+//! | call | needs, besides a fresh password check |
+//! |---|---|
+//! | `start_enrollment` under a mailed-code requirement (the policy's answer, **or** the record's memory that `start_login` asked this user for a mailed code) | a proof of a **mailed code** from this session ([`start_enrollment_with_proof`](crate::TwoFactor::start_enrollment_with_proof)) |
+//! | [`regenerate_recovery_codes`](crate::TwoFactor::regenerate_recovery_codes) | a proof of a TOTP or recovery code, or such a code typed now |
+//! | [`start_rotation`](crate::TwoFactor::start_rotation) | the same |
+//! | [`disable`](crate::TwoFactor::disable) | the same, and a policy that does not require 2FA of this principal ([`Error::RequiredByPolicy`](crate::Error::RequiredByPolicy) otherwise; [`status_for`](crate::TwoFactor::status_for) says `required`) |
+//!
+//! A proof is accepted for [`Settings::reauth_max_age`](crate::Settings::reauth_max_age)
+//! (10 minutes), for its own user only, and not after the user's tickets were revoked or 2FA
+//! was reset. A proof in another session (the victim's own mailed-code login) gives someone
+//! who has only the password nothing: the proof is where the factor was proved. A
+//! trusted-device cookie never yields a proof. What a proof cannot stop: whoever holds the
+//! session that holds it, within its 10 minutes (the same as any "sudo mode"); keep the
+//! window short for administrators with [`Settings::reauth_max_age`](crate::Settings::reauth_max_age).
+//!
 //! ## What the caller sees, and what the audit trail sees
 //!
 //! A wrong code, a replayed code and a late mailed code return the same error to the caller:
