@@ -819,6 +819,9 @@ impl<S, M, P, C, A, K> TwoFactorBuilder<S, M, P, C, A, K> {
         if settings.code_keys.is_empty() {
             settings.code_keys = core::mem::take(&mut self.inner.settings.code_keys);
         }
+        if settings.ticket_key.is_none() {
+            settings.ticket_key = self.inner.settings.ticket_key.take();
+        }
         self.inner.settings = settings;
         self
     }

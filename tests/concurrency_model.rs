@@ -151,6 +151,7 @@ fn fixture() -> Arc<Fixture> {
             .clock(&clock)
             .audit(RecordingAudit::new())
             .settings(settings())
+            .keys(twofactor::testing::test_keys())
             .build();
         let started =
             ready(tf.start_enrollment(&Principal::new(ALICE), ALICE, Reauthenticated::at(T0)))
@@ -441,6 +442,7 @@ impl World {
                     .clock(clock.clone())
                     .audit(RecordingAudit::new())
                     .settings(settings())
+                    .keys(twofactor::testing::test_keys())
                     .build()
             })
             .collect();
@@ -1080,9 +1082,17 @@ fn check_reset(run: &Run) {
             "granted to a finish_login invoked after the reset returned\n{run}"
         );
     } else {
+        // A ticket issued before the reset was revoked by it: refused as expired, before any
+        // code is looked at. One issued after it is a forced set-up ticket: a code on it is
+        // counted and refused.
+        let expected = if run.result(LOGIN, START_LOGIN) == Some(&Res::Pending("must_enroll")) {
+            "InvalidCode"
+        } else {
+            "LoginExpired"
+        };
         assert_eq!(
             run.result(LOGIN, FINISH_LOGIN),
-            Some(&Res::refused("InvalidCode")),
+            Some(&Res::refused(expected)),
             "{run}"
         );
         assert!(
@@ -1123,7 +1133,7 @@ fn a_login_racing_an_admin_reset_is_never_granted_after_it() {
             &t,
             &[
                 "login: start_login=challenge finish_login=granted | admin: reset_by_admin=ok",
-                "login: start_login=challenge finish_login=refused(InvalidCode) | admin: reset_by_admin=ok",
+                "login: start_login=challenge finish_login=refused(LoginExpired) | admin: reset_by_admin=ok",
                 "login: start_login=must_enroll finish_login=refused(InvalidCode) | admin: reset_by_admin=ok",
             ],
         );
@@ -1277,7 +1287,7 @@ fn a_stale_login_snapshot_never_decides_a_login() {
             &t,
             &[
                 "login: start_login=challenge finish_login=granted | admin: reset_by_admin=ok",
-                "login: start_login=challenge finish_login=refused(InvalidCode) | admin: reset_by_admin=ok",
+                "login: start_login=challenge finish_login=refused(LoginExpired) | admin: reset_by_admin=ok",
             ],
         );
         assert_snapshot_races_explored(&t);
@@ -1346,141 +1356,138 @@ fn the_checker_finds_a_double_grant_when_the_cas_is_a_check_then_a_write() {
     assert!(found_at > 1, "found at schedule {found_at}");
 }
 
-// ----- (5) login tickets: uncomment when the sealed single-use ticket lands -----
+// ----- (5) login tickets: revocation and single use -----
 //
-// Written against the API issue 13 item 1 describes (`start_login` hands out a sealed ticket
-// that `finish_login` takes; `TwoFactor::revoke_login_tickets(&UserId)` revokes every ticket
-// of a user; a ticket that completed a login is refused). Adjust the two call sites marked
-// `API` to the names that land; the checks need nothing else: a revocation that changes the
-// record saves once, like every other operation, and the checks read the version order.
-//
-// const REVOKE: &str = "revoke_login_tickets";
-//
-// /// A password change: every ticket of alice is revoked.
-// fn revoke_tickets(w: Arc<World>, me: Actor) -> OpFuture {
-//     Box::pin(async move {
-//         let tf = w.server(me);
-//         let user = alice();
-//         let revoked = tf.revoke_login_tickets(&user); // API
-//         let _ = w.call(me, REVOKE, revoked, |_| Res::Done).await;
-//     })
-// }
-//
-// /// `finish_login` with the first recovery code on the prelude's ticket (the other actor
-// /// uses the TOTP code on the same ticket: two valid factors, one ticket).
-// fn finish_prepared_recovery(w: Arc<World>, me: Actor) -> OpFuture {
-//     Box::pin(async move {
-//         let pending = prepared(&w); // API: the ticket, if it is not a `PendingLogin`
-//         finish_login(&w, me, &pending, Typed::Recovery).await;
-//     })
-// }
-//
-// /// For a ticket issued before the revocation (`start_login` read a record older than the
-// /// revocation's save), like `check_reset`: a grant's save precedes the revocation's, and no
-// /// grant goes to a finish_login invoked after the revocation returned; a refusal rests on
-// /// a record that holds the revocation. A ticket issued after it logs in. Alice stays
-// /// enrolled.
-// fn check_revocation(run: &Run) {
-//     assert_eq!(run.result(ADMIN, REVOKE), Some(&Res::Done), "{run}");
-//     let revoked_at = run.commit(ADMIN, REVOKE).expect("a revocation saves");
-//     let issued_on = run.decided_on(LOGIN, START_LOGIN).expect("start_login ran");
-//     let decided_on = run
-//         .decided_on(LOGIN, FINISH_LOGIN)
-//         .expect("finish_login ran");
-//     if issued_on >= revoked_at {
-//         assert!(
-//             run.granted(LOGIN),
-//             "a ticket issued after the revocation refused\n{run}"
-//         );
-//     } else if run.granted(LOGIN) {
-//         let decided_at = run.commit(LOGIN, FINISH_LOGIN).unwrap();
-//         assert!(
-//             decided_at < revoked_at,
-//             "granted after the revocation\n{run}"
-//         );
-//         assert!(
-//             !run.returned_before_call(ADMIN, REVOKE, LOGIN, FINISH_LOGIN),
-//             "granted to a finish_login invoked after the revocation returned\n{run}"
-//         );
-//     } else {
-//         assert!(
-//             decided_on >= revoked_at,
-//             "refused before the revocation\n{run}"
-//         );
-//     }
-//     assert!(run.last.record.is_enrolled(), "{run}");
-// }
-//
-// /// One ticket, two valid factors: exactly one grant (single use), and the other's refusal
-// /// rests on a record that holds the grant (so it holds across app servers).
-// fn check_single_use(run: &Run) {
-//     let granted: Vec<&str> = [LOGIN, LOGIN_B]
-//         .into_iter()
-//         .filter(|a| run.granted(a))
-//         .collect();
-//     assert!(granted.len() < 2, "one ticket granted twice\n{run}");
-//     assert_eq!(granted.len(), 1, "both refused\n{run}");
-//     let (winner, loser) = if granted[0] == LOGIN {
-//         (LOGIN, LOGIN_B)
-//     } else {
-//         (LOGIN_B, LOGIN)
-//     };
-//     let won_at = run.commit(winner, FINISH_LOGIN).unwrap();
-//     let lost_on = run.decided_on(loser, FINISH_LOGIN).unwrap();
-//     assert!(
-//         lost_on >= won_at,
-//         "refused on a record without the grant\n{run}"
-//     );
-// }
-//
-// #[test]
-// fn a_revoked_login_ticket_never_grants() {
-//     let name = "ticket vs revocation";
-//     for t in both_topologies(|servers| Race {
-//         name,
-//         servers,
-//         fault: Fault::None,
-//         prelude: Some((Actor::on(LOGIN, 0), prepare_login)),
-//         actors: [
-//             (Actor::on(LOGIN, 0), finish_prepared_totp),
-//             (Actor::on(ADMIN, 1), revoke_tickets),
-//         ],
-//         check: check_revocation,
-//     }) {
-//         assert_eq!(t.outcomes.len(), 2, "{t:?}"); // granted first, and revoked first
-//         assert_snapshot_races_explored(&t);
-//     }
-//     // The same with the whole login (start_login included) racing the revocation.
-//     let name = "login vs revocation";
-//     for t in both_topologies(|servers| Race {
-//         name,
-//         servers,
-//         fault: Fault::None,
-//         prelude: None,
-//         actors: [
-//             (Actor::on(LOGIN, 0), login_totp),
-//             (Actor::on(ADMIN, 1), revoke_tickets),
-//         ],
-//         check: check_revocation,
-//     }) {
-//         assert!(t.outcomes.len() >= 2, "{t:?}");
-//     }
-// }
-//
-// #[test]
-// fn a_login_ticket_completes_one_login_in_every_schedule() {
-//     let name = "one ticket, two valid factors";
-//     for t in both_topologies(|servers| Race {
-//         name,
-//         servers,
-//         fault: Fault::None,
-//         prelude: Some((Actor::on(LOGIN, 0), prepare_login)),
-//         actors: [
-//             (Actor::on(LOGIN, 0), finish_prepared_totp),
-//             (Actor::on(LOGIN_B, 1), finish_prepared_recovery),
-//         ],
-//         check: check_single_use,
-//     }) {
-//         assert_eq!(t.outcomes.len(), 2, "{t:?}"); // either factor may win
-//     }
-// }
+// `start_login` hands out a sealed ticket that `finish_login` takes;
+// `TwoFactor::revoke_login_tickets(&UserId)` revokes every ticket of a user (a generation kept
+// in the record, saved once); a ticket that completed a login is refused.
+const REVOKE: &str = "revoke_login_tickets";
+
+/// A password change: every ticket of alice is revoked.
+fn revoke_tickets(w: Arc<World>, me: Actor) -> OpFuture {
+    Box::pin(async move {
+        let tf = w.server(me);
+        let user = alice();
+        let revoked = tf.revoke_login_tickets(&user);
+        let _ = w.call(me, REVOKE, revoked, |_| Res::Done).await;
+    })
+}
+
+/// `finish_login` with the first recovery code on the prelude's ticket (the other actor
+/// uses the TOTP code on the same ticket: two valid factors, one ticket).
+fn finish_prepared_recovery(w: Arc<World>, me: Actor) -> OpFuture {
+    Box::pin(async move {
+        let pending = prepared(&w);
+        finish_login(&w, me, &pending, Typed::Recovery).await;
+    })
+}
+
+/// For a ticket issued before the revocation (`start_login` read a record older than the
+/// revocation's save), like `check_reset`: a grant's save precedes the revocation's, and no
+/// grant goes to a finish_login invoked after the revocation returned; a refusal rests on
+/// a record that holds the revocation. A ticket issued after it logs in. Alice stays
+/// enrolled.
+fn check_revocation(run: &Run) {
+    assert_eq!(run.result(ADMIN, REVOKE), Some(&Res::Done), "{run}");
+    let revoked_at = run.commit(ADMIN, REVOKE).expect("a revocation saves");
+    let issued_on = run.decided_on(LOGIN, START_LOGIN).expect("start_login ran");
+    let decided_on = run
+        .decided_on(LOGIN, FINISH_LOGIN)
+        .expect("finish_login ran");
+    if issued_on >= revoked_at {
+        assert!(
+            run.granted(LOGIN),
+            "a ticket issued after the revocation refused\n{run}"
+        );
+    } else if run.granted(LOGIN) {
+        let decided_at = run.commit(LOGIN, FINISH_LOGIN).unwrap();
+        assert!(
+            decided_at < revoked_at,
+            "granted after the revocation\n{run}"
+        );
+        assert!(
+            !run.returned_before_call(ADMIN, REVOKE, LOGIN, FINISH_LOGIN),
+            "granted to a finish_login invoked after the revocation returned\n{run}"
+        );
+    } else {
+        assert!(
+            decided_on >= revoked_at,
+            "refused before the revocation\n{run}"
+        );
+    }
+    assert!(run.last.record.is_enrolled(), "{run}");
+}
+
+/// One ticket, two valid factors: exactly one grant (single use), and the other's refusal
+/// rests on a record that holds the grant (so it holds across app servers).
+fn check_single_use(run: &Run) {
+    let granted: Vec<&str> = [LOGIN, LOGIN_B]
+        .into_iter()
+        .filter(|a| run.granted(a))
+        .collect();
+    assert!(granted.len() < 2, "one ticket granted twice\n{run}");
+    assert_eq!(granted.len(), 1, "both refused\n{run}");
+    let (winner, loser) = if granted[0] == LOGIN {
+        (LOGIN, LOGIN_B)
+    } else {
+        (LOGIN_B, LOGIN)
+    };
+    let won_at = run.commit(winner, FINISH_LOGIN).unwrap();
+    let lost_on = run.decided_on(loser, FINISH_LOGIN).unwrap();
+    assert!(
+        lost_on >= won_at,
+        "refused on a record without the grant\n{run}"
+    );
+}
+
+#[test]
+fn a_revoked_login_ticket_never_grants() {
+    let name = "ticket vs revocation";
+    for t in both_topologies(|servers| Race {
+        name,
+        servers,
+        fault: Fault::None,
+        prelude: Some((Actor::on(LOGIN, 0), prepare_login)),
+        actors: [
+            (Actor::on(LOGIN, 0), finish_prepared_totp),
+            (Actor::on(ADMIN, 1), revoke_tickets),
+        ],
+        check: check_revocation,
+    }) {
+        assert_eq!(t.outcomes.len(), 2, "{t:?}"); // granted first, and revoked first
+        assert_snapshot_races_explored(&t);
+    }
+    // The same with the whole login (start_login included) racing the revocation.
+    let name = "login vs revocation";
+    for t in both_topologies(|servers| Race {
+        name,
+        servers,
+        fault: Fault::None,
+        prelude: None,
+        actors: [
+            (Actor::on(LOGIN, 0), login_totp),
+            (Actor::on(ADMIN, 1), revoke_tickets),
+        ],
+        check: check_revocation,
+    }) {
+        assert!(t.outcomes.len() >= 2, "{t:?}");
+    }
+}
+
+#[test]
+fn a_login_ticket_completes_one_login_in_every_schedule() {
+    let name = "one ticket, two valid factors";
+    for t in both_topologies(|servers| Race {
+        name,
+        servers,
+        fault: Fault::None,
+        prelude: Some((Actor::on(LOGIN, 0), prepare_login)),
+        actors: [
+            (Actor::on(LOGIN, 0), finish_prepared_totp),
+            (Actor::on(LOGIN_B, 1), finish_prepared_recovery),
+        ],
+        check: check_single_use,
+    }) {
+        assert_eq!(t.outcomes.len(), 2, "{t:?}"); // either factor may win
+    }
+}

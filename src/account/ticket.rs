@@ -523,6 +523,13 @@ impl<'a> From<&'a str> for Verification<'a> {
     }
 }
 
+/// A code from the authenticator app, typed now.
+impl<'a> From<&'a String> for Verification<'a> {
+    fn from(code: &'a String) -> Self {
+        Verification::Code(super::Factor::Totp(code))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
