@@ -12,6 +12,10 @@
 use core::fmt;
 use core::future::Future;
 
+mod messages;
+
+pub use messages::{EnglishMessages, Messages, Recipient, Rendered, escape_html, readable_utc};
+
 pub use crate::vocabulary::DynError;
 
 use zeroize::Zeroizing;
