@@ -13,8 +13,12 @@ use core::fmt;
 use core::future::Future;
 
 mod messages;
+#[cfg(feature = "smtp")]
+mod smtp;
 
 pub use messages::{EnglishMessages, Messages, Recipient, Rendered, escape_html, readable_utc};
+#[cfg(feature = "smtp")]
+pub use smtp::{AddressBook, SmtpError, SmtpMailer, SmtpMailerBuilder, SmtpTls};
 
 pub use crate::vocabulary::DynError;
 
