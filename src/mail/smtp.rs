@@ -192,7 +192,7 @@ impl SmtpError {
                 code: code.into(),
                 source: Box::new(e),
             }
-        } else if e.is_tls() {
+        } else if e.is_tls() || handshake_failed(&e) {
             SmtpError::Tls(Box::new(e))
         } else if e.is_response() || e.is_client() {
             SmtpError::Protocol(Box::new(e))
@@ -200,6 +200,27 @@ impl SmtpError {
             SmtpError::Connect(Box::new(e))
         }
     }
+}
+
+/// Whether a rustls error is among the causes of `e`: lettre reports a failed handshake (an
+/// untrusted certificate, say) as a connection error whose I/O error wraps it.
+fn handshake_failed(e: &lettre::transport::smtp::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = cause {
+        if error.is::<rustls::Error>() {
+            return true;
+        }
+        // An I/O error's `source` skips the error it wraps: look at that one too.
+        if let Some(wrapped) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && wrapped.is::<rustls::Error>()
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Sends each notice as an e-mail (plain text and HTML, `multipart/alternative`) through an
@@ -253,7 +274,7 @@ impl SmtpMailer<()> {
     }
 }
 
-/// How long the mailer waits for the server at each step, by default.
+/// The longest a send may take, by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// "Acme" from `"Acme" <no-reply@acme.example>`, or `acme.example` from a bare address.
@@ -302,8 +323,9 @@ impl<M, C> SmtpMailerBuilder<M, C> {
         self
     }
 
-    /// How long to wait for the server at each step (connect, each command), default 15
-    /// seconds: a login that mails a code waits for the send.
+    /// The longest a send may take, from connecting to the server's last answer (default 15
+    /// seconds): a login that mails a code waits for the send. Past it, the connection is
+    /// dropped and the send fails with [`SmtpError::Timeout`].
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -476,11 +498,12 @@ impl<B: AddressBook, M: Messages, C: Clock> Mailer for SmtpMailer<B, M, C> {
                 rendered.html().to_owned(),
             ))
             .map_err(|e| SmtpError::Message(Box::new(e)))?;
-        self.transport
-            .send(message)
-            .await
-            .map_err(SmtpError::from_transport)?;
-        Ok(())
+        // lettre bounds the connect only; a server that stops answering mid-conversation
+        // would hold the login for as long as the server's own timeout (minutes).
+        match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
+            Ok(sent) => sent.map(drop).map_err(SmtpError::from_transport),
+            Err(elapsed) => Err(SmtpError::Timeout(Box::new(elapsed))),
+        }
     }
 }
 
