@@ -50,6 +50,7 @@ use crate::vocabulary::{BoxError, UserId};
 /// # Ok(())
 /// # }
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub trait AddressBook: Send + Sync {
     /// The directory's failure.
     type Error: std::error::Error + Send + Sync + 'static;
@@ -88,6 +89,7 @@ where
 /// How the connection to the SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub enum SmtpTls {
     /// No encryption: codes and secrets cross the network in clear. Only for a server on the
     /// same host (a local relay on `localhost`) or tests. Default port 25.
@@ -116,6 +118,7 @@ impl SmtpTls {
 /// flattened into a string; no variant carries any of the message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub enum SmtpError {
     /// The address book has no address for the user.
     #[error("no e-mail address for user {user}")]
@@ -232,6 +235,35 @@ fn handshake_failed(e: &lettre::transport::smtp::Error) -> bool {
 ///
 /// Nothing of the message is logged or put in an error. `Debug` shows the server, port, TLS
 /// mode, sender and user name, never the password.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use twofactor::mail::{Recipient, SmtpMailer, SmtpTls};
+/// use twofactor::UserId;
+///
+/// let addresses = HashMap::from([(
+///     UserId::new("marc"),
+///     Recipient::new("marc@acme.example").name("Marc Demo"),
+/// )]);
+/// let mailer = SmtpMailer::builder("smtp.acme.example", SmtpTls::Implicit, "Acme <no-reply@acme.example>")
+///     .credentials("no-reply", "s3cret")
+///     .build(addresses)?; // connects to nothing yet
+/// let shown = format!("{mailer:?}");
+/// assert!(shown.contains("smtp.acme.example") && shown.contains("465") && shown.contains("no-reply"));
+/// assert!(!shown.contains("s3cret"));
+/// # Ok::<(), twofactor::mail::SmtpError>(())
+/// ```
+///
+/// The [module documentation](crate::mail#smtp-feature-smtp) wires one into a service.
+///
+/// **When a send fails**, the service answers [`Error::Mailer`](crate::service::Error::Mailer)
+/// for the notices that must be delivered; its source downcasts to [`SmtpError`]
+/// ([`SmtpError::is_transient`] tells whether to say "try again in a minute"), and the audit
+/// trail records `NoticeFailed`. Nobody is let in. A login code is saved before it is sent,
+/// so a failed send still leaves that (undelivered) code stored and counted against the
+/// sends allowed per hour: tell the user to try again, and a new `start_login` mails a new
+/// code that replaces it.
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub struct SmtpMailer<B, M = EnglishMessages, C = SystemClock> {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
@@ -294,6 +326,7 @@ fn app_name_of(from: &str) -> String {
 }
 
 /// Settings of an [`SmtpMailer`]; see [`SmtpMailer::builder`].
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub struct SmtpMailerBuilder<M = EnglishMessages, C = SystemClock> {
     host: String,
     tls: SmtpTls,
