@@ -8,9 +8,83 @@
 //! they cannot be sent the operation fails with [`Error::Mailer`](crate::service::Error::Mailer).
 //! The others are informational: a failure is logged and audited, and the operation still
 //! succeeds (see [`Notice::must_deliver`]).
+//!
+//! ## Default messages
+//!
+//! [`EnglishMessages`] words every notice in plain English: a subject, a plain-text body and
+//! an HTML body ([`Rendered`]), dates as "6 December 2026 at 15:04 UTC" ([`readable_utc`]),
+//! the invitation's link, and no secret but the one the notice carries (the login code, the
+//! provisioned key), never in the subject. Everything in the HTML is escaped
+//! ([`escape_html`]). Implement [`Messages`] for your language or brand, and hand it the
+//! notices you do not reword:
+//!
+//! ```
+//! use twofactor::mail::{EnglishMessages, Messages, Notice, Recipient, SecretText};
+//! use twofactor::LoginContext;
+//!
+//! let messages = EnglishMessages::new("Acme").account_url("https://acme.example/account");
+//! let to = Recipient::new("marc@example.com").name("Marc");
+//! let notice = Notice::LoginCode {
+//!     code: SecretText::new("042917"),
+//!     expires_at: 1_796_569_440,
+//!     context: LoginContext::new().device("Firefox on Linux"),
+//! };
+//! let m = messages.render(&to, &notice, 1_796_565_840); // sent an hour before it expires
+//! assert_eq!(m.subject(), "Your Acme login code");
+//! assert!(m.text().contains("    042917\n"));
+//! assert!(m.text().contains("until 6 December 2026 at 15:04 UTC (in 60 minutes)"));
+//! assert!(m.text().contains("Device: Firefox on Linux"));
+//! assert!(m.html().contains(">042917</p>"));
+//! ```
+//!
+//! ## SMTP (feature `smtp`)
+//!
+//! `SmtpMailer` sends the rendered messages as `multipart/alternative` e-mail through an SMTP
+//! server (lettre, Tokio, rustls): plain for a relay on `localhost`, `STARTTLS` required, or
+//! implicit TLS, with credentials, a port, a timeout for the whole send and an optional
+//! private certificate authority. The host gives it an `AddressBook` (a closure will do) that
+//! finds a user's address; a user without one is a typed `SmtpError::NoAddress`. Every
+//! failure is a typed `SmtpError` that the service returns inside
+//! [`Error::Mailer`](crate::service::Error::Mailer) for the notices that must be delivered:
+//!
+//! ```no_run
+//! # #[cfg(feature = "smtp")]
+//! # mod smtp {
+//! use std::time::Duration;
+//! use twofactor::mail::{EnglishMessages, Recipient, SmtpMailer, SmtpTls};
+//! use twofactor::{MemoryStore, RequiredForAll, TwoFactor, UserId, WhenUnenrolled};
+//!
+//! # pub async fn main(smtp_password: String) -> Result<(), Box<dyn std::error::Error>> {
+//! // Where each user's mail goes: the host's directory (here, everyone at acme.example).
+//! let addresses = |user: &UserId| {
+//!     let to = Recipient::new(format!("{user}@acme.example"));
+//!     async move { Ok::<_, std::io::Error>(Some(to)) }
+//! };
+//! let mailer = SmtpMailer::builder("smtp.acme.example", SmtpTls::StartTls, "Acme <no-reply@acme.example>")
+//!     .credentials("no-reply", smtp_password)
+//!     .timeout(Duration::from_secs(10))
+//!     .messages(EnglishMessages::new("Acme").account_url("https://acme.example/account"))
+//!     .build(addresses)?;
+//! let tf = TwoFactor::builder(MemoryStore::new())
+//!     .mailer(mailer)
+//!     .policy(RequiredForAll::new(WhenUnenrolled::MailCode))
+//!     .build();
+//! # let _ = tf;
+//! # Ok(())
+//! # }
+//! # }
+//! ```
 
 use core::fmt;
 use core::future::Future;
+
+mod messages;
+#[cfg(feature = "smtp")]
+mod smtp;
+
+pub use messages::{EnglishMessages, Messages, Recipient, Rendered, escape_html, readable_utc};
+#[cfg(feature = "smtp")]
+pub use smtp::{AddressBook, SmtpError, SmtpMailer, SmtpMailerBuilder, SmtpTls};
 
 pub use crate::vocabulary::DynError;
 
