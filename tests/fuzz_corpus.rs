@@ -58,6 +58,7 @@ fn record_seeds_cover_valid_and_refused_records() {
         let data = fs::read(dir.join(name)).unwrap();
         serde_json::from_slice::<twofactor::account::TwoFactorRecord>(&data)
     };
+    // Formats 1 and 2 (rows written by earlier versions) still decode, and so does format 3.
     for valid in [
         "enrolled",
         "v1_default",
@@ -65,8 +66,30 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v2_full",
         "v2_lenient_base32",
         "v2_tagged",
+        "v3_full",
+        "v3_tagged",
     ] {
         assert!(decode(valid).is_ok(), "{valid}");
+    }
+    // The format-3 seeds are canonical: what this version writes, byte for byte.
+    for canonical in ["v3_full", "v3_tagged"] {
+        let data = fs::read_to_string(dir.join(canonical)).unwrap();
+        let encoded = serde_json::to_string(&decode(canonical).unwrap()).unwrap();
+        assert_eq!(encoded, data, "{canonical}");
+    }
+    // A format-2 seed is the format-3 record with no tickets used, generation 0 and no
+    // mailed login required.
+    let v2 = serde_json::to_value(decode("v2_full").unwrap()).unwrap();
+    let v3 = serde_json::to_value(decode("v3_full").unwrap()).unwrap();
+    assert_eq!(
+        v2["tickets"],
+        serde_json::json!({"generation": 0, "used": []})
+    );
+    assert_eq!(v2["mailed_login_required"], false);
+    for (key, value) in v2.as_object().unwrap() {
+        if !["tickets", "mailed_login_required"].contains(&key.as_str()) {
+            assert_eq!(value, &v3[key], "{key}");
+        }
     }
     assert!(decode("sealed_active").unwrap().has_sealed_secret());
     assert!(!decode("enrolled").unwrap().has_sealed_secret());
@@ -88,7 +111,7 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v1_with_mac",
         "v2_without_mac",
         "v2_version_null",
-        "v3",
+        "v3", // the fields of format 2 under `"v": 3`
         "v2_nested_extra_field",
         "v2_nested_missing_option",
         "v2_devices_wrong_type",
@@ -96,6 +119,14 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v2_recovery_in_format_1_shape",
         "v1_mailed_with_hash",
         "v2_hash_extra_field",
+        // Format 3: exactly its own fields, strictly, and no other version.
+        "v3_without_tickets",
+        "v3_without_mailed_login_required",
+        "v3_tickets_extra_field",
+        "v3_used_ticket_extra_field",
+        "v3_generation_wrong_type",
+        "v2_with_format_3_fields",
+        "v4",
     ] {
         assert!(decode(refused).is_err(), "{refused}");
     }

@@ -7,10 +7,10 @@ use rand::rngs::SysRng;
 use sha2::{Digest as _, Sha256};
 use twofactor::account::TwoFactorRecord;
 use twofactor::account::{
-    CodeKey, DomainError, Factor, FailureReason, LoginContext, RECOVERY_CODE_ALPHABET,
-    Reauthenticated, RecoveryCodes, Refusal, Settings,
+    CodeKey, DomainError, Factor, FailureReason, LoginContext, LoginDecision, PendingLogin,
+    RECOVERY_CODE_ALPHABET, Reauthenticated, RecoveryCodes, Refusal, Settings, UserId,
 };
-use twofactor::{Requirement, Secret};
+use twofactor::{Principal, Requirement, Secret};
 
 const NOW: u64 = 1_700_000_010;
 
@@ -19,8 +19,10 @@ fn enrolled(settings: &Settings) -> (TwoFactorRecord, RecoveryCodes) {
     let t = TwoFactorRecord::default()
         .start_enrollment(
             NOW,
+            &UserId::new("u"),
             &Requirement::optional(),
             Reauthenticated::at(NOW),
+            None,
             "alice",
             settings,
             &mut SysRng,
@@ -30,7 +32,7 @@ fn enrolled(settings: &Settings) -> (TwoFactorRecord, RecoveryCodes) {
     let code = settings.totp().generate(&secret, NOW).to_string();
     let t = t
         .record()
-        .finish_enrollment(NOW, &code, settings, &mut SysRng)
+        .finish_enrollment(NOW, &UserId::new("u"), &code, None, settings, &mut SysRng)
         .unwrap();
     let (record, _, outcome, _, _) = t.into_parts();
     (record, outcome.unwrap().into_recovery_codes())
@@ -158,19 +160,7 @@ fn login(
     twofactor::account::Transition<twofactor::account::Checked<twofactor::account::LoginGranted>>,
     DomainError,
 > {
-    // The pending login `start_login` hands out for this kind of factor.
-    let step = match factor {
-        Factor::MailedCode(_) => twofactor::account::PendingStep::MailedCode {
-            code_expires_at: now + 3_600,
-        },
-        _ => twofactor::account::PendingStep::SecondFactor {
-            methods: vec![
-                twofactor::vocabulary::FactorKind::Totp,
-                twofactor::vocabulary::FactorKind::RecoveryCode,
-            ],
-        },
-    };
-    let pending = twofactor::PendingLogin::new(twofactor::Principal::new("u"), now, 900, step);
+    let pending = ticket(now, &factor, settings);
     r.finish_login(
         &pending,
         now,
@@ -181,6 +171,33 @@ fn login(
         settings,
         &mut SysRng,
     )
+}
+
+/// The login ticket `start_login` hands out at `now` for this kind of factor (tickets cannot
+/// be made up any more: `PendingLogin::new` is gone): a genuine one for user `u` at ticket
+/// generation 0 (that of every record here), from a record in the state that asks for that
+/// factor: an enrolled one for a TOTP or recovery code, an unenrolled one under a mailed-code
+/// policy for a mailed code.
+fn ticket(now: u64, factor: &Factor<'_>, settings: &Settings) -> PendingLogin {
+    let (record, requirement) = match factor {
+        Factor::MailedCode(_) => (TwoFactorRecord::default(), mail_code()),
+        _ => (enrolled(settings).0, Requirement::required()),
+    };
+    let t = record
+        .start_login(
+            &Principal::new("u"),
+            now,
+            &requirement,
+            None,
+            &LoginContext::default(),
+            settings,
+            &mut SysRng,
+        )
+        .unwrap();
+    match t.outcome().clone().unwrap() {
+        LoginDecision::Challenge { pending } | LoginDecision::CodeMailed { pending } => pending,
+        other => panic!("{other:?}"),
+    }
 }
 
 fn refusal<T: std::fmt::Debug>(
@@ -297,17 +314,21 @@ fn a_legacy_set_keeps_working_once_per_code_until_regenerated() {
         )
         .unwrap();
         assert!(t2.outcome().is_ok());
-        // Regenerated: 16-symbol codes under the current scheme; the old codes are gone.
+        // Regenerated (with the proof of the login just made): 16-symbol codes under the
+        // current scheme; the old codes are gone.
+        let proof = &t2.outcome().as_ref().unwrap().proof;
         let regen = t2
             .record()
             .regenerate_recovery_codes(
                 NOW + 3,
+                &UserId::new("u"),
                 Reauthenticated::at(NOW + 3),
+                proof.into(),
                 &settings,
                 &mut SysRng,
             )
             .unwrap();
-        let new_code = regen.outcome().expose_secret()[0].to_owned();
+        let new_code = regen.outcome().as_ref().unwrap().expose_secret()[0].to_owned();
         assert_eq!(new_code.len(), 19);
         let old = login(
             regen.record(),
@@ -373,15 +394,19 @@ fn a_set_under_a_missing_key_fails_closed_with_a_typed_error() {
         .unwrap();
     let t = login(&record, NOW + 60, Factor::RecoveryCode(&code), &rotated).unwrap();
     assert!(t.outcome().is_ok());
+    let proof = &t.outcome().as_ref().unwrap().proof;
     let regen = t
         .record()
         .regenerate_recovery_codes(
             NOW + 61,
+            &UserId::new("u"),
             Reauthenticated::at(NOW + 61),
+            proof.into(),
             &rotated,
             &mut SysRng,
         )
         .unwrap();
+    assert!(regen.outcome().is_ok());
     let dump = serde_json::to_value(regen.record()).unwrap();
     assert_eq!(dump["recovery"]["hash"]["key_id"], other.id());
 }

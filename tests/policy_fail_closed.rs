@@ -60,6 +60,7 @@ impl World {
             .policy(Arc::clone(&switch))
             .clock(ManualClock::new(T0))
             .audit(RecordingAudit::new())
+            .keys(twofactor::testing::test_keys())
             .build();
         World { tf, switch }
     }

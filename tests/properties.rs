@@ -13,7 +13,18 @@
 //!    exactly as it was;
 //! 4. `start_login` writes only for answers that need new state (a mailed code, a login
 //!    waiting for enrollment, a trusted device's use): a challenge for a TOTP or recovery code,
-//!    a policy grant or a denial leaves the stored record and its version exactly as they were.
+//!    a policy grant or a denial leaves the stored record and its version exactly as they were,
+//!    except for the record's "asked for a mailed code" flag of an unenrolled user: set when
+//!    the policy asks for one (also when the send is throttled), forgotten when it no longer
+//!    does (one save changing only that flag);
+//! 5. a login ticket is taken exactly while it is usable (open by its deadline, issued under
+//!    the record's ticket generation, not used by a completed login); one that is not is
+//!    refused with `LoginExpired` and leaves the record exactly as it was; no genuine ticket is
+//!    ever refused as forged;
+//! 6. enrolling under a mailed-code requirement needs a fresh proof of a mailed code from this
+//!    session (the record also remembers that the user was asked for one), forced set-up
+//!    completes exactly the login waiting for it, and new recovery codes need a proof of a
+//!    second factor (from a login, or a step-up that is itself checked like a login).
 //!
 //! At the end of each sequence the audit trail is replayed to check that the code-check limit
 //! (5 per sliding hour between successes) and the mail-send limit (5 per sliding hour) were
@@ -26,9 +37,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use twofactor::PendingLogin;
-use twofactor::account::PendingStep;
 use twofactor::account::{
     Factor, FactorKind, FailureReason, GrantReason, LoginContext, LoginDecision, Reauthenticated,
+    SecondFactorProof,
 };
 use twofactor::audit::AuditKind;
 use twofactor::mail::Notice;
@@ -43,7 +54,13 @@ use twofactor::{
     Principal, RequiredForAll, Requirement, Secret, Totp, UserStore, WhenUnenrolled,
 };
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/tickets.rs"]
+mod tickets;
+
 const T0: u64 = 1_700_000_000;
+/// `Settings::reauth_max_age`: how long a password check and a proof stay fresh.
+const FRESH: u64 = 600;
 const HOUR: u64 = 3_600;
 const DAY: u64 = 86_400;
 const LIMIT: usize = 5;
@@ -263,9 +280,11 @@ struct Model {
     /// Login codes mailed before this index were cleared by an admin reset.
     mail_epoch: usize,
     accepted_mail: HashSet<usize>,
-    /// When a login with a mailed code last succeeded (lets the user enroll under a
-    /// mailed-code policy for `reauth_max_age`).
-    mailed_login_at: Option<u64>,
+    /// The proof of the last login with a mailed code in this session (lets the user enroll
+    /// under a mailed-code requirement while fresh and not revoked).
+    mail_proof: Option<SecondFactorProof>,
+    /// The proof of the last TOTP or recovery code this session proved (at login or step-up).
+    proof: Option<SecondFactorProof>,
 }
 
 impl Model {
@@ -302,6 +321,79 @@ async fn record(tf: &Service, p: &Principal) -> twofactor::account::TwoFactorRec
         .expect("memory store")
         .map(|v| v.record)
         .unwrap_or_default()
+}
+
+/// The stored record as JSON (`null` when there is none): what the oracle reads of the ticket
+/// ledger and of the "asked for a mailed code" flag.
+async fn record_json(tf: &Service, p: &Principal) -> serde_json::Value {
+    tf.store()
+        .load(&p.user)
+        .await
+        .expect("memory store")
+        .map_or(serde_json::Value::Null, |v| {
+            serde_json::to_value(&v.record).expect("serialize")
+        })
+}
+
+fn generation(record: &serde_json::Value) -> u64 {
+    record["tickets"]["generation"].as_u64().unwrap_or(0)
+}
+
+/// Whether `proof` would be taken now for `record`: issued under its ticket generation, and
+/// fresh.
+fn proof_valid(proof: &SecondFactorProof, record: &serde_json::Value, now: u64) -> bool {
+    tickets::proof_generation(proof.as_str()) == generation(record) && proof.is_fresh(now, FRESH)
+}
+
+/// A genuine ticket for `p` at `now` of the kind that takes `kind`, under ticket generation
+/// `generation`, as another app server of the deployment (same keys) hands it out: what a
+/// host (or an attacker who passed the password check) kept from an earlier `start_login`.
+/// Tickets cannot be made up (`PendingLogin::new` is gone), so this stands in for the
+/// hand-made pending logins these properties used before.
+async fn held_elsewhere(
+    p: &Principal,
+    now: u64,
+    kind: FactorKind,
+    generation: u64,
+) -> PendingLogin {
+    let mailed = kind == FactorKind::MailedCode;
+    let policy: Policy = if mailed {
+        Arc::new(RequiredForAll::new(WhenUnenrolled::MailCode))
+    } else {
+        Arc::new(RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled))
+    };
+    let elsewhere = TwoFactor::builder(MemoryStore::new())
+        .mailer(RecordingMailer::new())
+        .policy(policy)
+        .clock(ManualClock::new(now))
+        .audit(RecordingAudit::new())
+        .keys(twofactor::testing::test_keys())
+        .build();
+    for _ in 0..generation {
+        elsewhere
+            .revoke_login_tickets(&p.user)
+            .await
+            .expect("revoke");
+    }
+    if !mailed {
+        let started = elsewhere
+            .start_enrollment(p, "u", Reauthenticated::at(now))
+            .await
+            .expect("start");
+        let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
+        elsewhere
+            .finish_enrollment(&p.user, &Totp::default().generate(&secret, now).to_string())
+            .await
+            .expect("finish");
+    }
+    let decision = elsewhere
+        .start_login(p, None, &LoginContext::new())
+        .await
+        .expect("start_login");
+    match decision {
+        LoginDecision::Challenge { pending } | LoginDecision::CodeMailed { pending } => pending,
+        other => panic!("{other:?}"),
+    }
 }
 
 fn login_codes(tf: &Service, p: &Principal) -> Vec<(String, u64)> {
@@ -354,6 +446,18 @@ fn mail_code_enforced(req: &Requirement, now: u64) -> bool {
     )
 }
 
+/// Whether a grace period is running (then the password alone logs in, and may enroll).
+fn in_grace(req: &Requirement, now: u64) -> bool {
+    matches!(req, Requirement::Required { grace_until: Some(g), .. } if now < *g)
+}
+
+/// Whether enrolling needs a proof of a mailed code: the requirement asks this unenrolled user
+/// for one, or the record remembers that a login asked for one (outside a grace period).
+fn needs_mail_proof(req: &Requirement, record: &serde_json::Value, now: u64) -> bool {
+    let asked = record["mailed_login_required"].as_bool().unwrap_or(false);
+    mail_code_enforced(req, now) || (asked && !in_grace(req, now))
+}
+
 /// Errors that must never appear here (memory store, recording mailer, OS RNG).
 fn infrastructure(e: &Error) -> bool {
     matches!(
@@ -372,6 +476,10 @@ struct Case {
     p: Principal,
     m: Model,
     ctx: LoginContext,
+    /// The tickets `start_login` handed out last, by step: what the host's session holds.
+    held_second: Option<PendingLogin>,
+    held_mailed: Option<PendingLogin>,
+    held_enroll: Option<PendingLogin>,
 }
 
 impl Case {
@@ -400,13 +508,51 @@ impl Case {
             .tf
             .start_login(&self.p, token.as_deref(), &self.ctx)
             .await;
+        // The one write an answer that needs no new state may make: the record's flag that an
+        // unenrolled user is asked for a mailed code, set when the policy asks for one (a
+        // throttled send included), forgotten when it no longer does.
+        let mailed_now = matches!(
+            req,
+            Requirement::Required {
+                when_unenrolled: WhenUnenrolled::MailCode,
+                ..
+            }
+        );
+        let expected_unchanged = {
+            let before_snapshot = before_snapshot.clone();
+            move |after: &(Option<u64>, Option<String>)| -> bool {
+                if *after == before_snapshot {
+                    return true;
+                }
+                let parse = |s: &Option<String>| -> serde_json::Value {
+                    s.as_deref().map_or(serde_json::Value::Null, |s| {
+                        serde_json::from_str(s).unwrap()
+                    })
+                };
+                let (mut was, now) = (parse(&before_snapshot.1), parse(&after.1));
+                if was.is_null() {
+                    let none = twofactor::account::TwoFactorRecord::default();
+                    was = serde_json::to_value(&none).expect("serialize");
+                }
+                let flag = |v: &serde_json::Value| v["mailed_login_required"].as_bool();
+                let mut expected = was.clone();
+                expected["mailed_login_required"] = serde_json::Value::Bool(mailed_now);
+                let allowed = !enrolled && flag(&was) != Some(mailed_now);
+                allowed && after.0 == Some(before_snapshot.0.unwrap_or(0) + 1) && now == expected
+            }
+        };
         let decision = match decision {
             Ok(d) => d,
             Err(e) => {
                 prop_assert!(!infrastructure(&e), "start_login: {e:?}");
                 prop_assert!(matches!(e, Error::Throttled { .. }), "start_login: {e:?}");
                 let after = snapshot(&self.tf, &self.p).await;
-                prop_assert_eq!(&before_snapshot, &after, "a throttled start_login wrote");
+                prop_assert!(
+                    expected_unchanged(&after),
+                    "a throttled start_login wrote: {:?} -> {:?}",
+                    before_snapshot,
+                    after
+                );
                 return Ok(());
             }
         };
@@ -420,12 +566,30 @@ impl Case {
         );
         if !needs_state {
             let after = snapshot(&self.tf, &self.p).await;
-            prop_assert_eq!(
-                &before_snapshot,
-                &after,
-                "start_login wrote the record for {:?}",
-                decision
+            prop_assert!(
+                expected_unchanged(&after),
+                "start_login wrote the record for {:?}: {:?} -> {:?}",
+                decision,
+                before_snapshot,
+                after
             );
+        }
+        // A ticket handed out is usable at once, for the principal asked about; the session
+        // keeps it for the step it waits for.
+        if let Some(pending) = decision.pending() {
+            let stored = record_json(&self.tf, &self.p).await;
+            prop_assert!(
+                tickets::usable(pending, &stored, self.now()),
+                "a fresh ticket is not usable"
+            );
+            prop_assert_eq!(pending.principal(), &self.p);
+            let held = Some(pending.clone());
+            match &decision {
+                LoginDecision::Challenge { .. } => self.held_second = held,
+                LoginDecision::CodeMailed { .. } => self.held_mailed = held,
+                LoginDecision::MustEnroll { .. } => self.held_enroll = held,
+                other => prop_assert!(false, "a ticket with {:?}", other),
+            }
         }
         if let LoginDecision::Granted { reason } = decision {
             let now = self.now();
@@ -529,23 +693,55 @@ impl Case {
         let req = self.requirement(&before);
         let now = self.now();
         let label = remember.then_some("laptop");
-        // The host keeps the pending login of the kind asked for; the model checks the record.
-        let pending = held_pending(&self.p, now, factor.kind());
+        // The host keeps the ticket of the kind asked for while it is open (even one already
+        // used: then it must be refused); otherwise one kept from an earlier login.
+        let stored = record_json(&self.tf, &self.p).await;
+        let held = match factor.kind() {
+            FactorKind::MailedCode => &self.held_mailed,
+            _ => &self.held_second,
+        };
+        let pending = match held.as_ref().filter(|t| t.is_open(now)) {
+            Some(t) => t.clone(),
+            None => held_elsewhere(&self.p, now, factor.kind(), generation(&stored)).await,
+        };
+        let usable = tickets::usable(&pending, &stored, now);
         let result = self
             .tf
             .finish_login(&pending, factor, label, &self.ctx)
             .await;
+        prop_assert_eq!(
+            matches!(result, Err(Error::LoginExpired)),
+            !usable,
+            "ticket usable: {}, answer {:?}",
+            usable,
+            result.as_ref().map(|g| g.factor)
+        );
         let granted = match result {
             Ok(g) => g,
             Err(e) => {
                 prop_assert!(!infrastructure(&e), "finish_login: {e:?}");
-                if matches!(e, Error::Malformed(_) | Error::Throttled { .. }) {
+                prop_assert!(
+                    !matches!(e, Error::InvalidTicket),
+                    "a genuine ticket refused"
+                );
+                if matches!(
+                    e,
+                    Error::Malformed(_) | Error::Throttled { .. } | Error::LoginExpired
+                ) {
                     let after = snapshot(&self.tf, &self.p).await;
                     prop_assert_eq!(&before_snapshot, &after, "record changed by {:?}", e);
                 }
                 return Ok(());
             }
         };
+        // The ticket is used up.
+        let after = record_json(&self.tf, &self.p).await;
+        prop_assert!(
+            !tickets::usable(&pending, &after, now),
+            "a ticket completed two logins"
+        );
+        prop_assert_eq!(granted.proof.factor(), granted.factor);
+        prop_assert_eq!(granted.proof.verified_at(), now);
         match factor {
             Factor::Totp(code) => {
                 prop_assert_eq!(granted.factor, FactorKind::Totp);
@@ -600,8 +796,11 @@ impl Case {
                     self.m.accepted_mail.insert(index),
                     "mailed code accepted twice"
                 );
-                self.m.mailed_login_at = Some(now);
+                self.m.mail_proof = Some(granted.proof.clone());
             }
+        }
+        if granted.factor != FactorKind::MailedCode {
+            self.m.proof = Some(granted.proof.clone());
         }
         if let Some(token) = granted.device_token {
             prop_assert!(
@@ -619,48 +818,146 @@ impl Case {
     async fn enroll(&mut self, typo_first: bool) -> Result<(), TestCaseError> {
         let now = self.now();
         let before_start = snapshot(&self.tf, &self.p).await;
+        let stored = record_json(&self.tf, &self.p).await;
         let req = self.requirement(&record(&self.tf, &self.p).await);
-        // Under an enforced mailed-code policy only a recent mailed-code login opens it.
-        let needs_mailbox = self.m.secret.is_none()
-            && mail_code_enforced(&req, now)
-            && self.m.mailed_login_at.is_none_or(|at| now >= at + 600);
-        let started = self
-            .tf
-            .start_enrollment(&self.p, "u@example.com", Reauthenticated::at(now))
-            .await;
-        let started = match started {
-            Ok(s) => {
-                prop_assert!(
-                    !needs_mailbox,
-                    "enrolled on the password alone under {:?}",
-                    req
-                );
-                s
+        // Forced set-up when the session holds an open `MustEnroll` ticket; the account page
+        // otherwise (where the session passes the mailed-code proof it holds, if any).
+        let forced = self.held_enroll.clone().filter(|t| t.is_open(now));
+        let needs_proof = self.m.secret.is_none() && needs_mail_proof(&req, &stored, now);
+        let started = match &forced {
+            Some(ticket) => {
+                let usable = tickets::usable(ticket, &stored, now);
+                let reauth_fresh =
+                    Reauthenticated::at(ticket.password_checked_at()).is_fresh(now, FRESH);
+                let r = self
+                    .tf
+                    .start_forced_enrollment(ticket, "u@example.com")
+                    .await;
+                let expected = if !usable {
+                    "LoginExpired"
+                } else if !reauth_fresh {
+                    "ReauthenticationRequired"
+                } else if self.m.secret.is_some() {
+                    "AlreadyEnrolled"
+                } else if needs_proof {
+                    // Forced set-up carries no proof: the mailbox must be proved first.
+                    "SecondFactorRequired"
+                } else {
+                    "Ok"
+                };
+                match r {
+                    Ok(s) => {
+                        prop_assert_eq!(expected, "Ok");
+                        s
+                    }
+                    Err(e) => {
+                        let got = match e {
+                            Error::LoginExpired => "LoginExpired",
+                            Error::ReauthenticationRequired => "ReauthenticationRequired",
+                            Error::AlreadyEnrolled => "AlreadyEnrolled",
+                            Error::SecondFactorRequired => "SecondFactorRequired",
+                            e => return Err(TestCaseError::fail(format!("forced start: {e:?}"))),
+                        };
+                        prop_assert_eq!(expected, got, "forced set-up under {:?}", req);
+                        prop_assert_eq!(&before_start, &snapshot(&self.tf, &self.p).await);
+                        return Ok(());
+                    }
+                }
             }
-            Err(Error::SecondFactorRequired) => {
-                prop_assert!(needs_mailbox, "mailed-code login demanded under {:?}", req);
-                prop_assert_eq!(before_start, snapshot(&self.tf, &self.p).await);
-                return Ok(());
-            }
-            Err(e) => {
-                prop_assert!(matches!(e, Error::AlreadyEnrolled), "start: {e:?}");
-                prop_assert!(self.m.secret.is_some());
-                return Ok(());
+            None => {
+                let reauth = Reauthenticated::at(now);
+                let proof = self.m.mail_proof.clone();
+                let r = match &proof {
+                    Some(proof) => {
+                        self.tf
+                            .start_enrollment_with_proof(&self.p, "u@example.com", reauth, proof)
+                            .await
+                    }
+                    None => {
+                        self.tf
+                            .start_enrollment(&self.p, "u@example.com", reauth)
+                            .await
+                    }
+                };
+                // Only a fresh, unrevoked proof of a mailed code from this session opens it
+                // under a mailed-code requirement.
+                let expected = if self.m.secret.is_some() {
+                    "AlreadyEnrolled"
+                } else if !needs_proof {
+                    "Ok"
+                } else {
+                    match &proof {
+                        None => "SecondFactorRequired",
+                        Some(p) if tickets::proof_generation(p.as_str()) != generation(&stored) => {
+                            "InvalidProof"
+                        }
+                        Some(p) if !p.is_fresh(now, FRESH) => "SecondFactorRequired",
+                        Some(_) => "Ok",
+                    }
+                };
+                match r {
+                    Ok(s) => {
+                        prop_assert_eq!(
+                            expected,
+                            "Ok",
+                            "enrolled on the password alone under {:?}",
+                            req
+                        );
+                        s
+                    }
+                    Err(e) => {
+                        let got = match e {
+                            Error::AlreadyEnrolled => "AlreadyEnrolled",
+                            Error::SecondFactorRequired => "SecondFactorRequired",
+                            Error::InvalidProof => "InvalidProof",
+                            e => return Err(TestCaseError::fail(format!("start: {e:?}"))),
+                        };
+                        prop_assert_eq!(expected, got, "enrollment under {:?}", req);
+                        prop_assert_eq!(&before_start, &snapshot(&self.tf, &self.p).await);
+                        return Ok(());
+                    }
+                }
             }
         };
         let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
+        let finish = |code: String| {
+            let tf = &self.tf;
+            let user = &self.p.user;
+            let forced = forced.clone();
+            async move {
+                match &forced {
+                    Some(ticket) => tf.finish_forced_enrollment(ticket, &code).await,
+                    None => tf.finish_enrollment(user, &code).await,
+                }
+            }
+        };
         if typo_first {
             let before = snapshot(&self.tf, &self.p).await;
-            let r = self.tf.finish_enrollment(&self.p.user, "12 34 5x").await;
-            prop_assert!(matches!(r, Err(Error::Malformed(_))), "{r:?}");
+            let r = finish("12 34 5x".to_owned()).await;
+            prop_assert!(matches!(r, Err(Error::Malformed(_))), "{:?}", r.map(|_| ()));
             prop_assert_eq!(before, snapshot(&self.tf, &self.p).await);
         }
         let before = snapshot(&self.tf, &self.p).await;
+        let stored = record_json(&self.tf, &self.p).await;
+        // Forced set-up completes the login waiting for it, while it waits; the account page
+        // never completes one.
+        let waiting = forced.is_some()
+            && stored["login_awaiting_enrollment"]["expires_at"]
+                .as_u64()
+                .is_some_and(|at| now < at);
         let code = Totp::default().generate(&secret, now).to_string();
-        match self.tf.finish_enrollment(&self.p.user, &code).await {
+        let logins_before = self.logins();
+        match finish(code.clone()).await {
             Ok(enrolled) => {
+                prop_assert_eq!(enrolled.login_completed(), waiting);
+                prop_assert_eq!(self.logins() - logins_before, usize::from(waiting));
+                if let Some(ticket) = &forced {
+                    let after = record_json(&self.tf, &self.p).await;
+                    prop_assert_eq!(tickets::usable(ticket, &after, now), !waiting);
+                }
                 self.m.retire_secret();
-                self.m.mailed_login_at = None;
+                self.m.mail_proof = None;
+                self.m.proof = Some(enrolled.proof().clone());
                 let step = record(&self.tf, &self.p)
                     .await
                     .last_used_step()
@@ -683,6 +980,96 @@ impl Case {
                 prop_assert_eq!(before, snapshot(&self.tf, &self.p).await);
             }
             Err(e) => prop_assert!(false, "finish_enrollment: {e:?}"),
+        }
+        Ok(())
+    }
+
+    /// Logins audited as successful so far.
+    fn logins(&self) -> usize {
+        self.tf
+            .audit()
+            .kinds_for(&self.p.user)
+            .iter()
+            .filter(|k| matches!(k, AuditKind::LoginSucceeded { .. }))
+            .count()
+    }
+
+    /// New recovery codes: with the session's proof of a TOTP or recovery code while it is
+    /// valid, after a step-up with the app's current code otherwise.
+    async fn regenerate(&mut self) -> Result<(), TestCaseError> {
+        let now = self.now();
+        let stored = record_json(&self.tf, &self.p).await;
+        let valid = self
+            .m
+            .proof
+            .clone()
+            .filter(|p| proof_valid(p, &stored, now));
+        let proof = match valid {
+            Some(p) => p,
+            None => {
+                // Step-up: checked, counted and replay-protected like a login's code.
+                let before = snapshot(&self.tf, &self.p).await;
+                let code = match &self.m.secret {
+                    Some(s) => Totp::default().generate(s, now).to_string(),
+                    None => "123456".to_owned(),
+                };
+                match self
+                    .tf
+                    .verify_second_factor(&self.p.user, Factor::Totp(&code), &self.ctx)
+                    .await
+                {
+                    Ok(proof) => {
+                        let Some(secret) = self.m.secret.clone() else {
+                            return Err(TestCaseError::fail("step-up without an enrolled app"));
+                        };
+                        let step = record(&self.tf, &self.p)
+                            .await
+                            .last_used_step()
+                            .expect("a used step is recorded");
+                        prop_assert_eq!(step, now / 30);
+                        let fresh = self
+                            .m
+                            .accepted_steps
+                            .insert((secret.expose_secret().to_vec(), step));
+                        prop_assert!(fresh, "time step {} accepted twice", step);
+                        self.m.last_accepted_code = Some(code);
+                        prop_assert_eq!(proof.factor(), FactorKind::Totp);
+                        self.m.proof = Some(proof.clone());
+                        proof
+                    }
+                    Err(Error::NotEnrolled) => {
+                        prop_assert!(self.m.secret.is_none());
+                        return Ok(());
+                    }
+                    Err(Error::InvalidCode) => return Ok(()),
+                    Err(e @ Error::Throttled { .. }) => {
+                        let after = snapshot(&self.tf, &self.p).await;
+                        prop_assert_eq!(&before, &after, "record changed by {:?}", e);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(TestCaseError::fail(format!("step-up: {e:?}"))),
+                }
+            }
+        };
+        let reauth = Reauthenticated::at(now);
+        match self
+            .tf
+            .regenerate_recovery_codes(&self.p.user, reauth, &proof)
+            .await
+        {
+            Ok(codes) => {
+                prop_assert!(self.m.secret.is_some());
+                let old = std::mem::take(&mut self.m.recovery_current);
+                self.m.recovery_stale.extend(old);
+                self.m.recovery_current = codes
+                    .expose_secret()
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .collect();
+                self.m.recovery_used.clear();
+            }
+            Err(Error::NotEnrolled) => prop_assert!(self.m.secret.is_none()),
+            Err(e) => prop_assert!(false, "regenerate: {e:?}"),
         }
         Ok(())
     }
@@ -710,11 +1097,22 @@ impl Case {
                 self.mailed(pick).await?;
             }
             Op::Resend => {
+                let now = self.now();
                 let before = snapshot(&self.tf, &self.p).await;
-                let pending = held_pending(&self.p, self.now(), FactorKind::MailedCode);
-                match self.tf.resend_mailed_code(&pending, &self.ctx).await {
+                let stored = record_json(&self.tf, &self.p).await;
+                let pending = match self.held_mailed.as_ref().filter(|t| t.is_open(now)) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let g = generation(&stored);
+                        held_elsewhere(&self.p, now, FactorKind::MailedCode, g).await
+                    }
+                };
+                let usable = tickets::usable(&pending, &stored, now);
+                let r = self.tf.resend_mailed_code(&pending, &self.ctx).await;
+                prop_assert_eq!(matches!(r, Err(Error::LoginExpired)), !usable, "{:?}", r);
+                match r {
                     Ok(_) | Err(Error::NoPendingLogin) => {}
-                    Err(Error::Throttled { .. }) => {
+                    Err(Error::Throttled { .. } | Error::LoginExpired) => {
                         prop_assert_eq!(before, snapshot(&self.tf, &self.p).await);
                     }
                     Err(e) => prop_assert!(false, "resend: {e:?}"),
@@ -732,8 +1130,8 @@ impl Case {
                 match self.tf.reset_by_admin(&self.p.user, &admin).await {
                     Ok(()) => {
                         self.m.retire_secret();
-                        // A reset clears the proof a mailed-code login left too.
-                        self.m.mailed_login_at = None;
+                        // The session keeps its proofs and tickets: the reset revokes them
+                        // (the oracle expects them refused).
                         self.m.mail_epoch = login_codes(&self.tf, &self.p).len();
                     }
                     Err(Error::NotEnrolled) => {}
@@ -742,27 +1140,7 @@ impl Case {
             }
             Op::Enroll { typo_first } => self.enroll(typo_first).await?,
             Op::SetPolicy(choice) => self.tf.policy().set(choice),
-            Op::Regenerate => {
-                let reauth = Reauthenticated::at(self.now());
-                match self
-                    .tf
-                    .regenerate_recovery_codes(&self.p.user, reauth)
-                    .await
-                {
-                    Ok(codes) => {
-                        let old = std::mem::take(&mut self.m.recovery_current);
-                        self.m.recovery_stale.extend(old);
-                        self.m.recovery_current = codes
-                            .expose_secret()
-                            .iter()
-                            .map(|c| (*c).to_owned())
-                            .collect();
-                        self.m.recovery_used.clear();
-                    }
-                    Err(Error::NotEnrolled) => prop_assert!(self.m.secret.is_none()),
-                    Err(e) => prop_assert!(false, "regenerate: {e:?}"),
-                }
-            }
+            Op::Regenerate => self.regenerate().await?,
         }
         Ok(())
     }
@@ -776,9 +1154,13 @@ impl Case {
         for e in events.iter().filter(|e| e.user == self.p.user) {
             let t = e.at;
             let (is_check, resets_checks) = match &e.kind {
-                AuditKind::LoginFailed { reason, .. } | AuditKind::EnrollmentFailed { reason } => {
+                AuditKind::LoginFailed { reason, .. }
+                | AuditKind::EnrollmentFailed { reason }
+                | AuditKind::VerificationFailed { reason, .. } => {
                     (*reason != FailureReason::Malformed, false)
                 }
+                // A step-up is a code check like a login's, and resets the count the same way.
+                AuditKind::SecondFactorVerified { .. } => (true, true),
                 AuditKind::LoginSucceeded { factor } => {
                     let checked = *factor != FactorKind::TrustedDevice;
                     (checked, checked)
@@ -821,12 +1203,16 @@ async fn run(choice: PolicyChoice, enrolled: bool, ops: Vec<Op>) -> Result<(), T
         .policy(policy)
         .clock(ManualClock::new(T0))
         .audit(RecordingAudit::new())
+        .keys(twofactor::testing::test_keys())
         .build();
     let mut case = Case {
         tf,
         p: principal(),
         m: Model::default(),
         ctx: LoginContext::new(),
+        held_second: None,
+        held_mailed: None,
+        held_enroll: None,
     };
     if enrolled {
         // Most sequences start with the app already set up, half a minute ago.
@@ -874,24 +1260,32 @@ proptest! {
             let tf: Service = TwoFactor::builder(MemoryStore::new()).mailer(RecordingMailer::new()).policy(policy)
                 .clock(ManualClock::new(T0))
                 .audit(RecordingAudit::new())
+                .keys(twofactor::testing::test_keys())
                 .build();
             // The victim enrolled (after a login with the mailed code where the policy asks
-            // for one); the attacker knows the password, not the secret.
+            // for one, with that login's proof); the attacker knows the password, not the
+            // secret.
             let ctx = LoginContext::new();
+            let mut proof = None;
             if let Ok(LoginDecision::CodeMailed { pending }) = tf.start_login(&p, None, &ctx).await {
                 let code = tf.mailer().last_login_code_for(&p.user).expect("mailed");
-                tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
+                let granted = tf
+                    .finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
                     .await
                     .expect("mailed-code login");
+                proof = Some(granted.proof);
             }
-            let started = tf
-                .start_enrollment(&p, "victim", Reauthenticated::at(T0))
-                .await
-                .expect("start");
+            let reauth = Reauthenticated::at(T0);
+            let started = match &proof {
+                Some(proof) => tf.start_enrollment_with_proof(&p, "victim", reauth, proof).await,
+                None => tf.start_enrollment(&p, "victim", reauth).await,
+            }
+            .expect("start");
             let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
             tf.finish_enrollment(&p.user, &Totp::default().generate(&secret, T0).to_string())
                 .await
                 .expect("finish");
+            let mut kept: Option<PendingLogin> = None;
             for (wait, guess) in guesses {
                 tf.clock().advance(wait);
                 // A throttled login is refused outright, like a throttled code.
@@ -916,32 +1310,36 @@ proptest! {
                         .map(|s| Totp::default().generate_at_step(&secret, s).to_string())
                         .collect()
                 };
-                // The pending login handed out, or one the attacker kept from earlier.
-                let pending = decision
-                    .as_ref()
-                    .and_then(LoginDecision::pending)
-                    .cloned()
-                    .unwrap_or_else(|| held_pending(&p, tf.clock().now(), FactorKind::Totp));
+                // The ticket handed out, or one the attacker kept from earlier (the last one
+                // handed out, or one from another app server of the deployment).
+                let now = tf.clock().now();
+                let pending = match decision.as_ref().and_then(LoginDecision::pending) {
+                    Some(t) => t.clone(),
+                    None => match kept.clone() {
+                        Some(t) => t,
+                        None => {
+                            let g = generation(&record_json(&tf, &p).await);
+                            held_elsewhere(&p, now, FactorKind::Totp, g).await
+                        }
+                    },
+                };
+                kept = Some(pending.clone());
                 let r = tf.finish_login(&pending, Factor::Totp(&guess), None, &ctx).await;
+                prop_assert!(!matches!(r, Err(Error::InvalidTicket)), "a genuine ticket refused");
                 if r.is_ok() {
                     prop_assert!(window.contains(&guess), "a wrong guess was accepted");
                 }
             }
-            let case = Case { tf, p, m: Model::default(), ctx: LoginContext::new() };
+            let case = Case {
+                tf,
+                p,
+                m: Model::default(),
+                ctx: LoginContext::new(),
+                held_second: None,
+                held_mailed: None,
+                held_enroll: None,
+            };
             case.check_limits()
         })?;
     }
-}
-
-/// A pending login for `p` at `now` that accepts `kind`, as a host holds from `start_login`.
-fn held_pending(p: &Principal, now: u64, kind: FactorKind) -> PendingLogin {
-    let step = match kind {
-        FactorKind::MailedCode => PendingStep::MailedCode {
-            code_expires_at: now + 3_600,
-        },
-        _ => PendingStep::SecondFactor {
-            methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
-        },
-    };
-    PendingLogin::new(p.clone(), now, 900, step)
 }

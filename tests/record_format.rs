@@ -11,7 +11,6 @@ use common::flows::{Harness, code, optional, required};
 use proptest::prelude::*;
 use serde_json::Value;
 use twofactor::account::LoginContext;
-use twofactor::account::TwoFactorRecord;
 use twofactor::service::Error;
 use twofactor::store::codec::{decode_record, encode_record};
 use twofactor::store::{MemoryStoreError, UserStore};
@@ -23,16 +22,40 @@ use twofactor::{MemoryStore, Principal};
 const V1_FULL: &str = include_str!("fixtures/record_v1_full.json");
 /// `TwoFactorRecord::default()` as that code wrote it.
 const V1_DEFAULT: &str = include_str!("fixtures/record_v1_default.json");
+/// A row in format 2 as the code before format 3 wrote it (generated from that code, see
+/// `fixtures/record_v2.md`): enrolled, a trusted device, a used recovery code, a counted
+/// wrong code, a pending rotation; at store version 6.
+const V2_FULL: &str = include_str!("fixtures/record_v2_full.json");
+/// Its app secret.
+const V2_SECRET: &str = "LSQN7VAUUJYNVTEZT75CWCQEDSSEMBQZ";
 
 fn value(json: &str) -> Value {
     serde_json::from_str(json).expect("JSON")
 }
 
-/// A format-2 row turned back into the format-1 shape: without `v`, `mailed_code_login_at`
-/// and `mac`, and without the code-hash scheme of the recovery set and the mailed code.
+/// A format-3 row turned back into the format-2 shape: `"v": 2`, without `tickets` and
+/// `mailed_login_required`.
+fn to_format_2(mut row: Value) -> Value {
+    let map = row.as_object_mut().expect("object");
+    map.insert("v".into(), Value::from(2));
+    for key in ["tickets", "mailed_login_required"] {
+        map.remove(key);
+    }
+    row
+}
+
+/// A format-3 (or format-2) row turned back into the format-1 shape: without `v`,
+/// `mailed_code_login_at`, `tickets`, `mailed_login_required` and `mac`, and without the
+/// code-hash scheme of the recovery set and the mailed code.
 fn to_format_1(mut row: Value) -> Value {
     let map = row.as_object_mut().expect("object");
-    for key in ["v", "mailed_code_login_at", "mac"] {
+    for key in [
+        "v",
+        "mailed_code_login_at",
+        "tickets",
+        "mailed_login_required",
+        "mac",
+    ] {
         map.remove(key);
     }
     if let Some(Value::Object(set)) = map.get_mut("recovery") {
@@ -46,29 +69,34 @@ fn to_format_1(mut row: Value) -> Value {
 }
 
 #[test]
-fn format_1_rows_load_and_are_rewritten_as_format_2_losing_nothing() {
+fn format_1_rows_load_and_are_rewritten_as_format_3_losing_nothing() {
     for fixture in [V1_FULL, V1_DEFAULT] {
         let record = decode_record(fixture).expect("today's rows decode");
-        let v2 = encode_record(&record).expect("encode");
-        assert!(v2.starts_with(r#"{"v":2,"#), "{v2}");
-        // Everything the old row said is still said; only format 2's fields were added, with
-        // the values that mean what format 1 meant.
-        let rewritten = value(&v2);
-        assert_eq!(rewritten["v"], Value::from(2));
+        let v3 = encode_record(&record).expect("encode");
+        assert!(v3.starts_with(r#"{"v":3,"#), "{v3}");
+        // Everything the old row said is still said; only the fields of formats 2 and 3 were
+        // added, with the values that mean what format 1 meant.
+        let rewritten = value(&v3);
+        assert_eq!(rewritten["v"], Value::from(3));
         assert_eq!(rewritten["mailed_code_login_at"], Value::Null);
+        assert_eq!(
+            rewritten["tickets"],
+            serde_json::json!({"generation": 0, "used": []})
+        );
+        assert_eq!(rewritten["mailed_login_required"], Value::Bool(false));
         assert_eq!(rewritten["mac"], Value::Null);
         for scheme in [&rewritten["recovery"]["hash"], &rewritten["mailed"]["hash"]] {
             assert!(scheme.is_null() || *scheme == serde_json::json!({"alg": "sha256"}));
         }
         assert!(
             rewritten["recovery"].is_null() || rewritten["recovery"]["symbols"] == 10,
-            "{v2}"
+            "{v3}"
         );
         assert_eq!(to_format_1(rewritten), value(fixture));
         // Canonical: decoding the rewrite and encoding again gives the same bytes.
         assert_eq!(
-            encode_record(&decode_record(&v2).expect("decode")).expect("encode"),
-            v2
+            encode_record(&decode_record(&v3).expect("decode")).expect("encode"),
+            v3
         );
     }
     let record = decode_record(V1_FULL).expect("decode");
@@ -76,6 +104,56 @@ fn format_1_rows_load_and_are_rewritten_as_format_2_losing_nothing() {
     assert_eq!(record.recovery_codes_left(), 10);
     assert_eq!(record.pending_enrollment_expires_at(), Some(1_700_001_300));
     assert_eq!(record.trusted_devices(1_700_000_500).len(), 1);
+}
+
+#[test]
+fn format_2_rows_load_and_are_rewritten_as_format_3_losing_nothing() {
+    let record = decode_record(V2_FULL).expect("format-2 rows decode");
+    let v3 = encode_record(&record).expect("encode");
+    assert!(v3.starts_with(r#"{"v":3,"#), "{v3}");
+    // Format 3 only adds the ticket ledger (no ticket used, generation 0) and the flag that
+    // the user was asked for a mailed code (not yet): everything else is as it was.
+    let rewritten = value(&v3);
+    assert_eq!(
+        rewritten["tickets"],
+        serde_json::json!({"generation": 0, "used": []})
+    );
+    assert_eq!(rewritten["mailed_login_required"], Value::Bool(false));
+    assert_eq!(to_format_2(rewritten), value(V2_FULL));
+    assert_eq!(
+        encode_record(&decode_record(&v3).expect("decode")).expect("encode"),
+        v3
+    );
+    assert!(record.is_enrolled());
+    assert_eq!(record.recovery_codes_left(), 9);
+    assert_eq!(record.trusted_devices(1_700_000_100).len(), 1);
+    // Format 2 has exactly its own fields: none of format 3's.
+    let mut mixed = value(V2_FULL);
+    mixed["mailed_login_required"] = Value::Bool(false);
+    assert!(decode_record(&mixed.to_string()).is_err());
+}
+
+/// A format-2 row in a store logs in (with its app's code) and is saved as format 3 by that
+/// login, with the used ticket in its ledger.
+#[tokio::test]
+async fn a_format_2_row_logs_in_and_is_saved_as_format_3() {
+    let store = Arc::new(MemoryStore::new());
+    let alice = Principal::new("alice");
+    for _ in 0..6 {
+        store.insert_json(&alice.user, V2_FULL);
+    }
+    let h = Harness::new(store.clone(), required);
+    h.clock.set(1_700_000_130);
+    let secret = twofactor::Secret::from_base32(V2_SECRET).expect("secret");
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&secret, h.now()))
+        .await
+        .expect("login on a format-2 row");
+    let (json, version) = store.json(&alice.user).expect("row");
+    assert_eq!(version.0, 7);
+    let row = value(&json);
+    assert_eq!(row["v"], 3);
+    assert_eq!(row["tickets"]["used"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]
@@ -101,11 +179,11 @@ fn format_1_is_accepted_only_in_its_exact_shape() {
 }
 
 proptest! {
-    /// Any subset of the fields of a format-2 record (other than all of them), and any
+    /// Any subset of the fields of a format-3 record (other than all of them), and any
     /// unknown field added, is refused.
     #[test]
     fn partial_or_extended_records_are_refused(
-        keep in proptest::collection::vec(any::<bool>(), 12),
+        keep in proptest::collection::vec(any::<bool>(), 14),
         extra in "[a-z_]{1,12}",
     ) {
         let full = value(&encode_record(&decode_record(V1_FULL).unwrap()).unwrap());
@@ -119,6 +197,8 @@ proptest! {
         prop_assert_eq!(keep.len(), top.len(), "one switch per field");
         // Even the nine top-level fields of format 1 are refused here: the nested recovery
         // set and mailed code carry format 2's `hash` and `symbols`, and formats never mix.
+        // Nor do the eleven of format 2 pass with `"v": 3` (nor do they with `"v": 2`, which
+        // has no `tickets` or `mailed_login_required`).
         if partial.len() < top.len() {
             prop_assert!(decode_record(&Value::Object(partial).to_string()).is_err());
         }
@@ -153,6 +233,9 @@ async fn memory_store_refuses_wrong_shapes_and_keeps_the_row() {
         missing.as_object_mut().expect("object").remove(key);
         shapes.push(missing.to_string());
     }
+    // A ticket alice holds from an earlier `start_login` (it passes the ticket checks, so
+    // `finish_login` reaches the row).
+    let pending = h.pending_for(&alice).await;
     for bad in shapes {
         let version = store.insert_json(&alice.user, bad.clone());
         match store.load(&alice.user).await {
@@ -163,10 +246,6 @@ async fn memory_store_refuses_wrong_shapes_and_keeps_the_row() {
             let h = Harness::new(store.clone(), policy);
             let begin = h.tf.start_login(&alice, None, &LoginContext::new()).await;
             assert!(matches!(begin, Err(Error::Store(_))), "{bad}: {begin:?}");
-            let step = twofactor::account::PendingStep::SecondFactor {
-                methods: vec![twofactor::vocabulary::FactorKind::Totp],
-            };
-            let pending = twofactor::PendingLogin::new(alice.clone(), h.now(), 900, step);
             let finish = h.finish_totp(&pending, "123456").await;
             assert!(matches!(finish, Err(Error::Store(_))), "{bad}: {finish:?}");
         }
@@ -240,6 +319,45 @@ mod sealed {
         assert!(strict.load(&alice.user).await.expect("load").is_some());
     }
 
+    /// A sealed, tagged row in format 2 (as the code before format 3 wrote it, for `alice` at
+    /// store version 6 under this keyring) still verifies after the upgrade: its tag covers
+    /// the record as format 2 encoded it. It logs in, and the save re-tags it as format 3.
+    #[tokio::test]
+    async fn format_2_sealed_rows_still_verify_and_are_retagged_as_format_3() {
+        const V2_SEALED: &str = include_str!("fixtures/record_v2_sealed.json");
+        const SECRET: &str = "D3HZ7WXSUUHE5BD75D7GZQRZFW5H2QGA";
+        let inner = Arc::new(MemoryStore::new());
+        let alice = Principal::new("alice");
+        for _ in 0..6 {
+            inner.insert_json(&alice.user, V2_SEALED);
+        }
+        let strict = Arc::new(SealedStore::new(inner.clone(), keyring()));
+        let loaded = strict.load(&alice.user).await;
+        assert!(
+            matches!(loaded, Ok(Some(_))),
+            "a format-2 sealed row is refused after the upgrade: {:?}",
+            loaded.map(|v| v.map(|v| v.version))
+        );
+        let h = Harness::new(strict.clone(), required);
+        h.clock.set(1_700_000_130);
+        let secret = twofactor::Secret::from_base32(SECRET).expect("secret");
+        let pending = h.challenge(&alice).await;
+        h.finish_totp(&pending, &code(&secret, h.now()))
+            .await
+            .expect("login on a format-2 sealed row");
+        let (json, version) = inner.json(&alice.user).expect("row");
+        assert_eq!(version.0, 7);
+        assert_eq!(value(&json)["v"], 3);
+        assert_eq!(value(&json)["mac"]["key"], "k1");
+        assert!(strict.load(&alice.user).await.expect("load").is_some());
+        // Moved to another version, it is refused like any other tampering.
+        inner.insert_json(&alice.user, V2_SEALED);
+        assert!(matches!(
+            strict.load(&alice.user).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
+    }
+
     #[tokio::test]
     async fn sealed_memory_store_refuses_a_record_of_another_user_or_version() {
         let inner = Arc::new(MemoryStore::new());
@@ -248,7 +366,7 @@ mod sealed {
             twofactor::UserId::new("alice"),
             twofactor::UserId::new("bob"),
         );
-        let record = TwoFactorRecord::default();
+        let record = twofactor::account::TwoFactorRecord::default();
         let _ = store.save(&alice, &record, None).await.expect("save");
         let (row, version) = inner.json(&alice).expect("row");
         assert_eq!(version.0, 1);

@@ -13,7 +13,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::flows::{Harness, code, required};
+use common::flows::{Harness, code, optional, required};
 use twofactor::account::{LoginContext, LoginDecision};
 use twofactor::seal::{Keyring, SealError, SealedStore, SealedStoreError, SecretCipher};
 use twofactor::service::Error;
@@ -157,16 +157,25 @@ async fn without_the_cipher_a_sealed_record_fails_closed() {
     assert!(matches!(err, Error::SecretSealed), "{err:?}");
     let after = row(&bare, &alice.user).await.version;
     assert_eq!(before, after, "nothing written, no attempt counted");
-    // Nor can the secret be disabled or rotated with a TOTP code.
+    // Nor can the secret be disabled or rotated with a TOTP code. (Disabling is asked under
+    // an opt-in policy: where 2FA is required it is refused before any code is looked at.)
     let now = twofactor::account::Reauthenticated::at(h.now());
     let totp = code(&secret, h.now());
     let err =
-        h.tf.disable(&alice.user, now, twofactor::account::Factor::Totp(&totp))
+        h.tf.disable(&alice, now, twofactor::account::Factor::Totp(&totp))
             .await
-            .expect_err("no disable without the cipher");
+            .expect_err("no disable where 2FA is required");
+    assert!(matches!(err, Error::RequiredByPolicy), "{err:?}");
+    let opt_in = Harness::new(bare.clone(), optional);
+    opt_in.clock.set(h.now());
+    let err = opt_in
+        .tf
+        .disable(&alice, now, twofactor::account::Factor::Totp(&totp))
+        .await
+        .expect_err("no disable without the cipher");
     assert!(matches!(err, Error::SecretSealed), "{err:?}");
     let err =
-        h.tf.start_rotation(&alice.user, "alice", &totp, now)
+        h.tf.start_rotation(&alice.user, "alice", totp.as_str(), now)
             .await
             .expect_err("no rotation without the cipher");
     assert!(matches!(err, Error::SecretSealed), "{err:?}");

@@ -145,7 +145,9 @@ async fn an_edited_ticket_never_enrolls_nor_logs_in_nor_throttles_the_user_it_na
         // Whatever the edit named (another user, a later deadline, another step), it goes
         // nowhere: not a login with the attacker's code, not a forced set-up.
         let code = h.code(&attacker_app);
-        let r = h.tf.finish_login(&forged, Factor::Totp(&code), None, &ctx()).await;
+        let r =
+            h.tf.finish_login(&forged, Factor::Totp(&code), None, &ctx())
+                .await;
         assert!(matches!(r, Err(Error::InvalidTicket)), "{r:?}");
         let r = h.tf.start_forced_enrollment(&forged, "attacker").await;
         assert!(matches!(r, Err(Error::InvalidTicket)), "{r:?}");
@@ -181,14 +183,21 @@ async fn a_ticket_naming_the_victim_made_under_another_key_is_refused() {
         Err(Error::InvalidTicket)
     ));
     assert!(!h.tf.status(&victim.user).await.unwrap().is_enrolled());
-    assert!(h.tf.status(&victim.user).await.unwrap().pending_enrollment_expires_at.is_none());
+    assert!(
+        h.tf.status(&victim.user)
+            .await
+            .unwrap()
+            .pending_enrollment_expires_at
+            .is_none()
+    );
 
     h.enroll(&victim).await;
     let attacker_app = evil.enroll(&victim).await; // "victim" on the attacker's own server
     let forged = evil.pending(&victim).await;
     let code = evil.code(&attacker_app);
     assert!(matches!(
-        h.tf.finish_login(&forged, Factor::Totp(&code), None, &ctx()).await,
+        h.tf.finish_login(&forged, Factor::Totp(&code), None, &ctx())
+            .await,
         Err(Error::InvalidTicket)
     ));
     assert_eq!(h.code_checks_refused(&victim.user).await, 0);
@@ -209,7 +218,8 @@ async fn a_ticket_is_single_use() {
     let code = h.code(&app);
     for ticket in [pending.clone(), pending.as_str().parse().unwrap()] {
         assert!(matches!(
-            h.tf.finish_login(&ticket, Factor::Totp(&code), None, &ctx()).await,
+            h.tf.finish_login(&ticket, Factor::Totp(&code), None, &ctx())
+                .await,
             Err(Error::LoginExpired)
         ));
     }
@@ -232,11 +242,10 @@ async fn a_forced_set_up_ticket_completes_one_login_only() {
     ));
     let started = h.tf.start_forced_enrollment(&pending, "bob").await.unwrap();
     let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
-    let done = h
-        .tf
-        .finish_forced_enrollment(&pending, &h.code(&secret))
-        .await
-        .unwrap();
+    let done =
+        h.tf.finish_forced_enrollment(&pending, &h.code(&secret))
+            .await
+            .unwrap();
     assert!(done.login_completed());
     assert_eq!(done.proof().user(), &bob.user);
     // The ticket is used up: it neither logs in nor starts another set-up.
@@ -263,17 +272,17 @@ async fn a_password_change_or_an_admin_reset_revokes_every_outstanding_ticket() 
     let code = h.code(&app);
     for t in [&laptop, &phone] {
         assert!(matches!(
-            h.tf.finish_login(t, Factor::Totp(&code), None, &ctx()).await,
+            h.tf.finish_login(t, Factor::Totp(&code), None, &ctx())
+                .await,
             Err(Error::LoginExpired)
         ));
     }
     // A ticket issued after the revocation works.
     let after = h.pending(&alice).await;
-    let granted = h
-        .tf
-        .finish_login(&after, Factor::Totp(&code), None, &ctx())
-        .await
-        .unwrap();
+    let granted =
+        h.tf.finish_login(&after, Factor::Totp(&code), None, &ctx())
+            .await
+            .unwrap();
 
     // An administrator's reset revokes both tickets and proofs.
     h.clock.advance(30);
@@ -288,10 +297,9 @@ async fn a_password_change_or_an_admin_reset_revokes_every_outstanding_ticket() 
             .await,
         Err(Error::LoginExpired)
     ));
-    let r = h
-        .tf
-        .regenerate_recovery_codes(&alice.user, Reauthenticated::at(h.now()), &granted.proof)
-        .await;
+    let r =
+        h.tf.regenerate_recovery_codes(&alice.user, Reauthenticated::at(h.now()), &granted.proof)
+            .await;
     assert!(matches!(r, Err(Error::InvalidProof)), "{r:?}");
     let _ = app;
 }
@@ -305,11 +313,10 @@ async fn enrolling_under_a_mail_policy_needs_this_sessions_mailed_code_proof() {
     // Emma logs in with the code from her mailbox: her session gets the proof.
     let pending = h.pending(&emma).await;
     let code = h.tf.mailer().last_login_code_for(&emma.user).unwrap();
-    let emma_session = h
-        .tf
-        .finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
-        .await
-        .unwrap();
+    let emma_session =
+        h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
+            .await
+            .unwrap();
     assert_eq!(
         emma_session.proof.factor(),
         twofactor::vocabulary::FactorKind::MailedCode
@@ -328,17 +335,22 @@ async fn enrolling_under_a_mail_policy_needs_this_sessions_mailed_code_proof() {
     // Mallory's own mailed-code proof does not open Emma's enrollment.
     let p = h.pending(&mallory).await;
     let code = h.tf.mailer().last_login_code_for(&mallory.user).unwrap();
-    let mallory_session = h
-        .tf
-        .finish_login(&p, Factor::MailedCode(&code), None, &ctx())
-        .await
-        .unwrap();
+    let mallory_session =
+        h.tf.finish_login(&p, Factor::MailedCode(&code), None, &ctx())
+            .await
+            .unwrap();
     assert!(matches!(
         h.tf.start_enrollment_with_proof(&emma, "emma", reauth, &mallory_session.proof)
             .await,
         Err(Error::InvalidProof)
     ));
-    assert!(h.tf.status(&emma.user).await.unwrap().pending_enrollment_expires_at.is_none());
+    assert!(
+        h.tf.status(&emma.user)
+            .await
+            .unwrap()
+            .pending_enrollment_expires_at
+            .is_none()
+    );
 
     // Emma's own session, with her proof: allowed.
     h.tf.start_enrollment_with_proof(&emma, "emma", reauth, &emma_session.proof)
@@ -348,8 +360,13 @@ async fn enrolling_under_a_mail_policy_needs_this_sessions_mailed_code_proof() {
     h.tf.cancel_enrollment(&emma.user).await.unwrap();
     h.clock.advance(11 * 60);
     assert!(matches!(
-        h.tf.start_enrollment_with_proof(&emma, "emma", Reauthenticated::at(h.now()), &emma_session.proof)
-            .await,
+        h.tf.start_enrollment_with_proof(
+            &emma,
+            "emma",
+            Reauthenticated::at(h.now()),
+            &emma_session.proof
+        )
+        .await,
         Err(Error::SecondFactorRequired)
     ));
 }
@@ -372,7 +389,8 @@ async fn recovery_codes_do_not_regenerate_on_the_password_alone() {
     h.clock.advance(11 * 60);
     let reauth_now = Reauthenticated::at(h.now());
     assert!(matches!(
-        h.tf.regenerate_recovery_codes(&alice.user, reauth_now, &stale).await,
+        h.tf.regenerate_recovery_codes(&alice.user, reauth_now, &stale)
+            .await,
         Err(Error::SecondFactorRequired)
     ));
     assert!(matches!(
@@ -388,16 +406,14 @@ async fn recovery_codes_do_not_regenerate_on_the_password_alone() {
     let _ = reauth;
     // A fresh step-up proof does both.
     let code = h.code(&app);
-    let proof = h
-        .tf
-        .verify_second_factor(&alice.user, Factor::Totp(&code), &ctx())
-        .await
-        .unwrap();
-    let codes = h
-        .tf
-        .regenerate_recovery_codes(&alice.user, reauth_now, &proof)
-        .await
-        .unwrap();
+    let proof =
+        h.tf.verify_second_factor(&alice.user, Factor::Totp(&code), &ctx())
+            .await
+            .unwrap();
+    let codes =
+        h.tf.regenerate_recovery_codes(&alice.user, reauth_now, &proof)
+            .await
+            .unwrap();
     assert_eq!(codes.len(), 10);
     h.tf.disable(&alice, reauth_now, &proof).await.unwrap();
     assert!(!h.tf.status(&alice.user).await.unwrap().is_enrolled());
@@ -410,31 +426,31 @@ async fn a_user_the_policy_requires_cannot_turn_2fa_off_and_the_status_says_so()
     // Emma logs in with the mailed code, then enrolls with that session's proof.
     let pending = h.pending(&emma).await;
     let code = h.tf.mailer().last_login_code_for(&emma.user).unwrap();
-    let session = h
-        .tf
-        .finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
-        .await
-        .unwrap();
+    let session =
+        h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
+            .await
+            .unwrap();
     let started = h
         .tf
         .start_enrollment_with_proof(&emma, "emma", Reauthenticated::at(h.now()), &session.proof)
         .await
         .unwrap();
     let app = KeyUri::parse(started.uri()).unwrap().into_secret();
-    let enrolled = h.tf.finish_enrollment(&emma.user, &h.code(&app)).await.unwrap();
+    let enrolled =
+        h.tf.finish_enrollment(&emma.user, &h.code(&app))
+            .await
+            .unwrap();
     h.clock.advance(30);
     let status = h.tf.status_for(&emma).await.unwrap();
     assert_eq!(status.required, Some(true));
     let code = h.code(&app);
-    let r = h
-        .tf
-        .disable(&emma, Reauthenticated::at(h.now()), Factor::Totp(&code))
-        .await;
+    let r =
+        h.tf.disable(&emma, Reauthenticated::at(h.now()), Factor::Totp(&code))
+            .await;
     assert!(matches!(r, Err(Error::RequiredByPolicy)), "{r:?}");
-    let r = h
-        .tf
-        .disable(&emma, Reauthenticated::at(h.now()), enrolled.proof())
-        .await;
+    let r =
+        h.tf.disable(&emma, Reauthenticated::at(h.now()), enrolled.proof())
+            .await;
     assert!(matches!(r, Err(Error::RequiredByPolicy)), "{r:?}");
     assert!(h.tf.status(&emma.user).await.unwrap().is_enrolled());
     // A portal user may.
@@ -461,11 +477,10 @@ async fn a_reload_resumes_set_up_with_the_same_secret_and_costs_no_check() {
         assert_eq!(again.expires_at(), first.expires_at());
     }
     // The account page resumes the same enrollment too.
-    let page = h
-        .tf
-        .start_enrollment(&ana, "ana", Reauthenticated::at(h.now()))
-        .await
-        .unwrap();
+    let page =
+        h.tf.start_enrollment(&ana, "ana", Reauthenticated::at(h.now()))
+            .await
+            .unwrap();
     assert_eq!(page.uri(), first.uri());
     // The QR scanned first still confirms; cancelling gives a new secret.
     let secret = KeyUri::parse(first.uri()).unwrap().into_secret();
@@ -474,13 +489,14 @@ async fn a_reload_resumes_set_up_with_the_same_secret_and_costs_no_check() {
     assert_ne!(fresh.uri(), first.uri());
     let new_secret = KeyUri::parse(fresh.uri()).unwrap().into_secret();
     assert!(matches!(
-        h.tf.finish_forced_enrollment(&pending, &h.code(&secret)).await,
+        h.tf.finish_forced_enrollment(&pending, &h.code(&secret))
+            .await,
         Err(Error::InvalidCode)
     ));
-    assert!(h
-        .tf
-        .finish_forced_enrollment(&pending, &h.code(&new_secret))
-        .await
-        .unwrap()
-        .login_completed());
+    assert!(
+        h.tf.finish_forced_enrollment(&pending, &h.code(&new_secret))
+            .await
+            .unwrap()
+            .login_completed()
+    );
 }

@@ -10,6 +10,10 @@ mod counting;
 
 use counting::{Counting, Pause};
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/tickets.rs"]
+mod tickets;
+
 use twofactor::PendingLogin;
 use twofactor::account::PendingStep;
 use twofactor::account::TwoFactorRecord;
@@ -79,6 +83,7 @@ fn harness_with<S: UserStore>(store: S, policy: Policy) -> Harness<S> {
         .clock(clock.clone())
         .audit(audit.clone())
         .settings(Settings::builder().issuer("ACME").build().unwrap())
+        .keys(twofactor::testing::test_keys())
         .build();
     Harness {
         tf,
@@ -126,11 +131,21 @@ impl<S: UserStore> Harness<S> {
                     .into_pending()
                     .expect("a pending login");
                 let code = self.mailer.last_login_code_for(user).unwrap();
-                self.tf
+                let granted = self
+                    .tf
                     .finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
                     .await
                     .unwrap();
-                start().await.unwrap()
+                // The proof of the mailed code from this session opens enrollment.
+                self.tf
+                    .start_enrollment_with_proof(
+                        &p,
+                        "alice@example.com",
+                        Reauthenticated::at(self.now()),
+                        &granted.proof,
+                    )
+                    .await
+                    .unwrap()
             }
             started => started.unwrap(),
         };
@@ -159,12 +174,35 @@ impl<S: UserStore> Harness<S> {
     }
 }
 
-/// A pending TOTP challenge for `p` at `now`, as the host keeps it from `start_login`.
-fn held(p: &Principal, now: u64) -> PendingLogin {
-    let step = PendingStep::SecondFactor {
-        methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
-    };
-    PendingLogin::new(p.clone(), now, 900, step)
+/// A pending TOTP challenge for `p` at `now`, as the host keeps it from `start_login`, for
+/// the calls where `start_login` cannot run here (a store that is down, a user the policy
+/// grants without a code). Tickets cannot be made up any more (`PendingLogin::new` is gone):
+/// this is a genuine one, handed out by another app server of the deployment (same keys)
+/// where `p` is enrolled, at ticket generation `generation` (that of `p`'s record here: each
+/// revocation or administrator's reset bumps it by one).
+async fn held(p: &Principal, now: u64, generation: u64) -> PendingLogin {
+    let elsewhere = harness(required);
+    elsewhere.clock.set(now);
+    elsewhere.enroll(&p.user).await;
+    for _ in 0..generation {
+        elsewhere.tf.revoke_login_tickets(&p.user).await.unwrap();
+    }
+    let pending = elsewhere.challenge(p).await;
+    assert_eq!(
+        pending.methods(),
+        &[FactorKind::Totp, FactorKind::RecoveryCode]
+    );
+    pending
+}
+
+/// The ticket generation of `user`'s stored record (0 when there is none).
+async fn generation<S: UserStore>(store: &S, user: &UserId) -> u64 {
+    match store.load(user).await {
+        Ok(Some(v)) => serde_json::to_value(&v.record).unwrap()["tickets"]["generation"]
+            .as_u64()
+            .unwrap(),
+        _ => 0,
+    }
 }
 
 fn wrong(code: &str) -> String {
@@ -247,29 +285,27 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
     let alice = Principal::new("alice");
     let user = &alice.user;
 
-    // The password is right at T0; the session keeps that time.
+    // The password is right at T0; the ticket carries that time (forced set-up takes it as
+    // the re-authentication).
     let password_checked_at = h.now();
     let decision = h.tf.start_login(&alice, None, &ctx()).await.unwrap();
-    assert!(
-        matches!(decision, LoginDecision::MustEnroll { .. }),
-        "{decision:?}"
-    );
+    let LoginDecision::MustEnroll { pending } = decision else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(pending.password_checked_at(), password_checked_at);
     h.clock.advance(120);
     let started =
-        h.tf.start_enrollment(
-            &Principal::new(user.clone()),
-            "alice",
-            Reauthenticated::at(password_checked_at),
-        )
-        .await
-        .unwrap();
+        h.tf.start_forced_enrollment(&pending, "alice")
+            .await
+            .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
     h.clock.advance(60);
     let enrolled =
-        h.tf.finish_enrollment(user, &app.code(h.now()))
+        h.tf.finish_forced_enrollment(&pending, &app.code(h.now()))
             .await
             .unwrap();
     assert!(enrolled.login_completed());
+    assert!(h.tf.status(user).await.unwrap().is_enrolled());
     let events = h.audit.events();
     let tail: Vec<_> = events[events.len() - 2..]
         .iter()
@@ -288,14 +324,18 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
         ]
     );
 
-    // Too late: 2FA is on, but the login that had to enroll is over.
+    // Too late: the forced set-up calls refuse the ticket once its deadline has passed; 2FA
+    // can still be turned on from the account page, but the login that had to enroll is over.
     let bob = Principal::new("bob");
     let decision = h.tf.start_login(&bob, None, &ctx()).await.unwrap();
-    assert!(
-        matches!(decision, LoginDecision::MustEnroll { .. }),
-        "{decision:?}"
-    );
+    let LoginDecision::MustEnroll { pending } = decision else {
+        panic!("{decision:?}")
+    };
     h.clock.advance(900);
+    assert!(matches!(
+        h.tf.start_forced_enrollment(&pending, "bob").await,
+        Err(Error::LoginExpired)
+    ));
     let started =
         h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(h.now()))
             .await
@@ -313,6 +353,37 @@ async fn enrollment_after_must_enroll_completes_and_audits_the_login() {
     assert!(
         !h.audit
             .kinds_for(&bob.user)
+            .contains(&AuditKind::LoginSucceeded {
+                factor: FactorKind::Totp
+            })
+    );
+    assert!(matches!(
+        h.tf.finish_forced_enrollment(&pending, &app.code(h.now()))
+            .await,
+        Err(Error::LoginExpired)
+    ));
+
+    // In time, but set up from the account page (not with the ticket): only the forced
+    // calls complete the login.
+    let carol = Principal::new("carol");
+    let decision = h.tf.start_login(&carol, None, &ctx()).await.unwrap();
+    assert!(
+        matches!(decision, LoginDecision::MustEnroll { .. }),
+        "{decision:?}"
+    );
+    let started =
+        h.tf.start_enrollment(&carol, "carol", Reauthenticated::at(h.now()))
+            .await
+            .unwrap();
+    let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    let enrolled =
+        h.tf.finish_enrollment(&carol.user, &app.code(h.now()))
+            .await
+            .unwrap();
+    assert!(!enrolled.login_completed());
+    assert!(
+        !h.audit
+            .kinds_for(&carol.user)
             .contains(&AuditKind::LoginSucceeded {
                 factor: FactorKind::Totp
             })
@@ -351,6 +422,7 @@ async fn recovery_code_works_once() {
             .await
             .unwrap();
     assert_eq!(granted.recovery_codes_left, Some(9));
+    assert_eq!(granted.proof.factor(), FactorKind::RecoveryCode);
     assert_eq!(
         h.mailer.last_for(&alice.user).map(|n| n.kind()),
         Some(NoticeKind::RecoveryCodeUsed)
@@ -362,14 +434,15 @@ async fn recovery_code_works_once() {
             .await,
         Err(Error::InvalidCode)
     ));
-    // Regenerating needs a fresh password check and voids the old set.
+    // Regenerating needs a fresh password check (and a second factor: the login's proof)
+    // and voids the old set.
     assert!(matches!(
-        h.tf.regenerate_recovery_codes(&alice.user, Reauthenticated::at(T0 - 600))
+        h.tf.regenerate_recovery_codes(&alice.user, Reauthenticated::at(T0 - 600), &granted.proof)
             .await,
         Err(Error::ReauthenticationRequired)
     ));
     let fresh =
-        h.tf.regenerate_recovery_codes(&alice.user, Reauthenticated::at(h.now()))
+        h.tf.regenerate_recovery_codes(&alice.user, Reauthenticated::at(h.now()), &granted.proof)
             .await
             .unwrap();
     assert_eq!(fresh.len(), 10);
@@ -435,8 +508,15 @@ async fn trusted_device_skip_revoke_and_expiry() {
             .unwrap();
     assert!(matches!(d, LoginDecision::Challenge { .. }));
 
-    // A new one, then it expires.
+    // A new one, then it expires. (The ticket that logged in above is used up: a new login
+    // needs a new one.)
     h.clock.advance(30);
+    assert!(matches!(
+        h.tf.finish_login(&pending, Factor::Totp(&app.code(h.now())), None, &ctx())
+            .await,
+        Err(Error::LoginExpired)
+    ));
+    let pending = d.into_pending().expect("the challenge above");
     let token =
         h.tf.finish_login(
             &pending,
@@ -578,24 +658,44 @@ async fn mailed_code_login() {
         .unwrap();
     assert_eq!(granted.factor, FactorKind::MailedCode);
     assert!(granted.device_token.is_some());
+    // The ticket is used up: refused for the code and for a resend.
     assert!(matches!(
         h.tf.finish_login(&pending, Factor::MailedCode(&second), None, &ctx())
             .await,
-        Err(Error::InvalidCode)
+        Err(Error::LoginExpired)
     ));
     assert!(matches!(
         h.tf.resend_mailed_code(&pending, &ctx()).await,
-        Err(Error::NoPendingLogin)
+        Err(Error::LoginExpired)
     ));
+    // And the code is used up: on a new login it is refused.
+    let d = h.tf.start_login(&bob, None, &ctx()).await.unwrap();
+    let LoginDecision::CodeMailed { pending } = d else {
+        panic!("{d:?}")
+    };
+    let third = h.mailer.last_login_code_for(&bob.user).unwrap();
+    if third != second {
+        assert!(matches!(
+            h.tf.finish_login(&pending, Factor::MailedCode(&second), None, &ctx())
+                .await,
+            Err(Error::InvalidCode)
+        ));
+    }
     let kinds = h.audit.kinds_for(&bob.user);
     assert!(kinds.contains(&AuditKind::LoginSucceeded {
         factor: FactorKind::MailedCode
     }));
 }
 
+/// Was `a_late_mailed_code_is_audited_as_expired`. The ticket of a mailed-code login ends
+/// when its code does, so a late code is refused (`LoginExpired`) before the record is
+/// loaded; a ticket edited to a later deadline used to reach the record (which refused the
+/// code, audited `Expired`) and is now refused outright (`InvalidTicket`), with nothing
+/// audited or saved. A genuine ticket whose stored login was closed otherwise (here: by a
+/// trusted-device login) still reaches the record and is audited `ExpiredChallenge`.
 #[tokio::test]
-async fn a_late_mailed_code_is_audited_as_expired() {
-    let h = harness(mail_code);
+async fn a_late_mailed_code_is_refused_before_the_record() {
+    let h = harness_with(Counting::new(MemoryStore::new(), Pause::None), mail_code);
     let bob = Principal::new("bob");
     let pending =
         h.tf.start_login(&bob, None, &ctx())
@@ -605,31 +705,65 @@ async fn a_late_mailed_code_is_audited_as_expired() {
             .expect("a pending login");
     let code = h.mailer.last_login_code_for(&bob.user).unwrap();
     // The code, the login waiting for it and the pending login end at the same instant.
+    assert_eq!(pending.expires_at(), T0 + 3_600);
     h.clock.set(T0 + 3_600);
+    let events = h.audit.events().len();
+    h.tf.store().reset();
     assert!(matches!(
         h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
             .await,
         Err(Error::LoginExpired)
     ));
-    // A pending login edited to a later deadline reaches the record, which refuses the code.
-    let mut json = serde_json::to_value(&pending).unwrap();
-    json["expires_at"] = (T0 + 7_200).into();
-    let pending: PendingLogin = serde_json::from_value(json).unwrap();
+    // A ticket edited to a later deadline: refused before anything is loaded.
+    let edited = tickets::edited(&pending, |c| c.expires_at = T0 + 7_200);
+    assert_eq!(edited.expires_at(), T0 + 7_200);
     assert!(matches!(
-        h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
+        h.tf.finish_login(&edited, Factor::MailedCode(&code), None, &ctx())
             .await,
-        Err(Error::InvalidCode)
+        Err(Error::InvalidTicket)
     ));
-    assert_eq!(
-        h.audit.kinds_for(&bob.user).last(),
-        Some(&AuditKind::LoginFailed {
-            factor: FactorKind::MailedCode,
-            reason: FailureReason::Expired
-        })
+    assert_eq!(h.tf.store().counts(), (0, 0, 0), "the store was used");
+    assert_eq!(h.audit.events().len(), events, "audited");
+
+    // A stored login closed by a trusted-device login: the mailed code of an open ticket
+    // reaches the record and is refused as `ExpiredChallenge`.
+    h.clock.set(T0 + 7_200);
+    let pending =
+        h.tf.start_login(&bob, None, &ctx())
+            .await
+            .unwrap()
+            .into_pending()
+            .expect("a pending login");
+    let code = h.mailer.last_login_code_for(&bob.user).unwrap();
+    let token =
+        h.tf.finish_login(&pending, Factor::MailedCode(&code), Some("pc"), &ctx())
+            .await
+            .unwrap()
+            .device_token
+            .expect("a device token");
+    h.clock.advance(60);
+    let waiting =
+        h.tf.start_login(&bob, None, &ctx())
+            .await
+            .unwrap()
+            .into_pending()
+            .expect("a pending login");
+    let code = h.mailer.last_login_code_for(&bob.user).unwrap();
+    let d =
+        h.tf.start_login(&bob, Some(token.expose_secret()), &ctx())
+            .await
+            .unwrap();
+    assert!(
+        matches!(
+            d,
+            LoginDecision::Granted {
+                reason: GrantReason::TrustedDevice { .. }
+            }
+        ),
+        "{d:?}"
     );
-    // The code is gone: later tries are refused because no login is waiting.
     assert!(matches!(
-        h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
+        h.tf.finish_login(&waiting, Factor::MailedCode(&code), None, &ctx())
             .await,
         Err(Error::InvalidCode)
     ));
@@ -740,14 +874,15 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
         ));
     }
     let started =
-        h.tf.start_enrollment(
-            &Principal::new(user.clone()),
-            "alice",
-            Reauthenticated::at(T0),
-        )
-        .await
-        .unwrap();
+        h.tf.start_forced_enrollment(&pending, "alice")
+            .await
+            .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
+    assert!(matches!(
+        h.tf.finish_forced_enrollment(&pending, &app.code(T0)).await,
+        Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
+    ));
+    // The same from the account page.
     assert!(matches!(
         h.tf.finish_enrollment(user, &app.code(T0)).await,
         Err(Error::Throttled { retry_at }) if retry_at == T0 + 3_600
@@ -763,11 +898,12 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
             .into_pending()
             .expect("a pending login");
     let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
-    h.tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx())
-        .await
-        .unwrap();
+    let granted =
+        h.tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx())
+            .await
+            .unwrap();
     let started =
-        h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0))
+        h.tf.start_enrollment_with_proof(&bob, "bob", Reauthenticated::at(T0), &granted.proof)
             .await
             .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
@@ -793,13 +929,15 @@ async fn bogus_second_steps_before_set_up_spend_the_same_budget_as_enrollment() 
             .into_pending()
             .expect("a pending login");
     let mailed = h.mailer.last_login_code_for(&bob.user).unwrap();
-    h.tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx())
-        .await
-        .unwrap();
-    let started =
-        h.tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0 + 3_600))
+    let granted =
+        h.tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx())
             .await
             .unwrap();
+    let started = h
+        .tf
+        .start_enrollment_with_proof(&bob, "bob", Reauthenticated::at(T0 + 3_600), &granted.proof)
+        .await
+        .unwrap();
     let app = App(KeyUri::parse(started.uri()).unwrap().into_secret());
     h.tf.finish_enrollment(&bob.user, &app.code(T0 + 3_600))
         .await
@@ -865,6 +1003,9 @@ async fn admin_reset_clears_everything() {
     h.enroll(&alice.user).await;
 }
 
+/// Under an opt-in policy the user turns 2FA off with a fresh password check and a code;
+/// where the policy requires 2FA for them, `disable` is refused (`RequiredByPolicy`) even
+/// with both, and nothing changes.
 #[tokio::test]
 async fn user_disables_with_password_and_code() {
     let h = harness(optional);
@@ -874,7 +1015,7 @@ async fn user_disables_with_password_and_code() {
     let now = h.now();
     assert!(matches!(
         h.tf.disable(
-            &alice.user,
+            &alice,
             Reauthenticated::at(now - 601),
             Factor::Totp(&app.code(now))
         )
@@ -883,7 +1024,7 @@ async fn user_disables_with_password_and_code() {
     ));
     assert!(matches!(
         h.tf.disable(
-            &alice.user,
+            &alice,
             Reauthenticated::at(now),
             Factor::Totp(&wrong(&app.code(now)))
         )
@@ -891,7 +1032,7 @@ async fn user_disables_with_password_and_code() {
         Err(Error::InvalidCode)
     ));
     h.tf.disable(
-        &alice.user,
+        &alice,
         Reauthenticated::at(now),
         Factor::Totp(&app.code(now)),
     )
@@ -909,6 +1050,27 @@ async fn user_disables_with_password_and_code() {
             reason: GrantReason::NotRequired
         }
     );
+
+    // Where the policy requires 2FA: refused before the code is looked at, and still on.
+    let h = harness(required);
+    let (app, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let now = h.now();
+    let r =
+        h.tf.disable(
+            &alice,
+            Reauthenticated::at(now),
+            Factor::Totp(&app.code(now)),
+        )
+        .await;
+    assert!(matches!(r, Err(Error::RequiredByPolicy)), "{r:?}");
+    let status = h.tf.status_for(&alice).await.unwrap();
+    assert!(status.is_enrolled());
+    assert_eq!(status.required, Some(true));
+    let pending = h.challenge(&alice).await;
+    h.tf.finish_login(&pending, Factor::Totp(&app.code(now)), None, &ctx())
+        .await
+        .expect("the code was not used by the refused call");
 }
 
 #[tokio::test]
@@ -940,7 +1102,7 @@ async fn rotation_replaces_the_authenticator() {
         h.tf.start_rotation(
             &alice.user,
             "alice",
-            &old.code(now),
+            old.code(now).as_str(),
             Reauthenticated::at(now),
         )
         .await
@@ -1080,7 +1242,10 @@ async fn unknown_user_and_user_without_2fa_look_the_same() {
             if let Some(pending) = d.pending() {
                 assert_eq!(pending.principal(), p);
             }
-            let pending = d.pending().cloned().unwrap_or_else(|| held(p, h.now()));
+            let pending = match d.pending() {
+                Some(pending) => pending.clone(),
+                None => held(p, h.now(), generation(h.tf.store(), &p.user).await).await,
+            };
             assert!(matches!(
                 h.tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx())
                     .await,
@@ -1109,7 +1274,8 @@ type Contended = TwoFactor<
     Arc<RecordingAudit>,
 >;
 
-/// `n` requests submit `code` for `who` at once (a barrier releases them together).
+/// `n` requests submit `code` for `who` at once (a barrier releases them together), each with
+/// a ticket of its own from `start_login` (as `n` sessions that passed the password check).
 async fn submit_at_once(
     tf: &Arc<Contended>,
     who: &Principal,
@@ -1117,13 +1283,17 @@ async fn submit_at_once(
     n: usize,
 ) -> Vec<Result<twofactor::account::LoginGranted, Error>> {
     let barrier = Arc::new(tokio::sync::Barrier::new(n));
-    let tasks: Vec<_> = (0..n)
-        .map(|_| {
-            let (tf, barrier, who, code) =
-                (tf.clone(), barrier.clone(), who.clone(), code.to_owned());
+    let mut pendings = Vec::with_capacity(n);
+    for _ in 0..n {
+        let d = tf.start_login(who, None, &ctx()).await.unwrap();
+        pendings.push(d.into_pending().expect("a challenge"));
+    }
+    let tasks: Vec<_> = pendings
+        .into_iter()
+        .map(|pending| {
+            let (tf, barrier, code) = (tf.clone(), barrier.clone(), code.to_owned());
             tokio::spawn(async move {
                 barrier.wait().await;
-                let pending = held(&who, tf.clock().now());
                 tf.finish_login(&pending, Factor::Totp(&code), None, &ctx())
                     .await
             })
@@ -1277,7 +1447,7 @@ async fn store_failure_fails_closed_with_its_cause() {
     assert!(matches!(err, Error::Store(_)));
     let source = std::error::Error::source(&err).unwrap();
     assert!(source.downcast_ref::<DbDown>().is_some());
-    let pending = held(&alice, h.now());
+    let pending = held(&alice, h.now(), 0).await;
     assert!(matches!(
         h.tf.finish_login(&pending, Factor::Totp("123456"), None, &ctx())
             .await,
@@ -1333,13 +1503,15 @@ async fn start_login_for_a_code_writes_nothing_and_the_second_step_still_fails_c
     // Every save fails from now on: a TOTP challenge needs none.
     h.tf.store().1.store(true, Ordering::SeqCst);
     let decision = h.tf.start_login(&alice, None, &ctx()).await.unwrap();
-    assert_eq!(
-        decision,
-        LoginDecision::Challenge {
-            pending: held(&alice, h.now())
-        }
-    );
-    let pending = decision.into_pending().unwrap();
+    let LoginDecision::Challenge { pending } = decision else {
+        panic!("{decision:?}")
+    };
+    // What a held challenge carries (each ticket has its own nonce, so compare the claims).
+    let like = held(&alice, h.now(), 0).await;
+    assert_eq!(pending.principal(), like.principal());
+    assert_eq!(pending.password_checked_at(), like.password_checked_at());
+    assert_eq!(pending.expires_at(), like.expires_at());
+    assert_eq!(pending.step(), like.step());
     // A refused device token is still audited, though nothing is saved.
     let decision =
         h.tf.start_login(&alice, Some(&"5a".repeat(32)), &ctx())
@@ -1415,6 +1587,7 @@ async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
         .policy(mail_code as Policy)
         .clock(clock.clone())
         .audit(audit.clone())
+        .keys(twofactor::testing::test_keys())
         .build();
     let bob = Principal::new("bob");
     let err = tf.start_login(&bob, None, &ctx()).await.unwrap_err();
@@ -1442,6 +1615,7 @@ async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
         .policy(required as Policy)
         .clock(clock.clone())
         .audit(audit.clone())
+        .keys(twofactor::testing::test_keys())
         .build();
     let started = tf
         .start_enrollment(&bob, "bob", Reauthenticated::at(T0))
@@ -1493,17 +1667,27 @@ async fn no_mailer_refuses_only_what_must_be_delivered() {
         .unwrap();
 }
 
-#[test]
-fn service_futures_are_send() {
+#[tokio::test]
+async fn service_futures_are_send() {
     fn assert_send<T: Send>(_: &T) {}
     let h = harness(required);
     let alice = Principal::new("alice");
     let c = ctx();
-    let pending = held(&alice, T0);
+    let pending = held(&alice, T0, 0).await;
     assert_send(&h.tf.start_login(&alice, None, &c));
     assert_send(&h.tf.finish_login(&pending, Factor::Totp("1"), None, &c));
     assert_send(&h.tf.start_enrollment(&alice, "a", Reauthenticated::at(0)));
     assert_send(&h.tf.finish_enrollment(&alice.user, "1"));
+    assert_send(&h.tf.start_forced_enrollment(&pending, "a"));
+    assert_send(&h.tf.finish_forced_enrollment(&pending, "1"));
+    assert_send(
+        &h.tf
+            .verify_second_factor(&alice.user, Factor::Totp("1"), &c),
+    );
+    assert_send(
+        &h.tf
+            .disable(&alice, Reauthenticated::at(0), Factor::Totp("1")),
+    );
     assert_send(&h.tf.status(&alice.user));
 }
 
@@ -1517,6 +1701,7 @@ async fn totp_period_is_a_deployment_setting() {
         .clock(clock.clone())
         .audit(RecordingAudit::new())
         .settings(Settings::builder().totp(totp).build().unwrap())
+        .keys(twofactor::testing::test_keys())
         .build();
     let alice = Principal::new("alice");
     let started = tf
@@ -1565,9 +1750,12 @@ fn accessors_need_no_trait_bounds() {
 /// Throttling arrives one way, `Error::Throttled` (kind `Throttled`, HTTP 429, a retry time),
 /// from every call that can be throttled: the two login steps, the calls that check a code,
 /// and the mail sends.
+///
+/// (Opt-in policy: where 2FA is required, `disable` is refused before any code is checked,
+/// with `RequiredByPolicy`; see `user_disables_with_password_and_code`.)
 #[tokio::test]
 async fn throttling_is_one_error_from_every_call() {
-    let h = harness(required);
+    let h = harness(optional);
     let alice = Principal::new("alice");
     let (app, codes) = h.enroll(&alice.user).await;
     h.clock.advance(30);
@@ -1600,13 +1788,25 @@ async fn throttling_is_one_error_from_every_call() {
         ),
         (
             "start_rotation",
-            h.tf.start_rotation(&alice.user, "alice", &good, reauth)
+            h.tf.start_rotation(&alice.user, "alice", good.as_str(), reauth)
                 .await
                 .err(),
         ),
         (
             "disable",
-            h.tf.disable(&alice.user, reauth, Factor::Totp(&good))
+            h.tf.disable(&alice, reauth, Factor::Totp(&good))
+                .await
+                .err(),
+        ),
+        (
+            "regenerate_recovery_codes",
+            h.tf.regenerate_recovery_codes(&alice.user, reauth, Factor::Totp(&good))
+                .await
+                .err(),
+        ),
+        (
+            "verify_second_factor",
+            h.tf.verify_second_factor(&alice.user, Factor::Totp(&good), &ctx())
                 .await
                 .err(),
         ),
@@ -1625,21 +1825,30 @@ async fn throttling_is_one_error_from_every_call() {
     // Mail sends: five codes in the hour, the last one used; no valid code is left.
     let h = harness(mail_code);
     let bob = Principal::new("bob");
-    let mut last = None;
+    let mut tickets = Vec::new();
     for _ in 0..5 {
-        last =
+        tickets.push(
             h.tf.start_login(&bob, None, &ctx())
                 .await
                 .unwrap()
-                .into_pending();
+                .into_pending()
+                .expect("a pending login"),
+        );
     }
-    let pending = last.expect("a pending login");
+    let pending = tickets.pop().expect("a pending login");
     let code = h.mailer.last_login_code_for(&bob.user).unwrap();
     h.tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx())
         .await
         .unwrap();
     let begin = h.tf.start_login(&bob, None, &ctx()).await.unwrap_err();
-    let resend = h.tf.resend_mailed_code(&pending, &ctx()).await;
+    // The ticket that logged in is used up; an earlier one, still open and unused, asks for a
+    // resend that is refused.
+    assert!(matches!(
+        h.tf.resend_mailed_code(&pending, &ctx()).await,
+        Err(Error::LoginExpired)
+    ));
+    let earlier = tickets.pop().expect("an earlier ticket");
+    let resend = h.tf.resend_mailed_code(&earlier, &ctx()).await;
     assert!(matches!(begin, Error::Throttled { retry_at } if retry_at == T0 + 3_600));
     assert!(
         matches!(

@@ -36,14 +36,16 @@ type Counted = Counting<MemoryStore>;
 type Service =
     TwoFactor<Arc<Counted>, Arc<RecordingMailer>, Policy, Arc<ManualClock>, Arc<RecordingAudit>>;
 
-/// One "app server": a service on the shared store and clock.
+/// One "app server": a service on the shared store and clock, with the keys every server of
+/// the deployment shares (a ticket one hands out is good at the others).
 fn server(store: &Arc<Counted>, clock: &Arc<ManualClock>, capacity: Option<usize>) -> Service {
     let builder = TwoFactor::builder(store.clone())
         .mailer(Arc::new(RecordingMailer::new()))
         .policy(required as Policy)
         .clock(clock.clone())
         .audit(Arc::new(RecordingAudit::new()))
-        .settings(Settings::builder().issuer("ACME").build().unwrap());
+        .settings(Settings::builder().issuer("ACME").build().unwrap())
+        .keys(twofactor::testing::test_keys());
     match capacity {
         Some(c) => builder.login_snapshot_capacity(c),
         None => builder,
@@ -199,9 +201,11 @@ async fn a_user_reset_meanwhile_is_not_let_in_with_the_old_code() {
     let secret = enroll(&a, &alice.user).await;
     clock.advance(30);
 
-    // Reset on another server: only the compare-and-swap can tell.
+    // Reset on another server: only the compare-and-swap can tell. (The reset also revokes
+    // the tickets issued before it: the fresh load refuses this one, `LoginExpired`.)
     let pending = challenge(&a, &alice).await;
     b.reset_by_admin(&alice.user, &root).await.unwrap();
+    store.reset();
     assert!(matches!(
         a.finish_login(
             &pending,
@@ -210,10 +214,29 @@ async fn a_user_reset_meanwhile_is_not_let_in_with_the_old_code() {
             &ctx()
         )
         .await,
+        Err(Error::LoginExpired)
+    ));
+    assert_eq!(
+        store.counts().1,
+        1,
+        "the snapshot's save conflicted, nothing else was saved"
+    );
+    assert_eq!(successes(&a, &alice.user), 0);
+    assert!(!a.status(&alice.user).await.unwrap().is_enrolled());
+    // A ticket issued after the reset does not take the old code either.
+    let decision = a.start_login(&alice, None, &ctx()).await.unwrap();
+    let after = decision.into_pending().expect("must enroll");
+    assert!(matches!(
+        a.finish_login(
+            &after,
+            Factor::Totp(&code(&secret, clock.now())),
+            None,
+            &ctx()
+        )
+        .await,
         Err(Error::InvalidCode)
     ));
     assert_eq!(successes(&a, &alice.user), 0);
-    assert!(!a.status(&alice.user).await.unwrap().is_enrolled());
 
     // Reset on the same server: the snapshot is dropped at once.
     let secret = enroll(&a, &alice.user).await;
@@ -231,7 +254,7 @@ async fn a_user_reset_meanwhile_is_not_let_in_with_the_old_code() {
             &ctx()
         )
         .await,
-        Err(Error::InvalidCode)
+        Err(Error::LoginExpired)
     ));
     assert_eq!(store.counts().0, 1, "loaded, not taken from a snapshot");
     assert_eq!(successes(&a, &alice.user), 0);
@@ -366,6 +389,7 @@ async fn snapshots_expire_and_stay_bounded() {
         TwoFactor::builder(MemoryStore::new())
             .mailer(RecordingMailer::new())
             .policy(required as Policy)
+            .keys(twofactor::testing::test_keys())
             .build()
             .login_snapshot_capacity(),
         twofactor::service::DEFAULT_LOGIN_SNAPSHOT_CAPACITY

@@ -9,7 +9,10 @@
 //!   record saved over it.
 //! - Under `SealedStore`: a planted trusted device (of a token the attacker holds), planted
 //!   recovery codes, cleared throttle counters, a secret rolled back after a rotation, a row
-//!   copied from another user, a row moved to another version, and any change to any field.
+//!   copied from another user, a row moved to another version, and any change to any field;
+//!   also the ticket ledger of format 3: a used ticket made usable again by clearing the
+//!   record's list of used tickets, and a revocation undone by rolling the ticket generation
+//!   back.
 #![cfg(all(feature = "seal", feature = "sqlite"))]
 
 #[allow(unused_imports)]
@@ -190,7 +193,7 @@ async fn enrolled_row<S: UserStore + 'static, R: RawTable>(
     h.tf.start_rotation(
         &user.user,
         "alice",
-        &code(&secret, h.now()),
+        code(&secret, h.now()).as_str(),
         Reauthenticated::at(h.now()),
     )
     .await
@@ -205,13 +208,17 @@ async fn wrong_shapes_refused<S: RawTable>(store: Arc<S>) {
     let (_, json) = enrolled_row(&store, &*store, &alice).await;
     let shapes = wrong_shapes(&json);
     assert!(shapes.len() > 30, "{}", shapes.len());
+    // A ticket alice holds from an earlier `start_login` (sealed under the keys every harness
+    // shares): it passes the ticket checks, so `finish_login` reaches the row.
+    let pending = Harness::new(store.clone(), required)
+        .pending_for(&alice)
+        .await;
     for (what, bad) in shapes {
         store.write_row(&alice.user, &bad).await;
         let before = store.read_row(&alice.user).await;
         assert!(store.load(&alice.user).await.is_err(), "{what}: loads");
         for policy in [optional as common::flows::Policy, required] {
             let h = Harness::new(store.clone(), policy);
-            let pending = h.pending_for(&alice);
             match h.tf.start_login(&alice, None, &LoginContext::new()).await {
                 Err(Error::Store(_)) => {}
                 other => panic!("{what}: start_login answered {other:?}"),
@@ -330,7 +337,7 @@ async fn planted_recovery_codes_are_refused() {
     let (_, mallory_codes) = h.enroll(&mallory.user).await;
     transplant(&w, "recovery", &mallory.user, &alice.user).await;
     let before = w.inner.read_row(&alice.user).await;
-    let pending = h.pending_for(&alice);
+    let pending = h.pending_for(&alice).await;
     let outcome =
         h.tf.finish_login(
             &pending,
@@ -379,7 +386,7 @@ async fn secret_rolled_back_after_rotation_is_refused() {
         h.tf.start_rotation(
             &alice.user,
             "alice",
-            &code(&old_secret, h.now()),
+            code(&old_secret, h.now()).as_str(),
             Reauthenticated::at(h.now()),
         )
         .await
@@ -396,7 +403,7 @@ async fn secret_rolled_back_after_rotation_is_refused() {
     let outcome = h.tf.start_login(&alice, None, &LoginContext::new()).await;
     assert!(matches!(outcome, Err(Error::Store(_))), "{outcome:?}");
     let login = h
-        .finish_totp(&h.pending_for(&alice), &code(&old_secret, h.now()))
+        .finish_totp(&h.pending_for(&alice).await, &code(&old_secret, h.now()))
         .await;
     assert!(
         matches!(login, Err(Error::Store(_))),
@@ -488,6 +495,63 @@ fn leaf_mutations(row: &Value) -> Vec<(String, Value)> {
         out.push((format!("{path} changed"), mutated));
     }
     out
+}
+
+/// A ticket that completed a login is remembered in the row (`tickets.used`): a table writer
+/// who clears the list to log in again with the same ticket (and a code seen over the
+/// victim's shoulder, say) is refused like any other tampering.
+#[tokio::test]
+async fn a_used_ticket_made_usable_again_by_clearing_the_ledger_is_refused() {
+    let w = world().await;
+    let alice = Principal::new("alice");
+    let h = Harness::new(w.store.clone(), required);
+    let (secret, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&secret, h.now()))
+        .await
+        .expect("login");
+    h.clock.advance(30);
+    assert!(matches!(
+        h.finish_totp(&pending, &code(&secret, h.now())).await,
+        Err(Error::LoginExpired)
+    ));
+    let mut row = parse(&w.inner.read_row(&alice.user).await.1);
+    assert_eq!(row["tickets"]["used"].as_array().map(Vec::len), Some(1));
+    row["tickets"]["used"] = Value::Array(vec![]);
+    w.inner.write_row(&alice.user, &row.to_string()).await;
+    let before = w.inner.read_row(&alice.user).await;
+    let login = h.finish_totp(&pending, &code(&secret, h.now())).await;
+    assert!(matches!(login, Err(Error::Store(_))), "{login:?}");
+    assert_eq!(w.inner.read_row(&alice.user).await, before, "row rewritten");
+    refused(&w, &alice, None).await;
+}
+
+/// A revocation (a password change) bumps the row's ticket generation: a table writer who
+/// rolls it back to revive the tickets issued before is refused.
+#[tokio::test]
+async fn a_revocation_undone_by_rolling_the_generation_back_is_refused() {
+    let w = world().await;
+    let alice = Principal::new("alice");
+    let h = Harness::new(w.store.clone(), required);
+    let (secret, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let pending = h.challenge(&alice).await;
+    h.tf.revoke_login_tickets(&alice.user)
+        .await
+        .expect("revoke");
+    assert!(matches!(
+        h.finish_totp(&pending, &code(&secret, h.now())).await,
+        Err(Error::LoginExpired)
+    ));
+    let mut row = parse(&w.inner.read_row(&alice.user).await.1);
+    assert_eq!(row["tickets"]["generation"].as_u64(), Some(1));
+    row["tickets"]["generation"] = Value::from(0u64);
+    w.inner.write_row(&alice.user, &row.to_string()).await;
+    let before = w.inner.read_row(&alice.user).await;
+    let login = h.finish_totp(&pending, &code(&secret, h.now())).await;
+    assert!(matches!(login, Err(Error::Store(_))), "{login:?}");
+    assert_eq!(w.inner.read_row(&alice.user).await, before, "row rewritten");
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@ use tokio::sync::Barrier;
 
 use super::counting::{Counting, Pause};
 use twofactor::PendingLogin;
-use twofactor::account::PendingStep;
 use twofactor::account::TwoFactorRecord;
 use twofactor::account::{
     Factor, FailureReason, LoginContext, LoginDecision, Reauthenticated, Settings,
@@ -20,7 +19,6 @@ use twofactor::store::UserStore;
 use twofactor::testing::ManualClock;
 use twofactor::testing::RecordingAudit;
 use twofactor::testing::RecordingMailer;
-use twofactor::vocabulary::FactorKind;
 use twofactor::{
     Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
 };
@@ -66,6 +64,9 @@ impl<S: UserStore> Harness<S> {
             .clock(clock.clone())
             .audit(audit.clone())
             .settings(settings)
+            // Every harness of every test shares these keys: a ticket one hands out is good
+            // at another (as between the app servers of one deployment).
+            .keys(twofactor::testing::test_keys())
             .build();
         Harness {
             tf: Arc::new(tf),
@@ -106,6 +107,35 @@ impl<S: UserStore> Harness<S> {
         (secret, codes)
     }
 
+    /// Forced set-up after `MustEnroll`: enrolls `pending`'s user with the ticket, which
+    /// completes the login it stands for. The authenticator's secret and the recovery codes.
+    pub async fn enroll_forced(&self, pending: &PendingLogin) -> (Secret, Vec<String>) {
+        let started = self
+            .tf
+            .start_forced_enrollment(pending, "user@example.com")
+            .await
+            .expect("start forced enrollment");
+        let secret = KeyUri::parse(started.uri())
+            .expect("a valid key URI")
+            .into_secret();
+        let enrolled = self
+            .tf
+            .finish_forced_enrollment(pending, &code(&secret, self.now()))
+            .await
+            .expect("finish forced enrollment");
+        assert!(
+            enrolled.login_completed(),
+            "forced set-up completes the login"
+        );
+        let codes = enrolled
+            .recovery_codes()
+            .expose_secret()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        (secret, codes)
+    }
+
     /// `start_login`, expecting a challenge: its pending login.
     pub async fn challenge(&self, who: &Principal) -> PendingLogin {
         let decision = self
@@ -124,12 +154,23 @@ impl<S: UserStore> Harness<S> {
 
     /// The pending login of a TOTP challenge for `who` at this time, as a host keeps it from
     /// an earlier `start_login` (for the calls where `start_login` cannot run, or to play
-    /// an attacker who holds one).
-    pub fn pending_for(&self, who: &Principal) -> PendingLogin {
-        let step = PendingStep::SecondFactor {
-            methods: vec![FactorKind::Totp, FactorKind::RecoveryCode],
-        };
-        PendingLogin::new(who.clone(), self.now(), 900, step)
+    /// an attacker who holds one): a genuine ticket (tickets cannot be made up any more),
+    /// handed out by another service with the same keys (another app server of the
+    /// deployment) on a store of its own where `who` is enrolled. Its ticket generation is
+    /// that of a record never revoked.
+    pub async fn pending_for(&self, who: &Principal) -> PendingLogin {
+        let elsewhere = Harness::new(Arc::new(MemoryStore::new()), required);
+        elsewhere.clock.set(self.now());
+        elsewhere.enroll(&who.user).await;
+        let pending = elsewhere.challenge(who).await;
+        assert_eq!(
+            pending.methods(),
+            &[
+                twofactor::vocabulary::FactorKind::Totp,
+                twofactor::vocabulary::FactorKind::RecoveryCode
+            ]
+        );
+        pending
     }
 
     /// `finish_login` with a TOTP code.
@@ -211,13 +252,15 @@ pub async fn sample_records() -> (TwoFactorRecord, TwoFactorRecord) {
 pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
     let h = Harness::new(store.clone(), required);
     let alice = Principal::new("alice");
-    assert!(matches!(
+    let decision =
         h.tf.start_login(&alice, None, &LoginContext::new())
             .await
-            .expect("begin"),
-        LoginDecision::MustEnroll { .. }
-    ));
-    let (secret, _) = h.enroll(&alice.user).await;
+            .expect("begin");
+    let LoginDecision::MustEnroll { pending } = decision else {
+        panic!("{decision:?}")
+    };
+    // Forced set-up with the ticket completes the blocked login.
+    let (secret, _) = h.enroll_forced(&pending).await;
     let enrolled = store
         .load(&alice.user)
         .await
@@ -258,9 +301,10 @@ pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
 }
 
 /// A full login with a TOTP code is one write: `start_login` answers `Challenge` without
-/// saving (the stored version is unchanged), `finish_login` saves the used step once. A
-/// second `finish_login` on the same pending login is checked the same way: counted,
-/// replay-protected.
+/// saving (the stored version is unchanged), `finish_login` saves the used step once. The
+/// ticket is then used up: a second `finish_login` with it is refused (`LoginExpired`) with
+/// nothing counted or saved, even with a fresh code; a replayed code on a new ticket is
+/// refused and counted.
 pub async fn full_login_is_one_write<S: UserStore>(store: Arc<S>) {
     let h = Harness::new(store.clone(), required);
     let alice = Principal::new("alice");
@@ -286,16 +330,28 @@ pub async fn full_login_is_one_write<S: UserStore>(store: Arc<S>) {
     let after = version(store.clone(), alice.user.clone()).await;
     assert_eq!(after.0, before.0 + 1, "a full login is exactly one save");
 
-    // The same pending login again (nothing stored for it; the host drops it on success): the
-    // replay is refused and counted, a fresh code is accepted.
+    // The same ticket again (before this ticket was single-use, a fresh code logged in with
+    // it until its deadline): refused, with the replayed code and with a fresh one alike,
+    // and nothing is counted or saved.
     assert!(matches!(
         h.finish_totp(&pending, &typed).await,
+        Err(Error::LoginExpired)
+    ));
+    assert_eq!(version(store.clone(), alice.user.clone()).await, after);
+    // On a new ticket the replay is refused and counted (one save), a fresh code is accepted.
+    let again = h.challenge(&alice).await;
+    assert!(matches!(
+        h.finish_totp(&again, &typed).await,
         Err(Error::InvalidCode)
     ));
     h.clock.advance(30);
-    h.finish_totp(&pending, &code(&secret, h.now()))
+    assert!(matches!(
+        h.finish_totp(&pending, &code(&secret, h.now())).await,
+        Err(Error::LoginExpired)
+    ));
+    h.finish_totp(&again, &code(&secret, h.now()))
         .await
-        .expect("a fresh code needs no new start_login");
+        .expect("a fresh code on the new ticket");
     let loaded = store
         .load(&alice.user)
         .await
@@ -380,7 +436,7 @@ pub async fn unreadable_record_refuses_login<S: UserStore>(store: Arc<S>, user: 
             Err(Error::Store(_)) => {}
             other => panic!("start_login on an unreadable record: {other:?}"),
         }
-        let pending = h.pending_for(&who);
+        let pending = h.pending_for(&who).await;
         match h.finish_totp(&pending, "123456").await {
             Err(Error::Store(_)) => {}
             other => panic!("finish_login on an unreadable record: {other:?}"),
@@ -435,7 +491,10 @@ pub async fn same_code_storm<S: UserStore + 'static>(
                             .await
                         {
                             Ok(_) => accepted += 1,
-                            Err(Error::InvalidCode | Error::Throttled { .. }) => {}
+                            // A replay, or the ticket that one client already used up.
+                            Err(
+                                Error::InvalidCode | Error::Throttled { .. } | Error::LoginExpired,
+                            ) => {}
                             // Fail closed under contention: refused, never accepted.
                             Err(Error::Contention { .. } | Error::NoPendingLogin) => {
                                 errors.fetch_add(1, Ordering::Relaxed);

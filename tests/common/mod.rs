@@ -8,3 +8,4 @@ pub mod flows;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod stores;
+pub mod tickets;
