@@ -31,6 +31,7 @@ use criterion::{Criterion, Throughput, criterion_group};
 use tokio::runtime::Runtime;
 use twofactor::account::TwoFactorRecord;
 use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
+use twofactor::audit::{AuditEvent, AuditSink};
 use twofactor::mail::{Mailer, Notice};
 use twofactor::seal::{Keyring, SealedStore};
 use twofactor::service::TwoFactor;
@@ -198,6 +199,15 @@ impl Mailer for Discard {
     }
 }
 
+/// The audit trail, dropped: the bench measures the store and the login, not a sink. (The
+/// default `TracingAudit` writes every event to standard error when no `tracing` subscriber
+/// is installed, which would be timed too.)
+struct NoAudit;
+
+impl AuditSink for NoAudit {
+    fn record(&self, _: &AuditEvent) {}
+}
+
 type Policy = fn(&Principal, &EnrollmentStatus, u64) -> Requirement;
 
 fn required(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
@@ -207,7 +217,7 @@ fn required(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
 /// One user logging in again and again through their own service instance (own clock),
 /// all instances sharing one store.
 struct Client<S: UserStore> {
-    tf: TwoFactor<Arc<S>, Discard, Policy, Arc<ManualClock>>,
+    tf: TwoFactor<Arc<S>, Discard, Policy, Arc<ManualClock>, NoAudit>,
     clock: Arc<ManualClock>,
     who: Principal,
     secret: Secret,
@@ -220,8 +230,10 @@ impl<S: UserStore> Client<S> {
         let clock = Arc::new(ManualClock::new(T0));
         let tf = TwoFactor::builder(store)
             .mailer(Discard)
+            .keys(twofactor::testing::test_keys())
             .policy(required as Policy)
             .clock(clock.clone())
+            .audit(NoAudit)
             .build();
         let who = Principal::new(name);
         let started = tf

@@ -18,7 +18,7 @@ use twofactor::seal::{Keyring, SealedStore};
 use twofactor::testing::{ManualClock, RecordingAudit, RecordingMailer};
 use twofactor::{
     Clock, Error, Factor, GrantReason, KeyUri, LoginContext, LoginDecision, Principal,
-    Reauthenticated, RequiredForRoles, SqliteStore, Totp, TwoFactor, UserId, WhenUnenrolled,
+    RequiredForRoles, ServiceKeys, SqliteStore, Totp, TwoFactor, UserId, WhenUnenrolled,
 };
 
 const DAY: u64 = 24 * 60 * 60;
@@ -39,6 +39,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock = ManualClock::new(1_767_225_600); // 2026-01-01T00:00:00Z
     let tf = TwoFactor::builder(store)
         .mailer(RecordingMailer::new())
+        // Code hashes, login tickets and proofs, and cookie names, each under its own key
+        // derived from one server secret (here the demo's sealing key; in production, from
+        // your secret manager, the same on every app server).
+        .keys(ServiceKeys::derive(&*key)?)
         .policy(policy)
         .clock(&clock)
         .audit(RecordingAudit::new())
@@ -52,19 +56,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     step("Alice logs in for the first time (the host checked her password)");
     let decision = tf.start_login(&alice, None, &browser).await?;
     println!("decision: {decision:?}");
-    // The session keeps the pending login (who, when the password was checked, until when).
+    // The session keeps the login ticket (sealed: who, when the password was checked, until
+    // when), as one opaque string; the host cycles the session id when it stores it.
     let LoginDecision::MustEnroll { pending } = decision else {
         return Err(format!("expected MustEnroll, got {decision:?}").into());
     };
-    assert_eq!(pending.reauthenticated(), Reauthenticated::at(clock.now()));
+    assert_eq!(pending.password_checked_at(), clock.now());
+    let session_ticket = pending.as_str().to_owned();
+    println!(
+        "the session keeps the ticket ({} characters, opaque)",
+        session_ticket.len()
+    );
 
     step("Set-up: the page shows a QR code and the key for \"Cannot scan it?\"");
+    // The next request reads the ticket back; forced set-up takes it.
+    let pending: twofactor::PendingLogin = session_ticket.parse()?;
     let started = tf
-        .start_enrollment(
-            pending.principal(),
-            "alice@example.com",
-            pending.reauthenticated(),
-        )
+        .start_forced_enrollment(&pending, "alice@example.com")
         .await?;
     let qr = QrCode::new(started.uri())?;
     println!("{}", qr.to_terminal(TerminalStyle::Ansi));
@@ -75,7 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     step("She types the code her app shows to confirm");
     let enrolled = tf
-        .finish_enrollment(&alice.user, &app_code(clock.now()))
+        .finish_forced_enrollment(&pending, &app_code(clock.now()))
         .await?;
     let recovery: Vec<String> = enrolled
         .recovery_codes()

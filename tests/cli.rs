@@ -162,3 +162,133 @@ async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Standard input whose line `MAILED` is replaced, when the CLI reads it, by the newest login
+/// code in `user`'s outbox (the mail is sent while the command runs).
+struct MailboxInput {
+    lines: std::collections::VecDeque<String>,
+    db: std::path::PathBuf,
+    user: &'static str,
+}
+
+const MAILED: &str = "<the mailed code>";
+
+impl std::io::Read for MailboxInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(line) = self.lines.pop_front() else {
+            return Ok(0);
+        };
+        let line = if line == MAILED {
+            let (db, user) = (self.db.clone(), self.user);
+            // A reader of its own (the CLI's runtime is blocked in this read).
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+                        .await
+                        .expect("the demo's file");
+                    let body: String = sqlx::query_scalar(
+                        "SELECT body FROM outbox WHERE user_id = ? AND subject = 'Your login code' \
+                         ORDER BY id DESC LIMIT 1",
+                    )
+                    .bind(user)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("a login code was mailed");
+                    pool.close().await;
+                    body.split_whitespace()
+                        .nth(4)
+                        .expect("Your login code is CODE")
+                        .to_owned()
+                })
+            })
+            .join()
+            .expect("outbox reader")
+        } else {
+            line
+        };
+        let bytes = format!("{line}\n").into_bytes();
+        assert!(bytes.len() <= buf.len(), "one short line per read");
+        buf[..bytes.len()].copy_from_slice(&bytes);
+        Ok(bytes.len())
+    }
+}
+
+/// Under a mailed-code policy the password alone never enrolls an authenticator from the CLI:
+/// `enroll` logs in with the mailed code first, and only its proof opens the set-up.
+#[tokio::test]
+async fn under_a_mailed_code_policy_enroll_needs_the_mailed_code() {
+    let dir = std::env::temp_dir().join(format!("twofactor-cli-mail-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo.db");
+    let (code, _) = cli(&db, &["outbox"], "").await; // creates the file and the seeded users
+    assert_eq!(code, 0);
+    // The administrator's choice (the web demo's admin page): required for all, mailed codes
+    // for those without an authenticator.
+    let policy = twofa::PolicyConfig {
+        scope: twofa::Scope::All,
+        mail_code: true,
+        ..twofa::PolicyConfig::default()
+    };
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("INSERT OR REPLACE INTO settings (key, value) VALUES ('policy', ?)")
+        .bind(serde_json::to_string(&policy).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // The password and a guess at the mailed code: refused, nothing enrolled.
+    let (code, out) = cli(
+        &db,
+        &["enroll", "paul"],
+        &format!("{}\n000000\n", app::SEED_PASSWORD),
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("a login code was mailed first"), "{out}");
+    assert!(!out.contains("Cannot scan it?"), "no key shown: {out}");
+    let (_, out) = cli(&db, &["status", "paul"], "").await;
+    assert!(out.starts_with("2FA: off"), "{out}");
+
+    // With the code from the mailbox: the set-up opens, and the app's code confirms it.
+    let input = MailboxInput {
+        lines: [app::SEED_PASSWORD, MAILED].map(String::from).into(),
+        db: db.clone(),
+        user: "paul",
+    };
+    let all: Vec<String> = ["--db", &db.display().to_string(), "enroll", "paul"]
+        .map(String::from)
+        .into();
+    let mut out = Vec::new();
+    let code = run::run(&all, &mut std::io::BufReader::new(input), &mut out, false)
+        .await
+        .expect("the CLI runs");
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Cannot scan it? Enter this key: "))
+        .expect("the manual key");
+    let secret = Secret::from_base32(&key.replace(' ', "")).unwrap();
+    let (code, out) = cli(
+        &db,
+        &[
+            "confirm",
+            "paul",
+            &Totp::default().generate(&secret, now()).to_string(),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let (_, out) = cli(&db, &["status", "paul"], "").await;
+    assert!(out.starts_with("2FA: on"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -62,6 +62,7 @@ fn policy_from_config(kind: &str) -> Arc<dyn EnforcementPolicy> {
 fn app(store: DynStore, policy: &str, clock: &Arc<ManualClock>) -> App {
     TwoFactor::builder(store)
         .mailer(mailer_from_config("recording"))
+        .keys(twofactor::testing::test_keys())
         .policy(policy_from_config(policy))
         .clock(clock.clone())
         .build()
@@ -107,8 +108,28 @@ async fn full_host_flow(store_kind: &str) {
     let alice = Principal::new("alice");
     let ctx = LoginContext::new();
     let decision = tf.start_login(&alice, None, &ctx).await.unwrap();
-    assert!(matches!(decision, LoginDecision::MustEnroll { .. }));
-    let (secret, codes) = enroll(&tf, &clock, &alice.user).await;
+    let LoginDecision::MustEnroll { pending } = decision else {
+        panic!("{decision:?}")
+    };
+    // Forced set-up with the login ticket (the host keeps `pending.as_str()` in the
+    // half-logged-in session and parses it back on the next request).
+    let kept: twofactor::PendingLogin = pending.as_str().parse().unwrap();
+    let started = tf.start_forced_enrollment(&kept, "alice").await.unwrap();
+    let secret = twofactor::KeyUri::parse(started.uri())
+        .expect("key URI")
+        .into_secret();
+    let enrolled = tf
+        .finish_forced_enrollment(&kept, &flows::code(&secret, clock.now()))
+        .await
+        .unwrap();
+    assert!(enrolled.login_completed());
+    let codes: Vec<String> = enrolled
+        .recovery_codes()
+        .expose_secret()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    clock.advance(30);
 
     // TOTP, typed as the app shows it.
     let decision = tf.start_login(&alice, None, &ctx).await.unwrap();
@@ -125,8 +146,12 @@ async fn full_host_flow(store_kind: &str) {
         .unwrap();
     let token = granted.device_token.as_ref().expect("a device token");
 
-    // The cookie the browser stores, and sends back.
-    let cookies = DeviceCookie::new();
+    // The cookie the browser stores, and sends back; named under the service's cookie key.
+    let cookies = tf.device_cookie();
+    assert_ne!(
+        cookies.name_for(&alice.user),
+        DeviceCookie::new().name_for(&alice.user)
+    );
     let set_cookie = cookies.set_cookie_header(&alice.user, token);
     let ttl = Settings::default().trusted_device_ttl();
     assert_eq!(
@@ -165,7 +190,18 @@ async fn full_host_flow(store_kind: &str) {
         .expect("a pending login");
     let granted = tf.finish_login(&pending, factor, None, &ctx).await.unwrap();
     assert_eq!(granted.factor, FactorKind::RecoveryCode);
-    // ...once.
+    // ...once: not again with that (used-up) ticket, nor with a new login's.
+    assert!(matches!(
+        tf.finish_login(&pending, Factor::parse(&typed).unwrap(), None, &ctx)
+            .await,
+        Err(Error::LoginExpired)
+    ));
+    let pending = tf
+        .start_login(&alice, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     assert!(matches!(
         tf.finish_login(&pending, Factor::parse(&typed).unwrap(), None, &ctx)
             .await,
@@ -292,6 +328,7 @@ async fn with_trusted_device() -> Trusted {
     let mode = Arc::new(AtomicU8::new(0));
     let tf = TwoFactor::builder(store_from_config("memory").await.unwrap())
         .mailer(mailer_from_config("recording"))
+        .keys(twofactor::testing::test_keys())
         .policy(switchable(mode.clone()))
         .clock(clock.clone())
         .build();
@@ -370,7 +407,7 @@ async fn another_users_token_says_forget_the_cookie() {
     assert!(matches!(decision, LoginDecision::Challenge { .. }));
     assert!(decision.forget_device_cookie());
     // Two accounts on one browser keep a cookie each.
-    let cookies = DeviceCookie::new();
+    let cookies = t.tf.device_cookie();
     assert_ne!(
         cookies.name_for(&bob),
         cookies.name_for(&UserId::new("alice"))
@@ -406,7 +443,7 @@ async fn a_garbage_token_says_forget_the_cookie() {
     );
     // The cookie parser never hands garbage over: the host passes None, and the decision
     // still says forget.
-    let cookies = DeviceCookie::new();
+    let cookies = t.tf.device_cookie();
     let alice = UserId::new("alice");
     let header = format!("{}=zzz", cookies.name_for(&alice));
     assert_eq!(cookies.token_from_header(&header, &alice), None);

@@ -34,6 +34,7 @@ fn sixty_seconds() -> Totp {
 fn bista(store: Arc<MemoryStore>, totp: Totp, at: u64) -> Service {
     TwoFactor::builder(store)
         .mailer(RecordingMailer::new())
+        .keys(twofactor::testing::test_keys())
         .policy(RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled))
         .clock(ManualClock::new(at))
         .audit(RecordingAudit::new())

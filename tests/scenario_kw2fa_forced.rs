@@ -38,6 +38,7 @@ fn kw_2fa_policy() -> impl EnforcementPolicy {
 fn service<P: EnforcementPolicy>(store: Arc<MemoryStore>, policy: P, at: u64) -> Service<P> {
     TwoFactor::builder(store)
         .mailer(RecordingMailer::new())
+        .keys(twofactor::testing::test_keys())
         .policy(policy)
         .clock(ManualClock::new(at))
         .audit(RecordingAudit::new())
@@ -151,14 +152,7 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
     // A started but unconfirmed set-up is no backdoor either: the pending secret's code does
     // not log in, and the next login still goes to set-up.
     let now = tf.clock().now();
-    let started = tf
-        .start_enrollment(
-            &Principal::new(user.clone()),
-            "demo",
-            Reauthenticated::at(now),
-        )
-        .await
-        .unwrap();
+    let started = tf.start_forced_enrollment(&pending, "demo").await.unwrap();
     let pending_secret = KeyUri::parse(started.uri()).unwrap().into_secret();
     assert!(matches!(
         tf.finish_login(
@@ -175,13 +169,19 @@ async fn first_login_is_sent_to_set_up_and_nothing_else_gets_in() {
         matches!(decision, LoginDecision::MustEnroll { .. }),
         "{decision:?}"
     );
+    let pending = decision.into_pending().expect("a pending login");
+    // Reloading the set-up page shows the same secret: the one already scanned keeps working.
+    let resumed = tf.start_forced_enrollment(&pending, "demo").await.unwrap();
+    assert_eq!(resumed.uri(), started.uri());
 
     // Scan once with any authenticator and you are in.
     tf.clock().advance(30);
     let now = tf.clock().now();
-    tf.finish_enrollment(user, &code_at(&pending_secret, now))
+    let enrolled = tf
+        .finish_forced_enrollment(&pending, &code_at(&pending_secret, now))
         .await
         .unwrap();
+    assert!(enrolled.login_completed());
     assert!(tf.audit().kinds_for(user).contains(&AuditKind::Enrolled));
 
     // From now on: a code at every login.
@@ -379,8 +379,22 @@ async fn the_enrollment_history_is_in_the_audit_trail() {
     let tf = kw_2fa();
     let demo = Principal::new("demo");
     let ctx = LoginContext::new();
-    tf.start_login(&demo, None, &ctx).await.unwrap();
-    let secret = set_up_totp(&tf, &demo.user).await;
+    let blocked = tf
+        .start_login(&demo, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("MustEnroll");
+    // The set-up page kw_2fa redirects the blocked login to.
+    let now = tf.clock().now();
+    let started = tf.start_forced_enrollment(&blocked, "demo").await.unwrap();
+    let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
+    assert!(
+        tf.finish_forced_enrollment(&blocked, &code_at(&secret, now))
+            .await
+            .unwrap()
+            .login_completed()
+    );
     tf.clock().advance(30);
     let pending = tf
         .start_login(&demo, None, &ctx)

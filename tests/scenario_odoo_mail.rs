@@ -6,6 +6,10 @@
 //! code by e-mail: 6 digits, valid one hour, which they may ask for again; sends and failed
 //! checks are limited to 5 per hour.
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/tickets.rs"]
+mod tickets;
+
 use twofactor::PendingLogin;
 use twofactor::account::PendingStep;
 use twofactor::account::{
@@ -38,6 +42,7 @@ fn all_users() -> RequiredForAll {
 fn odoo<P: EnforcementPolicy>(policy: P) -> Service<P> {
     TwoFactor::builder(MemoryStore::new())
         .mailer(RecordingMailer::new())
+        .keys(twofactor::testing::test_keys())
         .policy(policy)
         .clock(ManualClock::new(T0))
         .audit(RecordingAudit::new())
@@ -158,11 +163,19 @@ async fn an_enforced_user_with_an_app_is_asked_for_the_app_code_not_mailed() {
         .into_pending()
         .expect("a pending login");
     let mailed = mailed_code(&tf, &marc);
-    tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx)
+    let proof = tf
+        .finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx)
         .await
-        .unwrap();
+        .unwrap()
+        .proof;
+    // Still not on the password alone: the proof of this session's mailed-code login opens it.
+    assert!(matches!(
+        tf.start_enrollment(&marc, "marc", Reauthenticated::at(T0))
+            .await,
+        Err(Error::SecondFactorRequired)
+    ));
     let started = tf
-        .start_enrollment(&marc, "marc", Reauthenticated::at(T0))
+        .start_enrollment_with_proof(&marc, "marc", Reauthenticated::at(T0), &proof)
         .await
         .unwrap();
     let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
@@ -207,12 +220,28 @@ async fn the_mailed_code_is_valid_for_one_hour_and_only_once() {
     tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
         .await
         .unwrap();
-    // Once.
+    // Once: the ticket that completed the login is used up (refused before anything is
+    // checked or counted), and the code does not work for a new login either.
+    let events = tf.audit().kinds_for(&marc.user).len();
     assert!(matches!(
         tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
             .await,
-        Err(Error::InvalidCode)
+        Err(Error::LoginExpired)
     ));
+    assert_eq!(tf.audit().kinds_for(&marc.user).len(), events);
+    let again = tf
+        .start_login(&marc, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
+    if mailed_code(&tf, &marc) != code {
+        assert!(matches!(
+            tf.finish_login(&again, Factor::MailedCode(&code), None, &ctx)
+                .await,
+            Err(Error::InvalidCode)
+        ));
+    }
 
     // Invalid at 60:00 and later.
     let sent_at = T0 + 2 * HOUR;
@@ -240,28 +269,28 @@ async fn the_mailed_code_is_valid_for_one_hour_and_only_once() {
             .await,
         Err(Error::LoginExpired)
     ));
-    // A pending login that claims a later deadline changes nothing: the stored code expired,
-    // and the late code is audited as what it is.
-    let forged = PendingLogin::new(
-        marc.clone(),
-        sent_at + HOUR,
-        900,
-        PendingStep::MailedCode {
-            code_expires_at: sent_at + 2 * HOUR,
-        },
-    );
+    // A pending login edited to claim a later deadline (and a later code expiry) is refused
+    // before anything is loaded: nothing checked, nothing counted, nothing audited. (It used
+    // to be built with `PendingLogin::new` and get as far as the expired stored code; the
+    // sealed ticket cannot be forged, so the edit is refused outright.)
+    let forged = tickets::edited(&pending, |c| {
+        c.expires_at = sent_at + 2 * HOUR;
+        c.step = tickets::Step::MailedCode(sent_at + 2 * HOUR);
+    });
+    assert_eq!(forged.expires_at(), sent_at + 2 * HOUR);
+    let events = tf.audit().kinds_for(&marc.user).len();
+    let before = tf.status(&marc.user).await.unwrap();
     assert!(matches!(
         tf.finish_login(&forged, Factor::MailedCode(&code), None, &ctx)
             .await,
-        Err(Error::InvalidCode)
+        Err(Error::InvalidTicket)
     ));
     assert!(matches!(
-        tf.audit().kinds_for(&marc.user).last(),
-        Some(AuditKind::LoginFailed {
-            factor: FactorKind::MailedCode,
-            reason: FailureReason::Expired | FailureReason::ExpiredChallenge
-        })
+        tf.resend_mailed_code(&forged, &ctx).await,
+        Err(Error::InvalidTicket)
     ));
+    assert_eq!(tf.audit().kinds_for(&marc.user).len(), events);
+    assert_eq!(tf.status(&marc.user).await.unwrap(), before);
 }
 
 #[tokio::test]
@@ -293,11 +322,12 @@ async fn asking_again_mails_a_new_code_that_replaces_the_old_one() {
         .await
         .unwrap();
 
-    // Nothing to resend once the login is finished.
+    // Nothing to resend once the login is finished: its ticket is used up.
     assert!(matches!(
         tf.resend_mailed_code(&pending, &ctx).await,
-        Err(Error::NoPendingLogin)
+        Err(Error::LoginExpired)
     ));
+    assert_eq!(login_codes_sent(&tf, &marc), 2);
 }
 
 #[tokio::test]

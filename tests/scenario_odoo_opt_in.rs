@@ -26,6 +26,7 @@ type Service = TwoFactor<MemoryStore, RecordingMailer, Optional, ManualClock, Re
 fn odoo() -> Service {
     TwoFactor::builder(MemoryStore::new())
         .mailer(RecordingMailer::new())
+        .keys(twofactor::testing::test_keys())
         .policy(Optional)
         .clock(ManualClock::new(T0))
         .audit(RecordingAudit::new())
@@ -372,9 +373,12 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
     let ctx = LoginContext::new();
     let old_secret = enable_from_profile(&tf, user).await;
     let old_recovery: Vec<String> = {
-        // A fresh set to keep, as the user printed them.
+        // A fresh set to keep, as the user printed them (a code from the app proves the
+        // second factor: the password alone no longer regenerates them).
+        tf.clock().advance(30);
+        let code = app_code(&tf, &old_secret);
         let codes = tf
-            .regenerate_recovery_codes(user, Reauthenticated::at(now(&tf)))
+            .regenerate_recovery_codes(user, Reauthenticated::at(now(&tf)), Factor::Totp(&code))
             .await
             .unwrap();
         codes
@@ -436,16 +440,18 @@ async fn lost_phone_admin_deactivates_password_only_then_enroll_again() {
         }
     );
     // Whoever finds the phone, the old cookie or the printed codes gets nothing from them.
+    // The login started before the reset is revoked by it: refused before any code is looked
+    // at (it used to get as far as checking the code).
     let code = app_code(&tf, &old_secret);
     assert!(matches!(
         tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
             .await,
-        Err(Error::InvalidCode)
+        Err(Error::LoginExpired)
     ));
     assert!(matches!(
         tf.finish_login(&pending, Factor::RecoveryCode(&old_recovery[0]), None, &ctx)
             .await,
-        Err(Error::InvalidCode)
+        Err(Error::LoginExpired)
     ));
     assert_eq!(
         tf.start_login(&mitchell, Some(token.expose_secret()), &ctx)
@@ -521,8 +527,19 @@ async fn recovery_code_when_the_phone_is_not_at_hand() {
         Some(&NoticeKind::RecoveryCodeUsed)
     );
 
-    // Used once, never again.
-    tf.start_login(&mitchell, None, &ctx).await.unwrap();
+    // Used once, never again: not with the ticket that completed the login (used up), nor
+    // with a new login's.
+    assert!(matches!(
+        tf.finish_login(&pending, Factor::RecoveryCode(&recovery[3]), None, &ctx)
+            .await,
+        Err(Error::LoginExpired)
+    ));
+    let pending = tf
+        .start_login(&mitchell, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("a pending login");
     assert!(matches!(
         tf.finish_login(&pending, Factor::RecoveryCode(&recovery[3]), None, &ctx)
             .await,

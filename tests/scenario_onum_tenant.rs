@@ -36,6 +36,7 @@ fn onum() -> (Service, Arc<PerTenant>) {
     ));
     let tf = TwoFactor::builder(MemoryStore::new())
         .mailer(RecordingMailer::new())
+        .keys(twofactor::testing::test_keys())
         .policy(Arc::clone(&toggle))
         .clock(ManualClock::new(T0))
         .audit(RecordingAudit::new())
@@ -116,9 +117,21 @@ async fn owner_switches_2fa_on_and_every_user_enables_it_at_next_login() {
         .await
         .unwrap();
 
-    // Ben has not enabled it yet: still sent to set-up, whatever he types.
+    // Ana's ticket did its job: used up, it lets nobody else in.
     assert!(matches!(
         tf.finish_login(&pending, Factor::Totp(&code), None, &ctx)
+            .await,
+        Err(Error::LoginExpired)
+    ));
+    // Ben has not enabled it yet: still sent to set-up, whatever he types.
+    let ben_pending = tf
+        .start_login(&ben, None, &ctx)
+        .await
+        .unwrap()
+        .into_pending()
+        .expect("MustEnroll");
+    assert!(matches!(
+        tf.finish_login(&ben_pending, Factor::Totp(&code), None, &ctx)
             .await,
         Err(Error::InvalidCode)
     ));

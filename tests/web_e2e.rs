@@ -247,6 +247,15 @@ impl T {
             .filter(|c| c.name().starts_with("__Host-2fa-device-"))
             .collect())
     }
+    /// The value of the demo's session cookie.
+    async fn session_id(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self
+            .c
+            .get_named_cookie("demo_session")
+            .await?
+            .value()
+            .to_owned())
+    }
     async fn admin_policy(&self, scope: &str, unenrolled: &str) -> TestResult {
         self.go("/admin").await?;
         self.c
@@ -326,14 +335,26 @@ async fn story(t: &T) -> TestResult {
     assert!(t.text("#tfa-on").await?.contains("10 recovery codes left"));
     t.logout().await?;
 
-    // Log in with a code.
+    // Log in with a code. The session id changes when the login ticket is stored in the
+    // session (after the password) and again when the login completes (fixation).
     t.next_step();
-    t.login("alice", "correct horse").await?;
+    t.go("/login").await?;
+    let anonymous = t.session_id().await?;
+    t.fill("#username", "alice").await?;
+    t.fill("#password", "correct horse").await?;
+    t.click("#login").await?;
     assert_eq!(t.path().await?, "/login/code");
+    let half = t.session_id().await?;
+    assert_ne!(
+        half, anonymous,
+        "a new session id once the ticket is stored"
+    );
     let used = t.code(&secret).await;
     t.fill("#code", &used).await?;
     t.click("#verify").await?;
     assert_eq!(t.path().await?, "/account");
+    let logged_in = t.session_id().await?;
+    assert_ne!(logged_in, half, "a new session id at login");
     t.logout().await?;
 
     // The same code again: refused as invalid (replay).
@@ -424,8 +445,17 @@ async fn story(t: &T) -> TestResult {
     t.login("alice", "correct horse").await?;
     assert_eq!(t.path().await?, "/login/setup");
     t.shot("forced-setup").await?;
+    t.toggle("summary").await?;
+    let scanned = t.text("#manual-key").await?;
+    // A reload shows the same key: the set-up resumes, the QR code already scanned still works.
+    t.go("/login/setup").await?;
     t.next_step();
     let (alice, _) = t.enroll_from_page(None).await?;
+    assert_eq!(
+        alice.to_base32(),
+        Secret::from_base32(&scanned.replace(' ', ""))?.to_base32(),
+        "the reloaded set-up page shows the key already scanned"
+    );
     t.click("#continue").await?;
     assert_eq!(
         t.path().await?,
@@ -451,7 +481,8 @@ async fn story(t: &T) -> TestResult {
     assert_eq!(t.path().await?, "/account");
 
     // Under a mailed-code policy the password alone never enrolls an authenticator (it would
-    // replace the mailed code): only a recent login with the mailed code does.
+    // replace the mailed code): only the proof of this session's recent login with the mailed
+    // code does.
     t.app.clock.advance(11 * 60);
     t.fill("#tfa-off input[name=password]", app::SEED_PASSWORD)
         .await?;
@@ -459,7 +490,7 @@ async fn story(t: &T) -> TestResult {
     assert_eq!(t.path().await?, "/account");
     let refused = t.text("#flash").await?;
     assert!(
-        refused.contains("login with the mailed code is required first"),
+        refused.contains("a fresh second factor is required first"),
         "{refused}"
     );
     assert!(
@@ -569,8 +600,34 @@ async fn story(t: &T) -> TestResult {
         10
     );
     t.click("#continue").await?;
+    // 2FA is required for all users: turning it off is refused, even with a good code.
     t.next_step();
     let disable = "form[action='/account/disable']";
+    t.fill(&format!("{disable} input[name=password]"), "correct horse")
+        .await?;
+    t.fill(
+        &format!("{disable} input[name=code]"),
+        &t.code(&phone).await,
+    )
+    .await?;
+    t.click("#disable").await?;
+    let refused = t.text("#flash").await?;
+    assert!(
+        refused.contains("two-factor authentication is required for this account"),
+        "{refused}"
+    );
+    assert!(t.c.find(Locator::Id("tfa-on")).await.is_ok());
+    t.logout().await?;
+    // Required for employees only (alice signed up as a portal user): she may turn it off.
+    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_policy("employees", "block").await?;
+    t.logout().await?;
+    t.next_step();
+    t.login("alice", "correct horse").await?;
+    t.fill("#code", &t.code(&phone).await).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/account");
+    t.next_step();
     t.fill(&format!("{disable} input[name=password]"), "correct horse")
         .await?;
     t.fill(

@@ -14,7 +14,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Usage text.
 pub const USAGE: &str = "usage: cli [--db FILE] COMMAND
   signup NAME EMAIL          create a user (password from the input)
-  enroll NAME                show the QR code and key; confirms with the next input line if any
+  enroll NAME                password (and, under a mailed-code policy, the mailed code), then
+                             the QR code and key; confirms with the next input line if any
   confirm NAME CODE          confirm a pending enrollment
   login NAME [--device TOKEN] [--remember LABEL]
                              password, then a code or recovery code (next input lines)
@@ -104,7 +105,27 @@ pub async fn run(
                 writeln!(out, "refused: wrong name or password")?;
                 return Ok(1);
             };
-            match twofa::start_enrollment(tf, &user.principal, &user.email, now()).await {
+            let mut started =
+                twofa::start_enrollment(tf, &user.principal, &user.email, now(), None).await;
+            if started.as_ref().is_err_and(|e| e.second_factor_required) {
+                // A mailed-code policy: the password is not enough. Log in with the mailed
+                // code first; its proof opens the set-up (in this run only).
+                started =
+                    match mailed_code_proof(tf, &user.principal, &name, &mut input, out).await? {
+                        Ok(proof) => {
+                            twofa::start_enrollment(
+                                tf,
+                                &user.principal,
+                                &user.email,
+                                now(),
+                                Some(&proof),
+                            )
+                            .await
+                        }
+                        Err(e) => Err(e),
+                    };
+            }
+            match started {
                 Ok(setup) => {
                     writeln!(
                         out,
@@ -283,18 +304,50 @@ async fn confirm(
     out: &mut dyn Write,
 ) -> Result<i32, BoxError> {
     match twofa::finish_enrollment(tf, user, code).await {
-        Ok((codes, _)) => {
+        Ok(c) => {
             writeln!(
                 out,
                 "two-factor authentication is on. Recovery codes (shown once, each works once):"
             )?;
-            for c in codes {
+            for c in c.codes {
                 writeln!(out, "  {c}")?;
             }
             Ok(0)
         }
         Err(e) => refused(out, &e),
     }
+}
+
+/// A login with the code mailed to `who` (read from the input): the proof that the set-up
+/// under a mailed-code policy needs.
+async fn mailed_code_proof(
+    tf: &twofa::Service,
+    who: &twofactor::Principal,
+    name: &str,
+    input: &mut Input<'_>,
+    out: &mut dyn Write,
+) -> Result<Result<twofactor::SecondFactorProof, twofa::UiError>, BoxError> {
+    let ctx = twofa::context(None, "terminal");
+    let half = match twofa::start_login(tf, who, None, &ctx).await {
+        Ok((Next::Second(half), _)) if half.step() == Step::Mailed => half,
+        Ok(_) => {
+            return Ok(Err(twofa::UiError {
+                status: 403,
+                retry_after: None,
+                message: "a login with a mailed code is required first, and none was mailed".into(),
+                second_factor_required: true,
+            }));
+        }
+        Err(e) => return Ok(Err(e)),
+    };
+    writeln!(
+        out,
+        "a login code was mailed first (see: cli outbox {name})"
+    )?;
+    let code = input.required(out, "Mailed code")?;
+    Ok(twofa::finish_login(tf, &half, &code, None, &ctx)
+        .await
+        .map(|g| g.proof))
 }
 
 fn refused(out: &mut dyn Write, e: &twofa::UiError) -> Result<i32, BoxError> {

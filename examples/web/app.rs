@@ -17,7 +17,7 @@ use sqlx::{Row, SqlitePool};
 use subtle::ConstantTimeEq;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
-use twofactor::{Clock, Principal, UserId};
+use twofactor::{Clock, Principal, SecondFactorProof, UserId};
 
 use crate::pages::{self, esc};
 use crate::twofa::{self, DemoClock, HalfLogin, Next, PolicyConfig, Scope, Service, Step};
@@ -285,7 +285,13 @@ type R = Result<Response, AppError>;
 
 const USER: &str = "user";
 const PASSWORD_AT: &str = "password_at";
+/// The half-done login: the library's sealed ticket string (`HalfLogin::ticket`).
 const PENDING: &str = "pending";
+/// The proof of the second factor of this session's login (or of its last confirmed set-up):
+/// the sealed string of a `SecondFactorProof`.
+const PROOF: &str = "proof";
+/// The ticket of the login whose forced set-up page showed a key (a reload shows it again).
+const SETUP_SHOWN: &str = "setup_shown";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
 
@@ -512,14 +518,14 @@ async fn login(
     session.remove::<String>(USER).await?;
     let ctx = twofa::context(Some(peer.ip()), &user_agent(&headers));
     let cookies = cookie_header(&headers);
-    let device = twofa::device_token(&cookies, &user.principal.user);
+    let device = twofa::device_token(&app.tf, &cookies, &user.principal.user);
     let (next, forget) = match twofa::start_login(&app.tf, &user.principal, device, &ctx).await {
         Ok(b) => b,
         Err(e) => return problem_page(&session, "Log in", &e, &pages::login()).await,
     };
     let mut response = match next {
         Next::LoggedIn(note) => {
-            log_in(&session, &user.principal.user, now).await?;
+            log_in(&session, &user.principal.user, now, None).await?;
             if let Some(n) = note {
                 flash(&session, n).await?;
             }
@@ -538,13 +544,14 @@ async fn login(
                 }
                 Step::Enroll => "/login/setup",
             };
-            session.insert(PENDING, half).await?;
+            // The session id was cycled above, before the ticket is stored (fixation).
+            session.insert(PENDING, half.ticket()).await?;
             to(path)?
         }
     };
     // A device cookie that did not let the user skip the code is stale: delete it.
     if device.is_some() && forget {
-        let del = twofa::forget_device_cookie(&user.principal.user);
+        let del = twofa::forget_device_cookie(&app.tf, &user.principal.user);
         response
             .headers_mut()
             .append(header::SET_COOKIE, HeaderValue::from_str(&del)?);
@@ -552,12 +559,40 @@ async fn login(
     Ok(response)
 }
 
-async fn log_in(session: &Session, user: &UserId, password_at: u64) -> Result<(), AppError> {
+/// Logs the session in: a new session id (fixation), the half-done login dropped, the user,
+/// the time of the password check and the proof of the second factor (if one was asked) kept.
+async fn log_in(
+    session: &Session,
+    user: &UserId,
+    password_at: u64,
+    proof: Option<&SecondFactorProof>,
+) -> Result<(), AppError> {
     session.cycle_id().await?;
-    session.remove::<HalfLogin>(PENDING).await?;
+    session.remove::<String>(PENDING).await?;
+    session.remove::<String>(SETUP_SHOWN).await?;
     session.insert(USER, user.as_str()).await?;
     session.insert(PASSWORD_AT, password_at).await?;
+    keep_proof(session, proof).await
+}
+
+/// Keeps (or, with `None`, forgets) the session's proof of a second factor.
+async fn keep_proof(session: &Session, proof: Option<&SecondFactorProof>) -> Result<(), AppError> {
+    match proof {
+        Some(p) => session.insert(PROOF, p.as_str()).await?,
+        None => {
+            session.remove::<String>(PROOF).await?;
+        }
+    }
     Ok(())
+}
+
+/// The session's proof of a second factor, if it has one (the library checks its age).
+async fn session_proof(session: &Session) -> Result<Option<SecondFactorProof>, AppError> {
+    Ok(session
+        .get::<String>(PROOF)
+        .await?
+        .as_deref()
+        .and_then(twofa::proof_from))
 }
 
 /// The session's half-done login if it is still live and waits for a step `wanted` accepts.
@@ -566,11 +601,17 @@ async fn pending(
     session: &Session,
     wanted: fn(Step) -> bool,
 ) -> Result<Option<(HalfLogin, User)>, AppError> {
-    let Some(p) = session.get::<HalfLogin>(PENDING).await? else {
+    let Some(p) = session
+        .get::<String>(PENDING)
+        .await?
+        .as_deref()
+        .and_then(HalfLogin::from_ticket)
+    else {
+        session.remove::<String>(PENDING).await?;
         return Ok(None);
     };
     if !p.is_live(app.clock.now()) || !wanted(p.step()) {
-        session.remove::<HalfLogin>(PENDING).await?;
+        session.remove::<String>(PENDING).await?;
         return Ok(None);
     }
     Ok(load_user(app, p.0.user().as_str()).await?.map(|u| (p, u)))
@@ -614,13 +655,19 @@ async fn code(
     let remember = (f.get("remember") == "on").then_some(label.as_str());
     match twofa::finish_login(&app.tf, &p, f.get("code"), remember, &ctx).await {
         Ok(granted) => {
-            log_in(&session, &user.principal.user, p.password_at()).await?;
+            log_in(
+                &session,
+                &user.principal.user,
+                p.password_at(),
+                Some(&granted.proof),
+            )
+            .await?;
             if let Some(n) = granted.note {
                 flash(&session, n).await?;
             }
             let mut r = to("/account")?;
             if let Some(t) = granted.device {
-                let c = twofa::set_device_cookie(&user.principal.user, &t);
+                let c = twofa::set_device_cookie(&app.tf, &user.principal.user, &t);
                 r.headers_mut()
                     .append(header::SET_COOKIE, HeaderValue::from_str(&c)?);
             }
@@ -652,7 +699,6 @@ async fn resend(
     let ctx = twofa::context(Some(peer.ip()), &user_agent(&headers));
     match twofa::resend(&app.tf, &half, &ctx).await {
         Ok(()) => {
-            session.insert(PENDING, half).await?;
             flash(&session, "A new code was mailed.").await?;
         }
         Err(e) => flash(&session, e.message).await?,
@@ -668,12 +714,15 @@ async fn forced_setup(
     let Some((p, user)) = pending(&app, &session, |s| s == Step::Enroll).await? else {
         return to("/login");
     };
-    // A key is already waiting (an administrator mailed one, or this page was shown before):
-    // ask for its code instead of replacing it, unless the user starts over.
+    // A key is already waiting. If this page showed it to this login, show it again: the
+    // library resumes the set-up (same key, same expiry), so the QR code already scanned keeps
+    // working. Otherwise (an administrator mailed one, or another login started it) ask for
+    // its code instead of replacing it, unless the user starts over.
     let waiting = twofa::status(&app.tf, &user.principal.user)
         .await
         .is_ok_and(|s| s.pending);
-    if waiting && !q.contains_key("new") {
+    let shown_here = session.get::<String>(SETUP_SHOWN).await?.as_deref() == Some(p.ticket());
+    if waiting && !shown_here && !q.contains_key("new") {
         return page(
             &session,
             "Set up two-factor authentication",
@@ -681,10 +730,15 @@ async fn forced_setup(
         )
         .await;
     }
-    // The pending login supplies what enrollment needs: the principal the policy saw and
-    // the time of the password check.
-    match twofa::start_enrollment(&app.tf, p.0.principal(), &user.email, p.password_at()).await {
+    if waiting && q.contains_key("new") {
+        // Starting over: the library would resume the waiting set-up, so drop it first.
+        let _ = twofa::cancel_enrollment(&app.tf, &user.principal.user).await;
+    }
+    // The login ticket supplies what enrollment needs: the principal the policy saw and the
+    // time of the password check.
+    match twofa::start_forced_enrollment(&app.tf, &p, &user.email).await {
         Ok(s) => {
+            session.insert(SETUP_SHOWN, p.ticket()).await?;
             secret_page(
                 &session,
                 "Set up two-factor authentication",
@@ -705,17 +759,23 @@ async fn forced_confirm(
     let Some((p, user)) = pending(&app, &session, |s| s == Step::Enroll).await? else {
         return to("/login");
     };
-    match twofa::finish_enrollment(&app.tf, &user.principal.user, f.get("code")).await {
-        Ok((codes, completed)) => {
-            if completed {
-                log_in(&session, &user.principal.user, p.password_at()).await?;
+    match twofa::finish_forced_enrollment(&app.tf, &p, f.get("code")).await {
+        Ok(c) => {
+            if c.login_completed {
+                log_in(
+                    &session,
+                    &user.principal.user,
+                    p.password_at(),
+                    Some(&c.proof),
+                )
+                .await?;
             } else {
-                session.remove::<HalfLogin>(PENDING).await?;
+                session.remove::<String>(PENDING).await?;
             }
             secret_page(
                 &session,
                 "Recovery codes",
-                &pages::recovery_codes(&codes, completed),
+                &pages::recovery_codes(&c.codes, c.login_completed),
             )
             .await
         }
@@ -775,7 +835,10 @@ async fn enable(
     let Some((user, at)) = step_up(&app, &session, &f).await? else {
         return to("/account");
     };
-    let started = twofa::start_enrollment(&app.tf, &user.principal, &user.email, at).await;
+    // Under a mailed-code policy, the proof of this session's login with the mailed code.
+    let proof = session_proof(&session).await?;
+    let started =
+        twofa::start_enrollment(&app.tf, &user.principal, &user.email, at, proof.as_ref()).await;
     setup_or_back(&session, "Enable two-factor authentication", started).await
 }
 
@@ -803,12 +866,14 @@ async fn rotate(
     let Some((user, at)) = step_up(&app, &session, &f).await? else {
         return to("/account");
     };
+    let proof = session_proof(&session).await?;
     let started = twofa::start_rotation(
         &app.tf,
         &user.principal.user,
         &user.email,
         f.get("code"),
         at,
+        proof.as_ref(),
     )
     .await;
     setup_or_back(&session, "Set up your new phone", started).await
@@ -822,11 +887,13 @@ async fn confirm(
     let f = checked(&session, f).await?;
     let user = logged_in(&app, &session).await?;
     match twofa::finish_enrollment(&app.tf, &user.principal.user, f.get("code")).await {
-        Ok((codes, _)) => {
+        Ok(c) => {
+            // The new authenticator's code is this session's proof from now on.
+            keep_proof(&session, Some(&c.proof)).await?;
             secret_page(
                 &session,
                 "Recovery codes",
-                &pages::recovery_codes(&codes, true),
+                &pages::recovery_codes(&c.codes, true),
             )
             .await
         }
@@ -857,7 +924,16 @@ async fn regenerate(
     let Some((user, at)) = step_up(&app, &session, &f).await? else {
         return to("/account");
     };
-    match twofa::regenerate(&app.tf, &user.principal.user, at).await {
+    let proof = session_proof(&session).await?;
+    match twofa::regenerate(
+        &app.tf,
+        &user.principal.user,
+        at,
+        f.get("code"),
+        proof.as_ref(),
+    )
+    .await
+    {
         Ok(codes) => {
             secret_page(
                 &session,
@@ -882,10 +958,12 @@ async fn disable(
     let Some((user, at)) = step_up(&app, &session, &f).await? else {
         return to("/account");
     };
-    let msg = match twofa::disable(&app.tf, &user.principal.user, at, f.get("code")).await {
-        Ok(()) => "Two-factor authentication is off.".to_string(),
-        Err(e) => e.message,
-    };
+    let proof = session_proof(&session).await?;
+    let msg =
+        match twofa::disable(&app.tf, &user.principal, at, f.get("code"), proof.as_ref()).await {
+            Ok(()) => "Two-factor authentication is off.".to_string(),
+            Err(e) => e.message,
+        };
     flash(&session, msg).await?;
     to("/account")
 }

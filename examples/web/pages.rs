@@ -184,7 +184,8 @@ pub fn account(user: &UserId, s: &Status, now: u64) -> String {
     }
     out += &format!(
         "<section id=tfa-on><h2>Two-factor authentication: on</h2><p id=recovery-left>{} recovery codes left.</p>\
-         <form method=post action=/account/recovery>{h}{pw}<button id=regenerate>New recovery codes</button></form></section>",
+         <form method=post action=/account/recovery>{h}{pw}<label>Code or recovery code (if you logged in more than 10 minutes ago) \
+         <input type=text name=code autocomplete=one-time-code></label><button id=regenerate>New recovery codes</button></form></section>",
         s.recovery_left
     );
     let rows: String = s

@@ -4,14 +4,16 @@
 //! What lives here: the service's type, the run-time policy the administrator page edits, the
 //! outbox `Mailer` and the audit `AuditSink` (both in the demo's SQLite file), the one `match`
 //! from a library error to a status and a message, the half-done login kept in the session
-//! (one struct, [`HalfLogin`]; one function each to begin and finish), and the trusted-device
-//! cookie.
+//! (one struct, [`HalfLogin`], kept as the library's sealed ticket string; one function each to
+//! begin and finish), the second-factor proof kept in the session after login, and the
+//! trusted-device cookie.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+use twofactor::account::Verification;
 use twofactor::account::{DeviceInfo, PendingStep};
 use twofactor::audit::{AuditEvent, AuditSink};
 use twofactor::policy::UnknownTenant;
@@ -19,10 +21,10 @@ use twofactor::policy::{GraceStart, PolicyExt};
 use twofactor::seal::{Keyring, SealedStore};
 use twofactor::vocabulary::FactorKind;
 use twofactor::{
-    Clock, DeviceCookie, EnforcementPolicy, EnrollmentStatus, Error, ErrorKind, Factor,
-    GrantReason, LoginContext, LoginDecision, Mailer, Notice, Optional, PendingLogin, PerTenant,
-    Principal, Reauthenticated, RequiredForAll, RequiredForRoles, Requirement, SqliteStore,
-    TwoFactor, UserId, WhenUnenrolled,
+    Clock, EnforcementPolicy, EnrollmentStatus, Error, ErrorKind, Factor, GrantReason,
+    LoginContext, LoginDecision, Mailer, Notice, Optional, PendingLogin, PerTenant, Principal,
+    Reauthenticated, RequiredForAll, RequiredForRoles, Requirement, SecondFactorProof, ServiceKeys,
+    SqliteStore, TwoFactor, UserId, WhenUnenrolled,
 };
 
 /// The demo's 2FA service: sealed secrets in SQLite, the outbox, the live policy.
@@ -42,16 +44,19 @@ pub fn service(
     clock: Arc<DemoClock>,
 ) -> Result<Service, Box<dyn std::error::Error + Send + Sync>> {
     let keyring = Keyring::new("demo-1", key)?;
-    // Recovery and mailed codes are stored as HMACs under a key derived from the sealing
-    // keyring: a copy of the table alone does not let anyone test guesses offline.
-    let code_key = keyring.code_key();
+    // Every other key comes from the same demo secret (HKDF, one label per purpose): recovery
+    // and mailed codes are stored as HMACs (a copy of the table alone does not let anyone
+    // test guesses offline), login tickets and second-factor proofs are sealed, and
+    // trusted-device cookies get keyed names. Codes hashed by earlier versions of the demo
+    // (under the keyring's code key) still check until they are regenerated.
+    let keys = ServiceKeys::derive(key)?.with_old_code_key(keyring.code_key());
     let store = SealedStore::new(SqliteStore::from_pool(pool.clone()), keyring);
     Ok(TwoFactor::builder(store)
         .mailer(Outbox { pool: pool.clone() })
+        .keys(keys)
         .policy(policy)
         .clock(clock)
         .audit(AuditLog::new(pool))
-        .code_key(code_key)
         .build())
 }
 
@@ -354,6 +359,9 @@ pub struct UiError {
     pub retry_after: Option<u64>,
     /// For the page.
     pub message: String,
+    /// The call needs a fresh second factor first (`Error::SecondFactorRequired`): under a
+    /// mailed-code policy, a login with the mailed code.
+    pub second_factor_required: bool,
 }
 
 /// Maps a library error: the one `match`, on `Error::kind()`.
@@ -367,6 +375,9 @@ pub fn ui_error(tf: &Service, e: &Error) -> UiError {
         ),
         ErrorKind::MalformedInput => {
             "That is not a code: enter the 6 digits from your app, or a recovery code.".into()
+        }
+        ErrorKind::NotAllowedNow if matches!(e, Error::RequiredByPolicy) => {
+            format!("Not possible: {e}; it cannot be turned off.")
         }
         ErrorKind::NotAllowedNow => format!(
             "Not yet: {e}. Log in again (with the code we mail you, if asked), then try again."
@@ -382,6 +393,7 @@ pub fn ui_error(tf: &Service, e: &Error) -> UiError {
         status: e.http_status(),
         retry_after: e.retry_after(now),
         message,
+        second_factor_required: matches!(e, Error::SecondFactorRequired),
     }
 }
 
@@ -398,6 +410,7 @@ fn not_a_code() -> UiError {
         status: 400,
         retry_after: None,
         message: "That is not a code: enter the 6 digits from your app, or a recovery code.".into(),
+        second_factor_required: false,
     }
 }
 
@@ -419,14 +432,25 @@ pub enum Step {
 }
 
 /// What the demo keeps in the session between the password and the second step: the
-/// library's [`PendingLogin`] (who, the roles and tenant the policy saw, when the password was
-/// checked, the deadline, what it accepts). The library enforces the deadline and the binding
-/// in `finish_login`; the demo only reads it to pick the page.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
+/// library's login ticket ([`PendingLogin`]: who, the roles and tenant the policy saw, when the
+/// password was checked, the deadline, what it accepts), stored as its sealed string
+/// ([`ticket`](Self::ticket)). The library checks the seal, the deadline, single use and
+/// revocation in every call that takes it; the demo only reads its claims to pick the page.
+/// The session id is cycled when the ticket is stored and again when the login completes.
+#[derive(Debug, Clone)]
 pub struct HalfLogin(pub PendingLogin);
 
 impl HalfLogin {
+    /// The sealed ticket string to keep in the session.
+    pub fn ticket(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The ticket read back from the session (its form only: the library checks the rest).
+    pub fn from_ticket(ticket: &str) -> Option<Self> {
+        ticket.parse().ok().map(HalfLogin)
+    }
+
     /// What is asked next.
     pub fn step(&self) -> Step {
         match self.0.step() {
@@ -439,7 +463,7 @@ impl HalfLogin {
         }
     }
 
-    /// When the password was checked (the `Reauthenticated` of a forced set-up).
+    /// When the password was checked (the session's password time once the login completes).
     pub fn password_at(&self) -> u64 {
         self.0.password_checked_at()
     }
@@ -499,6 +523,7 @@ pub async fn start_login(
                     status: 500,
                     retry_after: None,
                     message: "Login refused.".into(),
+                    second_factor_required: false,
                 });
             }
         },
@@ -513,6 +538,9 @@ pub struct Granted {
     pub device: Option<twofactor::account::DeviceToken>,
     /// A note for the page (recovery codes left).
     pub note: Option<String>,
+    /// Proof of the factor just verified: keep it in the (new) session for the sensitive
+    /// calls that follow (see [`proof_from`]).
+    pub proof: SecondFactorProof,
 }
 
 /// Checks what was typed at the second step of `half`; `remember` labels a trusted device.
@@ -533,6 +561,7 @@ pub async fn finish_login(
         note: g
             .recovery_codes_left
             .map(|n| format!("Recovery code used: {n} left.")),
+        proof: g.proof,
     })
 }
 
@@ -550,18 +579,45 @@ pub async fn resend(tf: &Service, half: &HalfLogin, ctx: &LoginContext) -> Resul
 /// cookies from `http://127.0.0.1` and `http://localhost`, which it treats as potentially
 /// trustworthy origins. A browser that refuses them (older Safari) just never keeps the
 /// cookie: the code is asked at every login (fail closed), nothing else breaks.
-pub fn device_token<'h>(cookie_header: &'h str, user: &UserId) -> Option<&'h str> {
-    DeviceCookie::new().token_from_header(cookie_header, user)
+/// The names are keyed with the service's cookie key (`tf.device_cookie()`), so they reveal
+/// nothing about the user.
+pub fn device_token<'h>(tf: &Service, cookie_header: &'h str, user: &UserId) -> Option<&'h str> {
+    tf.device_cookie().token_from_header(cookie_header, user)
 }
 
 /// The `Set-Cookie` header value for a trusted-device token just issued to `user`.
-pub fn set_device_cookie(user: &UserId, token: &twofactor::account::DeviceToken) -> String {
-    DeviceCookie::new().set_cookie_header(user, token)
+pub fn set_device_cookie(
+    tf: &Service,
+    user: &UserId,
+    token: &twofactor::account::DeviceToken,
+) -> String {
+    tf.device_cookie().set_cookie_header(user, token)
 }
 
 /// The `Set-Cookie` header value that deletes `user`'s device cookie.
-pub fn forget_device_cookie(user: &UserId) -> String {
-    DeviceCookie::new().removal_header(user)
+pub fn forget_device_cookie(tf: &Service, user: &UserId) -> String {
+    tf.device_cookie().removal_header(user)
+}
+
+// ----- second-factor proofs -----
+
+/// The proof kept in the session (its sealed string), read back. The library checks its seal,
+/// user, age and revocation where it is used.
+pub fn proof_from(token: &str) -> Option<SecondFactorProof> {
+    token.parse().ok()
+}
+
+/// A code typed now if there is one, else the session's proof (a refusal if neither).
+fn verification<'a>(
+    tf: &Service,
+    typed: Option<Factor<'a>>,
+    proof: Option<&'a SecondFactorProof>,
+) -> Result<Verification<'a>, UiError> {
+    match (typed, proof) {
+        (Some(factor), _) => Ok(factor.into()),
+        (None, Some(proof)) => Ok(proof.into()),
+        (None, None) => Err(ui_error(tf, &Error::SecondFactorRequired)),
+    }
 }
 
 // ----- account security -----
@@ -569,37 +625,52 @@ pub fn forget_device_cookie(user: &UserId) -> String {
 /// What the enrollment page shows: the library's provisioning (URI, inline SVG, grouped key).
 pub use twofactor::EnrollmentStarted as Setup;
 
-/// Starts enrollment; `password_at` is when the password was last confirmed. Under a
-/// mailed-code policy an unenrolled user must have logged in with the mailed code in the last
-/// 10 minutes (else `NotAllowedNow`, status 403).
+/// Starts enrollment from the account page (a set-up already waiting is shown again);
+/// `password_at` is when the password was last confirmed. Under a mailed-code policy an
+/// unenrolled user needs `proof`, the session's proof of its login with the mailed code,
+/// younger than 10 minutes (else `NotAllowedNow`, status 403).
 pub async fn start_enrollment(
     tf: &Service,
     who: &Principal,
     account: &str,
     password_at: u64,
+    proof: Option<&SecondFactorProof>,
 ) -> Result<Setup, UiError> {
-    call!(
-        tf,
-        tf.start_enrollment(who, account, Reauthenticated::at(password_at))
-    )
+    let reauth = Reauthenticated::at(password_at);
+    match proof {
+        Some(proof) => call!(
+            tf,
+            tf.start_enrollment_with_proof(who, account, reauth, proof)
+        ),
+        None => call!(tf, tf.start_enrollment(who, account, reauth)),
+    }
 }
 
-/// Starts replacing the authenticator (new phone).
+/// The forced set-up of a login that answered `MustEnroll`: the ticket `half` stands for the
+/// password check. A reload shows the same key again (the library resumes the set-up).
+pub async fn start_forced_enrollment(
+    tf: &Service,
+    half: &HalfLogin,
+    account: &str,
+) -> Result<Setup, UiError> {
+    call!(tf, tf.start_forced_enrollment(&half.0, account))
+}
+
+/// Starts replacing the authenticator (new phone): with the code typed from the current app,
+/// or, if none was typed, the session's proof of a second factor.
 pub async fn start_rotation(
     tf: &Service,
     user: &UserId,
     account: &str,
     current_code: &str,
     password_at: u64,
+    proof: Option<&SecondFactorProof>,
 ) -> Result<Setup, UiError> {
+    let code = current_code.trim();
+    let v = verification(tf, (!code.is_empty()).then_some(Factor::Totp(code)), proof)?;
     call!(
         tf,
-        tf.start_rotation(
-            user,
-            account,
-            current_code.trim(),
-            Reauthenticated::at(password_at)
-        )
+        tf.start_rotation(user, account, v, Reauthenticated::at(password_at))
     )
 }
 
@@ -615,21 +686,49 @@ pub fn terminal_qr(setup: &Setup, ansi: bool) -> String {
         .unwrap_or_default()
 }
 
-/// Confirms enrollment or rotation: the recovery codes (shown once) and whether a waiting
-/// login was completed.
+/// A confirmed set-up.
+pub struct Confirmed {
+    /// The recovery codes (shown once).
+    pub codes: Vec<String>,
+    /// Whether it completed the login waiting for it (forced set-up).
+    pub login_completed: bool,
+    /// Proof of the code just confirmed, for the session.
+    pub proof: SecondFactorProof,
+}
+
+fn confirmed(e: &twofactor::account::Enrolled) -> Confirmed {
+    Confirmed {
+        codes: e
+            .recovery_codes()
+            .expose_secret()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        login_completed: e.login_completed(),
+        proof: e.proof().clone(),
+    }
+}
+
+/// Confirms an enrollment or rotation started from the account page (or a key an
+/// administrator mailed).
 pub async fn finish_enrollment(
     tf: &Service,
     user: &UserId,
     code: &str,
-) -> Result<(Vec<String>, bool), UiError> {
+) -> Result<Confirmed, UiError> {
     let e = call!(tf, tf.finish_enrollment(user, code.trim()))?;
-    let codes = e
-        .recovery_codes()
-        .expose_secret()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    Ok((codes, e.login_completed()))
+    Ok(confirmed(&e))
+}
+
+/// Confirms the forced set-up of the login `half` (also a key an administrator mailed):
+/// completes that login when it is still open.
+pub async fn finish_forced_enrollment(
+    tf: &Service,
+    half: &HalfLogin,
+    code: &str,
+) -> Result<Confirmed, UiError> {
+    let e = call!(tf, tf.finish_forced_enrollment(&half.0, code.trim()))?;
+    Ok(confirmed(&e))
 }
 
 /// Abandons a pending set-up.
@@ -637,31 +736,41 @@ pub async fn cancel_enrollment(tf: &Service, user: &UserId) -> Result<(), UiErro
     call!(tf, tf.cancel_enrollment(user))
 }
 
-/// New recovery codes (shown once).
+/// A code or recovery code typed in a form, if any (`Err` for input that is not a code).
+fn typed(input: &str) -> Result<Option<Factor<'_>>, UiError> {
+    if input.trim().is_empty() {
+        return Ok(None);
+    }
+    Factor::parse(input).map(Some).map_err(|_| not_a_code())
+}
+
+/// New recovery codes (shown once): with a code typed now, or else the session's proof.
 pub async fn regenerate(
     tf: &Service,
     user: &UserId,
     password_at: u64,
+    input: &str,
+    proof: Option<&SecondFactorProof>,
 ) -> Result<Vec<String>, UiError> {
+    let v = verification(tf, typed(input)?, proof)?;
     let c = call!(
         tf,
-        tf.regenerate_recovery_codes(user, Reauthenticated::at(password_at))
+        tf.regenerate_recovery_codes(user, Reauthenticated::at(password_at), v)
     )?;
     Ok(c.expose_secret().into_iter().map(str::to_owned).collect())
 }
 
-/// Turns 2FA off with a code or recovery code.
+/// Turns 2FA off with a code or recovery code typed now, or else the session's proof (refused
+/// where the policy requires 2FA of `who`).
 pub async fn disable(
     tf: &Service,
-    user: &UserId,
+    who: &Principal,
     password_at: u64,
     input: &str,
+    proof: Option<&SecondFactorProof>,
 ) -> Result<(), UiError> {
-    let factor = Factor::parse(input).map_err(|_| not_a_code())?;
-    call!(
-        tf,
-        tf.disable(user, Reauthenticated::at(password_at), factor)
-    )
+    let v = verification(tf, typed(input)?, proof)?;
+    call!(tf, tf.disable(who, Reauthenticated::at(password_at), v))
 }
 
 /// The account page's summary.
