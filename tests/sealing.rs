@@ -514,3 +514,154 @@ fn the_keyrings_service_keys_are_a_direct_derivation_of_its_current_key() {
     );
     assert_eq!(rotated.service_keys().old_code_keys().len(), 3);
 }
+
+/// The row of an enrolled user with its tag removed and 2FA turned off, as a table writer
+/// would write it.
+fn stripped(json: &str, turn_off: bool) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(json).expect("json");
+    v["mac"] = serde_json::Value::Null;
+    if turn_off {
+        v["active"] = serde_json::Value::Null;
+        v["recovery"] = serde_json::Value::Null;
+    }
+    v.to_string()
+}
+
+async fn write_row(inner: &SqliteStore, user: &UserId, json: &str) {
+    sqlx::query("UPDATE twofactor_records SET record = $1 WHERE user_id = $2")
+        .bind(json)
+        .bind(user.as_str())
+        .execute(inner.pool())
+        .await
+        .expect("write the row");
+}
+
+/// The attack: a table writer strips the tag of a tagged row and turns 2FA off while an
+/// operator migrates 0.1.0 rows with `accept_untagged(true)`. Fails on 8b57fda: there the row
+/// loaded (any untagged row did) and the login was granted on the password alone.
+#[tokio::test]
+async fn a_stripped_tag_is_refused_even_while_accepting_untagged_rows() {
+    let alice = Principal::new("alice");
+    let (store, _) = enrolled_on_sqlite(&alice).await;
+    let inner = store.inner().clone();
+    let json = stored_json(&inner, &alice.user).await;
+
+    for turn_off in [true, false] {
+        write_row(&inner, &alice.user, &stripped(&json, turn_off)).await;
+        let migrating = Arc::new(SealedStore::new(inner.clone(), keyring()).accept_untagged(true));
+        let loaded = migrating.load(&alice.user).await;
+        assert!(
+            matches!(loaded, Err(SealedStoreError::Untagged { .. })),
+            "turn_off {turn_off}: {loaded:?}"
+        );
+        let h = Harness::new(migrating, common::flows::optional);
+        let decision = h.tf.start_login(&alice, None, &LoginContext::new()).await;
+        assert!(
+            matches!(decision, Err(Error::Store(_))),
+            "never granted on the password alone: {decision:?}"
+        );
+    }
+    // While adopting a bare store: a row with a sealed secret was written by a sealed store,
+    // so a missing tag was stripped; refused too.
+    write_row(&inner, &alice.user, &stripped(&json, false)).await;
+    let adopting = SealedStore::new(inner.clone(), keyring()).accept_unsealed(true);
+    assert!(matches!(
+        adopting.load(&alice.user).await,
+        Err(SealedStoreError::Untagged { .. })
+    ));
+    // The row as the store wrote it still loads.
+    write_row(&inner, &alice.user, &json).await;
+    assert!(store.load(&alice.user).await.expect("load").is_some());
+}
+
+/// The format-1 shape of a record: only the nine fields 0.1.0 wrote (no `v`, no tag), with no
+/// recovery set and no mailed code (their format-2 shapes differ).
+fn as_format_1(json: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    let mut out = serde_json::Map::new();
+    for field in [
+        "active",
+        "pending",
+        "recovery",
+        "devices",
+        "mailed",
+        "challenge",
+        "login_awaiting_enrollment",
+        "code_checks",
+        "mail_sends",
+    ] {
+        out.insert(field.to_owned(), v[field].clone());
+    }
+    out.insert("recovery".into(), serde_json::Value::Null);
+    out.insert("mailed".into(), serde_json::Value::Null);
+    serde_json::Value::Object(out).to_string()
+}
+
+#[tokio::test]
+async fn format_1_rows_load_untagged_while_migrating_and_are_tagged_by_their_next_save() {
+    let alice = Principal::new("alice");
+    let (store, secret) = enrolled_on_sqlite(&alice).await;
+    let inner = store.inner().clone();
+    let format_1 = as_format_1(&stored_json(&inner, &alice.user).await);
+    assert!(!format_1.contains("\"v\""), "{format_1}");
+    write_row(&inner, &alice.user, &format_1).await;
+
+    assert!(matches!(
+        store.load(&alice.user).await,
+        Err(SealedStoreError::Untagged { .. })
+    ));
+    let migrating = Arc::new(SealedStore::new(inner.clone(), keyring()).accept_untagged(true));
+    let h = Harness::new(migrating, required);
+    login_next_step(&h, &alice, &secret)
+        .await
+        .expect("a format-1 row loads untagged while migrating");
+    // Tagged by that save: the strict store opens it.
+    assert!(store.load(&alice.user).await.expect("tagged").is_some());
+}
+
+#[tokio::test]
+async fn a_bare_stores_rows_are_adopted_through_accept_unsealed_not_accept_untagged() {
+    // Written by a service on the bare store: format 2, secrets in the clear, no tag.
+    let inner = SqliteStore::in_memory().await.expect("sqlite");
+    let bare = Harness::new(Arc::new(inner.clone()), required);
+    let alice = Principal::new("alice");
+    let (secret, _) = bare.enroll(&alice.user).await;
+    // A user with a record but no secret (a throttled, never enrolled user).
+    let bob = UserId::new("bob");
+    let _ = inner
+        .save(&bob, &twofactor::account::TwoFactorRecord::default(), None)
+        .await
+        .expect("save");
+
+    let untagged_only = SealedStore::new(inner.clone(), keyring()).accept_untagged(true);
+    assert!(matches!(
+        untagged_only.load(&alice.user).await,
+        Err(SealedStoreError::Unsealed { .. })
+    ));
+    assert!(matches!(
+        untagged_only.load(&bob).await,
+        Err(SealedStoreError::Untagged { .. })
+    ));
+
+    let adopting = Arc::new(SealedStore::new(inner.clone(), keyring()).accept_unsealed(true));
+    assert!(adopting.load(&bob).await.expect("bare row").is_some());
+    let h = Harness::new(adopting, required);
+    h.clock.advance(60);
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&secret, h.now()))
+        .await
+        .expect("login while adopting");
+    let strict = SealedStore::new(inner.clone(), keyring());
+    assert!(
+        strict
+            .load(&alice.user)
+            .await
+            .expect("sealed and tagged")
+            .is_some()
+    );
+    assert!(
+        !stored_json(&inner, &alice.user)
+            .await
+            .contains(secret.to_base32().as_str())
+    );
+}

@@ -151,7 +151,10 @@ impl UserStore for MemoryStore {
             return Ok(SaveOutcome::Conflict);
         }
         let next = Version(current.map_or(1, |v| v.0.saturating_add(1)));
-        map.insert(user.clone(), (Entry::Record(record.clone()), next));
+        let mut record = record.clone();
+        // Saved rows are in the current format, as an SQL store writes them.
+        record.format_1 = false;
+        map.insert(user.clone(), (Entry::Record(record), next));
         Ok(SaveOutcome::Saved(next))
     }
 }
