@@ -500,6 +500,44 @@ where
     }
 }
 
+/// Lists the users of the wrapped store (nothing to open: ids are not sealed).
+#[cfg(feature = "serde")]
+impl<S, C> crate::store::ListUsers for SealedStore<S, C>
+where
+    S: crate::store::ListUsers,
+    C: SecretCipher,
+{
+    async fn list_users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserId>, Self::Error> {
+        self.inner
+            .list_users(after, limit)
+            .await
+            .map_err(SealedStoreError::Store)
+    }
+}
+
+impl<C: SecretCipher + ?Sized> SecretCipher for &C {
+    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedSecret, SealError> {
+        (**self).seal(plaintext, associated_data)
+    }
+    fn open(
+        &self,
+        sealed: &SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError> {
+        (**self).open(sealed, associated_data)
+    }
+    fn tag_record(&self, message: &[u8]) -> Result<RecordTag, SealError> {
+        (**self).tag_record(message)
+    }
+    fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError> {
+        (**self).verify_record(tag, message)
+    }
+}
+
 #[cfg(feature = "seal")]
 mod keyring;
 #[cfg(feature = "seal")]
