@@ -55,7 +55,9 @@
 //!
 //! Key rotation: build the keyring with the new key as current and the old ones added with
 //! [`Keyring::with_old_key`]; records open with whichever key sealed them and are sealed with
-//! the current key on their next save.
+//! the current key on their next save. [`reseal`] rewrites every record of a store under the
+//! current key at once, after which the old key can be dropped from the ring (at once if it
+//! leaked: while it is in the ring, whoever holds it can forge records the ring accepts).
 // Without `serde` there is no canonical record encoding to authenticate, so `SealedStore`
 // implements `UserStore` only with it; the helpers below are then unused.
 #![cfg_attr(not(feature = "serde"), allow(dead_code, unused_imports))]
@@ -542,6 +544,10 @@ impl<C: SecretCipher + ?Sized> SecretCipher for &C {
 mod keyring;
 #[cfg(feature = "seal")]
 pub use keyring::Keyring;
+#[cfg(all(feature = "seal", feature = "serde"))]
+mod reseal;
+#[cfg(all(feature = "seal", feature = "serde"))]
+pub use reseal::{ResealFailure, ResealInterrupted, ResealOptions, ResealReport, reseal};
 
 #[cfg(all(test, feature = "serde"))]
 mod tests {
