@@ -603,7 +603,7 @@ async fn records_in_the_forms_before_subkeys_are_rewritten_under_the_same_key() 
     );
     assert_eq!(
         report.old_code_hashes,
-        [lena.clone()],
+        [lena],
         "its recovery codes are under the legacy code key"
     );
     let again = reseal(&inner, &ring, &ResealOptions::new())

@@ -48,13 +48,12 @@ fn option(args: &[String], name: &str) -> Option<String> {
 /// Runs `reseal ARGS` on the database `db`; returns the exit code (0 every record is under
 /// the new key, 1 some could not be re-sealed, 2 usage).
 pub async fn run(db: &Path, args: &[String], out: &mut dyn Write) -> Result<i32, BoxError> {
+    // The positional arguments: neither a flag nor the value of `--old-id` / `--new-id`.
+    let is_value = |i: usize| i > 0 && matches!(args[i - 1].as_str(), "--old-id" | "--new-id");
     let files: Vec<&String> = args
         .iter()
         .enumerate()
-        .filter(|(i, a)| {
-            !a.starts_with("--")
-                && !(*i > 0 && matches!(args[i - 1].as_str(), "--old-id" | "--new-id"))
-        })
+        .filter(|(i, a)| !a.starts_with("--") && !is_value(*i))
         .map(|(_, a)| a)
         .collect();
     let [old_file, new_file] = files.as_slice() else {
