@@ -75,7 +75,8 @@ const MAX_KEY_ID: usize = 64;
 /// own (a ciphertext and a tag only name the ring key), so they are recognised by trying:
 /// `open` tries the secret-encryption subkey, then the raw key; `verify_record` the
 /// record-MAC subkey, then the legacy MAC key. A wrong key fails cleanly in both (the AEAD
-/// tag and the MAC do not verify; a forgery passes either with probability 2^-128 at most), so
+/// tag and the MAC do not verify: passing the second try means forging Poly1305 or
+/// HMAC-SHA-256 under a key of its own, no easier than the first), so
 /// the second try accepts only what that key really made. A new record opens on the first
 /// try. Code digests name their key by id, so [`service_keys`](Self::service_keys) simply
 /// lists the legacy code keys as old ones. Nothing is ever written in a legacy form: the next
