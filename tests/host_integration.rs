@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use common::{conformance, flows};
-use twofactor::account::{Factor, FactorKind, GrantReason, LoginContext, LoginDecision};
+use twofactor::account::{
+    Factor, FactorKind, GrantReason, LoginContext, LoginDecision, ServiceKeys,
+};
 use twofactor::cookie::DeviceCookie;
 use twofactor::mail::{DynMailer, NoMailer};
 use twofactor::policy::{NoTrustedDevices, Optional, RequiredForAll, WhenUnenrolled};
@@ -126,7 +128,7 @@ async fn full_host_flow(store_kind: &str) {
     let token = granted.device_token.as_ref().expect("a device token");
 
     // The cookie the browser stores, and sends back.
-    let cookies = DeviceCookie::new();
+    let cookies = DeviceCookie::new(ServiceKeys::ephemeral().unwrap().cookie_key());
     let set_cookie = cookies.set_cookie_header(&alice.user, token);
     let ttl = Settings::default().trusted_device_ttl();
     assert_eq!(
@@ -370,7 +372,7 @@ async fn another_users_token_says_forget_the_cookie() {
     assert!(matches!(decision, LoginDecision::Challenge { .. }));
     assert!(decision.forget_device_cookie());
     // Two accounts on one browser keep a cookie each.
-    let cookies = DeviceCookie::new();
+    let cookies = DeviceCookie::new(ServiceKeys::ephemeral().unwrap().cookie_key());
     assert_ne!(
         cookies.name_for(&bob),
         cookies.name_for(&UserId::new("alice"))
@@ -406,7 +408,7 @@ async fn a_garbage_token_says_forget_the_cookie() {
     );
     // The cookie parser never hands garbage over: the host passes None, and the decision
     // still says forget.
-    let cookies = DeviceCookie::new();
+    let cookies = DeviceCookie::new(ServiceKeys::ephemeral().unwrap().cookie_key());
     let alice = UserId::new("alice");
     let header = format!("{}=zzz", cookies.name_for(&alice));
     assert_eq!(cookies.token_from_header(&header, &alice), None);
