@@ -271,6 +271,9 @@
 
 pub mod account;
 pub mod audit;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 pub mod clock;
 pub mod cookie;
 pub mod mail;
