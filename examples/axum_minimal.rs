@@ -85,6 +85,8 @@ pub fn app(sessions: MemoryStore) -> Result<Router, Box<dyn std::error::Error>> 
     // One server secret (`openssl rand -base64 32`) keys login tickets, proofs, code hashes
     // and cookie names; without it, a random one for this run (the store is in memory too).
     // Required for everyone: set-up at the first login. Mail goes to an in-memory outbox.
+    // Audit events go through `tracing` (to standard error while no subscriber is installed):
+    // choose their destination with `.audit(..)`.
     // --- 2FA begin ---
     let secret = std::env::var("TWOFACTOR_SECRET").ok();
     let keys = secret.map_or_else(ServiceKeys::ephemeral, |s| ServiceKeys::derive(s.as_ref()))?;

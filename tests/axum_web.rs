@@ -158,6 +158,11 @@ impl Browser {
     }
 
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        self.post_from("http://127.0.0.1", path, fields).await
+    }
+
+    /// A POST from a page of `origin` (the browser's `Origin` header).
+    async fn post_from(&mut self, origin: &str, path: &str, fields: &[(&str, &str)]) -> Answer {
         let body = fields
             .iter()
             .map(|(k, v)| {
@@ -171,7 +176,7 @@ impl Browser {
             .join("&");
         let req = Request::post(path)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ORIGIN, "http://127.0.0.1")
+            .header(header::ORIGIN, origin)
             .body(Body::from(body))
             .expect("request");
         self.send(req, None).await
@@ -201,9 +206,14 @@ impl Phone {
     fn code(&mut self) -> String {
         let now = twofactor::clock::SystemClock.now();
         let step = (now / 30).max(self.last_step.map_or(0, |s| s + 1));
-        assert!(step <= now / 30 + 1, "this test uses two codes per 30 s at most");
+        assert!(
+            step <= now / 30 + 1,
+            "this test uses two codes per 30 s at most"
+        );
         self.last_step = Some(step);
-        Totp::default().generate(&self.secret, step * 30).to_string()
+        Totp::default()
+            .generate(&self.secret, step * 30)
+            .to_string()
     }
 }
 
@@ -214,7 +224,10 @@ fn example_app(sessions: &MemoryStore) -> Router {
 /// Logs alice in for the first time: forced set-up. Returns her phone and recovery codes.
 async fn first_login(b: &mut Browser) -> (Phone, Vec<String>) {
     let r = b.login("alice", "correct horse").await;
-    assert_eq!((r.status, r.location.as_str()), (StatusCode::SEE_OTHER, "/2fa/setup"));
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (StatusCode::SEE_OTHER, "/2fa/setup")
+    );
     let page = b.get("/2fa/setup").await;
     assert_eq!(page.status, StatusCode::OK);
     let key = page
@@ -264,14 +277,20 @@ async fn the_session_id_changes_at_every_privilege_change() -> TestResult {
 
     // A visitor has a session before the password: the guard keeps where to come back.
     let r = b.get("/settings").await;
-    assert_eq!((r.status, r.location.as_str()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     let visitor = b.session_id();
 
     // 1. The password is right: the login ticket is stored under a new id.
     let r = b.login("alice", "correct horse").await;
     assert_eq!(r.location, "/2fa/setup");
     let ticket_session = b.session_id();
-    assert_ne!(ticket_session, visitor, "the id changes when the ticket is stored");
+    assert_ne!(
+        ticket_session, visitor,
+        "the id changes when the ticket is stored"
+    );
     let data = session_data(&store, &ticket_session).await;
     assert!(data.contains_key("twofactor.ticket"));
     assert_eq!(data.get("twofactor.next"), Some(&"/settings".into()));
@@ -280,7 +299,10 @@ async fn the_session_id_changes_at_every_privilege_change() -> TestResult {
         "the old record is gone"
     );
     let old = b.get_as("/2fa/setup", &visitor).await;
-    assert_eq!(old.location, "/login", "the visitor's id does not reach the set-up");
+    assert_eq!(
+        old.location, "/login",
+        "the visitor's id does not reach the set-up"
+    );
 
     // 2. Forced set-up completes the login: another new id.
     let page = b.get("/2fa/setup").await;
@@ -294,14 +316,23 @@ async fn the_session_id_changes_at_every_privilege_change() -> TestResult {
         .await;
     assert_eq!(done.status, StatusCode::OK);
     let recovery = done.recovery_codes();
-    assert!(done.body.contains("id=continue href=\"/settings\""), "back to the page asked for");
+    assert!(
+        done.body.contains("id=continue href=\"/settings\""),
+        "back to the page asked for"
+    );
     let logged_in = b.session_id();
-    assert_ne!(logged_in, ticket_session, "the id changes when the login completes");
+    assert_ne!(
+        logged_in, ticket_session,
+        "the id changes when the login completes"
+    );
     assert_eq!(b.get("/").await.status, StatusCode::OK);
     let old = b.get_as("/", &ticket_session).await;
     assert_eq!(old.location, "/login", "the ticket's id is not logged in");
     let old = b.get_as("/2fa/setup", &ticket_session).await;
-    assert_eq!(old.location, "/login", "nor does it hold the ticket any more");
+    assert_eq!(
+        old.location, "/login",
+        "nor does it hold the ticket any more"
+    );
 
     // 3. A second-step login: ticket (new id), code (new id), each old id dead.
     b.post("/logout", &[]).await;
@@ -314,12 +345,22 @@ async fn the_session_id_changes_at_every_privilege_change() -> TestResult {
     let r = b
         .post(
             "/2fa",
-            &[("csrf", &page.csrf()), ("code", &phone.code()), ("remember", "on")],
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &phone.code()),
+                ("remember", "on"),
+            ],
         )
         .await;
-    assert_eq!((r.status, r.location.as_str()), (StatusCode::SEE_OTHER, "/"));
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (StatusCode::SEE_OTHER, "/")
+    );
     let after_code = b.session_id();
-    assert_ne!(after_code, ticket_session, "the id changes when the code completes the login");
+    assert_ne!(
+        after_code, ticket_session,
+        "the id changes when the code completes the login"
+    );
     assert_eq!(b.get_as("/", &ticket_session).await.location, "/login");
     let device = b
         .jar
@@ -328,7 +369,10 @@ async fn the_session_id_changes_at_every_privilege_change() -> TestResult {
         .cloned()
         .expect("the trusted-device cookie");
     let set_cookie = r.header("set-cookie").unwrap_or_default();
-    assert!(set_cookie.contains("Secure") && set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(
+        set_cookie.contains("Secure") && set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
 
     // 4. The remembered device logs in without a code (and without a proof); the step-up
     // guard then asks for one, and proving it cycles the id again.
@@ -344,7 +388,11 @@ async fn the_session_id_changes_at_every_privilege_change() -> TestResult {
     let r = b
         .post(
             "/2fa/step-up",
-            &[("csrf", &page.csrf()), ("code", &recovery[0]), ("next", "/settings")],
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &recovery[0]),
+                ("next", "/settings"),
+            ],
         )
         .await;
     assert_eq!(r.location, "/settings");
@@ -396,7 +444,10 @@ async fn a_post_without_the_csrf_token_is_refused_and_changes_nothing() -> TestR
     }
     let account = b.get("/2fa/account").await;
     assert!(account.body.contains("id=tfa-on"), "still on");
-    assert!(account.body.contains("10 recovery codes left"), "the same codes");
+    assert!(
+        account.body.contains("10 recovery codes left"),
+        "the same codes"
+    );
     assert_eq!(b.get("/").await.status, StatusCode::OK, "still logged in");
     Ok(())
 }
@@ -482,7 +533,11 @@ async fn an_edited_or_foreign_ticket_and_a_forged_proof_are_refused() -> TestRes
     let forged = other
         .verify_second_factor(
             &"alice".into(),
-            twofactor::Factor::Totp(&Totp::default().generate(&other_secret, now + 30).to_string()),
+            twofactor::Factor::Totp(
+                &Totp::default()
+                    .generate(&other_secret, now + 30)
+                    .to_string(),
+            ),
             &LoginContext::new(),
         )
         .await?;
@@ -493,12 +548,22 @@ async fn an_edited_or_foreign_ticket_and_a_forged_proof_are_refused() -> TestRes
     let r = b
         .post("/2fa", &[("csrf", &page.csrf()), ("code", &recovery[0])])
         .await;
-    assert_eq!(r.location, "/2fa/account", "a recovery code leads to the account page");
+    assert_eq!(
+        r.location, "/2fa/account",
+        "a recovery code leads to the account page"
+    );
     let sid = b.session_id();
-    assert_eq!(b.get("/settings").await.status, StatusCode::OK, "the real proof passes");
+    assert_eq!(
+        b.get("/settings").await.status,
+        StatusCode::OK,
+        "the real proof passes"
+    );
     set_session_value(&store, &sid, "twofactor.proof", forged.as_str()).await;
     let r = b.get("/settings").await;
-    assert_eq!(r.location, "/2fa/step-up?next=%2Fsettings", "the forged proof is refused");
+    assert_eq!(
+        r.location, "/2fa/step-up?next=%2Fsettings",
+        "the forged proof is refused"
+    );
     set_session_value(&store, &sid, "twofactor.proof", forged.as_str()).await;
     let account = b.get("/2fa/account").await;
     assert!(
@@ -508,13 +573,22 @@ async fn an_edited_or_foreign_ticket_and_a_forged_proof_are_refused() -> TestRes
     let r = b
         .post("/2fa/account/recovery-codes", &[("csrf", &account.csrf())])
         .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "the call checks the seal: {}", r.body);
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the call checks the seal: {}",
+        r.body
+    );
     assert!(r.body.contains("no longer valid"));
     // An edited real proof is refused too.
     let page = b.get("/2fa/step-up?next=/settings").await;
     b.post(
         "/2fa/step-up",
-        &[("csrf", &page.csrf()), ("code", &recovery[1]), ("next", "/settings")],
+        &[
+            ("csrf", &page.csrf()),
+            ("code", &recovery[1]),
+            ("next", "/settings"),
+        ],
     )
     .await;
     let sid = b.session_id();
@@ -524,7 +598,10 @@ async fn an_edited_or_foreign_ticket_and_a_forged_proof_are_refused() -> TestRes
         .to_owned();
     assert_eq!(b.get("/settings").await.status, StatusCode::OK);
     set_session_value(&store, &sid, "twofactor.proof", &edit_token(&real, 30)).await;
-    assert_eq!(b.get("/settings").await.location, "/2fa/step-up?next=%2Fsettings");
+    assert_eq!(
+        b.get("/settings").await.location,
+        "/2fa/step-up?next=%2Fsettings"
+    );
     Ok(())
 }
 
@@ -540,10 +617,16 @@ async fn no_store_on_secret_pages_and_no_open_redirect() -> TestResult {
     // A reload resumes the set-up: the same key.
     let again = b.get("/2fa/setup").await;
     let key = setup.between("id=manual-key class=key>", "<").expect("key");
-    assert_eq!(again.between("id=manual-key class=key>", "<"), Some(key.clone()));
+    assert_eq!(
+        again.between("id=manual-key class=key>", "<"),
+        Some(key.clone())
+    );
     let mut phone = Phone::from_key(&key);
     let codes = b
-        .post("/2fa/setup", &[("csrf", &again.csrf()), ("code", &phone.code())])
+        .post(
+            "/2fa/setup",
+            &[("csrf", &again.csrf()), ("code", &phone.code())],
+        )
         .await;
     assert_eq!(codes.header("cache-control"), Some("no-store"));
     assert_eq!(codes.recovery_codes().len(), 10);
@@ -568,10 +651,17 @@ async fn no_store_on_secret_pages_and_no_open_redirect() -> TestResult {
     let r = b
         .post(
             "/2fa/step-up",
-            &[("csrf", &page.csrf()), ("code", &phone.code()), ("next", "//evil.example")],
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &phone.code()),
+                ("next", "//evil.example"),
+            ],
         )
         .await;
-    assert_eq!(r.location, "/2fa/account", "a bad next falls back to the account page");
+    assert_eq!(
+        r.location, "/2fa/account",
+        "a bad next falls back to the account page"
+    );
     Ok(())
 }
 
@@ -582,8 +672,14 @@ async fn the_account_page_makes_codes_revokes_devices_and_refuses_a_required_dis
     let mut b = Browser::new(example_app(&store));
     let (_phone, recovery) = first_login(&mut b).await;
     let account = b.get("/2fa/account").await;
-    assert!(account.body.contains("Your organisation requires it"), "status_for: required");
-    assert!(!account.body.contains("id=disable"), "no turning off where it is required");
+    assert!(
+        account.body.contains("Your organisation requires it"),
+        "status_for: required"
+    );
+    assert!(
+        !account.body.contains("id=disable"),
+        "no turning off where it is required"
+    );
     // The proof from set-up is fresh: new recovery codes without typing a code.
     let codes = b
         .post("/2fa/account/recovery-codes", &[("csrf", &account.csrf())])
@@ -608,7 +704,11 @@ async fn the_account_page_makes_codes_revokes_devices_and_refuses_a_required_dis
     let page = b.get("/2fa").await;
     b.post(
         "/2fa",
-        &[("csrf", &page.csrf()), ("code", &fresh[0]), ("remember", "on")],
+        &[
+            ("csrf", &page.csrf()),
+            ("code", &fresh[0]),
+            ("remember", "on"),
+        ],
     )
     .await;
     let account = b.get("/2fa/account").await;
@@ -632,9 +732,88 @@ async fn the_account_page_makes_codes_revokes_devices_and_refuses_a_required_dis
     let r = b.login("alice", "correct horse").await;
     assert_eq!(r.location, "/2fa");
     assert!(
-        r.header("set-cookie").is_some_and(|c| c.contains("Max-Age=0")),
+        r.header("set-cookie")
+            .is_some_and(|c| c.contains("Max-Age=0")),
         "the refused device cookie is deleted"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_trusted_device_where_the_browser_would_drop_its_cookie() -> TestResult {
+    let store = MemoryStore::default();
+    let mut b = Browser::new(example_app(&store));
+    let (mut phone, recovery) = first_login(&mut b).await;
+    b.post("/logout", &[]).await;
+    // Plain HTTP on a name that is not loopback: a `Secure` (`__Host-`) cookie would be
+    // dropped by the browser, so none is made, and the user is told.
+    b.login("alice", "correct horse").await;
+    let page = b.get("/2fa").await;
+    let r = b
+        .post_from(
+            "http://intranet.example:3000",
+            "/2fa",
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &recovery[0]),
+                ("remember", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.location, "/2fa/account",
+        "a recovery code leads to the account page"
+    );
+    assert!(
+        !b.jar.keys().any(|k| k.starts_with("__Host-")),
+        "no device cookie"
+    );
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account.body.contains("This device was not remembered"),
+        "{}",
+        account.body
+    );
+    assert!(
+        account.body.contains("No device skips the code"),
+        "nothing stored either"
+    );
+    b.post("/logout", &[]).await;
+    // With a code from the app (no recovery notice), a page says it before going on to the
+    // host's page, which would not.
+    b.login("alice", "correct horse").await;
+    let page = b.get("/2fa").await;
+    let r = b
+        .post_from(
+            "http://192.0.2.7",
+            "/2fa",
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &phone.code()),
+                ("remember", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("This device was not remembered"));
+    assert!(r.body.contains("id=next href=\"/\""), "{}", r.body);
+    assert!(!b.jar.keys().any(|k| k.starts_with("__Host-")));
+    assert_eq!(b.get("/").await.status, StatusCode::OK, "logged in");
+    // Over HTTPS (or on a loopback name) the device is remembered.
+    b.post("/logout", &[]).await;
+    b.login("alice", "correct horse").await;
+    let page = b.get("/2fa").await;
+    b.post_from(
+        "https://app.example",
+        "/2fa",
+        &[
+            ("csrf", &page.csrf()),
+            ("code", &recovery[2]),
+            ("remember", "on"),
+        ],
+    )
+    .await;
+    assert!(b.jar.keys().any(|k| k.starts_with("__Host-2fa-device-")));
     Ok(())
 }
 
@@ -656,7 +835,9 @@ fn mailed_app(mailer: Arc<RecordingMailer>, clock: Arc<ManualClock>) -> Router {
         .route("/login", axum::routing::post(login))
         .merge(tfa.router())
         .layer(tfa.layer())
-        .layer(tower_sessions::SessionManagerLayer::new(MemoryStore::default()))
+        .layer(tower_sessions::SessionManagerLayer::new(
+            MemoryStore::default(),
+        ))
 }
 
 #[tokio::test]

@@ -1,7 +1,143 @@
 //! The whole 2FA web layer for an [axum](https://docs.rs/axum/0.8) 0.8 application with
 //! [tower-sessions](https://docs.rs/tower-sessions/0.15) 0.15 (feature `axum`).
 //!
-//! MODULE_DOCS_PLACEHOLDER
+//! The host keeps its password check and its pages. The module serves everything 2FA adds:
+//!
+//! | path (prefix `/2fa`, [configurable](TwoFactorWebBuilder::prefix)) | page |
+//! |---|---|
+//! | `/2fa` | the second step: one box for a code or a recovery code, "don't ask again on this device"; or the mailed code, with resend (`/2fa/resend`) |
+//! | `/2fa/setup` | forced set-up: QR code (inline SVG), the "Cannot scan it?" key, resumed on reload; then the recovery codes, shown once |
+//! | `/2fa/account` | the account security page: on or off and whether it is required, turn on, new recovery codes, trusted devices (revoke one or all), replace the authenticator, turn off |
+//! | `/2fa/step-up` | step-up: a fresh second factor before a sensitive page, then back to it |
+//!
+//! and the throttle's wait on each of them (429, `Retry-After`, "try again in 12 minutes").
+//!
+//! # What the host writes
+//!
+//! Its password check, which hands the [`Principal`] to one call
+//! ([`Login::password_checked`]) that answers with the right response (logged in and back to
+//! the page asked for; the second step; forced set-up; the mailed code); a way to look up the
+//! principal of a logged-in user (a closure); where to go after login; and, if it likes, its
+//! own rendering ([`Pages`]). Guards go on its own routes:
+//! [`require_login`](TwoFactorWeb::require_login) ("logged in with 2FA complete") and
+//! [`require_recent_2fa`](TwoFactorWeb::require_recent_2fa) (step-up: a second factor within
+//! N minutes), each sending the visitor to the right page and back.
+//!
+//! An app with a password login gains 2FA in **18 lines** (`examples/axum_minimal.rs`: counted
+//! by `tests/axum_glue_budget.rs` after `rustfmt`, non-blank and non-comment, `use` lines
+//! included, between `// --- 2FA begin ---` and `// --- 2FA end ---` markers). The same app,
+//! shorter, with its 2FA lines marked `// 2FA`:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use axum::response::{Html, IntoResponse, Redirect, Response};
+//! use axum::routing::get;
+//! use axum::{Form, Router};
+//! use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
+//! use twofactor::axum::{Login, TwoFactorWeb}; // 2FA
+//! use twofactor::{Principal, ServiceKeys, TwoFactor}; // 2FA
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Credentials { username: String, password: String }
+//!
+//! fn password_ok(name: &str, password: &str) -> bool {
+//!     name == "alice" && password == "correct horse" // your users (argon2 hashes)
+//! }
+//!
+//! // Was `session: Session`; the password check stays the host's.
+//! async fn login(tfa: Login, Form(f): Form<Credentials>) -> Response { // 2FA
+//!     if !password_ok(&f.username, &f.password) {
+//!         return Redirect::to("/login?failed").into_response();
+//!     }
+//!     // Was: cycle the session id, insert "user", redirect to "/".
+//!     tfa.password_checked(Principal::new(f.username)).await // 2FA
+//! }
+//!
+//! async fn home(session: Session) -> Response {
+//!     match session.get::<String>("user").await {
+//!         Ok(Some(user)) => Html(format!("Hello, {user}. <a href=/2fa/account>Security</a>")).into_response(),
+//!         _ => Redirect::to("/login").into_response(),
+//!     }
+//! }
+//! # async fn login_page() -> &'static str { "" }
+//! # async fn settings() -> &'static str { "" }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let keys = ServiceKeys::derive(std::env::var("TWOFACTOR_SECRET")?.as_bytes())?; // 2FA
+//!     let tf = TwoFactor::builder(twofactor::MemoryStore::new()) // 2FA (your store: SQLite, PostgreSQL)
+//!         .mailer(twofactor::testing::RecordingMailer::new()) // 2FA (your mailer: mail::SmtpMailer)
+//!         .keys(keys) // 2FA
+//!         .policy(twofactor::RequiredForAll::default()) // 2FA
+//!         .build(); // 2FA
+//!     let tfa = TwoFactorWeb::builder(tf, |user| async move { Some(Principal::new(user)) }) // 2FA
+//!         .session_key("user") // 2FA: the key the app already reads
+//!         .build(); // 2FA
+//!     let app = Router::new()
+//!         .route("/settings", get(settings))
+//!         .route_layer(tfa.require_recent_2fa(Duration::from_secs(5 * 60))) // 2FA
+//!         .route("/", get(home))
+//!         .route("/login", get(login_page).post(login))
+//!         .merge(tfa.router()) // 2FA
+//!         .layer(tfa.layer()) // 2FA
+//!         .layer(SessionManagerLayer::new(MemoryStore::default()));
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Done once, for every host
+//!
+//! - **Session fixation**: the session id is cycled ([`Session::cycle_id`], which also deletes
+//!   the old id from the store) whenever privilege changes: when the login ticket is stored
+//!   after the password, when the login completes (second step, forced set-up, remembered
+//!   device), at step-up, and when "confirm your password" ends a login. The CSRF token is
+//!   renewed with it.
+//! - **Tickets and proofs in the session**: the sealed login ticket
+//!   ([`PendingLogin::as_str`]) and the latest [`SecondFactorProof`] live in the (server-side)
+//!   session and are parsed back on use; the library checks their seal, user, deadline,
+//!   single use and revocation. The step-up guard checks the proof with
+//!   [`TwoFactor::check_proof`], not only its age.
+//! - **CSRF** on every POST the module serves: a per-session random token in a hidden field
+//!   [`CSRF_FIELD`], compared in constant time; a POST without it, or with a wrong one, is
+//!   refused (403) before anything is read or changed. No GET changes state: forced set-up is
+//!   started by the login POST and only resumed by the page.
+//! - **No open redirect**: `next` is a local path (`/...`, not `//host`, no backslash or
+//!   control character) or it is dropped.
+//! - **Headers**: `Cache-Control: no-store` on every page of the module (set-up and recovery
+//!   codes show secrets), `X-Frame-Options: DENY` and `frame-ancestors 'none'`,
+//!   `Referrer-Policy: same-origin`, and `Retry-After` on a throttled answer (429).
+//! - **Trusted devices**: the `__Host-` cookie of [`TwoFactor::device_cookie`] (named with the
+//!   service's keyed cookie name), `Secure; HttpOnly; SameSite=Lax; Path=/`; a cookie the
+//!   library refused is deleted in the same response. **HTTPS caveat**: browsers keep a
+//!   `Secure` cookie only from a secure context: HTTPS, or `http://localhost` and
+//!   `http://127.0.0.1` (loopback names are secure contexts, which is why the example works on
+//!   a laptop). Over plain HTTP elsewhere the cookie would silently do nothing, so when the
+//!   form's `Origin` is such a page the module does not create a trusted device at all, tells
+//!   the user, and logs a warning.
+//! - **Errors**: every [`Error`] is mapped once, by its [`kind`](Error::kind), to a status
+//!   ([`Error::http_status`]), a sentence for the user and, for a login that is over (expired,
+//!   edited, used, revoked ticket), a "log in again" page that drops the ticket.
+//!
+//! The module keeps these session keys: the logged-in user ([`DEFAULT_SESSION_KEY`] or
+//! [`TwoFactorWebBuilder::session_key`]), `twofactor.ticket`, `twofactor.proof`,
+//! `twofactor.password_at` (when the password was checked: sensitive changes need it within
+//! [`Settings::reauth_max_age`](crate::account::Settings::reauth_max_age), else "confirm
+//! your password" logs in again), `twofactor.csrf`, `twofactor.next` and `twofactor.flash`.
+//! Logging out is the host's `session.flush()`.
+//!
+//! # Your own pages
+//!
+//! [`Pages`] renders each page from a view ([`SecondStepView`], [`SetupView`], ...); every
+//! method defaults to [`DefaultPages`]' accessible, escaped HTML with inline CSS and no
+//! external assets or scripts. Override the pages you want with your templates (askama,
+//! minijinja, maud) and pass them to [`TwoFactorWebBuilder::pages`]: the flow, the headers and
+//! the checks stay the module's.
+//!
+//! [`Session::cycle_id`]: tower_sessions::Session::cycle_id
+//! [`PendingLogin::as_str`]: crate::account::PendingLogin::as_str
 
 mod pages;
 
@@ -614,7 +750,6 @@ impl TwoFactorWeb {
 
     /// Makes this web layer reachable from the [`Login`] extractor of the host's login
     /// handler: `.layer(tfa.layer())` on the router (inside the session layer).
-    #[must_use]
     pub fn layer(&self) -> Extension<TwoFactorWeb> {
         Extension(self.clone())
     }
@@ -887,6 +1022,7 @@ fn misconfigured(why: &'static str) -> Response {
     )
 }
 
+#[allow(clippy::result_large_err)] // the rejection of an extractor: a response either way
 fn session_of(ext: &::axum::http::Extensions) -> Result<Session, Response> {
     ext.get::<Session>().cloned().ok_or_else(|| {
         misconfigured("twofactor::axum needs tower-sessions' SessionManagerLayer around the router")
@@ -1348,13 +1484,12 @@ impl TwoFactorWeb {
                 self.store_ticket(session, &pending).await?;
                 // Start the set-up here (a POST), so that showing it is a read: the set-up
                 // page only resumes it. A key an administrator mailed is kept.
-                if let Ok(PendingSetup::None) = tf.pending_setup(pending.user()).await {
-                    if let Err(e) = tf
+                if let Ok(PendingSetup::None) = tf.pending_setup(pending.user()).await
+                    && let Err(e) = tf
                         .start_forced_enrollment(&pending, pending.user().as_str())
                         .await
-                    {
-                        tracing::warn!(error = %e, "forced set-up not started");
-                    }
+                {
+                    tracing::warn!(error = %e, "forced set-up not started");
                 }
                 to(&self.paths().setup)
             }
@@ -1466,27 +1601,41 @@ impl TwoFactorWeb {
                         Some(&granted.proof),
                     )
                     .await?;
-                if asked && !secure {
+                let mut notes = Vec::new();
+                let not_remembered = asked && !secure;
+                if not_remembered {
                     tracing::warn!(
                         "a device was not remembered: the page is served over plain HTTP, where \
                          browsers drop __Host- (Secure) cookies; serve it over HTTPS"
                     );
-                    self.flash(
-                        session,
-                        "This device was not remembered: that needs a secure (HTTPS) connection.",
-                    )
-                    .await?;
+                    notes.push(
+                        "This device was not remembered: that needs a secure (HTTPS) connection."
+                            .to_owned(),
+                    );
                 }
                 if let Some(left) = granted.recovery_codes_left {
-                    self.flash(
-                        session,
-                        format!(
-                            "You used a recovery code: {left} left. If you lost your phone, \
-                             replace the authenticator or make new recovery codes here."
-                        ),
-                    )
-                    .await?;
+                    notes.push(format!(
+                        "You used a recovery code: {left} left. If you lost your phone, replace \
+                         the authenticator or make new recovery codes here."
+                    ));
                     next = self.paths().account.clone();
+                }
+                if next == self.paths().account && !notes.is_empty() {
+                    self.flash(session, notes.join(" ")).await?;
+                } else if not_remembered {
+                    // The host's page would not show a notice: say it here, then go on.
+                    self.flash(session, notes.join(" ")).await?;
+                    let pages = &self.inner.pages;
+                    let link = Some((next.as_str(), "Continue"));
+                    return self
+                        .render(
+                            session,
+                            "You are logged in",
+                            StatusCode::OK,
+                            None,
+                            |common| pages.message(&MessageView { common, link }),
+                        )
+                        .await;
                 }
                 let mut r = to(&next);
                 if let Some(token) = &granted.device_token {
@@ -1794,6 +1943,7 @@ impl TwoFactorWeb {
                 password_fresh,
                 second_factor_fresh,
                 now,
+                home: &paths.after_login,
                 actions: AccountActions {
                     enable: &paths.enable,
                     recovery_codes: &paths.recovery_codes,

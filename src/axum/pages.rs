@@ -152,6 +152,8 @@ pub struct AccountView<'a> {
     pub second_factor_fresh: bool,
     /// The service's clock (Unix seconds), for "expires in".
     pub now: u64,
+    /// The application's page to go back to.
+    pub home: &'a str,
     /// Where the forms post.
     pub actions: AccountActions<'a>,
 }
@@ -602,6 +604,10 @@ pub fn account(v: &AccountView<'_>) -> String {
             )
         ));
     }
+    body.push_str(&format!(
+        "<p><a id=home href=\"{}\">Back</a></p>",
+        esc(v.home)
+    ));
     layout(&v.common, &body)
 }
 
