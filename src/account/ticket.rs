@@ -339,7 +339,7 @@ impl fmt::Debug for TicketLedger {
 /// - new recovery codes, replacing the authenticator and turning 2FA off need a proof of a
 ///   TOTP or recovery code (or take a code directly);
 ///
-/// each no older than [`Settings::proof_max_age`](super::Settings::proof_max_age) (10 minutes
+/// each no older than [`Settings::reauth_max_age`](super::Settings::reauth_max_age) (10 minutes
 /// by default). A trusted-device cookie never yields a proof.
 ///
 /// A proof is sealed like a login ticket: tamper-evident under the service's key, bound to
@@ -498,7 +498,7 @@ impl<'de> serde::Deserialize<'de> for SecondFactorProof {
 #[non_exhaustive]
 pub enum Verification<'a> {
     /// A proof from earlier in this session (at most
-    /// [`Settings::proof_max_age`](super::Settings::proof_max_age) old).
+    /// [`Settings::reauth_max_age`](super::Settings::reauth_max_age) old).
     Proof(&'a SecondFactorProof),
     /// A TOTP or recovery code, checked now (counted by the throttle).
     Code(super::Factor<'a>),
