@@ -132,9 +132,10 @@
 //!
 //! [`Pages`] renders each page from a view ([`SecondStepView`], [`SetupView`], ...); every
 //! method defaults to [`DefaultPages`]' accessible, escaped HTML with inline CSS and no
-//! external assets or scripts. Override the pages you want with your templates (askama,
-//! minijinja, maud) and pass them to [`TwoFactorWebBuilder::pages`]: the flow, the headers and
-//! the checks stay the module's.
+//! external assets or scripts. Override [`Pages::layout`] alone to put the default pages in
+//! your own frame (navigation, style sheet), or override the pages you want with your
+//! templates (askama, minijinja, maud), and pass them to [`TwoFactorWebBuilder::pages`]: the
+//! flow, the headers and the checks stay the module's.
 //!
 //! [`Session::cycle_id`]: tower_sessions::Session::cycle_id
 //! [`PendingLogin::as_str`]: crate::account::PendingLogin::as_str
@@ -142,8 +143,9 @@
 mod pages;
 
 pub use pages::{
-    AccountActions, AccountView, CSRF_FIELD, Common, DefaultPages, MailedCodeView, MessageView,
-    Pages, RecoveryCodesView, SecondStepView, SetupStep, SetupView, StepUpView,
+    AccountActions, AccountView, CSRF_FIELD, Common, DEFAULT_CSS, DefaultPages, MailedCodeView,
+    MessageView, Pages, RecoveryCodesView, SecondStepView, SetupStep, SetupView, StepUpView,
+    default_layout,
 };
 
 use core::fmt;
@@ -771,7 +773,9 @@ impl TwoFactorWeb {
     /// [`require_login`](Self::require_login), and the user must have proven a second factor
     /// (at login or on the step-up page) within `max_age`; otherwise they are sent to the
     /// step-up page and back. The proof in the session is checked by the library (its seal,
-    /// its user, not revoked), not only its age.
+    /// its user, not revoked), not only its age. A user without an authenticator cannot pass
+    /// (a mailed-code login counts only while its proof is fresh): the step-up page sends
+    /// them to turn 2FA on.
     #[must_use]
     pub fn require_recent_2fa(&self, max_age: Duration) -> RequireTwoFactor {
         RequireTwoFactor {

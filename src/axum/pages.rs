@@ -187,10 +187,11 @@ pub struct MessageView<'a> {
 }
 
 /// Renders the 2FA pages. Every method has a default (the [`DefaultPages`] HTML): override
-/// the ones you want to render with your own templates (askama, minijinja, maud, ...) and
-/// the flow stays the module's.
+/// [`layout`](Self::layout) alone to frame the default pages with your own navigation and
+/// style, or override the pages you want to render with your own templates (askama,
+/// minijinja, maud, ...); the flow stays the module's.
 ///
-/// Return a whole HTML document. Forms must post the CSRF token in a hidden field named
+/// A page method returns a whole HTML document. Forms must post the CSRF token in a hidden field named
 /// [`CSRF_FIELD`] and use the field names the views document; escape everything you did not
 /// write yourself. The module adds the status, `Cache-Control: no-store`, `Retry-After` and
 /// the other headers.
@@ -212,35 +213,54 @@ pub struct MessageView<'a> {
 ///     }
 ///     // every other page: the default HTML
 /// }
+///
+/// /// The default pages inside the application's own frame.
+/// struct Framed;
+/// impl Pages for Framed {
+///     fn layout(&self, common: &twofactor::axum::Common<'_>, body: &str) -> String {
+///         format!(
+///             "<!doctype html><html lang=en><title>{}</title><style>{}</style>\
+///              <nav><a href=/>Home</a></nav><main>{body}</main></html>",
+///             escape_html(common.title),
+///             twofactor::axum::DEFAULT_CSS,
+///         )
+///     }
+/// }
 /// ```
 pub trait Pages: Send + Sync + 'static {
+    /// The document around every page's body (the default: [`default_layout`]). Override
+    /// only this to keep the default pages inside your own frame (navigation, style sheet:
+    /// include [`DEFAULT_CSS`] or style the same classes).
+    fn layout(&self, common: &Common<'_>, body: &str) -> String {
+        default_layout(common, body)
+    }
     /// The second step (code or recovery code).
     fn second_step(&self, view: &SecondStepView<'_>) -> String {
-        second_step(view)
+        self.layout(&view.common, &second_step(view))
     }
     /// The second step with a mailed code.
     fn mailed_code(&self, view: &MailedCodeView<'_>) -> String {
-        mailed_code(view)
+        self.layout(&view.common, &mailed_code(view))
     }
     /// Setting up an authenticator (shows a secret: sent with `no-store`).
     fn setup(&self, view: &SetupView<'_>) -> String {
-        setup(view)
+        self.layout(&view.common, &setup(view))
     }
     /// The recovery codes, once (sent with `no-store`).
     fn recovery_codes(&self, view: &RecoveryCodesView<'_>) -> String {
-        recovery_codes(view)
+        self.layout(&view.common, &recovery_codes(view))
     }
     /// The account security page.
     fn account(&self, view: &AccountView<'_>) -> String {
-        account(view)
+        self.layout(&view.common, &account(view))
     }
     /// Step-up.
     fn step_up(&self, view: &StepUpView<'_>) -> String {
-        step_up(view)
+        self.layout(&view.common, &step_up(view))
     }
     /// A message (expired login, expired form, server error, throttled).
     fn message(&self, view: &MessageView<'_>) -> String {
-        message(view)
+        self.layout(&view.common, &message(view))
     }
 }
 
@@ -252,7 +272,9 @@ pub struct DefaultPages;
 
 impl Pages for DefaultPages {}
 
-const CSS: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:0 auto;padding:1rem;color:#1d1d1d;background:#fff}\
+/// The default pages' style sheet (inline, no external assets): include it in your own
+/// [`Pages::layout`] to keep the default bodies styled.
+pub const DEFAULT_CSS: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:0 auto;padding:1rem;color:#1d1d1d;background:#fff}\
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:0}section{border:1px solid #ccc;border-radius:8px;padding:1rem;margin:1rem 0}\
 label{display:block;margin:.6rem 0 .2rem}input[type=text]{font:inherit;padding:.35rem;width:16rem;max-width:100%}\
 .check{display:flex;gap:.4rem;align-items:center}button{font:inherit;padding:.35rem .9rem;border-radius:6px;border:1px solid #555;background:#f2f2f2;cursor:pointer;margin:.5rem 0}\
@@ -273,8 +295,8 @@ fn csrf(c: &Common<'_>) -> String {
     )
 }
 
-/// The page frame: title, notice, error, body.
-fn layout(c: &Common<'_>, body: &str) -> String {
+/// A page's body: its heading, the notice and the error, then `rest`.
+fn with_heading(c: &Common<'_>, rest: &str) -> String {
     let notice = c
         .notice
         .map(|n| format!("<p id=notice class=notice role=status>{}</p>", esc(n)))
@@ -289,11 +311,18 @@ fn layout(c: &Common<'_>, body: &str) -> String {
             )
         })
         .unwrap_or_default();
+    format!("<h1>{}</h1>{notice}{error}{rest}", esc(c.title))
+}
+
+/// The default document around a page's body: `lang`, viewport, `<title>`, the inline
+/// [`DEFAULT_CSS`], `<main>`.
+#[must_use]
+pub fn default_layout(c: &Common<'_>, body: &str) -> String {
     format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8>\
          <meta name=viewport content=\"width=device-width,initial-scale=1\">\
-         <meta name=referrer content=same-origin><title>{t} - {app}</title><style>{CSS}</style></head>\
-         <body><main><h1>{t}</h1>{notice}{error}{body}</main></body></html>",
+         <meta name=referrer content=same-origin><title>{t} - {app}</title><style>{DEFAULT_CSS}</style></head>\
+         <body><main>{body}</main></body></html>",
         t = esc(c.title),
         app = esc(c.app_name),
     )
@@ -325,9 +354,8 @@ fn code_form(
     )
 }
 
-/// The default second step.
-#[must_use]
-pub fn second_step(v: &SecondStepView<'_>) -> String {
+/// The default second step's body.
+fn second_step(v: &SecondStepView<'_>) -> String {
     let prompt = if v.accepts_recovery_code {
         "Enter the 6-digit code from your authenticator app. Lost your phone? Enter one of your recovery codes instead."
     } else {
@@ -339,7 +367,7 @@ pub fn second_step(v: &SecondStepView<'_>) -> String {
     } else {
         ""
     };
-    layout(
+    with_heading(
         &v.common,
         &format!(
             "<p>{}</p>{}",
@@ -349,10 +377,9 @@ pub fn second_step(v: &SecondStepView<'_>) -> String {
     )
 }
 
-/// The default mailed-code page.
-#[must_use]
-pub fn mailed_code(v: &MailedCodeView<'_>) -> String {
-    layout(
+/// The default mailed-code page's body.
+fn mailed_code(v: &MailedCodeView<'_>) -> String {
+    with_heading(
         &v.common,
         &format!(
             "<p>We sent a login code to your e-mail address. Enter it here.</p>{}\
@@ -371,9 +398,8 @@ pub fn mailed_code(v: &MailedCodeView<'_>) -> String {
     )
 }
 
-/// The default set-up page.
-#[must_use]
-pub fn setup(v: &SetupView<'_>) -> String {
+/// The default set-up page's body.
+fn setup(v: &SetupView<'_>) -> String {
     let mut body = String::new();
     if v.forced {
         body.push_str(
@@ -440,18 +466,17 @@ pub fn setup(v: &SetupView<'_>) -> String {
             esc(cancel)
         ));
     }
-    layout(&v.common, &body)
+    with_heading(&v.common, &body)
 }
 
-/// The default recovery-codes page.
-#[must_use]
-pub fn recovery_codes(v: &RecoveryCodesView<'_>) -> String {
+/// The default recovery-codes page's body.
+fn recovery_codes(v: &RecoveryCodesView<'_>) -> String {
     let items: String = v
         .codes
         .iter()
         .map(|c| format!("<li><code>{}</code></li>", esc(c)))
         .collect();
-    layout(
+    with_heading(
         &v.common,
         &format!(
             "<p>Keep these recovery codes somewhere safe (a password manager, or printed). If you \
@@ -481,9 +506,8 @@ fn post_button(v: &AccountView<'_>, action: &str, id: &str, label: &str, fields:
     )
 }
 
-/// The default account security page.
-#[must_use]
-pub fn account(v: &AccountView<'_>) -> String {
+/// The default account security page's body.
+fn account(v: &AccountView<'_>) -> String {
     let a = &v.actions;
     let s = v.status;
     let required = s.required == Some(true);
@@ -608,12 +632,11 @@ pub fn account(v: &AccountView<'_>) -> String {
         "<p><a id=home href=\"{}\">Back</a></p>",
         esc(v.home)
     ));
-    layout(&v.common, &body)
+    with_heading(&v.common, &body)
 }
 
-/// The default step-up page.
-#[must_use]
-pub fn step_up(v: &StepUpView<'_>) -> String {
+/// The default step-up page's body.
+fn step_up(v: &StepUpView<'_>) -> String {
     let body = if v.enrolled {
         format!(
             "<p>This page needs a fresh confirmation. Enter the 6-digit code from your \
@@ -633,12 +656,11 @@ pub fn step_up(v: &StepUpView<'_>) -> String {
             esc(v.account)
         )
     };
-    layout(&v.common, &body)
+    with_heading(&v.common, &body)
 }
 
-/// The default message page.
-#[must_use]
-pub fn message(v: &MessageView<'_>) -> String {
+/// The default message page's body.
+fn message(v: &MessageView<'_>) -> String {
     let link = v
         .link
         .map(|(href, label)| {
@@ -649,5 +671,5 @@ pub fn message(v: &MessageView<'_>) -> String {
             )
         })
         .unwrap_or_default();
-    layout(&v.common, &link)
+    with_heading(&v.common, &link)
 }
