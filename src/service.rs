@@ -1660,6 +1660,36 @@ where
         )
     }
 
+    /// Checks a [`SecondFactorProof`] the host kept in the session, before a sensitive action
+    /// of its own (a step-up guard: "a second factor proven in the last `max_age` seconds"):
+    /// sealed by this deployment, `user`'s, not revoked since (the user's tickets revoked,
+    /// 2FA reset), of a second factor (a TOTP, recovery or mailed code), and no older than
+    /// `max_age`. One load of the record; nothing is saved or counted.
+    ///
+    /// [`SecondFactorProof::is_fresh`] alone reads the proof's claims; this also checks them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidProof`] (forged, altered, another user's, revoked),
+    /// [`Error::SecondFactorRequired`] (too old: ask for a code again with
+    /// [`verify_second_factor`](Self::verify_second_factor)), and [`Error::Store`].
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn check_proof(
+        &self,
+        user: &UserId,
+        proof: &SecondFactorProof,
+        max_age: u64,
+    ) -> Result<(), Error> {
+        use crate::vocabulary::FactorKind;
+        let (record, _) = self.load(user).await?;
+        let factors = [
+            FactorKind::Totp,
+            FactorKind::RecoveryCode,
+            FactorKind::MailedCode,
+        ];
+        let now = self.clock.now();
+        Ok(record.check_proof_within(proof, user, &factors, now, max_age, &self.settings)?)
+    }
+
     /// An administrator resets a user's 2FA (lost phone): no code needed. Secrets, recovery
     /// codes and trusted devices are deleted, the user is notified, and the audit event names
     /// `admin`. Check the administrator's rights before calling.
