@@ -2,14 +2,14 @@
 //! values, and finding the token in a request's `Cookie` header.
 //!
 //! - **Name**: `__Host-2fa-device-<16 hex digits>`, one per user: two accounts on one browser
-//!   keep a cookie each instead of overwriting each other's. The suffix is a hash of the user
-//!   id, not the id. Take the helper from the service,
-//!   [`TwoFactor::device_cookie`](crate::TwoFactor::device_cookie): its names are keyed with
-//!   the service's cookie-name key, so they do not confirm a username to someone who can list
-//!   user ids ([`DeviceCookie::new`] is unkeyed). The `__Host-` prefix makes the browser refuse
+//!   keep a cookie each instead of overwriting each other's. The suffix is an HMAC-SHA-256 of
+//!   the user id under the server's [`CookieKey`] (from
+//!   [`ServiceKeys::cookie_key`](crate::account::ServiceKeys::cookie_key)), truncated to 64
+//!   bits: without the key, nobody can tell from a browser's cookies which account uses it,
+//!   nor test a list of usernames against them. The `__Host-` prefix makes the browser refuse
 //!   the cookie unless it is `Secure`, host-only and `Path=/`, so a sibling subdomain cannot
-//!   plant or shadow it; it also means the cookie needs HTTPS (over plain HTTP the browser
-//!   drops it, `localhost` aside in most browsers, and every login asks for a code).
+//!   plant or shadow it. Take the helper from the service,
+//!   [`TwoFactor::device_cookie`](crate::TwoFactor::device_cookie), which holds the key.
 //! - **Attributes**: `Path=/; Max-Age=<seconds left>; HttpOnly; Secure; SameSite=Lax`.
 //!   `Max-Age` comes from the token's own dates, set by the service's clock
 //!   ([`DeviceToken::issued_at`], [`DeviceToken::expires_at`]): the host never reads a clock.
@@ -17,11 +17,26 @@
 //!   not accepted (expired, revoked, another user's, garbage), send
 //!   [`DeviceCookie::removal_header`].
 //!
+//! # HTTPS only (and localhost)
+//!
+//! A `Secure` cookie, and so every `__Host-` cookie, is stored and sent back only by a
+//! *secure context*: a page served over HTTPS (a TLS-terminating proxy in front of the app
+//! counts: the browser sees `https://`). Browsers also treat `http://localhost` and
+//! `http://127.0.0.1` as trustworthy, so development on the loopback works (the web demo's
+//! browser test checks it in Chromium). Served over plain HTTP from any other host, the
+//! browser drops the cookie: trusted devices silently do not work, and a code is asked at
+//! every login. That fails closed, and it is the only behaviour offered: there is no option
+//! for a non-HTTPS deployment, because a device token sent in clear text is readable by
+//! anyone on the path and, with the password, skips the second factor. Serve the login over
+//! HTTPS.
+//!
 //! ```
+//! use twofactor::account::ServiceKeys;
 //! use twofactor::cookie::DeviceCookie;
 //! use twofactor::UserId;
 //!
-//! let cookies = DeviceCookie::new();
+//! let keys = ServiceKeys::derive(&[7u8; 32])?; // from your secret manager, or the keyring
+//! let cookies = DeviceCookie::new(keys.cookie_key());
 //! let alice = UserId::new("alice");
 //! // In the login handler, after the password check:
 //! let header = "theme=dark; __Host-2fa-device-0000000000000000=abc";
@@ -32,6 +47,7 @@
 //! //     response.append("Set-Cookie", cookies.removal_header(&alice));
 //! // }
 //! assert!(cookies.removal_header(&alice).contains("Max-Age=0"));
+//! # Ok::<(), twofactor::account::DomainError>(())
 //! ```
 //!
 //! [`DeviceToken::issued_at`]: crate::account::DeviceToken::issued_at
@@ -40,10 +56,8 @@
 
 use core::fmt;
 
-use zeroize::Zeroizing;
-
-use crate::account::crypto::{digest, hex};
-use crate::account::{DeviceToken, UserId};
+use crate::account::crypto::{hex, hmac_sha256};
+use crate::account::{CookieKey, DeviceToken, UserId};
 
 /// The start of every device cookie's name.
 pub const COOKIE_NAME_PREFIX: &str = "__Host-2fa-device-";
@@ -53,58 +67,58 @@ pub const COOKIE_NAME_SUFFIX_LEN: usize = 16;
 /// Characters in a device token as issued (256 bits in hex): the only cookie values accepted.
 pub const DEVICE_TOKEN_LEN: usize = 64;
 
-const NAME_LABEL: &str = "twofactor device cookie name v1";
+/// The HMAC's domain label: `HMAC-SHA-256(cookie key, label || 0x00 || user id)`.
+const NAME_LABEL: &[u8] = b"twofactor/device-cookie-name/v2";
 const ATTRIBUTES: &str = "Path=/; HttpOnly; Secure; SameSite=Lax";
 
 /// Names, sets, deletes and finds trusted-device cookies. Cheap to build; keep one in the
 /// application state or build one per request.
 ///
 /// `Debug` does not show the name key.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct DeviceCookie {
-    name_key: Zeroizing<Vec<u8>>,
+    name_key: CookieKey,
 }
 
 impl DeviceCookie {
-    /// Cookies named with an unkeyed hash of the user id.
+    /// Cookies named with an HMAC of the user id under `key`
+    /// ([`ServiceKeys::cookie_key`](crate::account::ServiceKeys::cookie_key)). Every app
+    /// server must use the same key, or a browser's cookie is not found by the others (it is
+    /// then ignored: a code is asked, nothing worse). Changing the key renames every cookie,
+    /// so existing devices are asked for a code once more.
     ///
     /// ```
+    /// use twofactor::account::ServiceKeys;
     /// use twofactor::{UserId, cookie::DeviceCookie};
-    /// let name = DeviceCookie::new().name_for(&UserId::new("alice"));
+    ///
+    /// let keys = ServiceKeys::derive(&[7u8; 32])?;
+    /// let name = DeviceCookie::new(keys.cookie_key()).name_for(&UserId::new("alice"));
     /// assert!(name.starts_with("__Host-2fa-device-"));
     /// assert!(!name.contains("alice"));
+    /// // Another key, another name: without the key, the name cannot be computed.
+    /// let other = ServiceKeys::derive(&[8u8; 32])?;
+    /// assert_ne!(name, DeviceCookie::new(other.cookie_key()).name_for(&UserId::new("alice")));
+    /// # Ok::<(), twofactor::account::DomainError>(())
     /// ```
     #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Cookies named with a hash keyed by `key` (any application secret, at least 16 random
-    /// bytes): the name then tells nothing about the user even to someone who can list the
-    /// user ids. Changing the key renames every cookie, so existing devices are asked for a
-    /// code once more.
-    ///
-    /// ```
-    /// use twofactor::{UserId, cookie::DeviceCookie};
-    /// let alice = UserId::new("alice");
-    /// let keyed = DeviceCookie::with_name_key(b"0123456789abcdef");
-    /// assert_ne!(keyed.name_for(&alice), DeviceCookie::new().name_for(&alice));
-    /// ```
-    #[must_use]
-    pub fn with_name_key(key: impl AsRef<[u8]>) -> Self {
+    pub fn new(key: &CookieKey) -> Self {
         DeviceCookie {
-            name_key: Zeroizing::new(key.as_ref().to_vec()),
+            name_key: key.clone(),
         }
     }
 
-    /// The cookie name for `user`: `__Host-2fa-device-` and 16 hex digits, stable for the
-    /// user (and name key).
+    /// The cookie name for `user`: `__Host-2fa-device-` and 16 hex digits of
+    /// `HMAC-SHA-256(key, "twofactor/device-cookie-name/v2" || 0x00 || user id)`, stable for
+    /// the user and key.
     #[must_use]
     pub fn name_for(&self, user: &UserId) -> String {
-        let d = digest(NAME_LABEL, &self.name_key, user.as_str().as_bytes());
+        let mac = hmac_sha256(
+            &self.name_key.0,
+            &[NAME_LABEL, &[0u8], user.as_str().as_bytes()],
+        );
         let mut name = String::with_capacity(COOKIE_NAME_PREFIX.len() + COOKIE_NAME_SUFFIX_LEN);
         name.push_str(COOKIE_NAME_PREFIX);
-        name.push_str(&hex(&d.0[..COOKIE_NAME_SUFFIX_LEN / 2]));
+        name.push_str(&hex(&mac[..COOKIE_NAME_SUFFIX_LEN / 2]));
         name
     }
 
@@ -181,12 +195,14 @@ impl DeviceCookie {
     ///
     /// ```
     /// use twofactor::{UserId, cookie::DeviceCookie};
-    /// let cookies = DeviceCookie::new();
+    /// let keys = twofactor::account::ServiceKeys::derive(&[7u8; 32])?;
+    /// let cookies = DeviceCookie::new(keys.cookie_key());
     /// let alice = UserId::new("alice");
     /// let token = "ab".repeat(32);
     /// let header = format!("theme=dark; {}={token}", cookies.name_for(&alice));
     /// assert_eq!(cookies.token_from_header(&header, &alice), Some(token.as_str()));
     /// assert_eq!(cookies.token_from_header(&header, &UserId::new("bob")), None);
+    /// # Ok::<(), twofactor::account::DomainError>(())
     /// ```
     #[must_use]
     pub fn token_from_header<'h>(&self, cookie_header: &'h str, user: &UserId) -> Option<&'h str> {
@@ -211,9 +227,7 @@ fn is_token(value: &str) -> bool {
 
 impl fmt::Debug for DeviceCookie {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceCookie")
-            .field("keyed", &!self.name_key.is_empty())
-            .finish_non_exhaustive()
+        f.debug_struct("DeviceCookie").finish_non_exhaustive()
     }
 }
 
@@ -221,26 +235,43 @@ impl fmt::Debug for DeviceCookie {
 mod tests {
     use super::*;
 
+    fn key(byte: u8) -> CookieKey {
+        crate::account::ServiceKeys::derive(&[byte; 32])
+            .unwrap()
+            .cookie_key()
+            .clone()
+    }
+
+    fn cookies() -> DeviceCookie {
+        DeviceCookie::new(&key(1))
+    }
+
     #[test]
     fn names_are_per_user_stable_and_opaque() {
-        let c = DeviceCookie::new();
+        let c = cookies();
         let a = c.name_for(&UserId::new("alice"));
         let b = c.name_for(&UserId::new("bob"));
         assert_ne!(a, b);
         assert_eq!(a, c.name_for(&UserId::new("alice")));
+        assert_eq!(
+            a,
+            DeviceCookie::new(&key(1)).name_for(&UserId::new("alice"))
+        );
         assert_eq!(a.len(), COOKIE_NAME_PREFIX.len() + COOKIE_NAME_SUFFIX_LEN);
         let suffix = &a[COOKIE_NAME_PREFIX.len()..];
         assert!(suffix.bytes().all(|b| b.is_ascii_hexdigit()));
         assert!(!a.contains("alice"));
-        // Keyed names differ from unkeyed ones and between keys.
-        let k1 = DeviceCookie::with_name_key(b"key one key one!");
-        let k2 = DeviceCookie::with_name_key(b"key two key two!");
-        assert_ne!(k1.name_for(&UserId::new("alice")), a);
+        // The suffix is the HMAC under the cookie key (the reference HMAC agrees).
+        use hmac::{KeyInit as _, Mac as _};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key(1).0.as_slice()).unwrap();
+        mac.update(b"twofactor/device-cookie-name/v2\0alice");
+        assert_eq!(suffix, hex(&mac.finalize().into_bytes()[..8]));
+        // Another key, other names; `Debug` shows no key.
         assert_ne!(
-            k1.name_for(&UserId::new("alice")),
-            k2.name_for(&UserId::new("alice"))
+            DeviceCookie::new(&key(2)).name_for(&UserId::new("alice")),
+            a
         );
-        assert!(!format!("{k1:?}").contains("key one"));
+        assert_eq!(format!("{c:?}"), "DeviceCookie { .. }");
     }
 
     #[test]
@@ -253,7 +284,7 @@ mod tests {
         let (token, _) = TwoFactorRecord::default()
             .trust_device(issued, "Firefox", &settings, &mut TestRng(7))
             .unwrap();
-        let c = DeviceCookie::new();
+        let c = cookies();
         let alice = UserId::new("alice");
         let name = c.name_for(&alice);
         let secret = token.expose_secret();
@@ -282,7 +313,7 @@ mod tests {
 
     #[test]
     fn removal_header_deletes_with_the_same_attributes() {
-        let c = DeviceCookie::new();
+        let c = cookies();
         let alice = UserId::new("alice");
         assert_eq!(
             c.removal_header(&alice),
@@ -295,7 +326,7 @@ mod tests {
 
     #[test]
     fn token_from_header_rejects_what_is_not_a_token() {
-        let c = DeviceCookie::new();
+        let c = cookies();
         let alice = UserId::new("alice");
         let name = c.name_for(&alice);
         let good = "0123456789abcdefABCDEF".repeat(3)[..DEVICE_TOKEN_LEN].to_owned();

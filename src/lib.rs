@@ -285,6 +285,7 @@
 //!
 //! | module | what | I/O |
 //! |---|---|---|
+//! | `axum` (feature `axum`) | the whole 2FA web layer for axum + tower-sessions: pages, guards, one call after the password | HTTP, the session |
 //! | [`testing`] | test doubles: `ManualClock`, `RecordingMailer`, `RecordingAudit` | none |
 //! | [`service`] | [`TwoFactor`], the async facade a host calls | async, through the traits |
 //! | [`seal`] | `SealedStore`: secrets encrypted and records authenticated at rest | through the store |
@@ -307,12 +308,16 @@
 //! | `png` | no | `QrCode::to_png` |
 //! | `sqlite` | no | `store::SqliteStore` (sqlx; a bundled SQLite through `libsqlite3-sys` 0.30, see its docs before combining with `rusqlite`) |
 //! | `postgres` | no | `store::PostgresStore` (sqlx) |
+//! | `axum` | no | `axum`: the 2FA web layer for axum 0.8 + tower-sessions 0.15 |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod account;
 pub mod audit;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 pub mod clock;
 pub mod cookie;
 pub mod mail;

@@ -403,18 +403,24 @@
 //!   policy would let in on the password alone, and an enforcing one would answer with a fresh
 //!   enrollment by whoever holds the password), and the evidence stays for the operator.
 //! - *With* [`SealedStore`](crate::seal::SealedStore), every record it saves carries a tag (a
-//!   MAC, HMAC-SHA-256 under a key the [`Keyring`](crate::seal::Keyring) derives from each of
-//!   its keys) over the canonical encoding of the whole record, bound to the user id and to
-//!   the version the save creates. Every load checks it before using anything in the record.
-//!   A planted trusted device or recovery code, cleared throttle counters, an older secret
-//!   written back after a rotation, a row copied from another user, a row moved to another
-//!   version, a removed tag: all are refused like a corrupt row
+//!   MAC, HMAC-SHA-256 under the record-MAC subkey of the [`Keyring`](crate::seal::Keyring)'s
+//!   current key: see [keys, subkeys and re-sealing](#keys-subkeys-and-re-sealing)) over the
+//!   canonical encoding of the whole record, bound to the user id and to the version the save
+//!   creates. Every load checks it before using anything in the record. A planted trusted
+//!   device or recovery code, cleared throttle counters, an older secret written back after a
+//!   rotation, a row copied from another user, a row moved to another version, a removed tag:
+//!   all are refused like a corrupt row
 //!   ([`SealedStoreError::Tampered`](crate::seal::SealedStoreError::Tampered) or
-//!   [`Untagged`](crate::seal::SealedStoreError::Untagged)). While
-//!   [`accept_untagged`](crate::seal::SealedStore::accept_untagged) or
-//!   [`accept_unsealed`](crate::seal::SealedStore::accept_unsealed) is on (migrating), a
-//!   record without a tag is accepted, so those switches must be turned off when the migration
-//!   is done.
+//!   [`Untagged`](crate::seal::SealedStoreError::Untagged)). Only rows that never had a tag
+//!   load without one, and only while migrating:
+//!   [`accept_untagged`](crate::seal::SealedStore::accept_untagged) lets format-1 rows (no
+//!   `"v"`, written by 0.1.0) through, [`accept_unsealed`](crate::seal::SealedStore::accept_unsealed)
+//!   a bare store's rows (nothing sealed in them). A later row whose tag was removed is
+//!   refused whatever is on, and so is an untagged row holding a sealed secret. The switches
+//!   still weaken the check while they are on: a writer can rewrite a whole row in format 1,
+//!   or (with `accept_unsealed`) make it look like a bare store's row with a secret they know
+//!   or no factor at all. Turn them off when the migration is done, or adopt every row at once
+//!   with [`reseal`](crate::seal::reseal) and turn them off right after.
 //!
 //! What no table-level check can catch, without state kept outside the table:
 //! - **Rolling a whole row back** to an older state it really had (the record *and* its
@@ -438,6 +444,66 @@
 //! path the easy one (paired calls carry the state, dangerous switches are named so), but a
 //! host that grants a session without asking the library cannot be stopped by it.
 //!
+//! ## Keys, subkeys and re-sealing
+//!
+//! **One secret, a subkey per purpose.** A deployment keeps one server secret: under sealing,
+//! the [`Keyring`](crate::seal::Keyring)'s current key; otherwise the secret given to
+//! [`ServiceKeys::derive`](crate::account::ServiceKeys::derive). Nothing uses it directly.
+//! HKDF-SHA256 (RFC 5869, a fixed salt, a distinct label per purpose) derives an independent
+//! 256-bit subkey for each purpose; one-way, so a subkey reveals neither the secret nor the
+//! other subkeys:
+//!
+//! | subkey (label `twofactor/v2/...`) | protects | its holder (with the table) could |
+//! |---|---|---|
+//! | `secret-encryption` | TOTP secrets in the table (XChaCha20-Poly1305, bound to user and slot) | read every TOTP secret sealed under it |
+//! | `record-mac` | the tag of every record | write any record state the ring accepts: plant a secret, devices or recovery codes, clear throttles, remove the factor |
+//! | `code-hashes` | digests of recovery and mailed codes | test code guesses offline (a mailed code in microseconds) |
+//! | `tickets-and-proofs` | login tickets and second-factor proofs | forge tickets and proofs |
+//! | `cookie-names` | names of trusted-device cookies | tell from a browser's cookies which accounts use it |
+//!
+//! [`Keyring::service_keys`](crate::seal::Keyring::service_keys) gives the last three, derived
+//! from the current ring key exactly as `ServiceKeys::derive` would from the same bytes, so
+//! `TwoFactor::builder(store).sealed(keyring)` manages one secret.
+//!
+//! **What was written before subkeys.** Earlier versions sealed secrets under the raw key and
+//! keyed the record MAC and the code hashes with `HMAC-SHA-256(key, "twofactor/keyring/...
+//! /v1")`. Those forms are still read, never written: opening tries the subkey, then the raw
+//! key (the AEAD tag makes a wrong key fail cleanly); verifying tries the record-MAC subkey,
+//! then the old MAC key; the old code keys are listed as old code keys, and digests name their
+//! key. Each save rewrites a record in the current forms; re-sealing rewrites them all.
+//!
+//! **Rotation and re-sealing.** To rotate, make a new key current and keep the old one with
+//! [`Keyring::with_old_key`](crate::seal::Keyring::with_old_key) on every app server, then
+//! run [`seal::reseal`](crate::seal::reseal) (or `cli reseal` in the demo): it walks the store
+//! ([`ListUsers`](crate::store::ListUsers)) and rewrites every record not yet in the current
+//! forms under the current key, with the store's compare-and-swap (a concurrent login is never
+//! lost or granted twice: the re-seal reloads on conflict and never writes over a newer
+//! version). When its report [is complete](crate::seal::ResealReport::is_complete), the old
+//! key can be dropped. Recovery codes cannot be rehashed (only the user has them): those
+//! hashed under the old key's code key are listed in the report and fail closed
+//! ([`Error::UnknownCodeKey`](crate::service::Error::UnknownCodeKey)) once the key is gone,
+//! until the user regenerates them; for a key retired on schedule, keep its code key as an
+//! old code key ([`ServiceKeys::with_old_code_key`](crate::account::ServiceKeys::with_old_code_key))
+//! until they have. The ticket and cookie-name subkeys follow the current key: a rotation
+//! refuses the login tickets in flight (the user starts the login again) and renames the
+//! device cookies (each trusted device is asked for a code once more).
+//!
+//! **What a retired key still in the ring can forge.** Everything in the table: whoever holds
+//! a key that is in the ring, current or old, can seal a secret they know and tag any record
+//! state under its id, and every load accepts it, for any user. Not tickets, proofs or cookie
+//! names (only the current key's subkeys make those). So a key is retired only when it has
+//! left the ring, and a re-seal is what lets it leave.
+//!
+//! **A leaked key.** Make a new key current at once, so nothing more is sealed or tagged under
+//! the leaked one, re-seal, then drop the leaked key from the ring, keeping the window between
+//! the first and last step short: a record forged under the leaked key meanwhile would be
+//! re-sealed with the rest (compare the report's counts with what you expect). If the leak
+//! may have come with write access to the table, drop the leaked key at once instead, without
+//! re-sealing: the records sealed under it then fail closed (a login is refused, never
+//! granted) until an administrator resets those users. Either way, the TOTP secrets sealed
+//! under a leaked key are as good as known to whoever also has a copy of the table: ask those
+//! users to set up their authenticator again.
+//!
 //! ## Offline guessing of recovery and mailed codes
 //!
 //! Someone who reads the table (a backup, a replica, a leaked dump) gets every stored digest
@@ -445,8 +511,8 @@
 //! throttle, depends on the server-side [`CodeKey`](crate::account::CodeKey):
 //!
 //! - **With a code key** (recommended; [`TwoFactorBuilder::code_key`](crate::service::TwoFactorBuilder::code_key),
-//!   or [`Keyring::code_key`](crate::seal::Keyring::code_key) to derive it from the sealing
-//!   key): recovery and mailed codes are stored as `HMAC-SHA-256(key, label || 0 || salt ||
+//!   or [`Keyring::service_keys`](crate::seal::Keyring::service_keys) to derive it from the
+//!   sealing key): recovery and mailed codes are stored as `HMAC-SHA-256(key, label || 0 || salt ||
 //!   code)`. The table alone cannot test a single guess: the attacker would first have to find
 //!   a 256-bit key (2^256 work). Only the server, holding the key, can check a code, and it
 //!   checks at most 5 per user per hour.

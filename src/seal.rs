@@ -22,9 +22,12 @@
 //!   in the table (a planted trusted device or recovery code, cleared throttle counters, an
 //!   older secret written back), copied from another user or moved to another version is
 //!   refused ([`SealedStoreError::Tampered`]); a row without a tag is refused
-//!   ([`SealedStoreError::Untagged`]) unless [`SealedStore::accept_untagged`] is on, for
-//!   records sealed by a version of this crate that did not tag them yet (each is tagged by
-//!   its next save). The inner store must number versions 1, 2, 3... as
+//!   ([`SealedStoreError::Untagged`]). Only rows that never had a tag can be let through
+//!   while migrating: format-1 rows (written before tags existed) with
+//!   [`SealedStore::accept_untagged`], and a bare store's rows (nothing sealed in them) with
+//!   [`SealedStore::accept_unsealed`]. A tag removed from a later row is refused whatever
+//!   is on. Each row let through is tagged by its next save, or by [`reseal`]. The inner
+//!   store must number versions 1, 2, 3... as
 //!   [`UserStore::save`] specifies. A whole row rolled back to an older state it really had,
 //!   version included, cannot be detected from the table alone: see the
 //!   [threat model](crate::manual#threat-model-who-reads-and-who-writes-the-table).
@@ -52,7 +55,9 @@
 //!
 //! Key rotation: build the keyring with the new key as current and the old ones added with
 //! [`Keyring::with_old_key`]; records open with whichever key sealed them and are sealed with
-//! the current key on their next save.
+//! the current key on their next save. [`reseal`] rewrites every record of a store under the
+//! current key at once, after which the old key can be dropped from the ring (at once if it
+//! leaked: while it is in the ring, whoever holds it can forge records the ring accepts).
 // Without `serde` there is no canonical record encoding to authenticate, so `SealedStore`
 // implements `UserStore` only with it; the helpers below are then unused.
 #![cfg_attr(not(feature = "serde"), allow(dead_code, unused_imports))]
@@ -298,12 +303,19 @@ impl<S, C> SealedStore<S, C> {
         }
     }
 
-    /// Whether to accept records that carry no record tag (default `false`): turn it on while
-    /// migrating a store written by a version of this crate that sealed secrets but did not
-    /// yet authenticate the whole record (or while [`accept_unsealed`](Self::accept_unsealed)
-    /// is on: a record written before sealing has no tag either). Each such record is tagged
-    /// by its next save. Turn it off again when done: while it is on, someone who can write
-    /// the table can drop a record's tag and change the rest of it (plant a trusted device,
+    /// Whether to accept format-1 rows, which carry no record tag (default `false`): turn it
+    /// on while migrating a store written by 0.1.0, which sealed secrets but did not yet
+    /// authenticate the whole record. Each such row is tagged by its next save, or at once by
+    /// [`reseal`] (with [`ResealOptions::accept_untagged`]).
+    ///
+    /// Only format-1 rows (no `"v"` field: see [`TwoFactorRecord`]'s "Stored format") load
+    /// untagged: a later row whose tag was removed (`"mac": null`) is refused
+    /// ([`SealedStoreError::Untagged`]) even while this is on, since this store tagged every
+    /// row it wrote in those formats. A row of a bare (never sealed) store goes through
+    /// [`accept_unsealed`](Self::accept_unsealed) instead.
+    ///
+    /// Turn it off again when done: while it is on, someone who can write the table can
+    /// still rewrite a whole row in format 1 and change it (plant a trusted device or
     /// recovery codes, clear throttles, remove the factor).
     #[must_use]
     pub fn accept_untagged(mut self, accept: bool) -> Self {
@@ -311,12 +323,18 @@ impl<S, C> SealedStore<S, C> {
         self
     }
 
-    /// Whether to accept records whose secret is still in the clear (default `false`): turn
-    /// it on while migrating a store written before sealing; each such record is sealed (and
-    /// tagged) by its next save (a login, for an enrolled user). Records without a record
-    /// tag are accepted too while it is on, as with [`accept_untagged`](Self::accept_untagged).
-    /// Turn it off again when done: anyone who can write the table could otherwise plant a
-    /// secret they know.
+    /// Whether to accept the rows of a bare (never sealed) store (default `false`): secrets in
+    /// the clear, no record tag. Turn it on while migrating a store written before sealing;
+    /// each such record is sealed and tagged by its next save (a login, for an enrolled user),
+    /// or at once by [`reseal`] (with [`ResealOptions::accept_unsealed`]).
+    ///
+    /// While it is on, an untagged row loads if it is in format 1 (as with
+    /// [`accept_untagged`](Self::accept_untagged)) or if nothing in it is sealed; an untagged
+    /// row holding a sealed secret was sealed, and so tagged, by this store: its tag was
+    /// stripped, and it is refused ([`SealedStoreError::Untagged`]).
+    ///
+    /// Turn it off again when done: while it is on, anyone who can write the table can make
+    /// any row look like a bare store's row (a secret they know, no factor at all).
     #[must_use]
     pub fn accept_unsealed(mut self, accept: bool) -> Self {
         self.accept_unsealed = accept;
@@ -331,6 +349,22 @@ impl<S, C> SealedStore<S, C> {
     /// The cipher.
     pub fn cipher(&self) -> &C {
         &self.cipher
+    }
+}
+
+impl<S, C> SealedStore<S, C> {
+    /// Whether a row without a tag loads: only rows that never had one. A format-1 row
+    /// (written before tags existed) while [`accept_untagged`](Self::accept_untagged) or
+    /// [`accept_unsealed`](Self::accept_unsealed) is on; a later-format row only while
+    /// `accept_unsealed` is on and nothing in it is sealed (a bare store's row: this store
+    /// would have tagged any row it sealed, so a sealed secret without a tag means the tag
+    /// was stripped).
+    fn accepts_without_tag(&self, record: &TwoFactorRecord) -> bool {
+        if record.format_1 {
+            self.accept_untagged || self.accept_unsealed
+        } else {
+            self.accept_unsealed && !record.has_sealed_secret()
+        }
     }
 }
 
@@ -367,8 +401,10 @@ pub enum SealedStoreError<E> {
         /// Whose record.
         user: UserId,
     },
-    /// `user`'s stored record carries no record tag, and [`SealedStore::accept_untagged`] is
-    /// off. Refused like a corrupt row.
+    /// `user`'s stored record carries no record tag, and is not a row that never had one
+    /// while migrating ([`SealedStore::accept_untagged`] for format-1 rows,
+    /// [`SealedStore::accept_unsealed`] for a bare store's rows): a tag stripped from a row
+    /// is refused whatever is on. Refused like a corrupt row.
     #[error("2FA record of user {user} is not authenticated")]
     Untagged {
         /// Whose record.
@@ -419,8 +455,8 @@ where
                     .verify_record(&tag, &message)
                     .map_err(tampered)?;
             }
-            // Records written before sealing have no tag either.
-            None if self.accept_untagged || self.accept_unsealed => {}
+            // Rows that never had a tag: see `accepts_without_tag`.
+            None if self.accepts_without_tag(&loaded.record) => {}
             // Say what an operator must turn on to migrate it.
             None if loaded.record.has_open_secret() => {
                 return Err(SealedStoreError::Unsealed { user: user.clone() });
@@ -466,10 +502,52 @@ where
     }
 }
 
+/// Lists the users of the wrapped store (nothing to open: ids are not sealed).
+#[cfg(feature = "serde")]
+impl<S, C> crate::store::ListUsers for SealedStore<S, C>
+where
+    S: crate::store::ListUsers,
+    C: SecretCipher,
+{
+    async fn list_users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserId>, Self::Error> {
+        self.inner
+            .list_users(after, limit)
+            .await
+            .map_err(SealedStoreError::Store)
+    }
+}
+
+impl<C: SecretCipher + ?Sized> SecretCipher for &C {
+    fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedSecret, SealError> {
+        (**self).seal(plaintext, associated_data)
+    }
+    fn open(
+        &self,
+        sealed: &SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError> {
+        (**self).open(sealed, associated_data)
+    }
+    fn tag_record(&self, message: &[u8]) -> Result<RecordTag, SealError> {
+        (**self).tag_record(message)
+    }
+    fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError> {
+        (**self).verify_record(tag, message)
+    }
+}
+
 #[cfg(feature = "seal")]
 mod keyring;
 #[cfg(feature = "seal")]
 pub use keyring::Keyring;
+#[cfg(all(feature = "seal", feature = "serde"))]
+mod reseal;
+#[cfg(all(feature = "seal", feature = "serde"))]
+pub use reseal::{ResealFailure, ResealInterrupted, ResealOptions, ResealReport, reseal};
 
 #[cfg(all(test, feature = "serde"))]
 mod tests {

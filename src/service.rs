@@ -878,6 +878,56 @@ impl<S, M, P, C, A, K> TwoFactorBuilder<S, M, P, C, A, K> {
         self.chosen()
     }
 
+    /// Seals the store and keys the service from one keyring, in one call: the store is
+    /// wrapped in a [`SealedStore`](crate::seal::SealedStore) (TOTP secrets encrypted, every
+    /// record authenticated) and the service gets
+    /// [`keyring.service_keys()`](crate::seal::Keyring::service_keys) (code hashes, tickets
+    /// and proofs, cookie names; codes hashed under the keyring's older keys keep checking).
+    /// One secret to manage, and no way to seal the secrets but forget the code key.
+    ///
+    /// ```
+    /// use twofactor::seal::Keyring;
+    /// use twofactor::testing::RecordingMailer;
+    /// use twofactor::{MemoryStore, TwoFactor};
+    /// let keyring = Keyring::new("2026-12", &[7u8; 32])?; // from your secret manager
+    /// let tf = TwoFactor::builder(MemoryStore::new())
+    ///     .mailer(RecordingMailer::new())
+    ///     .sealed(keyring)
+    ///     .build();
+    /// assert_eq!(tf.store().cipher().current_key_id(), "2026-12");
+    /// # Ok::<(), twofactor::seal::SealError>(())
+    /// ```
+    #[cfg(feature = "seal")]
+    pub fn sealed(
+        self,
+        keyring: crate::seal::Keyring,
+    ) -> TwoFactorBuilder<
+        crate::seal::SealedStore<S, crate::seal::Keyring>,
+        M,
+        P,
+        C,
+        A,
+        keying::Chosen,
+    > {
+        let keys = keyring.service_keys();
+        let i = self.inner;
+        TwoFactorBuilder {
+            keying: PhantomData::<K>,
+            inner: TwoFactor {
+                store: crate::seal::SealedStore::new(i.store, keyring),
+                mailer: i.mailer,
+                policy: i.policy,
+                clock: i.clock,
+                audit: i.audit,
+                settings: i.settings,
+                cookie_key: i.cookie_key,
+                max_save_attempts: i.max_save_attempts,
+                snapshots: i.snapshots,
+            },
+        }
+        .keys(keys)
+    }
+
     /// Stores mailed login codes (and recovery codes) as unkeyed hashes: anyone who reads the
     /// table (a backup, a replica) recovers a live 6-digit login code in well under a second,
     /// and tests recovery-code guesses offline. Only for a deployment that accepts that (a
@@ -1616,6 +1666,36 @@ where
         )
     }
 
+    /// Checks a [`SecondFactorProof`] the host kept in the session, before a sensitive action
+    /// of its own (a step-up guard: "a second factor proven in the last `max_age` seconds"):
+    /// sealed by this deployment, `user`'s, not revoked since (the user's tickets revoked,
+    /// 2FA reset), of a second factor (a TOTP, recovery or mailed code), and no older than
+    /// `max_age`. One load of the record; nothing is saved or counted.
+    ///
+    /// [`SecondFactorProof::is_fresh`] alone reads the proof's claims; this also checks them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidProof`] (forged, altered, another user's, revoked),
+    /// [`Error::SecondFactorRequired`] (too old: ask for a code again with
+    /// [`verify_second_factor`](Self::verify_second_factor)), and [`Error::Store`].
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn check_proof(
+        &self,
+        user: &UserId,
+        proof: &SecondFactorProof,
+        max_age: u64,
+    ) -> Result<(), Error> {
+        use crate::vocabulary::FactorKind;
+        let (record, _) = self.load(user).await?;
+        let factors = [
+            FactorKind::Totp,
+            FactorKind::RecoveryCode,
+            FactorKind::MailedCode,
+        ];
+        let now = self.clock.now();
+        Ok(record.check_proof_within(proof, user, &factors, now, max_age, &self.settings)?)
+    }
+
     /// An administrator resets a user's 2FA (lost phone): no code needed. Secrets, recovery
     /// codes and trusted devices are deleted, the user is notified, and the audit event names
     /// `admin`. Check the administrator's rights before calling.
@@ -2272,7 +2352,7 @@ where
     /// process, so remembered devices are asked for a code again after a restart).
     #[must_use]
     pub fn device_cookie(&self) -> crate::cookie::DeviceCookie {
-        crate::cookie::DeviceCookie::with_name_key(self.cookie_key().0.as_slice())
+        crate::cookie::DeviceCookie::new(self.cookie_key())
     }
 
     fn cookie_key(&self) -> &CookieKey {

@@ -7,6 +7,8 @@
 mod app;
 #[path = "../examples/web/pages.rs"]
 mod pages;
+#[path = "../examples/cli/reseal.rs"]
+mod reseal;
 #[path = "../examples/cli/run.rs"]
 mod run;
 #[path = "../examples/web/twofa.rs"]
@@ -290,5 +292,127 @@ async fn under_a_mailed_code_policy_enroll_needs_the_mailed_code() {
     assert_eq!(code, 0, "{out}");
     let (_, out) = cli(&db, &["status", "paul"], "").await;
     assert!(out.starts_with("2FA: on"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `cli reseal OLD NEW`: every record moves to the new key (the old one alone then opens
+/// nothing, the new one alone opens everything), a second run finds everything current, and
+/// a row whose tag was stripped is reported by user, never with a secret, and left alone.
+#[tokio::test]
+async fn reseal_moves_every_record_to_a_new_key() {
+    use twofactor::seal::{Keyring, SealedStore};
+    use twofactor::store::UserStore;
+
+    let dir = std::env::temp_dir().join(format!("twofactor-cli-reseal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo.db");
+    let (code, _) = cli(
+        &db,
+        &["signup", "dora", "dora@example.com"],
+        "correct horse\n",
+    )
+    .await;
+    assert_eq!(code, 0);
+    let (code, out) = cli(&db, &["enroll", "dora"], "correct horse\n").await;
+    assert_eq!(code, 0, "{out}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Cannot scan it? Enter this key: "))
+        .expect("the manual key")
+        .replace(' ', "");
+    let secret = Secret::from_base32(&key).unwrap();
+    let totp = Totp::default().generate(&secret, now()).to_string();
+    let (code, out) = cli(&db, &["confirm", "dora", &totp], "").await;
+    assert_eq!(code, 0, "{out}");
+
+    // The demo keeps its key beside the database; the new one comes from `openssl rand -hex 32`.
+    let old_file = db.with_extension("key");
+    let new_file = dir.join("new.key");
+    let new_key = [0x42u8; 32];
+    std::fs::write(&new_file, format!("{}\n", "42".repeat(32))).unwrap();
+    let (old_arg, new_arg) = (
+        old_file.display().to_string(),
+        new_file.display().to_string(),
+    );
+
+    let (code, out) = cli(&db, &["reseal", &old_arg], "").await;
+    assert_eq!(code, 2, "usage: {out}");
+
+    let store = twofactor::SqliteStore::open(&db).await.unwrap();
+    let users: Vec<String> = sqlx::query_scalar("SELECT user_id FROM twofactor_records")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert!(users.contains(&"dora".to_owned()));
+    let (code, out) = cli(&db, &["reseal", &old_arg, &new_arg], "").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "re-sealed under key demo-2: {} rewritten (0 adopted), 0 already current, 0 failed",
+            users.len()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("regenerate them): dora"), "{out}");
+    assert!(out.contains("key demo-1 can be dropped"), "{out}");
+    let (code, out) = cli(&db, &["reseal", &old_arg, &new_arg], "").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "0 rewritten (0 adopted), {} already current",
+            users.len()
+        )),
+        "{out}"
+    );
+
+    // With the library: the new key alone opens every record, the old key alone none.
+    let old_key: Vec<u8> = {
+        let hex = std::fs::read_to_string(&old_file).unwrap();
+        let hex = hex.trim();
+        (0..32)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    };
+    let new_only = SealedStore::new(&store, Keyring::new("demo-2", &new_key).unwrap());
+    let old_only = SealedStore::new(&store, Keyring::new("demo-1", &old_key).unwrap());
+    for user in &users {
+        let user = twofactor::UserId::new(user.as_str());
+        assert!(new_only.load(&user).await.unwrap().is_some(), "{user}");
+        assert!(old_only.load(&user).await.is_err(), "{user}");
+    }
+
+    // A table writer strips dora's tag: reported by name, left as it was, exit 1.
+    let row: String =
+        sqlx::query_scalar("SELECT record FROM twofactor_records WHERE user_id = 'dora'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&row).unwrap();
+    v["mac"] = serde_json::Value::Null;
+    sqlx::query("UPDATE twofactor_records SET record = $1 WHERE user_id = 'dora'")
+        .bind(v.to_string())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let (code, out) = cli(&db, &["reseal", &old_arg, &new_arg], "").await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("1 failed"), "{out}");
+    assert!(
+        out.contains("failed dora: the record could not be opened: 2FA record of user dora is not authenticated"),
+        "{out}"
+    );
+    assert!(out.contains("keep key demo-1"), "{out}");
+    assert!(
+        !out.contains(&key) && !out.contains(&"42".repeat(32)),
+        "{out}"
+    );
+    let after: String =
+        sqlx::query_scalar("SELECT record FROM twofactor_records WHERE user_id = 'dora'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(after, v.to_string(), "left as it was");
+    store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use common::{conformance, flows};
-use twofactor::account::{Factor, FactorKind, GrantReason, LoginContext, LoginDecision};
+use twofactor::account::{
+    Factor, FactorKind, GrantReason, LoginContext, LoginDecision, ServiceKeys,
+};
 use twofactor::cookie::DeviceCookie;
 use twofactor::mail::{DynMailer, NoMailer};
 use twofactor::policy::{NoTrustedDevices, Optional, RequiredForAll, WhenUnenrolled};
@@ -150,7 +152,7 @@ async fn full_host_flow(store_kind: &str) {
     let cookies = tf.device_cookie();
     assert_ne!(
         cookies.name_for(&alice.user),
-        DeviceCookie::new().name_for(&alice.user)
+        DeviceCookie::new(ServiceKeys::ephemeral().unwrap().cookie_key()).name_for(&alice.user)
     );
     let set_cookie = cookies.set_cookie_header(&alice.user, token);
     let ttl = Settings::default().trusted_device_ttl();

@@ -21,6 +21,7 @@ const LAYERS: &[&str] = &[
     "seal",
     "service",
     "testing",
+    "axum",
 ];
 
 fn rank(module: &str) -> Option<usize> {

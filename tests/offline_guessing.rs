@@ -427,24 +427,29 @@ fn stored_code_shapes_are_strict() {
 #[cfg(feature = "seal")]
 #[test]
 fn a_code_key_derived_from_the_sealing_keyring_survives_its_rotation() {
+    use twofactor::account::ServiceKeys;
     use twofactor::seal::Keyring;
+    /// Settings with the code keys of `keys` (what the service builder's `keys` sets).
+    fn settings_of(keys: &ServiceKeys) -> Settings {
+        let mut builder = Settings::builder().code_key(keys.code_key().clone());
+        for k in keys.old_code_keys() {
+            builder = builder.old_code_key(k.clone());
+        }
+        builder.build().unwrap()
+    }
     let old = Keyring::new("2026-01", &[1; 32]).unwrap();
-    let settings = Settings::builder()
-        .code_key(old.code_key())
-        .build()
-        .unwrap();
+    let settings = settings_of(&old.service_keys());
     let (record, codes) = enrolled(&settings);
     // The derived key is no sealing key (and not the raw bytes).
-    assert_ne!(old.code_key(), CodeKey::from_bytes(&[1; 32]));
+    assert_ne!(
+        *old.service_keys().code_key(),
+        CodeKey::from_bytes(&[1; 32])
+    );
     let rotated = Keyring::new("2026-11", &[2; 32])
         .unwrap()
         .with_old_key("2026-01", &[1; 32])
         .unwrap();
-    let mut builder = Settings::builder().code_key(rotated.code_key());
-    for k in rotated.old_code_keys() {
-        builder = builder.old_code_key(k);
-    }
-    let after = builder.build().unwrap();
+    let after = settings_of(&rotated.service_keys());
     let t = login(
         &record,
         NOW + 60,
@@ -455,7 +460,7 @@ fn a_code_key_derived_from_the_sealing_keyring_survives_its_rotation() {
     assert!(t.outcome().is_ok());
     // Without the old keys: the typed error, not a wrong code.
     let only_new = Settings::builder()
-        .code_key(rotated.code_key())
+        .code_key(rotated.service_keys().code_key().clone())
         .build()
         .unwrap();
     assert!(matches!(

@@ -375,3 +375,302 @@ fn keyring_refuses_bad_keys_and_never_prints_them() {
     let key = Keyring::random_key().expect("rng");
     assert_ne!(*key, [0; 32]);
 }
+
+// --- Key hygiene: a subkey per purpose, legacy forms read, tags never stripped (issue 13) ---
+
+/// Settings holding the code keys of `keys` (what the service builder's `keys` sets).
+fn settings_with(keys: &twofactor::account::ServiceKeys) -> twofactor::account::Settings {
+    let mut builder = twofactor::account::Settings::builder().code_key(keys.code_key().clone());
+    for k in keys.old_code_keys() {
+        builder = builder.old_code_key(k.clone());
+    }
+    builder.build().expect("settings")
+}
+
+/// `HKDF-SHA256(key, "twofactor hkdf salt v1", label)`, computed here independently of the
+/// crate (the derivation `Keyring` documents).
+fn hkdf(key: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(b"twofactor hkdf salt v1"), key)
+        .expand(label, &mut out)
+        .expect("32 bytes");
+    out
+}
+
+/// Opens the active secret of a stored row (JSON) of `user` with XChaCha20-Poly1305 under
+/// `key` directly.
+fn open_active_with(json: &str, user: &str, key: &[u8]) -> Option<Vec<u8>> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    let hex = |s: &serde_json::Value| -> Vec<u8> {
+        let s = s.as_str().expect("hex");
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    };
+    let sealed = &v["active"]["secret"];
+    let nonce: [u8; 24] = hex(&sealed["nonce"]).try_into().expect("24-byte nonce");
+    let ct = hex(&sealed["ct"]);
+    let aad = format!("twofactor/secret/v1\0active\0{user}");
+    chacha20poly1305::XChaCha20Poly1305::new_from_slice(key)
+        .expect("key")
+        .decrypt(
+            &chacha20poly1305::XNonce::from(nonce),
+            Payload {
+                msg: &ct,
+                aad: aad.as_bytes(),
+            },
+        )
+        .ok()
+}
+
+const LEGACY_FIXTURE: &str = include_str!("fixtures/sealed_pre_subkeys.json");
+const LEGACY_KEY: [u8; 32] = [0x5e; 32];
+const LEGACY_SECRET: &str = "AMNM4AJGH2FB3U7QX7XDBXGPVNKTH6QU";
+const LEGACY_RECOVERY: &str = "whxr-7zhc-9wsv-62ky";
+
+/// The legacy fixture as `lena`'s row at version 2 (what its tag binds).
+async fn legacy_row(inner: &SqliteStore) {
+    sqlx::query("INSERT INTO twofactor_records (user_id, version, record) VALUES ($1, 2, $2)")
+        .bind("lena")
+        .bind(LEGACY_FIXTURE)
+        .execute(inner.pool())
+        .await
+        .expect("insert the fixture");
+}
+
+/// Fails on 8b57fda: `Keyring::service_keys` does not exist there. Replayed with that commit's
+/// API (`code_key(keyring.code_key())`), the logins pass but the re-saved secret is sealed
+/// under the raw key, which the last assertions refuse: the raw key both encrypted the
+/// secrets and keyed the MACs.
+#[tokio::test]
+async fn records_sealed_before_subkeys_still_open_codes_still_check_and_saves_use_the_subkeys() {
+    let inner = SqliteStore::in_memory().await.expect("sqlite");
+    legacy_row(&inner).await;
+    let lena = Principal::new("lena");
+    let keyring = Keyring::new("legacy-1", &LEGACY_KEY).expect("key");
+    let keys = keyring.service_keys();
+    let store = Arc::new(SealedStore::new(inner.clone(), keyring));
+    let h = common::flows::Harness::with_settings(store.clone(), required, settings_with(&keys));
+    let secret = twofactor::Secret::from_base32(LEGACY_SECRET).expect("secret");
+
+    // The legacy tag verifies and the raw-key ciphertext opens.
+    login_next_step(&h, &lena, &secret)
+        .await
+        .expect("TOTP login on a record sealed before subkeys");
+    // The recovery codes were hashed under the legacy code key: they still check.
+    h.clock.advance(30);
+    let pending = h.challenge(&lena).await;
+    h.tf.finish_login(
+        &pending,
+        twofactor::account::Factor::RecoveryCode(LEGACY_RECOVERY),
+        None,
+        &LoginContext::new(),
+    )
+    .await
+    .expect("a recovery code hashed under the legacy code key");
+
+    // Saved again: sealed under the secret-encryption subkey, never under the raw key.
+    let json = stored_json(&inner, &lena.user).await;
+    let subkey = hkdf(&LEGACY_KEY, b"twofactor/v2/secret-encryption");
+    assert_eq!(
+        open_active_with(&json, "lena", &subkey).as_deref(),
+        Some(secret.expose_secret()),
+        "the new ciphertext opens under the subkey"
+    );
+    assert_eq!(open_active_with(&json, "lena", &LEGACY_KEY), None);
+    let before: serde_json::Value = serde_json::from_str(LEGACY_FIXTURE).expect("json");
+    assert!(
+        open_active_with(LEGACY_FIXTURE, "lena", &LEGACY_KEY).is_some(),
+        "the fixture itself is sealed under the raw key"
+    );
+    let after: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_ne!(before["mac"]["tag"], after["mac"]["tag"]);
+}
+
+#[test]
+fn the_keyrings_service_keys_are_a_direct_derivation_of_its_current_key() {
+    use twofactor::account::ServiceKeys;
+    for bytes in [[1u8; 32], [0x5e; 32], *b"0123456789abcdef0123456789abcdef"] {
+        let direct = ServiceKeys::derive(&bytes).expect("derive");
+        for ring in [
+            Keyring::new("a", &bytes).expect("key"),
+            Keyring::new("b", &bytes)
+                .expect("key")
+                .with_old_key("c", &KEY_2)
+                .expect("old"),
+        ] {
+            let keys = ring.service_keys();
+            assert_eq!(keys.code_key(), direct.code_key());
+            assert_eq!(keys.code_key().id(), direct.code_key().id());
+            // The ring's derivation never hands out the sealing key itself.
+            assert_ne!(keys.code_key().expose_secret(), &bytes);
+            assert!(!keys.old_code_keys().contains(direct.code_key()));
+        }
+    }
+    // The older key's code-hash subkey is kept, so are both legacy code keys.
+    let rotated = Keyring::new("new", &KEY_2)
+        .expect("key")
+        .with_old_key("old", &KEY_1)
+        .expect("old");
+    let old_subkey = ServiceKeys::derive(&KEY_1).expect("derive");
+    assert!(
+        rotated
+            .service_keys()
+            .old_code_keys()
+            .contains(old_subkey.code_key())
+    );
+    assert_eq!(rotated.service_keys().old_code_keys().len(), 3);
+}
+
+/// The row of an enrolled user with its tag removed and 2FA turned off, as a table writer
+/// would write it.
+fn stripped(json: &str, turn_off: bool) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(json).expect("json");
+    v["mac"] = serde_json::Value::Null;
+    if turn_off {
+        v["active"] = serde_json::Value::Null;
+        v["recovery"] = serde_json::Value::Null;
+    }
+    v.to_string()
+}
+
+async fn write_row(inner: &SqliteStore, user: &UserId, json: &str) {
+    sqlx::query("UPDATE twofactor_records SET record = $1 WHERE user_id = $2")
+        .bind(json)
+        .bind(user.as_str())
+        .execute(inner.pool())
+        .await
+        .expect("write the row");
+}
+
+/// The attack: a table writer strips the tag of a tagged row and turns 2FA off while an
+/// operator migrates 0.1.0 rows with `accept_untagged(true)`. Fails on 8b57fda: there the row
+/// loaded (any untagged row did) and the login was granted on the password alone.
+#[tokio::test]
+async fn a_stripped_tag_is_refused_even_while_accepting_untagged_rows() {
+    let alice = Principal::new("alice");
+    let (store, _) = enrolled_on_sqlite(&alice).await;
+    let inner = store.inner().clone();
+    let json = stored_json(&inner, &alice.user).await;
+
+    for turn_off in [true, false] {
+        write_row(&inner, &alice.user, &stripped(&json, turn_off)).await;
+        let migrating = Arc::new(SealedStore::new(inner.clone(), keyring()).accept_untagged(true));
+        let loaded = migrating.load(&alice.user).await;
+        assert!(
+            matches!(loaded, Err(SealedStoreError::Untagged { .. })),
+            "turn_off {turn_off}: {loaded:?}"
+        );
+        let h = Harness::new(migrating, common::flows::optional);
+        let decision = h.tf.start_login(&alice, None, &LoginContext::new()).await;
+        assert!(
+            matches!(decision, Err(Error::Store(_))),
+            "never granted on the password alone: {decision:?}"
+        );
+    }
+    // While adopting a bare store: a row with a sealed secret was written by a sealed store,
+    // so a missing tag was stripped; refused too.
+    write_row(&inner, &alice.user, &stripped(&json, false)).await;
+    let adopting = SealedStore::new(inner.clone(), keyring()).accept_unsealed(true);
+    assert!(matches!(
+        adopting.load(&alice.user).await,
+        Err(SealedStoreError::Untagged { .. })
+    ));
+    // The row as the store wrote it still loads.
+    write_row(&inner, &alice.user, &json).await;
+    assert!(store.load(&alice.user).await.expect("load").is_some());
+}
+
+/// The format-1 shape of a record: only the nine fields 0.1.0 wrote (no `v`, no tag), with no
+/// recovery set and no mailed code (their format-2 shapes differ).
+fn as_format_1(json: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    let mut out = serde_json::Map::new();
+    for field in [
+        "active",
+        "pending",
+        "recovery",
+        "devices",
+        "mailed",
+        "challenge",
+        "login_awaiting_enrollment",
+        "code_checks",
+        "mail_sends",
+    ] {
+        out.insert(field.to_owned(), v[field].clone());
+    }
+    out.insert("recovery".into(), serde_json::Value::Null);
+    out.insert("mailed".into(), serde_json::Value::Null);
+    serde_json::Value::Object(out).to_string()
+}
+
+#[tokio::test]
+async fn format_1_rows_load_untagged_while_migrating_and_are_tagged_by_their_next_save() {
+    let alice = Principal::new("alice");
+    let (store, secret) = enrolled_on_sqlite(&alice).await;
+    let inner = store.inner().clone();
+    let format_1 = as_format_1(&stored_json(&inner, &alice.user).await);
+    assert!(!format_1.contains("\"v\""), "{format_1}");
+    write_row(&inner, &alice.user, &format_1).await;
+
+    assert!(matches!(
+        store.load(&alice.user).await,
+        Err(SealedStoreError::Untagged { .. })
+    ));
+    let migrating = Arc::new(SealedStore::new(inner.clone(), keyring()).accept_untagged(true));
+    let h = Harness::new(migrating, required);
+    login_next_step(&h, &alice, &secret)
+        .await
+        .expect("a format-1 row loads untagged while migrating");
+    // Tagged by that save: the strict store opens it.
+    assert!(store.load(&alice.user).await.expect("tagged").is_some());
+}
+
+#[tokio::test]
+async fn a_bare_stores_rows_are_adopted_through_accept_unsealed_not_accept_untagged() {
+    // Written by a service on the bare store: format 2, secrets in the clear, no tag.
+    let inner = SqliteStore::in_memory().await.expect("sqlite");
+    let bare = Harness::new(Arc::new(inner.clone()), required);
+    let alice = Principal::new("alice");
+    let (secret, _) = bare.enroll(&alice.user).await;
+    // A user with a record but no secret (a throttled, never enrolled user).
+    let bob = UserId::new("bob");
+    let _ = inner
+        .save(&bob, &twofactor::account::TwoFactorRecord::default(), None)
+        .await
+        .expect("save");
+
+    let untagged_only = SealedStore::new(inner.clone(), keyring()).accept_untagged(true);
+    assert!(matches!(
+        untagged_only.load(&alice.user).await,
+        Err(SealedStoreError::Unsealed { .. })
+    ));
+    assert!(matches!(
+        untagged_only.load(&bob).await,
+        Err(SealedStoreError::Untagged { .. })
+    ));
+
+    let adopting = Arc::new(SealedStore::new(inner.clone(), keyring()).accept_unsealed(true));
+    assert!(adopting.load(&bob).await.expect("bare row").is_some());
+    let h = Harness::new(adopting, required);
+    h.clock.advance(60);
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&secret, h.now()))
+        .await
+        .expect("login while adopting");
+    let strict = SealedStore::new(inner.clone(), keyring());
+    assert!(
+        strict
+            .load(&alice.user)
+            .await
+            .expect("sealed and tagged")
+            .is_some()
+    );
+    assert!(
+        !stored_json(&inner, &alice.user)
+            .await
+            .contains(secret.to_base32().as_str())
+    );
+}

@@ -83,6 +83,12 @@ macro_rules! store_conformance {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn store_lists_its_users_page_by_page() {
+                let f = fixture().await;
+                conformance::list_users_pages_through_everyone(&*f.store()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn service_enroll_login_replay_refused() {
                 let f = fixture().await;
                 flows::enroll_login_replay(f.store()).await;

@@ -15,6 +15,7 @@ mod app;
 #[allow(dead_code)]
 #[path = "../web/pages.rs"]
 mod pages;
+mod reseal;
 mod run;
 #[allow(dead_code)]
 #[path = "../web/twofa.rs"]

@@ -22,7 +22,11 @@ pub const USAGE: &str = "usage: cli [--db FILE] COMMAND
   status NAME                2FA status and trusted devices
   revoke NAME (DEVICE|--all) revoke trusted devices
   admin-reset NAME ADMIN     ADMIN (a superuser, password from the input) resets NAME's 2FA
-  outbox [NAME]              the messages the demo 'sent'";
+  outbox [NAME]              the messages the demo 'sent'
+  reseal OLD_KEY_FILE NEW_KEY_FILE [--old-id ID] [--new-id ID]
+         [--accept-untagged] [--accept-unsealed]
+                             re-seal every 2FA record under the new key (files of 64 hex
+                             digits, as DB.key; ids default to demo-1 and demo-2)";
 
 /// Input lines, with an optional prompt on a terminal.
 struct Input<'a> {
@@ -77,6 +81,9 @@ pub async fn run(
             .cloned()
             .ok_or_else(|| BoxError::from(format!("missing argument\n{USAGE}")))
     };
+    if command == "reseal" {
+        return crate::reseal::run(&db, &args[1..], out).await;
+    }
     let app = app::open(&Config { db, port: 0 }).await?;
     let tf = &app.tf;
     let mut input = Input { lines, tty };

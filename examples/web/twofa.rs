@@ -23,8 +23,8 @@ use twofactor::vocabulary::FactorKind;
 use twofactor::{
     Clock, EnforcementPolicy, EnrollmentStatus, Error, ErrorKind, Factor, GrantReason,
     LoginContext, LoginDecision, Mailer, Notice, Optional, PendingLogin, PerTenant, Principal,
-    Reauthenticated, RequiredForAll, RequiredForRoles, Requirement, SecondFactorProof, ServiceKeys,
-    SqliteStore, TwoFactor, UserId, WhenUnenrolled,
+    Reauthenticated, RequiredForAll, RequiredForRoles, Requirement, SecondFactorProof, SqliteStore,
+    TwoFactor, UserId, WhenUnenrolled,
 };
 
 /// The demo's 2FA service: sealed secrets in SQLite, the outbox, the live policy.
@@ -44,16 +44,14 @@ pub fn service(
     clock: Arc<DemoClock>,
 ) -> Result<Service, Box<dyn std::error::Error + Send + Sync>> {
     let keyring = Keyring::new("demo-1", key)?;
-    // Every other key comes from the same demo secret (HKDF, one label per purpose): recovery
-    // and mailed codes are stored as HMACs (a copy of the table alone does not let anyone
-    // test guesses offline), login tickets and second-factor proofs are sealed, and
-    // trusted-device cookies get keyed names. Codes hashed by earlier versions of the demo
-    // (under the keyring's code key) still check until they are regenerated.
-    let keys = ServiceKeys::derive(key)?.with_old_code_key(keyring.code_key());
-    let store = SealedStore::new(SqliteStore::from_pool(pool.clone()), keyring);
-    Ok(TwoFactor::builder(store)
+    // One call seals the store and keys the service from the keyring (HKDF, one subkey per
+    // purpose): TOTP secrets encrypted and every record authenticated; recovery and mailed
+    // codes stored as HMACs (a copy of the table alone does not let anyone test guesses
+    // offline); login tickets and second-factor proofs sealed; trusted-device cookies keyed.
+    // Codes hashed by earlier versions of the demo still check until they are regenerated.
+    Ok(TwoFactor::builder(SqliteStore::from_pool(pool.clone()))
         .mailer(Outbox { pool: pool.clone() })
-        .keys(keys)
+        .sealed(keyring)
         .policy(policy)
         .clock(clock)
         .audit(AuditLog::new(pool))

@@ -102,7 +102,8 @@ const KEY_ID_LABEL: &[u8] = b"twofactor code key id v1";
 /// With it, a stored code is `HMAC-SHA-256(key, ...)` instead of a salted SHA-256: someone who
 /// copies the table (a backup, a replica) but not the key cannot test a single guess offline.
 /// Keep it beside the sealing key, in your secret manager, never in the database; or derive it
-/// from the sealing keyring with `Keyring::code_key` (feature `seal`) and manage one secret.
+/// with [`ServiceKeys`](super::ServiceKeys) from one server secret (under sealing,
+/// `Keyring::service_keys`, feature `seal`) and manage one secret.
 /// Give it to the service with
 /// [`TwoFactorBuilder::code_key`](crate::service::TwoFactorBuilder::code_key) (or to the
 /// domain with [`SettingsBuilder::code_key`](super::SettingsBuilder::code_key)).

@@ -819,11 +819,25 @@ impl TwoFactorRecord {
         now: u64,
         settings: &Settings,
     ) -> Result<(), DomainError> {
+        self.check_proof_within(proof, user, factors, now, settings.reauth_max_age, settings)
+    }
+
+    /// [`check_proof`](Self::check_proof) with the host's own maximum age (a step-up guard's
+    /// "second factor in the last N minutes").
+    pub(crate) fn check_proof_within(
+        &self,
+        proof: &SecondFactorProof,
+        user: &UserId,
+        factors: &[FactorKind],
+        now: u64,
+        max_age: u64,
+        settings: &Settings,
+    ) -> Result<(), DomainError> {
         proof.verify(settings.ticket_key()?)?;
         if proof.user() != user || proof.generation() != self.tickets.generation {
             return Err(DomainError::InvalidProof);
         }
-        if !factors.contains(&proof.factor()) || !proof.is_fresh(now, settings.reauth_max_age) {
+        if !factors.contains(&proof.factor()) || !proof.is_fresh(now, max_age) {
             return Err(DomainError::SecondFactorRequired);
         }
         Ok(())

@@ -124,6 +124,13 @@ pub struct TwoFactorRecord {
     /// (`None` in a record it loaded, and under a bare store).
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) mac: Option<RecordTag>,
+    /// Whether the record was decoded from a format-1 row (no `"v"`: written before record
+    /// tags existed), the only kind of row [`SealedStore::accept_untagged`] lets through
+    /// without a tag. Never stored: `false` in every record built, or saved by a store.
+    ///
+    /// [`SealedStore::accept_untagged`]: crate::seal::SealedStore::accept_untagged
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    pub(crate) format_1: bool,
 }
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
@@ -286,6 +293,7 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             tickets,
             mailed_login_required,
             mac,
+            format_1: legacy,
         })
     }
 }

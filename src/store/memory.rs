@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{SaveOutcome, UserStore, Version, Versioned};
+use super::{ListUsers, SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 use crate::vocabulary::BoxError;
 
@@ -151,7 +151,37 @@ impl UserStore for MemoryStore {
             return Ok(SaveOutcome::Conflict);
         }
         let next = Version(current.map_or(1, |v| v.0.saturating_add(1)));
-        map.insert(user.clone(), (Entry::Record(record.clone()), next));
+        let mut record = record.clone();
+        // Saved rows are in the current format, as an SQL store writes them.
+        record.format_1 = false;
+        map.insert(user.clone(), (Entry::Record(record), next));
         Ok(SaveOutcome::Saved(next))
+    }
+}
+
+impl ListUsers for MemoryStore {
+    async fn list_users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserId>, MemoryStoreError> {
+        let map = self
+            .records
+            .lock()
+            .map_err(|_| MemoryStoreError::Poisoned)?;
+        // The `limit` smallest ids after `after`, in byte order, without sorting the map.
+        let mut page: std::collections::BinaryHeap<&UserId> = std::collections::BinaryHeap::new();
+        for user in map.keys() {
+            if after.is_some_and(|a| user.as_str() <= a.as_str()) {
+                continue;
+            }
+            if page.len() < limit {
+                page.push(user);
+            } else if page.peek().is_some_and(|max| user.as_str() < max.as_str()) {
+                page.pop();
+                page.push(user);
+            }
+        }
+        Ok(page.into_sorted_vec().into_iter().cloned().collect())
     }
 }

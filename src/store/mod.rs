@@ -87,6 +87,83 @@ pub trait UserStore: Send + Sync {
     ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send;
 }
 
+/// A store that can enumerate the users that have a record, page by page: what a tool that
+/// walks the whole store needs ([`seal::reseal`](crate::seal::reseal)). Logins never call it.
+///
+/// Implemented by [`MemoryStore`], the SQL stores, `SealedStore` and `Arc`/`&` of any of them.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use twofactor::account::TwoFactorRecord;
+/// use twofactor::store::{ListUsers, UserStore};
+/// use twofactor::{MemoryStore, UserId};
+///
+/// let store = MemoryStore::new();
+/// for name in ["carol", "alice", "bob"] {
+///     let _ = store.save(&UserId::new(name), &TwoFactorRecord::default(), None).await?;
+/// }
+/// let first = store.list_users(None, 2).await?;
+/// assert_eq!(first, [UserId::new("alice"), UserId::new("bob")]);
+/// let rest = store.list_users(first.last(), 2).await?;
+/// assert_eq!(rest, [UserId::new("carol")]);
+/// assert!(store.list_users(rest.last(), 2).await?.is_empty()); // the end
+/// # Ok(())
+/// # }
+/// ```
+pub trait ListUsers: UserStore {
+    /// Up to `limit` ids of users that have a record, in ascending order, strictly after
+    /// `after` (from the first with `None`). Fewer than `limit` (or none) means the end.
+    ///
+    /// The order is the store's, consistent from one page to the next: byte order of the ids
+    /// in [`MemoryStore`] and SQLite, the column's collation in PostgreSQL. A user whose
+    /// record is created or deleted during a walk may or may not be listed.
+    fn list_users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UserId>, Self::Error>> + Send;
+}
+
+impl<S: ListUsers + ?Sized> ListUsers for std::sync::Arc<S> {
+    fn list_users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UserId>, Self::Error>> + Send {
+        (**self).list_users(after, limit)
+    }
+}
+
+impl<S: ListUsers + ?Sized> ListUsers for &S {
+    fn list_users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UserId>, Self::Error>> + Send {
+        (**self).list_users(after, limit)
+    }
+}
+
+/// A borrowed store is a store: wrappers such as `SealedStore` can run over `&store`.
+impl<S: UserStore + ?Sized> UserStore for &S {
+    type Error = S::Error;
+    fn load(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<Versioned>, Self::Error>> + Send {
+        (**self).load(user)
+    }
+    fn save(
+        &self,
+        user: &UserId,
+        record: &TwoFactorRecord,
+        expected: Option<Version>,
+    ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send {
+        (**self).save(user, record, expected)
+    }
+}
+
 impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
     type Error = S::Error;
     fn load(

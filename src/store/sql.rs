@@ -406,6 +406,38 @@ where
     }
 }
 
+const LIST_FIRST: &str = "SELECT user_id FROM twofactor_records ORDER BY user_id LIMIT $1";
+const LIST_AFTER: &str = "SELECT user_id FROM twofactor_records WHERE user_id > $1 \
+     ORDER BY user_id LIMIT $2";
+
+/// One page of user ids in the column's order (the primary key's index). Shared by both
+/// backends.
+pub(crate) async fn list_users<DB>(
+    pool: &Pool<DB>,
+    after: Option<&UserId>,
+    limit: usize,
+) -> Result<Vec<UserId>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB>,
+    i64: Type<DB>,
+    String: Type<DB> + for<'r> Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let query = match after {
+        None => sqlx::query_scalar(LIST_FIRST).bind(limit),
+        Some(after) => sqlx::query_scalar(LIST_AFTER)
+            .bind(after.as_str())
+            .bind(limit),
+    };
+    let ids: Vec<String> = query.fetch_all(pool).await.map_err(StoreError::from_sqlx)?;
+    Ok(ids.into_iter().map(UserId::new).collect())
+}
+
 /// A stored version that is not a positive number.
 #[derive(Debug)]
 struct BadVersion(i64);
@@ -418,8 +450,8 @@ impl fmt::Display for BadVersion {
 
 impl std::error::Error for BadVersion {}
 
-/// Implements `UserStore` for a store type with a `pool` field by delegating to the shared
-/// [`load`] and [`save`].
+/// Implements `UserStore` and `ListUsers` for a store type with a `pool` field by delegating
+/// to the shared [`load`], [`save`] and [`list_users`].
 macro_rules! impl_user_store {
     ($store:ty) => {
         impl $crate::store::UserStore for $store {
@@ -441,6 +473,16 @@ macro_rules! impl_user_store {
                 expected: Option<$crate::store::Version>,
             ) -> Result<$crate::store::SaveOutcome, Self::Error> {
                 $crate::store::sql::save(&self.pool, user, record, expected).await
+            }
+        }
+
+        impl $crate::store::ListUsers for $store {
+            async fn list_users(
+                &self,
+                after: Option<&$crate::account::UserId>,
+                limit: usize,
+            ) -> Result<Vec<$crate::account::UserId>, Self::Error> {
+                $crate::store::sql::list_users(&self.pool, after, limit).await
             }
         }
     };

@@ -101,3 +101,14 @@ impl<S: UserStore> UserStore for Counting<S> {
         Ok(outcome)
     }
 }
+
+/// Listing passes through, uncounted (it is no load or save).
+impl<S: twofactor::store::ListUsers> twofactor::store::ListUsers for Counting<S> {
+    async fn list_users(
+        &self,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<UserId>, Self::Error> {
+        self.inner.list_users(after, limit).await
+    }
+}

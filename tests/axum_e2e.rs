@@ -1,0 +1,357 @@
+//! `examples/axum_minimal.rs` end to end in real headless Chromium, driven over WebDriver:
+//! the first login's forced set-up (the key read off the page, the code computed here), the
+//! recovery codes, the protected page; a second login with a code and "don't ask again on this
+//! device"; a third login let in by the remembered device; the step-up page before the guarded
+//! `/settings`; the account security page.
+//!
+//! Needs `chromium` and `chromium-driver` (Debian); paths can be overridden with `CHROMIUM`
+//! and `CHROMEDRIVER`. A missing browser FAILS the test: it never skips. Screenshots are saved
+//! under `target/screenshots/axum-*.png`.
+//!
+//! The example runs on the system clock: a code is computed for the next time step the
+//! server has not seen, which may mean waiting up to 30 seconds once (at step-up).
+
+#![allow(missing_docs)]
+
+#[allow(dead_code)]
+#[path = "../examples/axum_minimal.rs"]
+mod example;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use twofactor::clock::SystemClock;
+use twofactor::{Clock, Secret, Totp};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Kills chromedriver (and with it the browser) however the test ends.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn binary(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} not found: install Debian's `chromium` and `chromium-driver` (.ci/run does), or set {var}. \
+         This test never skips.",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn browser(
+    profile: &Path,
+) -> Result<(Client, Driver), Box<dyn std::error::Error + Send + Sync>> {
+    let chromium = binary("CHROMIUM", "/usr/bin/chromium");
+    let chromedriver = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let port = free_port();
+    let driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1000,1200",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    // chromedriver takes a moment to listen: retry for up to 20 s.
+    let mut last = None;
+    for _ in 0..100 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(c) => return Ok((c, driver)),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("could not start a Chromium session: {last:?}").into())
+}
+
+/// The test's view of the browser.
+struct T {
+    c: Client,
+    base: String,
+    shots: PathBuf,
+}
+
+impl T {
+    async fn go(&self, path: &str) -> TestResult {
+        self.c.goto(&format!("{}{path}", self.base)).await?;
+        Ok(())
+    }
+    async fn fill(&self, css: &str, text: &str) -> TestResult {
+        let e = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    }
+    /// Clicks something that loads a new page, and waits until the old page is gone.
+    async fn click(&self, css: &str) -> TestResult {
+        let old = self.c.find(Locator::Css("html")).await?;
+        self.toggle(css).await?;
+        for _ in 0..200 {
+            if old.tag_name().await.is_err() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("clicking {css} did not load a page").into())
+    }
+    /// Clicks something that stays on the page (a checkbox, a disclosure).
+    async fn toggle(&self, css: &str) -> TestResult {
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?
+            .click()
+            .await?;
+        Ok(())
+    }
+    async fn text(&self, css: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        let e = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?;
+        Ok(e.text().await?)
+    }
+    async fn path(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.c.current_url().await?.path().to_owned())
+    }
+    async fn shot(&self, name: &str) -> TestResult {
+        let png = self.c.screenshot().await?;
+        std::fs::write(self.shots.join(format!("axum-{name}.png")), png)?;
+        Ok(())
+    }
+    async fn login(&self) -> TestResult {
+        self.go("/login").await?;
+        self.fill("#username", "alice").await?;
+        self.fill("#password", "correct horse").await?;
+        self.click("#login").await
+    }
+    async fn logout(&self) -> TestResult {
+        self.click("#logout").await?;
+        assert_eq!(self.path().await?, "/login");
+        Ok(())
+    }
+    async fn device_cookies(
+        &self,
+    ) -> Result<Vec<fantoccini::cookies::Cookie<'static>>, Box<dyn std::error::Error + Send + Sync>>
+    {
+        Ok(self
+            .c
+            .get_all_cookies()
+            .await?
+            .into_iter()
+            .filter(|c| c.name().starts_with("__Host-2fa-device-"))
+            .collect())
+    }
+}
+
+/// The authenticator app: a code for a time step the server has not seen yet (the current
+/// one, or the next within the ±1 window), waiting for the clock when both are used.
+struct Phone {
+    secret: Secret,
+    last_step: Option<u64>,
+}
+
+impl Phone {
+    async fn code(&mut self) -> String {
+        loop {
+            let now = SystemClock.now();
+            let step = (now / 30).max(self.last_step.map_or(0, |s| s + 1));
+            if step <= now / 30 + 1 {
+                self.last_step = Some(step);
+                return Totp::default()
+                    .generate(&self.secret, step * 30)
+                    .to_string();
+            }
+            let wait = 30 - now % 30;
+            eprintln!("waiting {wait} s for a fresh TOTP step");
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_minimal_axum_app_gains_2fa_in_chromium() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("twofactor-axum-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots)?;
+
+    let app = example::app(tower_sessions::MemoryStore::default()).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let (c, _driver) = browser(&dir.join("profile")).await?;
+    let t = T {
+        c,
+        base: format!("http://{addr}"),
+        shots,
+    };
+    let result = story(&t).await;
+    if result.is_err() {
+        let _ = t.shot("failure").await;
+        eprintln!(
+            "page at failure ({:?}): {:?}",
+            t.c.current_url().await.map(|u| u.to_string()),
+            t.c.source()
+                .await
+                .map(|s| s.chars().take(3000).collect::<String>())
+        );
+    }
+    let _ = t.c.clone().close().await;
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn story(t: &T) -> TestResult {
+    // The protected page sends a visitor to the host's login page.
+    t.go("/").await?;
+    assert_eq!(t.path().await?, "/login");
+
+    // First login: 2FA is required and alice has none: forced set-up.
+    t.login().await?;
+    assert_eq!(t.path().await?, "/2fa/setup");
+    assert!(
+        t.c.find(Locator::Css("#qr svg")).await.is_ok(),
+        "the QR code is inline SVG"
+    );
+    t.toggle("summary").await?;
+    let key = t.text("#manual-key").await?;
+    assert_eq!(key.split(' ').count(), 8, "the key is shown grouped: {key}");
+    t.shot("setup").await?;
+    // A reload resumes the set-up: the same key (the app already scanned it).
+    t.c.refresh().await?;
+    t.toggle("summary").await?;
+    assert_eq!(t.text("#manual-key").await?, key, "resumed on reload");
+    let mut phone = Phone {
+        secret: Secret::from_base32(&key.replace(' ', ""))?,
+        last_step: None,
+    };
+    // A wrong code first: the page says so and keeps the set-up.
+    t.fill("#code", "000000").await?;
+    t.click("#confirm").await?;
+    assert!(t.text("#error").await?.contains("not valid"));
+    t.toggle("summary").await?;
+    assert_eq!(t.text("#manual-key").await?, key);
+    t.fill("#code", &phone.code().await).await?;
+    t.click("#confirm").await?;
+    let codes =
+        t.c.find_all(Locator::Css("#recovery-codes li"))
+            .await?
+            .len();
+    assert_eq!(codes, 10, "ten recovery codes, shown once");
+    t.shot("recovery-codes").await?;
+    t.click("#continue").await?;
+    assert_eq!(t.path().await?, "/", "the set-up completed the login");
+    assert!(t.text("main").await?.contains("Hello, alice"));
+    t.logout().await?;
+
+    // Second login: a code and "don't ask again on this device".
+    t.login().await?;
+    assert_eq!(t.path().await?, "/2fa");
+    t.shot("second-step").await?;
+    t.fill("#code", &phone.code().await).await?;
+    t.toggle("#remember").await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/");
+    let device = t.device_cookies().await?;
+    assert_eq!(device.len(), 1, "one trusted-device cookie: {device:?}");
+    assert_eq!(
+        device[0].secure(),
+        Some(true),
+        "Secure, kept over http://127.0.0.1"
+    );
+    assert_eq!(device[0].http_only(), Some(true));
+    assert_eq!(device[0].path(), Some("/"));
+    t.logout().await?;
+
+    // Third login: the remembered device lets her in without a code.
+    t.login().await?;
+    assert_eq!(t.path().await?, "/", "granted by the remembered device");
+
+    // The guarded page asks for a fresh second factor first, then comes back.
+    t.click("a[href='/settings']").await?;
+    assert_eq!(t.path().await?, "/2fa/step-up");
+    t.shot("step-up").await?;
+    t.fill("#code", &phone.code().await).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, "/settings");
+    assert!(
+        t.text("#settings")
+            .await?
+            .contains("Payout account of alice")
+    );
+
+    // The account security page: on, required, the device listed.
+    t.click("a[href='/2fa/account']").await?;
+    assert!(
+        t.text("#tfa-on")
+            .await?
+            .contains("Your organisation requires it")
+    );
+    assert!(
+        t.text("#recovery-left")
+            .await?
+            .contains("10 recovery codes left")
+    );
+    assert!(t.text("#devices").await?.contains("Chrome on Linux"));
+    t.shot("account").await?;
+    t.click("#revoke-all").await?;
+    assert!(t.text("#notice").await?.contains("1 device revoked"));
+    t.go("/").await?;
+    t.logout().await?;
+
+    // The revoked device is asked for a code again, and its cookie is deleted.
+    t.login().await?;
+    assert_eq!(t.path().await?, "/2fa");
+    assert!(
+        t.device_cookies().await?.is_empty(),
+        "the refused cookie is deleted"
+    );
+    Ok(())
+}

@@ -1,0 +1,888 @@
+//! `twofactor::axum` in process: `examples/axum_minimal.rs`'s router (and a few routers of the
+//! test's own) driven with `tower::ServiceExt::oneshot`, the cookies carried by hand.
+//!
+//! - the session id changes at every privilege change (login ticket stored, login completed,
+//!   step-up), and the old id no longer works after each;
+//! - a POST without its CSRF token, or with a wrong one, is refused (403) and changes nothing;
+//! - an edited or foreign login ticket in the session store, and an edited or forged proof,
+//!   are refused;
+//! - the mailed-code page and its resend, the throttle's 429 with `Retry-After`, no open
+//!   redirect through `next`, `no-store` on pages that show secrets, the account page.
+//!
+//! TOTP codes come from the real clock (the example runs on the system clock): a login uses
+//! the next time step, which the ±1-step window accepts, so no test waits.
+
+#![allow(missing_docs)]
+
+#[allow(dead_code)]
+#[path = "../examples/axum_minimal.rs"]
+mod example;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use axum::response::Response;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use tower::ServiceExt as _;
+use tower_sessions::session::Id;
+use tower_sessions::{MemoryStore, SessionStore};
+use twofactor::axum::{Login, TwoFactorWeb};
+use twofactor::testing::{ManualClock, RecordingMailer, test_keys};
+use twofactor::{
+    Clock, LoginContext, MemoryStore as TfStore, Principal, RequiredForAll, Secret, Totp,
+    TwoFactor, WhenUnenrolled,
+};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// One answer, read whole.
+struct Answer {
+    status: StatusCode,
+    location: String,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn between(&self, start: &str, end: &str) -> Option<String> {
+        let from = self.body.find(start)? + start.len();
+        let to = self.body[from..].find(end)? + from;
+        Some(self.body[from..to].to_owned())
+    }
+    fn csrf(&self) -> String {
+        self.between("name=csrf value=\"", "\"")
+            .expect("a form with its CSRF token")
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    fn recovery_codes(&self) -> Vec<String> {
+        let list = self
+            .between("<ul id=recovery-codes class=codes>", "</ul>")
+            .expect("the recovery codes");
+        list.split("<li><code>")
+            .filter_map(|s| s.split("</code>").next())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A browser, by hand: a cookie jar in front of a router.
+struct Browser {
+    app: Router,
+    jar: HashMap<String, String>,
+    user_agent: &'static str,
+}
+
+impl Browser {
+    fn new(app: Router) -> Self {
+        Browser {
+            app,
+            jar: HashMap::new(),
+            user_agent: "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36",
+        }
+    }
+
+    /// The session cookie's value (tower-sessions names it `id`).
+    fn session_id(&self) -> String {
+        self.jar.get("id").cloned().expect("a session cookie")
+    }
+
+    async fn send(&mut self, req: Request<Body>, cookies: Option<&str>) -> Answer {
+        let (mut parts, body) = req.into_parts();
+        let jar = self
+            .jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let cookie = cookies.map_or(jar, str::to_owned);
+        if !cookie.is_empty() {
+            parts
+                .headers
+                .insert(header::COOKIE, cookie.parse().expect("cookie"));
+        }
+        parts
+            .headers
+            .insert(header::USER_AGENT, self.user_agent.parse().expect("ua"));
+        let res: Response = self
+            .app
+            .clone()
+            .oneshot(Request::from_parts(parts, body))
+            .await
+            .expect("infallible");
+        if cookies.is_none() {
+            for set in res.headers().get_all(header::SET_COOKIE) {
+                let set = set.to_str().expect("ascii");
+                let (pair, attrs) = set.split_once(';').unwrap_or((set, ""));
+                let (name, value) = pair.split_once('=').expect("name=value");
+                if attrs.contains("Max-Age=0") || value.is_empty() {
+                    self.jar.remove(name);
+                } else {
+                    self.jar.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        let status = res.status();
+        let headers = res.headers().clone();
+        let location = headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        Answer {
+            status,
+            location,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let req = Request::get(path).body(Body::empty()).expect("request");
+        self.send(req, None).await
+    }
+
+    /// A GET carrying only the session cookie `id` (an old one, say).
+    async fn get_as(&mut self, path: &str, session_id: &str) -> Answer {
+        let req = Request::get(path).body(Body::empty()).expect("request");
+        self.send(req, Some(&format!("id={session_id}"))).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        self.post_from("http://127.0.0.1", path, fields).await
+    }
+
+    /// A POST from a page of `origin` (the browser's `Origin` header).
+    async fn post_from(&mut self, origin: &str, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let body = fields
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    utf8_percent_encode(k, NON_ALPHANUMERIC),
+                    utf8_percent_encode(v, NON_ALPHANUMERIC)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ORIGIN, origin)
+            .body(Body::from(body))
+            .expect("request");
+        self.send(req, None).await
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> Answer {
+        self.post("/login", &[("username", user), ("password", password)])
+            .await
+    }
+}
+
+/// TOTP codes from the real clock, never the same step twice.
+struct Phone {
+    secret: Secret,
+    last_step: Option<u64>,
+}
+
+impl Phone {
+    fn from_key(key: &str) -> Self {
+        Phone {
+            secret: Secret::from_base32(&key.replace(' ', "")).expect("a base32 key"),
+            last_step: None,
+        }
+    }
+    /// A code for the earliest step the server still accepts and has not seen: the current
+    /// one, or the next (within the ±1 window).
+    fn code(&mut self) -> String {
+        let now = twofactor::clock::SystemClock.now();
+        let step = (now / 30).max(self.last_step.map_or(0, |s| s + 1));
+        assert!(
+            step <= now / 30 + 1,
+            "this test uses two codes per 30 s at most"
+        );
+        self.last_step = Some(step);
+        Totp::default()
+            .generate(&self.secret, step * 30)
+            .to_string()
+    }
+}
+
+fn example_app(sessions: &MemoryStore) -> Router {
+    example::app(sessions.clone()).expect("the example's app")
+}
+
+/// Logs alice in for the first time: forced set-up. Returns her phone and recovery codes.
+async fn first_login(b: &mut Browser) -> (Phone, Vec<String>) {
+    let r = b.login("alice", "correct horse").await;
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (StatusCode::SEE_OTHER, "/2fa/setup")
+    );
+    let page = b.get("/2fa/setup").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let key = page
+        .between("id=manual-key class=key>", "<")
+        .expect("the manual key");
+    let mut phone = Phone::from_key(&key);
+    let done = b
+        .post(
+            "/2fa/setup",
+            &[("csrf", &page.csrf()), ("code", &phone.code())],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let codes = done.recovery_codes();
+    assert_eq!(codes.len(), 10);
+    (phone, codes)
+}
+
+async fn session_data(store: &MemoryStore, id: &str) -> HashMap<String, serde_json::Value> {
+    let id = Id::from_str(id).expect("a session id");
+    store
+        .load(&id)
+        .await
+        .expect("store")
+        .map(|r| r.data)
+        .unwrap_or_default()
+}
+
+async fn set_session_value(store: &MemoryStore, id: &str, key: &str, value: &str) {
+    let id = Id::from_str(id).expect("a session id");
+    let mut record = store.load(&id).await.expect("store").expect("a session");
+    record.data.insert(key.to_owned(), value.into());
+    store.save(&record).await.expect("save");
+}
+
+/// Flips one hex digit in the payload of a sealed token.
+fn edit_token(token: &str, at: usize) -> String {
+    let mut bytes = token.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    String::from_utf8(bytes).expect("ascii")
+}
+
+#[tokio::test]
+async fn the_session_id_changes_at_every_privilege_change() -> TestResult {
+    let store = MemoryStore::default();
+    let mut b = Browser::new(example_app(&store));
+
+    // A visitor has a session before the password: the guard keeps where to come back.
+    let r = b.get("/settings").await;
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
+    let visitor = b.session_id();
+
+    // 1. The password is right: the login ticket is stored under a new id.
+    let r = b.login("alice", "correct horse").await;
+    assert_eq!(r.location, "/2fa/setup");
+    let ticket_session = b.session_id();
+    assert_ne!(
+        ticket_session, visitor,
+        "the id changes when the ticket is stored"
+    );
+    let data = session_data(&store, &ticket_session).await;
+    assert!(data.contains_key("twofactor.ticket"));
+    assert_eq!(data.get("twofactor.next"), Some(&"/settings".into()));
+    assert!(
+        session_data(&store, &visitor).await.is_empty(),
+        "the old record is gone"
+    );
+    let old = b.get_as("/2fa/setup", &visitor).await;
+    assert_eq!(
+        old.location, "/login",
+        "the visitor's id does not reach the set-up"
+    );
+
+    // 2. Forced set-up completes the login: another new id.
+    let page = b.get("/2fa/setup").await;
+    let key = page.between("id=manual-key class=key>", "<").expect("key");
+    let mut phone = Phone::from_key(&key);
+    let done = b
+        .post(
+            "/2fa/setup",
+            &[("csrf", &page.csrf()), ("code", &phone.code())],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    let recovery = done.recovery_codes();
+    assert!(
+        done.body.contains("id=continue href=\"/settings\""),
+        "back to the page asked for"
+    );
+    let logged_in = b.session_id();
+    assert_ne!(
+        logged_in, ticket_session,
+        "the id changes when the login completes"
+    );
+    assert_eq!(b.get("/").await.status, StatusCode::OK);
+    let old = b.get_as("/", &ticket_session).await;
+    assert_eq!(old.location, "/login", "the ticket's id is not logged in");
+    let old = b.get_as("/2fa/setup", &ticket_session).await;
+    assert_eq!(
+        old.location, "/login",
+        "nor does it hold the ticket any more"
+    );
+
+    // 3. A second-step login: ticket (new id), code (new id), each old id dead.
+    b.post("/logout", &[]).await;
+    let r = b.login("alice", "correct horse").await;
+    assert_eq!(r.location, "/2fa");
+    let ticket_session = b.session_id();
+    assert_ne!(ticket_session, logged_in);
+    let page = b.get("/2fa").await;
+    assert!(page.body.contains("recovery code"));
+    let r = b
+        .post(
+            "/2fa",
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &phone.code()),
+                ("remember", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (StatusCode::SEE_OTHER, "/")
+    );
+    let after_code = b.session_id();
+    assert_ne!(
+        after_code, ticket_session,
+        "the id changes when the code completes the login"
+    );
+    assert_eq!(b.get_as("/", &ticket_session).await.location, "/login");
+    let device = b
+        .jar
+        .keys()
+        .find(|k| k.starts_with("__Host-2fa-device-"))
+        .cloned()
+        .expect("the trusted-device cookie");
+    let set_cookie = r.header("set-cookie").unwrap_or_default();
+    assert!(
+        set_cookie.contains("Secure") && set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
+
+    // 4. The remembered device logs in without a code (and without a proof); the step-up
+    // guard then asks for one, and proving it cycles the id again.
+    b.post("/logout", &[]).await;
+    assert!(b.jar.contains_key(&device));
+    let r = b.login("alice", "correct horse").await;
+    assert_eq!(r.location, "/", "granted by the remembered device");
+    let granted = b.session_id();
+    let r = b.get("/settings").await;
+    assert_eq!(r.location, "/2fa/step-up?next=%2Fsettings");
+    let page = b.get(&r.location).await;
+    assert!(page.body.contains("name=next value=\"/settings\""));
+    let r = b
+        .post(
+            "/2fa/step-up",
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &recovery[0]),
+                ("next", "/settings"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location, "/settings");
+    let stepped_up = b.session_id();
+    assert_ne!(stepped_up, granted, "the id changes at step-up");
+    assert_eq!(b.get("/settings").await.status, StatusCode::OK);
+    assert_eq!(b.get_as("/settings", &granted).await.location, "/login");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_is_refused_and_changes_nothing() -> TestResult {
+    let store = MemoryStore::default();
+    let mut b = Browser::new(example_app(&store));
+    b.login("alice", "correct horse").await;
+    let page = b.get("/2fa/setup").await;
+    let key = page.between("id=manual-key class=key>", "<").expect("key");
+    let mut phone = Phone::from_key(&key);
+    let code = phone.code();
+    let ticket_session = b.session_id();
+    for token in [None, Some("0".repeat(64)), Some(String::new())] {
+        let mut fields = vec![("code", code.as_str())];
+        if let Some(t) = &token {
+            fields.push(("csrf", t));
+        }
+        let r = b.post("/2fa/setup", &fields).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{token:?}");
+        assert!(r.body.contains("This form has expired"));
+        assert_eq!(b.session_id(), ticket_session, "nothing changed");
+    }
+    // The same code still works: it was never checked.
+    let done = b
+        .post("/2fa/setup", &[("csrf", &page.csrf()), ("code", &code)])
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+
+    // Logged in: account actions without a valid token are refused and do nothing.
+    let account = b.get("/2fa/account").await;
+    assert!(account.body.contains("id=tfa-on"));
+    for (path, fields) in [
+        ("/2fa/account/disable", vec![("code", "123456")]),
+        ("/2fa/account/recovery-codes", vec![("csrf", "forged")]),
+        ("/2fa/account/devices/revoke-all", vec![]),
+        ("/2fa/account/reauthenticate", vec![("csrf", "x")]),
+        ("/2fa/step-up", vec![("code", "123456"), ("next", "/")]),
+    ] {
+        let r = b.post(path, &fields).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let account = b.get("/2fa/account").await;
+    assert!(account.body.contains("id=tfa-on"), "still on");
+    assert!(
+        account.body.contains("10 recovery codes left"),
+        "the same codes"
+    );
+    assert_eq!(b.get("/").await.status, StatusCode::OK, "still logged in");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_edited_or_foreign_ticket_and_a_forged_proof_are_refused() -> TestResult {
+    let store = MemoryStore::default();
+    let mut b = Browser::new(example_app(&store));
+    let (mut phone, recovery) = first_login(&mut b).await;
+    b.post("/logout", &[]).await;
+
+    // An edited ticket in the session store: refused before the code is looked at.
+    b.login("alice", "correct horse").await;
+    let sid = b.session_id();
+    let ticket = session_data(&store, &sid).await["twofactor.ticket"]
+        .as_str()
+        .expect("the ticket")
+        .to_owned();
+    set_session_value(&store, &sid, "twofactor.ticket", &edit_token(&ticket, 40)).await;
+    let page = b.get("/2fa").await;
+    let code = phone.code();
+    let r = b
+        .post("/2fa", &[("csrf", &page.csrf()), ("code", &code)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.contains("Your login has expired"));
+    assert_eq!(b.get("/").await.location, "/login", "not logged in");
+    assert!(
+        !session_data(&store, &b.session_id())
+            .await
+            .contains_key("twofactor.ticket"),
+        "the edited ticket is dropped"
+    );
+    // Nothing was counted or used: the same code logs in with a real ticket.
+    b.login("alice", "correct horse").await;
+    let page = b.get("/2fa").await;
+    let r = b
+        .post("/2fa", &[("csrf", &page.csrf()), ("code", &code)])
+        .await;
+    assert_eq!(r.location, "/", "{}", r.body);
+    b.post("/logout", &[]).await;
+
+    // A ticket sealed by another deployment (another key), for the same user and step.
+    let other = TwoFactor::builder(TfStore::new())
+        .mailer(RecordingMailer::new())
+        .keys(test_keys())
+        .policy(RequiredForAll::default())
+        .build();
+    let foreign = other
+        .start_login(&Principal::new("alice"), None, &LoginContext::new())
+        .await?
+        .into_pending()
+        .expect("a ticket");
+    b.login("alice", "correct horse").await;
+    let sid = b.session_id();
+    // Put it where this login's ticket was (a set-up ticket: the set-up page checks it).
+    set_session_value(&store, &sid, "twofactor.ticket", foreign.as_str()).await;
+    let page = b.get("/2fa/setup").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let r = b
+        .post("/2fa/setup", &[("csrf", &page.csrf()), ("code", "123456")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(b.get("/").await.location, "/login");
+
+    // A forged proof: sealed by the other deployment for alice, fresh. The step-up guard
+    // and the account's sensitive calls refuse it.
+    let app_started = other
+        .start_enrollment(
+            &Principal::new("alice"),
+            "alice",
+            twofactor::Reauthenticated::at(twofactor::clock::SystemClock.now()),
+        )
+        .await?;
+    let other_secret = twofactor::KeyUri::parse(app_started.uri())?.into_secret();
+    let now = twofactor::clock::SystemClock.now();
+    other
+        .finish_enrollment(
+            &"alice".into(),
+            &Totp::default().generate(&other_secret, now).to_string(),
+        )
+        .await?;
+    let forged = other
+        .verify_second_factor(
+            &"alice".into(),
+            twofactor::Factor::Totp(
+                &Totp::default()
+                    .generate(&other_secret, now + 30)
+                    .to_string(),
+            ),
+            &LoginContext::new(),
+        )
+        .await?;
+    // Log in with a recovery code (the login's own proof), then put the forged proof in its
+    // place.
+    b.login("alice", "correct horse").await;
+    let page = b.get("/2fa").await;
+    let r = b
+        .post("/2fa", &[("csrf", &page.csrf()), ("code", &recovery[0])])
+        .await;
+    assert_eq!(
+        r.location, "/2fa/account",
+        "a recovery code leads to the account page"
+    );
+    let sid = b.session_id();
+    assert_eq!(
+        b.get("/settings").await.status,
+        StatusCode::OK,
+        "the real proof passes"
+    );
+    set_session_value(&store, &sid, "twofactor.proof", forged.as_str()).await;
+    let r = b.get("/settings").await;
+    assert_eq!(
+        r.location, "/2fa/step-up?next=%2Fsettings",
+        "the forged proof is refused"
+    );
+    set_session_value(&store, &sid, "twofactor.proof", forged.as_str()).await;
+    let account = b.get("/2fa/account").await;
+    assert!(
+        !account.body.contains("name=code autocomplete"),
+        "the page believes the claims (display only)"
+    );
+    let r = b
+        .post("/2fa/account/recovery-codes", &[("csrf", &account.csrf())])
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the call checks the seal: {}",
+        r.body
+    );
+    assert!(r.body.contains("no longer valid"));
+    // An edited real proof is refused too.
+    let page = b.get("/2fa/step-up?next=/settings").await;
+    b.post(
+        "/2fa/step-up",
+        &[
+            ("csrf", &page.csrf()),
+            ("code", &recovery[1]),
+            ("next", "/settings"),
+        ],
+    )
+    .await;
+    let sid = b.session_id();
+    let real = session_data(&store, &sid).await["twofactor.proof"]
+        .as_str()
+        .expect("a proof")
+        .to_owned();
+    assert_eq!(b.get("/settings").await.status, StatusCode::OK);
+    set_session_value(&store, &sid, "twofactor.proof", &edit_token(&real, 30)).await;
+    assert_eq!(
+        b.get("/settings").await.location,
+        "/2fa/step-up?next=%2Fsettings"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_store_on_secret_pages_and_no_open_redirect() -> TestResult {
+    let store = MemoryStore::default();
+    let mut b = Browser::new(example_app(&store));
+    b.login("alice", "correct horse").await;
+    let setup = b.get("/2fa/setup").await;
+    assert_eq!(setup.header("cache-control"), Some("no-store"));
+    assert_eq!(setup.header("x-frame-options"), Some("DENY"));
+    assert!(setup.body.contains("<svg"), "the QR code is inline SVG");
+    // A reload resumes the set-up: the same key.
+    let again = b.get("/2fa/setup").await;
+    let key = setup.between("id=manual-key class=key>", "<").expect("key");
+    assert_eq!(
+        again.between("id=manual-key class=key>", "<"),
+        Some(key.clone())
+    );
+    let mut phone = Phone::from_key(&key);
+    let codes = b
+        .post(
+            "/2fa/setup",
+            &[("csrf", &again.csrf()), ("code", &phone.code())],
+        )
+        .await;
+    assert_eq!(codes.header("cache-control"), Some("no-store"));
+    assert_eq!(codes.recovery_codes().len(), 10);
+
+    // `next` leaves the site: never followed.
+    for evil in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "http:evil.example",
+    ] {
+        let q = utf8_percent_encode(evil, NON_ALPHANUMERIC).to_string();
+        let page = b.get(&format!("/2fa/step-up?next={q}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body.contains("name=next value=\"/2fa/account\""),
+            "{evil}: {}",
+            page.body
+        );
+    }
+    let page = b.get("/2fa/step-up?next=%2F").await;
+    let r = b
+        .post(
+            "/2fa/step-up",
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &phone.code()),
+                ("next", "//evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.location, "/2fa/account",
+        "a bad next falls back to the account page"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_account_page_makes_codes_revokes_devices_and_refuses_a_required_disable() -> TestResult
+{
+    let store = MemoryStore::default();
+    let mut b = Browser::new(example_app(&store));
+    let (_phone, recovery) = first_login(&mut b).await;
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account.body.contains("Your organisation requires it"),
+        "status_for: required"
+    );
+    assert!(
+        !account.body.contains("id=disable"),
+        "no turning off where it is required"
+    );
+    // The proof from set-up is fresh: new recovery codes without typing a code.
+    let codes = b
+        .post("/2fa/account/recovery-codes", &[("csrf", &account.csrf())])
+        .await;
+    assert_eq!(codes.status, StatusCode::OK, "{}", codes.body);
+    assert_eq!(codes.header("cache-control"), Some("no-store"));
+    let fresh = codes.recovery_codes();
+    assert_ne!(fresh, recovery);
+    // A required disable, forced by hand: refused.
+    let r = b
+        .post(
+            "/2fa/account/disable",
+            &[("csrf", &account.csrf()), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("cannot be turned off"));
+
+    // A second login with "remember": the device is listed, then revoked.
+    b.post("/logout", &[]).await;
+    b.login("alice", "correct horse").await;
+    let page = b.get("/2fa").await;
+    b.post(
+        "/2fa",
+        &[
+            ("csrf", &page.csrf()),
+            ("code", &fresh[0]),
+            ("remember", "on"),
+        ],
+    )
+    .await;
+    let account = b.get("/2fa/account").await;
+    assert!(account.body.contains("You used a recovery code: 9 left"));
+    assert!(account.body.contains("Chrome on Linux"), "{}", account.body);
+    let device = account
+        .between("name=device value=\"", "\"")
+        .expect("a device id");
+    let r = b
+        .post(
+            "/2fa/account/devices/revoke",
+            &[("csrf", &account.csrf()), ("device", &device)],
+        )
+        .await;
+    assert_eq!(r.location, "/2fa/account");
+    let account = b.get("/2fa/account").await;
+    assert!(account.body.contains("The device was revoked"));
+    assert!(account.body.contains("No device skips the code"));
+    // The revoked device's cookie is deleted at its next login, which asks for a code.
+    b.post("/logout", &[]).await;
+    let r = b.login("alice", "correct horse").await;
+    assert_eq!(r.location, "/2fa");
+    assert!(
+        r.header("set-cookie")
+            .is_some_and(|c| c.contains("Max-Age=0")),
+        "the refused device cookie is deleted"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_trusted_device_where_the_browser_would_drop_its_cookie() -> TestResult {
+    let store = MemoryStore::default();
+    let mut b = Browser::new(example_app(&store));
+    let (mut phone, recovery) = first_login(&mut b).await;
+    b.post("/logout", &[]).await;
+    // Plain HTTP on a name that is not loopback: a `Secure` (`__Host-`) cookie would be
+    // dropped by the browser, so none is made, and the user is told.
+    b.login("alice", "correct horse").await;
+    let page = b.get("/2fa").await;
+    let r = b
+        .post_from(
+            "http://intranet.example:3000",
+            "/2fa",
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &recovery[0]),
+                ("remember", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.location, "/2fa/account",
+        "a recovery code leads to the account page"
+    );
+    assert!(
+        !b.jar.keys().any(|k| k.starts_with("__Host-")),
+        "no device cookie"
+    );
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account.body.contains("This device was not remembered"),
+        "{}",
+        account.body
+    );
+    assert!(
+        account.body.contains("No device skips the code"),
+        "nothing stored either"
+    );
+    b.post("/logout", &[]).await;
+    // With a code from the app (no recovery notice), a page says it before going on to the
+    // host's page, which would not.
+    b.login("alice", "correct horse").await;
+    let page = b.get("/2fa").await;
+    let r = b
+        .post_from(
+            "http://192.0.2.7",
+            "/2fa",
+            &[
+                ("csrf", &page.csrf()),
+                ("code", &phone.code()),
+                ("remember", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("This device was not remembered"));
+    assert!(r.body.contains("id=next href=\"/\""), "{}", r.body);
+    assert!(!b.jar.keys().any(|k| k.starts_with("__Host-")));
+    assert_eq!(b.get("/").await.status, StatusCode::OK, "logged in");
+    // Over HTTPS (or on a loopback name) the device is remembered.
+    b.post("/logout", &[]).await;
+    b.login("alice", "correct horse").await;
+    let page = b.get("/2fa").await;
+    b.post_from(
+        "https://app.example",
+        "/2fa",
+        &[
+            ("csrf", &page.csrf()),
+            ("code", &recovery[2]),
+            ("remember", "on"),
+        ],
+    )
+    .await;
+    assert!(b.jar.keys().any(|k| k.starts_with("__Host-2fa-device-")));
+    Ok(())
+}
+
+/// A host of the test's own: mailed codes for the unenrolled, a manual clock.
+fn mailed_app(mailer: Arc<RecordingMailer>, clock: Arc<ManualClock>) -> Router {
+    let tf = TwoFactor::builder(TfStore::new())
+        .mailer(mailer)
+        .keys(test_keys())
+        .policy(RequiredForAll::new(WhenUnenrolled::MailCode))
+        .clock(clock)
+        .build();
+    let tfa = TwoFactorWeb::new(tf, |user| async move { Some(Principal::new(user)) });
+    async fn login(tfa: Login, body: String) -> Response {
+        let user = body.strip_prefix("username=").unwrap_or("").to_owned();
+        tfa.password_checked(Principal::new(user)).await
+    }
+    Router::new()
+        .route("/", axum::routing::get(|| async { "home" }))
+        .route("/login", axum::routing::post(login))
+        .merge(tfa.router())
+        .layer(tfa.layer())
+        .layer(tower_sessions::SessionManagerLayer::new(
+            MemoryStore::default(),
+        ))
+}
+
+#[tokio::test]
+async fn mailed_codes_with_resend_and_the_throttles_wait() -> TestResult {
+    let mailer = Arc::new(RecordingMailer::new());
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let mut b = Browser::new(mailed_app(mailer.clone(), clock.clone()));
+    let paul = twofactor::UserId::new("paul");
+
+    let r = b.post("/login", &[("username", "paul")]).await;
+    assert_eq!(r.location, "/2fa");
+    let page = b.get("/2fa").await;
+    assert!(page.body.contains("We sent a login code"), "{}", page.body);
+    assert!(page.body.contains("id=resend"));
+    assert!(!page.body.contains("id=remember"));
+    let first = mailer.last_login_code_for(&paul).expect("a mailed code");
+    let r = b.post("/2fa/resend", &[("csrf", &page.csrf())]).await;
+    assert_eq!(r.location, "/2fa");
+    let page = b.get("/2fa").await;
+    assert!(page.body.contains("A new code was mailed"));
+    let second = mailer.last_login_code_for(&paul).expect("a new code");
+    assert_eq!(mailer.sent_to(&paul).len(), 2);
+    let _ = first;
+    let r = b
+        .post("/2fa", &[("csrf", &page.csrf()), ("code", &second)])
+        .await;
+    assert_eq!(r.location, "/", "{}", r.body);
+
+    // Wrong codes until the throttle answers 429 with Retry-After, on the same page.
+    b.post("/logout", &[]).await;
+    let mut b = Browser::new(mailed_app(mailer.clone(), clock.clone()));
+    let _ = b.post("/login", &[("username", "gus")]).await;
+    let page = b.get("/2fa").await;
+    let mut last = None;
+    for _ in 0..6 {
+        let r = b
+            .post("/2fa", &[("csrf", &page.csrf()), ("code", "000000")])
+            .await;
+        last = Some(r);
+    }
+    let last = last.expect("answers");
+    assert_eq!(last.status, StatusCode::TOO_MANY_REQUESTS, "{}", last.body);
+    let wait: u64 = last.header("retry-after").expect("Retry-After").parse()?;
+    assert!(wait > 0 && wait <= 3_600, "{wait}");
+    assert!(last.body.contains("Too many attempts. Try again in"));
+    assert!(last.body.contains("data-status=429"));
+    Ok(())
+}
