@@ -621,6 +621,204 @@ impl Load {
     }
 }
 
+/// `n` logins of `client` in a row: nanoseconds per login.
+fn timed_logins<S: UserStore>(rt: &Runtime, client: &Client<S>, n: u64) -> f64 {
+    let codes = client.next_codes(n);
+    let t = Instant::now();
+    rt.block_on(async {
+        for code in &codes {
+            client.login(code).await;
+        }
+    });
+    t.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
+/// What sealing adds to an in-memory login, paired: blocks of logins on the memory store and
+/// on the same store behind `SealedStore` alternate (order swapped every round), so both
+/// sides run under the same load; then the parts of a sealed load and save, timed the same
+/// way through the public API.
+fn paired_sealing() {
+    use twofactor::seal::SecretCipher;
+    use twofactor::store::codec::{decode_record, encode_record};
+
+    const ROUNDS: usize = 21;
+    const LOGINS: u64 = 5_000;
+    let rt = runtime();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+
+    // Logins and round trips, unsealed against sealed.
+    let (plain, sealed) = rt.block_on(async {
+        let plain = Client::enrolled(Arc::new(MemoryStore::new()), "pair-plain").await;
+        let sealed = Client::enrolled(Arc::new(sealed_memory()), "pair-sealed").await;
+        (plain, sealed)
+    });
+    let (mut p, mut s, mut d, mut r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let mut per = [0.0; 2];
+        for half in 0..2 {
+            let which = (half + round) % 2;
+            per[which] = if which == 0 {
+                timed_logins(&rt, &plain, LOGINS)
+            } else {
+                timed_logins(&rt, &sealed, LOGINS)
+            };
+        }
+        p.push(per[0]);
+        s.push(per[1]);
+        d.push(per[1] - per[0]);
+        r.push(per[1] / per[0]);
+    }
+    println!("\npaired sealing: {ROUNDS} rounds of {LOGINS} logins each side, alternating");
+    println!("| memory login | sealed login | overhead per login | sealed / memory |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.0} ns | {:.0} ns | {:.0} ns | {:.2} |",
+        median(&mut p),
+        median(&mut s),
+        median(&mut d),
+        median(&mut r)
+    );
+
+    // The parts, through the public API, on the record the sealed login stores.
+    let keyring = Keyring::new("bench", &[7; 32]).expect("key");
+    let store = sealed.tf.store().clone();
+    let user = sealed.who.user.clone();
+    let (stored, opened) = rt.block_on(async {
+        let stored = store.inner().load(&user).await.expect("load").expect("row");
+        let opened = store.load(&user).await.expect("load").expect("row");
+        (stored, opened)
+    });
+    // The memory store's own load and save, on a store of its own holding the same record.
+    let bare = MemoryStore::new();
+    let _ = rt
+        .block_on(bare.save(&user, &stored.record, None))
+        .expect("insert");
+    let text = encode_record(&stored.record).expect("encode");
+    let secret = [0x42u8; 20];
+    let ad = format!("twofactor/secret/v1\0active\0{}", user.as_str());
+    let sealed_secret = keyring.seal(&secret, ad.as_bytes()).expect("seal");
+    let tag = keyring.tag_record(text.as_bytes()).expect("tag");
+    type Part<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let parts: Vec<Part<'_>> = vec![
+        (
+            "memory load",
+            Box::new(|| {
+                black_box(rt.block_on(bare.load(&user)).expect("load"));
+            }),
+        ),
+        (
+            "sealed load",
+            Box::new(|| {
+                black_box(rt.block_on(store.load(&user)).expect("load"));
+            }),
+        ),
+        (
+            "memory load + save",
+            Box::new(|| {
+                let v = rt.block_on(bare.load(&user)).expect("load").expect("row");
+                let saved = rt.block_on(bare.save(&user, &v.record, Some(v.version)));
+                black_box(saved.expect("save"));
+            }),
+        ),
+        (
+            "memory load + sealed save",
+            Box::new(|| {
+                let v = rt
+                    .block_on(store.inner().load(&user))
+                    .expect("load")
+                    .expect("row");
+                let saved = rt.block_on(store.save(&user, &opened.record, Some(v.version)));
+                black_box(saved.expect("save"));
+            }),
+        ),
+        (
+            "record clone",
+            Box::new(|| {
+                black_box(black_box(&stored.record).clone());
+            }),
+        ),
+        (
+            "encode (serde_json)",
+            Box::new(|| {
+                black_box(encode_record(black_box(&stored.record)).expect("encode"));
+            }),
+        ),
+        (
+            "decode (serde_json)",
+            Box::new(|| {
+                black_box(decode_record(black_box(&text)).expect("decode"));
+            }),
+        ),
+        (
+            "HMAC-SHA-256 tag",
+            Box::new(|| {
+                black_box(keyring.tag_record(black_box(text.as_bytes())).expect("tag"));
+            }),
+        ),
+        (
+            "HMAC-SHA-256 verify",
+            Box::new(|| {
+                keyring
+                    .verify_record(&tag, black_box(text.as_bytes()))
+                    .expect("verify");
+            }),
+        ),
+        (
+            "XChaCha20-Poly1305 seal",
+            Box::new(|| {
+                black_box(
+                    keyring
+                        .seal(black_box(&secret), ad.as_bytes())
+                        .expect("seal"),
+                );
+            }),
+        ),
+        (
+            "XChaCha20-Poly1305 open",
+            Box::new(|| {
+                black_box(
+                    keyring
+                        .open(black_box(&sealed_secret), ad.as_bytes())
+                        .expect("open"),
+                );
+            }),
+        ),
+        (
+            "OS RNG, 24 bytes",
+            Box::new(|| {
+                use rand::TryRng as _;
+                let mut nonce = [0u8; 24];
+                rand::rngs::SysRng.try_fill_bytes(&mut nonce).expect("rng");
+                black_box(nonce);
+            }),
+        ),
+    ];
+    const CALLS: u32 = 2_000;
+    let mut times = vec![Vec::new(); parts.len()];
+    for round in 0..ROUNDS {
+        for k in 0..parts.len() {
+            let i = (k + round) % parts.len();
+            let t = Instant::now();
+            for _ in 0..CALLS {
+                (parts[i].1)();
+            }
+            times[i].push(t.elapsed().as_secs_f64() * 1e9 / f64::from(CALLS));
+        }
+    }
+    println!(
+        "\nsealing parts ({} bytes stored): median of {ROUNDS} rounds",
+        text.len()
+    );
+    println!("| part | time |");
+    println!("|---|---|");
+    for ((name, _), t) in parts.iter().zip(&mut times) {
+        println!("| {name} | {:.0} ns |", median(t));
+    }
+}
+
 criterion_group! {
     name = stores;
     config = Criterion::default()
@@ -636,6 +834,12 @@ fn main() {
     // Only when benchmarking, not in test mode (`cargo test`, nextest, `cargo bench -- --test`).
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list") {
-        paired_comparison();
+        // `-- sealing` runs only the sealing comparison (no database is started).
+        let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
+        let only_sealing = filter.is_some_and(|f| f.contains("sealing"));
+        paired_sealing();
+        if !only_sealing {
+            paired_comparison();
+        }
     }
 }
