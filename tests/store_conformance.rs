@@ -1,5 +1,7 @@
 //! Every store runs the same conformance suite: memory, SQLite in memory and on a file,
-//! PostgreSQL on a throwaway server, and `SealedStore` (secrets encrypted at rest) over SQLite.
+//! PostgreSQL on a throwaway server, a store with only `load` and `save` (the trait's default
+//! encoded path), and `SealedStore` (secrets encrypted at rest) over SQLite, memory, the
+//! run-time `DynStore` and the store with only `load` and `save`.
 //!
 //! - `tests/common/conformance.rs`: the `UserStore` contract (versions, compare-and-swap,
 //!   insert races, lost updates, round trips);
@@ -61,6 +63,13 @@ macro_rules! store_conformance {
                 let f = fixture().await;
                 let (a, b) = samples().await;
                 conformance::round_trip(&*f.store(), &[a.clone(), b, a]).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn encoded_path_agrees_with_load_and_save() {
+                let f = fixture().await;
+                let (a, b) = samples().await;
+                conformance::encoded_path(&*f.store(), &[a.clone(), b, a]).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,6 +206,14 @@ sql_conformance!(sqlite_file_sql, common::stores::SqliteFile);
 
 #[cfg(all(feature = "seal", feature = "sqlite"))]
 store_conformance!(sealed_sqlite, common::stores::SealedSqlite);
+#[cfg(feature = "seal")]
+store_conformance!(sealed_memory, common::stores::SealedMemory);
+#[cfg(feature = "seal")]
+store_conformance!(sealed_plain_only, common::stores::SealedPlainOnly);
+#[cfg(feature = "seal")]
+store_conformance!(sealed_dyn, common::stores::SealedDyn);
+// The memory store's own encoded path and the trait's defaults, under the same suite.
+store_conformance!(plain_only, common::stores::PlainOnlyMemory);
 
 #[cfg(feature = "postgres")]
 store_conformance!(postgres, common::stores::Postgres);
