@@ -396,13 +396,24 @@ impl<'de> serde::Deserialize<'de> for RecordTag {
 pub(crate) enum SecretSlot {
     Open(Secret),
     Sealed(SealedSecret),
+    /// Opened by a [`SealedStore`](crate::seal::SealedStore) on load, with what it was opened
+    /// from: a save that finds the secret still there keeps that ciphertext instead of
+    /// sealing the same secret again. Any change of secret replaces the whole slot.
+    Opened(Secret, std::sync::Arc<OpenedFrom>),
+}
+
+/// The ciphertext a [`SecretSlot::Opened`] secret was opened from, and the associated data
+/// (user and slot) it opened under.
+pub(crate) struct OpenedFrom {
+    pub(crate) sealed: SealedSecret,
+    pub(crate) associated_data: Vec<u8>,
 }
 
 impl SecretSlot {
     /// The secret, unless it is sealed.
     pub(crate) fn open(&self) -> Option<&Secret> {
         match self {
-            SecretSlot::Open(s) => Some(s),
+            SecretSlot::Open(s) | SecretSlot::Opened(s, _) => Some(s),
             SecretSlot::Sealed(_) => None,
         }
     }
@@ -424,7 +435,9 @@ impl From<Secret> for SecretSlot {
 impl serde::Serialize for SecretSlot {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            SecretSlot::Open(secret) => secret.serialize(serializer),
+            SecretSlot::Open(secret) | SecretSlot::Opened(secret, _) => {
+                secret.serialize(serializer)
+            }
             SecretSlot::Sealed(sealed) => sealed.serialize(serializer),
         }
     }
