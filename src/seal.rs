@@ -634,7 +634,7 @@ mod tests {
                     ("k1", &[1, 2][..], &[0xab, 0xcd][..])
                 );
             }
-            SecretSlot::Open(_) => unreachable!(),
+            SecretSlot::Open(_) | SecretSlot::Opened(..) => unreachable!(),
         }
 
         for bad in [
@@ -646,6 +646,39 @@ mod tests {
             r#"{"key":"k1","nonce":"01","ct":"ab","extra":1}"#,
         ] {
             assert!(serde_json::from_str::<SecretSlot>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_tag_goes_into_the_one_encoding_and_is_checked_over_the_stored_bytes() {
+        use crate::store::codec::encode_record;
+        let user = UserId::new("alice");
+        let record = TwoFactorRecord::default();
+        let (message, start) = tagged_message(&user, Version(3), &record).unwrap();
+        assert!(message.ends_with(br#""mac":null}"#));
+        let tag = RecordTag::new("k\"1", vec![0xab; 32]);
+        let text = tagged_text(message.clone(), start, &tag).unwrap();
+        let mut tagged = record.clone();
+        tagged.mac = Some(tag.clone());
+        assert_eq!(text, encode_record(&tagged).unwrap());
+        assert_eq!(
+            stored_message(&user, Version(3), &text, &tag).unwrap(),
+            message
+        );
+        // The same record in another spelling is not the text this crate writes.
+        for other in [
+            text.replace("abab", "ABAB"),
+            format!("{text} "),
+            text.replace(r#""mac":"#, r#""mac" :"#),
+            text.replace(r#"{"v":2,"#, r#"{"v":2, "#),
+        ] {
+            assert_ne!(other, text);
+            let built = stored_message(&user, Version(3), &other, &tag);
+            assert!(
+                built.is_err_and(|e| matches!(e, SealError::Authentication))
+                    || stored_message(&user, Version(3), &other, &tag).unwrap() != message,
+                "{other}"
+            );
         }
     }
 

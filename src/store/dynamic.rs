@@ -33,9 +33,9 @@
 
 use std::sync::Arc;
 
-use super::{SaveOutcome, UserStore, Version, Versioned};
 #[cfg(feature = "serde")]
 use super::{Loaded, codec::EncodedRecord};
+use super::{SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 
 pub use crate::vocabulary::{BoxFuture, DynError};

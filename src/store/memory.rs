@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{SaveOutcome, UserStore, Version, Versioned};
 #[cfg(feature = "serde")]
 use super::{Loaded, codec::EncodedRecord};
+use super::{SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 use crate::vocabulary::BoxError;
 
@@ -170,8 +170,8 @@ impl UserStore for MemoryStore {
             }),
             Entry::Encoded(encoded) => Loaded::Encoded(encoded.clone(), version),
             Entry::Json(json) => {
-                let encoded = EncodedRecord::decode(json.clone())
-                    .map_err(|source| corrupt(user, source))?;
+                let encoded =
+                    EncodedRecord::decode(json.clone()).map_err(|source| corrupt(user, source))?;
                 Loaded::Encoded(encoded, version)
             }
         }))
