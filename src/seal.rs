@@ -236,7 +236,8 @@ impl SecretSlot {
             let associated_data = associated_data(user, slot);
             let bytes = cipher.open(sealed, &associated_data)?;
             let secret = Secret::from_bytes(bytes.to_vec()).map_err(|_| SealError::Malformed)?;
-            let sealed = sealed.clone();
+            // Moved out (an empty placeholder allocates nothing), not copied.
+            let sealed = core::mem::replace(sealed, SealedSecret::new("", Vec::new(), Vec::new()));
             let from = OpenedFrom {
                 sealed,
                 associated_data,
