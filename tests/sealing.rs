@@ -399,7 +399,7 @@ async fn an_unchanged_secret_keeps_its_ciphertext_and_any_other_is_sealed_afresh
 
     // A ciphertext kept for alice is not reused for another user: a record loaded for alice
     // and saved for bob is sealed afresh for bob, and opens for him.
-    let loaded = row(&*h.tf.store(), &alice.user).await;
+    let loaded = row(h.tf.store(), &alice.user).await;
     let bob = UserId::new("bob");
     let _ =
         h.tf.store()
@@ -408,7 +408,7 @@ async fn an_unchanged_secret_keeps_its_ciphertext_and_any_other_is_sealed_afresh
             .expect("save");
     let bobs = active_secret(&inner, &bob);
     assert_ne!(bobs["nonce"], resealed["nonce"]);
-    assert!(row(&*h.tf.store(), &bob).await.record.is_enrolled());
+    assert!(row(h.tf.store(), &bob).await.record.is_enrolled());
 }
 
 #[tokio::test]
