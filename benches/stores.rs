@@ -19,6 +19,10 @@
 //! over the server's Unix socket, on disk with fsync and in memory: nine rounds of 1 s blocks
 //! (after a warm-up round), the four blocks in an order that rotates every round.
 //!
+//! Before those, the paired sealing comparison: memory logins and round trips with and without
+//! `SealedStore`, in blocks whose order rotates every round, then the parts of a sealed load
+//! and save (encoding, HMAC, AEAD, OS RNG) timed the same way. `-- sealing` runs only it.
+//!
 //! Run with `cargo bench --bench stores --all-features`; `benches/STORES.md` holds a recorded
 //! run and the targets.
 
@@ -34,7 +38,9 @@ use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
 use twofactor::mail::{Mailer, Notice};
 use twofactor::seal::{Keyring, SealedStore};
 use twofactor::service::TwoFactor;
-use twofactor::store::{DynStore, PoolConfig, PostgresStore, SaveOutcome, SqliteStore, UserStore};
+use twofactor::store::{
+    DynStore, DynUserStore, PoolConfig, PostgresStore, SaveOutcome, SqliteStore, UserStore,
+};
 use twofactor::testing::ManualClock;
 use twofactor::{
     Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
@@ -633,10 +639,21 @@ fn timed_logins<S: UserStore>(rt: &Runtime, client: &Client<S>, n: u64) -> f64 {
     t.elapsed().as_secs_f64() * 1e9 / n as f64
 }
 
-/// What sealing adds to an in-memory login, paired: blocks of logins on the memory store and
-/// on the same store behind `SealedStore` alternate (order swapped every round), so both
-/// sides run under the same load; then the parts of a sealed load and save, timed the same
-/// way through the public API.
+/// `n` load+save round trips of `user` on `store` in a row: nanoseconds per round trip.
+fn timed_round_trips<S: UserStore>(rt: &Runtime, store: &S, user: &UserId, n: u64) -> f64 {
+    let t = Instant::now();
+    rt.block_on(async {
+        for _ in 0..n {
+            round_trip(store, user).await;
+        }
+    });
+    t.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
+/// What sealing adds to an in-memory login, paired: blocks of logins and round trips on the
+/// memory store and on a memory store behind `SealedStore` alternate (order rotating every
+/// round), so both sides run under the same load; then the parts of a sealed load and save,
+/// timed the same way through the public API.
 fn paired_sealing() {
     use twofactor::seal::SecretCipher;
     use twofactor::store::codec::{decode_record, encode_record};
@@ -649,37 +666,65 @@ fn paired_sealing() {
         v[v.len() / 2]
     };
 
-    // Logins and round trips, unsealed against sealed.
+    // Logins and round trips, unsealed against sealed: four blocks per round (memory logins,
+    // sealed logins, memory round trips, sealed round trips) in an order that rotates every
+    // round. Round trips run on a user of their own holding the same record, so that they do
+    // not move the logins' version under the service's snapshot.
     let (plain, sealed) = rt.block_on(async {
         let plain = Client::enrolled(Arc::new(MemoryStore::new()), "pair-plain").await;
         let sealed = Client::enrolled(Arc::new(sealed_memory()), "pair-sealed").await;
         (plain, sealed)
     });
-    let (mut p, mut s, mut d, mut r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let trip_user = UserId::new("pair-round-trip");
+    rt.block_on(async {
+        for (store, user) in [
+            (&**plain.tf.store() as &dyn DynUserStore, &plain.who.user),
+            (&**sealed.tf.store(), &sealed.who.user),
+        ] {
+            let record = store.load(user).await.expect("load").expect("record");
+            let _ = store
+                .save(&trip_user, &record.record, None)
+                .await
+                .expect("insert");
+        }
+    });
+    let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let (mut d, mut r) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let mut per = [0.0; 2];
-        for half in 0..2 {
-            let which = (half + round) % 2;
-            per[which] = if which == 0 {
-                timed_logins(&rt, &plain, LOGINS)
-            } else {
-                timed_logins(&rt, &sealed, LOGINS)
+        let mut per = [0.0; 4];
+        for k in 0..4 {
+            let which = (k + round) % 4;
+            per[which] = match which {
+                0 => timed_logins(&rt, &plain, LOGINS),
+                1 => timed_logins(&rt, &sealed, LOGINS),
+                2 => timed_round_trips(&rt, plain.tf.store(), &trip_user, LOGINS),
+                _ => timed_round_trips(&rt, sealed.tf.store(), &trip_user, LOGINS),
             };
         }
-        p.push(per[0]);
-        s.push(per[1]);
+        for (t, v) in times.iter_mut().zip(per) {
+            t.push(v);
+        }
         d.push(per[1] - per[0]);
         r.push(per[1] / per[0]);
     }
-    println!("\npaired sealing: {ROUNDS} rounds of {LOGINS} logins each side, alternating");
-    println!("| memory login | sealed login | overhead per login | sealed / memory |");
-    println!("|---|---|---|---|");
+    let [mut p, mut s, mut pt, mut st] = times;
     println!(
-        "| {:.0} ns | {:.0} ns | {:.0} ns | {:.2} |",
+        "\npaired sealing: {ROUNDS} rounds of {LOGINS} logins and {LOGINS} round trips a side, \
+         alternating"
+    );
+    println!(
+        "| memory login | sealed login | overhead per login | sealed / memory | \
+         memory round trip | sealed round trip |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.0} ns | {:.0} ns | {:.0} ns | {:.2} | {:.0} ns | {:.0} ns |",
         median(&mut p),
         median(&mut s),
         median(&mut d),
-        median(&mut r)
+        median(&mut r),
+        median(&mut pt),
+        median(&mut st)
     );
 
     // The parts, through the public API, on the record the sealed login stores.
