@@ -58,6 +58,12 @@
 //!    it as opaque: decoding is strict (a row that is not exactly a record this crate wrote
 //!    is an error, which you return as your "corrupt row" error), and new versions of this
 //!    crate keep reading the formats older ones wrote.
+//!    If the column gives the text back exactly as written (a text column, as here), also
+//!    implement [`load_encoded`](super::UserStore::load_encoded) and
+//!    [`save_encoded`](super::UserStore::save_encoded) the way these stores do: a
+//!    [`SealedStore`](crate::seal::SealedStore) over your store then encodes each record
+//!    once and checks its tag over the stored bytes. A JSON type that reorders keys keeps
+//!    the trait's defaults.
 //! 5. **Errors**: an associated `type Error: std::error::Error + Send + Sync + 'static` that
 //!    keeps its cause (box the driver's error as the `source`; do not flatten it to a
 //!    `String`). [`StoreError`] is a model.
