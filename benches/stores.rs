@@ -19,6 +19,10 @@
 //! over the server's Unix socket, on disk with fsync and in memory: nine rounds of 1 s blocks
 //! (after a warm-up round), the four blocks in an order that rotates every round.
 //!
+//! Before those, the paired sealing comparison: memory logins and round trips with and without
+//! `SealedStore`, in blocks whose order rotates every round, then the parts of a sealed load
+//! and save (encoding, HMAC, AEAD, OS RNG) timed the same way. `-- sealing` runs only it.
+//!
 //! Run with `cargo bench --bench stores --all-features`; `benches/STORES.md` holds a recorded
 //! run and the targets.
 
@@ -35,7 +39,9 @@ use twofactor::audit::{AuditEvent, AuditSink};
 use twofactor::mail::{Mailer, Notice};
 use twofactor::seal::{Keyring, SealedStore};
 use twofactor::service::TwoFactor;
-use twofactor::store::{DynStore, PoolConfig, PostgresStore, SaveOutcome, SqliteStore, UserStore};
+use twofactor::store::{
+    DynStore, DynUserStore, PoolConfig, PostgresStore, SaveOutcome, SqliteStore, UserStore,
+};
 use twofactor::testing::ManualClock;
 use twofactor::{
     Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
@@ -633,6 +639,243 @@ impl Load {
     }
 }
 
+/// `n` logins of `client` in a row: nanoseconds per login.
+fn timed_logins<S: UserStore>(rt: &Runtime, client: &Client<S>, n: u64) -> f64 {
+    let codes = client.next_codes(n);
+    let t = Instant::now();
+    rt.block_on(async {
+        for code in &codes {
+            client.login(code).await;
+        }
+    });
+    t.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
+/// `n` load+save round trips of `user` on `store` in a row: nanoseconds per round trip.
+fn timed_round_trips<S: UserStore>(rt: &Runtime, store: &S, user: &UserId, n: u64) -> f64 {
+    let t = Instant::now();
+    rt.block_on(async {
+        for _ in 0..n {
+            round_trip(store, user).await;
+        }
+    });
+    t.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
+/// What sealing adds to an in-memory login, paired: blocks of logins and round trips on the
+/// memory store and on a memory store behind `SealedStore` alternate (order rotating every
+/// round), so both sides run under the same load; then the parts of a sealed load and save,
+/// timed the same way through the public API.
+fn paired_sealing() {
+    use twofactor::seal::SecretCipher;
+    use twofactor::store::codec::{decode_record, encode_record};
+
+    const ROUNDS: usize = 21;
+    const LOGINS: u64 = 5_000;
+    let rt = runtime();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+
+    // Logins and round trips, unsealed against sealed: four blocks per round (memory logins,
+    // sealed logins, memory round trips, sealed round trips) in an order that rotates every
+    // round. Round trips run on a user of their own holding the same record, so that they do
+    // not move the logins' version under the service's snapshot.
+    let (plain, sealed) = rt.block_on(async {
+        let plain = Client::enrolled(Arc::new(MemoryStore::new()), "pair-plain").await;
+        let sealed = Client::enrolled(Arc::new(sealed_memory()), "pair-sealed").await;
+        (plain, sealed)
+    });
+    let trip_user = UserId::new("pair-round-trip");
+    rt.block_on(async {
+        for (store, user) in [
+            (&**plain.tf.store() as &dyn DynUserStore, &plain.who.user),
+            (&**sealed.tf.store(), &sealed.who.user),
+        ] {
+            let record = store.load(user).await.expect("load").expect("record");
+            let _ = store
+                .save(&trip_user, &record.record, None)
+                .await
+                .expect("insert");
+        }
+    });
+    let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let (mut d, mut r) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let mut per = [0.0; 4];
+        for k in 0..4 {
+            let which = (k + round) % 4;
+            per[which] = match which {
+                0 => timed_logins(&rt, &plain, LOGINS),
+                1 => timed_logins(&rt, &sealed, LOGINS),
+                2 => timed_round_trips(&rt, plain.tf.store(), &trip_user, LOGINS),
+                _ => timed_round_trips(&rt, sealed.tf.store(), &trip_user, LOGINS),
+            };
+        }
+        for (t, v) in times.iter_mut().zip(per) {
+            t.push(v);
+        }
+        d.push(per[1] - per[0]);
+        r.push(per[1] / per[0]);
+    }
+    let [mut p, mut s, mut pt, mut st] = times;
+    println!(
+        "\npaired sealing: {ROUNDS} rounds of {LOGINS} logins and {LOGINS} round trips a side, \
+         alternating"
+    );
+    println!(
+        "| memory login | sealed login | overhead per login | sealed / memory | \
+         memory round trip | sealed round trip |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.0} ns | {:.0} ns | {:.0} ns | {:.2} | {:.0} ns | {:.0} ns |",
+        median(&mut p),
+        median(&mut s),
+        median(&mut d),
+        median(&mut r),
+        median(&mut pt),
+        median(&mut st)
+    );
+
+    // The parts, through the public API, on the record the sealed login stores.
+    let keyring = Keyring::new("bench", &[7; 32]).expect("key");
+    let store = sealed.tf.store().clone();
+    let user = sealed.who.user.clone();
+    let (stored, opened) = rt.block_on(async {
+        let stored = store.inner().load(&user).await.expect("load").expect("row");
+        let opened = store.load(&user).await.expect("load").expect("row");
+        (stored, opened)
+    });
+    // The memory store's own load and save, on a store of its own holding the same record.
+    let bare = MemoryStore::new();
+    let _ = rt
+        .block_on(bare.save(&user, &stored.record, None))
+        .expect("insert");
+    let text = encode_record(&stored.record).expect("encode");
+    let secret = [0x42u8; 20];
+    let ad = format!("twofactor/secret/v1\0active\0{}", user.as_str());
+    let sealed_secret = keyring.seal(&secret, ad.as_bytes()).expect("seal");
+    let tag = keyring.tag_record(text.as_bytes()).expect("tag");
+    type Part<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let parts: Vec<Part<'_>> = vec![
+        (
+            "memory load",
+            Box::new(|| {
+                black_box(rt.block_on(bare.load(&user)).expect("load"));
+            }),
+        ),
+        (
+            "sealed load",
+            Box::new(|| {
+                black_box(rt.block_on(store.load(&user)).expect("load"));
+            }),
+        ),
+        (
+            "memory load + save",
+            Box::new(|| {
+                let v = rt.block_on(bare.load(&user)).expect("load").expect("row");
+                let saved = rt.block_on(bare.save(&user, &v.record, Some(v.version)));
+                assert!(matches!(saved.expect("save"), SaveOutcome::Saved(_)));
+            }),
+        ),
+        (
+            "memory load + sealed save",
+            Box::new(|| {
+                let v = rt
+                    .block_on(store.inner().load(&user))
+                    .expect("load")
+                    .expect("row");
+                let saved = rt.block_on(store.save(&user, &opened.record, Some(v.version)));
+                assert!(matches!(saved.expect("save"), SaveOutcome::Saved(_)));
+            }),
+        ),
+        (
+            "record clone",
+            Box::new(|| {
+                black_box(black_box(&stored.record).clone());
+            }),
+        ),
+        (
+            "encode (serde_json)",
+            Box::new(|| {
+                black_box(encode_record(black_box(&stored.record)).expect("encode"));
+            }),
+        ),
+        (
+            "decode (serde_json)",
+            Box::new(|| {
+                black_box(decode_record(black_box(&text)).expect("decode"));
+            }),
+        ),
+        (
+            "HMAC-SHA-256 tag",
+            Box::new(|| {
+                black_box(keyring.tag_record(black_box(text.as_bytes())).expect("tag"));
+            }),
+        ),
+        (
+            "HMAC-SHA-256 verify",
+            Box::new(|| {
+                keyring
+                    .verify_record(&tag, black_box(text.as_bytes()))
+                    .expect("verify");
+            }),
+        ),
+        (
+            "XChaCha20-Poly1305 seal",
+            Box::new(|| {
+                black_box(
+                    keyring
+                        .seal(black_box(&secret), ad.as_bytes())
+                        .expect("seal"),
+                );
+            }),
+        ),
+        (
+            "XChaCha20-Poly1305 open",
+            Box::new(|| {
+                black_box(
+                    keyring
+                        .open(black_box(&sealed_secret), ad.as_bytes())
+                        .expect("open"),
+                );
+            }),
+        ),
+        (
+            "OS RNG, 24 bytes",
+            Box::new(|| {
+                use rand::TryRng as _;
+                let mut nonce = [0u8; 24];
+                rand::rngs::SysRng.try_fill_bytes(&mut nonce).expect("rng");
+                black_box(nonce);
+            }),
+        ),
+    ];
+    const CALLS: u32 = 2_000;
+    let mut times = vec![Vec::new(); parts.len()];
+    for round in 0..ROUNDS {
+        for k in 0..parts.len() {
+            let i = (k + round) % parts.len();
+            let t = Instant::now();
+            for _ in 0..CALLS {
+                (parts[i].1)();
+            }
+            times[i].push(t.elapsed().as_secs_f64() * 1e9 / f64::from(CALLS));
+        }
+    }
+    println!(
+        "\nsealing parts ({} bytes stored): median of {ROUNDS} rounds",
+        text.len()
+    );
+    println!("| part | time |");
+    println!("|---|---|");
+    for ((name, _), t) in parts.iter().zip(&mut times) {
+        println!("| {name} | {:.0} ns |", median(t));
+    }
+}
+
 criterion_group! {
     name = stores;
     config = Criterion::default()
@@ -648,6 +891,12 @@ fn main() {
     // Only when benchmarking, not in test mode (`cargo test`, nextest, `cargo bench -- --test`).
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list") {
-        paired_comparison();
+        // `-- sealing` runs only the sealing comparison (no database is started).
+        let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
+        let only_sealing = filter.is_some_and(|f| f.contains("sealing"));
+        paired_sealing();
+        if !only_sealing {
+            paired_comparison();
+        }
     }
 }

@@ -18,7 +18,12 @@
 //!   records through; each is sealed by its next save.
 //! - The whole record is authenticated: every save writes a tag (`"mac"`, made with
 //!   [`SecretCipher::tag_record`]) over the canonical encoding of the record, bound to the
-//!   user id and to the version the save creates; every load checks it first. A row changed
+//!   user id and to the version the save creates; every load checks it first. The record is
+//!   encoded once per save, and that encoding is what the store writes
+//!   ([`UserStore::save_encoded`]); a store that keeps the text (the memory and SQL stores)
+//!   hands it back ([`UserStore::load_encoded`]) and the tag is checked over those bytes as
+//!   they are, so a row in any other spelling is refused too. Over a store with only `load`
+//!   and `save`, the loaded record is encoded again to check its tag. A row changed
 //!   in the table (a planted trusted device or recovery code, cleared throttle counters, an
 //!   older secret written back), copied from another user or moved to another version is
 //!   refused ([`SealedStoreError::Tampered`]); a row without a tag is refused
@@ -64,11 +69,15 @@
 
 use core::fmt;
 
+use std::sync::Arc;
+
 use crate::account::TwoFactorRecord;
 use crate::otp::Secret;
+#[cfg(feature = "serde")]
+use crate::store::{Loaded, codec::EncodedRecord};
 use crate::store::{SaveOutcome, UserStore, Version, Versioned};
-use crate::vocabulary::SecretSlot;
 use crate::vocabulary::{BoxError, UserId};
+use crate::vocabulary::{OpenedFrom, SecretSlot};
 /// Defined in [`crate::vocabulary`] (a record holds them); reachable here too.
 pub use crate::vocabulary::{RecordTag, SealedSecret};
 
@@ -105,8 +114,12 @@ pub enum SealError {
 /// Encrypts and decrypts TOTP secrets for [`SealedStore`]: authenticated encryption with
 /// associated data. Implement it over your KMS or HSM, or use [`Keyring`] (feature `seal`).
 ///
-/// `seal` must use a fresh nonce every call (a record is re-sealed on every save), and `open`
-/// must refuse a ciphertext whose associated data differs from the one it was sealed with.
+/// `seal` must use a fresh nonce every call, and `open` must refuse a ciphertext whose
+/// associated data differs from the one it was sealed with. [`SealedStore`] seals a secret
+/// when it is new, and keeps the ciphertext of a secret that did not change since it was
+/// loaded (bound to the same user and slot) as long as that ciphertext names the key id of
+/// the tags [`tag_record`](Self::tag_record) makes now: name the MAC key like the encryption
+/// key it rotates with, as [`Keyring`] does, or every save seals again.
 ///
 /// `tag_record` and `verify_record` authenticate the whole stored record (a MAC: HMAC-SHA-256
 /// in [`Keyring`]). Use a key that does nothing else (derive it from, or keep it beside, the
@@ -191,19 +204,33 @@ fn associated_data(user: &UserId, slot: Slot) -> Vec<u8> {
 
 /// Sealing and opening live here, with the cipher; the slot itself is shared vocabulary.
 impl SecretSlot {
+    /// Seals the secret of this slot. A secret opened on load ([`SecretSlot::Opened`]) keeps
+    /// the ciphertext it was opened from when `keep` is on and that ciphertext was opened
+    /// under this user and slot; any other is sealed with a fresh nonce. Returns whether the
+    /// ciphertext was kept.
     fn seal(
         &mut self,
         cipher: &dyn SecretCipher,
         user: &UserId,
         slot: Slot,
-    ) -> Result<(), SealError> {
-        if let SecretSlot::Open(secret) = self {
-            let sealed = cipher.seal(secret.expose_secret(), &associated_data(user, slot))?;
-            *self = SecretSlot::Sealed(sealed);
-        }
-        Ok(())
+        keep: bool,
+    ) -> Result<bool, SealError> {
+        let ad = associated_data(user, slot);
+        let sealed = match self {
+            SecretSlot::Sealed(_) => return Ok(false),
+            SecretSlot::Opened(_, from) if keep && from.associated_data == ad => {
+                *self = SecretSlot::Sealed(from.sealed.clone());
+                return Ok(true);
+            }
+            SecretSlot::Open(secret) | SecretSlot::Opened(secret, _) => {
+                cipher.seal(secret.expose_secret(), &ad)?
+            }
+        };
+        *self = SecretSlot::Sealed(sealed);
+        Ok(false)
     }
 
+    /// Opens a sealed secret, remembering what it was opened from (see [`Self::seal`]).
     fn unseal(
         &mut self,
         cipher: &dyn SecretCipher,
@@ -211,11 +238,26 @@ impl SecretSlot {
         slot: Slot,
     ) -> Result<(), SealError> {
         if let SecretSlot::Sealed(sealed) = self {
-            let bytes = cipher.open(sealed, &associated_data(user, slot))?;
+            let associated_data = associated_data(user, slot);
+            let bytes = cipher.open(sealed, &associated_data)?;
             let secret = Secret::from_bytes(bytes.to_vec()).map_err(|_| SealError::Malformed)?;
-            *self = SecretSlot::Open(secret);
+            // Moved out (an empty placeholder allocates nothing), not copied.
+            let sealed = core::mem::replace(sealed, SealedSecret::new("", Vec::new(), Vec::new()));
+            let from = OpenedFrom {
+                sealed,
+                associated_data,
+            };
+            *self = SecretSlot::Opened(secret, Arc::new(from));
         }
         Ok(())
+    }
+
+    /// The key id of a sealed secret.
+    fn sealed_key_id(&self) -> Option<&str> {
+        match self {
+            SecretSlot::Sealed(sealed) => Some(sealed.key_id()),
+            SecretSlot::Open(_) | SecretSlot::Opened(..) => None,
+        }
     }
 }
 
@@ -253,32 +295,97 @@ impl TwoFactorRecord {
     fn has_open_secret(&self) -> bool {
         self.secrets().any(|s| !s.is_sealed())
     }
+
+    /// Whether a secret whose ciphertext was kept (`kept`, by [`Slot`]) is sealed under
+    /// another key than `key_id`, the key that tags the record now.
+    fn kept_under_another_key(&self, kept: [bool; 2], key_id: &str) -> bool {
+        let active = self.active.as_ref().map(|a| (Slot::Active, &a.secret));
+        let pending = self.pending.as_ref().map(|p| (Slot::Pending, &p.secret));
+        active
+            .into_iter()
+            .chain(pending)
+            .any(|(slot, s)| kept[slot as usize] && s.sealed_key_id() != Some(key_id))
+    }
 }
 
-/// What a record tag covers: `twofactor/record/v1 \0`, the user id (length-prefixed), the
-/// record's store version (so a row cannot be moved to another user or another version) and
-/// the canonical encoding of the record without its tag.
+/// The start of what a record tag covers: `twofactor/record/v1 \0`, the user id
+/// (length-prefixed) and the record's store version (so a row cannot be moved to another
+/// user or another version). The canonical encoding of the record without its tag follows.
+fn tag_prefix(message: &mut Vec<u8>, user: &UserId, version: Version) {
+    let user = user.as_str().as_bytes();
+    message.extend_from_slice(b"twofactor/record/v1\0");
+    message.extend_from_slice(&(user.len() as u64).to_be_bytes());
+    message.extend_from_slice(user);
+    message.extend_from_slice(&version.0.to_be_bytes());
+}
+
+/// How the canonical encoding of a record without a tag ends: its last field is
+/// `"mac":null`. A tagged record's encoding is the same bytes with the tag in place of
+/// `null`.
+#[cfg(feature = "serde")]
+const UNTAGGED_END: &[u8] = b"\"mac\":null}";
+
+/// Room for a typical record (1.6 KB with ten recovery codes) and the prefix.
+#[cfg(feature = "serde")]
+const MESSAGE_CAPACITY: usize = 2048;
+
+/// What a record tag covers ([`tag_prefix`], then the canonical encoding of `record`, which
+/// carries no tag), and where the encoding starts in it.
 #[cfg(feature = "serde")]
 fn tagged_message(
     user: &UserId,
     version: Version,
     record: &TwoFactorRecord,
+) -> Result<(Vec<u8>, usize), SealError> {
+    debug_assert!(record.mac.is_none());
+    let mut message = Vec::with_capacity(MESSAGE_CAPACITY);
+    tag_prefix(&mut message, user, version);
+    let start = message.len();
+    serde_json::to_writer(&mut message, record).map_err(|err| SealError::Cipher(Box::new(err)))?;
+    Ok((message, start))
+}
+
+/// What the record tag `tag` of stored `text` covers, built from the stored bytes without
+/// encoding the record again. A record this crate stored is the canonical encoding with the
+/// tag as its last field: `text` is `<body>"mac":<tag>}` and the tag covers
+/// `<body>"mac":null}`. Text that does not end with this tag (any other shape, or a
+/// non-canonical one) is refused as [`SealError::Authentication`].
+#[cfg(feature = "serde")]
+fn stored_message(
+    user: &UserId,
+    version: Version,
+    text: &str,
+    tag: &RecordTag,
 ) -> Result<Vec<u8>, SealError> {
-    let user = user.as_str().as_bytes();
-    let mut message = Vec::with_capacity(512);
-    message.extend_from_slice(b"twofactor/record/v1\0");
-    message.extend_from_slice(&(user.len() as u64).to_be_bytes());
-    message.extend_from_slice(user);
-    message.extend_from_slice(&version.0.to_be_bytes());
-    if record.mac.is_some() {
-        let mut untagged = record.clone();
-        untagged.mac = None;
-        serde_json::to_writer(&mut message, &untagged)
-    } else {
-        serde_json::to_writer(&mut message, record)
-    }
-    .map_err(|err| SealError::Cipher(Box::new(err)))?;
+    let tag_json = serde_json::to_vec(tag).map_err(|err| SealError::Cipher(Box::new(err)))?;
+    let body = text
+        .as_bytes()
+        .strip_suffix(b"}")
+        .and_then(|t| t.strip_suffix(tag_json.as_slice()))
+        .and_then(|t| t.strip_suffix(&UNTAGGED_END[..UNTAGGED_END.len() - 5]))
+        .ok_or(SealError::Authentication)?;
+    let mut message = Vec::with_capacity(MESSAGE_CAPACITY.max(body.len() + 128));
+    tag_prefix(&mut message, user, version);
+    message.extend_from_slice(body);
+    message.extend_from_slice(UNTAGGED_END);
     Ok(message)
+}
+
+/// The stored text of a record whose tag `tag` was made over `message` ([`tagged_message`],
+/// the encoding starting at `start`): the same encoding with the tag in place of `null`,
+/// exactly what [`encode_record`](crate::store::codec::encode_record) gives for the record
+/// with its tag.
+#[cfg(feature = "serde")]
+fn tagged_text(mut message: Vec<u8>, start: usize, tag: &RecordTag) -> Result<String, SealError> {
+    let encode_error = |err: serde_json::Error| SealError::Cipher(Box::new(err));
+    if !message.ends_with(UNTAGGED_END) {
+        return Err(SealError::Malformed);
+    }
+    message.truncate(message.len() - 5);
+    serde_json::to_writer(&mut message, tag).map_err(encode_error)?;
+    message.push(b'}');
+    message.drain(..start);
+    String::from_utf8(message).map_err(|err| SealError::Cipher(Box::new(err)))
 }
 
 /// A [`UserStore`] that seals the TOTP secrets of every record it saves and opens them on
@@ -434,13 +541,21 @@ where
     type Error = SealedStoreError<S::Error>;
 
     async fn load(&self, user: &UserId) -> Result<Option<Versioned>, Self::Error> {
-        let Some(mut loaded) = self
+        let Some(loaded) = self
             .inner
-            .load(user)
+            .load_encoded(user)
             .await
             .map_err(SealedStoreError::Store)?
         else {
             return Ok(None);
+        };
+        // The text as stored, when the inner store has it: the tag is checked over it.
+        let (mut loaded, text) = match loaded {
+            Loaded::Decoded(loaded) => (loaded, None),
+            Loaded::Encoded(encoded, version) => {
+                let (record, text) = encoded.into_parts();
+                (Versioned { record, version }, Some(text))
+            }
         };
         // The tag first: nothing of an unauthenticated record is used (not even its key ids).
         let tampered = |source| SealedStoreError::Tampered {
@@ -449,8 +564,11 @@ where
         };
         match loaded.record.mac.take() {
             Some(tag) => {
-                let message =
-                    tagged_message(user, loaded.version, &loaded.record).map_err(tampered)?;
+                let message = match &text {
+                    Some(text) => stored_message(user, loaded.version, text, &tag),
+                    None => tagged_message(user, loaded.version, &loaded.record).map(|(m, _)| m),
+                }
+                .map_err(tampered)?;
                 self.cipher
                     .verify_record(&tag, &message)
                     .map_err(tampered)?;
@@ -486,17 +604,35 @@ where
             user: user.clone(),
             source,
         };
-        let mut sealed = record.clone();
-        sealed.mac = None;
-        sealed
-            .each_secret(|secret, slot| secret.seal(&self.cipher, user, slot))
-            .map_err(seal_error)?;
         // The version this save creates if it succeeds (a store numbers them 1, 2, 3...).
         let next = Version(expected.map_or(1, |v| v.0.saturating_add(1)));
-        let message = tagged_message(user, next, &sealed).map_err(seal_error)?;
-        sealed.mac = Some(self.cipher.tag_record(&message).map_err(seal_error)?);
+        // Secrets unchanged since their load keep their ciphertext if it is under the key
+        // that tags the record now (the current key); after a rotation they are sealed again.
+        let mut keep = true;
+        let (sealed, text) = loop {
+            let mut sealed = record.clone();
+            sealed.mac = None;
+            let mut kept = [false; 2];
+            sealed
+                .each_secret(|secret, slot| {
+                    kept[slot as usize] = secret.seal(&self.cipher, user, slot, keep)?;
+                    Ok(())
+                })
+                .map_err(seal_error)?;
+            // One encoding: the tag covers it, and it is the stored text with the tag put in.
+            let (message, start) = tagged_message(user, next, &sealed).map_err(seal_error)?;
+            let tag = self.cipher.tag_record(&message).map_err(seal_error)?;
+            if keep && sealed.kept_under_another_key(kept, tag.key_id()) {
+                keep = false;
+                continue;
+            }
+            let text = tagged_text(message, start, &tag).map_err(seal_error)?;
+            sealed.mac = Some(tag);
+            break (sealed, text);
+        };
+        let encoded = EncodedRecord::from_canonical(sealed, text);
         self.inner
-            .save(user, &sealed, expected)
+            .save_encoded(user, encoded, expected)
             .await
             .map_err(SealedStoreError::Store)
     }
@@ -577,7 +713,7 @@ mod tests {
                     ("k1", &[1, 2][..], &[0xab, 0xcd][..])
                 );
             }
-            SecretSlot::Open(_) => unreachable!(),
+            SecretSlot::Open(_) | SecretSlot::Opened(..) => unreachable!(),
         }
 
         for bad in [
@@ -589,6 +725,39 @@ mod tests {
             r#"{"key":"k1","nonce":"01","ct":"ab","extra":1}"#,
         ] {
             assert!(serde_json::from_str::<SecretSlot>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_tag_goes_into_the_one_encoding_and_is_checked_over_the_stored_bytes() {
+        use crate::store::codec::encode_record;
+        let user = UserId::new("alice");
+        let record = TwoFactorRecord::default();
+        let (message, start) = tagged_message(&user, Version(3), &record).unwrap();
+        assert!(message.ends_with(br#""mac":null}"#));
+        let tag = RecordTag::new("k\"1", vec![0xab; 32]);
+        let text = tagged_text(message.clone(), start, &tag).unwrap();
+        let mut tagged = record.clone();
+        tagged.mac = Some(tag.clone());
+        assert_eq!(text, encode_record(&tagged).unwrap());
+        assert_eq!(
+            stored_message(&user, Version(3), &text, &tag).unwrap(),
+            message
+        );
+        // The same record in another spelling is not the text this crate writes.
+        for other in [
+            text.replace("abab", "ABAB"),
+            format!("{text} "),
+            text.replace(r#""mac":"#, r#""mac" :"#),
+            text.replace(r#"{"v":2,"#, r#"{"v":2, "#),
+        ] {
+            assert_ne!(other, text);
+            let built = stored_message(&user, Version(3), &other, &tag);
+            assert!(
+                built.is_err_and(|e| matches!(e, SealError::Authentication))
+                    || stored_message(&user, Version(3), &other, &tag).unwrap() != message,
+                "{other}"
+            );
         }
     }
 

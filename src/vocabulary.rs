@@ -291,7 +291,7 @@ impl fmt::Debug for SealedSecret {
 }
 
 #[cfg(feature = "serde")]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SealedForm {
     key: String,
@@ -299,13 +299,22 @@ struct SealedForm {
     ct: String,
 }
 
+/// [`SealedForm`] as written: borrowed, the bytes as [`Hex`].
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize)]
+struct SealedFormOut<'a> {
+    key: &'a str,
+    nonce: Hex<'a>,
+    ct: Hex<'a>,
+}
+
 #[cfg(feature = "serde")]
 impl serde::Serialize for SealedSecret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        SealedForm {
-            key: self.key_id.clone(),
-            nonce: hex(&self.nonce),
-            ct: hex(&self.ciphertext),
+        SealedFormOut {
+            key: &self.key_id,
+            nonce: Hex(&self.nonce),
+            ct: Hex(&self.ciphertext),
         }
         .serialize(serializer)
     }
@@ -363,19 +372,27 @@ impl fmt::Debug for RecordTag {
 }
 
 #[cfg(feature = "serde")]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TagForm {
     key: String,
     tag: String,
 }
 
+/// [`TagForm`] as written: borrowed, the tag as [`Hex`].
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize)]
+struct TagFormOut<'a> {
+    key: &'a str,
+    tag: Hex<'a>,
+}
+
 #[cfg(feature = "serde")]
 impl serde::Serialize for RecordTag {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        TagForm {
-            key: self.key_id.clone(),
-            tag: hex(&self.tag),
+        TagFormOut {
+            key: &self.key_id,
+            tag: Hex(&self.tag),
         }
         .serialize(serializer)
     }
@@ -396,13 +413,24 @@ impl<'de> serde::Deserialize<'de> for RecordTag {
 pub(crate) enum SecretSlot {
     Open(Secret),
     Sealed(SealedSecret),
+    /// Opened by a [`SealedStore`](crate::seal::SealedStore) on load, with what it was opened
+    /// from: a save that finds the secret still there keeps that ciphertext instead of
+    /// sealing the same secret again. Any change of secret replaces the whole slot.
+    Opened(Secret, std::sync::Arc<OpenedFrom>),
+}
+
+/// The ciphertext a [`SecretSlot::Opened`] secret was opened from, and the associated data
+/// (user and slot) it opened under.
+pub(crate) struct OpenedFrom {
+    pub(crate) sealed: SealedSecret,
+    pub(crate) associated_data: Vec<u8>,
 }
 
 impl SecretSlot {
     /// The secret, unless it is sealed.
     pub(crate) fn open(&self) -> Option<&Secret> {
         match self {
-            SecretSlot::Open(s) => Some(s),
+            SecretSlot::Open(s) | SecretSlot::Opened(s, _) => Some(s),
             SecretSlot::Sealed(_) => None,
         }
     }
@@ -424,7 +452,9 @@ impl From<Secret> for SecretSlot {
 impl serde::Serialize for SecretSlot {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            SecretSlot::Open(secret) => secret.serialize(serializer),
+            SecretSlot::Open(secret) | SecretSlot::Opened(secret, _) => {
+                secret.serialize(serializer)
+            }
             SecretSlot::Sealed(sealed) => sealed.serialize(serializer),
         }
     }
@@ -472,6 +502,32 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The longest byte string [`Hex`] writes without allocating.
+#[cfg(feature = "serde")]
+const HEX_ON_STACK: usize = 64;
+
+/// Bytes that serialize as lowercase hex text (the same text as [`hex`]), without allocating
+/// up to [`HEX_ON_STACK`] bytes: a record holds a dozen digests, and saving one encodes it.
+#[cfg(feature = "serde")]
+pub(crate) struct Hex<'a>(pub(crate) &'a [u8]);
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Hex<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0.len() > HEX_ON_STACK {
+            return serializer.serialize_str(&hex(self.0));
+        }
+        let mut buf = [0u8; 2 * HEX_ON_STACK];
+        let out = &mut buf[..2 * self.0.len()];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0x0f)];
+        }
+        let text = core::str::from_utf8(out).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
+    }
+}
+
 /// Decodes hex of any even length (either case); `None` for anything else.
 pub(crate) fn unhex_vec(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
@@ -487,4 +543,19 @@ pub(crate) fn unhex_vec(s: &str) -> Option<Vec<u8>> {
     s.chunks_exact(2)
         .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
         .collect()
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_text_is_the_same_on_the_stack_and_off_it() {
+        for len in [0, 1, 16, 32, 63, 64, 65, 200] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 5) as u8).collect();
+            let json = serde_json::to_string(&Hex(&bytes)).unwrap();
+            assert_eq!(json, format!("\"{}\"", hex(&bytes)), "{len}");
+            assert_eq!(unhex_vec(&json[1..json.len() - 1]), Some(bytes));
+        }
+    }
 }

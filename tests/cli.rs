@@ -74,9 +74,28 @@ async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
         .expect("the manual key");
     let secret = Secret::from_base32(&key.replace(' ', "")).unwrap();
     let totp = |t: u64| Totp::default().generate(&secret, t).to_string();
-    let (code, out) = cli(&db, &["confirm", "carol", "000000x"], "").await;
+    let (code, out) = cli(&db, &["confirm", "carol", "000000x"], "correct horse\n").await;
     assert_eq!(code, 1, "a malformed code is refused: {out}");
-    let (code, out) = cli(&db, &["confirm", "carol", &totp(now())], "").await;
+    // Every command that acts for a user asks for the password: without it, or with a wrong
+    // one, a right code confirms nothing.
+    for input in ["", "wrong\n"] {
+        let (code, out) = cli(&db, &["confirm", "carol", &totp(now())], input).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("refused: wrong name or password"), "{out}");
+    }
+    let (code, out) = cli(&db, &["status", "carol"], "correct horse\n").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("2FA: off"), "nothing confirmed: {out}");
+    for args in [
+        &["status", "carol"][..],
+        &["revoke", "carol", "--all"],
+        &["outbox", "carol"],
+    ] {
+        let (code, out) = cli(&db, args, "wrong\n").await;
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert_eq!(out.trim(), "refused: wrong name or password", "{args:?}");
+    }
+    let (code, out) = cli(&db, &["confirm", "carol", &totp(now())], "correct horse\n").await;
     assert_eq!(code, 0, "{out}");
     let recovery: Vec<&str> = out.lines().skip(1).map(str::trim).collect();
     assert_eq!(recovery.len(), 10, "{out}");
@@ -117,12 +136,13 @@ async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
     .await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Trusted device"), "{out}");
-    let (_, out) = cli(&db, &["status", "carol"], "").await;
+    let (_, out) = cli(&db, &["status", "carol"], "correct horse\n").await;
     assert!(out.starts_with("2FA: on; recovery codes left: 10"), "{out}");
     assert!(out.contains("device "), "{out}");
+    assert!(out.contains(" UTC"), "dates in words: {out}");
 
     // Revoke all devices: the token stops working; a recovery code works once.
-    let (code, out) = cli(&db, &["revoke", "carol", "--all"], "").await;
+    let (code, out) = cli(&db, &["revoke", "carol", "--all"], "correct horse\n").await;
     assert_eq!((code, out.trim()), (0, "1 device(s) revoked"));
     let (code, out) = cli(
         &db,
@@ -140,7 +160,8 @@ async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
     .await;
     assert_eq!(code, 1, "a recovery code works once");
 
-    // Only a superuser with the right password may reset; then the password alone works.
+    // Only a superuser with the right password and a second factor may reset; then the
+    // password alone works.
     let (code, _) = cli(
         &db,
         &["admin-reset", "carol", "emma"],
@@ -156,11 +177,54 @@ async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
         &format!("{}\n", app::SEED_PASSWORD),
     )
     .await;
+    assert_eq!(code, 1, "root has no second factor yet: {out}");
+    assert!(out.contains("run `cli enroll root` first"), "{out}");
+    let (code, out) = cli(
+        &db,
+        &["enroll", "root"],
+        &format!("{}\n", app::SEED_PASSWORD),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let root = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Cannot scan it? Enter this key: "))
+        .map(|k| Secret::from_base32(&k.replace(' ', "")).unwrap())
+        .expect("root's key");
+    let root_code = |t: u64| Totp::default().generate(&root, t).to_string();
+    let (code, out) = cli(
+        &db,
+        &["confirm", "root", &root_code(now())],
+        &format!("{}\n", app::SEED_PASSWORD),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(
+        &db,
+        &["admin-reset", "carol", "root"],
+        &format!("{}\n000000\n", app::SEED_PASSWORD),
+    )
+    .await;
+    assert_eq!(code, 1, "a wrong administrator code: {out}");
+    let (code, out) = cli(
+        &db,
+        &["admin-reset", "carol", "root"],
+        &format!("{}\n{}\n", app::SEED_PASSWORD, root_code(now() + 30)),
+    )
+    .await;
     assert_eq!((code, out.trim()), (0, "2FA of carol reset"));
     let (code, out) = cli(&db, &["login", "carol"], "correct horse\n").await;
     assert_eq!((code, out.trim()), (0, "logged in"));
-    let (_, out) = cli(&db, &["outbox", "carol"], "").await;
-    assert!(out.contains("Two-factor authentication disabled"), "{out}");
+    // carol's mail reads like mail, and is hers only.
+    let (_, out) = cli(&db, &["outbox", "carol"], "correct horse\n").await;
+    assert!(
+        out.contains("Subject: Two-factor authentication is off for your twofactor demo account"),
+        "{out}"
+    );
+    assert!(out.contains("by an administrator (root)"), "{out}");
+    assert!(out.contains(" UTC"), "{out}");
+    assert!(!out.contains("To: root"), "nobody else's mail: {out}");
+    assert!(!out.contains("Disabled {"), "no Debug text: {out}");
 
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -193,8 +257,8 @@ impl std::io::Read for MailboxInput {
                         .await
                         .expect("the demo's file");
                     let body: String = sqlx::query_scalar(
-                        "SELECT body FROM outbox WHERE user_id = ? AND subject = 'Your login code' \
-                         ORDER BY id DESC LIMIT 1",
+                        "SELECT body FROM outbox WHERE user_id = ? \
+                         AND subject = 'Your twofactor demo login code' ORDER BY id DESC LIMIT 1",
                     )
                     .bind(user)
                     .fetch_one(&pool)
@@ -202,8 +266,9 @@ impl std::io::Read for MailboxInput {
                     .expect("a login code was mailed");
                     pool.close().await;
                     body.split_whitespace()
-                        .nth(4)
-                        .expect("Your login code is CODE")
+                        .skip_while(|w| *w != "is:")
+                        .nth(1)
+                        .expect("... is: CODE")
                         .to_owned()
                 })
             })
@@ -227,7 +292,13 @@ async fn under_a_mailed_code_policy_enroll_needs_the_mailed_code() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("demo.db");
-    let (code, _) = cli(&db, &["outbox"], "").await; // creates the file and the seeded users
+    // Creates the file and the seeded users.
+    let (code, _) = cli(
+        &db,
+        &["outbox", "root"],
+        &format!("{}\n", app::SEED_PASSWORD),
+    )
+    .await;
     assert_eq!(code, 0);
     // The administrator's choice (the web demo's admin page): required for all, mailed codes
     // for those without an authenticator.
@@ -256,7 +327,12 @@ async fn under_a_mailed_code_policy_enroll_needs_the_mailed_code() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("a login code was mailed first"), "{out}");
     assert!(!out.contains("Cannot scan it?"), "no key shown: {out}");
-    let (_, out) = cli(&db, &["status", "paul"], "").await;
+    let (_, out) = cli(
+        &db,
+        &["status", "paul"],
+        &format!("{}\n", app::SEED_PASSWORD),
+    )
+    .await;
     assert!(out.starts_with("2FA: off"), "{out}");
 
     // With the code from the mailbox: the set-up opens, and the app's code confirms it.
@@ -286,11 +362,16 @@ async fn under_a_mailed_code_policy_enroll_needs_the_mailed_code() {
             "paul",
             &Totp::default().generate(&secret, now()).to_string(),
         ],
-        "",
+        &format!("{}\n", app::SEED_PASSWORD),
     )
     .await;
     assert_eq!(code, 0, "{out}");
-    let (_, out) = cli(&db, &["status", "paul"], "").await;
+    let (_, out) = cli(
+        &db,
+        &["status", "paul"],
+        &format!("{}\n", app::SEED_PASSWORD),
+    )
+    .await;
     assert!(out.starts_with("2FA: on"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -323,7 +404,7 @@ async fn reseal_moves_every_record_to_a_new_key() {
         .replace(' ', "");
     let secret = Secret::from_base32(&key).unwrap();
     let totp = Totp::default().generate(&secret, now()).to_string();
-    let (code, out) = cli(&db, &["confirm", "dora", &totp], "").await;
+    let (code, out) = cli(&db, &["confirm", "dora", &totp], "correct horse\n").await;
     assert_eq!(code, 0, "{out}");
 
     // The demo keeps its key beside the database; the new one comes from `openssl rand -hex 32`.

@@ -342,6 +342,129 @@ async fn compare_and_swap_passes_through() {
     assert!(row(store.inner(), &user).await.record.has_sealed_secret());
 }
 
+/// The active slot's sealed secret in `user`'s row of the memory store under the wrapper.
+fn active_secret(inner: &MemoryStore, user: &UserId) -> serde_json::Value {
+    let (json, _) = inner.json(user).expect("row");
+    let row: serde_json::Value = serde_json::from_str(&json).expect("json");
+    row["active"]["secret"].clone()
+}
+
+#[tokio::test]
+async fn an_unchanged_secret_keeps_its_ciphertext_and_any_other_is_sealed_afresh() {
+    let alice = Principal::new("alice");
+    let inner = Arc::new(MemoryStore::new());
+    let store = Arc::new(SealedStore::new(inner.clone(), keyring()));
+    let h = Harness::new(store.clone(), required);
+    let started =
+        h.tf.start_enrollment(
+            &alice,
+            "alice",
+            twofactor::account::Reauthenticated::at(h.now()),
+        )
+        .await
+        .expect("start");
+    let secret = twofactor::KeyUri::parse(started.uri())
+        .expect("uri")
+        .into_secret();
+    let (json, _) = inner.json(&alice.user).expect("row");
+    let stored: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let pending = stored["pending"]["secret"].clone();
+    assert!(pending["nonce"].is_string(), "{json}");
+    h.tf.finish_enrollment(&alice.user, &code(&secret, h.now()))
+        .await
+        .expect("enrolled");
+    // Confirmed: the same secret, now in the active slot, sealed again for that slot.
+    let enrolled = active_secret(&inner, &alice.user);
+    assert_ne!(enrolled["nonce"], pending["nonce"]);
+
+    // Logins save the record (the used step) and keep the ciphertext the secret was loaded
+    // from: it is still bound to alice and the active slot.
+    let before = inner.json(&alice.user).expect("row");
+    for _ in 0..3 {
+        login_next_step(&h, &alice, &secret).await.expect("login");
+    }
+    let after = inner.json(&alice.user).expect("row");
+    assert_ne!(before, after, "saved");
+    assert_eq!(active_secret(&inner, &alice.user), enrolled);
+
+    // After a key rotation the next save seals it under the new key, afresh; the saves after
+    // that keep that ciphertext.
+    let rotated = Keyring::new("k2", &KEY_2)
+        .expect("key")
+        .with_old_key("k1", &KEY_1)
+        .expect("old key");
+    let now = h.now();
+    let h = Harness::new(Arc::new(SealedStore::new(inner.clone(), rotated)), required);
+    h.clock.set(now);
+    login_next_step(&h, &alice, &secret)
+        .await
+        .expect("login after rotation");
+    let resealed = active_secret(&inner, &alice.user);
+    assert_eq!(resealed["key"], "k2");
+    assert_ne!(resealed["nonce"], enrolled["nonce"]);
+    login_next_step(&h, &alice, &secret).await.expect("login");
+    assert_eq!(active_secret(&inner, &alice.user), resealed);
+    assert!(!inner.json(&alice.user).expect("row").0.contains("\"k1\""));
+
+    // A ciphertext kept for alice is not reused for another user: a record loaded for alice
+    // and saved for bob is sealed afresh for bob, and opens for him.
+    let loaded = row(h.tf.store(), &alice.user).await;
+    let bob = UserId::new("bob");
+    let _ =
+        h.tf.store()
+            .save(&bob, &loaded.record, None)
+            .await
+            .expect("save");
+    let bobs = active_secret(&inner, &bob);
+    assert_ne!(bobs["nonce"], resealed["nonce"]);
+    assert!(row(h.tf.store(), &bob).await.record.is_enrolled());
+}
+
+#[tokio::test]
+async fn the_tag_covers_the_stored_bytes_as_they_are() {
+    let alice = Principal::new("alice");
+    let (store, secret) = enrolled_on_sqlite(&alice).await;
+    let json = stored_json(store.inner(), &alice.user).await;
+    // What the sealed store writes is the canonical encoding of the record it tagged.
+    let raw = row(store.inner(), &alice.user).await;
+    assert_eq!(
+        twofactor::store::codec::encode_record(&raw.record).expect("encode"),
+        json
+    );
+    let write = |text: String| {
+        let pool = store.inner().pool().clone();
+        let user = alice.user.clone();
+        async move {
+            sqlx::query("UPDATE twofactor_records SET record = $1 WHERE user_id = $2")
+                .bind(text)
+                .bind(user.as_str())
+                .execute(&pool)
+                .await
+                .expect("write");
+        }
+    };
+    // The same record spelled otherwise (a space; what a JSON column that reformats gives
+    // back) decodes to the same record, but is not the text the tag was made over: refused.
+    let spaced = json.replacen(",", ", ", 1);
+    assert_eq!(
+        twofactor::store::codec::encode_record(
+            &twofactor::store::codec::decode_record(&spaced).expect("decodes")
+        )
+        .expect("encode"),
+        json
+    );
+    write(spaced.clone()).await;
+    assert!(failed_authentication(&store.load(&alice.user).await));
+    // Through a store that only loads and saves records (no stored text), the sealed store
+    // encodes the record again and checks the tag over that: the spaced row verifies there.
+    let plain_only = SealedStore::new(common::stores::PlainOnly(store.inner().clone()), keyring());
+    assert!(plain_only.load(&alice.user).await.expect("load").is_some());
+    // Put back as written, it loads and logs in.
+    write(json).await;
+    let h = Harness::new(store, required);
+    login_next_step(&h, &alice, &secret).await.expect("login");
+}
+
 #[test]
 fn keyring_refuses_bad_keys_and_never_prints_them() {
     assert!(matches!(

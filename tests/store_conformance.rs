@@ -1,5 +1,7 @@
 //! Every store runs the same conformance suite: memory, SQLite in memory and on a file,
-//! PostgreSQL on a throwaway server, and `SealedStore` (secrets encrypted at rest) over SQLite.
+//! PostgreSQL on a throwaway server, a store with only `load` and `save` (the trait's default
+//! encoded path), and `SealedStore` (secrets encrypted at rest) over SQLite, memory, the
+//! run-time `DynStore` and the store with only `load` and `save`.
 //!
 //! - `tests/common/conformance.rs`: the `UserStore` contract (versions, compare-and-swap,
 //!   insert races, lost updates, round trips);
@@ -64,6 +66,13 @@ macro_rules! store_conformance {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn encoded_path_agrees_with_load_and_save() {
+                let f = fixture().await;
+                let (a, b) = samples().await;
+                conformance::encoded_path(&*f.store(), &[a.clone(), b, a]).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn users_are_independent() {
                 let f = fixture().await;
                 let (a, b) = samples().await;
@@ -80,12 +89,6 @@ macro_rules! store_conformance {
             async fn concurrent_increments_lose_no_update() {
                 let f = fixture().await;
                 conformance::no_lost_update(f.store(), 32).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn store_lists_its_users_page_by_page() {
-                let f = fixture().await;
-                conformance::list_users_pages_through_everyone(&*f.store()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +193,31 @@ macro_rules! sql_conformance {
     };
 }
 
+/// Listing users (for `seal::reseal`), on every store that can: the built-in ones and the
+/// sealed wrapper over them (`DynStore` and test-only wrappers do not list).
+macro_rules! list_conformance {
+    ($name:ident, $fixture:ty) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn store_lists_its_users_page_by_page() {
+                let f = <$fixture>::new().await;
+                conformance::list_users_pages_through_everyone(&*f.store()).await;
+            }
+        }
+    };
+}
+
 store_conformance!(memory, Memory);
+list_conformance!(memory_lists, Memory);
+#[cfg(feature = "sqlite")]
+list_conformance!(sqlite_file_lists, common::stores::SqliteFile);
+#[cfg(all(feature = "seal", feature = "sqlite"))]
+list_conformance!(sealed_sqlite_lists, common::stores::SealedSqlite);
+#[cfg(feature = "seal")]
+list_conformance!(sealed_memory_lists, common::stores::SealedMemory);
+#[cfg(feature = "postgres")]
+list_conformance!(postgres_lists, common::stores::Postgres);
 
 #[cfg(feature = "sqlite")]
 store_conformance!(sqlite_memory, common::stores::SqliteMemory);
@@ -203,6 +230,14 @@ sql_conformance!(sqlite_file_sql, common::stores::SqliteFile);
 
 #[cfg(all(feature = "seal", feature = "sqlite"))]
 store_conformance!(sealed_sqlite, common::stores::SealedSqlite);
+#[cfg(feature = "seal")]
+store_conformance!(sealed_memory, common::stores::SealedMemory);
+#[cfg(feature = "seal")]
+store_conformance!(sealed_plain_only, common::stores::SealedPlainOnly);
+#[cfg(feature = "seal")]
+store_conformance!(sealed_dyn, common::stores::SealedDyn);
+// The memory store's own encoded path and the trait's defaults, under the same suite.
+store_conformance!(plain_only, common::stores::PlainOnlyMemory);
 
 #[cfg(feature = "postgres")]
 store_conformance!(postgres, common::stores::Postgres);

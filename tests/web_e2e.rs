@@ -103,6 +103,8 @@ struct T {
     base: String,
     app: Arc<app::App>,
     shots: PathBuf,
+    /// The administrator's (root's) authenticator, once enrolled.
+    root: std::sync::Mutex<Option<Secret>>,
 }
 
 impl T {
@@ -216,23 +218,82 @@ impl T {
         assert_eq!(codes.len(), 10, "ten recovery codes shown once");
         Ok((secret, codes))
     }
-    /// The newest login code mailed to `user`, read off the outbox page.
+    /// The newest login code mailed to `user`, read off the outbox page (which shows `user`
+    /// their own mail only, as a person reads it).
     async fn mailed_code(
         &self,
         user: &str,
     ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
         self.go("/outbox").await?;
+        self.only_own_mail(user).await?;
+        let subject = self
+            .text(&format!("#outbox tr.mail[data-user={user}] .subject"))
+            .await?;
+        assert_eq!(subject, "Your twofactor demo login code");
         let mail = self
             .text(&format!("#outbox tr.mail[data-user={user}] .body"))
             .await?;
-        assert!(mail.starts_with("Your login code is"), "{mail}");
+        assert!(
+            mail.contains("UTC") && !mail.contains("LoginCode"),
+            "reads like mail: {mail}"
+        );
         Ok(mail
             .split_whitespace()
-            .nth(4)
+            .skip_while(|w| *w != "is:")
+            .nth(1)
             .unwrap_or_default()
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect())
+            .to_owned())
+    }
+    /// The outbox page shows `user`'s mail and nobody else's, in words (no `Debug` text).
+    async fn only_own_mail(&self, user: &str) -> TestResult {
+        assert_eq!(self.path().await?, "/outbox");
+        let rows = self.c.find_all(Locator::Css("#outbox tr.mail")).await?;
+        assert!(!rows.is_empty(), "{user} has mail");
+        for row in rows {
+            assert_eq!(
+                row.attr("data-user").await?.as_deref(),
+                Some(user),
+                "{user} sees only their own mail"
+            );
+        }
+        let page = self.text("#outbox").await?;
+        for raw in ["LoginCode {", "ProvisionedSecret", "Notice", "expires_at"] {
+            assert!(!page.contains(raw), "no Debug text ({raw}) in the outbox");
+        }
+        Ok(())
+    }
+    /// The administrator logs in with a code (2FA on: the superuser exemption does not skip
+    /// an enrolled user's code), so the session holds a fresh proof.
+    async fn admin_login(&self) -> TestResult {
+        let secret = self
+            .root
+            .lock()
+            .map_err(|_| "poisoned")?
+            .clone()
+            .ok_or("root enrolled")?;
+        self.login("root", app::SEED_PASSWORD).await?;
+        assert_eq!(self.path().await?, "/login/code");
+        self.next_step();
+        self.fill("#code", &self.code(&secret).await).await?;
+        self.click("#verify").await?;
+        assert_eq!(self.path().await?, "/account");
+        Ok(())
+    }
+    /// Answers the step-up page with the administrator's next code.
+    async fn step_up(&self) -> TestResult {
+        let secret = self
+            .root
+            .lock()
+            .map_err(|_| "poisoned")?
+            .clone()
+            .ok_or("root enrolled")?;
+        self.go("/admin/step-up").await?;
+        self.next_step();
+        self.fill("#code", &self.code(&secret).await).await?;
+        self.click("#step-up").await?;
+        assert_eq!(self.path().await?, "/admin");
+        assert!(self.text("#flash").await?.contains("Confirmed"));
+        Ok(())
     }
     /// The browser's trusted-device cookies (the library's per-user `__Host-` names).
     async fn device_cookies(
@@ -295,6 +356,7 @@ async fn every_login_flow_in_chromium() -> TestResult {
         base: format!("http://{addr}"),
         app,
         shots,
+        root: std::sync::Mutex::new(None),
     };
     let result = story(&t).await;
     if result.is_err() {
@@ -425,11 +487,25 @@ async fn story(t: &T) -> TestResult {
         "a recovery code works once"
     );
 
-    // The administrator resets alice (lost phone): the password alone lets her in.
+    // The administrator resets alice (lost phone): the password alone lets her in. An
+    // administrator action takes a fresh second factor: root (exempt from the code at login)
+    // has none, so is sent to the step-up page, which says to set up 2FA first.
     t.login("root", app::SEED_PASSWORD).await?;
     assert_eq!(t.path().await?, "/account", "the superuser is exempt");
     t.go("/admin").await?;
     t.shot("admin").await?;
+    t.click("#reset-alice").await?;
+    assert_eq!(t.path().await?, "/admin/step-up");
+    assert!(t.text("#enroll-first").await?.contains("set it up"));
+    t.go("/account").await?;
+    t.fill("#tfa-off input[name=password]", app::SEED_PASSWORD)
+        .await?;
+    t.click("#enable").await?;
+    let (root, _) = t.enroll_from_page(None).await?;
+    *t.root.lock().map_err(|_| "poisoned")? = Some(root);
+    t.click("#continue").await?;
+    // The set-up's confirmed code is a fresh proof: the reset goes through.
+    t.go("/admin").await?;
     t.click("#reset-alice").await?;
     assert!(t.text("#flash").await?.contains("2FA of alice reset"));
     t.logout().await?;
@@ -439,7 +515,7 @@ async fn story(t: &T) -> TestResult {
     t.logout().await?;
 
     // The policy switch: required for all users, set-up forced at the next login.
-    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_login().await?;
     t.admin_policy("all", "block").await?;
     t.logout().await?;
     t.login("alice", "correct horse").await?;
@@ -465,7 +541,7 @@ async fn story(t: &T) -> TestResult {
     t.logout().await?;
 
     // Mailed codes for the unenrolled: the code arrives in the outbox; resend works.
-    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_login().await?;
     t.admin_policy("all", "mail").await?;
     t.logout().await?;
     t.login("paul", app::SEED_PASSWORD).await?;
@@ -514,13 +590,36 @@ async fn story(t: &T) -> TestResult {
     t.logout().await?;
 
     // The audit trail has the story, newest first.
-    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_login().await?;
     t.go("/audit").await?;
     let audit = t.text("#audit").await?;
-    for kind in ["login_succeeded", "enrolled", "reset_by_admin"] {
+    for kind in ["Login succeeded", "Enrolled", "Reset by admin"] {
         assert!(audit.contains(kind), "{kind} missing from the audit page");
     }
+    for raw in ["login_succeeded", "{", "\"kind\""] {
+        assert!(
+            !audit.contains(raw),
+            "{raw} on the audit page: in words only"
+        );
+    }
+    assert!(audit.contains(" UTC"), "times read as dates");
     t.shot("audit").await?;
+
+    // A stale proof: ten minutes later an administrator action goes through step-up first
+    // (and nothing is done before it), then works.
+    t.app.clock.advance(11 * 60);
+    t.go("/admin").await?;
+    t.click("#invite-gus").await?;
+    assert_eq!(t.path().await?, "/admin/step-up");
+    assert!(
+        t.text("#flash")
+            .await?
+            .contains("Confirm your second factor")
+    );
+    t.fill("#code", "000000").await?;
+    t.click("#step-up").await?;
+    assert!(t.text("#error").await?.contains("Invalid code"));
+    t.step_up().await?;
 
     // Per-tenant switch (Onum): with 2FA required for all, ana (tenant acme) is sent to
     // set-up; once acme's owner switches it off, her password alone lets her in.
@@ -528,7 +627,7 @@ async fn story(t: &T) -> TestResult {
     t.logout().await?;
     t.login("ana", app::SEED_PASSWORD).await?;
     assert_eq!(t.path().await?, "/login/setup");
-    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_login().await?;
     t.go("/admin").await?;
     t.toggle("#tenant_acme").await?;
     t.click("#save-policy").await?;
@@ -619,7 +718,7 @@ async fn story(t: &T) -> TestResult {
     assert!(t.c.find(Locator::Id("tfa-on")).await.is_ok());
     t.logout().await?;
     // Required for employees only (alice signed up as a portal user): she may turn it off.
-    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_login().await?;
     t.admin_policy("employees", "block").await?;
     t.logout().await?;
     t.next_step();
@@ -646,20 +745,26 @@ async fn story(t: &T) -> TestResult {
 
     // Invitation, and the dangerous provisioning by mail (Bista): the key arrives in the
     // outbox, and emma confirms it at her forced set-up.
-    t.login("root", app::SEED_PASSWORD).await?;
+    t.admin_login().await?;
     t.go("/admin").await?;
     t.click("#invite-gus").await?;
     assert!(t.text("#flash").await?.contains("gus invited"));
     t.click("#provision-emma").await?;
     assert!(t.text("#flash").await?.contains("A key was mailed to emma"));
     t.go("/outbox").await?;
+    assert!(
+        t.text(".warn").await?.contains("everybody's mail"),
+        "the administrator sees all mail"
+    );
     let mail = t.text("#outbox tr.mail[data-user=emma] .body").await?;
-    let key = mail
-        .split("Add this key to your app: ")
+    let key: String = mail
+        .split("type this key in the app:")
         .nth(1)
-        .and_then(|rest| rest.split(" (").next())
-        .ok_or("the key in the mail")?;
-    let emma = Secret::from_base32(&key.replace(' ', ""))?;
+        .ok_or("the key in the mail")?
+        .split_whitespace()
+        .take(8)
+        .collect();
+    let emma = Secret::from_base32(&key)?;
     t.logout().await?;
     t.login("emma", app::SEED_PASSWORD).await?;
     assert_eq!(t.path().await?, "/login/setup");
@@ -677,6 +782,18 @@ async fn story(t: &T) -> TestResult {
         "/account",
         "confirming the mailed key completes the login"
     );
+    // emma's outbox: her provisioned key and notices only, nobody else's mail (not paul's
+    // login codes, not alice's notices), dated, in words.
+    t.go("/outbox").await?;
+    t.only_own_mail("emma").await?;
+    let mine = t.text("#outbox").await?;
+    assert!(mine.contains("set up two-factor authentication for your twofactor demo account"));
+    assert!(!mine.contains("login code"), "{mine}");
+    t.shot("outbox-emma").await?;
+    t.logout().await?;
+    // Logged out, the outbox is the login page.
+    t.go("/outbox").await?;
+    assert_eq!(t.path().await?, "/login");
     Ok(())
 }
 
@@ -745,18 +862,29 @@ async fn cookies_are_http_only_same_site_and_forms_need_the_csrf_token() -> Test
     .await;
     assert!(no_session.starts_with("HTTP/1.1 403"), "{no_session}");
 
-    // Pages that show secrets are never cached.
+    // The outbox is nobody's without a login.
     let outbox = http(
         addr,
         "GET /outbox HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
+    assert!(outbox.starts_with("HTTP/1.1 303"), "{outbox}");
     assert!(
-        outbox
-            .to_ascii_lowercase()
-            .contains("cache-control: no-store"),
+        outbox.to_ascii_lowercase().contains("location: /login\r\n"),
         "{outbox}"
     );
+    // Logging out is a POST with the CSRF token.
+    let body = "csrf=forged";
+    let forged = http(
+        addr,
+        &format!(
+            "POST /logout HTTP/1.1\r\nHost: x\r\nCookie: {session}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
     // Administrator pages need an administrator.
     let audit = http(
         addr,
@@ -764,6 +892,71 @@ async fn cookies_are_http_only_same_site_and_forms_need_the_csrf_token() -> Test
     )
     .await;
     assert!(audit.starts_with("HTTP/1.1 401"), "{audit}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Every GET route of the demo (checked by hand: each only reads and renders; the forced
+/// set-up page resumes a set-up this login started, which changes nothing), and every route
+/// that changes state, which answers GET with 405: those are POSTs with the CSRF token.
+const GET_ROUTES: &[&str] = &[
+    "/",
+    "/signup",
+    "/login",
+    "/login/code",
+    "/login/setup",
+    "/account",
+    "/admin",
+    "/admin/step-up",
+    "/outbox",
+    "/audit",
+];
+const POST_ONLY: &[&str] = &[
+    "/logout",
+    "/login/resend",
+    "/login/setup/new",
+    "/login/setup/confirm",
+    "/account/enable",
+    "/account/confirm",
+    "/account/cancel",
+    "/account/rotate",
+    "/account/recovery",
+    "/account/disable",
+    "/account/devices/revoke",
+    "/account/devices/revoke-all",
+    "/admin/policy",
+    "/admin/user",
+];
+
+#[tokio::test]
+async fn no_get_changes_state() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("twofactor-web-get-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let (addr, _app, _server) = app::serve(app::Config {
+        db: dir.join("demo.db"),
+        port: 0,
+    })
+    .await?;
+    for path in POST_ONLY {
+        let r = http(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 405"), "GET {path}: {r}");
+    }
+    for path in GET_ROUTES {
+        let r = http(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(
+            !r.starts_with("HTTP/1.1 404") && !r.starts_with("HTTP/1.1 405"),
+            "GET {path}: {r}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

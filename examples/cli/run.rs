@@ -16,13 +16,15 @@ pub const USAGE: &str = "usage: cli [--db FILE] COMMAND
   signup NAME EMAIL          create a user (password from the input)
   enroll NAME                password (and, under a mailed-code policy, the mailed code), then
                              the QR code and key; confirms with the next input line if any
-  confirm NAME CODE          confirm a pending enrollment
+  confirm NAME CODE          confirm a pending enrollment (password from the input)
   login NAME [--device TOKEN] [--remember LABEL]
                              password, then a code or recovery code (next input lines)
-  status NAME                2FA status and trusted devices
-  revoke NAME (DEVICE|--all) revoke trusted devices
-  admin-reset NAME ADMIN     ADMIN (a superuser, password from the input) resets NAME's 2FA
-  outbox [NAME]              the messages the demo 'sent'
+  status NAME                2FA status and trusted devices (password from the input)
+  revoke NAME (DEVICE|--all) revoke trusted devices (password from the input)
+  admin-reset NAME ADMIN     ADMIN (a superuser with 2FA on: password, then a code or
+                             recovery code from the input) resets NAME's 2FA
+  outbox NAME                the messages the demo 'sent' to NAME (password from the input;
+                             a superuser sees everybody's)
   reseal OLD_KEY_FILE NEW_KEY_FILE [--old-id ID] [--new-id ID]
          [--accept-untagged] [--accept-unsealed]
                              re-seal every 2FA record under the new key (files of 64 hex
@@ -110,7 +112,7 @@ pub async fn run(
             let password = input.required(out, "Password")?;
             let Some(user) = app::check_password(&app, &name, &password).await? else {
                 writeln!(out, "refused: wrong name or password")?;
-                return Ok(1);
+                return finish(&app, 1).await;
             };
             let mut started =
                 twofa::start_enrollment(tf, &user.principal, &user.email, now(), None).await;
@@ -155,13 +157,19 @@ pub async fn run(
                 Err(e) => refused(out, &e)?,
             }
         }
-        "confirm" => confirm(tf, &UserId::new(arg(1)?), &arg(2)?, out).await?,
+        "confirm" => {
+            let (name, c) = (arg(1)?, arg(2)?);
+            match authenticate(&app, &name, &mut input, out).await? {
+                Some(user) => confirm(tf, &user.principal.user, &c, out).await?,
+                None => 1,
+            }
+        }
         "login" => {
             let name = arg(1)?;
             let password = input.required(out, "Password")?;
             let Some(user) = app::check_password(&app, &name, &password).await? else {
                 writeln!(out, "refused: wrong name or password")?;
-                return Ok(1);
+                return finish(&app, 1).await;
             };
             let ctx = twofa::context(None, "terminal");
             let device = flag(&args, "--device");
@@ -218,30 +226,36 @@ pub async fn run(
                 Err(e) => refused(out, &e)?,
             }
         }
-        "status" => match twofa::status(tf, &UserId::new(arg(1)?)).await {
-            Ok(s) => {
-                writeln!(
-                    out,
-                    "2FA: {}; recovery codes left: {}",
-                    if s.enrolled { "on" } else { "off" },
-                    s.recovery_left
-                )?;
-                for d in &s.devices {
+        "status" => match authenticate(&app, &arg(1)?, &mut input, out).await? {
+            None => 1,
+            Some(user) => match twofa::status(tf, &user.principal.user).await {
+                Ok(s) => {
                     writeln!(
                         out,
-                        "device {}  {}  expires at {}",
-                        d.id.as_str(),
-                        d.label,
-                        d.expires_at
+                        "2FA: {}; recovery codes left: {}",
+                        if s.enrolled { "on" } else { "off" },
+                        s.recovery_left
                     )?;
+                    for d in &s.devices {
+                        writeln!(
+                            out,
+                            "device {}  {}  trusted until {}",
+                            d.id.as_str(),
+                            d.label,
+                            twofa::when(d.expires_at)
+                        )?;
+                    }
+                    0
                 }
-                0
-            }
-            Err(e) => refused(out, &e)?,
+                Err(e) => refused(out, &e)?,
+            },
         },
         "revoke" => {
-            let user = UserId::new(arg(1)?);
-            let which = arg(2)?;
+            let (name, which) = (arg(1)?, arg(2)?);
+            let Some(user) = authenticate(&app, &name, &mut input, out).await? else {
+                return finish(&app, 1).await;
+            };
+            let user = user.principal.user;
             let result = if which == "--all" {
                 twofa::revoke_all(tf, &user)
                     .await
@@ -264,6 +278,26 @@ pub async fn run(
             let password = input.required(out, "Administrator password")?;
             match app::check_password(&app, &admin, &password).await? {
                 Some(a) if a.principal.superuser => {
+                    // An administrator action takes a fresh second factor, as on the web.
+                    let enrolled = twofa::status(tf, &a.principal.user)
+                        .await
+                        .is_ok_and(|s| s.enrolled);
+                    if !enrolled {
+                        writeln!(
+                            out,
+                            "refused: administrator actions need two-factor authentication: \
+                             run `cli enroll {admin}` first"
+                        )?;
+                        return finish(&app, 1).await;
+                    }
+                    let c = input.required(out, "Administrator's code or recovery code")?;
+                    let ctx = twofa::context(None, "terminal");
+                    if let Err(e) =
+                        twofa::verify_second_factor(tf, &a.principal.user, &c, &ctx).await
+                    {
+                        let code = refused(out, &e)?;
+                        return finish(&app, code).await;
+                    }
                     match twofa::admin_reset(tf, &UserId::new(name.as_str()), &a.principal.user)
                         .await
                     {
@@ -281,16 +315,25 @@ pub async fn run(
             }
         }
         "outbox" => {
-            let rows: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT user_id, subject, body FROM outbox ORDER BY id DESC LIMIT 50",
+            let Some(user) = authenticate(&app, &arg(1)?, &mut input, out).await? else {
+                return finish(&app, 1).await;
+            };
+            let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+                "SELECT at, user_id, subject, body FROM outbox ORDER BY id DESC LIMIT 50",
             )
             .fetch_all(&app.pool)
             .await?;
-            for (user, subject, body) in rows
+            let me = user.principal.user.as_str();
+            for (at, to, subject, body) in rows
                 .iter()
-                .filter(|r| args.get(1).is_none_or(|u| *u == r.0))
+                .filter(|r| user.principal.superuser || r.1 == me)
             {
-                writeln!(out, "to {user}: {subject}. {body}")?;
+                let at = u64::try_from(*at).map_or_else(|_| "unknown".into(), twofa::when);
+                writeln!(
+                    out,
+                    "To: {to}\nDate: {at}\nSubject: {subject}\n\n{}\n",
+                    body.trim_end()
+                )?;
             }
             0
         }
@@ -299,9 +342,31 @@ pub async fn run(
             2
         }
     };
-    tf.audit().flush().await;
+    finish(&app, code).await
+}
+
+/// Waits for the audit trail, closes the file and returns `code`.
+async fn finish(app: &app::App, code: i32) -> Result<i32, BoxError> {
+    app.tf.audit().flush().await;
     app.pool.close().await;
     Ok(code)
+}
+
+/// The user `name` after checking their password (the next input line); `None` (and a
+/// refusal printed) for a wrong name or password. Every command that acts for a user, or
+/// shows what is theirs, asks for it.
+async fn authenticate(
+    app: &app::App,
+    name: &str,
+    input: &mut Input<'_>,
+    out: &mut dyn Write,
+) -> Result<Option<app::User>, BoxError> {
+    let password = input.line(out, "Password")?.unwrap_or_default();
+    let user = app::check_password(app, name, &password).await?;
+    if user.is_none() {
+        writeln!(out, "refused: wrong name or password")?;
+    }
+    Ok(user)
 }
 
 async fn confirm(

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -90,12 +90,16 @@ pub async fn open(config: &Config) -> Result<Shared, BoxError> {
          created_at INTEGER NOT NULL)",
         "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER, \
-         user_id TEXT, subject TEXT, body TEXT)",
+         user_id TEXT, subject TEXT, body TEXT, html TEXT)",
         "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER, \
          user_id TEXT, event TEXT)",
     ] {
         sqlx::query(ddl).execute(&pool).await?;
     }
+    // Files of earlier versions: the outbox gained the mail's HTML body.
+    let _ = sqlx::query("ALTER TABLE outbox ADD COLUMN html TEXT")
+        .execute(&pool)
+        .await;
     twofa::migrate(&pool).await?;
 
     // The sealing key: generated on first run and kept beside the database, for the demo only.
@@ -434,6 +438,7 @@ pub fn router(app: Shared) -> Router {
         .route("/login/code", get(code_form).post(code))
         .route("/login/resend", post(resend))
         .route("/login/setup", get(forced_setup))
+        .route("/login/setup/new", post(forced_setup_new))
         .route("/login/setup/confirm", post(forced_confirm))
         .route("/logout", post(logout))
         .route("/account", get(account))
@@ -446,6 +451,10 @@ pub fn router(app: Shared) -> Router {
         .route("/account/devices/revoke", post(revoke))
         .route("/account/devices/revoke-all", post(revoke_all))
         .route("/admin", get(admin))
+        .route(
+            "/admin/step-up",
+            get(admin_step_up_form).post(admin_step_up),
+        )
         .route("/admin/policy", post(admin_policy))
         .route("/admin/user", post(admin_user))
         .route("/outbox", get(outbox))
@@ -546,6 +555,20 @@ async fn login(
             };
             // The session id was cycled above, before the ticket is stored (fixation).
             session.insert(PENDING, half.ticket()).await?;
+            if half.step() == Step::Enroll {
+                // The forced set-up starts here, in the POST (a GET changes nothing): unless
+                // a key is already waiting (an administrator mailed one), whose code is asked.
+                let waiting = twofa::status(&app.tf, &user.principal.user)
+                    .await
+                    .is_ok_and(|s| s.pending);
+                if !waiting
+                    && twofa::start_forced_enrollment(&app.tf, &half, &user.email)
+                        .await
+                        .is_ok()
+                {
+                    session.insert(SETUP_SHOWN, half.ticket()).await?;
+                }
+            }
             to(path)?
         }
     };
@@ -706,45 +729,55 @@ async fn resend(
     to("/login/code")
 }
 
-async fn forced_setup(
-    State(app): State<Shared>,
-    session: Session,
-    Query(q): Query<HashMap<String, String>>,
-) -> R {
+async fn forced_setup(State(app): State<Shared>, session: Session) -> R {
     let Some((p, user)) = pending(&app, &session, |s| s == Step::Enroll).await? else {
         return to("/login");
     };
-    // A key is already waiting. If this page showed it to this login, show it again: the
-    // library resumes the set-up (same key, same expiry), so the QR code already scanned keeps
-    // working. Otherwise (an administrator mailed one, or another login started it) ask for
-    // its code instead of replacing it, unless the user starts over.
+    // A GET changes nothing. A key is waiting: if this login started it (at the password
+    // POST, or with the button below), show it again (the library resumes the set-up: same
+    // key, same expiry, so the QR code already scanned keeps working). Otherwise (an
+    // administrator mailed one, or another login started it) ask for its code, with a POST
+    // button to start over. No key waiting: a POST button starts one.
     let waiting = twofa::status(&app.tf, &user.principal.user)
         .await
         .is_ok_and(|s| s.pending);
     let shown_here = session.get::<String>(SETUP_SHOWN).await?.as_deref() == Some(p.ticket());
-    if waiting && !shown_here && !q.contains_key("new") {
-        return page(
-            &session,
-            "Set up two-factor authentication",
-            &pages::confirm_waiting(),
-        )
-        .await;
+    let title = "Set up two-factor authentication";
+    if !waiting {
+        return page(&session, title, &pages::setup_start()).await;
     }
-    if waiting && q.contains_key("new") {
-        // Starting over: the library would resume the waiting set-up, so drop it first.
-        let _ = twofa::cancel_enrollment(&app.tf, &user.principal.user).await;
+    if !shown_here {
+        return page(&session, title, &pages::confirm_waiting()).await;
     }
-    // The login ticket supplies what enrollment needs: the principal the policy saw and the
-    // time of the password check.
     match twofa::start_forced_enrollment(&app.tf, &p, &user.email).await {
         Ok(s) => {
-            session.insert(SETUP_SHOWN, p.ticket()).await?;
             secret_page(
                 &session,
-                "Set up two-factor authentication",
+                title,
                 &pages::setup(&s, "/login/setup/confirm", true),
             )
             .await
+        }
+        Err(e) => problem_page(&session, title, &e, "").await,
+    }
+}
+
+/// Starts the forced set-up (again): a waiting key is dropped first (the library would resume
+/// it), then back to the set-up page, which shows the new key.
+async fn forced_setup_new(
+    State(app): State<Shared>,
+    session: Session,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    checked(&session, f).await?;
+    let Some((p, user)) = pending(&app, &session, |s| s == Step::Enroll).await? else {
+        return to("/login");
+    };
+    let _ = twofa::cancel_enrollment(&app.tf, &user.principal.user).await;
+    match twofa::start_forced_enrollment(&app.tf, &p, &user.email).await {
+        Ok(_) => {
+            session.insert(SETUP_SHOWN, p.ticket()).await?;
+            to("/login/setup")
         }
         Err(e) => problem_page(&session, "Set up two-factor authentication", &e, "").await,
     }
@@ -1011,6 +1044,79 @@ async fn admin_user_of(app: &App, session: &Session) -> Result<User, AppError> {
     Ok(user)
 }
 
+/// How recent the second factor behind an administrator action must be (seconds).
+const ADMIN_PROOF_MAX_AGE: u64 = 600;
+
+/// Where an administrator action goes without a fresh second factor.
+const STEP_UP: &str = "/admin/step-up";
+
+/// The administrator, if the session holds a proof of their second factor that the library
+/// accepts (sealed here, theirs, not revoked, at most 10 minutes old): `Err` is the redirect
+/// to the step-up page.
+async fn admin_with_fresh_proof(
+    app: &App,
+    session: &Session,
+) -> Result<Result<User, Response>, AppError> {
+    let admin = admin_user_of(app, session).await?;
+    let fresh = match session_proof(session).await? {
+        Some(proof) => app
+            .tf
+            .check_proof(&admin.principal.user, &proof, ADMIN_PROOF_MAX_AGE)
+            .await
+            .is_ok(),
+        None => false,
+    };
+    if fresh {
+        return Ok(Ok(admin));
+    }
+    flash(
+        session,
+        "Confirm your second factor first: administrator actions need one from the last 10 minutes.",
+    )
+    .await?;
+    Ok(Err(Redirect::to(STEP_UP).into_response()))
+}
+
+async fn admin_step_up_form(State(app): State<Shared>, session: Session) -> R {
+    let admin = admin_user_of(&app, &session).await?;
+    let enrolled = twofa::status(&app.tf, &admin.principal.user)
+        .await
+        .is_ok_and(|s| s.enrolled);
+    page(&session, "Confirm it is you", &pages::step_up(enrolled)).await
+}
+
+/// Step-up: the administrator's code (or recovery code) is checked with
+/// `verify_second_factor`; its new proof replaces the session's, under a new session id.
+async fn admin_step_up(
+    State(app): State<Shared>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    let f = checked(&session, f).await?;
+    let admin = admin_user_of(&app, &session).await?;
+    let ctx = twofa::context(Some(peer.ip()), &user_agent(&headers));
+    match twofa::verify_second_factor(&app.tf, &admin.principal.user, f.get("code"), &ctx).await {
+        Ok(proof) => {
+            session.cycle_id().await?;
+            keep_proof(&session, Some(&proof)).await?;
+            flash(
+                &session,
+                "Confirmed: you may now do administrator actions for 10 minutes.",
+            )
+            .await?;
+            to("/admin")
+        }
+        Err(e) => {
+            let enrolled = twofa::status(&app.tf, &admin.principal.user)
+                .await
+                .is_ok_and(|s| s.enrolled);
+            problem_page(&session, "Confirm it is you", &e, &pages::step_up(enrolled)).await
+        }
+    }
+}
+
 async fn admin(State(app): State<Shared>, session: Session) -> R {
     admin_user_of(&app, &session).await?;
     let users: Vec<(String, String, Option<String>, bool)> =
@@ -1045,7 +1151,9 @@ async fn admin_policy(
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
     let f = checked(&session, f).await?;
-    admin_user_of(&app, &session).await?;
+    if let Err(step_up) = admin_with_fresh_proof(&app, &session).await? {
+        return Ok(step_up);
+    }
     let scope = match f.get("scope") {
         "off" => Scope::Off,
         "employees" => Scope::Employees,
@@ -1088,7 +1196,10 @@ async fn admin_user(
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
     let f = checked(&session, f).await?;
-    let admin = admin_user_of(&app, &session).await?;
+    let admin = match admin_with_fresh_proof(&app, &session).await? {
+        Ok(admin) => admin,
+        Err(step_up) => return Ok(step_up),
+    };
     let Some(target) = load_user(&app, f.get("user")).await? else {
         flash(&session, "Unknown user.").await?;
         return to("/admin");
@@ -1116,12 +1227,33 @@ async fn admin_user(
 
 // ----- outbox, audit -----
 
+/// The outbox: a user sees the mail sent to them only; an administrator sees everybody's.
+/// Nobody logged in (and no login half-way): to the login page.
 async fn outbox(State(app): State<Shared>, session: Session) -> R {
-    let rows: Vec<(i64, String, String, String)> =
+    // Logged in: that user. Half-way through a login (the password checked, the mailed code
+    // awaited): the user of the session's login ticket, so they can read the code.
+    let user = match session.get::<String>(USER).await? {
+        Some(name) => load_user(&app, &name).await?,
+        None => pending(&app, &session, |_| true).await?.map(|(_, u)| u),
+    };
+    let Some(user) = user else {
+        return to("/login");
+    };
+    let everybody = user.principal.superuser;
+    let rows: Vec<(i64, String, String, String)> = if everybody {
         sqlx::query_as("SELECT at, user_id, subject, body FROM outbox ORDER BY id DESC LIMIT 200")
             .fetch_all(&app.pool)
-            .await?;
-    secret_page(&session, "Outbox", &pages::outbox(&rows)).await
+            .await?
+    } else {
+        sqlx::query_as(
+            "SELECT at, user_id, subject, body FROM outbox WHERE user_id = ? \
+             ORDER BY id DESC LIMIT 200",
+        )
+        .bind(user.principal.user.as_str())
+        .fetch_all(&app.pool)
+        .await?
+    };
+    secret_page(&session, "Outbox", &pages::outbox(&rows, everybody)).await
 }
 
 async fn audit(State(app): State<Shared>, session: Session) -> R {

@@ -41,9 +41,7 @@ pub fn layout(title: &str, user: Option<&str>, csrf: &str, body: &str) -> String
             esc(u),
             esc(csrf)
         ),
-        None => {
-            "<a href=/login>Log in</a><a href=/signup>Sign up</a><a href=/outbox>Outbox</a>".into()
-        }
+        None => "<a href=/login>Log in</a><a href=/signup>Sign up</a>".into(),
     };
     format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
@@ -84,7 +82,7 @@ pub fn login() -> String {
 pub fn code(mailed: bool, recovery: bool) -> String {
     let (prompt, extra) = if mailed {
         (
-            "Enter the code we mailed you.",
+            "Enter the code we mailed you (it is in <a id=mailbox href=/outbox>your outbox</a>, this demo's mailbox).",
             format!(
                 "<form method=post action=/login/resend>{}<button id=resend>Resend the code</button></form>",
                 hidden()
@@ -136,7 +134,8 @@ pub fn confirm_waiting() -> String {
          (for example one an administrator mailed you). Enter the code your app shows for it.</p>\
          <form method=post action=/login/setup/confirm>{}<label>Code <input type=text id=code name=code \
          autocomplete=one-time-code required></label><button id=confirm>Confirm</button></form>\
-         <p><a id=start-over href=\"/login/setup?new=1\">Start over with a new key</a></p>",
+         <form method=post action=/login/setup/new>{}<button id=start-over>Start over with a new key</button></form>",
+        hidden(),
         hidden()
     )
 }
@@ -319,36 +318,130 @@ pub fn admin(c: &PolicyConfig, users: &[AdminRow]) -> String {
     )
 }
 
-/// The outbox: every message the demo "sent", newest first.
-pub fn outbox(rows: &[(i64, String, String, String)]) -> String {
+/// The outbox: the messages the demo "sent" to this user (to everybody, for an
+/// administrator), newest first, as the recipient reads them: subject, date and text.
+pub fn outbox(rows: &[(i64, String, String, String)], everybody: bool) -> String {
     let items: String = rows
         .iter()
         .map(|(at, user, subject, body)| {
             format!(
-                "<tr class=mail data-user=\"{u}\"><td>{at}</td><td>{u}</td><td><strong>{}</strong><br><span class=body>{}</span></td></tr>",
+                "<tr class=mail data-user=\"{u}\"><td>{}</td><td>{u}</td><td><strong class=subject>{}</strong>\
+                 <pre class=body style=\"white-space:pre-wrap;font:inherit\">{}</pre></td></tr>",
+                esc(&when(*at)),
                 esc(subject),
                 esc(body),
                 u = esc(user)
             )
         })
         .collect();
+    let whose = if everybody {
+        "As an administrator you see everybody's mail."
+    } else {
+        "You see only the mail sent to you."
+    };
     format!(
         "<p class=warn>Demo only: these messages would be e-mailed. Real mail is never stored, and nobody but the \
-         recipient sees login codes.</p><table id=outbox><tr><th>Time</th><th>To</th><th>Message</th></tr>{items}</table>"
+         recipient sees login codes. {whose}</p><table id=outbox><tr><th>Sent</th><th>To</th><th>Message</th></tr>{items}</table>"
     )
 }
 
-/// The audit trail, newest first.
+/// A Unix time as people read it; a negative (corrupt) time as "unknown".
+fn when(at: i64) -> String {
+    u64::try_from(at).map_or_else(|_| "unknown".into(), crate::twofa::when)
+}
+
+/// An audit event (the library's `AuditKind` as JSON, `{"kind": "login_succeeded", ...}`) in
+/// words: "Login succeeded (method: totp)". Times read as dates; nothing is shown raw.
+pub fn event_words(json: &str) -> String {
+    fn words(s: &str) -> String {
+        let s = s.replace('_', " ");
+        let mut c = s.chars();
+        c.next()
+            .map(|f| f.to_uppercase().chain(c).collect())
+            .unwrap_or_default()
+    }
+    fn value(key: &str, v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::String(s) => s.replace('_', " "),
+            serde_json::Value::Number(n)
+                if key.ends_with("_at") || key == "until" || key.ends_with("_by") =>
+            {
+                n.as_u64().map_or_else(|| n.to_string(), crate::twofa::when)
+            }
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => (if *b { "yes" } else { "no" }).into(),
+            serde_json::Value::Null => "none".into(),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| value(key, x))
+                .collect::<Vec<_>>()
+                .join(", "),
+            serde_json::Value::Object(o) => o
+                .iter()
+                .map(|(k, x)| format!("{} {}", k.replace('_', " "), value(k, x)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(o)) => {
+            let kind = o
+                .get("kind")
+                .and_then(serde_json::Value::as_str)
+                .map_or_else(|| "Event".into(), words);
+            let details: Vec<String> = o
+                .iter()
+                .filter(|(k, _)| *k != "kind")
+                .map(|(k, v)| format!("{}: {}", k.replace('_', " "), value(k, v)))
+                .collect();
+            if details.is_empty() {
+                kind
+            } else {
+                format!("{kind} ({})", details.join("; "))
+            }
+        }
+        Ok(serde_json::Value::String(s)) => words(&s),
+        _ => "Event".into(),
+    }
+}
+
+/// The audit trail, newest first, in words.
 pub fn audit(rows: &[(i64, String, String)]) -> String {
     let items: String = rows
         .iter()
         .map(|(at, user, event)| {
             format!(
-                "<tr><td>{at}</td><td>{}</td><td><code>{}</code></td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&when(*at)),
                 esc(user),
-                esc(event)
+                esc(&event_words(event))
             )
         })
         .collect();
     format!("<table id=audit><tr><th>Time</th><th>User</th><th>Event</th></tr>{items}</table>")
+}
+
+/// The step-up page: an administrator confirms a second factor before administrator actions.
+pub fn step_up(enrolled: bool) -> String {
+    if !enrolled {
+        return "<p class=warn id=enroll-first>Administrator actions need a fresh second factor, and your account has no \
+                two-factor authentication yet: <a href=/account>set it up on the Account security page</a> first.</p>"
+            .into();
+    }
+    format!(
+        "<p class=warn>Administrator actions need a second factor proven in the last 10 minutes. Enter the code from \
+         your authenticator app (or a recovery code), then repeat the action.</p>\
+         <form method=post action=/admin/step-up>{}<label>Code <input type=text id=code name=code \
+         autocomplete=one-time-code autofocus required></label><button id=step-up>Confirm</button></form>",
+        hidden()
+    )
+}
+
+/// The forced set-up when no key is waiting (it expired, or was dropped): a button starts one.
+pub fn setup_start() -> String {
+    format!(
+        "<p class=warn>Your organisation requires two-factor authentication: set it up to continue.</p>\
+         <form method=post action=/login/setup/new>{}<button id=start-setup>Show my QR code</button></form>",
+        hidden()
+    )
 }

@@ -16,6 +16,7 @@ use sqlx::SqlitePool;
 use twofactor::account::Verification;
 use twofactor::account::{DeviceInfo, PendingStep};
 use twofactor::audit::{AuditEvent, AuditSink};
+use twofactor::mail::{EnglishMessages, Messages as _, Recipient, readable_utc};
 use twofactor::policy::UnknownTenant;
 use twofactor::policy::{GraceStart, PolicyExt};
 use twofactor::seal::{Keyring, SealedStore};
@@ -50,7 +51,10 @@ pub fn service(
     // offline); login tickets and second-factor proofs sealed; trusted-device cookies keyed.
     // Codes hashed by earlier versions of the demo still check until they are regenerated.
     Ok(TwoFactor::builder(SqliteStore::from_pool(pool.clone()))
-        .mailer(Outbox { pool: pool.clone() })
+        .mailer(Outbox {
+            pool: pool.clone(),
+            clock: clock.clone(),
+        })
         .sealed(keyring)
         .policy(policy)
         .clock(clock)
@@ -213,80 +217,47 @@ pub fn apply_policy(tf: &Service, old: &PolicyConfig, config: &PolicyConfig) {
 
 // ----- outbox and audit -----
 
-/// A `Mailer` that stores every notice in the `outbox` table instead of sending it.
+/// A `Mailer` that stores every notice in the `outbox` table instead of sending it, rendered
+/// as the mail a person would get (the library's `EnglishMessages`: subject, text and HTML).
+/// The outbox is the demo's stand-in for an inbox: it holds login codes and provisioned keys,
+/// which a real mailer sends and never stores; each user sees only their own mail.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     pool: SqlitePool,
+    clock: Arc<DemoClock>,
 }
 
 impl Mailer for Outbox {
     type Error = sqlx::Error;
 
     async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), sqlx::Error> {
-        let (subject, body) = render_notice(notice);
-        sqlx::query("INSERT INTO outbox (at, user_id, subject, body) VALUES (?, ?, ?, ?)")
-            .bind(twofactor::clock::SystemClock.now() as i64)
+        let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE name = ?")
             .bind(user.as_str())
-            .bind(subject)
-            .bind(body)
+            .fetch_optional(&self.pool)
+            .await?;
+        let to = Recipient::new(email.unwrap_or_else(|| user.to_string())).name(user.as_str());
+        let now = self.clock.now();
+        let mail = messages().render(&to, notice, now);
+        sqlx::query("INSERT INTO outbox (at, user_id, subject, body, html) VALUES (?, ?, ?, ?, ?)")
+            .bind(now as i64)
+            .bind(user.as_str())
+            .bind(mail.subject())
+            .bind(mail.text())
+            .bind(mail.html())
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 }
 
-/// The subject and text of a notice. The outbox is the demo's stand-in for an inbox: it
-/// shows login codes and provisioned keys, which a real mailer sends and never stores.
-fn render_notice(notice: &Notice) -> (String, String) {
-    let at = |c: &LoginContext| format!("{c:?}");
-    match notice {
-        Notice::LoginCode {
-            code, expires_at, ..
-        } => (
-            "Your login code".into(),
-            format!(
-                "Your login code is {} (valid until {expires_at}).",
-                code.expose_secret()
-            ),
-        ),
-        Notice::Enabled => ("Two-factor authentication enabled".into(), String::new()),
-        Notice::Rotated { devices_revoked } => (
-            "Authenticator replaced".into(),
-            format!("{devices_revoked} trusted device(s) were revoked."),
-        ),
-        Notice::Disabled { by } => (
-            "Two-factor authentication disabled".into(),
-            format!("By {by:?}."),
-        ),
-        Notice::DeviceTrusted { label, .. } => ("New trusted device".into(), label.clone()),
-        Notice::DevicesRemoved { labels } => ("Trusted devices removed".into(), labels.join(", ")),
-        Notice::SignInFromUntrustedDevice { context } => ("New sign-in".into(), at(context)),
-        Notice::FailedCodeAttempt { context } => ("Failed code attempt".into(), at(context)),
-        Notice::RecoveryCodesRegenerated => ("New recovery codes".into(), String::new()),
-        Notice::RecoveryCodeUsed { remaining, .. } => (
-            "A recovery code was used".into(),
-            format!("{remaining} left."),
-        ),
-        Notice::Invitation { link, invited_by } => (
-            "Please enable two-factor authentication".into(),
-            format!("{invited_by} invites you to set it up at {link}"),
-        ),
-        Notice::ProvisionedSecret {
-            uri,
-            manual_key,
-            expires_at,
-            provisioned_by,
-        } => (
-            "Your authenticator key (provisioned by an administrator)".into(),
-            format!(
-                "{provisioned_by} set up an authenticator for you. Add this key to your app: {} \
-                 ({}), then confirm with a code before {expires_at}.",
-                manual_key.expose_secret(),
-                uri.expose_secret()
-            ),
-        ),
-        other => (format!("{:?}", other.kind()), String::new()),
-    }
+/// The demo's words for notices: the library's defaults, naming the demo.
+pub fn messages() -> EnglishMessages {
+    EnglishMessages::new("twofactor demo")
+}
+
+/// A time as mail and pages show it ("6 December 2026 at 15:04 UTC").
+pub fn when(unix_seconds: u64) -> String {
+    readable_utc(unix_seconds)
 }
 
 /// An `AuditSink` that appends every event to the `audit` table (through one writer task, so
@@ -809,6 +780,18 @@ pub async fn revoke_all(tf: &Service, user: &UserId) -> Result<usize, UiError> {
 }
 
 // ----- administrator -----
+
+/// Step-up: `user` proves a second factor again (a code from the app or a recovery code);
+/// the new proof goes in the session.
+pub async fn verify_second_factor(
+    tf: &Service,
+    user: &UserId,
+    input: &str,
+    ctx: &LoginContext,
+) -> Result<SecondFactorProof, UiError> {
+    let factor = Factor::parse(input).map_err(|_| not_a_code())?;
+    call!(tf, tf.verify_second_factor(user, factor, ctx))
+}
 
 /// Lost phone: the administrator resets the user's 2FA.
 pub async fn admin_reset(tf: &Service, user: &UserId, admin: &UserId) -> Result<(), UiError> {

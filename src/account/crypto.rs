@@ -341,7 +341,7 @@ pub(crate) fn unhex_ct<const N: usize>(s: &str) -> Option<Zeroizing<[u8; N]>> {
 #[cfg(feature = "serde")]
 impl<const N: usize> serde::Serialize for Bytes<N> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&hex(&self.0))
+        crate::vocabulary::Hex(&self.0).serialize(serializer)
     }
 }
 

@@ -34,6 +34,8 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "serde")]
+use super::{Loaded, codec::EncodedRecord};
 use super::{SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 
@@ -67,6 +69,34 @@ pub trait DynUserStore: Send + Sync {
         record: &'a TwoFactorRecord,
         expected: Option<Version>,
     ) -> BoxFuture<'a, Result<SaveOutcome, DynError>>;
+
+    /// [`UserStore::load_encoded`], boxed (feature `serde`). The default loads with
+    /// [`load_boxed`](Self::load_boxed).
+    ///
+    /// # Errors
+    /// The store's error, boxed.
+    #[cfg(feature = "serde")]
+    fn load_encoded_boxed<'a>(
+        &'a self,
+        user: &'a UserId,
+    ) -> BoxFuture<'a, Result<Option<Loaded>, DynError>> {
+        Box::pin(async move { Ok(self.load_boxed(user).await?.map(Loaded::Decoded)) })
+    }
+
+    /// [`UserStore::save_encoded`], boxed (feature `serde`). The default saves with
+    /// [`save_boxed`](Self::save_boxed).
+    ///
+    /// # Errors
+    /// The store's error, boxed.
+    #[cfg(feature = "serde")]
+    fn save_encoded_boxed<'a>(
+        &'a self,
+        user: &'a UserId,
+        record: EncodedRecord,
+        expected: Option<Version>,
+    ) -> BoxFuture<'a, Result<SaveOutcome, DynError>> {
+        Box::pin(async move { self.save_boxed(user, record.record(), expected).await })
+    }
 }
 
 impl<S: UserStore> DynUserStore for S {
@@ -85,6 +115,28 @@ impl<S: UserStore> DynUserStore for S {
     ) -> BoxFuture<'a, Result<SaveOutcome, DynError>> {
         Box::pin(async move {
             self.save(user, record, expected)
+                .await
+                .map_err(DynError::new)
+        })
+    }
+
+    #[cfg(feature = "serde")]
+    fn load_encoded_boxed<'a>(
+        &'a self,
+        user: &'a UserId,
+    ) -> BoxFuture<'a, Result<Option<Loaded>, DynError>> {
+        Box::pin(async move { self.load_encoded(user).await.map_err(DynError::new) })
+    }
+
+    #[cfg(feature = "serde")]
+    fn save_encoded_boxed<'a>(
+        &'a self,
+        user: &'a UserId,
+        record: EncodedRecord,
+        expected: Option<Version>,
+    ) -> BoxFuture<'a, Result<SaveOutcome, DynError>> {
+        Box::pin(async move {
+            self.save_encoded(user, record, expected)
                 .await
                 .map_err(DynError::new)
         })
@@ -108,6 +160,21 @@ impl UserStore for dyn DynUserStore {
         expected: Option<Version>,
     ) -> Result<SaveOutcome, DynError> {
         self.save_boxed(user, record, expected).await
+    }
+
+    #[cfg(feature = "serde")]
+    async fn load_encoded(&self, user: &UserId) -> Result<Option<Loaded>, DynError> {
+        self.load_encoded_boxed(user).await
+    }
+
+    #[cfg(feature = "serde")]
+    async fn save_encoded(
+        &self,
+        user: &UserId,
+        record: EncodedRecord,
+        expected: Option<Version>,
+    ) -> Result<SaveOutcome, DynError> {
+        self.save_encoded_boxed(user, record, expected).await
     }
 }
 

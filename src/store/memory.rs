@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+#[cfg(feature = "serde")]
+use super::{Loaded, codec::EncodedRecord};
 use super::{ListUsers, SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 use crate::vocabulary::BoxError;
@@ -26,15 +28,19 @@ pub enum MemoryStoreError {
     },
 }
 
-/// What the map holds for a user: a record saved through the trait (kept decoded, so loads
-/// are a clone), or text put there with [`MemoryStore::insert_json`] (decoded on every load
-/// through the same codec as the SQL stores).
+/// What the map holds for a user: a record saved through [`UserStore::save`] (kept decoded,
+/// so loads are a clone), a record saved through [`UserStore::save_encoded`] (kept decoded and
+/// with its text, so [`UserStore::load_encoded`] returns both without encoding), or text put
+/// there with [`MemoryStore::insert_json`] (decoded on every load through the same codec as
+/// the SQL stores).
 #[derive(Debug)]
-// The record is the common case and is cloned on every load; boxing it would add an
+// The records are the common case and are cloned on every load; boxing them would add an
 // allocation per save for the sake of the rare raw entry.
 #[allow(clippy::large_enum_variant)]
 enum Entry {
     Record(TwoFactorRecord),
+    #[cfg(feature = "serde")]
+    Encoded(EncodedRecord),
     #[cfg(feature = "serde")]
     Json(String),
 }
@@ -103,6 +109,7 @@ impl MemoryStore {
         let (entry, version) = map.get(user)?;
         let json = match entry {
             Entry::Record(record) => super::codec::encode_record(record).ok()?,
+            Entry::Encoded(encoded) => encoded.text().to_owned(),
             Entry::Json(json) => json.clone(),
         };
         Some((json, *version))
@@ -123,11 +130,10 @@ impl UserStore for MemoryStore {
         let record = match entry {
             Entry::Record(record) => record.clone(),
             #[cfg(feature = "serde")]
+            Entry::Encoded(encoded) => encoded.record().clone(),
+            #[cfg(feature = "serde")]
             Entry::Json(json) => {
-                super::codec::decode_record(json).map_err(|source| MemoryStoreError::Corrupt {
-                    user: user.clone(),
-                    source: Box::new(source),
-                })?
+                super::codec::decode_record(json).map_err(|source| corrupt(user, source))?
             }
         };
         Ok(Some(Versioned {
@@ -142,6 +148,61 @@ impl UserStore for MemoryStore {
         record: &TwoFactorRecord,
         expected: Option<Version>,
     ) -> Result<SaveOutcome, MemoryStoreError> {
+        self.put(user, expected, || {
+            let mut record = record.clone();
+            // Saved rows are in the current format, as an SQL store writes them.
+            record.format_1 = false;
+            Entry::Record(record)
+        })
+    }
+
+    /// The stored text as it is: what [`save_encoded`](UserStore::save_encoded) or
+    /// [`insert_json`](MemoryStore::insert_json) put there.
+    #[cfg(feature = "serde")]
+    async fn load_encoded(&self, user: &UserId) -> Result<Option<Loaded>, MemoryStoreError> {
+        let map = self
+            .records
+            .lock()
+            .map_err(|_| MemoryStoreError::Poisoned)?;
+        let Some((entry, version)) = map.get(user) else {
+            return Ok(None);
+        };
+        let version = *version;
+        Ok(Some(match entry {
+            Entry::Record(record) => Loaded::Decoded(Versioned {
+                record: record.clone(),
+                version,
+            }),
+            Entry::Encoded(encoded) => Loaded::Encoded(encoded.clone(), version),
+            Entry::Json(json) => {
+                let encoded =
+                    EncodedRecord::decode(json.clone()).map_err(|source| corrupt(user, source))?;
+                Loaded::Encoded(encoded, version)
+            }
+        }))
+    }
+
+    /// Keeps the record and its text (no copy of either).
+    #[cfg(feature = "serde")]
+    async fn save_encoded(
+        &self,
+        user: &UserId,
+        record: EncodedRecord,
+        expected: Option<Version>,
+    ) -> Result<SaveOutcome, MemoryStoreError> {
+        self.put(user, expected, || Entry::Encoded(record))
+    }
+}
+
+impl MemoryStore {
+    /// The compare-and-swap: stores `entry()` as the next version if the current one is
+    /// `expected`.
+    fn put(
+        &self,
+        user: &UserId,
+        expected: Option<Version>,
+        entry: impl FnOnce() -> Entry,
+    ) -> Result<SaveOutcome, MemoryStoreError> {
         let mut map = self
             .records
             .lock()
@@ -151,10 +212,7 @@ impl UserStore for MemoryStore {
             return Ok(SaveOutcome::Conflict);
         }
         let next = Version(current.map_or(1, |v| v.0.saturating_add(1)));
-        let mut record = record.clone();
-        // Saved rows are in the current format, as an SQL store writes them.
-        record.format_1 = false;
-        map.insert(user.clone(), (Entry::Record(record), next));
+        map.insert(user.clone(), (entry(), next));
         Ok(SaveOutcome::Saved(next))
     }
 }
@@ -183,5 +241,14 @@ impl ListUsers for MemoryStore {
             }
         }
         Ok(page.into_sorted_vec().into_iter().cloned().collect())
+    }
+}
+
+/// A row that does not decode: refused like a corrupt SQL row.
+#[cfg(feature = "serde")]
+fn corrupt(user: &UserId, source: super::codec::RecordCodecError) -> MemoryStoreError {
+    MemoryStoreError::Corrupt {
+        user: user.clone(),
+        source: Box::new(source),
     }
 }

@@ -35,6 +35,8 @@ pub use sqlite::SqliteStore;
 use core::future::Future;
 
 use crate::account::{TwoFactorRecord, UserId};
+#[cfg(feature = "serde")]
+use codec::EncodedRecord;
 
 /// A record's version: incremented by every successful save.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,6 +50,17 @@ pub struct Versioned {
     pub record: TwoFactorRecord,
     /// Its version in the store.
     pub version: Version,
+}
+
+/// A record as [`UserStore::load_encoded`] returns it (feature `serde`).
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    /// The record alone, as [`UserStore::load`] returns it: what a store that does not keep
+    /// the stored text at hand returns (the default).
+    Decoded(Versioned),
+    /// The record with the exact text it was decoded from, and its version.
+    Encoded(EncodedRecord, Version),
 }
 
 /// What a compare-and-swap save did.
@@ -85,6 +98,37 @@ pub trait UserStore: Send + Sync {
         record: &TwoFactorRecord,
         expected: Option<Version>,
     ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send;
+
+    /// Loads a user's record with the exact text the store holds, for a caller that works on
+    /// the stored bytes: [`SealedStore`](crate::seal::SealedStore) checks its record tag over
+    /// them instead of encoding the record again (feature `serde`).
+    ///
+    /// Optional. The default returns [`load`](Self::load)'s record as [`Loaded::Decoded`],
+    /// and the caller encodes it itself. A store that keeps records as text returns
+    /// [`Loaded::Encoded`] with the text **byte for byte as stored** (one that reformats JSON,
+    /// such as a `JSONB` column, keeps the default). Same contract as `load` otherwise.
+    #[cfg(feature = "serde")]
+    fn load_encoded(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<Loaded>, Self::Error>> + Send {
+        async move { Ok(self.load(user).await?.map(Loaded::Decoded)) }
+    }
+
+    /// Saves a record already encoded, with the same compare-and-swap as [`save`](Self::save):
+    /// a store that keeps text writes [`EncodedRecord::text`] as it is, without encoding the
+    /// record again (feature `serde`).
+    ///
+    /// Optional. The default passes [`EncodedRecord::record`] to `save`.
+    #[cfg(feature = "serde")]
+    fn save_encoded(
+        &self,
+        user: &UserId,
+        record: EncodedRecord,
+        expected: Option<Version>,
+    ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send {
+        async move { self.save(user, record.record(), expected).await }
+    }
 }
 
 /// A store that can enumerate the users that have a record, page by page: what a tool that
@@ -179,5 +223,21 @@ impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {
         expected: Option<Version>,
     ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send {
         (**self).save(user, record, expected)
+    }
+    #[cfg(feature = "serde")]
+    fn load_encoded(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<Loaded>, Self::Error>> + Send {
+        (**self).load_encoded(user)
+    }
+    #[cfg(feature = "serde")]
+    fn save_encoded(
+        &self,
+        user: &UserId,
+        record: EncodedRecord,
+        expected: Option<Version>,
+    ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send {
+        (**self).save_encoded(user, record, expected)
     }
 }

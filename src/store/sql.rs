@@ -58,6 +58,12 @@
 //!    it as opaque: decoding is strict (a row that is not exactly a record this crate wrote
 //!    is an error, which you return as your "corrupt row" error), and new versions of this
 //!    crate keep reading the formats older ones wrote.
+//!    If the column gives the text back exactly as written (a text column, as here), also
+//!    implement [`load_encoded`](super::UserStore::load_encoded) and
+//!    [`save_encoded`](super::UserStore::save_encoded) the way these stores do: a
+//!    [`SealedStore`](crate::seal::SealedStore) over your store then encodes each record
+//!    once and checks its tag over the stored bytes. A JSON type that reorders keys keeps
+//!    the trait's defaults.
 //! 5. **Errors**: an associated `type Error: std::error::Error + Send + Sync + 'static` that
 //!    keeps its cause (box the driver's error as the `source`; do not flatten it to a
 //!    `String`). [`StoreError`] is a model.
@@ -95,7 +101,8 @@ use std::time::Duration;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
-use super::{SaveOutcome, Version, Versioned};
+use super::codec::EncodedRecord;
+use super::{Loaded, SaveOutcome, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 use crate::vocabulary::BoxError;
 
@@ -333,6 +340,48 @@ where
     String: Type<DB> + for<'r> Decode<'r, DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    let Some((json, version)) = load_text(pool, user).await? else {
+        return Ok(None);
+    };
+    let record = super::codec::decode_record(&json).map_err(|e| corrupt(user, e))?;
+    Ok(Some(Versioned { record, version }))
+}
+
+/// `SELECT version, record` of `user`, decoded, with the text as stored.
+pub(crate) async fn load_encoded<DB>(
+    pool: &Pool<DB>,
+    user: &UserId,
+) -> Result<Option<Loaded>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Type<DB> + for<'r> Decode<'r, DB>,
+    String: Type<DB> + for<'r> Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let Some((json, version)) = load_text(pool, user).await? else {
+        return Ok(None);
+    };
+    let encoded = EncodedRecord::decode(json).map_err(|e| corrupt(user, e))?;
+    Ok(Some(Loaded::Encoded(encoded, version)))
+}
+
+/// `SELECT version, record` of `user`: the text and a checked version.
+async fn load_text<DB>(
+    pool: &Pool<DB>,
+    user: &UserId,
+) -> Result<Option<(String, Version)>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Type<DB> + for<'r> Decode<'r, DB>,
+    String: Type<DB> + for<'r> Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
     let row: Option<(i64, String)> = sqlx::query_as(LOAD)
         .bind(user.as_str())
         .fetch_optional(pool)
@@ -341,19 +390,22 @@ where
     let Some((version, json)) = row else {
         return Ok(None);
     };
-    let corrupt = |source: BoxError| StoreError::Corrupt {
-        user: user.clone(),
-        source,
-    };
     let version = u64::try_from(version)
         .ok()
         .filter(|v| *v > 0)
-        .ok_or_else(|| corrupt(Box::new(BadVersion(version))))?;
-    let record = super::codec::decode_record(&json).map_err(|e| corrupt(Box::new(e)))?;
-    Ok(Some(Versioned {
-        record,
-        version: Version(version),
-    }))
+        .ok_or_else(|| StoreError::Corrupt {
+            user: user.clone(),
+            source: Box::new(BadVersion(version)),
+        })?;
+    Ok(Some((json, Version(version))))
+}
+
+/// A row whose record does not decode.
+fn corrupt(user: &UserId, err: super::codec::RecordCodecError) -> StoreError {
+    StoreError::Corrupt {
+        user: user.clone(),
+        source: Box::new(err),
+    }
 }
 
 /// The compare-and-swap: one conditional `INSERT` or `UPDATE`. Shared by both backends.
@@ -376,10 +428,27 @@ where
         user: user.clone(),
         source: Box::new(e),
     })?;
+    save_text(pool, user, &json, expected).await
+}
+
+/// The compare-and-swap of `json`, a record's text, as it is.
+pub(crate) async fn save_text<DB>(
+    pool: &Pool<DB>,
+    user: &UserId,
+    json: &str,
+    expected: Option<Version>,
+) -> Result<SaveOutcome, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB>,
+    i64: Type<DB> + for<'r> Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
     let query = match expected {
-        None => sqlx::query_scalar(INSERT)
-            .bind(user.as_str())
-            .bind(json.as_str()),
+        None => sqlx::query_scalar(INSERT).bind(user.as_str()).bind(json),
         Some(Version(v)) => {
             let Ok(v) = i64::try_from(v) else {
                 // No stored version is above i64::MAX, so the check cannot hold.
@@ -387,7 +456,7 @@ where
             };
             sqlx::query_scalar(UPDATE)
                 .bind(user.as_str())
-                .bind(json.as_str())
+                .bind(json)
                 .bind(v)
         }
     };
@@ -473,6 +542,26 @@ macro_rules! impl_user_store {
                 expected: Option<$crate::store::Version>,
             ) -> Result<$crate::store::SaveOutcome, Self::Error> {
                 $crate::store::sql::save(&self.pool, user, record, expected).await
+            }
+
+            /// The text as stored.
+            #[tracing::instrument(skip_all, fields(user.id = %user))]
+            async fn load_encoded(
+                &self,
+                user: &$crate::account::UserId,
+            ) -> Result<Option<$crate::store::Loaded>, Self::Error> {
+                $crate::store::sql::load_encoded(&self.pool, user).await
+            }
+
+            /// Writes the text as it is.
+            #[tracing::instrument(skip_all, fields(user.id = %user))]
+            async fn save_encoded(
+                &self,
+                user: &$crate::account::UserId,
+                record: $crate::store::codec::EncodedRecord,
+                expected: Option<$crate::store::Version>,
+            ) -> Result<$crate::store::SaveOutcome, Self::Error> {
+                $crate::store::sql::save_text(&self.pool, user, record.text(), expected).await
             }
         }
 

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Barrier;
 use twofactor::account::TwoFactorRecord;
-use twofactor::store::{SaveOutcome, UserStore, Version, Versioned};
+use twofactor::store::codec::{EncodedRecord, encode_record};
+use twofactor::store::{Loaded, SaveOutcome, UserStore, Version, Versioned};
 use twofactor::{MemoryStore, UserId};
 
 /// The record as JSON: how tests compare records (they have no `PartialEq`).
@@ -155,6 +156,50 @@ pub async fn round_trip<S: UserStore>(store: &S, records: &[TwoFactorRecord]) {
             "round-trip save",
         );
         assert_stored(store, &user, v, record, "the record survives the store").await;
+        expected = Some(v);
+    }
+}
+
+/// The encoded path (`save_encoded`, `load_encoded`), implemented by the store or the
+/// trait's default, keeps the compare-and-swap and agrees with `save` and `load`: the same
+/// record at the same version, and any text returned is the text written, byte for byte.
+pub async fn encoded_path<S: UserStore>(store: &S, records: &[TwoFactorRecord]) {
+    let user = UserId::new("encoded");
+    let mut expected = None;
+    for record in records {
+        let encoded = EncodedRecord::encode(record.clone()).expect("encode");
+        let stale = expected.map_or(Some(Version(u64::MAX)), |_| None);
+        assert_eq!(
+            store
+                .save_encoded(&user, encoded.clone(), stale)
+                .await
+                .expect("save"),
+            SaveOutcome::Conflict,
+            "a stale encoded save conflicts"
+        );
+        let v = saved(
+            store
+                .save_encoded(&user, encoded.clone(), expected)
+                .await
+                .expect("save"),
+            "encoded save",
+        );
+        assert_stored(store, &user, v, record, "saved encoded, loaded plain").await;
+        let loaded = store.load_encoded(&user).await.expect("load").expect("row");
+        let (loaded, version) = match loaded {
+            Loaded::Decoded(loaded) => (loaded.record, loaded.version),
+            Loaded::Encoded(loaded, version) => {
+                assert_eq!(loaded.text(), encoded.text(), "the text as written");
+                (loaded.into_record(), version)
+            }
+        };
+        assert_eq!(version, v, "loaded encoded: version");
+        assert_eq!(json(&loaded), json(record), "loaded encoded: record");
+        assert_eq!(
+            encode_record(&loaded).expect("encode"),
+            encoded.text(),
+            "canonical"
+        );
         expected = Some(v);
     }
 }

@@ -70,6 +70,128 @@ impl Fixture for SealedSqlite {
     }
 }
 
+/// `SealedStore` over the memory store, which keeps what the sealed store encoded (its
+/// encoded path).
+#[cfg(feature = "seal")]
+pub struct SealedMemory(Arc<SealedMemoryStore>);
+
+/// The store of [`SealedMemory`].
+#[cfg(feature = "seal")]
+pub type SealedMemoryStore = twofactor::seal::SealedStore<MemoryStore, twofactor::seal::Keyring>;
+
+#[cfg(feature = "seal")]
+impl SealedMemory {
+    pub async fn new() -> Self {
+        let keyring = twofactor::seal::Keyring::new("test-1", &[42; 32]).expect("key");
+        SealedMemory(Arc::new(twofactor::seal::SealedStore::new(
+            MemoryStore::new(),
+            keyring,
+        )))
+    }
+}
+
+#[cfg(feature = "seal")]
+impl Fixture for SealedMemory {
+    type Store = SealedMemoryStore;
+    fn store(&self) -> Arc<SealedMemoryStore> {
+        self.0.clone()
+    }
+}
+
+/// A store that implements only `load` and `save` (a third-party store written before the
+/// encoded path existed): the trait's defaults serve `load_encoded` and `save_encoded`.
+pub struct PlainOnly<S>(pub S);
+
+impl<S: UserStore> UserStore for PlainOnly<S> {
+    type Error = S::Error;
+
+    async fn load(
+        &self,
+        user: &twofactor::UserId,
+    ) -> Result<Option<twofactor::store::Versioned>, S::Error> {
+        self.0.load(user).await
+    }
+
+    async fn save(
+        &self,
+        user: &twofactor::UserId,
+        record: &twofactor::account::TwoFactorRecord,
+        expected: Option<twofactor::store::Version>,
+    ) -> Result<twofactor::store::SaveOutcome, S::Error> {
+        self.0.save(user, record, expected).await
+    }
+}
+
+/// The memory store behind [`PlainOnly`].
+pub struct PlainOnlyMemory(Arc<PlainOnly<MemoryStore>>);
+
+impl PlainOnlyMemory {
+    pub async fn new() -> Self {
+        PlainOnlyMemory(Arc::new(PlainOnly(MemoryStore::new())))
+    }
+}
+
+impl Fixture for PlainOnlyMemory {
+    type Store = PlainOnly<MemoryStore>;
+    fn store(&self) -> Arc<PlainOnly<MemoryStore>> {
+        self.0.clone()
+    }
+}
+
+/// `SealedStore` over a store without the encoded path: the sealed store encodes the loaded
+/// record itself to check its tag.
+#[cfg(feature = "seal")]
+pub struct SealedPlainOnly(Arc<SealedPlainOnlyStore>);
+
+/// The store of [`SealedPlainOnly`].
+#[cfg(feature = "seal")]
+pub type SealedPlainOnlyStore =
+    twofactor::seal::SealedStore<PlainOnly<MemoryStore>, twofactor::seal::Keyring>;
+
+#[cfg(feature = "seal")]
+impl SealedPlainOnly {
+    pub async fn new() -> Self {
+        let keyring = twofactor::seal::Keyring::new("test-1", &[42; 32]).expect("key");
+        let inner = PlainOnly(MemoryStore::new());
+        SealedPlainOnly(Arc::new(twofactor::seal::SealedStore::new(inner, keyring)))
+    }
+}
+
+#[cfg(feature = "seal")]
+impl Fixture for SealedPlainOnly {
+    type Store = SealedPlainOnlyStore;
+    fn store(&self) -> Arc<SealedPlainOnlyStore> {
+        self.0.clone()
+    }
+}
+
+/// `SealedStore` over the memory store chosen at run time (`DynStore`), whose encoded path
+/// goes through the boxed adapter.
+#[cfg(feature = "seal")]
+pub struct SealedDyn(Arc<SealedDynStore>);
+
+/// The store of [`SealedDyn`].
+#[cfg(feature = "seal")]
+pub type SealedDynStore =
+    twofactor::seal::SealedStore<twofactor::store::DynStore, twofactor::seal::Keyring>;
+
+#[cfg(feature = "seal")]
+impl SealedDyn {
+    pub async fn new() -> Self {
+        let keyring = twofactor::seal::Keyring::new("test-1", &[42; 32]).expect("key");
+        let inner: twofactor::store::DynStore = Arc::new(MemoryStore::new());
+        SealedDyn(Arc::new(twofactor::seal::SealedStore::new(inner, keyring)))
+    }
+}
+
+#[cfg(feature = "seal")]
+impl Fixture for SealedDyn {
+    type Store = SealedDynStore;
+    fn store(&self) -> Arc<SealedDynStore> {
+        self.0.clone()
+    }
+}
+
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
 
