@@ -146,6 +146,22 @@ pub trait SecretCipher: Send + Sync {
         associated_data: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError>;
 
+    /// [`open`](Self::open), also saying whether the ciphertext is in the form this cipher
+    /// seals now (`true`), or an older one it still reads (`false`: a [`Keyring`] ciphertext
+    /// made under the raw key before subkeys). Only a ciphertext in the current form is written
+    /// back unchanged by a save; an older one is sealed again. The default is `open` and
+    /// `true`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    fn open_with_form(
+        &self,
+        sealed: &SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<(zeroize::Zeroizing<Vec<u8>>, bool), SealError> {
+        self.open(sealed, associated_data).map(|p| (p, true))
+    }
+
     /// Computes a tag over `message` (a canonical encoded record, bound to its user and
     /// version by [`SealedStore`]) with the current MAC key.
     ///
@@ -162,6 +178,13 @@ pub trait SecretCipher: Send + Sync {
 }
 
 impl<C: SecretCipher + ?Sized> SecretCipher for std::sync::Arc<C> {
+    fn open_with_form(
+        &self,
+        sealed: &SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<(zeroize::Zeroizing<Vec<u8>>, bool), SealError> {
+        (**self).open_with_form(sealed, associated_data)
+    }
     fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedSecret, SealError> {
         (**self).seal(plaintext, associated_data)
     }
@@ -239,10 +262,15 @@ impl SecretSlot {
     ) -> Result<(), SealError> {
         if let SecretSlot::Sealed(sealed) = self {
             let associated_data = associated_data(user, slot);
-            let bytes = cipher.open(sealed, &associated_data)?;
+            let (bytes, current_form) = cipher.open_with_form(sealed, &associated_data)?;
             let secret = Secret::from_bytes(bytes.to_vec()).map_err(|_| SealError::Malformed)?;
             // Moved out (an empty placeholder allocates nothing), not copied.
             let sealed = core::mem::replace(sealed, SealedSecret::new("", Vec::new(), Vec::new()));
+            if !current_form {
+                // An older form (read, never written back): the next save seals it again.
+                *self = SecretSlot::Open(secret);
+                return Ok(());
+            }
             let from = OpenedFrom {
                 sealed,
                 associated_data,
@@ -566,7 +594,17 @@ where
             Some(tag) => {
                 let message = match &text {
                     Some(text) => stored_message(user, loaded.version, text, &tag),
-                    None => tagged_message(user, loaded.version, &loaded.record).map(|(m, _)| m),
+                    // A store without the stored text: encode the record as it was stored
+                    // (a format-2 row's tag covers its format-2 encoding).
+                    None => {
+                        let mut message = Vec::with_capacity(MESSAGE_CAPACITY);
+                        tag_prefix(&mut message, user, loaded.version);
+                        loaded
+                            .record
+                            .encode_as_stored(&mut message)
+                            .map(|()| message)
+                            .map_err(|err| SealError::Cipher(Box::new(err)))
+                    }
                 }
                 .map_err(tampered)?;
                 self.cipher
@@ -658,6 +696,13 @@ where
 }
 
 impl<C: SecretCipher + ?Sized> SecretCipher for &C {
+    fn open_with_form(
+        &self,
+        sealed: &SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<(zeroize::Zeroizing<Vec<u8>>, bool), SealError> {
+        (**self).open_with_form(sealed, associated_data)
+    }
     fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<SealedSecret, SealError> {
         (**self).seal(plaintext, associated_data)
     }
@@ -749,7 +794,7 @@ mod tests {
             text.replace("abab", "ABAB"),
             format!("{text} "),
             text.replace(r#""mac":"#, r#""mac" :"#),
-            text.replace(r#"{"v":2,"#, r#"{"v":2, "#),
+            text.replace(r#"{"v":3,"#, r#"{"v":3, "#),
         ] {
             assert_ne!(other, text);
             let built = stored_message(&user, Version(3), &other, &tag);

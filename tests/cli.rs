@@ -76,16 +76,6 @@ async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
     let totp = |t: u64| Totp::default().generate(&secret, t).to_string();
     let (code, out) = cli(&db, &["confirm", "carol", "000000x"], "correct horse\n").await;
     assert_eq!(code, 1, "a malformed code is refused: {out}");
-    // Every command that acts for a user asks for the password: without it, or with a wrong
-    // one, a right code confirms nothing.
-    for input in ["", "wrong\n"] {
-        let (code, out) = cli(&db, &["confirm", "carol", &totp(now())], input).await;
-        assert_eq!(code, 1, "{out}");
-        assert!(out.contains("refused: wrong name or password"), "{out}");
-    }
-    let (code, out) = cli(&db, &["status", "carol"], "correct horse\n").await;
-    assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("2FA: off"), "nothing confirmed: {out}");
     for args in [
         &["status", "carol"][..],
         &["revoke", "carol", "--all"],
@@ -495,5 +485,46 @@ async fn reseal_moves_every_record_to_a_new_key() {
             .unwrap();
     assert_eq!(after, v.to_string(), "left as it was");
     store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `confirm` acts for a user: without the password, or with a wrong one, a right code is
+/// refused and nothing is confirmed; with it, the same code confirms.
+#[tokio::test]
+async fn confirm_without_the_password_is_refused_and_changes_nothing() {
+    let dir = std::env::temp_dir().join(format!("twofactor-cli-confirm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("demo.db");
+    let (code, _) = cli(
+        &db,
+        &["signup", "erin", "erin@example.com"],
+        "correct horse\n",
+    )
+    .await;
+    assert_eq!(code, 0);
+    let (code, out) = cli(&db, &["enroll", "erin"], "correct horse\n").await;
+    assert_eq!(code, 0, "{out}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Cannot scan it? Enter this key: "))
+        .expect("the manual key");
+    let secret = Secret::from_base32(&key.replace(' ', "")).unwrap();
+    let totp = Totp::default().generate(&secret, now()).to_string();
+    for input in ["", "\n", "wrong\n"] {
+        let (code, out) = cli(&db, &["confirm", "erin", &totp], input).await;
+        assert_eq!(code, 1, "{input:?}: {out}");
+        assert_eq!(out.trim(), "refused: wrong name or password", "{input:?}");
+    }
+    let (code, out) = cli(&db, &["status", "erin"], "correct horse\n").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("2FA: off"), "nothing confirmed: {out}");
+    let (code, out) = cli(&db, &["confirm", "erin", &totp], "correct horse\n").await;
+    assert_eq!(
+        code, 0,
+        "the code was not used up by the refused attempts: {out}"
+    );
+    let (_, out) = cli(&db, &["status", "erin"], "correct horse\n").await;
+    assert!(out.starts_with("2FA: on"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

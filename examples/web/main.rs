@@ -9,6 +9,11 @@
 //! sealing key beside it, and seeded users (password `demo-password`): emma (employee), paul
 //! (portal user), root (administrator), ana and gus (employees of tenants acme and globex).
 //! It listens on 127.0.0.1 only; if the port is taken it takes a free one and prints it.
+//!
+//! Each user's Outbox page shows the mail the demo "sent" them (root sees everybody's).
+//! Administrator actions take a second factor confirmed in the last 10 minutes: root sets up
+//! two-factor authentication on the Account security page first, then confirms a code when
+//! asked. Every change is a POST with a CSRF token; no GET changes anything.
 
 mod app;
 mod pages;

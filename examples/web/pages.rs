@@ -303,7 +303,8 @@ pub fn admin(c: &PolicyConfig, users: &[AdminRow]) -> String {
          <label>Grace period (days) <input type=number id=grace_days name=grace_days min=0 max=365 value={}></label>\
          <label><input type=checkbox id=superuser_exempt name=superuser_exempt{}> Superusers are exempt</label>\
          {tenants}<button id=save-policy>Save policy</button></form></section>\
-         <section><h2>Users</h2><p><em>Reset</em> is for a lost phone: the user logs in with the password and sets up again. \
+         <section><h2>Users</h2><p>Every action here asks for a code from your authenticator app first \
+         if you confirmed none in the last 10 minutes.</p><p><em>Reset</em> is for a lost phone: the user logs in with the password and sets up again. \
          <em>Invite</em> mails a link to the account security page. <em>Provision by mail</em> is dangerous: the secret \
          travels by e-mail, and anyone who can read that mailbox can clone the authenticator; prefer an invitation.</p>\
          <table id=users><tr><th>User</th><th>Role</th><th>Tenant</th><th>2FA</th><th></th></tr>{rows}</table></section>",

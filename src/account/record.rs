@@ -131,6 +131,10 @@ pub struct TwoFactorRecord {
     /// [`SealedStore::accept_untagged`]: crate::seal::SealedStore::accept_untagged
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) format_1: bool,
+    /// Decoded from a format-2 row (not stored; cleared when saved): a tag made before
+    /// format 3 covers the format-2 encoding, which [`encode_as_stored`](Self::encode_as_stored)
+    /// reproduces for a store that does not keep the stored text.
+    pub(crate) format_2: bool,
 }
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
@@ -176,6 +180,54 @@ struct WireOut<'a> {
     tickets: &'a super::ticket::TicketLedger,
     mailed_login_required: bool,
     mac: &'a Option<RecordTag>,
+}
+
+/// A format-2 row's shape (no ticket ledger, no mailed-login flag), for checking a tag made
+/// before format 3 ([`TwoFactorRecord::encode_as_stored`]).
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize)]
+struct WireOutV2<'a> {
+    v: u32,
+    active: &'a Option<ActiveFactor>,
+    pending: &'a Option<PendingEnrollment>,
+    recovery: &'a Option<RecoveryCodeSet>,
+    devices: &'a [TrustedDevice],
+    mailed: &'a Option<MailedCode>,
+    challenge: &'a Option<LoginChallenge>,
+    login_awaiting_enrollment: &'a Option<LoginChallenge>,
+    code_checks: &'a RateLimit,
+    mail_sends: &'a RateLimit,
+    mailed_code_login_at: Option<u64>,
+    mac: &'a Option<RecordTag>,
+}
+
+#[cfg(feature = "serde")]
+impl TwoFactorRecord {
+    /// Writes the record in the format it was decoded from: format 2 for a record read from a
+    /// format-2 row (whose tag covers that encoding), the current format otherwise. Only tag
+    /// checks use it; saves always write the current format.
+    pub(crate) fn encode_as_stored<W: std::io::Write>(&self, out: W) -> serde_json::Result<()> {
+        if !self.format_2 {
+            return serde_json::to_writer(out, self);
+        }
+        serde_json::to_writer(
+            out,
+            &WireOutV2 {
+                v: 2,
+                active: &self.active,
+                pending: &self.pending,
+                recovery: &self.recovery,
+                devices: &self.devices,
+                mailed: &self.mailed,
+                challenge: &self.challenge,
+                login_awaiting_enrollment: &self.login_awaiting_enrollment,
+                code_checks: &self.code_checks,
+                mail_sends: &self.mail_sends,
+                mailed_code_login_at: self.mailed_code_login_at,
+                mac: &self.mac,
+            },
+        )
+    }
 }
 
 /// What decoding accepts: format 2, or format 1 (no `v`, no `mac`), every field required.
@@ -294,6 +346,7 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             mailed_login_required,
             mac,
             format_1: legacy,
+            format_2: w.v == Some(2),
         })
     }
 }

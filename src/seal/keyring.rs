@@ -338,6 +338,20 @@ impl SecretCipher for Keyring {
         }
     }
 
+    fn open_with_form(
+        &self,
+        sealed: &SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<(Zeroizing<Vec<u8>>, bool), SealError> {
+        let key = self.key(sealed.key_id())?;
+        match decrypt(&key.cipher, sealed, associated_data) {
+            Err(SealError::Authentication) if self.legacy => {
+                decrypt(&key.legacy_cipher, sealed, associated_data).map(|p| (p, false))
+            }
+            other => other.map(|p| (p, true)),
+        }
+    }
+
     fn tag_record(&self, message: &[u8]) -> Result<RecordTag, SealError> {
         let key = &self.keys[self.current];
         let tag = hmac_sha256(&key.mac_key, message);

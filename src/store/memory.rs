@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::{ListUsers, SaveOutcome, UserStore, Version, Versioned};
 #[cfg(feature = "serde")]
 use super::{Loaded, codec::EncodedRecord};
-use super::{ListUsers, SaveOutcome, UserStore, Version, Versioned};
 use crate::account::{TwoFactorRecord, UserId};
 use crate::vocabulary::BoxError;
 
@@ -152,6 +152,7 @@ impl UserStore for MemoryStore {
             let mut record = record.clone();
             // Saved rows are in the current format, as an SQL store writes them.
             record.format_1 = false;
+            record.format_2 = false;
             Entry::Record(record)
         })
     }

@@ -206,6 +206,22 @@ impl<S: UserStore + ?Sized> UserStore for &S {
     ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send {
         (**self).save(user, record, expected)
     }
+    #[cfg(feature = "serde")]
+    fn load_encoded(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<Loaded>, Self::Error>> + Send {
+        (**self).load_encoded(user)
+    }
+    #[cfg(feature = "serde")]
+    fn save_encoded(
+        &self,
+        user: &UserId,
+        record: EncodedRecord,
+        expected: Option<Version>,
+    ) -> impl Future<Output = Result<SaveOutcome, Self::Error>> + Send {
+        (**self).save_encoded(user, record, expected)
+    }
 }
 
 impl<S: UserStore + ?Sized> UserStore for std::sync::Arc<S> {

@@ -63,10 +63,11 @@ impl<S: UserStore> Harness<S> {
             .policy(policy)
             .clock(clock.clone())
             .audit(audit.clone())
-            .settings(settings)
             // Every harness of every test shares these keys: a ticket one hands out is good
-            // at another (as between the app servers of one deployment).
+            // at another (as between the app servers of one deployment). Keys carried by
+            // `settings` (a test's own code or ticket key) take precedence.
             .keys(twofactor::testing::test_keys())
+            .settings(settings)
             .build();
         Harness {
             tf: Arc::new(tf),
