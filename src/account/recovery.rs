@@ -240,10 +240,10 @@ impl RecoveryCodeSetWire {
     }
 }
 
-/// What a constant-time pass over a set found.
+/// What a constant-time pass over a set found: an unused entry, or nothing (a used entry is
+/// nothing: a used code is refused exactly like one never issued).
 const MISS: u8 = 0;
 const HIT: u8 = 1;
-const USED: u8 = 2;
 
 impl RecoveryCodeSet {
     /// A new set and its plain codes, hashed under the current code key if there is one.
@@ -302,19 +302,18 @@ impl RecoveryCodeSet {
     }
 
     /// One pass over every entry, in constant time: whether the code is an unused entry
-    /// ([`HIT`], with its index), a used one ([`USED`]) or none ([`MISS`]). Neither which
-    /// entry matched nor whether it was used changes the work done: every digest is compared
-    /// and the used flag is folded into the selection, never branched on.
+    /// ([`HIT`], with its index) or not ([`MISS`]). Every digest is compared and the used flag
+    /// is folded into the match, never branched on: a used entry simply does not match, so a
+    /// used code and a code never issued are the same miss, found with the same work. Neither
+    /// which entry matched nor whether it was used changes the work done.
     fn find(&self, candidate: &Digest) -> (u8, u64) {
         let mut outcome = MISS;
         let mut index = 0u64;
         for (i, entry) in self.codes.iter().enumerate() {
-            let same = entry.digest.ct_eq(candidate);
-            let used = Choice::from(u8::from(entry.used_at.is_some()));
-            let hit = same & !used;
+            let unused = Choice::from(u8::from(entry.used_at.is_none()));
+            let hit = entry.digest.ct_eq(candidate) & unused;
             index.conditional_assign(&u64::try_from(i).unwrap_or(u64::MAX), hit);
             outcome.conditional_assign(&HIT, hit);
-            outcome.conditional_assign(&USED, same & used);
         }
         (outcome, index)
     }
@@ -337,7 +336,10 @@ impl RecoveryCodeSet {
     }
 
     /// Consumes the code if it is in the set and unused; returns the codes left. Every entry is
-    /// compared, in constant time (see [`find`](Self::find)). A code of the other length (a
+    /// compared, in constant time (see [`find`](Self::find)). A used code is
+    /// [`FailureReason::WrongCode`], like a code never issued: not `Replayed`, which would
+    /// tell whoever holds a code (by the audit event the host writes, and by its timing) that
+    /// it was once issued to this user. A code of the other length (a
     /// 10-symbol code against a new set, or the reverse) is simply wrong. A set hashed under a
     /// key `keys` does not hold refuses everything (callers check
     /// [`ensure_key`](Self::ensure_key) first to report it).
@@ -351,18 +353,15 @@ impl RecoveryCodeSet {
             return Err(FailureReason::WrongCode);
         }
         let (outcome, index) = self.probe(input, keys).ok_or(FailureReason::WrongCode)?;
-        if outcome.ct_eq(&HIT).into() {
-            let entry = usize::try_from(index)
-                .ok()
-                .and_then(|i| self.codes.get_mut(i))
-                .ok_or(FailureReason::WrongCode)?;
-            entry.used_at = Some(now);
-            Ok(self.remaining())
-        } else if outcome.ct_eq(&USED).into() {
-            Err(FailureReason::Replayed)
-        } else {
-            Err(FailureReason::WrongCode)
+        if !bool::from(outcome.ct_eq(&HIT)) {
+            return Err(FailureReason::WrongCode);
         }
+        let entry = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.codes.get_mut(i))
+            .ok_or(FailureReason::WrongCode)?;
+        entry.used_at = Some(now);
+        Ok(self.remaining())
     }
 }
 
@@ -463,9 +462,10 @@ mod tests {
             let code = codes.expose_secret()[1].to_uppercase().replace('-', " ");
             let symbols = normalize(&code).unwrap();
             assert_eq!(set.consume(&symbols, 5, &keys), Ok(2));
+            // Used: refused like a code never issued.
             assert_eq!(
                 set.consume(&symbols, 6, &keys),
-                Err(FailureReason::Replayed)
+                Err(FailureReason::WrongCode)
             );
             let other = normalize("zzzz-zzzz-zzzz-zzzz").unwrap();
             assert_eq!(set.consume(&other, 7, &keys), Err(FailureReason::WrongCode));
@@ -510,14 +510,18 @@ mod tests {
     }
 
     #[test]
-    fn the_used_flag_selects_replayed_for_any_position() {
+    fn a_used_code_is_a_miss_for_any_position() {
         let k = keys(1);
         let (set, codes) = RecoveryCodeSet::generate(0, 10, &k, &mut TestRng(5)).unwrap();
         for i in [0, 4, 9] {
             let input = normalize(codes.expose_secret()[i]).unwrap();
             let mut s = set.clone();
             assert_eq!(s.consume(&input, 1, &k), Ok(9));
-            assert_eq!(s.consume(&input, 2, &k), Err(FailureReason::Replayed));
+            // The same miss as a code never issued.
+            let never = normalize("zzzz-zzzz-zzzz-zzzz").unwrap();
+            assert_eq!(s.probe(&input, &k), Some((MISS, 0)));
+            assert_eq!(s.probe(&never, &k), Some((MISS, 0)));
+            assert_eq!(s.consume(&input, 2, &k), Err(FailureReason::WrongCode));
             assert_eq!(s.codes[i].used_at, Some(1));
             // The others are still usable.
             let j = (i + 1) % 10;
