@@ -33,6 +33,8 @@
 //! Run: `cargo bench --bench dudect`. Environment:
 //! - `DUDECT_SAMPLES`: samples per row, both classes together (default 1,000,000);
 //! - `DUDECT_SEED`: seed of the class sequence (decimal or `0x` hex; default `0x9E3779B97F4A7C15`);
+//! - `DUDECT_MAX_SECONDS`: stop each row's sampling after this many seconds (the table gives
+//!   the samples taken);
 //! - `DUDECT_ROWS`: run only the rows whose name contains one of these comma-separated words
 //!   (case-insensitive; the calibration row always runs);
 //! - `DUDECT_CALIBRATION_OPS`: extra additions in the calibration row's class B (default 1).
@@ -200,6 +202,8 @@ struct Row {
 /// What the bench was asked to run.
 struct Run {
     samples: usize,
+    /// Stop a row's sampling after this long, whatever `samples` says.
+    budget: Option<std::time::Duration>,
     seed: u64,
     only: Vec<String>,
     rows: Vec<Row>,
@@ -217,6 +221,9 @@ impl Run {
                 None => s.parse().ok(),
             })
             .unwrap_or(0x9E37_79B9_7F4A_7C15);
+        let budget = var("DUDECT_MAX_SECONDS")
+            .and_then(|s| s.parse().ok())
+            .map(std::time::Duration::from_secs);
         let only = var("DUDECT_ROWS")
             .map(|s| {
                 s.split(',')
@@ -227,6 +234,7 @@ impl Run {
             .unwrap_or_default();
         Run {
             samples,
+            budget,
             seed,
             only,
             rows: Vec::new(),
@@ -263,7 +271,12 @@ impl Run {
             let x = input((i & 1) as u8, &mut rng);
             black_box(op(black_box(&x)));
         }
-        for _ in 0..samples {
+        let deadline = self.budget.map(|b| Instant::now() + b);
+        for i in 0..samples {
+            // The time box is checked every 2^16 samples, whatever their classes.
+            if i % 65_536 == 0 && deadline.is_some_and(|d| Instant::now() > d) {
+                break;
+            }
             let class = (rng.next() >> 63) as u8;
             let x = input(class, &mut rng);
             let start = Instant::now();

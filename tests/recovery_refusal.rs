@@ -27,8 +27,8 @@ use twofactor::service::{DEFAULT_LOGIN_SNAPSHOT_CAPACITY, Error, TwoFactor};
 use twofactor::store::UserStore;
 use twofactor::testing::{ManualClock, RecordingAudit, RecordingMailer};
 use twofactor::{
-    Factor, KeyUri, LoginContext, MemoryStore, Optional, PendingLogin, Principal,
-    Reauthenticated, Settings, Totp, UserId,
+    Factor, KeyUri, LoginContext, MemoryStore, Optional, PendingLogin, Principal, Reauthenticated,
+    Settings, Totp, UserId,
 };
 
 const T0: u64 = 1_700_000_000;
@@ -78,7 +78,10 @@ impl Capture {
             .push(line);
     }
     fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -132,8 +135,7 @@ fn fixture(code_key: bool, snapshots: usize) -> Fixture {
         .build();
     let alice = Principal::new("alice");
     let ctx = LoginContext::new().device("Firefox on Linux");
-    let started =
-        block_on(tf.start_enrollment(&alice, "alice", Reauthenticated::at(T0))).unwrap();
+    let started = block_on(tf.start_enrollment(&alice, "alice", Reauthenticated::at(T0))).unwrap();
     let secret = KeyUri::parse(started.uri()).unwrap().into_secret();
     let code = Totp::default().generate(&secret, T0).to_string();
     let codes: Vec<String> = block_on(tf.finish_enrollment(&alice.user, &code))
@@ -208,9 +210,7 @@ fn refuse(f: &Fixture, code: &str) -> Seen {
     f.tf.audit().0.clear();
     let capture = Capture::default();
     let result = tracing::subscriber::with_default(capture.clone(), || {
-        block_on(
-            f.tf.finish_login(&pending, Factor::RecoveryCode(code), None, &f.ctx),
-        )
+        block_on(f.tf.finish_login(&pending, Factor::RecoveryCode(code), None, &f.ctx))
     });
     let (row, after) = store.json(&f.alice.user).unwrap();
     Seen {
@@ -239,7 +239,10 @@ fn a_used_code_and_a_code_never_issued_are_one_refusal_at_the_service() {
             let never = never_issued(&used, &f.codes);
             let seen_used = refuse(&f, &used);
             let seen_never = refuse(&f, &never);
-            assert_eq!(seen_used, seen_never, "code key {code_key}, snapshots {snapshots}");
+            assert_eq!(
+                seen_used, seen_never,
+                "code key {code_key}, snapshots {snapshots}"
+            );
 
             // And that one refusal is a wrong code, counted, with nothing else changed.
             assert_eq!(seen_used.error, format!("{:?}", Error::InvalidCode));
@@ -336,9 +339,7 @@ fn both_refusals_allocate_alike() {
         f.tf.mailer().clear();
         f.tf.audit().0.clear();
         let info = measure(|| {
-            let r = block_on(
-                f.tf.finish_login(&pending, Factor::RecoveryCode(code), None, &f.ctx),
-            );
+            let r = block_on(f.tf.finish_login(&pending, Factor::RecoveryCode(code), None, &f.ctx));
             assert!(matches!(r, Err(Error::InvalidCode)));
         });
         (info.count_total, info.bytes_total)
