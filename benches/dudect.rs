@@ -36,7 +36,7 @@
 //! - `DUDECT_MAX_SECONDS`: stop each row's sampling after this many seconds (the table gives
 //!   the samples taken);
 //! - `DUDECT_ROWS`: run only the rows whose name contains one of these comma-separated words
-//!   (case-insensitive; the calibration row always runs);
+//!   (case-insensitive; `=name` for exactly that row; the calibration row always runs);
 //! - `DUDECT_CALIBRATION_OPS`: extra additions in the calibration row's class B (default 1).
 //!
 //! It prints a Markdown table; recorded runs are in `benches/DUDECT.md`. Not run by the test
@@ -246,7 +246,10 @@ impl Run {
         let name = name.to_lowercase();
         self.only.is_empty()
             || name.starts_with("calibration")
-            || self.only.iter().any(|w| name.contains(w.as_str()))
+            || self.only.iter().any(|w| match w.strip_prefix('=') {
+                Some(exact) => name == exact,
+                None => name.contains(w.as_str()),
+            })
     }
 
     /// Times `op` on inputs of class 0 and class 1 (`input(class, rng)` builds one, outside the
@@ -765,13 +768,7 @@ const SERVICE_ROWS: [&str; 8] = [
 #[allow(clippy::too_many_lines)]
 fn service_rows(run: &mut Run) {
     // Rows are named "finish_login: ..."; a filter that names none of them skips the set-up.
-    if !run.only.is_empty()
-        && !SERVICE_ROWS.iter().any(|n| {
-            run.only
-                .iter()
-                .any(|w| n.to_lowercase().contains(w.as_str()))
-        })
-    {
+    if !SERVICE_ROWS.iter().any(|n| run.wants(n)) {
         return;
     }
     let host = Host::new();
