@@ -754,10 +754,11 @@ fn never_issued() -> String {
 }
 
 /// The names of the service rows (for `DUDECT_ROWS`).
-const SERVICE_ROWS: [&str; 8] = [
+const SERVICE_ROWS: [&str; 9] = [
     "finish_login: A/A control",
     "finish_login: recovery code used vs never issued",
     "finish_login: recovery code used vs never issued, typed",
+    "finish_login: typed-code control, two codes never issued",
     "finish_login: recovery code one symbol off an unused one",
     "finish_login: TOTP matched step",
     "finish_login: TOTP digit that differs",
@@ -787,9 +788,20 @@ fn service_rows(run: &mut Run) {
         used.as_bytes().try_into().expect("19 bytes"),
         never.as_bytes().try_into().expect("19 bytes"),
     ];
+    // The control of that row: two codes never issued, of the same pattern again. What it
+    // shows comes from which symbols are typed, not from the stored set.
+    let never2 = look_alike(&never);
+    let control: [[u8; 19]; 2] = [
+        never.as_bytes().try_into().expect("19 bytes"),
+        never2.as_bytes().try_into().expect("19 bytes"),
+    ];
     // Both refused: an unused code with its last symbol changed.
     let near = change_symbol(&host.codes[9], 18);
-    assert!(host.codes.iter().all(|c| *c != never && *c != near));
+    assert!(
+        host.codes
+            .iter()
+            .all(|c| *c != never && *c != never2 && *c != near)
+    );
     let recovery = |patch: &Patch, class: u8, code: &[u8]| {
         host.plant(patch, class);
         let code = String::from_utf8(code.to_vec()).expect("ascii");
@@ -821,6 +833,13 @@ fn service_rows(run: &mut Run) {
     );
     run.measure(
         SERVICE_ROWS[3],
+        "one record: two codes never issued, of the same pattern (both refused)",
+        Some([1, 1]),
+        |class, _| recovery(&same, class, &control[usize::from(class)]),
+        finish_recovery,
+    );
+    run.measure(
+        SERVICE_ROWS[4],
         "one typed code, one symbol off code 10: the record holds code 10 unused / never issued it (both refused)",
         Some([1, 1]),
         |class, _| recovery(&without_9, class, near.as_bytes()),
@@ -830,7 +849,7 @@ fn service_rows(run: &mut Run) {
     // TOTP: grants against grants, refusals against refusals.
     host.plant(&same, 0);
     run.measure(
-        SERVICE_ROWS[4],
+        SERVICE_ROWS[5],
         "first / last step of the window (both granted)",
         Some([0, 0]),
         |class, _| {
@@ -842,7 +861,7 @@ fn service_rows(run: &mut Run) {
         |(pending, code)| host.finish(pending, Factor::Totp(code)),
     );
     run.measure(
-        SERVICE_ROWS[5],
+        SERVICE_ROWS[6],
         "first / last digit wrong (both refused)",
         Some([1, 1]),
         |class, _| {
@@ -855,7 +874,7 @@ fn service_rows(run: &mut Run) {
         |(pending, code)| host.finish(pending, Factor::Totp(code)),
     );
     run.measure(
-        SERVICE_ROWS[6],
+        SERVICE_ROWS[7],
         "the code just used / a wrong code, last digit (both refused)",
         Some([1, 1]),
         |class, _| {
@@ -877,7 +896,7 @@ fn service_rows(run: &mut Run) {
 
     // Mailed codes: bob is not enrolled, so start_login mails him a code.
     run.measure(
-        SERVICE_ROWS[7],
+        SERVICE_ROWS[8],
         "first / last digit wrong (both refused)",
         Some([1, 1]),
         |class, _| {
