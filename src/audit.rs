@@ -173,7 +173,8 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    /// Whether this records a refused replay (a TOTP code or recovery code used twice).
+    /// Whether this records a refused replay of a TOTP code (a used recovery code is audited
+    /// as a wrong code: see [`FailureReason::Replayed`]).
     #[must_use]
     pub const fn is_replay(&self) -> bool {
         matches!(

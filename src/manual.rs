@@ -353,7 +353,37 @@
 //! A wrong code, a replayed code and a late mailed code return the same error to the caller:
 //! telling them apart would tell an attacker which codes were once valid. Unknown users and users
 //! without 2FA look the same from outside, so the login flow does not enumerate accounts. The
-//! audit trail records the exact reason, for the people who investigate.
+//! audit trail records the reason, for the people who investigate, with one exception: a used
+//! recovery code is audited as `WrongCode`, exactly like a code that was never issued.
+//!
+//! **Why the trail does not tell a used recovery code from a wrong one.** The same error is not
+//! enough: the audit sink runs inside the request (a host formats or writes each event before
+//! the response goes out), so whatever the trail tells apart, the response time tells apart
+//! too. Timed through [`TwoFactor::finish_login`](crate::TwoFactor::finish_login)
+//! (`benches/dudect.rs`, results in `benches/DUDECT.md`), a used code audited as `Replayed`
+//! was refused measurably differently from a code never issued. That difference told whoever
+//! holds a recovery code whether it was ever issued to this user: that a printed sheet, a
+//! photo or a leaked list belongs to this account and is its current set, so its other codes
+//! are worth trying. Now both are one refusal in every respect a host, its logs or the network
+//! can see: the same error ([`Error::InvalidCode`](crate::Error::InvalidCode)), the same audit
+//! event (`LoginFailed { reason: WrongCode }`), the same notice (`FailedCodeAttempt`), the
+//! same record saved (one more counted check), and the same work in the check (a used entry
+//! simply does not match; the typed code is parsed through a table, whatever its symbols).
+//! `tests/recovery_refusal.rs` pins it. What the operator gives up: the trail no longer says
+//! that a used recovery code was tried. Every use of a code is still in it once, as
+//! `RecoveryCodeUsed` with the login it completed, and repeated failed recovery-code logins
+//! still show as `LoginFailed { factor: RecoveryCode, .. }`.
+//!
+//! **A replayed TOTP code is still audited as `Replayed`**: it is how a relayed or
+//! shoulder-surfed code shows up, and operators alert on it
+//! ([`AuditKind::is_replay`](crate::audit::AuditKind::is_replay)). That refusal differs from
+//! a wrong code's in time as well (the event, and the branch that picks it; row "TOTP replayed
+//! vs wrong" in `benches/DUDECT.md`). What the difference reveals, exactly: that the digits
+//! sent are this user's code for a time step of the verification window at or before the last
+//! one accepted (by default, a code that logged in within the last minute and a half). Only
+//! someone who already has the digits can ask (seen, or guessed at one chance in a million per
+//! try, the odds of guessing a valid code), and the answer never lets them in: the code is
+//! spent, and the next step's code has nothing to do with it.
 //!
 //! Every failure is an [`Error`](crate::Error) whose [`kind`](crate::Error::kind) a host
 //! matches on once (wrong code 401, throttled 429 with `Retry-After`, malformed input 400,
@@ -560,7 +590,11 @@
 //!
 //! **Constant time.** Every code check compares against every stored digest with `subtle`
 //! and selects the outcome without branching on which digest matched; for recovery codes the
-//! used flag is folded into that selection, so a used code, an unused code and a code that
-//! never existed cost the same. `benches/dudect.rs` measures it (dudect-style: classes
-//! interleaved at random, Welch's t-test with percentile crops, a calibration row that must
-//! show an artificial 1-2 ns difference); `benches/DUDECT.md` holds a recorded run.
+//! used flag is folded into the match, so a used code is the same miss as a code that never
+//! existed, at the same cost, and is refused the same way all along the call (see
+//! [what the audit trail sees](#what-the-caller-sees-and-what-the-audit-trail-sees)).
+//! `benches/dudect.rs` measures it at two depths: the record's inner check, and the whole
+//! [`TwoFactor::finish_login`](crate::TwoFactor::finish_login) a host calls (dudect-style:
+//! classes interleaved at random, Welch's t-test with percentile crops, a calibration row
+//! that must show an artificial 1-2 ns difference, an A/A control that must not show
+//! anything); `benches/DUDECT.md` holds the recorded runs.

@@ -43,7 +43,9 @@
 //! [`settings`](TwoFactorBuilder::settings).
 //!
 //! Callers see one [`Error::InvalidCode`] for a wrong code, a replayed code, a late mailed code
-//! or a factor that is not pending; the audit trail tells them apart. A user without
+//! or a factor that is not pending; the audit trail tells them apart (except a used recovery
+//! code, audited like a wrong one: see the
+//! [manual](crate::manual#what-the-caller-sees-and-what-the-audit-trail-sees)). A user without
 //! a record and a user without 2FA behave the same. Store failures fail closed. Every error
 //! has an [`ErrorKind`] ([`Error::kind`]) and an HTTP status: one `match` in the host covers
 //! them all, throttling included (see the table on [`Error`]).

@@ -227,8 +227,9 @@ pub enum FactorKind {
 pub enum FailureReason {
     /// Well-formed, but not the right code.
     WrongCode,
-    /// A code already accepted once (a TOTP step at or below the last used one, or a consumed
-    /// recovery code).
+    /// A TOTP code already accepted once (a step at or below the last used one). A used
+    /// recovery code is [`WrongCode`](Self::WrongCode), like one never issued: see the
+    /// [manual](crate::manual#what-the-caller-sees-and-what-the-audit-trail-sees).
     Replayed,
     /// A mailed code, but no login is waiting for one (never begun, or closed by a success
     /// or a trusted-device login). TOTP and recovery codes need no stored login and never

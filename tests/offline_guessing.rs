@@ -105,7 +105,8 @@ fn a_new_recovery_code_is_accepted_once_in_any_typing() {
     let again = login(t.record(), NOW + 61, Factor::RecoveryCode(&code), &settings).unwrap();
     assert_eq!(
         again.outcome().as_ref().unwrap_err(),
-        &Refusal::Invalid(FailureReason::Replayed)
+        // Used: refused like a code never issued.
+        &Refusal::Invalid(FailureReason::WrongCode)
     );
 }
 
@@ -284,7 +285,7 @@ fn a_legacy_set_keeps_working_once_per_code_until_regenerated() {
             &settings,
         )
         .unwrap();
-        assert_eq!(refusal(&used), Refusal::Invalid(FailureReason::Replayed));
+        assert_eq!(refusal(&used), Refusal::Invalid(FailureReason::WrongCode));
         let t = login(
             &record,
             NOW,
@@ -301,7 +302,7 @@ fn a_legacy_set_keeps_working_once_per_code_until_regenerated() {
             &settings,
         )
         .unwrap();
-        assert_eq!(refusal(&again), Refusal::Invalid(FailureReason::Replayed));
+        assert_eq!(refusal(&again), Refusal::Invalid(FailureReason::WrongCode));
         // Saved and loaded again (now with its scheme written out), it still works.
         let json = serde_json::to_string(t.record()).unwrap();
         assert!(json.contains(r#""hash":{"alg":"sha256"}"#), "{json}");

@@ -2171,9 +2171,10 @@ mod tests {
             Factor::RecoveryCode(&code),
             None,
         );
+        // Used: refused like a code never issued (see `RecoveryCodeSet::consume`).
         assert_eq!(
             t.outcome().as_ref().unwrap_err(),
-            &Refusal::Invalid(FailureReason::Replayed)
+            &Refusal::Invalid(FailureReason::WrongCode)
         );
         // Without 2FA there is nothing to check.
         let none = TwoFactorRecord::default();

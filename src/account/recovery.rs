@@ -83,22 +83,54 @@ impl fmt::Debug for RecoveryInput {
     }
 }
 
+/// What [`normalize`] makes of each input byte: the canonical symbol, or one of these.
+const SEPARATOR: u8 = b'-';
+const INVALID: u8 = 0;
+
+/// The canonical symbol of every byte: lower case, `o` read as `0`, `i` and `l` as `1`;
+/// [`SEPARATOR`] for hyphens, spaces and tabs; [`INVALID`] for anything else (`u`, non-ASCII).
+const CANONICAL: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut b = 0u8;
+    loop {
+        let c = b.to_ascii_lowercase();
+        table[b as usize] = match c {
+            b'-' | b' ' | b'\t' => SEPARATOR,
+            b'o' => b'0',
+            b'i' | b'l' => b'1',
+            b'u' => INVALID,
+            b'0'..=b'9' | b'a'..=b'z' => c,
+            _ => INVALID,
+        };
+        if b == u8::MAX {
+            break;
+        }
+        b += 1;
+    }
+    table
+};
+
 /// Parses what a person typed into the canonical symbols: [`RECOVERY_CODE_LEN`] or (for sets
 /// from 0.1.0) [`LEGACY_RECOVERY_CODE_LEN`] of them.
+///
+/// Each byte is mapped through one table, so the time taken depends on the length of the input
+/// and where its separators are, never on which symbols were typed (a code typed by its owner
+/// is a secret; one typed by an attacker would otherwise be parsed at another speed than a
+/// real code, muddying every timing comparison of the check behind it).
 pub(crate) fn normalize(input: &str) -> Result<RecoveryInput, RecoveryCodeError> {
     let mut out = Zeroizing::new([0u8; RECOVERY_CODE_LEN]);
     let mut n = 0usize;
-    for (position, c) in input.chars().enumerate() {
-        let c = match c.to_ascii_lowercase() {
-            '-' | ' ' | '\t' => continue,
-            'o' => '0',
-            'i' | 'l' => '1',
-            c if c.is_ascii_alphanumeric() && c != 'u' => c,
-            _ => return Err(RecoveryCodeError::InvalidCharacter { position }),
-        };
+    for (position, &byte) in input.as_bytes().iter().enumerate() {
+        let c = CANONICAL[usize::from(byte)];
+        if c == SEPARATOR {
+            continue;
+        }
+        if c == INVALID {
+            // Every byte before this one is ASCII: the byte offset is the character position.
+            return Err(RecoveryCodeError::InvalidCharacter { position });
+        }
         if let Some(slot) = out.get_mut(n) {
-            // ASCII by construction.
-            *slot = c as u8;
+            *slot = c;
         }
         n = n.saturating_add(1);
     }
@@ -243,10 +275,10 @@ impl RecoveryCodeSetWire {
     }
 }
 
-/// What a constant-time pass over a set found.
+/// What a constant-time pass over a set found: an unused entry, or nothing (a used entry is
+/// nothing: a used code is refused exactly like one never issued).
 const MISS: u8 = 0;
 const HIT: u8 = 1;
-const USED: u8 = 2;
 
 impl RecoveryCodeSet {
     /// A new set and its plain codes, hashed under the current code key if there is one.
@@ -305,19 +337,18 @@ impl RecoveryCodeSet {
     }
 
     /// One pass over every entry, in constant time: whether the code is an unused entry
-    /// ([`HIT`], with its index), a used one ([`USED`]) or none ([`MISS`]). Neither which
-    /// entry matched nor whether it was used changes the work done: every digest is compared
-    /// and the used flag is folded into the selection, never branched on.
+    /// ([`HIT`], with its index) or not ([`MISS`]). Every digest is compared and the used flag
+    /// is folded into the match, never branched on: a used entry simply does not match, so a
+    /// used code and a code never issued are the same miss, found with the same work. Neither
+    /// which entry matched nor whether it was used changes the work done.
     fn find(&self, candidate: &Digest) -> (u8, u64) {
         let mut outcome = MISS;
         let mut index = 0u64;
         for (i, entry) in self.codes.iter().enumerate() {
-            let same = entry.digest.ct_eq(candidate);
-            let used = Choice::from(u8::from(entry.used_at.is_some()));
-            let hit = same & !used;
+            let unused = Choice::from(u8::from(entry.used_at.is_none()));
+            let hit = entry.digest.ct_eq(candidate) & unused;
             index.conditional_assign(&u64::try_from(i).unwrap_or(u64::MAX), hit);
             outcome.conditional_assign(&HIT, hit);
-            outcome.conditional_assign(&USED, same & used);
         }
         (outcome, index)
     }
@@ -340,7 +371,10 @@ impl RecoveryCodeSet {
     }
 
     /// Consumes the code if it is in the set and unused; returns the codes left. Every entry is
-    /// compared, in constant time (see [`find`](Self::find)). A code of the other length (a
+    /// compared, in constant time (see [`find`](Self::find)). A used code is
+    /// [`FailureReason::WrongCode`], like a code never issued: not `Replayed`, which would
+    /// tell whoever holds a code (by the audit event the host writes, and by its timing) that
+    /// it was once issued to this user. A code of the other length (a
     /// 10-symbol code against a new set, or the reverse) is simply wrong. A set hashed under a
     /// key `keys` does not hold refuses everything (callers check
     /// [`ensure_key`](Self::ensure_key) first to report it).
@@ -354,18 +388,15 @@ impl RecoveryCodeSet {
             return Err(FailureReason::WrongCode);
         }
         let (outcome, index) = self.probe(input, keys).ok_or(FailureReason::WrongCode)?;
-        if outcome.ct_eq(&HIT).into() {
-            let entry = usize::try_from(index)
-                .ok()
-                .and_then(|i| self.codes.get_mut(i))
-                .ok_or(FailureReason::WrongCode)?;
-            entry.used_at = Some(now);
-            Ok(self.remaining())
-        } else if outcome.ct_eq(&USED).into() {
-            Err(FailureReason::Replayed)
-        } else {
-            Err(FailureReason::WrongCode)
+        if !bool::from(outcome.ct_eq(&HIT)) {
+            return Err(FailureReason::WrongCode);
         }
+        let entry = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.codes.get_mut(i))
+            .ok_or(FailureReason::WrongCode)?;
+        entry.used_at = Some(now);
+        Ok(self.remaining())
     }
 }
 
@@ -483,9 +514,10 @@ mod tests {
             let code = codes.expose_secret()[1].to_uppercase().replace('-', " ");
             let symbols = normalize(&code).unwrap();
             assert_eq!(set.consume(&symbols, 5, &keys), Ok(2));
+            // Used: refused like a code never issued.
             assert_eq!(
                 set.consume(&symbols, 6, &keys),
-                Err(FailureReason::Replayed)
+                Err(FailureReason::WrongCode)
             );
             let other = normalize("zzzz-zzzz-zzzz-zzzz").unwrap();
             assert_eq!(set.consume(&other, 7, &keys), Err(FailureReason::WrongCode));
@@ -530,14 +562,18 @@ mod tests {
     }
 
     #[test]
-    fn the_used_flag_selects_replayed_for_any_position() {
+    fn a_used_code_is_a_miss_for_any_position() {
         let k = keys(1);
         let (set, codes) = RecoveryCodeSet::generate(0, 10, &k, &mut TestRng(5)).unwrap();
         for i in [0, 4, 9] {
             let input = normalize(codes.expose_secret()[i]).unwrap();
             let mut s = set.clone();
             assert_eq!(s.consume(&input, 1, &k), Ok(9));
-            assert_eq!(s.consume(&input, 2, &k), Err(FailureReason::Replayed));
+            // The same miss as a code never issued.
+            let never = normalize("zzzz-zzzz-zzzz-zzzz").unwrap();
+            assert_eq!(s.probe(&input, &k), Some((MISS, 0)));
+            assert_eq!(s.probe(&never, &k), Some((MISS, 0)));
+            assert_eq!(s.consume(&input, 2, &k), Err(FailureReason::WrongCode));
             assert_eq!(s.codes[i].used_at, Some(1));
             // The others are still usable.
             let j = (i + 1) % 10;
@@ -707,7 +743,40 @@ mod props {
 
     use super::*;
 
+    /// The parser as it was before it went through a table (a branch per character class):
+    /// the table must give exactly its answers, errors and positions included.
+    fn reference(input: &str) -> Result<Vec<u8>, RecoveryCodeError> {
+        let mut out = Vec::new();
+        for (position, c) in input.chars().enumerate() {
+            let c = match c.to_ascii_lowercase() {
+                '-' | ' ' | '\t' => continue,
+                'o' => '0',
+                'i' | 'l' => '1',
+                c if c.is_ascii_alphanumeric() && c != 'u' => c,
+                _ => return Err(RecoveryCodeError::InvalidCharacter { position }),
+            };
+            out.push(c as u8);
+        }
+        match out.len() {
+            0 => Err(RecoveryCodeError::Empty),
+            RECOVERY_CODE_LEN | LEGACY_RECOVERY_CODE_LEN => Ok(out),
+            actual => Err(RecoveryCodeError::WrongLength {
+                expected: RECOVERY_CODE_LEN,
+                actual,
+            }),
+        }
+    }
+
     proptest! {
+        /// Any input, ASCII or not: the table-driven parser answers as the reference does.
+        #[test]
+        fn normalize_matches_the_reference(
+            input in "[0-9a-zA-Z \\t\\-_]{0,24}|\\PC{0,24}|[0-9a-zA-Z\\-]{0,12}\\PC[0-9a-z]{0,6}"
+        ) {
+            let got = normalize(&input).map(|r| r.as_bytes().to_vec());
+            prop_assert_eq!(got, reference(&input));
+        }
+
         /// Any input: the parser never panics, and accepts exactly the inputs with 10 or 16
         /// symbols after dropping separators.
         #[test]
