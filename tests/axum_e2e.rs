@@ -18,85 +18,17 @@
 mod example;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use twofactor::clock::SystemClock;
 use twofactor::{Clock, Secret, Totp};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-/// Kills chromedriver (and with it the browser) however the test ends.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn binary(var: &str, default: &str) -> PathBuf {
-    let path = std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from);
-    assert!(
-        path.exists(),
-        "{} not found: install Debian's `chromium` and `chromium-driver` (.ci/run does), or set {var}. \
-         This test never skips.",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn browser(
-    profile: &Path,
-) -> Result<(Client, Driver), Box<dyn std::error::Error + Send + Sync>> {
-    let chromium = binary("CHROMIUM", "/usr/bin/chromium");
-    let chromedriver = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
-    let port = free_port();
-    let driver = Driver(
-        Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1000,1200",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    // chromedriver takes a moment to listen: retry for up to 20 s.
-    let mut last = None;
-    for _ in 0..100 {
-        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps.clone())
-            .connect(&url)
-            .await
-        {
-            Ok(c) => return Ok((c, driver)),
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(format!("could not start a Chromium session: {last:?}").into())
-}
+#[path = "support/browser.rs"]
+mod browser_support;
+use browser_support::browser;
 
 /// The test's view of the browser.
 struct T {
@@ -225,7 +157,7 @@ async fn the_minimal_axum_app_gains_2fa_in_chromium() -> TestResult {
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let (c, _driver) = browser(&dir.join("profile")).await?;
+    let (c, _driver) = browser(&dir.join("profile"), "1000,1200").await?;
     let t = T {
         c,
         base: format!("http://{addr}"),
