@@ -67,6 +67,7 @@
 //!     .build(addresses)?;
 //! let tf = TwoFactor::builder(MemoryStore::new())
 //!     .mailer(mailer)
+//!     .keys(twofactor::ServiceKeys::derive(&[7u8; 32])?) // from your secret manager
 //!     .policy(RequiredForAll::new(WhenUnenrolled::MailCode))
 //!     .build();
 //! # let _ = tf;
