@@ -415,11 +415,17 @@ impl Host {
             .mailer()
             .last_login_code_for(&alice.user)
             .expect("a code");
-        block_on(tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx))
-            .expect("the mailed code logs in");
+        let proof = block_on(tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx))
+            .expect("the mailed code logs in")
+            .proof;
         let now = tf.clock().now();
-        let started = block_on(tf.start_enrollment(&alice, "alice", Reauthenticated::at(now)))
-            .expect("enrollment starts");
+        let started = block_on(tf.start_enrollment_with_proof(
+            &alice,
+            "alice",
+            Reauthenticated::at(now),
+            &proof,
+        ))
+        .expect("enrollment starts");
         let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
         let code = Totp::default().generate(&secret, now).to_string();
         let codes: Vec<String> = block_on(tf.finish_enrollment(&alice.user, &code))
