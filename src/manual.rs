@@ -379,11 +379,13 @@
 //! ([`AuditKind::is_replay`](crate::audit::AuditKind::is_replay)). That refusal differs from
 //! a wrong code's in time as well (the event, and the branch that picks it; row "TOTP replayed
 //! vs wrong" in `benches/DUDECT.md`). What the difference reveals, exactly: that the digits
-//! sent are this user's code for a time step of the verification window at or before the last
-//! one accepted (by default, a code that logged in within the last minute and a half). Only
-//! someone who already has the digits can ask (seen, or guessed at one chance in a million per
-//! try, the odds of guessing a valid code), and the answer never lets them in: the code is
-//! spent, and the next step's code has nothing to do with it.
+//! sent are this user's code for a time step of the verification window (by default the
+//! current step and one either side) and that a login was accepted at that step or a later
+//! one, i.e. that the user logged in with a code within about the last minute and a half.
+//! Only someone who already holds a valid code can ask (seen, or guessed at one chance in a
+//! million per try: the odds of guessing a code that would have let them in had the user not
+//! just logged in), and the answer never lets them in: those steps are spent, and the next
+//! step's code has nothing to do with them.
 //!
 //! Every failure is an [`Error`](crate::Error) whose [`kind`](crate::Error::kind) a host
 //! matches on once (wrong code 401, throttled 429 with `Retry-After`, malformed input 400,
