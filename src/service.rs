@@ -252,9 +252,9 @@ enum SnapshotUse {
 /// |---|---|---|---|
 /// | [`WrongCode`](ErrorKind::WrongCode) | [`InvalidCode`](Error::InvalidCode) | 401 | "invalid code", let them retry |
 /// | [`Throttled`](ErrorKind::Throttled) | [`Throttled`](Error::Throttled) | 429 + `Retry-After: `[`retry_after`](Error::retry_after) | "too many attempts, try again in …" |
-/// | [`MalformedInput`](ErrorKind::MalformedInput) | [`Malformed`](Error::Malformed), [`InvalidAccountName`](Error::InvalidAccountName), [`NamesTooLong`](Error::NamesTooLong) | 400 | show the form again (a malformed code reads "invalid code" too) |
+/// | [`MalformedInput`](ErrorKind::MalformedInput) | [`Malformed`](Error::Malformed), [`InvalidAccountName`](Error::InvalidAccountName), [`NamesTooLong`](Error::NamesTooLong), [`InvalidLabel`](Error::InvalidLabel) | 400 | show the form again (a malformed code reads "invalid code" too) |
 /// | [`NotAllowedNow`](ErrorKind::NotAllowedNow) | [`ReauthenticationRequired`](Error::ReauthenticationRequired), [`LoginExpired`](Error::LoginExpired), [`SecondFactorRequired`](Error::SecondFactorRequired) | 403 | ask for the password again (log in again) / for a login with the mailed code first |
-/// | [`Conflict`](ErrorKind::Conflict) | [`NotEnrolled`](Error::NotEnrolled), [`AlreadyEnrolled`](Error::AlreadyEnrolled), [`NoPendingEnrollment`](Error::NoPendingEnrollment), [`NoPendingLogin`](Error::NoPendingLogin), [`UnknownDevice`](Error::UnknownDevice) | 409 | the state changed under the request: reload the page, start the flow again |
+/// | [`Conflict`](ErrorKind::Conflict) | [`NotEnrolled`](Error::NotEnrolled), [`AlreadyEnrolled`](Error::AlreadyEnrolled), [`NoPendingEnrollment`](Error::NoPendingEnrollment), [`NoPendingLogin`](Error::NoPendingLogin), [`UnknownDevice`](Error::UnknownDevice), [`UnknownAuthenticator`](Error::UnknownAuthenticator), [`AuthenticatorNotNamed`](Error::AuthenticatorNotNamed), [`LabelTaken`](Error::LabelTaken), [`TooManyAuthenticators`](Error::TooManyAuthenticators) | 409 | the state changed under the request: reload the page, start the flow again |
 /// | [`Unavailable`](ErrorKind::Unavailable) | [`Store`](Error::Store), [`Mailer`](Error::Mailer), [`Contention`](Error::Contention) | 503 | transient: retry later |
 /// | [`Misconfigured`](ErrorKind::Misconfigured) | [`SecretSealed`](Error::SecretSealed), [`UnknownCodeKey`](Error::UnknownCodeKey), [`Rng`](Error::Rng) | 500 | page the operator |
 ///
@@ -332,6 +332,27 @@ pub enum Error {
     /// No trusted device has this id.
     #[error("unknown device")]
     UnknownDevice,
+    /// None of the user's authenticators has this id (removed meanwhile, or not theirs).
+    #[error("unknown authenticator")]
+    UnknownAuthenticator,
+    /// The user has several authenticators: name the one to replace
+    /// ([`TwoFactor::start_replacing_authenticator`]).
+    #[error("several authenticators: name the one to replace")]
+    AuthenticatorNotNamed,
+    /// The label is empty, too long or holds a control character: show the form again.
+    #[error("invalid authenticator label")]
+    InvalidLabel(#[source] crate::account::LabelError),
+    /// Another authenticator of the user has this label: ask for another.
+    #[error("another authenticator already has this label")]
+    LabelTaken,
+    /// The user has as many authenticators as
+    /// [`Settings::max_authenticators`](crate::account::Settings::max_authenticators) allows:
+    /// remove one first.
+    #[error("at most {max} authenticators per user")]
+    TooManyAuthenticators {
+        /// The limit.
+        max: usize,
+    },
     /// The account name cannot go into an `otpauth://` URI.
     #[error("invalid account name for the authenticator app")]
     InvalidAccountName(#[source] UriError),
@@ -445,9 +466,10 @@ impl Error {
         match self {
             Error::InvalidCode => ErrorKind::WrongCode,
             Error::Throttled { .. } => ErrorKind::Throttled,
-            Error::Malformed(_) | Error::InvalidAccountName(_) | Error::NamesTooLong => {
-                ErrorKind::MalformedInput
-            }
+            Error::Malformed(_)
+            | Error::InvalidAccountName(_)
+            | Error::NamesTooLong
+            | Error::InvalidLabel(_) => ErrorKind::MalformedInput,
             Error::ReauthenticationRequired
             | Error::LoginExpired
             | Error::SecondFactorRequired
@@ -458,7 +480,11 @@ impl Error {
             | Error::AlreadyEnrolled
             | Error::NoPendingEnrollment
             | Error::NoPendingLogin
-            | Error::UnknownDevice => ErrorKind::Conflict,
+            | Error::UnknownDevice
+            | Error::UnknownAuthenticator
+            | Error::AuthenticatorNotNamed
+            | Error::LabelTaken
+            | Error::TooManyAuthenticators { .. } => ErrorKind::Conflict,
             Error::Store(_) | Error::Mailer(_) | Error::Contention { .. } => ErrorKind::Unavailable,
             Error::SecretSealed
             | Error::UnknownCodeKey { .. }
@@ -525,6 +551,11 @@ impl From<DomainError> for Error {
             DomainError::LoginExpired => Error::LoginExpired,
             DomainError::SecondFactorRequired => Error::SecondFactorRequired,
             DomainError::UnknownDevice => Error::UnknownDevice,
+            DomainError::UnknownAuthenticator => Error::UnknownAuthenticator,
+            DomainError::AuthenticatorNotNamed => Error::AuthenticatorNotNamed,
+            DomainError::InvalidLabel(e) => Error::InvalidLabel(e),
+            DomainError::LabelTaken => Error::LabelTaken,
+            DomainError::TooManyAuthenticators { max } => Error::TooManyAuthenticators { max },
             DomainError::InvalidAccountName(e) => Error::InvalidAccountName(e),
             DomainError::NamesTooLong => Error::NamesTooLong,
             DomainError::Rng => Error::Rng,
@@ -2390,6 +2421,11 @@ mod tests {
             Error::NoPendingEnrollment,
             Error::NoPendingLogin,
             Error::UnknownDevice,
+            Error::UnknownAuthenticator,
+            Error::AuthenticatorNotNamed,
+            Error::InvalidLabel(crate::account::LabelError::Empty),
+            Error::LabelTaken,
+            Error::TooManyAuthenticators { max: 5 },
             Error::InvalidAccountName(UriError::MissingSecret),
             Error::NamesTooLong,
             Error::Store(io()),
@@ -2418,6 +2454,11 @@ mod tests {
                 | Error::NoPendingEnrollment
                 | Error::NoPendingLogin
                 | Error::UnknownDevice
+                | Error::UnknownAuthenticator
+                | Error::AuthenticatorNotNamed
+                | Error::InvalidLabel(_)
+                | Error::LabelTaken
+                | Error::TooManyAuthenticators { .. }
                 | Error::InvalidAccountName(_)
                 | Error::NamesTooLong
                 | Error::Store(_)
@@ -2448,6 +2489,11 @@ mod tests {
             (K::Conflict, 409),
             (K::Conflict, 409),
             (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::MalformedInput, 400),
             (K::Conflict, 409),
             (K::Conflict, 409),
             (K::MalformedInput, 400),
@@ -2498,6 +2544,11 @@ mod tests {
             DomainError::InvalidProof,
             DomainError::RequiredByPolicy,
             DomainError::UnknownDevice,
+            DomainError::UnknownAuthenticator,
+            DomainError::AuthenticatorNotNamed,
+            DomainError::InvalidLabel(crate::account::LabelError::Empty),
+            DomainError::LabelTaken,
+            DomainError::TooManyAuthenticators { max: 5 },
             DomainError::InvalidAccountName(UriError::MissingSecret),
             DomainError::NamesTooLong,
             DomainError::Rng,

@@ -17,12 +17,13 @@ use zeroize::Zeroizing;
 
 use crate::audit::AuditKind;
 use crate::mail::Notice;
-use crate::otp::{Code, MAX_DIGITS, MIN_DIGITS, VerifyError};
+use crate::otp::{Code, MAX_DIGITS, MIN_DIGITS};
 use crate::policy::{Principal, Requirement, WhenUnenrolled};
 
 /// Defined in [`crate::vocabulary`]; reachable here too.
 pub use crate::vocabulary::{FactorKind, LoginContext};
 
+use super::authenticators::TotpMatch;
 use super::devices::DeviceToken;
 use super::mailed::Sent;
 use super::recovery::{RECOVERY_CODE_LENGTHS, RecoveryInput, normalize};
@@ -33,6 +34,7 @@ use super::{
     Checked, DeviceId, DomainError, FailureReason, MalformedInput, Refusal, Settings, Transition,
     TwoFactorRecord, UserId,
 };
+use crate::vocabulary::AuthenticatorId;
 
 /// What the user typed at the second step, and which kind of code it claims to be.
 #[derive(Clone, Copy)]
@@ -308,6 +310,8 @@ pub struct LoginGranted {
     /// calls such as enrolling under a mailed-code policy or turning 2FA off take it while it
     /// is fresh.
     pub proof: SecondFactorProof,
+    /// The authenticator whose code was accepted, for a TOTP code.
+    pub authenticator: Option<AuthenticatorId>,
 }
 
 impl fmt::Debug for LoginGranted {
@@ -317,6 +321,7 @@ impl fmt::Debug for LoginGranted {
             .field("device_token", &self.device_token)
             .field("recovery_codes_left", &self.recovery_codes_left)
             .field("proof", &self.proof)
+            .field("authenticator", &self.authenticator)
             .finish()
     }
 }
@@ -680,6 +685,23 @@ pub(crate) struct LoginChallenge {
     pub(crate) expires_at: u64,
 }
 
+/// What a verified factor did: the recovery codes left after one was used, the TOTP
+/// authenticator that accepted a code.
+pub(crate) struct Verified {
+    pub(crate) recovery_left: Option<usize>,
+    pub(crate) totp: Option<TotpMatch>,
+}
+
+impl Verified {
+    /// The audit events naming the authenticator used, if a TOTP code was.
+    pub(crate) fn events(&self) -> Vec<AuditKind> {
+        self.totp
+            .as_ref()
+            .map(TotpMatch::events)
+            .unwrap_or_default()
+    }
+}
+
 /// A factor parsed into its canonical form.
 pub(crate) enum Parsed {
     Totp(Code),
@@ -697,10 +719,18 @@ impl TwoFactorRecord {
     ) -> Result<Parsed, MalformedInput> {
         Ok(match factor {
             Factor::Totp(input) => {
-                let digits = self
-                    .active
-                    .as_ref()
-                    .map_or(settings.totp.digits(), |a| a.totp.digits());
+                // The length typed, if some authenticator of the user has codes that long;
+                // else the first one's (or the settings'), for the error.
+                let typed = input.chars().filter(char::is_ascii_digit).count();
+                let lengths = self
+                    .authenticators
+                    .iter()
+                    .map(|a| a.totp_factor().params.digits());
+                let digits = lengths
+                    .clone()
+                    .find(|d| usize::from(*d) == typed)
+                    .or_else(|| lengths.clone().next())
+                    .unwrap_or(settings.totp.digits());
                 Parsed::Totp(Code::parse(input, digits)?)
             }
             Factor::RecoveryCode(input) => Parsed::Recovery(normalize(input)?),
@@ -717,7 +747,10 @@ impl TwoFactorRecord {
     /// its cipher): a misconfiguration, not a wrong code, so it fails closed with
     /// [`DomainError::SecretSealed`] before an attempt is counted.
     pub(crate) fn ensure_totp_checkable(&self, factor: &Factor<'_>) -> Result<(), DomainError> {
-        let sealed = self.active.as_ref().is_some_and(|a| a.secret.is_sealed());
+        let sealed = self
+            .authenticators
+            .iter()
+            .any(|a| a.totp_factor().secret.is_sealed());
         if sealed && matches!(factor, Factor::Totp(_)) {
             return Err(DomainError::SecretSealed);
         }
@@ -728,37 +761,35 @@ impl TwoFactorRecord {
         &mut self,
         parsed: &Parsed,
         now: u64,
+        only: Option<&AuthenticatorId>,
         settings: &Settings,
-    ) -> Result<Option<usize>, FailureReason> {
+    ) -> Result<Verified, FailureReason> {
         match parsed {
-            Parsed::Totp(code) => {
-                let active = self.active.as_mut().ok_or(FailureReason::NoPendingFactor)?;
-                let secret = active.secret.open().ok_or(FailureReason::NoPendingFactor)?;
-                match active
-                    .totp
-                    .verify_code(secret, *code, now, active.last_used_step)
-                {
-                    Ok(step) => {
-                        active.last_used_step = Some(step);
-                        Ok(None)
-                    }
-                    Err(VerifyError::Replayed) => Err(FailureReason::Replayed),
-                    Err(_) => Err(FailureReason::WrongCode),
-                }
-            }
+            Parsed::Totp(code) => self.verify_totp(*code, now, only).map(|m| Verified {
+                recovery_left: None,
+                totp: Some(m),
+            }),
             Parsed::Recovery(symbols) => {
-                if self.active.is_none() {
+                if !self.is_enrolled() {
                     return Err(FailureReason::NoPendingFactor);
                 }
                 let set = self
                     .recovery
                     .as_mut()
                     .ok_or(FailureReason::NoPendingFactor)?;
-                set.consume(symbols, now, &settings.code_keys).map(Some)
+                set.consume(symbols, now, &settings.code_keys)
+                    .map(|left| Verified {
+                        recovery_left: Some(left),
+                        totp: None,
+                    })
             }
-            Parsed::Mailed(code) => self
-                .check_mailed_code(code, now, &settings.code_keys)
-                .map(|()| None),
+            Parsed::Mailed(code) => {
+                self.check_mailed_code(code, now, &settings.code_keys)
+                    .map(|()| Verified {
+                        recovery_left: None,
+                        totp: None,
+                    })
+            }
         }
     }
 
@@ -859,7 +890,7 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<SecondFactorProof>>, DomainError> {
-        if self.active.is_none() {
+        if !self.is_enrolled() {
             return Err(DomainError::NotEnrolled);
         }
         let kind = factor.kind();
@@ -870,14 +901,15 @@ impl TwoFactorRecord {
             crate::audit::Operation::StepUp,
             settings,
         )?;
-        let mut next = match checked {
+        let (mut next, used) = match checked {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
         next.code_checks.reset();
         let proof = next.issue_proof(user, kind, now, settings, rng)?;
         let mut t = Transition::new(next, true, Ok(proof))
-            .event(AuditKind::SecondFactorVerified { factor: kind });
+            .event(AuditKind::SecondFactorVerified { factor: kind })
+            .events_from(used);
         if kind == FactorKind::RecoveryCode {
             let remaining = t.record.recovery_codes_left();
             t = t.event(AuditKind::RecoveryCodeUsed { remaining }).notice(
@@ -947,7 +979,7 @@ impl TwoFactorRecord {
                 ..
             }
         );
-        if self.active.is_none() && t.record.mailed_login_required && !mailed_now {
+        if !self.is_enrolled() && t.record.mailed_login_required && !mailed_now {
             t.record.mailed_login_required = false;
             t.changed = true;
         }
@@ -965,7 +997,7 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginDecision>>, DomainError> {
-        let enrolled = self.active.is_some();
+        let enrolled = self.is_enrolled();
         let granted = |reason| Ok(LoginDecision::Granted { reason });
         let (devices_allowed, unenrolled) = match requirement {
             Requirement::Off if !enrolled => {
@@ -1193,7 +1225,44 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
+        self.finish_login_from(
+            pending,
+            now,
+            requirement,
+            factor,
+            None,
+            remember_device,
+            context,
+            settings,
+            rng,
+        )
+    }
+
+    /// [`finish_login`](Self::finish_login), where the host let the user pick the
+    /// authenticator the code comes from: a TOTP code is checked against `authenticator`
+    /// only (with `None`, against every TOTP authenticator of the user, in constant time over
+    /// all of them). Recovery and mailed codes ignore it.
+    ///
+    /// # Errors
+    /// As [`finish_login`](Self::finish_login), and [`DomainError::UnknownAuthenticator`]
+    /// for an id that is not one of the user's (nothing checked or counted).
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_login_from<R: TryCryptoRng + ?Sized>(
+        &self,
+        pending: &PendingLogin,
+        now: u64,
+        requirement: &Requirement,
+        factor: Factor<'_>,
+        authenticator: Option<&AuthenticatorId>,
+        remember_device: Option<&str>,
+        context: &LoginContext,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
         self.ensure_ticket_usable(pending, now, settings)?;
+        if authenticator.is_some_and(|id| self.authenticators.iter().all(|a| a.id != *id)) {
+            return Err(DomainError::UnknownAuthenticator);
+        }
         self.ensure_totp_checkable(&factor)?;
         self.ensure_code_key(&factor, settings)?;
         let kind = factor.kind();
@@ -1239,8 +1308,8 @@ impl TwoFactorRecord {
                 Transition::new(next, true, Err(Refusal::Invalid(reason))).event(failed(reason))
             );
         }
-        let recovery_codes_left = match next.verify_parsed(&parsed, now, settings) {
-            Ok(left) => left,
+        let verified = match next.verify_parsed(&parsed, now, authenticator, settings) {
+            Ok(verified) => verified,
             Err(reason) => {
                 let mut t = Transition::new(next, true, Err(Refusal::Invalid(reason)))
                     .event(failed(reason));
@@ -1268,7 +1337,9 @@ impl TwoFactorRecord {
             // `start_enrollment`).
             next.mailed_code_login_at = Some(now);
         }
+        let recovery_codes_left = verified.recovery_left;
         let mut events = vec![AuditKind::LoginSucceeded { factor: kind }];
+        events.extend(verified.events());
         let mut notices = Vec::new();
         if let Some(left) = recovery_codes_left {
             events.push(AuditKind::RecoveryCodeUsed { remaining: left });
@@ -1313,6 +1384,7 @@ impl TwoFactorRecord {
                 device_token,
                 recovery_codes_left,
                 proof,
+                authenticator: verified.totp.map(|m| m.id),
             }),
         )
         .notices_from(notices);
@@ -1758,7 +1830,7 @@ mod tests {
         // An admin reset clears a waiting login with everything else, and its ticket is
         // refused from then on.
         let mut waiting = blocked.clone();
-        waiting.active = enrolled.active.clone();
+        waiting.authenticators = enrolled.authenticators.clone();
         let t = waiting
             .reset_by_admin(&super::super::UserId::new("root"))
             .unwrap();
@@ -1822,9 +1894,14 @@ mod tests {
         assert!(granted.device_token.is_none());
         assert_eq!(
             t.events(),
-            &[AuditKind::LoginSucceeded {
-                factor: FactorKind::Totp
-            }]
+            &[
+                AuditKind::LoginSucceeded {
+                    factor: FactorKind::Totp
+                },
+                AuditKind::AuthenticatorUsed {
+                    authenticator: r.authenticators[0].id.clone()
+                }
+            ]
         );
         assert!(t.notices().is_empty());
         let r = t.into_parts().0;
@@ -2207,7 +2284,8 @@ mod tests {
             .expose_secret()
             .to_owned();
         let id = granted.device_token.as_ref().unwrap().id().clone();
-        assert!(matches!(t.events()[1], AuditKind::DeviceTrusted { .. }));
+        assert!(matches!(t.events()[1], AuditKind::AuthenticatorUsed { .. }));
+        assert!(matches!(t.events()[2], AuditKind::DeviceTrusted { .. }));
         assert_eq!(t.notices()[0].kind(), NoticeKind::DeviceTrusted);
         let r = t.into_parts().0;
 
@@ -2596,7 +2674,7 @@ mod pending_tests {
                 &Refusal::Invalid(FailureReason::NoPendingFactor)
             );
             assert_eq!(t.record().code_checks.count(now, 3_600), 1);
-            let step = |r: &TwoFactorRecord| r.active.as_ref().unwrap().last_used_step;
+            let step = |r: &TwoFactorRecord| r.last_used_step();
             assert_eq!(step(t.record()), step(&e), "the TOTP step is not consumed");
         }
         // A TOTP challenge takes no mailed code, even a valid one in the record.

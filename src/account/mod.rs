@@ -24,6 +24,7 @@
 //! [`AuditKind`]: crate::audit::AuditKind
 //! [`Notice`]: crate::mail::Notice
 
+mod authenticators;
 pub(crate) mod crypto;
 mod devices;
 #[doc(hidden)]
@@ -43,6 +44,11 @@ mod throttle;
 mod ticket;
 mod transition;
 
+pub(crate) use authenticators::AuthenticatorFactor;
+pub use authenticators::{
+    AddedAuthenticator, AuthenticatorInfo, AuthenticatorKind, DEFAULT_LABEL, LabelError,
+    MAX_LABEL_CHARS, check_label,
+};
 pub use crypto::CodeKey;
 pub use devices::{DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
@@ -66,4 +72,6 @@ pub use ticket::{SecondFactorProof, Verification};
 pub use transition::Transition;
 
 /// The shared vocabulary, also reachable here (defined in [`crate::vocabulary`]).
-pub use crate::vocabulary::{DeviceId, FactorKind, FailureReason, LoginContext, UserId};
+pub use crate::vocabulary::{
+    AuthenticatorId, DeviceId, FactorKind, FailureReason, LoginContext, UserId,
+};

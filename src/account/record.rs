@@ -7,6 +7,7 @@ use crate::policy::EnrollmentStatus;
 use crate::vocabulary::{RecordTag, SecretSlot};
 
 use super::UserId;
+use super::authenticators::{Authenticator, DEFAULT_LABEL, TotpFactor};
 use super::devices::TrustedDevice;
 use super::login::LoginChallenge;
 use super::mailed::MailedCode;
@@ -15,7 +16,9 @@ use super::throttle::RateLimit;
 #[cfg(feature = "serde")]
 use super::{mailed::MailedCodeWire, recovery::RecoveryCodeSetWire};
 
-/// The confirmed authenticator.
+/// The confirmed authenticator of a record of formats 1 to 3 (one per user), as those
+/// formats store it: decoded into one [`Authenticator`], and written again only to check the
+/// tag of such a row.
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
@@ -28,10 +31,49 @@ pub(crate) struct ActiveFactor {
     pub(crate) last_used_step: Option<u64>,
 }
 
+impl ActiveFactor {
+    /// The one authenticator of an old record: the default label, an id derived from its
+    /// confirmation time (the same at every load of a row never saved again), no offset.
+    fn into_authenticator(self) -> Authenticator {
+        Authenticator::totp(
+            super::authenticators::legacy_id(self.enrolled_at),
+            DEFAULT_LABEL.to_owned(),
+            self.enrolled_at,
+            TotpFactor::new(self.secret, self.totp, self.last_used_step),
+        )
+    }
+
+    /// The old form of an authenticator decoded from it (for tag checks of old rows).
+    #[cfg(feature = "serde")]
+    fn from_authenticator(a: &Authenticator) -> Self {
+        let t = a.totp_factor();
+        ActiveFactor {
+            secret: t.secret.clone(),
+            totp: t.params,
+            enrolled_at: a.created_at,
+            last_used_step: t.last_used_step,
+        }
+    }
+}
+
+/// What a pending enrollment is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
+pub(crate) enum PendingPurpose {
+    /// The first authenticator: 2FA goes on.
+    Enroll,
+    /// Another authenticator beside the existing ones.
+    Add,
+    /// A new secret for the authenticator with this id (a new phone).
+    Replace(crate::vocabulary::AuthenticatorId),
+}
+
 /// An enrollment (or rotation) waiting for its confirming code.
 #[derive(Clone)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct PendingEnrollment {
     pub(crate) secret: SecretSlot,
     pub(crate) totp: Totp,
@@ -39,8 +81,52 @@ pub(crate) struct PendingEnrollment {
     /// Valid while `now < expires_at`.
     pub(crate) expires_at: u64,
     /// The administrator who provisioned it by mail, if one did.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "required"))]
     pub(crate) provisioned_by: Option<UserId>,
+    /// What confirming it does.
+    pub(crate) purpose: PendingPurpose,
+    /// The label of the authenticator it will be.
+    pub(crate) label: String,
+}
+
+/// A pending enrollment as stored (format 4 has `purpose` and `label`; formats 1 to 3 do not).
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingWire {
+    secret: SecretSlot,
+    totp: Totp,
+    started_at: u64,
+    expires_at: u64,
+    #[serde(deserialize_with = "required")]
+    provisioned_by: Option<UserId>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    purpose: Option<PendingPurpose>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    label: Option<String>,
+}
+
+#[cfg(feature = "serde")]
+impl PendingEnrollment {
+    /// The stored form: with purpose and label (format 4) or without (older formats).
+    fn wire(&self, current: bool) -> PendingWire {
+        PendingWire {
+            secret: self.secret.clone(),
+            totp: self.totp,
+            started_at: self.started_at,
+            expires_at: self.expires_at,
+            provisioned_by: self.provisioned_by.clone(),
+            purpose: current.then(|| self.purpose.clone()),
+            label: current.then(|| self.label.clone()),
+        }
+    }
 }
 
 /// All mutable 2FA state of one user: the only thing a [`UserStore`](crate::UserStore) keeps.
@@ -62,41 +148,59 @@ pub(crate) struct PendingEnrollment {
 ///
 /// # Stored format
 ///
-/// A JSON object with `"v": 3` and every field present (`null` or `[]` when empty), in a
-/// fixed order: the nine fields of format 1, then `mailed_code_login_at` (format 2), then
-/// `tickets` (the ticket generation and the used tickets) and `mailed_login_required`
-/// (format 3), then `mac`; nothing else. Rows of format 2 (exactly its eleven fields, `"v": 2`)
-/// load with no used tickets, generation 0, and are written as format 3 by their next save. Decoding is strict: a missing field, an unknown field (at any
-/// depth), a value of the wrong type or another version is an error, never a record "with no
-/// factor" (which would read as "this user has no 2FA"). Stores report it as a corrupt row
+/// A JSON object with `"v": 4` and every field present (`null` or `[]` when empty), in a
+/// fixed order: `authenticators` (format 4: each with its `id`, `label`, `created_at`,
+/// `last_used_at` and `factor`, `{"totp": {secret, params, last_used_step, clock_offset,
+/// offset_candidate}}`), `pending` (with its `purpose` and `label` since format 4), then
+/// `recovery`, `devices`, `mailed`, `challenge`, `login_awaiting_enrollment`, `code_checks`,
+/// `mail_sends` (format 1), `mailed_code_login_at` (format 2), `tickets` and
+/// `mailed_login_required` (format 3), then `mac`; nothing else. Decoding is strict: a
+/// missing field, an unknown field (at any depth), a value of the wrong type or another
+/// version is an error, never a record "with no factor" (which would read as "this user has
+/// no 2FA"); so are two authenticators with one id or one label, an id or a label of the
+/// wrong shape, more than [`Settings::MAX_MAX_AUTHENTICATORS`](super::Settings::MAX_MAX_AUTHENTICATORS)
+/// authenticators, and a clock offset beyond its bound. Stores report it as a corrupt row
 /// and the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
 /// bytes, which is what [`SealedStore`](crate::seal::SealedStore) authenticates.
 ///
-/// Migration rule for rows written before the version field existed (format 1): an object
-/// **without** `"v"` and without `"mac"` is accepted only if it has exactly the nine fields
-/// format 1 always wrote (`active`, `pending`, `recovery`, `devices`, `mailed`, `challenge`,
-/// `login_awaiting_enrollment`, `code_checks`, `mail_sends`), each present, with the same
-/// strict nested shapes, and the recovery set and mailed code in their format-1 shape (no
-/// `hash` scheme, no `symbols`: salted SHA-256 over 10-symbol recovery codes). Format 2
-/// requires those fields; the two formats never mix. A format-1 row is re-encoded as format
-/// 2 by its next save.
+/// Older rows load and are written as format 4 by their next save:
+/// - Formats 1 to 3 hold one `active` factor (or `null`) where format 4 has
+///   `authenticators`: it becomes one authenticator labelled "Authenticator app"
+///   ([`DEFAULT_LABEL`](super::DEFAULT_LABEL)), created when it was confirmed, with its
+///   replay step, no clock offset, never used as far as the record knows, and an id derived
+///   from its confirmation time, so every load of a row that is never saved again gives the
+///   same id. A pending enrollment beside it replaces it when confirmed (as it did), one
+///   without it is the first enrollment.
+/// - Format 3 (`"v": 3`): exactly the fields above with `active` for `authenticators`.
+/// - Format 2 (`"v": 2`, exactly eleven fields): without `tickets` and
+///   `mailed_login_required`; it loads with no used tickets, generation 0.
+/// - Format 1, written before the version field existed: an object **without** `"v"` and
+///   without `"mac"` is accepted only if it has exactly the nine fields format 1 always
+///   wrote (`active`, `pending`, `recovery`, `devices`, `mailed`, `challenge`,
+///   `login_awaiting_enrollment`, `code_checks`, `mail_sends`), each present, with the same
+///   strict nested shapes, and the recovery set and mailed code in their format-1 shape (no
+///   `hash` scheme, no `symbols`: salted SHA-256 over 10-symbol recovery codes).
+///
+/// Each format has exactly its own fields; formats never mix.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
 /// use twofactor::account::TwoFactorRecord;
 ///
 /// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
-/// assert!(json.starts_with(r#"{"v":3,"active":null"#));
+/// assert!(json.starts_with(r#"{"v":4,"authenticators":[]"#));
 /// assert!(serde_json::from_str::<TwoFactorRecord>(&json).is_ok());
 /// // Not a record this crate wrote: refused, never "no 2FA".
-/// for bad in ["{}", "[]", "null", r#"{"v":3}"#, r#"{"v":4,"active":null}"#] {
+/// for bad in ["{}", "[]", "null", r#"{"v":4}"#, r#"{"v":5,"authenticators":[]}"#] {
 ///     assert!(serde_json::from_str::<TwoFactorRecord>(bad).is_err());
 /// }
 /// # }
 /// ```
 #[derive(Clone, Default)]
 pub struct TwoFactorRecord {
-    pub(crate) active: Option<ActiveFactor>,
+    /// The confirmed authenticators, in the order they were added (at most
+    /// [`Settings::MAX_MAX_AUTHENTICATORS`](super::Settings::MAX_MAX_AUTHENTICATORS)).
+    pub(crate) authenticators: Vec<Authenticator>,
     pub(crate) pending: Option<PendingEnrollment>,
     pub(crate) recovery: Option<RecoveryCodeSet>,
     pub(crate) devices: Vec<TrustedDevice>,
@@ -135,11 +239,14 @@ pub struct TwoFactorRecord {
     /// format 3 covers the format-2 encoding, which [`encode_as_stored`](Self::encode_as_stored)
     /// reproduces for a store that does not keep the stored text.
     pub(crate) format_2: bool,
+    /// Decoded from a format-3 row (not stored; cleared when saved): its tag covers the
+    /// format-3 encoding.
+    pub(crate) format_3: bool,
 }
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
 #[cfg(feature = "serde")]
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// Deserializes a field with no default: `Option` fields become required (`null` allowed,
 /// absent refused), which serde otherwise makes optional.
@@ -162,13 +269,16 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-/// The stored form, field order fixed (the canonical encoding).
+/// The stored form, field order fixed (the canonical encoding): `F` is the first field,
+/// `authenticators` ([`Authenticators`], the current format) or `active` ([`Active`], to
+/// check the tag of a format-3 row).
 #[cfg(feature = "serde")]
 #[derive(serde::Serialize)]
-struct WireOut<'a> {
+struct WireOut<'a, F> {
     v: u32,
-    active: &'a Option<ActiveFactor>,
-    pending: &'a Option<PendingEnrollment>,
+    #[serde(flatten)]
+    factors: F,
+    pending: Option<PendingWire>,
     recovery: &'a Option<RecoveryCodeSet>,
     devices: &'a [TrustedDevice],
     mailed: &'a Option<MailedCode>,
@@ -182,14 +292,51 @@ struct WireOut<'a> {
     mac: &'a Option<RecordTag>,
 }
 
+/// The factors of format 4.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize)]
+struct Authenticators<'a> {
+    authenticators: &'a [Authenticator],
+}
+
+/// The factor of formats 1 to 3.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize)]
+struct Active {
+    active: Option<ActiveFactor>,
+}
+
+#[cfg(feature = "serde")]
+impl TwoFactorRecord {
+    /// The record in the stored shape of format `v` (3 or the current one), with `factors`.
+    fn wire<F>(&self, v: u32, factors: F) -> WireOut<'_, F> {
+        WireOut {
+            v,
+            factors,
+            pending: self.pending.as_ref().map(|p| p.wire(v == FORMAT)),
+            recovery: &self.recovery,
+            devices: &self.devices,
+            mailed: &self.mailed,
+            challenge: &self.challenge,
+            login_awaiting_enrollment: &self.login_awaiting_enrollment,
+            code_checks: &self.code_checks,
+            mail_sends: &self.mail_sends,
+            mailed_code_login_at: self.mailed_code_login_at,
+            tickets: &self.tickets,
+            mailed_login_required: self.mailed_login_required,
+            mac: &self.mac,
+        }
+    }
+}
+
 /// A format-2 row's shape (no ticket ledger, no mailed-login flag), for checking a tag made
 /// before format 3 ([`TwoFactorRecord::encode_as_stored`]).
 #[cfg(feature = "serde")]
 #[derive(serde::Serialize)]
 struct WireOutV2<'a> {
     v: u32,
-    active: &'a Option<ActiveFactor>,
-    pending: &'a Option<PendingEnrollment>,
+    active: Option<ActiveFactor>,
+    pending: Option<PendingWire>,
     recovery: &'a Option<RecoveryCodeSet>,
     devices: &'a [TrustedDevice],
     mailed: &'a Option<MailedCode>,
@@ -203,10 +350,23 @@ struct WireOutV2<'a> {
 
 #[cfg(feature = "serde")]
 impl TwoFactorRecord {
-    /// Writes the record in the format it was decoded from: format 2 for a record read from a
-    /// format-2 row (whose tag covers that encoding), the current format otherwise. Only tag
-    /// checks use it; saves always write the current format.
+    /// The one factor of a record decoded from an old format.
+    fn old_active(&self) -> Option<ActiveFactor> {
+        self.authenticators
+            .first()
+            .map(ActiveFactor::from_authenticator)
+    }
+
+    /// Writes the record in the format it was decoded from: format 2 or 3 for a record read
+    /// from such a row (whose tag covers that encoding), the current format otherwise. Only
+    /// tag checks use it; saves always write the current format.
     pub(crate) fn encode_as_stored<W: std::io::Write>(&self, out: W) -> serde_json::Result<()> {
+        if self.format_3 {
+            let active = Active {
+                active: self.old_active(),
+            };
+            return serde_json::to_writer(out, &self.wire(3, active));
+        }
         if !self.format_2 {
             return serde_json::to_writer(out, self);
         }
@@ -214,8 +374,8 @@ impl TwoFactorRecord {
             out,
             &WireOutV2 {
                 v: 2,
-                active: &self.active,
-                pending: &self.pending,
+                active: self.old_active(),
+                pending: self.pending.as_ref().map(|p| p.wire(false)),
                 recovery: &self.recovery,
                 devices: &self.devices,
                 mailed: &self.mailed,
@@ -230,17 +390,20 @@ impl TwoFactorRecord {
     }
 }
 
-/// What decoding accepts: format 2, or format 1 (no `v`, no `mac`), every field required.
+/// What decoding accepts: format 4 (`authenticators`), 3 or 2 (one `active` factor), or 1 (no
+/// `v`, no `mac`), every field of the format required.
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireIn {
     #[serde(default, deserialize_with = "present")]
     v: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    authenticators: Option<Vec<Authenticator>>,
+    #[serde(default, deserialize_with = "present")]
+    active: Option<Option<ActiveFactor>>,
     #[serde(deserialize_with = "required")]
-    active: Option<ActiveFactor>,
-    #[serde(deserialize_with = "required")]
-    pending: Option<PendingEnrollment>,
+    pending: Option<PendingWire>,
     #[serde(deserialize_with = "required")]
     recovery: Option<RecoveryCodeSetWire>,
     devices: Vec<TrustedDevice>,
@@ -265,24 +428,41 @@ struct WireIn {
 #[cfg(feature = "serde")]
 impl serde::Serialize for TwoFactorRecord {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        WireOut {
-            v: FORMAT,
-            active: &self.active,
-            pending: &self.pending,
-            recovery: &self.recovery,
-            devices: &self.devices,
-            mailed: &self.mailed,
-            challenge: &self.challenge,
-            login_awaiting_enrollment: &self.login_awaiting_enrollment,
-            code_checks: &self.code_checks,
-            mail_sends: &self.mail_sends,
-            mailed_code_login_at: self.mailed_code_login_at,
-            tickets: &self.tickets,
-            mailed_login_required: self.mailed_login_required,
-            mac: &self.mac,
-        }
-        .serialize(serializer)
+        let authenticators = Authenticators {
+            authenticators: &self.authenticators,
+        };
+        self.wire(FORMAT, authenticators).serialize(serializer)
     }
+}
+
+/// Checks the authenticators of a decoded record: at most the documented maximum, ids of the
+/// right shape, ids and labels unique, labels valid, clock offsets within their bound.
+#[cfg(feature = "serde")]
+fn check_authenticators(list: &[Authenticator]) -> Result<(), &'static str> {
+    use super::authenticators::{check_label, is_valid_id, offset_bound};
+    if list.len() > super::Settings::MAX_MAX_AUTHENTICATORS {
+        return Err("too many authenticators");
+    }
+    for (i, a) in list.iter().enumerate() {
+        if !is_valid_id(&a.id) {
+            return Err("an authenticator id of the wrong shape");
+        }
+        if check_label(&a.label).as_deref() != Ok(a.label.as_str()) {
+            return Err("an authenticator label that is not valid");
+        }
+        let t = a.totp_factor();
+        let bound = offset_bound(&t.params);
+        let in_bound = |o: i8| i64::from(o).abs() <= bound.max(0);
+        if !in_bound(t.clock_offset) || !t.offset_candidate.is_none_or(in_bound) {
+            return Err("a clock offset beyond its bound");
+        }
+        for b in &list[..i] {
+            if b.id == a.id || b.label.to_lowercase() == a.label.to_lowercase() {
+                return Err("two authenticators with the same id or label");
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(feature = "serde")]
@@ -290,8 +470,9 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let w = WireIn::deserialize(deserializer)?;
-        // Format 2 lacks the two format-3 fields; format 1 also lacks the version, the tag and
-        // the mailed-login time. Each format has exactly its own fields.
+        // Each format has exactly its own fields: format 4 the authenticators, formats 1 to 3
+        // one `active` factor; format 3 the ticket ledger and the mailed-login flag; formats
+        // 2 and later the version, the tag and the mailed-login time.
         let format3 = (w.tickets, w.mailed_login_required);
         let (mac, mailed_code_login_at, tickets, mailed_login_required) =
             match (w.v, w.mac, w.mailed_code_login_at, format3) {
@@ -299,15 +480,15 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
                 (Some(2), Some(mac), Some(at), (None, None)) => {
                     (mac, at, Default::default(), false)
                 }
-                (Some(FORMAT), Some(mac), Some(at), (Some(t), Some(m))) => (mac, at, t, m),
-                (Some(2 | FORMAT), None, _, _) => return Err(D::Error::missing_field("mac")),
-                (Some(2 | FORMAT), _, None, _) => {
+                (Some(3 | FORMAT), Some(mac), Some(at), (Some(t), Some(m))) => (mac, at, t, m),
+                (Some(2..=FORMAT), None, _, _) => return Err(D::Error::missing_field("mac")),
+                (Some(2..=FORMAT), _, None, _) => {
                     return Err(D::Error::missing_field("mailed_code_login_at"));
                 }
-                (Some(FORMAT), _, _, (None, _)) => {
+                (Some(3 | FORMAT), _, _, (None, _)) => {
                     return Err(D::Error::missing_field("tickets"));
                 }
-                (Some(FORMAT), _, _, (_, None)) => {
+                (Some(3 | FORMAT), _, _, (_, None)) => {
                     return Err(D::Error::missing_field("mailed_login_required"));
                 }
                 (Some(2), _, _, _) => {
@@ -316,10 +497,59 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
                 (None, _, _, _) => return Err(D::Error::missing_field("v")),
                 (Some(v), _, _, _) => {
                     return Err(D::Error::custom(format_args!(
-                        "unsupported record format {v} (this version reads 1, 2 and {FORMAT})"
+                        "unsupported record format {v} (this version reads 1 to {FORMAT})"
                     )));
                 }
             };
+        let current = w.v == Some(FORMAT);
+        let authenticators = match (current, w.authenticators, w.active) {
+            (true, Some(list), None) => {
+                check_authenticators(&list).map_err(D::Error::custom)?;
+                list
+            }
+            (true, None, _) => return Err(D::Error::missing_field("authenticators")),
+            (false, None, Some(active)) => active
+                .map(ActiveFactor::into_authenticator)
+                .into_iter()
+                .collect(),
+            (false, _, None) => return Err(D::Error::missing_field("active")),
+            (true, Some(_), Some(_)) | (false, Some(_), Some(_)) => {
+                return Err(D::Error::custom(
+                    "a record with both `active` and `authenticators`",
+                ));
+            }
+        };
+        let pending = match w.pending {
+            None => None,
+            Some(p) => {
+                let (purpose, label) = match (current, p.purpose, p.label) {
+                    (true, Some(purpose), Some(label)) => (purpose, label),
+                    (true, _, _) => {
+                        return Err(D::Error::missing_field("purpose"));
+                    }
+                    // Before format 4, a pending enrollment beside an active factor was a
+                    // rotation of it, and otherwise the first enrollment.
+                    (false, None, None) => match authenticators.first() {
+                        Some(a) => (PendingPurpose::Replace(a.id.clone()), a.label.clone()),
+                        None => (PendingPurpose::Enroll, DEFAULT_LABEL.to_owned()),
+                    },
+                    (false, _, _) => {
+                        return Err(D::Error::custom(
+                            "a format-4 pending enrollment in an older record",
+                        ));
+                    }
+                };
+                Some(PendingEnrollment {
+                    secret: p.secret,
+                    totp: p.totp,
+                    started_at: p.started_at,
+                    expires_at: p.expires_at,
+                    provisioned_by: p.provisioned_by,
+                    purpose,
+                    label,
+                })
+            }
+        };
         let legacy = w.v.is_none();
         let recovery = w
             .recovery
@@ -332,8 +562,8 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             .transpose()
             .map_err(D::Error::custom)?;
         Ok(TwoFactorRecord {
-            active: w.active,
-            pending: w.pending,
+            authenticators,
+            pending,
             recovery,
             devices: w.devices,
             mailed,
@@ -347,6 +577,7 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             mac,
             format_1: legacy,
             format_2: w.v == Some(2),
+            format_3: w.v == Some(3),
         })
     }
 }
@@ -355,6 +586,7 @@ impl fmt::Debug for TwoFactorRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TwoFactorRecord")
             .field("enrolled_at", &self.enrolled_at())
+            .field("authenticators", &self.authenticators.len())
             .field(
                 "pending_enrollment_expires_at",
                 &self.pending_enrollment_expires_at(),
@@ -404,13 +636,14 @@ impl TwoFactorRecord {
     /// Whether an authenticator is confirmed and active.
     #[must_use]
     pub fn is_enrolled(&self) -> bool {
-        self.active.is_some()
+        !self.authenticators.is_empty()
     }
 
-    /// When the active authenticator was confirmed.
+    /// When 2FA was turned on: the creation time of the oldest authenticator (replacing an
+    /// authenticator makes it new).
     #[must_use]
     pub fn enrolled_at(&self) -> Option<u64> {
-        self.active.as_ref().map(|a| a.enrolled_at)
+        self.authenticators.iter().map(|a| a.created_at).min()
     }
 
     /// What an [`EnforcementPolicy`](crate::EnforcementPolicy) may know about this user.
@@ -442,16 +675,20 @@ impl TwoFactorRecord {
             .and_then(|p| p.provisioned_by.as_ref())
     }
 
-    /// The TOTP parameters of the active authenticator.
+    /// The TOTP parameters of the first authenticator (each has its own: see
+    /// [`authenticators`](Self::authenticators)).
     #[must_use]
     pub fn totp(&self) -> Option<Totp> {
-        self.active.as_ref().map(|a| a.totp)
+        self.authenticators.first().map(|a| a.totp_factor().params)
     }
 
-    /// The last accepted TOTP time step (replay protection).
+    /// The last accepted TOTP time step of the first authenticator (replay protection is
+    /// per authenticator).
     #[must_use]
     pub fn last_used_step(&self) -> Option<u64> {
-        self.active.as_ref().and_then(|a| a.last_used_step)
+        self.authenticators
+            .first()
+            .and_then(|a| a.totp_factor().last_used_step)
     }
 
     /// Unused recovery codes.
@@ -481,11 +718,11 @@ impl TwoFactorRecord {
         }
     }
 
-    /// Clears every factor and everything derived from one: active and pending secrets,
+    /// Clears every factor and everything derived from one: every authenticator, the pending secret,
     /// recovery codes, trusted devices, pending mailed code and logins. Keeps the throttles.
     /// Returns the labels of the trusted devices it revoked.
     pub(crate) fn clear_factors(&mut self) -> Vec<String> {
-        self.active = None;
+        self.authenticators.clear();
         self.pending = None;
         self.recovery = None;
         self.mailed = None;
