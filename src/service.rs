@@ -118,6 +118,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rand::rngs::SysRng;
 
+use crate::account::{AddedAuthenticator, AuthenticatorInfo};
 use crate::account::{
     Checked, DeviceId, DeviceInfo, DomainError, Enrolled, EnrollmentStarted, Factor, LoginContext,
     LoginDecision, LoginGranted, MalformedInput, PendingLogin, PendingStep, Reauthenticated,
@@ -130,6 +131,7 @@ use crate::mail::{Mailer, NoMailer, Notice};
 use crate::policy::{EnforcementPolicy, Optional, Principal};
 use crate::provision::UriError;
 use crate::store::{SaveOutcome, UserStore, Version};
+use crate::vocabulary::AuthenticatorId;
 use crate::vocabulary::BoxError;
 
 /// How many times an operation reloads and retries after a compare-and-swap conflict before
@@ -2041,6 +2043,45 @@ where
         remember_device: Option<&str>,
         context: &LoginContext,
     ) -> Result<LoginGranted, Error> {
+        self.finish_login_with(pending, factor, None, remember_device, context)
+            .await
+    }
+
+    /// [`finish_login`](Self::finish_login) where the user picked the authenticator the code
+    /// comes from (a list of their authenticators on the second step): a TOTP code is checked
+    /// against that one only. Without it, every TOTP authenticator of the user is tried.
+    /// Recovery and mailed codes ignore it.
+    ///
+    /// # Errors
+    /// As [`finish_login`](Self::finish_login), and [`Error::UnknownAuthenticator`] for an id
+    /// that is not one of the user's (nothing checked or counted).
+    #[tracing::instrument(skip_all, fields(user.id = %pending.user()))]
+    pub async fn finish_login_from(
+        &self,
+        pending: &PendingLogin,
+        factor: Factor<'_>,
+        authenticator: &AuthenticatorId,
+        remember_device: Option<&str>,
+        context: &LoginContext,
+    ) -> Result<LoginGranted, Error> {
+        self.finish_login_with(
+            pending,
+            factor,
+            Some(authenticator),
+            remember_device,
+            context,
+        )
+        .await
+    }
+
+    async fn finish_login_with(
+        &self,
+        pending: &PendingLogin,
+        factor: Factor<'_>,
+        authenticator: Option<&AuthenticatorId>,
+        remember_device: Option<&str>,
+        context: &LoginContext,
+    ) -> Result<LoginGranted, Error> {
         // Refused before any load: nothing checked, nothing counted.
         self.check_ticket(pending)?;
         checked(
@@ -2052,11 +2093,12 @@ where
                     let requirement =
                         self.policy
                             .requirement(pending.principal(), &r.enrollment_status(), now);
-                    r.finish_login(
+                    r.finish_login_from(
                         pending,
                         now,
                         &requirement,
                         factor,
+                        authenticator,
                         remember_device,
                         context,
                         &self.settings,
@@ -2260,6 +2302,182 @@ where
     pub async fn revoke_all_devices(&self, user: &UserId) -> Result<usize, Error> {
         self.run(user, None, |r, _, _| Ok(r.revoke_all_devices()))
             .await
+    }
+
+    // ----- authenticators -----
+
+    /// The user's authenticators (a phone, a spare phone, a password manager), in the order
+    /// they were added, for the account page: id, label, kind, dates and the learned clock
+    /// offset ([`AuthenticatorInfo::clock_offset_seconds`]: "your phone's clock is about N
+    /// seconds off"). No secrets.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn authenticators(&self, user: &UserId) -> Result<Vec<AuthenticatorInfo>, Error> {
+        Ok(self.load(user).await?.0.authenticators())
+    }
+
+    /// Renames one of the user's authenticators. The label is trimmed, 1 to
+    /// [`MAX_LABEL_CHARS`](crate::account::MAX_LABEL_CHARS) characters, without control
+    /// characters, and unique among the user's authenticators (case ignored). Audited and
+    /// notified.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAuthenticator`], [`Error::InvalidLabel`], [`Error::LabelTaken`], and
+    /// the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn rename_authenticator(
+        &self,
+        user: &UserId,
+        authenticator: &AuthenticatorId,
+        label: &str,
+    ) -> Result<(), Error> {
+        self.run(user, None, |r, _, _| {
+            r.rename_authenticator(authenticator, label)
+        })
+        .await
+    }
+
+    /// Starts adding another authenticator for an enrolled user, named `label`: needs a fresh
+    /// password check **and** a second factor (a fresh [`SecondFactorProof`] of this session,
+    /// or a code from an existing authenticator, or a recovery code). Returns the QR code and
+    /// key to show; confirm with a code from the **new** authenticator through
+    /// [`finish_adding_authenticator`](Self::finish_adding_authenticator). Nothing else
+    /// changes: the existing authenticators, recovery codes and trusted devices stay. At most
+    /// [`Settings::max_authenticators`] per user (5 by default): every authenticator is one
+    /// more secret a guessed code may match (see the
+    /// [manual](crate::manual#several-authenticators)).
+    ///
+    /// # Errors
+    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`] (enroll the first one with
+    /// [`start_enrollment`](Self::start_enrollment)), [`Error::InvalidLabel`],
+    /// [`Error::LabelTaken`], [`Error::TooManyAuthenticators`], [`Error::InvalidProof`],
+    /// [`Error::SecondFactorRequired`], [`Error::InvalidCode`], [`Error::Malformed`],
+    /// [`Error::Throttled`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn start_adding_authenticator<'v>(
+        &self,
+        user: &UserId,
+        label: &str,
+        account: &str,
+        verification: impl Into<Verification<'v>>,
+        reauth: Reauthenticated,
+    ) -> Result<EnrollmentStarted, Error> {
+        let verification = verification.into();
+        checked(
+            self.run(user, None, |r, now, rng| {
+                r.start_adding_authenticator(
+                    now,
+                    user,
+                    label,
+                    reauth,
+                    verification,
+                    account,
+                    &self.settings,
+                    rng,
+                )
+            })
+            .await?,
+        )
+    }
+
+    /// Confirms the authenticator being added with a code from it: it is added after the
+    /// others (which keep working) and the user is notified.
+    ///
+    /// # Errors
+    /// [`Error::NoPendingEnrollment`] (none being added, or expired), [`Error::InvalidCode`],
+    /// [`Error::Malformed`], [`Error::Throttled`], [`Error::LabelTaken`] /
+    /// [`Error::TooManyAuthenticators`] (changed meanwhile), and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn finish_adding_authenticator(
+        &self,
+        user: &UserId,
+        code: &str,
+    ) -> Result<AddedAuthenticator, Error> {
+        checked(
+            self.run(user, None, |r, now, rng| {
+                r.finish_adding_authenticator(now, user, code, &self.settings, rng)
+            })
+            .await?,
+        )
+    }
+
+    /// Starts replacing one named authenticator (a new phone for "Work phone"): as
+    /// [`start_rotation`](Self::start_rotation), which replaces the authenticator of a user
+    /// who has one. Confirmed with [`finish_enrollment`](Self::finish_enrollment), the new
+    /// secret takes the old one's place and label under a new id, with a fresh clock offset;
+    /// the other authenticators stay. As for a rotation, the recovery codes are renewed and
+    /// trusted devices revoked.
+    ///
+    /// # Errors
+    /// As [`start_rotation`](Self::start_rotation), and [`Error::UnknownAuthenticator`].
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn start_replacing_authenticator<'v>(
+        &self,
+        user: &UserId,
+        authenticator: &AuthenticatorId,
+        account: &str,
+        verification: impl Into<Verification<'v>>,
+        reauth: Reauthenticated,
+    ) -> Result<EnrollmentStarted, Error> {
+        let verification = verification.into();
+        checked(
+            self.run(user, None, |r, now, rng| {
+                r.start_replacing_authenticator(
+                    now,
+                    user,
+                    authenticator,
+                    reauth,
+                    verification,
+                    account,
+                    &self.settings,
+                    rng,
+                )
+            })
+            .await?,
+        )
+    }
+
+    /// Removes one authenticator (a lost phone, with the other one's code): needs a fresh
+    /// password check and a second factor (a fresh proof, a code from any authenticator, or a
+    /// recovery code). The other authenticators, the recovery codes and the trusted devices
+    /// are not touched. Removing the **last** one is [`disable`](Self::disable), with its
+    /// rules: refused with [`Error::RequiredByPolicy`] where the policy requires 2FA of
+    /// `principal`.
+    ///
+    /// # Errors
+    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`],
+    /// [`Error::UnknownAuthenticator`], [`Error::RequiredByPolicy`], [`Error::InvalidProof`],
+    /// [`Error::SecondFactorRequired`], [`Error::InvalidCode`], [`Error::Malformed`],
+    /// [`Error::Throttled`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
+    pub async fn remove_authenticator<'v>(
+        &self,
+        principal: &Principal,
+        authenticator: &AuthenticatorId,
+        reauth: Reauthenticated,
+        verification: impl Into<Verification<'v>>,
+    ) -> Result<(), Error> {
+        let verification = verification.into();
+        let user = &principal.user;
+        checked(
+            self.run(user, None, |r, now, _| {
+                let requirement = self
+                    .policy
+                    .requirement(principal, &r.enrollment_status(), now);
+                r.remove_authenticator(
+                    now,
+                    user,
+                    authenticator,
+                    &requirement,
+                    reauth,
+                    verification,
+                    &self.settings,
+                )
+            })
+            .await?,
+        )
     }
 
     /// Replaces the recovery codes with a new set (the old ones stop working) and returns the

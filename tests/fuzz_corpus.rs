@@ -58,8 +58,11 @@ fn record_seeds_cover_valid_and_refused_records() {
         let data = fs::read(dir.join(name)).unwrap();
         serde_json::from_slice::<twofactor::account::TwoFactorRecord>(&data)
     };
-    // Formats 1 and 2 (rows written by earlier versions) still decode, and so does format 3.
+    // Formats 1 to 3 (rows written by earlier versions) still decode, and so does format 4.
     for valid in [
+        "v4_full",
+        "v4_tagged",
+        "v4_two_authenticators",
         "enrolled",
         "v1_default",
         "v1_full",
@@ -71,12 +74,21 @@ fn record_seeds_cover_valid_and_refused_records() {
     ] {
         assert!(decode(valid).is_ok(), "{valid}");
     }
-    // The format-3 seeds are canonical: what this version writes, byte for byte.
-    for canonical in ["v3_full", "v3_tagged"] {
+    // The format-4 seeds are canonical: what this version writes, byte for byte; and a
+    // format-3 seed decodes to its format-4 seed (one authenticator, a derived id).
+    for canonical in ["v4_full", "v4_tagged", "v4_two_authenticators"] {
         let data = fs::read_to_string(dir.join(canonical)).unwrap();
         let encoded = serde_json::to_string(&decode(canonical).unwrap()).unwrap();
         assert_eq!(encoded, data, "{canonical}");
     }
+    for (old, new) in [("v3_full", "v4_full"), ("v3_tagged", "v4_tagged")] {
+        let data = fs::read_to_string(dir.join(new)).unwrap();
+        let encoded = serde_json::to_string(&decode(old).unwrap()).unwrap();
+        assert_eq!(encoded, data, "{old} -> {new}");
+    }
+    let two = decode("v4_two_authenticators").unwrap();
+    assert_eq!(two.authenticators().len(), 2);
+    assert_eq!(two.authenticators()[1].clock_offset_seconds(), -90);
     // A format-2 seed is the format-3 record with no tickets used, generation 0 and no
     // mailed login required.
     let v2 = serde_json::to_value(decode("v2_full").unwrap()).unwrap();
@@ -126,7 +138,19 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v3_used_ticket_extra_field",
         "v3_generation_wrong_type",
         "v2_with_format_3_fields",
-        "v4",
+        "v4", // the fields of format 3 under `"v": 4`
+        // Format 4: authenticators with unique ids and labels of the right shape, offsets
+        // within their bound, at most ten, a known kind; a pending enrollment says its purpose.
+        "v4_duplicate_label",
+        "v4_duplicate_id",
+        "v4_offset_beyond_bound",
+        "v4_candidate_beyond_bound",
+        "v4_label_control",
+        "v4_id_shape",
+        "v4_too_many",
+        "v4_pending_without_purpose",
+        "v4_unknown_kind",
+        "v3_pending_with_format_4_fields",
     ] {
         assert!(decode(refused).is_err(), "{refused}");
     }

@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::flows::{Harness, code, optional, required};
+use common::legacy::to_format_3;
 use proptest::prelude::*;
 use serde_json::Value;
 use twofactor::account::LoginContext;
@@ -33,9 +34,10 @@ fn value(json: &str) -> Value {
     serde_json::from_str(json).expect("JSON")
 }
 
-/// A format-3 row turned back into the format-2 shape: `"v": 2`, without `tickets` and
-/// `mailed_login_required`.
-fn to_format_2(mut row: Value) -> Value {
+/// A format-4 row turned back into the format-2 shape: the format-3 shape with `"v": 2`,
+/// without `tickets` and `mailed_login_required`.
+fn to_format_2(row: Value) -> Value {
+    let mut row = to_format_3(row);
     let map = row.as_object_mut().expect("object");
     map.insert("v".into(), Value::from(2));
     for key in ["tickets", "mailed_login_required"] {
@@ -44,10 +46,11 @@ fn to_format_2(mut row: Value) -> Value {
     row
 }
 
-/// A format-3 (or format-2) row turned back into the format-1 shape: without `v`,
+/// A format-4 row turned back into the format-1 shape: the format-3 shape without `v`,
 /// `mailed_code_login_at`, `tickets`, `mailed_login_required` and `mac`, and without the
 /// code-hash scheme of the recovery set and the mailed code.
-fn to_format_1(mut row: Value) -> Value {
+fn to_format_1(row: Value) -> Value {
+    let mut row = to_format_3(row);
     let map = row.as_object_mut().expect("object");
     for key in [
         "v",
@@ -69,15 +72,16 @@ fn to_format_1(mut row: Value) -> Value {
 }
 
 #[test]
-fn format_1_rows_load_and_are_rewritten_as_format_3_losing_nothing() {
+fn format_1_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
     for fixture in [V1_FULL, V1_DEFAULT] {
         let record = decode_record(fixture).expect("today's rows decode");
         let v3 = encode_record(&record).expect("encode");
-        assert!(v3.starts_with(r#"{"v":3,"#), "{v3}");
-        // Everything the old row said is still said; only the fields of formats 2 and 3 were
-        // added, with the values that mean what format 1 meant.
+        assert!(v3.starts_with(r#"{"v":4,"#), "{v3}");
+        // Everything the old row said is still said; only the fields of formats 2 to 4 were
+        // added, with the values that mean what format 1 meant (its factor is the one
+        // authenticator).
         let rewritten = value(&v3);
-        assert_eq!(rewritten["v"], Value::from(3));
+        assert_eq!(rewritten["v"], Value::from(4));
         assert_eq!(rewritten["mailed_code_login_at"], Value::Null);
         assert_eq!(
             rewritten["tickets"],
@@ -107,10 +111,10 @@ fn format_1_rows_load_and_are_rewritten_as_format_3_losing_nothing() {
 }
 
 #[test]
-fn format_2_rows_load_and_are_rewritten_as_format_3_losing_nothing() {
+fn format_2_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
     let record = decode_record(V2_FULL).expect("format-2 rows decode");
     let v3 = encode_record(&record).expect("encode");
-    assert!(v3.starts_with(r#"{"v":3,"#), "{v3}");
+    assert!(v3.starts_with(r#"{"v":4,"#), "{v3}");
     // Format 3 only adds the ticket ledger (no ticket used, generation 0) and the flag that
     // the user was asked for a mailed code (not yet): everything else is as it was.
     let rewritten = value(&v3);
@@ -133,10 +137,10 @@ fn format_2_rows_load_and_are_rewritten_as_format_3_losing_nothing() {
     assert!(decode_record(&mixed.to_string()).is_err());
 }
 
-/// A format-2 row in a store logs in (with its app's code) and is saved as format 3 by that
+/// A format-2 row in a store logs in (with its app's code) and is saved as format 4 by that
 /// login, with the used ticket in its ledger.
 #[tokio::test]
-async fn a_format_2_row_logs_in_and_is_saved_as_format_3() {
+async fn a_format_2_row_logs_in_and_is_saved_as_format_4() {
     let store = Arc::new(MemoryStore::new());
     let alice = Principal::new("alice");
     for _ in 0..6 {
@@ -152,7 +156,7 @@ async fn a_format_2_row_logs_in_and_is_saved_as_format_3() {
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 7);
     let row = value(&json);
-    assert_eq!(row["v"], 3);
+    assert_eq!(row["v"], 4);
     assert_eq!(row["tickets"]["used"].as_array().map(Vec::len), Some(1));
 }
 
@@ -323,7 +327,7 @@ mod sealed {
     /// store version 6 under this keyring) still verifies after the upgrade: its tag covers
     /// the record as format 2 encoded it. It logs in, and the save re-tags it as format 3.
     #[tokio::test]
-    async fn format_2_sealed_rows_still_verify_and_are_retagged_as_format_3() {
+    async fn format_2_sealed_rows_still_verify_and_are_retagged_as_format_4() {
         const V2_SEALED: &str = include_str!("fixtures/record_v2_sealed.json");
         const SECRET: &str = "D3HZ7WXSUUHE5BD75D7GZQRZFW5H2QGA";
         let inner = Arc::new(MemoryStore::new());
@@ -347,7 +351,7 @@ mod sealed {
             .expect("login on a format-2 sealed row");
         let (json, version) = inner.json(&alice.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 3);
+        assert_eq!(value(&json)["v"], 4);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&alice.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.

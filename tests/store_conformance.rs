@@ -104,6 +104,12 @@ macro_rules! store_conformance {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn service_several_authenticators() {
+                let f = fixture().await;
+                flows::several_authenticators(f.store()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn service_recovery_code_works_once() {
                 let f = fixture().await;
                 flows::recovery_code_once(f.store()).await;

@@ -837,6 +837,227 @@ impl TwoFactorRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::crypto::TestRng;
+    use crate::account::enrollment::tests::{T0, enrolled_record};
+    use crate::otp::Secret;
+
+    /// A record enrolled at `T0` with a second authenticator (`label`) holding `secret` with
+    /// `params`, confirmed at `T0` too (no step used yet).
+    fn with_second(secret: &Secret, params: Totp, label: &str) -> TwoFactorRecord {
+        let mut r = enrolled_record(T0);
+        let id = r.new_authenticator_id(&mut TestRng(99)).unwrap();
+        r.authenticators.push(Authenticator::totp(
+            id,
+            label.to_owned(),
+            T0,
+            TotpFactor::new(secret.clone().into(), params, None),
+        ));
+        r
+    }
+
+    fn secret(byte: u8) -> Secret {
+        Secret::from_bytes(vec![byte; 20]).unwrap()
+    }
+
+    fn code_at(secret: &Secret, params: Totp, step: u64) -> Code {
+        params.generate_at_step(secret, step)
+    }
+
+    #[test]
+    fn a_code_of_the_second_authenticator_logs_in_and_names_it_and_only_it() {
+        let params = Totp::default();
+        let s2 = secret(7);
+        let mut r = with_second(&s2, params, "Spare phone");
+        let first_step = r.authenticators[0].totp_factor().last_used_step;
+        let now = T0 + 90;
+        let m = r
+            .verify_totp(code_at(&s2, params, params.step_at(now)), now, None)
+            .unwrap();
+        assert_eq!(m.id, r.authenticators[1].id);
+        assert_eq!(
+            r.authenticators[1].totp_factor().last_used_step,
+            Some(params.step_at(now))
+        );
+        assert_eq!(r.authenticators[1].last_used_at, Some(now));
+        // The first authenticator's replay state is untouched.
+        assert_eq!(r.authenticators[0].totp_factor().last_used_step, first_step);
+        assert_eq!(
+            m.events(),
+            [AuditKind::AuthenticatorUsed {
+                authenticator: r.authenticators[1].id.clone()
+            }]
+        );
+        // Named: only that authenticator is tried.
+        let next = params.step_at(now) + 1;
+        let first = r.authenticators[0].id.clone();
+        assert_eq!(
+            r.verify_totp(code_at(&s2, params, next), now + 30, Some(&first))
+                .err(),
+            Some(FailureReason::WrongCode)
+        );
+        let second = r.authenticators[1].id.clone();
+        assert!(
+            r.verify_totp(code_at(&s2, params, next), now + 30, Some(&second))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_same_code_is_accepted_once_per_authenticator_step() {
+        // Two authenticators that happen to show the same code (here: the same secret, as a
+        // user who scanned one QR code into two apps and then added it twice would not get,
+        // but two secrets agree on a step about once in a million).
+        let params = Totp::default();
+        let shared = secret(9);
+        let mut r = enrolled_record(T0);
+        r.authenticators.clear();
+        for (i, label) in ["A", "B"].into_iter().enumerate() {
+            r.authenticators.push(Authenticator::totp(
+                legacy_id(i as u64),
+                label.to_owned(),
+                T0,
+                TotpFactor::new(shared.clone().into(), params, None),
+            ));
+        }
+        let now = T0 + 300;
+        let code = code_at(&shared, params, params.step_at(now));
+        let ids: Vec<_> = r.authenticators.iter().map(|a| a.id.clone()).collect();
+        assert_eq!(r.verify_totp(code, now, None).unwrap().id, ids[0]);
+        assert_eq!(r.verify_totp(code, now, None).unwrap().id, ids[1]);
+        assert_eq!(
+            r.verify_totp(code, now, None).err(),
+            Some(FailureReason::Replayed)
+        );
+        // A code of another length never matches (an 8-digit authenticator and 6 digits).
+        let eight = Totp::builder().digits(8).build().unwrap();
+        let mut r = with_second(&shared, eight, "Eight");
+        let six = Code::parse(
+            &format!(
+                "{:06}",
+                code_at(&shared, eight, params.step_at(now)).value() % 1_000_000
+            ),
+            6,
+        )
+        .unwrap();
+        assert_eq!(
+            r.verify_totp(six, now, Some(&r.authenticators[1].id.clone()))
+                .err(),
+            Some(FailureReason::WrongCode)
+        );
+    }
+
+    #[test]
+    fn a_drifting_clock_is_learned_after_two_consistent_codes_within_the_bound() {
+        let params = Totp::default(); // skew 1
+        let s2 = secret(3);
+        let mut r = with_second(&s2, params, "Old phone");
+        let mut now = T0 + 600;
+        let second = r.authenticators[1].id.clone();
+        let login = |r: &mut TwoFactorRecord, now: u64, ahead: i64| {
+            let step = shift(params.step_at(now), ahead);
+            r.verify_totp(code_at(&s2, params, step), now, Some(&second))
+        };
+        // One step ahead: accepted (the skew), not learned yet.
+        let m = login(&mut r, now, 1).unwrap();
+        assert!(m.offset_change.is_none());
+        assert_eq!(r.authenticators[1].totp_factor().offset_candidate, Some(1));
+        now += 120;
+        // The second consistent observation moves the offset: audited, shown in seconds.
+        let m = login(&mut r, now, 1).unwrap();
+        assert_eq!(m.offset_change, Some((0, 1, 30)));
+        assert!(m.events().contains(&AuditKind::ClockOffsetLearned {
+            authenticator: second.clone(),
+            from_seconds: 0,
+            to_seconds: 30,
+        }));
+        assert_eq!(r.authenticators()[1].clock_offset_seconds(), 30);
+        // Two steps ahead is now within reach; the phone drifts on, the offset follows.
+        for ahead in 2..=12 {
+            now += 120;
+            let accepted = login(&mut r, now, ahead);
+            let offset = i64::from(r.authenticators[1].totp_factor().clock_offset);
+            assert!(offset.abs() <= 9, "offset {offset} beyond the bound");
+            if ahead <= 10 {
+                assert!(accepted.is_ok(), "{ahead} steps ahead");
+                now += 120;
+                login(&mut r, now, ahead).unwrap();
+            } else {
+                // Never beyond MAX_SKEW steps from now, whatever was learned.
+                assert_eq!(accepted.err(), Some(FailureReason::WrongCode), "{ahead}");
+            }
+        }
+        assert_eq!(r.authenticators[1].totp_factor().clock_offset, 9);
+        // A clock set right again still works (the window around now stays), and is learned.
+        now += 120;
+        login(&mut r, now, 0).unwrap();
+        now += 120;
+        let m = login(&mut r, now, 0).unwrap();
+        assert_eq!(m.offset_change, Some((9, 0, 30)));
+        // The first authenticator learned nothing.
+        assert_eq!(r.authenticators[0].totp_factor().clock_offset, 0);
+    }
+
+    #[test]
+    fn a_skew_at_the_maximum_learns_no_offset() {
+        let params = Totp::builder().skew(u32::from(MAX_SKEW)).build().unwrap();
+        let s2 = secret(4);
+        let mut r = with_second(&s2, params, "Wide");
+        let id = r.authenticators[1].id.clone();
+        for i in 0..4u64 {
+            let now = T0 + 600 + i * 60;
+            let step = params.step_at(now) + 5;
+            r.verify_totp(code_at(&s2, params, step), now, Some(&id))
+                .unwrap();
+            assert_eq!(r.authenticators[1].totp_factor().clock_offset, 0);
+        }
+    }
+
+    mod bound {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            /// No sequence of logins (codes of any step, at any time, accepted or not) makes
+            /// a code outside `[now - MAX_SKEW, now + MAX_SKEW]` acceptable, and the learned
+            /// offset never leaves its bound.
+            #[test]
+            fn no_sequence_of_logins_widens_the_window_beyond_the_maximum(
+                skew in 0u32..=u32::from(MAX_SKEW),
+                start in 0u64..4_000_000_000,
+                steps in proptest::collection::vec((0u64..400, -25i64..=25), 1..40),
+            ) {
+                let params = Totp::builder().skew(skew).build().unwrap();
+                let s2 = secret(5);
+                let mut r = with_second(&s2, params, "Fuzzed");
+                let id = r.authenticators[1].id.clone();
+                let mut now = start;
+                for (advance, ahead) in steps {
+                    now = now.saturating_add(advance);
+                    let n = params.step_at(now);
+                    let step = shift(n, ahead);
+                    let code = code_at(&s2, params, step);
+                    let accepted = r.verify_totp(code, now, Some(&id)).is_ok();
+                    if accepted {
+                        // The code is that of some step within the maximum window (two steps
+                        // may share a code).
+                        let lo = n.saturating_sub(u64::from(MAX_SKEW));
+                        let hi = n.saturating_add(u64::from(MAX_SKEW));
+                        prop_assert!(
+                            (lo..=hi).any(|s| code_at(&s2, params, s).value() == code.value()),
+                            "accepted a code of step {step} at step {n}"
+                        );
+                    }
+                    let t = r.authenticators[1].totp_factor();
+                    let bound = offset_bound(&params);
+                    prop_assert!(i64::from(t.clock_offset).abs() <= bound);
+                    let (first, last, _) = t.windows(now);
+                    prop_assert!(first >= n.saturating_sub(u64::from(MAX_SKEW)));
+                    prop_assert!(last <= n.saturating_add(u64::from(MAX_SKEW)));
+                }
+            }
+        }
+    }
 
     #[test]
     fn labels_are_trimmed_bounded_and_printable() {
