@@ -66,6 +66,60 @@ async fn start_adding(
     .await
 }
 
+/// Adds "`label`" to enrolled `who`, proving the second factor with a code of `with`.
+async fn add(
+    h: &Harness<MemoryStore>,
+    who: &Principal,
+    label: &str,
+    with: &Secret,
+) -> (Secret, AuthenticatorId) {
+    h.add_authenticator(&who.user, label, Factor::Totp(&code(with, h.now())).into())
+        .await
+}
+
+/// Removes `id` with a fresh password and a code of `with`, through `h`'s policy.
+async fn remove(
+    h: &Harness<MemoryStore>,
+    who: &Principal,
+    id: &AuthenticatorId,
+    with: &Secret,
+) -> Result<(), Error> {
+    h.tf.remove_authenticator(
+        who,
+        id,
+        Reauthenticated::at(h.now()),
+        Factor::Totp(&code(with, h.now())),
+    )
+    .await
+}
+
+/// Replaces `id` (a code of `with` proves the second factor) and confirms the new secret.
+async fn replace(
+    h: &Harness<MemoryStore>,
+    who: &Principal,
+    id: &AuthenticatorId,
+    with: &Secret,
+) -> (Secret, twofactor::account::Enrolled) {
+    let started =
+        h.tf.start_replacing_authenticator(
+            &who.user,
+            id,
+            "alice",
+            Factor::Totp(&code(with, h.now())),
+            Reauthenticated::at(h.now()),
+        )
+        .await
+        .unwrap();
+    let fresh = twofactor::KeyUri::parse(started.uri())
+        .unwrap()
+        .into_secret();
+    let enrolled =
+        h.tf.finish_enrollment(&who.user, &code(&fresh, h.now()))
+            .await
+            .unwrap();
+    (fresh, enrolled)
+}
+
 fn notices(h: &Harness<MemoryStore>, who: &Principal) -> Vec<Notice> {
     h.tf.mailer().sent_to(&who.user)
 }
@@ -127,14 +181,7 @@ async fn adding_and_removing_a_second_phone() {
     );
     // Removing the spare (with the phone's code) leaves the phone untouched.
     h.clock.advance(30);
-    h.tf.remove_authenticator(
-        &alice,
-        &spare_id,
-        Reauthenticated::at(h.now()),
-        Factor::Totp(&code(&phone, h.now())),
-    )
-    .await
-    .unwrap();
+    remove(&h, &alice, &spare_id, &phone).await.unwrap();
     let list = h.tf.authenticators(&alice.user).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].id(), &phone_id);
@@ -232,13 +279,7 @@ async fn adding_needs_a_fresh_password_and_a_second_factor_and_touches_nothing_e
 async fn losing_one_of_two_phones() {
     let h = Harness::new(Arc::new(MemoryStore::new()), optional);
     let (alice, phone, _) = enrolled(&h).await;
-    let (spare, spare_id) = h
-        .add_authenticator(
-            &alice.user,
-            "Spare",
-            Factor::Totp(&code(&phone, h.now())).into(),
-        )
-        .await;
+    let (spare, spare_id) = add(&h, &alice, "Spare", &phone).await;
     // A remembered device, to see that removing a phone does not forget it.
     h.clock.advance(30);
     let pending = h.challenge(&alice).await;
@@ -255,14 +296,7 @@ async fn losing_one_of_two_phones() {
         .id()
         .clone();
     h.clock.advance(30);
-    h.tf.remove_authenticator(
-        &alice,
-        &phone_id,
-        Reauthenticated::at(h.now()),
-        Factor::Totp(&code(&spare, h.now())),
-    )
-    .await
-    .unwrap();
+    remove(&h, &alice, &phone_id, &spare).await.unwrap();
     assert!(matches!(
         login(&h, &alice, &phone).await,
         Err(Error::InvalidCode)
@@ -280,25 +314,10 @@ async fn losing_one_of_two_phones() {
     let strict = Harness::new(h.tf.store().clone(), required);
     strict.clock.set(h.now());
     assert!(matches!(
-        strict
-            .tf
-            .remove_authenticator(
-                &alice,
-                &spare_id,
-                Reauthenticated::at(h.now()),
-                Factor::Totp(&code(&spare, h.now())),
-            )
-            .await,
+        remove(&strict, &alice, &spare_id, &spare).await,
         Err(Error::RequiredByPolicy)
     ));
-    h.tf.remove_authenticator(
-        &alice,
-        &spare_id,
-        Reauthenticated::at(h.now()),
-        Factor::Totp(&code(&spare, h.now())),
-    )
-    .await
-    .unwrap();
+    remove(&h, &alice, &spare_id, &spare).await.unwrap();
     let status = h.tf.status(&alice.user).await.unwrap();
     assert!(!status.is_enrolled());
     assert_eq!(status.trusted_devices, 0);
@@ -362,13 +381,7 @@ async fn labels_are_the_users_unique_and_checked() {
         notices(&h, &alice).last(),
         Some(Notice::AuthenticatorRenamed { from, to }) if from == DEFAULT_LABEL && to == "Work phone"
     ));
-    let (_, spare) = h
-        .add_authenticator(
-            &alice.user,
-            "Spare",
-            Factor::Totp(&code(&phone, h.now())).into(),
-        )
-        .await;
+    let (_, spare) = add(&h, &alice, "Spare", &phone).await;
     // Unique per user, case ignored, for renames and additions alike.
     assert!(matches!(
         h.tf.rename_authenticator(&alice.user, &spare, "WORK PHONE")
@@ -419,13 +432,7 @@ async fn the_limit_bounds_the_authenticators_and_the_throttle_counts_a_submissio
     let mut secrets = vec![phone.clone()];
     for i in 1..5 {
         h.clock.advance(30);
-        let (s, _) = h
-            .add_authenticator(
-                &alice.user,
-                &format!("Phone {i}"),
-                Factor::Totp(&code(&phone, h.now())).into(),
-            )
-            .await;
+        let (s, _) = add(&h, &alice, &format!("Phone {i}"), &phone).await;
         secrets.push(s);
     }
     h.clock.advance(30);
@@ -474,13 +481,7 @@ async fn the_host_may_name_the_authenticator_the_user_picked() {
     let phone_id = h.tf.authenticators(&alice.user).await.unwrap()[0]
         .id()
         .clone();
-    let (spare, spare_id) = h
-        .add_authenticator(
-            &alice.user,
-            "Spare",
-            Factor::Totp(&code(&phone, h.now())).into(),
-        )
-        .await;
+    let (spare, spare_id) = add(&h, &alice, "Spare", &phone).await;
     h.clock.advance(30);
     let ctx = LoginContext::new();
     let spare_code = code(&spare, h.now());
@@ -516,13 +517,7 @@ async fn the_host_may_name_the_authenticator_the_user_picked() {
 async fn replacing_one_named_authenticator_keeps_the_others() {
     let h = harness();
     let (alice, phone, _) = enrolled(&h).await;
-    let (spare, spare_id) = h
-        .add_authenticator(
-            &alice.user,
-            "Spare",
-            Factor::Totp(&code(&phone, h.now())).into(),
-        )
-        .await;
+    let (spare, spare_id) = add(&h, &alice, "Spare", &phone).await;
     h.clock.advance(30);
     // Which one? `start_rotation` replaces the only one; with two it asks.
     assert!(matches!(
@@ -535,23 +530,7 @@ async fn replacing_one_named_authenticator_keeps_the_others() {
         .await,
         Err(Error::AuthenticatorNotNamed)
     ));
-    let started =
-        h.tf.start_replacing_authenticator(
-            &alice.user,
-            &spare_id,
-            "alice",
-            Factor::Totp(&code(&phone, h.now())),
-            Reauthenticated::at(h.now()),
-        )
-        .await
-        .unwrap();
-    let new_spare = twofactor::KeyUri::parse(started.uri())
-        .unwrap()
-        .into_secret();
-    let enrolled =
-        h.tf.finish_enrollment(&alice.user, &code(&new_spare, h.now()))
-            .await
-            .unwrap();
+    let (new_spare, enrolled) = replace(&h, &alice, &spare_id, &phone).await;
     assert!(enrolled.rotated());
     assert_eq!(enrolled.authenticator().label(), "Spare");
     assert_ne!(enrolled.authenticator().id(), &spare_id);
@@ -570,12 +549,7 @@ async fn replacing_one_named_authenticator_keeps_the_others() {
 async fn an_administrators_reset_removes_every_authenticator() {
     let h = harness();
     let (alice, phone, _) = enrolled(&h).await;
-    h.add_authenticator(
-        &alice.user,
-        "Spare",
-        Factor::Totp(&code(&phone, h.now())).into(),
-    )
-    .await;
+    add(&h, &alice, "Spare", &phone).await;
     h.tf.reset_by_admin(&alice.user, &"root".into())
         .await
         .unwrap();
@@ -590,13 +564,7 @@ async fn an_administrators_reset_removes_every_authenticator() {
 async fn a_drifting_phone() {
     let h = harness();
     let (alice, phone, _) = enrolled(&h).await;
-    let (drifting, id) = h
-        .add_authenticator(
-            &alice.user,
-            "Old phone",
-            Factor::Totp(&code(&phone, h.now())).into(),
-        )
-        .await;
+    let (drifting, id) = add(&h, &alice, "Old phone", &phone).await;
     let ahead = |steps: u64, now: u64| code(&drifting, now + 30 * steps);
     let mut refused_without_learning = 0;
     for steps in 1..=4u64 {
@@ -645,22 +613,6 @@ async fn a_drifting_phone() {
     assert!(login(&h, &alice, &phone).await.is_ok());
     // Replaced, the drifting phone starts again with no offset.
     h.clock.advance(30);
-    let started =
-        h.tf.start_replacing_authenticator(
-            &alice.user,
-            &id,
-            "alice",
-            Factor::Totp(&code(&phone, h.now())),
-            Reauthenticated::at(h.now()),
-        )
-        .await
-        .unwrap();
-    let fresh = twofactor::KeyUri::parse(started.uri())
-        .unwrap()
-        .into_secret();
-    let enrolled =
-        h.tf.finish_enrollment(&alice.user, &code(&fresh, h.now()))
-            .await
-            .unwrap();
+    let (_, enrolled) = replace(&h, &alice, &id, &phone).await;
     assert_eq!(enrolled.authenticator().clock_offset_seconds(), 0);
 }
