@@ -652,6 +652,10 @@ where
         let (sealed, text) = loop {
             let mut sealed = record.clone();
             sealed.mac = None;
+            // Written in the current format: no longer a row of an older one.
+            sealed.format_1 = false;
+            sealed.format_2 = false;
+            sealed.format_3 = false;
             let mut kept = Vec::with_capacity(sealed.authenticators.len() + 1);
             sealed
                 .each_secret(|secret, slot, _| {

@@ -29,6 +29,12 @@ const V1_DEFAULT: &str = include_str!("fixtures/record_v1_default.json");
 const V2_FULL: &str = include_str!("fixtures/record_v2_full.json");
 /// Its app secret.
 const V2_SECRET: &str = "LSQN7VAUUJYNVTEZT75CWCQEDSSEMBQZ";
+/// A row in format 3 as the code before format 4 wrote it (generated from that code, see
+/// `fixtures/record_v3.md`): enrolled, a trusted device, a used recovery code, a counted
+/// wrong code, used tickets, a pending rotation; at store version 7.
+const V3_FULL: &str = include_str!("fixtures/record_v3_full.json");
+/// Its app secret.
+const V3_SECRET: &str = "G44YTA5GZUORIR6GPHPKXVSRC264MYGW";
 
 fn value(json: &str) -> Value {
     serde_json::from_str(json).expect("JSON")
@@ -160,6 +166,89 @@ async fn a_format_2_row_logs_in_and_is_saved_as_format_4() {
     assert_eq!(row["tickets"]["used"].as_array().map(Vec::len), Some(1));
 }
 
+/// A format-3 row (one `active` factor) is one authenticator: the default label, created
+/// when the factor was confirmed, an id derived from that time (the same at every load of a
+/// row never saved again), its replay step; the pending rotation replaces it. Rewritten as
+/// format 4 and turned back, it is the row it was.
+#[test]
+fn format_3_rows_load_as_one_authenticator_with_a_stable_id() {
+    let record = decode_record(V3_FULL).expect("format-3 rows decode");
+    let again = decode_record(V3_FULL).expect("decode");
+    let list = record.authenticators();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list, again.authenticators());
+    assert_eq!(list[0].label(), twofactor::account::DEFAULT_LABEL);
+    assert_eq!(list[0].created_at(), 1_700_000_010);
+    assert_eq!(list[0].last_used_at(), None);
+    assert_eq!(list[0].clock_offset_seconds(), 0);
+    let row = value(V3_FULL);
+    assert_eq!(
+        record.last_used_step(),
+        row["active"]["last_used_step"].as_u64()
+    );
+    let v4 = encode_record(&record).expect("encode");
+    let rewritten = value(&v4);
+    assert_eq!(rewritten["v"], 4);
+    assert_eq!(rewritten["authenticators"][0]["id"], list[0].id().as_str());
+    assert_eq!(
+        rewritten["pending"]["purpose"],
+        serde_json::json!({"replace": list[0].id().as_str()})
+    );
+    assert_eq!(to_format_3(rewritten), row);
+    // Format 3 has exactly its own fields: not those of format 4.
+    let mut mixed = row.clone();
+    mixed["authenticators"] = Value::Array(vec![]);
+    assert!(decode_record(&mixed.to_string()).is_err());
+    let mut mixed = row;
+    mixed["pending"]["label"] = Value::from("x");
+    assert!(decode_record(&mixed.to_string()).is_err());
+}
+
+/// A format-3 row in a store logs in with its app's code, names its one authenticator, and
+/// is saved as format 4 with the same id; its pending rotation, confirmed, replaces it.
+#[tokio::test]
+async fn a_format_3_row_logs_in_and_its_rotation_replaces_its_factor() {
+    let store = Arc::new(MemoryStore::new());
+    let alice = Principal::new("alice");
+    for _ in 0..7 {
+        store.insert_json(&alice.user, V3_FULL);
+    }
+    let id = decode_record(V3_FULL).unwrap().authenticators()[0]
+        .id()
+        .clone();
+    let h = Harness::new(store.clone(), required);
+    h.clock.set(1_700_000_130);
+    let secret = twofactor::Secret::from_base32(V3_SECRET).expect("secret");
+    let pending = h.challenge(&alice).await;
+    let granted =
+        h.tf.finish_login(
+            &pending,
+            twofactor::Factor::Totp(&code(&secret, h.now())),
+            None,
+            &LoginContext::new(),
+        )
+        .await
+        .expect("login on a format-3 row");
+    assert_eq!(granted.authenticator, Some(id.clone()));
+    let (json, version) = store.json(&alice.user).expect("row");
+    assert_eq!(version.0, 8);
+    assert_eq!(value(&json)["v"], 4);
+    assert_eq!(h.tf.authenticators(&alice.user).await.unwrap()[0].id(), &id);
+    // The rotation started in format 3 is confirmed with the new app's code.
+    let pending_secret = value(V3_FULL)["pending"]["secret"]
+        .as_str()
+        .map(|s| twofactor::Secret::from_base32(s).expect("secret"))
+        .expect("a pending secret");
+    let enrolled =
+        h.tf.finish_enrollment(&alice.user, &code(&pending_secret, h.now()))
+            .await
+            .expect("the rotation completes");
+    assert!(enrolled.rotated());
+    let list = h.tf.authenticators(&alice.user).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_ne!(list[0].id(), &id);
+}
+
 #[test]
 fn format_1_is_accepted_only_in_its_exact_shape() {
     let v1 = value(V1_FULL);
@@ -271,6 +360,77 @@ mod sealed {
 
     fn keyring() -> Keyring {
         Keyring::new("k1", &[1; 32]).expect("key")
+    }
+
+    /// A sealed, tagged row in format 3 (as the code before format 4 wrote it, for `alice` at
+    /// store version 7) verifies after the upgrade, over a store that keeps the stored text
+    /// and over one that does not (the tag is then checked over the record encoded again in
+    /// format 3); it logs in and the save re-tags it as format 4. Moved to another version
+    /// or user, or with its factor edited, it is refused.
+    #[tokio::test]
+    async fn format_3_sealed_rows_verify_on_both_paths_and_are_retagged_as_format_4() {
+        const V3_SEALED: &str = include_str!("fixtures/record_v3_sealed.json");
+        const SECRET: &str = "P5ZHEA5AL7GUUT6S6RJJE6RVKVPKU5PF";
+        let alice = Principal::new("alice");
+        let secret = twofactor::Secret::from_base32(SECRET).expect("secret");
+        for text_path in [true, false] {
+            let inner = Arc::new(MemoryStore::new());
+            for _ in 0..7 {
+                inner.insert_json(&alice.user, V3_SEALED);
+            }
+            if text_path {
+                let strict = Arc::new(SealedStore::new(inner.clone(), keyring()));
+                let loaded = strict.load(&alice.user).await.expect("verifies");
+                assert_eq!(loaded.expect("row").version.0, 7);
+                let h = Harness::new(strict.clone(), required);
+                h.clock.set(1_700_000_130);
+                let pending = h.challenge(&alice).await;
+                h.finish_totp(&pending, &code(&secret, h.now()))
+                    .await
+                    .expect("login on a format-3 sealed row");
+                assert!(strict.load(&alice.user).await.expect("load").is_some());
+            } else {
+                let plain = Arc::new(SealedStore::new(
+                    common::stores::PlainOnly(inner.clone()),
+                    keyring(),
+                ));
+                let loaded = plain.load(&alice.user).await.expect("verifies");
+                assert_eq!(loaded.expect("row").version.0, 7);
+                let h = Harness::new(plain.clone(), required);
+                h.clock.set(1_700_000_130);
+                let pending = h.challenge(&alice).await;
+                h.finish_totp(&pending, &code(&secret, h.now()))
+                    .await
+                    .expect("login on a format-3 sealed row");
+                assert!(plain.load(&alice.user).await.expect("load").is_some());
+            }
+            let (json, version) = inner.json(&alice.user).expect("row");
+            assert_eq!(version.0, 8);
+            assert_eq!(value(&json)["v"], 4);
+            assert_eq!(value(&json)["mac"]["key"], "k1");
+        }
+        let inner = Arc::new(MemoryStore::new());
+        let strict = SealedStore::new(inner.clone(), keyring());
+        let plain = SealedStore::new(common::stores::PlainOnly(inner.clone()), keyring());
+        // At another version, or with its factor's replay step rolled back: refused.
+        inner.insert_json(&alice.user, V3_SEALED);
+        assert!(matches!(
+            strict.load(&alice.user).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
+        let mut edited = value(V3_SEALED);
+        edited["active"]["last_used_step"] = Value::from(1);
+        for _ in 0..7 {
+            inner.insert_json(&alice.user, edited.to_string());
+        }
+        assert!(matches!(
+            strict.load(&alice.user).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
+        assert!(matches!(
+            plain.load(&alice.user).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
     }
 
     /// A sealed row as the version before record tags wrote it: the current sealed row

@@ -181,6 +181,12 @@ macro_rules! sql_conformance {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rows_of_formats_1_to_3_load_as_one_authenticator_and_log_in() {
+                let f = fixture().await;
+                flows::old_rows_load_and_log_in(&f).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn migrate_is_idempotent_and_keeps_data() {
                 let f = fixture().await;
                 let store = f.store();

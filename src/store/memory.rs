@@ -153,6 +153,7 @@ impl UserStore for MemoryStore {
             // Saved rows are in the current format, as an SQL store writes them.
             record.format_1 = false;
             record.format_2 = false;
+            record.format_3 = false;
             Entry::Record(record)
         })
     }

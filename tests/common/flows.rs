@@ -389,6 +389,72 @@ pub async fn several_authenticators<S: UserStore>(store: Arc<S>) {
     .expect("the recovery codes still work");
 }
 
+/// Rows as formats 1, 2 and 3 wrote them (`tests/fixtures`), put in a SQL table as they
+/// are: each loads as one authenticator labelled "Authenticator app" whose id is the same at
+/// every load, logs in with its app's code, and is saved as format 4 keeping that id.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub async fn old_rows_load_and_log_in<F: super::stores::SqlFixture>(f: &F)
+where
+    F::Store: 'static,
+{
+    const ROWS: [(&str, i64, &str, Option<&str>); 3] = [
+        (
+            "v1",
+            3,
+            include_str!("../fixtures/record_v1_full.json"),
+            None,
+        ),
+        (
+            "v2",
+            6,
+            include_str!("../fixtures/record_v2_full.json"),
+            Some("LSQN7VAUUJYNVTEZT75CWCQEDSSEMBQZ"),
+        ),
+        (
+            "v3",
+            7,
+            include_str!("../fixtures/record_v3_full.json"),
+            Some("G44YTA5GZUORIR6GPHPKXVSRC264MYGW"),
+        ),
+    ];
+    let store = f.store();
+    for (name, version, json, secret) in ROWS {
+        let who = Principal::new(format!("old-{name}"));
+        f.write_row(&who.user, version, json).await;
+        let first = store.load(&who.user).await.expect("load").expect("row");
+        let again = store.load(&who.user).await.expect("load").expect("row");
+        let list = first.record.authenticators();
+        assert_eq!(list.len(), 1, "{name}");
+        assert_eq!(list[0].label(), twofactor::account::DEFAULT_LABEL);
+        assert_eq!(list, again.record.authenticators(), "{name}: a stable id");
+        assert_eq!(first.version.0, version as u64);
+        let Some(secret) = secret else { continue };
+        let h = Harness::new(store.clone(), required);
+        h.clock.set(1_700_000_130);
+        let secret = Secret::from_base32(secret).expect("secret");
+        let pending = h.challenge(&who).await;
+        let granted =
+            h.tf.finish_login(
+                &pending,
+                Factor::Totp(&code(&secret, h.now())),
+                None,
+                &LoginContext::new(),
+            )
+            .await
+            .expect("login on an old row");
+        assert_eq!(granted.authenticator.as_ref(), Some(list[0].id()), "{name}");
+        let saved = store.load(&who.user).await.expect("load").expect("row");
+        assert_eq!(saved.version.0, version as u64 + 1);
+        assert_eq!(saved.record.authenticators()[0].id(), list[0].id());
+        assert_eq!(
+            twofactor::store::codec::encode_record(&saved.record)
+                .expect("encode")
+                .get(..6),
+            Some(r#"{"v":4"#)
+        );
+    }
+}
+
 /// Enroll, log in with a TOTP code, the same code again is refused (replay), the next step's
 /// code works; the store holds the last used step.
 pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
