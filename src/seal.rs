@@ -10,8 +10,11 @@
 //! - The cipher is yours to choose through [`SecretCipher`]: [`Keyring`] (feature `seal`) is
 //!   XChaCha20-Poly1305 with keys you supply and rotate; or implement the trait over your KMS
 //!   or HSM.
-//! - Every sealed secret is bound to its user and to its slot (active or pending) as
-//!   associated data: a ciphertext copied into another user's row does not open.
+//! - Every sealed secret is bound to its user and to its slot (an authenticator's, or the
+//!   pending enrollment's) as associated data: a ciphertext copied into another user's row
+//!   does not open. The authenticators of one user share a slot (so the secret of a row written
+//!   before there were several still opens); one moved to another authenticator of the same
+//!   row is caught by the record tag below.
 //! - A record whose secret is still in the clear (written before sealing was turned on) is
 //!   **refused** on load by default, so that someone who can write the table cannot plant a
 //!   secret of their own choosing. While migrating, [`SealedStore::accept_unsealed`] lets such

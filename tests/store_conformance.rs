@@ -516,13 +516,13 @@ mod postgres_specific {
             "insert",
         );
         let kind: String = sqlx::query_scalar(
-            "SELECT jsonb_typeof(record::jsonb -> 'active') FROM twofactor_records WHERE user_id = $1",
+            "SELECT jsonb_typeof(record::jsonb -> 'authenticators') FROM twofactor_records WHERE user_id = $1",
         )
         .bind(user.as_str())
         .fetch_one(f.store().pool())
         .await
         .expect("query");
-        assert_eq!(kind, "object");
+        assert_eq!(kind, "array");
     }
 }
 
