@@ -410,29 +410,8 @@ impl Host {
         let alice = Principal::new("alice");
         let ctx = LoginContext::new().device("bench");
         // Under a mailed-code policy, alice logs in with a mailed code before she enrolls.
-        let pending = block_on(tf.start_login(&alice, None, &ctx))
-            .expect("start_login")
-            .into_pending()
-            .expect("a code is mailed");
-        let mailed = tf
-            .mailer()
-            .last_login_code_for(&alice.user)
-            .expect("a code");
-        let proof = block_on(tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx))
-            .expect("the mailed code logs in")
-            .proof;
-        let now = tf.clock().now();
-        let started = block_on(tf.start_enrollment_with_proof(
-            &alice,
-            "alice",
-            Reauthenticated::at(now),
-            &proof,
-        ))
-        .expect("enrollment starts");
-        let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
-        let code = Totp::default().generate(&secret, now).to_string();
-        let codes: Vec<String> = block_on(tf.finish_enrollment(&alice.user, &code))
-            .expect("enrolled")
+        let (secret, enrolled) = enroll_by_mail(&tf, &alice, &ctx);
+        let codes: Vec<String> = enrolled
             .into_recovery_codes()
             .expose_secret()
             .iter()
@@ -465,31 +444,8 @@ impl Host {
     /// the proof of that login: the five secrets, in the order of her authenticators.
     fn enroll_with_five(&self) -> Vec<Secret> {
         let (tf, carol, ctx) = (&self.tf, &self.carol, &self.ctx);
-        let pending = block_on(tf.start_login(carol, None, ctx))
-            .expect("start_login")
-            .into_pending()
-            .expect("a code is mailed");
-        let mailed = tf
-            .mailer()
-            .last_login_code_for(&carol.user)
-            .expect("a code");
-        let proof = block_on(tf.finish_login(&pending, Factor::MailedCode(&mailed), None, ctx))
-            .expect("the mailed code logs in")
-            .proof;
-        let now = tf.clock().now();
-        let started = block_on(tf.start_enrollment_with_proof(
-            carol,
-            "carol",
-            Reauthenticated::at(now),
-            &proof,
-        ))
-        .expect("enrollment starts");
-        let first = KeyUri::parse(started.uri()).expect("uri").into_secret();
-        let code = Totp::default().generate(&first, now).to_string();
-        let proof = block_on(tf.finish_enrollment(&carol.user, &code))
-            .expect("enrolled")
-            .proof()
-            .clone();
+        let (first, enrolled) = enroll_by_mail(tf, carol, ctx);
+        let proof = enrolled.proof().clone();
         let mut secrets = vec![first];
         for i in 1..5 {
             let now = tf.clock().now();
@@ -592,6 +548,35 @@ impl Host {
         }
         unreachable!("some digit matches no step")
     }
+}
+
+/// Enrolls `who` under the mailed-code policy: a login with the mailed code, then enrollment
+/// with its proof. The app's secret and the enrollment.
+fn enroll_by_mail(
+    tf: &Service,
+    who: &Principal,
+    ctx: &LoginContext,
+) -> (Secret, twofactor::account::Enrolled) {
+    let pending = block_on(tf.start_login(who, None, ctx))
+        .expect("start_login")
+        .into_pending()
+        .expect("a code is mailed");
+    let mailed = tf.mailer().last_login_code_for(&who.user).expect("a code");
+    let proof = block_on(tf.finish_login(&pending, Factor::MailedCode(&mailed), None, ctx))
+        .expect("the mailed code logs in")
+        .proof;
+    let now = tf.clock().now();
+    let started = block_on(tf.start_enrollment_with_proof(
+        who,
+        who.user.as_str(),
+        Reauthenticated::at(now),
+        &proof,
+    ))
+    .expect("enrollment starts");
+    let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
+    let code = Totp::default().generate(&secret, now).to_string();
+    let enrolled = block_on(tf.finish_enrollment(&who.user, &code)).expect("enrolled");
+    (secret, enrolled)
 }
 
 /// Alice's row, and one byte of it that differs between the classes.
