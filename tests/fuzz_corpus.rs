@@ -58,8 +58,11 @@ fn record_seeds_cover_valid_and_refused_records() {
         let data = fs::read(dir.join(name)).unwrap();
         serde_json::from_slice::<twofactor::account::TwoFactorRecord>(&data)
     };
-    // Formats 1 to 3 (rows written by earlier versions) still decode, and so does format 4.
+    // Formats 1 to 4 (rows written by earlier versions) still decode, and so does format 5.
     for valid in [
+        "v5_full",
+        "v5_tagged",
+        "v5_two_authenticators",
         "v4_full",
         "v4_tagged",
         "v4_two_authenticators",
@@ -74,19 +77,26 @@ fn record_seeds_cover_valid_and_refused_records() {
     ] {
         assert!(decode(valid).is_ok(), "{valid}");
     }
-    // The format-4 seeds are canonical: what this version writes, byte for byte; and a
-    // format-3 seed decodes to its format-4 seed (one authenticator, a derived id).
-    for canonical in ["v4_full", "v4_tagged", "v4_two_authenticators"] {
+    // The format-5 seeds are canonical: what this version writes, byte for byte; a format-4
+    // seed decodes to its format-5 seed (no ceremony waiting), and a format-3 seed too (one
+    // authenticator, a derived id).
+    for canonical in ["v5_full", "v5_tagged", "v5_two_authenticators"] {
         let data = fs::read_to_string(dir.join(canonical)).unwrap();
         let encoded = serde_json::to_string(&decode(canonical).unwrap()).unwrap();
         assert_eq!(encoded, data, "{canonical}");
     }
-    for (old, new) in [("v3_full", "v4_full"), ("v3_tagged", "v4_tagged")] {
+    for (old, new) in [
+        ("v3_full", "v5_full"),
+        ("v3_tagged", "v5_tagged"),
+        ("v4_full", "v5_full"),
+        ("v4_tagged", "v5_tagged"),
+        ("v4_two_authenticators", "v5_two_authenticators"),
+    ] {
         let data = fs::read_to_string(dir.join(new)).unwrap();
         let encoded = serde_json::to_string(&decode(old).unwrap()).unwrap();
         assert_eq!(encoded, data, "{old} -> {new}");
     }
-    let two = decode("v4_two_authenticators").unwrap();
+    let two = decode("v5_two_authenticators").unwrap();
     assert_eq!(two.authenticators().len(), 2);
     assert_eq!(two.authenticators()[1].clock_offset_seconds(), -90);
     // A format-2 seed is the format-3 record with no tickets used, generation 0 and no
@@ -150,6 +160,9 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v4_too_many",
         "v4_pending_without_purpose",
         "v4_unknown_kind",
+        "v5_without_ceremonies",
+        "v5_ceremony_fields_missing",
+        "v4_with_ceremonies",
         "v3_pending_with_format_4_fields",
     ] {
         assert!(decode(refused).is_err(), "{refused}");

@@ -78,16 +78,20 @@ fn to_format_1(row: Value) -> Value {
 }
 
 #[test]
-fn format_1_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
+fn format_1_rows_load_and_are_rewritten_in_the_current_format_losing_nothing() {
     for fixture in [V1_FULL, V1_DEFAULT] {
         let record = decode_record(fixture).expect("today's rows decode");
         let v3 = encode_record(&record).expect("encode");
-        assert!(v3.starts_with(r#"{"v":4,"#), "{v3}");
-        // Everything the old row said is still said; only the fields of formats 2 to 4 were
+        assert!(v3.starts_with(r#"{"v":5,"#), "{v3}");
+        // Everything the old row said is still said; only the fields of formats 2 to 5 were
         // added, with the values that mean what format 1 meant (its factor is the one
         // authenticator).
         let rewritten = value(&v3);
-        assert_eq!(rewritten["v"], Value::from(4));
+        assert_eq!(rewritten["v"], Value::from(5));
+        assert_eq!(
+            rewritten["key_ceremonies"],
+            serde_json::json!({"registration": null, "authentication": null})
+        );
         assert_eq!(rewritten["mailed_code_login_at"], Value::Null);
         assert_eq!(
             rewritten["tickets"],
@@ -117,10 +121,10 @@ fn format_1_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
 }
 
 #[test]
-fn format_2_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
+fn format_2_rows_load_and_are_rewritten_in_the_current_format_losing_nothing() {
     let record = decode_record(V2_FULL).expect("format-2 rows decode");
     let v3 = encode_record(&record).expect("encode");
-    assert!(v3.starts_with(r#"{"v":4,"#), "{v3}");
+    assert!(v3.starts_with(r#"{"v":5,"#), "{v3}");
     // Format 3 only adds the ticket ledger (no ticket used, generation 0) and the flag that
     // the user was asked for a mailed code (not yet): everything else is as it was.
     let rewritten = value(&v3);
@@ -143,10 +147,10 @@ fn format_2_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
     assert!(decode_record(&mixed.to_string()).is_err());
 }
 
-/// A format-2 row in a store logs in (with its app's code) and is saved as format 4 by that
+/// A format-2 row in a store logs in (with its app's code) and is saved in the current format (5) by that
 /// login, with the used ticket in its ledger.
 #[tokio::test]
-async fn a_format_2_row_logs_in_and_is_saved_as_format_4() {
+async fn a_format_2_row_logs_in_and_is_saved_in_the_current_format() {
     let store = Arc::new(MemoryStore::new());
     let alice = Principal::new("alice");
     for _ in 0..6 {
@@ -162,14 +166,14 @@ async fn a_format_2_row_logs_in_and_is_saved_as_format_4() {
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 7);
     let row = value(&json);
-    assert_eq!(row["v"], 4);
+    assert_eq!(row["v"], 5);
     assert_eq!(row["tickets"]["used"].as_array().map(Vec::len), Some(1));
 }
 
 /// A format-3 row (one `active` factor) is one authenticator: the default label, created
 /// when the factor was confirmed, an id derived from that time (the same at every load of a
 /// row never saved again), its replay step; the pending rotation replaces it. Rewritten as
-/// format 4 and turned back, it is the row it was.
+/// the current format and turned back, it is the row it was.
 #[test]
 fn format_3_rows_load_as_one_authenticator_with_a_stable_id() {
     let record = decode_record(V3_FULL).expect("format-3 rows decode");
@@ -188,7 +192,7 @@ fn format_3_rows_load_as_one_authenticator_with_a_stable_id() {
     );
     let v4 = encode_record(&record).expect("encode");
     let rewritten = value(&v4);
-    assert_eq!(rewritten["v"], 4);
+    assert_eq!(rewritten["v"], 5);
     assert_eq!(rewritten["authenticators"][0]["id"], list[0].id().as_str());
     assert_eq!(
         rewritten["pending"]["purpose"],
@@ -205,7 +209,7 @@ fn format_3_rows_load_as_one_authenticator_with_a_stable_id() {
 }
 
 /// A format-3 row in a store logs in with its app's code, names its one authenticator, and
-/// is saved as format 4 with the same id; its pending rotation, confirmed, replaces it.
+/// is saved in the current format with the same id; its pending rotation, confirmed, replaces it.
 #[tokio::test]
 async fn a_format_3_row_logs_in_and_its_rotation_replaces_its_factor() {
     let store = Arc::new(MemoryStore::new());
@@ -232,7 +236,7 @@ async fn a_format_3_row_logs_in_and_its_rotation_replaces_its_factor() {
     assert_eq!(granted.authenticator, Some(id.clone()));
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 8);
-    assert_eq!(value(&json)["v"], 4);
+    assert_eq!(value(&json)["v"], 5);
     assert_eq!(h.tf.authenticators(&alice.user).await.unwrap()[0].id(), &id);
     // The rotation started in format 3 is confirmed with the new app's code.
     let pending_secret = value(V3_FULL)["pending"]["secret"]
@@ -276,7 +280,7 @@ proptest! {
     /// unknown field added, is refused.
     #[test]
     fn partial_or_extended_records_are_refused(
-        keep in proptest::collection::vec(any::<bool>(), 14),
+        keep in proptest::collection::vec(any::<bool>(), 15),
         extra in "[a-z_]{1,12}",
     ) {
         let full = value(&encode_record(&decode_record(V1_FULL).unwrap()).unwrap());
@@ -365,7 +369,7 @@ mod sealed {
     /// A sealed, tagged row in format 3 (as the code before format 4 wrote it, for `alice` at
     /// store version 7) verifies after the upgrade, over a store that keeps the stored text
     /// and over one that does not (the tag is then checked over the record encoded again in
-    /// format 3); it logs in and the save re-tags it as format 4. Moved to another version
+    /// format 3); it logs in and the save re-tags it in the current format. Moved to another version
     /// or user, or with its factor edited, it is refused.
     #[tokio::test]
     async fn format_3_sealed_rows_verify_on_both_paths_and_are_retagged_as_format_4() {
@@ -406,7 +410,7 @@ mod sealed {
             }
             let (json, version) = inner.json(&alice.user).expect("row");
             assert_eq!(version.0, 8);
-            assert_eq!(value(&json)["v"], 4);
+            assert_eq!(value(&json)["v"], 5);
             assert_eq!(value(&json)["mac"]["key"], "k1");
         }
         let inner = Arc::new(MemoryStore::new());
@@ -511,7 +515,7 @@ mod sealed {
             .expect("login on a format-2 sealed row");
         let (json, version) = inner.json(&alice.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 4);
+        assert_eq!(value(&json)["v"], 5);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&alice.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.

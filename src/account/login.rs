@@ -310,8 +310,14 @@ pub struct LoginGranted {
     /// calls such as enrolling under a mailed-code policy or turning 2FA off take it while it
     /// is fresh.
     pub proof: SecondFactorProof,
-    /// The authenticator whose code was accepted, for a TOTP code.
+    /// The authenticator that was accepted: the TOTP authenticator whose code matched, or
+    /// the security key that signed.
     pub authenticator: Option<AuthenticatorId>,
+    /// The policy requires a phishing-resistant factor of this user
+    /// ([`Requirement::PhishingResistant`]) and they have no security key yet: this login
+    /// was let in with a code to **escalate**. Send them to register a security key before
+    /// anything else (the axum module does); once they have one, codes no longer log them in.
+    pub needs_security_key: bool,
 }
 
 impl fmt::Debug for LoginGranted {
@@ -322,6 +328,7 @@ impl fmt::Debug for LoginGranted {
             .field("recovery_codes_left", &self.recovery_codes_left)
             .field("proof", &self.proof)
             .field("authenticator", &self.authenticator)
+            .field("needs_security_key", &self.needs_security_key)
             .finish()
     }
 }
@@ -424,8 +431,11 @@ pub enum PendingLoginError {
     /// `expires_at` is not after `password_checked_at`.
     #[error("a pending login must expire after its password check")]
     ExpiresBeforeIssued,
-    /// A second-factor step lists no factor, or a factor that is not a TOTP or recovery code.
-    #[error("a second-factor step accepts TOTP and recovery codes only, at least one")]
+    /// A second-factor step lists no factor, one twice, or a factor that is not a TOTP code,
+    /// a recovery code or a security key.
+    #[error(
+        "a second-factor step accepts TOTP codes, recovery codes and security keys only, at least one"
+    )]
     InvalidMethods,
     /// Not a login ticket this crate wrote.
     #[error("not a login ticket")]
@@ -530,11 +540,17 @@ impl PendingLogin {
         }
         if let PendingStep::SecondFactor { methods } = &self.step {
             let ok = !methods.is_empty()
-                && methods.len() <= 2
+                && methods.len() <= 3
+                && methods.iter().all(|m| {
+                    matches!(
+                        m,
+                        FactorKind::Totp | FactorKind::RecoveryCode | FactorKind::SecurityKey
+                    )
+                })
                 && methods
                     .iter()
-                    .all(|m| matches!(m, FactorKind::Totp | FactorKind::RecoveryCode))
-                && !(methods.len() == 2 && methods[0] == methods[1]);
+                    .enumerate()
+                    .all(|(i, m)| !methods[..i].contains(m));
             if !ok {
                 return Err(PendingLoginError::InvalidMethods);
             }
@@ -690,15 +706,42 @@ pub(crate) struct LoginChallenge {
 pub(crate) struct Verified {
     pub(crate) recovery_left: Option<usize>,
     pub(crate) totp: Option<TotpMatch>,
+    /// The security key that signed.
+    pub(crate) key: Option<AuthenticatorId>,
 }
 
 impl Verified {
-    /// The audit events naming the authenticator used, if a TOTP code was.
+    /// A security key's signature.
+    #[cfg_attr(not(feature = "webauthn"), allow(dead_code))]
+    pub(crate) fn key(id: AuthenticatorId) -> Self {
+        Verified {
+            recovery_left: None,
+            totp: None,
+            key: Some(id),
+        }
+    }
+
+    /// The audit events naming the authenticator used, if a TOTP code or a key was.
     pub(crate) fn events(&self) -> Vec<AuditKind> {
-        self.totp
+        let mut events = self
+            .totp
             .as_ref()
             .map(TotpMatch::events)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(id) = &self.key {
+            events.push(AuditKind::AuthenticatorUsed {
+                authenticator: id.clone(),
+            });
+        }
+        events
+    }
+
+    /// The authenticator used.
+    fn authenticator(&self) -> Option<AuthenticatorId> {
+        self.totp
+            .as_ref()
+            .map(|m| m.id.clone())
+            .or_else(|| self.key.clone())
     }
 }
 
@@ -725,7 +768,8 @@ impl TwoFactorRecord {
                 let lengths = self
                     .authenticators
                     .iter()
-                    .map(|a| a.totp_factor().params.digits());
+                    .filter_map(|a| a.totp_factor())
+                    .map(|t| t.params.digits());
                 let digits = lengths
                     .clone()
                     .find(|d| usize::from(*d) == typed)
@@ -750,7 +794,8 @@ impl TwoFactorRecord {
         let sealed = self
             .authenticators
             .iter()
-            .any(|a| a.totp_factor().secret.is_sealed());
+            .filter_map(|a| a.totp_factor())
+            .any(|t| t.secret.is_sealed());
         if sealed && matches!(factor, Factor::Totp(_)) {
             return Err(DomainError::SecretSealed);
         }
@@ -768,6 +813,7 @@ impl TwoFactorRecord {
             Parsed::Totp(code) => self.verify_totp(*code, now, only).map(|m| Verified {
                 recovery_left: None,
                 totp: Some(m),
+                key: None,
             }),
             Parsed::Recovery(symbols) => {
                 if !self.is_enrolled() {
@@ -781,6 +827,7 @@ impl TwoFactorRecord {
                     .map(|left| Verified {
                         recovery_left: Some(left),
                         totp: None,
+                        key: None,
                     })
             }
             Parsed::Mailed(code) => {
@@ -788,6 +835,7 @@ impl TwoFactorRecord {
                     .map(|()| Verified {
                         recovery_left: None,
                         totp: None,
+                        key: None,
                     })
             }
         }
@@ -1027,6 +1075,12 @@ impl TwoFactorRecord {
                 ));
             }
             Requirement::Optional { trusted_devices } => (*trusted_devices, None),
+            // A security key only: no remembered device, and no code once the user has a key
+            // (see `begin_without_device`).
+            Requirement::PhishingResistant => (
+                false,
+                (!enrolled).then_some((WhenUnenrolled::BlockUntilEnrolled, None)),
+            ),
             // Fail closed: `Off` never lets a user with an active factor in on the password
             // alone (only an explicit, audited `Exempt` does); they are challenged.
             Requirement::Off => (false, None),
@@ -1059,18 +1113,28 @@ impl TwoFactorRecord {
             events.push(AuditKind::DeviceTokenRefused);
         }
 
-        let mut t =
-            self.begin_without_device(principal, now, unenrolled, context, settings, rng)?;
+        let phishing_resistant = matches!(requirement, Requirement::PhishingResistant);
+        let mut t = self.begin_without_device(
+            principal,
+            now,
+            unenrolled,
+            phishing_resistant,
+            context,
+            settings,
+            rng,
+        )?;
         events.append(&mut t.events);
         t.events = events;
         Ok(t)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn begin_without_device<R: TryCryptoRng + ?Sized>(
         &self,
         principal: &Principal,
         now: u64,
         unenrolled: Option<(WhenUnenrolled, Option<u64>)>,
+        phishing_resistant: bool,
         context: &LoginContext,
         settings: &Settings,
         rng: &mut R,
@@ -1108,11 +1172,15 @@ impl TwoFactorRecord {
                     .event(AuditKind::LoginBlockedUntilEnrolled),
             );
         }
-        if let Some(retry_at) = self.code_checks.blocked_until(
+        // A security key cannot be guessed: a user with one may still use it while code
+        // checks are throttled (the ticket then offers the key alone).
+        let key_only = self.has_security_key() && phishing_resistant;
+        let throttled = self.code_checks.blocked_until(
             now,
             settings.code_checks_per_window,
             settings.code_check_window,
-        ) {
+        );
+        if let Some(retry_at) = throttled.filter(|_| !self.has_security_key()) {
             return Ok(
                 Transition::new(self.clone(), false, Err(Refusal::Throttled { retry_at }))
                     .event(AuditKind::LoginThrottled { retry_at }),
@@ -1167,9 +1235,20 @@ impl TwoFactorRecord {
         }
         // Enrolled: ask for a code and store nothing. `finish_login` needs no stored challenge
         // for a TOTP or recovery code; the pending login it requires carries the deadline.
-        let mut methods = vec![FactorKind::Totp];
-        if self.recovery_codes_left() > 0 {
-            methods.push(FactorKind::RecoveryCode);
+        // The kinds the user has: a security key first (the phishing-resistant one), then
+        // TOTP, then recovery codes while some are left; the key alone when the policy asks
+        // for a phishing-resistant factor or codes are throttled.
+        let mut methods = Vec::new();
+        if self.has_security_key() {
+            methods.push(FactorKind::SecurityKey);
+        }
+        if !key_only && throttled.is_none() {
+            if self.has_totp() {
+                methods.push(FactorKind::Totp);
+            }
+            if self.recovery_codes_left() > 0 {
+                methods.push(FactorKind::RecoveryCode);
+            }
         }
         let pending = PendingLogin::issue(
             principal.clone(),
@@ -1263,6 +1342,11 @@ impl TwoFactorRecord {
         if authenticator.is_some_and(|id| self.authenticators.iter().all(|a| a.id != *id)) {
             return Err(DomainError::UnknownAuthenticator);
         }
+        // Once the user has a security key, a policy that asks for a phishing-resistant
+        // factor takes nothing else: refused before anything is checked or counted.
+        if matches!(requirement, Requirement::PhishingResistant) && self.has_security_key() {
+            return Err(DomainError::PhishingResistantRequired);
+        }
         self.ensure_totp_checkable(&factor)?;
         self.ensure_code_key(&factor, settings)?;
         let kind = factor.kind();
@@ -1324,6 +1408,42 @@ impl TwoFactorRecord {
             }
         };
 
+        if matches!(parsed, Parsed::Mailed(_)) {
+            // The mailbox factor was used (kept for the record; what lets this session enroll
+            // under a mailed-code policy is the proof handed out below, see
+            // `start_enrollment`).
+            next.mailed_code_login_at = Some(now);
+        }
+        next.complete_login(
+            pending,
+            now,
+            requirement,
+            kind,
+            verified,
+            remember_device,
+            context,
+            settings,
+            rng,
+        )
+    }
+
+    /// The success of a login's second step, whatever the factor: the login waiting for a
+    /// mailed code closes, the throttle resets, the ticket is used up, a proof is issued, a
+    /// trusted-device token if asked for and allowed, the events and notices.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn complete_login<R: TryCryptoRng + ?Sized>(
+        self,
+        pending: &PendingLogin,
+        now: u64,
+        requirement: &Requirement,
+        kind: FactorKind,
+        verified: Verified,
+        remember_device: Option<&str>,
+        context: &LoginContext,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
+        let mut next = self;
         next.challenge = None;
         next.mailed = None;
         next.code_checks.reset();
@@ -1331,12 +1451,6 @@ impl TwoFactorRecord {
         next.tickets
             .mark_used(pending.nonce(), pending.expires_at(), now);
         let proof = next.issue_proof(pending.user(), kind, now, settings, rng)?;
-        if matches!(parsed, Parsed::Mailed(_)) {
-            // The mailbox factor was used (kept for the record; what lets this session enroll
-            // under a mailed-code policy is the proof handed out below, see
-            // `start_enrollment`).
-            next.mailed_code_login_at = Some(now);
-        }
         let recovery_codes_left = verified.recovery_left;
         let mut events = vec![AuditKind::LoginSucceeded { factor: kind }];
         events.extend(verified.events());
@@ -1353,8 +1467,10 @@ impl TwoFactorRecord {
             | Requirement::Required {
                 trusted_devices, ..
             } => *trusted_devices,
-            Requirement::Off | Requirement::Exempt { .. } => false,
+            Requirement::Off | Requirement::Exempt { .. } | Requirement::PhishingResistant => false,
         };
+        let needs_security_key = matches!(requirement, Requirement::PhishingResistant)
+            && kind != FactorKind::SecurityKey;
         let device_token = match remember_device.filter(|_| devices_allowed) {
             Some(label) => {
                 let (token, info) = next.trust_device(now, label, settings, rng)?;
@@ -1376,6 +1492,7 @@ impl TwoFactorRecord {
                 None
             }
         };
+        let authenticator = verified.authenticator();
         let mut t = Transition::new(
             next,
             true,
@@ -1384,7 +1501,8 @@ impl TwoFactorRecord {
                 device_token,
                 recovery_codes_left,
                 proof,
-                authenticator: verified.totp.map(|m| m.id),
+                authenticator,
+                needs_security_key,
             }),
         )
         .notices_from(notices);

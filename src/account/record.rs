@@ -45,14 +45,14 @@ impl ActiveFactor {
 
     /// The old form of an authenticator decoded from it (for tag checks of old rows).
     #[cfg(feature = "serde")]
-    fn from_authenticator(a: &Authenticator) -> Self {
-        let t = a.totp_factor();
-        ActiveFactor {
+    fn from_authenticator(a: &Authenticator) -> Option<Self> {
+        let t = a.totp_factor()?;
+        Some(ActiveFactor {
             secret: t.secret.clone(),
             totp: t.params,
             enrolled_at: a.created_at,
             last_used_step: t.last_used_step,
-        }
+        })
     }
 }
 
@@ -148,30 +148,37 @@ impl PendingEnrollment {
 ///
 /// # Stored format
 ///
-/// A JSON object with `"v": 4` and every field present (`null` or `[]` when empty), in a
-/// fixed order: `authenticators` (format 4: each with its `id`, `label`, `created_at`,
+/// A JSON object with `"v": 5` and every field present (`null` or `[]` when empty), in a
+/// fixed order: `authenticators` (since format 4: each with its `id`, `label`, `created_at`,
 /// `last_used_at` and `factor`, `{"totp": {secret, params, last_used_step, clock_offset,
-/// offset_candidate}}`), `pending` (with its `purpose` and `label` since format 4), then
+/// offset_candidate}}` or `{"security_key": {credential}}`, webauthn-rs's credential as it
+/// serialises it), `pending` (with its `purpose` and `label` since format 4), then
 /// `recovery`, `devices`, `mailed`, `challenge`, `login_awaiting_enrollment`, `code_checks`,
 /// `mail_sends` (format 1), `mailed_code_login_at` (format 2), `tickets` and
-/// `mailed_login_required` (format 3), then `mac`; nothing else. Decoding is strict: a
+/// `mailed_login_required` (format 3), `key_ceremonies` (format 5: the WebAuthn ceremonies
+/// waiting for an answer, `{"registration": .., "authentication": ..}`), then `mac`;
+/// nothing else. A security key or a ceremony in a build without the `webauthn` feature is
+/// an error too (the row cannot be used there; it fails closed). Decoding is strict: a
 /// missing field, an unknown field (at any depth), a value of the wrong type or another
 /// version is an error, never a record "with no factor" (which would read as "this user has
 /// no 2FA"); so are two authenticators with one id or one label, an id or a label of the
 /// wrong shape, more than [`Settings::MAX_MAX_AUTHENTICATORS`](super::Settings::MAX_MAX_AUTHENTICATORS)
-/// authenticators, and a clock offset beyond its bound. Stores report it as a corrupt row
+/// authenticators, a clock offset beyond its bound, and two security keys with one
+/// credential id. Stores report it as a corrupt row
 /// and the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
 /// bytes, which is what [`SealedStore`](crate::seal::SealedStore) authenticates.
 ///
-/// Older rows load and are written as format 4 by their next save:
-/// - Formats 1 to 3 hold one `active` factor (or `null`) where format 4 has
+/// Older rows load and are written as format 5 by their next save:
+/// - Format 4 (`"v": 4`): exactly the fields above without `key_ceremonies`; it loads with
+///   no ceremony waiting.
+/// - Formats 1 to 3 hold one `active` factor (or `null`) where formats 4 and 5 have
 ///   `authenticators`: it becomes one authenticator labelled "Authenticator app"
 ///   ([`DEFAULT_LABEL`](super::DEFAULT_LABEL)), created when it was confirmed, with its
 ///   replay step, no clock offset, never used as far as the record knows, and an id derived
 ///   from its confirmation time, so every load of a row that is never saved again gives the
 ///   same id. A pending enrollment beside it replaces it when confirmed (as it did), one
 ///   without it is the first enrollment.
-/// - Format 3 (`"v": 3`): exactly the fields above with `active` for `authenticators`.
+/// - Format 3 (`"v": 3`): exactly the fields of format 4 with `active` for `authenticators`.
 /// - Format 2 (`"v": 2`, exactly eleven fields): without `tickets` and
 ///   `mailed_login_required`; it loads with no used tickets, generation 0.
 /// - Format 1, written before the version field existed: an object **without** `"v"` and
@@ -188,10 +195,11 @@ impl PendingEnrollment {
 /// use twofactor::account::TwoFactorRecord;
 ///
 /// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
-/// assert!(json.starts_with(r#"{"v":4,"authenticators":[]"#));
+/// assert!(json.starts_with(r#"{"v":5,"authenticators":[]"#));
+/// assert!(json.ends_with(r#""key_ceremonies":{"registration":null,"authentication":null},"mac":null}"#));
 /// assert!(serde_json::from_str::<TwoFactorRecord>(&json).is_ok());
 /// // Not a record this crate wrote: refused, never "no 2FA".
-/// for bad in ["{}", "[]", "null", r#"{"v":4}"#, r#"{"v":5,"authenticators":[]}"#] {
+/// for bad in ["{}", "[]", "null", r#"{"v":5}"#, r#"{"v":6,"authenticators":[]}"#] {
 ///     assert!(serde_json::from_str::<TwoFactorRecord>(bad).is_err());
 /// }
 /// # }
@@ -242,11 +250,17 @@ pub struct TwoFactorRecord {
     /// Decoded from a format-3 row (not stored; cleared when saved): its tag covers the
     /// format-3 encoding.
     pub(crate) format_3: bool,
+    /// Decoded from a format-4 row (not stored; cleared when saved): its tag covers the
+    /// format-4 encoding.
+    pub(crate) format_4: bool,
+    /// The WebAuthn ceremonies waiting for the browser's answer (format 5): server-side,
+    /// single-use, expiring (see [`security_keys`](super::security_keys)).
+    pub(crate) key_ceremonies: super::security_keys::KeyCeremonies,
 }
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
 #[cfg(feature = "serde")]
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 /// Deserializes a field with no default: `Option` fields become required (`null` allowed,
 /// absent refused), which serde otherwise makes optional.
@@ -289,10 +303,12 @@ struct WireOut<'a, F> {
     mailed_code_login_at: Option<u64>,
     tickets: &'a super::ticket::TicketLedger,
     mailed_login_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_ceremonies: Option<&'a super::security_keys::KeyCeremonies>,
     mac: &'a Option<RecordTag>,
 }
 
-/// The factors of format 4.
+/// The factors of formats 4 and 5.
 #[cfg(feature = "serde")]
 #[derive(serde::Serialize)]
 struct Authenticators<'a> {
@@ -308,12 +324,13 @@ struct Active {
 
 #[cfg(feature = "serde")]
 impl TwoFactorRecord {
-    /// The record in the stored shape of format `v` (3 or the current one), with `factors`.
+    /// The record in the stored shape of format `v` (3, 4 or the current one), with
+    /// `factors`.
     fn wire<F>(&self, v: u32, factors: F) -> WireOut<'_, F> {
         WireOut {
             v,
             factors,
-            pending: self.pending.as_ref().map(|p| p.wire(v == FORMAT)),
+            pending: self.pending.as_ref().map(|p| p.wire(v >= 4)),
             recovery: &self.recovery,
             devices: &self.devices,
             mailed: &self.mailed,
@@ -324,6 +341,7 @@ impl TwoFactorRecord {
             mailed_code_login_at: self.mailed_code_login_at,
             tickets: &self.tickets,
             mailed_login_required: self.mailed_login_required,
+            key_ceremonies: (v == FORMAT).then_some(&self.key_ceremonies),
             mac: &self.mac,
         }
     }
@@ -354,7 +372,7 @@ impl TwoFactorRecord {
     fn old_active(&self) -> Option<ActiveFactor> {
         self.authenticators
             .first()
-            .map(ActiveFactor::from_authenticator)
+            .and_then(ActiveFactor::from_authenticator)
     }
 
     /// Writes the record in the format it was decoded from: format 2 or 3 for a record read
@@ -366,6 +384,12 @@ impl TwoFactorRecord {
                 active: self.old_active(),
             };
             return serde_json::to_writer(out, &self.wire(3, active));
+        }
+        if self.format_4 {
+            let authenticators = Authenticators {
+                authenticators: &self.authenticators,
+            };
+            return serde_json::to_writer(out, &self.wire(4, authenticators));
         }
         if !self.format_2 {
             return serde_json::to_writer(out, self);
@@ -422,6 +446,8 @@ struct WireIn {
     #[serde(default, deserialize_with = "present")]
     mailed_login_required: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    key_ceremonies: Option<super::security_keys::KeyCeremonies>,
+    #[serde(default, deserialize_with = "present")]
     mac: Option<Option<RecordTag>>,
 }
 
@@ -450,15 +476,22 @@ fn check_authenticators(list: &[Authenticator]) -> Result<(), &'static str> {
         if check_label(&a.label).as_deref() != Ok(a.label.as_str()) {
             return Err("an authenticator label that is not valid");
         }
-        let t = a.totp_factor();
-        let bound = offset_bound(&t.params);
-        let in_bound = |o: i8| i64::from(o).abs() <= bound.max(0);
-        if !in_bound(t.clock_offset) || !t.offset_candidate.is_none_or(in_bound) {
-            return Err("a clock offset beyond its bound");
+        if let Some(t) = a.totp_factor() {
+            let bound = offset_bound(&t.params);
+            let in_bound = |o: i8| i64::from(o).abs() <= bound.max(0);
+            if !in_bound(t.clock_offset) || !t.offset_candidate.is_none_or(in_bound) {
+                return Err("a clock offset beyond its bound");
+            }
         }
         for b in &list[..i] {
             if b.id == a.id || b.label.to_lowercase() == a.label.to_lowercase() {
                 return Err("two authenticators with the same id or label");
+            }
+            #[cfg(feature = "webauthn")]
+            if let (Some(x), Some(y)) = (a.security_key(), b.security_key())
+                && x.credential.cred_id() == y.credential.cred_id()
+            {
+                return Err("two security keys with the same credential id");
             }
         }
     }
@@ -480,15 +513,15 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
                 (Some(2), Some(mac), Some(at), (None, None)) => {
                     (mac, at, Default::default(), false)
                 }
-                (Some(3 | FORMAT), Some(mac), Some(at), (Some(t), Some(m))) => (mac, at, t, m),
+                (Some(3..=FORMAT), Some(mac), Some(at), (Some(t), Some(m))) => (mac, at, t, m),
                 (Some(2..=FORMAT), None, _, _) => return Err(D::Error::missing_field("mac")),
                 (Some(2..=FORMAT), _, None, _) => {
                     return Err(D::Error::missing_field("mailed_code_login_at"));
                 }
-                (Some(3 | FORMAT), _, _, (None, _)) => {
+                (Some(3..=FORMAT), _, _, (None, _)) => {
                     return Err(D::Error::missing_field("tickets"));
                 }
-                (Some(3 | FORMAT), _, _, (_, None)) => {
+                (Some(3..=FORMAT), _, _, (_, None)) => {
                     return Err(D::Error::missing_field("mailed_login_required"));
                 }
                 (Some(2), _, _, _) => {
@@ -501,7 +534,17 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
                     )));
                 }
             };
-        let current = w.v == Some(FORMAT);
+        // Format 5 adds the WebAuthn ceremonies; formats 1 to 4 have none.
+        let key_ceremonies = match (w.v == Some(FORMAT), w.key_ceremonies) {
+            (true, Some(c)) => c,
+            (true, None) => return Err(D::Error::missing_field("key_ceremonies")),
+            (false, None) => Default::default(),
+            (false, Some(_)) => {
+                return Err(D::Error::custom("a format-5 field in an older record"));
+            }
+        };
+        // Formats 4 and 5 hold the authenticators, formats 1 to 3 one `active` factor.
+        let current = matches!(w.v, Some(4 | FORMAT));
         let authenticators = match (current, w.authenticators, w.active) {
             (true, Some(list), None) => {
                 check_authenticators(&list).map_err(D::Error::custom)?;
@@ -578,6 +621,8 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             format_1: legacy,
             format_2: w.v == Some(2),
             format_3: w.v == Some(3),
+            format_4: w.v == Some(4),
+            key_ceremonies,
         })
     }
 }
@@ -675,20 +720,24 @@ impl TwoFactorRecord {
             .and_then(|p| p.provisioned_by.as_ref())
     }
 
-    /// The TOTP parameters of the first authenticator (each has its own: see
+    /// The TOTP parameters of the first TOTP authenticator (each has its own: see
     /// [`authenticators`](Self::authenticators)).
     #[must_use]
     pub fn totp(&self) -> Option<Totp> {
-        self.authenticators.first().map(|a| a.totp_factor().params)
+        self.authenticators
+            .iter()
+            .find_map(|a| a.totp_factor())
+            .map(|t| t.params)
     }
 
-    /// The last accepted TOTP time step of the first authenticator (replay protection is
+    /// The last accepted TOTP time step of the first TOTP authenticator (replay protection is
     /// per authenticator).
     #[must_use]
     pub fn last_used_step(&self) -> Option<u64> {
         self.authenticators
-            .first()
-            .and_then(|a| a.totp_factor().last_used_step)
+            .iter()
+            .find_map(|a| a.totp_factor())
+            .and_then(|t| t.last_used_step)
     }
 
     /// Unused recovery codes.
@@ -723,6 +772,7 @@ impl TwoFactorRecord {
     /// Returns the labels of the trusted devices it revoked.
     pub(crate) fn clear_factors(&mut self) -> Vec<String> {
         self.authenticators.clear();
+        self.key_ceremonies = Default::default();
         self.pending = None;
         self.recovery = None;
         self.mailed = None;

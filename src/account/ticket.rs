@@ -125,6 +125,7 @@ const fn factor_byte(kind: FactorKind) -> u8 {
         FactorKind::RecoveryCode => 2,
         FactorKind::MailedCode => 3,
         FactorKind::TrustedDevice => 4,
+        FactorKind::SecurityKey => 5,
     }
 }
 
@@ -208,6 +209,7 @@ impl<'a> Reader<'a> {
             2 => FactorKind::RecoveryCode,
             3 => FactorKind::MailedCode,
             4 => FactorKind::TrustedDevice,
+            5 => FactorKind::SecurityKey,
             _ => return Err(DomainError::InvalidTicket),
         })
     }

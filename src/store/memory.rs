@@ -154,6 +154,7 @@ impl UserStore for MemoryStore {
             record.format_1 = false;
             record.format_2 = false;
             record.format_3 = false;
+            record.format_4 = false;
             Entry::Record(record)
         })
     }

@@ -450,7 +450,7 @@ where
             twofactor::store::codec::encode_record(&saved.record)
                 .expect("encode")
                 .get(..6),
-            Some(r#"{"v":4"#)
+            Some(r#"{"v":5"#)
         );
     }
 }
