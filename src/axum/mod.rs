@@ -132,7 +132,8 @@
 //!
 //! [`Pages`] renders each page from a view ([`SecondStepView`], [`SetupView`], ...); every
 //! method defaults to [`DefaultPages`]' accessible, escaped HTML with inline CSS and no
-//! external assets or scripts. Override [`Pages::layout`] alone to put the default pages in
+//! external assets, and no script but the security-key buttons' inline [`KEY_SCRIPT`]
+//! (feature `webauthn`). Override [`Pages::layout`] alone to put the default pages in
 //! your own frame (navigation, style sheet), or override the pages you want with your
 //! templates (askama, minijinja, maud), and pass them to [`TwoFactorWebBuilder::pages`]: the
 //! flow, the headers and the checks stay the module's.
@@ -142,10 +143,13 @@
 
 mod pages;
 
+#[cfg(feature = "webauthn")]
+mod keys;
+
 pub use pages::{
-    AccountActions, AccountView, CSRF_FIELD, Common, DEFAULT_CSS, DefaultPages, MailedCodeView,
-    MessageView, Pages, RecoveryCodesView, SecondStepView, SetupStep, SetupView, StepUpView,
-    default_layout,
+    AccountActions, AccountView, CSRF_FIELD, Common, DEFAULT_CSS, DefaultPages, KEY_SCRIPT,
+    MailedCodeView, MessageView, Pages, RecoveryCodesView, SecondStepView, SecurityKeysView,
+    SetupStep, SetupView, StepUpView, default_layout,
 };
 
 use core::fmt;
@@ -176,7 +180,6 @@ use crate::cookie::DeviceCookie;
 use crate::mail::Mailer;
 use crate::policy::{EnforcementPolicy, Principal};
 use crate::service::{Error, ErrorKind, TwoFactor};
-use crate::store::UserStore;
 use crate::vocabulary::{BoxFuture, hex};
 
 /// The session key under which the module keeps the logged-in user's id (2FA complete) unless
@@ -195,6 +198,22 @@ const FLASH: &str = "twofactor.flash";
 const MAX_NEXT_LEN: usize = 2_048;
 
 // ----- the service, object-safe -----
+
+/// The store the web layer takes: any [`UserStore`](crate::store::UserStore); with the `webauthn` feature, one that
+/// can also find a security key's owner ([`SecurityKeyIndex`](crate::store::SecurityKeyIndex):
+/// every store this crate ships), so that the account page can register keys.
+#[cfg(not(feature = "webauthn"))]
+pub trait WebStore: crate::store::UserStore {}
+#[cfg(not(feature = "webauthn"))]
+impl<T: crate::store::UserStore> WebStore for T {}
+
+/// The store the web layer takes: any [`UserStore`](crate::store::UserStore); with the `webauthn` feature, one that
+/// can also find a security key's owner ([`SecurityKeyIndex`](crate::store::SecurityKeyIndex):
+/// every store this crate ships), so that the account page can register keys.
+#[cfg(feature = "webauthn")]
+pub trait WebStore: crate::store::SecurityKeyIndex {}
+#[cfg(feature = "webauthn")]
+impl<T: crate::store::SecurityKeyIndex> WebStore for T {}
 
 /// What the pending enrollment of a forced set-up is.
 enum PendingSetup {
@@ -299,11 +318,13 @@ trait Backend: Send + Sync + 'static {
         device: &'a DeviceId,
     ) -> BoxFuture<'a, Result<(), Error>>;
     fn revoke_all_devices<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<usize, Error>>;
+    #[cfg(feature = "webauthn")]
+    fn keys(&self) -> &dyn keys::KeyBackend;
 }
 
 impl<S, M, P, C, A> Backend for TwoFactor<S, M, P, C, A>
 where
-    S: UserStore + 'static,
+    S: WebStore + 'static,
     M: Mailer + 'static,
     P: EnforcementPolicy + 'static,
     C: Clock + 'static,
@@ -478,6 +499,10 @@ where
     fn revoke_all_devices<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<usize, Error>> {
         Box::pin(TwoFactor::revoke_all_devices(self, user))
     }
+    #[cfg(feature = "webauthn")]
+    fn keys(&self) -> &dyn keys::KeyBackend {
+        self
+    }
 }
 
 // ----- configuration -----
@@ -503,6 +528,12 @@ struct Paths {
     revoke_all_devices: String,
     reauthenticate: String,
     step_up: String,
+    /// The security-key endpoints (feature `webauthn`): the login's options, the
+    /// registration's options and answer, removing an authenticator.
+    key_login_options: String,
+    key_options: String,
+    add_key: String,
+    remove_authenticator: String,
 }
 
 impl Paths {
@@ -525,6 +556,10 @@ impl Paths {
             revoke_all_devices: p("/account/devices/revoke-all"),
             reauthenticate: p("/account/reauthenticate"),
             step_up: p("/step-up"),
+            key_login_options: p("/key/options"),
+            key_options: p("/account/keys/options"),
+            add_key: p("/account/keys"),
+            remove_authenticator: p("/account/authenticators/remove"),
         }
     }
 }
@@ -678,7 +713,7 @@ impl TwoFactorWeb {
     /// on or off). `None` (no such user any more, or the lookup failed) logs the session out.
     pub fn new<S, M, P, C, A, F, Fut>(tf: TwoFactor<S, M, P, C, A>, principals: F) -> Self
     where
-        S: UserStore + 'static,
+        S: WebStore + 'static,
         M: Mailer + 'static,
         P: EnforcementPolicy + 'static,
         C: Clock + 'static,
@@ -704,7 +739,7 @@ impl TwoFactorWeb {
         principals: F,
     ) -> TwoFactorWebBuilder
     where
-        S: UserStore + 'static,
+        S: WebStore + 'static,
         M: Mailer + 'static,
         P: EnforcementPolicy + 'static,
         C: Clock + 'static,
@@ -747,6 +782,7 @@ impl TwoFactorWeb {
             .route(&p.revoke_all_devices, post(revoke_all_devices))
             .route(&p.reauthenticate, post(reauthenticate))
             .route(&p.step_up, get(step_up_page).post(step_up_submit))
+            .merge(keys_router(p))
             .with_state(self.clone())
     }
 
@@ -1145,6 +1181,8 @@ fn problem(e: &Error, now: u64) -> Problem {
             )
         }
     };
+    #[cfg(feature = "webauthn")]
+    let message = keys::key_message(e).map_or(message, str::to_owned);
     Problem {
         status: StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         message,
@@ -1537,6 +1575,9 @@ impl TwoFactorWeb {
                 .await;
         }
         let accepts_recovery_code = pending.accepts(FactorKind::RecoveryCode);
+        let accepts_code = pending.accepts(FactorKind::Totp);
+        let security_key = (cfg!(feature = "webauthn") && pending.accepts(FactorKind::SecurityKey))
+            .then_some(paths.key_login_options.as_str());
         self.render(
             session,
             "Two-factor authentication",
@@ -1548,6 +1589,8 @@ impl TwoFactorWeb {
                     action: &paths.second_step,
                     accepts_recovery_code,
                     offer_remember: true,
+                    accepts_code,
+                    security_key,
                 })
             },
         )
@@ -1578,23 +1621,30 @@ impl TwoFactorWeb {
         };
         let input = field(form, "code");
         let mailed = matches!(pending.step(), PendingStep::MailedCode { .. });
-        let factor = match pending.step() {
-            PendingStep::Enrollment => return Ok(to(&self.paths().setup)),
-            PendingStep::MailedCode { .. } => Factor::MailedCode(input),
-            _ => match Factor::parse(input) {
-                Ok(f) => f,
-                Err(e) => {
-                    let p = problem(&Error::from(e), tf.now());
-                    return self.render_second_step(session, &pending, Some(&p)).await;
-                }
-            },
-        };
         let asked = !mailed && field(form, "remember") == "on";
         let secure = keeps_secure_cookies(headers);
         let label = device_label(headers);
         let remember = (asked && secure).then_some(label.as_str());
         let ctx = login_context(headers);
-        match tf.finish_login(&pending, factor, remember, &ctx).await {
+        let answer = field(form, "credential");
+        let finished = if cfg!(feature = "webauthn") && !answer.is_empty() {
+            self.finish_key_login(&pending, answer, remember, &ctx)
+                .await
+        } else {
+            let factor = match pending.step() {
+                PendingStep::Enrollment => return Ok(to(&self.paths().setup)),
+                PendingStep::MailedCode { .. } => Factor::MailedCode(input),
+                _ => match Factor::parse(input) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let p = problem(&Error::from(e), tf.now());
+                        return self.render_second_step(session, &pending, Some(&p)).await;
+                    }
+                },
+            };
+            tf.finish_login(&pending, factor, remember, &ctx).await
+        };
+        match finished {
             Ok(granted) => {
                 let user = pending.user();
                 let mut next = self
@@ -1932,9 +1982,20 @@ impl TwoFactorWeb {
         let password_fresh = self.password_at(session).await?.is_fresh(now, max_age);
         let second_factor_fresh = self.proof(session).await?.is_some_and(|p| {
             p.user() == user
-                && matches!(p.factor(), FactorKind::Totp | FactorKind::RecoveryCode)
+                && matches!(
+                    p.factor(),
+                    FactorKind::Totp | FactorKind::RecoveryCode | FactorKind::SecurityKey
+                )
                 && p.is_fresh(now, max_age)
         });
+        let authenticators = match self.key_authenticators(user).await {
+            Ok(list) => list,
+            Err(e) => {
+                return self
+                    .problem_page(session, title, &problem(&e, now), None)
+                    .await;
+            }
+        };
         let paths = self.paths();
         let pages = &self.inner.pages;
         let code = error.map_or(StatusCode::OK, |p| p.status);
@@ -1957,9 +2018,39 @@ impl TwoFactorWeb {
                     revoke_all_devices: &paths.revoke_all_devices,
                     reauthenticate: &paths.reauthenticate,
                 },
+                security_keys: authenticators.as_deref().map(|list| SecurityKeysView {
+                    authenticators: list,
+                    add_options: &paths.key_options,
+                    add: &paths.add_key,
+                    remove: &paths.remove_authenticator,
+                }),
             })
         })
         .await
+    }
+
+    /// Without the `webauthn` feature: no security keys.
+    #[cfg(not(feature = "webauthn"))]
+    async fn finish_key_login(
+        &self,
+        _: &PendingLogin,
+        _: &str,
+        _: Option<&str>,
+        _: &LoginContext,
+    ) -> Result<LoginGranted, Error> {
+        Err(Error::SecurityKey(
+            crate::vocabulary::SecurityKeyFailure::NotConfigured,
+        ))
+    }
+
+    /// Without the `webauthn` feature: no security keys on the account page.
+    #[cfg(not(feature = "webauthn"))]
+    #[allow(clippy::unused_async)]
+    async fn key_authenticators(
+        &self,
+        _: &UserId,
+    ) -> Result<Option<Vec<crate::account::AuthenticatorInfo>>, Error> {
+        Ok(None)
     }
 
     async fn account_page(&self, session: &Session) -> Flow {
@@ -2355,6 +2446,17 @@ impl TwoFactorWeb {
 }
 
 // ----- handlers -----
+
+/// The security-key routes (feature `webauthn`), or none.
+#[cfg(feature = "webauthn")]
+fn keys_router(p: &Paths) -> Router<TwoFactorWeb> {
+    keys::router(p)
+}
+
+#[cfg(not(feature = "webauthn"))]
+fn keys_router(_: &Paths) -> Router<TwoFactorWeb> {
+    Router::new()
+}
 
 /// The request's session and headers, for the module's handlers.
 struct Visit {

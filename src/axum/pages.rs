@@ -6,7 +6,7 @@
 //! POST without it (403). Text from users (device labels, user ids) is untrusted: escape it
 //! (the default pages do, with [`escape_html`]).
 
-use crate::account::{DeviceInfo, TwoFactorStatus, UserId};
+use crate::account::{AuthenticatorInfo, AuthenticatorKind, DeviceInfo, TwoFactorStatus, UserId};
 use crate::mail::{escape_html, readable_utc};
 
 /// The name of the hidden form field that carries the CSRF token.
@@ -44,6 +44,13 @@ pub struct SecondStepView<'a> {
     /// Whether to offer "don't ask again on this device" (the policy allows trusted devices
     /// and the page is served where the browser keeps a `Secure` cookie).
     pub offer_remember: bool,
+    /// Whether a TOTP code is accepted (the user has an authenticator app).
+    pub accepts_code: bool,
+    /// "Use your security key" (feature `webauthn`, a key offered): where the button POSTs
+    /// (the CSRF token) for the JSON options of `navigator.credentials.get`. The answer is
+    /// posted to [`action`](Self::action) as the JSON of the credential in a field
+    /// `credential`. [`KEY_SCRIPT`] does both.
+    pub security_key: Option<&'a str>,
 }
 
 /// The second step of a login with a mailed code, with a resend button.
@@ -112,6 +119,23 @@ pub struct RecoveryCodesView<'a> {
     pub continue_to: &'a str,
 }
 
+/// The account page's security keys (feature `webauthn`, a relying party configured).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SecurityKeysView<'a> {
+    /// The user's authenticators (apps and keys), in the order they were added.
+    pub authenticators: &'a [AuthenticatorInfo],
+    /// Where "Add a security key" POSTs (fields `label` and, unless a fresh proof is in the
+    /// session and for a user who has an authenticator, `code`) for the JSON options of
+    /// `navigator.credentials.create`.
+    pub add_options: &'a str,
+    /// Where the new key's answer is posted (field `credential`, with `label`).
+    pub add: &'a str,
+    /// Remove one authenticator (field `authenticator`, its id, and `code` unless a fresh
+    /// proof is in the session).
+    pub remove: &'a str,
+}
+
 /// Where the account page's forms post.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -156,6 +180,8 @@ pub struct AccountView<'a> {
     pub home: &'a str,
     /// Where the forms post.
     pub actions: AccountActions<'a>,
+    /// Security keys (feature `webauthn`, a relying party configured): `None` otherwise.
+    pub security_keys: Option<SecurityKeysView<'a>>,
 }
 
 /// Step-up: prove a second factor again before a sensitive page.
@@ -356,7 +382,29 @@ fn code_form(
 
 /// The default second step's body.
 fn second_step(v: &SecondStepView<'_>) -> String {
-    let prompt = if v.accepts_recovery_code {
+    let key = v
+        .security_key
+        .map(|options| {
+            key_form(
+                &v.common,
+                v.action,
+                options,
+                "get",
+                "use-key",
+                "Use your security key",
+                "",
+            )
+        })
+        .unwrap_or_default();
+    if !v.accepts_code && !v.accepts_recovery_code {
+        return with_heading(
+            &v.common,
+            &format!("<p>Touch your security key to finish logging in.</p>{key}"),
+        );
+    }
+    let prompt = if !v.accepts_code {
+        "Lost your security key? Enter one of your recovery codes."
+    } else if v.accepts_recovery_code {
         "Enter the 6-digit code from your authenticator app. Lost your phone? Enter one of your recovery codes instead."
     } else {
         "Enter the 6-digit code from your authenticator app."
@@ -370,10 +418,90 @@ fn second_step(v: &SecondStepView<'_>) -> String {
     with_heading(
         &v.common,
         &format!(
-            "<p>{}</p>{}",
+            "{key}<p>{}</p>{}",
             esc(prompt),
             code_form(&v.common, v.action, "Code", remember, ("verify", "Verify"))
         ),
+    )
+}
+
+/// The script of the security-key buttons (feature `webauthn`): a button with
+/// `data-twofa-key="create"` or `"get"` and `data-options` POSTs its form's fields to that URL,
+/// turns the base64url fields of the JSON options into `ArrayBuffer`s, calls
+/// `navigator.credentials.create` or `.get`, and posts the credential back as JSON (base64url
+/// again) in the form's hidden field `credential`. Errors show in the form's
+/// `.twofa-key-error`. No external assets; include it once on a page with such buttons.
+pub const KEY_SCRIPT: &str = r#"<script>
+(() => {
+  const dec = s => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4)), c => c.charCodeAt(0)).buffer;
+  const enc = b => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  for (const button of document.querySelectorAll("button[data-twofa-key]")) {
+    button.addEventListener("click", async () => {
+      const form = button.form;
+      const shown = form.querySelector(".twofa-key-error");
+      const fail = text => { shown.textContent = text; shown.hidden = false; button.disabled = false; };
+      if (!window.PublicKeyCredential) return fail("This browser cannot use security keys.");
+      button.disabled = true;
+      shown.hidden = true;
+      let options;
+      try {
+        const r = await fetch(button.dataset.options, { method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams(new FormData(form)) });
+        const body = await r.json();
+        if (!r.ok) return fail(body.error || "That did not work.");
+        options = body.publicKey;
+      } catch (e) { return fail("That did not work. Reload the page and try again."); }
+      options.challenge = dec(options.challenge);
+      // webauthn-rs 0.5 asks for credProtect "userVerificationRequired" (not enforced) with
+      // user verification only preferred; Chromium refuses that combination as inconsistent
+      // (NotSupportedError; kanidm/webauthn-rs#490). Not enforced, it is a hint: drop it there.
+      const x = options.extensions;
+      if (x && x.credentialProtectionPolicy === "userVerificationRequired" && !x.enforceCredentialProtectionPolicy
+          && (options.authenticatorSelection || {}).userVerification !== "required") {
+        delete x.credentialProtectionPolicy;
+        delete x.enforceCredentialProtectionPolicy;
+      }
+      if (options.user) options.user.id = dec(options.user.id);
+      for (const c of options.excludeCredentials || []) c.id = dec(c.id);
+      for (const c of options.allowCredentials || []) c.id = dec(c.id);
+      let cred;
+      try {
+        cred = button.dataset.twofaKey === "create"
+          ? await navigator.credentials.create({ publicKey: options })
+          : await navigator.credentials.get({ publicKey: options });
+      } catch (e) { return fail("The security key did not answer (" + e.name + "). Try again."); }
+      const response = {};
+      for (const k of ["clientDataJSON", "attestationObject", "authenticatorData", "signature", "userHandle"]) {
+        if (cred.response[k]) response[k] = enc(cred.response[k]);
+      }
+      form.elements.credential.value = JSON.stringify({ id: cred.id, rawId: enc(cred.rawId),
+        type: cred.type, response, extensions: {} });
+      form.submit();
+    });
+  }
+})();
+</script>"#;
+
+/// A form with a security-key button: it fetches the options from `options`, then posts the
+/// credential to `action` (with `fields`).
+fn key_form(
+    c: &Common<'_>,
+    action: &str,
+    options: &str,
+    mode: &str,
+    id: &str,
+    label: &str,
+    fields: &str,
+) -> String {
+    format!(
+        "<form method=post action=\"{}\" class=twofa-key>{}<input type=hidden name=credential value=\"\">{fields}\
+         <div><button type=button id={id} data-twofa-key={mode} data-options=\"{}\">{}</button></div>\
+         <p class=\"error twofa-key-error\" role=alert hidden></p></form>{KEY_SCRIPT}",
+        esc(action),
+        csrf(c),
+        esc(options),
+        esc(label),
     )
 }
 
@@ -577,6 +705,9 @@ fn account(v: &AccountView<'_>) -> String {
             ));
         }
     }
+    if let Some(keys) = &v.security_keys {
+        body.push_str(&security_keys(v, keys));
+    }
     body.push_str("<section id=devices><h2>Trusted devices</h2>");
     if v.devices.is_empty() {
         body.push_str("<p>No device skips the code.</p>");
@@ -633,6 +764,75 @@ fn account(v: &AccountView<'_>) -> String {
         esc(v.home)
     ));
     with_heading(&v.common, &body)
+}
+
+/// The account page's security keys: the list with a remove button each (a TOTP app
+/// listed too once there are several authenticators), and "Add a security key".
+fn security_keys(v: &AccountView<'_>, k: &SecurityKeysView<'_>) -> String {
+    let mut out = String::from("<section id=security-keys><h2>Security keys</h2>");
+    let keys: Vec<_> = k
+        .authenticators
+        .iter()
+        .filter(|a| a.kind() == AuthenticatorKind::SecurityKey || k.authenticators.len() > 1)
+        .collect();
+    if keys.is_empty() {
+        out.push_str(
+            "<p>A security key (a USB or NFC key, or this device's own) cannot be phished: it \
+             only answers this site.</p>",
+        );
+    } else {
+        out.push_str("<ul id=authenticators>");
+        for a in keys {
+            let kind = match a.kind() {
+                AuthenticatorKind::SecurityKey => "security key",
+                _ => "authenticator app",
+            };
+            let remove = if v.password_fresh {
+                post_button(
+                    v,
+                    k.remove,
+                    &format!("remove-{}", esc(a.id().as_str())),
+                    &format!("Remove {}", a.label()),
+                    &format!(
+                        "<input type=hidden name=authenticator value=\"{}\">{}",
+                        esc(a.id().as_str()),
+                        code_field(v)
+                    ),
+                )
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "<li class=authenticator data-kind=\"{kind}\"><strong>{}</strong> ({kind}), added {}, {}{remove}</li>",
+                esc(a.label()),
+                esc(&readable_utc(a.created_at())),
+                esc(&a
+                    .last_used_at()
+                    .map_or_else(|| "never used".to_owned(), |t| format!("last used {}", readable_utc(t)))),
+            ));
+        }
+        out.push_str("</ul>");
+    }
+    if v.password_fresh {
+        let code = if v.status.enrolled_at.is_some() {
+            code_field(v)
+        } else {
+            String::new()
+        };
+        out.push_str(&key_form(
+            &v.common,
+            k.add,
+            k.add_options,
+            "create",
+            "add-key",
+            "Add a security key",
+            &format!(
+                "<label>Name <input type=text name=label id=key-label value=\"Security key\" maxlength=64 required></label>{code}"
+            ),
+        ));
+    }
+    out.push_str("</section>");
+    out
 }
 
 /// The default step-up page's body.
