@@ -460,7 +460,7 @@ mod enabled {
             credential_ids(self).iter().map(|c| c.to_vec()).collect()
         }
 
-        fn webauthn<'s>(settings: &'s Settings) -> Result<&'s RelyingParty, DomainError> {
+        fn webauthn(settings: &Settings) -> Result<&RelyingParty, DomainError> {
             settings
                 .security_keys
                 .as_ref()
@@ -748,10 +748,7 @@ mod enabled {
             ceremony: KeyCeremony,
             response: &str,
             settings: &Settings,
-        ) -> Result<
-            Result<(TwoFactorRecord, AuthenticatorId), Box<Transition<Checked<T>>>>,
-            DomainError,
-        > {
+        ) -> Result<KeyVerified<T>, DomainError> {
             let rp = Self::webauthn(settings)?;
             let refused = |reason| Ok(Err(Box::new(self.key_refused(ceremony, reason))));
             let Some(waiting) = self
@@ -946,6 +943,10 @@ mod enabled {
                 .event(AuditKind::AuthenticatorUsed { authenticator: id }))
         }
     }
+
+    /// An accepted answer (the record to go on from and the key that signed), or the refusal
+    /// to return.
+    type KeyVerified<T> = Result<(TwoFactorRecord, AuthenticatorId), Box<Transition<Checked<T>>>>;
 
     /// A random (version 4) UUID from 16 random bytes: the WebAuthn user handle of a
     /// registration. A second-factor key is looked up by the user's record, never by its
