@@ -1,8 +1,8 @@
 //! Security keys through `twofactor::axum` end to end in real headless Chromium, with the
 //! WebDriver virtual authenticator (W3C WebAuthn § 11, which chromedriver implements; sent as
 //! custom commands: fantoccini has no typed ones): a key registered on the account page (the
-//! user's first factor: recovery codes), a logout, a login with the key, a credential removed
-//! on the server refused, and the key removed on the account page.
+//! user's first factor: recovery codes), a logout, a login with the key, a step-up with it, a
+//! credential removed on the server refused, and the key removed on the account page.
 //!
 //! WebAuthn needs a secure context and a domain name: the app is served on
 //! `http://localhost:PORT` (webauthn-rs refuses an origin of `127.0.0.1`). Needs `chromium` and
@@ -335,6 +335,11 @@ async fn story(t: &T, store: &MemoryStore) -> TestResult {
     t.click("#use-key").await?;
     assert_eq!(t.path().await?, "/", "logged in with the key");
     assert!(t.text("#hello").await?.contains("alice"));
+    // Step-up with the key (a sensitive page asks for a fresh second factor).
+    t.go("/2fa/step-up?next=/").await?;
+    t.shot("step-up").await?;
+    t.click("#use-key").await?;
+    assert_eq!(t.path().await?, "/", "confirmed with the key");
     t.click("#logout").await?;
 
     // A credential removed on the server (between the options and the answer) is refused.

@@ -58,6 +58,13 @@ pub(super) trait KeyBackend: Send + Sync {
         reauth: Reauthenticated,
         verification: Verification<'a>,
     ) -> BoxFuture<'a, Result<(), Error>>;
+    fn start_step_up<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<KeyChallenge, Error>>;
+    fn finish_step_up<'a>(
+        &'a self,
+        user: &'a UserId,
+        answer: &'a str,
+        ctx: &'a LoginContext,
+    ) -> BoxFuture<'a, Result<SecondFactorProof, Error>>;
 }
 
 impl<S, M, P, C, A> KeyBackend for TwoFactor<S, M, P, C, A>
@@ -125,12 +132,24 @@ where
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.remove_authenticator(principal, id, reauth, verification))
     }
+    fn start_step_up<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<KeyChallenge, Error>> {
+        Box::pin(self.start_security_key_step_up(user))
+    }
+    fn finish_step_up<'a>(
+        &'a self,
+        user: &'a UserId,
+        answer: &'a str,
+        ctx: &'a LoginContext,
+    ) -> BoxFuture<'a, Result<SecondFactorProof, Error>> {
+        Box::pin(self.finish_security_key_step_up(user, answer, ctx))
+    }
 }
 
 /// The security-key routes.
 pub(super) fn router(p: &Paths) -> Router<TwoFactorWeb> {
     Router::new()
         .route(&p.key_login_options, post(login_options))
+        .route(&p.key_step_up_options, post(step_up_options))
         .route(&p.key_options, post(registration_options))
         .route(&p.add_key, post(add_key))
         .route(&p.remove_authenticator, post(remove_authenticator))
@@ -138,6 +157,10 @@ pub(super) fn router(p: &Paths) -> Router<TwoFactorWeb> {
 
 async fn login_options(State(web): State<TwoFactorWeb>, v: Visit, Form(f): Fields) -> Flow {
     web.key_login_options(&v.session, &f).await
+}
+
+async fn step_up_options(State(web): State<TwoFactorWeb>, v: Visit, Form(f): Fields) -> Flow {
+    web.key_step_up_options(&v.session, &f).await
 }
 
 async fn registration_options(State(web): State<TwoFactorWeb>, v: Visit, Form(f): Fields) -> Flow {
@@ -205,6 +228,24 @@ impl TwoFactorWeb {
             return Ok(self.json_problem(&Error::LoginExpired));
         };
         Ok(self.json_options(self.key_backend().start_login(&pending).await))
+    }
+
+    pub(super) async fn finish_key_step_up(
+        &self,
+        user: &UserId,
+        answer: &str,
+        ctx: &LoginContext,
+    ) -> Result<SecondFactorProof, Error> {
+        self.key_backend().finish_step_up(user, answer, ctx).await
+    }
+
+    async fn key_step_up_options(&self, session: &Session, form: &HashMap<String, String>) -> Flow {
+        self.check_csrf(session, form).await?;
+        let user = match self.require_user(session, &self.paths().account).await? {
+            Ok(u) => u,
+            Err(r) => return Ok(r),
+        };
+        Ok(self.json_options(self.key_backend().start_step_up(&user).await))
     }
 
     async fn key_registration_options(

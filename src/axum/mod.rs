@@ -531,6 +531,7 @@ struct Paths {
     /// The security-key endpoints (feature `webauthn`): the login's options, the
     /// registration's options and answer, removing an authenticator.
     key_login_options: String,
+    key_step_up_options: String,
     key_options: String,
     add_key: String,
     remove_authenticator: String,
@@ -557,6 +558,7 @@ impl Paths {
             reauthenticate: p("/account/reauthenticate"),
             step_up: p("/step-up"),
             key_login_options: p("/key/options"),
+            key_step_up_options: p("/step-up/key/options"),
             key_options: p("/account/keys/options"),
             add_key: p("/account/keys"),
             remove_authenticator: p("/account/authenticators/remove"),
@@ -2043,6 +2045,19 @@ impl TwoFactorWeb {
         ))
     }
 
+    /// Without the `webauthn` feature: no security keys.
+    #[cfg(not(feature = "webauthn"))]
+    async fn finish_key_step_up(
+        &self,
+        _: &UserId,
+        _: &str,
+        _: &LoginContext,
+    ) -> Result<SecondFactorProof, Error> {
+        Err(Error::SecurityKey(
+            crate::vocabulary::SecurityKeyFailure::NotConfigured,
+        ))
+    }
+
     /// Without the `webauthn` feature: no security keys on the account page.
     #[cfg(not(feature = "webauthn"))]
     #[allow(clippy::unused_async)]
@@ -2327,6 +2342,12 @@ impl TwoFactorWeb {
                     .await;
             }
         };
+        let has_key = self.key_authenticators(user).await.is_ok_and(|list| {
+            list.is_some_and(|l| {
+                l.iter()
+                    .any(|a| a.kind() == crate::account::AuthenticatorKind::SecurityKey)
+            })
+        });
         let paths = self.paths();
         let pages = &self.inner.pages;
         let status = error.map_or(StatusCode::OK, |p| p.status);
@@ -2337,6 +2358,7 @@ impl TwoFactorWeb {
                 next,
                 enrolled,
                 account: &paths.account,
+                security_key: has_key.then_some(paths.key_step_up_options.as_str()),
             })
         })
         .await
@@ -2375,12 +2397,18 @@ impl TwoFactorWeb {
             Err(r) => return Ok(r),
         };
         let tf = self.tf();
-        let proved = match Factor::parse(field(form, "code")) {
-            Ok(factor) => {
-                tf.verify_second_factor(&user, factor, &login_context(headers))
-                    .await
+        let answer = field(form, "credential");
+        let proved = if cfg!(feature = "webauthn") && !answer.is_empty() {
+            self.finish_key_step_up(&user, answer, &login_context(headers))
+                .await
+        } else {
+            match Factor::parse(field(form, "code")) {
+                Ok(factor) => {
+                    tf.verify_second_factor(&user, factor, &login_context(headers))
+                        .await
+                }
+                Err(e) => Err(Error::from(e)),
             }
-            Err(e) => Err(Error::from(e)),
         };
         match proved {
             Ok(proof) => {

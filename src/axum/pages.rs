@@ -199,6 +199,10 @@ pub struct StepUpView<'a> {
     pub enrolled: bool,
     /// The account security page.
     pub account: &'a str,
+    /// "Use your security key" (feature `webauthn`, the user has one): where the button
+    /// POSTs for the options; the answer is posted to [`action`](Self::action) in a field
+    /// `credential`, with `next` (see [`SecondStepView::security_key`]).
+    pub security_key: Option<&'a str>,
 }
 
 /// A page that only says something: a login that expired, a form that expired, a server
@@ -837,9 +841,24 @@ fn security_keys(v: &AccountView<'_>, k: &SecurityKeysView<'_>) -> String {
 
 /// The default step-up page's body.
 fn step_up(v: &StepUpView<'_>) -> String {
+    let next = format!("<input type=hidden name=next value=\"{}\">", esc(v.next));
+    let key = v
+        .security_key
+        .map(|options| {
+            key_form(
+                &v.common,
+                v.action,
+                options,
+                "get",
+                "use-key",
+                "Use your security key",
+                &next,
+            )
+        })
+        .unwrap_or_default();
     let body = if v.enrolled {
         format!(
-            "<p>This page needs a fresh confirmation. Enter the 6-digit code from your \
+            "{key}<p>This page needs a fresh confirmation. Enter the 6-digit code from your \
              authenticator app, or a recovery code.</p>{}",
             code_form(
                 &v.common,
