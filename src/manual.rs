@@ -217,6 +217,21 @@
 //! password. A user without a key still has the factors they had (TOTP, recovery codes):
 //! those remain phishable unless the policy above takes them away.
 //!
+//! **In the browser.** The options are JSON with binary fields in base64url; the page turns
+//! them into `ArrayBuffer`s for `navigator.credentials.create` / `.get` and sends the
+//! credential back as JSON, base64url again. The [axum module](crate::axum) does it with a
+//! small inline script ([`KEY_SCRIPT`](crate::axum::KEY_SCRIPT), no external assets): "Add a
+//! security key" and "Remove" on the account page, "Use your security key" at the second step
+//! and at step-up; the options come from a POST (with the CSRF token) and the answer goes back
+//! as an ordinary form post. One browser quirk is handled there: webauthn-rs 0.5 asks for the
+//! credProtect extension at level "user verification required" (not enforced) while asking
+//! for user verification only as "preferred", a combination Chromium refuses as inconsistent
+//! (`NotSupportedError`, kanidm/webauthn-rs#490). The script drops that unenforced hint when
+//! user verification is not required, as a browser that does not know the extension would;
+//! nothing the server checks depends on it. WebAuthn needs a secure context and a domain
+//! name: serve over HTTPS, or on `http://localhost:PORT` in development (webauthn-rs refuses
+//! `127.0.0.1` as an origin).
+//!
 //! **Stored format.** A key is an authenticator whose `factor` is `{"security_key":
 //! {"credential": ...}}`, webauthn-rs's credential as it serialises it (public key, id,
 //! counter, backup state, attestation: nothing secret). Under

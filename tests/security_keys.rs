@@ -697,3 +697,49 @@ async fn security_keys_need_a_relying_party() {
     assert!(refused(&r, SecurityKeyFailure::NotConfigured), "{r:?}");
     assert_eq!(r.unwrap_err().kind(), ErrorKind::Misconfigured);
 }
+
+/// A row holding a key, as stored (JSON text), made once.
+fn row_with_key() -> &'static str {
+    static ROW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ROW.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (_h, store, alice, _key) = alice_with_key(required).await;
+            store.json(&alice.user).unwrap().0
+        })
+    })
+}
+
+mod fail_closed {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// A row holding a key, with any one byte changed or removed, either does not decode
+        /// or still holds a key: it never reads as "no 2FA", and a key never turns into
+        /// something else.
+        #[test]
+        fn an_edited_row_with_a_key_never_reads_as_no_2fa(
+            at in 0usize..100_000,
+            byte in any::<u8>(),
+            remove in any::<bool>(),
+        ) {
+            let row = row_with_key().as_bytes();
+            let at = at % row.len();
+            let mut edited = row.to_vec();
+            if remove {
+                edited.remove(at);
+            } else {
+                edited[at] = byte;
+            }
+            if let Ok(record) = serde_json::from_slice::<TwoFactorRecord>(&edited) {
+                prop_assert!(record.is_enrolled());
+                prop_assert!(record.has_security_key());
+                prop_assert!(!record.has_totp());
+            }
+        }
+    }
+}
