@@ -379,16 +379,7 @@ async fn the_host_chooses_how_recent_a_step_up_must_be() {
     ));
     // The step-up proves the factor alone: merged into the login's claims it is AAL2 now.
     h.clock.advance(30);
-    let pending = h.challenge(&alice).await;
-    let login =
-        h.tf.finish_login(
-            &pending,
-            Factor::Totp(&code(&secret, h.now())),
-            None,
-            &ctx(),
-        )
-        .await
-        .unwrap();
+    let login = h.totp_login(&alice, &secret).await;
     h.clock.advance(3_600);
     let step = step_up(&h, &alice.user, Factor::Totp(&code(&secret, h.now())))
         .await
