@@ -3,6 +3,7 @@
 //! authenticator); proofs seal them (an edited claim is refused, an outdated proof has its own
 //! error); a host asks `satisfies` and puts them in a session or token.
 
+#[allow(unused_imports)] // this binary uses the flows, not the store fixtures
 mod common;
 
 use std::sync::Arc;

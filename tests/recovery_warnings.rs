@@ -3,6 +3,7 @@
 //! and the status carry a hint; with none left every login says the user must make new ones,
 //! until they do; making new ones replaces the whole set.
 
+#[allow(unused_imports)] // this binary uses the flows, not the store fixtures
 mod common;
 
 use std::sync::Arc;

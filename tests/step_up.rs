@@ -3,6 +3,7 @@
 //! audit as a login; the host chooses how recent a proof must be; and a trusted-device cookie
 //! never counts as one.
 
+#[allow(unused_imports)] // this binary uses the flows, not the store fixtures
 mod common;
 
 use std::sync::Arc;

@@ -661,7 +661,8 @@ mod tests {
     /// does (a mailed code or a device never counts as a second factor, whatever joins it).
     #[test]
     fn levels_and_amr_per_combination() {
-        let cases: &[(&[(AuthMethod, u64)], Aal, &[&str])] = &[
+        type Case<'a> = (&'a [(AuthMethod, u64)], Aal, &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
             (&[(Password, 1)], Aal::Aal1, &["pwd"]),
             (
                 &[(Password, 1), (Otp, 2)],
