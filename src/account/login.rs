@@ -2592,6 +2592,70 @@ mod tests {
         }
     }
 
+    /// A step-up touches no login state, whatever the record holds: a login waiting for a
+    /// mailed code (and the code), one waiting for enrollment, used tickets, trusted devices,
+    /// the mailed-code login time. Only the throttle and the factor's replay state move.
+    #[test]
+    fn step_up_leaves_every_login_state_alone() {
+        let now = T0 + 60;
+        let s = Settings::default();
+        let r = enrolled_record(T0);
+        // A trusted device from a login, then the login states a record can hold.
+        let code = active_code_at(&r, now);
+        let t = finish(
+            &r,
+            now,
+            &required(true),
+            Factor::Totp(&code),
+            Some("Firefox"),
+        );
+        let mut r = t.into_parts().0;
+        assert!(matches!(
+            r.send_mailed_code(now, &ctx(), &s, &mut TestRng(1)),
+            Ok(Sent::New { .. })
+        ));
+        r.challenge = Some(LoginChallenge {
+            issued_at: now,
+            expires_at: now + 900,
+        });
+        r.login_awaiting_enrollment = r.challenge.clone();
+        r.mailed_code_login_at = Some(T0);
+        r.tickets.mark_used(&[7; 16], now + 900, now);
+        assert!(r.mailed.is_some() && r.tickets.used.len() == 2);
+        let before = r.clone();
+        let t = r
+            .verify_second_factor(
+                now + 30,
+                &who().user,
+                Factor::Totp(&active_code_at(&r, now + 30)),
+                &s,
+                &mut TestRng(2),
+            )
+            .unwrap();
+        assert!(t.outcome().is_ok());
+        let after = t.record();
+        assert_eq!(after.mailed, before.mailed);
+        assert_eq!(after.challenge, before.challenge);
+        assert_eq!(
+            after.login_awaiting_enrollment,
+            before.login_awaiting_enrollment
+        );
+        assert_eq!(after.mailed_code_login_at, before.mailed_code_login_at);
+        assert_eq!(after.tickets, before.tickets);
+        assert_eq!(after.devices, before.devices);
+        assert_eq!(after.devices.len(), 1);
+        assert_eq!(after.recovery, before.recovery);
+        assert_eq!(after.mail_sends, before.mail_sends);
+        assert_ne!(after.last_used_step(), before.last_used_step());
+        assert_eq!(
+            t.events(),
+            &[AuditKind::SecondFactorVerified {
+                factor: FactorKind::Totp
+            }]
+        );
+        assert!(t.notices().is_empty());
+    }
+
     /// An enrolled record with a fresh set of recovery codes made under `s`, and the codes.
     fn with_recovery_codes(s: &Settings) -> (TwoFactorRecord, Vec<String>) {
         let (e, proof) = crate::account::enrollment::tests::enrolled(T0);
