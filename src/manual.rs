@@ -420,13 +420,16 @@
 //!   single-factor authenticators", a memorized secret and a possession authenticator such as
 //!   a single-factor OTP device (section 5.1.4: "hardware devices and software-based OTP
 //!   generators installed on devices such as mobile phones"). The verifier side is this
-//!   crate's: the OTP secret has at least 112 bits (5.1.4.1; 160 here), a time-based OTP is
-//!   accepted only once (5.1.4.2; replay protection), and failed attempts are rate-limited to
-//!   no more than 100 in a row (5.2.2; 5 an hour here). Password + recovery code reaches AAL2
-//!   the same way: a look-up secret (5.1.2) with at least 20 bits of entropy (80 here).
-//!   What AAL2 also needs is the host's: the password rules (5.1.1), TLS (an "authenticated
-//!   protected channel"), FIPS 140 validated cryptography where a federal agency requires it,
-//!   and the session limits below.
+//!   crate's: the OTP secret has at least 112 bits (5.1.4.1; 160 by default, never fewer than
+//!   128 for a secret this crate generates; one imported from elsewhere is as long as it
+//!   was, often 80 bits, which falls short), a time-based OTP is accepted only once (5.1.4.2;
+//!   replay protection), and failed attempts are rate-limited to no more than 100 in a row
+//!   (5.2.2; 5 an hour here). The claims do not look at the secret's length: a deployment
+//!   that imports short secrets and claims AAL2 should replace them. Password + recovery code
+//!   reaches AAL2 the same way: a look-up secret (5.1.2) with at least 20 bits of entropy (80
+//!   here). What AAL2 also needs is the host's: the password rules (5.1.1), TLS (an
+//!   "authenticated protected channel"), FIPS 140 validated cryptography where a federal
+//!   agency requires it, and the session limits below.
 //! - **A mailed code does not reach AAL2.** Section 5.1.3.1: "Methods that do not prove
 //!   possession of a specific device, such as voice-over-IP (VOIP) or email, SHALL NOT be used
 //!   for out-of-band authentication" (the revision-4 draft: "Email SHALL NOT be used for
