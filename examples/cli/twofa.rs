@@ -1,321 +1,17 @@
-//! Every call the web demo makes into `twofactor`, and nothing else: the handlers in `app.rs`
-//! call these small functions, so porting the demo to a new library API touches this file only.
-//!
-//! What lives here: the service's type, the run-time policy the administrator page edits, the
-//! outbox `Mailer` and the audit `AuditSink` (both in the demo's SQLite file), the one `match`
-//! from a library error to a status and a message, the half-done login kept in the session
-//! (one struct, [`HalfLogin`], kept as the library's sealed ticket string; one function each to
-//! begin and finish), the second-factor proof kept in the session after login, and the
-//! trusted-device cookie.
+//! The CLI demo's calls into `twofactor` (the core API, no web layer): the one `match` from a
+//! library error to a status and a message, the half-done login between the password and the
+//! code ([`HalfLogin`], the library's login ticket), and one small function per command.
+//! The service itself, its policy, the outbox and the audit trail are the web demo's
+//! (`examples/web/demo.rs`), on the same SQLite file.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
-use sqlx::SqlitePool;
-use twofactor::account::Verification;
 use twofactor::account::{DeviceInfo, PendingStep};
-use twofactor::audit::{AuditEvent, AuditSink};
-use twofactor::mail::{EnglishMessages, Messages as _, Recipient, readable_utc};
-use twofactor::policy::UnknownTenant;
-use twofactor::policy::{GraceStart, PolicyExt};
-use twofactor::seal::{Keyring, SealedStore};
 use twofactor::vocabulary::FactorKind;
 use twofactor::{
-    Clock, EnforcementPolicy, EnrollmentStatus, Error, ErrorKind, Factor, GrantReason,
-    LoginContext, LoginDecision, Mailer, Notice, Optional, PendingLogin, PerTenant, Principal,
-    Reauthenticated, RequiredForAll, RequiredForRoles, Requirement, SecondFactorProof, SqliteStore,
-    TwoFactor, UserId, WhenUnenrolled,
+    Clock, Error, ErrorKind, Factor, GrantReason, LoginContext, LoginDecision, PendingLogin,
+    Principal, Reauthenticated, SecondFactorProof, UserId,
 };
 
-/// The demo's 2FA service: sealed secrets in SQLite, the outbox, the live policy.
-pub type Service = TwoFactor<
-    SealedStore<SqliteStore, Keyring>,
-    Outbox,
-    Arc<PerTenant<Arc<LivePolicy>>>,
-    Arc<DemoClock>,
-    AuditLog,
->;
-
-/// Builds the service on `pool` (which also holds the demo's own tables).
-pub fn service(
-    pool: SqlitePool,
-    key: &[u8],
-    policy: Arc<PerTenant<Arc<LivePolicy>>>,
-    clock: Arc<DemoClock>,
-) -> Result<Service, Box<dyn std::error::Error + Send + Sync>> {
-    let keyring = Keyring::new("demo-1", key)?;
-    // One call seals the store and keys the service from the keyring (HKDF, one subkey per
-    // purpose): TOTP secrets encrypted and every record authenticated; recovery and mailed
-    // codes stored as HMACs (a copy of the table alone does not let anyone test guesses
-    // offline); login tickets and second-factor proofs sealed; trusted-device cookies keyed.
-    // Codes hashed by earlier versions of the demo still check until they are regenerated.
-    Ok(TwoFactor::builder(SqliteStore::from_pool(pool.clone()))
-        .mailer(Outbox {
-            pool: pool.clone(),
-            clock: clock.clone(),
-        })
-        .sealed(keyring)
-        .policy(policy)
-        .clock(clock)
-        .audit(AuditLog::new(pool))
-        .build())
-}
-
-/// Creates the library's table in the demo's file.
-pub async fn migrate(pool: &SqlitePool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    SqliteStore::from_pool(pool.clone()).migrate().await?;
-    Ok(())
-}
-
-/// A fresh 32-byte sealing key (the demo keeps it beside the database; a real deployment
-/// keeps it in a secret manager).
-pub fn random_key() -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
-    Ok(Keyring::random_key()?.to_vec())
-}
-
-// ----- clock -----
-
-/// The system clock plus an offset the browser test moves forward (to reach the next TOTP
-/// step without sleeping, or to let a throttle expire).
-#[derive(Debug, Default)]
-pub struct DemoClock(std::sync::atomic::AtomicU64);
-
-impl DemoClock {
-    /// Moves the clock `seconds` ahead.
-    #[allow(dead_code)] // the browser test's; the demo itself runs on real time
-    pub fn advance(&self, seconds: u64) {
-        self.0
-            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for DemoClock {
-    fn now(&self) -> u64 {
-        twofactor::clock::SystemClock.now() + self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-// ----- policy -----
-
-/// Who must use 2FA (the administrator page's first choice).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Nobody is made to use 2FA, and users without it are not offered it at login. Users who
-    /// set it up are still asked for their code (the library never lets an enrolled user in on
-    /// the password alone unless a policy names an exemption).
-    Off,
-    /// Users may enable it.
-    Optional,
-    /// Required for users with the `employee` role.
-    Employees,
-    /// Required for everybody.
-    All,
-}
-
-/// The administrator's policy settings, persisted as JSON in the `settings` table.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PolicyConfig {
-    /// Who must use 2FA.
-    pub scope: Scope,
-    /// Unenrolled users get a mailed code (`true`) or must set up an authenticator.
-    pub mail_code: bool,
-    /// Days an unenrolled user may still log in after the policy was saved (0: none).
-    pub grace_days: u64,
-    /// When the policy was saved (the grace period counts from here).
-    pub saved_at: u64,
-    /// Superusers are never asked.
-    pub superuser_exempt: bool,
-    /// Tenants whose owner switched 2FA off.
-    pub tenants_off: BTreeSet<String>,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig {
-            scope: Scope::Optional,
-            mail_code: false,
-            grace_days: 0,
-            saved_at: 0,
-            superuser_exempt: true,
-            tenants_off: BTreeSet::new(),
-        }
-    }
-}
-
-/// The policy the service asks, rebuilt from the library's combinators whenever the
-/// administrator saves the settings (the next login sees the change).
-pub struct LivePolicy(RwLock<Arc<dyn EnforcementPolicy>>);
-
-impl LivePolicy {
-    /// The policy for `config`; the per-tenant switch wraps it (see [`policy`]).
-    fn build(config: &PolicyConfig) -> Arc<dyn EnforcementPolicy> {
-        let when = if config.mail_code {
-            WhenUnenrolled::MailCode
-        } else {
-            WhenUnenrolled::BlockUntilEnrolled
-        };
-        let base: Arc<dyn EnforcementPolicy> = match config.scope {
-            Scope::Off => Arc::new(|_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::Off),
-            Scope::Optional => Arc::new(Optional),
-            Scope::Employees => Arc::new(RequiredForRoles::new(["employee"], when)),
-            Scope::All => Arc::new(RequiredForAll::new(when)),
-        };
-        let base: Arc<dyn EnforcementPolicy> = if config.grace_days > 0 {
-            Arc::new(base.with_grace_period(
-                GraceStart::Since(config.saved_at),
-                Duration::from_secs(config.grace_days * 86_400),
-            ))
-        } else {
-            base
-        };
-        if config.superuser_exempt {
-            Arc::new(base.exempt_superuser())
-        } else {
-            base
-        }
-    }
-}
-
-impl EnforcementPolicy for LivePolicy {
-    fn requirement(&self, p: &Principal, s: &EnrollmentStatus, now: u64) -> Requirement {
-        let current = self
-            .0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        current.requirement(p, s, now)
-    }
-}
-
-/// The service's policy for `config`: the per-tenant switch around the live policy. Tenants
-/// the owner never switched (and users without a tenant) get the live policy.
-pub fn policy(config: &PolicyConfig) -> Arc<PerTenant<Arc<LivePolicy>>> {
-    let live = Arc::new(LivePolicy(RwLock::new(LivePolicy::build(config))));
-    let tenants = PerTenant::new(live, UnknownTenant::Enforce);
-    for tenant in &config.tenants_off {
-        tenants.disable(tenant.clone());
-    }
-    Arc::new(tenants)
-}
-
-/// Applies a new configuration to the running policy.
-pub fn apply_policy(tf: &Service, old: &PolicyConfig, config: &PolicyConfig) {
-    let tenants = tf.policy();
-    *tenants
-        .inner()
-        .0
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = LivePolicy::build(config);
-    for tenant in old.tenants_off.difference(&config.tenants_off) {
-        tenants.enable(tenant.clone());
-    }
-    for tenant in &config.tenants_off {
-        tenants.disable(tenant.clone());
-    }
-}
-
-// ----- outbox and audit -----
-
-/// A `Mailer` that stores every notice in the `outbox` table instead of sending it, rendered
-/// as the mail a person would get (the library's `EnglishMessages`: subject, text and HTML).
-/// The outbox is the demo's stand-in for an inbox: it holds login codes and provisioned keys,
-/// which a real mailer sends and never stores; each user sees only their own mail.
-#[derive(Debug, Clone)]
-pub struct Outbox {
-    pool: SqlitePool,
-    clock: Arc<DemoClock>,
-}
-
-impl Mailer for Outbox {
-    type Error = sqlx::Error;
-
-    async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), sqlx::Error> {
-        let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE name = ?")
-            .bind(user.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        let to = Recipient::new(email.unwrap_or_else(|| user.to_string())).name(user.as_str());
-        let now = self.clock.now();
-        let mail = messages().render(&to, notice, now);
-        sqlx::query("INSERT INTO outbox (at, user_id, subject, body, html) VALUES (?, ?, ?, ?, ?)")
-            .bind(now as i64)
-            .bind(user.as_str())
-            .bind(mail.subject())
-            .bind(mail.text())
-            .bind(mail.html())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-}
-
-/// The demo's words for notices: the library's defaults, naming the demo.
-pub fn messages() -> EnglishMessages {
-    EnglishMessages::new("twofactor demo")
-}
-
-/// A time as mail and pages show it ("6 December 2026 at 15:04 UTC").
-pub fn when(unix_seconds: u64) -> String {
-    readable_utc(unix_seconds)
-}
-
-/// An `AuditSink` that appends every event to the `audit` table (through one writer task, so
-/// the order is kept and the caller never waits).
-#[derive(Debug, Clone)]
-pub struct AuditLog(tokio::sync::mpsc::UnboundedSender<AuditMsg>);
-
-/// What the audit writer task receives.
-#[derive(Debug)]
-pub enum AuditMsg {
-    /// (user, time, event as JSON).
-    Event(String, u64, String),
-    /// Answer once everything before has been written.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-impl AuditLog {
-    fn new(pool: SqlitePool) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AuditMsg>();
-        tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
-                match msg {
-                    AuditMsg::Event(user, at, kind) => {
-                        let _ =
-                            sqlx::query("INSERT INTO audit (at, user_id, event) VALUES (?, ?, ?)")
-                                .bind(at as i64)
-                                .bind(user)
-                                .bind(kind)
-                                .execute(&pool)
-                                .await;
-                    }
-                    AuditMsg::Flush(done) => {
-                        let _ = done.send(());
-                    }
-                }
-            }
-        });
-        AuditLog(tx)
-    }
-
-    /// Waits until every event recorded so far is in the table (the CLI calls it before exiting).
-    pub async fn flush(&self) {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        if self.0.send(AuditMsg::Flush(done)).is_ok() {
-            let _ = wait.await;
-        }
-    }
-}
-
-impl AuditSink for AuditLog {
-    fn record(&self, event: &AuditEvent) {
-        let kind =
-            serde_json::to_string(&event.kind).unwrap_or_else(|_| format!("{:?}", event.kind));
-        let _ = self
-            .0
-            .send(AuditMsg::Event(event.user.to_string(), event.at, kind));
-    }
-}
+use crate::demo::Service;
 
 // ----- errors -----
 
@@ -324,8 +20,6 @@ impl AuditSink for AuditLog {
 pub struct UiError {
     /// The library's HTTP status for the error (`Error::http_status`).
     pub status: u16,
-    /// For a 429: the seconds to wait (the `Retry-After` header).
-    pub retry_after: Option<u64>,
     /// For the page.
     pub message: String,
     /// The call needs a fresh second factor first (`Error::SecondFactorRequired`): under a
@@ -360,7 +54,6 @@ pub fn ui_error(tf: &Service, e: &Error) -> UiError {
     }
     UiError {
         status: e.http_status(),
-        retry_after: e.retry_after(now),
         message,
         second_factor_required: matches!(e, Error::SecondFactorRequired),
     }
@@ -377,7 +70,6 @@ macro_rules! call {
 fn not_a_code() -> UiError {
     UiError {
         status: 400,
-        retry_after: None,
         message: "That is not a code: enter the 6 digits from your app, or a recovery code.".into(),
         second_factor_required: false,
     }
@@ -400,26 +92,14 @@ pub enum Step {
     Enroll,
 }
 
-/// What the demo keeps in the session between the password and the second step: the
-/// library's login ticket ([`PendingLogin`]: who, the roles and tenant the policy saw, when the
-/// password was checked, the deadline, what it accepts), stored as its sealed string
-/// ([`ticket`](Self::ticket)). The library checks the seal, the deadline, single use and
-/// revocation in every call that takes it; the demo only reads its claims to pick the page.
-/// The session id is cycled when the ticket is stored and again when the login completes.
+/// A login between the password and the second step: the library's login ticket
+/// ([`PendingLogin`]: who, the roles and tenant the policy saw, when the password was checked,
+/// the deadline, what it accepts). The library checks the seal, the deadline, single use and
+/// revocation in every call that takes it; the CLI only reads what it asks for next.
 #[derive(Debug, Clone)]
 pub struct HalfLogin(pub PendingLogin);
 
 impl HalfLogin {
-    /// The sealed ticket string to keep in the session.
-    pub fn ticket(&self) -> &str {
-        self.0.as_str()
-    }
-
-    /// The ticket read back from the session (its form only: the library checks the rest).
-    pub fn from_ticket(ticket: &str) -> Option<Self> {
-        ticket.parse().ok().map(HalfLogin)
-    }
-
     /// What is asked next.
     pub fn step(&self) -> Step {
         match self.0.step() {
@@ -430,16 +110,6 @@ impl HalfLogin {
             // `PendingStep` may grow; anything else is the forced set-up, which accepts no code.
             _ => Step::Enroll,
         }
-    }
-
-    /// When the password was checked (the session's password time once the login completes).
-    pub fn password_at(&self) -> u64 {
-        self.0.password_checked_at()
-    }
-
-    /// Whether the login may still be finished at `now` (the library checks it again).
-    pub fn is_live(&self, now: u64) -> bool {
-        self.0.is_open(now)
     }
 }
 
@@ -462,9 +132,8 @@ pub fn context(ip: Option<std::net::IpAddr>, device: &str) -> LoginContext {
 }
 
 /// Right after the password check: the library decides (and records the time of that check in
-/// the pending login). `device_token` is the trusted-device cookie's value (see
-/// [`device_token`]); the `bool` says to delete that cookie
-/// (`LoginDecision::forget_device_cookie`).
+/// the pending login). `device_token` is a trusted device's token (`--device`); the `bool`
+/// says it no longer works (`LoginDecision::forget_device_cookie`).
 pub async fn start_login(
     tf: &Service,
     who: &Principal,
@@ -490,7 +159,6 @@ pub async fn start_login(
             None => {
                 return Err(UiError {
                     status: 500,
-                    retry_after: None,
                     message: "Login refused.".into(),
                     second_factor_required: false,
                 });
@@ -503,12 +171,11 @@ pub async fn start_login(
 /// A successful second step.
 #[derive(Debug)]
 pub struct Granted {
-    /// A new trusted-device token (see [`set_device_cookie`]).
+    /// A new trusted-device token (`--remember`).
     pub device: Option<twofactor::account::DeviceToken>,
     /// A note for the page (recovery codes left).
     pub note: Option<String>,
-    /// Proof of the factor just verified: keep it in the (new) session for the sensitive
-    /// calls that follow (see [`proof_from`]).
+    /// Proof of the factor just verified (for a set-up under a mailed-code policy).
     pub proof: SecondFactorProof,
 }
 
@@ -532,61 +199,6 @@ pub async fn finish_login(
             .map(|n| format!("Recovery code used: {n} left.")),
         proof: g.proof,
     })
-}
-
-/// Mails a new login code for `half` (the login keeps its deadline).
-pub async fn resend(tf: &Service, half: &HalfLogin, ctx: &LoginContext) -> Result<(), UiError> {
-    call!(tf, tf.resend_mailed_code(&half.0, ctx))?;
-    Ok(())
-}
-
-/// `user`'s trusted-device token in a request's `Cookie` header (`twofactor::cookie`: per-user
-/// `__Host-` names, only well-formed tokens).
-///
-/// The demo uses the library's cookie unchanged although it serves plain http: a `__Host-`
-/// cookie must be `Secure`, and Chromium (156, checked by `tests/web_e2e.rs`) stores `Secure`
-/// cookies from `http://127.0.0.1` and `http://localhost`, which it treats as potentially
-/// trustworthy origins. A browser that refuses them (older Safari) just never keeps the
-/// cookie: the code is asked at every login (fail closed), nothing else breaks.
-/// The names are keyed with the service's cookie key (`tf.device_cookie()`), so they reveal
-/// nothing about the user.
-pub fn device_token<'h>(tf: &Service, cookie_header: &'h str, user: &UserId) -> Option<&'h str> {
-    tf.device_cookie().token_from_header(cookie_header, user)
-}
-
-/// The `Set-Cookie` header value for a trusted-device token just issued to `user`.
-pub fn set_device_cookie(
-    tf: &Service,
-    user: &UserId,
-    token: &twofactor::account::DeviceToken,
-) -> String {
-    tf.device_cookie().set_cookie_header(user, token)
-}
-
-/// The `Set-Cookie` header value that deletes `user`'s device cookie.
-pub fn forget_device_cookie(tf: &Service, user: &UserId) -> String {
-    tf.device_cookie().removal_header(user)
-}
-
-// ----- second-factor proofs -----
-
-/// The proof kept in the session (its sealed string), read back. The library checks its seal,
-/// user, age and revocation where it is used.
-pub fn proof_from(token: &str) -> Option<SecondFactorProof> {
-    token.parse().ok()
-}
-
-/// A code typed now if there is one, else the session's proof (a refusal if neither).
-fn verification<'a>(
-    tf: &Service,
-    typed: Option<Factor<'a>>,
-    proof: Option<&'a SecondFactorProof>,
-) -> Result<Verification<'a>, UiError> {
-    match (typed, proof) {
-        (Some(factor), _) => Ok(factor.into()),
-        (None, Some(proof)) => Ok(proof.into()),
-        (None, None) => Err(ui_error(tf, &Error::SecondFactorRequired)),
-    }
 }
 
 // ----- account security -----
@@ -615,34 +227,6 @@ pub async fn start_enrollment(
     }
 }
 
-/// The forced set-up of a login that answered `MustEnroll`: the ticket `half` stands for the
-/// password check. A reload shows the same key again (the library resumes the set-up).
-pub async fn start_forced_enrollment(
-    tf: &Service,
-    half: &HalfLogin,
-    account: &str,
-) -> Result<Setup, UiError> {
-    call!(tf, tf.start_forced_enrollment(&half.0, account))
-}
-
-/// Starts replacing the authenticator (new phone): with the code typed from the current app,
-/// or, if none was typed, the session's proof of a second factor.
-pub async fn start_rotation(
-    tf: &Service,
-    user: &UserId,
-    account: &str,
-    current_code: &str,
-    password_at: u64,
-    proof: Option<&SecondFactorProof>,
-) -> Result<Setup, UiError> {
-    let code = current_code.trim();
-    let v = verification(tf, (!code.is_empty()).then_some(Factor::Totp(code)), proof)?;
-    call!(
-        tf,
-        tf.start_rotation(user, account, v, Reauthenticated::at(password_at))
-    )
-}
-
 /// The QR code in Unicode blocks for a terminal (ANSI colours when `ansi`).
 pub fn terminal_qr(setup: &Setup, ansi: bool) -> String {
     let style = if ansi {
@@ -659,10 +243,6 @@ pub fn terminal_qr(setup: &Setup, ansi: bool) -> String {
 pub struct Confirmed {
     /// The recovery codes (shown once).
     pub codes: Vec<String>,
-    /// Whether it completed the login waiting for it (forced set-up).
-    pub login_completed: bool,
-    /// Proof of the code just confirmed, for the session.
-    pub proof: SecondFactorProof,
 }
 
 fn confirmed(e: &twofactor::account::Enrolled) -> Confirmed {
@@ -673,8 +253,6 @@ fn confirmed(e: &twofactor::account::Enrolled) -> Confirmed {
             .into_iter()
             .map(str::to_owned)
             .collect(),
-        login_completed: e.login_completed(),
-        proof: e.proof().clone(),
     }
 }
 
@@ -689,65 +267,10 @@ pub async fn finish_enrollment(
     Ok(confirmed(&e))
 }
 
-/// Confirms the forced set-up of the login `half` (also a key an administrator mailed):
-/// completes that login when it is still open.
-pub async fn finish_forced_enrollment(
-    tf: &Service,
-    half: &HalfLogin,
-    code: &str,
-) -> Result<Confirmed, UiError> {
-    let e = call!(tf, tf.finish_forced_enrollment(&half.0, code.trim()))?;
-    Ok(confirmed(&e))
-}
-
-/// Abandons a pending set-up.
-pub async fn cancel_enrollment(tf: &Service, user: &UserId) -> Result<(), UiError> {
-    call!(tf, tf.cancel_enrollment(user))
-}
-
-/// A code or recovery code typed in a form, if any (`Err` for input that is not a code).
-fn typed(input: &str) -> Result<Option<Factor<'_>>, UiError> {
-    if input.trim().is_empty() {
-        return Ok(None);
-    }
-    Factor::parse(input).map(Some).map_err(|_| not_a_code())
-}
-
-/// New recovery codes (shown once): with a code typed now, or else the session's proof.
-pub async fn regenerate(
-    tf: &Service,
-    user: &UserId,
-    password_at: u64,
-    input: &str,
-    proof: Option<&SecondFactorProof>,
-) -> Result<Vec<String>, UiError> {
-    let v = verification(tf, typed(input)?, proof)?;
-    let c = call!(
-        tf,
-        tf.regenerate_recovery_codes(user, Reauthenticated::at(password_at), v)
-    )?;
-    Ok(c.expose_secret().into_iter().map(str::to_owned).collect())
-}
-
-/// Turns 2FA off with a code or recovery code typed now, or else the session's proof (refused
-/// where the policy requires 2FA of `who`).
-pub async fn disable(
-    tf: &Service,
-    who: &Principal,
-    password_at: u64,
-    input: &str,
-    proof: Option<&SecondFactorProof>,
-) -> Result<(), UiError> {
-    let v = verification(tf, typed(input)?, proof)?;
-    call!(tf, tf.disable(who, Reauthenticated::at(password_at), v))
-}
-
 /// The account page's summary.
 pub struct Status {
     /// 2FA on.
     pub enrolled: bool,
-    /// A set-up is waiting for its code.
-    pub pending: bool,
     /// Unused recovery codes.
     pub recovery_left: usize,
     /// Trusted devices.
@@ -760,7 +283,6 @@ pub async fn status(tf: &Service, user: &UserId) -> Result<Status, UiError> {
     let devices = call!(tf, tf.list_devices(user))?;
     Ok(Status {
         enrolled: s.is_enrolled(),
-        pending: s.pending_enrollment_expires_at.is_some(),
         recovery_left: s.recovery_codes_left,
         devices,
     })
@@ -796,28 +318,4 @@ pub async fn verify_second_factor(
 /// Lost phone: the administrator resets the user's 2FA.
 pub async fn admin_reset(tf: &Service, user: &UserId, admin: &UserId) -> Result<(), UiError> {
     call!(tf, tf.reset_by_admin(user, admin))
-}
-
-/// Mails the user an invitation to set up 2FA.
-pub async fn invite(
-    tf: &Service,
-    user: &UserId,
-    admin: &UserId,
-    link: &str,
-) -> Result<(), UiError> {
-    call!(tf, tf.invite(user, admin, link))
-}
-
-/// Provisions a secret and mails it (dangerous: whoever reads the mailbox clones it).
-pub async fn provision_by_mail(
-    tf: &Service,
-    user: &UserId,
-    admin: &UserId,
-    account: &str,
-) -> Result<(), UiError> {
-    call!(
-        tf,
-        tf.start_enrollment_by_mail_dangerous(user, admin, account)
-    )
-    .map(|_| ())
 }
