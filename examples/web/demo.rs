@@ -107,6 +107,10 @@ pub const SEED_USERS: &[(&str, &str, Option<&str>, bool)] = &[
 /// The seeded users' password.
 pub const SEED_PASSWORD: &str = "demo-password";
 
+/// Why `--smtp` is refused by a build without the `smtp` feature.
+pub const NO_SMTP: &str =
+    "this build has no SMTP mailer: build with --features sqlite,seal,axum,smtp";
+
 /// The demo's name, in pages and mail.
 pub const NAME: &str = "twofactor demo";
 
@@ -568,7 +572,7 @@ fn smtp_mailer(
 
 #[cfg(not(feature = "smtp"))]
 fn smtp_mailer(_: &SqlitePool, _: &Arc<DemoClock>, _: &Smtp) -> Result<DynMailer, BoxError> {
-    Err("this build has no SMTP mailer: build with --features sqlite,seal,axum,smtp".into())
+    Err(NO_SMTP.into())
 }
 
 /// A `Mailer` that stores every notice in the `outbox` table instead of sending it, rendered

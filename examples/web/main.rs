@@ -76,6 +76,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             other => return Err(format!("unknown argument {other:?} (try --help)").into()),
         }
     }
+    if config.smtp.is_some() && cfg!(not(feature = "smtp")) {
+        return Err(demo::NO_SMTP.into());
+    }
     match config.smtp.as_mut() {
         Some(smtp) => {
             let local = ["localhost", "127.0.0.1", "::1"].contains(&smtp.host.as_str());
