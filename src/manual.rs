@@ -136,8 +136,12 @@
 //!    [`start_forced_enrollment(&pending, account)`](crate::TwoFactor::start_forced_enrollment)
 //!    on the set-up page. The password check stays fresh for
 //!    [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes); after that
-//!    the set-up page is refused: ask for the password again. A reload while the enrollment
-//!    is pending shows the same QR code (the enrollment is resumed, not restarted).
+//!    the set-up page is refused: ask for the password again. Start it in the POST that
+//!    checked the password, and let the set-up page show it with
+//!    [`show_forced_enrollment(&pending, account)`](crate::TwoFactor::show_forced_enrollment):
+//!    the same QR code on every reload, read-only (nothing saved, no audit row per reload). A
+//!    second `start_forced_enrollment` while it is pending resumes it too (same secret and
+//!    expiry), audited as `EnrollmentResumed`.
 //! 2. **Completion.** [`finish_forced_enrollment(&pending, code)`](crate::TwoFactor::finish_forced_enrollment)
 //!    confirms the authenticator and completes the login while the ticket is open
 //!    ([`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl), 15 minutes):

@@ -1306,9 +1306,11 @@ where
         .await
     }
 
-    /// Forced set-up after [`LoginDecision::MustEnroll`]: starts (or, on a reload, resumes)
-    /// enrollment for the user of the login ticket `pending`, whose password check is the
-    /// re-authentication. The ticket is checked (seal, deadline, not used, not revoked, an
+    /// Forced set-up after [`LoginDecision::MustEnroll`]: starts (or, while one is pending,
+    /// resumes: audited `EnrollmentResumed`) enrollment for the user of the login ticket
+    /// `pending`, whose password check is the re-authentication. A set-up page that is
+    /// reloaded shows it with [`show_forced_enrollment`](Self::show_forced_enrollment), a
+    /// read. The ticket is checked (seal, deadline, not used, not revoked, an
     /// enrollment step) before anything is loaded. Confirm with
     /// [`finish_forced_enrollment`](Self::finish_forced_enrollment).
     ///
@@ -1343,6 +1345,75 @@ where
             )
         })
         .await
+    }
+
+    /// The forced set-up already started for the login ticket `pending`, shown again (same
+    /// secret, same expiry): for a set-up page that is reloaded. **Read-only**: nothing is
+    /// saved and no audit event is recorded (a reload is not an event; the start was
+    /// recorded as `EnrollmentStarted`), unlike a second
+    /// [`start_forced_enrollment`](Self::start_forced_enrollment), which resumes it and
+    /// records `EnrollmentResumed`. The ticket and the policy are checked exactly as that call
+    /// checks them, so it shows nothing that call would refuse.
+    ///
+    /// `None` when no set-up started by the user is open: none was started, it expired, or it
+    /// is a key an administrator mailed
+    /// ([`start_enrollment_by_mail_dangerous`](Self::start_enrollment_by_mail_dangerous)),
+    /// which is never shown on a page: ask for its code.
+    ///
+    /// # Errors
+    /// As [`start_forced_enrollment`](Self::start_forced_enrollment), except
+    /// [`Error::Contention`] and [`Error::Rng`].
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{LoginContext, LoginDecision};
+    /// # use twofactor::audit::AuditKind;
+    /// # use twofactor::testing::{ManualClock, RecordingAudit};
+    /// # use twofactor::{MemoryStore, Principal, RequiredForAll, TwoFactor};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let audit = RecordingAudit::new();
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .policy(RequiredForAll::default())
+    /// #     .clock(ManualClock::new(1_700_000_000))
+    /// #     .audit(&audit)
+    /// #     .build();
+    /// let decision = tf.start_login(&Principal::new("alice"), None, &LoginContext::new()).await?;
+    /// let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
+    /// assert!(tf.show_forced_enrollment(&pending, "alice").await?.is_none()); // not started yet
+    ///
+    /// let started = tf.start_forced_enrollment(&pending, "alice").await?; // the login POST
+    /// let shown = tf.show_forced_enrollment(&pending, "alice").await?; // the set-up page
+    /// assert_eq!(shown.map(|s| s.manual_key().to_owned()).as_deref(), Some(started.manual_key()));
+    /// assert!(!audit.kinds().iter().any(|k| matches!(k, AuditKind::EnrollmentResumed { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[tracing::instrument(skip_all, fields(user.id = %pending.user()))]
+    pub async fn show_forced_enrollment(
+        &self,
+        pending: &PendingLogin,
+        account: &str,
+    ) -> Result<Option<EnrollmentStarted>, Error> {
+        self.check_ticket(pending)?;
+        if !matches!(pending.step(), PendingStep::Enrollment) {
+            return Err(Error::InvalidTicket);
+        }
+        let now = self.clock.now();
+        let (record, _) = self.load(pending.user()).await?;
+        record.ensure_ticket_usable(pending, now, &self.settings)?;
+        let requirement =
+            self.policy
+                .requirement(pending.principal(), &record.enrollment_status(), now);
+        Ok(record.waiting_enrollment(
+            now,
+            pending.user(),
+            &requirement,
+            Reauthenticated::at(pending.password_checked_at()),
+            None,
+            account,
+            &self.settings,
+        )?)
     }
 
     /// Confirms forced set-up with the first code of the new authenticator and completes the

@@ -20,6 +20,9 @@ pub struct Common<'a> {
     pub title: &'a str,
     /// The application's name (for the `<title>`).
     pub app_name: &'a str,
+    /// The user this session is logged in as (2FA complete), for the host's frame
+    /// (navigation, "log out"); `None` on the pages of a login not complete yet.
+    pub user: Option<&'a UserId>,
     /// The session's CSRF token: post it in a hidden field named [`CSRF_FIELD`].
     pub csrf_token: &'a str,
     /// Something that went well ("A new code was mailed.").

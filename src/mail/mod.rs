@@ -558,8 +558,11 @@ impl<M: Mailer> DynMail for M {
     }
 }
 
-/// `dyn DynMail` is a [`Mailer`], so `Arc<dyn DynMail>` ([`DynMailer`]) is too.
-impl Mailer for dyn DynMail {
+/// `dyn DynMail` is a [`Mailer`], so `Arc<dyn DynMail>` ([`DynMailer`]) is too. (For every
+/// object lifetime, not only `'static`: the compiler checks a handler's future as `Send` with
+/// its lifetimes erased, and an axum handler that calls the service would otherwise not
+/// compile.)
+impl<'a> Mailer for dyn DynMail + 'a {
     type Error = DynError;
 
     async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), DynError> {
