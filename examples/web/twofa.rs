@@ -483,7 +483,9 @@ pub async fn start_login(
             GrantReason::Exempt { reason } => Some(format!("Exempt from 2FA ({reason}).")),
             _ => None,
         }),
-        // Challenge, CodeMailed, MustEnroll: keep the pending login for the second step.
+        // Challenge, CodeMailed, MustEnroll, and CodeNotSent (the mail server failed: the
+        // page's resend button sends the code with this ticket): keep the pending login for
+        // the second step.
         other => match other.into_pending() {
             Some(pending) => Next::Second(HalfLogin(pending)),
             // A decision this demo does not know: nobody is let in.
