@@ -1378,8 +1378,7 @@ impl TwoFactorWeb {
     /// Forgets this session's login state (logged-in user, ticket, proof).
     async fn forget_login(&self, session: &Session) -> Result<(), Halt> {
         session.remove_value(&self.inner.user_key).await?;
-        session.remove_value(TICKET).await?;
-        session.remove_value(NOT_SENT).await?;
+        self.drop_ticket(session).await?;
         session.remove_value(PROOF).await?;
         session.remove_value(PASSWORD_AT).await?;
         Ok(())
@@ -1395,7 +1394,15 @@ impl TwoFactorWeb {
 
     async fn store_ticket(&self, session: &Session, pending: &PendingLogin) -> Result<(), Halt> {
         self.cycle(session).await?;
+        session.remove_value(NOT_SENT).await?;
         session.insert(TICKET, pending.as_str()).await?;
+        Ok(())
+    }
+
+    /// Forgets the login ticket (and what the session knew of its mailed code).
+    async fn drop_ticket(&self, session: &Session) -> Result<(), Halt> {
+        session.remove_value(TICKET).await?;
+        session.remove_value(NOT_SENT).await?;
         Ok(())
     }
 
@@ -1425,7 +1432,7 @@ impl TwoFactorWeb {
         proof: Option<&SecondFactorProof>,
     ) -> Result<String, Halt> {
         self.cycle(session).await?;
-        session.remove_value(TICKET).await?;
+        self.drop_ticket(session).await?;
         session.insert(&self.inner.user_key, user.as_str()).await?;
         session.insert(PASSWORD_AT, password_at).await?;
         match proof {
@@ -1452,7 +1459,7 @@ impl TwoFactorWeb {
     /// The page for a login that is over (expired, edited, used, revoked): the ticket is
     /// dropped.
     async fn login_over(&self, session: &Session, p: &Problem) -> Flow {
-        session.remove_value(TICKET).await?;
+        self.drop_ticket(session).await?;
         self.problem_page(
             session,
             "Log in again",
@@ -1848,7 +1855,7 @@ impl TwoFactorWeb {
                     )
                     .await?
                 } else {
-                    session.remove_value(TICKET).await?;
+                    self.drop_ticket(session).await?;
                     self.flash(
                         session,
                         "Two-factor authentication is on. Log in again to continue.",
