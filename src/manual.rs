@@ -153,10 +153,13 @@
 //!   other finds nothing to mark (a failure is still given back). If the later one is
 //!   delivered its code works; if it fails, the code delivered before both still works.
 //!
-//! The cost: while a code is on its way, two codes are valid (the one delivered and the new
-//! one), so a guess hits with probability 2 in 10^6 instead of 1. Normally that lasts as long
-//! as the mailer takes; after a lost answer, until the next send or the code's expiry. Five
-//! guesses an hour (the [rate limit](#rate-limits)) stay five guesses.
+//! The cost: one more save per code mailed (`start_login` with a mailed code is one load and
+//! two saves, the second starting from the record the first wrote; `finish_login` still
+//! starts from the record `start_login` ended with), and, while a code is on its way, two
+//! valid codes (the one delivered and the new one), so a guess hits with probability 2 in
+//! 10^6 instead of 1. Normally that lasts as long as the mailer takes; after a lost answer,
+//! until the next send or the code's expiry. Five guesses an hour (the
+//! [rate limit](#rate-limits)) stay five guesses.
 //!
 //! ## Forced enrollment at login
 //!

@@ -300,3 +300,50 @@ async fn racing_resends_the_one_saved_last_wins_and_the_code_delivered_before_su
     assert!(!s.would_log_in(&pending, &before).await);
     assert!(s.logs_in(&pending, &second).await);
 }
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/counting.rs"]
+mod counting;
+
+/// What the second save costs: a mailed-code login is one load and two saves (the code on
+/// its way, then the mailer's answer, saved from the record just written), and the second
+/// step still starts from the record `start_login` ended with: one save, no load.
+#[tokio::test]
+async fn a_mailed_login_is_one_load_and_three_saves() {
+    let store = Arc::new(counting::Counting::new(
+        MemoryStore::new(),
+        counting::Pause::None,
+    ));
+    let mailer = Arc::new(Gated::default());
+    let tf = TwoFactor::builder(store.clone())
+        .mailer(mailer.clone())
+        .keys(test_keys())
+        .policy(mail_code as Policy)
+        .clock(Arc::new(ManualClock::new(T0)))
+        .build();
+    let ctx = LoginContext::new();
+    let decision = tf.start_login(&marc(), None, &ctx).await.expect("login");
+    assert_eq!(store.counts(), (1, 2, 0));
+    let pending = decision.into_pending().expect("a ticket");
+    let code = mailer
+        .sent
+        .last_login_code_for(&marc().user)
+        .expect("a code");
+    store.reset();
+    tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
+        .await
+        .expect("logs in");
+    assert_eq!(store.counts(), (0, 1, 0));
+
+    // Not sent: the same two saves; a resend loads once more.
+    mailer.down.store(true, Ordering::SeqCst);
+    store.reset();
+    let decision = tf.start_login(&marc(), None, &ctx).await.expect("login");
+    assert!(matches!(decision, LoginDecision::CodeNotSent { .. }));
+    assert_eq!(store.counts(), (1, 2, 0));
+    mailer.down.store(false, Ordering::SeqCst);
+    store.reset();
+    let pending = decision.into_pending().expect("a ticket");
+    tf.resend_mailed_code(&pending, &ctx).await.expect("resent");
+    assert_eq!(store.counts(), (1, 2, 0));
+}
