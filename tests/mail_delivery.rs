@@ -115,7 +115,16 @@ fn mail_code(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
     }
 }
 
-type Service = TwoFactor<Arc<Store>, Arc<Gated>, Policy, Arc<ManualClock>>;
+type Service<S = Store> = TwoFactor<Arc<S>, Arc<Gated>, Policy, Arc<ManualClock>>;
+
+fn service<S: UserStore>(store: Arc<S>, mailer: Arc<Gated>) -> Service<S> {
+    TwoFactor::builder(store)
+        .mailer(mailer)
+        .keys(test_keys())
+        .policy(mail_code as Policy)
+        .clock(Arc::new(ManualClock::new(T0)))
+        .build()
+}
 
 struct Setup {
     tf: Arc<Service>,
@@ -126,14 +135,8 @@ struct Setup {
 fn setup() -> Setup {
     let store = Arc::new(Store::default());
     let mailer = Arc::new(Gated::default());
-    let tf = TwoFactor::builder(store.clone())
-        .mailer(mailer.clone())
-        .keys(test_keys())
-        .policy(mail_code as Policy)
-        .clock(Arc::new(ManualClock::new(T0)))
-        .build();
     Setup {
-        tf: Arc::new(tf),
+        tf: Arc::new(service(store.clone(), mailer.clone())),
         store,
         mailer,
     }
@@ -315,12 +318,7 @@ async fn a_mailed_login_is_one_load_and_three_saves() {
         counting::Pause::None,
     ));
     let mailer = Arc::new(Gated::default());
-    let tf = TwoFactor::builder(store.clone())
-        .mailer(mailer.clone())
-        .keys(test_keys())
-        .policy(mail_code as Policy)
-        .clock(Arc::new(ManualClock::new(T0)))
-        .build();
+    let tf = service(store.clone(), mailer.clone());
     let ctx = LoginContext::new();
     let decision = tf.start_login(&marc(), None, &ctx).await.expect("login");
     assert_eq!(store.counts(), (1, 2, 0));
