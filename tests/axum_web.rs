@@ -31,7 +31,7 @@ use tower::ServiceExt as _;
 use tower_sessions::session::Id;
 use tower_sessions::{MemoryStore, SessionStore};
 use twofactor::axum::{Login, TwoFactorWeb};
-use twofactor::testing::{ManualClock, RecordingMailer, test_keys};
+use twofactor::testing::{FlakyMailer, ManualClock, RecordingMailer, test_keys};
 use twofactor::{
     Clock, LoginContext, MemoryStore as TfStore, Principal, RequiredForAll, Secret, Totp,
     TwoFactor, WhenUnenrolled,
@@ -818,7 +818,7 @@ async fn no_trusted_device_where_the_browser_would_drop_its_cookie() -> TestResu
 }
 
 /// A host of the test's own: mailed codes for the unenrolled, a manual clock.
-fn mailed_app(mailer: Arc<RecordingMailer>, clock: Arc<ManualClock>) -> Router {
+fn mailed_app<M: twofactor::mail::Mailer + 'static>(mailer: M, clock: Arc<ManualClock>) -> Router {
     let tf = TwoFactor::builder(TfStore::new())
         .mailer(mailer)
         .keys(test_keys())
@@ -1160,5 +1160,76 @@ async fn a_host_form_uses_the_csrf_token_and_a_post_returns_to_its_page_after_st
     let r = post_form_from(&mut b, host, page, "/invite", &[("csrf", &token)]).await;
     assert_eq!(r.body, "invited");
     assert_eq!(mailer.count_for(&bob), 2);
+    Ok(())
+}
+
+/// The mail server is down at login: the page says the code could not be sent and its
+/// resend button works once the server is back; a code delivered earlier survives a resend
+/// that fails.
+#[tokio::test]
+async fn a_code_that_could_not_be_sent_says_so_and_the_resend_button_works() -> TestResult {
+    let mailer = Arc::new(FlakyMailer::default());
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let mut b = Browser::new(mailed_app(mailer.clone(), clock.clone()));
+    let paul = twofactor::UserId::new("paul");
+
+    mailer.set_down(true);
+    let r = b.post("/login", &[("username", "paul")]).await;
+    assert_eq!(r.location, "/2fa", "{}", r.body);
+    let page = b.get("/2fa").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("We could not send the code"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=not-sent") && page.body.contains("id=resend"));
+    assert!(!page.body.contains("We sent a login code"));
+    // Still down: the resend says so, on the same page, and the ticket stays.
+    clock.advance(30);
+    let r = b.post("/2fa/resend", &[("csrf", &page.csrf())]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(
+        r.body.contains("We could not send a new code"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("id=resend"));
+    assert!(mailer.inner().last_login_code_for(&paul).is_none());
+    // Back up: the button mails a code, the page says so, and the code logs in.
+    mailer.set_down(false);
+    clock.advance(30);
+    let page = b.get("/2fa").await;
+    let r = b.post("/2fa/resend", &[("csrf", &page.csrf())]).await;
+    assert_eq!(r.location, "/2fa", "{}", r.body);
+    let page = b.get("/2fa").await;
+    assert!(page.body.contains("A new code was mailed"), "{}", page.body);
+    assert!(page.body.contains("We sent a login code"));
+    assert!(!page.body.contains("id=not-sent"));
+    let code = mailer.inner().last_login_code_for(&paul).expect("a code");
+    let r = b
+        .post("/2fa", &[("csrf", &page.csrf()), ("code", &code)])
+        .await;
+    assert_eq!(r.location, "/", "{}", r.body);
+
+    // A code delivered at login survives a resend that fails.
+    b.post("/logout", &[]).await;
+    let mut b = Browser::new(mailed_app(mailer.clone(), clock.clone()));
+    clock.advance(60);
+    let _ = b.post("/login", &[("username", "paul")]).await;
+    let delivered = mailer.inner().last_login_code_for(&paul).expect("a code");
+    mailer.set_down(true);
+    let page = b.get("/2fa").await;
+    let r = b.post("/2fa/resend", &[("csrf", &page.csrf())]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.body
+            .contains("Received a code from us earlier? It still works")
+    );
+    let page = b.get("/2fa").await;
+    let r = b
+        .post("/2fa", &[("csrf", &page.csrf()), ("code", &delivered)])
+        .await;
+    assert_eq!(r.location, "/", "{}", r.body);
     Ok(())
 }

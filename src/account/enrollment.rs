@@ -692,7 +692,7 @@ impl TwoFactorRecord {
             && self.pending.is_none()
             && self.recovery.is_none()
             && self.devices.is_empty()
-            && self.mailed.is_none();
+            && !self.has_mailed_code();
         if nothing {
             return Err(DomainError::NotEnrolled);
         }
@@ -700,6 +700,7 @@ impl TwoFactorRecord {
         let revoked = next.clear_factors();
         next.code_checks.reset();
         next.mail_sends.reset();
+        next.mail_attempts.reset();
         // Every login ticket and proof issued before the reset is refused.
         next.tickets.revoke();
         Ok(Transition::new(next, true, ())

@@ -5,7 +5,7 @@
 //!
 //! | path (prefix `/2fa`, [configurable](TwoFactorWebBuilder::prefix)) | page |
 //! |---|---|
-//! | `/2fa` | the second step: one box for a code or a recovery code, "don't ask again on this device"; or the mailed code, with resend (`/2fa/resend`) |
+//! | `/2fa` | the second step: one box for a code or a recovery code, "don't ask again on this device"; or the mailed code, with resend (`/2fa/resend`), and "we could not send the code, try again" when the mail server was down or refused it |
 //! | `/2fa/setup` | forced set-up: QR code (inline SVG), the "Cannot scan it?" key, resumed on reload; then the recovery codes, shown once |
 //! | `/2fa/account` | the account security page: on or off and whether it is required, turn on, new recovery codes, trusted devices (revoke one or all), replace the authenticator, turn off |
 //! | `/2fa/step-up` | step-up: a fresh second factor before a sensitive page, then back to it |
@@ -201,6 +201,8 @@ const PASSWORD_AT: &str = "twofactor.password_at";
 const CSRF: &str = "twofactor.csrf";
 const NEXT: &str = "twofactor.next";
 const FLASH: &str = "twofactor.flash";
+/// Set while the login's last mailed code could not be sent.
+const NOT_SENT: &str = "twofactor.code_not_sent";
 
 /// The longest `next` path kept or followed.
 const MAX_NEXT_LEN: usize = 2_048;
@@ -894,7 +896,8 @@ impl TwoFactorWeb {
     ///   interrupted, or to [`after_login`](TwoFactorWebBuilder::after_login);
     /// - a code is needed: the login ticket goes into the session (its id cycled) and the
     ///   response redirects to the second step (a code or a recovery code, or the mailed
-    ///   code, which was just sent);
+    ///   code, which was just sent; if it could not be sent, the page says so and its resend
+    ///   button tries again with the same ticket);
     /// - 2FA is required and not set up: the ticket goes into the session and the response
     ///   redirects to forced set-up;
     /// - throttled or failed: the error page (429 with `Retry-After`, 503, ...).
@@ -1475,7 +1478,7 @@ impl TwoFactorWeb {
     /// Forgets this session's login state (logged-in user, ticket, proof).
     async fn forget_login(&self, session: &Session) -> Result<(), Halt> {
         session.remove_value(&self.inner.user_key).await?;
-        session.remove_value(TICKET).await?;
+        self.drop_ticket(session).await?;
         session.remove_value(PROOF).await?;
         session.remove_value(PASSWORD_AT).await?;
         Ok(())
@@ -1491,7 +1494,15 @@ impl TwoFactorWeb {
 
     async fn store_ticket(&self, session: &Session, pending: &PendingLogin) -> Result<(), Halt> {
         self.cycle(session).await?;
+        session.remove_value(NOT_SENT).await?;
         session.insert(TICKET, pending.as_str()).await?;
+        Ok(())
+    }
+
+    /// Forgets the login ticket (and what the session knew of its mailed code).
+    async fn drop_ticket(&self, session: &Session) -> Result<(), Halt> {
+        session.remove_value(TICKET).await?;
+        session.remove_value(NOT_SENT).await?;
         Ok(())
     }
 
@@ -1521,7 +1532,7 @@ impl TwoFactorWeb {
         proof: Option<&SecondFactorProof>,
     ) -> Result<String, Halt> {
         self.cycle(session).await?;
-        session.remove_value(TICKET).await?;
+        self.drop_ticket(session).await?;
         session.insert(&self.inner.user_key, user.as_str()).await?;
         session.insert(PASSWORD_AT, password_at).await?;
         match proof {
@@ -1548,7 +1559,7 @@ impl TwoFactorWeb {
     /// The page for a login that is over (expired, edited, used, revoked): the ticket is
     /// dropped.
     async fn login_over(&self, session: &Session, p: &Problem) -> Flow {
-        session.remove_value(TICKET).await?;
+        self.drop_ticket(session).await?;
         self.problem_page(
             session,
             "Log in again",
@@ -1597,6 +1608,12 @@ impl TwoFactorWeb {
                 }
                 to(&self.paths().setup)
             }
+            LoginDecision::CodeNotSent { pending, error } => {
+                tracing::warn!(%error, "the login code could not be mailed");
+                self.store_ticket(session, &pending).await?;
+                session.insert(NOT_SENT, true).await?;
+                to(&self.paths().second_step)
+            }
             other => match other.into_pending() {
                 Some(pending) => {
                     self.store_ticket(session, &pending).await?;
@@ -1626,12 +1643,19 @@ impl TwoFactorWeb {
         let pages = &self.inner.pages;
         let paths = self.paths();
         if let PendingStep::MailedCode { .. } = pending.step() {
+            let code_not_sent = session.get::<bool>(NOT_SENT).await?.unwrap_or(false);
+            let title = if code_not_sent {
+                "We could not send your code"
+            } else {
+                "Check your e-mail"
+            };
             return self
-                .render(session, "Check your e-mail", status, error, |common| {
+                .render(session, title, status, error, |common| {
                     pages.mailed_code(&MailedCodeView {
                         common,
                         action: &paths.second_step,
                         resend_action: &paths.resend,
+                        code_not_sent,
                     })
                 })
                 .await;
@@ -1777,8 +1801,19 @@ impl TwoFactorWeb {
             .await
         {
             Ok(_) => {
+                session.remove_value(NOT_SENT).await?;
                 self.flash(session, "A new code was mailed to you.").await?;
                 Ok(to(&self.paths().second_step))
+            }
+            Err(e @ Error::Mailer(_)) => {
+                // The ticket stays good, and a code sent earlier still works: say so, offer
+                // to try again (`problem` logs the error).
+                session.insert(NOT_SENT, true).await?;
+                let p = Problem {
+                    message: "We could not send a new code. Please try again in a moment.".into(),
+                    ..problem(&e, tf.now())
+                };
+                self.render_second_step(session, &pending, Some(&p)).await
             }
             Err(e) => {
                 let p = problem(&e, tf.now());
@@ -1922,7 +1957,7 @@ impl TwoFactorWeb {
                     )
                     .await?
                 } else {
-                    session.remove_value(TICKET).await?;
+                    self.drop_ticket(session).await?;
                     self.flash(
                         session,
                         "Two-factor authentication is on. Log in again to continue.",
