@@ -98,7 +98,9 @@
 //! a limit, that is broken in a day of scripted attempts. Code checks are limited per user
 //! (default 5 per hour) and *counted before the check*: the increment and the verdict are saved
 //! by the same compare-and-swap, so concurrent guesses cannot slip past the limit. Mailed codes
-//! are also limited per hour, because every send costs the user an e-mail and the host money.
+//! are also limited per hour, because every send costs the user an e-mail and the host money:
+//! 5 codes sent, and 15 attempts to send one, delivered or not (see
+//! [when the mail server fails](#when-the-mail-server-fails)).
 //!
 //! There is **one budget per user**, whatever the call: second steps of a login
 //! (`finish_login`), confirming codes (`finish_enrollment`) and the codes that authorise a
@@ -122,6 +124,43 @@
 //! hour after the failures, and the audit trail shows them (`LoginFailed`, `EnrollmentFailed`,
 //! `LoginThrottled`, with the request's context for login calls).
 //!
+//! ## When the mail server fails
+//!
+//! A mailed login code is the one notice whose delivery the record keeps. The code is saved
+//! *before* the mailer is called, as the record's outgoing code ("on its way"), and the
+//! mailer's answer is saved by a second compare-and-swap: delivered, it becomes the code the
+//! login waits for (replacing the one mailed before); refused, it is marked not sent. So a
+//! failure loses nothing and leaves nothing half-done:
+//!
+//! - `start_login` answers [`LoginDecision::CodeNotSent`](crate::LoginDecision::CodeNotSent)
+//!   with the ticket and the mailer's error (for the log): the host says "we could not send
+//!   the code" and offers to try again; [`resend_mailed_code`](crate::TwoFactor::resend_mailed_code)
+//!   with that ticket mails a fresh code once the server is back. A resend that fails is
+//!   [`Error::Mailer`](crate::Error::Mailer), and the ticket stays good.
+//! - A code that was delivered keeps working until it expires or a newer one is delivered: a
+//!   resend that fails never takes it away.
+//! - A code the mailer refused is never accepted, and is not counted against the 5 codes an
+//!   hour ([`mail_sends_per_window`](crate::Settings::mail_sends_per_window)): the user
+//!   is not throttled pointing at codes they never received. Every attempt, delivered or not,
+//!   counts against [`mail_send_attempts_per_window`](crate::Settings::mail_send_attempts_per_window)
+//!   (15 an hour), so someone with the password cannot make the server hammer the mail
+//!   server (or a victim's mailbox) without bound.
+//! - If the process dies between the mailer and the second save (or that save fails), the
+//!   code stays "on its way": it may have arrived, so it is accepted and stays counted as
+//!   sent. The next send replaces it.
+//! - Two sends that race (a double click on "send a new code") are both counted by their own
+//!   compare-and-swap; the one saved last is the code on its way, and the answer for the
+//!   other finds nothing to mark (a failure is still given back). If the later one is
+//!   delivered its code works; if it fails, the code delivered before both still works.
+//!
+//! The cost: one more save per code mailed (`start_login` with a mailed code is one load and
+//! two saves, the second starting from the record the first wrote; `finish_login` still
+//! starts from the record `start_login` ended with), and, while a code is on its way, two
+//! valid codes (the one delivered and the new one), so a guess hits with probability 2 in
+//! 10^6 instead of 1. Normally that lasts as long as the mailer takes; after a lost answer,
+//! until the next send or the code's expiry. Five guesses an hour (the
+//! [rate limit](#rate-limits)) stay five guesses.
+//!
 //! ## Forced enrollment at login
 //!
 //! Under a policy that blocks users without an authenticator
@@ -136,8 +175,12 @@
 //!    [`start_forced_enrollment(&pending, account)`](crate::TwoFactor::start_forced_enrollment)
 //!    on the set-up page. The password check stays fresh for
 //!    [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes); after that
-//!    the set-up page is refused: ask for the password again. A reload while the enrollment
-//!    is pending shows the same QR code (the enrollment is resumed, not restarted).
+//!    the set-up page is refused: ask for the password again. Start it in the POST that
+//!    checked the password, and let the set-up page show it with
+//!    [`show_forced_enrollment(&pending, account)`](crate::TwoFactor::show_forced_enrollment):
+//!    the same QR code on every reload, read-only (nothing saved, no audit row per reload). A
+//!    second `start_forced_enrollment` while it is pending resumes it too (same secret and
+//!    expiry), audited as `EnrollmentResumed`.
 //! 2. **Completion.** [`finish_forced_enrollment(&pending, code)`](crate::TwoFactor::finish_forced_enrollment)
 //!    confirms the authenticator and completes the login while the ticket is open
 //!    ([`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl), 15 minutes):

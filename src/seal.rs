@@ -794,7 +794,7 @@ mod tests {
             text.replace("abab", "ABAB"),
             format!("{text} "),
             text.replace(r#""mac":"#, r#""mac" :"#),
-            text.replace(r#"{"v":3,"#, r#"{"v":3, "#),
+            text.replace(r#"{"v":4,"#, r#"{"v":4, "#),
         ] {
             assert_ne!(other, text);
             let built = stored_message(&user, Version(3), &other, &tag);

@@ -58,7 +58,7 @@ fn record_seeds_cover_valid_and_refused_records() {
         let data = fs::read(dir.join(name)).unwrap();
         serde_json::from_slice::<twofactor::account::TwoFactorRecord>(&data)
     };
-    // Formats 1 and 2 (rows written by earlier versions) still decode, and so does format 3.
+    // Formats 1 to 3 (rows written by earlier versions) still decode, and so does format 4.
     for valid in [
         "enrolled",
         "v1_default",
@@ -68,11 +68,13 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v2_tagged",
         "v3_full",
         "v3_tagged",
+        "v4_full",
+        "v4_tagged",
     ] {
         assert!(decode(valid).is_ok(), "{valid}");
     }
-    // The format-3 seeds are canonical: what this version writes, byte for byte.
-    for canonical in ["v3_full", "v3_tagged"] {
+    // The format-4 seeds are canonical: what this version writes, byte for byte.
+    for canonical in ["v4_full", "v4_tagged"] {
         let data = fs::read_to_string(dir.join(canonical)).unwrap();
         let encoded = serde_json::to_string(&decode(canonical).unwrap()).unwrap();
         assert_eq!(encoded, data, "{canonical}");
@@ -91,6 +93,14 @@ fn record_seeds_cover_valid_and_refused_records() {
             assert_eq!(value, &v3[key], "{key}");
         }
     }
+    // A format-3 seed is the format-4 record with no outgoing code and no send attempts:
+    // its mailed code was delivered.
+    let v3 = serde_json::to_value(decode("v3_full").unwrap()).unwrap();
+    let v4 = serde_json::to_value(decode("v4_full").unwrap()).unwrap();
+    assert_eq!(v3["outgoing"], serde_json::Value::Null);
+    assert_eq!(v3["mail_attempts"], serde_json::json!([]));
+    assert_eq!(v3["mailed"], v4["mailed"]);
+    assert_eq!(v4["outgoing"]["delivery"], "sending");
     assert!(decode("sealed_active").unwrap().has_sealed_secret());
     assert!(!decode("enrolled").unwrap().has_sealed_secret());
     // Not records this crate wrote: wrong shapes are refused, never "no 2FA".
@@ -126,7 +136,16 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v3_used_ticket_extra_field",
         "v3_generation_wrong_type",
         "v2_with_format_3_fields",
-        "v4",
+        "v4", // the fields of format 3 under `"v": 4`
+        // Format 4: exactly its own fields, strictly, and no other version.
+        "v4_without_outgoing",
+        "v4_without_mail_attempts",
+        "v4_outgoing_extra_field",
+        "v4_outgoing_unknown_delivery",
+        "v4_outgoing_code_without_hash",
+        "v4_outgoing_without_delivery",
+        "v3_with_format_4_fields",
+        "v5",
     ] {
         assert!(decode(refused).is_err(), "{refused}");
     }

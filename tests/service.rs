@@ -1593,7 +1593,17 @@ async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
         .keys(twofactor::testing::test_keys())
         .build();
     let bob = Principal::new("bob");
-    let err = tf.start_login(&bob, None, &ctx()).await.unwrap_err();
+    // A login code that cannot be sent is not an error: the login waits for a resend.
+    let decision = tf.start_login(&bob, None, &ctx()).await.unwrap();
+    let LoginDecision::CodeNotSent { pending, error } = decision else {
+        panic!("{decision:?}")
+    };
+    assert!(error.downcast_ref::<SmtpDown>().is_some());
+    assert!(audit.kinds().contains(&AuditKind::NoticeFailed {
+        notice: NoticeKind::LoginCode
+    }));
+    // A resend that fails is: the mailer's error, typed.
+    let err = tf.resend_mailed_code(&pending, &ctx()).await.unwrap_err();
     assert!(matches!(err, Error::Mailer(_)));
     assert!(
         std::error::Error::source(&err)
@@ -1601,9 +1611,6 @@ async fn mail_failures_fail_only_operations_whose_outcome_is_the_mail() {
             .downcast_ref::<SmtpDown>()
             .is_some()
     );
-    assert!(audit.kinds().contains(&AuditKind::NoticeFailed {
-        notice: NoticeKind::LoginCode
-    }));
 
     // Without the mailed code, the password alone does not enroll under this policy.
     assert!(matches!(
@@ -1644,10 +1651,15 @@ async fn no_mailer_refuses_only_what_must_be_delivered() {
         .audit(RecordingAudit::new())
         .build();
     let bob = Principal::new("bob");
-    assert!(matches!(
-        tf.start_login(&bob, None, &ctx()).await,
-        Err(Error::Mailer(_))
-    ));
+    let decision = tf.start_login(&bob, None, &ctx()).await.unwrap();
+    let LoginDecision::CodeNotSent { error, .. } = decision else {
+        panic!("{decision:?}")
+    };
+    assert!(
+        error
+            .downcast_ref::<twofactor::mail::NoMailerError>()
+            .is_some()
+    );
     // No mailed code, no enrollment on the password alone: closed, not open.
     assert!(matches!(
         tf.start_enrollment(&bob, "bob", Reauthenticated::at(T0))

@@ -228,6 +228,19 @@ pub enum LoginDecision {
         /// ([`PendingStep::MailedCode`]).
         pending: PendingLogin,
     },
+    /// A code was to be mailed, but the mailer failed (the mail server is down or refused
+    /// it): tell the user the code could not be sent and offer to send a new one. Keep
+    /// `pending` exactly as for [`CodeMailed`](Self::CodeMailed): once the mail server is
+    /// back, `resend_mailed_code(&pending, ..)` mails a fresh code, and `finish_login` takes
+    /// it. A code mailed earlier that did reach the user still works. Only the service
+    /// answers this (the record's own `start_login` answers `CodeMailed` before anything is
+    /// sent; see [`CodeSend`](super::CodeSend)).
+    CodeNotSent {
+        /// The login waiting for a mailed code ([`PendingStep::MailedCode`]).
+        pending: PendingLogin,
+        /// The mailer's error, to log (not to show the user).
+        error: crate::mail::MailFailure,
+    },
 }
 
 impl LoginDecision {
@@ -271,13 +284,15 @@ impl LoginDecision {
             }
             LoginDecision::Challenge { .. }
             | LoginDecision::MustEnroll { .. }
-            | LoginDecision::CodeMailed { .. } => true,
+            | LoginDecision::CodeMailed { .. }
+            | LoginDecision::CodeNotSent { .. } => true,
         }
     }
 
     /// The login waiting for its second step ([`Challenge`](Self::Challenge),
-    /// [`CodeMailed`](Self::CodeMailed), [`MustEnroll`](Self::MustEnroll)): keep it in the
-    /// session for `finish_login` (or enrollment). `None` for [`Granted`](Self::Granted).
+    /// [`CodeMailed`](Self::CodeMailed), [`CodeNotSent`](Self::CodeNotSent),
+    /// [`MustEnroll`](Self::MustEnroll)): keep it in the session for `finish_login` (or
+    /// enrollment, or a resend). `None` for [`Granted`](Self::Granted).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -295,7 +310,8 @@ impl LoginDecision {
             LoginDecision::Granted { .. } => None,
             LoginDecision::Challenge { pending }
             | LoginDecision::MustEnroll { pending }
-            | LoginDecision::CodeMailed { pending } => Some(pending),
+            | LoginDecision::CodeMailed { pending }
+            | LoginDecision::CodeNotSent { pending, .. } => Some(pending),
         }
     }
 
@@ -338,7 +354,8 @@ impl LoginDecision {
             LoginDecision::Granted { .. } => None,
             LoginDecision::Challenge { pending }
             | LoginDecision::MustEnroll { pending }
-            | LoginDecision::CodeMailed { pending } => Some(pending),
+            | LoginDecision::CodeMailed { pending }
+            | LoginDecision::CodeNotSent { pending, .. } => Some(pending),
         }
     }
 }
@@ -1200,12 +1217,10 @@ impl TwoFactorRecord {
                 }
                 Sent::Throttled { retry_at } => {
                     let pending = self
-                        .mailed
-                        .as_ref()
-                        .filter(|m| now < m.expires_at && self.challenge_open(now))
-                        .map(|m| m.expires_at);
+                        .live_code_expiry(now)
+                        .filter(|_| self.challenge_open(now));
                     let decision = match pending {
-                        // The last code still works: point the user at it.
+                        // A code the user may have still works: point the user at it.
                         Some(expires_at) => Ok(LoginDecision::CodeMailed {
                             pending: mailed_pending(expires_at, rng)?,
                         }),
@@ -1314,9 +1329,13 @@ impl TwoFactorRecord {
             next.challenge = None;
             // A login waiting for a mailed code closes when the code expires: a late code is
             // audited as what it is, an expired mailed code.
-            let late_mailed_code = next.mailed.as_ref().is_some_and(|m| now >= m.expires_at);
+            let late_mailed_code = next
+                .mailed
+                .iter()
+                .chain(next.outgoing.as_ref().map(|o| &o.code))
+                .any(|m| now >= m.expires_at);
             let reason = if late_mailed_code {
-                next.mailed = None;
+                next.clear_mailed_codes();
                 FailureReason::Expired
             } else {
                 FailureReason::ExpiredChallenge
@@ -1342,7 +1361,7 @@ impl TwoFactorRecord {
         };
 
         next.challenge = None;
-        next.mailed = None;
+        next.clear_mailed_codes();
         next.code_checks.reset();
         // Single use: this ticket can complete no other login.
         next.tickets
@@ -1570,6 +1589,7 @@ mod tests {
             LoginDecision::Challenge { pending } => Said::Challenge(claims(pending)),
             LoginDecision::MustEnroll { pending } => Said::MustEnroll(claims(pending)),
             LoginDecision::CodeMailed { pending } => Said::CodeMailed(claims(pending)),
+            LoginDecision::CodeNotSent { .. } => panic!("the record never answers CodeNotSent"),
         }
     }
 
@@ -2534,7 +2554,7 @@ mod tests {
             }]
         );
         let mut used = r.clone();
-        used.mailed = None;
+        used.clear_mailed_codes();
         let t = begin_checked(&used, T0 + 10, &mail_code(), None);
         assert_eq!(
             *t.outcome(),
@@ -2555,6 +2575,44 @@ mod tests {
             .unwrap_err(),
             DomainError::Rng
         );
+    }
+
+    #[test]
+    fn failed_sends_point_the_login_only_at_a_code_that_may_have_arrived() {
+        // `start_login` mails a code; the mailer fails (the service records it).
+        let fail = |r: &TwoFactorRecord, now: u64| {
+            let t = begin(r, now, &mail_code(), None);
+            assert_eq!(said(t.outcome()), code_mailed(now, now + 3_600));
+            let r = t.into_parts().0;
+            let send = r.code_send().expect("stored before it is sent");
+            r.mailed_code_not_sent(&send).into_parts().0
+        };
+        let mut r = TwoFactorRecord::default();
+        for i in 0..15 {
+            r = fail(&r, T0 + i);
+        }
+        // Fifteen attempts in the hour, none delivered: nothing to point at.
+        let t = begin_checked(&r, T0 + 20, &mail_code(), None);
+        assert_eq!(
+            *t.outcome(),
+            Err(Refusal::Throttled {
+                retry_at: T0 + 3_600
+            })
+        );
+        assert!(!t.is_changed() && t.notices().is_empty());
+        // One delivered, then failures: the attempts run out and the delivered code is the
+        // one the login waits for.
+        let t = begin(&TwoFactorRecord::default(), T0, &mail_code(), None);
+        let r = t.into_parts().0;
+        let send = r.code_send().unwrap();
+        let mut r = r.mailed_code_sent(&send).into_parts().0;
+        for i in 1..15 {
+            r = fail(&r, T0 + i);
+        }
+        let t = begin(&r, T0 + 20, &mail_code(), None);
+        assert_eq!(said(t.outcome()), code_mailed(T0 + 20, T0 + 3_600));
+        assert!(t.notices().is_empty());
+        assert_eq!(r.mail_sends.count(T0 + 20, 3_600), 1);
     }
 
     #[test]
@@ -2621,7 +2679,7 @@ mod tests {
         r.login_awaiting_enrollment = r.challenge.clone();
         r.mailed_code_login_at = Some(T0);
         r.tickets.mark_used(&[7; 16], now + 900, now);
-        assert!(r.mailed.is_some() && r.tickets.used.len() == 2);
+        assert!(r.outgoing.is_some() && r.tickets.used.len() == 2);
         let before = r.clone();
         let t = r
             .verify_second_factor(
@@ -2635,6 +2693,8 @@ mod tests {
         assert!(t.outcome().is_ok());
         let after = t.record();
         assert_eq!(after.mailed, before.mailed);
+        assert_eq!(after.outgoing, before.outgoing);
+        assert_eq!(after.mail_attempts, before.mail_attempts);
         assert_eq!(after.challenge, before.challenge);
         assert_eq!(
             after.login_awaiting_enrollment,
@@ -3046,7 +3106,7 @@ mod pending_tests {
         let t = finish(&r, &totp_challenge, now, Factor::MailedCode(&code)).unwrap();
         assert!(t.outcome().is_err());
         assert!(
-            t.record().mailed.is_some(),
+            t.record().acceptable_codes().next().is_some(),
             "the mailed code is not consumed"
         );
         // With its own pending login it works.

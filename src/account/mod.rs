@@ -59,6 +59,7 @@ pub use login::{
     Factor, FactorParseError, GrantReason, LoginDecision, LoginGranted, PendingLogin,
     PendingLoginError, PendingStep,
 };
+pub use mailed::CodeSend;
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
 pub use recovery::{

@@ -9,11 +9,14 @@ use crate::vocabulary::{RecordTag, SecretSlot};
 use super::UserId;
 use super::devices::TrustedDevice;
 use super::login::LoginChallenge;
-use super::mailed::MailedCode;
+use super::mailed::{MailedCode, OutgoingCode};
 use super::recovery::RecoveryCodeSet;
 use super::throttle::RateLimit;
 #[cfg(feature = "serde")]
-use super::{mailed::MailedCodeWire, recovery::RecoveryCodeSetWire};
+use super::{
+    mailed::{MailedCodeWire, OutgoingCodeWire},
+    recovery::RecoveryCodeSetWire,
+};
 
 /// The confirmed authenticator.
 #[derive(Clone)]
@@ -62,11 +65,16 @@ pub(crate) struct PendingEnrollment {
 ///
 /// # Stored format
 ///
-/// A JSON object with `"v": 3` and every field present (`null` or `[]` when empty), in a
+/// A JSON object with `"v": 4` and every field present (`null` or `[]` when empty), in a
 /// fixed order: the nine fields of format 1, then `mailed_code_login_at` (format 2), then
 /// `tickets` (the ticket generation and the used tickets) and `mailed_login_required`
-/// (format 3), then `mac`; nothing else. Rows of format 2 (exactly its eleven fields, `"v": 2`)
-/// load with no used tickets, generation 0, and are written as format 3 by their next save. Decoding is strict: a missing field, an unknown field (at any
+/// (format 3), then `outgoing` (a mailed code stored before its mailer answered, with its
+/// `delivery`: `"sending"` or `"not_sent"`) and `mail_attempts` (the send attempts, delivered
+/// or not, of the last window) (format 4), then `mac`; nothing else. Rows of format 2
+/// (exactly its eleven fields, `"v": 2`) load with no used tickets, generation 0; rows of
+/// format 3 (exactly its thirteen fields, `"v": 3`) load with no outgoing code (their mailed
+/// code was delivered) and no send attempts counted; both are written as format 4 by their
+/// next save. Decoding is strict: a missing field, an unknown field (at any
 /// depth), a value of the wrong type or another version is an error, never a record "with no
 /// factor" (which would read as "this user has no 2FA"). Stores report it as a corrupt row
 /// and the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
@@ -78,18 +86,18 @@ pub(crate) struct PendingEnrollment {
 /// `login_awaiting_enrollment`, `code_checks`, `mail_sends`), each present, with the same
 /// strict nested shapes, and the recovery set and mailed code in their format-1 shape (no
 /// `hash` scheme, no `symbols`: salted SHA-256 over 10-symbol recovery codes). Format 2
-/// requires those fields; the two formats never mix. A format-1 row is re-encoded as format
-/// 2 by its next save.
+/// and later require those fields; formats never mix. A format-1 row is re-encoded in the
+/// current format by its next save.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
 /// use twofactor::account::TwoFactorRecord;
 ///
 /// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
-/// assert!(json.starts_with(r#"{"v":3,"active":null"#));
+/// assert!(json.starts_with(r#"{"v":4,"active":null"#));
 /// assert!(serde_json::from_str::<TwoFactorRecord>(&json).is_ok());
 /// // Not a record this crate wrote: refused, never "no 2FA".
-/// for bad in ["{}", "[]", "null", r#"{"v":3}"#, r#"{"v":4,"active":null}"#] {
+/// for bad in ["{}", "[]", "null", r#"{"v":4}"#, r#"{"v":5,"active":null}"#] {
 ///     assert!(serde_json::from_str::<TwoFactorRecord>(bad).is_err());
 /// }
 /// # }
@@ -100,6 +108,7 @@ pub struct TwoFactorRecord {
     pub(crate) pending: Option<PendingEnrollment>,
     pub(crate) recovery: Option<RecoveryCodeSet>,
     pub(crate) devices: Vec<TrustedDevice>,
+    /// The mailed code that reached the user (as far as the mailer said).
     pub(crate) mailed: Option<MailedCode>,
     /// A login waiting for a mailed code (TOTP and recovery-code logins store none; a stale one
     /// left by an older version is ignored and cleared by the next successful login).
@@ -108,6 +117,7 @@ pub struct TwoFactorRecord {
     /// is open completes it.
     pub(crate) login_awaiting_enrollment: Option<LoginChallenge>,
     pub(crate) code_checks: RateLimit,
+    /// Mailed codes sent (a send that failed is taken back).
     pub(crate) mail_sends: RateLimit,
     /// When the user last completed a login with a mailed code (for the record only: since
     /// format 3, what lets a session enroll under a mailed-code policy is the
@@ -120,6 +130,11 @@ pub struct TwoFactorRecord {
     /// needs a proof of a mailed code whatever principal the host passes. Cleared when the
     /// user enrolls.
     pub(crate) mailed_login_required: bool,
+    /// A mailed code stored before its mailer answered (format 4): on its way (accepted, it
+    /// may have arrived) or not sent (never accepted). See [`CodeSend`](super::CodeSend).
+    pub(crate) outgoing: Option<OutgoingCode>,
+    /// Every attempt to mail a code, delivered or not (format 4).
+    pub(crate) mail_attempts: RateLimit,
     /// The tag a [`SealedStore`](crate::seal::SealedStore) wrote over the rest of the record
     /// (`None` in a record it loaded, and under a bare store).
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
@@ -131,15 +146,16 @@ pub struct TwoFactorRecord {
     /// [`SealedStore::accept_untagged`]: crate::seal::SealedStore::accept_untagged
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) format_1: bool,
-    /// Decoded from a format-2 row (not stored; cleared when saved): a tag made before
-    /// format 3 covers the format-2 encoding, which [`encode_as_stored`](Self::encode_as_stored)
-    /// reproduces for a store that does not keep the stored text.
-    pub(crate) format_2: bool,
+    /// The format of the row it was decoded from, if older than the current one and newer
+    /// than format 1 (not stored; cleared when saved): a tag made under an older format covers
+    /// that format's encoding, which [`encode_as_stored`](Self::encode_as_stored) reproduces
+    /// for a store that does not keep the stored text.
+    pub(crate) older_format: Option<u32>,
 }
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
 #[cfg(feature = "serde")]
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// Deserializes a field with no default: `Option` fields become required (`null` allowed,
 /// absent refused), which serde otherwise makes optional.
@@ -162,7 +178,8 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-/// The stored form, field order fixed (the canonical encoding).
+/// The stored form, field order fixed (the canonical encoding), in format `v`: the fields of
+/// a later format are left out of an older one.
 #[cfg(feature = "serde")]
 #[derive(serde::Serialize)]
 struct WireOut<'a> {
@@ -177,60 +194,64 @@ struct WireOut<'a> {
     code_checks: &'a RateLimit,
     mail_sends: &'a RateLimit,
     mailed_code_login_at: Option<u64>,
-    tickets: &'a super::ticket::TicketLedger,
-    mailed_login_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tickets: Option<&'a super::ticket::TicketLedger>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mailed_login_required: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outgoing: Option<&'a Option<OutgoingCode>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mail_attempts: Option<&'a RateLimit>,
     mac: &'a Option<RecordTag>,
 }
 
-/// A format-2 row's shape (no ticket ledger, no mailed-login flag), for checking a tag made
-/// before format 3 ([`TwoFactorRecord::encode_as_stored`]).
+/// The format each field after format 1's nine first appears in.
 #[cfg(feature = "serde")]
-#[derive(serde::Serialize)]
-struct WireOutV2<'a> {
-    v: u32,
-    active: &'a Option<ActiveFactor>,
-    pending: &'a Option<PendingEnrollment>,
-    recovery: &'a Option<RecoveryCodeSet>,
-    devices: &'a [TrustedDevice],
-    mailed: &'a Option<MailedCode>,
-    challenge: &'a Option<LoginChallenge>,
-    login_awaiting_enrollment: &'a Option<LoginChallenge>,
-    code_checks: &'a RateLimit,
-    mail_sends: &'a RateLimit,
-    mailed_code_login_at: Option<u64>,
-    mac: &'a Option<RecordTag>,
+mod since {
+    pub(super) const MAC: u32 = 2;
+    pub(super) const MAILED_CODE_LOGIN_AT: u32 = 2;
+    pub(super) const TICKETS: u32 = 3;
+    pub(super) const MAILED_LOGIN_REQUIRED: u32 = 3;
+    pub(super) const OUTGOING: u32 = 4;
+    pub(super) const MAIL_ATTEMPTS: u32 = 4;
 }
 
 #[cfg(feature = "serde")]
 impl TwoFactorRecord {
-    /// Writes the record in the format it was decoded from: format 2 for a record read from a
-    /// format-2 row (whose tag covers that encoding), the current format otherwise. Only tag
-    /// checks use it; saves always write the current format.
-    pub(crate) fn encode_as_stored<W: std::io::Write>(&self, out: W) -> serde_json::Result<()> {
-        if !self.format_2 {
-            return serde_json::to_writer(out, self);
+    /// The record as format `v` (2 or later) writes it.
+    fn wire(&self, v: u32) -> WireOut<'_> {
+        let has = |since: u32| v >= since;
+        WireOut {
+            v,
+            active: &self.active,
+            pending: &self.pending,
+            recovery: &self.recovery,
+            devices: &self.devices,
+            mailed: &self.mailed,
+            challenge: &self.challenge,
+            login_awaiting_enrollment: &self.login_awaiting_enrollment,
+            code_checks: &self.code_checks,
+            mail_sends: &self.mail_sends,
+            mailed_code_login_at: self.mailed_code_login_at,
+            tickets: has(since::TICKETS).then_some(&self.tickets),
+            mailed_login_required: has(since::MAILED_LOGIN_REQUIRED)
+                .then_some(self.mailed_login_required),
+            outgoing: has(since::OUTGOING).then_some(&self.outgoing),
+            mail_attempts: has(since::MAIL_ATTEMPTS).then_some(&self.mail_attempts),
+            mac: &self.mac,
         }
-        serde_json::to_writer(
-            out,
-            &WireOutV2 {
-                v: 2,
-                active: &self.active,
-                pending: &self.pending,
-                recovery: &self.recovery,
-                devices: &self.devices,
-                mailed: &self.mailed,
-                challenge: &self.challenge,
-                login_awaiting_enrollment: &self.login_awaiting_enrollment,
-                code_checks: &self.code_checks,
-                mail_sends: &self.mail_sends,
-                mailed_code_login_at: self.mailed_code_login_at,
-                mac: &self.mac,
-            },
-        )
+    }
+
+    /// Writes the record in the format it was decoded from: that older format for a record
+    /// read from a format-2 or format-3 row (whose tag covers that encoding), the current
+    /// format otherwise. Only tag checks use it; saves always write the current format.
+    pub(crate) fn encode_as_stored<W: std::io::Write>(&self, out: W) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &self.wire(self.older_format.unwrap_or(FORMAT)))
     }
 }
 
-/// What decoding accepts: format 2, or format 1 (no `v`, no `mac`), every field required.
+/// What decoding accepts: formats 2 to 4, or format 1 (no `v`, no `mac`), each with exactly
+/// its own fields.
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -259,29 +280,35 @@ struct WireIn {
     #[serde(default, deserialize_with = "present")]
     mailed_login_required: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    outgoing: Option<Option<OutgoingCodeWire>>,
+    #[serde(default, deserialize_with = "present")]
+    mail_attempts: Option<RateLimit>,
+    #[serde(default, deserialize_with = "present")]
     mac: Option<Option<RecordTag>>,
 }
 
 #[cfg(feature = "serde")]
 impl serde::Serialize for TwoFactorRecord {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        WireOut {
-            v: FORMAT,
-            active: &self.active,
-            pending: &self.pending,
-            recovery: &self.recovery,
-            devices: &self.devices,
-            mailed: &self.mailed,
-            challenge: &self.challenge,
-            login_awaiting_enrollment: &self.login_awaiting_enrollment,
-            code_checks: &self.code_checks,
-            mail_sends: &self.mail_sends,
-            mailed_code_login_at: self.mailed_code_login_at,
-            tickets: &self.tickets,
-            mailed_login_required: self.mailed_login_required,
-            mac: &self.mac,
-        }
-        .serialize(serializer)
+        self.wire(FORMAT).serialize(serializer)
+    }
+}
+
+/// A field that appeared in format `since`: present exactly in the formats that have it.
+#[cfg(feature = "serde")]
+fn in_format<T, E: serde::de::Error>(
+    field: Option<T>,
+    name: &'static str,
+    since: u32,
+    format: u32,
+) -> Result<Option<T>, E> {
+    match (field, format >= since) {
+        (Some(value), true) => Ok(Some(value)),
+        (None, false) => Ok(None),
+        (None, true) => Err(E::missing_field(name)),
+        (Some(_), false) => Err(E::custom(format_args!(
+            "a format-{format} record with `{name}`, a field of format {since}"
+        ))),
     }
 }
 
@@ -290,37 +317,39 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let w = WireIn::deserialize(deserializer)?;
-        // Format 2 lacks the two format-3 fields; format 1 also lacks the version, the tag and
-        // the mailed-login time. Each format has exactly its own fields.
-        let format3 = (w.tickets, w.mailed_login_required);
-        let (mac, mailed_code_login_at, tickets, mailed_login_required) =
-            match (w.v, w.mac, w.mailed_code_login_at, format3) {
-                (None, None, None, (None, None)) => (None, None, Default::default(), false),
-                (Some(2), Some(mac), Some(at), (None, None)) => {
-                    (mac, at, Default::default(), false)
-                }
-                (Some(FORMAT), Some(mac), Some(at), (Some(t), Some(m))) => (mac, at, t, m),
-                (Some(2 | FORMAT), None, _, _) => return Err(D::Error::missing_field("mac")),
-                (Some(2 | FORMAT), _, None, _) => {
-                    return Err(D::Error::missing_field("mailed_code_login_at"));
-                }
-                (Some(FORMAT), _, _, (None, _)) => {
-                    return Err(D::Error::missing_field("tickets"));
-                }
-                (Some(FORMAT), _, _, (_, None)) => {
-                    return Err(D::Error::missing_field("mailed_login_required"));
-                }
-                (Some(2), _, _, _) => {
-                    return Err(D::Error::custom("a format-2 record with format-3 fields"));
-                }
-                (None, _, _, _) => return Err(D::Error::missing_field("v")),
-                (Some(v), _, _, _) => {
-                    return Err(D::Error::custom(format_args!(
-                        "unsupported record format {v} (this version reads 1, 2 and {FORMAT})"
-                    )));
-                }
-            };
-        let legacy = w.v.is_none();
+        // Format 1 has no version field; each format has exactly its own fields.
+        let format = match w.v {
+            None => 1,
+            Some(v @ 2..=FORMAT) => v,
+            Some(v) => {
+                return Err(D::Error::custom(format_args!(
+                    "unsupported record format {v} (this version reads 1 to {FORMAT})"
+                )));
+            }
+        };
+        let mac = in_format(w.mac, "mac", since::MAC, format)?.flatten();
+        let mailed_code_login_at = in_format(
+            w.mailed_code_login_at,
+            "mailed_code_login_at",
+            since::MAILED_CODE_LOGIN_AT,
+            format,
+        )?
+        .flatten();
+        let tickets = in_format(w.tickets, "tickets", since::TICKETS, format)?;
+        let mailed_login_required = in_format(
+            w.mailed_login_required,
+            "mailed_login_required",
+            since::MAILED_LOGIN_REQUIRED,
+            format,
+        )?;
+        let outgoing = in_format(w.outgoing, "outgoing", since::OUTGOING, format)?.flatten();
+        let mail_attempts = in_format(
+            w.mail_attempts,
+            "mail_attempts",
+            since::MAIL_ATTEMPTS,
+            format,
+        )?;
+        let legacy = format == 1;
         let recovery = w
             .recovery
             .map(|r| r.into_set(legacy))
@@ -331,22 +360,30 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             .map(|m| m.into_code(legacy))
             .transpose()
             .map_err(D::Error::custom)?;
+        let outgoing = outgoing
+            .map(OutgoingCodeWire::into_outgoing)
+            .transpose()
+            .map_err(D::Error::custom)?;
         Ok(TwoFactorRecord {
             active: w.active,
             pending: w.pending,
             recovery,
             devices: w.devices,
+            // A mailed code of an older format was delivered: nothing was stored before its
+            // mailer answered then.
             mailed,
             challenge: w.challenge,
             login_awaiting_enrollment: w.login_awaiting_enrollment,
             code_checks: w.code_checks,
             mail_sends: w.mail_sends,
             mailed_code_login_at,
-            tickets,
-            mailed_login_required,
+            tickets: tickets.unwrap_or_default(),
+            mailed_login_required: mailed_login_required.unwrap_or(false),
+            outgoing,
+            mail_attempts: mail_attempts.unwrap_or_default(),
             mac,
             format_1: legacy,
-            format_2: w.v == Some(2),
+            older_format: (format > 1 && format < FORMAT).then_some(format),
         })
     }
 }
@@ -361,7 +398,11 @@ impl fmt::Debug for TwoFactorRecord {
             )
             .field("recovery_codes_left", &self.recovery_codes_left())
             .field("trusted_devices", &self.devices.len())
-            .field("mailed_code_pending", &self.mailed.is_some())
+            .field(
+                "mailed_code_pending",
+                &self.acceptable_codes().next().is_some(),
+            )
+            .field("mailed_code_not_sent", &self.outgoing_not_sent())
             .field("login_pending", &self.challenge.is_some())
             .field(
                 "login_awaiting_enrollment",
@@ -506,7 +547,7 @@ impl TwoFactorRecord {
         self.active = None;
         self.pending = None;
         self.recovery = None;
-        self.mailed = None;
+        self.clear_mailed_codes();
         self.challenge = None;
         self.login_awaiting_enrollment = None;
         self.mailed_code_login_at = None;

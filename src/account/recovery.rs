@@ -467,9 +467,8 @@ impl TwoFactorRecord {
                 .as_ref()
                 .map_or(Ok(()), |set| set.ensure_key(keys)),
             Factor::MailedCode(_) => self
-                .mailed
-                .as_ref()
-                .map_or(Ok(()), |mailed| mailed.ensure_key(keys)),
+                .acceptable_codes()
+                .try_for_each(|mailed| mailed.ensure_key(keys)),
             _ => Ok(()),
         }
     }

@@ -57,6 +57,7 @@ pub struct Settings {
     pub(crate) mailed_code_digits: u8,
     pub(crate) mailed_code_ttl: u64,
     pub(crate) mail_sends_per_window: u32,
+    pub(crate) mail_send_attempts_per_window: u32,
     pub(crate) mail_send_window: u64,
     pub(crate) trusted_device_ttl: u64,
     pub(crate) max_trusted_devices: usize,
@@ -115,6 +116,13 @@ impl Settings {
     pub const DEFAULT_MAIL_SEND_WINDOW: u64 = HOUR;
     /// The most mail sends per window a deployment may allow.
     pub const MAX_MAIL_SENDS_PER_WINDOW: u32 = 50;
+    /// Attempts to mail a code per user per window, delivered or not: 15 (the 5 sends
+    /// [`DEFAULT_MAIL_SENDS_PER_WINDOW`](Self::DEFAULT_MAIL_SENDS_PER_WINDOW) allows, and 10
+    /// that fail). A send that fails is taken off the send limit, not off this one: it
+    /// bounds what someone with the password makes the server ask of the mail server.
+    pub const DEFAULT_MAIL_SEND_ATTEMPTS_PER_WINDOW: u32 = 15;
+    /// The most send attempts per window a deployment may allow.
+    pub const MAX_MAIL_SEND_ATTEMPTS_PER_WINDOW: u32 = 100;
 
     /// The shortest rate-limit window allowed: one minute.
     pub const MIN_WINDOW: u64 = 60;
@@ -189,6 +197,7 @@ impl Default for Settings {
             mailed_code_digits: Settings::DEFAULT_MAILED_CODE_DIGITS,
             mailed_code_ttl: Settings::DEFAULT_MAILED_CODE_TTL,
             mail_sends_per_window: Settings::DEFAULT_MAIL_SENDS_PER_WINDOW,
+            mail_send_attempts_per_window: Settings::DEFAULT_MAIL_SEND_ATTEMPTS_PER_WINDOW,
             mail_send_window: Settings::DEFAULT_MAIL_SEND_WINDOW,
             trusted_device_ttl: Settings::DEFAULT_TRUSTED_DEVICE_TTL,
             max_trusted_devices: Settings::DEFAULT_MAX_TRUSTED_DEVICES,
@@ -217,6 +226,10 @@ impl fmt::Debug for Settings {
             .field("mailed_code_digits", &self.mailed_code_digits)
             .field("mailed_code_ttl", &self.mailed_code_ttl)
             .field("mail_sends_per_window", &self.mail_sends_per_window)
+            .field(
+                "mail_send_attempts_per_window",
+                &self.mail_send_attempts_per_window,
+            )
             .field("mail_send_window", &self.mail_send_window)
             .field("trusted_device_ttl", &self.trusted_device_ttl)
             .field("max_trusted_devices", &self.max_trusted_devices)
@@ -282,10 +295,16 @@ impl Settings {
     pub const fn mailed_code_ttl(&self) -> u64 {
         self.mailed_code_ttl
     }
-    /// Mailed codes sent per user per [`Settings::mail_send_window`].
+    /// Mailed codes sent per user per [`Settings::mail_send_window`] (a send that failed is
+    /// not counted here).
     #[must_use]
     pub const fn mail_sends_per_window(&self) -> u32 {
         self.mail_sends_per_window
+    }
+    /// Attempts to mail a code per user per [`Settings::mail_send_window`], delivered or not.
+    #[must_use]
+    pub const fn mail_send_attempts_per_window(&self) -> u32 {
+        self.mail_send_attempts_per_window
     }
     /// The sliding window of the mail-send limit, in seconds.
     #[must_use]
@@ -414,9 +433,16 @@ impl SettingsBuilder {
         self.0.mailed_code_ttl = seconds;
         self
     }
-    /// Mailed codes sent per user per window (1 to 50).
+    /// Mailed codes delivered per user per window (1 to 50). A send the mailer reports as
+    /// failed is given back.
     pub fn mail_sends_per_window(mut self, sends: u32) -> Self {
         self.0.mail_sends_per_window = sends;
+        self
+    }
+    /// Attempts to mail a code per user per window, delivered or not (1 to 100): the bound on
+    /// sends that fail.
+    pub fn mail_send_attempts_per_window(mut self, attempts: u32) -> Self {
+        self.0.mail_send_attempts_per_window = attempts;
         self
     }
     /// The sliding window of the mail-send limit, in seconds.
@@ -547,6 +573,12 @@ impl SettingsBuilder {
             u64::from(Settings::MAX_MAIL_SENDS_PER_WINDOW),
         )?;
         check(
+            "mail_send_attempts_per_window",
+            u64::from(s.mail_send_attempts_per_window),
+            1,
+            u64::from(Settings::MAX_MAIL_SEND_ATTEMPTS_PER_WINDOW),
+        )?;
+        check(
             "mail_send_window",
             s.mail_send_window,
             Settings::MIN_WINDOW,
@@ -606,6 +638,7 @@ mod tests {
         assert_eq!(s.mailed_code_digits(), 6);
         assert_eq!(s.mailed_code_ttl(), 3_600);
         assert_eq!(s.mail_sends_per_window(), 5);
+        assert_eq!(s.mail_send_attempts_per_window(), 15);
         assert_eq!(s.trusted_device_ttl(), 90 * 86_400);
         assert_eq!(s.recovery_codes(), 10);
         assert_eq!(s.reauth_max_age(), 600);

@@ -264,6 +264,56 @@ pub async fn sample_records() -> (TwoFactorRecord, TwoFactorRecord) {
     (TwoFactorRecord::default(), record)
 }
 
+/// A record of a user under a mailed-code policy: a code delivered at [`T0`], then a resend
+/// at `T0 + 60` the mailer could not send (stored as not sent, off the send limit, counted
+/// as an attempt).
+pub async fn sample_mail_record() -> TwoFactorRecord {
+    let store = Arc::new(MemoryStore::new());
+    let tf = TwoFactor::builder(store.clone())
+        .mailer(twofactor::testing::FlakyMailer::default())
+        .policy(mail_code as Policy)
+        .clock(Arc::new(ManualClock::new(T0)))
+        .keys(twofactor::testing::test_keys())
+        .build();
+    let marc = Principal::new("marc");
+    let decision = tf
+        .start_login(&marc, None, &LoginContext::new())
+        .await
+        .expect("begin");
+    let pending = decision.into_pending().expect("a mailed-code login");
+    tf.clock().set(T0 + 60);
+    tf.mailer().set_down(true);
+    assert!(matches!(
+        tf.resend_mailed_code(&pending, &LoginContext::new()).await,
+        Err(Error::Mailer(_))
+    ));
+    let record = store
+        .load(&marc.user)
+        .await
+        .expect("load")
+        .expect("record")
+        .record;
+    #[cfg(feature = "serde")]
+    {
+        let json = twofactor::store::codec::encode_record(&record).expect("encode");
+        assert!(json.contains(r#""delivery":"not_sent""#), "{json}");
+        assert!(
+            json.contains(r#""mail_attempts":[1700000010,1700000070]"#),
+            "{json}"
+        );
+    }
+    record
+}
+
+/// 2FA required; without an authenticator, a code is mailed.
+pub fn mail_code(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
+    Requirement::Required {
+        when_unenrolled: twofactor::WhenUnenrolled::MailCode,
+        grace_until: None,
+        trusted_devices: true,
+    }
+}
+
 /// Enroll, log in with a TOTP code, the same code again is refused (replay), the next step's
 /// code works; the store holds the last used step.
 pub async fn enroll_login_replay<S: UserStore>(store: Arc<S>) {
