@@ -121,11 +121,13 @@ use std::sync::{Mutex, PoisonError};
 use rand::rngs::SysRng;
 
 use crate::account::{
+    AssuranceClaims, CodeKey, CodeSend, CookieKey, SecondFactorProof, ServiceKeys, Verification,
+};
+use crate::account::{
     Checked, DeviceId, DeviceInfo, DomainError, Enrolled, EnrollmentStarted, Factor, LoginContext,
     LoginDecision, LoginGranted, MalformedInput, PendingLogin, PendingStep, Reauthenticated,
     RecoveryCodes, Refusal, Settings, Transition, TwoFactorRecord, TwoFactorStatus, UserId,
 };
-use crate::account::{CodeKey, CodeSend, CookieKey, SecondFactorProof, ServiceKeys, Verification};
 use crate::audit::{AuditEvent, AuditKind, AuditSink, TracingAudit};
 use crate::clock::{Clock, SystemClock};
 use crate::mail::{MailFailure, Mailer, NoMailer, Notice, NoticeKind};
@@ -538,6 +540,7 @@ impl From<DomainError> for Error {
             DomainError::InvalidKey(why) => Error::InvalidKey(why),
             DomainError::InvalidTicket => Error::InvalidTicket,
             DomainError::InvalidProof => Error::InvalidProof,
+            DomainError::OutdatedProof => Error::SecondFactorRequired,
             DomainError::RequiredByPolicy => Error::RequiredByPolicy,
         }
     }
@@ -1817,13 +1820,50 @@ where
     }
 
     /// Step-up: the logged-in `user` proves a second factor again (a TOTP or recovery code)
-    /// before a sensitive action, with no login side effects: counted by the same throttle,
-    /// replay-protected, audited (`SecondFactorVerified`). Returns a fresh
-    /// [`SecondFactorProof`] to keep in the session; check
-    /// [`is_fresh`](SecondFactorProof::is_fresh) before your own sensitive actions, and pass it
-    /// to the library's ([`disable`](Self::disable),
+    /// before a sensitive action, with no login side effects: counted by the same throttle as
+    /// a login, replay-protected (a code accepted at login is refused here, and the other way
+    /// round), audited (`SecondFactorVerified`, or `VerificationFailed` with the reason). No
+    /// trusted device is created, no login ticket is used up, no login waiting for a mailed
+    /// code is touched. A recovery code used here is notified and audited with the count
+    /// left.
+    ///
+    /// Returns a fresh [`SecondFactorProof`] to keep in the session. Before your own
+    /// sensitive action, check it with [`check_proof`](Self::check_proof) and the window
+    /// **you** choose ("a second factor in the last 10 minutes": `max_age` 600); pass it to
+    /// the library's ([`disable`](Self::disable),
     /// [`regenerate_recovery_codes`](Self::regenerate_recovery_codes),
-    /// [`start_rotation`](Self::start_rotation)). A trusted-device cookie never counts.
+    /// [`start_rotation`](Self::start_rotation)), which take it while it is younger than
+    /// [`Settings::reauth_max_age`](crate::account::Settings::reauth_max_age). Its
+    /// [claims](SecondFactorProof::claims) name the factor alone (`otp`, AAL1 on its own):
+    /// [`merge`](crate::account::AssuranceClaims::merge) them into the claims of the session's login
+    /// to ask for AAL2.
+    ///
+    /// A trusted-device cookie never counts: there is no [`Factor`] for it, and no proof of
+    /// one can be made or parsed.
+    ///
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, Reauthenticated};
+    /// # use twofactor::{KeyUri, MemoryStore, Principal, Totp, TwoFactor, UserId, Clock};
+    /// # use twofactor::testing::ManualClock;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let tf = TwoFactor::builder(MemoryStore::new()).clock(&clock).build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let login_claims = tf.finish_enrollment(&alice, &code).await?.proof().claims().clone();
+    /// # clock.advance(3_600);
+    /// // Before "delete my account": a second factor within the last 10 minutes.
+    /// let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// let proof = tf.verify_second_factor(&alice, Factor::Totp(&code), &LoginContext::new()).await?;
+    /// let claims = tf.check_proof(&alice, &proof, 10 * 60).await?; // the host's window
+    /// assert_eq!(claims.amr(), ["otp"]);
+    /// # let _ = login_claims;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotEnrolled`], [`Error::InvalidCode`], [`Error::Malformed`],
@@ -1847,8 +1887,13 @@ where
     /// of its own (a step-up guard: "a second factor proven in the last `max_age` seconds"):
     /// sealed by this deployment, `user`'s, not revoked since (the user's tickets revoked,
     /// 2FA reset), of a second factor (a TOTP, recovery or mailed code), and no older than
-    /// `max_age`. One load of the record; nothing is saved or counted.
+    /// `max_age`. One load of the record; nothing is saved or counted. Returns the proof's
+    /// [`AssuranceClaims`](crate::account::AssuranceClaims), now checked: ask them for a level
+    /// ([`satisfies`](crate::account::AssuranceClaims::satisfies)) when a mailed code should not do.
     ///
+    /// `max_age` is the host's choice, per action (GitHub's sudo mode keeps 2 hours; a
+    /// payment may want 5 minutes); the library's own sensitive calls use
+    /// [`Settings::reauth_max_age`](crate::account::Settings::reauth_max_age).
     /// [`SecondFactorProof::is_fresh`] alone reads the proof's claims; this also checks them.
     ///
     /// # Errors
@@ -1861,7 +1906,7 @@ where
         user: &UserId,
         proof: &SecondFactorProof,
         max_age: u64,
-    ) -> Result<(), Error> {
+    ) -> Result<AssuranceClaims, Error> {
         use crate::vocabulary::FactorKind;
         let (record, _) = self.load(user).await?;
         let factors = [
@@ -1870,7 +1915,8 @@ where
             FactorKind::MailedCode,
         ];
         let now = self.clock.now();
-        Ok(record.check_proof_within(proof, user, &factors, now, max_age, &self.settings)?)
+        record.check_proof_within(proof, user, &factors, now, max_age, &self.settings)?;
+        Ok(proof.claims().clone())
     }
 
     /// An administrator resets a user's 2FA (lost phone): no code needed. Secrets, recovery

@@ -817,15 +817,9 @@ async fn no_trusted_device_where_the_browser_would_drop_its_cookie() -> TestResu
     Ok(())
 }
 
-/// A host of the test's own: mailed codes for the unenrolled, a manual clock.
-fn mailed_app<M: twofactor::mail::Mailer + 'static>(mailer: M, clock: Arc<ManualClock>) -> Router {
-    let tf = TwoFactor::builder(TfStore::new())
-        .mailer(mailer)
-        .keys(test_keys())
-        .policy(RequiredForAll::new(WhenUnenrolled::MailCode))
-        .clock(clock)
-        .build();
-    let tfa = TwoFactorWeb::new(tf, |user| async move { Some(Principal::new(user)) });
+/// The router of the test's own hosts: a home page, a login that takes any user name (the
+/// form's `username=`), and the 2FA layer `tfa`.
+fn own_router(tfa: TwoFactorWeb) -> Router {
     async fn login(tfa: Login, body: String) -> Response {
         let user = body.strip_prefix("username=").unwrap_or("").to_owned();
         tfa.password_checked(Principal::new(user)).await
@@ -838,6 +832,19 @@ fn mailed_app<M: twofactor::mail::Mailer + 'static>(mailer: M, clock: Arc<Manual
         .layer(tower_sessions::SessionManagerLayer::new(
             MemoryStore::default(),
         ))
+}
+
+/// A host of the test's own: mailed codes for the unenrolled, a manual clock.
+fn mailed_app<M: twofactor::mail::Mailer + 'static>(mailer: M, clock: Arc<ManualClock>) -> Router {
+    let tf = TwoFactor::builder(TfStore::new())
+        .mailer(mailer)
+        .keys(test_keys())
+        .policy(RequiredForAll::new(WhenUnenrolled::MailCode))
+        .clock(clock)
+        .build();
+    own_router(TwoFactorWeb::new(tf, |user| async move {
+        Some(Principal::new(user))
+    }))
 }
 
 #[tokio::test]
@@ -884,6 +891,122 @@ async fn mailed_codes_with_resend_and_the_throttles_wait() -> TestResult {
     assert!(wait > 0 && wait <= 3_600, "{wait}");
     assert!(last.body.contains("Too many attempts. Try again in"));
     assert!(last.body.contains("data-status=429"));
+    Ok(())
+}
+
+/// A host of the test's own: 2FA for everyone (set up at first login), two recovery codes
+/// per set, a manual clock.
+fn two_codes_app(clock: Arc<ManualClock>) -> Router {
+    let tf = TwoFactor::builder(TfStore::new())
+        .mailer(RecordingMailer::new())
+        .keys(test_keys())
+        .clock(clock)
+        .policy(RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled))
+        .settings(
+            twofactor::Settings::builder()
+                .recovery_codes(2)
+                .build()
+                .expect("settings"),
+        )
+        .build();
+    own_router(TwoFactorWeb::new(tf, |user| async move {
+        Some(Principal::new(user))
+    }))
+}
+
+/// The second step of a login in a new session: its answer.
+async fn second_step(b: &mut Browser, code: &str, remember: bool) -> Answer {
+    b.jar.remove("id");
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/2fa", "{}", r.body);
+    let page = b.get("/2fa").await;
+    let csrf = page.csrf();
+    let mut fields = vec![("csrf", csrf.as_str()), ("code", code)];
+    if remember {
+        fields.push(("remember", "on"));
+    }
+    b.post("/2fa", &fields).await
+}
+
+/// Low and exhausted recovery codes through the web layer: a login with a recovery code
+/// lands on the account page with the count; with none left every login (by code or by a
+/// remembered device) lands there first, saying so, until new codes are made.
+#[tokio::test]
+async fn the_web_layer_sends_the_user_to_make_new_recovery_codes() -> TestResult {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let mut b = Browser::new(two_codes_app(clock.clone()));
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/2fa/setup");
+    let page = b.get("/2fa/setup").await;
+    let key = page.between("id=manual-key class=key>", "<").expect("key");
+    let phone = Phone::from_key(&key);
+    // A code of the next time step.
+    let code = || {
+        clock.advance(30);
+        Totp::default()
+            .generate(&phone.secret, clock.now())
+            .to_string()
+    };
+    let done = b
+        .post("/2fa/setup", &[("csrf", &page.csrf()), ("code", &code())])
+        .await;
+    let codes = done.recovery_codes();
+    assert_eq!(codes.len(), 2);
+
+    // One left: the account page, with the count and the hint.
+    let r = second_step(&mut b, &codes[0], false).await;
+    assert_eq!(r.location, "/2fa/account", "{}", r.body);
+    let account = b.get("/2fa/account").await;
+    assert!(account.body.contains("You used a recovery code: 1 left"));
+    assert!(account.body.contains("id=recovery-low"), "{}", account.body);
+    assert!(account.body.contains("Few are left"));
+
+    // None left: the account page, saying they must make new ones.
+    let r = second_step(&mut b, &codes[1], false).await;
+    assert_eq!(r.location, "/2fa/account");
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account
+            .body
+            .contains("You have no recovery codes left. Make new ones now"),
+        "{}",
+        account.body
+    );
+    assert!(
+        account
+            .body
+            .contains("You have none left: make new ones now")
+    );
+
+    // A TOTP login, remembering the device: still the account page first.
+    let r = second_step(&mut b, &code(), true).await;
+    assert_eq!(r.location, "/2fa/account", "{}", r.body);
+    assert!(b.jar.keys().any(|k| k.starts_with("__Host-2fa-device-")));
+    // The remembered device skips the code, not the warning.
+    b.jar.remove("id");
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/2fa/account", "{}", r.body);
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account
+            .body
+            .contains("You have no recovery codes left. Make new ones now")
+    );
+
+    // New codes (the page asks for a code: this login proved none) end it.
+    let made = b
+        .post(
+            "/2fa/account/recovery-codes",
+            &[("csrf", &account.csrf()), ("code", &code())],
+        )
+        .await;
+    assert_eq!(made.recovery_codes().len(), 2, "{}", made.body);
+    b.jar.remove("id");
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(
+        r.location, "/",
+        "the remembered device, with codes again: home"
+    );
     Ok(())
 }
 

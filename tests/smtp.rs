@@ -466,6 +466,7 @@ fn every_notice() -> Vec<Notice> {
         Notice::RecoveryCodesRegenerated,
         Notice::RecoveryCodeUsed {
             remaining: 2,
+            low: true,
             context: ctx,
         },
         Notice::Invitation {

@@ -143,7 +143,7 @@ pub async fn start_login(
     let decision = call!(tf, tf.start_login(who, device_token, ctx))?;
     let forget = decision.forget_device_cookie();
     let next = match decision {
-        LoginDecision::Granted { reason } => Next::LoggedIn(match reason {
+        LoginDecision::Granted { reason, .. } => Next::LoggedIn(match reason {
             GrantReason::TrustedDevice { .. } => Some("Trusted device: no code asked.".into()),
             GrantReason::GracePeriod { enroll_by } => Some(format!(
                 "Two-factor authentication is required: set it up within {} days.",

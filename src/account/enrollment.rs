@@ -15,9 +15,9 @@ use super::login::Parsed;
 use super::record::{ActiveFactor, PendingEnrollment};
 use super::recovery::{RecoveryCodeSet, RecoveryCodes};
 use super::{
-    Checked, DomainError, Factor, FactorKind, FailureReason, PendingLogin, PendingStep,
-    Reauthenticated, Refusal, SecondFactorProof, Settings, Transition, TwoFactorRecord, UserId,
-    Verification,
+    Checked, DomainError, Factor, FactorKind, FailureReason, LoginContext, PendingLogin,
+    PendingStep, Reauthenticated, Refusal, SecondFactorProof, Settings, Transition,
+    TwoFactorRecord, UserId, Verification,
 };
 
 /// What the enrollment screen shows: the QR code, the `otpauth://` URI and the grouped manual
@@ -415,6 +415,7 @@ impl TwoFactorRecord {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
+        let recovery_left = next.recovery_codes_left();
         next.code_checks.reset();
         let (next, started) = next.new_pending(
             now,
@@ -425,12 +426,14 @@ impl TwoFactorRecord {
             rng,
         )?;
         let expires_at = started.expires_at;
-        Ok(
-            Transition::new(next, true, Ok(started)).event(AuditKind::EnrollmentStarted {
-                expires_at,
-                rotation: true,
-            }),
-        )
+        let mut t = Transition::new(next, true, Ok(started));
+        if verification.is_recovery_code() {
+            t = t.recovery_code_used(recovery_left, Some(&LoginContext::new()), settings);
+        }
+        Ok(t.event(AuditKind::EnrollmentStarted {
+            expires_at,
+            rotation: true,
+        }))
     }
 
     /// Checks a code from the active authenticator (or a recovery code) for a sensitive
@@ -596,7 +599,18 @@ impl TwoFactorRecord {
         next.active = Some(active);
         next.recovery = Some(set);
         next.code_checks.reset();
-        let proof = next.issue_proof(user, FactorKind::Totp, now, settings, rng)?;
+        // A login completed here began with the password its ticket dates.
+        let password_at = login
+            .filter(|_| login_completed)
+            .map(super::PendingLogin::password_checked_at);
+        let proof = next.issue_proof_after_password(
+            user,
+            FactorKind::Totp,
+            now,
+            password_at,
+            settings,
+            rng,
+        )?;
         let mut t = Transition::new(
             next,
             true,
@@ -670,15 +684,19 @@ impl TwoFactorRecord {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
+        let recovery_left = next.recovery_codes_left();
         let revoked = next.clear_factors();
         next.code_checks.reset();
-        Ok(Transition::new(next, true, Ok(()))
-            .event(AuditKind::Disabled {
-                devices_revoked: revoked.len(),
-            })
-            .notice(Notice::Disabled {
-                by: DisabledBy::User,
-            }))
+        let mut t = Transition::new(next, true, Ok(()));
+        if verification.is_recovery_code() {
+            t = t.recovery_code_used(recovery_left, None, settings);
+        }
+        Ok(t.event(AuditKind::Disabled {
+            devices_revoked: revoked.len(),
+        })
+        .notice(Notice::Disabled {
+            by: DisabledBy::User,
+        }))
     }
 
     /// An administrator resets the user's 2FA (lost phone): no code needed. Clears every

@@ -24,6 +24,7 @@
 //! [`AuditKind`]: crate::audit::AuditKind
 //! [`Notice`]: crate::mail::Notice
 
+mod claims;
 pub(crate) mod crypto;
 mod devices;
 #[doc(hidden)]
@@ -43,6 +44,9 @@ mod throttle;
 mod ticket;
 mod transition;
 
+pub use claims::{
+    Aal, AssuranceClaims, AuthMethod, CompletedMethod, UnknownClaimName, Unsatisfied,
+};
 pub use crypto::CodeKey;
 pub use devices::{DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};

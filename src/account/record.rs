@@ -423,6 +423,13 @@ pub struct TwoFactorStatus {
     pub pending_enrollment_expires_at: Option<u64>,
     /// Unused recovery codes.
     pub recovery_codes_left: usize,
+    /// `Some(left)` when 2FA is on and at most
+    /// [`Settings::recovery_codes_low_at`](super::Settings::recovery_codes_low_at) recovery
+    /// codes are left (3 by default): show "generate new recovery codes".
+    pub recovery_codes_low: Option<usize>,
+    /// 2FA is on and no recovery code is left: the user must make new ones (every login says
+    /// so too, until they do).
+    pub must_regenerate_recovery_codes: bool,
     /// Trusted devices not yet expired.
     pub trusted_devices: usize,
     /// Until when code checks are refused, if they are.
@@ -438,6 +445,15 @@ impl TwoFactorStatus {
     #[must_use]
     pub const fn is_enrolled(&self) -> bool {
         self.enrolled_at.is_some()
+    }
+
+    /// The highest assurance level this user can reach (Ory Kratos' `highest_available`):
+    /// AAL2 with an authenticator, AAL1 without. Require it with
+    /// [`AssuranceClaims::satisfies`](super::AssuranceClaims::satisfies) to ask for the second
+    /// factor exactly of the users who have one.
+    #[must_use]
+    pub const fn highest_available_aal(&self) -> super::Aal {
+        super::Aal::highest_available(self.is_enrolled())
     }
 }
 
@@ -512,6 +528,8 @@ impl TwoFactorRecord {
                 .filter(|p| now < p.expires_at)
                 .map(|p| p.expires_at),
             recovery_codes_left: self.recovery_codes_left(),
+            recovery_codes_low: self.recovery_codes_low(settings),
+            must_regenerate_recovery_codes: self.must_regenerate_recovery_codes(),
             trusted_devices: self.devices.iter().filter(|d| now < d.expires_at).count(),
             required: None,
             throttled_until: self.code_checks.blocked_until(

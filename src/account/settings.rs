@@ -62,6 +62,7 @@ pub struct Settings {
     pub(crate) trusted_device_ttl: u64,
     pub(crate) max_trusted_devices: usize,
     pub(crate) recovery_codes: usize,
+    pub(crate) recovery_codes_low_at: usize,
     pub(crate) reauth_max_age: u64,
     pub(crate) login_challenge_ttl: u64,
     pub(crate) notify_failed_code: bool,
@@ -145,6 +146,10 @@ impl Settings {
     pub const MIN_RECOVERY_CODES: usize = 1;
     /// The most recovery codes a set may have.
     pub const MAX_RECOVERY_CODES: usize = 50;
+    /// At this many recovery codes left or fewer, logins and the status carry a hint to make
+    /// new ones ([`LoginGranted::recovery_codes_low`](super::LoginGranted::recovery_codes_low)):
+    /// 3. With none left the user must make new ones at their next login, whatever this is.
+    pub const DEFAULT_RECOVERY_CODES_LOW_AT: usize = 3;
 
     /// How recent a password check must be for sensitive operations: 10 minutes.
     pub const DEFAULT_REAUTH_MAX_AGE: u64 = 10 * 60;
@@ -197,6 +202,7 @@ impl Default for Settings {
             trusted_device_ttl: Settings::DEFAULT_TRUSTED_DEVICE_TTL,
             max_trusted_devices: Settings::DEFAULT_MAX_TRUSTED_DEVICES,
             recovery_codes: Settings::DEFAULT_RECOVERY_CODES,
+            recovery_codes_low_at: Settings::DEFAULT_RECOVERY_CODES_LOW_AT,
             reauth_max_age: Settings::DEFAULT_REAUTH_MAX_AGE,
             login_challenge_ttl: Settings::DEFAULT_LOGIN_CHALLENGE_TTL,
             notify_failed_code: true,
@@ -228,6 +234,7 @@ impl fmt::Debug for Settings {
             .field("trusted_device_ttl", &self.trusted_device_ttl)
             .field("max_trusted_devices", &self.max_trusted_devices)
             .field("recovery_codes", &self.recovery_codes)
+            .field("recovery_codes_low_at", &self.recovery_codes_low_at)
             .field("reauth_max_age", &self.reauth_max_age)
             .field("login_challenge_ttl", &self.login_challenge_ttl)
             .field("notify_failed_code", &self.notify_failed_code)
@@ -318,6 +325,12 @@ impl Settings {
     #[must_use]
     pub const fn recovery_codes(&self) -> usize {
         self.recovery_codes
+    }
+    /// At this many recovery codes left or fewer, logins and the status say to make new ones
+    /// (see [`Settings::DEFAULT_RECOVERY_CODES_LOW_AT`]).
+    #[must_use]
+    pub const fn recovery_codes_low_at(&self) -> usize {
+        self.recovery_codes_low_at
     }
     /// Seconds a [`Reauthenticated`](super::Reauthenticated) proof stays fresh.
     #[must_use]
@@ -452,6 +465,12 @@ impl SettingsBuilder {
         self.0.recovery_codes = codes;
         self
     }
+    /// Recovery codes left at or below which logins and the status carry the "make new ones"
+    /// hint (0 to 50; 0: only when none are left).
+    pub fn recovery_codes_low_at(mut self, codes: usize) -> Self {
+        self.0.recovery_codes_low_at = codes;
+        self
+    }
     /// Seconds a password check counts as fresh for sensitive operations.
     pub fn reauth_max_age(mut self, seconds: u64) -> Self {
         self.0.reauth_max_age = seconds;
@@ -581,6 +600,12 @@ impl SettingsBuilder {
             "recovery_codes",
             wide(s.recovery_codes),
             wide(Settings::MIN_RECOVERY_CODES),
+            wide(Settings::MAX_RECOVERY_CODES),
+        )?;
+        check(
+            "recovery_codes_low_at",
+            wide(s.recovery_codes_low_at),
+            0,
             wide(Settings::MAX_RECOVERY_CODES),
         )?;
         check(

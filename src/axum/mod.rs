@@ -177,9 +177,9 @@ use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 use crate::account::{
-    DeviceId, DeviceInfo, Enrolled, EnrollmentStarted, Factor, FactorKind, LoginContext,
-    LoginDecision, LoginGranted, PendingLogin, PendingStep, Reauthenticated, RecoveryCodes,
-    SecondFactorProof, TwoFactorStatus, UserId, Verification,
+    AssuranceClaims, DeviceId, DeviceInfo, Enrolled, EnrollmentStarted, Factor, FactorKind,
+    GrantReason, LoginContext, LoginDecision, LoginGranted, PendingLogin, PendingStep,
+    Reauthenticated, RecoveryCodes, SecondFactorProof, TwoFactorStatus, UserId, Verification,
 };
 use crate::audit::AuditSink;
 use crate::clock::Clock;
@@ -203,6 +203,10 @@ const NEXT: &str = "twofactor.next";
 const FLASH: &str = "twofactor.flash";
 /// Set while the login's last mailed code could not be sent.
 const NOT_SENT: &str = "twofactor.code_not_sent";
+
+/// What a login with no recovery code left says, on the account page it leads to.
+const NO_RECOVERY_CODES_LEFT: &str = "You have no recovery codes left. Make new ones now: \
+     without them, losing your phone would lock you out of your account.";
 
 /// The longest `next` path kept or followed.
 const MAX_NEXT_LEN: usize = 2_048;
@@ -303,7 +307,7 @@ trait Backend: Send + Sync + 'static {
         user: &'a UserId,
         proof: &'a SecondFactorProof,
         max_age: u64,
-    ) -> BoxFuture<'a, Result<(), Error>>;
+    ) -> BoxFuture<'a, Result<AssuranceClaims, Error>>;
     fn status<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<TwoFactorStatus, Error>>;
     fn status_for<'a>(
         &'a self,
@@ -480,7 +484,7 @@ where
         user: &'a UserId,
         proof: &'a SecondFactorProof,
         max_age: u64,
-    ) -> BoxFuture<'a, Result<(), Error>> {
+    ) -> BoxFuture<'a, Result<AssuranceClaims, Error>> {
         Box::pin(TwoFactor::check_proof(self, user, proof, max_age))
     }
     fn status<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<TwoFactorStatus, Error>> {
@@ -818,6 +822,12 @@ impl TwoFactorWeb {
     /// is checked by the library (its seal, its user, not revoked), not only its age. A user without an authenticator cannot pass
     /// (a mailed-code login counts only while its proof is fresh): the step-up page sends
     /// them to turn 2FA on.
+    ///
+    /// `max_age` is the host's choice, per route ("a second factor in the last 5 minutes"
+    /// before a payment, longer before a settings page). A request that passes carries the
+    /// checked [`AssuranceClaims`] of that proof as a request extension
+    /// (`Extension<AssuranceClaims>`), for a handler that wants to say how the user proved it
+    /// or to ask for AAL2 ([`AssuranceClaims::satisfies`]) where a mailed code must not do.
     #[must_use]
     pub fn require_recent_2fa(&self, max_age: Duration) -> RequireTwoFactor {
         RequireTwoFactor {
@@ -1589,10 +1599,20 @@ impl TwoFactorWeb {
         };
         let forget = token.is_some() && decision.forget_device_cookie();
         let mut response = match decision {
-            LoginDecision::Granted { .. } => {
-                let to_page = self
+            LoginDecision::Granted { reason, .. } => {
+                let mut to_page = self
                     .complete_login(session, &principal.user, tf.now(), None)
                     .await?;
+                // A remembered device skips the code, not the recovery codes' warning.
+                if matches!(reason, GrantReason::TrustedDevice { .. })
+                    && tf
+                        .status(&principal.user)
+                        .await
+                        .is_ok_and(|s| s.must_regenerate_recovery_codes)
+                {
+                    self.flash(session, NO_RECOVERY_CODES_LEFT).await?;
+                    to_page = self.paths().account.clone();
+                }
                 to(&to_page)
             }
             LoginDecision::MustEnroll { pending } => {
@@ -1741,7 +1761,11 @@ impl TwoFactorWeb {
                             .to_owned(),
                     );
                 }
-                if let Some(left) = granted.recovery_codes_left {
+                if granted.must_regenerate_recovery_codes {
+                    // Before anything else: one lost phone from now, they could not log in.
+                    notes.push(NO_RECOVERY_CODES_LEFT.to_owned());
+                    next = self.paths().account.clone();
+                } else if let Some(left) = granted.recovery_codes_left {
                     notes.push(format!(
                         "You used a recovery code: {left} left. If you lost your phone, replace \
                          the authenticator or make new recovery codes here."
@@ -2465,38 +2489,43 @@ impl TwoFactorWeb {
                 Some(p) => self.tf().check_proof(&user, p, max_age.as_secs()).await,
                 None => Err(Error::SecondFactorRequired),
             };
-            if let Err(e) = checked {
-                if e.kind() == ErrorKind::Unavailable || e.kind() == ErrorKind::Misconfigured {
-                    let p = problem(&e, self.tf().now());
-                    return Err(Halt(self.problem_page(&session, "Error", &p, None).await?));
+            match checked {
+                Ok(claims) => {
+                    req.extensions_mut().insert(claims);
                 }
-                if matches!(e, Error::InvalidProof) {
-                    session.remove_value(PROOF).await?;
+                Err(e) => {
+                    if e.kind() == ErrorKind::Unavailable || e.kind() == ErrorKind::Misconfigured {
+                        let p = problem(&e, self.tf().now());
+                        return Err(Halt(self.problem_page(&session, "Error", &p, None).await?));
+                    }
+                    if matches!(e, Error::InvalidProof) {
+                        session.remove_value(PROOF).await?;
+                    }
+                    // A GET comes back to itself; a POST cannot be replayed: back to the page
+                    // its form was on (a page of this site), to submit it again.
+                    let host = req
+                        .headers()
+                        .get(header::HOST)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let referer = req
+                        .headers()
+                        .get(header::REFERER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let next = if is_get {
+                        safe_next(&here)
+                    } else {
+                        referer_path(referer, host)
+                    }
+                    .unwrap_or(&self.paths().account);
+                    let step_up = format!(
+                        "{}?next={}",
+                        self.paths().step_up,
+                        utf8_percent_encode(next, NON_ALPHANUMERIC)
+                    );
+                    return Err(Halt(to(&step_up)));
                 }
-                // A GET comes back to itself; a POST cannot be replayed: back to the page its
-                // form was on (a page of this site), to submit it again.
-                let host = req
-                    .headers()
-                    .get(header::HOST)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                let referer = req
-                    .headers()
-                    .get(header::REFERER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                let next = if is_get {
-                    safe_next(&here)
-                } else {
-                    referer_path(referer, host)
-                }
-                .unwrap_or(&self.paths().account);
-                let step_up = format!(
-                    "{}?next={}",
-                    self.paths().step_up,
-                    utf8_percent_encode(next, NON_ALPHANUMERIC)
-                );
-                return Err(Halt(to(&step_up)));
             }
         }
         req.extensions_mut().insert(user);

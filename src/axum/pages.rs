@@ -593,8 +593,16 @@ fn account(v: &AccountView<'_>) -> String {
                 "Replace the authenticator (new phone)",
             ));
             body.push_str("</section>");
+            let hint = if s.must_regenerate_recovery_codes {
+                "<p id=recovery-low class=warn>You have none left: make new ones now. Without \
+                 them, losing your phone would lock you out.</p>"
+            } else if s.recovery_codes_low.is_some() {
+                "<p id=recovery-low class=warn>Few are left: make new ones soon.</p>"
+            } else {
+                ""
+            };
             body.push_str(&format!(
-                "<section id=recovery><h2>Recovery codes</h2><p id=recovery-left>{} recovery code{} left.</p>{}</section>",
+                "<section id=recovery><h2>Recovery codes</h2><p id=recovery-left>{} recovery code{} left.</p>{hint}{}</section>",
                 s.recovery_codes_left,
                 if s.recovery_codes_left == 1 { "" } else { "s" },
                 sensitive(a.recovery_codes, "regenerate", "Make new recovery codes"),

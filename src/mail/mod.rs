@@ -165,11 +165,17 @@ pub enum Notice {
     },
     /// A new set of recovery codes replaced the old one.
     RecoveryCodesRegenerated,
-    /// A recovery code was used to sign in.
+    /// A recovery code was used: to sign in, to confirm a sensitive action (step-up), or to
+    /// start replacing the authenticator. Sent at every use, with the count left.
     RecoveryCodeUsed {
         /// Unused codes left.
         remaining: usize,
-        /// Where the login came from.
+        /// Whether that is at or below
+        /// [`Settings::recovery_codes_low_at`](crate::account::Settings::recovery_codes_low_at)
+        /// (3 by default): tell the user to make new ones. With none left they will have to
+        /// at their next sign-in.
+        low: bool,
+        /// Where the login came from (empty outside a login).
         context: LoginContext,
     },
     /// An administrator invites the user to enable 2FA.
@@ -374,9 +380,14 @@ impl fmt::Debug for Notice {
                 .field("context", context)
                 .finish(),
             Notice::RecoveryCodesRegenerated => f.write_str("RecoveryCodesRegenerated"),
-            Notice::RecoveryCodeUsed { remaining, context } => f
+            Notice::RecoveryCodeUsed {
+                remaining,
+                low,
+                context,
+            } => f
                 .debug_struct("RecoveryCodeUsed")
                 .field("remaining", remaining)
+                .field("low", low)
                 .field("context", context)
                 .finish(),
             Notice::Invitation { link, invited_by } => f

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Barrier;
 
 use super::counting::{Counting, Pause};
-use twofactor::PendingLogin;
+use twofactor::account::Enrolled;
 use twofactor::account::TwoFactorRecord;
 use twofactor::account::{
     Factor, FailureReason, LoginContext, LoginDecision, Reauthenticated, Settings,
@@ -22,6 +22,7 @@ use twofactor::testing::RecordingMailer;
 use twofactor::{
     Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
 };
+use twofactor::{LoginGranted, PendingLogin};
 
 /// A Unix time at the start of a 30 s step.
 pub const T0: u64 = 1_700_000_010;
@@ -99,18 +100,23 @@ impl<S: UserStore> Harness<S> {
             .finish_enrollment(user, &code(&secret, self.now()))
             .await
             .expect("finish enrollment");
-        let codes = enrolled
-            .recovery_codes()
-            .expose_secret()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        (secret, codes)
+        (secret, codes_of(&enrolled))
     }
 
     /// Forced set-up after `MustEnroll`: enrolls `pending`'s user with the ticket, which
     /// completes the login it stands for. The authenticator's secret and the recovery codes.
     pub async fn enroll_forced(&self, pending: &PendingLogin) -> (Secret, Vec<String>) {
+        let (secret, enrolled) = self.forced_enrollment(pending).await;
+        assert!(
+            enrolled.login_completed(),
+            "forced set-up completes the login"
+        );
+        (secret, codes_of(&enrolled))
+    }
+
+    /// Forced set-up after `MustEnroll`, now: the authenticator's secret and what the
+    /// confirmation handed out.
+    pub async fn forced_enrollment(&self, pending: &PendingLogin) -> (Secret, Enrolled) {
         let started = self
             .tf
             .start_forced_enrollment(pending, "user@example.com")
@@ -124,17 +130,21 @@ impl<S: UserStore> Harness<S> {
             .finish_forced_enrollment(pending, &code(&secret, self.now()))
             .await
             .expect("finish forced enrollment");
-        assert!(
-            enrolled.login_completed(),
-            "forced set-up completes the login"
-        );
-        let codes = enrolled
-            .recovery_codes()
-            .expose_secret()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        (secret, codes)
+        (secret, enrolled)
+    }
+
+    /// A login of `who` now, with the code `secret` shows now: its grant.
+    pub async fn totp_login(&self, who: &Principal, secret: &Secret) -> LoginGranted {
+        let pending = self.challenge(who).await;
+        self.tf
+            .finish_login(
+                &pending,
+                Factor::Totp(&code(secret, self.now())),
+                None,
+                &LoginContext::new(),
+            )
+            .await
+            .expect("TOTP login")
     }
 
     /// `start_login`, expecting a challenge: its pending login.
@@ -205,6 +215,12 @@ impl<S: UserStore> Harness<S> {
             )
         })
     }
+}
+
+/// The recovery codes an enrollment handed out.
+pub fn codes_of(enrolled: &Enrolled) -> Vec<String> {
+    let codes = enrolled.recovery_codes().expose_secret();
+    codes.into_iter().map(str::to_owned).collect()
 }
 
 /// The code `secret` shows at `now`.
