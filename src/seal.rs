@@ -657,8 +657,7 @@ where
             sealed.mac = None;
             // Written in the current format: no longer a row of an older one.
             sealed.format_1 = false;
-            sealed.format_2 = false;
-            sealed.format_3 = false;
+            sealed.older_format = None;
             let mut kept = Vec::with_capacity(sealed.authenticators.len() + 1);
             sealed
                 .each_secret(|secret, slot, _| {
@@ -803,7 +802,7 @@ mod tests {
             text.replace("abab", "ABAB"),
             format!("{text} "),
             text.replace(r#""mac":"#, r#""mac" :"#),
-            text.replace(r#"{"v":4,"#, r#"{"v":4, "#),
+            text.replace(r#"{"v":5,"#, r#"{"v":5, "#),
         ] {
             assert_ne!(other, text);
             let built = stored_message(&user, Version(3), &other, &tag);

@@ -14,7 +14,7 @@ use crate::audit::{AuditKind, Operation};
 use crate::mail::Notice;
 use crate::otp::{Code, MAX_SKEW, ScanHit, Totp, scan_window_ct};
 use crate::policy::Requirement;
-use crate::vocabulary::{AuthenticatorId, SecretSlot};
+use crate::vocabulary::{AuthenticatorId, LoginContext, SecretSlot};
 
 use super::crypto::Bytes;
 use super::enrollment::{EnrollmentStarted, PendingPurpose};
@@ -626,16 +626,19 @@ impl TwoFactorRecord {
         {
             next.pending = None;
         }
+        let recovery_left = next.recovery_codes_left();
         next.code_checks.reset();
-        Ok(Transition::new(next, true, Ok(()))
-            .events_from(used)
-            .event(AuditKind::AuthenticatorRemoved {
-                authenticator: removed.id,
-                label: removed.label.clone(),
-            })
-            .notice(Notice::AuthenticatorRemoved {
-                label: removed.label,
-            }))
+        let mut t = Transition::new(next, true, Ok(())).events_from(used);
+        if verification.is_recovery_code() {
+            t = t.recovery_code_used(recovery_left, Some(&LoginContext::new()), settings);
+        }
+        Ok(t.event(AuditKind::AuthenticatorRemoved {
+            authenticator: removed.id,
+            label: removed.label.clone(),
+        })
+        .notice(Notice::AuthenticatorRemoved {
+            label: removed.label,
+        }))
     }
 
     /// Starts adding another authenticator (a spare phone, a password manager) to an enrolled
@@ -712,6 +715,7 @@ impl TwoFactorRecord {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
+        let recovery_left = next.recovery_codes_left();
         next.code_checks.reset();
         let rotation = matches!(purpose, PendingPurpose::Replace(_));
         let (next, started) = next.new_pending(
@@ -725,12 +729,14 @@ impl TwoFactorRecord {
             rng,
         )?;
         let expires_at = started.expires_at();
-        Ok(Transition::new(next, true, Ok(started))
-            .events_from(used)
-            .event(AuditKind::EnrollmentStarted {
-                expires_at,
-                rotation,
-            }))
+        let mut t = Transition::new(next, true, Ok(started)).events_from(used);
+        if verification.is_recovery_code() {
+            t = t.recovery_code_used(recovery_left, Some(&LoginContext::new()), settings);
+        }
+        Ok(t.event(AuditKind::EnrollmentStarted {
+            expires_at,
+            rotation,
+        }))
     }
 
     /// Confirms a pending additional authenticator (from
