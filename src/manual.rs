@@ -109,15 +109,16 @@
 //! (`benches/dudect.rs` times the first against the last of five). It depends on the number of
 //! authenticators and on their windows, which are not secret. The first authenticator with a
 //! fresh match is recorded ([`LoginGranted::authenticator`](crate::LoginGranted::authenticator),
-//! the audit event `AuthenticatorUsed`), and its step only is marked used: replay protection is
+//! the `otp` method of the assurance claims of the grant and of its proof, the audit event
+//! `AuthenticatorUsed`), and its step only is marked used: replay protection is
 //! per authenticator, so a code is accepted once per step *of each authenticator* (two
 //! authenticators show the same code about once in a million).
 //!
-//! **Old rows.** A record written before several authenticators existed (formats 1 to 3)
+//! **Old rows.** A record written before several authenticators existed (formats 1 to 4)
 //! holds one factor: it loads as one authenticator labelled "Authenticator app", created when
 //! the factor was confirmed, with an id derived from that time, so every load of a row that is
 //! never saved again gives the same id (a host may keep it in a form between two requests).
-//! The next save writes it in format 4 with that id.
+//! The next save writes it in format 5 with that id.
 //!
 //! ## Clock drift
 //!

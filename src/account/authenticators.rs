@@ -24,7 +24,7 @@ use super::{
 };
 
 /// The label an authenticator gets when none was chosen: the first enrollment, and the one
-/// authenticator of a record written before several were possible (formats 1 to 3).
+/// authenticator of a record written before several were possible (formats 1 to 4).
 pub const DEFAULT_LABEL: &str = "Authenticator app";
 
 /// The longest label allowed, in characters.
@@ -786,7 +786,15 @@ impl TwoFactorRecord {
         next.authenticators.push(added);
         next.pending = None;
         next.code_checks.reset();
-        let proof = next.issue_proof(user, super::FactorKind::Totp, now, settings, rng)?;
+        let proof = next.issue_proof_naming(
+            user,
+            super::FactorKind::Totp,
+            now,
+            None,
+            Some(&id),
+            settings,
+            rng,
+        )?;
         Ok(
             Transition::new(next, true, Ok(AddedAuthenticator { info, proof }))
                 .event(AuditKind::AuthenticatorAdded {

@@ -653,11 +653,12 @@ impl TwoFactorRecord {
         let password_at = login
             .filter(|_| login_completed)
             .map(super::PendingLogin::password_checked_at);
-        let proof = next.issue_proof_after_password(
+        let proof = next.issue_proof_naming(
             user,
             FactorKind::Totp,
             now,
             password_at,
+            Some(info.id()),
             settings,
             rng,
         )?;

@@ -905,8 +905,8 @@ impl TwoFactorRecord {
     }
 
     /// A sealed proof that `user` passed `factor` at `now`, under the record's current ticket
-    /// generation, claiming that factor alone (a step-up, an enrollment from the account
-    /// page).
+    /// generation, claiming that factor alone (the tests' proofs).
+    #[cfg(test)]
     pub(crate) fn issue_proof<R: TryCryptoRng + ?Sized>(
         &self,
         user: &UserId,
@@ -915,17 +915,21 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<SecondFactorProof, DomainError> {
-        self.issue_proof_after_password(user, factor, now, None, settings, rng)
+        self.issue_proof_naming(user, factor, now, None, None, settings, rng)
     }
 
-    /// [`issue_proof`](Self::issue_proof) for a login: the claims also date the password
-    /// check that began it (`password_checked_at`), when there was one.
-    pub(crate) fn issue_proof_after_password<R: TryCryptoRng + ?Sized>(
+    /// A sealed proof that `user` passed `factor` at `now`, under the record's current ticket
+    /// generation. Its claims date the password check that began a login
+    /// (`password_checked_at`, when there was one) and name the authenticator whose code was
+    /// verified (for a TOTP code).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn issue_proof_naming<R: TryCryptoRng + ?Sized>(
         &self,
         user: &UserId,
         factor: FactorKind,
         now: u64,
         password_checked_at: Option<u64>,
+        authenticator: Option<&AuthenticatorId>,
         settings: &Settings,
         rng: &mut R,
     ) -> Result<SecondFactorProof, DomainError> {
@@ -937,7 +941,7 @@ impl TwoFactorRecord {
             factor,
             now,
             self.tickets.generation,
-            factor_claims(factor, now, password_checked_at),
+            factor_claims(factor, now, password_checked_at, authenticator),
             &nonce,
             settings.ticket_key()?,
         )
@@ -1016,7 +1020,8 @@ impl TwoFactorRecord {
             Err(t) => return Ok((*t).map(Err)),
         };
         next.code_checks.reset();
-        let proof = next.issue_proof(user, kind, now, settings, rng)?;
+        let authenticator = used_authenticator(&used);
+        let proof = next.issue_proof_naming(user, kind, now, None, authenticator, settings, rng)?;
         let remaining = next.recovery_codes_left();
         let mut t = Transition::new(next, true, Ok(proof))
             .event(AuditKind::SecondFactorVerified { factor: kind })
@@ -1435,11 +1440,12 @@ impl TwoFactorRecord {
         // Single use: this ticket can complete no other login.
         next.tickets
             .mark_used(pending.nonce(), pending.expires_at(), now);
-        let proof = next.issue_proof_after_password(
+        let proof = next.issue_proof_naming(
             pending.user(),
             kind,
             now,
             Some(pending.password_checked_at()),
+            verified.totp.as_ref().map(|m| &m.id),
             settings,
             rng,
         )?;
@@ -1525,14 +1531,27 @@ fn factor_claims(
     factor: FactorKind,
     now: u64,
     password_checked_at: Option<u64>,
+    authenticator: Option<&AuthenticatorId>,
 ) -> AssuranceClaims {
-    let proved = CompletedMethod::new(AuthMethod::of_factor(factor), now);
+    let mut proved = CompletedMethod::new(AuthMethod::of_factor(factor), now);
+    if let Some(id) = authenticator.filter(|_| factor == FactorKind::Totp) {
+        proved = proved.authenticator(id.as_str());
+    }
     match password_checked_at {
         Some(at) => {
             AssuranceClaims::new(CompletedMethod::new(AuthMethod::Password, at)).with(proved)
         }
         None => AssuranceClaims::new(proved),
     }
+}
+
+/// The authenticator named by the `AuthenticatorUsed` event of a verification, if a TOTP code
+/// was checked.
+fn used_authenticator(events: &[AuditKind]) -> Option<&AuthenticatorId> {
+    events.iter().find_map(|e| match e {
+        AuditKind::AuthenticatorUsed { authenticator } => Some(authenticator),
+        _ => None,
+    })
 }
 
 /// Parses a mailed code: white space ignored, exactly `digits` ASCII digits.
@@ -1872,16 +1891,24 @@ mod tests {
         // Its proof claims the password the ticket dates, and the code: AAL2.
         {
             use crate::account::{Aal, AuthMethod as M, CompletedMethod as C};
-            let claims = t.outcome().as_ref().unwrap().proof().claims();
+            let enrolled = t.outcome().as_ref().unwrap();
+            let claims = enrolled.proof().claims();
             assert_eq!(
                 claims.methods(),
-                [C::new(M::Password, T0), C::new(M::Otp, T0 + 899)]
+                [
+                    C::new(M::Password, T0),
+                    C::new(M::Otp, T0 + 899).authenticator(enrolled.authenticator().id().as_str())
+                ]
             );
             assert_eq!(claims.aal(), Aal::Aal2);
             // Enrolled from the account page (no ticket): the code alone.
             let t = confirm(&pending, T0 + 899);
-            let claims = t.outcome().as_ref().unwrap().proof().claims();
-            assert_eq!(claims.methods(), [C::new(M::Otp, T0 + 899)]);
+            let enrolled = t.outcome().as_ref().unwrap();
+            let id = enrolled.authenticator().id().as_str();
+            assert_eq!(
+                enrolled.proof().claims().methods(),
+                [C::new(M::Otp, T0 + 899).authenticator(id)]
+            );
         }
         assert_eq!(
             t.events(),
@@ -2856,13 +2883,13 @@ mod tests {
         // Each factor at the second step: the ticket dates the password (0 in these tests).
         let check = |t: &Transition<Checked<LoginGranted>>, method, aal, amr: &[&str]| {
             let g = t.outcome().as_ref().expect("granted");
-            assert_eq!(
-                g.claims.methods(),
-                [
-                    C::new(M::Password, 0),
-                    C::new(method, g.proof.verified_at())
-                ]
-            );
+            // A TOTP code names the authenticator it came from.
+            let mut proved = C::new(method, g.proof.verified_at());
+            if let Some(id) = &g.authenticator {
+                proved = proved.authenticator(id.as_str());
+            }
+            assert_eq!(g.authenticator.is_some(), method == M::Otp);
+            assert_eq!(g.claims.methods(), [C::new(M::Password, 0), proved]);
             assert_eq!((g.claims.aal(), g.claims.amr()), (aal, amr.to_vec()));
             assert_eq!(g.proof.claims(), &g.claims);
             g.proof
@@ -2931,7 +2958,11 @@ mod tests {
             )
             .unwrap();
         let p = t.outcome().as_ref().unwrap();
-        assert_eq!(p.claims().methods(), [C::new(M::Otp, now + 90)]);
+        let id = with_codes.authenticators[0].id.as_str();
+        assert_eq!(
+            p.claims().methods(),
+            [C::new(M::Otp, now + 90).authenticator(id)]
+        );
         assert_eq!(p.claims().aal(), Aal::Aal1);
     }
 
