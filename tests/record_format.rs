@@ -47,9 +47,11 @@ const V3_SECRET: &str = "G44YTA5GZUORIR6GPHPKXVSRC264MYGW";
 const V4_FULL: &str = include_str!("fixtures/record_v4_full.json");
 /// Its app secret.
 const V4_SECRET: &str = "W6E23PQ34U6PZSOTQVHPTT3AIHTN2PSP";
-/// The rows of an enrolled user written before several authenticators (format, row, secret),
-/// and the shape a format-5 row turns back into for each.
-const ENROLLED_ROWS: [(u32, &str, &str, fn(Value) -> Value); 2] = [
+/// A row of an older format: its format, its text, its app secret, and how a format-5 row
+/// turns back into that format's shape.
+type OldRow = (u32, &'static str, &'static str, fn(Value) -> Value);
+/// The rows of an enrolled user written before several authenticators.
+const ENROLLED_ROWS: [OldRow; 2] = [
     (3, V3_FULL, V3_SECRET, to_format_3),
     (4, V4_FULL, V4_SECRET, to_format_4),
 ];
