@@ -153,6 +153,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match tf.start_login(&alice, Some(&token), &browser).await? {
         LoginDecision::Granted {
             reason: GrantReason::TrustedDevice { .. },
+            ..
         } => println!("granted: trusted device"),
         other => return Err(format!("expected a trusted-device grant, got {other:?}").into()),
     }

@@ -145,7 +145,8 @@ pub enum AuditKind {
         /// How many.
         count: usize,
     },
-    /// A login code was mailed.
+    /// A login code was handed to the mailer (a [`NoticeFailed`](Self::NoticeFailed) for
+    /// [`NoticeKind::LoginCode`] follows if it could not be sent).
     CodeMailed {
         /// When it expires.
         expires_at: u64,

@@ -109,15 +109,16 @@
 //! (`benches/dudect.rs` times the first against the last of five). It depends on the number of
 //! authenticators and on their windows, which are not secret. The first authenticator with a
 //! fresh match is recorded ([`LoginGranted::authenticator`](crate::LoginGranted::authenticator),
-//! the audit event `AuthenticatorUsed`), and its step only is marked used: replay protection is
+//! the `otp` method of the assurance claims of the grant and of its proof, the audit event
+//! `AuthenticatorUsed`), and its step only is marked used: replay protection is
 //! per authenticator, so a code is accepted once per step *of each authenticator* (two
 //! authenticators show the same code about once in a million).
 //!
-//! **Old rows.** A record written before several authenticators existed (formats 1 to 3)
+//! **Old rows.** A record written before several authenticators existed (formats 1 to 4)
 //! holds one factor: it loads as one authenticator labelled "Authenticator app", created when
 //! the factor was confirmed, with an id derived from that time, so every load of a row that is
 //! never saved again gives the same id (a host may keep it in a form between two requests).
-//! The next save writes it in the current format (5) with that id.
+//! The next save writes it in the current format (6) with that id.
 //!
 //! ## Security keys (WebAuthn)
 //!
@@ -232,12 +233,20 @@
 //! name: serve over HTTPS, or on `http://localhost:PORT` in development (webauthn-rs refuses
 //! `127.0.0.1` as an origin).
 //!
+//! **Assurance claims.** A key's grant and proof carry the RFC 8176 method `hwk`
+//! ([`AuthMethod::HardwareKey`](crate::account::AuthMethod::HardwareKey)): `pwd hwk mfa` at
+//! login, AAL2. Not AAL3: SP 800-63B asks there for a hardware authenticator, which only an
+//! attestation of the key's model would show, and the second-factor ceremonies here ask for
+//! none (a software key, or a synced passkey used as a security key, answers the same way).
+//! [`AuthMethod::is_phishing_resistant`](crate::account::AuthMethod::is_phishing_resistant)
+//! tells a host that wants the phishing-resistant factor specifically.
+//!
 //! **Stored format.** A key is an authenticator whose `factor` is `{"security_key":
 //! {"credential": ...}}`, webauthn-rs's credential as it serialises it (public key, id,
 //! counter, backup state, attestation: nothing secret). Under
 //! [`SealedStore`](crate::seal::SealedStore) it is covered by the record tag, so a key planted
 //! in the table is refused like any other edit. The ceremonies ride in the record's
-//! `key_ceremonies` field (format 5). A build without the feature reads records without keys
+//! `key_ceremonies` field (format 6). A build without the feature reads records without keys
 //! or ceremonies, and refuses one with them as a corrupt row (fail closed, never "no 2FA").
 //!
 //! ## Clock drift
@@ -305,7 +314,9 @@
 //! a limit, that is broken in a day of scripted attempts. Code checks are limited per user
 //! (default 5 per hour) and *counted before the check*: the increment and the verdict are saved
 //! by the same compare-and-swap, so concurrent guesses cannot slip past the limit. Mailed codes
-//! are also limited per hour, because every send costs the user an e-mail and the host money.
+//! are also limited per hour, because every send costs the user an e-mail and the host money:
+//! 5 codes sent, and 15 attempts to send one, delivered or not (see
+//! [when the mail server fails](#when-the-mail-server-fails)).
 //!
 //! There is **one budget per user**, whatever the call: second steps of a login
 //! (`finish_login`), confirming codes (`finish_enrollment`) and the codes that authorise a
@@ -329,6 +340,43 @@
 //! hour after the failures, and the audit trail shows them (`LoginFailed`, `EnrollmentFailed`,
 //! `LoginThrottled`, with the request's context for login calls).
 //!
+//! ## When the mail server fails
+//!
+//! A mailed login code is the one notice whose delivery the record keeps. The code is saved
+//! *before* the mailer is called, as the record's outgoing code ("on its way"), and the
+//! mailer's answer is saved by a second compare-and-swap: delivered, it becomes the code the
+//! login waits for (replacing the one mailed before); refused, it is marked not sent. So a
+//! failure loses nothing and leaves nothing half-done:
+//!
+//! - `start_login` answers [`LoginDecision::CodeNotSent`](crate::LoginDecision::CodeNotSent)
+//!   with the ticket and the mailer's error (for the log): the host says "we could not send
+//!   the code" and offers to try again; [`resend_mailed_code`](crate::TwoFactor::resend_mailed_code)
+//!   with that ticket mails a fresh code once the server is back. A resend that fails is
+//!   [`Error::Mailer`](crate::Error::Mailer), and the ticket stays good.
+//! - A code that was delivered keeps working until it expires or a newer one is delivered: a
+//!   resend that fails never takes it away.
+//! - A code the mailer refused is never accepted, and is not counted against the 5 codes an
+//!   hour ([`mail_sends_per_window`](crate::Settings::mail_sends_per_window)): the user
+//!   is not throttled pointing at codes they never received. Every attempt, delivered or not,
+//!   counts against [`mail_send_attempts_per_window`](crate::Settings::mail_send_attempts_per_window)
+//!   (15 an hour), so someone with the password cannot make the server hammer the mail
+//!   server (or a victim's mailbox) without bound.
+//! - If the process dies between the mailer and the second save (or that save fails), the
+//!   code stays "on its way": it may have arrived, so it is accepted and stays counted as
+//!   sent. The next send replaces it.
+//! - Two sends that race (a double click on "send a new code") are both counted by their own
+//!   compare-and-swap; the one saved last is the code on its way, and the answer for the
+//!   other finds nothing to mark (a failure is still given back). If the later one is
+//!   delivered its code works; if it fails, the code delivered before both still works.
+//!
+//! The cost: one more save per code mailed (`start_login` with a mailed code is one load and
+//! two saves, the second starting from the record the first wrote; `finish_login` still
+//! starts from the record `start_login` ended with), and, while a code is on its way, two
+//! valid codes (the one delivered and the new one), so a guess hits with probability 2 in
+//! 10^6 instead of 1. Normally that lasts as long as the mailer takes; after a lost answer,
+//! until the next send or the code's expiry. Five guesses an hour (the
+//! [rate limit](#rate-limits)) stay five guesses.
+//!
 //! ## Forced enrollment at login
 //!
 //! Under a policy that blocks users without an authenticator
@@ -343,8 +391,12 @@
 //!    [`start_forced_enrollment(&pending, account)`](crate::TwoFactor::start_forced_enrollment)
 //!    on the set-up page. The password check stays fresh for
 //!    [`Settings::reauth_max_age`](crate::Settings::reauth_max_age) (10 minutes); after that
-//!    the set-up page is refused: ask for the password again. A reload while the enrollment
-//!    is pending shows the same QR code (the enrollment is resumed, not restarted).
+//!    the set-up page is refused: ask for the password again. Start it in the POST that
+//!    checked the password, and let the set-up page show it with
+//!    [`show_forced_enrollment(&pending, account)`](crate::TwoFactor::show_forced_enrollment):
+//!    the same QR code on every reload, read-only (nothing saved, no audit row per reload). A
+//!    second `start_forced_enrollment` while it is pending resumes it too (same secret and
+//!    expiry), audited as `EnrollmentResumed`.
 //! 2. **Completion.** [`finish_forced_enrollment(&pending, code)`](crate::TwoFactor::finish_forced_enrollment)
 //!    confirms the authenticator and completes the login while the ticket is open
 //!    ([`Settings::login_challenge_ttl`](crate::Settings::login_challenge_ttl), 15 minutes):
@@ -554,6 +606,184 @@
 //! trusted-device cookie never yields a proof. What a proof cannot stop: whoever holds the
 //! session that holds it, within its 10 minutes (the same as any "sudo mode"); keep the
 //! window short for administrators with [`Settings::reauth_max_age`](crate::Settings::reauth_max_age).
+//!
+//! ## Step-up
+//!
+//! [`verify_second_factor`](crate::TwoFactor::verify_second_factor) asks a logged-in user for
+//! a TOTP or recovery code again before a sensitive action (GitHub's and GitLab's "sudo
+//! mode"). It is a login's second step without the login (`tests/step_up.rs` pins each
+//! point):
+//!
+//! - **no login side effects**: no trusted device, no login ticket used up (a login open in
+//!   another tab still completes), no login waiting for a mailed code or for enrollment
+//!   opened or closed, no "new sign-in" notice, no `LoginSucceeded`. The record changes in
+//!   two places only: the throttle and the replay state of the factor used;
+//! - **the same throttle** as a login: failures of either count against both (5 checks an
+//!   hour by default), and a throttled step-up checks nothing;
+//! - **the same replay protection**: a TOTP code accepted at login is refused at step-up and
+//!   the other way round, and a recovery code works once across both;
+//! - **the same audit**: `SecondFactorVerified`, or `VerificationFailed { operation: StepUp,
+//!   .. }` with the reason a login's `LoginFailed` would carry; a recovery code used here is
+//!   audited and notified with the count left, like at login;
+//! - **a trusted-device cookie never counts**: there is no [`Factor`](crate::Factor) for one,
+//!   no proof of one can be issued or parsed, and the claims of a login it allows stay at
+//!   AAL1 (below). A mailed code is no step-up factor either.
+//!
+//! The window is the host's: [`check_proof(&user, &proof, max_age)`](crate::TwoFactor::check_proof)
+//! accepts a proof younger than `max_age` seconds (exactly `max_age` old is too old), so each
+//! sensitive action chooses its own ("a second factor in the last 10 minutes" before a
+//! payment, two hours for a settings page, GitHub's sudo default). The library's own sensitive
+//! calls (new recovery codes, a new phone, turning 2FA off) keep theirs,
+//! [`Settings::reauth_max_age`](crate::Settings::reauth_max_age), 10 minutes. The `axum`
+//! module's `require_recent_2fa(max_age)` is this check as a route guard (and hands the
+//! checked claims to the handler).
+//!
+//! ## Assurance claims: amr and AAL
+//!
+//! Every grant and every proof says how the user was authenticated, as
+//! [`AssuranceClaims`](crate::AssuranceClaims): the methods completed, each with its time
+//! and authenticator, and from them the `amr` values, a NIST SP 800-63B assurance level and
+//! `auth_time`. Where they come from:
+//!
+//! | grant | methods (`amr`) | level |
+//! |---|---|---|
+//! | [`finish_login`](crate::TwoFactor::finish_login) with a TOTP code | `pwd` (when `start_login` ran), `otp` (now); `amr` adds `mfa` | AAL2 |
+//! | the same with a recovery code | `pwd`, `lookup_secret`; `mfa` | AAL2 |
+//! | the same with a mailed code | `pwd`, `email_code` | AAL1 |
+//! | [`start_login`](crate::TwoFactor::start_login) granted by a remembered device | `pwd`, `remembered_device` (naming the device) | AAL1 |
+//! | `start_login` granted by the policy (off, not required, exempt, grace period) | `pwd` | AAL1 |
+//! | forced set-up completing a login | `pwd` (the ticket's), `otp` | AAL2 |
+//! | enrollment from the account page, step-up | the factor alone (`otp`, `lookup_secret`) | AAL1 on its own |
+//!
+//! **The names.** RFC 8176 registers `pwd` ("password-based authentication"), `otp`
+//! ("one-time password"; the RFC names RFC 4226 and RFC 6238 as what it covers) and `mfa`
+//! ("multiple-factor authentication"; "when this is present, specific authentication methods
+//! used may also be included"), and no value for the other three. For them this crate does
+//! what Ory Kratos does for its sessions' `authentication_methods` (`password`, `totp`,
+//! `lookup_secret`, `code`, `webauthn`): a plain name that says what happened.
+//! `lookup_secret` is Kratos' name for recovery codes and NIST's term for them (SP 800-63B
+//! section 5.1.2, "look-up secrets"). `email_code` says where the code went: calling it `otp`
+//! would let a relying party read an e-mail as an authenticator, which is exactly the
+//! confusion the level below must not allow. `remembered_device` is a cookie from an earlier
+//! login, not a factor at all. [`AuthMethod::is_rfc8176`](crate::account::AuthMethod::is_rfc8176)
+//! tells the registered ones apart; agree on the others with whoever reads your tokens.
+//! `mfa` is added exactly when the claims reach AAL2 (the password and a TOTP or recovery
+//! code): a mailed code or a remembered device next to the password does not make it.
+//! `hwk`/`swk` will come with hardware and software keys (WebAuthn).
+//!
+//! **The levels**, in NIST SP 800-63B terms (checked against revision 3, June 2017 with its
+//! 2020 errata; its revision-4 draft of 2023 keeps each rule cited here under the same section
+//! numbers; the final revision 4 (2025) was not at hand to check word for word):
+//!
+//! - **Password + TOTP reaches AAL2.** Section 4.2.1 permits "a combination of two
+//!   single-factor authenticators", a memorized secret and a possession authenticator such as
+//!   a single-factor OTP device (section 5.1.4: "hardware devices and software-based OTP
+//!   generators installed on devices such as mobile phones"). The verifier side is this
+//!   crate's: the OTP secret has at least 112 bits (5.1.4.1; 160 by default, never fewer than
+//!   128 for a secret this crate generates; one imported from elsewhere is as long as it
+//!   was, often 80 bits, which falls short), a time-based OTP is accepted only once (5.1.4.2;
+//!   replay protection), and failed attempts are rate-limited to no more than 100 in a row
+//!   (5.2.2; 5 an hour here). The claims do not look at the secret's length: a deployment
+//!   that imports short secrets and claims AAL2 should replace them. Password + recovery code
+//!   reaches AAL2 the same way: a look-up secret (5.1.2) with at least 20 bits of entropy (80
+//!   here). What AAL2 also needs is the host's: the password rules (5.1.1), TLS (an
+//!   "authenticated protected channel"), FIPS 140 validated cryptography where a federal
+//!   agency requires it, and the session limits below.
+//! - **A mailed code does not reach AAL2.** Section 5.1.3.1: "Methods that do not prove
+//!   possession of a specific device, such as voice-over-IP (VOIP) or email, SHALL NOT be used
+//!   for out-of-band authentication" (the revision-4 draft: "Email SHALL NOT be used for
+//!   out-of-band authentication because it also does not prove possession of a specific
+//!   device and is typically accessed using only a memorized secret"). A mailed code is no
+//!   authenticator 800-63B recognises, so a login with password and mailed code stands on the
+//!   password: AAL1. (It is still worth asking for: it proves the mailbox, which is what a
+//!   mailed-code policy is for.)
+//! - **A remembered device does not reach AAL2**, even though it was set at an AAL2 login. The
+//!   cookie is a bearer secret that restates that older login for its whole lifetime
+//!   ([`Settings::trusted_device_ttl`](crate::Settings::trusted_device_ttl), 90 days), and
+//!   800-63B does not let a secret do that: at AAL2 "authentication of the subscriber SHALL be
+//!   repeated at least once per 12 hours during an extended usage session, regardless of user
+//!   activity", and after "any period of inactivity lasting 30 minutes or longer" (4.2.3);
+//!   "session secrets SHALL be non-persistent" (7.2; the cookie is meant to survive a browser
+//!   restart); "a session SHALL NOT be extended past the guidelines in Sections 4.1.3, 4.2.3,
+//!   and 4.3.3 (depending on AAL) based on presentation of the session secret alone" (7.2);
+//!   and a session "SHALL NOT be considered at a higher AAL than the authentication event"
+//!   (7.1). Reauthenticating at AAL2 within the 12 hours takes "a memorized secret or
+//!   biometric" with the still-valid session secret (Table 7-1, whose note says why: "the
+//!   session secret is *something you have*"), never the other possession factor alone. So a
+//!   login by password and remembered device is a new authentication event with one
+//!   authenticator, the password: AAL1. Hosts that let such a session do sensitive things
+//!   step it up first (below).
+//! - **AAL3** needs "a hardware-based authenticator and an authenticator that provides
+//!   verifier impersonation resistance" (4.3): nothing this crate verifies today; hardware
+//!   keys will be the first.
+//!
+//! **Asking for a level.** [`claims.satisfies(level, max_age, now)`](crate::AssuranceClaims::satisfies)
+//! answers `Ok(())` or [`Unsatisfied`](crate::account::Unsatisfied) with the methods that would
+//! satisfy it. As in Keycloak, where each level of authentication has its own maximum age and
+//! a step-up repeats only the level that expired, `max_age` applies to the method that lifts
+//! the claims to the level: for AAL2 a second factor within `max_age` (the password may be
+//! older; check it with `satisfies(Aal::Aal1, ..)` or the session's lifetime). Ory Kratos'
+//! `highest_available` (AAL2 for users who have a second factor, AAL1 for the others) is
+//! [`TwoFactorStatus::highest_available_aal`](crate::account::TwoFactorStatus::highest_available_aal).
+//! A step-up proof's claims name the factor alone (the step-up did not see the password):
+//! [`merge`](crate::AssuranceClaims::merge) them into the session's.
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! use twofactor::account::{AuthMethod, CompletedMethod};
+//! use twofactor::{Aal, AssuranceClaims};
+//! // The session's claims, from `granted.claims` at login (kept in the session).
+//! let session = AssuranceClaims::new(CompletedMethod::new(AuthMethod::Password, 1_000))
+//!     .with(CompletedMethod::new(AuthMethod::Otp, 1_030));
+//! let now = 1_030 + 3_600;
+//! // "AAL2 within 10 minutes" before a payment: not any more.
+//! let e = session.satisfies(Aal::Aal2, 600, now).unwrap_err();
+//! assert_eq!(e.needed, [AuthMethod::Otp, AuthMethod::RecoveryCode]); // ask for a code
+//! // ... verify_second_factor, check_proof(.., 600) -> its claims, merged in:
+//! let step_up = AssuranceClaims::new(CompletedMethod::new(AuthMethod::Otp, now));
+//! let session = session.merge(&step_up);
+//! assert!(session.satisfies(Aal::Aal2, 600, now).is_ok());
+//! // In a token: `amr`, an `acr`-like level, `auth_time`.
+//! let token = serde_json::json!({
+//!     "amr": session.amr(),          // ["pwd", "otp", "mfa"]
+//!     "acr": session.aal().as_str(), // "aal2"
+//!     "auth_time": session.auth_time(),
+//! });
+//! assert_eq!(token["acr"], "aal2");
+//! # }
+//! ```
+//!
+//! Serialized with serde, the claims carry `amr`, `aal`, `auth_time` and the methods; reading
+//! them back checks that `amr`, `aal` and `auth_time` follow from the methods, so a level edited
+//! in a stored session is refused, not believed. The claims sealed in a proof are covered by
+//! its MAC: an edited claim (a mailed code turned into `otp`, a later password) is refused
+//! with the rest of the proof (`tests/assurance_claims.rs`). Proofs sealed before the claims
+//! existed (encoding version 1) are refused with
+//! [`DomainError::OutdatedProof`](crate::account::DomainError::OutdatedProof) when parsed
+//! (`Error::SecondFactorRequired` from the service): they lived minutes, so the user is
+//! asked for the second factor again rather than given claims nobody sealed.
+//!
+//! ## Recovery codes that warn before they run out
+//!
+//! Every use of a recovery code is audited as `RecoveryCodeUsed { remaining }` and notified
+//! ([`Notice::RecoveryCodeUsed`](crate::Notice::RecoveryCodeUsed), with the count left and
+//! whether it is low), wherever it was used: to log in, at step-up, to start replacing the
+//! authenticator. Where the same call replaces the set (new recovery codes) or turns 2FA off,
+//! the use is audited and that call's own notice says what happened to the set.
+//!
+//! At [`Settings::recovery_codes_low_at`](crate::Settings::recovery_codes_low_at) codes left or
+//! fewer (3 by default; 0 warns only when none are left), every login carries
+//! [`LoginGranted::recovery_codes_low`](crate::LoginGranted::recovery_codes_low), whatever
+//! factor it used, and so does [`TwoFactorStatus`](crate::account::TwoFactorStatus): show
+//! "generate new recovery codes". With none left the user is one lost phone from being locked
+//! out: every login sets
+//! [`LoginGranted::must_regenerate_recovery_codes`](crate::LoginGranted::must_regenerate_recovery_codes)
+//! (the status too) until they make new ones, and the mail about the last code says they will
+//! be asked to. A host sends them to make new ones before anything else (the login's proof is
+//! fresh enough for [`regenerate_recovery_codes`](crate::TwoFactor::regenerate_recovery_codes));
+//! the `axum` module does, after a login by code and after one by a remembered device. The
+//! library cannot force a host to act on a flag, which is why the user is told by mail too.
+//! Regenerating replaces the whole set: the old codes left unused stop working at once.
 //!
 //! ## What the caller sees, and what the audit trail sees
 //!

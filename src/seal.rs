@@ -661,9 +661,7 @@ where
             sealed.mac = None;
             // Written in the current format: no longer a row of an older one.
             sealed.format_1 = false;
-            sealed.format_2 = false;
-            sealed.format_3 = false;
-            sealed.format_4 = false;
+            sealed.older_format = None;
             let mut kept = Vec::with_capacity(sealed.authenticators.len() + 1);
             sealed
                 .each_secret(|secret, slot, _| {

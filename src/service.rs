@@ -3,7 +3,9 @@
 //! Every operation reads the clock once, loads the user's record, runs **one** pure transition
 //! from [`account`](crate::account), saves the result with compare-and-swap (reloading and
 //! re-running the transition on a conflict, a bounded number of times), and only then records
-//! the audit events and sends the notices. No business rule lives here.
+//! the audit events and sends the notices. A mailed login code is the one notice whose
+//! outcome is saved too: stored as on its way before the mailer is called, then marked sent
+//! or not sent by a second compare-and-swap (see [`CodeSend`]). No business rule lives here.
 //!
 //! # API summary
 //!
@@ -17,7 +19,7 @@
 //! | admin | [`reset_by_admin`](TwoFactor::reset_by_admin)`(user, admin)`, [`invite`](TwoFactor::invite)`(user, admin, link)`, [`start_enrollment_by_mail_dangerous`](TwoFactor::start_enrollment_by_mail_dangerous)`(user, admin, account)` | |
 //! | log in | [`start_login`](TwoFactor::start_login)`(&Principal, device_token, &LoginContext)` | [`LoginDecision`], with a [`PendingLogin`] to keep in the session |
 //! | | [`finish_login`](TwoFactor::finish_login)`(&PendingLogin, Factor, remember_device, &LoginContext)` | [`LoginGranted`] (+ device token) |
-//! | | [`resend_mailed_code`](TwoFactor::resend_mailed_code)`(&PendingLogin, &LoginContext)` | new expiry |
+//! | | [`resend_mailed_code`](TwoFactor::resend_mailed_code)`(&PendingLogin, &LoginContext)` | new expiry (also after [`LoginDecision::CodeNotSent`]) |
 //! | devices | [`list_devices`](TwoFactor::list_devices), [`revoke_device`](TwoFactor::revoke_device), [`revoke_all_devices`](TwoFactor::revoke_all_devices) | |
 //! | recovery | [`regenerate_recovery_codes`](TwoFactor::regenerate_recovery_codes)`(user, Reauthenticated)` | [`RecoveryCodes`] |
 //! | account page | [`status`](TwoFactor::status)`(user)` | [`TwoFactorStatus`] |
@@ -120,14 +122,16 @@ use rand::rngs::SysRng;
 
 use crate::account::{AddedAuthenticator, AuthenticatorInfo};
 use crate::account::{
+    AssuranceClaims, CodeKey, CodeSend, CookieKey, SecondFactorProof, ServiceKeys, Verification,
+};
+use crate::account::{
     Checked, DeviceId, DeviceInfo, DomainError, Enrolled, EnrollmentStarted, Factor, LoginContext,
     LoginDecision, LoginGranted, MalformedInput, PendingLogin, PendingStep, Reauthenticated,
     RecoveryCodes, Refusal, Settings, Transition, TwoFactorRecord, TwoFactorStatus, UserId,
 };
-use crate::account::{CodeKey, CookieKey, SecondFactorProof, ServiceKeys, Verification};
 use crate::audit::{AuditEvent, AuditKind, AuditSink, TracingAudit};
 use crate::clock::{Clock, SystemClock};
-use crate::mail::{Mailer, NoMailer, Notice};
+use crate::mail::{MailFailure, Mailer, NoMailer, Notice, NoticeKind};
 use crate::policy::{EnforcementPolicy, Optional, Principal};
 use crate::provision::UriError;
 use crate::store::{SaveOutcome, UserStore, Version};
@@ -367,8 +371,11 @@ pub enum Error {
     /// The store failed. Nothing was changed.
     #[error("the 2FA store failed")]
     Store(#[source] BoxError),
-    /// A notice that is the outcome of the operation (a login code, an invitation, a
-    /// provisioned secret) could not be sent. The change was saved.
+    /// A notice that is the outcome of the operation (a login code asked for again with
+    /// `resend_mailed_code`, an invitation, a provisioned secret) could not be sent. The
+    /// change was saved; a login code that could not be sent is recorded as such, and the
+    /// login waits for a resend (`start_login` answers
+    /// [`LoginDecision::CodeNotSent`] instead of this error).
     #[error("a notice could not be sent")]
     Mailer(#[source] BoxError),
     /// Concurrent updates kept conflicting; nothing was changed by this call.
@@ -593,6 +600,7 @@ impl From<DomainError> for Error {
             DomainError::InvalidKey(why) => Error::InvalidKey(why),
             DomainError::InvalidTicket => Error::InvalidTicket,
             DomainError::InvalidProof => Error::InvalidProof,
+            DomainError::OutdatedProof => Error::SecondFactorRequired,
             DomainError::RequiredByPolicy => Error::RequiredByPolicy,
             DomainError::SecurityKey(f) => Error::SecurityKey(f),
             DomainError::PhishingResistantRequired => Error::PhishingResistantRequired,
@@ -754,9 +762,10 @@ impl<S: UserStore> TwoFactor<S, NoMailer, Optional> {
     /// | settings | [`Settings::default`] | [`settings`](TwoFactorBuilder::settings) |
     ///
     /// **Mailer.** [`NoMailer`] drops informational notices ("2FA was turned off") and fails
-    /// every notice that must reach the user (mailed login codes, invitations, secrets
-    /// provisioned by mail) with [`Error::Mailer`]: nobody is let in and nothing is stored
-    /// as sent, but those flows do not work until you give a [`Mailer`]. A service whose
+    /// every notice that must reach the user (mailed login codes: `start_login` answers
+    /// [`LoginDecision::CodeNotSent`]; invitations, secrets provisioned by mail:
+    /// [`Error::Mailer`]): nobody is let in and nothing is stored as sent, but those flows do
+    /// not work until you give a [`Mailer`]. A service whose
     /// policy mails codes (`WhenUnenrolled::MailCode`) or that sends invitations needs one.
     ///
     /// **Policy.** [`Optional`] lets users turn 2FA on and never forces it: adding the
@@ -1136,7 +1145,26 @@ where
             .await
     }
 
-    /// [`run`](Self::run), with a choice of what to do with the user's login snapshot.
+    /// [`run`](Self::run), with a choice of what to do with the user's login snapshot. A login
+    /// code the mailer could not send is [`Error::Mailer`].
+    async fn run_with<T, F>(
+        &self,
+        user: &UserId,
+        context: Option<&LoginContext>,
+        snapshot_use: SnapshotUse,
+        step: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut(&TwoFactorRecord, u64, &mut SysRng) -> Result<Transition<T>, DomainError>,
+    {
+        match self.run_mailing(user, context, snapshot_use, step).await? {
+            (outcome, None) => Ok(outcome),
+            (_, Some(failure)) => Err(Error::Mailer(failure)),
+        }
+    }
+
+    /// [`run_with`](Self::run_with), answering also whether a login code the transition
+    /// mailed could not be sent (the mailer's error).
     ///
     /// With [`SnapshotUse::Take`] the first attempt may start from the snapshot instead of a
     /// load. Its result counts only if it is validated: a save with the snapshot's version
@@ -1144,13 +1172,17 @@ where
     /// attempt — a conflict, a transition that saves nothing (its verdict would rest on
     /// unvalidated data), an error — is discarded and the operation starts over from a fresh
     /// load, which does not count against `max_save_attempts`.
-    async fn run_with<T, F>(
+    ///
+    /// A transition that mails a login code stored it as on its way
+    /// ([`TwoFactorRecord::code_send`]); once the notices are sent, the mailer's answer is
+    /// saved by a second compare-and-swap ([`confirm_code_send`](Self::confirm_code_send)).
+    async fn run_mailing<T, F>(
         &self,
         user: &UserId,
         context: Option<&LoginContext>,
         snapshot_use: SnapshotUse,
         mut step: F,
-    ) -> Result<T, Error>
+    ) -> Result<(T, Option<BoxError>), Error>
     where
         F: FnMut(&TwoFactorRecord, u64, &mut SysRng) -> Result<Transition<T>, DomainError>,
     {
@@ -1204,19 +1236,34 @@ where
                     continue;
                 }
             }
-            if snapshot_use == SnapshotUse::Write {
-                let (record, version) = kept;
-                let snapshot = Snapshot {
-                    record,
-                    version,
-                    loaded_at: now,
-                };
-                self.snapshots.put(user, snapshot, now, ttl);
-            } else {
-                drop(kept);
+            // The login code this transition stored, if it mailed one.
+            let sending = notices
+                .iter()
+                .any(|n| n.kind() == NoticeKind::LoginCode)
+                .then(|| kept.0.code_send())
+                .flatten();
+            let code_failure = self.publish(user, now, context, events, notices).await?;
+            let kept = match sending {
+                Some(send) => {
+                    self.confirm_code_send(user, &send, code_failure.is_none(), kept)
+                        .await
+                }
+                None => Some(kept),
+            };
+            match kept {
+                Some((record, version)) if snapshot_use == SnapshotUse::Write => {
+                    let snapshot = Snapshot {
+                        record,
+                        version,
+                        loaded_at: now,
+                    };
+                    self.snapshots.put(user, snapshot, now, ttl);
+                }
+                // The record is not known: `finish_login` loads it.
+                None => self.snapshots.remove(user),
+                Some(_) => {}
             }
-            self.publish(user, now, context, events, notices).await?;
-            return Ok(outcome);
+            return Ok((outcome, code_failure));
         }
         tracing::warn!(
             attempts = self.max_save_attempts,
@@ -1227,8 +1274,65 @@ where
         })
     }
 
+    /// Saves what the mailer said of the login code `send` (delivered: it replaces the code
+    /// mailed before; failed: marked not sent and taken off the send limit), by
+    /// compare-and-swap, starting from `saved`: the record the first save wrote, at its
+    /// version (the usual case needs no load). Returns the record it ends with and its
+    /// version, for the login snapshot.
+    ///
+    /// If it cannot save (the store fails, or keeps conflicting), the code stays stored as on
+    /// its way, exactly as when the process dies between the mailer and this save: accepted,
+    /// and counted as sent (see [`CodeSend`]). That is logged and the operation's answer
+    /// stands; `None`: the record is not known.
+    async fn confirm_code_send(
+        &self,
+        user: &UserId,
+        send: &CodeSend,
+        delivered: bool,
+        saved: (TwoFactorRecord, Option<Version>),
+    ) -> Option<(TwoFactorRecord, Option<Version>)> {
+        let not_saved = |error: &dyn fmt::Display| {
+            tracing::warn!(%error, delivered, "the mailer's answer about a login code was not saved");
+        };
+        let mut current = Some(saved);
+        for _ in 0..self.max_save_attempts {
+            let (record, version) = match current.take() {
+                Some(known) => known,
+                None => match self.load(user).await {
+                    Ok(loaded) => loaded,
+                    Err(e) => {
+                        not_saved(&e);
+                        return None;
+                    }
+                },
+            };
+            let t = if delivered {
+                record.mailed_code_sent(send)
+            } else {
+                record.mailed_code_not_sent(send)
+            };
+            if !t.is_changed() {
+                return Some((record, version));
+            }
+            let (next, ..) = t.into_parts();
+            match self.store.save(user, &next, version).await {
+                Ok(SaveOutcome::Saved(v)) => return Some((next, Some(v))),
+                Ok(SaveOutcome::Conflict) => {
+                    tracing::debug!("save conflict on the mailer's answer; reloading");
+                }
+                Err(e) => {
+                    not_saved(&e);
+                    return None;
+                }
+            }
+        }
+        not_saved(&"save conflicts");
+        None
+    }
+
     /// Records the events, then sends the notices. A failed notice is audited; it fails the
-    /// operation only if it must be delivered.
+    /// operation only if it must be delivered. A login code that could not be sent does not:
+    /// its error is the answer, for the caller to handle (the login waits for a resend).
     async fn publish(
         &self,
         user: &UserId,
@@ -1236,24 +1340,27 @@ where
         context: Option<&LoginContext>,
         events: Vec<AuditKind>,
         notices: Vec<Notice>,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<BoxError>, Error> {
         let event = |kind| AuditEvent::new(user.clone(), now, kind, context.cloned());
         for kind in events {
             self.audit.record(&event(kind));
         }
         let mut failure = None;
+        let mut code_failure = None;
         for notice in notices {
             if let Err(e) = self.mailer.send(user, &notice).await {
                 tracing::warn!(notice = ?notice.kind(), error = %e, "notice not sent");
                 self.audit.record(&event(AuditKind::NoticeFailed {
                     notice: notice.kind(),
                 }));
-                if notice.must_deliver() && failure.is_none() {
+                if notice.kind() == NoticeKind::LoginCode {
+                    code_failure.get_or_insert_with(|| -> BoxError { Box::new(e) });
+                } else if notice.must_deliver() && failure.is_none() {
                     failure = Some(Error::Mailer(Box::new(e)));
                 }
             }
         }
-        failure.map_or(Ok(()), Err)
+        failure.map_or(Ok(code_failure), Err)
     }
 
     // ----- enrollment -----
@@ -1369,9 +1476,11 @@ where
         .await
     }
 
-    /// Forced set-up after [`LoginDecision::MustEnroll`]: starts (or, on a reload, resumes)
-    /// enrollment for the user of the login ticket `pending`, whose password check is the
-    /// re-authentication. The ticket is checked (seal, deadline, not used, not revoked, an
+    /// Forced set-up after [`LoginDecision::MustEnroll`]: starts (or, while one is pending,
+    /// resumes: audited `EnrollmentResumed`) enrollment for the user of the login ticket
+    /// `pending`, whose password check is the re-authentication. A set-up page that is
+    /// reloaded shows it with [`show_forced_enrollment`](Self::show_forced_enrollment), a
+    /// read. The ticket is checked (seal, deadline, not used, not revoked, an
     /// enrollment step) before anything is loaded. Confirm with
     /// [`finish_forced_enrollment`](Self::finish_forced_enrollment).
     ///
@@ -1406,6 +1515,75 @@ where
             )
         })
         .await
+    }
+
+    /// The forced set-up already started for the login ticket `pending`, shown again (same
+    /// secret, same expiry): for a set-up page that is reloaded. **Read-only**: nothing is
+    /// saved and no audit event is recorded (a reload is not an event; the start was
+    /// recorded as `EnrollmentStarted`), unlike a second
+    /// [`start_forced_enrollment`](Self::start_forced_enrollment), which resumes it and
+    /// records `EnrollmentResumed`. The ticket and the policy are checked exactly as that call
+    /// checks them, so it shows nothing that call would refuse.
+    ///
+    /// `None` when no set-up started by the user is open: none was started, it expired, or it
+    /// is a key an administrator mailed
+    /// ([`start_enrollment_by_mail_dangerous`](Self::start_enrollment_by_mail_dangerous)),
+    /// which is never shown on a page: ask for its code.
+    ///
+    /// # Errors
+    /// As [`start_forced_enrollment`](Self::start_forced_enrollment), except
+    /// [`Error::Contention`] and [`Error::Rng`].
+    ///
+    /// # Example
+    /// ```
+    /// # use twofactor::account::{LoginContext, LoginDecision};
+    /// # use twofactor::audit::AuditKind;
+    /// # use twofactor::testing::{ManualClock, RecordingAudit};
+    /// # use twofactor::{MemoryStore, Principal, RequiredForAll, TwoFactor};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let audit = RecordingAudit::new();
+    /// # let tf = TwoFactor::builder(MemoryStore::new())
+    /// #     .policy(RequiredForAll::default())
+    /// #     .clock(ManualClock::new(1_700_000_000))
+    /// #     .audit(&audit)
+    /// #     .build();
+    /// let decision = tf.start_login(&Principal::new("alice"), None, &LoginContext::new()).await?;
+    /// let LoginDecision::MustEnroll { pending } = decision else { panic!("{decision:?}") };
+    /// assert!(tf.show_forced_enrollment(&pending, "alice").await?.is_none()); // not started yet
+    ///
+    /// let started = tf.start_forced_enrollment(&pending, "alice").await?; // the login POST
+    /// let shown = tf.show_forced_enrollment(&pending, "alice").await?; // the set-up page
+    /// assert_eq!(shown.map(|s| s.manual_key().to_owned()).as_deref(), Some(started.manual_key()));
+    /// assert!(!audit.kinds().iter().any(|k| matches!(k, AuditKind::EnrollmentResumed { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[tracing::instrument(skip_all, fields(user.id = %pending.user()))]
+    pub async fn show_forced_enrollment(
+        &self,
+        pending: &PendingLogin,
+        account: &str,
+    ) -> Result<Option<EnrollmentStarted>, Error> {
+        self.check_ticket(pending)?;
+        if !matches!(pending.step(), PendingStep::Enrollment) {
+            return Err(Error::InvalidTicket);
+        }
+        let now = self.clock.now();
+        let (record, _) = self.load(pending.user()).await?;
+        record.ensure_ticket_usable(pending, now, &self.settings)?;
+        let requirement =
+            self.policy
+                .requirement(pending.principal(), &record.enrollment_status(), now);
+        Ok(record.waiting_enrollment(
+            now,
+            pending.user(),
+            &requirement,
+            Reauthenticated::at(pending.password_checked_at()),
+            None,
+            account,
+            &self.settings,
+        )?)
     }
 
     /// Confirms forced set-up with the first code of the new authenticator and completes the
@@ -1705,13 +1883,50 @@ where
     }
 
     /// Step-up: the logged-in `user` proves a second factor again (a TOTP or recovery code)
-    /// before a sensitive action, with no login side effects: counted by the same throttle,
-    /// replay-protected, audited (`SecondFactorVerified`). Returns a fresh
-    /// [`SecondFactorProof`] to keep in the session; check
-    /// [`is_fresh`](SecondFactorProof::is_fresh) before your own sensitive actions, and pass it
-    /// to the library's ([`disable`](Self::disable),
+    /// before a sensitive action, with no login side effects: counted by the same throttle as
+    /// a login, replay-protected (a code accepted at login is refused here, and the other way
+    /// round), audited (`SecondFactorVerified`, or `VerificationFailed` with the reason). No
+    /// trusted device is created, no login ticket is used up, no login waiting for a mailed
+    /// code is touched. A recovery code used here is notified and audited with the count
+    /// left.
+    ///
+    /// Returns a fresh [`SecondFactorProof`] to keep in the session. Before your own
+    /// sensitive action, check it with [`check_proof`](Self::check_proof) and the window
+    /// **you** choose ("a second factor in the last 10 minutes": `max_age` 600); pass it to
+    /// the library's ([`disable`](Self::disable),
     /// [`regenerate_recovery_codes`](Self::regenerate_recovery_codes),
-    /// [`start_rotation`](Self::start_rotation)). A trusted-device cookie never counts.
+    /// [`start_rotation`](Self::start_rotation)), which take it while it is younger than
+    /// [`Settings::reauth_max_age`](crate::account::Settings::reauth_max_age). Its
+    /// [claims](SecondFactorProof::claims) name the factor alone (`otp`, AAL1 on its own):
+    /// [`merge`](crate::account::AssuranceClaims::merge) them into the claims of the session's login
+    /// to ask for AAL2.
+    ///
+    /// A trusted-device cookie never counts: there is no [`Factor`] for it, and no proof of
+    /// one can be made or parsed.
+    ///
+    /// ```
+    /// # use twofactor::account::{Factor, LoginContext, Reauthenticated};
+    /// # use twofactor::{KeyUri, MemoryStore, Principal, Totp, TwoFactor, UserId, Clock};
+    /// # use twofactor::testing::ManualClock;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let clock = ManualClock::new(1_700_000_000);
+    /// # let tf = TwoFactor::builder(MemoryStore::new()).clock(&clock).build();
+    /// # let alice = UserId::new("alice");
+    /// # let s = tf.start_enrollment(&Principal::new("alice"), "alice", Reauthenticated::at(clock.now())).await?;
+    /// # let app = KeyUri::parse(s.uri())?.into_secret();
+    /// # let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// # let login_claims = tf.finish_enrollment(&alice, &code).await?.proof().claims().clone();
+    /// # clock.advance(3_600);
+    /// // Before "delete my account": a second factor within the last 10 minutes.
+    /// let code = Totp::default().generate(&app, clock.now()).to_string();
+    /// let proof = tf.verify_second_factor(&alice, Factor::Totp(&code), &LoginContext::new()).await?;
+    /// let claims = tf.check_proof(&alice, &proof, 10 * 60).await?; // the host's window
+    /// assert_eq!(claims.amr(), ["otp"]);
+    /// # let _ = login_claims;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// [`Error::NotEnrolled`], [`Error::InvalidCode`], [`Error::Malformed`],
@@ -1735,8 +1950,13 @@ where
     /// of its own (a step-up guard: "a second factor proven in the last `max_age` seconds"):
     /// sealed by this deployment, `user`'s, not revoked since (the user's tickets revoked,
     /// 2FA reset), of a second factor (a TOTP, recovery or mailed code), and no older than
-    /// `max_age`. One load of the record; nothing is saved or counted.
+    /// `max_age`. One load of the record; nothing is saved or counted. Returns the proof's
+    /// [`AssuranceClaims`](crate::account::AssuranceClaims), now checked: ask them for a level
+    /// ([`satisfies`](crate::account::AssuranceClaims::satisfies)) when a mailed code should not do.
     ///
+    /// `max_age` is the host's choice, per action (GitHub's sudo mode keeps 2 hours; a
+    /// payment may want 5 minutes); the library's own sensitive calls use
+    /// [`Settings::reauth_max_age`](crate::account::Settings::reauth_max_age).
     /// [`SecondFactorProof::is_fresh`] alone reads the proof's claims; this also checks them.
     ///
     /// # Errors
@@ -1749,7 +1969,7 @@ where
         user: &UserId,
         proof: &SecondFactorProof,
         max_age: u64,
-    ) -> Result<(), Error> {
+    ) -> Result<AssuranceClaims, Error> {
         use crate::vocabulary::FactorKind;
         let (record, _) = self.load(user).await?;
         let factors = [
@@ -1759,7 +1979,8 @@ where
             FactorKind::SecurityKey,
         ];
         let now = self.clock.now();
-        Ok(record.check_proof_within(proof, user, &factors, now, max_age, &self.settings)?)
+        record.check_proof_within(proof, user, &factors, now, max_age, &self.settings)?;
+        Ok(proof.claims().clone())
     }
 
     /// An administrator resets a user's 2FA (lost phone): no code needed. Secrets, recovery
@@ -1900,7 +2121,8 @@ where
     /// after the password check: its time is the password check the answer records.
     ///
     /// Every answer that waits for a second step ([`LoginDecision::Challenge`],
-    /// [`LoginDecision::CodeMailed`], [`LoginDecision::MustEnroll`]) carries a
+    /// [`LoginDecision::CodeMailed`], [`LoginDecision::CodeNotSent`],
+    /// [`LoginDecision::MustEnroll`]) carries a
     /// sealed login ticket ([`PendingLogin`]) for `principal`: keep it in the half-logged-in
     /// session ([`PendingLogin::as_str`]; any edit is refused, so an unsigned cookie will
     /// do), cycle the session id, and pass it to [`finish_login`](Self::finish_login), which
@@ -1908,6 +2130,14 @@ where
     /// call [`start_forced_enrollment`](Self::start_forced_enrollment) and
     /// [`finish_forced_enrollment`](Self::finish_forced_enrollment) with it; confirmed within
     /// 15 minutes, that completes the login.
+    ///
+    /// A login code the mailer could not send (the mail server is down, refuses, times out)
+    /// is not an error: the answer is [`LoginDecision::CodeNotSent`], with the ticket and the
+    /// mailer's error. Keep the ticket, say the code could not be sent, and offer
+    /// [`resend_mailed_code`](Self::resend_mailed_code), which mails a fresh code once the
+    /// server is back. The failed send is not counted against the send limit
+    /// ([`Settings::mail_sends_per_window`]), only against the attempts
+    /// ([`Settings::mail_send_attempts_per_window`]).
     ///
     /// Saves only when the answer needs new state: a mailed code, a login waiting for
     /// enrollment, a trusted device's last use. A [`LoginDecision::Challenge`] (TOTP or
@@ -1921,8 +2151,8 @@ where
     /// # Errors
     /// [`Error::Throttled`] when the login would need a code but too many were checked
     /// recently, or a mailed code but too many were sent and none is still valid (a valid
-    /// trusted-device token still logs in); [`Error::Mailer`] when a login code could not be
-    /// sent; and the infrastructure errors. Any error means: do not log the user in.
+    /// trusted-device token still logs in, as does a mailed code sent earlier that is still
+    /// valid); and the infrastructure errors. Any error means: do not log the user in.
     ///
     /// # Example
     /// ```
@@ -1957,6 +2187,9 @@ where
     ///         /* keep `pending`; start_forced_enrollment(&pending, ..), then finish_forced_enrollment */
     ///     }
     ///     LoginDecision::CodeMailed { pending } => { /* keep `pending`; ask for the mailed code */ }
+    ///     LoginDecision::CodeNotSent { pending, error } => {
+    ///         /* log `error`; keep `pending`; "we could not send the code", offer a resend */
+    ///     }
     ///     _ => { /* a future answer: refuse */ }
     /// }
     /// # Ok(())
@@ -1969,8 +2202,8 @@ where
         device_token: Option<&str>,
         context: &LoginContext,
     ) -> Result<LoginDecision, Error> {
-        checked(
-            self.run_with(
+        let (decision, code_failure) = self
+            .run_mailing(
                 &principal.user,
                 Some(context),
                 SnapshotUse::Write,
@@ -1989,8 +2222,15 @@ where
                     )
                 },
             )
-            .await?,
-        )
+            .await?;
+        let decision = checked(decision)?;
+        Ok(match (decision, code_failure) {
+            (LoginDecision::CodeMailed { pending }, Some(error)) => LoginDecision::CodeNotSent {
+                pending,
+                error: MailFailure::from(error),
+            },
+            (decision, _) => decision,
+        })
     }
 
     /// The second step of a login: checks a TOTP code, a recovery code or a mailed code for
@@ -2142,14 +2382,21 @@ where
     }
 
     /// Mails a new login code for a login waiting for one (`pending` from
-    /// [`LoginDecision::CodeMailed`]). Returns the new code's expiry; `pending` stays valid
-    /// until its own [`expires_at`](PendingLogin::expires_at).
+    /// [`LoginDecision::CodeMailed`], or from [`LoginDecision::CodeNotSent`] once the mail
+    /// server is back). Returns the new code's expiry; `pending` stays valid until its own
+    /// [`expires_at`](PendingLogin::expires_at).
+    ///
+    /// The new code is stored before it is sent, and replaces the code mailed before only
+    /// once the mailer delivered it: a resend that fails takes nothing away (the code the user
+    /// already has still works), is not counted against the send limit, and can be tried
+    /// again with the same `pending`.
     ///
     /// # Errors
     /// [`Error::NoPendingLogin`] (`pending` is not a mailed-code login, or the stored one is
     /// over: log in again), [`Error::LoginExpired`] (log in again), [`Error::Throttled`] when
-    /// too many codes were
-    /// sent (the last one still works), [`Error::Mailer`], and the infrastructure errors.
+    /// too many codes were sent, or tried (a code sent before still works),
+    /// [`Error::Mailer`] when the mailer failed (`pending` stays good: say so and offer to try
+    /// again), and the infrastructure errors.
     ///
     /// # Example
     /// ```

@@ -18,7 +18,7 @@
 //! assert!(tf.audit().events().is_empty());
 //! ```
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
@@ -164,6 +164,90 @@ impl Mailer for RecordingMailer {
             .unwrap_or_else(PoisonError::into_inner)
             .push((user.clone(), notice.clone()));
         Ok(())
+    }
+}
+
+/// A mailer that can be taken down, around one that cannot fail ([`RecordingMailer`] by
+/// default): while down, every send fails with [`MailerDown`] and nothing reaches the inner
+/// mailer. For testing what a host shows when the mail server is down, and that a resend
+/// works once it is back.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use twofactor::testing::{FlakyMailer, ManualClock};
+/// use twofactor::{LoginContext, LoginDecision, MemoryStore, Principal, RequiredForAll};
+/// use twofactor::{TwoFactor, WhenUnenrolled};
+///
+/// let tf = TwoFactor::builder(MemoryStore::new())
+///     .mailer(FlakyMailer::default())
+///     .keys(twofactor::testing::test_keys())
+///     .policy(RequiredForAll::new(WhenUnenrolled::MailCode))
+///     .build();
+/// let (marc, ctx) = (Principal::new("marc"), LoginContext::new());
+/// tf.mailer().set_down(true);
+/// let decision = tf.start_login(&marc, None, &ctx).await?;
+/// let LoginDecision::CodeNotSent { pending, error } = decision else { panic!() };
+/// assert_eq!(error.to_string(), "the mail server is down (a test mailer)");
+/// tf.mailer().set_down(false);
+/// tf.resend_mailed_code(&pending, &ctx).await?;
+/// assert!(tf.mailer().inner().last_login_code_for(&marc.user).is_some());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct FlakyMailer<M = RecordingMailer> {
+    inner: M,
+    down: AtomicBool,
+}
+
+impl<M> FlakyMailer<M> {
+    /// Up, around `inner`.
+    #[must_use]
+    pub fn new(inner: M) -> Self {
+        FlakyMailer {
+            inner,
+            down: AtomicBool::new(false),
+        }
+    }
+    /// Takes the mail server down (`true`) or brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+    /// Whether it is down.
+    #[must_use]
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+    /// The inner mailer (what reached it).
+    #[must_use]
+    pub fn inner(&self) -> &M {
+        &self.inner
+    }
+}
+
+impl Default for FlakyMailer<RecordingMailer> {
+    /// Up, around an empty [`RecordingMailer`].
+    fn default() -> Self {
+        FlakyMailer::new(RecordingMailer::new())
+    }
+}
+
+/// What a [`FlakyMailer`] that is down answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the mail server is down (a test mailer)")]
+pub struct MailerDown;
+
+impl<M: Mailer<Error = std::convert::Infallible>> Mailer for FlakyMailer<M> {
+    type Error = MailerDown;
+    async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), MailerDown> {
+        if self.is_down() {
+            return Err(MailerDown);
+        }
+        match self.inner.send(user, notice).await {
+            Ok(()) => Ok(()),
+            Err(never) => match never {},
+        }
     }
 }
 

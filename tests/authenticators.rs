@@ -31,7 +31,8 @@ async fn enrolled(h: &Harness<MemoryStore>) -> (Principal, Secret, Vec<String>) 
     (alice, phone, codes)
 }
 
-/// A TOTP login at the next step with `secret`: the authenticator named in the grant.
+/// A TOTP login at the next step with `secret`: the authenticator named in the grant (and,
+/// the same, in its assurance claims and its proof's).
 async fn login(
     h: &Harness<MemoryStore>,
     who: &Principal,
@@ -39,14 +40,28 @@ async fn login(
 ) -> Result<Option<AuthenticatorId>, Error> {
     h.clock.advance(30);
     let pending = h.challenge(who).await;
-    h.tf.finish_login(
-        &pending,
-        Factor::Totp(&code(secret, h.now())),
-        None,
-        &LoginContext::new(),
-    )
-    .await
-    .map(|g| g.authenticator)
+    let granted =
+        h.tf.finish_login(
+            &pending,
+            Factor::Totp(&code(secret, h.now())),
+            None,
+            &LoginContext::new(),
+        )
+        .await?;
+    let named = |claims: &twofactor::account::AssuranceClaims| {
+        claims
+            .methods()
+            .iter()
+            .find(|m| m.method == twofactor::account::AuthMethod::Otp)
+            .and_then(|m| m.authenticator.clone())
+    };
+    let id = granted
+        .authenticator
+        .as_ref()
+        .map(|id| id.as_str().to_owned());
+    assert_eq!(named(&granted.claims), id);
+    assert_eq!(named(granted.proof.claims()), id);
+    Ok(granted.authenticator)
 }
 
 /// `start_adding_authenticator` ("Tablet") with a password checked at `reauth`.

@@ -31,7 +31,7 @@ use tower::ServiceExt as _;
 use tower_sessions::session::Id;
 use tower_sessions::{MemoryStore, SessionStore};
 use twofactor::axum::{Login, TwoFactorWeb};
-use twofactor::testing::{ManualClock, RecordingMailer, test_keys};
+use twofactor::testing::{FlakyMailer, ManualClock, RecordingMailer, test_keys};
 use twofactor::{
     Clock, LoginContext, MemoryStore as TfStore, Principal, RequiredForAll, Secret, Totp,
     TwoFactor, WhenUnenrolled,
@@ -817,15 +817,9 @@ async fn no_trusted_device_where_the_browser_would_drop_its_cookie() -> TestResu
     Ok(())
 }
 
-/// A host of the test's own: mailed codes for the unenrolled, a manual clock.
-fn mailed_app(mailer: Arc<RecordingMailer>, clock: Arc<ManualClock>) -> Router {
-    let tf = TwoFactor::builder(TfStore::new())
-        .mailer(mailer)
-        .keys(test_keys())
-        .policy(RequiredForAll::new(WhenUnenrolled::MailCode))
-        .clock(clock)
-        .build();
-    let tfa = TwoFactorWeb::new(tf, |user| async move { Some(Principal::new(user)) });
+/// The router of the test's own hosts: a home page, a login that takes any user name (the
+/// form's `username=`), and the 2FA layer `tfa`.
+fn own_router(tfa: TwoFactorWeb) -> Router {
     async fn login(tfa: Login, body: String) -> Response {
         let user = body.strip_prefix("username=").unwrap_or("").to_owned();
         tfa.password_checked(Principal::new(user)).await
@@ -838,6 +832,19 @@ fn mailed_app(mailer: Arc<RecordingMailer>, clock: Arc<ManualClock>) -> Router {
         .layer(tower_sessions::SessionManagerLayer::new(
             MemoryStore::default(),
         ))
+}
+
+/// A host of the test's own: mailed codes for the unenrolled, a manual clock.
+fn mailed_app<M: twofactor::mail::Mailer + 'static>(mailer: M, clock: Arc<ManualClock>) -> Router {
+    let tf = TwoFactor::builder(TfStore::new())
+        .mailer(mailer)
+        .keys(test_keys())
+        .policy(RequiredForAll::new(WhenUnenrolled::MailCode))
+        .clock(clock)
+        .build();
+    own_router(TwoFactorWeb::new(tf, |user| async move {
+        Some(Principal::new(user))
+    }))
 }
 
 #[tokio::test]
@@ -884,5 +891,468 @@ async fn mailed_codes_with_resend_and_the_throttles_wait() -> TestResult {
     assert!(wait > 0 && wait <= 3_600, "{wait}");
     assert!(last.body.contains("Too many attempts. Try again in"));
     assert!(last.body.contains("data-status=429"));
+    Ok(())
+}
+
+/// A host of the test's own: 2FA for everyone (set up at first login), two recovery codes
+/// per set, a manual clock.
+fn two_codes_app(clock: Arc<ManualClock>) -> Router {
+    let tf = TwoFactor::builder(TfStore::new())
+        .mailer(RecordingMailer::new())
+        .keys(test_keys())
+        .clock(clock)
+        .policy(RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled))
+        .settings(
+            twofactor::Settings::builder()
+                .recovery_codes(2)
+                .build()
+                .expect("settings"),
+        )
+        .build();
+    own_router(TwoFactorWeb::new(tf, |user| async move {
+        Some(Principal::new(user))
+    }))
+}
+
+/// The second step of a login in a new session: its answer.
+async fn second_step(b: &mut Browser, code: &str, remember: bool) -> Answer {
+    b.jar.remove("id");
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/2fa", "{}", r.body);
+    let page = b.get("/2fa").await;
+    let csrf = page.csrf();
+    let mut fields = vec![("csrf", csrf.as_str()), ("code", code)];
+    if remember {
+        fields.push(("remember", "on"));
+    }
+    b.post("/2fa", &fields).await
+}
+
+/// Low and exhausted recovery codes through the web layer: a login with a recovery code
+/// lands on the account page with the count; with none left every login (by code or by a
+/// remembered device) lands there first, saying so, until new codes are made.
+#[tokio::test]
+async fn the_web_layer_sends_the_user_to_make_new_recovery_codes() -> TestResult {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let mut b = Browser::new(two_codes_app(clock.clone()));
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/2fa/setup");
+    let page = b.get("/2fa/setup").await;
+    let key = page.between("id=manual-key class=key>", "<").expect("key");
+    let phone = Phone::from_key(&key);
+    // A code of the next time step.
+    let code = || {
+        clock.advance(30);
+        Totp::default()
+            .generate(&phone.secret, clock.now())
+            .to_string()
+    };
+    let done = b
+        .post("/2fa/setup", &[("csrf", &page.csrf()), ("code", &code())])
+        .await;
+    let codes = done.recovery_codes();
+    assert_eq!(codes.len(), 2);
+
+    // One left: the account page, with the count and the hint.
+    let r = second_step(&mut b, &codes[0], false).await;
+    assert_eq!(r.location, "/2fa/account", "{}", r.body);
+    let account = b.get("/2fa/account").await;
+    assert!(account.body.contains("You used a recovery code: 1 left"));
+    assert!(account.body.contains("id=recovery-low"), "{}", account.body);
+    assert!(account.body.contains("Few are left"));
+
+    // None left: the account page, saying they must make new ones.
+    let r = second_step(&mut b, &codes[1], false).await;
+    assert_eq!(r.location, "/2fa/account");
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account
+            .body
+            .contains("You have no recovery codes left. Make new ones now"),
+        "{}",
+        account.body
+    );
+    assert!(
+        account
+            .body
+            .contains("You have none left: make new ones now")
+    );
+
+    // A TOTP login, remembering the device: still the account page first.
+    let r = second_step(&mut b, &code(), true).await;
+    assert_eq!(r.location, "/2fa/account", "{}", r.body);
+    assert!(b.jar.keys().any(|k| k.starts_with("__Host-2fa-device-")));
+    // The remembered device skips the code, not the warning.
+    b.jar.remove("id");
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/2fa/account", "{}", r.body);
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account
+            .body
+            .contains("You have no recovery codes left. Make new ones now")
+    );
+
+    // New codes (the page asks for a code: this login proved none) end it.
+    let made = b
+        .post(
+            "/2fa/account/recovery-codes",
+            &[("csrf", &account.csrf()), ("code", &code())],
+        )
+        .await;
+    assert_eq!(made.recovery_codes().len(), 2, "{}", made.body);
+    b.jar.remove("id");
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(
+        r.location, "/",
+        "the remembered device, with codes again: home"
+    );
+    Ok(())
+}
+
+// ----- what a host with its own pages and an administrator page needs -----
+
+/// The service a host keeps a handle on (an `Arc`) while the web layer uses it too, with a
+/// mailer chosen at run time (`DynMailer`).
+type SharedService = TwoFactor<
+    TfStore,
+    twofactor::mail::DynMailer,
+    RequiredForAll,
+    Arc<ManualClock>,
+    Arc<twofactor::testing::RecordingAudit>,
+>;
+
+#[derive(Clone)]
+struct Host {
+    tf: Arc<SharedService>,
+    tfa: TwoFactorWeb,
+}
+
+/// The default pages in the host's frame, which names the logged-in user.
+struct Framed;
+
+impl twofactor::axum::Pages for Framed {
+    fn layout(&self, c: &twofactor::axum::Common<'_>, body: &str) -> String {
+        let user = c.user.map_or("-", |u| u.as_str());
+        format!("<nav>[user: {user}]</nav>{body}")
+    }
+}
+
+/// A host of the test's own: its own form (with the module's CSRF token) for an
+/// administrator's action behind step-up, calling the service it shares with the web layer;
+/// a page that names the half-logged-in user.
+fn host_app(
+    mailer: Arc<RecordingMailer>,
+    clock: Arc<ManualClock>,
+    audit: Arc<twofactor::testing::RecordingAudit>,
+) -> Router {
+    use axum::extract::State;
+    use axum::routing::{get, post};
+    use tower_sessions::Session;
+
+    let tf: Arc<SharedService> = Arc::new(
+        TwoFactor::builder(TfStore::new())
+            .mailer(mailer as twofactor::mail::DynMailer)
+            .keys(test_keys())
+            .policy(RequiredForAll::default())
+            .clock(clock)
+            .audit(audit)
+            .build(),
+    );
+    let tfa = TwoFactorWeb::builder(tf.clone(), |user| async move { Some(Principal::new(user)) })
+        .pages(Framed)
+        .build();
+    async fn login(tfa: Login, body: String) -> Response {
+        let user = body.strip_prefix("username=").unwrap_or("").to_owned();
+        tfa.password_checked(Principal::new(user)).await
+    }
+    async fn whoami(State(h): State<Host>, session: Session) -> String {
+        let pending = h.tfa.pending_user(&session).await;
+        let user = h.tfa.logged_in_user(&session).await;
+        let name = |u: Option<twofactor::UserId>| u.map_or("none".to_owned(), |u| u.to_string());
+        format!("pending: {}, user: {}", name(pending), name(user))
+    }
+    async fn form(State(h): State<Host>, session: Session) -> String {
+        let token = h.tfa.csrf_token(&session).await.unwrap_or_default();
+        format!("<form method=post action=/invite><input name=csrf value=\"{token}\"></form>")
+    }
+    async fn invite(
+        State(h): State<Host>,
+        session: Session,
+        axum::Form(f): axum::Form<HashMap<String, String>>,
+    ) -> Response {
+        let token = f.get("csrf").map_or("", String::as_str);
+        if !h.tfa.verify_csrf(&session, token).await {
+            return (StatusCode::FORBIDDEN, "forged").into_response();
+        }
+        let admin = h.tfa.logged_in_user(&session).await.expect("the guard");
+        let bob = twofactor::UserId::new("bob");
+        match h
+            .tf
+            .invite(&bob, &admin, "https://app.test/2fa/account")
+            .await
+        {
+            Ok(()) => "invited".into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        }
+    }
+    use axum::response::IntoResponse as _;
+    let host = Host {
+        tf,
+        tfa: tfa.clone(),
+    };
+    let stepped_up = tfa.require_recent_2fa(std::time::Duration::from_secs(5 * 60));
+    Router::new()
+        .route("/invite", post(invite).route_layer(stepped_up))
+        .route("/form", get(form))
+        .route("/whoami", get(whoami))
+        .route("/login", post(login))
+        .merge(tfa.router())
+        .layer(tfa.layer())
+        .with_state(host)
+        .layer(tower_sessions::SessionManagerLayer::new(
+            MemoryStore::default(),
+        ))
+}
+
+/// A POST from a page (`Referer`) of `host`, as a browser sends a form.
+async fn post_form_from(
+    b: &mut Browser,
+    host: &str,
+    referer: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Answer {
+    let body = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, NON_ALPHANUMERIC)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let req = Request::post(path)
+        .header(header::HOST, host)
+        .header(header::REFERER, referer)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .expect("request");
+    b.send(req, None).await
+}
+
+#[tokio::test]
+async fn reloading_forced_setup_shows_the_same_key_and_records_nothing() -> TestResult {
+    let audit = Arc::new(twofactor::testing::RecordingAudit::new());
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let app = host_app(Arc::new(RecordingMailer::new()), clock, audit.clone());
+    let mut b = Browser::new(app);
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/2fa/setup", "the login POST starts the set-up");
+    let count = |kind: fn(&twofactor::audit::AuditKind) -> bool| {
+        audit.kinds().iter().filter(|k| kind(k)).count()
+    };
+    let started = |k: &twofactor::audit::AuditKind| {
+        matches!(k, twofactor::audit::AuditKind::EnrollmentStarted { .. })
+    };
+    let resumed = |k: &twofactor::audit::AuditKind| {
+        matches!(k, twofactor::audit::AuditKind::EnrollmentResumed { .. })
+    };
+    assert_eq!(count(started), 1);
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        let page = b.get("/2fa/setup").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.header("cache-control"), Some("no-store"));
+        keys.push(page.between("id=manual-key class=key>", "<").expect("key"));
+    }
+    assert!(
+        keys.windows(2).all(|w| w[0] == w[1]),
+        "the same key: {keys:?}"
+    );
+    assert_eq!(count(started), 1, "no new set-up");
+    assert_eq!(count(resumed), 0, "a reload is a read: no audit row");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_host_page_sees_the_half_logged_in_user_and_the_frame_the_logged_in_one() -> TestResult {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let audit = Arc::new(twofactor::testing::RecordingAudit::new());
+    let app = host_app(Arc::new(RecordingMailer::new()), clock.clone(), audit);
+    let mut b = Browser::new(app.clone());
+    assert_eq!(b.get("/whoami").await.body, "pending: none, user: none");
+    b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(b.get("/whoami").await.body, "pending: alice, user: none");
+    let page = b.get("/2fa/setup").await;
+    assert!(
+        page.body.starts_with("<nav>[user: -]</nav>"),
+        "{}",
+        page.body
+    );
+    let key = page.between("id=manual-key class=key>", "<").expect("key");
+    let secret = Secret::from_base32(&key.replace(' ', ""))?;
+    let code = Totp::default().generate(&secret, clock.now()).to_string();
+    let done = b
+        .post("/2fa/setup", &[("csrf", &page.csrf()), ("code", &code)])
+        .await;
+    assert!(
+        done.body.starts_with("<nav>[user: alice]</nav>"),
+        "the frame names the logged-in user: {}",
+        done.body
+    );
+    assert_eq!(b.get("/whoami").await.body, "pending: none, user: alice");
+
+    // A ticket past its deadline names nobody.
+    let mut late = Browser::new(app);
+    late.post("/login", &[("username", "bob")]).await;
+    assert_eq!(late.get("/whoami").await.body, "pending: bob, user: none");
+    clock.advance(15 * 60);
+    assert_eq!(late.get("/whoami").await.body, "pending: none, user: none");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_host_form_uses_the_csrf_token_and_a_post_returns_to_its_page_after_step_up() -> TestResult
+{
+    let mailer = Arc::new(RecordingMailer::new());
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let audit = Arc::new(twofactor::testing::RecordingAudit::new());
+    let mut b = Browser::new(host_app(mailer.clone(), clock.clone(), audit));
+    let bob = twofactor::UserId::new("bob");
+    b.post("/login", &[("username", "alice")]).await;
+    let page = b.get("/2fa/setup").await;
+    let key = page.between("id=manual-key class=key>", "<").expect("key");
+    let secret = Secret::from_base32(&key.replace(' ', ""))?;
+    let code = Totp::default().generate(&secret, clock.now()).to_string();
+    b.post("/2fa/setup", &[("csrf", &page.csrf()), ("code", &code)])
+        .await;
+
+    // The host's own form carries the module's token; a forged one is refused.
+    let form = b.get("/form").await;
+    let token = form.between("name=csrf value=\"", "\"").expect("a token");
+    assert_eq!(token.len(), 64);
+    let (host, page) = ("app.test", "http://app.test/form");
+    for forged in ["", "forged", &"0".repeat(64)] {
+        let r = post_form_from(&mut b, host, page, "/invite", &[("csrf", forged)]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{forged:?}");
+    }
+    assert_eq!(mailer.count_for(&bob), 0, "nothing done");
+    // The right token, with the set-up's fresh proof: done, through the shared service.
+    let r = post_form_from(&mut b, host, page, "/invite", &[("csrf", &token)]).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "invited"));
+    assert_eq!(mailer.count_for(&bob), 1);
+
+    // Six minutes on, the proof is stale: the POST is not carried out, and step-up leads back
+    // to the page of its form; a foreign page's form leads to the account page instead.
+    clock.advance(6 * 60);
+    let r = post_form_from(&mut b, host, page, "/invite", &[("csrf", &token)]).await;
+    assert_eq!(r.location, "/2fa/step-up?next=%2Fform");
+    let r = post_form_from(
+        &mut b,
+        host,
+        "http://evil.example/form",
+        "/invite",
+        &[("csrf", &token)],
+    )
+    .await;
+    assert_eq!(r.location, "/2fa/step-up?next=%2F2fa%2Faccount");
+    assert_eq!(mailer.count_for(&bob), 1, "nothing done without step-up");
+    // The guard sits on the POST handler only: a GET is still 405.
+    assert_eq!(
+        b.get("/invite").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    // Step-up, then the form again: done.
+    let step_up = b.get("/2fa/step-up?next=%2Fform").await;
+    clock.advance(30);
+    let code = Totp::default().generate(&secret, clock.now()).to_string();
+    let r = b
+        .post(
+            "/2fa/step-up",
+            &[
+                ("csrf", &step_up.csrf()),
+                ("code", &code),
+                ("next", "/form"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location, "/form");
+    let token = b
+        .get("/form")
+        .await
+        .between("name=csrf value=\"", "\"")
+        .expect("a token");
+    let r = post_form_from(&mut b, host, page, "/invite", &[("csrf", &token)]).await;
+    assert_eq!(r.body, "invited");
+    assert_eq!(mailer.count_for(&bob), 2);
+    Ok(())
+}
+
+/// The mail server is down at login: the page says the code could not be sent and its
+/// resend button works once the server is back; a code delivered earlier survives a resend
+/// that fails.
+#[tokio::test]
+async fn a_code_that_could_not_be_sent_says_so_and_the_resend_button_works() -> TestResult {
+    let mailer = Arc::new(FlakyMailer::default());
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let mut b = Browser::new(mailed_app(mailer.clone(), clock.clone()));
+    let paul = twofactor::UserId::new("paul");
+
+    mailer.set_down(true);
+    let r = b.post("/login", &[("username", "paul")]).await;
+    assert_eq!(r.location, "/2fa", "{}", r.body);
+    let page = b.get("/2fa").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("We could not send the code"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=not-sent") && page.body.contains("id=resend"));
+    assert!(!page.body.contains("We sent a login code"));
+    // Still down: the resend says so, on the same page, and the ticket stays.
+    clock.advance(30);
+    let r = b.post("/2fa/resend", &[("csrf", &page.csrf())]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(
+        r.body.contains("We could not send a new code"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("id=resend"));
+    assert!(mailer.inner().last_login_code_for(&paul).is_none());
+    // Back up: the button mails a code, the page says so, and the code logs in.
+    mailer.set_down(false);
+    clock.advance(30);
+    let page = b.get("/2fa").await;
+    let r = b.post("/2fa/resend", &[("csrf", &page.csrf())]).await;
+    assert_eq!(r.location, "/2fa", "{}", r.body);
+    let page = b.get("/2fa").await;
+    assert!(page.body.contains("A new code was mailed"), "{}", page.body);
+    assert!(page.body.contains("We sent a login code"));
+    assert!(!page.body.contains("id=not-sent"));
+    let code = mailer.inner().last_login_code_for(&paul).expect("a code");
+    let r = b
+        .post("/2fa", &[("csrf", &page.csrf()), ("code", &code)])
+        .await;
+    assert_eq!(r.location, "/", "{}", r.body);
+
+    // A code delivered at login survives a resend that fails.
+    b.post("/logout", &[]).await;
+    let mut b = Browser::new(mailed_app(mailer.clone(), clock.clone()));
+    clock.advance(60);
+    let _ = b.post("/login", &[("username", "paul")]).await;
+    let delivered = mailer.inner().last_login_code_for(&paul).expect("a code");
+    mailer.set_down(true);
+    let page = b.get("/2fa").await;
+    let r = b.post("/2fa/resend", &[("csrf", &page.csrf())]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.body
+            .contains("Received a code from us earlier? It still works")
+    );
+    let page = b.get("/2fa").await;
+    let r = b
+        .post("/2fa", &[("csrf", &page.csrf()), ("code", &delivered)])
+        .await;
+    assert_eq!(r.location, "/", "{}", r.body);
     Ok(())
 }

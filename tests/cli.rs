@@ -3,15 +3,13 @@
 
 #![allow(missing_docs, dead_code)]
 
-#[path = "../examples/web/app.rs"]
-mod app;
-#[path = "../examples/web/pages.rs"]
-mod pages;
+#[path = "../examples/web/demo.rs"]
+mod demo;
 #[path = "../examples/cli/reseal.rs"]
 mod reseal;
 #[path = "../examples/cli/run.rs"]
 mod run;
-#[path = "../examples/web/twofa.rs"]
+#[path = "../examples/cli/twofa.rs"]
 mod twofa;
 
 use std::path::Path;
@@ -155,7 +153,7 @@ async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
     let (code, _) = cli(
         &db,
         &["admin-reset", "carol", "emma"],
-        &format!("{}\n", app::SEED_PASSWORD),
+        &format!("{}\n", demo::SEED_PASSWORD),
     )
     .await;
     assert_eq!(code, 1, "emma is not an administrator");
@@ -164,7 +162,7 @@ async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
     let (code, out) = cli(
         &db,
         &["admin-reset", "carol", "root"],
-        &format!("{}\n", app::SEED_PASSWORD),
+        &format!("{}\n", demo::SEED_PASSWORD),
     )
     .await;
     assert_eq!(code, 1, "root has no second factor yet: {out}");
@@ -172,7 +170,7 @@ async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
     let (code, out) = cli(
         &db,
         &["enroll", "root"],
-        &format!("{}\n", app::SEED_PASSWORD),
+        &format!("{}\n", demo::SEED_PASSWORD),
     )
     .await;
     assert_eq!(code, 0, "{out}");
@@ -185,21 +183,21 @@ async fn enroll_then_login_with_a_code_a_device_and_a_recovery_code() {
     let (code, out) = cli(
         &db,
         &["confirm", "root", &root_code(now())],
-        &format!("{}\n", app::SEED_PASSWORD),
+        &format!("{}\n", demo::SEED_PASSWORD),
     )
     .await;
     assert_eq!(code, 0, "{out}");
     let (code, out) = cli(
         &db,
         &["admin-reset", "carol", "root"],
-        &format!("{}\n000000\n", app::SEED_PASSWORD),
+        &format!("{}\n000000\n", demo::SEED_PASSWORD),
     )
     .await;
     assert_eq!(code, 1, "a wrong administrator code: {out}");
     let (code, out) = cli(
         &db,
         &["admin-reset", "carol", "root"],
-        &format!("{}\n{}\n", app::SEED_PASSWORD, root_code(now() + 30)),
+        &format!("{}\n{}\n", demo::SEED_PASSWORD, root_code(now() + 30)),
     )
     .await;
     assert_eq!((code, out.trim()), (0, "2FA of carol reset"));
@@ -286,16 +284,16 @@ async fn under_a_mailed_code_policy_enroll_needs_the_mailed_code() {
     let (code, _) = cli(
         &db,
         &["outbox", "root"],
-        &format!("{}\n", app::SEED_PASSWORD),
+        &format!("{}\n", demo::SEED_PASSWORD),
     )
     .await;
     assert_eq!(code, 0);
     // The administrator's choice (the web demo's admin page): required for all, mailed codes
     // for those without an authenticator.
-    let policy = twofa::PolicyConfig {
-        scope: twofa::Scope::All,
+    let policy = demo::PolicyConfig {
+        scope: demo::Scope::All,
         mail_code: true,
-        ..twofa::PolicyConfig::default()
+        ..demo::PolicyConfig::default()
     };
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
@@ -311,7 +309,7 @@ async fn under_a_mailed_code_policy_enroll_needs_the_mailed_code() {
     let (code, out) = cli(
         &db,
         &["enroll", "paul"],
-        &format!("{}\n000000\n", app::SEED_PASSWORD),
+        &format!("{}\n000000\n", demo::SEED_PASSWORD),
     )
     .await;
     assert_eq!(code, 1, "{out}");
@@ -320,14 +318,14 @@ async fn under_a_mailed_code_policy_enroll_needs_the_mailed_code() {
     let (_, out) = cli(
         &db,
         &["status", "paul"],
-        &format!("{}\n", app::SEED_PASSWORD),
+        &format!("{}\n", demo::SEED_PASSWORD),
     )
     .await;
     assert!(out.starts_with("2FA: off"), "{out}");
 
     // With the code from the mailbox: the set-up opens, and the app's code confirms it.
     let input = MailboxInput {
-        lines: [app::SEED_PASSWORD, MAILED].map(String::from).into(),
+        lines: [demo::SEED_PASSWORD, MAILED].map(String::from).into(),
         db: db.clone(),
         user: "paul",
     };
@@ -352,14 +350,14 @@ async fn under_a_mailed_code_policy_enroll_needs_the_mailed_code() {
             "paul",
             &Totp::default().generate(&secret, now()).to_string(),
         ],
-        &format!("{}\n", app::SEED_PASSWORD),
+        &format!("{}\n", demo::SEED_PASSWORD),
     )
     .await;
     assert_eq!(code, 0, "{out}");
     let (_, out) = cli(
         &db,
         &["status", "paul"],
-        &format!("{}\n", app::SEED_PASSWORD),
+        &format!("{}\n", demo::SEED_PASSWORD),
     )
     .await;
     assert!(out.starts_with("2FA: on"), "{out}");

@@ -60,12 +60,12 @@ fn record_seeds_cover_valid_and_refused_records() {
     };
     // Formats 1 to 4 (rows written by earlier versions) still decode, and so does format 5.
     for valid in [
+        "v6_full",
+        "v6_tagged",
+        "v6_two_authenticators",
         "v5_full",
         "v5_tagged",
         "v5_two_authenticators",
-        "v4_full",
-        "v4_tagged",
-        "v4_two_authenticators",
         "enrolled",
         "v1_default",
         "v1_full",
@@ -74,23 +74,25 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v2_tagged",
         "v3_full",
         "v3_tagged",
+        "v4_full",
+        "v4_tagged",
     ] {
         assert!(decode(valid).is_ok(), "{valid}");
     }
-    // The format-5 seeds are canonical: what this version writes, byte for byte; a format-4
-    // seed decodes to its format-5 seed (no ceremony waiting), and a format-3 seed too (one
+    // The format-6 seeds are canonical: what this version writes, byte for byte; a format-5
+    // seed decodes to its format-6 seed (no ceremony waiting), and a format-4 seed too (one
     // authenticator, a derived id).
-    for canonical in ["v5_full", "v5_tagged", "v5_two_authenticators"] {
+    for canonical in ["v6_full", "v6_tagged", "v6_two_authenticators"] {
         let data = fs::read_to_string(dir.join(canonical)).unwrap();
         let encoded = serde_json::to_string(&decode(canonical).unwrap()).unwrap();
         assert_eq!(encoded, data, "{canonical}");
     }
     for (old, new) in [
-        ("v3_full", "v5_full"),
-        ("v3_tagged", "v5_tagged"),
-        ("v4_full", "v5_full"),
-        ("v4_tagged", "v5_tagged"),
-        ("v4_two_authenticators", "v5_two_authenticators"),
+        ("v4_full", "v6_full"),
+        ("v4_tagged", "v6_tagged"),
+        ("v5_full", "v6_full"),
+        ("v5_tagged", "v6_tagged"),
+        ("v5_two_authenticators", "v6_two_authenticators"),
     ] {
         let data = fs::read_to_string(dir.join(new)).unwrap();
         let encoded = serde_json::to_string(&decode(old).unwrap()).unwrap();
@@ -113,6 +115,14 @@ fn record_seeds_cover_valid_and_refused_records() {
             assert_eq!(value, &v3[key], "{key}");
         }
     }
+    // A format-3 seed is the format-4 record with no outgoing code and no send attempts:
+    // its mailed code was delivered.
+    let v3 = serde_json::to_value(decode("v3_full").unwrap()).unwrap();
+    let v4 = serde_json::to_value(decode("v4_full").unwrap()).unwrap();
+    assert_eq!(v3["outgoing"], serde_json::Value::Null);
+    assert_eq!(v3["mail_attempts"], serde_json::json!([]));
+    assert_eq!(v3["mailed"], v4["mailed"]);
+    assert_eq!(v4["outgoing"]["delivery"], "sending");
     assert!(decode("sealed_active").unwrap().has_sealed_secret());
     assert!(!decode("enrolled").unwrap().has_sealed_secret());
     // Not records this crate wrote: wrong shapes are refused, never "no 2FA".
@@ -149,21 +159,31 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v3_generation_wrong_type",
         "v2_with_format_3_fields",
         "v4", // the fields of format 3 under `"v": 4`
-        // Format 4: authenticators with unique ids and labels of the right shape, offsets
+        // Format 4: exactly its own fields, strictly, and no other version.
+        "v4_without_outgoing",
+        "v4_without_mail_attempts",
+        "v4_outgoing_extra_field",
+        "v4_outgoing_unknown_delivery",
+        "v4_outgoing_code_without_hash",
+        "v4_outgoing_without_delivery",
+        "v3_with_format_4_fields",
+        "v5", // the fields of format 4 under `"v": 5`
+        // Format 5: authenticators with unique ids and labels of the right shape, offsets
         // within their bound, at most ten, a known kind; a pending enrollment says its purpose.
-        "v4_duplicate_label",
-        "v4_duplicate_id",
-        "v4_offset_beyond_bound",
-        "v4_candidate_beyond_bound",
-        "v4_label_control",
-        "v4_id_shape",
-        "v4_too_many",
-        "v4_pending_without_purpose",
-        "v4_unknown_kind",
-        "v5_without_ceremonies",
-        "v5_ceremony_fields_missing",
-        "v4_with_ceremonies",
-        "v3_pending_with_format_4_fields",
+        "v5_duplicate_label",
+        "v5_duplicate_id",
+        "v5_offset_beyond_bound",
+        "v5_candidate_beyond_bound",
+        "v5_label_control",
+        "v5_id_shape",
+        "v5_too_many",
+        "v5_pending_without_purpose",
+        "v5_unknown_kind",
+        // Format 6: the WebAuthn ceremonies, exactly in format 6.
+        "v6_without_ceremonies",
+        "v6_ceremony_fields_missing",
+        "v5_with_ceremonies",
+        "v4_pending_with_format_5_fields",
     ] {
         assert!(decode(refused).is_err(), "{refused}");
     }

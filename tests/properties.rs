@@ -561,7 +561,8 @@ impl Case {
             LoginDecision::MustEnroll { .. }
                 | LoginDecision::CodeMailed { .. }
                 | LoginDecision::Granted {
-                    reason: GrantReason::TrustedDevice { .. }
+                    reason: GrantReason::TrustedDevice { .. },
+                    ..
                 }
         );
         if !needs_state {
@@ -591,7 +592,7 @@ impl Case {
                 other => prop_assert!(false, "a ticket with {:?}", other),
             }
         }
-        if let LoginDecision::Granted { reason } = decision {
+        if let LoginDecision::Granted { reason, .. } = decision {
             let now = self.now();
             match reason {
                 GrantReason::Off => {
@@ -1297,7 +1298,8 @@ proptest! {
                 let allowed_grant = matches!(
                     decision,
                     Some(LoginDecision::Granted {
-                        reason: GrantReason::Off | GrantReason::Exempt { .. }
+                        reason: GrantReason::Off | GrantReason::Exempt { .. },
+                        ..
                     })
                 );
                 if let Some(LoginDecision::Granted { .. }) = decision {

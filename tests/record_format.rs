@@ -8,13 +8,14 @@ mod common;
 use std::sync::Arc;
 
 use common::flows::{Harness, code, optional, required};
-use common::legacy::to_format_3;
+use common::legacy::to_format_4;
 use proptest::prelude::*;
 use serde_json::Value;
-use twofactor::account::LoginContext;
-use twofactor::service::Error;
+use twofactor::account::{Factor, LoginContext, LoginDecision};
+use twofactor::service::{Error, TwoFactor};
 use twofactor::store::codec::{decode_record, encode_record};
 use twofactor::store::{MemoryStoreError, UserStore};
+use twofactor::testing::{FlakyMailer, ManualClock};
 use twofactor::{MemoryStore, Principal};
 
 /// A row as the code before format 2 wrote it (generated from that code, committed before
@@ -30,18 +31,49 @@ const V2_FULL: &str = include_str!("fixtures/record_v2_full.json");
 /// Its app secret.
 const V2_SECRET: &str = "LSQN7VAUUJYNVTEZT75CWCQEDSSEMBQZ";
 /// A row in format 3 as the code before format 4 wrote it (generated from that code, see
-/// `fixtures/record_v3.md`): enrolled, a trusted device, a used recovery code, a counted
-/// wrong code, used tickets, a pending rotation; at store version 7.
+/// `fixtures/record_v3.md`): `marc`, unenrolled, a mailed-code login completed, a second
+/// one waiting for its mailed code (valid until 1700003670), a wrong code counted; at store
+/// version 4.
+const V3_MAILED: &str = include_str!("fixtures/record_v3_mailed.json");
+/// Its mailed code.
+const V3_CODE: &str = "757215";
+/// A row in format 3 of an enrolled user (generated from the code before format 4, see
+/// `fixtures/record_v3.md`): a trusted device, a used recovery code, a counted wrong code,
+/// used tickets, a pending rotation; at store version 7.
 const V3_FULL: &str = include_str!("fixtures/record_v3_full.json");
 /// Its app secret.
 const V3_SECRET: &str = "G44YTA5GZUORIR6GPHPKXVSRC264MYGW";
+/// The same history in format 4, as the code before format 5 wrote it (`fixtures/record_v4.md`).
+const V4_FULL: &str = include_str!("fixtures/record_v4_full.json");
+/// Its app secret.
+const V4_SECRET: &str = "W6E23PQ34U6PZSOTQVHPTT3AIHTN2PSP";
+/// A row of an older format: its format, its text, its app secret, and how a format-5 row
+/// turns back into that format's shape.
+type OldRow = (u32, &'static str, &'static str, fn(Value) -> Value);
+/// The rows of an enrolled user written before several authenticators.
+const ENROLLED_ROWS: [OldRow; 2] = [
+    (3, V3_FULL, V3_SECRET, to_format_3),
+    (4, V4_FULL, V4_SECRET, to_format_4),
+];
 
 fn value(json: &str) -> Value {
     serde_json::from_str(json).expect("JSON")
 }
 
-/// A format-4 row turned back into the format-2 shape: the format-3 shape with `"v": 2`,
-/// without `tickets` and `mailed_login_required`.
+/// A format-5 (or format-4) row turned back into the format-3 shape: `"v": 3`, without `outgoing` and
+/// `mail_attempts`.
+fn to_format_3(row: Value) -> Value {
+    let mut row = to_format_4(row);
+    let map = row.as_object_mut().expect("object");
+    map.insert("v".into(), Value::from(3));
+    for key in ["outgoing", "mail_attempts"] {
+        map.remove(key);
+    }
+    row
+}
+
+/// A format-5 (or older) row turned back into the format-2 shape: `"v": 2`, without
+/// `tickets`, `mailed_login_required`, `outgoing` and `mail_attempts`.
 fn to_format_2(row: Value) -> Value {
     let mut row = to_format_3(row);
     let map = row.as_object_mut().expect("object");
@@ -52,17 +84,19 @@ fn to_format_2(row: Value) -> Value {
     row
 }
 
-/// A format-4 row turned back into the format-1 shape: the format-3 shape without `v`,
-/// `mailed_code_login_at`, `tickets`, `mailed_login_required` and `mac`, and without the
-/// code-hash scheme of the recovery set and the mailed code.
+/// A format-5 (or older) row turned back into the format-1 shape: without `v`,
+/// `mailed_code_login_at`, `tickets`, `mailed_login_required`, `outgoing`, `mail_attempts`
+/// and `mac`, and without the code-hash scheme of the recovery set and the mailed code.
 fn to_format_1(row: Value) -> Value {
-    let mut row = to_format_3(row);
+    let mut row = to_format_4(row);
     let map = row.as_object_mut().expect("object");
     for key in [
         "v",
         "mailed_code_login_at",
         "tickets",
         "mailed_login_required",
+        "outgoing",
+        "mail_attempts",
         "mac",
     ] {
         map.remove(key);
@@ -77,21 +111,28 @@ fn to_format_1(row: Value) -> Value {
     row
 }
 
+/// What every row of an older format says in the fields of format 4: nothing stored before
+/// its mailer answered (a mailed code was delivered), no send attempts counted.
+fn assert_format_4_fields_empty(rewritten: &Value) {
+    assert_eq!(rewritten["outgoing"], Value::Null);
+    assert_eq!(rewritten["mail_attempts"], serde_json::json!([]));
+}
+
 #[test]
-fn format_1_rows_load_and_are_rewritten_in_the_current_format_losing_nothing() {
+fn format_1_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     for fixture in [V1_FULL, V1_DEFAULT] {
         let record = decode_record(fixture).expect("today's rows decode");
-        let v3 = encode_record(&record).expect("encode");
-        assert!(v3.starts_with(r#"{"v":5,"#), "{v3}");
-        // Everything the old row said is still said; only the fields of formats 2 to 5 were
-        // added, with the values that mean what format 1 meant (its factor is the one
-        // authenticator).
-        let rewritten = value(&v3);
-        assert_eq!(rewritten["v"], Value::from(5));
+        let current = encode_record(&record).expect("encode");
+        assert!(current.starts_with(r#"{"v":6,"#), "{current}");
+        // Everything the old row said is still said; only the fields of formats 2 to 4 were
+        // added, with the values that mean what format 1 meant.
+        let rewritten = value(&current);
+        assert_eq!(rewritten["v"], Value::from(6));
         assert_eq!(
             rewritten["key_ceremonies"],
             serde_json::json!({"registration": null, "authentication": null})
         );
+        assert_format_4_fields_empty(&rewritten);
         assert_eq!(rewritten["mailed_code_login_at"], Value::Null);
         assert_eq!(
             rewritten["tickets"],
@@ -104,13 +145,13 @@ fn format_1_rows_load_and_are_rewritten_in_the_current_format_losing_nothing() {
         }
         assert!(
             rewritten["recovery"].is_null() || rewritten["recovery"]["symbols"] == 10,
-            "{v3}"
+            "{current}"
         );
         assert_eq!(to_format_1(rewritten), value(fixture));
         // Canonical: decoding the rewrite and encoding again gives the same bytes.
         assert_eq!(
-            encode_record(&decode_record(&v3).expect("decode")).expect("encode"),
-            v3
+            encode_record(&decode_record(&current).expect("decode")).expect("encode"),
+            current
         );
     }
     let record = decode_record(V1_FULL).expect("decode");
@@ -121,13 +162,15 @@ fn format_1_rows_load_and_are_rewritten_in_the_current_format_losing_nothing() {
 }
 
 #[test]
-fn format_2_rows_load_and_are_rewritten_in_the_current_format_losing_nothing() {
+fn format_2_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     let record = decode_record(V2_FULL).expect("format-2 rows decode");
-    let v3 = encode_record(&record).expect("encode");
-    assert!(v3.starts_with(r#"{"v":5,"#), "{v3}");
+    let current = encode_record(&record).expect("encode");
+    assert!(current.starts_with(r#"{"v":6,"#), "{current}");
     // Format 3 only adds the ticket ledger (no ticket used, generation 0) and the flag that
-    // the user was asked for a mailed code (not yet): everything else is as it was.
-    let rewritten = value(&v3);
+    // the user was asked for a mailed code (not yet), format 4 the outgoing code and the send
+    // attempts (none): everything else is as it was.
+    let rewritten = value(&current);
+    assert_format_4_fields_empty(&rewritten);
     assert_eq!(
         rewritten["tickets"],
         serde_json::json!({"generation": 0, "used": []})
@@ -135,8 +178,8 @@ fn format_2_rows_load_and_are_rewritten_in_the_current_format_losing_nothing() {
     assert_eq!(rewritten["mailed_login_required"], Value::Bool(false));
     assert_eq!(to_format_2(rewritten), value(V2_FULL));
     assert_eq!(
-        encode_record(&decode_record(&v3).expect("decode")).expect("encode"),
-        v3
+        encode_record(&decode_record(&current).expect("decode")).expect("encode"),
+        current
     );
     assert!(record.is_enrolled());
     assert_eq!(record.recovery_codes_left(), 9);
@@ -147,10 +190,85 @@ fn format_2_rows_load_and_are_rewritten_in_the_current_format_losing_nothing() {
     assert!(decode_record(&mixed.to_string()).is_err());
 }
 
-/// A format-2 row in a store logs in (with its app's code) and is saved in the current format (5) by that
+#[test]
+fn format_3_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
+    let record = decode_record(V3_MAILED).expect("format-3 rows decode");
+    let current = encode_record(&record).expect("encode");
+    assert!(current.starts_with(r#"{"v":6,"#), "{current}");
+    // Format 4 only adds the outgoing code (none: the mailed code of a format-3 row was
+    // delivered, and stays the `mailed` code) and the send attempts (none counted).
+    let rewritten = value(&current);
+    assert_format_4_fields_empty(&rewritten);
+    assert_eq!(rewritten["mailed"], value(V3_MAILED)["mailed"]);
+    assert_eq!(to_format_3(rewritten), value(V3_MAILED));
+    assert_eq!(
+        encode_record(&decode_record(&current).expect("decode")).expect("encode"),
+        current
+    );
+    // Format 3 has exactly its own fields: none of format 4's, and all of its own.
+    for (key, field) in [
+        ("outgoing", Value::Null),
+        ("mail_attempts", Value::Array(vec![])),
+    ] {
+        let mut mixed = value(V3_MAILED);
+        mixed[key] = field;
+        assert!(decode_record(&mixed.to_string()).is_err(), "{key}");
+    }
+    let mut short = value(&current);
+    short.as_object_mut().expect("object").remove("outgoing");
+    assert!(decode_record(&short.to_string()).is_err());
+}
+
+/// A service on `store` at the fixture's time, whose mail server is down.
+fn mail_down<S: UserStore>(
+    store: Arc<S>,
+) -> TwoFactor<Arc<S>, FlakyMailer, common::flows::Policy, Arc<ManualClock>> {
+    let tf = TwoFactor::builder(store)
+        .mailer(FlakyMailer::default())
+        .keys(twofactor::testing::test_keys())
+        .policy(common::flows::mail_code as common::flows::Policy)
+        .clock(Arc::new(ManualClock::new(1_700_000_130)))
+        .build();
+    tf.mailer().set_down(true);
+    tf
+}
+
+/// The code of a format-3 row was delivered: it still logs in after the upgrade, even when
+/// the new login's own code cannot be sent; the save writes the current format (6).
+#[tokio::test]
+async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_5() {
+    let store = Arc::new(MemoryStore::new());
+    let marc = Principal::new("marc");
+    for _ in 0..4 {
+        store.insert_json(&marc.user, V3_MAILED);
+    }
+    let tf = mail_down(store.clone());
+    let ctx = LoginContext::new();
+    let LoginDecision::CodeNotSent { pending, .. } =
+        tf.start_login(&marc, None, &ctx).await.expect("decision")
+    else {
+        panic!("the mail server is down")
+    };
+    let (json, _) = store.json(&marc.user).expect("row");
+    assert_eq!(value(&json)["v"], 6);
+    assert_eq!(value(&json)["outgoing"]["delivery"], "not_sent");
+    assert_eq!(value(&json)["mailed"], value(V3_MAILED)["mailed"]);
+    tf.finish_login(&pending, Factor::MailedCode(V3_CODE), None, &ctx)
+        .await
+        .expect("the code mailed before the upgrade logs in");
+    let (json, version) = store.json(&marc.user).expect("row");
+    assert_eq!(version.0, 7, "the send, its failure, the login");
+    let row = value(&json);
+    assert_eq!(
+        (&row["mailed"], &row["outgoing"]),
+        (&Value::Null, &Value::Null)
+    );
+}
+
+/// A format-2 row in a store logs in (with its app's code) and is saved in the current format (6) by that
 /// login, with the used ticket in its ledger.
 #[tokio::test]
-async fn a_format_2_row_logs_in_and_is_saved_in_the_current_format() {
+async fn a_format_2_row_logs_in_and_is_saved_as_format_5() {
     let store = Arc::new(MemoryStore::new());
     let alice = Principal::new("alice");
     for _ in 0..6 {
@@ -166,63 +284,73 @@ async fn a_format_2_row_logs_in_and_is_saved_in_the_current_format() {
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 7);
     let row = value(&json);
-    assert_eq!(row["v"], 5);
+    assert_eq!(row["v"], 6);
     assert_eq!(row["tickets"]["used"].as_array().map(Vec::len), Some(1));
 }
 
 /// A format-3 row (one `active` factor) is one authenticator: the default label, created
 /// when the factor was confirmed, an id derived from that time (the same at every load of a
 /// row never saved again), its replay step; the pending rotation replaces it. Rewritten as
-/// the current format and turned back, it is the row it was.
+/// format 4 and turned back, it is the row it was.
 #[test]
-fn format_3_rows_load_as_one_authenticator_with_a_stable_id() {
-    let record = decode_record(V3_FULL).expect("format-3 rows decode");
-    let again = decode_record(V3_FULL).expect("decode");
-    let list = record.authenticators();
-    assert_eq!(list.len(), 1);
-    assert_eq!(list, again.authenticators());
-    assert_eq!(list[0].label(), twofactor::account::DEFAULT_LABEL);
-    assert_eq!(list[0].created_at(), 1_700_000_010);
-    assert_eq!(list[0].last_used_at(), None);
-    assert_eq!(list[0].clock_offset_seconds(), 0);
-    let row = value(V3_FULL);
-    assert_eq!(
-        record.last_used_step(),
-        row["active"]["last_used_step"].as_u64()
-    );
-    let v4 = encode_record(&record).expect("encode");
-    let rewritten = value(&v4);
-    assert_eq!(rewritten["v"], 5);
-    assert_eq!(rewritten["authenticators"][0]["id"], list[0].id().as_str());
-    assert_eq!(
-        rewritten["pending"]["purpose"],
-        serde_json::json!({"replace": list[0].id().as_str()})
-    );
-    assert_eq!(to_format_3(rewritten), row);
-    // Format 3 has exactly its own fields: not those of format 4.
-    let mut mixed = row.clone();
-    mixed["authenticators"] = Value::Array(vec![]);
-    assert!(decode_record(&mixed.to_string()).is_err());
-    let mut mixed = row;
-    mixed["pending"]["label"] = Value::from("x");
-    assert!(decode_record(&mixed.to_string()).is_err());
+fn rows_of_formats_3_and_4_load_as_one_authenticator_with_a_stable_id() {
+    for (format, row_text, _, back) in ENROLLED_ROWS {
+        let record = decode_record(row_text).expect("older rows decode");
+        let again = decode_record(row_text).expect("decode");
+        let list = record.authenticators();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list, again.authenticators());
+        assert_eq!(list[0].label(), twofactor::account::DEFAULT_LABEL);
+        assert_eq!(list[0].created_at(), 1_700_000_010);
+        assert_eq!(list[0].last_used_at(), None);
+        assert_eq!(list[0].clock_offset_seconds(), 0);
+        let row = value(row_text);
+        assert_eq!(
+            record.last_used_step(),
+            row["active"]["last_used_step"].as_u64()
+        );
+        let current = encode_record(&record).expect("encode");
+        let rewritten = value(&current);
+        assert_eq!(rewritten["v"], 6);
+        assert_eq!(rewritten["authenticators"][0]["id"], list[0].id().as_str());
+        assert_eq!(
+            rewritten["pending"]["purpose"],
+            serde_json::json!({"replace": list[0].id().as_str()})
+        );
+        assert_eq!(back(rewritten), row, "format {format}");
+        // An older format has exactly its own fields: not those of format 5.
+        let mut mixed = row.clone();
+        mixed["authenticators"] = Value::Array(vec![]);
+        assert!(decode_record(&mixed.to_string()).is_err());
+        let mut mixed = row;
+        mixed["pending"]["label"] = Value::from("x");
+        assert!(decode_record(&mixed.to_string()).is_err());
+    }
 }
 
-/// A format-3 row in a store logs in with its app's code, names its one authenticator, and
-/// is saved in the current format with the same id; its pending rotation, confirmed, replaces it.
+/// A row of format 3 or 4 in a store logs in with its app's code, names its one
+/// authenticator, and is saved in the current format (6) with the same id; its pending rotation, confirmed,
+/// replaces it.
 #[tokio::test]
-async fn a_format_3_row_logs_in_and_its_rotation_replaces_its_factor() {
+async fn rows_of_formats_3_and_4_log_in_and_their_rotation_replaces_their_factor() {
+    for (_, row, secret, _) in ENROLLED_ROWS {
+        an_enrolled_old_row_logs_in_and_its_rotation_replaces_its_factor(row, secret).await;
+    }
+}
+
+async fn an_enrolled_old_row_logs_in_and_its_rotation_replaces_its_factor(
+    row: &str,
+    app_secret: &str,
+) {
     let store = Arc::new(MemoryStore::new());
     let alice = Principal::new("alice");
     for _ in 0..7 {
-        store.insert_json(&alice.user, V3_FULL);
+        store.insert_json(&alice.user, row);
     }
-    let id = decode_record(V3_FULL).unwrap().authenticators()[0]
-        .id()
-        .clone();
+    let id = decode_record(row).unwrap().authenticators()[0].id().clone();
     let h = Harness::new(store.clone(), required);
     h.clock.set(1_700_000_130);
-    let secret = twofactor::Secret::from_base32(V3_SECRET).expect("secret");
+    let secret = twofactor::Secret::from_base32(app_secret).expect("secret");
     let pending = h.challenge(&alice).await;
     let granted =
         h.tf.finish_login(
@@ -232,14 +360,14 @@ async fn a_format_3_row_logs_in_and_its_rotation_replaces_its_factor() {
             &LoginContext::new(),
         )
         .await
-        .expect("login on a format-3 row");
+        .expect("login on an older row");
     assert_eq!(granted.authenticator, Some(id.clone()));
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 8);
-    assert_eq!(value(&json)["v"], 5);
+    assert_eq!(value(&json)["v"], 6);
     assert_eq!(h.tf.authenticators(&alice.user).await.unwrap()[0].id(), &id);
     // The rotation started in format 3 is confirmed with the new app's code.
-    let pending_secret = value(V3_FULL)["pending"]["secret"]
+    let pending_secret = value(row)["pending"]["secret"]
         .as_str()
         .map(|s| twofactor::Secret::from_base32(s).expect("secret"))
         .expect("a pending secret");
@@ -276,11 +404,11 @@ fn format_1_is_accepted_only_in_its_exact_shape() {
 }
 
 proptest! {
-    /// Any subset of the fields of a format-3 record (other than all of them), and any
+    /// Any subset of the fields of a format-4 record (other than all of them), and any
     /// unknown field added, is refused.
     #[test]
     fn partial_or_extended_records_are_refused(
-        keep in proptest::collection::vec(any::<bool>(), 15),
+        keep in proptest::collection::vec(any::<bool>(), 17),
         extra in "[a-z_]{1,12}",
     ) {
         let full = value(&encode_record(&decode_record(V1_FULL).unwrap()).unwrap());
@@ -294,8 +422,8 @@ proptest! {
         prop_assert_eq!(keep.len(), top.len(), "one switch per field");
         // Even the nine top-level fields of format 1 are refused here: the nested recovery
         // set and mailed code carry format 2's `hash` and `symbols`, and formats never mix.
-        // Nor do the eleven of format 2 pass with `"v": 3` (nor do they with `"v": 2`, which
-        // has no `tickets` or `mailed_login_required`).
+        // Nor do the eleven of format 2 pass with `"v": 4`, nor the thirteen of format 3 (nor
+        // with their own version, which has none of the later fields).
         if partial.len() < top.len() {
             prop_assert!(decode_record(&Value::Object(partial).to_string()).is_err());
         }
@@ -366,21 +494,34 @@ mod sealed {
         Keyring::new("k1", &[1; 32]).expect("key")
     }
 
-    /// A sealed, tagged row in format 3 (as the code before format 4 wrote it, for `alice` at
-    /// store version 7) verifies after the upgrade, over a store that keeps the stored text
+    /// A sealed, tagged row of an enrolled user in format 3 or 4 (as the code before format 4,
+    /// or 5, wrote it, for `alice` at store version 7) verifies after the upgrade, over a store that keeps the stored text
     /// and over one that does not (the tag is then checked over the record encoded again in
-    /// format 3); it logs in and the save re-tags it in the current format. Moved to another version
+    /// its format); it logs in and the save re-tags it in the current format (6). Moved to another version
     /// or user, or with its factor edited, it is refused.
     #[tokio::test]
-    async fn format_3_sealed_rows_verify_on_both_paths_and_are_retagged_as_format_4() {
-        const V3_SEALED: &str = include_str!("fixtures/record_v3_sealed.json");
-        const SECRET: &str = "P5ZHEA5AL7GUUT6S6RJJE6RVKVPKU5PF";
+    async fn enrolled_sealed_rows_of_formats_3_and_4_verify_on_both_paths_and_are_retagged() {
+        for (row, secret) in [
+            (
+                include_str!("fixtures/record_v3_sealed.json"),
+                "P5ZHEA5AL7GUUT6S6RJJE6RVKVPKU5PF",
+            ),
+            (
+                include_str!("fixtures/record_v4_sealed.json"),
+                "5CAA6FZZRXTU44ZDRGYBOCNNMGVCRP3M",
+            ),
+        ] {
+            an_enrolled_sealed_row_verifies_on_both_paths(row, secret).await;
+        }
+    }
+
+    async fn an_enrolled_sealed_row_verifies_on_both_paths(row: &str, secret: &str) {
         let alice = Principal::new("alice");
-        let secret = twofactor::Secret::from_base32(SECRET).expect("secret");
+        let secret = twofactor::Secret::from_base32(secret).expect("secret");
         for text_path in [true, false] {
             let inner = Arc::new(MemoryStore::new());
             for _ in 0..7 {
-                inner.insert_json(&alice.user, V3_SEALED);
+                inner.insert_json(&alice.user, row);
             }
             if text_path {
                 let strict = Arc::new(SealedStore::new(inner.clone(), keyring()));
@@ -410,19 +551,19 @@ mod sealed {
             }
             let (json, version) = inner.json(&alice.user).expect("row");
             assert_eq!(version.0, 8);
-            assert_eq!(value(&json)["v"], 5);
+            assert_eq!(value(&json)["v"], 6);
             assert_eq!(value(&json)["mac"]["key"], "k1");
         }
         let inner = Arc::new(MemoryStore::new());
         let strict = SealedStore::new(inner.clone(), keyring());
         let plain = SealedStore::new(common::stores::PlainOnly(inner.clone()), keyring());
         // At another version, or with its factor's replay step rolled back: refused.
-        inner.insert_json(&alice.user, V3_SEALED);
+        inner.insert_json(&alice.user, row);
         assert!(matches!(
             strict.load(&alice.user).await,
             Err(SealedStoreError::Tampered { .. })
         ));
-        let mut edited = value(V3_SEALED);
+        let mut edited = value(row);
         edited["active"]["last_used_step"] = Value::from(1);
         for _ in 0..7 {
             inner.insert_json(&alice.user, edited.to_string());
@@ -489,9 +630,9 @@ mod sealed {
 
     /// A sealed, tagged row in format 2 (as the code before format 3 wrote it, for `alice` at
     /// store version 6 under this keyring) still verifies after the upgrade: its tag covers
-    /// the record as format 2 encoded it. It logs in, and the save re-tags it as format 3.
+    /// the record as format 2 encoded it. It logs in, and the save re-tags it in the current format (6).
     #[tokio::test]
-    async fn format_2_sealed_rows_still_verify_and_are_retagged_as_format_4() {
+    async fn format_2_sealed_rows_still_verify_and_are_retagged_as_format_5() {
         const V2_SEALED: &str = include_str!("fixtures/record_v2_sealed.json");
         const SECRET: &str = "D3HZ7WXSUUHE5BD75D7GZQRZFW5H2QGA";
         let inner = Arc::new(MemoryStore::new());
@@ -515,13 +656,54 @@ mod sealed {
             .expect("login on a format-2 sealed row");
         let (json, version) = inner.json(&alice.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 5);
+        assert_eq!(value(&json)["v"], 6);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&alice.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.
         inner.insert_json(&alice.user, V2_SEALED);
         assert!(matches!(
             strict.load(&alice.user).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
+    }
+
+    /// A sealed, tagged row in format 3 (as the code before format 4 wrote it, for `marc` at
+    /// store version 4 under this keyring) still verifies after the upgrade, over the stored
+    /// text and, for a store that keeps only the decoded record, over the format-3 encoding
+    /// the record reproduces. Its mailed code still logs in; the saves re-tag it in the current format (6).
+    #[tokio::test]
+    async fn format_3_sealed_rows_still_verify_and_are_retagged_as_format_5() {
+        const V3_SEALED: &str = include_str!("fixtures/record_v3_mailed_sealed.json");
+        const CODE: &str = "996009";
+        let marc = Principal::new("marc");
+        let inner = Arc::new(MemoryStore::new());
+        for _ in 0..4 {
+            inner.insert_json(&marc.user, V3_SEALED);
+        }
+        let plain_only = SealedStore::new(common::stores::PlainOnly(inner.clone()), keyring());
+        assert!(
+            matches!(plain_only.load(&marc.user).await, Ok(Some(_))),
+            "the tag is checked over the format-3 encoding"
+        );
+        let strict = Arc::new(SealedStore::new(inner.clone(), keyring()));
+        let tf = mail_down(strict.clone());
+        let ctx = LoginContext::new();
+        let decision = tf.start_login(&marc, None, &ctx).await.expect("decision");
+        let LoginDecision::CodeNotSent { pending, .. } = decision else {
+            panic!("{decision:?}")
+        };
+        tf.finish_login(&pending, Factor::MailedCode(CODE), None, &ctx)
+            .await
+            .expect("the code mailed before the upgrade logs in");
+        let (json, version) = inner.json(&marc.user).expect("row");
+        assert_eq!(version.0, 7);
+        assert_eq!(value(&json)["v"], 6);
+        assert_eq!(value(&json)["mac"]["key"], "k1");
+        assert!(strict.load(&marc.user).await.expect("load").is_some());
+        // Moved to another version, it is refused like any other tampering.
+        inner.insert_json(&marc.user, V3_SEALED);
+        assert!(matches!(
+            strict.load(&marc.user).await,
             Err(SealedStoreError::Tampered { .. })
         ));
     }

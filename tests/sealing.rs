@@ -710,7 +710,7 @@ async fn a_stripped_tag_is_refused_even_while_accepting_untagged_rows() {
 /// The format-1 shape of a record: only the nine fields 0.1.0 wrote (no `v`, no tag), with no
 /// recovery set and no mailed code (their format-2 shapes differ).
 fn as_format_1(json: &str) -> String {
-    let v = common::legacy::to_format_3(serde_json::from_str(json).expect("json"));
+    let v = common::legacy::to_format_4(serde_json::from_str(json).expect("json"));
     let mut out = serde_json::Map::new();
     for field in [
         "active",

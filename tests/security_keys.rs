@@ -92,6 +92,17 @@ async fn the_first_key_turns_2fa_on_and_logs_in_alone() {
     assert_eq!(granted.authenticator.as_ref(), Some(list[0].id()));
     assert_eq!(granted.proof.factor(), FactorKind::SecurityKey);
     assert!(!granted.needs_security_key);
+    // Assurance claims: the password, then a hardware key (RFC 8176 `hwk`), naming the key.
+    assert_eq!(granted.claims.amr(), ["pwd", "hwk", "mfa"]);
+    assert_eq!(granted.claims.aal(), twofactor::account::Aal::Aal2);
+    let hwk = granted
+        .claims
+        .methods()
+        .iter()
+        .find(|m| m.method == twofactor::account::AuthMethod::HardwareKey)
+        .expect("hwk");
+    assert_eq!(hwk.authenticator.as_deref(), Some(list[0].id().as_str()));
+    assert_eq!(granted.proof.claims(), &granted.claims);
     let after = h.tf.authenticators(&alice.user).await.unwrap();
     assert_eq!(after[0].last_used_at(), Some(h.now()));
     // The login's ceremony is used up with the ticket.

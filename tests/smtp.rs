@@ -4,7 +4,10 @@
 //! parses it). The tests read the messages back from there: a mailed login code is parsed
 //! out of what the server received and completes a real login; every notice arrives as a
 //! proper `multipart/alternative` message; a server that is down, refuses, hangs or speaks
-//! the wrong TLS gives the caller a typed error, and once it is back a new send works.
+//! the wrong TLS gives the caller a typed error. A login whose code could not be sent keeps
+//! its ticket: once the server is back, a resend delivers a code that completes it; a code
+//! delivered earlier survives a resend that fails; failed sends are not counted as sent, and
+//! are bounded.
 //!
 //! Needs `python3` with `aiosmtpd` (`python3 -m pip install aiosmtpd`; `scripts/test`
 //! installs it): without it the tests fail, saying so, never skip.
@@ -17,12 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use twofactor::Clock as _;
 use twofactor::account::PendingStep;
 use twofactor::audit::AuditKind;
 use twofactor::mail::{
-    DisabledBy, EnglishMessages, Mailer, Messages, Notice, NoticeKind, Recipient, SecretText,
-    SmtpError, SmtpMailer, SmtpTls,
+    DisabledBy, EnglishMessages, MailFailure, Mailer, Messages, Notice, NoticeKind, Recipient,
+    SecretText, SmtpError, SmtpMailer, SmtpTls,
 };
+use twofactor::store::UserStore;
 use twofactor::testing::{ManualClock, RecordingAudit};
 use twofactor::{
     EnrollmentStatus, Error, ErrorKind, Factor, LoginContext, LoginDecision, MemoryStore,
@@ -38,8 +43,22 @@ const FROM: &str = "Acme <no-reply@acme.example>";
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
     Deliver,
+    /// 550 on every recipient.
     Refuse,
+    /// The recipients accepted, the message refused with 554 once received.
+    RefuseData,
     Stall,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Deliver => "deliver",
+            Mode::Refuse => "refuse",
+            Mode::RefuseData => "refuse-data",
+            Mode::Stall => "stall",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -120,12 +139,10 @@ impl SmtpServer {
                     .arg(&key);
             }
         }
-        let mode = match mode {
-            Mode::Deliver => "deliver",
-            Mode::Refuse => "refuse",
-            Mode::Stall => "stall",
-        };
-        command.args(["-c", "smtp_sink.Sink"]).arg(&dir).arg(mode);
+        command
+            .args(["-c", "smtp_sink.Sink"])
+            .arg(&dir)
+            .arg(mode.name());
         let child = command.spawn().unwrap_or_else(|e| {
             panic!("cannot run python3 ({e}): the SMTP tests need python3 with aiosmtpd")
         });
@@ -152,6 +169,22 @@ impl SmtpServer {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Switches the running server to `mode` from the next message on.
+    fn set_mode(&self, mode: Mode) {
+        let tmp = self.dir.join("mode.tmp");
+        std::fs::write(&tmp, mode.name()).expect("write the mode");
+        std::fs::rename(tmp, self.dir.join("mode")).expect("switch the mode");
+    }
+
+    /// The recipients the server was asked for, accepted or not: one per attempt to send.
+    fn attempts_for(&self, address: &str) -> usize {
+        std::fs::read_to_string(self.dir.join("rcpt.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == address)
+            .count()
     }
 
     /// Every message the server accepted, in order (the JSON summaries).
@@ -191,13 +224,17 @@ impl Drop for SmtpServer {
 type Addresses = HashMap<UserId, Recipient>;
 type Smtp = SmtpMailer<Addresses, EnglishMessages, Arc<ManualClock>>;
 type MailCodePolicy = fn(&Principal, &EnrollmentStatus, u64) -> Requirement;
-type Service = TwoFactor<MemoryStore, Smtp, MailCodePolicy, Arc<ManualClock>, RecordingAudit>;
+type ServiceOn<S> = TwoFactor<S, Smtp, MailCodePolicy, Arc<ManualClock>, RecordingAudit>;
+type Service = ServiceOn<MemoryStore>;
 
 fn addresses() -> Addresses {
-    HashMap::from([(
-        UserId::new("marc"),
-        Recipient::new("marc@acme.example").name("Marc Demo"),
-    )])
+    HashMap::from([
+        (
+            UserId::new("marc"),
+            Recipient::new("marc@acme.example").name("Marc Demo"),
+        ),
+        (UserId::new("lea"), Recipient::new("lea@acme.example")),
+    ])
 }
 
 fn mailer(port: u16, clock: &Arc<ManualClock>) -> Smtp {
@@ -220,8 +257,12 @@ fn mail_code_policy(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement 
 }
 
 fn service(port: u16) -> Service {
+    service_on(MemoryStore::new(), port)
+}
+
+fn service_on<S: UserStore>(store: S, port: u16) -> ServiceOn<S> {
     let clock = Arc::new(ManualClock::new(T0));
-    TwoFactor::builder(MemoryStore::new())
+    TwoFactor::builder(store)
         .mailer(mailer(port, &clock))
         .policy(mail_code_policy as MailCodePolicy)
         .clock(clock)
@@ -298,7 +339,21 @@ fn smtp_error(error: &Error) -> &SmtpError {
     }
 }
 
-fn login_codes_mailed(tf: &Service) -> usize {
+/// The ticket and the mailer's error of a login whose code could not be sent.
+fn not_sent(decision: LoginDecision) -> (PendingLogin, MailFailure) {
+    match decision {
+        LoginDecision::CodeNotSent { pending, error } => (pending, error),
+        other => panic!("expected CodeNotSent, got {other:?}"),
+    }
+}
+
+fn smtp_failure(failure: &MailFailure) -> &SmtpError {
+    failure
+        .downcast_ref::<SmtpError>()
+        .unwrap_or_else(|| panic!("not an SmtpError: {failure:?}"))
+}
+
+fn login_codes_mailed<S: UserStore>(tf: &ServiceOn<S>) -> usize {
     tf.audit()
         .kinds_for(&marc().user)
         .iter()
@@ -411,6 +466,7 @@ fn every_notice() -> Vec<Notice> {
         Notice::RecoveryCodesRegenerated,
         Notice::RecoveryCodeUsed {
             remaining: 2,
+            low: true,
             context: ctx,
         },
         Notice::Invitation {
@@ -490,28 +546,30 @@ async fn every_notice_arrives_as_multipart_alternative_with_its_rendered_words()
 
 // ----- (c) a server that is down, refuses or hangs -----
 
-#[tokio::test]
-async fn a_server_that_is_down_is_a_typed_error_and_a_new_login_works_once_it_is_back() {
+/// A login whose code could not be sent keeps its ticket; once the server is back, a resend
+/// with that ticket delivers a code that completes the login. On `store`.
+async fn down_at_login_then_resend_once_back<S: UserStore>(store: S) {
     let port = free_port(); // nothing listens here yet
-    let tf = service(port);
+    let tf = service_on(store, port);
     let ctx = context();
 
     let started = Instant::now();
-    let error = tf
-        .start_login(&marc(), None, &ctx)
-        .await
-        .expect_err("no server");
+    let (pending, error) = not_sent(tf.start_login(&marc(), None, &ctx).await.expect("a ticket"));
     eprintln!(
         "start_login, server down: {error} after {:?}",
         started.elapsed()
     );
     assert!(
-        matches!(smtp_error(&error), SmtpError::Connect(_)),
+        matches!(smtp_failure(&error), SmtpError::Connect(_)),
         "{error:?}"
     );
-    assert!(smtp_error(&error).is_transient());
-    assert_eq!(error.kind(), ErrorKind::Unavailable);
-    assert_eq!(error.http_status(), 503);
+    assert!(smtp_failure(&error).is_transient());
+    assert_eq!(
+        pending.step(),
+        &PendingStep::MailedCode {
+            code_expires_at: T0 + 3_600
+        }
+    );
     // The failure is in the audit trail; nobody was let in.
     let trail = tf.audit().kinds_for(&marc().user);
     assert!(
@@ -525,64 +583,113 @@ async fn a_server_that_is_down_is_a_typed_error_and_a_new_login_works_once_it_is
             .iter()
             .any(|k| matches!(k, AuditKind::LoginSucceeded { .. }))
     );
+    // The record knows the code was not sent, and nothing else is pending.
+    let row = stored_row(&tf).await;
+    assert_eq!(row["outgoing"]["delivery"], "not_sent", "{row}");
+    assert_eq!(row["mailed"], Value::Null);
+    assert_eq!(row["mail_sends"], serde_json::json!([]), "given back");
+    assert_eq!(row["mail_attempts"], serde_json::json!([T0]));
 
-    // The server comes back: logging in again mails a code that works.
+    // The server comes back: the same ticket asks again, and the code it gets logs in.
     tf.clock().advance(60);
     let server = SmtpServer::start_on(port, Mode::Deliver, ServerTls::None);
-    let pending = pending_of(tf.start_login(&marc(), None, &ctx).await.expect("mailed"));
+    let expires_at = tf.resend_mailed_code(&pending, &ctx).await.expect("resent");
+    assert_eq!(expires_at, T0 + 60 + 3_600);
     let received = server.received();
     assert_eq!(received.len(), 1, "the failed send left nothing behind");
     let code = code_in(&received[0]);
+    let row = stored_row(&tf).await;
+    assert_eq!(row["outgoing"], Value::Null, "{row}");
+    assert_eq!(row["mail_sends"], serde_json::json!([T0 + 60]));
     tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
         .await
         .expect("the code from the server logs in");
     assert_eq!(login_codes_mailed(&tf), 2);
 }
 
-#[tokio::test]
-async fn a_refusing_server_is_a_typed_error_and_a_new_login_works_once_it_accepts() {
-    let refusing = SmtpServer::start(Mode::Refuse);
-    let port = refusing.port;
-    let tf = service(port);
-    let ctx = context();
-
-    let error = tf
-        .start_login(&marc(), None, &ctx)
+/// marc's stored row, as JSON.
+async fn stored_row<S: UserStore>(tf: &ServiceOn<S>) -> Value {
+    let loaded = tf
+        .store()
+        .load(&marc().user)
         .await
-        .expect_err("refused");
-    match smtp_error(&error) {
-        SmtpError::Refused { code, source } => {
-            assert_eq!(*code, 550);
-            // The server's words are in the source chain, not flattened into ours.
-            assert!(source.to_string().contains("Recipient refused"), "{source}");
-            assert!(!error.to_string().contains("Recipient refused"));
-        }
-        other => panic!("expected Refused, got {other:?}"),
-    }
-    assert!(!smtp_error(&error).is_transient());
-    assert!(refusing.received().is_empty());
-    drop(refusing);
-
-    // The same server, now accepting.
-    tf.clock().advance(60);
-    let server = SmtpServer::start_on(port, Mode::Deliver, ServerTls::None);
-    let pending = pending_of(tf.start_login(&marc(), None, &ctx).await.expect("mailed"));
-    let code = code_in(&server.received()[0]);
-    tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
-        .await
-        .expect("logs in");
+        .unwrap_or_else(|_| panic!("load"))
+        .expect("a row");
+    serde_json::from_str(&twofactor::store::codec::encode_record(&loaded.record).expect("encode"))
+        .expect("JSON")
 }
 
 #[tokio::test]
-async fn a_failed_resend_is_a_typed_error_and_a_resend_works_once_the_server_is_back() {
+async fn a_server_down_at_login_leaves_a_ticket_and_a_resend_delivers_once_it_is_back() {
+    down_at_login_then_resend_once_back(MemoryStore::new()).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn the_same_on_sqlite() {
+    let store = twofactor::SqliteStore::in_memory().await.expect("sqlite");
+    down_at_login_then_resend_once_back(store).await;
+}
+
+#[tokio::test]
+async fn a_refusing_server_leaves_a_ticket_and_a_resend_delivers_once_it_accepts() {
+    for (mode, refused_with) in [(Mode::Refuse, 550), (Mode::RefuseData, 554)] {
+        let server = SmtpServer::start(mode);
+        let tf = service(server.port);
+        let ctx = context();
+
+        let (pending, error) =
+            not_sent(tf.start_login(&marc(), None, &ctx).await.expect("a ticket"));
+        match smtp_failure(&error) {
+            SmtpError::Refused { code, source } => {
+                assert_eq!(*code, refused_with, "{mode:?}");
+                // The server's words are in the source chain, not flattened into ours.
+                assert!(
+                    source.to_string().contains("refused by the test server"),
+                    "{source}"
+                );
+                assert!(!error.to_string().contains("refused by the test server"));
+            }
+            other => panic!("{mode:?}: expected Refused, got {other:?}"),
+        }
+        assert!(!smtp_failure(&error).is_transient());
+        assert!(server.received().is_empty());
+        assert_eq!(server.attempts_for("marc@acme.example"), 1);
+
+        // The same server, now accepting: the ticket's resend delivers.
+        server.set_mode(Mode::Deliver);
+        tf.clock().advance(60);
+        tf.resend_mailed_code(&pending, &ctx).await.expect("resent");
+        let received = server.received();
+        assert_eq!(received.len(), 1, "{mode:?}");
+        let code = code_in(&received[0]);
+        tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
+            .await
+            .expect("logs in");
+    }
+}
+
+#[tokio::test]
+async fn a_delivered_code_survives_resends_that_fail_until_a_new_one_is_delivered() {
     let server = SmtpServer::start(Mode::Deliver);
     let port = server.port;
     let tf = service(port);
     let ctx = context();
     let pending = pending_of(tf.start_login(&marc(), None, &ctx).await.expect("mailed"));
-    assert_eq!(server.received().len(), 1);
+    let first = code_in(&server.received()[0]);
 
-    // The user asks for the code again while the server is down.
+    // The user asks for the code again; the server refuses, then is down.
+    server.set_mode(Mode::Refuse);
+    tf.clock().advance(60);
+    let error = tf
+        .resend_mailed_code(&pending, &ctx)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(smtp_error(&error), SmtpError::Refused { code: 550, .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.kind(), ErrorKind::Unavailable);
     drop(server);
     tf.clock().advance(60);
     let error = tf
@@ -593,18 +700,121 @@ async fn a_failed_resend_is_a_typed_error_and_a_resend_works_once_the_server_is_
         matches!(smtp_error(&error), SmtpError::Connect(_)),
         "{error:?}"
     );
+    assert_eq!(error.http_status(), 503);
 
-    // Back up: the same pending login can ask again, and the code it gets logs in.
-    tf.clock().advance(60);
+    // Back up: a resend delivers a second code, which replaces the first.
     let server = SmtpServer::start_on(port, Mode::Deliver, ServerTls::None);
-    let expires_at = tf.resend_mailed_code(&pending, &ctx).await.expect("resent");
-    assert_eq!(expires_at, T0 + 120 + 3_600);
-    let received = server.received();
-    assert_eq!(received.len(), 1);
-    let code = code_in(&received[0]);
+    tf.clock().advance(60);
+    tf.resend_mailed_code(&pending, &ctx).await.expect("resent");
+    let second = code_in(&server.received()[0]);
+    assert_ne!(first, second);
+    // Now the server is down again: another failed resend takes nothing away.
+    server.set_mode(Mode::RefuseData);
+    tf.clock().advance(60);
+    assert!(tf.resend_mailed_code(&pending, &ctx).await.is_err());
+    assert!(matches!(
+        tf.finish_login(&pending, Factor::MailedCode(&first), None, &ctx)
+            .await,
+        Err(Error::InvalidCode)
+    ));
+    tf.finish_login(&pending, Factor::MailedCode(&second), None, &ctx)
+        .await
+        .expect("the code delivered last still logs in after the failed resend");
+
+    // The same with nothing delivered in between: the code of the login itself survives.
+    tf.clock().advance(60);
+    server.set_mode(Mode::Deliver);
+    let pending = pending_of(tf.start_login(&marc(), None, &ctx).await.expect("mailed"));
+    let third = code_in(&server.received()[1]);
+    drop(server);
+    for _ in 0..3 {
+        tf.clock().advance(30);
+        assert!(tf.resend_mailed_code(&pending, &ctx).await.is_err());
+    }
+    tf.finish_login(&pending, Factor::MailedCode(&third), None, &ctx)
+        .await
+        .expect("the code mailed at login survives three failed resends");
+}
+
+#[tokio::test]
+async fn failed_sends_are_not_counted_as_sent_and_are_bounded() {
+    let server = SmtpServer::start(Mode::Refuse);
+    let tf = service(server.port);
+    let ctx = context();
+
+    // Four attempts refused (the login and three resends), then five delivered: the failed
+    // ones do not use up the five codes an hour a user may be sent.
+    let (pending, _) = not_sent(tf.start_login(&marc(), None, &ctx).await.expect("a ticket"));
+    for _ in 0..3 {
+        tf.clock().advance(10);
+        assert!(matches!(
+            tf.resend_mailed_code(&pending, &ctx).await,
+            Err(Error::Mailer(_))
+        ));
+    }
+    server.set_mode(Mode::Deliver);
+    for _ in 0..5 {
+        tf.clock().advance(10);
+        tf.resend_mailed_code(&pending, &ctx)
+            .await
+            .expect("delivered");
+    }
+    assert_eq!(server.received().len(), 5);
+    // The sixth delivered code in the hour is refused; the last one still works.
+    tf.clock().advance(10);
+    let error = tf
+        .resend_mailed_code(&pending, &ctx)
+        .await
+        .expect_err("five sent this hour");
+    assert_eq!(error.retry_after(tf.clock().now()), Some(3_600 - 90 + 40));
+    assert_eq!(server.attempts_for("marc@acme.example"), 9);
+    let last = code_in(&server.received()[4]);
+    tf.finish_login(&pending, Factor::MailedCode(&last), None, &ctx)
+        .await
+        .expect("the last code delivered logs in");
+
+    // Failed sends are bounded on their own: 15 attempts an hour, delivered or not. Someone
+    // with lea's password cannot make the server hammer the mail server.
+    server.set_mode(Mode::Refuse);
+    let lea = Principal::new("lea");
+    let start = tf.clock().now();
+    let (pending, _) = not_sent(tf.start_login(&lea, None, &ctx).await.expect("a ticket"));
+    for _ in 1..15 {
+        tf.clock().advance(1);
+        assert!(matches!(
+            tf.resend_mailed_code(&pending, &ctx).await,
+            Err(Error::Mailer(_))
+        ));
+    }
+    assert_eq!(server.attempts_for("lea@acme.example"), 15);
+    server.set_mode(Mode::Deliver);
+    for _ in 0..3 {
+        tf.clock().advance(1);
+        let error = tf
+            .resend_mailed_code(&pending, &ctx)
+            .await
+            .expect_err("bounded");
+        assert!(matches!(error, Error::Throttled { .. }), "{error:?}");
+        assert_eq!(
+            error.retry_after(tf.clock().now()),
+            Some(start + 3_600 - tf.clock().now())
+        );
+        let again = tf.start_login(&lea, None, &ctx).await;
+        assert!(matches!(again, Err(Error::Throttled { .. })), "{again:?}");
+    }
+    assert_eq!(
+        server.attempts_for("lea@acme.example"),
+        15,
+        "nothing more was tried"
+    );
+    assert!(server.received().len() == 5, "nothing reached lea");
+    // An hour after the first attempt, a new login mails a code that works.
+    tf.clock().set(start + 3_600);
+    let pending = pending_of(tf.start_login(&lea, None, &ctx).await.expect("mailed"));
+    let code = code_in(&server.received()[5]);
     tf.finish_login(&pending, Factor::MailedCode(&code), None, &ctx)
         .await
-        .expect("the resent code logs in");
+        .expect("logs in");
 }
 
 #[tokio::test]
@@ -638,11 +848,12 @@ async fn a_user_without_an_address_is_a_typed_error() {
     let server = SmtpServer::start(Mode::Deliver);
     let tf = service(server.port);
     let nobody = Principal::new("nobody");
-    let error = tf
-        .start_login(&nobody, None, &LoginContext::new())
-        .await
-        .expect_err("no address");
-    match smtp_error(&error) {
+    let (_, error) = not_sent(
+        tf.start_login(&nobody, None, &LoginContext::new())
+            .await
+            .expect("a ticket"),
+    );
+    match smtp_failure(&error) {
         SmtpError::NoAddress { user } => assert_eq!(user, &nobody.user),
         other => panic!("expected NoAddress, got {other:?}"),
     }

@@ -23,6 +23,12 @@ async fn samples() -> (TwoFactorRecord, TwoFactorRecord) {
     flows::sample_records().await
 }
 
+/// A record with a mailed code delivered and a resend that could not be sent (the outgoing
+/// code marked not sent, the send attempts counted).
+async fn mail_sample() -> TwoFactorRecord {
+    flows::sample_mail_record().await
+}
+
 /// The trait-level suite for one store fixture.
 macro_rules! store_conformance {
     ($name:ident, $fixture:ty) => {
@@ -62,14 +68,16 @@ macro_rules! store_conformance {
             async fn round_trip_preserves_the_record() {
                 let f = fixture().await;
                 let (a, b) = samples().await;
-                conformance::round_trip(&*f.store(), &[a.clone(), b, a]).await;
+                let c = mail_sample().await;
+                conformance::round_trip(&*f.store(), &[a.clone(), b, c.clone(), a, c]).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn encoded_path_agrees_with_load_and_save() {
                 let f = fixture().await;
                 let (a, b) = samples().await;
-                conformance::encoded_path(&*f.store(), &[a.clone(), b, a]).await;
+                let c = mail_sample().await;
+                conformance::encoded_path(&*f.store(), &[a.clone(), b, c, a]).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +189,7 @@ macro_rules! sql_conformance {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn rows_of_formats_1_to_3_load_as_one_authenticator_and_log_in() {
+            async fn rows_of_formats_1_to_4_load_as_one_authenticator_and_log_in() {
                 let f = fixture().await;
                 flows::old_rows_load_and_log_in(&f).await;
             }

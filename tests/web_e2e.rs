@@ -1,4 +1,5 @@
-//! The web demo (examples/web) end to end in real headless Chromium, driven over WebDriver.
+//! The web demo (examples/web, built on `twofactor::axum`) end to end in real headless
+//! Chromium, driven over WebDriver.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian); paths can be overridden with `CHROMIUM`
 //! and `CHROMEDRIVER`. A missing browser FAILS the test: it never skips. Screenshots of the
@@ -11,10 +12,10 @@
 
 #[path = "../examples/web/app.rs"]
 mod app;
+#[path = "../examples/web/demo.rs"]
+mod demo;
 #[path = "../examples/web/pages.rs"]
 mod pages;
-#[path = "../examples/web/twofa.rs"]
-mod twofa;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +26,13 @@ use twofactor::{Clock, Secret, Totp};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// `twofactor::axum`'s pages: the second step (a code, or the mailed code), forced set-up,
+/// the account security page (where a login lands), step-up.
+const SECOND_STEP: &str = "/2fa";
+const SETUP: &str = "/2fa/setup";
+const ACCOUNT: &str = "/2fa/account";
+const STEP_UP: &str = "/2fa/step-up";
+
 #[path = "support/browser.rs"]
 mod browser_support;
 use browser_support::browser;
@@ -33,7 +41,7 @@ use browser_support::browser;
 struct T {
     c: Client,
     base: String,
-    app: Arc<app::App>,
+    app: Arc<demo::App>,
     shots: PathBuf,
     /// The administrator's (root's) authenticator, once enrolled.
     root: std::sync::Mutex<Option<Secret>>,
@@ -203,15 +211,16 @@ impl T {
             .map_err(|_| "poisoned")?
             .clone()
             .ok_or("root enrolled")?;
-        self.login("root", app::SEED_PASSWORD).await?;
-        assert_eq!(self.path().await?, "/login/code");
+        self.login("root", demo::SEED_PASSWORD).await?;
+        assert_eq!(self.path().await?, SECOND_STEP);
         self.next_step();
         self.fill("#code", &self.code(&secret).await).await?;
         self.click("#verify").await?;
-        assert_eq!(self.path().await?, "/account");
+        assert_eq!(self.path().await?, ACCOUNT);
         Ok(())
     }
-    /// Answers the step-up page with the administrator's next code.
+    /// Answers the step-up page (where an administrator action without a fresh second
+    /// factor was sent) with the administrator's next code: back to the administrator page.
     async fn step_up(&self) -> TestResult {
         let secret = self
             .root
@@ -219,13 +228,45 @@ impl T {
             .map_err(|_| "poisoned")?
             .clone()
             .ok_or("root enrolled")?;
-        self.go("/admin/step-up").await?;
+        assert_eq!(self.path().await?, STEP_UP);
         self.next_step();
         self.fill("#code", &self.code(&secret).await).await?;
-        self.click("#step-up").await?;
-        assert_eq!(self.path().await?, "/admin");
-        assert!(self.text("#flash").await?.contains("Confirmed"));
+        self.click("#verify").await?;
+        assert_eq!(self.path().await?, "/admin", "back to the page of the form");
         Ok(())
+    }
+    /// Posts a form the page does not offer (a hand-made request, as an attacker or a
+    /// bookmarklet would send it), with the session's CSRF token read off the page.
+    async fn post_by_hand(&self, action: &str) -> TestResult {
+        let old = self.c.find(Locator::Css("html")).await?;
+        let script = "const f = document.createElement('form'); f.method = 'post'; \
+             f.action = arguments[0]; const c = document.createElement('input'); \
+             c.type = 'hidden'; c.name = 'csrf'; \
+             c.value = document.querySelector('input[name=csrf]').value; f.appendChild(c); \
+             document.body.appendChild(f); f.submit();";
+        self.c
+            .execute(script, vec![serde_json::Value::from(action)])
+            .await?;
+        for _ in 0..200 {
+            if old.tag_name().await.is_err() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("posting to {action} did not load a page").into())
+    }
+    /// How many audit rows of `kind` (the library's `AuditKind`, as JSON) the table holds.
+    async fn audit_rows(
+        &self,
+        kind: &str,
+    ) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
+        self.app.tf.audit().flush().await;
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit WHERE event LIKE ?")
+                .bind(format!("%\"kind\":\"{kind}\"%"))
+                .fetch_one(&self.app.pool)
+                .await?,
+        )
     }
     /// The browser's trusted-device cookies (the library's per-user `__Host-` names).
     async fn device_cookies(
@@ -264,7 +305,7 @@ impl T {
             .click()
             .await?;
         self.click("#save-policy").await?;
-        assert!(self.text("#flash").await?.contains("Policy saved"));
+        assert!(self.text("#notice").await?.contains("Policy saved"));
         Ok(())
     }
 }
@@ -277,11 +318,7 @@ async fn every_login_flow_in_chromium() -> TestResult {
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots)?;
 
-    let (addr, app, _server) = app::serve(app::Config {
-        db: dir.join("demo.db"),
-        port: 0,
-    })
-    .await?;
+    let (addr, app, _server) = app::serve(demo::Config::new(dir.join("demo.db"))).await?;
     let (c, _driver) = browser(&dir.join("profile"), "1100,1400").await?;
     let t = T {
         c,
@@ -312,21 +349,24 @@ async fn story(t: &T) -> TestResult {
     t.fill("#email", "alice@example.com").await?;
     t.fill("#password", "correct horse").await?;
     t.click("#signup").await?;
-    assert!(t.text("#flash").await?.contains("Account created"));
+    assert!(t.text("#notice").await?.contains("Account created"));
     t.login("alice", "wrong password").await?;
-    assert!(t.text("#flash").await?.contains("Wrong name or password"));
+    assert!(t.text("#notice").await?.contains("Wrong name or password"));
     t.shot("login").await?;
     t.login("alice", "correct horse").await?;
-    assert_eq!(t.path().await?, "/account");
+    assert_eq!(t.path().await?, ACCOUNT);
 
-    // Enable 2FA: confirm the password, read the manual key off the page, compute the code.
-    t.fill("#tfa-off input[name=password]", "correct horse")
-        .await?;
+    // Enable 2FA (the password was just checked), read the manual key off the page, compute
+    // the code.
     t.click("#enable").await?;
     let (secret, recovery) = t.enroll_from_page(Some("enroll")).await?;
     t.shot("recovery-codes").await?;
     t.click("#continue").await?;
-    assert!(t.text("#tfa-on").await?.contains("10 recovery codes left"));
+    assert!(
+        t.text("#recovery")
+            .await?
+            .contains("10 recovery codes left")
+    );
     t.logout().await?;
 
     // Log in with a code. The session id changes when the login ticket is stored in the
@@ -337,7 +377,7 @@ async fn story(t: &T) -> TestResult {
     t.fill("#username", "alice").await?;
     t.fill("#password", "correct horse").await?;
     t.click("#login").await?;
-    assert_eq!(t.path().await?, "/login/code");
+    assert_eq!(t.path().await?, SECOND_STEP);
     let half = t.session_id().await?;
     assert_ne!(
         half, anonymous,
@@ -346,7 +386,7 @@ async fn story(t: &T) -> TestResult {
     let used = t.code(&secret).await;
     t.fill("#code", &used).await?;
     t.click("#verify").await?;
-    assert_eq!(t.path().await?, "/account");
+    assert_eq!(t.path().await?, ACCOUNT);
     let logged_in = t.session_id().await?;
     assert_ne!(logged_in, half, "a new session id at login");
     t.logout().await?;
@@ -355,7 +395,7 @@ async fn story(t: &T) -> TestResult {
     t.login("alice", "correct horse").await?;
     t.fill("#code", &used).await?;
     t.click("#verify").await?;
-    assert!(t.text("#error").await?.contains("Invalid code"));
+    assert!(t.text("#error").await?.contains("code is not valid"));
     t.shot("code-refused").await?;
 
     // Not a code at all (Factor::parse refuses it): a 400, the form again, nothing counted.
@@ -374,7 +414,7 @@ async fn story(t: &T) -> TestResult {
     t.fill("#code", &t.code(&secret).await).await?;
     t.toggle("#remember").await?;
     t.click("#verify").await?;
-    assert_eq!(t.path().await?, "/account");
+    assert_eq!(t.path().await?, ACCOUNT);
     assert!(
         t.text("#devices").await?.contains("Chrome on Linux"),
         "the trusted device is listed"
@@ -390,48 +430,52 @@ async fn story(t: &T) -> TestResult {
     assert_eq!(device[0].value().len(), 64);
     t.logout().await?;
 
-    // The trusted browser logs in without a code.
+    // The trusted browser logs in without a code: straight from the password to the account
+    // page.
     t.login("alice", "correct horse").await?;
-    assert_eq!(t.path().await?, "/account");
-    assert!(t.text("#flash").await?.contains("Trusted device"));
+    assert_eq!(
+        t.path().await?,
+        ACCOUNT,
+        "no code asked on a trusted device"
+    );
+    assert!(t.c.find(Locator::Id("whoami")).await.is_ok());
 
     // Revoke it: the code is asked again (and the refused cookie is deleted), and a recovery
     // code works once.
     t.click("#revoke-all").await?;
-    assert!(t.text("#flash").await?.contains("1 device(s) revoked"));
+    assert!(t.text("#notice").await?.contains("1 device revoked"));
     t.logout().await?;
     assert_eq!(t.device_cookies().await?.len(), 1, "still in the browser");
     t.login("alice", "correct horse").await?;
-    assert_eq!(t.path().await?, "/login/code");
+    assert_eq!(t.path().await?, SECOND_STEP);
     assert!(
         t.device_cookies().await?.is_empty(),
         "the revoked device's cookie is deleted at the login it failed"
     );
     t.fill("#code", &recovery[0]).await?;
     t.click("#verify").await?;
-    assert!(t.text("#flash").await?.contains("9 left"));
+    assert_eq!(t.path().await?, ACCOUNT);
+    assert!(t.text("#notice").await?.contains("9 left"));
     t.logout().await?;
     t.login("alice", "correct horse").await?;
     t.fill("#code", &recovery[0]).await?;
     t.click("#verify").await?;
     assert!(
-        t.text("#error").await?.contains("Invalid code"),
+        t.text("#error").await?.contains("code is not valid"),
         "a recovery code works once"
     );
 
     // The administrator resets alice (lost phone): the password alone lets her in. An
     // administrator action takes a fresh second factor: root (exempt from the code at login)
     // has none, so is sent to the step-up page, which says to set up 2FA first.
-    t.login("root", app::SEED_PASSWORD).await?;
-    assert_eq!(t.path().await?, "/account", "the superuser is exempt");
+    t.login("root", demo::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, ACCOUNT, "the superuser is exempt");
     t.go("/admin").await?;
     t.shot("admin").await?;
     t.click("#reset-alice").await?;
-    assert_eq!(t.path().await?, "/admin/step-up");
-    assert!(t.text("#enroll-first").await?.contains("set it up"));
-    t.go("/account").await?;
-    t.fill("#tfa-off input[name=password]", app::SEED_PASSWORD)
-        .await?;
+    assert_eq!(t.path().await?, STEP_UP);
+    assert!(t.text("main").await?.contains("Turn it on first"));
+    t.click("#account").await?;
     t.click("#enable").await?;
     let (root, _) = t.enroll_from_page(None).await?;
     *t.root.lock().map_err(|_| "poisoned")? = Some(root);
@@ -439,10 +483,11 @@ async fn story(t: &T) -> TestResult {
     // The set-up's confirmed code is a fresh proof: the reset goes through.
     t.go("/admin").await?;
     t.click("#reset-alice").await?;
-    assert!(t.text("#flash").await?.contains("2FA of alice reset"));
+    assert_eq!(t.path().await?, "/admin");
+    assert!(t.text("#notice").await?.contains("alice: reset"));
     t.logout().await?;
     t.login("alice", "correct horse").await?;
-    assert_eq!(t.path().await?, "/account");
+    assert_eq!(t.path().await?, ACCOUNT);
     assert!(t.c.find(Locator::Id("tfa-off")).await.is_ok());
     t.logout().await?;
 
@@ -451,12 +496,22 @@ async fn story(t: &T) -> TestResult {
     t.admin_policy("all", "block").await?;
     t.logout().await?;
     t.login("alice", "correct horse").await?;
-    assert_eq!(t.path().await?, "/login/setup");
+    assert_eq!(t.path().await?, SETUP);
     t.shot("forced-setup").await?;
     t.toggle("summary").await?;
     let scanned = t.text("#manual-key").await?;
-    // A reload shows the same key: the set-up resumes, the QR code already scanned still works.
-    t.go("/login/setup").await?;
+    // A reload shows the same key: the set-up resumes, the QR code already scanned still
+    // works; showing it again is a read (no audit row per reload).
+    let started = t.audit_rows("enrollment_started").await?;
+    for _ in 0..3 {
+        t.go(SETUP).await?;
+    }
+    assert_eq!(t.audit_rows("enrollment_started").await?, started);
+    assert_eq!(
+        t.audit_rows("enrollment_resumed").await?,
+        0,
+        "a reload writes no audit row"
+    );
     t.next_step();
     let (alice, _) = t.enroll_from_page(None).await?;
     assert_eq!(
@@ -467,7 +522,7 @@ async fn story(t: &T) -> TestResult {
     t.click("#continue").await?;
     assert_eq!(
         t.path().await?,
-        "/account",
+        ACCOUNT,
         "confirming the forced set-up completes the login"
     );
     t.logout().await?;
@@ -476,49 +531,49 @@ async fn story(t: &T) -> TestResult {
     t.admin_login().await?;
     t.admin_policy("all", "mail").await?;
     t.logout().await?;
-    t.login("paul", app::SEED_PASSWORD).await?;
-    assert_eq!(t.path().await?, "/login/code");
-    assert!(t.text("#flash").await?.contains("mailed"));
+    t.login("paul", demo::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, SECOND_STEP);
+    assert!(t.text("main").await?.contains("We sent a login code"));
     t.click("#resend").await?;
-    assert!(t.text("#flash").await?.contains("A new code was mailed"));
+    assert!(t.text("#notice").await?.contains("A new code was mailed"));
     let code = t.mailed_code("paul").await?;
     t.shot("outbox").await?;
-    t.go("/login/code").await?;
+    t.go(SECOND_STEP).await?;
     t.fill("#code", &code).await?;
     t.click("#verify").await?;
-    assert_eq!(t.path().await?, "/account");
+    assert_eq!(t.path().await?, ACCOUNT);
 
     // Under a mailed-code policy the password alone never enrolls an authenticator (it would
-    // replace the mailed code): only the proof of this session's recent login with the mailed
-    // code does.
+    // replace the mailed code): only a recent login with the mailed code does. Ten minutes
+    // on, the account page asks to confirm the password, and that login asks for a mailed
+    // code again before the set-up opens.
     t.app.clock.advance(11 * 60);
-    t.fill("#tfa-off input[name=password]", app::SEED_PASSWORD)
-        .await?;
-    t.click("#enable").await?;
-    assert_eq!(t.path().await?, "/account");
-    let refused = t.text("#flash").await?;
+    t.go(ACCOUNT).await?;
     assert!(
-        refused.contains("a fresh second factor is required first"),
-        "{refused}"
+        t.c.find(Locator::Id("enable")).await.is_err(),
+        "no set-up on a stale login"
     );
-    assert!(
-        t.c.find(Locator::Id("tfa-off")).await.is_ok(),
-        "not enrolled"
+    t.click("#reauthenticate").await?;
+    assert_eq!(t.path().await?, "/login");
+    t.login("paul", demo::SEED_PASSWORD).await?;
+    assert_eq!(
+        t.path().await?,
+        SECOND_STEP,
+        "the password alone is not enough"
     );
-    t.logout().await?;
-    t.login("paul", app::SEED_PASSWORD).await?;
-    assert_eq!(t.path().await?, "/login/code");
     let code = t.mailed_code("paul").await?;
-    t.go("/login/code").await?;
+    t.go(SECOND_STEP).await?;
     t.fill("#code", &code).await?;
     t.click("#verify").await?;
-    assert_eq!(t.path().await?, "/account");
-    t.fill("#tfa-off input[name=password]", app::SEED_PASSWORD)
-        .await?;
+    assert_eq!(t.path().await?, ACCOUNT);
     t.click("#enable").await?;
     t.enroll_from_page(None).await?;
     t.click("#continue").await?;
-    assert!(t.text("#tfa-on").await?.contains("10 recovery codes left"));
+    assert!(
+        t.text("#recovery")
+            .await?
+            .contains("10 recovery codes left")
+    );
     t.logout().await?;
 
     // The audit trail has the story, newest first.
@@ -538,44 +593,45 @@ async fn story(t: &T) -> TestResult {
     t.shot("audit").await?;
 
     // A stale proof: ten minutes later an administrator action goes through step-up first
-    // (and nothing is done before it), then works.
+    // (and nothing is done before it), then back to the administrator page, where it works.
     t.app.clock.advance(11 * 60);
     t.go("/admin").await?;
     t.click("#invite-gus").await?;
-    assert_eq!(t.path().await?, "/admin/step-up");
-    assert!(
-        t.text("#flash")
-            .await?
-            .contains("Confirm your second factor")
-    );
+    assert_eq!(t.path().await?, STEP_UP);
+    let gus_mail: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE user_id = 'gus'")
+        .fetch_one(&t.app.pool)
+        .await?;
+    assert_eq!(gus_mail, 0, "nothing was done before the step-up");
     t.fill("#code", "000000").await?;
-    t.click("#step-up").await?;
-    assert!(t.text("#error").await?.contains("Invalid code"));
+    t.click("#verify").await?;
+    assert!(t.text("#error").await?.contains("code is not valid"));
     t.step_up().await?;
+    t.click("#invite-gus").await?;
+    assert!(t.text("#notice").await?.contains("gus: invited"));
 
     // Per-tenant switch (Onum): with 2FA required for all, ana (tenant acme) is sent to
     // set-up; once acme's owner switches it off, her password alone lets her in.
     t.admin_policy("all", "block").await?;
     t.logout().await?;
-    t.login("ana", app::SEED_PASSWORD).await?;
-    assert_eq!(t.path().await?, "/login/setup");
+    t.login("ana", demo::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, SETUP);
     t.admin_login().await?;
     t.go("/admin").await?;
     t.toggle("#tenant_acme").await?;
     t.click("#save-policy").await?;
-    assert!(t.text("#flash").await?.contains("Policy saved"));
+    assert!(t.text("#notice").await?.contains("Policy saved"));
     t.logout().await?;
-    t.login("ana", app::SEED_PASSWORD).await?;
-    assert_eq!(t.path().await?, "/account", "2FA is off in tenant acme");
+    t.login("ana", demo::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, ACCOUNT, "2FA is off in tenant acme");
     t.logout().await?;
 
-    // Throttling: five wrong codes, then a clear "try again in N seconds".
+    // Throttling: five wrong codes, then a clear "try again in N minutes".
     t.login("alice", "correct horse").await?;
-    assert_eq!(t.path().await?, "/login/code");
+    assert_eq!(t.path().await?, SECOND_STEP);
     for _ in 0..5 {
         t.fill("#code", "000000").await?;
         t.click("#verify").await?;
-        assert!(t.text("#error").await?.contains("Invalid code"));
+        assert!(t.text("#error").await?.contains("code is not valid"));
     }
     t.fill("#code", &t.code(&alice).await).await?;
     t.click("#verify").await?;
@@ -600,29 +656,18 @@ async fn story(t: &T) -> TestResult {
     // An hour later the half-done login has expired; a fresh one is admitted again.
     t.fill("#code", &t.code(&alice).await).await?;
     t.click("#verify").await?;
-    assert!(t.text("#flash").await?.contains("Your login expired"));
+    assert!(t.text("#error").await?.contains("Your login has expired"));
     t.login("alice", "correct horse").await?;
 
-    // Account security: new phone (rotation), new recovery codes, then turn 2FA off.
+    // Account security: new phone (rotation), new recovery codes (the code just typed is a
+    // fresh proof: no code asked again), then turning 2FA off.
     t.fill("#code", &t.code(&alice).await).await?;
     t.click("#verify").await?;
-    assert_eq!(t.path().await?, "/account");
-    t.next_step();
-    let rotate = "form[action='/account/rotate']";
-    t.fill(&format!("{rotate} input[name=password]"), "correct horse")
-        .await?;
-    t.fill(&format!("{rotate} input[name=code]"), &t.code(&alice).await)
-        .await?;
-    t.click("#rotate").await?;
+    assert_eq!(t.path().await?, ACCOUNT);
+    t.click("#replace").await?;
     t.next_step();
     let (phone, _) = t.enroll_from_page(None).await?;
     t.click("#continue").await?;
-    let regenerate = "form[action='/account/recovery']";
-    t.fill(
-        &format!("{regenerate} input[name=password]"),
-        "correct horse",
-    )
-    .await?;
     t.click("#regenerate").await?;
     assert_eq!(
         t.c.find_all(Locator::Css("#recovery-codes li"))
@@ -631,22 +676,17 @@ async fn story(t: &T) -> TestResult {
         10
     );
     t.click("#continue").await?;
-    // 2FA is required for all users: turning it off is refused, even with a good code.
-    t.next_step();
-    let disable = "form[action='/account/disable']";
-    t.fill(&format!("{disable} input[name=password]"), "correct horse")
-        .await?;
-    t.fill(
-        &format!("{disable} input[name=code]"),
-        &t.code(&phone).await,
-    )
-    .await?;
-    t.click("#disable").await?;
-    let refused = t.text("#flash").await?;
+    // 2FA is required for all users: turning it off is not offered, and a hand-made request
+    // is refused.
     assert!(
-        refused.contains("two-factor authentication is required for this account"),
-        "{refused}"
+        t.text("#tfa-on")
+            .await?
+            .contains("Your organisation requires it")
     );
+    assert!(t.c.find(Locator::Id("disable")).await.is_err());
+    t.post_by_hand("/2fa/account/disable").await?;
+    let refused = t.text("#error").await?;
+    assert!(refused.contains("cannot be turned off"), "{refused}");
     assert!(t.c.find(Locator::Id("tfa-on")).await.is_ok());
     t.logout().await?;
     // Required for employees only (alice signed up as a portal user): she may turn it off.
@@ -657,18 +697,10 @@ async fn story(t: &T) -> TestResult {
     t.login("alice", "correct horse").await?;
     t.fill("#code", &t.code(&phone).await).await?;
     t.click("#verify").await?;
-    assert_eq!(t.path().await?, "/account");
-    t.next_step();
-    t.fill(&format!("{disable} input[name=password]"), "correct horse")
-        .await?;
-    t.fill(
-        &format!("{disable} input[name=code]"),
-        &t.code(&phone).await,
-    )
-    .await?;
+    assert_eq!(t.path().await?, ACCOUNT);
     t.click("#disable").await?;
     assert!(
-        t.text("#flash")
+        t.text("#notice")
             .await?
             .contains("Two-factor authentication is off")
     );
@@ -680,9 +712,13 @@ async fn story(t: &T) -> TestResult {
     t.admin_login().await?;
     t.go("/admin").await?;
     t.click("#invite-gus").await?;
-    assert!(t.text("#flash").await?.contains("gus invited"));
+    assert!(t.text("#notice").await?.contains("gus: invited"));
     t.click("#provision-emma").await?;
-    assert!(t.text("#flash").await?.contains("A key was mailed to emma"));
+    assert!(
+        t.text("#notice")
+            .await?
+            .contains("emma: sent a key by mail")
+    );
     t.go("/outbox").await?;
     assert!(
         t.text(".warn").await?.contains("everybody's mail"),
@@ -698,8 +734,9 @@ async fn story(t: &T) -> TestResult {
         .collect();
     let emma = Secret::from_base32(&key)?;
     t.logout().await?;
-    t.login("emma", app::SEED_PASSWORD).await?;
-    assert_eq!(t.path().await?, "/login/setup");
+    t.login("emma", demo::SEED_PASSWORD).await?;
+    assert_eq!(t.path().await?, SETUP);
+    assert!(t.text("main").await?.contains("An administrator sent you"));
     t.fill("#code", &t.code(&emma).await).await?;
     t.click("#confirm").await?;
     assert_eq!(
@@ -711,7 +748,7 @@ async fn story(t: &T) -> TestResult {
     t.click("#continue").await?;
     assert_eq!(
         t.path().await?,
-        "/account",
+        ACCOUNT,
         "confirming the mailed key completes the login"
     );
     // emma's outbox: her provisioned key and notices only, nobody else's mail (not paul's
@@ -744,11 +781,7 @@ async fn cookies_are_http_only_same_site_and_forms_need_the_csrf_token() -> Test
     let dir = std::env::temp_dir().join(format!("twofactor-web-headers-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let (addr, _app, _server) = app::serve(app::Config {
-        db: dir.join("demo.db"),
-        port: 0,
-    })
-    .await?;
+    let (addr, _app, _server) = app::serve(demo::Config::new(dir.join("demo.db"))).await?;
 
     let page = http(
         addr,
@@ -817,45 +850,49 @@ async fn cookies_are_http_only_same_site_and_forms_need_the_csrf_token() -> Test
     )
     .await;
     assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
-    // Administrator pages need an administrator.
+    // Administrator pages need a login first (and then an administrator).
     let audit = http(
         addr,
         "GET /audit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(audit.starts_with("HTTP/1.1 401"), "{audit}");
+    assert!(audit.starts_with("HTTP/1.1 303"), "{audit}");
+    assert!(
+        audit.to_ascii_lowercase().contains("location: /login\r\n"),
+        "{audit}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 /// Every GET route of the demo (checked by hand: each only reads and renders; the forced
-/// set-up page resumes a set-up this login started, which changes nothing), and every route
-/// that changes state, which answers GET with 405: those are POSTs with the CSRF token.
+/// set-up page shows a set-up the login POST started, a read), and every route that changes
+/// state, which answers GET with 405: those are POSTs with the CSRF token. The `/2fa` routes
+/// are `twofactor::axum`'s.
 const GET_ROUTES: &[&str] = &[
     "/",
     "/signup",
     "/login",
-    "/login/code",
-    "/login/setup",
-    "/account",
+    "/2fa",
+    "/2fa/setup",
+    "/2fa/account",
+    "/2fa/step-up",
     "/admin",
-    "/admin/step-up",
     "/outbox",
     "/audit",
 ];
 const POST_ONLY: &[&str] = &[
     "/logout",
-    "/login/resend",
-    "/login/setup/new",
-    "/login/setup/confirm",
-    "/account/enable",
-    "/account/confirm",
-    "/account/cancel",
-    "/account/rotate",
-    "/account/recovery",
-    "/account/disable",
-    "/account/devices/revoke",
-    "/account/devices/revoke-all",
+    "/2fa/resend",
+    "/2fa/setup/restart",
+    "/2fa/account/enable",
+    "/2fa/account/confirm",
+    "/2fa/account/replace",
+    "/2fa/account/recovery-codes",
+    "/2fa/account/disable",
+    "/2fa/account/devices/revoke",
+    "/2fa/account/devices/revoke-all",
+    "/2fa/account/reauthenticate",
     "/admin/policy",
     "/admin/user",
 ];
@@ -865,11 +902,7 @@ async fn no_get_changes_state() -> TestResult {
     let dir = std::env::temp_dir().join(format!("twofactor-web-get-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let (addr, _app, _server) = app::serve(app::Config {
-        db: dir.join("demo.db"),
-        port: 0,
-    })
-    .await?;
+    let (addr, _app, _server) = app::serve(demo::Config::new(dir.join("demo.db"))).await?;
     for path in POST_ONLY {
         let r = http(
             addr,
@@ -889,6 +922,160 @@ async fn no_get_changes_state() -> TestResult {
             "GET {path}: {r}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The demo's session cookie (`demo_session=...`) a response sets, if any.
+fn session_cookie(response: &str) -> Option<String> {
+    response
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: demo_session=")
+        })
+        .and_then(|l| l["set-cookie: ".len()..].split(';').next())
+        .map(str::to_owned)
+}
+
+/// A form's CSRF token on a page.
+fn csrf_on(page: &str) -> Option<String> {
+    let from = page.find("name=csrf value=\"")? + "name=csrf value=\"".len();
+    Some(page[from..].split('"').next()?.to_owned())
+}
+
+/// `--smtp HOST:PORT`: the demo sends its mail through a real SMTP server (aiosmtpd, started
+/// here with `tests/support/smtp_sink.py`, which keeps what it receives), and a login with
+/// the mailed code read back from that server completes; the outbox keeps nothing.
+#[cfg(feature = "smtp")]
+#[tokio::test]
+async fn with_an_smtp_server_the_login_code_goes_out_by_mail() -> TestResult {
+    use std::process::{Command, Stdio};
+
+    let dir = std::env::temp_dir().join(format!("twofactor-web-smtp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mail_dir = dir.join("mail");
+    std::fs::create_dir_all(&mail_dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
+    let mut server = Command::new("python3")
+        .env("PYTHONPATH", &support)
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "smtp_sink.Sink"])
+        .arg(&mail_dir)
+        .arg("deliver")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("python3 with aiosmtpd is needed (scripts/test installs it): {e}"))?;
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut listening = false;
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            listening = true;
+            break;
+        }
+        if let Some(status) = server.try_wait()? {
+            return Err(format!("aiosmtpd exited ({status}): pip install aiosmtpd").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _server = Kill(server);
+    assert!(listening, "aiosmtpd listens on {port}");
+
+    let mut config = demo::Config::new(dir.join("demo.db"));
+    config.smtp = Some(demo::Smtp {
+        host: "127.0.0.1".into(),
+        port,
+        tls: "plain".into(),
+        login: None,
+        from: "twofactor demo <no-reply@demo.example>".into(),
+        ca: None,
+    });
+    let (addr, app, _web) = app::serve(config).await?;
+    // The administrator's choice: mailed codes for everybody without an authenticator.
+    {
+        let mut policy = app.policy.write().map_err(|_| "poisoned")?;
+        let new = demo::PolicyConfig {
+            scope: demo::Scope::All,
+            mail_code: true,
+            ..demo::PolicyConfig::default()
+        };
+        demo::apply_policy(&app.tf, &policy, &new);
+        *policy = new;
+    }
+
+    let get = |path: &str, session: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nCookie: {session}\r\nConnection: close\r\n\r\n")
+    };
+    let post = |path: &str, session: &str, body: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nCookie: {session}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let page = http(addr, &get("/login", "")).await;
+    let session = session_cookie(&page).ok_or("a session")?;
+    let token = csrf_on(&page).ok_or("a CSRF token")?;
+    let body = format!(
+        "csrf={token}&username=paul&password={}",
+        demo::SEED_PASSWORD
+    );
+    let r = http(addr, &post("/login", &session, &body)).await;
+    assert!(r.starts_with("HTTP/1.1 303"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("location: /2fa\r\n"), "{r}");
+    let session = session_cookie(&r).ok_or("a new session id with the ticket")?;
+
+    // The server received the code, addressed to paul's e-mail address.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(mail_dir.join("0001.json"))?)?;
+    assert_eq!(summary["rcpt_tos"][0], "paul@demo.example");
+    assert_eq!(
+        summary["headers"]["subject"],
+        "Your twofactor demo login code"
+    );
+    let text = summary["parts"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["content_type"] == "text/plain"))
+        .and_then(|p| p["content"].as_str())
+        .ok_or("a plain-text part")?;
+    let code: String = text
+        .split_whitespace()
+        .skip_while(|w| *w != "is:")
+        .nth(1)
+        .ok_or("the code in the mail")?
+        .to_owned();
+
+    let page = http(addr, &get("/2fa", &session)).await;
+    assert!(page.contains("We sent a login code"), "{page}");
+    let token = csrf_on(&page).ok_or("a CSRF token")?;
+    let r = http(
+        addr,
+        &post("/2fa", &session, &format!("csrf={token}&code={code}")),
+    )
+    .await;
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("location: /2fa/account\r\n"),
+        "the mailed code completes the login: {r}"
+    );
+    let session = session_cookie(&r).ok_or("a new session id at login")?;
+    let outbox = http(addr, &get("/outbox", &session)).await;
+    assert!(outbox.contains("SMTP server at"), "{outbox}");
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(&app.pool)
+        .await?;
+    assert_eq!(kept, 0, "nothing kept in the outbox");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -9,16 +9,11 @@
 //! Interactive on a terminal (prompts); scriptable from arguments and standard input (one
 //! password or code per line). Run it without arguments for the commands.
 
-#[allow(dead_code)] // the web demo's router and pages are not used here
-#[path = "../web/app.rs"]
-mod app;
-#[allow(dead_code)]
-#[path = "../web/pages.rs"]
-mod pages;
+#[allow(dead_code)] // the web demo's core: the CLI uses most of it
+#[path = "../web/demo.rs"]
+mod demo;
 mod reseal;
 mod run;
-#[allow(dead_code)]
-#[path = "../web/twofa.rs"]
 mod twofa;
 
 use std::io::IsTerminal as _;

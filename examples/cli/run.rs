@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 
 use twofactor::UserId;
 
-use crate::app::{self, Config};
+use crate::demo::{self, Config};
 use crate::twofa::{self, Next, Step};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -86,7 +86,7 @@ pub async fn run(
     if command == "reseal" {
         return crate::reseal::run(&db, &args[1..], out).await;
     }
-    let app = app::open(&Config { db, port: 0 }).await?;
+    let app = demo::open(&Config::new(db)).await?;
     let tf = &app.tf;
     let mut input = Input { lines, tty };
     let now = || twofactor::Clock::now(&*app.clock);
@@ -97,7 +97,7 @@ pub async fn run(
             if password.len() < 8 {
                 writeln!(out, "refused: the password needs 8 characters or more")?;
                 1
-            } else if app::create_user(&app, &name, &email, &password, "portal", None, false)
+            } else if demo::create_user(&app, &name, &email, &password, "portal", None, false)
                 .await?
             {
                 writeln!(out, "created {name}")?;
@@ -110,21 +110,21 @@ pub async fn run(
         "enroll" => {
             let name = arg(1)?;
             let password = input.required(out, "Password")?;
-            let Some(user) = app::check_password(&app, &name, &password).await? else {
+            let Some(user) = demo::check_password(&app, &name, &password).await? else {
                 writeln!(out, "refused: wrong name or password")?;
                 return finish(&app, 1).await;
             };
             let mut started =
-                twofa::start_enrollment(tf, &user.principal, &user.email, now(), None).await;
+                twofa::start_enrollment(tf, &user.principal(), &user.email, now(), None).await;
             if started.as_ref().is_err_and(|e| e.second_factor_required) {
                 // A mailed-code policy: the password is not enough. Log in with the mailed
                 // code first; its proof opens the set-up (in this run only).
                 started =
-                    match mailed_code_proof(tf, &user.principal, &name, &mut input, out).await? {
+                    match mailed_code_proof(tf, &user.principal(), &name, &mut input, out).await? {
                         Ok(proof) => {
                             twofa::start_enrollment(
                                 tf,
-                                &user.principal,
+                                &user.principal(),
                                 &user.email,
                                 now(),
                                 Some(&proof),
@@ -147,7 +147,7 @@ pub async fn run(
                         setup.manual_key()
                     )?;
                     match input.line(out, "Code from the app")? {
-                        Some(c) => confirm(tf, &user.principal.user, &c, out).await?,
+                        Some(c) => confirm(tf, &user.principal().user, &c, out).await?,
                         None => {
                             writeln!(out, "then confirm with: cli confirm {name} CODE")?;
                             0
@@ -160,20 +160,20 @@ pub async fn run(
         "confirm" => {
             let (name, c) = (arg(1)?, arg(2)?);
             match authenticate(&app, &name, &mut input, out).await? {
-                Some(user) => confirm(tf, &user.principal.user, &c, out).await?,
+                Some(user) => confirm(tf, &user.principal().user, &c, out).await?,
                 None => 1,
             }
         }
         "login" => {
             let name = arg(1)?;
             let password = input.required(out, "Password")?;
-            let Some(user) = app::check_password(&app, &name, &password).await? else {
+            let Some(user) = demo::check_password(&app, &name, &password).await? else {
                 writeln!(out, "refused: wrong name or password")?;
                 return finish(&app, 1).await;
             };
             let ctx = twofa::context(None, "terminal");
             let device = flag(&args, "--device");
-            let begun = twofa::start_login(tf, &user.principal, device.as_deref(), &ctx).await;
+            let begun = twofa::start_login(tf, &user.principal(), device.as_deref(), &ctx).await;
             match begun.map(|(next, _)| next) {
                 Ok(Next::LoggedIn(note)) => {
                     writeln!(
@@ -228,7 +228,7 @@ pub async fn run(
         }
         "status" => match authenticate(&app, &arg(1)?, &mut input, out).await? {
             None => 1,
-            Some(user) => match twofa::status(tf, &user.principal.user).await {
+            Some(user) => match twofa::status(tf, &user.principal().user).await {
                 Ok(s) => {
                     writeln!(
                         out,
@@ -242,7 +242,7 @@ pub async fn run(
                             "device {}  {}  trusted until {}",
                             d.id.as_str(),
                             d.label,
-                            twofa::when(d.expires_at)
+                            demo::when(d.expires_at)
                         )?;
                     }
                     0
@@ -255,7 +255,7 @@ pub async fn run(
             let Some(user) = authenticate(&app, &name, &mut input, out).await? else {
                 return finish(&app, 1).await;
             };
-            let user = user.principal.user;
+            let user = user.principal().user;
             let result = if which == "--all" {
                 twofa::revoke_all(tf, &user)
                     .await
@@ -276,10 +276,10 @@ pub async fn run(
         "admin-reset" => {
             let (name, admin) = (arg(1)?, arg(2)?);
             let password = input.required(out, "Administrator password")?;
-            match app::check_password(&app, &admin, &password).await? {
-                Some(a) if a.principal.superuser => {
+            match demo::check_password(&app, &admin, &password).await? {
+                Some(a) if a.superuser => {
                     // An administrator action takes a fresh second factor, as on the web.
-                    let enrolled = twofa::status(tf, &a.principal.user)
+                    let enrolled = twofa::status(tf, &a.principal().user)
                         .await
                         .is_ok_and(|s| s.enrolled);
                     if !enrolled {
@@ -293,12 +293,12 @@ pub async fn run(
                     let c = input.required(out, "Administrator's code or recovery code")?;
                     let ctx = twofa::context(None, "terminal");
                     if let Err(e) =
-                        twofa::verify_second_factor(tf, &a.principal.user, &c, &ctx).await
+                        twofa::verify_second_factor(tf, &a.principal().user, &c, &ctx).await
                     {
                         let code = refused(out, &e)?;
                         return finish(&app, code).await;
                     }
-                    match twofa::admin_reset(tf, &UserId::new(name.as_str()), &a.principal.user)
+                    match twofa::admin_reset(tf, &UserId::new(name.as_str()), &a.principal().user)
                         .await
                     {
                         Ok(()) => {
@@ -323,12 +323,9 @@ pub async fn run(
             )
             .fetch_all(&app.pool)
             .await?;
-            let me = user.principal.user.as_str();
-            for (at, to, subject, body) in rows
-                .iter()
-                .filter(|r| user.principal.superuser || r.1 == me)
-            {
-                let at = u64::try_from(*at).map_or_else(|_| "unknown".into(), twofa::when);
+            let me = user.name.as_str();
+            for (at, to, subject, body) in rows.iter().filter(|r| user.superuser || r.1 == me) {
+                let at = u64::try_from(*at).map_or_else(|_| "unknown".into(), demo::when);
                 writeln!(
                     out,
                     "To: {to}\nDate: {at}\nSubject: {subject}\n\n{}\n",
@@ -346,7 +343,7 @@ pub async fn run(
 }
 
 /// Waits for the audit trail, closes the file and returns `code`.
-async fn finish(app: &app::App, code: i32) -> Result<i32, BoxError> {
+async fn finish(app: &demo::App, code: i32) -> Result<i32, BoxError> {
     app.tf.audit().flush().await;
     app.pool.close().await;
     Ok(code)
@@ -356,13 +353,13 @@ async fn finish(app: &app::App, code: i32) -> Result<i32, BoxError> {
 /// refusal printed) for a wrong name or password. Every command that acts for a user, or
 /// shows what is theirs, asks for it.
 async fn authenticate(
-    app: &app::App,
+    app: &demo::App,
     name: &str,
     input: &mut Input<'_>,
     out: &mut dyn Write,
-) -> Result<Option<app::User>, BoxError> {
+) -> Result<Option<demo::User>, BoxError> {
     let password = input.line(out, "Password")?.unwrap_or_default();
-    let user = app::check_password(app, name, &password).await?;
+    let user = demo::check_password(app, name, &password).await?;
     if user.is_none() {
         writeln!(out, "refused: wrong name or password")?;
     }
@@ -370,7 +367,7 @@ async fn authenticate(
 }
 
 async fn confirm(
-    tf: &twofa::Service,
+    tf: &demo::Service,
     user: &UserId,
     code: &str,
     out: &mut dyn Write,
@@ -393,7 +390,7 @@ async fn confirm(
 /// A login with the code mailed to `who` (read from the input): the proof that the set-up
 /// under a mailed-code policy needs.
 async fn mailed_code_proof(
-    tf: &twofa::Service,
+    tf: &demo::Service,
     who: &twofactor::Principal,
     name: &str,
     input: &mut Input<'_>,
@@ -405,7 +402,6 @@ async fn mailed_code_proof(
         Ok(_) => {
             return Ok(Err(twofa::UiError {
                 status: 403,
-                retry_after: None,
                 message: "a login with a mailed code is required first, and none was mailed".into(),
                 second_factor_required: true,
             }));

@@ -277,7 +277,7 @@ pub fn check_verify_code(data: &[u8]) {
 /// `record_decode`: a stored record (the JSON text of a database row, which anyone who can
 /// write the table controls) never panics the decoder, sealed secrets included. Whatever
 /// decodes:
-/// - encodes back to canonical bytes of the current format (`{"v":3,...`) that decode again
+/// - encodes back to canonical bytes of the current format (`{"v":5,...`) that decode again
 ///   and re-encode to the very same bytes (decode∘encode is the identity, encode∘decode is a
 ///   fixed point after one step);
 /// - dropped nothing: every key path of the input is in the re-encoding (unknown fields are

@@ -14,7 +14,7 @@ use crate::audit::{AuditKind, Operation};
 use crate::mail::Notice;
 use crate::otp::{Code, MAX_SKEW, ScanHit, Totp, scan_window_ct};
 use crate::policy::Requirement;
-use crate::vocabulary::{AuthenticatorId, SecretSlot};
+use crate::vocabulary::{AuthenticatorId, LoginContext, SecretSlot};
 
 use super::crypto::Bytes;
 use super::enrollment::{EnrollmentStarted, PendingPurpose};
@@ -24,7 +24,7 @@ use super::{
 };
 
 /// The label an authenticator gets when none was chosen: the first enrollment, and the one
-/// authenticator of a record written before several were possible (formats 1 to 3).
+/// authenticator of a record written before several were possible (formats 1 to 4).
 pub const DEFAULT_LABEL: &str = "Authenticator app";
 
 /// The longest label allowed, in characters.
@@ -664,16 +664,19 @@ impl TwoFactorRecord {
         {
             next.pending = None;
         }
+        let recovery_left = next.recovery_codes_left();
         next.code_checks.reset();
-        Ok(Transition::new(next, true, Ok(()))
-            .events_from(used)
-            .event(AuditKind::AuthenticatorRemoved {
-                authenticator: removed.id,
-                label: removed.label.clone(),
-            })
-            .notice(Notice::AuthenticatorRemoved {
-                label: removed.label,
-            }))
+        let mut t = Transition::new(next, true, Ok(())).events_from(used);
+        if verification.is_recovery_code() {
+            t = t.recovery_code_used(recovery_left, Some(&LoginContext::new()), settings);
+        }
+        Ok(t.event(AuditKind::AuthenticatorRemoved {
+            authenticator: removed.id,
+            label: removed.label.clone(),
+        })
+        .notice(Notice::AuthenticatorRemoved {
+            label: removed.label,
+        }))
     }
 
     /// Starts adding another authenticator (a spare phone, a password manager) to an enrolled
@@ -750,6 +753,7 @@ impl TwoFactorRecord {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
+        let recovery_left = next.recovery_codes_left();
         next.code_checks.reset();
         let rotation = matches!(purpose, PendingPurpose::Replace(_));
         let (next, started) = next.new_pending(
@@ -763,12 +767,14 @@ impl TwoFactorRecord {
             rng,
         )?;
         let expires_at = started.expires_at();
-        Ok(Transition::new(next, true, Ok(started))
-            .events_from(used)
-            .event(AuditKind::EnrollmentStarted {
-                expires_at,
-                rotation,
-            }))
+        let mut t = Transition::new(next, true, Ok(started)).events_from(used);
+        if verification.is_recovery_code() {
+            t = t.recovery_code_used(recovery_left, Some(&LoginContext::new()), settings);
+        }
+        Ok(t.event(AuditKind::EnrollmentStarted {
+            expires_at,
+            rotation,
+        }))
     }
 
     /// Confirms a pending additional authenticator (from
@@ -818,7 +824,15 @@ impl TwoFactorRecord {
         next.authenticators.push(added);
         next.pending = None;
         next.code_checks.reset();
-        let proof = next.issue_proof(user, super::FactorKind::Totp, now, settings, rng)?;
+        let proof = next.issue_proof_naming(
+            user,
+            super::FactorKind::Totp,
+            now,
+            None,
+            Some(&id),
+            settings,
+            rng,
+        )?;
         Ok(
             Transition::new(next, true, Ok(AddedAuthenticator { info, proof }))
                 .event(AuditKind::AuthenticatorAdded {

@@ -96,6 +96,9 @@ impl MailedBench {
             Sent::New { notice, .. } => notice.expose_login_code().unwrap_or("").to_owned(),
             Sent::Throttled { .. } => panic!("first send throttled"),
         };
+        // Delivered: the code is the record's mailed code.
+        let send = record.code_send().expect("a code on its way");
+        let record = record.mailed_code_sent(&send).record;
         MailedBench {
             record,
             keys: settings.code_keys,

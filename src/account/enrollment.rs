@@ -282,21 +282,11 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<EnrollmentStarted>, DomainError> {
-        if !reauth.is_fresh(now, settings.reauth_max_age) {
-            return Err(DomainError::ReauthenticationRequired);
-        }
-        if self.is_enrolled() {
-            return Err(DomainError::AlreadyEnrolled);
-        }
-        self.ensure_may_enroll(
-            now,
-            user,
-            requirement,
-            proof.map(Verification::Proof),
-            settings,
-        )?;
-        if let Some(resumed) = self.resume_enrollment(now, account, settings)? {
-            return Ok(resumed);
+        self.check_may_enroll(now, user, requirement, reauth, proof, settings)?;
+        if let Some(resumed) = self.waiting_screen(now, account, settings)? {
+            let expires_at = resumed.expires_at;
+            return Ok(Transition::new(self.clone(), false, resumed)
+                .event(AuditKind::EnrollmentResumed { expires_at }));
         }
         let (next, started) = self.new_pending(
             now,
@@ -317,14 +307,66 @@ impl TwoFactorRecord {
         )
     }
 
-    /// The pending enrollment again (same secret, same expiry), if one started by the user is
-    /// open: nothing is saved.
-    fn resume_enrollment(
+    /// The enrollment [`start_enrollment`](Self::start_enrollment) started and that waits for
+    /// its first code, shown again (same secret, same expiry) for a page that is reloaded:
+    /// **read-only**, it changes nothing and records no event. It makes the same checks as
+    /// `start_enrollment` (a fresh re-authentication, not enrolled yet, the mailed-code proof
+    /// where the policy asks for one), so it shows nothing that call would refuse.
+    ///
+    /// `None` when no enrollment started by the user is open: none, expired, or one an
+    /// administrator mailed ([`start_enrollment_by_mail_dangerous`](Self::start_enrollment_by_mail_dangerous),
+    /// whose key is never shown on a page).
+    ///
+    /// # Errors
+    /// As [`start_enrollment`](Self::start_enrollment), except [`DomainError::Rng`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn waiting_enrollment(
+        &self,
+        now: u64,
+        user: &UserId,
+        requirement: &Requirement,
+        reauth: Reauthenticated,
+        proof: Option<&SecondFactorProof>,
+        account: &str,
+        settings: &Settings,
+    ) -> Result<Option<EnrollmentStarted>, DomainError> {
+        self.check_may_enroll(now, user, requirement, reauth, proof, settings)?;
+        self.waiting_screen(now, account, settings)
+    }
+
+    /// What [`start_enrollment`](Self::start_enrollment) checks before it starts or resumes.
+    fn check_may_enroll(
+        &self,
+        now: u64,
+        user: &UserId,
+        requirement: &Requirement,
+        reauth: Reauthenticated,
+        proof: Option<&SecondFactorProof>,
+        settings: &Settings,
+    ) -> Result<(), DomainError> {
+        if !reauth.is_fresh(now, settings.reauth_max_age) {
+            return Err(DomainError::ReauthenticationRequired);
+        }
+        if self.is_enrolled() {
+            return Err(DomainError::AlreadyEnrolled);
+        }
+        self.ensure_may_enroll(
+            now,
+            user,
+            requirement,
+            proof.map(Verification::Proof),
+            settings,
+        )
+    }
+
+    /// The screen of the pending enrollment (same secret, same expiry), if one started by the
+    /// user is open.
+    fn waiting_screen(
         &self,
         now: u64,
         account: &str,
         settings: &Settings,
-    ) -> Result<Option<Transition<EnrollmentStarted>>, DomainError> {
+    ) -> Result<Option<EnrollmentStarted>, DomainError> {
         let Some(pending) = self.pending.as_ref().filter(|p| {
             now < p.expires_at && p.provisioned_by.is_none() && p.purpose == PendingPurpose::Enroll
         }) else {
@@ -332,18 +374,10 @@ impl TwoFactorRecord {
         };
         let secret = pending.secret.open().ok_or(DomainError::SecretSealed)?;
         let provisioning = provisioning(secret, pending.totp, account, settings)?;
-        let expires_at = pending.expires_at;
-        Ok(Some(
-            Transition::new(
-                self.clone(),
-                false,
-                EnrollmentStarted {
-                    provisioning,
-                    expires_at,
-                },
-            )
-            .event(AuditKind::EnrollmentResumed { expires_at }),
-        ))
+        Ok(Some(EnrollmentStarted {
+            provisioning,
+            expires_at: pending.expires_at,
+        }))
     }
 
     /// An administrator provisions a secret and it is **mailed** to the user (Bista-style).
@@ -646,7 +680,19 @@ impl TwoFactorRecord {
         next.mailed_login_required = false;
         next.recovery = Some(set);
         next.code_checks.reset();
-        let proof = next.issue_proof(user, FactorKind::Totp, now, settings, rng)?;
+        // A login completed here began with the password its ticket dates.
+        let password_at = login
+            .filter(|_| login_completed)
+            .map(super::PendingLogin::password_checked_at);
+        let proof = next.issue_proof_naming(
+            user,
+            FactorKind::Totp,
+            now,
+            password_at,
+            Some(info.id()),
+            settings,
+            rng,
+        )?;
         let mut t = Transition::new(
             next,
             true,
@@ -721,16 +767,19 @@ impl TwoFactorRecord {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
+        let recovery_left = next.recovery_codes_left();
         let revoked = next.clear_factors();
         next.code_checks.reset();
-        Ok(Transition::new(next, true, Ok(()))
-            .events_from(used)
-            .event(AuditKind::Disabled {
-                devices_revoked: revoked.len(),
-            })
-            .notice(Notice::Disabled {
-                by: DisabledBy::User,
-            }))
+        let mut t = Transition::new(next, true, Ok(())).events_from(used);
+        if verification.is_recovery_code() {
+            t = t.recovery_code_used(recovery_left, None, settings);
+        }
+        Ok(t.event(AuditKind::Disabled {
+            devices_revoked: revoked.len(),
+        })
+        .notice(Notice::Disabled {
+            by: DisabledBy::User,
+        }))
     }
 
     /// An administrator resets the user's 2FA (lost phone): no code needed. Clears every
@@ -744,7 +793,7 @@ impl TwoFactorRecord {
             && self.pending.is_none()
             && self.recovery.is_none()
             && self.devices.is_empty()
-            && self.mailed.is_none();
+            && !self.has_mailed_code();
         if nothing {
             return Err(DomainError::NotEnrolled);
         }
@@ -752,6 +801,7 @@ impl TwoFactorRecord {
         let revoked = next.clear_factors();
         next.code_checks.reset();
         next.mail_sends.reset();
+        next.mail_attempts.reset();
         // Every login ticket and proof issued before the reset is refused.
         next.tickets.revoke();
         Ok(Transition::new(next, true, ())

@@ -36,6 +36,12 @@ pub enum DomainError {
     /// that was altered, or that is for another user or revoked. Nothing was changed.
     #[error("the second-factor proof is not valid")]
     InvalidProof,
+    /// A [`SecondFactorProof`](super::SecondFactorProof) sealed by a version of this crate
+    /// before proofs carried assurance claims (encoding version 1). Proofs live minutes: ask
+    /// for the second factor again (the service maps it to
+    /// `Error::SecondFactorRequired`).
+    #[error("the second-factor proof is of an outdated format; verify the second factor again")]
+    OutdatedProof,
     /// The policy requires two-factor authentication for this user: it cannot be turned off.
     #[error("two-factor authentication is required for this account")]
     RequiredByPolicy,

@@ -24,9 +24,10 @@ use crate::policy::{Principal, Requirement, WhenUnenrolled};
 pub use crate::vocabulary::{FactorKind, LoginContext};
 
 use super::authenticators::TotpMatch;
+use super::claims::{AssuranceClaims, AuthMethod, CompletedMethod};
 use super::devices::DeviceToken;
 use super::mailed::Sent;
-use super::recovery::{RECOVERY_CODE_LENGTHS, RecoveryInput, normalize};
+use super::recovery::{RECOVERY_CODE_LENGTHS, RecoveryInput, normalize, recovery_code_use};
 use super::ticket::{
     Nonce, Reader, SecondFactorProof, TokenKind, Unverified, Verification, Writer,
 };
@@ -185,6 +186,11 @@ pub enum LoginDecision {
     Granted {
         /// Why no second factor is needed.
         reason: GrantReason,
+        /// How the user was authenticated: the password now (`pwd`), and for
+        /// [`GrantReason::TrustedDevice`] the remembered device (`remembered_device`, naming
+        /// the device). AAL1 either way: a remembered device is not a second factor (see the
+        /// [manual](crate::manual#assurance-claims-amr-and-aal)). No proof comes with it.
+        claims: AssuranceClaims,
     },
     /// Ask for a second factor, then call `finish_login` with `pending`.
     ///
@@ -224,6 +230,19 @@ pub enum LoginDecision {
         /// ([`PendingStep::MailedCode`]).
         pending: PendingLogin,
     },
+    /// A code was to be mailed, but the mailer failed (the mail server is down or refused
+    /// it): tell the user the code could not be sent and offer to send a new one. Keep
+    /// `pending` exactly as for [`CodeMailed`](Self::CodeMailed): once the mail server is
+    /// back, `resend_mailed_code(&pending, ..)` mails a fresh code, and `finish_login` takes
+    /// it. A code mailed earlier that did reach the user still works. Only the service
+    /// answers this (the record's own `start_login` answers `CodeMailed` before anything is
+    /// sent; see [`CodeSend`](super::CodeSend)).
+    CodeNotSent {
+        /// The login waiting for a mailed code ([`PendingStep::MailedCode`]).
+        pending: PendingLogin,
+        /// The mailer's error, to log (not to show the user).
+        error: crate::mail::MailFailure,
+    },
 }
 
 impl LoginDecision {
@@ -251,28 +270,41 @@ impl LoginDecision {
     /// let decision = tf.start_login(&alice, Some(&"ab".repeat(32)), &LoginContext::new()).await?;
     /// assert!(matches!(decision, LoginDecision::MustEnroll { .. }));
     /// assert!(decision.forget_device_cookie());
-    /// let off = LoginDecision::Granted { reason: GrantReason::Off };
-    /// assert!(!off.forget_device_cookie());
+    /// // Where 2FA is optional and bob has none, his cookie is not looked at: keep it.
+    /// let optional = TwoFactor::new(MemoryStore::new());
+    /// let bob = optional.start_login(&Principal::new("bob"), None, &LoginContext::new()).await?;
+    /// assert!(matches!(bob, LoginDecision::Granted { reason: GrantReason::NotRequired, .. }));
+    /// assert!(!bob.forget_device_cookie());
     /// # Ok(())
     /// # }
     /// ```
     #[must_use]
     pub const fn forget_device_cookie(&self) -> bool {
         match self {
-            LoginDecision::Granted { reason } => matches!(reason, GrantReason::GracePeriod { .. }),
+            LoginDecision::Granted { reason, .. } => {
+                matches!(reason, GrantReason::GracePeriod { .. })
+            }
             LoginDecision::Challenge { .. }
             | LoginDecision::MustEnroll { .. }
-            | LoginDecision::CodeMailed { .. } => true,
+            | LoginDecision::CodeMailed { .. }
+            | LoginDecision::CodeNotSent { .. } => true,
         }
     }
 
     /// The login waiting for its second step ([`Challenge`](Self::Challenge),
-    /// [`CodeMailed`](Self::CodeMailed), [`MustEnroll`](Self::MustEnroll)): keep it in the
-    /// session for `finish_login` (or enrollment). `None` for [`Granted`](Self::Granted).
+    /// [`CodeMailed`](Self::CodeMailed), [`CodeNotSent`](Self::CodeNotSent),
+    /// [`MustEnroll`](Self::MustEnroll)): keep it in the session for `finish_login` (or
+    /// enrollment, or a resend). `None` for [`Granted`](Self::Granted).
     ///
     /// ```
-    /// use twofactor::{GrantReason, LoginDecision};
-    /// assert!(LoginDecision::Granted { reason: GrantReason::Off }.pending().is_none());
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use twofactor::{LoginContext, MemoryStore, Principal, TwoFactor};
+    /// let tf = TwoFactor::new(MemoryStore::new()); // optional 2FA
+    /// let decision = tf.start_login(&Principal::new("bob"), None, &LoginContext::new()).await?;
+    /// assert!(decision.pending().is_none()); // bob has no 2FA: granted
+    /// # Ok(())
+    /// # }
     /// ```
     #[must_use]
     pub const fn pending(&self) -> Option<&PendingLogin> {
@@ -280,7 +312,40 @@ impl LoginDecision {
             LoginDecision::Granted { .. } => None,
             LoginDecision::Challenge { pending }
             | LoginDecision::MustEnroll { pending }
-            | LoginDecision::CodeMailed { pending } => Some(pending),
+            | LoginDecision::CodeMailed { pending }
+            | LoginDecision::CodeNotSent { pending, .. } => Some(pending),
+        }
+    }
+
+    /// Why a [`Granted`](Self::Granted) decision needed no second factor (`None` for the
+    /// others).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use twofactor::{GrantReason, LoginContext, MemoryStore, Principal, TwoFactor};
+    /// let tf = TwoFactor::new(MemoryStore::new()); // optional 2FA
+    /// let decision = tf.start_login(&Principal::new("bob"), None, &LoginContext::new()).await?;
+    /// assert_eq!(decision.grant_reason(), Some(&GrantReason::NotRequired));
+    /// assert_eq!(decision.claims().unwrap().amr(), ["pwd"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub const fn grant_reason(&self) -> Option<&GrantReason> {
+        match self {
+            LoginDecision::Granted { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The assurance claims of a [`Granted`](Self::Granted) decision (`None` for the others:
+    /// their claims come with the grant that completes them).
+    #[must_use]
+    pub const fn claims(&self) -> Option<&AssuranceClaims> {
+        match self {
+            LoginDecision::Granted { claims, .. } => Some(claims),
+            _ => None,
         }
     }
 
@@ -291,12 +356,20 @@ impl LoginDecision {
             LoginDecision::Granted { .. } => None,
             LoginDecision::Challenge { pending }
             | LoginDecision::MustEnroll { pending }
-            | LoginDecision::CodeMailed { pending } => Some(pending),
+            | LoginDecision::CodeMailed { pending }
+            | LoginDecision::CodeNotSent { pending, .. } => Some(pending),
         }
     }
 }
 
 /// A successful second step.
+///
+/// Two fields ask the host to act before it goes on: when
+/// [`must_regenerate_recovery_codes`](Self::must_regenerate_recovery_codes) is set, send the
+/// user to make new recovery codes now (the login's [`proof`](Self::proof) is fresh enough for
+/// [`regenerate_recovery_codes`](crate::TwoFactor::regenerate_recovery_codes)); when
+/// [`recovery_codes_low`](Self::recovery_codes_low) is `Some`, show the hint. The `axum`
+/// module does both.
 #[non_exhaustive]
 pub struct LoginGranted {
     /// The factor that was accepted.
@@ -304,8 +377,21 @@ pub struct LoginGranted {
     /// A new trusted-device token, if one was asked for and the policy allows it: set it as a
     /// cookie. Shown once.
     pub device_token: Option<DeviceToken>,
-    /// Unused recovery codes left, when one was just used (suggest regenerating when low).
+    /// Unused recovery codes left, when one was just used.
     pub recovery_codes_left: Option<usize>,
+    /// `Some(left)` when the user has at most
+    /// [`Settings::recovery_codes_low_at`] unused recovery codes (3 by default), whichever
+    /// factor this login used: show "generate new recovery codes".
+    pub recovery_codes_low: Option<usize>,
+    /// The user has no recovery code left: send them to make new ones now, before anything
+    /// else (one lost phone from now, they could not log in). Set at every login until they
+    /// do; [`TwoFactorStatus::must_regenerate_recovery_codes`](super::TwoFactorStatus) says the
+    /// same.
+    pub must_regenerate_recovery_codes: bool,
+    /// How the user was authenticated: the password (`pwd`, when it was checked) and the
+    /// factor just verified (`otp` or `lookup_secret`: AAL2; `email_code`: AAL1). The same
+    /// claims are sealed in [`proof`](Self::proof).
+    pub claims: AssuranceClaims,
     /// Proof of the second factor just verified: keep it in the (new) session; sensitive
     /// calls such as enrolling under a mailed-code policy or turning 2FA off take it while it
     /// is fresh.
@@ -326,6 +412,12 @@ impl fmt::Debug for LoginGranted {
             .field("factor", &self.factor)
             .field("device_token", &self.device_token)
             .field("recovery_codes_left", &self.recovery_codes_left)
+            .field("recovery_codes_low", &self.recovery_codes_low)
+            .field(
+                "must_regenerate_recovery_codes",
+                &self.must_regenerate_recovery_codes,
+            )
+            .field("claims", &self.claims)
             .field("proof", &self.proof)
             .field("authenticator", &self.authenticator)
             .field("needs_security_key", &self.needs_security_key)
@@ -861,12 +953,31 @@ impl TwoFactorRecord {
     }
 
     /// A sealed proof that `user` passed `factor` at `now`, under the record's current ticket
-    /// generation.
+    /// generation, claiming that factor alone (the tests' proofs).
+    #[cfg(test)]
     pub(crate) fn issue_proof<R: TryCryptoRng + ?Sized>(
         &self,
         user: &UserId,
         factor: FactorKind,
         now: u64,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<SecondFactorProof, DomainError> {
+        self.issue_proof_naming(user, factor, now, None, None, settings, rng)
+    }
+
+    /// A sealed proof that `user` passed `factor` at `now`, under the record's current ticket
+    /// generation. Its claims date the password check that began a login
+    /// (`password_checked_at`, when there was one) and name the authenticator whose code was
+    /// verified (for a TOTP code).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn issue_proof_naming<R: TryCryptoRng + ?Sized>(
+        &self,
+        user: &UserId,
+        factor: FactorKind,
+        now: u64,
+        password_checked_at: Option<u64>,
+        authenticator: Option<&AuthenticatorId>,
         settings: &Settings,
         rng: &mut R,
     ) -> Result<SecondFactorProof, DomainError> {
@@ -878,6 +989,7 @@ impl TwoFactorRecord {
             factor,
             now,
             self.tickets.generation,
+            factor_claims(factor, now, password_checked_at, authenticator),
             &nonce,
             settings.ticket_key()?,
         )
@@ -924,7 +1036,9 @@ impl TwoFactorRecord {
 
     /// Step-up: the user proves a TOTP or recovery code again, with no login side effects:
     /// counted by the throttle, replay-protected, audited. Returns a fresh proof for `user`
-    /// (this record must be theirs).
+    /// (this record must be theirs), whose claims name the factor alone (the password is the
+    /// session's: [`AssuranceClaims::merge`] the two). A recovery code used here is audited
+    /// and notified with the count left, like at login.
     ///
     /// # Errors
     /// [`DomainError::NotEnrolled`], [`DomainError::SecretSealed`],
@@ -954,18 +1068,14 @@ impl TwoFactorRecord {
             Err(t) => return Ok((*t).map(Err)),
         };
         next.code_checks.reset();
-        let proof = next.issue_proof(user, kind, now, settings, rng)?;
+        let authenticator = used_authenticator(&used);
+        let proof = next.issue_proof_naming(user, kind, now, None, authenticator, settings, rng)?;
+        let remaining = next.recovery_codes_left();
         let mut t = Transition::new(next, true, Ok(proof))
             .event(AuditKind::SecondFactorVerified { factor: kind })
             .events_from(used);
         if kind == FactorKind::RecoveryCode {
-            let remaining = t.record.recovery_codes_left();
-            t = t.event(AuditKind::RecoveryCodeUsed { remaining }).notice(
-                Notice::RecoveryCodeUsed {
-                    remaining,
-                    context: LoginContext::new(),
-                },
-            );
+            t = t.recovery_code_used(remaining, Some(&LoginContext::new()), settings);
         }
         Ok(t)
     }
@@ -1046,7 +1156,7 @@ impl TwoFactorRecord {
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginDecision>>, DomainError> {
         let enrolled = self.is_enrolled();
-        let granted = |reason| Ok(LoginDecision::Granted { reason });
+        let granted = |reason| Ok(grant(reason, now));
         let (devices_allowed, unenrolled) = match requirement {
             Requirement::Off if !enrolled => {
                 return Ok(Transition::new(
@@ -1145,9 +1255,7 @@ impl TwoFactorRecord {
             return Ok(Transition::new(
                 self.clone(),
                 false,
-                Ok(LoginDecision::Granted {
-                    reason: GrantReason::GracePeriod { enroll_by },
-                }),
+                Ok(grant(GrantReason::GracePeriod { enroll_by }, now)),
             )
             .event(AuditKind::GracePeriodLogin { enroll_by }));
         }
@@ -1214,12 +1322,10 @@ impl TwoFactorRecord {
                 }
                 Sent::Throttled { retry_at } => {
                     let pending = self
-                        .mailed
-                        .as_ref()
-                        .filter(|m| now < m.expires_at && self.challenge_open(now))
-                        .map(|m| m.expires_at);
+                        .live_code_expiry(now)
+                        .filter(|_| self.challenge_open(now));
                     let decision = match pending {
-                        // The last code still works: point the user at it.
+                        // A code the user may have still works: point the user at it.
                         Some(expires_at) => Ok(LoginDecision::CodeMailed {
                             pending: mailed_pending(expires_at, rng)?,
                         }),
@@ -1381,9 +1487,13 @@ impl TwoFactorRecord {
             next.challenge = None;
             // A login waiting for a mailed code closes when the code expires: a late code is
             // audited as what it is, an expired mailed code.
-            let late_mailed_code = next.mailed.as_ref().is_some_and(|m| now >= m.expires_at);
+            let late_mailed_code = next
+                .mailed
+                .iter()
+                .chain(next.outgoing.as_ref().map(|o| &o.code))
+                .any(|m| now >= m.expires_at);
             let reason = if late_mailed_code {
-                next.mailed = None;
+                next.clear_mailed_codes();
                 FailureReason::Expired
             } else {
                 FailureReason::ExpiredChallenge
@@ -1445,22 +1555,29 @@ impl TwoFactorRecord {
     ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
         let mut next = self;
         next.challenge = None;
-        next.mailed = None;
+        next.clear_mailed_codes();
         next.code_checks.reset();
         // Single use: this ticket can complete no other login.
         next.tickets
             .mark_used(pending.nonce(), pending.expires_at(), now);
-        let proof = next.issue_proof(pending.user(), kind, now, settings, rng)?;
+        let authenticator = verified.authenticator();
+        let proof = next.issue_proof_naming(
+            pending.user(),
+            kind,
+            now,
+            Some(pending.password_checked_at()),
+            authenticator.as_ref(),
+            settings,
+            rng,
+        )?;
         let recovery_codes_left = verified.recovery_left;
         let mut events = vec![AuditKind::LoginSucceeded { factor: kind }];
         events.extend(verified.events());
         let mut notices = Vec::new();
         if let Some(left) = recovery_codes_left {
-            events.push(AuditKind::RecoveryCodeUsed { remaining: left });
-            notices.push(Notice::RecoveryCodeUsed {
-                remaining: left,
-                context: context.clone(),
-            });
+            let (event, notice) = recovery_code_use(left, Some(context), settings);
+            events.push(event);
+            notices.extend(notice);
         }
         let devices_allowed = match requirement {
             Requirement::Optional { trusted_devices }
@@ -1492,7 +1609,8 @@ impl TwoFactorRecord {
                 None
             }
         };
-        let authenticator = verified.authenticator();
+        let recovery_codes_low = next.recovery_codes_low(settings);
+        let must_regenerate_recovery_codes = next.must_regenerate_recovery_codes();
         let mut t = Transition::new(
             next,
             true,
@@ -1500,6 +1618,9 @@ impl TwoFactorRecord {
                 factor: kind,
                 device_token,
                 recovery_codes_left,
+                recovery_codes_low,
+                must_regenerate_recovery_codes,
+                claims: proof.claims().clone(),
                 proof,
                 authenticator,
                 needs_security_key,
@@ -1509,6 +1630,48 @@ impl TwoFactorRecord {
         t.events = events;
         Ok(t)
     }
+}
+
+/// A granted decision at `now`: the password, and the device that let the user in.
+fn grant(reason: GrantReason, now: u64) -> LoginDecision {
+    let mut claims = AssuranceClaims::new(CompletedMethod::new(AuthMethod::Password, now));
+    if let GrantReason::TrustedDevice { device } = &reason {
+        claims = claims.with(
+            CompletedMethod::new(AuthMethod::RememberedDevice, now).authenticator(device.as_str()),
+        );
+    }
+    LoginDecision::Granted { reason, claims }
+}
+
+/// The claims of a verified `factor` at `now`, after a password check at
+/// `password_checked_at` if there was one.
+fn factor_claims(
+    factor: FactorKind,
+    now: u64,
+    password_checked_at: Option<u64>,
+    authenticator: Option<&AuthenticatorId>,
+) -> AssuranceClaims {
+    let mut proved = CompletedMethod::new(AuthMethod::of_factor(factor), now);
+    if let Some(id) =
+        authenticator.filter(|_| matches!(factor, FactorKind::Totp | FactorKind::SecurityKey))
+    {
+        proved = proved.authenticator(id.as_str());
+    }
+    match password_checked_at {
+        Some(at) => {
+            AssuranceClaims::new(CompletedMethod::new(AuthMethod::Password, at)).with(proved)
+        }
+        None => AssuranceClaims::new(proved),
+    }
+}
+
+/// The authenticator named by the `AuthenticatorUsed` event of a verification, if a TOTP code
+/// was checked.
+fn used_authenticator(events: &[AuditKind]) -> Option<&AuthenticatorId> {
+    events.iter().find_map(|e| match e {
+        AuditKind::AuthenticatorUsed { authenticator } => Some(authenticator),
+        _ => None,
+    })
 }
 
 /// Parses a mailed code: white space ignored, exactly `digits` ASCII digits.
@@ -1633,10 +1796,11 @@ mod tests {
             }
         };
         match d {
-            LoginDecision::Granted { reason } => Said::Granted(reason.clone()),
+            LoginDecision::Granted { reason, .. } => Said::Granted(reason.clone()),
             LoginDecision::Challenge { pending } => Said::Challenge(claims(pending)),
             LoginDecision::MustEnroll { pending } => Said::MustEnroll(claims(pending)),
             LoginDecision::CodeMailed { pending } => Said::CodeMailed(claims(pending)),
+            LoginDecision::CodeNotSent { .. } => panic!("the record never answers CodeNotSent"),
         }
     }
 
@@ -1727,12 +1891,7 @@ mod tests {
     fn policy_answers_without_a_code() {
         let e = enrolled_record(T0);
         let t = begin(&TwoFactorRecord::default(), T0, &Requirement::Off, None);
-        assert_eq!(
-            *t.outcome(),
-            LoginDecision::Granted {
-                reason: GrantReason::Off
-            }
-        );
+        assert_eq!(*t.outcome(), grant(GrantReason::Off, T0));
         assert!(!t.is_changed());
         assert!(t.events().is_empty());
         // `Off` never lets an enrolled user in on the password alone: fail closed.
@@ -1749,11 +1908,12 @@ mod tests {
         let t = begin(&e, T0, &exempt, None);
         assert_eq!(
             *t.outcome(),
-            LoginDecision::Granted {
-                reason: GrantReason::Exempt {
+            grant(
+                GrantReason::Exempt {
                     reason: "superuser".into()
-                }
-            }
+                },
+                T0
+            )
         );
         assert_eq!(
             t.events(),
@@ -1764,12 +1924,7 @@ mod tests {
 
         let none = TwoFactorRecord::default();
         let t = begin(&none, T0, &Requirement::optional(), None);
-        assert_eq!(
-            *t.outcome(),
-            LoginDecision::Granted {
-                reason: GrantReason::NotRequired
-            }
-        );
+        assert_eq!(*t.outcome(), grant(GrantReason::NotRequired, T0));
         let t = begin(&none, T0, &Requirement::required(), None);
         assert_eq!(said(t.outcome()), must_enroll(T0));
         assert_eq!(t.events(), &[AuditKind::LoginBlockedUntilEnrolled]);
@@ -1853,6 +2008,28 @@ mod tests {
 
         let t = confirm_with(&pending, T0 + 899, Some(&ticket)).unwrap();
         assert!(t.outcome().as_ref().unwrap().login_completed());
+        // Its proof claims the password the ticket dates, and the code: AAL2.
+        {
+            use crate::account::{Aal, AuthMethod as M, CompletedMethod as C};
+            let enrolled = t.outcome().as_ref().unwrap();
+            let claims = enrolled.proof().claims();
+            assert_eq!(
+                claims.methods(),
+                [
+                    C::new(M::Password, T0),
+                    C::new(M::Otp, T0 + 899).authenticator(enrolled.authenticator().id().as_str())
+                ]
+            );
+            assert_eq!(claims.aal(), Aal::Aal2);
+            // Enrolled from the account page (no ticket): the code alone.
+            let t = confirm(&pending, T0 + 899);
+            let enrolled = t.outcome().as_ref().unwrap();
+            let id = enrolled.authenticator().id().as_str();
+            assert_eq!(
+                enrolled.proof().claims().methods(),
+                [C::new(M::Otp, T0 + 899).authenticator(id)]
+            );
+        }
         assert_eq!(
             t.events(),
             &[
@@ -1971,11 +2148,12 @@ mod tests {
         let t = begin(&none, T0 + 99, &req, None);
         assert_eq!(
             *t.outcome(),
-            LoginDecision::Granted {
-                reason: GrantReason::GracePeriod {
+            grant(
+                GrantReason::GracePeriod {
                     enroll_by: T0 + 100
-                }
-            }
+                },
+                T0 + 99
+            )
         );
         assert_eq!(
             t.events(),
@@ -2212,7 +2390,8 @@ mod tests {
         assert!(matches!(
             t.outcome(),
             LoginDecision::Granted {
-                reason: GrantReason::TrustedDevice { .. }
+                reason: GrantReason::TrustedDevice { .. },
+                ..
             }
         ));
         assert!(t.is_changed());
@@ -2319,21 +2498,9 @@ mod tests {
 
     #[test]
     fn recovery_code_works_once() {
-        let s = Settings::default();
-        let mut rng = TestRng(11);
-        let (e, proof) = crate::account::enrollment::tests::enrolled(T0);
-        let t = e
-            .regenerate_recovery_codes(
-                T0,
-                &who().user,
-                super::super::Reauthenticated::at(T0),
-                (&proof).into(),
-                &s,
-                &mut rng,
-            )
-            .unwrap();
-        let code = t.outcome().as_ref().unwrap().expose_secret()[3].to_owned();
-        let r = begin(t.record(), T0 + 1, &Requirement::required(), None)
+        let (with_codes, codes) = with_recovery_codes(&Settings::default());
+        let code = codes[3].clone();
+        let r = begin(&with_codes, T0 + 1, &Requirement::required(), None)
             .into_parts()
             .0;
         let t = finish(
@@ -2410,9 +2577,7 @@ mod tests {
         let t = begin(&r, now + 10, &Requirement::required(), Some(&token));
         assert_eq!(
             *t.outcome(),
-            LoginDecision::Granted {
-                reason: GrantReason::TrustedDevice { device: id }
-            }
+            grant(GrantReason::TrustedDevice { device: id }, now + 10)
         );
         assert_eq!(t.record().devices[0].last_used_at, Some(now + 10));
         // A policy without trusted devices ignores the token.
@@ -2497,7 +2662,8 @@ mod tests {
         assert!(matches!(
             begin(&trusted, now + 10, &Requirement::optional(), Some(&token)).outcome(),
             LoginDecision::Granted {
-                reason: GrantReason::TrustedDevice { .. }
+                reason: GrantReason::TrustedDevice { .. },
+                ..
             }
         ));
         let t = begin(&trusted, now + 10, &opt_out, Some(&token));
@@ -2506,9 +2672,7 @@ mod tests {
         // Users who did not opt in still log in with the password alone.
         assert_eq!(
             *begin(&TwoFactorRecord::default(), now, &opt_out, Some(&token)).outcome(),
-            LoginDecision::Granted {
-                reason: GrantReason::NotRequired
-            }
+            grant(GrantReason::NotRequired, now)
         );
     }
 
@@ -2615,7 +2779,7 @@ mod tests {
             }]
         );
         let mut used = r.clone();
-        used.mailed = None;
+        used.clear_mailed_codes();
         let t = begin_checked(&used, T0 + 10, &mail_code(), None);
         assert_eq!(
             *t.outcome(),
@@ -2636,6 +2800,44 @@ mod tests {
             .unwrap_err(),
             DomainError::Rng
         );
+    }
+
+    #[test]
+    fn failed_sends_point_the_login_only_at_a_code_that_may_have_arrived() {
+        // `start_login` mails a code; the mailer fails (the service records it).
+        let fail = |r: &TwoFactorRecord, now: u64| {
+            let t = begin(r, now, &mail_code(), None);
+            assert_eq!(said(t.outcome()), code_mailed(now, now + 3_600));
+            let r = t.into_parts().0;
+            let send = r.code_send().expect("stored before it is sent");
+            r.mailed_code_not_sent(&send).into_parts().0
+        };
+        let mut r = TwoFactorRecord::default();
+        for i in 0..15 {
+            r = fail(&r, T0 + i);
+        }
+        // Fifteen attempts in the hour, none delivered: nothing to point at.
+        let t = begin_checked(&r, T0 + 20, &mail_code(), None);
+        assert_eq!(
+            *t.outcome(),
+            Err(Refusal::Throttled {
+                retry_at: T0 + 3_600
+            })
+        );
+        assert!(!t.is_changed() && t.notices().is_empty());
+        // One delivered, then failures: the attempts run out and the delivered code is the
+        // one the login waits for.
+        let t = begin(&TwoFactorRecord::default(), T0, &mail_code(), None);
+        let r = t.into_parts().0;
+        let send = r.code_send().unwrap();
+        let mut r = r.mailed_code_sent(&send).into_parts().0;
+        for i in 1..15 {
+            r = fail(&r, T0 + i);
+        }
+        let t = begin(&r, T0 + 20, &mail_code(), None);
+        assert_eq!(said(t.outcome()), code_mailed(T0 + 20, T0 + 3_600));
+        assert!(t.notices().is_empty());
+        assert_eq!(r.mail_sends.count(T0 + 20, 3_600), 1);
     }
 
     #[test]
@@ -2671,6 +2873,318 @@ mod tests {
         if t.outcome().is_err() {
             assert_eq!(t.record().mailed_code_login_at, None);
         }
+    }
+
+    /// A step-up touches no login state, whatever the record holds: a login waiting for a
+    /// mailed code (and the code), one waiting for enrollment, used tickets, trusted devices,
+    /// the mailed-code login time. Only the throttle and the factor's replay state move.
+    #[test]
+    fn step_up_leaves_every_login_state_alone() {
+        let now = T0 + 60;
+        let s = Settings::default();
+        let r = enrolled_record(T0);
+        // A trusted device from a login, then the login states a record can hold.
+        let code = active_code_at(&r, now);
+        let t = finish(
+            &r,
+            now,
+            &required(true),
+            Factor::Totp(&code),
+            Some("Firefox"),
+        );
+        let mut r = t.into_parts().0;
+        assert!(matches!(
+            r.send_mailed_code(now, &ctx(), &s, &mut TestRng(1)),
+            Ok(Sent::New { .. })
+        ));
+        r.challenge = Some(LoginChallenge {
+            issued_at: now,
+            expires_at: now + 900,
+        });
+        r.login_awaiting_enrollment = r.challenge.clone();
+        r.mailed_code_login_at = Some(T0);
+        r.tickets.mark_used(&[7; 16], now + 900, now);
+        assert!(r.outgoing.is_some() && r.tickets.used.len() == 2);
+        let before = r.clone();
+        let t = r
+            .verify_second_factor(
+                now + 30,
+                &who().user,
+                Factor::Totp(&active_code_at(&r, now + 30)),
+                &s,
+                &mut TestRng(2),
+            )
+            .unwrap();
+        assert!(t.outcome().is_ok());
+        let after = t.record();
+        assert_eq!(after.mailed, before.mailed);
+        assert_eq!(after.outgoing, before.outgoing);
+        assert_eq!(after.mail_attempts, before.mail_attempts);
+        assert_eq!(after.challenge, before.challenge);
+        assert_eq!(
+            after.login_awaiting_enrollment,
+            before.login_awaiting_enrollment
+        );
+        assert_eq!(after.mailed_code_login_at, before.mailed_code_login_at);
+        assert_eq!(after.tickets, before.tickets);
+        assert_eq!(after.devices, before.devices);
+        assert_eq!(after.devices.len(), 1);
+        assert_eq!(after.recovery, before.recovery);
+        assert_eq!(after.mail_sends, before.mail_sends);
+        assert_ne!(after.last_used_step(), before.last_used_step());
+        assert_eq!(
+            t.events(),
+            &[
+                AuditKind::SecondFactorVerified {
+                    factor: FactorKind::Totp
+                },
+                AuditKind::AuthenticatorUsed {
+                    authenticator: before.authenticators[0].id.clone()
+                }
+            ]
+        );
+        assert!(t.notices().is_empty());
+    }
+
+    /// An enrolled record with a fresh set of recovery codes made under `s`, and the codes.
+    fn with_recovery_codes(s: &Settings) -> (TwoFactorRecord, Vec<String>) {
+        let (e, proof) = crate::account::enrollment::tests::enrolled(T0);
+        let t = e
+            .regenerate_recovery_codes(
+                T0,
+                &who().user,
+                super::super::Reauthenticated::at(T0),
+                (&proof).into(),
+                s,
+                &mut TestRng(5),
+            )
+            .unwrap();
+        let codes = t.outcome().as_ref().unwrap().expose_secret();
+        let codes = codes.into_iter().map(str::to_owned).collect();
+        (t.into_parts().0, codes)
+    }
+
+    /// Every grant says how the user was authenticated: a policy's grant the password alone,
+    /// a remembered device the password and the device (never AAL2), and each factor at
+    /// `finish_login` the password (when it was checked) and the factor, sealed in its proof.
+    #[test]
+    fn every_grant_carries_its_claims() {
+        use crate::account::{Aal, AuthMethod as M, CompletedMethod as C};
+        let none = TwoFactorRecord::default();
+        let e = enrolled_record(T0);
+        let now = T0 + 60;
+        let grace = Requirement::Required {
+            when_unenrolled: WhenUnenrolled::BlockUntilEnrolled,
+            grace_until: Some(now + 10),
+            trusted_devices: true,
+        };
+        let exempt = Requirement::Exempt {
+            reason: "superuser".into(),
+        };
+        for (r, req) in [
+            (&none, Requirement::Off),
+            (&none, Requirement::optional()),
+            (&e, exempt),
+            (&none, grace),
+        ] {
+            let t = begin(r, now, &req, None);
+            let claims = t.outcome().claims().expect("granted");
+            assert_eq!(claims.methods(), [C::new(M::Password, now)], "{req:?}");
+            assert_eq!((claims.aal(), claims.amr()), (Aal::Aal1, vec!["pwd"]));
+            assert_eq!(claims.auth_time(), now);
+        }
+        assert!(
+            begin(&e, now, &Requirement::required(), None)
+                .outcome()
+                .claims()
+                .is_none()
+        );
+
+        // Each factor at the second step: the ticket dates the password (0 in these tests).
+        let check = |t: &Transition<Checked<LoginGranted>>, method, aal, amr: &[&str]| {
+            let g = t.outcome().as_ref().expect("granted");
+            // A TOTP code names the authenticator it came from.
+            let mut proved = C::new(method, g.proof.verified_at());
+            if let Some(id) = &g.authenticator {
+                proved = proved.authenticator(id.as_str());
+            }
+            assert_eq!(g.authenticator.is_some(), method == M::Otp);
+            assert_eq!(g.claims.methods(), [C::new(M::Password, 0), proved]);
+            assert_eq!((g.claims.aal(), g.claims.amr()), (aal, amr.to_vec()));
+            assert_eq!(g.proof.claims(), &g.claims);
+            g.proof
+                .verify(Settings::default().ticket_key().unwrap())
+                .unwrap();
+        };
+        let code = active_code_at(&e, now);
+        let t = finish(
+            &e,
+            now,
+            &Requirement::required(),
+            Factor::Totp(&code),
+            Some("Firefox"),
+        );
+        check(&t, M::Otp, Aal::Aal2, &["pwd", "otp", "mfa"]);
+        // The device trusted here lets the next login in at AAL1, naming the device.
+        let token = t.outcome().as_ref().unwrap().device_token.as_ref().unwrap();
+        let (id, token) = (token.id().clone(), token.expose_secret().to_owned());
+        let trusted = t.into_parts().0;
+        let t = begin(&trusted, now + 5, &Requirement::required(), Some(&token));
+        let claims = t.outcome().claims().unwrap();
+        assert_eq!(
+            claims.methods(),
+            [
+                C::new(M::Password, now + 5),
+                C::new(M::RememberedDevice, now + 5).authenticator(id.as_str())
+            ]
+        );
+        assert_eq!(claims.aal(), Aal::Aal1);
+        assert_eq!(claims.amr(), ["pwd", "remembered_device"]);
+
+        let (with_codes, codes) = with_recovery_codes(&Settings::default());
+        let t = finish(
+            &with_codes,
+            now,
+            &Requirement::required(),
+            Factor::RecoveryCode(&codes[0]),
+            None,
+        );
+        check(
+            &t,
+            M::RecoveryCode,
+            Aal::Aal2,
+            &["pwd", "lookup_secret", "mfa"],
+        );
+
+        let t = begin(&none, now, &mail_code(), None);
+        let mailed = t.notices()[0].expose_login_code().unwrap().to_owned();
+        let t = finish(
+            t.record(),
+            now + 30,
+            &mail_code(),
+            Factor::MailedCode(&mailed),
+            None,
+        );
+        check(&t, M::MailedCode, Aal::Aal1, &["pwd", "email_code"]);
+
+        // Step-up: the factor alone (the session holds the password).
+        let t = with_codes
+            .verify_second_factor(
+                now + 90,
+                &who().user,
+                Factor::Totp(&active_code_at(&with_codes, now + 90)),
+                &Settings::default(),
+                &mut TestRng(3),
+            )
+            .unwrap();
+        let p = t.outcome().as_ref().unwrap();
+        let id = with_codes.authenticators[0].id.as_str();
+        assert_eq!(
+            p.claims().methods(),
+            [C::new(M::Otp, now + 90).authenticator(id)]
+        );
+        assert_eq!(p.claims().aal(), Aal::Aal1);
+    }
+
+    /// Recovery codes count down out loud: every use is audited and notified with the count
+    /// left (and whether it is low), logins carry the low hint whatever factor they used, and
+    /// with none left every login says the user must make new ones, until they do.
+    #[test]
+    fn recovery_codes_warn_before_they_run_out() {
+        let s = Settings::builder()
+            .recovery_codes(5)
+            .recovery_codes_low_at(3)
+            .build()
+            .unwrap();
+        let (mut r, codes) = with_recovery_codes(&s);
+        let login = |r: &TwoFactorRecord, now: u64, factor: Factor<'_>| {
+            r.finish_login(
+                &open_pending(r, factor.kind()),
+                now,
+                &Requirement::required(),
+                factor,
+                None,
+                &ctx(),
+                &s,
+                &mut TestRng(now),
+            )
+            .unwrap()
+        };
+        let mut now = T0 + 100;
+        for (i, code) in codes.iter().enumerate() {
+            now += 30;
+            let t = login(&r, now, Factor::RecoveryCode(code));
+            let left = codes.len() - i - 1;
+            let g = t.outcome().as_ref().unwrap();
+            assert_eq!(g.recovery_codes_left, Some(left));
+            assert_eq!(g.recovery_codes_low, (left <= 3).then_some(left));
+            assert_eq!(g.must_regenerate_recovery_codes, left == 0);
+            assert!(
+                t.events()
+                    .contains(&AuditKind::RecoveryCodeUsed { remaining: left })
+            );
+            let notice = t
+                .notices()
+                .iter()
+                .find(|n| n.kind() == NoticeKind::RecoveryCodeUsed)
+                .expect("every use is notified");
+            assert!(
+                matches!(notice, Notice::RecoveryCodeUsed { remaining, low, .. }
+                    if *remaining == left && *low == (left <= 3)),
+                "{notice:?}"
+            );
+            let status = t.record().status(now, &s);
+            assert_eq!(status.recovery_codes_low, g.recovery_codes_low);
+            assert_eq!(status.must_regenerate_recovery_codes, left == 0);
+            r = t.into_parts().0;
+            // A TOTP login carries the same hint.
+            now += 30;
+            let t = login(&r, now, Factor::Totp(&active_code_at(&r, now)));
+            let g = t.outcome().as_ref().unwrap();
+            assert_eq!(g.recovery_codes_left, None);
+            assert_eq!(g.recovery_codes_low, (left <= 3).then_some(left));
+            assert_eq!(g.must_regenerate_recovery_codes, left == 0);
+            r = t.into_parts().0;
+        }
+        // None left: no recovery code is offered, and every login says "make new ones".
+        assert_eq!(
+            said(begin(&r, now + 1, &Requirement::required(), None).outcome()),
+            challenge(vec![FactorKind::Totp], now + 1)
+        );
+        now += 30;
+        let t = login(&r, now, Factor::Totp(&active_code_at(&r, now)));
+        assert!(t.outcome().as_ref().unwrap().must_regenerate_recovery_codes);
+        // Regenerating (with this login's proof) replaces the whole set: the hint is gone.
+        let fresh = t.outcome().as_ref().unwrap().proof.clone();
+        let r = t.into_parts().0;
+        let t = r
+            .regenerate_recovery_codes(
+                now + 1,
+                &who().user,
+                super::super::Reauthenticated::at(now),
+                (&fresh).into(),
+                &s,
+                &mut TestRng(9),
+            )
+            .unwrap();
+        assert_eq!(t.record().recovery_codes_left(), 5);
+        let status = t.record().status(now + 1, &s);
+        assert_eq!(status.recovery_codes_low, None);
+        assert!(!status.must_regenerate_recovery_codes);
+        // The low mark is the host's: at 0 only the exhausted set is "low".
+        let strict = Settings::builder()
+            .recovery_codes_low_at(0)
+            .build()
+            .unwrap();
+        assert_eq!(enrolled_record(T0).recovery_codes_low(&strict), None);
+        assert_eq!(TwoFactorRecord::default().recovery_codes_low(&s), None);
+        assert!(!TwoFactorRecord::default().must_regenerate_recovery_codes());
+        assert!(
+            Settings::builder()
+                .recovery_codes_low_at(51)
+                .build()
+                .is_err()
+        );
     }
 }
 
@@ -2826,7 +3340,7 @@ mod pending_tests {
         let t = finish(&r, &totp_challenge, now, Factor::MailedCode(&code)).unwrap();
         assert!(t.outcome().is_err());
         assert!(
-            t.record().mailed.is_some(),
+            t.record().acceptable_codes().next().is_some(),
             "the mailed code is not consumed"
         );
         // With its own pending login it works.

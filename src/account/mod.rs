@@ -25,6 +25,7 @@
 //! [`Notice`]: crate::mail::Notice
 
 mod authenticators;
+mod claims;
 pub(crate) mod crypto;
 mod devices;
 #[doc(hidden)]
@@ -50,6 +51,9 @@ pub use authenticators::{
     AddedAuthenticator, AuthenticatorInfo, AuthenticatorKind, DEFAULT_LABEL, LabelError,
     MAX_LABEL_CHARS, check_label,
 };
+pub use claims::{
+    Aal, AssuranceClaims, AuthMethod, CompletedMethod, UnknownClaimName, Unsatisfied,
+};
 pub use crypto::CodeKey;
 pub use devices::{DeviceInfo, DeviceToken};
 pub use enrollment::{Enrolled, EnrollmentStarted};
@@ -62,6 +66,7 @@ pub use login::{
     Factor, FactorParseError, GrantReason, LoginDecision, LoginGranted, PendingLogin,
     PendingLoginError, PendingStep,
 };
+pub use mailed::CodeSend;
 pub use reauth::Reauthenticated;
 pub use record::{TwoFactorRecord, TwoFactorStatus};
 pub use recovery::{

@@ -10,13 +10,16 @@ use super::UserId;
 use super::authenticators::{Authenticator, DEFAULT_LABEL, TotpFactor};
 use super::devices::TrustedDevice;
 use super::login::LoginChallenge;
-use super::mailed::MailedCode;
+use super::mailed::{MailedCode, OutgoingCode};
 use super::recovery::RecoveryCodeSet;
 use super::throttle::RateLimit;
 #[cfg(feature = "serde")]
-use super::{mailed::MailedCodeWire, recovery::RecoveryCodeSetWire};
+use super::{
+    mailed::{MailedCodeWire, OutgoingCodeWire},
+    recovery::RecoveryCodeSetWire,
+};
 
-/// The confirmed authenticator of a record of formats 1 to 3 (one per user), as those
+/// The confirmed authenticator of a record of formats 1 to 4 (one per user), as those
 /// formats store it: decoded into one [`Authenticator`], and written again only to check the
 /// tag of such a row.
 #[derive(Clone)]
@@ -88,7 +91,7 @@ pub(crate) struct PendingEnrollment {
     pub(crate) label: String,
 }
 
-/// A pending enrollment as stored (format 4 has `purpose` and `label`; formats 1 to 3 do not).
+/// A pending enrollment as stored (format 4 has `purpose` and `label`; formats 1 to 4 do not).
 #[cfg(feature = "serde")]
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +118,7 @@ struct PendingWire {
 
 #[cfg(feature = "serde")]
 impl PendingEnrollment {
-    /// The stored form: with purpose and label (format 4) or without (older formats).
+    /// The stored form: with purpose and label (format 5) or without (older formats).
     fn wire(&self, current: bool) -> PendingWire {
         PendingWire {
             secret: self.secret.clone(),
@@ -148,42 +151,45 @@ impl PendingEnrollment {
 ///
 /// # Stored format
 ///
-/// A JSON object with `"v": 5` and every field present (`null` or `[]` when empty), in a
-/// fixed order: `authenticators` (since format 4: each with its `id`, `label`, `created_at`,
-/// `last_used_at` and `factor`, `{"totp": {secret, params, last_used_step, clock_offset,
-/// offset_candidate}}` or `{"security_key": {credential}}`, webauthn-rs's credential as it
-/// serialises it), `pending` (with its `purpose` and `label` since format 4), then
-/// `recovery`, `devices`, `mailed`, `challenge`, `login_awaiting_enrollment`, `code_checks`,
-/// `mail_sends` (format 1), `mailed_code_login_at` (format 2), `tickets` and
-/// `mailed_login_required` (format 3), `key_ceremonies` (format 5: the WebAuthn ceremonies
-/// waiting for an answer, `{"registration": .., "authentication": ..}`), then `mac`;
-/// nothing else. A security key or a ceremony in a build without the `webauthn` feature is
-/// an error too (the row cannot be used there; it fails closed). Decoding is strict: a
-/// missing field, an unknown field (at any depth), a value of the wrong type or another
-/// version is an error, never a record "with no factor" (which would read as "this user has
-/// no 2FA"); so are two authenticators with one id or one label, an id or a label of the
-/// wrong shape, more than [`Settings::MAX_MAX_AUTHENTICATORS`](super::Settings::MAX_MAX_AUTHENTICATORS)
-/// authenticators, a clock offset beyond its bound, and two security keys with one
-/// credential id. Stores report it as a corrupt row
-/// and the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
+/// A JSON object with `"v": 6` and every field present (`null` or `[]` when empty), in a
+/// fixed order: `authenticators` (since format 5, in place of format 1's `active`: each with
+/// its `id`, `label`, `created_at`, `last_used_at` and `factor`, `{"totp": {secret, params,
+/// last_used_step, clock_offset, offset_candidate}}` or, since format 6, `{"security_key":
+/// {credential}}`, webauthn-rs's credential as it serialises it), the other eight fields of
+/// format 1
+/// (`pending` with its `purpose` and `label` since format 5), then `mailed_code_login_at`
+/// (format 2), then `tickets` (the ticket generation and the used tickets) and
+/// `mailed_login_required` (format 3), then `outgoing` (a mailed code stored before its mailer
+/// answered, with its `delivery`: `"sending"` or `"not_sent"`) and `mail_attempts` (the send
+/// attempts, delivered or not, of the last window) (format 4), then `key_ceremonies` (format
+/// 6: the WebAuthn ceremonies waiting for an answer, `{"registration": .., "authentication":
+/// ..}`), then `mac`; nothing else. A security key or a ceremony in a build without the
+/// `webauthn` feature is an error too (the row cannot be used there; it fails closed).
+/// Decoding is strict: a missing field, an unknown field (at any depth), a value of the wrong
+/// type or another version is an error, never a record "with no factor" (which would read as
+/// "this user has no 2FA"); so are two authenticators with one id or one label, an id or a
+/// label of the wrong shape, more than
+/// [`Settings::MAX_MAX_AUTHENTICATORS`](super::Settings::MAX_MAX_AUTHENTICATORS)
+/// authenticators, a clock offset beyond its bound, and two security keys with one credential
+/// id. Stores report it as a corrupt row and
+/// the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
 /// bytes, which is what [`SealedStore`](crate::seal::SealedStore) authenticates.
 ///
-/// Older rows load and are written as format 5 by their next save:
-/// - Format 4 (`"v": 4`): exactly the fields above without `key_ceremonies`; it loads with
-///   no ceremony waiting.
-/// - Formats 1 to 3 hold one `active` factor (or `null`) where formats 4 and 5 have
-///   `authenticators`: it becomes one authenticator labelled "Authenticator app"
-///   ([`DEFAULT_LABEL`](super::DEFAULT_LABEL)), created when it was confirmed, with its
-///   replay step, no clock offset, never used as far as the record knows, and an id derived
-///   from its confirmation time, so every load of a row that is never saved again gives the
-///   same id. A pending enrollment beside it replaces it when confirmed (as it did), one
-///   without it is the first enrollment.
-/// - Format 3 (`"v": 3`): exactly the fields of format 4 with `active` for `authenticators`.
-/// - Format 2 (`"v": 2`, exactly eleven fields): without `tickets` and
-///   `mailed_login_required`; it loads with no used tickets, generation 0.
+/// Older rows load, and are written in the current format by their next save:
+/// - Format 5 (`"v": 5`): exactly the fields above without `key_ceremonies`; it loads with no
+///   ceremony waiting.
+/// - Formats 1 to 4 hold one `active` factor (or `null`): it becomes one authenticator
+///   labelled "Authenticator app" ([`DEFAULT_LABEL`](super::DEFAULT_LABEL)), created when it
+///   was confirmed, with its replay step, no clock offset, never used as far as the record
+///   knows, and an id derived from its confirmation time, so every load of a row that is never
+///   saved again gives the same id. A pending enrollment beside it replaces it when confirmed
+///   (as it did), one without it is the first enrollment.
+/// - Format 4 (`"v": 4`): exactly its fifteen fields. Format 3 (`"v": 3`, thirteen) loads with
+///   no outgoing code (its mailed code was delivered) and no send attempts counted; format 2
+///   (`"v": 2`, eleven) also with no used tickets, generation 0.
 /// - Format 1, written before the version field existed: an object **without** `"v"` and
-///   without `"mac"` is accepted only if it has exactly the nine fields format 1 always
-///   wrote (`active`, `pending`, `recovery`, `devices`, `mailed`, `challenge`,
+///   without `"mac"` is accepted only if it has exactly the nine fields format 1 always wrote
+///   (`active`, `pending`, `recovery`, `devices`, `mailed`, `challenge`,
 ///   `login_awaiting_enrollment`, `code_checks`, `mail_sends`), each present, with the same
 ///   strict nested shapes, and the recovery set and mailed code in their format-1 shape (no
 ///   `hash` scheme, no `symbols`: salted SHA-256 over 10-symbol recovery codes).
@@ -195,11 +201,11 @@ impl PendingEnrollment {
 /// use twofactor::account::TwoFactorRecord;
 ///
 /// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
-/// assert!(json.starts_with(r#"{"v":5,"authenticators":[]"#));
+/// assert!(json.starts_with(r#"{"v":6,"authenticators":[]"#));
 /// assert!(json.ends_with(r#""key_ceremonies":{"registration":null,"authentication":null},"mac":null}"#));
 /// assert!(serde_json::from_str::<TwoFactorRecord>(&json).is_ok());
 /// // Not a record this crate wrote: refused, never "no 2FA".
-/// for bad in ["{}", "[]", "null", r#"{"v":5}"#, r#"{"v":6,"authenticators":[]}"#] {
+/// for bad in ["{}", "[]", "null", r#"{"v":6}"#, r#"{"v":7,"authenticators":[]}"#] {
 ///     assert!(serde_json::from_str::<TwoFactorRecord>(bad).is_err());
 /// }
 /// # }
@@ -212,6 +218,7 @@ pub struct TwoFactorRecord {
     pub(crate) pending: Option<PendingEnrollment>,
     pub(crate) recovery: Option<RecoveryCodeSet>,
     pub(crate) devices: Vec<TrustedDevice>,
+    /// The mailed code that reached the user (as far as the mailer said).
     pub(crate) mailed: Option<MailedCode>,
     /// A login waiting for a mailed code (TOTP and recovery-code logins store none; a stale one
     /// left by an older version is ignored and cleared by the next successful login).
@@ -220,6 +227,7 @@ pub struct TwoFactorRecord {
     /// is open completes it.
     pub(crate) login_awaiting_enrollment: Option<LoginChallenge>,
     pub(crate) code_checks: RateLimit,
+    /// Mailed codes sent (a send that failed is taken back).
     pub(crate) mail_sends: RateLimit,
     /// When the user last completed a login with a mailed code (for the record only: since
     /// format 3, what lets a session enroll under a mailed-code policy is the
@@ -232,6 +240,11 @@ pub struct TwoFactorRecord {
     /// needs a proof of a mailed code whatever principal the host passes. Cleared when the
     /// user enrolls.
     pub(crate) mailed_login_required: bool,
+    /// A mailed code stored before its mailer answered (format 4): on its way (accepted, it
+    /// may have arrived) or not sent (never accepted). See [`CodeSend`](super::CodeSend).
+    pub(crate) outgoing: Option<OutgoingCode>,
+    /// Every attempt to mail a code, delivered or not (format 4).
+    pub(crate) mail_attempts: RateLimit,
     /// The tag a [`SealedStore`](crate::seal::SealedStore) wrote over the rest of the record
     /// (`None` in a record it loaded, and under a bare store).
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
@@ -243,24 +256,19 @@ pub struct TwoFactorRecord {
     /// [`SealedStore::accept_untagged`]: crate::seal::SealedStore::accept_untagged
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) format_1: bool,
-    /// Decoded from a format-2 row (not stored; cleared when saved): a tag made before
-    /// format 3 covers the format-2 encoding, which [`encode_as_stored`](Self::encode_as_stored)
-    /// reproduces for a store that does not keep the stored text.
-    pub(crate) format_2: bool,
-    /// Decoded from a format-3 row (not stored; cleared when saved): its tag covers the
-    /// format-3 encoding.
-    pub(crate) format_3: bool,
-    /// Decoded from a format-4 row (not stored; cleared when saved): its tag covers the
-    /// format-4 encoding.
-    pub(crate) format_4: bool,
-    /// The WebAuthn ceremonies waiting for the browser's answer (format 5): server-side,
+    /// The format of the row it was decoded from, if older than the current one and newer
+    /// than format 1 (not stored; cleared when saved): a tag made under an older format covers
+    /// that format's encoding, which [`encode_as_stored`](Self::encode_as_stored) reproduces
+    /// for a store that does not keep the stored text.
+    pub(crate) older_format: Option<u32>,
+    /// The WebAuthn ceremonies waiting for the browser's answer (format 6): server-side,
     /// single-use, expiring (see [`security_keys`](super::security_keys)).
     pub(crate) key_ceremonies: super::security_keys::KeyCeremonies,
 }
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
 #[cfg(feature = "serde")]
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 
 /// Deserializes a field with no default: `Option` fields become required (`null` allowed,
 /// absent refused), which serde otherwise makes optional.
@@ -283,15 +291,16 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-/// The stored form, field order fixed (the canonical encoding): `F` is the first field,
-/// `authenticators` ([`Authenticators`], the current format) or `active` ([`Active`], to
-/// check the tag of a format-3 row).
+/// The stored form, field order fixed (the canonical encoding), in format `v`: the fields of
+/// a later format are left out of an older one.
 #[cfg(feature = "serde")]
 #[derive(serde::Serialize)]
-struct WireOut<'a, F> {
+struct WireOut<'a> {
     v: u32,
-    #[serde(flatten)]
-    factors: F,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<Option<ActiveFactor>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authenticators: Option<&'a [Authenticator]>,
     pending: Option<PendingWire>,
     recovery: &'a Option<RecoveryCodeSet>,
     devices: &'a [TrustedDevice],
@@ -301,36 +310,50 @@ struct WireOut<'a, F> {
     code_checks: &'a RateLimit,
     mail_sends: &'a RateLimit,
     mailed_code_login_at: Option<u64>,
-    tickets: &'a super::ticket::TicketLedger,
-    mailed_login_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tickets: Option<&'a super::ticket::TicketLedger>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mailed_login_required: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outgoing: Option<&'a Option<OutgoingCode>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mail_attempts: Option<&'a RateLimit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key_ceremonies: Option<&'a super::security_keys::KeyCeremonies>,
     mac: &'a Option<RecordTag>,
 }
 
-/// The factors of formats 4 and 5.
+/// The format each field after format 1's nine first appears in.
 #[cfg(feature = "serde")]
-#[derive(serde::Serialize)]
-struct Authenticators<'a> {
-    authenticators: &'a [Authenticator],
-}
-
-/// The factor of formats 1 to 3.
-#[cfg(feature = "serde")]
-#[derive(serde::Serialize)]
-struct Active {
-    active: Option<ActiveFactor>,
+mod since {
+    pub(super) const MAC: u32 = 2;
+    pub(super) const MAILED_CODE_LOGIN_AT: u32 = 2;
+    pub(super) const TICKETS: u32 = 3;
+    pub(super) const MAILED_LOGIN_REQUIRED: u32 = 3;
+    pub(super) const OUTGOING: u32 = 4;
+    pub(super) const MAIL_ATTEMPTS: u32 = 4;
+    /// `authenticators` (in place of `active`), and a pending enrollment's `purpose` and
+    /// `label`.
+    pub(super) const AUTHENTICATORS: u32 = 5;
+    /// The WebAuthn ceremonies waiting for an answer (security keys).
+    pub(super) const KEY_CEREMONIES: u32 = 6;
 }
 
 #[cfg(feature = "serde")]
 impl TwoFactorRecord {
-    /// The record in the stored shape of format `v` (3, 4 or the current one), with
-    /// `factors`.
-    fn wire<F>(&self, v: u32, factors: F) -> WireOut<'_, F> {
+    /// The record as format `v` (2 or later) writes it.
+    fn wire(&self, v: u32) -> WireOut<'_> {
+        let has = |since: u32| v >= since;
+        let current = has(since::AUTHENTICATORS);
         WireOut {
             v,
-            factors,
-            pending: self.pending.as_ref().map(|p| p.wire(v >= 4)),
+            active: (!current).then(|| {
+                self.authenticators
+                    .first()
+                    .and_then(ActiveFactor::from_authenticator)
+            }),
+            authenticators: current.then_some(self.authenticators.as_slice()),
+            pending: self.pending.as_ref().map(|p| p.wire(current)),
             recovery: &self.recovery,
             devices: &self.devices,
             mailed: &self.mailed,
@@ -339,83 +362,26 @@ impl TwoFactorRecord {
             code_checks: &self.code_checks,
             mail_sends: &self.mail_sends,
             mailed_code_login_at: self.mailed_code_login_at,
-            tickets: &self.tickets,
-            mailed_login_required: self.mailed_login_required,
-            key_ceremonies: (v == FORMAT).then_some(&self.key_ceremonies),
+            tickets: has(since::TICKETS).then_some(&self.tickets),
+            mailed_login_required: has(since::MAILED_LOGIN_REQUIRED)
+                .then_some(self.mailed_login_required),
+            outgoing: has(since::OUTGOING).then_some(&self.outgoing),
+            mail_attempts: has(since::MAIL_ATTEMPTS).then_some(&self.mail_attempts),
+            key_ceremonies: has(since::KEY_CEREMONIES).then_some(&self.key_ceremonies),
             mac: &self.mac,
         }
     }
-}
 
-/// A format-2 row's shape (no ticket ledger, no mailed-login flag), for checking a tag made
-/// before format 3 ([`TwoFactorRecord::encode_as_stored`]).
-#[cfg(feature = "serde")]
-#[derive(serde::Serialize)]
-struct WireOutV2<'a> {
-    v: u32,
-    active: Option<ActiveFactor>,
-    pending: Option<PendingWire>,
-    recovery: &'a Option<RecoveryCodeSet>,
-    devices: &'a [TrustedDevice],
-    mailed: &'a Option<MailedCode>,
-    challenge: &'a Option<LoginChallenge>,
-    login_awaiting_enrollment: &'a Option<LoginChallenge>,
-    code_checks: &'a RateLimit,
-    mail_sends: &'a RateLimit,
-    mailed_code_login_at: Option<u64>,
-    mac: &'a Option<RecordTag>,
-}
-
-#[cfg(feature = "serde")]
-impl TwoFactorRecord {
-    /// The one factor of a record decoded from an old format.
-    fn old_active(&self) -> Option<ActiveFactor> {
-        self.authenticators
-            .first()
-            .and_then(ActiveFactor::from_authenticator)
-    }
-
-    /// Writes the record in the format it was decoded from: format 2 or 3 for a record read
-    /// from such a row (whose tag covers that encoding), the current format otherwise. Only
-    /// tag checks use it; saves always write the current format.
+    /// Writes the record in the format it was decoded from: that older format for a record
+    /// read from a row of format 2 to 4 (whose tag covers that encoding; its one authenticator
+    /// written back as the `active` factor it was), the current format otherwise. Only tag checks use it; saves always write the current format.
     pub(crate) fn encode_as_stored<W: std::io::Write>(&self, out: W) -> serde_json::Result<()> {
-        if self.format_3 {
-            let active = Active {
-                active: self.old_active(),
-            };
-            return serde_json::to_writer(out, &self.wire(3, active));
-        }
-        if self.format_4 {
-            let authenticators = Authenticators {
-                authenticators: &self.authenticators,
-            };
-            return serde_json::to_writer(out, &self.wire(4, authenticators));
-        }
-        if !self.format_2 {
-            return serde_json::to_writer(out, self);
-        }
-        serde_json::to_writer(
-            out,
-            &WireOutV2 {
-                v: 2,
-                active: self.old_active(),
-                pending: self.pending.as_ref().map(|p| p.wire(false)),
-                recovery: &self.recovery,
-                devices: &self.devices,
-                mailed: &self.mailed,
-                challenge: &self.challenge,
-                login_awaiting_enrollment: &self.login_awaiting_enrollment,
-                code_checks: &self.code_checks,
-                mail_sends: &self.mail_sends,
-                mailed_code_login_at: self.mailed_code_login_at,
-                mac: &self.mac,
-            },
-        )
+        serde_json::to_writer(out, &self.wire(self.older_format.unwrap_or(FORMAT)))
     }
 }
 
-/// What decoding accepts: format 4 (`authenticators`), 3 or 2 (one `active` factor), or 1 (no
-/// `v`, no `mac`), every field of the format required.
+/// What decoding accepts: formats 2 to 5, or format 1 (no `v`, no `mac`), each with exactly
+/// its own fields.
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -423,9 +389,9 @@ struct WireIn {
     #[serde(default, deserialize_with = "present")]
     v: Option<u32>,
     #[serde(default, deserialize_with = "present")]
-    authenticators: Option<Vec<Authenticator>>,
-    #[serde(default, deserialize_with = "present")]
     active: Option<Option<ActiveFactor>>,
+    #[serde(default, deserialize_with = "present")]
+    authenticators: Option<Vec<Authenticator>>,
     #[serde(deserialize_with = "required")]
     pending: Option<PendingWire>,
     #[serde(deserialize_with = "required")]
@@ -446,6 +412,10 @@ struct WireIn {
     #[serde(default, deserialize_with = "present")]
     mailed_login_required: Option<bool>,
     #[serde(default, deserialize_with = "present")]
+    outgoing: Option<Option<OutgoingCodeWire>>,
+    #[serde(default, deserialize_with = "present")]
+    mail_attempts: Option<RateLimit>,
+    #[serde(default, deserialize_with = "present")]
     key_ceremonies: Option<super::security_keys::KeyCeremonies>,
     #[serde(default, deserialize_with = "present")]
     mac: Option<Option<RecordTag>>,
@@ -454,10 +424,7 @@ struct WireIn {
 #[cfg(feature = "serde")]
 impl serde::Serialize for TwoFactorRecord {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let authenticators = Authenticators {
-            authenticators: &self.authenticators,
-        };
-        self.wire(FORMAT, authenticators).serialize(serializer)
+        self.wire(FORMAT).serialize(serializer)
     }
 }
 
@@ -498,65 +465,80 @@ fn check_authenticators(list: &[Authenticator]) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A field that appeared in format `since`: present exactly in the formats that have it.
+#[cfg(feature = "serde")]
+fn in_format<T, E: serde::de::Error>(
+    field: Option<T>,
+    name: &'static str,
+    since: u32,
+    format: u32,
+) -> Result<Option<T>, E> {
+    match (field, format >= since) {
+        (Some(value), true) => Ok(Some(value)),
+        (None, false) => Ok(None),
+        (None, true) => Err(E::missing_field(name)),
+        (Some(_), false) => Err(E::custom(format_args!(
+            "a format-{format} record with `{name}`, a field of format {since}"
+        ))),
+    }
+}
+
 #[cfg(feature = "serde")]
 impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let w = WireIn::deserialize(deserializer)?;
-        // Each format has exactly its own fields: format 4 the authenticators, formats 1 to 3
-        // one `active` factor; format 3 the ticket ledger and the mailed-login flag; formats
-        // 2 and later the version, the tag and the mailed-login time.
-        let format3 = (w.tickets, w.mailed_login_required);
-        let (mac, mailed_code_login_at, tickets, mailed_login_required) =
-            match (w.v, w.mac, w.mailed_code_login_at, format3) {
-                (None, None, None, (None, None)) => (None, None, Default::default(), false),
-                (Some(2), Some(mac), Some(at), (None, None)) => {
-                    (mac, at, Default::default(), false)
-                }
-                (Some(3..=FORMAT), Some(mac), Some(at), (Some(t), Some(m))) => (mac, at, t, m),
-                (Some(2..=FORMAT), None, _, _) => return Err(D::Error::missing_field("mac")),
-                (Some(2..=FORMAT), _, None, _) => {
-                    return Err(D::Error::missing_field("mailed_code_login_at"));
-                }
-                (Some(3..=FORMAT), _, _, (None, _)) => {
-                    return Err(D::Error::missing_field("tickets"));
-                }
-                (Some(3..=FORMAT), _, _, (_, None)) => {
-                    return Err(D::Error::missing_field("mailed_login_required"));
-                }
-                (Some(2), _, _, _) => {
-                    return Err(D::Error::custom("a format-2 record with format-3 fields"));
-                }
-                (None, _, _, _) => return Err(D::Error::missing_field("v")),
-                (Some(v), _, _, _) => {
-                    return Err(D::Error::custom(format_args!(
-                        "unsupported record format {v} (this version reads 1 to {FORMAT})"
-                    )));
-                }
-            };
-        // Format 5 adds the WebAuthn ceremonies; formats 1 to 4 have none.
-        let key_ceremonies = match (w.v == Some(FORMAT), w.key_ceremonies) {
-            (true, Some(c)) => c,
-            (true, None) => return Err(D::Error::missing_field("key_ceremonies")),
-            (false, None) => Default::default(),
-            (false, Some(_)) => {
-                return Err(D::Error::custom("a format-5 field in an older record"));
+        // Format 1 has no version field; each format has exactly its own fields.
+        let format = match w.v {
+            None => 1,
+            Some(v @ 2..=FORMAT) => v,
+            Some(v) => {
+                return Err(D::Error::custom(format_args!(
+                    "unsupported record format {v} (this version reads 1 to {FORMAT})"
+                )));
             }
         };
-        // Formats 4 and 5 hold the authenticators, formats 1 to 3 one `active` factor.
-        let current = matches!(w.v, Some(4 | FORMAT));
-        let authenticators = match (current, w.authenticators, w.active) {
+        let mac = in_format(w.mac, "mac", since::MAC, format)?.flatten();
+        let mailed_code_login_at = in_format(
+            w.mailed_code_login_at,
+            "mailed_code_login_at",
+            since::MAILED_CODE_LOGIN_AT,
+            format,
+        )?
+        .flatten();
+        let tickets = in_format(w.tickets, "tickets", since::TICKETS, format)?;
+        let mailed_login_required = in_format(
+            w.mailed_login_required,
+            "mailed_login_required",
+            since::MAILED_LOGIN_REQUIRED,
+            format,
+        )?;
+        let outgoing = in_format(w.outgoing, "outgoing", since::OUTGOING, format)?.flatten();
+        let mail_attempts = in_format(
+            w.mail_attempts,
+            "mail_attempts",
+            since::MAIL_ATTEMPTS,
+            format,
+        )?;
+        let key_ceremonies = in_format(
+            w.key_ceremonies,
+            "key_ceremonies",
+            since::KEY_CEREMONIES,
+            format,
+        )?;
+        // Formats 1 to 4 hold one `active` factor (or none), formats 5 and 6 a list.
+        let authenticators = match (format >= since::AUTHENTICATORS, w.authenticators, w.active) {
             (true, Some(list), None) => {
                 check_authenticators(&list).map_err(D::Error::custom)?;
                 list
             }
-            (true, None, _) => return Err(D::Error::missing_field("authenticators")),
             (false, None, Some(active)) => active
                 .map(ActiveFactor::into_authenticator)
                 .into_iter()
                 .collect(),
+            (true, None, _) => return Err(D::Error::missing_field("authenticators")),
             (false, _, None) => return Err(D::Error::missing_field("active")),
-            (true, Some(_), Some(_)) | (false, Some(_), Some(_)) => {
+            (_, Some(_), Some(_)) => {
                 return Err(D::Error::custom(
                     "a record with both `active` and `authenticators`",
                 ));
@@ -565,22 +547,16 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
         let pending = match w.pending {
             None => None,
             Some(p) => {
-                let (purpose, label) = match (current, p.purpose, p.label) {
-                    (true, Some(purpose), Some(label)) => (purpose, label),
-                    (true, _, _) => {
-                        return Err(D::Error::missing_field("purpose"));
-                    }
-                    // Before format 4, a pending enrollment beside an active factor was a
+                let purpose = in_format(p.purpose, "purpose", since::AUTHENTICATORS, format)?;
+                let label = in_format(p.label, "label", since::AUTHENTICATORS, format)?;
+                let (purpose, label) = match (purpose, label) {
+                    (Some(purpose), Some(label)) => (purpose, label),
+                    // Before format 5, a pending enrollment beside an active factor was a
                     // rotation of it, and otherwise the first enrollment.
-                    (false, None, None) => match authenticators.first() {
+                    _ => match authenticators.first() {
                         Some(a) => (PendingPurpose::Replace(a.id.clone()), a.label.clone()),
                         None => (PendingPurpose::Enroll, DEFAULT_LABEL.to_owned()),
                     },
-                    (false, _, _) => {
-                        return Err(D::Error::custom(
-                            "a format-4 pending enrollment in an older record",
-                        ));
-                    }
                 };
                 Some(PendingEnrollment {
                     secret: p.secret,
@@ -593,7 +569,7 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
                 })
             }
         };
-        let legacy = w.v.is_none();
+        let legacy = format == 1;
         let recovery = w
             .recovery
             .map(|r| r.into_set(legacy))
@@ -604,25 +580,31 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             .map(|m| m.into_code(legacy))
             .transpose()
             .map_err(D::Error::custom)?;
+        let outgoing = outgoing
+            .map(OutgoingCodeWire::into_outgoing)
+            .transpose()
+            .map_err(D::Error::custom)?;
         Ok(TwoFactorRecord {
             authenticators,
             pending,
             recovery,
             devices: w.devices,
+            // A mailed code of an older format was delivered: nothing was stored before its
+            // mailer answered then.
             mailed,
             challenge: w.challenge,
             login_awaiting_enrollment: w.login_awaiting_enrollment,
             code_checks: w.code_checks,
             mail_sends: w.mail_sends,
             mailed_code_login_at,
-            tickets,
-            mailed_login_required,
+            tickets: tickets.unwrap_or_default(),
+            mailed_login_required: mailed_login_required.unwrap_or(false),
+            outgoing,
+            mail_attempts: mail_attempts.unwrap_or_default(),
             mac,
             format_1: legacy,
-            format_2: w.v == Some(2),
-            format_3: w.v == Some(3),
-            format_4: w.v == Some(4),
-            key_ceremonies,
+            older_format: (format > 1 && format < FORMAT).then_some(format),
+            key_ceremonies: key_ceremonies.unwrap_or_default(),
         })
     }
 }
@@ -638,7 +620,11 @@ impl fmt::Debug for TwoFactorRecord {
             )
             .field("recovery_codes_left", &self.recovery_codes_left())
             .field("trusted_devices", &self.devices.len())
-            .field("mailed_code_pending", &self.mailed.is_some())
+            .field(
+                "mailed_code_pending",
+                &self.acceptable_codes().next().is_some(),
+            )
+            .field("mailed_code_not_sent", &self.outgoing_not_sent())
             .field("login_pending", &self.challenge.is_some())
             .field(
                 "login_awaiting_enrollment",
@@ -653,12 +639,19 @@ impl fmt::Debug for TwoFactorRecord {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct TwoFactorStatus {
-    /// When the active authenticator was confirmed; `None` when 2FA is off.
+    /// When 2FA was turned on (the oldest authenticator's creation); `None` when 2FA is off.
     pub enrolled_at: Option<u64>,
     /// When the pending enrollment expires, if one is waiting and not expired.
     pub pending_enrollment_expires_at: Option<u64>,
     /// Unused recovery codes.
     pub recovery_codes_left: usize,
+    /// `Some(left)` when 2FA is on and at most
+    /// [`Settings::recovery_codes_low_at`](super::Settings::recovery_codes_low_at) recovery
+    /// codes are left (3 by default): show "generate new recovery codes".
+    pub recovery_codes_low: Option<usize>,
+    /// 2FA is on and no recovery code is left: the user must make new ones (every login says
+    /// so too, until they do).
+    pub must_regenerate_recovery_codes: bool,
     /// Trusted devices not yet expired.
     pub trusted_devices: usize,
     /// Until when code checks are refused, if they are.
@@ -674,6 +667,15 @@ impl TwoFactorStatus {
     #[must_use]
     pub const fn is_enrolled(&self) -> bool {
         self.enrolled_at.is_some()
+    }
+
+    /// The highest assurance level this user can reach (Ory Kratos' `highest_available`):
+    /// AAL2 with an authenticator, AAL1 without. Require it with
+    /// [`AssuranceClaims::satisfies`](super::AssuranceClaims::satisfies) to ask for the second
+    /// factor exactly of the users who have one.
+    #[must_use]
+    pub const fn highest_available_aal(&self) -> super::Aal {
+        super::Aal::highest_available(self.is_enrolled())
     }
 }
 
@@ -730,8 +732,8 @@ impl TwoFactorRecord {
             .map(|t| t.params)
     }
 
-    /// The last accepted TOTP time step of the first TOTP authenticator (replay protection is
-    /// per authenticator).
+    /// The last accepted TOTP time step of the first TOTP authenticator (replay protection
+    /// is per authenticator).
     #[must_use]
     pub fn last_used_step(&self) -> Option<u64> {
         self.authenticators
@@ -757,6 +759,8 @@ impl TwoFactorRecord {
                 .filter(|p| now < p.expires_at)
                 .map(|p| p.expires_at),
             recovery_codes_left: self.recovery_codes_left(),
+            recovery_codes_low: self.recovery_codes_low(settings),
+            must_regenerate_recovery_codes: self.must_regenerate_recovery_codes(),
             trusted_devices: self.devices.iter().filter(|d| now < d.expires_at).count(),
             required: None,
             throttled_until: self.code_checks.blocked_until(
@@ -775,7 +779,7 @@ impl TwoFactorRecord {
         self.key_ceremonies = Default::default();
         self.pending = None;
         self.recovery = None;
-        self.mailed = None;
+        self.clear_mailed_codes();
         self.challenge = None;
         self.login_awaiting_enrollment = None;
         self.mailed_code_login_at = None;

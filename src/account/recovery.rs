@@ -21,8 +21,8 @@ use crate::mail::Notice;
 use super::crypto::{CodeHash, CodeKeys, Digest, Salt, random_below};
 use super::login::Factor;
 use super::{
-    Checked, DomainError, FailureReason, Reauthenticated, Settings, Transition, TwoFactorRecord,
-    UserId, Verification,
+    Checked, DomainError, FailureReason, LoginContext, Reauthenticated, Settings, Transition,
+    TwoFactorRecord, UserId, Verification,
 };
 
 /// The symbols of a recovery code (Crockford base32: no `i`, `l`, `o`, `u`).
@@ -400,7 +400,58 @@ impl RecoveryCodeSet {
     }
 }
 
+/// What the use of a recovery code records, `remaining` codes left: the audit event, and the
+/// notice to the user when there is a `context` to tell them about (`None` where the same
+/// call's own notice says what happened to the set: new codes, 2FA off).
+pub(crate) fn recovery_code_use(
+    remaining: usize,
+    context: Option<&LoginContext>,
+    settings: &Settings,
+) -> (AuditKind, Option<Notice>) {
+    let notice = context.map(|context| Notice::RecoveryCodeUsed {
+        remaining,
+        low: remaining <= settings.recovery_codes_low_at,
+        context: context.clone(),
+    });
+    (AuditKind::RecoveryCodeUsed { remaining }, notice)
+}
+
+impl<T> Transition<T> {
+    /// Records the use of a recovery code: see [`recovery_code_use`].
+    pub(crate) fn recovery_code_used(
+        self,
+        remaining: usize,
+        context: Option<&LoginContext>,
+        settings: &Settings,
+    ) -> Self {
+        let (event, notice) = recovery_code_use(remaining, context, settings);
+        self.event(event).notices_from(notice)
+    }
+}
+
+impl Verification<'_> {
+    /// Whether this verification is a recovery code typed now (which a success consumes).
+    pub(crate) const fn is_recovery_code(&self) -> bool {
+        matches!(self, Verification::Code(Factor::RecoveryCode(_)))
+    }
+}
+
 impl TwoFactorRecord {
+    /// `Some(left)` when the user is enrolled and has at most
+    /// [`Settings::recovery_codes_low_at`] recovery codes left: time to make new ones.
+    #[must_use]
+    pub fn recovery_codes_low(&self, settings: &Settings) -> Option<usize> {
+        let left = self.recovery_codes_left();
+        (self.is_enrolled() && left <= settings.recovery_codes_low_at).then_some(left)
+    }
+
+    /// Whether the user is enrolled and has no recovery code left: they must make new ones
+    /// at their next login.
+    #[must_use]
+    pub fn must_regenerate_recovery_codes(&self) -> bool {
+        self.is_enrolled() && self.recovery_codes_left() == 0
+    }
+
     /// A recovery code or mailed code cannot be checked when the stored digests were made
     /// under a code key `settings` do not hold: a misconfiguration, not a wrong code, so it
     /// fails closed with [`DomainError::UnknownCodeKey`] before an attempt is counted.
@@ -416,9 +467,8 @@ impl TwoFactorRecord {
                 .as_ref()
                 .map_or(Ok(()), |set| set.ensure_key(keys)),
             Factor::MailedCode(_) => self
-                .mailed
-                .as_ref()
-                .map_or(Ok(()), |mailed| mailed.ensure_key(keys)),
+                .acceptable_codes()
+                .try_for_each(|mailed| mailed.ensure_key(keys)),
             _ => Ok(()),
         }
     }
@@ -426,7 +476,9 @@ impl TwoFactorRecord {
     /// Replaces the recovery codes with a new set (the old codes stop working) and returns the
     /// new codes, to show once. Needs a fresh password check **and** a second factor of
     /// `user` (a fresh proof, or a code checked now): a stolen session with the password
-    /// alone cannot mint recovery codes (which would then turn 2FA off).
+    /// alone cannot mint recovery codes (which would then turn 2FA off). A recovery code
+    /// given as the second factor is audited with the count the old set had left (the
+    /// notice is the one about the new set).
     ///
     /// # Errors
     /// [`DomainError::ReauthenticationRequired`] when `reauth` is not fresh,
@@ -460,12 +512,15 @@ impl TwoFactorRecord {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
+        let old_left = next.recovery_codes_left();
         let (set, codes) =
             RecoveryCodeSet::generate(now, settings.recovery_codes, &settings.code_keys, rng)?;
         next.recovery = Some(set);
-        Ok(Transition::new(next, true, Ok(codes))
-            .events_from(used)
-            .event(AuditKind::RecoveryCodesRegenerated)
+        let mut t = Transition::new(next, true, Ok(codes)).events_from(used);
+        if verification.is_recovery_code() {
+            t = t.recovery_code_used(old_left, None, settings);
+        }
+        Ok(t.event(AuditKind::RecoveryCodesRegenerated)
             .notice(Notice::RecoveryCodesRegenerated))
     }
 }

@@ -666,7 +666,15 @@ mod enabled {
             }
             next.authenticators.push(key);
             next.code_checks.reset();
-            let proof = next.issue_proof(user, FactorKind::SecurityKey, now, settings, rng)?;
+            let proof = next.issue_proof_naming(
+                user,
+                FactorKind::SecurityKey,
+                now,
+                None,
+                Some(&id),
+                settings,
+                rng,
+            )?;
             let mut t = Transition::new(
                 next,
                 true,
@@ -935,7 +943,15 @@ mod enabled {
                 Ok(ok) => ok,
                 Err(t) => return Ok(*t),
             };
-            let proof = next.issue_proof(user, FactorKind::SecurityKey, now, settings, rng)?;
+            let proof = next.issue_proof_naming(
+                user,
+                FactorKind::SecurityKey,
+                now,
+                None,
+                Some(&id),
+                settings,
+                rng,
+            )?;
             Ok(Transition::new(next, true, Ok(proof))
                 .event(AuditKind::SecondFactorVerified {
                     factor: FactorKind::SecurityKey,

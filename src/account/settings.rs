@@ -57,11 +57,13 @@ pub struct Settings {
     pub(crate) mailed_code_digits: u8,
     pub(crate) mailed_code_ttl: u64,
     pub(crate) mail_sends_per_window: u32,
+    pub(crate) mail_send_attempts_per_window: u32,
     pub(crate) mail_send_window: u64,
     pub(crate) trusted_device_ttl: u64,
     pub(crate) max_trusted_devices: usize,
     pub(crate) max_authenticators: usize,
     pub(crate) recovery_codes: usize,
+    pub(crate) recovery_codes_low_at: usize,
     pub(crate) reauth_max_age: u64,
     pub(crate) login_challenge_ttl: u64,
     pub(crate) notify_failed_code: bool,
@@ -118,6 +120,13 @@ impl Settings {
     pub const DEFAULT_MAIL_SEND_WINDOW: u64 = HOUR;
     /// The most mail sends per window a deployment may allow.
     pub const MAX_MAIL_SENDS_PER_WINDOW: u32 = 50;
+    /// Attempts to mail a code per user per window, delivered or not: 15 (the 5 sends
+    /// [`DEFAULT_MAIL_SENDS_PER_WINDOW`](Self::DEFAULT_MAIL_SENDS_PER_WINDOW) allows, and 10
+    /// that fail). A send that fails is taken off the send limit, not off this one: it
+    /// bounds what someone with the password makes the server ask of the mail server.
+    pub const DEFAULT_MAIL_SEND_ATTEMPTS_PER_WINDOW: u32 = 15;
+    /// The most send attempts per window a deployment may allow.
+    pub const MAX_MAIL_SEND_ATTEMPTS_PER_WINDOW: u32 = 100;
 
     /// The shortest rate-limit window allowed: one minute.
     pub const MIN_WINDOW: u64 = 60;
@@ -148,6 +157,10 @@ impl Settings {
     pub const MIN_RECOVERY_CODES: usize = 1;
     /// The most recovery codes a set may have.
     pub const MAX_RECOVERY_CODES: usize = 50;
+    /// At this many recovery codes left or fewer, logins and the status carry a hint to make
+    /// new ones ([`LoginGranted::recovery_codes_low`](super::LoginGranted::recovery_codes_low)):
+    /// 3. With none left the user must make new ones at their next login, whatever this is.
+    pub const DEFAULT_RECOVERY_CODES_LOW_AT: usize = 3;
 
     /// How recent a password check must be for sensitive operations: 10 minutes.
     pub const DEFAULT_REAUTH_MAX_AGE: u64 = 10 * 60;
@@ -195,11 +208,13 @@ impl Default for Settings {
             mailed_code_digits: Settings::DEFAULT_MAILED_CODE_DIGITS,
             mailed_code_ttl: Settings::DEFAULT_MAILED_CODE_TTL,
             mail_sends_per_window: Settings::DEFAULT_MAIL_SENDS_PER_WINDOW,
+            mail_send_attempts_per_window: Settings::DEFAULT_MAIL_SEND_ATTEMPTS_PER_WINDOW,
             mail_send_window: Settings::DEFAULT_MAIL_SEND_WINDOW,
             trusted_device_ttl: Settings::DEFAULT_TRUSTED_DEVICE_TTL,
             max_trusted_devices: Settings::DEFAULT_MAX_TRUSTED_DEVICES,
             max_authenticators: Settings::DEFAULT_MAX_AUTHENTICATORS,
             recovery_codes: Settings::DEFAULT_RECOVERY_CODES,
+            recovery_codes_low_at: Settings::DEFAULT_RECOVERY_CODES_LOW_AT,
             reauth_max_age: Settings::DEFAULT_REAUTH_MAX_AGE,
             login_challenge_ttl: Settings::DEFAULT_LOGIN_CHALLENGE_TTL,
             notify_failed_code: true,
@@ -225,11 +240,16 @@ impl fmt::Debug for Settings {
             .field("mailed_code_digits", &self.mailed_code_digits)
             .field("mailed_code_ttl", &self.mailed_code_ttl)
             .field("mail_sends_per_window", &self.mail_sends_per_window)
+            .field(
+                "mail_send_attempts_per_window",
+                &self.mail_send_attempts_per_window,
+            )
             .field("mail_send_window", &self.mail_send_window)
             .field("trusted_device_ttl", &self.trusted_device_ttl)
             .field("max_trusted_devices", &self.max_trusted_devices)
             .field("max_authenticators", &self.max_authenticators)
             .field("recovery_codes", &self.recovery_codes)
+            .field("recovery_codes_low_at", &self.recovery_codes_low_at)
             .field("reauth_max_age", &self.reauth_max_age)
             .field("login_challenge_ttl", &self.login_challenge_ttl)
             .field("notify_failed_code", &self.notify_failed_code)
@@ -292,10 +312,16 @@ impl Settings {
     pub const fn mailed_code_ttl(&self) -> u64 {
         self.mailed_code_ttl
     }
-    /// Mailed codes sent per user per [`Settings::mail_send_window`].
+    /// Mailed codes sent per user per [`Settings::mail_send_window`] (a send that failed is
+    /// not counted here).
     #[must_use]
     pub const fn mail_sends_per_window(&self) -> u32 {
         self.mail_sends_per_window
+    }
+    /// Attempts to mail a code per user per [`Settings::mail_send_window`], delivered or not.
+    #[must_use]
+    pub const fn mail_send_attempts_per_window(&self) -> u32 {
+        self.mail_send_attempts_per_window
     }
     /// The sliding window of the mail-send limit, in seconds.
     #[must_use]
@@ -328,6 +354,12 @@ impl Settings {
     #[must_use]
     pub const fn recovery_codes(&self) -> usize {
         self.recovery_codes
+    }
+    /// At this many recovery codes left or fewer, logins and the status say to make new ones
+    /// (see [`Settings::DEFAULT_RECOVERY_CODES_LOW_AT`]).
+    #[must_use]
+    pub const fn recovery_codes_low_at(&self) -> usize {
+        self.recovery_codes_low_at
     }
     /// Seconds a [`Reauthenticated`](super::Reauthenticated) proof stays fresh.
     #[must_use]
@@ -430,9 +462,16 @@ impl SettingsBuilder {
         self.0.mailed_code_ttl = seconds;
         self
     }
-    /// Mailed codes sent per user per window (1 to 50).
+    /// Mailed codes delivered per user per window (1 to 50). A send the mailer reports as
+    /// failed is given back.
     pub fn mail_sends_per_window(mut self, sends: u32) -> Self {
         self.0.mail_sends_per_window = sends;
+        self
+    }
+    /// Attempts to mail a code per user per window, delivered or not (1 to 100): the bound on
+    /// sends that fail.
+    pub fn mail_send_attempts_per_window(mut self, attempts: u32) -> Self {
+        self.0.mail_send_attempts_per_window = attempts;
         self
     }
     /// The sliding window of the mail-send limit, in seconds.
@@ -466,6 +505,12 @@ impl SettingsBuilder {
     /// Recovery codes in a set (1 to 50).
     pub fn recovery_codes(mut self, codes: usize) -> Self {
         self.0.recovery_codes = codes;
+        self
+    }
+    /// Recovery codes left at or below which logins and the status carry the "make new ones"
+    /// hint (0 to 50; 0: only when none are left).
+    pub fn recovery_codes_low_at(mut self, codes: usize) -> Self {
+        self.0.recovery_codes_low_at = codes;
         self
     }
     /// Seconds a password check counts as fresh for sensitive operations.
@@ -570,6 +615,12 @@ impl SettingsBuilder {
             u64::from(Settings::MAX_MAIL_SENDS_PER_WINDOW),
         )?;
         check(
+            "mail_send_attempts_per_window",
+            u64::from(s.mail_send_attempts_per_window),
+            1,
+            u64::from(Settings::MAX_MAIL_SEND_ATTEMPTS_PER_WINDOW),
+        )?;
+        check(
             "mail_send_window",
             s.mail_send_window,
             Settings::MIN_WINDOW,
@@ -597,6 +648,12 @@ impl SettingsBuilder {
             "recovery_codes",
             wide(s.recovery_codes),
             wide(Settings::MIN_RECOVERY_CODES),
+            wide(Settings::MAX_RECOVERY_CODES),
+        )?;
+        check(
+            "recovery_codes_low_at",
+            wide(s.recovery_codes_low_at),
+            0,
             wide(Settings::MAX_RECOVERY_CODES),
         )?;
         check(
@@ -629,6 +686,7 @@ mod tests {
         assert_eq!(s.mailed_code_digits(), 6);
         assert_eq!(s.mailed_code_ttl(), 3_600);
         assert_eq!(s.mail_sends_per_window(), 5);
+        assert_eq!(s.mail_send_attempts_per_window(), 15);
         assert_eq!(s.trusted_device_ttl(), 90 * 86_400);
         assert_eq!(s.recovery_codes(), 10);
         assert_eq!(s.reauth_max_age(), 600);

@@ -85,6 +85,17 @@ impl RateLimit {
         Ok(())
     }
 
+    /// Takes back one event counted at `at` (a mail send that failed). Whether there was one.
+    pub(crate) fn refund(&mut self, at: u64) -> bool {
+        match self.recent.iter().position(|&t| t == at) {
+            Some(i) => {
+                self.recent.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Events still inside the window at `now`.
     #[cfg(test)]
     pub(crate) fn count(&self, now: u64, window: u64) -> usize {
@@ -129,6 +140,22 @@ mod tests {
         r.reset();
         assert_eq!(r.admit(3, 1, 60), Ok(()));
         assert_eq!(r.blocked_until(3, 1, 60), Some(63));
+    }
+
+    #[test]
+    fn a_refund_takes_back_one_event_at_that_time() {
+        let mut r = RateLimit::default();
+        for t in [10, 20, 20] {
+            assert_eq!(r.admit(t, 3, 60), Ok(()));
+        }
+        assert_eq!(r.admit(30, 3, 60), Err(70));
+        assert!(r.refund(20));
+        assert_eq!(r.count(30, 60), 2);
+        assert_eq!(r.admit(30, 3, 60), Ok(()));
+        // Nothing counted at that time: nothing taken back.
+        assert!(!r.refund(25));
+        assert_eq!(r.count(30, 60), 3);
+        assert!(r.refund(20) && !r.refund(20));
     }
 
     #[test]

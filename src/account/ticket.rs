@@ -17,6 +17,7 @@ use core::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use super::claims::{AssuranceClaims, AuthMethod, CompletedMethod};
 use super::crypto::hmac_sha256;
 use super::keys::TicketKey;
 use super::{DomainError, UserId};
@@ -34,13 +35,25 @@ impl TokenKind {
     const fn label(self) -> &'static [u8] {
         match self {
             TokenKind::LoginTicket => b"twofactor/login-ticket/v1\0",
-            TokenKind::Proof => b"twofactor/second-factor-proof/v1\0",
+            TokenKind::Proof => b"twofactor/second-factor-proof/v2\0",
+        }
+    }
+
+    /// The encoding version of this kind, first byte of its payload: login tickets are at 1;
+    /// proofs are at 2 since they carry assurance claims.
+    const fn version(self) -> u8 {
+        match self {
+            TokenKind::LoginTicket => 1,
+            TokenKind::Proof => PROOF_VERSION,
         }
     }
 }
 
-/// The encoding version, first byte of every payload.
-const VERSION: u8 = 1;
+/// The encoding version of second-factor proofs (2: with assurance claims). A proof of
+/// version 1 (sealed before the claims existed) is refused with
+/// [`DomainError::OutdatedProof`]: proofs live minutes, so the user is asked for the second
+/// factor again rather than given claims nobody sealed.
+const PROOF_VERSION: u8 = 2;
 /// Longest token accepted (a principal with many roles still fits a cookie).
 pub(crate) const MAX_TOKEN_LEN: usize = 3_800;
 /// The nonce of a ticket or proof.
@@ -52,7 +65,7 @@ pub(crate) struct Writer(Vec<u8>, bool);
 
 impl Writer {
     pub(crate) fn new(kind: TokenKind) -> Self {
-        Writer(vec![VERSION, kind as u8], false)
+        Writer(vec![kind.version(), kind as u8], false)
     }
     pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
@@ -100,6 +113,23 @@ impl Writer {
     }
     pub(crate) fn factor(&mut self, kind: FactorKind) {
         self.u8(factor_byte(kind));
+    }
+    /// Assurance claims: their count, then each method's byte, completion time and
+    /// authenticator (absent, or a string).
+    pub(crate) fn claims(&mut self, claims: &AssuranceClaims) {
+        let methods = claims.methods();
+        self.u8(u8::try_from(methods.len()).unwrap_or(u8::MAX));
+        for m in methods {
+            self.u8(m.method.byte());
+            self.u64(m.completed_at);
+            match &m.authenticator {
+                Some(id) => {
+                    self.u8(1);
+                    self.str(id);
+                }
+                None => self.u8(0),
+            }
+        }
     }
 
     /// Seals the payload: `hex(payload) "." hex(mac)`.
@@ -203,6 +233,24 @@ impl<'a> Reader<'a> {
         principal.created_at = self.opt_u64()?;
         Ok(principal)
     }
+    /// Assurance claims in canonical form (see [`Writer::claims`]).
+    pub(crate) fn claims(&mut self) -> Result<AssuranceClaims, DomainError> {
+        let n = usize::from(self.u8()?);
+        if n > AssuranceClaims::MAX_METHODS {
+            return Err(DomainError::InvalidTicket);
+        }
+        let mut methods = Vec::with_capacity(n);
+        for _ in 0..n {
+            let method = AuthMethod::from_byte(self.u8()?).ok_or(DomainError::InvalidTicket)?;
+            let completed_at = self.u64()?;
+            let mut m = CompletedMethod::new(method, completed_at);
+            if self.bool()? {
+                m = m.authenticator(self.string()?);
+            }
+            methods.push(m);
+        }
+        AssuranceClaims::from_canonical(methods).ok_or(DomainError::InvalidTicket)
+    }
     pub(crate) fn factor(&mut self) -> Result<FactorKind, DomainError> {
         Ok(match self.u8()? {
             1 => FactorKind::Totp,
@@ -240,7 +288,7 @@ impl Unverified {
         let (payload, mac) = token.split_once('.').ok_or(DomainError::InvalidTicket)?;
         let payload = unhex_vec(payload).ok_or(DomainError::InvalidTicket)?;
         let mac = Zeroizing::new(unhex_vec(mac).ok_or(DomainError::InvalidTicket)?);
-        if mac.len() != 32 || payload.len() < 2 || payload[0] != VERSION {
+        if mac.len() != 32 || payload.len() < 2 {
             return Err(DomainError::InvalidTicket);
         }
         Ok(Unverified { payload, mac })
@@ -249,9 +297,20 @@ impl Unverified {
     /// A reader over the claims, for a token of `kind`, without checking the MAC: for
     /// accessors that only display claims. Every call that acts on a token uses
     /// [`verified`](Self::verified).
+    ///
+    /// # Errors
+    /// [`DomainError::OutdatedProof`] for a proof of encoding version 1 (before assurance
+    /// claims), [`DomainError::InvalidTicket`] for another kind or version.
     pub(crate) fn claims(&self, kind: TokenKind) -> Result<Reader<'_>, DomainError> {
         if self.payload[1] != kind as u8 {
             return Err(DomainError::InvalidTicket);
+        }
+        if self.payload[0] != kind.version() {
+            return Err(if kind == TokenKind::Proof && self.payload[0] == 1 {
+                DomainError::OutdatedProof
+            } else {
+                DomainError::InvalidTicket
+            });
         }
         Ok(Reader(&self.payload[2..]))
     }
@@ -262,11 +321,13 @@ impl Unverified {
         kind: TokenKind,
         key: &TicketKey,
     ) -> Result<Reader<'_>, DomainError> {
+        // Kind and version first: an outdated proof says so (its claims are not read).
+        let claims = self.claims(kind)?;
         let expected = hmac_sha256(&key.0, &[kind.label(), &self.payload]);
         if !bool::from(expected.ct_eq(self.mac.as_slice())) {
             return Err(DomainError::InvalidTicket);
         }
-        self.claims(kind)
+        Ok(claims)
     }
 }
 
@@ -331,7 +392,8 @@ impl fmt::Debug for TicketLedger {
     }
 }
 
-/// Proof that a user passed a second factor: who, which factor, when. Handed out by a
+/// Proof that a user passed a second factor: who, which factor, when, and how the user was
+/// authenticated ([`claims`](Self::claims)). Handed out by a
 /// successful [`finish_login`](crate::TwoFactor::finish_login) ([`LoginGranted::proof`]),
 /// by a confirmed enrollment ([`Enrolled::proof`](super::Enrolled::proof)) and by
 /// [`verify_second_factor`](crate::TwoFactor::verify_second_factor) (step-up). Keep it in the
@@ -344,8 +406,10 @@ impl fmt::Debug for TicketLedger {
 /// each no older than [`Settings::reauth_max_age`](super::Settings::reauth_max_age) (10 minutes
 /// by default). A trusted-device cookie never yields a proof.
 ///
-/// A proof is sealed like a login ticket: tamper-evident under the service's key, bound to
-/// its user and refused after the user's tickets are revoked or 2FA is reset. It is a bearer
+/// A proof is sealed like a login ticket: tamper-evident under the service's key (its claims
+/// included), bound to its user and refused after the user's tickets are revoked or 2FA is
+/// reset. Proofs sealed before the claims existed (encoding version 1) are refused with
+/// [`DomainError::OutdatedProof`] when parsed: ask for the second factor again. It is a bearer
 /// token for its short life: keep it server-side (or in the same protected session as the
 /// login itself), never in a URL. Serialized (serde, or [`as_str`](Self::as_str) /
 /// [`str::parse`]) it is one opaque string.
@@ -357,32 +421,65 @@ pub struct SecondFactorProof {
     factor: FactorKind,
     verified_at: u64,
     generation: u64,
+    claims: AssuranceClaims,
     token: String,
 }
 
 impl SecondFactorProof {
-    /// Makes and seals a proof.
+    /// Makes and seals a proof of `factor`, verified at `verified_at`, with the `claims` of
+    /// the authentication it completes (which must include `factor` at `verified_at`).
+    ///
+    /// # Errors
+    /// [`DomainError::InvalidProof`] for a proof that must never exist: of a trusted device,
+    /// with a remembered device among its claims, or with claims that leave out `factor`.
+    /// [`DomainError::InvalidTicket`] when the claims do not fit the token.
     pub(crate) fn issue(
         user: &UserId,
         factor: FactorKind,
         verified_at: u64,
         generation: u64,
+        claims: AssuranceClaims,
         nonce: &Nonce,
         key: &TicketKey,
     ) -> Result<Self, DomainError> {
+        Self::check_claims(factor, verified_at, &claims).map_err(|_| DomainError::InvalidProof)?;
         let mut w = Writer::new(TokenKind::Proof);
         w.str(user.as_str());
         w.factor(factor);
         w.u64(verified_at);
         w.u64(generation);
+        w.claims(&claims);
         w.0.extend_from_slice(nonce);
         Ok(SecondFactorProof {
             user: user.clone(),
             factor,
             verified_at,
             generation,
+            claims,
             token: w.seal(TokenKind::Proof, key)?,
         })
+    }
+
+    /// What every proof is: of a second factor (never a trusted device: a device cookie
+    /// yields no proof), whose claims include that factor at its time and no remembered
+    /// device.
+    fn check_claims(
+        factor: FactorKind,
+        verified_at: u64,
+        claims: &AssuranceClaims,
+    ) -> Result<(), DomainError> {
+        let of_factor = claims
+            .methods()
+            .iter()
+            .any(|m| m.method == AuthMethod::of_factor(factor) && m.completed_at == verified_at);
+        let device = claims
+            .methods()
+            .iter()
+            .any(|m| m.method == AuthMethod::RememberedDevice);
+        if factor == FactorKind::TrustedDevice || device || !of_factor {
+            return Err(DomainError::InvalidTicket);
+        }
+        Ok(())
     }
 
     fn decode(mut r: Reader<'_>, token: &str) -> Result<Self, DomainError> {
@@ -393,24 +490,35 @@ impl SecondFactorProof {
         let factor = r.factor()?;
         let verified_at = r.u64()?;
         let generation = r.u64()?;
+        let claims = r.claims()?;
         r.nonce()?;
         r.finish()?;
+        Self::check_claims(factor, verified_at, &claims)?;
         Ok(SecondFactorProof {
             user: UserId::new(user),
             factor,
             verified_at,
             generation,
+            claims,
             token: token.to_owned(),
         })
     }
 
+    /// `InvalidProof` for every failure but an outdated encoding.
+    fn proof_error(e: DomainError) -> DomainError {
+        match e {
+            DomainError::OutdatedProof => DomainError::OutdatedProof,
+            _ => DomainError::InvalidProof,
+        }
+    }
+
     /// Checks the MAC under `key`: the claims are the ones this deployment sealed.
     pub(crate) fn verify(&self, key: &TicketKey) -> Result<(), DomainError> {
-        let u = Unverified::parse(&self.token).map_err(|_| DomainError::InvalidProof)?;
+        let u = Unverified::parse(&self.token).map_err(Self::proof_error)?;
         let r = u
             .verified(TokenKind::Proof, key)
-            .map_err(|_| DomainError::InvalidProof)?;
-        let decoded = Self::decode(r, &self.token).map_err(|_| DomainError::InvalidProof)?;
+            .map_err(Self::proof_error)?;
+        let decoded = Self::decode(r, &self.token).map_err(Self::proof_error)?;
         if decoded == *self {
             Ok(())
         } else {
@@ -434,6 +542,16 @@ impl SecondFactorProof {
     #[must_use]
     pub const fn verified_at(&self) -> u64 {
         self.verified_at
+    }
+
+    /// How the user was authenticated when the proof was issued (sealed with it): at login,
+    /// the password and the factor (`pwd` and `otp`, AAL2, for a TOTP code); at step-up, the
+    /// factor alone ([`merge`](AssuranceClaims::merge) it into the session's claims). Like
+    /// every claim of a parsed proof, trust them once a call that checks the proof accepted it
+    /// ([`TwoFactor::check_proof`](crate::TwoFactor::check_proof) returns them).
+    #[must_use]
+    pub const fn claims(&self) -> &AssuranceClaims {
+        &self.claims
     }
 
     /// The ticket generation of the user's record when it was issued.
@@ -460,12 +578,15 @@ impl core::str::FromStr for SecondFactorProof {
     type Err = DomainError;
     /// Parses a token written by [`as_str`](SecondFactorProof::as_str). Only the form is
     /// checked here; a call that takes the proof checks its MAC, user, generation and age.
+    ///
+    /// # Errors
+    /// [`DomainError::OutdatedProof`] for a proof sealed by a version before assurance claims
+    /// (ask for the second factor again), [`DomainError::InvalidProof`] for anything else
+    /// that is not a proof.
     fn from_str(s: &str) -> Result<Self, DomainError> {
-        let u = Unverified::parse(s).map_err(|_| DomainError::InvalidProof)?;
-        let r = u
-            .claims(TokenKind::Proof)
-            .map_err(|_| DomainError::InvalidProof)?;
-        Self::decode(r, s).map_err(|_| DomainError::InvalidProof)
+        let u = Unverified::parse(s).map_err(Self::proof_error)?;
+        let r = u.claims(TokenKind::Proof).map_err(Self::proof_error)?;
+        Self::decode(r, s).map_err(Self::proof_error)
     }
 }
 
@@ -475,6 +596,7 @@ impl fmt::Debug for SecondFactorProof {
             .field("user", &self.user)
             .field("factor", &self.factor)
             .field("verified_at", &self.verified_at)
+            .field("claims", &self.claims)
             .finish_non_exhaustive()
     }
 }
@@ -540,11 +662,37 @@ mod tests {
         TicketKey(Zeroizing::new([b; 32]))
     }
 
+    fn login_claims(password_at: u64, method: AuthMethod, at: u64) -> AssuranceClaims {
+        AssuranceClaims::new(CompletedMethod::new(AuthMethod::Password, password_at))
+            .with(CompletedMethod::new(method, at))
+    }
+
+    fn proof(factor: FactorKind, claims: AssuranceClaims, k: &TicketKey) -> SecondFactorProof {
+        SecondFactorProof::issue(&UserId::new("alice"), factor, 100, 3, claims, &[9; 16], k)
+            .unwrap()
+    }
+
+    /// A proof's payload written by hand: alice's, of `factor` at 100, generation 3, with
+    /// whatever `claims` writes, and the nonce.
+    fn by_hand(factor: FactorKind, claims: impl FnOnce(&mut Writer)) -> Writer {
+        let mut w = Writer::new(TokenKind::Proof);
+        w.str("alice");
+        w.factor(factor);
+        w.u64(100);
+        w.u64(3);
+        claims(&mut w);
+        w.0.extend_from_slice(&[9; 16]);
+        w
+    }
+
     #[test]
     fn proofs_round_trip_and_refuse_every_edit() {
-        let alice = UserId::new("alice");
-        let p =
-            SecondFactorProof::issue(&alice, FactorKind::Totp, 100, 3, &[9; 16], &key(1)).unwrap();
+        let p = proof(
+            FactorKind::Totp,
+            login_claims(40, AuthMethod::Otp, 100),
+            &key(1),
+        );
+        assert_eq!(p.claims().aal(), crate::account::Aal::Aal2);
         p.verify(&key(1)).unwrap();
         assert!(matches!(p.verify(&key(2)), Err(DomainError::InvalidProof)));
         let parsed: SecondFactorProof = p.as_str().parse().unwrap();
@@ -568,6 +716,145 @@ mod tests {
         assert!("".parse::<SecondFactorProof>().is_err());
         assert!(token.to_uppercase().parse::<SecondFactorProof>().is_err());
         assert!(format!("{token}00").parse::<SecondFactorProof>().is_err());
+    }
+
+    /// The claims are sealed: a proof whose claims were edited (a mailed-code proof made to
+    /// claim a TOTP code, an earlier password, a later second factor) with the original MAC,
+    /// or re-sealed under another key, is refused; re-encoding the same claims is canonical.
+    #[test]
+    fn edited_claims_are_refused() {
+        let k = key(1);
+        let mailed = proof(
+            FactorKind::MailedCode,
+            login_claims(40, AuthMethod::MailedCode, 100),
+            &k,
+        );
+        mailed.verify(&k).unwrap();
+        let (payload, mac) = mailed.as_str().split_once('.').unwrap();
+        let reencode = |claims: &AssuranceClaims| {
+            hex(&by_hand(FactorKind::MailedCode, |w| w.claims(claims)).0)
+        };
+        assert_eq!(
+            reencode(mailed.claims()),
+            payload,
+            "the encoding is canonical"
+        );
+        let edits = [
+            login_claims(40, AuthMethod::MailedCode, 100)
+                .with(CompletedMethod::new(AuthMethod::Otp, 100)),
+            login_claims(10, AuthMethod::MailedCode, 100),
+            login_claims(40, AuthMethod::MailedCode, 100)
+                .with(CompletedMethod::new(AuthMethod::MailedCode, 100).authenticator("x")),
+        ];
+        for claims in &edits {
+            let forged = format!("{}.{mac}", reencode(claims));
+            let parsed: SecondFactorProof = forged.parse().expect("well-formed");
+            assert_eq!(parsed.claims(), claims);
+            assert_eq!(parsed.verify(&k), Err(DomainError::InvalidProof));
+            // Sealed under another key: still refused under ours.
+            let other = SecondFactorProof::issue(
+                &UserId::new("alice"),
+                FactorKind::MailedCode,
+                100,
+                3,
+                claims.clone(),
+                &[9; 16],
+                &key(2),
+            )
+            .unwrap();
+            assert_eq!(other.verify(&k), Err(DomainError::InvalidProof));
+        }
+        // Claims out of canonical order, duplicated, or too many: not even parsed.
+        let w = by_hand(FactorKind::Totp, |w| {
+            w.u8(2);
+            for (method, at) in [(AuthMethod::Otp, 100u64), (AuthMethod::Password, 40)] {
+                w.u8(method.byte());
+                w.u64(at);
+                w.u8(0);
+            }
+        });
+        let token = w.seal(TokenKind::Proof, &k).unwrap();
+        assert_eq!(
+            token.parse::<SecondFactorProof>(),
+            Err(DomainError::InvalidProof)
+        );
+    }
+
+    /// No proof of a trusted device can exist: not issued, not parsed, not verified, and no
+    /// proof claims a remembered device.
+    #[test]
+    fn a_device_never_yields_a_proof() {
+        let k = key(1);
+        let device_claims = login_claims(40, AuthMethod::RememberedDevice, 100);
+        let issue = |factor, claims: AssuranceClaims| {
+            SecondFactorProof::issue(&UserId::new("alice"), factor, 100, 3, claims, &[9; 16], &k)
+        };
+        assert_eq!(
+            issue(FactorKind::TrustedDevice, device_claims.clone()).unwrap_err(),
+            DomainError::InvalidProof
+        );
+        let with_device = login_claims(40, AuthMethod::Otp, 100)
+            .with(CompletedMethod::new(AuthMethod::RememberedDevice, 90));
+        assert_eq!(
+            issue(FactorKind::Totp, with_device.clone()).unwrap_err(),
+            DomainError::InvalidProof
+        );
+        // Claims that leave out the factor proved.
+        assert_eq!(
+            issue(FactorKind::Totp, login_claims(40, AuthMethod::Otp, 99)).unwrap_err(),
+            DomainError::InvalidProof
+        );
+        // Sealed by hand under the right key: still refused when read.
+        for (factor, claims) in [
+            (FactorKind::TrustedDevice, device_claims),
+            (FactorKind::Totp, with_device),
+        ] {
+            let token = by_hand(factor, |w| w.claims(&claims))
+                .seal(TokenKind::Proof, &k)
+                .unwrap();
+            assert_eq!(
+                token.parse::<SecondFactorProof>(),
+                Err(DomainError::InvalidProof)
+            );
+        }
+    }
+
+    /// A proof sealed before the claims existed (version 1) is refused with its own error,
+    /// whether or not its MAC is right; a login ticket is not a proof of any version.
+    #[test]
+    fn outdated_proofs_are_refused_with_a_typed_error() {
+        let k = key(1);
+        let mut payload = vec![1u8, TokenKind::Proof as u8];
+        let mut w = Writer(Vec::new(), false);
+        w.str("alice");
+        w.factor(FactorKind::Totp);
+        w.u64(100);
+        w.u64(0);
+        payload.extend_from_slice(&w.0);
+        payload.extend_from_slice(&[9; 16]);
+        let mac = hmac_sha256(&k.0, &[b"twofactor/second-factor-proof/v1\0", &payload]);
+        let v1 = format!("{}.{}", hex(&payload), hex(&mac));
+        assert_eq!(
+            v1.parse::<SecondFactorProof>(),
+            Err(DomainError::OutdatedProof)
+        );
+        let u = Unverified::parse(&v1).unwrap();
+        assert!(matches!(
+            u.verified(TokenKind::Proof, &k),
+            Err(DomainError::OutdatedProof)
+        ));
+        // Version 3 (from the future) and version 0 are simply not proofs.
+        for v in [0u8, 3] {
+            payload[0] = v;
+            let token = format!("{}.{}", hex(&payload), hex(&mac));
+            assert_eq!(
+                token.parse::<SecondFactorProof>(),
+                Err(DomainError::InvalidProof)
+            );
+        }
+        // Login tickets keep version 1.
+        assert_eq!(Writer::new(TokenKind::LoginTicket).0[0], 1);
+        assert_eq!(Writer::new(TokenKind::Proof).0[0], 2);
     }
 
     #[test]

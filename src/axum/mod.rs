@@ -5,7 +5,7 @@
 //!
 //! | path (prefix `/2fa`, [configurable](TwoFactorWebBuilder::prefix)) | page |
 //! |---|---|
-//! | `/2fa` | the second step: one box for a code or a recovery code, "don't ask again on this device"; or the mailed code, with resend (`/2fa/resend`) |
+//! | `/2fa` | the second step: one box for a code or a recovery code, "don't ask again on this device"; or the mailed code, with resend (`/2fa/resend`), and "we could not send the code, try again" when the mail server was down or refused it |
 //! | `/2fa/setup` | forced set-up: QR code (inline SVG), the "Cannot scan it?" key, resumed on reload; then the recovery codes, shown once |
 //! | `/2fa/account` | the account security page: on or off and whether it is required, turn on, new recovery codes, trusted devices (revoke one or all), replace the authenticator, turn off |
 //! | `/2fa/step-up` | step-up: a fresh second factor before a sensitive page, then back to it |
@@ -88,6 +88,15 @@
 //! }
 //! ```
 //!
+//! A larger host (the web demo, `examples/web`) also keeps an `Arc` of the service for its own
+//! handlers (`TwoFactorWeb::builder(tf.clone(), ..)`: an administrator's reset, a status
+//! column), puts `require_recent_2fa` on its administrator's POST handlers
+//! (`post(handler).route_layer(..)`, so other methods still answer 405), lets its own forms
+//! carry the module's CSRF token ([`csrf_token`](TwoFactorWeb::csrf_token),
+//! [`verify_csrf`](TwoFactorWeb::verify_csrf)), frames the 2FA pages with its navigation
+//! ([`Pages::layout`], [`Common::user`]), and names a half-logged-in visitor on its own pages
+//! ([`pending_user`](TwoFactorWeb::pending_user)).
+//!
 //! # Done once, for every host
 //!
 //! - **Session fixation**: the session id is cycled ([`Session::cycle_id`], which also deletes
@@ -102,8 +111,10 @@
 //!   [`TwoFactor::check_proof`], not only its age.
 //! - **CSRF** on every POST the module serves: a per-session random token in a hidden field
 //!   [`CSRF_FIELD`], compared in constant time; a POST without it, or with a wrong one, is
-//!   refused (403) before anything is read or changed. No GET changes state: forced set-up is
-//!   started by the login POST and only resumed by the page.
+//!   refused (403) before anything is read or changed. The host's own forms can carry the same
+//!   token ([`TwoFactorWeb::csrf_token`], [`TwoFactorWeb::verify_csrf`]). No GET changes
+//!   state: forced set-up is started by the login POST and the page only shows it again (a
+//!   read: a reload records nothing, [`TwoFactor::show_forced_enrollment`]).
 //! - **No open redirect**: `next` is a local path (`/...`, not `//host`, no backslash or
 //!   control character) or it is dropped.
 //! - **Headers**: `Cache-Control: no-store` on every page of the module (set-up and recovery
@@ -170,9 +181,9 @@ use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 use crate::account::{
-    DeviceId, DeviceInfo, Enrolled, EnrollmentStarted, Factor, FactorKind, LoginContext,
-    LoginDecision, LoginGranted, PendingLogin, PendingStep, Reauthenticated, RecoveryCodes,
-    SecondFactorProof, TwoFactorStatus, UserId, Verification,
+    AssuranceClaims, DeviceId, DeviceInfo, Enrolled, EnrollmentStarted, Factor, FactorKind,
+    GrantReason, LoginContext, LoginDecision, LoginGranted, PendingLogin, PendingStep,
+    Reauthenticated, RecoveryCodes, SecondFactorProof, TwoFactorStatus, UserId, Verification,
 };
 use crate::audit::AuditSink;
 use crate::clock::Clock;
@@ -193,6 +204,12 @@ const PASSWORD_AT: &str = "twofactor.password_at";
 const CSRF: &str = "twofactor.csrf";
 const NEXT: &str = "twofactor.next";
 const FLASH: &str = "twofactor.flash";
+/// Set while the login's last mailed code could not be sent.
+const NOT_SENT: &str = "twofactor.code_not_sent";
+
+/// What a login with no recovery code left says, on the account page it leads to.
+const NO_RECOVERY_CODES_LEFT: &str = "You have no recovery codes left. Make new ones now: \
+     without them, losing your phone would lock you out of your account.";
 
 /// The longest `next` path kept or followed.
 const MAX_NEXT_LEN: usize = 2_048;
@@ -249,7 +266,14 @@ trait Backend: Send + Sync + 'static {
         pending: &'a PendingLogin,
         ctx: &'a LoginContext,
     ) -> BoxFuture<'a, Result<u64, Error>>;
+    /// The ticket's seal checks out and its deadline has not passed.
+    fn ticket_open(&self, pending: &PendingLogin) -> bool;
     fn pending_setup<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<PendingSetup, Error>>;
+    fn show_forced_enrollment<'a>(
+        &'a self,
+        pending: &'a PendingLogin,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<Option<EnrollmentStarted>, Error>>;
     fn start_forced_enrollment<'a>(
         &'a self,
         pending: &'a PendingLogin,
@@ -302,7 +326,7 @@ trait Backend: Send + Sync + 'static {
         user: &'a UserId,
         proof: &'a SecondFactorProof,
         max_age: u64,
-    ) -> BoxFuture<'a, Result<(), Error>>;
+    ) -> BoxFuture<'a, Result<AssuranceClaims, Error>>;
     fn status<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<TwoFactorStatus, Error>>;
     fn status_for<'a>(
         &'a self,
@@ -364,6 +388,16 @@ where
         ctx: &'a LoginContext,
     ) -> BoxFuture<'a, Result<u64, Error>> {
         Box::pin(TwoFactor::resend_mailed_code(self, pending, ctx))
+    }
+    fn ticket_open(&self, pending: &PendingLogin) -> bool {
+        pending.verify(self.settings()).is_ok() && pending.is_open(self.clock().now())
+    }
+    fn show_forced_enrollment<'a>(
+        &'a self,
+        pending: &'a PendingLogin,
+        account: &'a str,
+    ) -> BoxFuture<'a, Result<Option<EnrollmentStarted>, Error>> {
+        Box::pin(TwoFactor::show_forced_enrollment(self, pending, account))
     }
     fn pending_setup<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<PendingSetup, Error>> {
         Box::pin(async move {
@@ -471,7 +505,7 @@ where
         user: &'a UserId,
         proof: &'a SecondFactorProof,
         max_age: u64,
-    ) -> BoxFuture<'a, Result<(), Error>> {
+    ) -> BoxFuture<'a, Result<AssuranceClaims, Error>> {
         Box::pin(TwoFactor::check_proof(self, user, proof, max_age))
     }
     fn status<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<TwoFactorStatus, Error>> {
@@ -567,7 +601,7 @@ impl Paths {
 }
 
 struct Inner {
-    tf: Box<dyn Backend>,
+    tf: Arc<dyn Backend>,
     principals: Box<PrincipalLookup>,
     pages: Box<dyn Pages>,
     cookies: DeviceCookie,
@@ -597,7 +631,7 @@ impl fmt::Debug for TwoFactorWeb {
 /// Configures a [`TwoFactorWeb`]; see [`TwoFactorWeb::builder`].
 #[must_use]
 pub struct TwoFactorWebBuilder {
-    tf: Box<dyn Backend>,
+    tf: Arc<dyn Backend>,
     principals: Box<PrincipalLookup>,
     pages: Box<dyn Pages>,
     prefix: String,
@@ -710,10 +744,16 @@ impl TwoFactorWebBuilder {
 impl TwoFactorWeb {
     /// The web layer for `tf`, with every default (see [`builder`](Self::builder)).
     ///
+    /// `tf` is the service, or an `Arc` of it: keep a clone of the `Arc` to call the service
+    /// from your own handlers too (an administrator's reset, a status on your pages).
+    ///
     /// `principals` looks up the [`Principal`] (roles, tenant) of a logged-in user, for the
     /// pages whose outcome depends on the policy (the account page's "required", turning 2FA
     /// on or off). `None` (no such user any more, or the lookup failed) logs the session out.
-    pub fn new<S, M, P, C, A, F, Fut>(tf: TwoFactor<S, M, P, C, A>, principals: F) -> Self
+    pub fn new<S, M, P, C, A, F, Fut>(
+        tf: impl Into<Arc<TwoFactor<S, M, P, C, A>>>,
+        principals: F,
+    ) -> Self
     where
         S: WebStore + 'static,
         M: Mailer + 'static,
@@ -737,7 +777,7 @@ impl TwoFactorWeb {
     /// | [`pages`](TwoFactorWebBuilder::pages) | [`DefaultPages`] |
     /// | [`app_name`](TwoFactorWebBuilder::app_name) | the issuer, or "Account" |
     pub fn builder<S, M, P, C, A, F, Fut>(
-        tf: TwoFactor<S, M, P, C, A>,
+        tf: impl Into<Arc<TwoFactor<S, M, P, C, A>>>,
         principals: F,
     ) -> TwoFactorWebBuilder
     where
@@ -749,9 +789,10 @@ impl TwoFactorWeb {
         F: Fn(UserId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Option<Principal>> + Send + 'static,
     {
+        let tf: Arc<TwoFactor<S, M, P, C, A>> = tf.into();
         let app_name = tf.settings().issuer().unwrap_or("Account").to_owned();
         TwoFactorWebBuilder {
-            tf: Box::new(tf),
+            tf,
             principals: Box::new(move |user| Box::pin(principals(user))),
             pages: Box::new(DefaultPages),
             prefix: "/2fa".into(),
@@ -798,7 +839,10 @@ impl TwoFactorWeb {
     /// [`UserId`] is then in the request's extensions: `Extension<UserId>`). Anyone else is
     /// sent to the login page, and back to the page they asked for once logged in.
     ///
-    /// `.route_layer(tfa.require_login())` guards the routes added before it.
+    /// `.route_layer(tfa.require_login())` guards the routes added before it. On a
+    /// `Router` it also answers the methods a route does not serve (a redirect to the login
+    /// page where axum would say 405); on a method router (`post(handler).route_layer(..)`)
+    /// it guards that handler only.
     #[must_use]
     pub fn require_login(&self) -> RequireTwoFactor {
         RequireTwoFactor {
@@ -810,10 +854,18 @@ impl TwoFactorWeb {
     /// A step-up guard for the host's sensitive routes: like
     /// [`require_login`](Self::require_login), and the user must have proven a second factor
     /// (at login or on the step-up page) within `max_age`; otherwise they are sent to the
-    /// step-up page and back. The proof in the session is checked by the library (its seal,
-    /// its user, not revoked), not only its age. A user without an authenticator cannot pass
+    /// step-up page and back. A POST without a fresh proof is not carried out: after step-up
+    /// the user is sent back to the page its form was on (its `Referer`, when that names a
+    /// page of this site; else the account page) to submit it again. The proof in the session
+    /// is checked by the library (its seal, its user, not revoked), not only its age. A user without an authenticator cannot pass
     /// (a mailed-code login counts only while its proof is fresh): the step-up page sends
     /// them to turn 2FA on.
+    ///
+    /// `max_age` is the host's choice, per route ("a second factor in the last 5 minutes"
+    /// before a payment, longer before a settings page). A request that passes carries the
+    /// checked [`AssuranceClaims`] of that proof as a request extension
+    /// (`Extension<AssuranceClaims>`), for a handler that wants to say how the user proved it
+    /// or to ask for AAL2 ([`AssuranceClaims::satisfies`]) where a mailed code must not do.
     #[must_use]
     pub fn require_recent_2fa(&self, max_age: Duration) -> RequireTwoFactor {
         RequireTwoFactor {
@@ -846,6 +898,45 @@ impl TwoFactorWeb {
         }
     }
 
+    /// The user whose login in this session waits for its second step or its forced set-up:
+    /// the password was checked and the login ticket (sealed, checked here) is still open.
+    /// `None` otherwise, and once the login completed (then see
+    /// [`logged_in_user`](Self::logged_in_user)). For the host's own pages that serve a
+    /// half-logged-in visitor ("logging in as alice", a help page); it grants nothing.
+    pub async fn pending_user(&self, session: &Session) -> Option<UserId> {
+        let pending = match self.ticket(session).await {
+            Ok(Some(p)) => p,
+            Ok(None) | Err(_) => return None,
+        };
+        self.tf()
+            .ticket_open(&pending)
+            .then(|| pending.user().clone())
+    }
+
+    /// The session's CSRF token, for the host's own forms (the module's forms carry it
+    /// already): put it in a hidden field named [`CSRF_FIELD`] and check it with
+    /// [`verify_csrf`](Self::verify_csrf) before the handler reads or changes anything. One
+    /// token per session, made on first use and renewed whenever the module cycles the
+    /// session id (so render a form after the call that logged the session in). `None` when
+    /// the session store or the random number generator failed (logged): answer 503.
+    pub async fn csrf_token(&self, session: &Session) -> Option<String> {
+        self.session_csrf(session).await.ok()
+    }
+
+    /// Whether `token` (the posted [`CSRF_FIELD`]) is this session's CSRF token, compared in
+    /// constant time. `false` when the session never had one (no form of this site was shown
+    /// to it) or its store failed: refuse the request (403) before reading or changing
+    /// anything.
+    pub async fn verify_csrf(&self, session: &Session, token: &str) -> bool {
+        match session.get::<String>(CSRF).await {
+            Ok(expected) => csrf_matches(&expected.unwrap_or_default(), token),
+            Err(e) => {
+                tracing::error!(error = %e, "session store failed");
+                false
+            }
+        }
+    }
+
     /// The one call after the host checked the password: answers with the response to send.
     ///
     /// - no second factor needed (2FA off, not required, a remembered device): the session
@@ -853,7 +944,8 @@ impl TwoFactorWeb {
     ///   interrupted, or to [`after_login`](TwoFactorWebBuilder::after_login);
     /// - a code is needed: the login ticket goes into the session (its id cycled) and the
     ///   response redirects to the second step (a code or a recovery code, or the mailed
-    ///   code, which was just sent);
+    ///   code, which was just sent; if it could not be sent, the page says so and its resend
+    ///   button tries again with the same ticket);
     /// - 2FA is required and not set up: the ticket goes into the session and the response
     ///   redirects to forced set-up;
     /// - throttled or failed: the error page (429 with `Retry-After`, 503, ...).
@@ -1270,6 +1362,26 @@ fn cookie_header(headers: &HeaderMap) -> String {
         .join("; ")
 }
 
+/// Whether a form's CSRF token is the session's (constant time; a session without one
+/// matches nothing).
+fn csrf_matches(expected: &str, given: &str) -> bool {
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+}
+
+/// The path (and query) of a `Referer` that names a page of this site (`host`, the request's
+/// `Host`), for the page a form was posted from; `None` for another site's page, or a path
+/// that is not a safe `next`.
+fn referer_path<'h>(referer: &'h str, host: &str) -> Option<&'h str> {
+    let rest = referer
+        .strip_prefix("https://")
+        .or_else(|| referer.strip_prefix("http://"))?;
+    let (authority, path) = rest.split_at(rest.find('/')?);
+    if host.is_empty() || !authority.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    safe_next(path.split('#').next().unwrap_or(path))
+}
+
 fn random_token() -> Option<String> {
     let mut bytes = [0u8; 32];
     rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes).ok()?;
@@ -1308,7 +1420,7 @@ impl TwoFactorWeb {
     }
 
     /// The session's CSRF token, made on first use.
-    async fn csrf_token(&self, session: &Session) -> Result<String, Halt> {
+    async fn session_csrf(&self, session: &Session) -> Result<String, Halt> {
         if let Some(t) = session.get::<String>(CSRF).await? {
             return Ok(t);
         }
@@ -1334,8 +1446,7 @@ impl TwoFactorWeb {
     ) -> Result<(), Halt> {
         let expected = session.get::<String>(CSRF).await?.unwrap_or_default();
         let given = form.get(CSRF_FIELD).map_or("", String::as_str);
-        let ok = !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()));
-        if ok {
+        if csrf_matches(&expected, given) {
             return Ok(());
         }
         Err(Halt(
@@ -1359,10 +1470,12 @@ impl TwoFactorWeb {
         error: Option<&Problem>,
         view: impl FnOnce(Common<'_>) -> String,
     ) -> Flow {
-        let token = self.csrf_token(session).await?;
+        let token = self.session_csrf(session).await?;
         let flash = session.remove::<String>(FLASH).await?;
+        let user = self.logged_in_user(session).await;
         let common = Common {
             title,
+            user: user.as_ref(),
             app_name: &self.inner.app_name,
             csrf_token: &token,
             notice: flash.as_deref(),
@@ -1415,7 +1528,7 @@ impl TwoFactorWeb {
     /// Forgets this session's login state (logged-in user, ticket, proof).
     async fn forget_login(&self, session: &Session) -> Result<(), Halt> {
         session.remove_value(&self.inner.user_key).await?;
-        session.remove_value(TICKET).await?;
+        self.drop_ticket(session).await?;
         session.remove_value(PROOF).await?;
         session.remove_value(PASSWORD_AT).await?;
         Ok(())
@@ -1431,7 +1544,15 @@ impl TwoFactorWeb {
 
     async fn store_ticket(&self, session: &Session, pending: &PendingLogin) -> Result<(), Halt> {
         self.cycle(session).await?;
+        session.remove_value(NOT_SENT).await?;
         session.insert(TICKET, pending.as_str()).await?;
+        Ok(())
+    }
+
+    /// Forgets the login ticket (and what the session knew of its mailed code).
+    async fn drop_ticket(&self, session: &Session) -> Result<(), Halt> {
+        session.remove_value(TICKET).await?;
+        session.remove_value(NOT_SENT).await?;
         Ok(())
     }
 
@@ -1461,7 +1582,7 @@ impl TwoFactorWeb {
         proof: Option<&SecondFactorProof>,
     ) -> Result<String, Halt> {
         self.cycle(session).await?;
-        session.remove_value(TICKET).await?;
+        self.drop_ticket(session).await?;
         session.insert(&self.inner.user_key, user.as_str()).await?;
         session.insert(PASSWORD_AT, password_at).await?;
         match proof {
@@ -1488,7 +1609,7 @@ impl TwoFactorWeb {
     /// The page for a login that is over (expired, edited, used, revoked): the ticket is
     /// dropped.
     async fn login_over(&self, session: &Session, p: &Problem) -> Flow {
-        session.remove_value(TICKET).await?;
+        self.drop_ticket(session).await?;
         self.problem_page(
             session,
             "Log in again",
@@ -1518,10 +1639,20 @@ impl TwoFactorWeb {
         };
         let forget = token.is_some() && decision.forget_device_cookie();
         let mut response = match decision {
-            LoginDecision::Granted { .. } => {
-                let to_page = self
+            LoginDecision::Granted { reason, .. } => {
+                let mut to_page = self
                     .complete_login(session, &principal.user, tf.now(), None)
                     .await?;
+                // A remembered device skips the code, not the recovery codes' warning.
+                if matches!(reason, GrantReason::TrustedDevice { .. })
+                    && tf
+                        .status(&principal.user)
+                        .await
+                        .is_ok_and(|s| s.must_regenerate_recovery_codes)
+                {
+                    self.flash(session, NO_RECOVERY_CODES_LEFT).await?;
+                    to_page = self.paths().account.clone();
+                }
                 to(&to_page)
             }
             LoginDecision::MustEnroll { pending } => {
@@ -1536,6 +1667,12 @@ impl TwoFactorWeb {
                     tracing::warn!(error = %e, "forced set-up not started");
                 }
                 to(&self.paths().setup)
+            }
+            LoginDecision::CodeNotSent { pending, error } => {
+                tracing::warn!(%error, "the login code could not be mailed");
+                self.store_ticket(session, &pending).await?;
+                session.insert(NOT_SENT, true).await?;
+                to(&self.paths().second_step)
             }
             other => match other.into_pending() {
                 Some(pending) => {
@@ -1566,12 +1703,19 @@ impl TwoFactorWeb {
         let pages = &self.inner.pages;
         let paths = self.paths();
         if let PendingStep::MailedCode { .. } = pending.step() {
+            let code_not_sent = session.get::<bool>(NOT_SENT).await?.unwrap_or(false);
+            let title = if code_not_sent {
+                "We could not send your code"
+            } else {
+                "Check your e-mail"
+            };
             return self
-                .render(session, "Check your e-mail", status, error, |common| {
+                .render(session, title, status, error, |common| {
                     pages.mailed_code(&MailedCodeView {
                         common,
                         action: &paths.second_step,
                         resend_action: &paths.resend,
+                        code_not_sent,
                     })
                 })
                 .await;
@@ -1669,7 +1813,11 @@ impl TwoFactorWeb {
                             .to_owned(),
                     );
                 }
-                if let Some(left) = granted.recovery_codes_left {
+                if granted.must_regenerate_recovery_codes {
+                    // Before anything else: one lost phone from now, they could not log in.
+                    notes.push(NO_RECOVERY_CODES_LEFT.to_owned());
+                    next = self.paths().account.clone();
+                } else if let Some(left) = granted.recovery_codes_left {
                     notes.push(format!(
                         "You used a recovery code: {left} left. If you lost your phone, replace \
                          the authenticator or make new recovery codes here."
@@ -1729,8 +1877,19 @@ impl TwoFactorWeb {
             .await
         {
             Ok(_) => {
+                session.remove_value(NOT_SENT).await?;
                 self.flash(session, "A new code was mailed to you.").await?;
                 Ok(to(&self.paths().second_step))
+            }
+            Err(e @ Error::Mailer(_)) => {
+                // The ticket stays good, and a code sent earlier still works: say so, offer
+                // to try again (`problem` logs the error).
+                session.insert(NOT_SENT, true).await?;
+                let p = Problem {
+                    message: "We could not send a new code. Please try again in a moment.".into(),
+                    ..problem(&e, tf.now())
+                };
+                self.render_second_step(session, &pending, Some(&p)).await
             }
             Err(e) => {
                 let p = problem(&e, tf.now());
@@ -1763,13 +1922,15 @@ impl TwoFactorWeb {
                     .await;
             }
         };
+        // Showing the set-up is a read (a reload records nothing); it was started by the
+        // login POST or the "start" button.
         let started = match state {
             PendingSetup::Open => {
                 match tf
-                    .start_forced_enrollment(pending, pending.user().as_str())
+                    .show_forced_enrollment(pending, pending.user().as_str())
                     .await
                 {
-                    Ok(s) => Some(s),
+                    Ok(s) => s,
                     Err(e) => {
                         let p = problem(&e, tf.now());
                         if p.restart {
@@ -1872,7 +2033,7 @@ impl TwoFactorWeb {
                     )
                     .await?
                 } else {
-                    session.remove_value(TICKET).await?;
+                    self.drop_ticket(session).await?;
                     self.flash(
                         session,
                         "Two-factor authentication is on. Log in again to continue.",
@@ -2447,25 +2608,43 @@ impl TwoFactorWeb {
                 Some(p) => self.tf().check_proof(&user, p, max_age.as_secs()).await,
                 None => Err(Error::SecondFactorRequired),
             };
-            if let Err(e) = checked {
-                if e.kind() == ErrorKind::Unavailable || e.kind() == ErrorKind::Misconfigured {
-                    let p = problem(&e, self.tf().now());
-                    return Err(Halt(self.problem_page(&session, "Error", &p, None).await?));
+            match checked {
+                Ok(claims) => {
+                    req.extensions_mut().insert(claims);
                 }
-                if matches!(e, Error::InvalidProof) {
-                    session.remove_value(PROOF).await?;
+                Err(e) => {
+                    if e.kind() == ErrorKind::Unavailable || e.kind() == ErrorKind::Misconfigured {
+                        let p = problem(&e, self.tf().now());
+                        return Err(Halt(self.problem_page(&session, "Error", &p, None).await?));
+                    }
+                    if matches!(e, Error::InvalidProof) {
+                        session.remove_value(PROOF).await?;
+                    }
+                    // A GET comes back to itself; a POST cannot be replayed: back to the page
+                    // its form was on (a page of this site), to submit it again.
+                    let host = req
+                        .headers()
+                        .get(header::HOST)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let referer = req
+                        .headers()
+                        .get(header::REFERER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let next = if is_get {
+                        safe_next(&here)
+                    } else {
+                        referer_path(referer, host)
+                    }
+                    .unwrap_or(&self.paths().account);
+                    let step_up = format!(
+                        "{}?next={}",
+                        self.paths().step_up,
+                        utf8_percent_encode(next, NON_ALPHANUMERIC)
+                    );
+                    return Err(Halt(to(&step_up)));
                 }
-                let next = if is_get {
-                    safe_next(&here).unwrap_or(&self.paths().account)
-                } else {
-                    &self.paths().account
-                };
-                let step_up = format!(
-                    "{}?next={}",
-                    self.paths().step_up,
-                    utf8_percent_encode(next, NON_ALPHANUMERIC)
-                );
-                return Err(Halt(to(&step_up)));
             }
         }
         req.extensions_mut().insert(user);
@@ -2597,6 +2776,32 @@ mod tests {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
         assert_eq!(safe_next(&format!("/{}", "a".repeat(MAX_NEXT_LEN))), None);
+    }
+
+    #[test]
+    fn a_post_returns_only_to_a_page_of_this_site() {
+        let host = "127.0.0.1:8080";
+        assert_eq!(
+            referer_path("http://127.0.0.1:8080/admin", host),
+            Some("/admin")
+        );
+        assert_eq!(
+            referer_path("https://127.0.0.1:8080/admin?tab=users#top", host),
+            Some("/admin?tab=users")
+        );
+        for other in [
+            "http://evil.example/admin",
+            "http://127.0.0.1:8081/admin",
+            "http://127.0.0.1:8080.evil.example/admin",
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080//evil.example",
+            "javascript:alert(1)",
+            "/admin",
+            "",
+        ] {
+            assert_eq!(referer_path(other, host), None, "{other}");
+        }
+        assert_eq!(referer_path("http://127.0.0.1:8080/admin", ""), None);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct Common<'a> {
     pub title: &'a str,
     /// The application's name (for the `<title>`).
     pub app_name: &'a str,
+    /// The user this session is logged in as (2FA complete), for the host's frame
+    /// (navigation, "log out"); `None` on the pages of a login not complete yet.
+    pub user: Option<&'a UserId>,
     /// The session's CSRF token: post it in a hidden field named [`CSRF_FIELD`].
     pub csrf_token: &'a str,
     /// Something that went well ("A new code was mailed.").
@@ -63,6 +66,9 @@ pub struct MailedCodeView<'a> {
     pub action: &'a str,
     /// Where the resend button posts (no fields but the CSRF token).
     pub resend_action: &'a str,
+    /// The last code could not be sent (the mail server was down or refused it): say so and
+    /// put the resend button first. A code that reached the user earlier still works.
+    pub code_not_sent: bool,
 }
 
 /// What the set-up page offers.
@@ -511,21 +517,39 @@ fn key_form(
 
 /// The default mailed-code page's body.
 fn mailed_code(v: &MailedCodeView<'_>) -> String {
+    let code_form = code_form(
+        &v.common,
+        v.action,
+        "Code from the e-mail",
+        "",
+        ("verify", "Verify"),
+    );
+    let resend = |words: &str| {
+        format!(
+            "<form method=post action=\"{}\">{}{words}</form>",
+            esc(v.resend_action),
+            csrf(&v.common),
+        )
+    };
+    if v.code_not_sent {
+        return with_heading(
+            &v.common,
+            &format!(
+                "<p class=warn id=not-sent>We could not send the code to your e-mail address. \
+                 Please try again in a moment.</p>{}\
+                 <p>Received a code from us earlier? It still works: enter it here.</p>{code_form}",
+                resend("<p><button type=submit id=resend>Try again: send the code</button></p>"),
+            ),
+        );
+    }
     with_heading(
         &v.common,
         &format!(
-            "<p>We sent a login code to your e-mail address. Enter it here.</p>{}\
-             <form method=post action=\"{}\">{}<p>No mail? It can take a minute; check your spam folder, or \
-             <button type=submit id=resend>send a new code</button></p></form>",
-            code_form(
-                &v.common,
-                v.action,
-                "Code from the e-mail",
-                "",
-                ("verify", "Verify")
+            "<p>We sent a login code to your e-mail address. Enter it here.</p>{code_form}{}",
+            resend(
+                "<p>No mail? It can take a minute; check your spam folder, or \
+                 <button type=submit id=resend>send a new code</button></p>"
             ),
-            esc(v.resend_action),
-            csrf(&v.common),
         ),
     )
 }
@@ -701,8 +725,16 @@ fn account(v: &AccountView<'_>) -> String {
                 "Replace the authenticator (new phone)",
             ));
             body.push_str("</section>");
+            let hint = if s.must_regenerate_recovery_codes {
+                "<p id=recovery-low class=warn>You have none left: make new ones now. Without \
+                 them, losing your phone would lock you out.</p>"
+            } else if s.recovery_codes_low.is_some() {
+                "<p id=recovery-low class=warn>Few are left: make new ones soon.</p>"
+            } else {
+                ""
+            };
             body.push_str(&format!(
-                "<section id=recovery><h2>Recovery codes</h2><p id=recovery-left>{} recovery code{} left.</p>{}</section>",
+                "<section id=recovery><h2>Recovery codes</h2><p id=recovery-left>{} recovery code{} left.</p>{hint}{}</section>",
                 s.recovery_codes_left,
                 if s.recovery_codes_left == 1 { "" } else { "s" },
                 sensitive(a.recovery_codes, "regenerate", "Make new recovery codes"),

@@ -422,21 +422,26 @@ impl Messages for EnglishMessages {
                 not_you_changed(&mut doc);
                 format!("New recovery codes for your {app} account")
             }
-            Notice::RecoveryCodeUsed { remaining, context } => {
+            Notice::RecoveryCodeUsed {
+                remaining,
+                low,
+                context,
+            } => {
                 doc.p([text(format!(
-                    "A recovery code was used to sign in to your {app} account on {on}. Each \
-                     code works once."
+                    "A recovery code was used on your {app} account on {on}. Each code works \
+                     once."
                 ))]);
-                context_details(&mut doc, "The sign-in came from:", context);
-                doc.p([text(match remaining {
-                    0 => "You have no recovery codes left: make new ones now in your security \
-                          settings."
+                context_details(&mut doc, "It came from:", context);
+                doc.p([text(match (remaining, low) {
+                    (0, _) => "You have no recovery codes left. Make new ones now in your \
+                               security settings; you will be asked to the next time you sign \
+                               in. Without them, losing your phone would lock you out."
                         .to_owned(),
-                    1..=2 => format!(
+                    (_, true) => format!(
                         "You have {} left: make new ones soon in your security settings.",
                         count(*remaining, "recovery code", "recovery codes")
                     ),
-                    _ => format!(
+                    (_, false) => format!(
                         "You have {} left.",
                         count(*remaining, "recovery code", "recovery codes")
                     ),
@@ -882,6 +887,7 @@ mod tests {
             Notice::RecoveryCodesRegenerated,
             Notice::RecoveryCodeUsed {
                 remaining: 1,
+                low: true,
                 context,
             },
             Notice::Invitation {
@@ -1156,6 +1162,7 @@ mod tests {
                     &Recipient::new("m@example.com"),
                     &Notice::RecoveryCodeUsed {
                         remaining,
+                        low: remaining <= 3,
                         context: LoginContext::new(),
                     },
                     NOW,
@@ -1163,8 +1170,14 @@ mod tests {
                 .text()
                 .to_owned()
         };
-        assert!(used(0).contains("You have no recovery codes left"));
+        assert!(used(0).contains(
+            "You have no recovery codes left. Make new ones now in your security settings; you \
+             will be asked to the next time you sign in."
+        ));
         assert!(used(1).contains("You have 1 recovery code left: make new ones soon"));
+        assert!(used(3).contains("You have 3 recovery codes left: make new ones soon"));
+        assert!(used(4).contains("You have 4 recovery codes left."));
+        assert!(!used(4).contains("make new ones"));
         assert!(used(7).contains("You have 7 recovery codes left."));
         // No context, no "came from" list.
         assert!(!used(7).contains("came from"));

@@ -5,9 +5,13 @@
 //! e-mail API, SMS). Notices are sent after the change they describe was saved.
 //!
 //! Some notices are the outcome itself (a login code, an invitation, a provisioned secret): if
-//! they cannot be sent the operation fails with [`Error::Mailer`](crate::service::Error::Mailer).
-//! The others are informational: a failure is logged and audited, and the operation still
-//! succeeds (see [`Notice::must_deliver`]).
+//! they cannot be sent the operation fails with [`Error::Mailer`](crate::service::Error::Mailer),
+//! except a login code at login, which `start_login` answers with
+//! [`LoginDecision::CodeNotSent`](crate::account::LoginDecision::CodeNotSent) (the login
+//! waits for a resend). A login code is stored before it is sent and marked sent or not sent
+//! after: a send that fails takes no code away from the user, and is not counted as sent (see
+//! [`CodeSend`](crate::account::CodeSend)). The other notices are informational: a failure is
+//! logged and audited, and the operation still succeeds (see [`Notice::must_deliver`]).
 //!
 //! ## Default messages
 //!
@@ -44,8 +48,9 @@
 //! implicit TLS, with credentials, a port, a timeout for the whole send and an optional
 //! private certificate authority. The host gives it an `AddressBook` (a closure will do) that
 //! finds a user's address; a user without one is a typed `SmtpError::NoAddress`. Every
-//! failure is a typed `SmtpError` that the service returns inside
-//! [`Error::Mailer`](crate::service::Error::Mailer) for the notices that must be delivered:
+//! failure is a typed `SmtpError` that the service returns for the notices that must be
+//! delivered, inside [`Error::Mailer`](crate::service::Error::Mailer) or, at login, the
+//! [`MailFailure`] of `LoginDecision::CodeNotSent`:
 //!
 //! ```no_run
 //! # #[cfg(feature = "smtp")]
@@ -160,11 +165,17 @@ pub enum Notice {
     },
     /// A new set of recovery codes replaced the old one.
     RecoveryCodesRegenerated,
-    /// A recovery code was used to sign in.
+    /// A recovery code was used: to sign in, to confirm a sensitive action (step-up), or to
+    /// start replacing the authenticator. Sent at every use, with the count left.
     RecoveryCodeUsed {
         /// Unused codes left.
         remaining: usize,
-        /// Where the login came from.
+        /// Whether that is at or below
+        /// [`Settings::recovery_codes_low_at`](crate::account::Settings::recovery_codes_low_at)
+        /// (3 by default): tell the user to make new ones. With none left they will have to
+        /// at their next sign-in.
+        low: bool,
+        /// Where the login came from (empty outside a login).
         context: LoginContext,
     },
     /// An administrator invites the user to enable 2FA.
@@ -392,9 +403,14 @@ impl fmt::Debug for Notice {
                 .field("context", context)
                 .finish(),
             Notice::RecoveryCodesRegenerated => f.write_str("RecoveryCodesRegenerated"),
-            Notice::RecoveryCodeUsed { remaining, context } => f
+            Notice::RecoveryCodeUsed {
+                remaining,
+                low,
+                context,
+            } => f
                 .debug_struct("RecoveryCodeUsed")
                 .field("remaining", remaining)
+                .field("low", low)
                 .field("context", context)
                 .finish(),
             Notice::Invitation { link, invited_by } => f
@@ -479,6 +495,71 @@ impl<M: Mailer + ?Sized> Mailer for &M {
         (**self).send(user, notice)
     }
 }
+
+/// A mailer's error, shared: what [`LoginDecision::CodeNotSent`] carries for the host to log.
+///
+/// Cheap to clone; `Display` and `source` are the mailer's own, and
+/// [`downcast_ref`](Self::downcast_ref) reaches the mailer's error type (an `SmtpError` from
+/// the SMTP mailer, feature `smtp`). Two failures are equal only if they are the same one.
+///
+/// ```
+/// use twofactor::mail::{MailFailure, NoMailerError, NoticeKind};
+/// let failure = MailFailure::new(NoMailerError(NoticeKind::LoginCode));
+/// assert_eq!(failure.to_string(), "no mailer configured: cannot deliver a LoginCode notice");
+/// assert!(failure.downcast_ref::<NoMailerError>().is_some());
+/// assert_eq!(failure, failure.clone());
+/// assert_ne!(failure, MailFailure::new(NoMailerError(NoticeKind::LoginCode)));
+/// ```
+///
+/// [`LoginDecision::CodeNotSent`]: crate::account::LoginDecision::CodeNotSent
+#[derive(Clone)]
+pub struct MailFailure(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl MailFailure {
+    /// Wraps a mailer's error.
+    #[must_use]
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        MailFailure(std::sync::Arc::new(error))
+    }
+
+    /// The mailer's error, if it is an `E`.
+    #[must_use]
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+}
+
+impl From<Box<dyn std::error::Error + Send + Sync + 'static>> for MailFailure {
+    fn from(error: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
+        MailFailure(std::sync::Arc::from(error))
+    }
+}
+
+impl fmt::Debug for MailFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MailFailure").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for MailFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for MailFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for MailFailure {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for MailFailure {}
 
 /// For hosts that send no mail (a CLI, an app with TOTP only): informational notices are
 /// dropped, and notices that must reach the user ([`Notice::must_deliver`]: login codes,
@@ -594,8 +675,11 @@ impl<M: Mailer> DynMail for M {
     }
 }
 
-/// `dyn DynMail` is a [`Mailer`], so `Arc<dyn DynMail>` ([`DynMailer`]) is too.
-impl Mailer for dyn DynMail {
+/// `dyn DynMail` is a [`Mailer`], so `Arc<dyn DynMail>` ([`DynMailer`]) is too. (For every
+/// object lifetime, not only `'static`: the compiler checks a handler's future as `Send` with
+/// its lifetimes erased, and an axum handler that calls the service would otherwise not
+/// compile.)
+impl<'a> Mailer for dyn DynMail + 'a {
     type Error = DynError;
 
     async fn send(&self, user: &UserId, notice: &Notice) -> Result<(), DynError> {

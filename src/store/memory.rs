@@ -152,9 +152,7 @@ impl UserStore for MemoryStore {
             let mut record = record.clone();
             // Saved rows are in the current format, as an SQL store writes them.
             record.format_1 = false;
-            record.format_2 = false;
-            record.format_3 = false;
-            record.format_4 = false;
+            record.older_format = None;
             Entry::Record(record)
         })
     }

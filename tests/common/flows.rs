@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Barrier;
 
 use super::counting::{Counting, Pause};
-use twofactor::PendingLogin;
+use twofactor::account::Enrolled;
 use twofactor::account::TwoFactorRecord;
 use twofactor::account::{
     Factor, FailureReason, LoginContext, LoginDecision, Reauthenticated, Settings,
@@ -22,6 +22,7 @@ use twofactor::testing::RecordingMailer;
 use twofactor::{
     Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
 };
+use twofactor::{LoginGranted, PendingLogin};
 
 /// A Unix time at the start of a 30 s step.
 pub const T0: u64 = 1_700_000_010;
@@ -99,18 +100,23 @@ impl<S: UserStore> Harness<S> {
             .finish_enrollment(user, &code(&secret, self.now()))
             .await
             .expect("finish enrollment");
-        let codes = enrolled
-            .recovery_codes()
-            .expose_secret()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        (secret, codes)
+        (secret, codes_of(&enrolled))
     }
 
     /// Forced set-up after `MustEnroll`: enrolls `pending`'s user with the ticket, which
     /// completes the login it stands for. The authenticator's secret and the recovery codes.
     pub async fn enroll_forced(&self, pending: &PendingLogin) -> (Secret, Vec<String>) {
+        let (secret, enrolled) = self.forced_enrollment(pending).await;
+        assert!(
+            enrolled.login_completed(),
+            "forced set-up completes the login"
+        );
+        (secret, codes_of(&enrolled))
+    }
+
+    /// Forced set-up after `MustEnroll`, now: the authenticator's secret and what the
+    /// confirmation handed out.
+    pub async fn forced_enrollment(&self, pending: &PendingLogin) -> (Secret, Enrolled) {
         let started = self
             .tf
             .start_forced_enrollment(pending, "user@example.com")
@@ -124,17 +130,21 @@ impl<S: UserStore> Harness<S> {
             .finish_forced_enrollment(pending, &code(&secret, self.now()))
             .await
             .expect("finish forced enrollment");
-        assert!(
-            enrolled.login_completed(),
-            "forced set-up completes the login"
-        );
-        let codes = enrolled
-            .recovery_codes()
-            .expose_secret()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        (secret, codes)
+        (secret, enrolled)
+    }
+
+    /// A login of `who` now, with the code `secret` shows now: its grant.
+    pub async fn totp_login(&self, who: &Principal, secret: &Secret) -> LoginGranted {
+        let pending = self.challenge(who).await;
+        self.tf
+            .finish_login(
+                &pending,
+                Factor::Totp(&code(secret, self.now())),
+                None,
+                &LoginContext::new(),
+            )
+            .await
+            .expect("TOTP login")
     }
 
     /// Adds another authenticator named `label` to enrolled `user`, proving the second
@@ -237,6 +247,12 @@ impl<S: UserStore> Harness<S> {
             )
         })
     }
+}
+
+/// The recovery codes an enrollment handed out.
+pub fn codes_of(enrolled: &Enrolled) -> Vec<String> {
+    let codes = enrolled.recovery_codes().expose_secret();
+    codes.into_iter().map(str::to_owned).collect()
 }
 
 /// The code `secret` shows at `now`.
@@ -389,15 +405,15 @@ pub async fn several_authenticators<S: UserStore>(store: Arc<S>) {
     .expect("the recovery codes still work");
 }
 
-/// Rows as formats 1, 2 and 3 wrote them (`tests/fixtures`), put in a SQL table as they
-/// are: each loads as one authenticator labelled "Authenticator app" whose id is the same at
-/// every load, logs in with its app's code, and is saved as format 4 keeping that id.
+/// Rows as formats 1 to 4 wrote them (`tests/fixtures`), put in a SQL table as they are: each
+/// loads as one authenticator labelled "Authenticator app" whose id is the same at every
+/// load, logs in with its app's code, and is saved as format 5 keeping that id.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub async fn old_rows_load_and_log_in<F: super::stores::SqlFixture>(f: &F)
 where
     F::Store: 'static,
 {
-    const ROWS: [(&str, i64, &str, Option<&str>); 3] = [
+    const ROWS: [(&str, i64, &str, Option<&str>); 4] = [
         (
             "v1",
             3,
@@ -415,6 +431,12 @@ where
             7,
             include_str!("../fixtures/record_v3_full.json"),
             Some("G44YTA5GZUORIR6GPHPKXVSRC264MYGW"),
+        ),
+        (
+            "v4",
+            7,
+            include_str!("../fixtures/record_v4_full.json"),
+            Some("W6E23PQ34U6PZSOTQVHPTT3AIHTN2PSP"),
         ),
     ];
     let store = f.store();
@@ -452,6 +474,56 @@ where
                 .get(..6),
             Some(r#"{"v":5"#)
         );
+    }
+}
+
+/// A record of a user under a mailed-code policy: a code delivered at [`T0`], then a resend
+/// at `T0 + 60` the mailer could not send (stored as not sent, off the send limit, counted
+/// as an attempt).
+pub async fn sample_mail_record() -> TwoFactorRecord {
+    let store = Arc::new(MemoryStore::new());
+    let tf = TwoFactor::builder(store.clone())
+        .mailer(twofactor::testing::FlakyMailer::default())
+        .policy(mail_code as Policy)
+        .clock(Arc::new(ManualClock::new(T0)))
+        .keys(twofactor::testing::test_keys())
+        .build();
+    let marc = Principal::new("marc");
+    let decision = tf
+        .start_login(&marc, None, &LoginContext::new())
+        .await
+        .expect("begin");
+    let pending = decision.into_pending().expect("a mailed-code login");
+    tf.clock().set(T0 + 60);
+    tf.mailer().set_down(true);
+    assert!(matches!(
+        tf.resend_mailed_code(&pending, &LoginContext::new()).await,
+        Err(Error::Mailer(_))
+    ));
+    let record = store
+        .load(&marc.user)
+        .await
+        .expect("load")
+        .expect("record")
+        .record;
+    #[cfg(feature = "serde")]
+    {
+        let json = twofactor::store::codec::encode_record(&record).expect("encode");
+        assert!(json.contains(r#""delivery":"not_sent""#), "{json}");
+        assert!(
+            json.contains(r#""mail_attempts":[1700000010,1700000070]"#),
+            "{json}"
+        );
+    }
+    record
+}
+
+/// 2FA required; without an authenticator, a code is mailed.
+pub fn mail_code(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
+    Requirement::Required {
+        when_unenrolled: twofactor::WhenUnenrolled::MailCode,
+        grace_until: None,
+        trusted_devices: true,
     }
 }
 

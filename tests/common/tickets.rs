@@ -314,12 +314,12 @@ pub fn every_edit(pending: &PendingLogin, victim: &str) -> Vec<(&'static str, Pe
 }
 
 /// The ticket generation a second-factor proof was issued under (the record's generation
-/// then: a revocation or an administrator's reset makes it stale). Proof payload:
-/// `version, kind 2, user, factor, verified_at, generation, nonce`.
+/// then: a revocation or an administrator's reset makes it stale). Proof payload (version
+/// 2): `version, kind 2, user, factor, verified_at, generation, claims, nonce`.
 pub fn proof_generation(token: &str) -> u64 {
     let (payload, _) = token.split_once('.').expect("payload.mac");
     let payload = unhex(payload);
-    assert_eq!(&payload[..2], &[1, 2], "version 1, a proof");
+    assert_eq!(&payload[..2], &[2, 2], "version 2, a proof");
     let mut r = Reader(&payload[2..]);
     let _user = r.string();
     let _factor = r.u8();

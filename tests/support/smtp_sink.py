@@ -3,14 +3,19 @@
 Run by the tests as
 
     PYTHONPATH=tests/support python3 -m aiosmtpd -n -l 127.0.0.1:PORT \
-        -c smtp_sink.Sink DIRECTORY [deliver|refuse|stall]
+        -c smtp_sink.Sink DIRECTORY [deliver|refuse|refuse-data|stall]
 
 - deliver: accept every message; write it as NNNN.eml (the bytes received) and NNNN.json
   (the envelope, and the message as Python's `email` package parses it: headers, MIME
   structure, decoded parts, defects). The JSON file appears last, whole (written, then
   renamed), before the server answers 250.
 - refuse: answer every recipient with 550, so no message is ever accepted.
+- refuse-data: accept the recipients and take the message, then refuse it with 554.
 - stall: accept the recipients, then never answer the message (a hung server).
+
+A file DIRECTORY/mode, if present, overrides the mode for the next message on (a test
+switches a running server between refusing and delivering). Every recipient the server is
+asked for, accepted or not, is a line of DIRECTORY/rcpt.log: the attempts to send.
 
 The server exits by itself when the process that started it goes away.
 """
@@ -41,9 +46,12 @@ def _parts(message):
     return parts
 
 
+MODES = ("deliver", "refuse", "refuse-data", "stall")
+
+
 class Sink:
     def __init__(self, directory, mode="deliver"):
-        if mode not in ("deliver", "refuse", "stall"):
+        if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         self.directory = directory
         self.mode = mode
@@ -60,18 +68,33 @@ class Sink:
     @classmethod
     def from_cli(cls, parser, *args):
         if len(args) not in (1, 2):
-            parser.error("smtp_sink.Sink takes DIRECTORY [deliver|refuse|stall]")
+            parser.error("smtp_sink.Sink takes DIRECTORY [" + "|".join(MODES) + "]")
         return cls(*args)
 
+    def current_mode(self):
+        try:
+            with open(os.path.join(self.directory, "mode"), encoding="utf-8") as f:
+                mode = f.read().strip()
+        except FileNotFoundError:
+            return self.mode
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} in the mode file")
+        return mode
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.mode == "refuse":
+        with open(os.path.join(self.directory, "rcpt.log"), "a", encoding="utf-8") as f:
+            f.write(address + "\n")
+        if self.current_mode() == "refuse":
             return "550 5.7.1 Recipient refused by the test server"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if self.mode == "stall":
+        mode = self.current_mode()
+        if mode == "stall":
             await asyncio.sleep(3600)
+        if mode == "refuse-data":
+            return "554 5.6.0 Message refused by the test server"
         self.count += 1
         raw = envelope.original_content
         message = email.message_from_bytes(raw, policy=email.policy.default)
