@@ -670,21 +670,21 @@ async fn a_phishing_resistant_policy_takes_only_keys_and_escalates_totp_users() 
 async fn records_with_keys_keep_their_format_and_older_formats_load() {
     let (_h, store, alice, _key) = alice_with_key(required).await;
     let json = record_json(&store, &alice.user);
-    assert_eq!(json["v"], 5);
+    assert_eq!(json["v"], 6);
     let record: TwoFactorRecord = serde_json::from_value(json.clone()).unwrap();
     // Canonical: decoding and encoding give the same bytes.
     assert_eq!(serde_json::to_value(&record).unwrap(), json);
     assert!(record.has_security_key() && !record.has_totp());
-    // Format 5 requires the ceremonies; format 4 has none and loads.
+    // Format 6 requires the ceremonies; format 5 has none and loads.
     let mut missing = json.clone();
     missing.as_object_mut().unwrap().remove("key_ceremonies");
     assert!(serde_json::from_value::<TwoFactorRecord>(missing.clone()).is_err());
-    let mut v4 = missing;
-    v4["v"] = Value::from(4);
-    assert!(serde_json::from_value::<TwoFactorRecord>(v4.clone()).is_ok());
-    // A format-4 row with format-5 fields is refused.
-    v4["key_ceremonies"] = json["key_ceremonies"].clone();
-    assert!(serde_json::from_value::<TwoFactorRecord>(v4).is_err());
+    let mut v5 = missing;
+    v5["v"] = Value::from(5);
+    assert!(serde_json::from_value::<TwoFactorRecord>(v5.clone()).is_ok());
+    // A format-5 row with format-6 fields is refused.
+    v5["key_ceremonies"] = json["key_ceremonies"].clone();
+    assert!(serde_json::from_value::<TwoFactorRecord>(v5).is_err());
     // An unknown field inside a stored key is refused, never ignored.
     let mut odd = json.clone();
     odd["authenticators"][0]["factor"]["security_key"]["extra"] = Value::from(1);
