@@ -384,6 +384,9 @@ struct Host {
     codes: Vec<String>,
     alice: Principal,
     bob: Principal,
+    /// Enrolled with five authenticators (their secrets, in order).
+    carol: Principal,
+    carol_secrets: Vec<Secret>,
     ctx: LoginContext,
 }
 
@@ -407,42 +410,24 @@ impl Host {
         let alice = Principal::new("alice");
         let ctx = LoginContext::new().device("bench");
         // Under a mailed-code policy, alice logs in with a mailed code before she enrolls.
-        let pending = block_on(tf.start_login(&alice, None, &ctx))
-            .expect("start_login")
-            .into_pending()
-            .expect("a code is mailed");
-        let mailed = tf
-            .mailer()
-            .last_login_code_for(&alice.user)
-            .expect("a code");
-        let proof = block_on(tf.finish_login(&pending, Factor::MailedCode(&mailed), None, &ctx))
-            .expect("the mailed code logs in")
-            .proof;
-        let now = tf.clock().now();
-        let started = block_on(tf.start_enrollment_with_proof(
-            &alice,
-            "alice",
-            Reauthenticated::at(now),
-            &proof,
-        ))
-        .expect("enrollment starts");
-        let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
-        let code = Totp::default().generate(&secret, now).to_string();
-        let codes: Vec<String> = block_on(tf.finish_enrollment(&alice.user, &code))
-            .expect("enrolled")
+        let (secret, enrolled) = enroll_by_mail(&tf, &alice, &ctx);
+        let codes: Vec<String> = enrolled
             .into_recovery_codes()
             .expose_secret()
             .iter()
             .map(|c| (*c).to_owned())
             .collect();
-        let host = Host {
+        let mut host = Host {
             tf,
             secret,
             codes,
             alice,
             bob: Principal::new("bob"),
+            carol: Principal::new("carol"),
+            carol_secrets: Vec::new(),
             ctx,
         };
+        host.carol_secrets = host.enroll_with_five();
         // Code 0 is used once, at setup.
         let pending = host.start(0);
         block_on(host.tf.finish_login(
@@ -455,12 +440,42 @@ impl Host {
         host
     }
 
+    /// Enrolls carol (a mailed-code login, then enrollment) and adds four authenticators with
+    /// the proof of that login: the five secrets, in the order of her authenticators.
+    fn enroll_with_five(&self) -> Vec<Secret> {
+        let (tf, carol, ctx) = (&self.tf, &self.carol, &self.ctx);
+        let (first, enrolled) = enroll_by_mail(tf, carol, ctx);
+        let proof = enrolled.proof().clone();
+        let mut secrets = vec![first];
+        for i in 1..5 {
+            let now = tf.clock().now();
+            let started = block_on(tf.start_adding_authenticator(
+                &carol.user,
+                &format!("Phone {i}"),
+                "carol",
+                &proof,
+                Reauthenticated::at(now),
+            ))
+            .expect("adding starts");
+            let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
+            let code = Totp::default().generate(&secret, now).to_string();
+            block_on(tf.finish_adding_authenticator(&carol.user, &code)).expect("added");
+            secrets.push(secret);
+        }
+        secrets
+    }
+
     /// The set-up of every sample (outside the timed region): the clock moves on, the mailbox
-    /// is emptied, and `start_login` hands out a pending login (`who`: 0 alice, 1 bob).
+    /// is emptied, and `start_login` hands out a pending login (`who`: 0 alice, 1 bob,
+    /// 2 carol).
     fn start(&self, who: u8) -> PendingLogin {
         self.tf.clock().advance(TICK);
         self.tf.mailer().clear();
-        let p = if who == 0 { &self.alice } else { &self.bob };
+        let p = match who {
+            0 => &self.alice,
+            1 => &self.bob,
+            _ => &self.carol,
+        };
         block_on(self.tf.start_login(p, None, &self.ctx))
             .expect("start_login")
             .into_pending()
@@ -533,6 +548,35 @@ impl Host {
         }
         unreachable!("some digit matches no step")
     }
+}
+
+/// Enrolls `who` under the mailed-code policy: a login with the mailed code, then enrollment
+/// with its proof. The app's secret and the enrollment.
+fn enroll_by_mail(
+    tf: &Service,
+    who: &Principal,
+    ctx: &LoginContext,
+) -> (Secret, twofactor::account::Enrolled) {
+    let pending = block_on(tf.start_login(who, None, ctx))
+        .expect("start_login")
+        .into_pending()
+        .expect("a code is mailed");
+    let mailed = tf.mailer().last_login_code_for(&who.user).expect("a code");
+    let proof = block_on(tf.finish_login(&pending, Factor::MailedCode(&mailed), None, ctx))
+        .expect("the mailed code logs in")
+        .proof;
+    let now = tf.clock().now();
+    let started = block_on(tf.start_enrollment_with_proof(
+        who,
+        who.user.as_str(),
+        Reauthenticated::at(now),
+        &proof,
+    ))
+    .expect("enrollment starts");
+    let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
+    let code = Totp::default().generate(&secret, now).to_string();
+    let enrolled = block_on(tf.finish_enrollment(&who.user, &code)).expect("enrolled");
+    (secret, enrolled)
 }
 
 /// Alice's row, and one byte of it that differs between the classes.
@@ -761,7 +805,7 @@ fn never_issued() -> String {
 }
 
 /// The names of the service rows (for `DUDECT_ROWS`).
-const SERVICE_ROWS: [&str; 9] = [
+const SERVICE_ROWS: [&str; 10] = [
     "finish_login: A/A control",
     "finish_login: recovery code used vs never issued",
     "finish_login: recovery code used vs never issued, typed",
@@ -771,6 +815,7 @@ const SERVICE_ROWS: [&str; 9] = [
     "finish_login: TOTP digit that differs",
     "finish_login: TOTP replayed vs wrong",
     "finish_login: mailed code digit that differs",
+    "finish_login: TOTP of the first vs the last of 5 authenticators",
 ];
 
 #[allow(clippy::too_many_lines)]
@@ -897,6 +942,21 @@ fn service_rows(run: &mut Run) {
                 .into_pending()
                 .expect("a challenge");
             (pending, if class == 0 { code.to_string() } else { wrong })
+        },
+        |(pending, code)| host.finish(pending, Factor::Totp(code)),
+    );
+
+    // Five authenticators: the code of the first or of the last one (no early exit across
+    // authenticators either).
+    run.measure(
+        SERVICE_ROWS[9],
+        "carol's first / fifth authenticator, current step (both granted)",
+        Some([0, 0]),
+        |class, _| {
+            let pending = host.start(2);
+            let now = host.tf.clock().now();
+            let secret = &host.carol_secrets[if class == 0 { 0 } else { 4 }];
+            (pending, Totp::default().generate(secret, now).to_string())
         },
         |(pending, code)| host.finish(pending, Factor::Totp(code)),
     );

@@ -22,6 +22,8 @@
 //! Before those, the paired sealing comparison: memory logins and round trips with and without
 //! `SealedStore`, in blocks whose order rotates every round, then the parts of a sealed load
 //! and save (encoding, HMAC, AEAD, OS RNG) timed the same way. `-- sealing` runs only it.
+//! Then a login against five authenticators paired with one against one (the code of the
+//! last of the five; target under 2x). `-- authenticators` runs only that.
 //!
 //! Run with `cargo bench --bench stores --all-features`; `benches/STORES.md` holds a recorded
 //! run and the targets.
@@ -257,6 +259,54 @@ impl<S: UserStore> Client<S> {
             who,
             secret,
         }
+    }
+
+    /// A user with `n` authenticators (the first enrolled, the others added with the proof of
+    /// that enrollment), whose logins use the code of the last one.
+    async fn with_authenticators(store: Arc<S>, name: &str, n: usize) -> Self {
+        let mut client = Self::enrolled(store, name).await;
+        let now = client.clock.now();
+        let pending = client
+            .tf
+            .start_login(&client.who, None, &LoginContext::new())
+            .await
+            .expect("begin login")
+            .into_pending()
+            .expect("a challenge");
+        client.clock.set(now + 30);
+        let code = Totp::default()
+            .generate(&client.secret, now + 30)
+            .to_string();
+        let proof = client
+            .tf
+            .finish_login(&pending, Factor::Totp(&code), None, &LoginContext::new())
+            .await
+            .expect("login")
+            .proof;
+        for i in 1..n {
+            let started = client
+                .tf
+                .start_adding_authenticator(
+                    &client.who.user,
+                    &format!("Phone {i}"),
+                    name,
+                    &proof,
+                    Reauthenticated::at(client.clock.now()),
+                )
+                .await
+                .expect("start adding");
+            let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
+            let code = Totp::default()
+                .generate(&secret, client.clock.now())
+                .to_string();
+            client
+                .tf
+                .finish_adding_authenticator(&client.who.user, &code)
+                .await
+                .expect("added");
+            client.secret = secret;
+        }
+        client
     }
 
     /// Times and codes of the next `n` logins, one per time step.
@@ -876,6 +926,48 @@ fn paired_sealing() {
     }
 }
 
+/// A login against five authenticators against a login against one, paired: blocks of each
+/// alternate (order swapped every round) on the memory store; the median of the per-round
+/// ratios. The target: under 2x.
+fn paired_authenticators() {
+    const ROUNDS: usize = 21;
+    const LOGINS: u64 = 5_000;
+    let rt = runtime();
+    let (one, five) = rt.block_on(async {
+        let one = Client::with_authenticators(Arc::new(MemoryStore::new()), "one", 1).await;
+        let five = Client::with_authenticators(Arc::new(MemoryStore::new()), "five", 5).await;
+        (one, five)
+    });
+    let (mut a, mut b, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (t1, t5) = if round % 2 == 0 {
+            let t1 = timed_logins(&rt, &one, LOGINS);
+            (t1, timed_logins(&rt, &five, LOGINS))
+        } else {
+            let t5 = timed_logins(&rt, &five, LOGINS);
+            (timed_logins(&rt, &one, LOGINS), t5)
+        };
+        a.push(t1);
+        b.push(t5);
+        r.push(t5 / t1);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "\npaired authenticators: {ROUNDS} rounds of {LOGINS} memory logins a side, alternating"
+    );
+    println!("| 1 authenticator | 5 authenticators | 5 / 1 (median of rounds) |");
+    println!("|---|---|---|");
+    println!(
+        "| {:.0} ns | {:.0} ns | {:.2} |",
+        median(&mut a),
+        median(&mut b),
+        median(&mut r)
+    );
+}
+
 criterion_group! {
     name = stores;
     config = Criterion::default()
@@ -891,11 +983,17 @@ fn main() {
     // Only when benchmarking, not in test mode (`cargo test`, nextest, `cargo bench -- --test`).
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list") {
-        // `-- sealing` runs only the sealing comparison (no database is started).
+        // `-- sealing` runs only the sealing comparison, `-- authenticators` only the login
+        // against one and five authenticators (no database is started for either).
         let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
-        let only_sealing = filter.is_some_and(|f| f.contains("sealing"));
+        let only = |name: &str| filter.is_some_and(|f| f.contains(name));
+        if only("authenticators") {
+            paired_authenticators();
+            return;
+        }
         paired_sealing();
-        if !only_sealing {
+        paired_authenticators();
+        if !only("sealing") {
             paired_comparison();
         }
     }

@@ -9,7 +9,9 @@
 //! `twofactor::audit`; [`RecordingAudit`](crate::testing::RecordingAudit) keeps them in memory for tests.
 
 use crate::mail::NoticeKind;
-use crate::vocabulary::{DeviceId, FactorKind, FailureReason, LoginContext, UserId};
+use crate::vocabulary::{
+    AuthenticatorId, DeviceId, FactorKind, FailureReason, LoginContext, UserId,
+};
 
 /// Which sensitive operation a code was checked for (other than login and enrollment, which
 /// have their own events).
@@ -26,6 +28,10 @@ pub enum Operation {
     RegenerateRecoveryCodes,
     /// Proving the second factor again (step-up), with no login.
     StepUp,
+    /// Starting to add another authenticator.
+    AddAuthenticator,
+    /// Removing one authenticator (not the last).
+    RemoveAuthenticator,
 }
 
 /// What happened.
@@ -165,6 +171,46 @@ pub enum AuditKind {
     InvitationSent {
         /// The administrator.
         admin: UserId,
+    },
+    /// Another authenticator was added (the others are unchanged).
+    AuthenticatorAdded {
+        /// Its id.
+        authenticator: AuthenticatorId,
+        /// The label the user gave it.
+        label: String,
+    },
+    /// An authenticator was removed (the others are unchanged; removing the last one is
+    /// recorded as `Disabled` too).
+    AuthenticatorRemoved {
+        /// Its id.
+        authenticator: AuthenticatorId,
+        /// Its label.
+        label: String,
+    },
+    /// An authenticator was renamed.
+    AuthenticatorRenamed {
+        /// Its id.
+        authenticator: AuthenticatorId,
+        /// The old label.
+        from: String,
+        /// The new label.
+        to: String,
+    },
+    /// A TOTP code from this authenticator was accepted (after the `LoginSucceeded`,
+    /// `SecondFactorVerified` or the sensitive operation it was for).
+    AuthenticatorUsed {
+        /// Which one.
+        authenticator: AuthenticatorId,
+    },
+    /// The clock offset learned for an authenticator changed (two consecutive codes agreed
+    /// on a new one; see the manual's "Clock drift").
+    ClockOffsetLearned {
+        /// Which one.
+        authenticator: AuthenticatorId,
+        /// The offset before, in seconds (positive: the device's clock is ahead).
+        from_seconds: i64,
+        /// The offset now, in seconds.
+        to_seconds: i64,
     },
     /// A notice could not be delivered (the change it describes was saved).
     NoticeFailed {

@@ -59,6 +59,93 @@
 //! it takes does not reveal which step matched. It keys the HMAC once per call and allocates
 //! nothing.
 //!
+//! ## Several authenticators
+//!
+//! A user may hold several authenticators (a phone, a spare phone, a password manager):
+//! [`TwoFactor::authenticators`](crate::TwoFactor::authenticators) lists them,
+//! [`rename_authenticator`](crate::TwoFactor::rename_authenticator),
+//! [`start_adding_authenticator`](crate::TwoFactor::start_adding_authenticator) /
+//! [`finish_adding_authenticator`](crate::TwoFactor::finish_adding_authenticator),
+//! [`start_replacing_authenticator`](crate::TwoFactor::start_replacing_authenticator) and
+//! [`remove_authenticator`](crate::TwoFactor::remove_authenticator) manage them. Each has a
+//! random id (13 characters, `[a-z2-7]`), a label the user chose (trimmed, 1 to 64
+//! characters, no control characters, unique per user without regard to case), its own TOTP
+//! parameters and secret, its own replay step and clock offset, a creation and a last-used
+//! time.
+//!
+//! - **Adding** one needs a fresh password check *and* a second factor (a fresh proof from
+//!   the session, a code from an existing authenticator, or a recovery code): with the password
+//!   alone, someone could plant an authenticator of their own beside the user's. The new one
+//!   is confirmed with a code from *it*, and then appended: the others, the recovery codes and
+//!   the trusted devices are not touched. `finish_enrollment` never confirms an addition (it
+//!   would replace), and an enrollment that finds an authenticator already there is refused.
+//! - **Removing** one needs the same; the others are not touched. Removing the last one is
+//!   turning 2FA off, with its rules (refused where the policy requires 2FA).
+//! - **Replacing** one (a new phone) keeps its label and place, gives it a new id and a fresh
+//!   clock offset, and, as a rotation always did, renews the recovery codes and forgets the
+//!   trusted devices. [`start_rotation`](crate::TwoFactor::start_rotation) replaces the
+//!   authenticator of a user who has one, and asks which
+//!   ([`Error::AuthenticatorNotNamed`](crate::Error::AuthenticatorNotNamed)) otherwise.
+//! - An administrator's reset removes them all.
+//!
+//! **Every authenticator multiplies a guesser's chance.** A login code is checked against
+//! every TOTP authenticator of the user: with `k` authenticators and a skew of `s` steps,
+//! one guess is compared with up to `k × (2s + 1)` codes (plus, for an authenticator with a
+//! learned clock offset, its second window: see [clock drift](#clock-drift)). At the defaults
+//! (±1 step, 6 digits) that is `3k` in a million per guess; with the default limit of 5
+//! authenticators ([`Settings::DEFAULT_MAX_AUTHENTICATORS`](crate::account::Settings::DEFAULT_MAX_AUTHENTICATORS)),
+//! 15 in a million, and with the most a deployment may allow (10,
+//! [`Settings::MAX_MAX_AUTHENTICATORS`](crate::account::Settings::MAX_MAX_AUTHENTICATORS)),
+//! 30 in a million. The throttle counts a *submission* once, whatever the number of
+//! authenticators tried, so at 5 checks an hour the expected time to guess a code with five
+//! authenticators is still about 13,000 hours (1.5 years) of uninterrupted guessing, each
+//! failure audited and, by default, mailed to the user. A host that lets the user pick the
+//! authenticator on the second step passes its id
+//! ([`finish_login_from`](crate::TwoFactor::finish_login_from)): only that one is tried.
+//!
+//! **No early exit.** The check computes every step of every authenticator's window, combines
+//! the results with `subtle` choices, and branches only on the combined verdict, so the time a
+//! login takes does not depend on which authenticator matched, or on whether one did
+//! (`benches/dudect.rs` times the first against the last of five). It depends on the number of
+//! authenticators and on their windows, which are not secret. The first authenticator with a
+//! fresh match is recorded ([`LoginGranted::authenticator`](crate::LoginGranted::authenticator),
+//! the `otp` method of the assurance claims of the grant and of its proof, the audit event
+//! `AuthenticatorUsed`), and its step only is marked used: replay protection is
+//! per authenticator, so a code is accepted once per step *of each authenticator* (two
+//! authenticators show the same code about once in a million).
+//!
+//! **Old rows.** A record written before several authenticators existed (formats 1 to 4)
+//! holds one factor: it loads as one authenticator labelled "Authenticator app", created when
+//! the factor was confirmed, with an id derived from that time, so every load of a row that is
+//! never saved again gives the same id (a host may keep it in a form between two requests).
+//! The next save writes it in format 5 with that id.
+//!
+//! ## Clock drift
+//!
+//! A phone whose clock is off by a step fails now and then and runs into the throttle; a
+//! hardware token drifts further every year. Each authenticator learns an offset, in steps,
+//! from the codes it gets accepted (at login, step-up and the sensitive calls), within bounds:
+//!
+//! - **Bounded.** `|offset| + skew ≤ MAX_SKEW` (10 steps): a code is accepted for the steps
+//!   `[now − skew, now + skew]` and `[now + offset − skew, now + offset + skew]`, never outside
+//!   `[now − 10, now + 10]`, whatever sequence of logins came before (a property test drives
+//!   arbitrary codes at arbitrary times and checks exactly that). An authenticator whose skew
+//!   is already 10 learns nothing. django-otp learns drift without a bound; privacyIDEA
+//!   accepted a 20-minute-old code after its drift crept: here the bound is structural.
+//! - **The window around now stays**, so a clock set right again still works at once (and
+//!   the offset is learned back). The price: an authenticator with an offset accepts up to
+//!   twice as many codes per guess, `2 × (2s + 1)` instead of `2s + 1` (6 in a million at the
+//!   defaults), still within the ±10 steps.
+//! - **Slow.** The offset moves only when two consecutive accepted codes of the authenticator
+//!   agree on the same new offset; a code typed late once (the previous step) changes nothing.
+//!   Each accepted code can only confirm an offset within reach of the current windows, so
+//!   it follows a drifting clock step by step and cannot jump.
+//! - **Audited and shown.** A change is audited (`ClockOffsetLearned`, from and to, in
+//!   seconds); [`AuthenticatorInfo::clock_offset_seconds`](crate::account::AuthenticatorInfo::clock_offset_seconds)
+//!   lets a host say "your phone's clock is about 60 seconds ahead".
+//! - **Reset** when the authenticator is replaced (a new secret starts with no offset).
+//! - Replay protection stays on the absolute step: the offset only moves the window.
+//!
 //! ## Replay protection
 //!
 //! RFC 6238 §5.2 says a verifier must not accept the second attempt of the same code. Verification

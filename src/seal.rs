@@ -10,8 +10,11 @@
 //! - The cipher is yours to choose through [`SecretCipher`]: [`Keyring`] (feature `seal`) is
 //!   XChaCha20-Poly1305 with keys you supply and rotate; or implement the trait over your KMS
 //!   or HSM.
-//! - Every sealed secret is bound to its user and to its slot (active or pending) as
-//!   associated data: a ciphertext copied into another user's row does not open.
+//! - Every sealed secret is bound to its user and to its slot (an authenticator's, or the
+//!   pending enrollment's) as associated data: a ciphertext copied into another user's row
+//!   does not open. The authenticators of one user share a slot (so the secret of a row written
+//!   before there were several still opens); one moved to another authenticator of the same
+//!   row is caught by the record tag below.
 //! - A record whose secret is still in the clear (written before sealing was turned on) is
 //!   **refused** on load by default, so that someone who can write the table cannot plant a
 //!   secret of their own choosing. While migrating, [`SealedStore::accept_unsealed`] lets such
@@ -290,49 +293,51 @@ impl SecretSlot {
 }
 
 impl TwoFactorRecord {
-    /// Applies `f` to every secret slot of the record.
+    /// Applies `f` to every secret slot of the record (every authenticator's, then the
+    /// pending one), with its slot and its position in that order.
     fn each_secret(
         &mut self,
-        mut f: impl FnMut(&mut SecretSlot, Slot) -> Result<(), SealError>,
+        mut f: impl FnMut(&mut SecretSlot, Slot, usize) -> Result<(), SealError>,
     ) -> Result<(), SealError> {
-        if let Some(active) = self.active.as_mut() {
-            f(&mut active.secret, Slot::Active)?;
+        let mut i = 0;
+        for a in &mut self.authenticators {
+            let crate::account::AuthenticatorFactor::Totp(t) = &mut a.factor;
+            f(&mut t.secret, Slot::Active, i)?;
+            i += 1;
         }
         if let Some(pending) = self.pending.as_mut() {
-            f(&mut pending.secret, Slot::Pending)?;
+            f(&mut pending.secret, Slot::Pending, i)?;
         }
         Ok(())
     }
 
-    /// The record's secret slots (active, then pending), those that hold a secret.
-    fn secrets(&self) -> impl Iterator<Item = &SecretSlot> {
-        let active = self.active.as_ref().map(|a| &a.secret);
-        active
-            .into_iter()
-            .chain(self.pending.as_ref().map(|p| &p.secret))
+    /// The record's secret slots (every authenticator's, then the pending one), with their
+    /// slot, in the order of [`each_secret`](Self::each_secret).
+    fn secrets(&self) -> impl Iterator<Item = (Slot, &SecretSlot)> {
+        self.authenticators
+            .iter()
+            .map(|a| (Slot::Active, &a.totp_factor().secret))
+            .chain(self.pending.as_ref().map(|p| (Slot::Pending, &p.secret)))
     }
 
     /// Whether a secret of this record is sealed (it must be opened by a [`SealedStore`]
     /// before a code can be checked).
     #[must_use]
     pub fn has_sealed_secret(&self) -> bool {
-        self.secrets().any(SecretSlot::is_sealed)
+        self.secrets().any(|(_, s)| s.is_sealed())
     }
 
     /// Whether a secret of this record is in the clear.
     fn has_open_secret(&self) -> bool {
-        self.secrets().any(|s| !s.is_sealed())
+        self.secrets().any(|(_, s)| !s.is_sealed())
     }
 
-    /// Whether a secret whose ciphertext was kept (`kept`, by [`Slot`]) is sealed under
+    /// Whether a secret whose ciphertext was kept (`kept`, by position) is sealed under
     /// another key than `key_id`, the key that tags the record now.
-    fn kept_under_another_key(&self, kept: [bool; 2], key_id: &str) -> bool {
-        let active = self.active.as_ref().map(|a| (Slot::Active, &a.secret));
-        let pending = self.pending.as_ref().map(|p| (Slot::Pending, &p.secret));
-        active
-            .into_iter()
-            .chain(pending)
-            .any(|(slot, s)| kept[slot as usize] && s.sealed_key_id() != Some(key_id))
+    fn kept_under_another_key(&self, kept: &[bool], key_id: &str) -> bool {
+        self.secrets()
+            .enumerate()
+            .any(|(i, (_, s))| kept.get(i) == Some(&true) && s.sealed_key_id() != Some(key_id))
     }
 }
 
@@ -624,7 +629,7 @@ where
         }
         loaded
             .record
-            .each_secret(|secret, slot| secret.unseal(&self.cipher, user, slot))
+            .each_secret(|secret, slot, _| secret.unseal(&self.cipher, user, slot))
             .map_err(|source| SealedStoreError::Seal {
                 user: user.clone(),
                 source,
@@ -650,17 +655,20 @@ where
         let (sealed, text) = loop {
             let mut sealed = record.clone();
             sealed.mac = None;
-            let mut kept = [false; 2];
+            // Written in the current format: no longer a row of an older one.
+            sealed.format_1 = false;
+            sealed.older_format = None;
+            let mut kept = Vec::with_capacity(sealed.authenticators.len() + 1);
             sealed
-                .each_secret(|secret, slot| {
-                    kept[slot as usize] = secret.seal(&self.cipher, user, slot, keep)?;
+                .each_secret(|secret, slot, _| {
+                    kept.push(secret.seal(&self.cipher, user, slot, keep)?);
                     Ok(())
                 })
                 .map_err(seal_error)?;
             // One encoding: the tag covers it, and it is the stored text with the tag put in.
             let (message, start) = tagged_message(user, next, &sealed).map_err(seal_error)?;
             let tag = self.cipher.tag_record(&message).map_err(seal_error)?;
-            if keep && sealed.kept_under_another_key(kept, tag.key_id()) {
+            if keep && sealed.kept_under_another_key(&kept, tag.key_id()) {
                 keep = false;
                 continue;
             }
@@ -794,7 +802,7 @@ mod tests {
             text.replace("abab", "ABAB"),
             format!("{text} "),
             text.replace(r#""mac":"#, r#""mac" :"#),
-            text.replace(r#"{"v":4,"#, r#"{"v":4, "#),
+            text.replace(r#"{"v":5,"#, r#"{"v":5, "#),
         ] {
             assert_ne!(other, text);
             let built = stored_message(&user, Version(3), &other, &tag);

@@ -120,6 +120,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rand::rngs::SysRng;
 
+use crate::account::{AddedAuthenticator, AuthenticatorInfo};
 use crate::account::{
     AssuranceClaims, CodeKey, CodeSend, CookieKey, SecondFactorProof, ServiceKeys, Verification,
 };
@@ -134,6 +135,7 @@ use crate::mail::{MailFailure, Mailer, NoMailer, Notice, NoticeKind};
 use crate::policy::{EnforcementPolicy, Optional, Principal};
 use crate::provision::UriError;
 use crate::store::{SaveOutcome, UserStore, Version};
+use crate::vocabulary::AuthenticatorId;
 use crate::vocabulary::BoxError;
 
 /// How many times an operation reloads and retries after a compare-and-swap conflict before
@@ -256,9 +258,9 @@ enum SnapshotUse {
 /// |---|---|---|---|
 /// | [`WrongCode`](ErrorKind::WrongCode) | [`InvalidCode`](Error::InvalidCode) | 401 | "invalid code", let them retry |
 /// | [`Throttled`](ErrorKind::Throttled) | [`Throttled`](Error::Throttled) | 429 + `Retry-After: `[`retry_after`](Error::retry_after) | "too many attempts, try again in …" |
-/// | [`MalformedInput`](ErrorKind::MalformedInput) | [`Malformed`](Error::Malformed), [`InvalidAccountName`](Error::InvalidAccountName), [`NamesTooLong`](Error::NamesTooLong) | 400 | show the form again (a malformed code reads "invalid code" too) |
+/// | [`MalformedInput`](ErrorKind::MalformedInput) | [`Malformed`](Error::Malformed), [`InvalidAccountName`](Error::InvalidAccountName), [`NamesTooLong`](Error::NamesTooLong), [`InvalidLabel`](Error::InvalidLabel) | 400 | show the form again (a malformed code reads "invalid code" too) |
 /// | [`NotAllowedNow`](ErrorKind::NotAllowedNow) | [`ReauthenticationRequired`](Error::ReauthenticationRequired), [`LoginExpired`](Error::LoginExpired), [`SecondFactorRequired`](Error::SecondFactorRequired) | 403 | ask for the password again (log in again) / for a login with the mailed code first |
-/// | [`Conflict`](ErrorKind::Conflict) | [`NotEnrolled`](Error::NotEnrolled), [`AlreadyEnrolled`](Error::AlreadyEnrolled), [`NoPendingEnrollment`](Error::NoPendingEnrollment), [`NoPendingLogin`](Error::NoPendingLogin), [`UnknownDevice`](Error::UnknownDevice) | 409 | the state changed under the request: reload the page, start the flow again |
+/// | [`Conflict`](ErrorKind::Conflict) | [`NotEnrolled`](Error::NotEnrolled), [`AlreadyEnrolled`](Error::AlreadyEnrolled), [`NoPendingEnrollment`](Error::NoPendingEnrollment), [`NoPendingLogin`](Error::NoPendingLogin), [`UnknownDevice`](Error::UnknownDevice), [`UnknownAuthenticator`](Error::UnknownAuthenticator), [`AuthenticatorNotNamed`](Error::AuthenticatorNotNamed), [`LabelTaken`](Error::LabelTaken), [`TooManyAuthenticators`](Error::TooManyAuthenticators) | 409 | the state changed under the request: reload the page, start the flow again |
 /// | [`Unavailable`](ErrorKind::Unavailable) | [`Store`](Error::Store), [`Mailer`](Error::Mailer), [`Contention`](Error::Contention) | 503 | transient: retry later |
 /// | [`Misconfigured`](ErrorKind::Misconfigured) | [`SecretSealed`](Error::SecretSealed), [`UnknownCodeKey`](Error::UnknownCodeKey), [`Rng`](Error::Rng) | 500 | page the operator |
 ///
@@ -336,6 +338,27 @@ pub enum Error {
     /// No trusted device has this id.
     #[error("unknown device")]
     UnknownDevice,
+    /// None of the user's authenticators has this id (removed meanwhile, or not theirs).
+    #[error("unknown authenticator")]
+    UnknownAuthenticator,
+    /// The user has several authenticators: name the one to replace
+    /// ([`TwoFactor::start_replacing_authenticator`]).
+    #[error("several authenticators: name the one to replace")]
+    AuthenticatorNotNamed,
+    /// The label is empty, too long or holds a control character: show the form again.
+    #[error("invalid authenticator label")]
+    InvalidLabel(#[source] crate::account::LabelError),
+    /// Another authenticator of the user has this label: ask for another.
+    #[error("another authenticator already has this label")]
+    LabelTaken,
+    /// The user has as many authenticators as
+    /// [`Settings::max_authenticators`](crate::account::Settings::max_authenticators) allows:
+    /// remove one first.
+    #[error("at most {max} authenticators per user")]
+    TooManyAuthenticators {
+        /// The limit.
+        max: usize,
+    },
     /// The account name cannot go into an `otpauth://` URI.
     #[error("invalid account name for the authenticator app")]
     InvalidAccountName(#[source] UriError),
@@ -452,9 +475,10 @@ impl Error {
         match self {
             Error::InvalidCode => ErrorKind::WrongCode,
             Error::Throttled { .. } => ErrorKind::Throttled,
-            Error::Malformed(_) | Error::InvalidAccountName(_) | Error::NamesTooLong => {
-                ErrorKind::MalformedInput
-            }
+            Error::Malformed(_)
+            | Error::InvalidAccountName(_)
+            | Error::NamesTooLong
+            | Error::InvalidLabel(_) => ErrorKind::MalformedInput,
             Error::ReauthenticationRequired
             | Error::LoginExpired
             | Error::SecondFactorRequired
@@ -465,7 +489,11 @@ impl Error {
             | Error::AlreadyEnrolled
             | Error::NoPendingEnrollment
             | Error::NoPendingLogin
-            | Error::UnknownDevice => ErrorKind::Conflict,
+            | Error::UnknownDevice
+            | Error::UnknownAuthenticator
+            | Error::AuthenticatorNotNamed
+            | Error::LabelTaken
+            | Error::TooManyAuthenticators { .. } => ErrorKind::Conflict,
             Error::Store(_) | Error::Mailer(_) | Error::Contention { .. } => ErrorKind::Unavailable,
             Error::SecretSealed
             | Error::UnknownCodeKey { .. }
@@ -532,6 +560,11 @@ impl From<DomainError> for Error {
             DomainError::LoginExpired => Error::LoginExpired,
             DomainError::SecondFactorRequired => Error::SecondFactorRequired,
             DomainError::UnknownDevice => Error::UnknownDevice,
+            DomainError::UnknownAuthenticator => Error::UnknownAuthenticator,
+            DomainError::AuthenticatorNotNamed => Error::AuthenticatorNotNamed,
+            DomainError::InvalidLabel(e) => Error::InvalidLabel(e),
+            DomainError::LabelTaken => Error::LabelTaken,
+            DomainError::TooManyAuthenticators { max } => Error::TooManyAuthenticators { max },
             DomainError::InvalidAccountName(e) => Error::InvalidAccountName(e),
             DomainError::NamesTooLong => Error::NamesTooLong,
             DomainError::Rng => Error::Rng,
@@ -2250,6 +2283,45 @@ where
         remember_device: Option<&str>,
         context: &LoginContext,
     ) -> Result<LoginGranted, Error> {
+        self.finish_login_with(pending, factor, None, remember_device, context)
+            .await
+    }
+
+    /// [`finish_login`](Self::finish_login) where the user picked the authenticator the code
+    /// comes from (a list of their authenticators on the second step): a TOTP code is checked
+    /// against that one only. Without it, every TOTP authenticator of the user is tried.
+    /// Recovery and mailed codes ignore it.
+    ///
+    /// # Errors
+    /// As [`finish_login`](Self::finish_login), and [`Error::UnknownAuthenticator`] for an id
+    /// that is not one of the user's (nothing checked or counted).
+    #[tracing::instrument(skip_all, fields(user.id = %pending.user()))]
+    pub async fn finish_login_from(
+        &self,
+        pending: &PendingLogin,
+        factor: Factor<'_>,
+        authenticator: &AuthenticatorId,
+        remember_device: Option<&str>,
+        context: &LoginContext,
+    ) -> Result<LoginGranted, Error> {
+        self.finish_login_with(
+            pending,
+            factor,
+            Some(authenticator),
+            remember_device,
+            context,
+        )
+        .await
+    }
+
+    async fn finish_login_with(
+        &self,
+        pending: &PendingLogin,
+        factor: Factor<'_>,
+        authenticator: Option<&AuthenticatorId>,
+        remember_device: Option<&str>,
+        context: &LoginContext,
+    ) -> Result<LoginGranted, Error> {
         // Refused before any load: nothing checked, nothing counted.
         self.check_ticket(pending)?;
         checked(
@@ -2261,11 +2333,12 @@ where
                     let requirement =
                         self.policy
                             .requirement(pending.principal(), &r.enrollment_status(), now);
-                    r.finish_login(
+                    r.finish_login_from(
                         pending,
                         now,
                         &requirement,
                         factor,
+                        authenticator,
                         remember_device,
                         context,
                         &self.settings,
@@ -2478,6 +2551,182 @@ where
             .await
     }
 
+    // ----- authenticators -----
+
+    /// The user's authenticators (a phone, a spare phone, a password manager), in the order
+    /// they were added, for the account page: id, label, kind, dates and the learned clock
+    /// offset ([`AuthenticatorInfo::clock_offset_seconds`]: "your phone's clock is about N
+    /// seconds off"). No secrets.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn authenticators(&self, user: &UserId) -> Result<Vec<AuthenticatorInfo>, Error> {
+        Ok(self.load(user).await?.0.authenticators())
+    }
+
+    /// Renames one of the user's authenticators. The label is trimmed, 1 to
+    /// [`MAX_LABEL_CHARS`](crate::account::MAX_LABEL_CHARS) characters, without control
+    /// characters, and unique among the user's authenticators (case ignored). Audited and
+    /// notified.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAuthenticator`], [`Error::InvalidLabel`], [`Error::LabelTaken`], and
+    /// the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn rename_authenticator(
+        &self,
+        user: &UserId,
+        authenticator: &AuthenticatorId,
+        label: &str,
+    ) -> Result<(), Error> {
+        self.run(user, None, |r, _, _| {
+            r.rename_authenticator(authenticator, label)
+        })
+        .await
+    }
+
+    /// Starts adding another authenticator for an enrolled user, named `label`: needs a fresh
+    /// password check **and** a second factor (a fresh [`SecondFactorProof`] of this session,
+    /// or a code from an existing authenticator, or a recovery code). Returns the QR code and
+    /// key to show; confirm with a code from the **new** authenticator through
+    /// [`finish_adding_authenticator`](Self::finish_adding_authenticator). Nothing else
+    /// changes: the existing authenticators, recovery codes and trusted devices stay. At most
+    /// [`Settings::max_authenticators`] per user (5 by default): every authenticator is one
+    /// more secret a guessed code may match (see the
+    /// [manual](crate::manual#several-authenticators)).
+    ///
+    /// # Errors
+    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`] (enroll the first one with
+    /// [`start_enrollment`](Self::start_enrollment)), [`Error::InvalidLabel`],
+    /// [`Error::LabelTaken`], [`Error::TooManyAuthenticators`], [`Error::InvalidProof`],
+    /// [`Error::SecondFactorRequired`], [`Error::InvalidCode`], [`Error::Malformed`],
+    /// [`Error::Throttled`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn start_adding_authenticator<'v>(
+        &self,
+        user: &UserId,
+        label: &str,
+        account: &str,
+        verification: impl Into<Verification<'v>>,
+        reauth: Reauthenticated,
+    ) -> Result<EnrollmentStarted, Error> {
+        let verification = verification.into();
+        checked(
+            self.run(user, None, |r, now, rng| {
+                r.start_adding_authenticator(
+                    now,
+                    user,
+                    label,
+                    reauth,
+                    verification,
+                    account,
+                    &self.settings,
+                    rng,
+                )
+            })
+            .await?,
+        )
+    }
+
+    /// Confirms the authenticator being added with a code from it: it is added after the
+    /// others (which keep working) and the user is notified.
+    ///
+    /// # Errors
+    /// [`Error::NoPendingEnrollment`] (none being added, or expired), [`Error::InvalidCode`],
+    /// [`Error::Malformed`], [`Error::Throttled`], [`Error::LabelTaken`] /
+    /// [`Error::TooManyAuthenticators`] (changed meanwhile), and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn finish_adding_authenticator(
+        &self,
+        user: &UserId,
+        code: &str,
+    ) -> Result<AddedAuthenticator, Error> {
+        checked(
+            self.run(user, None, |r, now, rng| {
+                r.finish_adding_authenticator(now, user, code, &self.settings, rng)
+            })
+            .await?,
+        )
+    }
+
+    /// Starts replacing one named authenticator (a new phone for "Work phone"): as
+    /// [`start_rotation`](Self::start_rotation), which replaces the authenticator of a user
+    /// who has one. Confirmed with [`finish_enrollment`](Self::finish_enrollment), the new
+    /// secret takes the old one's place and label under a new id, with a fresh clock offset;
+    /// the other authenticators stay. As for a rotation, the recovery codes are renewed and
+    /// trusted devices revoked.
+    ///
+    /// # Errors
+    /// As [`start_rotation`](Self::start_rotation), and [`Error::UnknownAuthenticator`].
+    #[tracing::instrument(skip_all, fields(user.id = %user))]
+    pub async fn start_replacing_authenticator<'v>(
+        &self,
+        user: &UserId,
+        authenticator: &AuthenticatorId,
+        account: &str,
+        verification: impl Into<Verification<'v>>,
+        reauth: Reauthenticated,
+    ) -> Result<EnrollmentStarted, Error> {
+        let verification = verification.into();
+        checked(
+            self.run(user, None, |r, now, rng| {
+                r.start_replacing_authenticator(
+                    now,
+                    user,
+                    authenticator,
+                    reauth,
+                    verification,
+                    account,
+                    &self.settings,
+                    rng,
+                )
+            })
+            .await?,
+        )
+    }
+
+    /// Removes one authenticator (a lost phone, with the other one's code): needs a fresh
+    /// password check and a second factor (a fresh proof, a code from any authenticator, or a
+    /// recovery code). The other authenticators, the recovery codes and the trusted devices
+    /// are not touched. Removing the **last** one is [`disable`](Self::disable), with its
+    /// rules: refused with [`Error::RequiredByPolicy`] where the policy requires 2FA of
+    /// `principal`.
+    ///
+    /// # Errors
+    /// [`Error::ReauthenticationRequired`], [`Error::NotEnrolled`],
+    /// [`Error::UnknownAuthenticator`], [`Error::RequiredByPolicy`], [`Error::InvalidProof`],
+    /// [`Error::SecondFactorRequired`], [`Error::InvalidCode`], [`Error::Malformed`],
+    /// [`Error::Throttled`], and the infrastructure errors.
+    #[tracing::instrument(skip_all, fields(user.id = %principal.user))]
+    pub async fn remove_authenticator<'v>(
+        &self,
+        principal: &Principal,
+        authenticator: &AuthenticatorId,
+        reauth: Reauthenticated,
+        verification: impl Into<Verification<'v>>,
+    ) -> Result<(), Error> {
+        let verification = verification.into();
+        let user = &principal.user;
+        checked(
+            self.run(user, None, |r, now, _| {
+                let requirement = self
+                    .policy
+                    .requirement(principal, &r.enrollment_status(), now);
+                r.remove_authenticator(
+                    now,
+                    user,
+                    authenticator,
+                    &requirement,
+                    reauth,
+                    verification,
+                    &self.settings,
+                )
+            })
+            .await?,
+        )
+    }
+
     /// Replaces the recovery codes with a new set (the old ones stop working) and returns the
     /// new codes — show them once. Needs a fresh password check and a second factor of `user`:
     /// a fresh [`SecondFactorProof`] from this session (`&granted.proof` from the login, or
@@ -2637,6 +2886,11 @@ mod tests {
             Error::NoPendingEnrollment,
             Error::NoPendingLogin,
             Error::UnknownDevice,
+            Error::UnknownAuthenticator,
+            Error::AuthenticatorNotNamed,
+            Error::InvalidLabel(crate::account::LabelError::Empty),
+            Error::LabelTaken,
+            Error::TooManyAuthenticators { max: 5 },
             Error::InvalidAccountName(UriError::MissingSecret),
             Error::NamesTooLong,
             Error::Store(io()),
@@ -2665,6 +2919,11 @@ mod tests {
                 | Error::NoPendingEnrollment
                 | Error::NoPendingLogin
                 | Error::UnknownDevice
+                | Error::UnknownAuthenticator
+                | Error::AuthenticatorNotNamed
+                | Error::InvalidLabel(_)
+                | Error::LabelTaken
+                | Error::TooManyAuthenticators { .. }
                 | Error::InvalidAccountName(_)
                 | Error::NamesTooLong
                 | Error::Store(_)
@@ -2695,6 +2954,11 @@ mod tests {
             (K::Conflict, 409),
             (K::Conflict, 409),
             (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::Conflict, 409),
+            (K::MalformedInput, 400),
             (K::Conflict, 409),
             (K::Conflict, 409),
             (K::MalformedInput, 400),
@@ -2745,6 +3009,11 @@ mod tests {
             DomainError::InvalidProof,
             DomainError::RequiredByPolicy,
             DomainError::UnknownDevice,
+            DomainError::UnknownAuthenticator,
+            DomainError::AuthenticatorNotNamed,
+            DomainError::InvalidLabel(crate::account::LabelError::Empty),
+            DomainError::LabelTaken,
+            DomainError::TooManyAuthenticators { max: 5 },
             DomainError::InvalidAccountName(UriError::MissingSecret),
             DomainError::NamesTooLong,
             DomainError::Rng,

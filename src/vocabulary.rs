@@ -1,4 +1,4 @@
-//! The words every layer shares: who ([`UserId`], [`DeviceId`]), where from
+//! The words every layer shares: who ([`UserId`], [`DeviceId`], [`AuthenticatorId`]), where from
 //! ([`LoginContext`]), with what ([`FactorKind`]), why a code failed ([`FailureReason`]) and
 //! how a stored secret looks ([`SealedSecret`], [`RecordTag`]).
 //!
@@ -148,6 +148,46 @@ impl fmt::Debug for DeviceId {
 }
 
 impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Identifies one of a user's authenticators (an authenticator app on a phone, a spare phone,
+/// a password manager) in lists, renames, removals and audit events: short, random, opaque and
+/// URL-safe (lowercase letters and digits). Not a credential.
+///
+/// ```
+/// use twofactor::vocabulary::AuthenticatorId;
+/// let id = AuthenticatorId::new("k3v9q2mxbt4aa");
+/// assert_eq!(id.as_str(), "k3v9q2mxbt4aa");
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct AuthenticatorId(String);
+
+impl AuthenticatorId {
+    /// Wraps an id as shown by
+    /// [`AuthenticatorInfo::id`](crate::account::AuthenticatorInfo::id) (e.g. from a form).
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        AuthenticatorId(id.into())
+    }
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AuthenticatorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AuthenticatorId({:?})", self.0)
+    }
+}
+
+impl fmt::Display for AuthenticatorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }

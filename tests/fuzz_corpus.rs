@@ -58,8 +58,11 @@ fn record_seeds_cover_valid_and_refused_records() {
         let data = fs::read(dir.join(name)).unwrap();
         serde_json::from_slice::<twofactor::account::TwoFactorRecord>(&data)
     };
-    // Formats 1 to 3 (rows written by earlier versions) still decode, and so does format 4.
+    // Formats 1 to 4 (rows written by earlier versions) still decode, and so does format 5.
     for valid in [
+        "v5_full",
+        "v5_tagged",
+        "v5_two_authenticators",
         "enrolled",
         "v1_default",
         "v1_full",
@@ -73,12 +76,21 @@ fn record_seeds_cover_valid_and_refused_records() {
     ] {
         assert!(decode(valid).is_ok(), "{valid}");
     }
-    // The format-4 seeds are canonical: what this version writes, byte for byte.
-    for canonical in ["v4_full", "v4_tagged"] {
+    // The format-5 seeds are canonical: what this version writes, byte for byte; and a
+    // format-4 seed decodes to its format-5 seed (one authenticator, a derived id).
+    for canonical in ["v5_full", "v5_tagged", "v5_two_authenticators"] {
         let data = fs::read_to_string(dir.join(canonical)).unwrap();
         let encoded = serde_json::to_string(&decode(canonical).unwrap()).unwrap();
         assert_eq!(encoded, data, "{canonical}");
     }
+    for (old, new) in [("v4_full", "v5_full"), ("v4_tagged", "v5_tagged")] {
+        let data = fs::read_to_string(dir.join(new)).unwrap();
+        let encoded = serde_json::to_string(&decode(old).unwrap()).unwrap();
+        assert_eq!(encoded, data, "{old} -> {new}");
+    }
+    let two = decode("v5_two_authenticators").unwrap();
+    assert_eq!(two.authenticators().len(), 2);
+    assert_eq!(two.authenticators()[1].clock_offset_seconds(), -90);
     // A format-2 seed is the format-3 record with no tickets used, generation 0 and no
     // mailed login required.
     let v2 = serde_json::to_value(decode("v2_full").unwrap()).unwrap();
@@ -145,7 +157,19 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v4_outgoing_code_without_hash",
         "v4_outgoing_without_delivery",
         "v3_with_format_4_fields",
-        "v5",
+        "v5", // the fields of format 4 under `"v": 5`
+        // Format 5: authenticators with unique ids and labels of the right shape, offsets
+        // within their bound, at most ten, a known kind; a pending enrollment says its purpose.
+        "v5_duplicate_label",
+        "v5_duplicate_id",
+        "v5_offset_beyond_bound",
+        "v5_candidate_beyond_bound",
+        "v5_label_control",
+        "v5_id_shape",
+        "v5_too_many",
+        "v5_pending_without_purpose",
+        "v5_unknown_kind",
+        "v4_pending_with_format_5_fields",
     ] {
         assert!(decode(refused).is_err(), "{refused}");
     }

@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::flows::{Harness, code, optional, required};
+use common::legacy::to_format_4;
 use proptest::prelude::*;
 use serde_json::Value;
 use twofactor::account::{Factor, LoginContext, LoginDecision};
@@ -36,14 +37,33 @@ const V2_SECRET: &str = "LSQN7VAUUJYNVTEZT75CWCQEDSSEMBQZ";
 const V3_MAILED: &str = include_str!("fixtures/record_v3_mailed.json");
 /// Its mailed code.
 const V3_CODE: &str = "757215";
+/// A row in format 3 of an enrolled user (generated from the code before format 4, see
+/// `fixtures/record_v3.md`): a trusted device, a used recovery code, a counted wrong code,
+/// used tickets, a pending rotation; at store version 7.
+const V3_FULL: &str = include_str!("fixtures/record_v3_full.json");
+/// Its app secret.
+const V3_SECRET: &str = "G44YTA5GZUORIR6GPHPKXVSRC264MYGW";
+/// The same history in format 4, as the code before format 5 wrote it (`fixtures/record_v4.md`).
+const V4_FULL: &str = include_str!("fixtures/record_v4_full.json");
+/// Its app secret.
+const V4_SECRET: &str = "W6E23PQ34U6PZSOTQVHPTT3AIHTN2PSP";
+/// A row of an older format: its format, its text, its app secret, and how a format-5 row
+/// turns back into that format's shape.
+type OldRow = (u32, &'static str, &'static str, fn(Value) -> Value);
+/// The rows of an enrolled user written before several authenticators.
+const ENROLLED_ROWS: [OldRow; 2] = [
+    (3, V3_FULL, V3_SECRET, to_format_3),
+    (4, V4_FULL, V4_SECRET, to_format_4),
+];
 
 fn value(json: &str) -> Value {
     serde_json::from_str(json).expect("JSON")
 }
 
-/// A format-4 row turned back into the format-3 shape: `"v": 3`, without `outgoing` and
+/// A format-5 (or format-4) row turned back into the format-3 shape: `"v": 3`, without `outgoing` and
 /// `mail_attempts`.
-fn to_format_3(mut row: Value) -> Value {
+fn to_format_3(row: Value) -> Value {
+    let mut row = to_format_4(row);
     let map = row.as_object_mut().expect("object");
     map.insert("v".into(), Value::from(3));
     for key in ["outgoing", "mail_attempts"] {
@@ -52,7 +72,7 @@ fn to_format_3(mut row: Value) -> Value {
     row
 }
 
-/// A format-4 (or format-3) row turned back into the format-2 shape: `"v": 2`, without
+/// A format-5 (or older) row turned back into the format-2 shape: `"v": 2`, without
 /// `tickets`, `mailed_login_required`, `outgoing` and `mail_attempts`.
 fn to_format_2(row: Value) -> Value {
     let mut row = to_format_3(row);
@@ -64,10 +84,11 @@ fn to_format_2(row: Value) -> Value {
     row
 }
 
-/// A format-4 (or older) row turned back into the format-1 shape: without `v`,
+/// A format-5 (or older) row turned back into the format-1 shape: without `v`,
 /// `mailed_code_login_at`, `tickets`, `mailed_login_required`, `outgoing`, `mail_attempts`
 /// and `mac`, and without the code-hash scheme of the recovery set and the mailed code.
-fn to_format_1(mut row: Value) -> Value {
+fn to_format_1(row: Value) -> Value {
+    let mut row = to_format_4(row);
     let map = row.as_object_mut().expect("object");
     for key in [
         "v",
@@ -98,15 +119,15 @@ fn assert_format_4_fields_empty(rewritten: &Value) {
 }
 
 #[test]
-fn format_1_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
+fn format_1_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     for fixture in [V1_FULL, V1_DEFAULT] {
         let record = decode_record(fixture).expect("today's rows decode");
-        let v4 = encode_record(&record).expect("encode");
-        assert!(v4.starts_with(r#"{"v":4,"#), "{v4}");
+        let current = encode_record(&record).expect("encode");
+        assert!(current.starts_with(r#"{"v":5,"#), "{current}");
         // Everything the old row said is still said; only the fields of formats 2 to 4 were
         // added, with the values that mean what format 1 meant.
-        let rewritten = value(&v4);
-        assert_eq!(rewritten["v"], Value::from(4));
+        let rewritten = value(&current);
+        assert_eq!(rewritten["v"], Value::from(5));
         assert_format_4_fields_empty(&rewritten);
         assert_eq!(rewritten["mailed_code_login_at"], Value::Null);
         assert_eq!(
@@ -120,13 +141,13 @@ fn format_1_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
         }
         assert!(
             rewritten["recovery"].is_null() || rewritten["recovery"]["symbols"] == 10,
-            "{v4}"
+            "{current}"
         );
         assert_eq!(to_format_1(rewritten), value(fixture));
         // Canonical: decoding the rewrite and encoding again gives the same bytes.
         assert_eq!(
-            encode_record(&decode_record(&v4).expect("decode")).expect("encode"),
-            v4
+            encode_record(&decode_record(&current).expect("decode")).expect("encode"),
+            current
         );
     }
     let record = decode_record(V1_FULL).expect("decode");
@@ -137,14 +158,14 @@ fn format_1_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
 }
 
 #[test]
-fn format_2_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
+fn format_2_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     let record = decode_record(V2_FULL).expect("format-2 rows decode");
-    let v4 = encode_record(&record).expect("encode");
-    assert!(v4.starts_with(r#"{"v":4,"#), "{v4}");
+    let current = encode_record(&record).expect("encode");
+    assert!(current.starts_with(r#"{"v":5,"#), "{current}");
     // Format 3 only adds the ticket ledger (no ticket used, generation 0) and the flag that
     // the user was asked for a mailed code (not yet), format 4 the outgoing code and the send
     // attempts (none): everything else is as it was.
-    let rewritten = value(&v4);
+    let rewritten = value(&current);
     assert_format_4_fields_empty(&rewritten);
     assert_eq!(
         rewritten["tickets"],
@@ -153,8 +174,8 @@ fn format_2_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
     assert_eq!(rewritten["mailed_login_required"], Value::Bool(false));
     assert_eq!(to_format_2(rewritten), value(V2_FULL));
     assert_eq!(
-        encode_record(&decode_record(&v4).expect("decode")).expect("encode"),
-        v4
+        encode_record(&decode_record(&current).expect("decode")).expect("encode"),
+        current
     );
     assert!(record.is_enrolled());
     assert_eq!(record.recovery_codes_left(), 9);
@@ -166,19 +187,19 @@ fn format_2_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
 }
 
 #[test]
-fn format_3_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
+fn format_3_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     let record = decode_record(V3_MAILED).expect("format-3 rows decode");
-    let v4 = encode_record(&record).expect("encode");
-    assert!(v4.starts_with(r#"{"v":4,"#), "{v4}");
+    let current = encode_record(&record).expect("encode");
+    assert!(current.starts_with(r#"{"v":5,"#), "{current}");
     // Format 4 only adds the outgoing code (none: the mailed code of a format-3 row was
     // delivered, and stays the `mailed` code) and the send attempts (none counted).
-    let rewritten = value(&v4);
+    let rewritten = value(&current);
     assert_format_4_fields_empty(&rewritten);
     assert_eq!(rewritten["mailed"], value(V3_MAILED)["mailed"]);
     assert_eq!(to_format_3(rewritten), value(V3_MAILED));
     assert_eq!(
-        encode_record(&decode_record(&v4).expect("decode")).expect("encode"),
-        v4
+        encode_record(&decode_record(&current).expect("decode")).expect("encode"),
+        current
     );
     // Format 3 has exactly its own fields: none of format 4's, and all of its own.
     for (key, field) in [
@@ -189,7 +210,7 @@ fn format_3_rows_load_and_are_rewritten_as_format_4_losing_nothing() {
         mixed[key] = field;
         assert!(decode_record(&mixed.to_string()).is_err(), "{key}");
     }
-    let mut short = value(&v4);
+    let mut short = value(&current);
     short.as_object_mut().expect("object").remove("outgoing");
     assert!(decode_record(&short.to_string()).is_err());
 }
@@ -209,9 +230,9 @@ fn mail_down<S: UserStore>(
 }
 
 /// The code of a format-3 row was delivered: it still logs in after the upgrade, even when
-/// the new login's own code cannot be sent; the save writes format 4.
+/// the new login's own code cannot be sent; the save writes format 5.
 #[tokio::test]
-async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_4() {
+async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_5() {
     let store = Arc::new(MemoryStore::new());
     let marc = Principal::new("marc");
     for _ in 0..4 {
@@ -225,7 +246,7 @@ async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_4() {
         panic!("the mail server is down")
     };
     let (json, _) = store.json(&marc.user).expect("row");
-    assert_eq!(value(&json)["v"], 4);
+    assert_eq!(value(&json)["v"], 5);
     assert_eq!(value(&json)["outgoing"]["delivery"], "not_sent");
     assert_eq!(value(&json)["mailed"], value(V3_MAILED)["mailed"]);
     tf.finish_login(&pending, Factor::MailedCode(V3_CODE), None, &ctx)
@@ -240,10 +261,10 @@ async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_4() {
     );
 }
 
-/// A format-2 row in a store logs in (with its app's code) and is saved as format 4 by that
+/// A format-2 row in a store logs in (with its app's code) and is saved as format 5 by that
 /// login, with the used ticket in its ledger.
 #[tokio::test]
-async fn a_format_2_row_logs_in_and_is_saved_as_format_4() {
+async fn a_format_2_row_logs_in_and_is_saved_as_format_5() {
     let store = Arc::new(MemoryStore::new());
     let alice = Principal::new("alice");
     for _ in 0..6 {
@@ -259,8 +280,101 @@ async fn a_format_2_row_logs_in_and_is_saved_as_format_4() {
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 7);
     let row = value(&json);
-    assert_eq!(row["v"], 4);
+    assert_eq!(row["v"], 5);
     assert_eq!(row["tickets"]["used"].as_array().map(Vec::len), Some(1));
+}
+
+/// A format-3 row (one `active` factor) is one authenticator: the default label, created
+/// when the factor was confirmed, an id derived from that time (the same at every load of a
+/// row never saved again), its replay step; the pending rotation replaces it. Rewritten as
+/// format 4 and turned back, it is the row it was.
+#[test]
+fn rows_of_formats_3_and_4_load_as_one_authenticator_with_a_stable_id() {
+    for (format, row_text, _, back) in ENROLLED_ROWS {
+        let record = decode_record(row_text).expect("older rows decode");
+        let again = decode_record(row_text).expect("decode");
+        let list = record.authenticators();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list, again.authenticators());
+        assert_eq!(list[0].label(), twofactor::account::DEFAULT_LABEL);
+        assert_eq!(list[0].created_at(), 1_700_000_010);
+        assert_eq!(list[0].last_used_at(), None);
+        assert_eq!(list[0].clock_offset_seconds(), 0);
+        let row = value(row_text);
+        assert_eq!(
+            record.last_used_step(),
+            row["active"]["last_used_step"].as_u64()
+        );
+        let current = encode_record(&record).expect("encode");
+        let rewritten = value(&current);
+        assert_eq!(rewritten["v"], 5);
+        assert_eq!(rewritten["authenticators"][0]["id"], list[0].id().as_str());
+        assert_eq!(
+            rewritten["pending"]["purpose"],
+            serde_json::json!({"replace": list[0].id().as_str()})
+        );
+        assert_eq!(back(rewritten), row, "format {format}");
+        // An older format has exactly its own fields: not those of format 5.
+        let mut mixed = row.clone();
+        mixed["authenticators"] = Value::Array(vec![]);
+        assert!(decode_record(&mixed.to_string()).is_err());
+        let mut mixed = row;
+        mixed["pending"]["label"] = Value::from("x");
+        assert!(decode_record(&mixed.to_string()).is_err());
+    }
+}
+
+/// A row of format 3 or 4 in a store logs in with its app's code, names its one
+/// authenticator, and is saved as format 5 with the same id; its pending rotation, confirmed,
+/// replaces it.
+#[tokio::test]
+async fn rows_of_formats_3_and_4_log_in_and_their_rotation_replaces_their_factor() {
+    for (_, row, secret, _) in ENROLLED_ROWS {
+        an_enrolled_old_row_logs_in_and_its_rotation_replaces_its_factor(row, secret).await;
+    }
+}
+
+async fn an_enrolled_old_row_logs_in_and_its_rotation_replaces_its_factor(
+    row: &str,
+    app_secret: &str,
+) {
+    let store = Arc::new(MemoryStore::new());
+    let alice = Principal::new("alice");
+    for _ in 0..7 {
+        store.insert_json(&alice.user, row);
+    }
+    let id = decode_record(row).unwrap().authenticators()[0].id().clone();
+    let h = Harness::new(store.clone(), required);
+    h.clock.set(1_700_000_130);
+    let secret = twofactor::Secret::from_base32(app_secret).expect("secret");
+    let pending = h.challenge(&alice).await;
+    let granted =
+        h.tf.finish_login(
+            &pending,
+            twofactor::Factor::Totp(&code(&secret, h.now())),
+            None,
+            &LoginContext::new(),
+        )
+        .await
+        .expect("login on an older row");
+    assert_eq!(granted.authenticator, Some(id.clone()));
+    let (json, version) = store.json(&alice.user).expect("row");
+    assert_eq!(version.0, 8);
+    assert_eq!(value(&json)["v"], 5);
+    assert_eq!(h.tf.authenticators(&alice.user).await.unwrap()[0].id(), &id);
+    // The rotation started in format 3 is confirmed with the new app's code.
+    let pending_secret = value(row)["pending"]["secret"]
+        .as_str()
+        .map(|s| twofactor::Secret::from_base32(s).expect("secret"))
+        .expect("a pending secret");
+    let enrolled =
+        h.tf.finish_enrollment(&alice.user, &code(&pending_secret, h.now()))
+            .await
+            .expect("the rotation completes");
+    assert!(enrolled.rotated());
+    let list = h.tf.authenticators(&alice.user).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_ne!(list[0].id(), &id);
 }
 
 #[test]
@@ -376,6 +490,90 @@ mod sealed {
         Keyring::new("k1", &[1; 32]).expect("key")
     }
 
+    /// A sealed, tagged row of an enrolled user in format 3 or 4 (as the code before format 4,
+    /// or 5, wrote it, for `alice` at store version 7) verifies after the upgrade, over a store that keeps the stored text
+    /// and over one that does not (the tag is then checked over the record encoded again in
+    /// its format); it logs in and the save re-tags it as format 5. Moved to another version
+    /// or user, or with its factor edited, it is refused.
+    #[tokio::test]
+    async fn enrolled_sealed_rows_of_formats_3_and_4_verify_on_both_paths_and_are_retagged() {
+        for (row, secret) in [
+            (
+                include_str!("fixtures/record_v3_sealed.json"),
+                "P5ZHEA5AL7GUUT6S6RJJE6RVKVPKU5PF",
+            ),
+            (
+                include_str!("fixtures/record_v4_sealed.json"),
+                "5CAA6FZZRXTU44ZDRGYBOCNNMGVCRP3M",
+            ),
+        ] {
+            an_enrolled_sealed_row_verifies_on_both_paths(row, secret).await;
+        }
+    }
+
+    async fn an_enrolled_sealed_row_verifies_on_both_paths(row: &str, secret: &str) {
+        let alice = Principal::new("alice");
+        let secret = twofactor::Secret::from_base32(secret).expect("secret");
+        for text_path in [true, false] {
+            let inner = Arc::new(MemoryStore::new());
+            for _ in 0..7 {
+                inner.insert_json(&alice.user, row);
+            }
+            if text_path {
+                let strict = Arc::new(SealedStore::new(inner.clone(), keyring()));
+                let loaded = strict.load(&alice.user).await.expect("verifies");
+                assert_eq!(loaded.expect("row").version.0, 7);
+                let h = Harness::new(strict.clone(), required);
+                h.clock.set(1_700_000_130);
+                let pending = h.challenge(&alice).await;
+                h.finish_totp(&pending, &code(&secret, h.now()))
+                    .await
+                    .expect("login on a format-3 sealed row");
+                assert!(strict.load(&alice.user).await.expect("load").is_some());
+            } else {
+                let plain = Arc::new(SealedStore::new(
+                    common::stores::PlainOnly(inner.clone()),
+                    keyring(),
+                ));
+                let loaded = plain.load(&alice.user).await.expect("verifies");
+                assert_eq!(loaded.expect("row").version.0, 7);
+                let h = Harness::new(plain.clone(), required);
+                h.clock.set(1_700_000_130);
+                let pending = h.challenge(&alice).await;
+                h.finish_totp(&pending, &code(&secret, h.now()))
+                    .await
+                    .expect("login on a format-3 sealed row");
+                assert!(plain.load(&alice.user).await.expect("load").is_some());
+            }
+            let (json, version) = inner.json(&alice.user).expect("row");
+            assert_eq!(version.0, 8);
+            assert_eq!(value(&json)["v"], 5);
+            assert_eq!(value(&json)["mac"]["key"], "k1");
+        }
+        let inner = Arc::new(MemoryStore::new());
+        let strict = SealedStore::new(inner.clone(), keyring());
+        let plain = SealedStore::new(common::stores::PlainOnly(inner.clone()), keyring());
+        // At another version, or with its factor's replay step rolled back: refused.
+        inner.insert_json(&alice.user, row);
+        assert!(matches!(
+            strict.load(&alice.user).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
+        let mut edited = value(row);
+        edited["active"]["last_used_step"] = Value::from(1);
+        for _ in 0..7 {
+            inner.insert_json(&alice.user, edited.to_string());
+        }
+        assert!(matches!(
+            strict.load(&alice.user).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
+        assert!(matches!(
+            plain.load(&alice.user).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
+    }
+
     /// A sealed row as the version before record tags wrote it: the current sealed row
     /// without `v` and `mac` (its shape is otherwise unchanged).
     fn untagged(json: &str) -> String {
@@ -428,9 +626,9 @@ mod sealed {
 
     /// A sealed, tagged row in format 2 (as the code before format 3 wrote it, for `alice` at
     /// store version 6 under this keyring) still verifies after the upgrade: its tag covers
-    /// the record as format 2 encoded it. It logs in, and the save re-tags it as format 4.
+    /// the record as format 2 encoded it. It logs in, and the save re-tags it as format 5.
     #[tokio::test]
-    async fn format_2_sealed_rows_still_verify_and_are_retagged_as_format_4() {
+    async fn format_2_sealed_rows_still_verify_and_are_retagged_as_format_5() {
         const V2_SEALED: &str = include_str!("fixtures/record_v2_sealed.json");
         const SECRET: &str = "D3HZ7WXSUUHE5BD75D7GZQRZFW5H2QGA";
         let inner = Arc::new(MemoryStore::new());
@@ -454,7 +652,7 @@ mod sealed {
             .expect("login on a format-2 sealed row");
         let (json, version) = inner.json(&alice.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 4);
+        assert_eq!(value(&json)["v"], 5);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&alice.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.
@@ -468,9 +666,9 @@ mod sealed {
     /// A sealed, tagged row in format 3 (as the code before format 4 wrote it, for `marc` at
     /// store version 4 under this keyring) still verifies after the upgrade, over the stored
     /// text and, for a store that keeps only the decoded record, over the format-3 encoding
-    /// the record reproduces. Its mailed code still logs in; the saves re-tag it as format 4.
+    /// the record reproduces. Its mailed code still logs in; the saves re-tag it as format 5.
     #[tokio::test]
-    async fn format_3_sealed_rows_still_verify_and_are_retagged_as_format_4() {
+    async fn format_3_sealed_rows_still_verify_and_are_retagged_as_format_5() {
         const V3_SEALED: &str = include_str!("fixtures/record_v3_mailed_sealed.json");
         const CODE: &str = "996009";
         let marc = Principal::new("marc");
@@ -495,7 +693,7 @@ mod sealed {
             .expect("the code mailed before the upgrade logs in");
         let (json, version) = inner.json(&marc.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 4);
+        assert_eq!(value(&json)["v"], 5);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&marc.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.

@@ -271,6 +271,7 @@ async fn rows_that_fail_authentication_are_reported_and_left_as_they_are() {
 /// The format-1 shape of a record: only the nine fields 0.1.0 wrote (no `v`, no tag), with no
 /// recovery set and no mailed code (their later shapes differ).
 fn as_format_1(v: &mut serde_json::Value) {
+    *v = common::legacy::to_format_4(v.take());
     let mut out = serde_json::Map::new();
     for field in [
         "active",

@@ -425,10 +425,11 @@ async fn the_enrollment_history_is_in_the_audit_trail() {
                 AuditKind::LoginSucceeded {
                     factor: FactorKind::Totp
                 },
-                // The next login, with a code.
+                // The next login, with a code, from the one authenticator.
                 AuditKind::LoginSucceeded {
                     factor: FactorKind::Totp
                 },
+                AuditKind::AuthenticatorUsed { .. },
             ]
         ),
         "{kinds:?}"

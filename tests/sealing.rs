@@ -342,11 +342,12 @@ async fn compare_and_swap_passes_through() {
     assert!(row(store.inner(), &user).await.record.has_sealed_secret());
 }
 
-/// The active slot's sealed secret in `user`'s row of the memory store under the wrapper.
+/// The (first) authenticator's sealed secret in `user`'s row of the memory store under the
+/// wrapper.
 fn active_secret(inner: &MemoryStore, user: &UserId) -> serde_json::Value {
     let (json, _) = inner.json(user).expect("row");
     let row: serde_json::Value = serde_json::from_str(&json).expect("json");
-    row["active"]["secret"].clone()
+    common::legacy::first_secret(&row).clone()
 }
 
 #[tokio::test]
@@ -532,7 +533,7 @@ fn open_active_with(json: &str, user: &str, key: &[u8]) -> Option<Vec<u8>> {
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
             .collect()
     };
-    let sealed = &v["active"]["secret"];
+    let sealed = common::legacy::first_secret(&v);
     let nonce: [u8; 24] = hex(&sealed["nonce"]).try_into().expect("24-byte nonce");
     let ct = hex(&sealed["ct"]);
     let aad = format!("twofactor/secret/v1\0active\0{user}");
@@ -653,7 +654,7 @@ fn stripped(json: &str, turn_off: bool) -> String {
     let mut v: serde_json::Value = serde_json::from_str(json).expect("json");
     v["mac"] = serde_json::Value::Null;
     if turn_off {
-        v["active"] = serde_json::Value::Null;
+        v["authenticators"] = serde_json::Value::Array(vec![]);
         v["recovery"] = serde_json::Value::Null;
     }
     v.to_string()
@@ -709,7 +710,7 @@ async fn a_stripped_tag_is_refused_even_while_accepting_untagged_rows() {
 /// The format-1 shape of a record: only the nine fields 0.1.0 wrote (no `v`, no tag), with no
 /// recovery set and no mailed code (their format-2 shapes differ).
 fn as_format_1(json: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    let v = common::legacy::to_format_4(serde_json::from_str(json).expect("json"));
     let mut out = serde_json::Map::new();
     for field in [
         "active",

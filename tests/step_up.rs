@@ -101,7 +101,7 @@ async fn a_step_up_has_no_login_side_effects() {
             .map(|((k, _), _)| k)
             .collect();
         let used = if factor == "totp" {
-            "active"
+            "authenticators"
         } else {
             "recovery"
         };
@@ -109,10 +109,14 @@ async fn a_step_up_has_no_login_side_effects() {
         // factor's replay state moved: nothing else.
         assert_eq!(changed, [used], "{factor}: {changed:?}");
         if factor == "totp" {
-            let (b, a) = (&before["active"], &after["active"]);
+            let (b, a) = (&before["authenticators"][0], &after["authenticators"][0]);
             let mut b2 = b.clone();
-            b2["last_used_step"] = a["last_used_step"].clone();
-            assert_eq!(&b2, a, "only the replay step of the authenticator moved");
+            b2["factor"]["totp"]["last_used_step"] = a["factor"]["totp"]["last_used_step"].clone();
+            b2["last_used_at"] = a["last_used_at"].clone();
+            assert_eq!(
+                &b2, a,
+                "only the replay step (and last use) of the authenticator moved"
+            );
         }
         assert_eq!(after["devices"], before["devices"]);
         assert_eq!(after["tickets"], before["tickets"]);

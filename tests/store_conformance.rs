@@ -112,6 +112,12 @@ macro_rules! store_conformance {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn service_several_authenticators() {
+                let f = fixture().await;
+                flows::several_authenticators(f.store()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn service_recovery_code_works_once() {
                 let f = fixture().await;
                 flows::recovery_code_once(f.store()).await;
@@ -180,6 +186,12 @@ macro_rules! sql_conformance {
                 })
                 .await;
                 flows::unreadable_record_refuses_login(store, &user).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rows_of_formats_1_to_4_load_as_one_authenticator_and_log_in() {
+                let f = fixture().await;
+                flows::old_rows_load_and_log_in(&f).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,13 +524,13 @@ mod postgres_specific {
             "insert",
         );
         let kind: String = sqlx::query_scalar(
-            "SELECT jsonb_typeof(record::jsonb -> 'active') FROM twofactor_records WHERE user_id = $1",
+            "SELECT jsonb_typeof(record::jsonb -> 'authenticators') FROM twofactor_records WHERE user_id = $1",
         )
         .bind(user.as_str())
         .fetch_one(f.store().pool())
         .await
         .expect("query");
-        assert_eq!(kind, "object");
+        assert_eq!(kind, "array");
     }
 }
 

@@ -277,7 +277,7 @@ pub fn check_verify_code(data: &[u8]) {
 /// `record_decode`: a stored record (the JSON text of a database row, which anyone who can
 /// write the table controls) never panics the decoder, sealed secrets included. Whatever
 /// decodes:
-/// - encodes back to canonical bytes of the current format (`{"v":4,...`) that decode again
+/// - encodes back to canonical bytes of the current format (`{"v":5,...`) that decode again
 ///   and re-encode to the very same bytes (decode∘encode is the identity, encode∘decode is a
 ///   fixed point after one step);
 /// - dropped nothing: every key path of the input is in the re-encoding (unknown fields are
@@ -294,7 +294,7 @@ pub fn check_record_decode(data: &[u8]) {
         Err(err) => panic!("a decoded record does not encode: {err}"),
     };
     assert!(
-        json.starts_with(r#"{"v":4,"#),
+        json.starts_with(r#"{"v":5,"#),
         "not the current format: {json}"
     );
     let again: TwoFactorRecord = match serde_json::from_str(&json) {
@@ -314,15 +314,44 @@ pub fn check_record_decode(data: &[u8]) {
     if let Ok(input) = serde_json::from_slice::<serde_json::Value>(data) {
         let kept = key_paths(&value);
         for path in key_paths(&input) {
+            // An older row's one `active` factor is the first authenticator now.
+            let path = match path.strip_prefix("/active") {
+                Some("") => "/authenticators".to_owned(),
+                Some(rest) => {
+                    let rest = rest
+                        .replace("/totp", "/params")
+                        .replace("/enrolled_at", "/../created_at");
+                    let rest = rest
+                        .strip_prefix("/..")
+                        .map_or_else(|| format!("/factor/totp{rest}"), |r| r.to_owned());
+                    format!("/authenticators/0{rest}")
+                }
+                None => path,
+            };
             assert!(kept.contains(&path), "decoding dropped {path}");
         }
     }
+    if let Some(input) = serde_json::from_slice::<serde_json::Value>(data)
+        .ok()
+        .filter(|v| !v["active"].is_null())
+    {
+        assert_eq!(
+            input["active"]["secret"], value["authenticators"][0]["factor"]["totp"]["secret"],
+            "the old factor's secret is the first authenticator's"
+        );
+    }
 
     let debug = format!("{record:?}");
-    for slot in ["active", "pending"] {
-        if let Some(secret) = value[slot]["secret"].as_str() {
-            assert!(!debug.contains(secret), "Debug shows the {slot} secret");
-        }
+    let authenticators = value["authenticators"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let secrets = authenticators
+        .iter()
+        .map(|a| &a["factor"]["totp"]["secret"])
+        .chain([&value["pending"]["secret"]]);
+    for secret in secrets.filter_map(|s| s.as_str()) {
+        assert!(!debug.contains(secret), "Debug shows a secret");
     }
 }
 

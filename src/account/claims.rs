@@ -231,8 +231,9 @@ pub struct CompletedMethod {
     /// When it was completed (Unix seconds).
     pub completed_at: u64,
     /// Which authenticator: for [`AuthMethod::RememberedDevice`] the trusted device's id; for
-    /// [`AuthMethod::Otp`] the id of the authenticator app that matched, once a user can hold
-    /// several (`None` until then); `None` for the other methods.
+    /// [`AuthMethod::Otp`] the id of the authenticator that matched (an
+    /// [`AuthenticatorId`](crate::vocabulary::AuthenticatorId), as text); `None` for the other
+    /// methods.
     #[cfg_attr(feature = "serde", serde(deserialize_with = "super::required"))]
     pub authenticator: Option<String>,
 }

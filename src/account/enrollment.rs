@@ -11,13 +11,15 @@ use crate::otp::{Secret, Totp, VerifyError};
 use crate::policy::{Requirement, WhenUnenrolled};
 use crate::provision::{KeyUri, OtpKind, Provisioning};
 
+use super::authenticators::{Authenticator, AuthenticatorInfo, DEFAULT_LABEL, TotpFactor};
 use super::login::Parsed;
-use super::record::{ActiveFactor, PendingEnrollment};
+use super::record::PendingEnrollment;
+pub(crate) use super::record::PendingPurpose;
 use super::recovery::{RecoveryCodeSet, RecoveryCodes};
 use super::{
-    Checked, DomainError, Factor, FactorKind, FailureReason, LoginContext, PendingLogin,
-    PendingStep, Reauthenticated, Refusal, SecondFactorProof, Settings, Transition,
-    TwoFactorRecord, UserId, Verification,
+    Checked, DomainError, Factor, FactorKind, FailureReason, PendingLogin, PendingStep,
+    Reauthenticated, Refusal, SecondFactorProof, Settings, Transition, TwoFactorRecord, UserId,
+    Verification,
 };
 
 /// What the enrollment screen shows: the QR code, the `otpauth://` URI and the grouped manual
@@ -83,6 +85,7 @@ pub struct Enrolled {
     rotated: bool,
     login_completed: bool,
     proof: SecondFactorProof,
+    authenticator: AuthenticatorInfo,
 }
 
 impl Enrolled {
@@ -100,6 +103,11 @@ impl Enrolled {
     #[must_use]
     pub const fn rotated(&self) -> bool {
         self.rotated
+    }
+    /// The authenticator just confirmed (a replacement has a new id and the old label).
+    #[must_use]
+    pub fn authenticator(&self) -> &AuthenticatorInfo {
+        &self.authenticator
     }
     /// Whether this enrollment also completed a login: `start_login` answered
     /// [`MustEnroll`](super::LoginDecision::MustEnroll) less than
@@ -131,6 +139,7 @@ impl fmt::Debug for Enrolled {
             .field("rotated", &self.rotated)
             .field("login_completed", &self.login_completed)
             .field("proof", &self.proof)
+            .field("authenticator", &self.authenticator)
             .finish()
     }
 }
@@ -173,11 +182,14 @@ fn provisioning(
 
 impl TwoFactorRecord {
     /// A new pending secret and its provisioning screen. Replaces any pending enrollment.
-    fn new_pending<R: TryCryptoRng + ?Sized>(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_pending<R: TryCryptoRng + ?Sized>(
         &self,
         now: u64,
         ttl: u64,
         provisioned_by: Option<UserId>,
+        purpose: PendingPurpose,
+        label: String,
         account: &str,
         settings: &Settings,
         rng: &mut R,
@@ -194,6 +206,8 @@ impl TwoFactorRecord {
             started_at: now,
             expires_at,
             provisioned_by,
+            purpose,
+            label,
         });
         Ok((
             next,
@@ -251,6 +265,8 @@ impl TwoFactorRecord {
             now,
             settings.pending_enrollment_ttl,
             None,
+            PendingPurpose::Enroll,
+            DEFAULT_LABEL.to_owned(),
             account,
             settings,
             rng,
@@ -304,7 +320,7 @@ impl TwoFactorRecord {
         if !reauth.is_fresh(now, settings.reauth_max_age) {
             return Err(DomainError::ReauthenticationRequired);
         }
-        if self.active.is_some() {
+        if self.is_enrolled() {
             return Err(DomainError::AlreadyEnrolled);
         }
         let in_grace =
@@ -324,11 +340,9 @@ impl TwoFactorRecord {
         account: &str,
         settings: &Settings,
     ) -> Result<Option<EnrollmentStarted>, DomainError> {
-        let Some(pending) = self
-            .pending
-            .as_ref()
-            .filter(|p| now < p.expires_at && p.provisioned_by.is_none())
-        else {
+        let Some(pending) = self.pending.as_ref().filter(|p| {
+            now < p.expires_at && p.provisioned_by.is_none() && p.purpose == PendingPurpose::Enroll
+        }) else {
             return Ok(None);
         };
         let secret = pending.secret.open().ok_or(DomainError::SecretSealed)?;
@@ -357,13 +371,15 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<u64>, DomainError> {
-        if self.active.is_some() {
+        if self.is_enrolled() {
             return Err(DomainError::AlreadyEnrolled);
         }
         let (next, started) = self.new_pending(
             now,
             settings.mailed_enrollment_ttl,
             Some(admin.clone()),
+            PendingPurpose::Enroll,
+            DEFAULT_LABEL.to_owned(),
             account,
             settings,
             rng,
@@ -383,13 +399,16 @@ impl TwoFactorRecord {
             .notice(notice))
     }
 
-    /// Starts replacing the active authenticator (new phone): needs a fresh password check and
-    /// a second factor of `user` (a fresh proof, or a valid code from the current
-    /// authenticator or a recovery code). Confirm the new one with
-    /// [`TwoFactorRecord::finish_enrollment`]; until then the current one keeps working.
+    /// Starts replacing the authenticator (new phone) of a user who has **one**: needs a fresh
+    /// password check and a second factor of `user` (a fresh proof, or a valid code from the
+    /// current authenticator or a recovery code). Confirm the new one with
+    /// [`TwoFactorRecord::finish_enrollment`]; until then the current one keeps working. A
+    /// user with several authenticators names the one to replace:
+    /// [`start_replacing_authenticator`](Self::start_replacing_authenticator).
     ///
     /// # Errors
     /// [`DomainError::ReauthenticationRequired`], [`DomainError::NotEnrolled`],
+    /// [`DomainError::AuthenticatorNotNamed`] (several authenticators),
     /// [`DomainError::InvalidAccountName`], [`DomainError::NamesTooLong`],
     /// [`DomainError::Rng`]. A refused current code comes back in the outcome.
     #[allow(clippy::too_many_arguments)]
@@ -406,47 +425,33 @@ impl TwoFactorRecord {
         if !reauth.is_fresh(now, settings.reauth_max_age) {
             return Err(DomainError::ReauthenticationRequired);
         }
-        if self.active.is_none() {
-            return Err(DomainError::NotEnrolled);
-        }
-        let checked =
-            self.check_verification(now, user, verification, Operation::Rotation, settings)?;
-        let mut next = match checked {
-            Ok(next) => next,
-            Err(t) => return Ok((*t).map(Err)),
+        let id = match self.authenticators.as_slice() {
+            [] => return Err(DomainError::NotEnrolled),
+            [only] => only.id.clone(),
+            _ => return Err(DomainError::AuthenticatorNotNamed),
         };
-        let recovery_left = next.recovery_codes_left();
-        next.code_checks.reset();
-        let (next, started) = next.new_pending(
+        self.start_replacing_authenticator(
             now,
-            settings.pending_enrollment_ttl,
-            None,
+            user,
+            &id,
+            reauth,
+            verification,
             account,
             settings,
             rng,
-        )?;
-        let expires_at = started.expires_at;
-        let mut t = Transition::new(next, true, Ok(started));
-        if verification.is_recovery_code() {
-            t = t.recovery_code_used(recovery_left, Some(&LoginContext::new()), settings);
-        }
-        Ok(t.event(AuditKind::EnrollmentStarted {
-            expires_at,
-            rotation: true,
-        }))
+        )
     }
 
-    /// Checks a code from the active authenticator (or a recovery code) for a sensitive
-    /// operation: parsed, counted, verified with replay protection. On success returns the
-    /// updated record; on refusal, the transition to return.
     /// The second factor a sensitive operation on this (enrolled) record needs: a fresh proof
     /// of a TOTP or recovery code for `user` (nothing counted), or a code checked now (counted,
-    /// replay-protected). `Ok(Ok(next))` to go on from, `Ok(Err(refusal))` to return.
+    /// replay-protected, against every authenticator). `Ok(Ok((next, events)))` to go on from
+    /// (the events name the authenticator a code came from), `Ok(Err(refusal))` to return.
     ///
     /// # Errors
     /// A proof that is not valid ([`DomainError::InvalidProof`]) or too old / of another
     /// factor ([`DomainError::SecondFactorRequired`]); a sealed secret or a missing code key
     /// for a code.
+    #[allow(clippy::type_complexity)]
     pub(crate) fn check_verification(
         &self,
         now: u64,
@@ -454,7 +459,8 @@ impl TwoFactorRecord {
         verification: Verification<'_>,
         operation: Operation,
         settings: &Settings,
-    ) -> Result<Result<TwoFactorRecord, Box<Transition<Refusal>>>, DomainError> {
+    ) -> Result<Result<(TwoFactorRecord, Vec<AuditKind>), Box<Transition<Refusal>>>, DomainError>
+    {
         match verification {
             Verification::Proof(proof) => {
                 self.check_proof(
@@ -464,7 +470,7 @@ impl TwoFactorRecord {
                     now,
                     settings,
                 )?;
-                Ok(Ok(self.clone()))
+                Ok(Ok((self.clone(), Vec::new())))
             }
             Verification::Code(factor) => {
                 self.ensure_totp_checkable(&factor)?;
@@ -480,7 +486,7 @@ impl TwoFactorRecord {
         factor: Factor<'_>,
         operation: Operation,
         settings: &Settings,
-    ) -> Result<TwoFactorRecord, Box<Transition<Refusal>>> {
+    ) -> Result<(TwoFactorRecord, Vec<AuditKind>), Box<Transition<Refusal>>> {
         let kind = factor.kind();
         let failed = |reason| AuditKind::VerificationFailed {
             operation,
@@ -499,14 +505,57 @@ impl TwoFactorRecord {
         };
         let mut next = self.admit_code_check(now, settings, |refusal| refusal)?;
         let result = match &parsed {
-            Some(p) => next.verify_parsed(p, now, settings).map(|_| ()),
+            Some(p) => next.verify_parsed(p, now, None, settings),
             None => Err(FailureReason::NoPendingFactor),
         };
         match result {
-            Ok(()) => Ok(next),
+            Ok(verified) => Ok((next, verified.events())),
             Err(reason) => Err(Box::new(
                 Transition::new(next, true, Refusal::Invalid(reason)).event(failed(reason)),
             )),
+        }
+    }
+
+    /// Checks the confirming code of the pending enrollment (parsed, counted, verified): the
+    /// record to go on from and the step the code was for, or the refusal to return.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn check_pending_code<T>(
+        &self,
+        now: u64,
+        code: &str,
+        settings: &Settings,
+    ) -> Result<Result<(TwoFactorRecord, u64), Box<Transition<Checked<T>>>>, DomainError> {
+        let pending = match &self.pending {
+            Some(p) if now < p.expires_at => p,
+            _ => return Err(DomainError::NoPendingEnrollment),
+        };
+        let secret = pending.secret.open().ok_or(DomainError::SecretSealed)?;
+        let failed = |reason| AuditKind::EnrollmentFailed { reason };
+        let parsed = match crate::otp::Code::parse(code, pending.totp.digits()) {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Err(Box::new(
+                    Transition::new(self.clone(), false, Err(Refusal::Malformed(e.into())))
+                        .event(failed(FailureReason::Malformed)),
+                )));
+            }
+        };
+        let next = match self.admit_code_check(now, settings, Err) {
+            Ok(next) => next,
+            Err(throttled) => return Ok(Err(throttled)),
+        };
+        match pending.totp.verify_code(secret, parsed, now, None) {
+            Ok(step) => Ok(Ok((next, step))),
+            Err(e) => {
+                let reason = match e {
+                    VerifyError::Replayed => FailureReason::Replayed,
+                    _ => FailureReason::WrongCode,
+                };
+                Ok(Err(Box::new(
+                    Transition::new(next, true, Err(Refusal::Invalid(reason)))
+                        .event(failed(reason)),
+                )))
+            }
         }
     }
 
@@ -542,38 +591,31 @@ impl TwoFactorRecord {
             }
         }
         let pending = match &self.pending {
-            Some(p) if now < p.expires_at => p,
+            // An additional authenticator is confirmed by `finish_adding_authenticator`.
+            Some(p) if now < p.expires_at && p.purpose != PendingPurpose::Add => p,
             _ => return Err(DomainError::NoPendingEnrollment),
         };
-        let secret = pending.secret.open().ok_or(DomainError::SecretSealed)?;
-        let failed = |reason| AuditKind::EnrollmentFailed { reason };
-        let parsed = match crate::otp::Code::parse(code, pending.totp.digits()) {
-            Ok(c) => c,
-            Err(e) => {
-                return Ok(
-                    Transition::new(self.clone(), false, Err(Refusal::Malformed(e.into())))
-                        .event(failed(FailureReason::Malformed)),
-                );
+        // A replacement keeps the other authenticators; the first enrollment finds none (it
+        // never silently replaces one).
+        let replaced = match &pending.purpose {
+            PendingPurpose::Replace(id) => Some(
+                self.authenticators
+                    .iter()
+                    .position(|a| a.id == *id)
+                    .ok_or(DomainError::NoPendingEnrollment)?,
+            ),
+            PendingPurpose::Enroll if self.is_enrolled() => {
+                return Err(DomainError::AlreadyEnrolled);
             }
+            PendingPurpose::Enroll | PendingPurpose::Add => None,
         };
-        let mut next = match self.admit_code_check(now, settings, Err) {
-            Ok(next) => next,
-            Err(throttled) => return Ok(*throttled),
-        };
-        let step = match pending.totp.verify_code(secret, parsed, now, None) {
-            Ok(step) => step,
-            Err(e) => {
-                let reason = match e {
-                    VerifyError::Replayed => FailureReason::Replayed,
-                    _ => FailureReason::WrongCode,
-                };
-                return Ok(Transition::new(next, true, Err(Refusal::Invalid(reason)))
-                    .event(failed(reason)));
-            }
+        let (mut next, step) = match self.check_pending_code(now, code, settings)? {
+            Ok(ok) => ok,
+            Err(t) => return Ok(*t),
         };
         let (set, recovery_codes) =
             RecoveryCodeSet::generate(now, settings.recovery_codes, &settings.code_keys, rng)?;
-        let rotated = next.active.is_some();
+        let rotated = replaced.is_some();
         let login_completed = login.is_some()
             && !rotated
             && next
@@ -586,28 +628,37 @@ impl TwoFactorRecord {
                 .mark_used(login.nonce(), login.expires_at(), now);
         }
         let devices_revoked = next.devices.len();
-        let active = ActiveFactor {
-            secret: pending.secret.clone(),
-            totp: pending.totp,
-            enrolled_at: now,
-            last_used_step: Some(step),
-        };
+        let id = next.new_authenticator_id(rng)?;
+        let mut confirmed = Authenticator::totp(
+            id,
+            pending.label.clone(),
+            now,
+            TotpFactor::new(pending.secret.clone(), pending.totp, Some(step)),
+        );
+        confirmed.last_used_at = Some(now);
+        let info = confirmed.info();
+        let mut authenticators = core::mem::take(&mut next.authenticators);
+        match replaced {
+            Some(i) => authenticators[i] = confirmed,
+            None => authenticators = vec![confirmed],
+        }
         next.clear_factors();
+        next.authenticators = authenticators;
         // The proof that let this user enroll has served its purpose.
         next.mailed_code_login_at = None;
         next.mailed_login_required = false;
-        next.active = Some(active);
         next.recovery = Some(set);
         next.code_checks.reset();
         // A login completed here began with the password its ticket dates.
         let password_at = login
             .filter(|_| login_completed)
             .map(super::PendingLogin::password_checked_at);
-        let proof = next.issue_proof_after_password(
+        let proof = next.issue_proof_naming(
             user,
             FactorKind::Totp,
             now,
             password_at,
+            Some(info.id()),
             settings,
             rng,
         )?;
@@ -619,6 +670,7 @@ impl TwoFactorRecord {
                 rotated,
                 login_completed,
                 proof,
+                authenticator: info,
             }),
         );
         if rotated {
@@ -672,7 +724,7 @@ impl TwoFactorRecord {
         if !reauth.is_fresh(now, settings.reauth_max_age) {
             return Err(DomainError::ReauthenticationRequired);
         }
-        if self.active.is_none() {
+        if !self.is_enrolled() {
             return Err(DomainError::NotEnrolled);
         }
         if requirement.is_required() {
@@ -680,14 +732,14 @@ impl TwoFactorRecord {
         }
         let checked =
             self.check_verification(now, user, verification, Operation::Disable, settings)?;
-        let mut next = match checked {
+        let (mut next, used) = match checked {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
         let recovery_left = next.recovery_codes_left();
         let revoked = next.clear_factors();
         next.code_checks.reset();
-        let mut t = Transition::new(next, true, Ok(()));
+        let mut t = Transition::new(next, true, Ok(())).events_from(used);
         if verification.is_recovery_code() {
             t = t.recovery_code_used(recovery_left, None, settings);
         }
@@ -706,7 +758,7 @@ impl TwoFactorRecord {
     /// # Errors
     /// [`DomainError::NotEnrolled`] when there is nothing to reset.
     pub fn reset_by_admin(&self, admin: &UserId) -> Result<Transition<()>, DomainError> {
-        let nothing = self.active.is_none()
+        let nothing = self.authenticators.is_empty()
             && self.pending.is_none()
             && self.recovery.is_none()
             && self.devices.is_empty()
@@ -748,7 +800,7 @@ impl TwoFactorRecord {
     /// # Errors
     /// [`DomainError::AlreadyEnrolled`].
     pub fn invite(&self, admin: &UserId, link: &str) -> Result<Transition<()>, DomainError> {
-        if self.active.is_some() {
+        if self.is_enrolled() {
             return Err(DomainError::AlreadyEnrolled);
         }
         Ok(Transition::new(self.clone(), false, ())
@@ -778,9 +830,12 @@ pub(crate) mod tests {
 
     /// The current code of the record's pending (or else active) secret at `now`.
     pub(crate) fn code_at(r: &TwoFactorRecord, now: u64) -> String {
-        let (secret, totp) = match (&r.pending, &r.active) {
+        let (secret, totp) = match (&r.pending, r.authenticators.first()) {
             (Some(p), _) => (p.secret.open().unwrap(), p.totp),
-            (None, Some(a)) => (a.secret.open().unwrap(), a.totp),
+            (None, Some(a)) => (
+                a.totp_factor().secret.open().unwrap(),
+                a.totp_factor().params,
+            ),
             _ => panic!("no secret"),
         };
         totp.generate(secret, now).to_string()
@@ -788,8 +843,8 @@ pub(crate) mod tests {
 
     /// The active secret's code at `now`.
     pub(crate) fn active_code_at(r: &TwoFactorRecord, now: u64) -> String {
-        let a = r.active.as_ref().unwrap();
-        a.totp.generate(a.secret.open().unwrap(), now).to_string()
+        let a = r.authenticators[0].totp_factor();
+        a.params.generate(a.secret.open().unwrap(), now).to_string()
     }
 
     /// A record enrolled at `now` (the confirming step used), and the proof its confirmation
@@ -1238,7 +1293,15 @@ pub(crate) mod tests {
         ));
         let t = disable(&r, reauth, Factor::Totp(&code)).unwrap();
         assert_eq!(t.outcome(), &Ok(()));
-        assert_eq!(t.events(), &[AuditKind::Disabled { devices_revoked: 1 }]);
+        assert_eq!(
+            t.events(),
+            &[
+                AuditKind::AuthenticatorUsed {
+                    authenticator: r.authenticators[0].id.clone()
+                },
+                AuditKind::Disabled { devices_revoked: 1 }
+            ]
+        );
         assert!(matches!(
             t.notices(),
             [Notice::Disabled {

@@ -59,6 +59,26 @@ pub enum DomainError {
     /// No trusted device has this id.
     #[error("unknown device")]
     UnknownDevice,
+    /// None of the user's authenticators has this id.
+    #[error("unknown authenticator")]
+    UnknownAuthenticator,
+    /// The user has several authenticators: name the one to replace
+    /// ([`TwoFactorRecord::start_replacing_authenticator`](super::TwoFactorRecord::start_replacing_authenticator)).
+    #[error("several authenticators: name the one to replace")]
+    AuthenticatorNotNamed,
+    /// The label is not one a user may give an authenticator.
+    #[error("invalid authenticator label: {0}")]
+    InvalidLabel(#[source] super::LabelError),
+    /// Another authenticator of the user has this label (case ignored).
+    #[error("another authenticator already has this label")]
+    LabelTaken,
+    /// The user already has as many authenticators as
+    /// [`Settings::max_authenticators`](super::Settings::max_authenticators) allows.
+    #[error("at most {max} authenticators per user")]
+    TooManyAuthenticators {
+        /// The limit.
+        max: usize,
+    },
     /// The account name cannot go into an `otpauth://` URI (empty, or `:` without an issuer).
     #[error("invalid account name for the authenticator app: {0}")]
     InvalidAccountName(#[source] crate::provision::UriError),

@@ -17,12 +17,13 @@ use zeroize::Zeroizing;
 
 use crate::audit::AuditKind;
 use crate::mail::Notice;
-use crate::otp::{Code, MAX_DIGITS, MIN_DIGITS, VerifyError};
+use crate::otp::{Code, MAX_DIGITS, MIN_DIGITS};
 use crate::policy::{Principal, Requirement, WhenUnenrolled};
 
 /// Defined in [`crate::vocabulary`]; reachable here too.
 pub use crate::vocabulary::{FactorKind, LoginContext};
 
+use super::authenticators::TotpMatch;
 use super::claims::{AssuranceClaims, AuthMethod, CompletedMethod};
 use super::devices::DeviceToken;
 use super::mailed::Sent;
@@ -34,6 +35,7 @@ use super::{
     Checked, DeviceId, DomainError, FailureReason, MalformedInput, Refusal, Settings, Transition,
     TwoFactorRecord, UserId,
 };
+use crate::vocabulary::AuthenticatorId;
 
 /// What the user typed at the second step, and which kind of code it claims to be.
 #[derive(Clone, Copy)]
@@ -394,6 +396,8 @@ pub struct LoginGranted {
     /// calls such as enrolling under a mailed-code policy or turning 2FA off take it while it
     /// is fresh.
     pub proof: SecondFactorProof,
+    /// The authenticator whose code was accepted, for a TOTP code.
+    pub authenticator: Option<AuthenticatorId>,
 }
 
 impl fmt::Debug for LoginGranted {
@@ -409,6 +413,7 @@ impl fmt::Debug for LoginGranted {
             )
             .field("claims", &self.claims)
             .field("proof", &self.proof)
+            .field("authenticator", &self.authenticator)
             .finish()
     }
 }
@@ -772,6 +777,23 @@ pub(crate) struct LoginChallenge {
     pub(crate) expires_at: u64,
 }
 
+/// What a verified factor did: the recovery codes left after one was used, the TOTP
+/// authenticator that accepted a code.
+pub(crate) struct Verified {
+    pub(crate) recovery_left: Option<usize>,
+    pub(crate) totp: Option<TotpMatch>,
+}
+
+impl Verified {
+    /// The audit events naming the authenticator used, if a TOTP code was.
+    pub(crate) fn events(&self) -> Vec<AuditKind> {
+        self.totp
+            .as_ref()
+            .map(TotpMatch::events)
+            .unwrap_or_default()
+    }
+}
+
 /// A factor parsed into its canonical form.
 pub(crate) enum Parsed {
     Totp(Code),
@@ -789,10 +811,18 @@ impl TwoFactorRecord {
     ) -> Result<Parsed, MalformedInput> {
         Ok(match factor {
             Factor::Totp(input) => {
-                let digits = self
-                    .active
-                    .as_ref()
-                    .map_or(settings.totp.digits(), |a| a.totp.digits());
+                // The length typed, if some authenticator of the user has codes that long;
+                // else the first one's (or the settings'), for the error.
+                let typed = input.chars().filter(char::is_ascii_digit).count();
+                let lengths = self
+                    .authenticators
+                    .iter()
+                    .map(|a| a.totp_factor().params.digits());
+                let digits = lengths
+                    .clone()
+                    .find(|d| usize::from(*d) == typed)
+                    .or_else(|| lengths.clone().next())
+                    .unwrap_or(settings.totp.digits());
                 Parsed::Totp(Code::parse(input, digits)?)
             }
             Factor::RecoveryCode(input) => Parsed::Recovery(normalize(input)?),
@@ -809,7 +839,10 @@ impl TwoFactorRecord {
     /// its cipher): a misconfiguration, not a wrong code, so it fails closed with
     /// [`DomainError::SecretSealed`] before an attempt is counted.
     pub(crate) fn ensure_totp_checkable(&self, factor: &Factor<'_>) -> Result<(), DomainError> {
-        let sealed = self.active.as_ref().is_some_and(|a| a.secret.is_sealed());
+        let sealed = self
+            .authenticators
+            .iter()
+            .any(|a| a.totp_factor().secret.is_sealed());
         if sealed && matches!(factor, Factor::Totp(_)) {
             return Err(DomainError::SecretSealed);
         }
@@ -820,37 +853,35 @@ impl TwoFactorRecord {
         &mut self,
         parsed: &Parsed,
         now: u64,
+        only: Option<&AuthenticatorId>,
         settings: &Settings,
-    ) -> Result<Option<usize>, FailureReason> {
+    ) -> Result<Verified, FailureReason> {
         match parsed {
-            Parsed::Totp(code) => {
-                let active = self.active.as_mut().ok_or(FailureReason::NoPendingFactor)?;
-                let secret = active.secret.open().ok_or(FailureReason::NoPendingFactor)?;
-                match active
-                    .totp
-                    .verify_code(secret, *code, now, active.last_used_step)
-                {
-                    Ok(step) => {
-                        active.last_used_step = Some(step);
-                        Ok(None)
-                    }
-                    Err(VerifyError::Replayed) => Err(FailureReason::Replayed),
-                    Err(_) => Err(FailureReason::WrongCode),
-                }
-            }
+            Parsed::Totp(code) => self.verify_totp(*code, now, only).map(|m| Verified {
+                recovery_left: None,
+                totp: Some(m),
+            }),
             Parsed::Recovery(symbols) => {
-                if self.active.is_none() {
+                if !self.is_enrolled() {
                     return Err(FailureReason::NoPendingFactor);
                 }
                 let set = self
                     .recovery
                     .as_mut()
                     .ok_or(FailureReason::NoPendingFactor)?;
-                set.consume(symbols, now, &settings.code_keys).map(Some)
+                set.consume(symbols, now, &settings.code_keys)
+                    .map(|left| Verified {
+                        recovery_left: Some(left),
+                        totp: None,
+                    })
             }
-            Parsed::Mailed(code) => self
-                .check_mailed_code(code, now, &settings.code_keys)
-                .map(|()| None),
+            Parsed::Mailed(code) => {
+                self.check_mailed_code(code, now, &settings.code_keys)
+                    .map(|()| Verified {
+                        recovery_left: None,
+                        totp: None,
+                    })
+            }
         }
     }
 
@@ -874,8 +905,8 @@ impl TwoFactorRecord {
     }
 
     /// A sealed proof that `user` passed `factor` at `now`, under the record's current ticket
-    /// generation, claiming that factor alone (a step-up, an enrollment from the account
-    /// page).
+    /// generation, claiming that factor alone (the tests' proofs).
+    #[cfg(test)]
     pub(crate) fn issue_proof<R: TryCryptoRng + ?Sized>(
         &self,
         user: &UserId,
@@ -884,17 +915,21 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<SecondFactorProof, DomainError> {
-        self.issue_proof_after_password(user, factor, now, None, settings, rng)
+        self.issue_proof_naming(user, factor, now, None, None, settings, rng)
     }
 
-    /// [`issue_proof`](Self::issue_proof) for a login: the claims also date the password
-    /// check that began it (`password_checked_at`), when there was one.
-    pub(crate) fn issue_proof_after_password<R: TryCryptoRng + ?Sized>(
+    /// A sealed proof that `user` passed `factor` at `now`, under the record's current ticket
+    /// generation. Its claims date the password check that began a login
+    /// (`password_checked_at`, when there was one) and name the authenticator whose code was
+    /// verified (for a TOTP code).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn issue_proof_naming<R: TryCryptoRng + ?Sized>(
         &self,
         user: &UserId,
         factor: FactorKind,
         now: u64,
         password_checked_at: Option<u64>,
+        authenticator: Option<&AuthenticatorId>,
         settings: &Settings,
         rng: &mut R,
     ) -> Result<SecondFactorProof, DomainError> {
@@ -906,7 +941,7 @@ impl TwoFactorRecord {
             factor,
             now,
             self.tickets.generation,
-            factor_claims(factor, now, password_checked_at),
+            factor_claims(factor, now, password_checked_at, authenticator),
             &nonce,
             settings.ticket_key()?,
         )
@@ -969,7 +1004,7 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<SecondFactorProof>>, DomainError> {
-        if self.active.is_none() {
+        if !self.is_enrolled() {
             return Err(DomainError::NotEnrolled);
         }
         let kind = factor.kind();
@@ -980,15 +1015,17 @@ impl TwoFactorRecord {
             crate::audit::Operation::StepUp,
             settings,
         )?;
-        let mut next = match checked {
+        let (mut next, used) = match checked {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
         next.code_checks.reset();
-        let proof = next.issue_proof(user, kind, now, settings, rng)?;
+        let authenticator = used_authenticator(&used);
+        let proof = next.issue_proof_naming(user, kind, now, None, authenticator, settings, rng)?;
         let remaining = next.recovery_codes_left();
         let mut t = Transition::new(next, true, Ok(proof))
-            .event(AuditKind::SecondFactorVerified { factor: kind });
+            .event(AuditKind::SecondFactorVerified { factor: kind })
+            .events_from(used);
         if kind == FactorKind::RecoveryCode {
             t = t.recovery_code_used(remaining, Some(&LoginContext::new()), settings);
         }
@@ -1052,7 +1089,7 @@ impl TwoFactorRecord {
                 ..
             }
         );
-        if self.active.is_none() && t.record.mailed_login_required && !mailed_now {
+        if !self.is_enrolled() && t.record.mailed_login_required && !mailed_now {
             t.record.mailed_login_required = false;
             t.changed = true;
         }
@@ -1070,7 +1107,7 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginDecision>>, DomainError> {
-        let enrolled = self.active.is_some();
+        let enrolled = self.is_enrolled();
         let granted = |reason| Ok(grant(reason, now));
         let (devices_allowed, unenrolled) = match requirement {
             Requirement::Off if !enrolled => {
@@ -1294,7 +1331,44 @@ impl TwoFactorRecord {
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
+        self.finish_login_from(
+            pending,
+            now,
+            requirement,
+            factor,
+            None,
+            remember_device,
+            context,
+            settings,
+            rng,
+        )
+    }
+
+    /// [`finish_login`](Self::finish_login), where the host let the user pick the
+    /// authenticator the code comes from: a TOTP code is checked against `authenticator`
+    /// only (with `None`, against every TOTP authenticator of the user, in constant time over
+    /// all of them). Recovery and mailed codes ignore it.
+    ///
+    /// # Errors
+    /// As [`finish_login`](Self::finish_login), and [`DomainError::UnknownAuthenticator`]
+    /// for an id that is not one of the user's (nothing checked or counted).
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_login_from<R: TryCryptoRng + ?Sized>(
+        &self,
+        pending: &PendingLogin,
+        now: u64,
+        requirement: &Requirement,
+        factor: Factor<'_>,
+        authenticator: Option<&AuthenticatorId>,
+        remember_device: Option<&str>,
+        context: &LoginContext,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
         self.ensure_ticket_usable(pending, now, settings)?;
+        if authenticator.is_some_and(|id| self.authenticators.iter().all(|a| a.id != *id)) {
+            return Err(DomainError::UnknownAuthenticator);
+        }
         self.ensure_totp_checkable(&factor)?;
         self.ensure_code_key(&factor, settings)?;
         let kind = factor.kind();
@@ -1344,8 +1418,8 @@ impl TwoFactorRecord {
                 Transition::new(next, true, Err(Refusal::Invalid(reason))).event(failed(reason))
             );
         }
-        let recovery_codes_left = match next.verify_parsed(&parsed, now, settings) {
-            Ok(left) => left,
+        let verified = match next.verify_parsed(&parsed, now, authenticator, settings) {
+            Ok(verified) => verified,
             Err(reason) => {
                 let mut t = Transition::new(next, true, Err(Refusal::Invalid(reason)))
                     .event(failed(reason));
@@ -1366,11 +1440,12 @@ impl TwoFactorRecord {
         // Single use: this ticket can complete no other login.
         next.tickets
             .mark_used(pending.nonce(), pending.expires_at(), now);
-        let proof = next.issue_proof_after_password(
+        let proof = next.issue_proof_naming(
             pending.user(),
             kind,
             now,
             Some(pending.password_checked_at()),
+            verified.totp.as_ref().map(|m| &m.id),
             settings,
             rng,
         )?;
@@ -1380,7 +1455,9 @@ impl TwoFactorRecord {
             // `start_enrollment`).
             next.mailed_code_login_at = Some(now);
         }
+        let recovery_codes_left = verified.recovery_left;
         let mut events = vec![AuditKind::LoginSucceeded { factor: kind }];
+        events.extend(verified.events());
         let mut notices = Vec::new();
         if let Some(left) = recovery_codes_left {
             let (event, notice) = recovery_code_use(left, Some(context), settings);
@@ -1428,6 +1505,7 @@ impl TwoFactorRecord {
                 must_regenerate_recovery_codes,
                 claims: proof.claims().clone(),
                 proof,
+                authenticator: verified.totp.map(|m| m.id),
             }),
         )
         .notices_from(notices);
@@ -1453,14 +1531,27 @@ fn factor_claims(
     factor: FactorKind,
     now: u64,
     password_checked_at: Option<u64>,
+    authenticator: Option<&AuthenticatorId>,
 ) -> AssuranceClaims {
-    let proved = CompletedMethod::new(AuthMethod::of_factor(factor), now);
+    let mut proved = CompletedMethod::new(AuthMethod::of_factor(factor), now);
+    if let Some(id) = authenticator.filter(|_| factor == FactorKind::Totp) {
+        proved = proved.authenticator(id.as_str());
+    }
     match password_checked_at {
         Some(at) => {
             AssuranceClaims::new(CompletedMethod::new(AuthMethod::Password, at)).with(proved)
         }
         None => AssuranceClaims::new(proved),
     }
+}
+
+/// The authenticator named by the `AuthenticatorUsed` event of a verification, if a TOTP code
+/// was checked.
+fn used_authenticator(events: &[AuditKind]) -> Option<&AuthenticatorId> {
+    events.iter().find_map(|e| match e {
+        AuditKind::AuthenticatorUsed { authenticator } => Some(authenticator),
+        _ => None,
+    })
 }
 
 /// Parses a mailed code: white space ignored, exactly `digits` ASCII digits.
@@ -1800,16 +1891,24 @@ mod tests {
         // Its proof claims the password the ticket dates, and the code: AAL2.
         {
             use crate::account::{Aal, AuthMethod as M, CompletedMethod as C};
-            let claims = t.outcome().as_ref().unwrap().proof().claims();
+            let enrolled = t.outcome().as_ref().unwrap();
+            let claims = enrolled.proof().claims();
             assert_eq!(
                 claims.methods(),
-                [C::new(M::Password, T0), C::new(M::Otp, T0 + 899)]
+                [
+                    C::new(M::Password, T0),
+                    C::new(M::Otp, T0 + 899).authenticator(enrolled.authenticator().id().as_str())
+                ]
             );
             assert_eq!(claims.aal(), Aal::Aal2);
             // Enrolled from the account page (no ticket): the code alone.
             let t = confirm(&pending, T0 + 899);
-            let claims = t.outcome().as_ref().unwrap().proof().claims();
-            assert_eq!(claims.methods(), [C::new(M::Otp, T0 + 899)]);
+            let enrolled = t.outcome().as_ref().unwrap();
+            let id = enrolled.authenticator().id().as_str();
+            assert_eq!(
+                enrolled.proof().claims().methods(),
+                [C::new(M::Otp, T0 + 899).authenticator(id)]
+            );
         }
         assert_eq!(
             t.events(),
@@ -1906,7 +2005,7 @@ mod tests {
         // An admin reset clears a waiting login with everything else, and its ticket is
         // refused from then on.
         let mut waiting = blocked.clone();
-        waiting.active = enrolled.active.clone();
+        waiting.authenticators = enrolled.authenticators.clone();
         let t = waiting
             .reset_by_admin(&super::super::UserId::new("root"))
             .unwrap();
@@ -1971,9 +2070,14 @@ mod tests {
         assert!(granted.device_token.is_none());
         assert_eq!(
             t.events(),
-            &[AuditKind::LoginSucceeded {
-                factor: FactorKind::Totp
-            }]
+            &[
+                AuditKind::LoginSucceeded {
+                    factor: FactorKind::Totp
+                },
+                AuditKind::AuthenticatorUsed {
+                    authenticator: r.authenticators[0].id.clone()
+                }
+            ]
         );
         assert!(t.notices().is_empty());
         let r = t.into_parts().0;
@@ -2345,7 +2449,8 @@ mod tests {
             .expose_secret()
             .to_owned();
         let id = granted.device_token.as_ref().unwrap().id().clone();
-        assert!(matches!(t.events()[1], AuditKind::DeviceTrusted { .. }));
+        assert!(matches!(t.events()[1], AuditKind::AuthenticatorUsed { .. }));
+        assert!(matches!(t.events()[2], AuditKind::DeviceTrusted { .. }));
         assert_eq!(t.notices()[0].kind(), NoticeKind::DeviceTrusted);
         let r = t.into_parts().0;
 
@@ -2709,9 +2814,14 @@ mod tests {
         assert_ne!(after.last_used_step(), before.last_used_step());
         assert_eq!(
             t.events(),
-            &[AuditKind::SecondFactorVerified {
-                factor: FactorKind::Totp
-            }]
+            &[
+                AuditKind::SecondFactorVerified {
+                    factor: FactorKind::Totp
+                },
+                AuditKind::AuthenticatorUsed {
+                    authenticator: before.authenticators[0].id.clone()
+                }
+            ]
         );
         assert!(t.notices().is_empty());
     }
@@ -2773,13 +2883,13 @@ mod tests {
         // Each factor at the second step: the ticket dates the password (0 in these tests).
         let check = |t: &Transition<Checked<LoginGranted>>, method, aal, amr: &[&str]| {
             let g = t.outcome().as_ref().expect("granted");
-            assert_eq!(
-                g.claims.methods(),
-                [
-                    C::new(M::Password, 0),
-                    C::new(method, g.proof.verified_at())
-                ]
-            );
+            // A TOTP code names the authenticator it came from.
+            let mut proved = C::new(method, g.proof.verified_at());
+            if let Some(id) = &g.authenticator {
+                proved = proved.authenticator(id.as_str());
+            }
+            assert_eq!(g.authenticator.is_some(), method == M::Otp);
+            assert_eq!(g.claims.methods(), [C::new(M::Password, 0), proved]);
             assert_eq!((g.claims.aal(), g.claims.amr()), (aal, amr.to_vec()));
             assert_eq!(g.proof.claims(), &g.claims);
             g.proof
@@ -2848,7 +2958,11 @@ mod tests {
             )
             .unwrap();
         let p = t.outcome().as_ref().unwrap();
-        assert_eq!(p.claims().methods(), [C::new(M::Otp, now + 90)]);
+        let id = with_codes.authenticators[0].id.as_str();
+        assert_eq!(
+            p.claims().methods(),
+            [C::new(M::Otp, now + 90).authenticator(id)]
+        );
         assert_eq!(p.claims().aal(), Aal::Aal1);
     }
 
@@ -3072,7 +3186,7 @@ mod pending_tests {
                 &Refusal::Invalid(FailureReason::NoPendingFactor)
             );
             assert_eq!(t.record().code_checks.count(now, 3_600), 1);
-            let step = |r: &TwoFactorRecord| r.active.as_ref().unwrap().last_used_step;
+            let step = |r: &TwoFactorRecord| r.last_used_step();
             assert_eq!(step(t.record()), step(&e), "the TOTP step is not consumed");
         }
         // A TOTP challenge takes no mailed code, even a valid one in the record.

@@ -24,6 +24,7 @@
 //! [`AuditKind`]: crate::audit::AuditKind
 //! [`Notice`]: crate::mail::Notice
 
+mod authenticators;
 mod claims;
 pub(crate) mod crypto;
 mod devices;
@@ -44,6 +45,11 @@ mod throttle;
 mod ticket;
 mod transition;
 
+pub(crate) use authenticators::AuthenticatorFactor;
+pub use authenticators::{
+    AddedAuthenticator, AuthenticatorInfo, AuthenticatorKind, DEFAULT_LABEL, LabelError,
+    MAX_LABEL_CHARS, check_label,
+};
 pub use claims::{
     Aal, AssuranceClaims, AuthMethod, CompletedMethod, UnknownClaimName, Unsatisfied,
 };
@@ -71,4 +77,6 @@ pub use ticket::{SecondFactorProof, Verification};
 pub use transition::Transition;
 
 /// The shared vocabulary, also reachable here (defined in [`crate::vocabulary`]).
-pub use crate::vocabulary::{DeviceId, FactorKind, FailureReason, LoginContext, UserId};
+pub use crate::vocabulary::{
+    AuthenticatorId, DeviceId, FactorKind, FailureReason, LoginContext, UserId,
+};

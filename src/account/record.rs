@@ -7,6 +7,7 @@ use crate::policy::EnrollmentStatus;
 use crate::vocabulary::{RecordTag, SecretSlot};
 
 use super::UserId;
+use super::authenticators::{Authenticator, DEFAULT_LABEL, TotpFactor};
 use super::devices::TrustedDevice;
 use super::login::LoginChallenge;
 use super::mailed::{MailedCode, OutgoingCode};
@@ -18,7 +19,9 @@ use super::{
     recovery::RecoveryCodeSetWire,
 };
 
-/// The confirmed authenticator.
+/// The confirmed authenticator of a record of formats 1 to 4 (one per user), as those
+/// formats store it: decoded into one [`Authenticator`], and written again only to check the
+/// tag of such a row.
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
@@ -31,10 +34,49 @@ pub(crate) struct ActiveFactor {
     pub(crate) last_used_step: Option<u64>,
 }
 
+impl ActiveFactor {
+    /// The one authenticator of an old record: the default label, an id derived from its
+    /// confirmation time (the same at every load of a row never saved again), no offset.
+    fn into_authenticator(self) -> Authenticator {
+        Authenticator::totp(
+            super::authenticators::legacy_id(self.enrolled_at),
+            DEFAULT_LABEL.to_owned(),
+            self.enrolled_at,
+            TotpFactor::new(self.secret, self.totp, self.last_used_step),
+        )
+    }
+
+    /// The old form of an authenticator decoded from it (for tag checks of old rows).
+    #[cfg(feature = "serde")]
+    fn from_authenticator(a: &Authenticator) -> Self {
+        let t = a.totp_factor();
+        ActiveFactor {
+            secret: t.secret.clone(),
+            totp: t.params,
+            enrolled_at: a.created_at,
+            last_used_step: t.last_used_step,
+        }
+    }
+}
+
+/// What a pending enrollment is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
+pub(crate) enum PendingPurpose {
+    /// The first authenticator: 2FA goes on.
+    Enroll,
+    /// Another authenticator beside the existing ones.
+    Add,
+    /// A new secret for the authenticator with this id (a new phone).
+    Replace(crate::vocabulary::AuthenticatorId),
+}
+
 /// An enrollment (or rotation) waiting for its confirming code.
 #[derive(Clone)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct PendingEnrollment {
     pub(crate) secret: SecretSlot,
     pub(crate) totp: Totp,
@@ -42,8 +84,52 @@ pub(crate) struct PendingEnrollment {
     /// Valid while `now < expires_at`.
     pub(crate) expires_at: u64,
     /// The administrator who provisioned it by mail, if one did.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "required"))]
     pub(crate) provisioned_by: Option<UserId>,
+    /// What confirming it does.
+    pub(crate) purpose: PendingPurpose,
+    /// The label of the authenticator it will be.
+    pub(crate) label: String,
+}
+
+/// A pending enrollment as stored (format 4 has `purpose` and `label`; formats 1 to 4 do not).
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingWire {
+    secret: SecretSlot,
+    totp: Totp,
+    started_at: u64,
+    expires_at: u64,
+    #[serde(deserialize_with = "required")]
+    provisioned_by: Option<UserId>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    purpose: Option<PendingPurpose>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    label: Option<String>,
+}
+
+#[cfg(feature = "serde")]
+impl PendingEnrollment {
+    /// The stored form: with purpose and label (format 5) or without (older formats).
+    fn wire(&self, current: bool) -> PendingWire {
+        PendingWire {
+            secret: self.secret.clone(),
+            totp: self.totp,
+            started_at: self.started_at,
+            expires_at: self.expires_at,
+            provisioned_by: self.provisioned_by.clone(),
+            purpose: current.then(|| self.purpose.clone()),
+            label: current.then(|| self.label.clone()),
+        }
+    }
 }
 
 /// All mutable 2FA state of one user: the only thing a [`UserStore`](crate::UserStore) keeps.
@@ -65,46 +151,61 @@ pub(crate) struct PendingEnrollment {
 ///
 /// # Stored format
 ///
-/// A JSON object with `"v": 4` and every field present (`null` or `[]` when empty), in a
-/// fixed order: the nine fields of format 1, then `mailed_code_login_at` (format 2), then
-/// `tickets` (the ticket generation and the used tickets) and `mailed_login_required`
-/// (format 3), then `outgoing` (a mailed code stored before its mailer answered, with its
-/// `delivery`: `"sending"` or `"not_sent"`) and `mail_attempts` (the send attempts, delivered
-/// or not, of the last window) (format 4), then `mac`; nothing else. Rows of format 2
-/// (exactly its eleven fields, `"v": 2`) load with no used tickets, generation 0; rows of
-/// format 3 (exactly its thirteen fields, `"v": 3`) load with no outgoing code (their mailed
-/// code was delivered) and no send attempts counted; both are written as format 4 by their
-/// next save. Decoding is strict: a missing field, an unknown field (at any
-/// depth), a value of the wrong type or another version is an error, never a record "with no
-/// factor" (which would read as "this user has no 2FA"). Stores report it as a corrupt row
-/// and the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
+/// A JSON object with `"v": 5` and every field present (`null` or `[]` when empty), in a
+/// fixed order: `authenticators` (format 5, in place of format 1's `active`: each with its
+/// `id`, `label`, `created_at`, `last_used_at` and `factor`, `{"totp": {secret, params,
+/// last_used_step, clock_offset, offset_candidate}}`), the other eight fields of format 1
+/// (`pending` with its `purpose` and `label` since format 5), then `mailed_code_login_at`
+/// (format 2), then `tickets` (the ticket generation and the used tickets) and
+/// `mailed_login_required` (format 3), then `outgoing` (a mailed code stored before its mailer
+/// answered, with its `delivery`: `"sending"` or `"not_sent"`) and `mail_attempts` (the send
+/// attempts, delivered or not, of the last window) (format 4), then `mac`; nothing else.
+/// Decoding is strict: a missing field, an unknown field (at any depth), a value of the wrong
+/// type or another version is an error, never a record "with no factor" (which would read as
+/// "this user has no 2FA"); so are two authenticators with one id or one label, an id or a
+/// label of the wrong shape, more than
+/// [`Settings::MAX_MAX_AUTHENTICATORS`](super::Settings::MAX_MAX_AUTHENTICATORS)
+/// authenticators, and a clock offset beyond its bound. Stores report it as a corrupt row and
+/// the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
 /// bytes, which is what [`SealedStore`](crate::seal::SealedStore) authenticates.
 ///
-/// Migration rule for rows written before the version field existed (format 1): an object
-/// **without** `"v"` and without `"mac"` is accepted only if it has exactly the nine fields
-/// format 1 always wrote (`active`, `pending`, `recovery`, `devices`, `mailed`, `challenge`,
-/// `login_awaiting_enrollment`, `code_checks`, `mail_sends`), each present, with the same
-/// strict nested shapes, and the recovery set and mailed code in their format-1 shape (no
-/// `hash` scheme, no `symbols`: salted SHA-256 over 10-symbol recovery codes). Format 2
-/// and later require those fields; formats never mix. A format-1 row is re-encoded in the
-/// current format by its next save.
+/// Older rows load, and are written in the current format by their next save:
+/// - Formats 1 to 4 hold one `active` factor (or `null`): it becomes one authenticator
+///   labelled "Authenticator app" ([`DEFAULT_LABEL`](super::DEFAULT_LABEL)), created when it
+///   was confirmed, with its replay step, no clock offset, never used as far as the record
+///   knows, and an id derived from its confirmation time, so every load of a row that is never
+///   saved again gives the same id. A pending enrollment beside it replaces it when confirmed
+///   (as it did), one without it is the first enrollment.
+/// - Format 4 (`"v": 4`): exactly its fifteen fields. Format 3 (`"v": 3`, thirteen) loads with
+///   no outgoing code (its mailed code was delivered) and no send attempts counted; format 2
+///   (`"v": 2`, eleven) also with no used tickets, generation 0.
+/// - Format 1, written before the version field existed: an object **without** `"v"` and
+///   without `"mac"` is accepted only if it has exactly the nine fields format 1 always wrote
+///   (`active`, `pending`, `recovery`, `devices`, `mailed`, `challenge`,
+///   `login_awaiting_enrollment`, `code_checks`, `mail_sends`), each present, with the same
+///   strict nested shapes, and the recovery set and mailed code in their format-1 shape (no
+///   `hash` scheme, no `symbols`: salted SHA-256 over 10-symbol recovery codes).
+///
+/// Each format has exactly its own fields; formats never mix.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
 /// use twofactor::account::TwoFactorRecord;
 ///
 /// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
-/// assert!(json.starts_with(r#"{"v":4,"active":null"#));
+/// assert!(json.starts_with(r#"{"v":5,"authenticators":[]"#));
 /// assert!(serde_json::from_str::<TwoFactorRecord>(&json).is_ok());
 /// // Not a record this crate wrote: refused, never "no 2FA".
-/// for bad in ["{}", "[]", "null", r#"{"v":4}"#, r#"{"v":5,"active":null}"#] {
+/// for bad in ["{}", "[]", "null", r#"{"v":5}"#, r#"{"v":6,"authenticators":[]}"#] {
 ///     assert!(serde_json::from_str::<TwoFactorRecord>(bad).is_err());
 /// }
 /// # }
 /// ```
 #[derive(Clone, Default)]
 pub struct TwoFactorRecord {
-    pub(crate) active: Option<ActiveFactor>,
+    /// The confirmed authenticators, in the order they were added (at most
+    /// [`Settings::MAX_MAX_AUTHENTICATORS`](super::Settings::MAX_MAX_AUTHENTICATORS)).
+    pub(crate) authenticators: Vec<Authenticator>,
     pub(crate) pending: Option<PendingEnrollment>,
     pub(crate) recovery: Option<RecoveryCodeSet>,
     pub(crate) devices: Vec<TrustedDevice>,
@@ -155,7 +256,7 @@ pub struct TwoFactorRecord {
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
 #[cfg(feature = "serde")]
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 /// Deserializes a field with no default: `Option` fields become required (`null` allowed,
 /// absent refused), which serde otherwise makes optional.
@@ -184,8 +285,11 @@ where
 #[derive(serde::Serialize)]
 struct WireOut<'a> {
     v: u32,
-    active: &'a Option<ActiveFactor>,
-    pending: &'a Option<PendingEnrollment>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<Option<ActiveFactor>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authenticators: Option<&'a [Authenticator]>,
+    pending: Option<PendingWire>,
     recovery: &'a Option<RecoveryCodeSet>,
     devices: &'a [TrustedDevice],
     mailed: &'a Option<MailedCode>,
@@ -214,6 +318,9 @@ mod since {
     pub(super) const MAILED_LOGIN_REQUIRED: u32 = 3;
     pub(super) const OUTGOING: u32 = 4;
     pub(super) const MAIL_ATTEMPTS: u32 = 4;
+    /// `authenticators` (in place of `active`), and a pending enrollment's `purpose` and
+    /// `label`.
+    pub(super) const AUTHENTICATORS: u32 = 5;
 }
 
 #[cfg(feature = "serde")]
@@ -221,10 +328,16 @@ impl TwoFactorRecord {
     /// The record as format `v` (2 or later) writes it.
     fn wire(&self, v: u32) -> WireOut<'_> {
         let has = |since: u32| v >= since;
+        let current = has(since::AUTHENTICATORS);
         WireOut {
             v,
-            active: &self.active,
-            pending: &self.pending,
+            active: (!current).then(|| {
+                self.authenticators
+                    .first()
+                    .map(ActiveFactor::from_authenticator)
+            }),
+            authenticators: current.then_some(self.authenticators.as_slice()),
+            pending: self.pending.as_ref().map(|p| p.wire(current)),
             recovery: &self.recovery,
             devices: &self.devices,
             mailed: &self.mailed,
@@ -243,14 +356,14 @@ impl TwoFactorRecord {
     }
 
     /// Writes the record in the format it was decoded from: that older format for a record
-    /// read from a format-2 or format-3 row (whose tag covers that encoding), the current
-    /// format otherwise. Only tag checks use it; saves always write the current format.
+    /// read from a row of format 2 to 4 (whose tag covers that encoding; its one authenticator
+    /// written back as the `active` factor it was), the current format otherwise. Only tag checks use it; saves always write the current format.
     pub(crate) fn encode_as_stored<W: std::io::Write>(&self, out: W) -> serde_json::Result<()> {
         serde_json::to_writer(out, &self.wire(self.older_format.unwrap_or(FORMAT)))
     }
 }
 
-/// What decoding accepts: formats 2 to 4, or format 1 (no `v`, no `mac`), each with exactly
+/// What decoding accepts: formats 2 to 5, or format 1 (no `v`, no `mac`), each with exactly
 /// its own fields.
 #[cfg(feature = "serde")]
 #[derive(serde::Deserialize)]
@@ -258,10 +371,12 @@ impl TwoFactorRecord {
 struct WireIn {
     #[serde(default, deserialize_with = "present")]
     v: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    active: Option<Option<ActiveFactor>>,
+    #[serde(default, deserialize_with = "present")]
+    authenticators: Option<Vec<Authenticator>>,
     #[serde(deserialize_with = "required")]
-    active: Option<ActiveFactor>,
-    #[serde(deserialize_with = "required")]
-    pending: Option<PendingEnrollment>,
+    pending: Option<PendingWire>,
     #[serde(deserialize_with = "required")]
     recovery: Option<RecoveryCodeSetWire>,
     devices: Vec<TrustedDevice>,
@@ -292,6 +407,36 @@ impl serde::Serialize for TwoFactorRecord {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.wire(FORMAT).serialize(serializer)
     }
+}
+
+/// Checks the authenticators of a decoded record: at most the documented maximum, ids of the
+/// right shape, ids and labels unique, labels valid, clock offsets within their bound.
+#[cfg(feature = "serde")]
+fn check_authenticators(list: &[Authenticator]) -> Result<(), &'static str> {
+    use super::authenticators::{check_label, is_valid_id, offset_bound};
+    if list.len() > super::Settings::MAX_MAX_AUTHENTICATORS {
+        return Err("too many authenticators");
+    }
+    for (i, a) in list.iter().enumerate() {
+        if !is_valid_id(&a.id) {
+            return Err("an authenticator id of the wrong shape");
+        }
+        if check_label(&a.label).as_deref() != Ok(a.label.as_str()) {
+            return Err("an authenticator label that is not valid");
+        }
+        let t = a.totp_factor();
+        let bound = offset_bound(&t.params);
+        let in_bound = |o: i8| i64::from(o).abs() <= bound.max(0);
+        if !in_bound(t.clock_offset) || !t.offset_candidate.is_none_or(in_bound) {
+            return Err("a clock offset beyond its bound");
+        }
+        for b in &list[..i] {
+            if b.id == a.id || b.label.to_lowercase() == a.label.to_lowercase() {
+                return Err("two authenticators with the same id or label");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A field that appeared in format `since`: present exactly in the formats that have it.
@@ -349,6 +494,49 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             since::MAIL_ATTEMPTS,
             format,
         )?;
+        // Formats 1 to 4 hold one `active` factor (or none), format 5 a list.
+        let authenticators = match (format >= since::AUTHENTICATORS, w.authenticators, w.active) {
+            (true, Some(list), None) => {
+                check_authenticators(&list).map_err(D::Error::custom)?;
+                list
+            }
+            (false, None, Some(active)) => active
+                .map(ActiveFactor::into_authenticator)
+                .into_iter()
+                .collect(),
+            (true, None, _) => return Err(D::Error::missing_field("authenticators")),
+            (false, _, None) => return Err(D::Error::missing_field("active")),
+            (_, Some(_), Some(_)) => {
+                return Err(D::Error::custom(
+                    "a record with both `active` and `authenticators`",
+                ));
+            }
+        };
+        let pending = match w.pending {
+            None => None,
+            Some(p) => {
+                let purpose = in_format(p.purpose, "purpose", since::AUTHENTICATORS, format)?;
+                let label = in_format(p.label, "label", since::AUTHENTICATORS, format)?;
+                let (purpose, label) = match (purpose, label) {
+                    (Some(purpose), Some(label)) => (purpose, label),
+                    // Before format 5, a pending enrollment beside an active factor was a
+                    // rotation of it, and otherwise the first enrollment.
+                    _ => match authenticators.first() {
+                        Some(a) => (PendingPurpose::Replace(a.id.clone()), a.label.clone()),
+                        None => (PendingPurpose::Enroll, DEFAULT_LABEL.to_owned()),
+                    },
+                };
+                Some(PendingEnrollment {
+                    secret: p.secret,
+                    totp: p.totp,
+                    started_at: p.started_at,
+                    expires_at: p.expires_at,
+                    provisioned_by: p.provisioned_by,
+                    purpose,
+                    label,
+                })
+            }
+        };
         let legacy = format == 1;
         let recovery = w
             .recovery
@@ -365,8 +553,8 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             .transpose()
             .map_err(D::Error::custom)?;
         Ok(TwoFactorRecord {
-            active: w.active,
-            pending: w.pending,
+            authenticators,
+            pending,
             recovery,
             devices: w.devices,
             // A mailed code of an older format was delivered: nothing was stored before its
@@ -392,6 +580,7 @@ impl fmt::Debug for TwoFactorRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TwoFactorRecord")
             .field("enrolled_at", &self.enrolled_at())
+            .field("authenticators", &self.authenticators.len())
             .field(
                 "pending_enrollment_expires_at",
                 &self.pending_enrollment_expires_at(),
@@ -417,7 +606,7 @@ impl fmt::Debug for TwoFactorRecord {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct TwoFactorStatus {
-    /// When the active authenticator was confirmed; `None` when 2FA is off.
+    /// When 2FA was turned on (the oldest authenticator's creation); `None` when 2FA is off.
     pub enrolled_at: Option<u64>,
     /// When the pending enrollment expires, if one is waiting and not expired.
     pub pending_enrollment_expires_at: Option<u64>,
@@ -461,13 +650,14 @@ impl TwoFactorRecord {
     /// Whether an authenticator is confirmed and active.
     #[must_use]
     pub fn is_enrolled(&self) -> bool {
-        self.active.is_some()
+        !self.authenticators.is_empty()
     }
 
-    /// When the active authenticator was confirmed.
+    /// When 2FA was turned on: the creation time of the oldest authenticator (replacing an
+    /// authenticator makes it new).
     #[must_use]
     pub fn enrolled_at(&self) -> Option<u64> {
-        self.active.as_ref().map(|a| a.enrolled_at)
+        self.authenticators.iter().map(|a| a.created_at).min()
     }
 
     /// What an [`EnforcementPolicy`](crate::EnforcementPolicy) may know about this user.
@@ -499,16 +689,20 @@ impl TwoFactorRecord {
             .and_then(|p| p.provisioned_by.as_ref())
     }
 
-    /// The TOTP parameters of the active authenticator.
+    /// The TOTP parameters of the first authenticator (each has its own: see
+    /// [`authenticators`](Self::authenticators)).
     #[must_use]
     pub fn totp(&self) -> Option<Totp> {
-        self.active.as_ref().map(|a| a.totp)
+        self.authenticators.first().map(|a| a.totp_factor().params)
     }
 
-    /// The last accepted TOTP time step (replay protection).
+    /// The last accepted TOTP time step of the first authenticator (replay protection is
+    /// per authenticator).
     #[must_use]
     pub fn last_used_step(&self) -> Option<u64> {
-        self.active.as_ref().and_then(|a| a.last_used_step)
+        self.authenticators
+            .first()
+            .and_then(|a| a.totp_factor().last_used_step)
     }
 
     /// Unused recovery codes.
@@ -540,11 +734,11 @@ impl TwoFactorRecord {
         }
     }
 
-    /// Clears every factor and everything derived from one: active and pending secrets,
+    /// Clears every factor and everything derived from one: every authenticator, the pending secret,
     /// recovery codes, trusted devices, pending mailed code and logins. Keeps the throttles.
     /// Returns the labels of the trusted devices it revoked.
     pub(crate) fn clear_factors(&mut self) -> Vec<String> {
-        self.active = None;
+        self.authenticators.clear();
         self.pending = None;
         self.recovery = None;
         self.clear_mailed_codes();

@@ -498,7 +498,7 @@ impl TwoFactorRecord {
         if !reauth.is_fresh(now, settings.reauth_max_age) {
             return Err(DomainError::ReauthenticationRequired);
         }
-        if self.active.is_none() {
+        if !self.is_enrolled() {
             return Err(DomainError::NotEnrolled);
         }
         let checked = self.check_verification(
@@ -508,7 +508,7 @@ impl TwoFactorRecord {
             Operation::RegenerateRecoveryCodes,
             settings,
         )?;
-        let mut next = match checked {
+        let (mut next, used) = match checked {
             Ok(next) => next,
             Err(t) => return Ok((*t).map(Err)),
         };
@@ -516,7 +516,7 @@ impl TwoFactorRecord {
         let (set, codes) =
             RecoveryCodeSet::generate(now, settings.recovery_codes, &settings.code_keys, rng)?;
         next.recovery = Some(set);
-        let mut t = Transition::new(next, true, Ok(codes));
+        let mut t = Transition::new(next, true, Ok(codes)).events_from(used);
         if verification.is_recovery_code() {
             t = t.recovery_code_used(old_left, None, settings);
         }
@@ -737,7 +737,15 @@ mod tests {
         assert!(t.is_changed());
         assert_eq!(t.outcome().as_ref().unwrap().len(), 10);
         assert_eq!(t.record().recovery_codes_left(), 10);
-        assert_eq!(t.events(), &[AuditKind::RecoveryCodesRegenerated]);
+        assert_eq!(
+            t.events(),
+            &[
+                AuditKind::AuthenticatorUsed {
+                    authenticator: enrolled.authenticators[0].id.clone()
+                },
+                AuditKind::RecoveryCodesRegenerated
+            ]
+        );
         // The old codes no longer work.
         let old = enrolled.recovery.as_ref().unwrap().clone();
         assert_ne!(Some(&old), t.record().recovery.as_ref());

@@ -61,6 +61,7 @@ pub struct Settings {
     pub(crate) mail_send_window: u64,
     pub(crate) trusted_device_ttl: u64,
     pub(crate) max_trusted_devices: usize,
+    pub(crate) max_authenticators: usize,
     pub(crate) recovery_codes: usize,
     pub(crate) recovery_codes_low_at: usize,
     pub(crate) reauth_max_age: u64,
@@ -140,6 +141,13 @@ impl Settings {
     /// The most trusted devices per user a deployment may allow.
     pub const MAX_MAX_TRUSTED_DEVICES: usize = 100;
 
+    /// Authenticators a user may hold. Each one is another secret a guessed code may match:
+    /// with `k` authenticators and a skew of `s` steps, one guess is checked against up to
+    /// `k * (2s + 1)` codes (see the manual's "Several authenticators").
+    pub const DEFAULT_MAX_AUTHENTICATORS: usize = 5;
+    /// The most authenticators per user a deployment may allow (and a stored record may hold).
+    pub const MAX_MAX_AUTHENTICATORS: usize = 10;
+
     /// Recovery codes in a set.
     pub const DEFAULT_RECOVERY_CODES: usize = 10;
     /// The fewest recovery codes a set may have.
@@ -201,6 +209,7 @@ impl Default for Settings {
             mail_send_window: Settings::DEFAULT_MAIL_SEND_WINDOW,
             trusted_device_ttl: Settings::DEFAULT_TRUSTED_DEVICE_TTL,
             max_trusted_devices: Settings::DEFAULT_MAX_TRUSTED_DEVICES,
+            max_authenticators: Settings::DEFAULT_MAX_AUTHENTICATORS,
             recovery_codes: Settings::DEFAULT_RECOVERY_CODES,
             recovery_codes_low_at: Settings::DEFAULT_RECOVERY_CODES_LOW_AT,
             reauth_max_age: Settings::DEFAULT_REAUTH_MAX_AGE,
@@ -233,6 +242,7 @@ impl fmt::Debug for Settings {
             .field("mail_send_window", &self.mail_send_window)
             .field("trusted_device_ttl", &self.trusted_device_ttl)
             .field("max_trusted_devices", &self.max_trusted_devices)
+            .field("max_authenticators", &self.max_authenticators)
             .field("recovery_codes", &self.recovery_codes)
             .field("recovery_codes_low_at", &self.recovery_codes_low_at)
             .field("reauth_max_age", &self.reauth_max_age)
@@ -320,6 +330,11 @@ impl Settings {
     #[must_use]
     pub const fn max_trusted_devices(&self) -> usize {
         self.max_trusted_devices
+    }
+    /// Authenticators a user may hold (see [`Settings::DEFAULT_MAX_AUTHENTICATORS`]).
+    #[must_use]
+    pub const fn max_authenticators(&self) -> usize {
+        self.max_authenticators
     }
     /// Recovery codes in a set.
     #[must_use]
@@ -460,6 +475,12 @@ impl SettingsBuilder {
         self.0.max_trusted_devices = devices;
         self
     }
+    /// Authenticators a user may hold (1 to [`Settings::MAX_MAX_AUTHENTICATORS`] = 10;
+    /// default 5). Users who already hold more keep them; they cannot add another.
+    pub fn max_authenticators(mut self, authenticators: usize) -> Self {
+        self.0.max_authenticators = authenticators;
+        self
+    }
     /// Recovery codes in a set (1 to 50).
     pub fn recovery_codes(mut self, codes: usize) -> Self {
         self.0.recovery_codes = codes;
@@ -595,6 +616,12 @@ impl SettingsBuilder {
             wide(s.max_trusted_devices),
             1,
             wide(Settings::MAX_MAX_TRUSTED_DEVICES),
+        )?;
+        check(
+            "max_authenticators",
+            wide(s.max_authenticators),
+            1,
+            wide(Settings::MAX_MAX_AUTHENTICATORS),
         )?;
         check(
             "recovery_codes",

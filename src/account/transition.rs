@@ -36,6 +36,11 @@ impl<T> Transition<T> {
         self
     }
 
+    pub(crate) fn events_from(mut self, kinds: impl IntoIterator<Item = AuditKind>) -> Self {
+        self.events.extend(kinds);
+        self
+    }
+
     pub(crate) fn notice(mut self, notice: Notice) -> Self {
         self.notices.push(notice);
         self

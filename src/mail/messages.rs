@@ -312,6 +312,34 @@ impl Messages for EnglishMessages {
                 not_you_changed(&mut doc);
                 format!("The authenticator app of your {app} account was replaced")
             }
+            Notice::AuthenticatorAdded { label } => {
+                doc.p([text(format!(
+                    "On {on}, an authenticator was added to your {app} account: \u{201c}{}\u{201d}. \
+                     Codes from it now sign you in, as do codes from your other authenticators.",
+                    one_line(label)
+                ))]);
+                not_you_changed(&mut doc);
+                format!("An authenticator was added to your {app} account")
+            }
+            Notice::AuthenticatorRemoved { label } => {
+                doc.p([text(format!(
+                    "On {on}, the authenticator \u{201c}{}\u{201d} was removed from your {app} \
+                     account. Codes from it no longer work; your other authenticators still do.",
+                    one_line(label)
+                ))]);
+                not_you_changed(&mut doc);
+                format!("An authenticator was removed from your {app} account")
+            }
+            Notice::AuthenticatorRenamed { from, to } => {
+                doc.p([text(format!(
+                    "On {on}, the authenticator \u{201c}{}\u{201d} of your {app} account was \
+                     renamed \u{201c}{}\u{201d}.",
+                    one_line(from),
+                    one_line(to)
+                ))]);
+                not_you_changed(&mut doc);
+                format!("An authenticator of your {app} account was renamed")
+            }
             Notice::Disabled { by } => {
                 let by = match by {
                     DisabledBy::User => "by you (with your password and a code)".to_owned(),
@@ -874,6 +902,16 @@ mod tests {
                 expires_at: 1_796_569_440 + 86_400,
                 provisioned_by: UserId::new(hostile),
             },
+            Notice::AuthenticatorAdded {
+                label: hostile.to_owned(),
+            },
+            Notice::AuthenticatorRemoved {
+                label: hostile.to_owned(),
+            },
+            Notice::AuthenticatorRenamed {
+                from: hostile.to_owned(),
+                to: hostile.to_owned(),
+            },
         ]
     }
 
@@ -962,7 +1000,7 @@ mod tests {
         let notices = every_notice("Chrome on Windows");
         let kinds: std::collections::HashSet<NoticeKind> =
             notices.iter().map(Notice::kind).collect();
-        assert_eq!(kinds.len(), 12, "every NoticeKind is rendered here");
+        assert_eq!(kinds.len(), 15, "every NoticeKind is rendered here");
         let mut subjects = std::collections::HashSet::new();
         for notice in &notices {
             let m = messages.render(&to, notice, NOW);
@@ -1003,7 +1041,7 @@ mod tests {
             }
         }
         // Two Disabled and two DevicesRemoved variants share their subject.
-        assert_eq!(subjects.len(), 12);
+        assert_eq!(subjects.len(), 15);
     }
 
     #[test]

@@ -185,6 +185,23 @@ pub enum Notice {
         /// The administrator.
         invited_by: UserId,
     },
+    /// Another authenticator was added to the account.
+    AuthenticatorAdded {
+        /// The label the user gave it.
+        label: String,
+    },
+    /// An authenticator was removed from the account (the others still work).
+    AuthenticatorRemoved {
+        /// Its label.
+        label: String,
+    },
+    /// An authenticator was renamed.
+    AuthenticatorRenamed {
+        /// The old label.
+        from: String,
+        /// The new label.
+        to: String,
+    },
     /// An administrator provisioned an authenticator secret for the user (explicit opt-in:
     /// the secret travels by mail). The user scans or types it, then confirms with a code.
     ProvisionedSecret {
@@ -260,6 +277,9 @@ pub enum NoticeKind {
     RecoveryCodeUsed,
     Invitation,
     ProvisionedSecret,
+    AuthenticatorAdded,
+    AuthenticatorRemoved,
+    AuthenticatorRenamed,
 }
 
 impl Notice {
@@ -279,6 +299,9 @@ impl Notice {
             Notice::RecoveryCodeUsed { .. } => NoticeKind::RecoveryCodeUsed,
             Notice::Invitation { .. } => NoticeKind::Invitation,
             Notice::ProvisionedSecret { .. } => NoticeKind::ProvisionedSecret,
+            Notice::AuthenticatorAdded { .. } => NoticeKind::AuthenticatorAdded,
+            Notice::AuthenticatorRemoved { .. } => NoticeKind::AuthenticatorRemoved,
+            Notice::AuthenticatorRenamed { .. } => NoticeKind::AuthenticatorRenamed,
         }
     }
 
@@ -394,6 +417,19 @@ impl fmt::Debug for Notice {
                 .debug_struct("Invitation")
                 .field("link", link)
                 .field("invited_by", invited_by)
+                .finish(),
+            Notice::AuthenticatorAdded { label } => f
+                .debug_struct("AuthenticatorAdded")
+                .field("label", label)
+                .finish(),
+            Notice::AuthenticatorRemoved { label } => f
+                .debug_struct("AuthenticatorRemoved")
+                .field("label", label)
+                .finish(),
+            Notice::AuthenticatorRenamed { from, to } => f
+                .debug_struct("AuthenticatorRenamed")
+                .field("from", from)
+                .field("to", to)
                 .finish(),
             Notice::ProvisionedSecret {
                 expires_at,

@@ -396,10 +396,61 @@ pub(crate) fn scan_window(
     last: u64,
     used: Option<u64>,
 ) -> Result<u64, VerifyError> {
+    scan_window_ct(algorithm, key, code, digits, first, last, |_| true, used).into_result()
+}
+
+/// What a constant-time scan found, still as [`subtle::Choice`]s so that callers can combine
+/// several scans (one per authenticator) without branching on any of them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScanHit {
+    /// A fresh step (above the last used one) matched.
+    pub(crate) fresh: subtle::Choice,
+    /// The highest fresh matching step (meaningless unless `fresh`).
+    pub(crate) step: u64,
+    /// Only used steps matched.
+    pub(crate) replay: subtle::Choice,
+}
+
+impl ScanHit {
+    /// Nothing found (the start of a combination).
+    pub(crate) fn none() -> Self {
+        ScanHit {
+            fresh: subtle::Choice::from(0),
+            step: 0,
+            replay: subtle::Choice::from(0),
+        }
+    }
+
+    /// The verdict: branches on the result only.
+    pub(crate) fn into_result(self) -> Result<u64, VerifyError> {
+        if bool::from(self.fresh) {
+            Ok(self.step)
+        } else if bool::from(self.replay) {
+            Err(VerifyError::Replayed)
+        } else {
+            Err(VerifyError::Invalid)
+        }
+    }
+}
+
+/// [`scan_window`] without the verdict: every counter in `first..=last` is computed; those
+/// for which `accept` (a function of public values: the counter and the window) says no never
+/// match. Combine the hits of several secrets before looking at any.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scan_window_ct(
+    algorithm: Algorithm,
+    key: &[u8],
+    code: u32,
+    digits: u8,
+    first: u64,
+    last: u64,
+    accept: impl Fn(u64) -> bool,
+    used: Option<u64>,
+) -> ScanHit {
     match algorithm {
-        Algorithm::Sha1 => scan::<Sha1>(key, code, digits, first, last, used),
-        Algorithm::Sha256 => scan::<Sha256>(key, code, digits, first, last, used),
-        Algorithm::Sha512 => scan::<Sha512>(key, code, digits, first, last, used),
+        Algorithm::Sha1 => scan::<Sha1>(key, code, digits, first, last, &accept, used),
+        Algorithm::Sha256 => scan::<Sha256>(key, code, digits, first, last, &accept, used),
+        Algorithm::Sha512 => scan::<Sha512>(key, code, digits, first, last, &accept, used),
     }
 }
 
@@ -409,8 +460,9 @@ fn scan<H: BlockHash>(
     digits: u8,
     first: u64,
     last: u64,
+    accept: &dyn Fn(u64) -> bool,
     used: Option<u64>,
-) -> Result<u64, VerifyError> {
+) -> ScanHit {
     let mut hmac = KeyedHmac::<H>::new(key);
     let mut fresh_found = subtle::Choice::from(0);
     let mut fresh_step = 0u64;
@@ -421,7 +473,8 @@ fn scan<H: BlockHash>(
     };
     let mut counter = first;
     loop {
-        let hit = hmac.value_at(counter, digits).ct_eq(&code);
+        let in_window = subtle::Choice::from(u8::from(accept(counter)));
+        let hit = hmac.value_at(counter, digits).ct_eq(&code) & in_window;
         // Fresh when there is no last-used step or this counter is above it.
         let fresh = !has_used | counter.ct_gt(&used_step);
         let fresh_hit = hit & fresh;
@@ -434,11 +487,9 @@ fn scan<H: BlockHash>(
         }
         counter += 1;
     }
-    if bool::from(fresh_found) {
-        Ok(fresh_step)
-    } else if bool::from(replay_found) {
-        Err(VerifyError::Replayed)
-    } else {
-        Err(VerifyError::Invalid)
+    ScanHit {
+        fresh: fresh_found,
+        step: fresh_step,
+        replay: replay_found & !fresh_found,
     }
 }

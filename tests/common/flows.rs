@@ -147,6 +147,38 @@ impl<S: UserStore> Harness<S> {
             .expect("TOTP login")
     }
 
+    /// Adds another authenticator named `label` to enrolled `user`, proving the second
+    /// factor with `verification` (a proof, or a code from an existing authenticator), and
+    /// confirms it with a code from the new one: its secret and id.
+    pub async fn add_authenticator(
+        &self,
+        user: &UserId,
+        label: &str,
+        verification: twofactor::account::Verification<'_>,
+    ) -> (Secret, twofactor::account::AuthenticatorId) {
+        let started = self
+            .tf
+            .start_adding_authenticator(
+                user,
+                label,
+                "user@example.com",
+                verification,
+                Reauthenticated::at(self.now()),
+            )
+            .await
+            .expect("start adding an authenticator");
+        let secret = KeyUri::parse(started.uri())
+            .expect("a valid key URI")
+            .into_secret();
+        let added = self
+            .tf
+            .finish_adding_authenticator(user, &code(&secret, self.now()))
+            .await
+            .expect("finish adding an authenticator");
+        assert_eq!(added.info().label(), label.trim());
+        (secret, added.info().id().clone())
+    }
+
     /// `start_login`, expecting a challenge: its pending login.
     pub async fn challenge(&self, who: &Principal) -> PendingLogin {
         let decision = self
@@ -233,8 +265,9 @@ pub fn wrong(good: &str) -> String {
     if good == "000000" { "000001" } else { "000000" }.to_owned()
 }
 
-/// Two records for the store suite: the empty one and a real, enrolled one (secret, TOTP
-/// parameters, last used step, hashed recovery codes, one used, a throttle counter).
+/// Two records for the store suite: the empty one and a real, enrolled one (two
+/// authenticators with their secrets, labels, TOTP parameters and last used steps, hashed
+/// recovery codes, one used, a throttle counter).
 pub async fn sample_records() -> (TwoFactorRecord, TwoFactorRecord) {
     let store = Arc::new(MemoryStore::new());
     let h = Harness::new(store.clone(), required);
@@ -254,6 +287,20 @@ pub async fn sample_records() -> (TwoFactorRecord, TwoFactorRecord) {
     )
     .await
     .expect("recovery code");
+    // A second authenticator, used once: two of them with their own steps.
+    h.clock.advance(30);
+    let (spare, _) = h
+        .add_authenticator(
+            &alice.user,
+            "Ersatz-Telefon",
+            Factor::Totp(&code(&secret, h.now())).into(),
+        )
+        .await;
+    h.clock.advance(30);
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&spare, h.now()))
+        .await
+        .expect("login with the second authenticator");
     let record = store
         .load(&alice.user)
         .await
@@ -261,7 +308,173 @@ pub async fn sample_records() -> (TwoFactorRecord, TwoFactorRecord) {
         .expect("record")
         .record;
     assert!(record.is_enrolled());
+    assert_eq!(record.authenticators().len(), 2);
     (TwoFactorRecord::default(), record)
+}
+
+/// Several authenticators on one store: a second phone is added (with a code of the first),
+/// codes of either log in and name theirs, each is accepted once per step of its own
+/// authenticator, the first is removed with a code of the second (the lost phone), and every
+/// state survives the store (labels, ids, replay steps, clock offsets, last uses).
+pub async fn several_authenticators<S: UserStore>(store: Arc<S>) {
+    let h = Harness::new(store.clone(), required);
+    let alice = Principal::new("alice");
+    let (phone, codes) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let (spare, spare_id) = h
+        .add_authenticator(
+            &alice.user,
+            "Spare phone ✓",
+            Factor::Totp(&code(&phone, h.now())).into(),
+        )
+        .await;
+    let listed = h.tf.authenticators(&alice.user).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].label(), twofactor::account::DEFAULT_LABEL);
+    assert_eq!(listed[1].label(), "Spare phone ✓");
+    assert_eq!(listed[1].id(), &spare_id);
+    let phone_id = listed[0].id().clone();
+    // Each authenticator logs in, named in the grant; each code once per its own step.
+    for (secret, id) in [(&phone, &phone_id), (&spare, &spare_id)] {
+        h.clock.advance(30);
+        let c = code(secret, h.now());
+        let pending = h.challenge(&alice).await;
+        let granted =
+            h.tf.finish_login(&pending, Factor::Totp(&c), None, &LoginContext::new())
+                .await
+                .expect("login");
+        assert_eq!(granted.authenticator.as_ref(), Some(id));
+        let pending = h.challenge(&alice).await;
+        assert!(matches!(
+            h.finish_totp(&pending, &c).await,
+            Err(Error::InvalidCode)
+        ));
+    }
+    // The spare's step is used; the phone's code of the same step still works.
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&phone, h.now()))
+        .await
+        .expect("the phone's own step is fresh");
+    // What the store keeps, read back.
+    let record = store
+        .load(&alice.user)
+        .await
+        .expect("load")
+        .expect("row")
+        .record;
+    assert_eq!(
+        record.authenticators(),
+        h.tf.authenticators(&alice.user).await.unwrap()
+    );
+    assert_eq!(record.authenticators().len(), 2);
+    // The phone is lost: removed with the spare's code; nothing else changes.
+    h.clock.advance(30);
+    h.tf.remove_authenticator(
+        &alice,
+        &phone_id,
+        Reauthenticated::at(h.now()),
+        Factor::Totp(&code(&spare, h.now())),
+    )
+    .await
+    .expect("remove the lost phone");
+    let listed = h.tf.authenticators(&alice.user).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id(), &spare_id);
+    assert_eq!(
+        h.tf.status(&alice.user).await.unwrap().recovery_codes_left,
+        10
+    );
+    h.clock.advance(30);
+    let pending = h.challenge(&alice).await;
+    assert!(matches!(
+        h.finish_totp(&pending, &code(&phone, h.now())).await,
+        Err(Error::InvalidCode)
+    ));
+    let pending = h.challenge(&alice).await;
+    h.finish_totp(&pending, &code(&spare, h.now()))
+        .await
+        .expect("the spare still works");
+    let pending = h.challenge(&alice).await;
+    h.tf.finish_login(
+        &pending,
+        Factor::RecoveryCode(&codes[0]),
+        None,
+        &LoginContext::new(),
+    )
+    .await
+    .expect("the recovery codes still work");
+}
+
+/// Rows as formats 1 to 4 wrote them (`tests/fixtures`), put in a SQL table as they are: each
+/// loads as one authenticator labelled "Authenticator app" whose id is the same at every
+/// load, logs in with its app's code, and is saved as format 5 keeping that id.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub async fn old_rows_load_and_log_in<F: super::stores::SqlFixture>(f: &F)
+where
+    F::Store: 'static,
+{
+    const ROWS: [(&str, i64, &str, Option<&str>); 4] = [
+        (
+            "v1",
+            3,
+            include_str!("../fixtures/record_v1_full.json"),
+            None,
+        ),
+        (
+            "v2",
+            6,
+            include_str!("../fixtures/record_v2_full.json"),
+            Some("LSQN7VAUUJYNVTEZT75CWCQEDSSEMBQZ"),
+        ),
+        (
+            "v3",
+            7,
+            include_str!("../fixtures/record_v3_full.json"),
+            Some("G44YTA5GZUORIR6GPHPKXVSRC264MYGW"),
+        ),
+        (
+            "v4",
+            7,
+            include_str!("../fixtures/record_v4_full.json"),
+            Some("W6E23PQ34U6PZSOTQVHPTT3AIHTN2PSP"),
+        ),
+    ];
+    let store = f.store();
+    for (name, version, json, secret) in ROWS {
+        let who = Principal::new(format!("old-{name}"));
+        f.write_row(&who.user, version, json).await;
+        let first = store.load(&who.user).await.expect("load").expect("row");
+        let again = store.load(&who.user).await.expect("load").expect("row");
+        let list = first.record.authenticators();
+        assert_eq!(list.len(), 1, "{name}");
+        assert_eq!(list[0].label(), twofactor::account::DEFAULT_LABEL);
+        assert_eq!(list, again.record.authenticators(), "{name}: a stable id");
+        assert_eq!(first.version.0, version as u64);
+        let Some(secret) = secret else { continue };
+        let h = Harness::new(store.clone(), required);
+        h.clock.set(1_700_000_130);
+        let secret = Secret::from_base32(secret).expect("secret");
+        let pending = h.challenge(&who).await;
+        let granted =
+            h.tf.finish_login(
+                &pending,
+                Factor::Totp(&code(&secret, h.now())),
+                None,
+                &LoginContext::new(),
+            )
+            .await
+            .expect("login on an old row");
+        assert_eq!(granted.authenticator.as_ref(), Some(list[0].id()), "{name}");
+        let saved = store.load(&who.user).await.expect("load").expect("row");
+        assert_eq!(saved.version.0, version as u64 + 1);
+        assert_eq!(saved.record.authenticators()[0].id(), list[0].id());
+        assert_eq!(
+            twofactor::store::codec::encode_record(&saved.record)
+                .expect("encode")
+                .get(..6),
+            Some(r#"{"v":5"#)
+        );
+    }
 }
 
 /// A record of a user under a mailed-code policy: a code delivered at [`T0`], then a resend

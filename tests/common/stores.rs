@@ -23,6 +23,10 @@ pub trait SqlFixture: Fixture<Store: UserStore<Error = StoreError>> {
     fn write_garbage(&self, user: &UserId) -> impl Future<Output = ()> + Send;
     /// Closes the store's pool.
     fn close(&self) -> impl Future<Output = ()> + Send;
+    /// Writes `json` as `user`'s row at `version`, as an older version of the crate wrote it,
+    /// bypassing the store.
+    fn write_row(&self, user: &UserId, version: i64, json: &str)
+    -> impl Future<Output = ()> + Send;
 }
 
 /// [`MemoryStore`].
@@ -229,6 +233,16 @@ mod sqlite {
     use super::*;
     use twofactor::store::SqliteStore;
 
+    async fn write_row(store: &SqliteStore, user: &UserId, version: i64, json: &str) {
+        sqlx::query("INSERT INTO twofactor_records (user_id, version, record) VALUES ($1, $2, $3)")
+            .bind(user.as_str())
+            .bind(version)
+            .bind(json)
+            .execute(store.pool())
+            .await
+            .expect("write a row");
+    }
+
     async fn write_garbage(store: &SqliteStore, user: &UserId) {
         sqlx::query("INSERT INTO twofactor_records (user_id, version, record) VALUES ($1, 1, $2)")
             .bind(user.as_str())
@@ -259,6 +273,9 @@ mod sqlite {
     impl SqlFixture for SqliteMemory {
         async fn write_garbage(&self, user: &UserId) {
             write_garbage(&self.0, user).await;
+        }
+        async fn write_row(&self, user: &UserId, version: i64, json: &str) {
+            write_row(&self.0, user, version, json).await;
         }
         async fn close(&self) {
             self.0.close().await;
@@ -300,6 +317,9 @@ mod sqlite {
     impl SqlFixture for SqliteFile {
         async fn write_garbage(&self, user: &UserId) {
             write_garbage(&self.store, user).await;
+        }
+        async fn write_row(&self, user: &UserId, version: i64, json: &str) {
+            write_row(&self.store, user, version, json).await;
         }
         async fn close(&self) {
             self.store.close().await;
@@ -362,6 +382,17 @@ mod postgres {
             .execute(self.store.pool())
             .await
             .expect("write a corrupt row");
+        }
+        async fn write_row(&self, user: &UserId, version: i64, json: &str) {
+            sqlx::query(
+                "INSERT INTO twofactor_records (user_id, version, record) VALUES ($1, $2, $3)",
+            )
+            .bind(user.as_str())
+            .bind(version)
+            .bind(json)
+            .execute(self.store.pool())
+            .await
+            .expect("write a row");
         }
         async fn close(&self) {
             self.store.close().await;

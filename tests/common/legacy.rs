@@ -1,0 +1,44 @@
+//! Older stored shapes of a record, made from today's rows: the tests that check that rows
+//! written before a format change still load build them from a row this version wrote.
+
+use serde_json::Value;
+
+/// A format-5 row (several authenticators) turned back into the format-4 shape: `"v": 4`,
+/// its one authenticator as `active` (secret, parameters as `totp`, creation time as
+/// `enrolled_at`, replay step), the pending enrollment without `purpose` and `label`. Only
+/// rows with at most one authenticator, never used to learn an offset, have a format-4 shape.
+/// A row without `authenticators` (already of an older format) is returned as it is.
+pub fn to_format_4(mut row: Value) -> Value {
+    let map = row.as_object_mut().expect("object");
+    let Some(list) = map.remove("authenticators") else {
+        return row;
+    };
+    let list = list.as_array().cloned().expect("a list of authenticators");
+    assert!(list.len() <= 1, "format 4 held one authenticator");
+    let active = list.first().map_or(Value::Null, |a| {
+        let totp = &a["factor"]["totp"];
+        assert_eq!(totp["clock_offset"], 0, "format 4 had no clock offset");
+        serde_json::json!({
+            "secret": totp["secret"],
+            "totp": totp["params"],
+            "enrolled_at": a["created_at"],
+            "last_used_step": totp["last_used_step"],
+        })
+    });
+    map.insert("v".into(), Value::from(4));
+    map.insert("active".into(), active);
+    if let Some(Value::Object(pending)) = map.get_mut("pending") {
+        pending.remove("purpose");
+        pending.remove("label");
+    }
+    row
+}
+
+/// The first authenticator's TOTP secret slot (the `active` one of an older row).
+pub fn first_secret(row: &Value) -> &Value {
+    if row["v"] == 5 {
+        &row["authenticators"][0]["factor"]["totp"]["secret"]
+    } else {
+        &row["active"]["secret"]
+    }
+}
