@@ -1824,6 +1824,14 @@ impl TwoFactorWeb {
                     ));
                     next = self.paths().account.clone();
                 }
+                if granted.needs_security_key {
+                    // Escalation: the policy wants a security key of this user, who has none.
+                    notes.push(
+                        "Your organisation requires a security key: add one now (below)."
+                            .to_owned(),
+                    );
+                    next = self.paths().account.clone();
+                }
                 if next == self.paths().account && !notes.is_empty() {
                     self.flash(session, notes.join(" ")).await?;
                 } else if not_remembered {
