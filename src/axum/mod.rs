@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `/2fa` | the second step: one box for a code or a recovery code, "don't ask again on this device"; or the mailed code, with resend (`/2fa/resend`), and "we could not send the code, try again" when the mail server was down or refused it |
 //! | `/2fa/setup` | forced set-up: QR code (inline SVG), the "Cannot scan it?" key, resumed on reload; then the recovery codes, shown once |
-//! | `/2fa/account` | the account security page: on or off and whether it is required, turn on, new recovery codes, trusted devices (revoke one or all), replace the authenticator, turn off |
+//! | `/2fa/account` | the account security page: on or off and whether it is required, turn on, new recovery codes, trusted devices (revoke one or all), replace the authenticator, turn off; the user's authenticators (label, kind, added, last used, clock offset), renamed (`/2fa/account/authenticators/rename`), added (`.../add`, then `.../confirm` with a code from the new one) and removed (`.../remove`; adding and removing take a fresh second factor, else step-up first); and how this session was authenticated ([`current_claims`](TwoFactorWeb::current_claims)) |
 //! | `/2fa/step-up` | step-up: a fresh second factor before a sensitive page, then back to it |
 //!
 //! and the throttle's wait on each of them (429, `Retry-After`, "try again in 12 minutes").

@@ -438,6 +438,27 @@ fn mailed_code(v: &MailedCodeView<'_>) -> String {
 }
 
 /// The default set-up page's body.
+/// The QR code, the "Cannot scan it?" key, the confirmation `form` and the expiry of a
+/// set-up; `first` is the first instruction.
+fn scan_block(
+    first: &str,
+    (qr_svg, manual_key, uri, expires_at): (&str, &str, &str, u64),
+    form: &str,
+) -> String {
+    format!(
+        "<ol><li>{}</li><li>Scan this QR code with it.</li><li>Enter the 6-digit code it shows.</li></ol>\
+         <div id=qr role=img aria-label=\"QR code to scan with your authenticator app\">{qr_svg}</div>\
+         <details><summary>Cannot scan it?</summary><p>Type this key into your app \
+         (time-based): <code id=manual-key class=key>{}</code></p>\
+         <p>On this device, <a href=\"{}\">open it in your authenticator app</a>.</p></details>{form}\
+         <p><small>This set-up expires on {}.</small></p>",
+        esc(first),
+        esc(manual_key),
+        esc(uri),
+        esc(&readable_utc(expires_at)),
+    )
+}
+
 fn setup(v: &SetupView<'_>) -> String {
     let mut body = String::new();
     if v.forced {
@@ -457,18 +478,10 @@ fn setup(v: &SetupView<'_>) -> String {
             uri,
             expires_at,
         } => {
-            body.push_str(&format!(
-                "<ol><li>Install an authenticator app on your phone (any app that supports time-based codes).</li>\
-                 <li>Scan this QR code with it.</li><li>Enter the 6-digit code it shows.</li></ol>\
-                 <div id=qr role=img aria-label=\"QR code to scan with your authenticator app\">{qr_svg}</div>\
-                 <details><summary>Cannot scan it?</summary><p>Type this key into your app \
-                 (time-based): <code id=manual-key class=key>{}</code></p>\
-                 <p>On this device, <a href=\"{}\">open it in your authenticator app</a>.</p></details>{}\
-                 <p><small>This set-up expires on {}.</small></p>",
-                esc(manual_key),
-                esc(uri),
-                code_form(&v.common, v.action, "Code from the app", "", ("confirm", "Confirm")),
-                esc(&readable_utc(expires_at)),
+            body.push_str(&scan_block(
+                "Install an authenticator app on your phone (any app that supports time-based codes).",
+                (qr_svg, manual_key, uri, expires_at),
+                &code_form(&v.common, v.action, "Code from the app", "", ("confirm", "Confirm")),
             ));
         }
         SetupStep::MailedKey => {

@@ -1,7 +1,7 @@
 //! The account page's "Authenticators" section and "This session" line, and the page that adds
 //! another authenticator.
 
-use super::{AccountView, Common, code_form, csrf, esc, with_heading};
+use super::{AccountView, Common, code_form, csrf, esc, scan_block, with_heading};
 use crate::account::{AssuranceClaims, AuthMethod, AuthenticatorInfo, AuthenticatorKind};
 use crate::mail::readable_utc;
 
@@ -228,17 +228,10 @@ pub(super) fn add_authenticator(v: &AddAuthenticatorView<'_>) -> String {
             manual_key,
             uri,
             expires_at,
-        } => body.push_str(&format!(
-            "<ol><li>Open the new authenticator app (any app that supports time-based codes).</li>\
-             <li>Scan this QR code with it.</li><li>Enter the 6-digit code it shows.</li></ol>\
-             <div id=qr role=img aria-label=\"QR code to scan with your authenticator app\">{qr_svg}</div>\
-             <details><summary>Cannot scan it?</summary><p>Type this key into your app \
-             (time-based): <code id=manual-key class=key>{}</code></p>\
-             <p>On this device, <a href=\"{}\">open it in your authenticator app</a>.</p></details>{form}\
-             <p><small>This expires on {}.</small></p>",
-            esc(manual_key),
-            esc(uri),
-            esc(&readable_utc(expires_at)),
+        } => body.push_str(&scan_block(
+            "Open the new authenticator app (any app that supports time-based codes).",
+            (qr_svg, manual_key, uri, expires_at),
+            &form,
         )),
         AddStep::Confirm => body.push_str(&format!(
             "<p>Enter the 6-digit code the new authenticator shows.</p>{form}"
