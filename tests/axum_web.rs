@@ -1523,6 +1523,15 @@ async fn authenticators_are_added_renamed_and_removed_after_step_up() -> TestRes
         "{}",
         account.body
     );
+    assert!(
+        account
+            .body
+            .contains("<td class=label>Spare &lt;phone&gt;</td>")
+    );
+    assert!(
+        !account.body.contains("Spare <phone>"),
+        "the label is escaped everywhere"
+    );
     let ids = authenticator_ids(&account);
     assert_eq!(ids.len(), 2);
 
@@ -1688,6 +1697,28 @@ async fn removing_the_last_authenticator_turns_2fa_off_and_claims_follow_the_ses
         account
             .body
             .contains("removing it turns two-factor authentication off")
+    );
+    assert!(
+        !account.body.contains("class=clock"),
+        "no clock hint for a clock in step"
+    );
+
+    // A phone one step ahead, twice: the offset is learned, and the page says so.
+    for _ in 0..2 {
+        clock.advance(60);
+        let ahead = Totp::default()
+            .generate(&phone.secret, clock.now() + 30)
+            .to_string();
+        let r = second_step(&mut b, &ahead, false).await;
+        assert_eq!(r.location, "/", "{}", r.body);
+    }
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account
+            .body
+            .contains("(its clock is about 30 seconds ahead)"),
+        "{}",
+        account.body
     );
     let ids = authenticator_ids(&account);
     assert_eq!(ids.len(), 1);
