@@ -120,6 +120,16 @@
 //! never saved again gives the same id (a host may keep it in a form between two requests).
 //! The next save writes it in format 5 with that id.
 //!
+//! **On the web.** The `axum` module's account page lists the authenticators (label, kind,
+//! added, last used, the clock offset when one was learned), renames them, adds another (its
+//! own QR code, confirmed with a code from the new one) and removes one. Adding and removing
+//! need a password checked within `reauth_max_age` and a fresh second factor: a session that
+//! holds no fresh proof (a remembered device, an old login) is sent to step-up first, and back.
+//! The page also says how the current session was authenticated: the claims of its login
+//! merged with those of every step-up since
+//! (`twofactor::axum::TwoFactorWeb::current_claims`, for the
+//! host's own tokens).
+//!
 //! ## Clock drift
 //!
 //! A phone whose clock is off by a step fails now and then and runs into the throttle; a

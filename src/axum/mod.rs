@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `/2fa` | the second step: one box for a code or a recovery code, "don't ask again on this device"; or the mailed code, with resend (`/2fa/resend`), and "we could not send the code, try again" when the mail server was down or refused it |
 //! | `/2fa/setup` | forced set-up: QR code (inline SVG), the "Cannot scan it?" key, resumed on reload; then the recovery codes, shown once |
-//! | `/2fa/account` | the account security page: on or off and whether it is required, turn on, new recovery codes, trusted devices (revoke one or all), replace the authenticator, turn off |
+//! | `/2fa/account` | the account security page: on or off and whether it is required, turn on, new recovery codes, trusted devices (revoke one or all), replace the authenticator, turn off; the user's authenticators (label, kind, added, last used, clock offset), renamed (`/2fa/account/authenticators/rename`), added (`.../add`, then `.../confirm` with a code from the new one) and removed (`.../remove`; adding and removing take a fresh second factor, else step-up first); and how this session was authenticated ([`current_claims`](TwoFactorWeb::current_claims)) |
 //! | `/2fa/step-up` | step-up: a fresh second factor before a sensitive page, then back to it |
 //!
 //! and the throttle's wait on each of them (429, `Retry-After`, "try again in 12 minutes").
@@ -151,6 +151,7 @@
 //! [`Session::cycle_id`]: tower_sessions::Session::cycle_id
 //! [`PendingLogin::as_str`]: crate::account::PendingLogin::as_str
 
+mod authenticators;
 mod pages;
 
 pub use pages::{
@@ -158,6 +159,7 @@ pub use pages::{
     MessageView, Pages, RecoveryCodesView, SecondStepView, SetupStep, SetupView, StepUpView,
     default_layout,
 };
+pub use pages::{AddAuthenticatorView, AddStep, AuthenticatorActions};
 
 use core::fmt;
 use std::collections::HashMap;
@@ -225,7 +227,7 @@ enum PendingSetup {
 
 /// The [`TwoFactor`] calls the web layer makes, behind a trait object so that
 /// [`TwoFactorWeb`] has no type parameters.
-trait Backend: Send + Sync + 'static {
+trait Backend: authenticators::AuthenticatorBackend + Send + Sync + 'static {
     fn now(&self) -> u64;
     fn reauth_max_age(&self) -> u64;
     fn device_cookie(&self) -> DeviceCookie;
@@ -537,6 +539,10 @@ struct Paths {
     revoke_all_devices: String,
     reauthenticate: String,
     step_up: String,
+    add_authenticator: String,
+    add_authenticator_confirm: String,
+    rename_authenticator: String,
+    remove_authenticator: String,
 }
 
 impl Paths {
@@ -559,6 +565,10 @@ impl Paths {
             revoke_all_devices: p("/account/devices/revoke-all"),
             reauthenticate: p("/account/reauthenticate"),
             step_up: p("/step-up"),
+            add_authenticator: p("/account/authenticators/add"),
+            add_authenticator_confirm: p("/account/authenticators/confirm"),
+            rename_authenticator: p("/account/authenticators/rename"),
+            remove_authenticator: p("/account/authenticators/remove"),
         }
     }
 }
@@ -788,6 +798,10 @@ impl TwoFactorWeb {
             .route(&p.revoke_all_devices, post(revoke_all_devices))
             .route(&p.reauthenticate, post(reauthenticate))
             .route(&p.step_up, get(step_up_page).post(step_up_submit))
+            .route(&p.add_authenticator, post(authenticators::add))
+            .route(&p.add_authenticator_confirm, post(authenticators::confirm))
+            .route(&p.rename_authenticator, post(authenticators::rename))
+            .route(&p.remove_authenticator, post(authenticators::remove))
             .with_state(self.clone())
     }
 
@@ -1491,6 +1505,7 @@ impl TwoFactorWeb {
         self.drop_ticket(session).await?;
         session.remove_value(PROOF).await?;
         session.remove_value(PASSWORD_AT).await?;
+        session.remove_value(authenticators::CLAIMS).await?;
         Ok(())
     }
 
@@ -1549,6 +1564,11 @@ impl TwoFactorWeb {
             Some(p) => session.insert(PROOF, p.as_str()).await?,
             None => drop(session.remove_value(PROOF).await?),
         }
+        // The login's claims (a grant without a proof sets its own after this).
+        match proof {
+            Some(p) => session.insert(authenticators::CLAIMS, p.claims()).await?,
+            None => drop(session.remove_value(authenticators::CLAIMS).await?),
+        }
         let next = session.remove::<String>(NEXT).await?;
         Ok(next
             .as_deref()
@@ -1599,10 +1619,11 @@ impl TwoFactorWeb {
         };
         let forget = token.is_some() && decision.forget_device_cookie();
         let mut response = match decision {
-            LoginDecision::Granted { reason, .. } => {
+            LoginDecision::Granted { reason, claims } => {
                 let mut to_page = self
                     .complete_login(session, &principal.user, tf.now(), None)
                     .await?;
+                session.insert(authenticators::CLAIMS, &claims).await?;
                 // A remembered device skips the code, not the recovery codes' warning.
                 if matches!(reason, GrantReason::TrustedDevice { .. })
                     && tf
@@ -2089,6 +2110,15 @@ impl TwoFactorWeb {
                     .await;
             }
         };
+        let authenticators = match tf.authenticators(user).await {
+            Ok(a) => a,
+            Err(e) => {
+                return self
+                    .problem_page(session, title, &problem(&e, now), None)
+                    .await;
+            }
+        };
+        let claims = self.current_claims(session).await;
         let max_age = tf.reauth_max_age();
         let password_fresh = self.password_at(session).await?.is_fresh(now, max_age);
         let second_factor_fresh = self.proof(session).await?.is_some_and(|p| {
@@ -2118,6 +2148,13 @@ impl TwoFactorWeb {
                     revoke_all_devices: &paths.revoke_all_devices,
                     reauthenticate: &paths.reauthenticate,
                 },
+                authenticators: &authenticators,
+                authenticator_actions: AuthenticatorActions {
+                    add: &paths.add_authenticator,
+                    rename: &paths.rename_authenticator,
+                    remove: &paths.remove_authenticator,
+                },
+                claims: claims.as_ref(),
             })
         })
         .await
@@ -2224,6 +2261,8 @@ impl TwoFactorWeb {
         {
             Ok(enrolled) => {
                 session.insert(PROOF, enrolled.proof().as_str()).await?;
+                self.merge_claims(session, enrolled.proof().claims())
+                    .await?;
                 let note = if enrolled.rotated() {
                     "Your new authenticator is set up; the old one no longer works."
                 } else {
@@ -2456,6 +2495,7 @@ impl TwoFactorWeb {
             Ok(proof) => {
                 self.cycle(session).await?;
                 session.insert(PROOF, proof.as_str()).await?;
+                self.merge_claims(session, proof.claims()).await?;
                 Ok(to(&next))
             }
             Err(e) => {

@@ -6,8 +6,11 @@
 //! POST without it (403). Text from users (device labels, user ids) is untrusted: escape it
 //! (the default pages do, with [`escape_html`]).
 
-use crate::account::{DeviceInfo, TwoFactorStatus, UserId};
+use crate::account::{AssuranceClaims, AuthenticatorInfo, DeviceInfo, TwoFactorStatus, UserId};
 use crate::mail::{escape_html, readable_utc};
+
+mod authenticators;
+pub use authenticators::{AddAuthenticatorView, AddStep, AuthenticatorActions};
 
 /// The name of the hidden form field that carries the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
@@ -162,6 +165,14 @@ pub struct AccountView<'a> {
     pub home: &'a str,
     /// Where the forms post.
     pub actions: AccountActions<'a>,
+    /// The user's authenticators (label, kind, dates, clock offset), in the order added.
+    pub authenticators: &'a [AuthenticatorInfo],
+    /// Where the "Authenticators" section's forms post.
+    pub authenticator_actions: AuthenticatorActions<'a>,
+    /// How this session was authenticated (methods, level, when): the claims of its login,
+    /// merged with those of every step-up since. `None` for a session logged in before the
+    /// module kept them.
+    pub claims: Option<&'a AssuranceClaims>,
 }
 
 /// Step-up: prove a second factor again before a sensitive page.
@@ -263,6 +274,10 @@ pub trait Pages: Send + Sync + 'static {
     /// Step-up.
     fn step_up(&self, view: &StepUpView<'_>) -> String {
         self.layout(&view.common, &step_up(view))
+    }
+    /// Adding another authenticator (shows a secret: sent with `no-store`).
+    fn add_authenticator(&self, view: &AddAuthenticatorView<'_>) -> String {
+        self.layout(&view.common, &authenticators::add_authenticator(view))
     }
     /// A message (expired login, expired form, server error, throttled).
     fn message(&self, view: &MessageView<'_>) -> String {
@@ -423,6 +438,27 @@ fn mailed_code(v: &MailedCodeView<'_>) -> String {
 }
 
 /// The default set-up page's body.
+/// The QR code, the "Cannot scan it?" key, the confirmation `form` and the expiry of a
+/// set-up; `first` is the first instruction.
+fn scan_block(
+    first: &str,
+    (qr_svg, manual_key, uri, expires_at): (&str, &str, &str, u64),
+    form: &str,
+) -> String {
+    format!(
+        "<ol><li>{}</li><li>Scan this QR code with it.</li><li>Enter the 6-digit code it shows.</li></ol>\
+         <div id=qr role=img aria-label=\"QR code to scan with your authenticator app\">{qr_svg}</div>\
+         <details><summary>Cannot scan it?</summary><p>Type this key into your app \
+         (time-based): <code id=manual-key class=key>{}</code></p>\
+         <p>On this device, <a href=\"{}\">open it in your authenticator app</a>.</p></details>{form}\
+         <p><small>This set-up expires on {}.</small></p>",
+        esc(first),
+        esc(manual_key),
+        esc(uri),
+        esc(&readable_utc(expires_at)),
+    )
+}
+
 fn setup(v: &SetupView<'_>) -> String {
     let mut body = String::new();
     if v.forced {
@@ -442,18 +478,10 @@ fn setup(v: &SetupView<'_>) -> String {
             uri,
             expires_at,
         } => {
-            body.push_str(&format!(
-                "<ol><li>Install an authenticator app on your phone (any app that supports time-based codes).</li>\
-                 <li>Scan this QR code with it.</li><li>Enter the 6-digit code it shows.</li></ol>\
-                 <div id=qr role=img aria-label=\"QR code to scan with your authenticator app\">{qr_svg}</div>\
-                 <details><summary>Cannot scan it?</summary><p>Type this key into your app \
-                 (time-based): <code id=manual-key class=key>{}</code></p>\
-                 <p>On this device, <a href=\"{}\">open it in your authenticator app</a>.</p></details>{}\
-                 <p><small>This set-up expires on {}.</small></p>",
-                esc(manual_key),
-                esc(uri),
-                code_form(&v.common, v.action, "Code from the app", "", ("confirm", "Confirm")),
-                esc(&readable_utc(expires_at)),
+            body.push_str(&scan_block(
+                "Install an authenticator app on your phone (any app that supports time-based codes).",
+                (qr_svg, manual_key, uri, expires_at),
+                &code_form(&v.common, v.action, "Code from the app", "", ("confirm", "Confirm")),
             ));
         }
         SetupStep::MailedKey => {
@@ -539,6 +567,7 @@ fn account(v: &AccountView<'_>) -> String {
         "<p>Logged in as <strong id=whoami>{}</strong>.</p>",
         esc(v.user.as_str())
     );
+    body.push_str(&authenticators::claims_line(v.claims, v.authenticators));
     let reauth = post_button(
         v,
         a.reauthenticate,
@@ -593,6 +622,7 @@ fn account(v: &AccountView<'_>) -> String {
                 "Replace the authenticator (new phone)",
             ));
             body.push_str("</section>");
+            body.push_str(&authenticators::authenticators_section(v));
             let hint = if s.must_regenerate_recovery_codes {
                 "<p id=recovery-low class=warn>You have none left: make new ones now. Without \
                  them, losing your phone would lock you out.</p>"
