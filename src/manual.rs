@@ -249,6 +249,16 @@
 //! `key_ceremonies` field (format 6). A build without the feature reads records without keys
 //! or ceremonies, and refuses one with them as a corrupt row (fail closed, never "no 2FA").
 //!
+//! **On the web.** The `axum` module's account page lists the authenticators (label, kind,
+//! added, last used, the clock offset when one was learned), renames them, adds another (its
+//! own QR code, confirmed with a code from the new one) and removes one. Adding and removing
+//! need a password checked within `reauth_max_age` and a fresh second factor: a session that
+//! holds no fresh proof (a remembered device, an old login) is sent to step-up first, and back.
+//! The page also says how the current session was authenticated: the claims of its login
+//! merged with those of every step-up since
+//! (`twofactor::axum::TwoFactorWeb::current_claims`, for the
+//! host's own tokens).
+//!
 //! ## Clock drift
 //!
 //! A phone whose clock is off by a step fails now and then and runs into the throttle; a

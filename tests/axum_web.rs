@@ -1369,6 +1369,388 @@ async fn a_code_that_could_not_be_sent_says_so_and_the_resend_button_works() -> 
     Ok(())
 }
 
+// ----- several authenticators and the session's claims -----
+
+/// A host of the test's own with `policy` and a manual clock.
+fn authn_app<P: twofactor::EnforcementPolicy + 'static>(
+    clock: Arc<ManualClock>,
+    policy: P,
+) -> Router {
+    let tf = TwoFactor::builder(TfStore::new())
+        .mailer(RecordingMailer::new())
+        .keys(test_keys())
+        .clock(clock)
+        .policy(policy)
+        .build();
+    own_router(TwoFactorWeb::new(tf, |user| async move {
+        Some(Principal::new(user))
+    }))
+}
+
+/// A phone on the manual clock: each code is of the next time step.
+fn code_of(clock: &ManualClock, secret: &Secret) -> String {
+    clock.advance(30);
+    Totp::default().generate(secret, clock.now()).to_string()
+}
+
+/// The ids of the authenticators listed on the account page, in order.
+fn authenticator_ids(page: &Answer) -> Vec<String> {
+    page.body
+        .split("<tr data-authenticator=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A login in a new session with `code` (or none: a remembered device): where it went.
+async fn fresh_login(b: &mut Browser, code: Option<&str>, remember: bool) -> Answer {
+    match code {
+        Some(code) => second_step(b, code, remember).await,
+        None => {
+            b.jar.remove("id");
+            b.post("/login", &[("username", "alice")]).await
+        }
+    }
+}
+
+#[tokio::test]
+async fn authenticators_are_added_renamed_and_removed_after_step_up() -> TestResult {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let mut b = Browser::new(authn_app(
+        clock.clone(),
+        RequiredForAll::new(WhenUnenrolled::BlockUntilEnrolled),
+    ));
+    // Forced set-up: the first authenticator.
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/2fa/setup");
+    let page = b.get("/2fa/setup").await;
+    let first = Phone::from_key(&page.between("id=manual-key class=key>", "<").expect("key"));
+    b.post(
+        "/2fa/setup",
+        &[
+            ("csrf", &page.csrf()),
+            ("code", &code_of(&clock, &first.secret)),
+        ],
+    )
+    .await;
+    let account = b.get("/2fa/account").await;
+    assert_eq!(authenticator_ids(&account).len(), 1, "{}", account.body);
+    assert!(
+        account
+            .body
+            .contains("<td class=label>Authenticator app</td>")
+    );
+    let claims = account
+        .between("<p id=session-claims>", "</p>")
+        .expect("the session's claims");
+    assert!(
+        claims.contains("password") && claims.contains("(otp)") && claims.contains("AAL2"),
+        "{claims}"
+    );
+    assert!(claims.contains("2FA verified at"), "{claims}");
+
+    // CSRF: refused without the token, and nothing started.
+    let r = b
+        .post("/2fa/account/authenticators/add", &[("label", "Spare")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b
+        .post(
+            "/2fa/account/authenticators/confirm",
+            &[("code", &code_of(&clock, &first.secret))],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Label errors, in words, on the account page.
+    let csrf = account.csrf();
+    for (label, says) in [
+        ("   ", "Choose another name"),
+        ("tab\there", "Choose another name"),
+        (
+            "authenticator APP",
+            "already have an authenticator with that name",
+        ),
+    ] {
+        let r = b
+            .post(
+                "/2fa/account/authenticators/add",
+                &[("csrf", &csrf), ("label", label)],
+            )
+            .await;
+        assert!(r.status.is_client_error(), "{label:?}: {}", r.status);
+        assert!(r.body.contains(says), "{label:?}: {}", r.body);
+        assert!(!r.body.contains("id=manual-key"), "nothing started");
+    }
+
+    // Add another (the set-up's proof is fresh): QR and key, no-store; a wrong code is
+    // refused on a page that asks again; the new one's code confirms it.
+    let add = b
+        .post(
+            "/2fa/account/authenticators/add",
+            &[("csrf", &csrf), ("label", "Spare <phone>")],
+        )
+        .await;
+    assert_eq!(add.status, StatusCode::OK, "{}", add.body);
+    assert_eq!(add.header("cache-control"), Some("no-store"));
+    assert!(add.body.contains("<svg"), "the QR code");
+    assert!(
+        add.body.contains("Spare &lt;phone&gt;"),
+        "the label, escaped"
+    );
+    assert!(!add.body.contains("Spare <phone>"));
+    let second = Phone::from_key(&add.between("id=manual-key class=key>", "<").expect("key"));
+    let r = b
+        .post(
+            "/2fa/account/authenticators/confirm",
+            &[
+                ("csrf", &add.csrf()),
+                ("code", &code_of(&clock, &first.secret)),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "the old phone's code does not confirm the new one"
+    );
+    assert!(
+        r.body
+            .contains("Enter the 6-digit code the new authenticator shows")
+    );
+    let r = b
+        .post(
+            "/2fa/account/authenticators/confirm",
+            &[
+                ("csrf", &add.csrf()),
+                ("code", &code_of(&clock, &second.secret)),
+            ],
+        )
+        .await;
+    assert_eq!(r.location, "/2fa/account", "{}", r.body);
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account.body.contains("Spare &lt;phone&gt; was added"),
+        "{}",
+        account.body
+    );
+    assert!(
+        account
+            .body
+            .contains("<td class=label>Spare &lt;phone&gt;</td>")
+    );
+    assert!(
+        !account.body.contains("Spare <phone>"),
+        "the label is escaped everywhere"
+    );
+    let ids = authenticator_ids(&account);
+    assert_eq!(ids.len(), 2);
+
+    // Rename: CSRF first, then the label's rules, then done.
+    let r = b
+        .post(
+            "/2fa/account/authenticators/rename",
+            &[("authenticator", &ids[1]), ("label", "Backup")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b
+        .post(
+            "/2fa/account/authenticators/rename",
+            &[
+                ("csrf", &account.csrf()),
+                ("authenticator", &ids[1]),
+                ("label", "Authenticator App"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(
+        r.body
+            .contains("already have an authenticator with that name")
+    );
+    let r = b
+        .post(
+            "/2fa/account/authenticators/rename",
+            &[
+                ("csrf", &account.csrf()),
+                ("authenticator", &ids[1]),
+                ("label", "Backup phone"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location, "/2fa/account");
+    let account = b.get("/2fa/account").await;
+    assert!(account.body.contains("<td class=label>Backup phone</td>"));
+    assert_eq!(authenticator_ids(&account), ids, "renaming keeps the id");
+
+    // The second one's code logs in, and the claims name it; the first keeps working.
+    let r = fresh_login(&mut b, Some(&code_of(&clock, &second.secret)), false).await;
+    assert_eq!(r.location, "/", "{}", r.body);
+    let account = b.get("/2fa/account").await;
+    let claims = account
+        .between("<p id=session-claims>", "</p>")
+        .expect("claims");
+    assert!(claims.contains("Backup phone"), "{claims}");
+    let r = fresh_login(&mut b, Some(&code_of(&clock, &first.secret)), true).await;
+    assert_eq!(r.location, "/", "{}", r.body);
+
+    // A remembered device: AAL1, no proof. Removing takes a step-up first, and nothing is
+    // removed before it.
+    let r = fresh_login(&mut b, None, false).await;
+    assert_eq!(r.location, "/", "the remembered device skips the code");
+    let account = b.get("/2fa/account").await;
+    let claims = account
+        .between("<p id=session-claims>", "</p>")
+        .expect("claims");
+    assert!(
+        claims.contains("remembered device") && claims.contains("AAL1"),
+        "{claims}"
+    );
+    let r = b
+        .post(
+            "/2fa/account/authenticators/remove",
+            &[("csrf", &account.csrf()), ("authenticator", &ids[1])],
+        )
+        .await;
+    assert_eq!(r.location, "/2fa/step-up?next=%2F2fa%2Faccount");
+    assert_eq!(authenticator_ids(&b.get("/2fa/account").await).len(), 2);
+    let step_up = b.get(&r.location).await;
+    let r = b
+        .post(
+            "/2fa/step-up",
+            &[
+                ("csrf", &step_up.csrf()),
+                ("code", &code_of(&clock, &first.secret)),
+                ("next", "/2fa/account"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location, "/2fa/account");
+    let account = b.get("/2fa/account").await;
+    let claims = account
+        .between("<p id=session-claims>", "</p>")
+        .expect("claims");
+    assert!(
+        claims.contains("remembered device")
+            && claims.contains("Authenticator app")
+            && claims.contains("AAL2"),
+        "the step-up merged into the session's claims: {claims}"
+    );
+    let r = b
+        .post(
+            "/2fa/account/authenticators/remove",
+            &[("csrf", &account.csrf()), ("authenticator", &ids[1])],
+        )
+        .await;
+    assert_eq!(r.location, "/2fa/account", "{}", r.body);
+    let account = b.get("/2fa/account").await;
+    assert!(account.body.contains("Backup phone was removed"));
+    assert_eq!(authenticator_ids(&account), ids[..1]);
+    // The last one, where 2FA is required: not offered, and refused by hand.
+    assert!(!account.body.contains("id=remove-authenticator-1"));
+    let r = b
+        .post(
+            "/2fa/account/authenticators/remove",
+            &[("csrf", &account.csrf()), ("authenticator", &ids[0])],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("cannot be turned off"));
+    assert_eq!(authenticator_ids(&b.get("/2fa/account").await), ids[..1]);
+
+    // The removed one's code no longer logs in (on a browser that is not remembered).
+    b.jar.retain(|k, _| !k.starts_with("__Host-2fa-device-"));
+    let r = fresh_login(&mut b, Some(&code_of(&clock, &second.secret)), false).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn removing_the_last_authenticator_turns_2fa_off_and_claims_follow_the_session() -> TestResult
+{
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let mut b = Browser::new(authn_app(clock.clone(), twofactor::Optional));
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/");
+    let account = b.get("/2fa/account").await;
+    let claims = account
+        .between("<p id=session-claims>", "</p>")
+        .expect("claims");
+    assert!(
+        claims.contains("password")
+            && claims.contains("AAL1")
+            && claims.contains("no second factor in this session"),
+        "{claims}"
+    );
+    assert!(!account.body.contains("id=authenticators"), "none yet");
+    let setup = b
+        .post("/2fa/account/enable", &[("csrf", &account.csrf())])
+        .await;
+    let phone = Phone::from_key(&setup.between("id=manual-key class=key>", "<").expect("key"));
+    b.post(
+        "/2fa/account/confirm",
+        &[
+            ("csrf", &setup.csrf()),
+            ("code", &code_of(&clock, &phone.secret)),
+        ],
+    )
+    .await;
+    let account = b.get("/2fa/account").await;
+    let claims = account
+        .between("<p id=session-claims>", "</p>")
+        .expect("claims");
+    assert!(
+        claims.contains("AAL2"),
+        "the set-up's code merged in: {claims}"
+    );
+    assert!(
+        account
+            .body
+            .contains("removing it turns two-factor authentication off")
+    );
+    assert!(
+        !account.body.contains("class=clock"),
+        "no clock hint for a clock in step"
+    );
+
+    // A phone one step ahead, twice: the offset is learned, and the page says so.
+    for _ in 0..2 {
+        clock.advance(60);
+        let ahead = Totp::default()
+            .generate(&phone.secret, clock.now() + 30)
+            .to_string();
+        let r = second_step(&mut b, &ahead, false).await;
+        assert_eq!(r.location, "/", "{}", r.body);
+    }
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account
+            .body
+            .contains("(its clock is about 30 seconds ahead)"),
+        "{}",
+        account.body
+    );
+    let ids = authenticator_ids(&account);
+    assert_eq!(ids.len(), 1);
+    let r = b
+        .post(
+            "/2fa/account/authenticators/remove",
+            &[("csrf", &account.csrf()), ("authenticator", &ids[0])],
+        )
+        .await;
+    assert_eq!(r.location, "/2fa/account", "{}", r.body);
+    let account = b.get("/2fa/account").await;
+    assert!(account.body.contains("two-factor authentication is off"));
+    assert!(account.body.contains("id=tfa-off"));
+    // Logged out, the claims are gone with the login.
+    b.post("/logout", &[]).await;
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/", "2FA is off: the password alone");
+    Ok(())
+}
+
 /// A phishing-resistant policy and a user with only an authenticator app: the TOTP login is
 /// let in to escalate, straight to the account page, which says a security key is required
 /// and offers one (feature `webauthn`).

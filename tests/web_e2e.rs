@@ -389,6 +389,33 @@ async fn story(t: &T) -> TestResult {
     assert_eq!(t.path().await?, ACCOUNT);
     let logged_in = t.session_id().await?;
     assert_ne!(logged_in, half, "a new session id at login");
+
+    // Several authenticators: the code just typed is a fresh proof, so "Add another
+    // authenticator" opens the set-up of a spare phone at once (QR code, "Cannot scan it?"
+    // key); the spare phone's first code confirms it. The session's claims are on the page.
+    let claims = t.text("#session-claims").await?;
+    assert!(
+        claims.contains("password") && claims.contains("(otp)") && claims.contains("AAL2"),
+        "{claims}"
+    );
+    t.fill("#new-authenticator-label", "Spare phone").await?;
+    t.click("#add-authenticator").await?;
+    assert!(
+        t.c.find(Locator::Css("#qr svg")).await.is_ok(),
+        "the QR code is inline SVG"
+    );
+    t.toggle("summary").await?;
+    let spare = Secret::from_base32(&t.text("#manual-key").await?.replace(' ', ""))?;
+    t.shot("add-authenticator").await?;
+    t.fill("#code", &t.code(&spare).await).await?;
+    t.click("#confirm").await?;
+    assert_eq!(t.path().await?, ACCOUNT);
+    assert!(t.text("#notice").await?.contains("Spare phone was added"));
+    let listed = t.text("#authenticators").await?;
+    assert!(
+        listed.contains("Authenticator app") && listed.contains("Spare phone"),
+        "{listed}"
+    );
     t.logout().await?;
 
     // The same code again: refused as invalid (replay).
@@ -409,12 +436,18 @@ async fn story(t: &T) -> TestResult {
             .await?;
     assert_eq!(status.as_deref(), Some("400"));
 
-    // A fresh code, and "don't ask again on this device".
+    // A fresh code, from the spare phone, and "don't ask again on this device". The claims
+    // name the spare phone.
     t.next_step();
-    t.fill("#code", &t.code(&secret).await).await?;
+    t.fill("#code", &t.code(&spare).await).await?;
     t.toggle("#remember").await?;
     t.click("#verify").await?;
     assert_eq!(t.path().await?, ACCOUNT);
+    let claims = t.text("#session-claims").await?;
+    assert!(
+        claims.contains("Spare phone") && claims.contains("AAL2"),
+        "{claims}"
+    );
     assert!(
         t.text("#devices").await?.contains("Chrome on Linux"),
         "the trusted device is listed"
@@ -439,6 +472,30 @@ async fn story(t: &T) -> TestResult {
         "no code asked on a trusted device"
     );
     assert!(t.c.find(Locator::Id("whoami")).await.is_ok());
+
+    // A remembered device is no second factor: the session is AAL1, and removing the spare
+    // phone takes a step-up first (with the first phone, which keeps working); the step-up
+    // is merged into the session's claims, and the removal goes through.
+    let claims = t.text("#session-claims").await?;
+    assert!(
+        claims.contains("remembered device") && claims.contains("AAL1"),
+        "{claims}"
+    );
+    t.click("#remove-authenticator-2").await?;
+    assert_eq!(t.path().await?, STEP_UP);
+    t.next_step();
+    t.fill("#code", &t.code(&secret).await).await?;
+    t.click("#verify").await?;
+    assert_eq!(t.path().await?, ACCOUNT);
+    assert_eq!(t.text("#session-aal").await?, "AAL2");
+    assert!(
+        t.text("#authenticators").await?.contains("Spare phone"),
+        "not removed before the step-up"
+    );
+    t.shot("account-authenticators").await?;
+    t.click("#remove-authenticator-2").await?;
+    assert!(t.text("#notice").await?.contains("Spare phone was removed"));
+    assert!(!t.text("#authenticators").await?.contains("Spare phone"));
 
     // Revoke it: the code is asked again (and the refused cookie is deleted), and a recovery
     // code works once.

@@ -319,7 +319,7 @@ async fn story(t: &T, store: &MemoryStore) -> TestResult {
     assert_eq!(creds.len(), 1, "the key holds one credential: {creds:?}");
     t.click("#continue").await?;
     assert!(
-        t.text("#security-keys").await?.contains("YubiKey"),
+        t.text("#authenticators").await?.contains("YubiKey"),
         "the key is listed"
     );
     t.shot("account-with-key").await?;
@@ -374,8 +374,10 @@ async fn story(t: &T, store: &MemoryStore) -> TestResult {
     // Remove the key on the account page (the login's proof of the key is fresh): 2FA off.
     t.go("/2fa/account").await?;
     let remove =
-        t.c.find(Locator::Css("#security-keys button[id^=remove-]"))
-            .await?;
+        t.c.find(Locator::Css(
+            "#authenticators button[id^=remove-authenticator-]",
+        ))
+        .await?;
     let old = t.c.find(Locator::Css("html")).await?;
     remove.click().await?;
     for _ in 0..200 {
@@ -387,7 +389,7 @@ async fn story(t: &T, store: &MemoryStore) -> TestResult {
     assert!(
         t.text("#notice")
             .await?
-            .contains("Two-factor authentication is off")
+            .contains("two-factor authentication is off")
     );
     let stored = store.load(&alice).await?.ok_or("a record")?;
     assert!(!stored.record.has_security_key());

@@ -14,7 +14,7 @@ use super::{
     with_page_headers,
 };
 use super::{Factor, Fields, Form, PROOF, State, Visit};
-use crate::account::{AuthenticatorId, AuthenticatorInfo, KeyChallenge, SecurityKeyAdded};
+use crate::account::{AuthenticatorInfo, KeyChallenge, SecurityKeyAdded};
 use crate::audit::AuditSink;
 use crate::clock::Clock;
 use crate::mail::Mailer;
@@ -24,10 +24,6 @@ use ::axum::response::Response;
 /// The security-key calls the web layer makes, object-safe.
 pub(super) trait KeyBackend: Send + Sync {
     fn enabled(&self) -> bool;
-    fn authenticators<'a>(
-        &'a self,
-        user: &'a UserId,
-    ) -> BoxFuture<'a, Result<Vec<AuthenticatorInfo>, Error>>;
     fn start_registration<'a>(
         &'a self,
         principal: &'a Principal,
@@ -51,13 +47,6 @@ pub(super) trait KeyBackend: Send + Sync {
         remember: Option<&'a str>,
         ctx: &'a LoginContext,
     ) -> BoxFuture<'a, Result<LoginGranted, Error>>;
-    fn remove<'a>(
-        &'a self,
-        principal: &'a Principal,
-        id: &'a AuthenticatorId,
-        reauth: Reauthenticated,
-        verification: Verification<'a>,
-    ) -> BoxFuture<'a, Result<(), Error>>;
     fn start_step_up<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<KeyChallenge, Error>>;
     fn finish_step_up<'a>(
         &'a self,
@@ -77,12 +66,6 @@ where
 {
     fn enabled(&self) -> bool {
         self.settings().security_keys().is_some()
-    }
-    fn authenticators<'a>(
-        &'a self,
-        user: &'a UserId,
-    ) -> BoxFuture<'a, Result<Vec<AuthenticatorInfo>, Error>> {
-        Box::pin(TwoFactor::authenticators(self, user))
     }
     fn start_registration<'a>(
         &'a self,
@@ -123,15 +106,6 @@ where
     ) -> BoxFuture<'a, Result<LoginGranted, Error>> {
         Box::pin(self.finish_security_key_login(pending, answer, remember, ctx))
     }
-    fn remove<'a>(
-        &'a self,
-        principal: &'a Principal,
-        id: &'a AuthenticatorId,
-        reauth: Reauthenticated,
-        verification: Verification<'a>,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(self.remove_authenticator(principal, id, reauth, verification))
-    }
     fn start_step_up<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<KeyChallenge, Error>> {
         Box::pin(self.start_security_key_step_up(user))
     }
@@ -152,7 +126,6 @@ pub(super) fn router(p: &Paths) -> Router<TwoFactorWeb> {
         .route(&p.key_step_up_options, post(step_up_options))
         .route(&p.key_options, post(registration_options))
         .route(&p.add_key, post(add_key))
-        .route(&p.remove_authenticator, post(remove_authenticator))
 }
 
 async fn login_options(State(web): State<TwoFactorWeb>, v: Visit, Form(f): Fields) -> Flow {
@@ -169,10 +142,6 @@ async fn registration_options(State(web): State<TwoFactorWeb>, v: Visit, Form(f)
 
 async fn add_key(State(web): State<TwoFactorWeb>, v: Visit, Form(f): Fields) -> Flow {
     web.add_key(&v.session, &f).await
-}
-
-async fn remove_authenticator(State(web): State<TwoFactorWeb>, v: Visit, Form(f): Fields) -> Flow {
-    web.remove_authenticator(&v.session, &f).await
 }
 
 /// A JSON answer with the module's headers (`no-store`, ...).
@@ -199,6 +168,11 @@ impl TwoFactorWeb {
         }
     }
 
+    /// Whether security keys are configured (a relying party).
+    pub(super) fn security_keys_enabled(&self) -> bool {
+        self.key_backend().enabled()
+    }
+
     pub(super) async fn key_authenticators(
         &self,
         user: &UserId,
@@ -207,7 +181,7 @@ impl TwoFactorWeb {
         if !keys.enabled() {
             return Ok(None);
         }
-        keys.authenticators(user).await.map(Some)
+        self.tf().authenticators(user).await.map(Some)
     }
 
     pub(super) async fn finish_key_login(
@@ -305,46 +279,6 @@ impl TwoFactorWeb {
                 self.flash(
                     session,
                     format!("Security key \u{201c}{label}\u{201d} added."),
-                )
-                .await?;
-                Ok(to(&self.paths().account))
-            }
-            Err(e) => self.account_error(session, &user, &principal, &e).await,
-        }
-    }
-
-    async fn remove_authenticator(
-        &self,
-        session: &Session,
-        form: &HashMap<String, String>,
-    ) -> Flow {
-        let (user, principal) = match self.account_post(session, form).await? {
-            Ok(v) => v,
-            Err(r) => return Ok(r),
-        };
-        let reauth = self.password_at(session).await?;
-        let proof = self.proof(session).await?;
-        let id = AuthenticatorId::new(field(form, "authenticator"));
-        let done = match super::verification(field(form, "code"), proof.as_ref()) {
-            Ok(v) => self.key_backend().remove(&principal, &id, reauth, v).await,
-            Err(e) => Err(e),
-        };
-        match done {
-            Ok(()) => {
-                let off = self
-                    .key_authenticators(&user)
-                    .await
-                    .is_ok_and(|l| l.is_some_and(|l| l.is_empty()));
-                if off {
-                    session.remove_value(PROOF).await?;
-                }
-                self.flash(
-                    session,
-                    if off {
-                        "Removed. Two-factor authentication is off."
-                    } else {
-                        "Removed."
-                    },
                 )
                 .await?;
                 Ok(to(&self.paths().account))

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `/2fa` | the second step: one box for a code or a recovery code, "don't ask again on this device"; or the mailed code, with resend (`/2fa/resend`), and "we could not send the code, try again" when the mail server was down or refused it |
 //! | `/2fa/setup` | forced set-up: QR code (inline SVG), the "Cannot scan it?" key, resumed on reload; then the recovery codes, shown once |
-//! | `/2fa/account` | the account security page: on or off and whether it is required, turn on, new recovery codes, trusted devices (revoke one or all), replace the authenticator, turn off |
+//! | `/2fa/account` | the account security page: on or off and whether it is required, turn on, new recovery codes, trusted devices (revoke one or all), replace the authenticator, turn off; the user's authenticators (label, kind, added, last used, clock offset), renamed (`/2fa/account/authenticators/rename`), added (`.../add`, then `.../confirm` with a code from the new one) and removed (`.../remove`; adding and removing take a fresh second factor, else step-up first); and how this session was authenticated ([`current_claims`](TwoFactorWeb::current_claims)) |
 //! | `/2fa/step-up` | step-up: a fresh second factor before a sensitive page, then back to it |
 //!
 //! and the throttle's wait on each of them (429, `Retry-After`, "try again in 12 minutes").
@@ -152,6 +152,7 @@
 //! [`Session::cycle_id`]: tower_sessions::Session::cycle_id
 //! [`PendingLogin::as_str`]: crate::account::PendingLogin::as_str
 
+mod authenticators;
 mod pages;
 
 #[cfg(feature = "webauthn")]
@@ -162,6 +163,7 @@ pub use pages::{
     MailedCodeView, MessageView, Pages, RecoveryCodesView, SecondStepView, SecurityKeysView,
     SetupStep, SetupView, StepUpView, default_layout,
 };
+pub use pages::{AddAuthenticatorView, AddStep, AuthenticatorActions};
 
 use core::fmt;
 use std::collections::HashMap;
@@ -244,7 +246,7 @@ enum PendingSetup {
 
 /// The [`TwoFactor`] calls the web layer makes, behind a trait object so that
 /// [`TwoFactorWeb`] has no type parameters.
-trait Backend: Send + Sync + 'static {
+trait Backend: authenticators::AuthenticatorBackend + Send + Sync + 'static {
     fn now(&self) -> u64;
     fn reauth_max_age(&self) -> u64;
     fn device_cookie(&self) -> DeviceCookie;
@@ -562,8 +564,11 @@ struct Paths {
     revoke_all_devices: String,
     reauthenticate: String,
     step_up: String,
-    /// The security-key endpoints (feature `webauthn`): the login's options, the
-    /// registration's options and answer, removing an authenticator.
+    add_authenticator: String,
+    add_authenticator_confirm: String,
+    rename_authenticator: String,
+    /// The security-key endpoints (feature `webauthn`): the login's and the step-up's
+    /// options, the registration's options and answer.
     key_login_options: String,
     key_step_up_options: String,
     key_options: String,
@@ -591,6 +596,9 @@ impl Paths {
             revoke_all_devices: p("/account/devices/revoke-all"),
             reauthenticate: p("/account/reauthenticate"),
             step_up: p("/step-up"),
+            add_authenticator: p("/account/authenticators/add"),
+            add_authenticator_confirm: p("/account/authenticators/confirm"),
+            rename_authenticator: p("/account/authenticators/rename"),
             key_login_options: p("/key/options"),
             key_step_up_options: p("/step-up/key/options"),
             key_options: p("/account/keys/options"),
@@ -825,6 +833,10 @@ impl TwoFactorWeb {
             .route(&p.revoke_all_devices, post(revoke_all_devices))
             .route(&p.reauthenticate, post(reauthenticate))
             .route(&p.step_up, get(step_up_page).post(step_up_submit))
+            .route(&p.add_authenticator, post(authenticators::add))
+            .route(&p.add_authenticator_confirm, post(authenticators::confirm))
+            .route(&p.rename_authenticator, post(authenticators::rename))
+            .route(&p.remove_authenticator, post(authenticators::remove))
             .merge(keys_router(p))
             .with_state(self.clone())
     }
@@ -1531,6 +1543,7 @@ impl TwoFactorWeb {
         self.drop_ticket(session).await?;
         session.remove_value(PROOF).await?;
         session.remove_value(PASSWORD_AT).await?;
+        session.remove_value(authenticators::CLAIMS).await?;
         Ok(())
     }
 
@@ -1589,6 +1602,11 @@ impl TwoFactorWeb {
             Some(p) => session.insert(PROOF, p.as_str()).await?,
             None => drop(session.remove_value(PROOF).await?),
         }
+        // The login's claims (a grant without a proof sets its own after this).
+        match proof {
+            Some(p) => session.insert(authenticators::CLAIMS, p.claims()).await?,
+            None => drop(session.remove_value(authenticators::CLAIMS).await?),
+        }
         let next = session.remove::<String>(NEXT).await?;
         Ok(next
             .as_deref()
@@ -1639,10 +1657,11 @@ impl TwoFactorWeb {
         };
         let forget = token.is_some() && decision.forget_device_cookie();
         let mut response = match decision {
-            LoginDecision::Granted { reason, .. } => {
+            LoginDecision::Granted { reason, claims } => {
                 let mut to_page = self
                     .complete_login(session, &principal.user, tf.now(), None)
                     .await?;
+                session.insert(authenticators::CLAIMS, &claims).await?;
                 // A remembered device skips the code, not the recovery codes' warning.
                 if matches!(reason, GrantReason::TrustedDevice { .. })
                     && tf
@@ -2149,6 +2168,15 @@ impl TwoFactorWeb {
                     .await;
             }
         };
+        let authenticators = match tf.authenticators(user).await {
+            Ok(a) => a,
+            Err(e) => {
+                return self
+                    .problem_page(session, title, &problem(&e, now), None)
+                    .await;
+            }
+        };
+        let claims = self.current_claims(session).await;
         let max_age = tf.reauth_max_age();
         let password_fresh = self.password_at(session).await?.is_fresh(now, max_age);
         let second_factor_fresh = self.proof(session).await?.is_some_and(|p| {
@@ -2159,14 +2187,7 @@ impl TwoFactorWeb {
                 )
                 && p.is_fresh(now, max_age)
         });
-        let authenticators = match self.key_authenticators(user).await {
-            Ok(list) => list,
-            Err(e) => {
-                return self
-                    .problem_page(session, title, &problem(&e, now), None)
-                    .await;
-            }
-        };
+        let keys = self.security_keys_enabled();
         let paths = self.paths();
         let pages = &self.inner.pages;
         let code = error.map_or(StatusCode::OK, |p| p.status);
@@ -2189,11 +2210,16 @@ impl TwoFactorWeb {
                     revoke_all_devices: &paths.revoke_all_devices,
                     reauthenticate: &paths.reauthenticate,
                 },
-                security_keys: authenticators.as_deref().map(|list| SecurityKeysView {
-                    authenticators: list,
+                authenticators: &authenticators,
+                authenticator_actions: AuthenticatorActions {
+                    add: &paths.add_authenticator,
+                    rename: &paths.rename_authenticator,
+                    remove: &paths.remove_authenticator,
+                },
+                claims: claims.as_ref(),
+                security_keys: keys.then(|| SecurityKeysView {
                     add_options: &paths.key_options,
                     add: &paths.add_key,
-                    remove: &paths.remove_authenticator,
                 }),
             })
         })
@@ -2225,6 +2251,12 @@ impl TwoFactorWeb {
         Err(Error::SecurityKey(
             crate::vocabulary::SecurityKeyFailure::NotConfigured,
         ))
+    }
+
+    /// Without the `webauthn` feature: no security keys.
+    #[cfg(not(feature = "webauthn"))]
+    fn security_keys_enabled(&self) -> bool {
+        false
     }
 
     /// Without the `webauthn` feature: no security keys on the account page.
@@ -2338,6 +2370,8 @@ impl TwoFactorWeb {
         {
             Ok(enrolled) => {
                 session.insert(PROOF, enrolled.proof().as_str()).await?;
+                self.merge_claims(session, enrolled.proof().claims())
+                    .await?;
                 let note = if enrolled.rotated() {
                     "Your new authenticator is set up; the old one no longer works."
                 } else {
@@ -2583,6 +2617,7 @@ impl TwoFactorWeb {
             Ok(proof) => {
                 self.cycle(session).await?;
                 session.insert(PROOF, proof.as_str()).await?;
+                self.merge_claims(session, proof.claims()).await?;
                 Ok(to(&next))
             }
             Err(e) => {

@@ -6,8 +6,13 @@
 //! POST without it (403). Text from users (device labels, user ids) is untrusted: escape it
 //! (the default pages do, with [`escape_html`]).
 
-use crate::account::{AuthenticatorInfo, AuthenticatorKind, DeviceInfo, TwoFactorStatus, UserId};
+use crate::account::{
+    AssuranceClaims, AuthenticatorInfo, AuthenticatorKind, DeviceInfo, TwoFactorStatus, UserId,
+};
 use crate::mail::{escape_html, readable_utc};
+
+mod authenticators;
+pub use authenticators::{AddAuthenticatorView, AddStep, AuthenticatorActions};
 
 /// The name of the hidden form field that carries the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
@@ -129,17 +134,14 @@ pub struct RecoveryCodesView<'a> {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SecurityKeysView<'a> {
-    /// The user's authenticators (apps and keys), in the order they were added.
-    pub authenticators: &'a [AuthenticatorInfo],
     /// Where "Add a security key" POSTs (fields `label` and, unless a fresh proof is in the
     /// session and for a user who has an authenticator, `code`) for the JSON options of
     /// `navigator.credentials.create`.
     pub add_options: &'a str,
-    /// Where the new key's answer is posted (field `credential`, with `label`).
+    /// Where the new key's answer is posted (field `credential`, with `label`). The keys are
+    /// listed, renamed and removed with the other authenticators
+    /// ([`AccountView::authenticators`]).
     pub add: &'a str,
-    /// Remove one authenticator (field `authenticator`, its id, and `code` unless a fresh
-    /// proof is in the session).
-    pub remove: &'a str,
 }
 
 /// Where the account page's forms post.
@@ -186,6 +188,14 @@ pub struct AccountView<'a> {
     pub home: &'a str,
     /// Where the forms post.
     pub actions: AccountActions<'a>,
+    /// The user's authenticators (label, kind, dates, clock offset), in the order added.
+    pub authenticators: &'a [AuthenticatorInfo],
+    /// Where the "Authenticators" section's forms post.
+    pub authenticator_actions: AuthenticatorActions<'a>,
+    /// How this session was authenticated (methods, level, when): the claims of its login,
+    /// merged with those of every step-up since. `None` for a session logged in before the
+    /// module kept them.
+    pub claims: Option<&'a AssuranceClaims>,
     /// Security keys (feature `webauthn`, a relying party configured): `None` otherwise.
     pub security_keys: Option<SecurityKeysView<'a>>,
 }
@@ -293,6 +303,10 @@ pub trait Pages: Send + Sync + 'static {
     /// Step-up.
     fn step_up(&self, view: &StepUpView<'_>) -> String {
         self.layout(&view.common, &step_up(view))
+    }
+    /// Adding another authenticator (shows a secret: sent with `no-store`).
+    fn add_authenticator(&self, view: &AddAuthenticatorView<'_>) -> String {
+        self.layout(&view.common, &authenticators::add_authenticator(view))
     }
     /// A message (expired login, expired form, server error, throttled).
     fn message(&self, view: &MessageView<'_>) -> String {
@@ -555,6 +569,27 @@ fn mailed_code(v: &MailedCodeView<'_>) -> String {
 }
 
 /// The default set-up page's body.
+/// The QR code, the "Cannot scan it?" key, the confirmation `form` and the expiry of a
+/// set-up; `first` is the first instruction.
+fn scan_block(
+    first: &str,
+    (qr_svg, manual_key, uri, expires_at): (&str, &str, &str, u64),
+    form: &str,
+) -> String {
+    format!(
+        "<ol><li>{}</li><li>Scan this QR code with it.</li><li>Enter the 6-digit code it shows.</li></ol>\
+         <div id=qr role=img aria-label=\"QR code to scan with your authenticator app\">{qr_svg}</div>\
+         <details><summary>Cannot scan it?</summary><p>Type this key into your app \
+         (time-based): <code id=manual-key class=key>{}</code></p>\
+         <p>On this device, <a href=\"{}\">open it in your authenticator app</a>.</p></details>{form}\
+         <p><small>This set-up expires on {}.</small></p>",
+        esc(first),
+        esc(manual_key),
+        esc(uri),
+        esc(&readable_utc(expires_at)),
+    )
+}
+
 fn setup(v: &SetupView<'_>) -> String {
     let mut body = String::new();
     if v.forced {
@@ -574,18 +609,10 @@ fn setup(v: &SetupView<'_>) -> String {
             uri,
             expires_at,
         } => {
-            body.push_str(&format!(
-                "<ol><li>Install an authenticator app on your phone (any app that supports time-based codes).</li>\
-                 <li>Scan this QR code with it.</li><li>Enter the 6-digit code it shows.</li></ol>\
-                 <div id=qr role=img aria-label=\"QR code to scan with your authenticator app\">{qr_svg}</div>\
-                 <details><summary>Cannot scan it?</summary><p>Type this key into your app \
-                 (time-based): <code id=manual-key class=key>{}</code></p>\
-                 <p>On this device, <a href=\"{}\">open it in your authenticator app</a>.</p></details>{}\
-                 <p><small>This set-up expires on {}.</small></p>",
-                esc(manual_key),
-                esc(uri),
-                code_form(&v.common, v.action, "Code from the app", "", ("confirm", "Confirm")),
-                esc(&readable_utc(expires_at)),
+            body.push_str(&scan_block(
+                "Install an authenticator app on your phone (any app that supports time-based codes).",
+                (qr_svg, manual_key, uri, expires_at),
+                &code_form(&v.common, v.action, "Code from the app", "", ("confirm", "Confirm")),
             ));
         }
         SetupStep::MailedKey => {
@@ -671,6 +698,7 @@ fn account(v: &AccountView<'_>) -> String {
         "<p>Logged in as <strong id=whoami>{}</strong>.</p>",
         esc(v.user.as_str())
     );
+    body.push_str(&authenticators::claims_line(v.claims, v.authenticators));
     let reauth = post_button(
         v,
         a.reauthenticate,
@@ -725,6 +753,7 @@ fn account(v: &AccountView<'_>) -> String {
                 "Replace the authenticator (new phone)",
             ));
             body.push_str("</section>");
+            body.push_str(&authenticators::authenticators_section(v));
             let hint = if s.must_regenerate_recovery_codes {
                 "<p id=recovery-low class=warn>You have none left: make new ones now. Without \
                  them, losing your phone would lock you out.</p>"
@@ -802,53 +831,21 @@ fn account(v: &AccountView<'_>) -> String {
     with_heading(&v.common, &body)
 }
 
-/// The account page's security keys: the list with a remove button each (a TOTP app
-/// listed too once there are several authenticators), and "Add a security key".
+/// The account page's security keys: "Add a security key" (they are listed, renamed and
+/// removed in the "Authenticators" section).
 fn security_keys(v: &AccountView<'_>, k: &SecurityKeysView<'_>) -> String {
     let mut out = String::from("<section id=security-keys><h2>Security keys</h2>");
-    let keys: Vec<_> = k
+    let has_key = v
         .authenticators
         .iter()
-        .filter(|a| a.kind() == AuthenticatorKind::SecurityKey || k.authenticators.len() > 1)
-        .collect();
-    if keys.is_empty() {
-        out.push_str(
-            "<p>A security key (a USB or NFC key, or this device's own) cannot be phished: it \
-             only answers this site.</p>",
-        );
+        .any(|a| a.kind() == AuthenticatorKind::SecurityKey);
+    out.push_str(if has_key {
+        "<p>Your security keys are listed with your other authenticators. Add another one \
+         (a spare) here.</p>"
     } else {
-        out.push_str("<ul id=authenticators>");
-        for a in keys {
-            let kind = match a.kind() {
-                AuthenticatorKind::SecurityKey => "security key",
-                _ => "authenticator app",
-            };
-            let remove = if v.password_fresh {
-                post_button(
-                    v,
-                    k.remove,
-                    &format!("remove-{}", esc(a.id().as_str())),
-                    &format!("Remove {}", a.label()),
-                    &format!(
-                        "<input type=hidden name=authenticator value=\"{}\">{}",
-                        esc(a.id().as_str()),
-                        code_field(v)
-                    ),
-                )
-            } else {
-                String::new()
-            };
-            out.push_str(&format!(
-                "<li class=authenticator data-kind=\"{kind}\"><strong>{}</strong> ({kind}), added {}, {}{remove}</li>",
-                esc(a.label()),
-                esc(&readable_utc(a.created_at())),
-                esc(&a
-                    .last_used_at()
-                    .map_or_else(|| "never used".to_owned(), |t| format!("last used {}", readable_utc(t)))),
-            ));
-        }
-        out.push_str("</ul>");
-    }
+        "<p>A security key (a USB or NFC key, or this device's own) cannot be phished: it \
+         only answers this site.</p>"
+    });
     if v.password_fresh {
         let code = if v.status.enrolled_at.is_some() {
             code_field(v)
