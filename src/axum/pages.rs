@@ -406,20 +406,7 @@ fn code_form(
 
 /// The default second step's body.
 fn second_step(v: &SecondStepView<'_>) -> String {
-    let key = v
-        .security_key
-        .map(|options| {
-            key_form(
-                &v.common,
-                v.action,
-                options,
-                "get",
-                "use-key",
-                "Use your security key",
-                "",
-            )
-        })
-        .unwrap_or_default();
+    let key = use_key(&v.common, v.action, v.security_key, "");
     if !v.accepts_code && !v.accepts_recovery_code {
         return with_heading(
             &v.common,
@@ -506,6 +493,23 @@ pub const KEY_SCRIPT: &str = r#"<script>
   }
 })();
 </script>"#;
+
+/// "Use your security key" (a login's second step, a step-up), when `options` is offered.
+fn use_key(c: &Common<'_>, action: &str, options: Option<&str>, fields: &str) -> String {
+    options
+        .map(|o| {
+            key_form(
+                c,
+                action,
+                o,
+                "get",
+                "use-key",
+                "Use your security key",
+                fields,
+            )
+        })
+        .unwrap_or_default()
+}
 
 /// A form with a security-key button: it fetches the options from `options`, then posts the
 /// credential to `action` (with `fields`).
@@ -871,20 +875,7 @@ fn security_keys(v: &AccountView<'_>, k: &SecurityKeysView<'_>) -> String {
 /// The default step-up page's body.
 fn step_up(v: &StepUpView<'_>) -> String {
     let next = format!("<input type=hidden name=next value=\"{}\">", esc(v.next));
-    let key = v
-        .security_key
-        .map(|options| {
-            key_form(
-                &v.common,
-                v.action,
-                options,
-                "get",
-                "use-key",
-                "Use your security key",
-                &next,
-            )
-        })
-        .unwrap_or_default();
+    let key = use_key(&v.common, v.action, v.security_key, &next);
     let body = if v.enrolled {
         format!(
             "{key}<p>This page needs a fresh confirmation. Enter the 6-digit code from your \
