@@ -10,7 +10,8 @@
 
 use crate::mail::NoticeKind;
 use crate::vocabulary::{
-    AuthenticatorId, DeviceId, FactorKind, FailureReason, LoginContext, UserId,
+    AuthenticatorId, DeviceId, FactorKind, FailureReason, KeyCeremony, LoginContext,
+    SecurityKeyFailure, UserId,
 };
 
 /// Which sensitive operation a code was checked for (other than login and enrollment, which
@@ -212,6 +213,27 @@ pub enum AuditKind {
         /// The offset now, in seconds.
         to_seconds: i64,
     },
+    /// A security key ceremony started (registration, login or step-up): its state is kept in
+    /// the record until it expires or is used.
+    SecurityKeyCeremonyStarted {
+        /// Which ceremony.
+        ceremony: KeyCeremony,
+        /// When it expires.
+        expires_at: u64,
+    },
+    /// A security key's answer was refused (nothing was saved).
+    SecurityKeyRefused {
+        /// In which ceremony.
+        ceremony: KeyCeremony,
+        /// Why.
+        reason: SecurityKeyFailure,
+    },
+    /// A security key's signature counter went backwards: the key may have been cloned. The
+    /// answer was refused. Alert on it; the user may remove the key.
+    SecurityKeyPossiblyCloned {
+        /// Which key.
+        authenticator: AuthenticatorId,
+    },
     /// A notice could not be delivered (the change it describes was saved).
     NoticeFailed {
         /// Which notice.
@@ -250,6 +272,8 @@ impl AuditKind {
                 | AuditKind::DeviceTokenRefused
                 | AuditKind::MailThrottled { .. }
                 | AuditKind::NoticeFailed { .. }
+                | AuditKind::SecurityKeyRefused { .. }
+                | AuditKind::SecurityKeyPossiblyCloned { .. }
         )
     }
 }

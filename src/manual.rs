@@ -118,7 +118,136 @@
 //! holds one factor: it loads as one authenticator labelled "Authenticator app", created when
 //! the factor was confirmed, with an id derived from that time, so every load of a row that is
 //! never saved again gives the same id (a host may keep it in a form between two requests).
-//! The next save writes it in format 5 with that id.
+//! The next save writes it in the current format (6) with that id.
+//!
+//! ## Security keys (WebAuthn)
+//!
+//! With the `webauthn` feature, a user may register **security keys** beside (or instead of)
+//! TOTP apps: [`TwoFactor::start_security_key_registration`](crate::TwoFactor::start_security_key_registration)
+//! / [`finish_security_key_registration`](crate::TwoFactor::finish_security_key_registration),
+//! [`start_security_key_login`](crate::TwoFactor::start_security_key_login) /
+//! [`finish_security_key_login`](crate::TwoFactor::finish_security_key_login) at the second
+//! step, [`start_security_key_step_up`](crate::TwoFactor::start_security_key_step_up) /
+//! [`finish_security_key_step_up`](crate::TwoFactor::finish_security_key_step_up) before a
+//! sensitive action. Each start returns the JSON options for `navigator.credentials.create`
+//! or `.get`; each finish takes the browser's JSON answer. Configure the relying party once
+//! ([`RelyingParty`](crate::account::RelyingParty): its id, the origin, a name) with
+//! `Settings::builder().security_keys(..)`. A key is an authenticator like a TOTP app: named,
+//! listed, renamed, removed (the last one is turning 2FA off), revoked by an administrator's
+//! reset. The first key of a user with no authenticator turns 2FA on and hands out recovery
+//! codes; another needs a fresh password check and a second factor, as adding any
+//! authenticator does.
+//!
+//! **Every WebAuthn check is webauthn-rs's** (kanidm's, 0.5): the challenge, the origin, the
+//! relying-party id hash, the signature, user presence, the counter. We never parse or verify
+//! WebAuthn data ourselves; this crate keeps what webauthn-rs leaves to its caller.
+//!
+//! **Second factor, not passwordless: the `securitykey_*` ceremonies.** webauthn-rs offers
+//! two paths. `passkey_*` *requires* user verification (a PIN or a fingerprint on the key) and
+//! is meant to stand alone, replacing the password. `securitykey_*` asks for user presence
+//! (a touch), prefers verification without requiring it, and accepts any FIDO2 or U2F key the
+//! user already owns: it is the second factor after a password, which is what this crate is
+//! about. We use `securitykey_*`. A host that later wants **passwordless** login needs more
+//! than a flag: discoverable credentials (resident keys) registered with `passkey_*` or
+//! `attested_passkey_*`, a stable user handle to find the account from the credential, a
+//! login that starts without a username, and recovery that does not rest on the password.
+//! Keys registered here would have to be registered again there; the record format keeps
+//! security keys as their own kind so a passkey kind can be added beside them.
+//!
+//! **The ceremony state stays on the server.** webauthn-rs's state between start and finish
+//! (the challenge and what it allows) must not reach the client: a client that could edit it
+//! could replay an old answer or widen what is accepted. webauthn-rs therefore serialises it
+//! only under its `danger-allow-state-serialisation` feature, which this crate turns on to
+//! keep it **in the user's record**, never in a cookie, a form field or the host's session:
+//! at most one registration and one authentication per user, each expiring
+//! ([`RelyingParty::ceremony_ttl`](crate::account::RelyingParty::ceremony_ttl), 5 minutes by
+//! default, never past the login ticket's deadline), used once (removed by the save that
+//! accepts it), saved with the record's compare-and-swap so it works across app servers. A
+//! login ceremony is bound to its login ticket, a step-up ceremony to the user; neither
+//! finishes the other. An administrator's reset, and turning 2FA off, drop them.
+//!
+//! **Bad answers save nothing.** A malformed or replayed answer, another user's key, a key
+//! removed since the ceremony started, an expired or used ceremony, another origin or
+//! relying-party id: a typed [`Error::SecurityKey`](crate::Error::SecurityKey) with its
+//! [`SecurityKeyFailure`](crate::vocabulary::SecurityKeyFailure), an audit event
+//! (`SecurityKeyRefused`), and no write. A key's answer cannot be guessed (it is a signature
+//! over a fresh challenge by a private key the server never sees), so refusals are not
+//! counted by the code-check throttle, and a user with a key may still use it while codes are
+//! throttled, as a remembered device may: someone who burns a user's code checks with their
+//! password does not lock the key out. Starting a ceremony does write (the state), once per
+//! request, and needs what the call needs (a usable login ticket, a password check).
+//!
+//! **Counters and cloned keys.** A key counts its signatures; webauthn-rs refuses an answer
+//! whose counter is not above the stored one (unless both are 0), and we audit that as
+//! `SecurityKeyPossiblyCloned` (someone else's copy of the key signed in between): the answer
+//! is refused and nothing is saved; the user or an administrator removes the key. After
+//! every accepted answer the stored credential is updated as webauthn-rs advises (counter,
+//! backup state). **Synced passkeys** (a platform authenticator that syncs its keys through
+//! a cloud account) report a counter of 0 forever: nothing can be learned from it, so a copy
+//! of such a credential is not detected. That is the trade-off of synced credentials; a
+//! deployment that must detect clones asks for hardware keys (attestation, not offered here
+//! yet).
+//!
+//! **One credential, one registration.** A credential id already registered, to this user or
+//! to another, is refused (WebAuthn § 7.1, step 22). The other users are asked of the store
+//! through [`SecurityKeyIndex`](crate::store::SecurityKeyIndex): the stores shipped here walk
+//! every record (a host with many users implements the look-up with an index). The look-up
+//! runs before the registration's save and is not atomic with it: two users finishing a
+//! registration *of the same credential* at the same instant could both pass. A genuine
+//! authenticator never makes one credential for two registrations, so this takes a cloned or
+//! forged authenticator, whose holder gains a second account tied to a key they already hold.
+//!
+//! **Phishing-resistant policy.** [`Requirement::PhishingResistant`](crate::Requirement::PhishingResistant)
+//! (per role: [`PhishingResistantFor`](crate::policy::PhishingResistantFor)) asks a user with
+//! a key for the key alone: TOTP and recovery codes are not offered, and are refused before
+//! they are checked; no remembered device skips it. A user without a key yet logs in with a
+//! code and is **escalated** ([`LoginGranted::needs_security_key`](crate::LoginGranted::needs_security_key)):
+//! the host sends them to register one at once. That first registration rests on the code,
+//! like any enrollment rests on what the user had before; from then on, codes do not log them
+//! in. Hosts asking for a second factor before a sensitive action check that the session's
+//! proof is of a key ([`SecondFactorProof::factor`](crate::account::SecondFactorProof::factor)
+//! is [`FactorKind::SecurityKey`](crate::vocabulary::FactorKind::SecurityKey)).
+//!
+//! **What it protects against, and what not.** A key signs the origin the browser reports: a
+//! phishing site on another domain gets an answer for *its* origin, which the server refuses,
+//! and it cannot relay a TOTP-style code because there is none to type. An answer is bound to
+//! one challenge, so a recorded answer does not replay. It does **not** protect against a
+//! compromised browser or host (malware that drives the browser signs what it likes on the
+//! real origin, and a stolen session cookie needs no key), against a malicious or compromised
+//! server (it decides who is logged in), or against someone who holds the key and the
+//! password. A user without a key still has the factors they had (TOTP, recovery codes):
+//! those remain phishable unless the policy above takes them away.
+//!
+//! **In the browser.** The options are JSON with binary fields in base64url; the page turns
+//! them into `ArrayBuffer`s for `navigator.credentials.create` / `.get` and sends the
+//! credential back as JSON, base64url again. The [axum module](crate::axum) does it with a
+//! small inline script ([`KEY_SCRIPT`](crate::axum::KEY_SCRIPT), no external assets): "Add a
+//! security key" and "Remove" on the account page, "Use your security key" at the second step
+//! and at step-up; the options come from a POST (with the CSRF token) and the answer goes back
+//! as an ordinary form post. One browser quirk is handled there: webauthn-rs 0.5 asks for the
+//! credProtect extension at level "user verification required" (not enforced) while asking
+//! for user verification only as "preferred", a combination Chromium refuses as inconsistent
+//! (`NotSupportedError`, kanidm/webauthn-rs#490). The script drops that unenforced hint when
+//! user verification is not required, as a browser that does not know the extension would;
+//! nothing the server checks depends on it. WebAuthn needs a secure context and a domain
+//! name: serve over HTTPS, or on `http://localhost:PORT` in development (webauthn-rs refuses
+//! `127.0.0.1` as an origin).
+//!
+//! **Assurance claims.** A key's grant and proof carry the RFC 8176 method `hwk`
+//! ([`AuthMethod::HardwareKey`](crate::account::AuthMethod::HardwareKey)): `pwd hwk mfa` at
+//! login, AAL2. Not AAL3: SP 800-63B asks there for a hardware authenticator, which only an
+//! attestation of the key's model would show, and the second-factor ceremonies here ask for
+//! none (a software key, or a synced passkey used as a security key, answers the same way).
+//! [`AuthMethod::is_phishing_resistant`](crate::account::AuthMethod::is_phishing_resistant)
+//! tells a host that wants the phishing-resistant factor specifically.
+//!
+//! **Stored format.** A key is an authenticator whose `factor` is `{"security_key":
+//! {"credential": ...}}`, webauthn-rs's credential as it serialises it (public key, id,
+//! counter, backup state, attestation: nothing secret). Under
+//! [`SealedStore`](crate::seal::SealedStore) it is covered by the record tag, so a key planted
+//! in the table is refused like any other edit. The ceremonies ride in the record's
+//! `key_ceremonies` field (format 6). A build without the feature reads records without keys
+//! or ceremonies, and refuses one with them as a corrupt row (fail closed, never "no 2FA").
 //!
 //! **On the web.** The `axum` module's account page lists the authenticators (label, kind,
 //! added, last used, the clock offset when one was learned), renames them, adds another (its

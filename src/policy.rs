@@ -174,6 +174,21 @@ pub enum Requirement {
         /// Whether "don't ask again on this device" may skip the challenge.
         trusted_devices: bool,
     },
+    /// Required, and only a **phishing-resistant** factor will do: a security key (feature
+    /// `webauthn`), never a TOTP or recovery code, nor a remembered device (for
+    /// administrators, say; build it with [`PhishingResistantFor`]).
+    ///
+    /// - A user with a security key is asked for it alone: TOTP and recovery codes are not
+    ///   offered at login and are refused if submitted.
+    /// - A user without one (TOTP only) is **escalated**: their TOTP login is granted with
+    ///   [`LoginGranted::needs_security_key`](crate::LoginGranted::needs_security_key) set,
+    ///   and the host must send them to register a key before anything else (the axum module
+    ///   does); once they have one, codes stop working for them.
+    /// - A user with no authenticator is blocked until enrolled, as under
+    ///   [`WhenUnenrolled::BlockUntilEnrolled`].
+    ///
+    /// See the [manual](crate::manual#security-keys-webauthn).
+    PhishingResistant,
     /// Explicitly exempt from 2FA (e.g. the superuser): never asked, and the exemption is
     /// recorded in the audit trail every time it is applied.
     Exempt {
@@ -187,7 +202,10 @@ impl Requirement {
     /// user may not turn it off.
     #[must_use]
     pub const fn is_required(&self) -> bool {
-        matches!(self, Requirement::Required { .. })
+        matches!(
+            self,
+            Requirement::Required { .. } | Requirement::PhishingResistant
+        )
     }
 
     /// Required, blocking unenrolled users, no grace period, trusted devices allowed.
@@ -429,6 +447,73 @@ impl<P> RequiredForRoles<P> {
     #[must_use]
     pub const fn when_unenrolled(&self) -> WhenUnenrolled {
         self.when_unenrolled
+    }
+}
+
+/// Requires a **phishing-resistant** factor ([`Requirement::PhishingResistant`]: a security
+/// key) of principals with any of `roles`; everyone else gets what `inner` says. An explicit
+/// [`Requirement::Exempt`] from `inner` stays (it is audited at every login).
+///
+/// ```
+/// use twofactor::policy::{
+///     EnforcementPolicy, EnrollmentStatus, PhishingResistantFor, Principal, Requirement,
+/// };
+/// let policy = PhishingResistantFor::new(["admin"], |_: &Principal, _: &EnrollmentStatus, _: u64| {
+///     Requirement::required()
+/// });
+/// let status = EnrollmentStatus::enrolled_at(1);
+/// let root = Principal::new("root").with_role("admin");
+/// assert_eq!(policy.requirement(&root, &status, 0), Requirement::PhishingResistant);
+/// let emma = Principal::new("emma").with_role("staff");
+/// assert_eq!(policy.requirement(&emma, &status, 0), Requirement::required());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhishingResistantFor<P> {
+    roles: BTreeSet<String>,
+    inner: P,
+}
+
+impl<P> PhishingResistantFor<P> {
+    /// A security key for principals with any role in `roles`; `inner` for the others.
+    #[must_use]
+    pub fn new<I>(roles: I, inner: P) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        PhishingResistantFor {
+            roles: roles.into_iter().map(Into::into).collect(),
+            inner,
+        }
+    }
+
+    /// The roles that need a security key.
+    #[must_use]
+    pub fn roles(&self) -> &BTreeSet<String> {
+        &self.roles
+    }
+
+    /// The policy for everyone else.
+    #[must_use]
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+}
+
+impl<P: EnforcementPolicy> EnforcementPolicy for PhishingResistantFor<P> {
+    fn requirement(
+        &self,
+        principal: &Principal,
+        status: &EnrollmentStatus,
+        now: u64,
+    ) -> Requirement {
+        let inner = self.inner.requirement(principal, status, now);
+        let listed = principal.roles.iter().any(|r| self.roles.contains(r));
+        match inner {
+            Requirement::Exempt { .. } => inner,
+            _ if listed => Requirement::PhishingResistant,
+            _ => inner,
+        }
     }
 }
 

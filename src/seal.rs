@@ -301,7 +301,10 @@ impl TwoFactorRecord {
     ) -> Result<(), SealError> {
         let mut i = 0;
         for a in &mut self.authenticators {
-            let crate::account::AuthenticatorFactor::Totp(t) = &mut a.factor;
+            // A security key holds no secret (its public key is covered by the record tag).
+            let crate::account::AuthenticatorFactor::Totp(t) = &mut a.factor else {
+                continue;
+            };
             f(&mut t.secret, Slot::Active, i)?;
             i += 1;
         }
@@ -316,7 +319,8 @@ impl TwoFactorRecord {
     fn secrets(&self) -> impl Iterator<Item = (Slot, &SecretSlot)> {
         self.authenticators
             .iter()
-            .map(|a| (Slot::Active, &a.totp_factor().secret))
+            .filter_map(|a| a.totp_factor())
+            .map(|t| (Slot::Active, &t.secret))
             .chain(self.pending.as_ref().map(|p| (Slot::Pending, &p.secret)))
     }
 
@@ -703,6 +707,16 @@ where
     }
 }
 
+/// Looks a credential id up through the sealed store itself: every record walked is checked
+/// against its tag, so a planted key in the table is never taken for a registered one.
+#[cfg(feature = "webauthn")]
+impl<S, C> crate::store::SecurityKeyIndex for SealedStore<S, C>
+where
+    S: crate::store::ListUsers,
+    C: SecretCipher,
+{
+}
+
 impl<C: SecretCipher + ?Sized> SecretCipher for &C {
     fn open_with_form(
         &self,
@@ -802,7 +816,7 @@ mod tests {
             text.replace("abab", "ABAB"),
             format!("{text} "),
             text.replace(r#""mac":"#, r#""mac" :"#),
-            text.replace(r#"{"v":5,"#, r#"{"v":5, "#),
+            text.replace(r#"{"v":6,"#, r#"{"v":6, "#),
         ] {
             assert_ne!(other, text);
             let built = stored_message(&user, Version(3), &other, &tag);

@@ -138,6 +138,9 @@ use crate::store::{SaveOutcome, UserStore, Version};
 use crate::vocabulary::AuthenticatorId;
 use crate::vocabulary::BoxError;
 
+#[cfg(feature = "webauthn")]
+mod security_keys;
+
 /// How many times an operation reloads and retries after a compare-and-swap conflict before
 /// giving up with [`Error::Contention`].
 pub const DEFAULT_MAX_SAVE_ATTEMPTS: u32 = 16;
@@ -400,6 +403,19 @@ pub enum Error {
     /// A configured key is unusable (a service secret shorter than 32 bytes).
     #[error("invalid key: {0}")]
     InvalidKey(&'static str),
+    /// A security key (feature `webauthn`) was refused, or its ceremony could not run: the
+    /// [`SecurityKeyFailure`](crate::vocabulary::SecurityKeyFailure) says which. Its
+    /// [`kind`](Error::kind): `Malformed` → [`ErrorKind::MalformedInput`]; `Refused`,
+    /// `UnknownCredential`, `PossiblyCloned` → [`ErrorKind::WrongCode`]; `NoCeremony` →
+    /// [`ErrorKind::NotAllowedNow`] (start again); `AlreadyRegistered` →
+    /// [`ErrorKind::Conflict`]; `NotConfigured` → [`ErrorKind::Misconfigured`]. Nothing was
+    /// saved.
+    #[error("security key: {0}")]
+    SecurityKey(crate::vocabulary::SecurityKeyFailure),
+    /// The policy requires a phishing-resistant factor (a security key) of this user: a
+    /// TOTP or recovery code does not do ([`Requirement::PhishingResistant`](crate::Requirement::PhishingResistant)).
+    #[error("a security key is required for this account")]
+    PhishingResistantRequired,
 }
 
 /// What kind of failure an [`Error`] is: the one thing a host matches on to answer the user
@@ -499,6 +515,17 @@ impl Error {
             | Error::UnknownCodeKey { .. }
             | Error::InvalidKey(_)
             | Error::Rng => ErrorKind::Misconfigured,
+            Error::PhishingResistantRequired => ErrorKind::NotAllowedNow,
+            Error::SecurityKey(f) => {
+                use crate::vocabulary::SecurityKeyFailure as F;
+                match f {
+                    F::Malformed => ErrorKind::MalformedInput,
+                    F::NoCeremony => ErrorKind::NotAllowedNow,
+                    F::AlreadyRegistered => ErrorKind::Conflict,
+                    F::NotConfigured => ErrorKind::Misconfigured,
+                    F::Refused | F::UnknownCredential | F::PossiblyCloned => ErrorKind::WrongCode,
+                }
+            }
         }
     }
 
@@ -575,6 +602,8 @@ impl From<DomainError> for Error {
             DomainError::InvalidProof => Error::InvalidProof,
             DomainError::OutdatedProof => Error::SecondFactorRequired,
             DomainError::RequiredByPolicy => Error::RequiredByPolicy,
+            DomainError::SecurityKey(f) => Error::SecurityKey(f),
+            DomainError::PhishingResistantRequired => Error::PhishingResistantRequired,
         }
     }
 }
@@ -603,6 +632,7 @@ impl From<Refusal> for Error {
             Refusal::Invalid(_) => Error::InvalidCode,
             Refusal::Malformed(m) => Error::Malformed(m),
             Refusal::Throttled { retry_at } => Error::Throttled { retry_at },
+            Refusal::SecurityKey(f) => Error::SecurityKey(f),
         }
     }
 }
@@ -1946,6 +1976,7 @@ where
             FactorKind::Totp,
             FactorKind::RecoveryCode,
             FactorKind::MailedCode,
+            FactorKind::SecurityKey,
         ];
         let now = self.clock.now();
         record.check_proof_within(proof, user, &factors, now, max_age, &self.settings)?;
@@ -2902,6 +2933,14 @@ mod tests {
                 key_id: "0123456789abcdef".into(),
             },
             Error::InvalidKey("too short"),
+            Error::PhishingResistantRequired,
+            Error::SecurityKey(crate::vocabulary::SecurityKeyFailure::Malformed),
+            Error::SecurityKey(crate::vocabulary::SecurityKeyFailure::Refused),
+            Error::SecurityKey(crate::vocabulary::SecurityKeyFailure::UnknownCredential),
+            Error::SecurityKey(crate::vocabulary::SecurityKeyFailure::PossiblyCloned),
+            Error::SecurityKey(crate::vocabulary::SecurityKeyFailure::NoCeremony),
+            Error::SecurityKey(crate::vocabulary::SecurityKeyFailure::AlreadyRegistered),
+            Error::SecurityKey(crate::vocabulary::SecurityKeyFailure::NotConfigured),
         ];
         for e in &all {
             match e {
@@ -2932,7 +2971,9 @@ mod tests {
                 | Error::Rng
                 | Error::SecretSealed
                 | Error::UnknownCodeKey { .. }
-                | Error::InvalidKey(_) => {}
+                | Error::InvalidKey(_)
+                | Error::PhishingResistantRequired
+                | Error::SecurityKey(_) => {}
             }
         }
         all
@@ -2969,6 +3010,14 @@ mod tests {
             (K::Misconfigured, 500),
             (K::Misconfigured, 500),
             (K::Misconfigured, 500),
+            (K::Misconfigured, 500),
+            (K::NotAllowedNow, 403),
+            (K::MalformedInput, 400),
+            (K::WrongCode, 401),
+            (K::WrongCode, 401),
+            (K::WrongCode, 401),
+            (K::NotAllowedNow, 403),
+            (K::Conflict, 409),
             (K::Misconfigured, 500),
         ];
         let all = every_variant();

@@ -256,6 +256,58 @@ pub enum FactorKind {
     MailedCode,
     /// A trusted-device token.
     TrustedDevice,
+    /// A security key (WebAuthn, feature `webauthn`): phishing-resistant, bound to the site's
+    /// origin.
+    SecurityKey,
+}
+
+/// Why a security key (WebAuthn, feature `webauthn`) was refused: a typed answer for the host,
+/// and the reason the audit trail records. Nothing is saved for any of them: the ceremony
+/// stays open until it expires, since only the key itself can answer its challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum SecurityKeyFailure {
+    /// No security keys on this deployment: no relying party is configured
+    /// (`Settings::builder().security_keys(..)`), or the `webauthn` feature is off.
+    #[error("security keys are not configured")]
+    NotConfigured,
+    /// No ceremony of this kind is waiting: never started, expired, already used, or started
+    /// for another login. Start again.
+    #[error("no security key ceremony is waiting (expired or used); start again")]
+    NoCeremony,
+    /// The browser's answer is not a WebAuthn response at all (not JSON, or not of the shape
+    /// `navigator.credentials` returns).
+    #[error("the security key answer is malformed")]
+    Malformed,
+    /// webauthn-rs refused the answer: another challenge (a replayed answer), another origin
+    /// or relying-party id, a bad signature, missing user presence.
+    #[error("the security key answer was refused")]
+    Refused,
+    /// The key is not one of this user's (another user's, or removed meanwhile).
+    #[error("this security key is not registered to this account")]
+    UnknownCredential,
+    /// The key's signature counter went backwards: it may have been cloned. Audited.
+    #[error("the security key's counter went backwards: it may have been cloned")]
+    PossiblyCloned,
+    /// The key is already registered, to this user or another.
+    #[error("this security key is already registered")]
+    AlreadyRegistered,
+}
+
+/// The WebAuthn ceremony a security key took part in (audit trail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum KeyCeremony {
+    /// Registering a new key.
+    Registration,
+    /// The second step of a login.
+    Login,
+    /// Proving the second factor again (step-up), with no login.
+    StepUp,
 }
 
 /// Why a submitted code was refused, for the audit trail. Callers of the service see one

@@ -914,6 +914,30 @@ fn two_codes_app(clock: Arc<ManualClock>) -> Router {
     }))
 }
 
+/// Alice's first login under a policy that blocks until enrolled: the forced set-up, read
+/// off the page and confirmed with the next step's code. Her phone, and the confirmation's
+/// answer (the recovery codes).
+async fn forced_setup(b: &mut Browser, clock: &ManualClock) -> (Phone, Answer) {
+    let r = b.post("/login", &[("username", "alice")]).await;
+    assert_eq!(r.location, "/2fa/setup");
+    let page = b.get("/2fa/setup").await;
+    let key = page.between("id=manual-key class=key>", "<").expect("key");
+    let phone = Phone::from_key(&key);
+    let code = next_code(&phone, clock);
+    let done = b
+        .post("/2fa/setup", &[("csrf", &page.csrf()), ("code", &code)])
+        .await;
+    (phone, done)
+}
+
+/// A code of the next time step (the clock moves there).
+fn next_code(phone: &Phone, clock: &ManualClock) -> String {
+    clock.advance(30);
+    Totp::default()
+        .generate(&phone.secret, clock.now())
+        .to_string()
+}
+
 /// The second step of a login in a new session: its answer.
 async fn second_step(b: &mut Browser, code: &str, remember: bool) -> Answer {
     b.jar.remove("id");
@@ -935,21 +959,9 @@ async fn second_step(b: &mut Browser, code: &str, remember: bool) -> Answer {
 async fn the_web_layer_sends_the_user_to_make_new_recovery_codes() -> TestResult {
     let clock = Arc::new(ManualClock::new(1_800_000_000));
     let mut b = Browser::new(two_codes_app(clock.clone()));
-    let r = b.post("/login", &[("username", "alice")]).await;
-    assert_eq!(r.location, "/2fa/setup");
-    let page = b.get("/2fa/setup").await;
-    let key = page.between("id=manual-key class=key>", "<").expect("key");
-    let phone = Phone::from_key(&key);
+    let (phone, done) = forced_setup(&mut b, &clock).await;
     // A code of the next time step.
-    let code = || {
-        clock.advance(30);
-        Totp::default()
-            .generate(&phone.secret, clock.now())
-            .to_string()
-    };
-    let done = b
-        .post("/2fa/setup", &[("csrf", &page.csrf()), ("code", &code())])
-        .await;
+    let code = || next_code(&phone, &clock);
     let codes = done.recovery_codes();
     assert_eq!(codes.len(), 2);
 
@@ -1736,5 +1748,41 @@ async fn removing_the_last_authenticator_turns_2fa_off_and_claims_follow_the_ses
     b.post("/logout", &[]).await;
     let r = b.post("/login", &[("username", "alice")]).await;
     assert_eq!(r.location, "/", "2FA is off: the password alone");
+    Ok(())
+}
+
+/// A phishing-resistant policy and a user with only an authenticator app: the TOTP login is
+/// let in to escalate, straight to the account page, which says a security key is required
+/// and offers one (feature `webauthn`).
+#[cfg(feature = "webauthn")]
+#[tokio::test]
+async fn a_user_who_needs_a_security_key_is_sent_to_add_one() -> TestResult {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let rp = twofactor::account::RelyingParty::new("localhost", "http://localhost:8080", "t")?;
+    let tf = TwoFactor::builder(TfStore::new())
+        .mailer(RecordingMailer::new())
+        .keys(test_keys())
+        .clock(clock.clone())
+        .policy(|_: &Principal, _: &twofactor::EnrollmentStatus, _: u64| {
+            twofactor::Requirement::PhishingResistant
+        })
+        .settings(twofactor::Settings::builder().security_keys(rp).build()?)
+        .build();
+    let mut b = Browser::new(own_router(TwoFactorWeb::new(tf, |user| async move {
+        Some(Principal::new(user))
+    })));
+    // First login: blocked until enrolled, set up with an app.
+    let (phone, _) = forced_setup(&mut b, &clock).await;
+    let code = || next_code(&phone, &clock);
+    // Next login with the app's code: escalated to the account page.
+    let r = second_step(&mut b, &code(), false).await;
+    assert_eq!(r.location, "/2fa/account", "{}", r.body);
+    let account = b.get("/2fa/account").await;
+    assert!(
+        account.body.contains("requires a security key"),
+        "{}",
+        account.body
+    );
+    assert!(account.body.contains("id=add-key"), "{}", account.body);
     Ok(())
 }

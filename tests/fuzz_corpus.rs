@@ -60,6 +60,9 @@ fn record_seeds_cover_valid_and_refused_records() {
     };
     // Formats 1 to 4 (rows written by earlier versions) still decode, and so does format 5.
     for valid in [
+        "v6_full",
+        "v6_tagged",
+        "v6_two_authenticators",
         "v5_full",
         "v5_tagged",
         "v5_two_authenticators",
@@ -76,14 +79,21 @@ fn record_seeds_cover_valid_and_refused_records() {
     ] {
         assert!(decode(valid).is_ok(), "{valid}");
     }
-    // The format-5 seeds are canonical: what this version writes, byte for byte; and a
-    // format-4 seed decodes to its format-5 seed (one authenticator, a derived id).
-    for canonical in ["v5_full", "v5_tagged", "v5_two_authenticators"] {
+    // The format-6 seeds are canonical: what this version writes, byte for byte; a format-5
+    // seed decodes to its format-6 seed (no ceremony waiting), and a format-4 seed too (one
+    // authenticator, a derived id).
+    for canonical in ["v6_full", "v6_tagged", "v6_two_authenticators"] {
         let data = fs::read_to_string(dir.join(canonical)).unwrap();
         let encoded = serde_json::to_string(&decode(canonical).unwrap()).unwrap();
         assert_eq!(encoded, data, "{canonical}");
     }
-    for (old, new) in [("v4_full", "v5_full"), ("v4_tagged", "v5_tagged")] {
+    for (old, new) in [
+        ("v4_full", "v6_full"),
+        ("v4_tagged", "v6_tagged"),
+        ("v5_full", "v6_full"),
+        ("v5_tagged", "v6_tagged"),
+        ("v5_two_authenticators", "v6_two_authenticators"),
+    ] {
         let data = fs::read_to_string(dir.join(new)).unwrap();
         let encoded = serde_json::to_string(&decode(old).unwrap()).unwrap();
         assert_eq!(encoded, data, "{old} -> {new}");
@@ -169,6 +179,10 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v5_too_many",
         "v5_pending_without_purpose",
         "v5_unknown_kind",
+        // Format 6: the WebAuthn ceremonies, exactly in format 6.
+        "v6_without_ceremonies",
+        "v6_ceremony_fields_missing",
+        "v5_with_ceremonies",
         "v4_pending_with_format_5_fields",
     ] {
         assert!(decode(refused).is_err(), "{refused}");

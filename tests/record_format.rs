@@ -123,11 +123,15 @@ fn format_1_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     for fixture in [V1_FULL, V1_DEFAULT] {
         let record = decode_record(fixture).expect("today's rows decode");
         let current = encode_record(&record).expect("encode");
-        assert!(current.starts_with(r#"{"v":5,"#), "{current}");
+        assert!(current.starts_with(r#"{"v":6,"#), "{current}");
         // Everything the old row said is still said; only the fields of formats 2 to 4 were
         // added, with the values that mean what format 1 meant.
         let rewritten = value(&current);
-        assert_eq!(rewritten["v"], Value::from(5));
+        assert_eq!(rewritten["v"], Value::from(6));
+        assert_eq!(
+            rewritten["key_ceremonies"],
+            serde_json::json!({"registration": null, "authentication": null})
+        );
         assert_format_4_fields_empty(&rewritten);
         assert_eq!(rewritten["mailed_code_login_at"], Value::Null);
         assert_eq!(
@@ -161,7 +165,7 @@ fn format_1_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
 fn format_2_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     let record = decode_record(V2_FULL).expect("format-2 rows decode");
     let current = encode_record(&record).expect("encode");
-    assert!(current.starts_with(r#"{"v":5,"#), "{current}");
+    assert!(current.starts_with(r#"{"v":6,"#), "{current}");
     // Format 3 only adds the ticket ledger (no ticket used, generation 0) and the flag that
     // the user was asked for a mailed code (not yet), format 4 the outgoing code and the send
     // attempts (none): everything else is as it was.
@@ -190,7 +194,7 @@ fn format_2_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
 fn format_3_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     let record = decode_record(V3_MAILED).expect("format-3 rows decode");
     let current = encode_record(&record).expect("encode");
-    assert!(current.starts_with(r#"{"v":5,"#), "{current}");
+    assert!(current.starts_with(r#"{"v":6,"#), "{current}");
     // Format 4 only adds the outgoing code (none: the mailed code of a format-3 row was
     // delivered, and stays the `mailed` code) and the send attempts (none counted).
     let rewritten = value(&current);
@@ -230,7 +234,7 @@ fn mail_down<S: UserStore>(
 }
 
 /// The code of a format-3 row was delivered: it still logs in after the upgrade, even when
-/// the new login's own code cannot be sent; the save writes format 5.
+/// the new login's own code cannot be sent; the save writes the current format (6).
 #[tokio::test]
 async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_5() {
     let store = Arc::new(MemoryStore::new());
@@ -246,7 +250,7 @@ async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_5() {
         panic!("the mail server is down")
     };
     let (json, _) = store.json(&marc.user).expect("row");
-    assert_eq!(value(&json)["v"], 5);
+    assert_eq!(value(&json)["v"], 6);
     assert_eq!(value(&json)["outgoing"]["delivery"], "not_sent");
     assert_eq!(value(&json)["mailed"], value(V3_MAILED)["mailed"]);
     tf.finish_login(&pending, Factor::MailedCode(V3_CODE), None, &ctx)
@@ -261,7 +265,7 @@ async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_5() {
     );
 }
 
-/// A format-2 row in a store logs in (with its app's code) and is saved as format 5 by that
+/// A format-2 row in a store logs in (with its app's code) and is saved in the current format (6) by that
 /// login, with the used ticket in its ledger.
 #[tokio::test]
 async fn a_format_2_row_logs_in_and_is_saved_as_format_5() {
@@ -280,7 +284,7 @@ async fn a_format_2_row_logs_in_and_is_saved_as_format_5() {
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 7);
     let row = value(&json);
-    assert_eq!(row["v"], 5);
+    assert_eq!(row["v"], 6);
     assert_eq!(row["tickets"]["used"].as_array().map(Vec::len), Some(1));
 }
 
@@ -307,7 +311,7 @@ fn rows_of_formats_3_and_4_load_as_one_authenticator_with_a_stable_id() {
         );
         let current = encode_record(&record).expect("encode");
         let rewritten = value(&current);
-        assert_eq!(rewritten["v"], 5);
+        assert_eq!(rewritten["v"], 6);
         assert_eq!(rewritten["authenticators"][0]["id"], list[0].id().as_str());
         assert_eq!(
             rewritten["pending"]["purpose"],
@@ -325,7 +329,7 @@ fn rows_of_formats_3_and_4_load_as_one_authenticator_with_a_stable_id() {
 }
 
 /// A row of format 3 or 4 in a store logs in with its app's code, names its one
-/// authenticator, and is saved as format 5 with the same id; its pending rotation, confirmed,
+/// authenticator, and is saved in the current format (6) with the same id; its pending rotation, confirmed,
 /// replaces it.
 #[tokio::test]
 async fn rows_of_formats_3_and_4_log_in_and_their_rotation_replaces_their_factor() {
@@ -360,7 +364,7 @@ async fn an_enrolled_old_row_logs_in_and_its_rotation_replaces_its_factor(
     assert_eq!(granted.authenticator, Some(id.clone()));
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 8);
-    assert_eq!(value(&json)["v"], 5);
+    assert_eq!(value(&json)["v"], 6);
     assert_eq!(h.tf.authenticators(&alice.user).await.unwrap()[0].id(), &id);
     // The rotation started in format 3 is confirmed with the new app's code.
     let pending_secret = value(row)["pending"]["secret"]
@@ -404,7 +408,7 @@ proptest! {
     /// unknown field added, is refused.
     #[test]
     fn partial_or_extended_records_are_refused(
-        keep in proptest::collection::vec(any::<bool>(), 16),
+        keep in proptest::collection::vec(any::<bool>(), 17),
         extra in "[a-z_]{1,12}",
     ) {
         let full = value(&encode_record(&decode_record(V1_FULL).unwrap()).unwrap());
@@ -493,7 +497,7 @@ mod sealed {
     /// A sealed, tagged row of an enrolled user in format 3 or 4 (as the code before format 4,
     /// or 5, wrote it, for `alice` at store version 7) verifies after the upgrade, over a store that keeps the stored text
     /// and over one that does not (the tag is then checked over the record encoded again in
-    /// its format); it logs in and the save re-tags it as format 5. Moved to another version
+    /// its format); it logs in and the save re-tags it in the current format (6). Moved to another version
     /// or user, or with its factor edited, it is refused.
     #[tokio::test]
     async fn enrolled_sealed_rows_of_formats_3_and_4_verify_on_both_paths_and_are_retagged() {
@@ -547,7 +551,7 @@ mod sealed {
             }
             let (json, version) = inner.json(&alice.user).expect("row");
             assert_eq!(version.0, 8);
-            assert_eq!(value(&json)["v"], 5);
+            assert_eq!(value(&json)["v"], 6);
             assert_eq!(value(&json)["mac"]["key"], "k1");
         }
         let inner = Arc::new(MemoryStore::new());
@@ -626,7 +630,7 @@ mod sealed {
 
     /// A sealed, tagged row in format 2 (as the code before format 3 wrote it, for `alice` at
     /// store version 6 under this keyring) still verifies after the upgrade: its tag covers
-    /// the record as format 2 encoded it. It logs in, and the save re-tags it as format 5.
+    /// the record as format 2 encoded it. It logs in, and the save re-tags it in the current format (6).
     #[tokio::test]
     async fn format_2_sealed_rows_still_verify_and_are_retagged_as_format_5() {
         const V2_SEALED: &str = include_str!("fixtures/record_v2_sealed.json");
@@ -652,7 +656,7 @@ mod sealed {
             .expect("login on a format-2 sealed row");
         let (json, version) = inner.json(&alice.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 5);
+        assert_eq!(value(&json)["v"], 6);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&alice.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.
@@ -666,7 +670,7 @@ mod sealed {
     /// A sealed, tagged row in format 3 (as the code before format 4 wrote it, for `marc` at
     /// store version 4 under this keyring) still verifies after the upgrade, over the stored
     /// text and, for a store that keeps only the decoded record, over the format-3 encoding
-    /// the record reproduces. Its mailed code still logs in; the saves re-tag it as format 5.
+    /// the record reproduces. Its mailed code still logs in; the saves re-tag it in the current format (6).
     #[tokio::test]
     async fn format_3_sealed_rows_still_verify_and_are_retagged_as_format_5() {
         const V3_SEALED: &str = include_str!("fixtures/record_v3_mailed_sealed.json");
@@ -693,7 +697,7 @@ mod sealed {
             .expect("the code mailed before the upgrade logs in");
         let (json, version) = inner.json(&marc.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 5);
+        assert_eq!(value(&json)["v"], 6);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&marc.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.

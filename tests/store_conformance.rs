@@ -239,6 +239,35 @@ list_conformance!(sealed_memory_lists, common::stores::SealedMemory);
 #[cfg(feature = "postgres")]
 list_conformance!(postgres_lists, common::stores::Postgres);
 
+/// Records with security keys (feature `webauthn`): registered, logged in with, round trips,
+/// and a credential id looked up across users through the store ([`SecurityKeyIndex`]).
+///
+/// [`SecurityKeyIndex`]: twofactor::store::SecurityKeyIndex
+#[cfg(feature = "webauthn")]
+macro_rules! key_conformance {
+    ($name:ident, $fixture:ty) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn records_with_security_keys() {
+                let f = <$fixture>::new().await;
+                common::keys::security_keys_on_store(f.store()).await;
+            }
+        }
+    };
+}
+
+#[cfg(feature = "webauthn")]
+key_conformance!(memory_keys, Memory);
+#[cfg(all(feature = "webauthn", feature = "sqlite"))]
+key_conformance!(sqlite_file_keys, common::stores::SqliteFile);
+#[cfg(all(feature = "webauthn", feature = "seal", feature = "sqlite"))]
+key_conformance!(sealed_sqlite_keys, common::stores::SealedSqlite);
+#[cfg(all(feature = "webauthn", feature = "seal"))]
+key_conformance!(sealed_memory_keys, common::stores::SealedMemory);
+#[cfg(all(feature = "webauthn", feature = "postgres"))]
+key_conformance!(postgres_keys, common::stores::Postgres);
+
 #[cfg(feature = "sqlite")]
 store_conformance!(sqlite_memory, common::stores::SqliteMemory);
 #[cfg(feature = "sqlite")]

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The budget: the glue may shrink, never grow past this without a reason written down.
-const BUDGET: usize = 310;
+/// 310 until security keys: their relying party on `http://localhost:PORT` (feature
+/// `webauthn`) took 14 lines of wiring.
+const BUDGET: usize = 325;
 const BEGIN: &str = "// --- 2FA begin ---";
 const BEGIN_FEATURE: &str = "// --- 2FA begin: demo feature ---";
 const END: &str = "// --- 2FA end ---";

@@ -51,10 +51,15 @@ struct Web {
 pub async fn serve(
     config: Config,
 ) -> Result<(SocketAddr, Arc<App>, tokio::task::JoinHandle<()>), BoxError> {
-    let app = demo::open(&config).await?;
     let listener =
         tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, config.port)).await?;
     let addr = listener.local_addr()?;
+    // The port taken (security keys answer http://localhost:PORT).
+    let config = demo::Config {
+        port: addr.port(),
+        ..config
+    };
+    let app = demo::open(&config).await?;
     let router = router(app.clone());
     let handle = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;

@@ -171,7 +171,8 @@ pub async fn open(config: &Config) -> Result<Arc<App>, BoxError> {
     };
     // --- 2FA begin ---
     let mailer = mailer(&pool, &clock, config.smtp.as_ref())?;
-    let tf = service(&pool, &key, policy(&policy_config), clock.clone(), mailer).await?;
+    let policy = policy(&policy_config);
+    let tf = service(&pool, &key, policy, clock.clone(), mailer, config.port).await?;
     // --- 2FA end ---
     let app = Arc::new(App {
         // --- 2FA begin ---
@@ -351,10 +352,24 @@ async fn service(
     policy: Arc<PerTenant<Arc<LivePolicy>>>,
     clock: Arc<DemoClock>,
     mailer: DynMailer,
+    port: u16,
 ) -> Result<Service, BoxError> {
     let store = SqliteStore::from_pool(pool.clone());
     store.migrate().await?;
+    // Security keys (feature `webauthn`) on http://localhost:PORT: WebAuthn needs a domain.
+    let settings = twofactor::account::Settings::builder();
+    #[cfg(feature = "webauthn")]
+    let settings = match port {
+        0 => settings,
+        port => settings.security_keys(twofactor::account::RelyingParty::new(
+            "localhost",
+            &format!("http://localhost:{port}"),
+            NAME,
+        )?),
+    };
+    let _ = port;
     Ok(TwoFactor::builder(store)
+        .settings(settings.build()?)
         .sealed(Keyring::new("demo-1", key)?)
         .mailer(mailer)
         .policy(policy)

@@ -111,6 +111,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
     println!("{mail}");
     println!("twofactor demo on http://{addr}/  (Ctrl-C to stop)");
+    if cfg!(feature = "webauthn") {
+        let port = addr.port();
+        println!("security keys: open http://localhost:{port}/ (WebAuthn needs a domain name)");
+    }
     server.await?;
     Ok(())
 }

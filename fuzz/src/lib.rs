@@ -294,7 +294,7 @@ pub fn check_record_decode(data: &[u8]) {
         Err(err) => panic!("a decoded record does not encode: {err}"),
     };
     assert!(
-        json.starts_with(r#"{"v":5,"#),
+        json.starts_with(r#"{"v":6,"#),
         "not the current format: {json}"
     );
     let again: TwoFactorRecord = match serde_json::from_str(&json) {

@@ -33,7 +33,7 @@ pub const MAX_LABEL_CHARS: usize = 64;
 /// The longest id a stored record may carry, in characters (the ids this crate makes have 13).
 const MAX_ID_CHARS: usize = 32;
 
-/// What kind of authenticator it is. Only TOTP apps today; passkeys will be another kind.
+/// What kind of authenticator it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
@@ -42,6 +42,9 @@ pub enum AuthenticatorKind {
     /// An RFC 6238 authenticator app (or a password manager, a hardware token) holding a TOTP
     /// secret.
     Totp,
+    /// A security key (WebAuthn, feature `webauthn`): a hardware key, or a platform
+    /// authenticator used as one.
+    SecurityKey,
 }
 
 /// Why a label was refused.
@@ -158,7 +161,7 @@ pub(crate) struct TotpFactor {
     pub(crate) offset_candidate: Option<i8>,
 }
 
-/// The factor an authenticator holds, by kind (passkeys will be another variant).
+/// The factor an authenticator holds, by kind.
 #[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
@@ -167,6 +170,9 @@ pub(crate) struct TotpFactor {
 )]
 pub(crate) enum AuthenticatorFactor {
     Totp(TotpFactor),
+    /// Built only with the `webauthn` feature (decoded only with it, too).
+    #[cfg_attr(not(feature = "webauthn"), allow(dead_code))]
+    SecurityKey(super::security_keys::SecurityKeyFactor),
 }
 
 /// One authenticator of a user, as stored.
@@ -370,28 +376,61 @@ impl Authenticator {
         }
     }
 
-    /// Its TOTP factor.
-    pub(crate) fn totp_factor(&self) -> &TotpFactor {
-        let AuthenticatorFactor::Totp(t) = &self.factor;
-        t
+    /// Its TOTP factor, if it is a TOTP authenticator.
+    pub(crate) fn totp_factor(&self) -> Option<&TotpFactor> {
+        match &self.factor {
+            AuthenticatorFactor::Totp(t) => Some(t),
+            AuthenticatorFactor::SecurityKey(_) => None,
+        }
     }
 
-    fn totp_factor_mut(&mut self) -> &mut TotpFactor {
-        let AuthenticatorFactor::Totp(t) = &mut self.factor;
-        t
+    fn totp_factor_mut(&mut self) -> Option<&mut TotpFactor> {
+        match &mut self.factor {
+            AuthenticatorFactor::Totp(t) => Some(t),
+            AuthenticatorFactor::SecurityKey(_) => None,
+        }
+    }
+
+    /// Its security key, if it is one.
+    #[cfg_attr(not(feature = "webauthn"), allow(dead_code))]
+    pub(crate) fn security_key(&self) -> Option<&super::security_keys::SecurityKeyFactor> {
+        match &self.factor {
+            AuthenticatorFactor::SecurityKey(k) => Some(k),
+            AuthenticatorFactor::Totp(_) => None,
+        }
+    }
+
+    #[cfg_attr(not(feature = "webauthn"), allow(dead_code))]
+    pub(crate) fn security_key_mut(
+        &mut self,
+    ) -> Option<&mut super::security_keys::SecurityKeyFactor> {
+        match &mut self.factor {
+            AuthenticatorFactor::SecurityKey(k) => Some(k),
+            AuthenticatorFactor::Totp(_) => None,
+        }
+    }
+
+    /// What kind it is.
+    pub(crate) const fn kind(&self) -> AuthenticatorKind {
+        match self.factor {
+            AuthenticatorFactor::Totp(_) => AuthenticatorKind::Totp,
+            AuthenticatorFactor::SecurityKey(_) => AuthenticatorKind::SecurityKey,
+        }
     }
 
     /// What its user may see.
     pub(crate) fn info(&self) -> AuthenticatorInfo {
-        let t = self.totp_factor();
+        let (clock_offset_steps, period) = self
+            .totp_factor()
+            .map_or((0, 0), |t| (t.clock_offset, t.params.period()));
         AuthenticatorInfo {
             id: self.id.clone(),
             label: self.label.clone(),
-            kind: AuthenticatorKind::Totp,
+            kind: self.kind(),
             created_at: self.created_at,
             last_used_at: self.last_used_at,
-            clock_offset_steps: t.clock_offset,
-            period: t.params.period(),
+            clock_offset_steps,
+            period,
         }
     }
 }
@@ -441,7 +480,7 @@ impl TwoFactorRecord {
 
     /// Checks `label` for a new or renamed authenticator: valid, and not the label of another
     /// one of the user's (`except`: the one being renamed).
-    fn free_label(
+    pub(crate) fn free_label(
         &self,
         label: &str,
         except: Option<&AuthenticatorId>,
@@ -494,10 +533,11 @@ impl TwoFactorRecord {
             if only.is_some_and(|id| *id != a.id) {
                 continue;
             }
-            let hit = a
-                .totp_factor()
-                .scan(code, now)
-                .ok_or(FailureReason::NoPendingFactor)?;
+            // Which authenticators are security keys is public too.
+            let Some(totp) = a.totp_factor() else {
+                continue;
+            };
+            let hit = totp.scan(code, now).ok_or(FailureReason::NoPendingFactor)?;
             tried = true;
             // The first authenticator with a fresh match wins (two matching is about one in a
             // million per extra authenticator).
@@ -520,14 +560,12 @@ impl TwoFactorRecord {
             .and_then(|i| self.authenticators.get_mut(i))
             .ok_or(FailureReason::NoPendingFactor)?;
         a.last_used_at = Some(now);
-        let t = a.totp_factor_mut();
+        let id = a.id.clone();
+        let t = a.totp_factor_mut().ok_or(FailureReason::NoPendingFactor)?;
         t.last_used_step = Some(step);
         let period = t.params.period();
         let offset_change = t.learn(step, now).map(|(old, new)| (old, new, period));
-        Ok(TotpMatch {
-            id: a.id.clone(),
-            offset_change,
-        })
+        Ok(TotpMatch { id, offset_change })
     }
 
     /// Renames an authenticator. The label is trimmed, at most [`MAX_LABEL_CHARS`]
@@ -831,9 +869,12 @@ impl TwoFactorRecord {
         if self.authenticators.is_empty() {
             return Err(DomainError::NotEnrolled);
         }
-        let label = self.authenticators[self.authenticator_index(id)?]
-            .label
-            .clone();
+        let replaced = &self.authenticators[self.authenticator_index(id)?];
+        // A security key is replaced by registering a new one and removing the old.
+        if replaced.totp_factor().is_none() {
+            return Err(DomainError::UnknownAuthenticator);
+        }
+        let label = replaced.label.clone();
         self.verified_pending(
             now,
             user,
@@ -882,19 +923,22 @@ mod tests {
         let params = Totp::default();
         let s2 = secret(7);
         let mut r = with_second(&s2, params, "Spare phone");
-        let first_step = r.authenticators[0].totp_factor().last_used_step;
+        let first_step = r.authenticators[0].totp_factor().unwrap().last_used_step;
         let now = T0 + 90;
         let m = r
             .verify_totp(code_at(&s2, params, params.step_at(now)), now, None)
             .unwrap();
         assert_eq!(m.id, r.authenticators[1].id);
         assert_eq!(
-            r.authenticators[1].totp_factor().last_used_step,
+            r.authenticators[1].totp_factor().unwrap().last_used_step,
             Some(params.step_at(now))
         );
         assert_eq!(r.authenticators[1].last_used_at, Some(now));
         // The first authenticator's replay state is untouched.
-        assert_eq!(r.authenticators[0].totp_factor().last_used_step, first_step);
+        assert_eq!(
+            r.authenticators[0].totp_factor().unwrap().last_used_step,
+            first_step
+        );
         assert_eq!(
             m.events(),
             [AuditKind::AuthenticatorUsed {
@@ -974,7 +1018,10 @@ mod tests {
         // One step ahead: accepted (the skew), not learned yet.
         let m = login(&mut r, now, 1).unwrap();
         assert!(m.offset_change.is_none());
-        assert_eq!(r.authenticators[1].totp_factor().offset_candidate, Some(1));
+        assert_eq!(
+            r.authenticators[1].totp_factor().unwrap().offset_candidate,
+            Some(1)
+        );
         now += 120;
         // The second consistent observation moves the offset: audited, shown in seconds.
         let m = login(&mut r, now, 1).unwrap();
@@ -989,7 +1036,7 @@ mod tests {
         for ahead in 2..=12 {
             now += 120;
             let accepted = login(&mut r, now, ahead);
-            let offset = i64::from(r.authenticators[1].totp_factor().clock_offset);
+            let offset = i64::from(r.authenticators[1].totp_factor().unwrap().clock_offset);
             assert!(offset.abs() <= 9, "offset {offset} beyond the bound");
             if ahead <= 10 {
                 assert!(accepted.is_ok(), "{ahead} steps ahead");
@@ -1000,7 +1047,7 @@ mod tests {
                 assert_eq!(accepted.err(), Some(FailureReason::WrongCode), "{ahead}");
             }
         }
-        assert_eq!(r.authenticators[1].totp_factor().clock_offset, 9);
+        assert_eq!(r.authenticators[1].totp_factor().unwrap().clock_offset, 9);
         // A clock set right again still works (the window around now stays), and is learned.
         now += 120;
         login(&mut r, now, 0).unwrap();
@@ -1008,7 +1055,7 @@ mod tests {
         let m = login(&mut r, now, 0).unwrap();
         assert_eq!(m.offset_change, Some((9, 0, 30)));
         // The first authenticator learned nothing.
-        assert_eq!(r.authenticators[0].totp_factor().clock_offset, 0);
+        assert_eq!(r.authenticators[0].totp_factor().unwrap().clock_offset, 0);
     }
 
     #[test]
@@ -1022,7 +1069,7 @@ mod tests {
             let step = params.step_at(now) + 5;
             r.verify_totp(code_at(&s2, params, step), now, Some(&id))
                 .unwrap();
-            assert_eq!(r.authenticators[1].totp_factor().clock_offset, 0);
+            assert_eq!(r.authenticators[1].totp_factor().unwrap().clock_offset, 0);
         }
     }
 
@@ -1062,7 +1109,7 @@ mod tests {
                             "accepted a code of step {step} at step {n}"
                         );
                     }
-                    let t = r.authenticators[1].totp_factor();
+                    let t = r.authenticators[1].totp_factor().unwrap();
                     let bound = offset_bound(&params);
                     prop_assert!(i64::from(t.clock_offset).abs() <= bound);
                     let (first, last, _) = t.windows(now);

@@ -50,19 +50,26 @@ pub enum AuthMethod {
     /// factor. RFC 8176 has no value for it. Never a second factor: see the
     /// [manual](crate::manual#assurance-claims-amr-and-aal).
     RememberedDevice,
+    /// `hwk` (RFC 8176: proof of possession of a hardware-secured key): a security key
+    /// signed the challenge (WebAuthn, feature `webauthn`). Phishing-resistant. Without
+    /// attestation (not asked for) the key's hardware is not proven: it counts as a second
+    /// factor (AAL2), not AAL3; see the [manual](crate::manual#security-keys-webauthn).
+    HardwareKey,
 }
 
 impl AuthMethod {
     /// Every method, in a fixed order.
-    pub const ALL: [AuthMethod; 5] = [
+    pub const ALL: [AuthMethod; 6] = [
         AuthMethod::Password,
         AuthMethod::Otp,
         AuthMethod::RecoveryCode,
         AuthMethod::MailedCode,
         AuthMethod::RememberedDevice,
+        AuthMethod::HardwareKey,
     ];
 
-    /// The `amr` value: `pwd`, `otp`, `lookup_secret`, `email_code` or `remembered_device`.
+    /// The `amr` value: `pwd`, `otp`, `lookup_secret`, `email_code`, `remembered_device` or
+    /// `hwk`.
     #[must_use]
     pub const fn amr(self) -> &'static str {
         match self {
@@ -71,23 +78,38 @@ impl AuthMethod {
             AuthMethod::RecoveryCode => "lookup_secret",
             AuthMethod::MailedCode => "email_code",
             AuthMethod::RememberedDevice => "remembered_device",
+            AuthMethod::HardwareKey => "hwk",
         }
     }
 
-    /// Whether [`amr`](Self::amr) is a value registered by RFC 8176 (`pwd`, `otp`); the
-    /// others are this crate's names, to agree on with whoever reads the token.
+    /// Whether [`amr`](Self::amr) is a value registered by RFC 8176 (`pwd`, `otp`, `hwk`);
+    /// the others are this crate's names, to agree on with whoever reads the token.
     #[must_use]
     pub const fn is_rfc8176(self) -> bool {
-        matches!(self, AuthMethod::Password | AuthMethod::Otp)
+        matches!(
+            self,
+            AuthMethod::Password | AuthMethod::Otp | AuthMethod::HardwareKey
+        )
+    }
+
+    /// Whether this method resists phishing (it is bound to the site's origin): a security
+    /// key ([`HardwareKey`](Self::HardwareKey)).
+    #[must_use]
+    pub const fn is_phishing_resistant(self) -> bool {
+        matches!(self, AuthMethod::HardwareKey)
     }
 
     /// Whether this method is a possession authenticator that NIST SP 800-63B accepts as the
     /// second factor of AAL2 next to a password (section 4.2.1: a single-factor OTP device, a
-    /// look-up secret): [`Otp`](Self::Otp) and [`RecoveryCode`](Self::RecoveryCode). A mailed
+    /// look-up secret, a cryptographic device): [`Otp`](Self::Otp),
+    /// [`RecoveryCode`](Self::RecoveryCode) and [`HardwareKey`](Self::HardwareKey). A mailed
     /// code and a remembered device are not.
     #[must_use]
     pub const fn is_second_factor(self) -> bool {
-        matches!(self, AuthMethod::Otp | AuthMethod::RecoveryCode)
+        matches!(
+            self,
+            AuthMethod::Otp | AuthMethod::RecoveryCode | AuthMethod::HardwareKey
+        )
     }
 
     /// Whether this method is, on its own, an authenticator that reaches AAL1 (a password, an
@@ -96,7 +118,10 @@ impl AuthMethod {
     pub const fn is_authenticator(self) -> bool {
         matches!(
             self,
-            AuthMethod::Password | AuthMethod::Otp | AuthMethod::RecoveryCode
+            AuthMethod::Password
+                | AuthMethod::Otp
+                | AuthMethod::RecoveryCode
+                | AuthMethod::HardwareKey
         )
     }
 
@@ -108,6 +133,7 @@ impl AuthMethod {
             FactorKind::RecoveryCode => AuthMethod::RecoveryCode,
             FactorKind::MailedCode => AuthMethod::MailedCode,
             FactorKind::TrustedDevice => AuthMethod::RememberedDevice,
+            FactorKind::SecurityKey => AuthMethod::HardwareKey,
         }
     }
 
@@ -119,6 +145,7 @@ impl AuthMethod {
             AuthMethod::RecoveryCode => 3,
             AuthMethod::MailedCode => 4,
             AuthMethod::RememberedDevice => 5,
+            AuthMethod::HardwareKey => 6,
         }
     }
 
@@ -129,6 +156,7 @@ impl AuthMethod {
             3 => AuthMethod::RecoveryCode,
             4 => AuthMethod::MailedCode,
             5 => AuthMethod::RememberedDevice,
+            6 => AuthMethod::HardwareKey,
             _ => return None,
         })
     }
@@ -266,7 +294,8 @@ pub struct Unsatisfied {
     pub level: Aal,
     /// What would satisfy it, completed now: [`AuthMethod::Password`] when the claims show no
     /// password at all, and the second factors ([`AuthMethod::Otp`],
-    /// [`AuthMethod::RecoveryCode`]: any one of them) when none is recent enough; for AAL1,
+    /// [`AuthMethod::RecoveryCode`]: any one of them; a user with a security key may give
+    /// [`AuthMethod::HardwareKey`] instead) when none is recent enough; for AAL1,
     /// any one of the methods listed. Empty when nothing this crate verifies can reach the
     /// level (AAL3).
     pub needed: Vec<AuthMethod>,
@@ -285,6 +314,7 @@ pub struct Unsatisfied {
 /// |---|---|---|---|
 /// | password, then TOTP code | `pwd`, `otp` | `pwd otp mfa` | AAL2 |
 /// | password, then recovery code | `pwd`, `lookup_secret` | `pwd lookup_secret mfa` | AAL2 |
+/// | password, then security key (feature `webauthn`) | `pwd`, `hwk` | `pwd hwk mfa` | AAL2 |
 /// | password, then mailed code | `pwd`, `email_code` | `pwd email_code` | AAL1 |
 /// | password and a remembered device | `pwd`, `remembered_device` | `pwd remembered_device` | AAL1 |
 /// | password, no second factor needed | `pwd` | `pwd` | AAL1 |
@@ -626,20 +656,20 @@ mod tests {
     use AuthMethod::{MailedCode, Otp, Password, RecoveryCode, RememberedDevice};
 
     #[test]
-    fn names_round_trip_and_only_pwd_and_otp_are_rfc8176() {
+    fn names_round_trip_and_only_pwd_otp_and_hwk_are_rfc8176() {
         for method in AuthMethod::ALL {
             assert_eq!(method.amr().parse::<AuthMethod>(), Ok(method));
             assert_eq!(AuthMethod::from_byte(method.byte()), Some(method));
             assert_eq!(method.to_string(), method.amr());
         }
         assert_eq!(AuthMethod::from_byte(0), None);
-        assert_eq!(AuthMethod::from_byte(6), None);
+        assert_eq!(AuthMethod::from_byte(7), None);
         let registered: Vec<_> = AuthMethod::ALL
             .into_iter()
             .filter(|m| m.is_rfc8176())
             .map(AuthMethod::amr)
             .collect();
-        assert_eq!(registered, ["pwd", "otp"]);
+        assert_eq!(registered, ["pwd", "otp", "hwk"]);
         assert!("mfa".parse::<AuthMethod>().is_err());
         assert!("OTP".parse::<AuthMethod>().is_err());
         for aal in [Aal::Aal1, Aal::Aal2, Aal::Aal3] {
@@ -656,6 +686,13 @@ mod tests {
             AuthMethod::of_factor(FactorKind::TrustedDevice),
             RememberedDevice
         );
+        assert_eq!(
+            AuthMethod::of_factor(FactorKind::SecurityKey),
+            AuthMethod::HardwareKey
+        );
+        assert!(AuthMethod::HardwareKey.is_second_factor());
+        assert!(AuthMethod::HardwareKey.is_phishing_resistant());
+        assert!(!Otp.is_phishing_resistant());
     }
 
     /// The level and `amr` of every combination a grant produces, and of a few it never

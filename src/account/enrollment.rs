@@ -158,8 +158,35 @@ fn needs_mailed_code_login(requirement: &Requirement, now: u64) -> bool {
             ..
         }
         | Requirement::Optional { .. }
+        | Requirement::PhishingResistant
         | Requirement::Off
         | Requirement::Exempt { .. } => false,
+    }
+}
+
+impl TwoFactorRecord {
+    /// Whether this (unenrolled) user may enroll a first authenticator with the password
+    /// alone: not where the policy asks them for a mailed code at login (outside a grace
+    /// period), or asked them for one at their last login; then only with `verification`,
+    /// the proof of a completed mailed-code login. See the
+    /// [manual](crate::manual#who-may-enroll).
+    pub(crate) fn ensure_may_enroll(
+        &self,
+        now: u64,
+        user: &UserId,
+        requirement: &Requirement,
+        verification: Option<Verification<'_>>,
+        settings: &Settings,
+    ) -> Result<(), DomainError> {
+        let in_grace =
+            matches!(requirement, Requirement::Required { grace_until: Some(t), .. } if now < *t);
+        if needs_mailed_code_login(requirement, now) || (self.mailed_login_required && !in_grace) {
+            let Some(Verification::Proof(proof)) = verification else {
+                return Err(DomainError::SecondFactorRequired);
+            };
+            self.check_proof(proof, user, &[FactorKind::MailedCode], now, settings)?;
+        }
+        Ok(())
     }
 }
 
@@ -323,13 +350,13 @@ impl TwoFactorRecord {
         if self.is_enrolled() {
             return Err(DomainError::AlreadyEnrolled);
         }
-        let in_grace =
-            matches!(requirement, Requirement::Required { grace_until: Some(t), .. } if now < *t);
-        if needs_mailed_code_login(requirement, now) || (self.mailed_login_required && !in_grace) {
-            let proof = proof.ok_or(DomainError::SecondFactorRequired)?;
-            self.check_proof(proof, user, &[FactorKind::MailedCode], now, settings)?;
-        }
-        Ok(())
+        self.ensure_may_enroll(
+            now,
+            user,
+            requirement,
+            proof.map(Verification::Proof),
+            settings,
+        )
     }
 
     /// The screen of the pending enrollment (same secret, same expiry), if one started by the
@@ -466,7 +493,11 @@ impl TwoFactorRecord {
                 self.check_proof(
                     proof,
                     user,
-                    &[FactorKind::Totp, FactorKind::RecoveryCode],
+                    &[
+                        FactorKind::Totp,
+                        FactorKind::RecoveryCode,
+                        FactorKind::SecurityKey,
+                    ],
                     now,
                     settings,
                 )?;
@@ -833,8 +864,8 @@ pub(crate) mod tests {
         let (secret, totp) = match (&r.pending, r.authenticators.first()) {
             (Some(p), _) => (p.secret.open().unwrap(), p.totp),
             (None, Some(a)) => (
-                a.totp_factor().secret.open().unwrap(),
-                a.totp_factor().params,
+                a.totp_factor().unwrap().secret.open().unwrap(),
+                a.totp_factor().unwrap().params,
             ),
             _ => panic!("no secret"),
         };
@@ -843,7 +874,7 @@ pub(crate) mod tests {
 
     /// The active secret's code at `now`.
     pub(crate) fn active_code_at(r: &TwoFactorRecord, now: u64) -> String {
-        let a = r.authenticators[0].totp_factor();
+        let a = r.authenticators[0].totp_factor().unwrap();
         a.params.generate(a.secret.open().unwrap(), now).to_string()
     }
 

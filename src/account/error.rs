@@ -106,6 +106,16 @@ pub enum DomainError {
         /// The missing key's [`id`](super::CodeKey::id).
         key_id: String,
     },
+    /// A security key operation could not run (feature `webauthn`): not configured, no
+    /// ceremony waiting, or the key is already registered. Nothing was changed.
+    #[error("security key: {0}")]
+    SecurityKey(#[source] crate::vocabulary::SecurityKeyFailure),
+    /// The policy requires a phishing-resistant factor (a security key) of this user, and
+    /// this call offered another (see [`Requirement::PhishingResistant`]).
+    ///
+    /// [`Requirement::PhishingResistant`]: crate::Requirement::PhishingResistant
+    #[error("a security key is required for this account")]
+    PhishingResistantRequired,
 }
 
 /// Input that is not a code at all: wrong characters or length. Not counted against the
@@ -141,6 +151,10 @@ pub enum Refusal {
         /// Unix time from which a check is admitted again.
         retry_at: u64,
     },
+    /// A security key's answer was refused (feature `webauthn`); audited with the reason.
+    /// Nothing was saved.
+    #[error("security key refused: {0}")]
+    SecurityKey(crate::vocabulary::SecurityKeyFailure),
 }
 
 impl Refusal {
@@ -150,7 +164,7 @@ impl Refusal {
         match self {
             Refusal::Invalid(r) => Some(*r),
             Refusal::Malformed(_) => Some(FailureReason::Malformed),
-            Refusal::Throttled { .. } => None,
+            Refusal::Throttled { .. } | Refusal::SecurityKey(_) => None,
         }
     }
 }

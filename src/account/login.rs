@@ -396,8 +396,14 @@ pub struct LoginGranted {
     /// calls such as enrolling under a mailed-code policy or turning 2FA off take it while it
     /// is fresh.
     pub proof: SecondFactorProof,
-    /// The authenticator whose code was accepted, for a TOTP code.
+    /// The authenticator that was accepted: the TOTP authenticator whose code matched, or
+    /// the security key that signed.
     pub authenticator: Option<AuthenticatorId>,
+    /// The policy requires a phishing-resistant factor of this user
+    /// ([`Requirement::PhishingResistant`]) and they have no security key yet: this login
+    /// was let in with a code to **escalate**. Send them to register a security key before
+    /// anything else (the axum module does); once they have one, codes no longer log them in.
+    pub needs_security_key: bool,
 }
 
 impl fmt::Debug for LoginGranted {
@@ -414,6 +420,7 @@ impl fmt::Debug for LoginGranted {
             .field("claims", &self.claims)
             .field("proof", &self.proof)
             .field("authenticator", &self.authenticator)
+            .field("needs_security_key", &self.needs_security_key)
             .finish()
     }
 }
@@ -516,8 +523,11 @@ pub enum PendingLoginError {
     /// `expires_at` is not after `password_checked_at`.
     #[error("a pending login must expire after its password check")]
     ExpiresBeforeIssued,
-    /// A second-factor step lists no factor, or a factor that is not a TOTP or recovery code.
-    #[error("a second-factor step accepts TOTP and recovery codes only, at least one")]
+    /// A second-factor step lists no factor, one twice, or a factor that is not a TOTP code,
+    /// a recovery code or a security key.
+    #[error(
+        "a second-factor step accepts TOTP codes, recovery codes and security keys only, at least one"
+    )]
     InvalidMethods,
     /// Not a login ticket this crate wrote.
     #[error("not a login ticket")]
@@ -622,11 +632,17 @@ impl PendingLogin {
         }
         if let PendingStep::SecondFactor { methods } = &self.step {
             let ok = !methods.is_empty()
-                && methods.len() <= 2
+                && methods.len() <= 3
+                && methods.iter().all(|m| {
+                    matches!(
+                        m,
+                        FactorKind::Totp | FactorKind::RecoveryCode | FactorKind::SecurityKey
+                    )
+                })
                 && methods
                     .iter()
-                    .all(|m| matches!(m, FactorKind::Totp | FactorKind::RecoveryCode))
-                && !(methods.len() == 2 && methods[0] == methods[1]);
+                    .enumerate()
+                    .all(|(i, m)| !methods[..i].contains(m));
             if !ok {
                 return Err(PendingLoginError::InvalidMethods);
             }
@@ -782,15 +798,42 @@ pub(crate) struct LoginChallenge {
 pub(crate) struct Verified {
     pub(crate) recovery_left: Option<usize>,
     pub(crate) totp: Option<TotpMatch>,
+    /// The security key that signed.
+    pub(crate) key: Option<AuthenticatorId>,
 }
 
 impl Verified {
-    /// The audit events naming the authenticator used, if a TOTP code was.
+    /// A security key's signature.
+    #[cfg_attr(not(feature = "webauthn"), allow(dead_code))]
+    pub(crate) fn key(id: AuthenticatorId) -> Self {
+        Verified {
+            recovery_left: None,
+            totp: None,
+            key: Some(id),
+        }
+    }
+
+    /// The audit events naming the authenticator used, if a TOTP code or a key was.
     pub(crate) fn events(&self) -> Vec<AuditKind> {
-        self.totp
+        let mut events = self
+            .totp
             .as_ref()
             .map(TotpMatch::events)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(id) = &self.key {
+            events.push(AuditKind::AuthenticatorUsed {
+                authenticator: id.clone(),
+            });
+        }
+        events
+    }
+
+    /// The authenticator used.
+    fn authenticator(&self) -> Option<AuthenticatorId> {
+        self.totp
+            .as_ref()
+            .map(|m| m.id.clone())
+            .or_else(|| self.key.clone())
     }
 }
 
@@ -817,7 +860,8 @@ impl TwoFactorRecord {
                 let lengths = self
                     .authenticators
                     .iter()
-                    .map(|a| a.totp_factor().params.digits());
+                    .filter_map(|a| a.totp_factor())
+                    .map(|t| t.params.digits());
                 let digits = lengths
                     .clone()
                     .find(|d| usize::from(*d) == typed)
@@ -842,7 +886,8 @@ impl TwoFactorRecord {
         let sealed = self
             .authenticators
             .iter()
-            .any(|a| a.totp_factor().secret.is_sealed());
+            .filter_map(|a| a.totp_factor())
+            .any(|t| t.secret.is_sealed());
         if sealed && matches!(factor, Factor::Totp(_)) {
             return Err(DomainError::SecretSealed);
         }
@@ -860,6 +905,7 @@ impl TwoFactorRecord {
             Parsed::Totp(code) => self.verify_totp(*code, now, only).map(|m| Verified {
                 recovery_left: None,
                 totp: Some(m),
+                key: None,
             }),
             Parsed::Recovery(symbols) => {
                 if !self.is_enrolled() {
@@ -873,6 +919,7 @@ impl TwoFactorRecord {
                     .map(|left| Verified {
                         recovery_left: Some(left),
                         totp: None,
+                        key: None,
                     })
             }
             Parsed::Mailed(code) => {
@@ -880,6 +927,7 @@ impl TwoFactorRecord {
                     .map(|()| Verified {
                         recovery_left: None,
                         totp: None,
+                        key: None,
                     })
             }
         }
@@ -1137,6 +1185,12 @@ impl TwoFactorRecord {
                 ));
             }
             Requirement::Optional { trusted_devices } => (*trusted_devices, None),
+            // A security key only: no remembered device, and no code once the user has a key
+            // (see `begin_without_device`).
+            Requirement::PhishingResistant => (
+                false,
+                (!enrolled).then_some((WhenUnenrolled::BlockUntilEnrolled, None)),
+            ),
             // Fail closed: `Off` never lets a user with an active factor in on the password
             // alone (only an explicit, audited `Exempt` does); they are challenged.
             Requirement::Off => (false, None),
@@ -1169,18 +1223,28 @@ impl TwoFactorRecord {
             events.push(AuditKind::DeviceTokenRefused);
         }
 
-        let mut t =
-            self.begin_without_device(principal, now, unenrolled, context, settings, rng)?;
+        let phishing_resistant = matches!(requirement, Requirement::PhishingResistant);
+        let mut t = self.begin_without_device(
+            principal,
+            now,
+            unenrolled,
+            phishing_resistant,
+            context,
+            settings,
+            rng,
+        )?;
         events.append(&mut t.events);
         t.events = events;
         Ok(t)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn begin_without_device<R: TryCryptoRng + ?Sized>(
         &self,
         principal: &Principal,
         now: u64,
         unenrolled: Option<(WhenUnenrolled, Option<u64>)>,
+        phishing_resistant: bool,
         context: &LoginContext,
         settings: &Settings,
         rng: &mut R,
@@ -1216,11 +1280,15 @@ impl TwoFactorRecord {
                     .event(AuditKind::LoginBlockedUntilEnrolled),
             );
         }
-        if let Some(retry_at) = self.code_checks.blocked_until(
+        // A security key cannot be guessed: a user with one may still use it while code
+        // checks are throttled (the ticket then offers the key alone).
+        let key_only = self.has_security_key() && phishing_resistant;
+        let throttled = self.code_checks.blocked_until(
             now,
             settings.code_checks_per_window,
             settings.code_check_window,
-        ) {
+        );
+        if let Some(retry_at) = throttled.filter(|_| !self.has_security_key()) {
             return Ok(
                 Transition::new(self.clone(), false, Err(Refusal::Throttled { retry_at }))
                     .event(AuditKind::LoginThrottled { retry_at }),
@@ -1273,9 +1341,20 @@ impl TwoFactorRecord {
         }
         // Enrolled: ask for a code and store nothing. `finish_login` needs no stored challenge
         // for a TOTP or recovery code; the pending login it requires carries the deadline.
-        let mut methods = vec![FactorKind::Totp];
-        if self.recovery_codes_left() > 0 {
-            methods.push(FactorKind::RecoveryCode);
+        // The kinds the user has: a security key first (the phishing-resistant one), then
+        // TOTP, then recovery codes while some are left; the key alone when the policy asks
+        // for a phishing-resistant factor or codes are throttled.
+        let mut methods = Vec::new();
+        if self.has_security_key() {
+            methods.push(FactorKind::SecurityKey);
+        }
+        if !key_only && throttled.is_none() {
+            if self.has_totp() {
+                methods.push(FactorKind::Totp);
+            }
+            if self.recovery_codes_left() > 0 {
+                methods.push(FactorKind::RecoveryCode);
+            }
         }
         let pending = PendingLogin::issue(
             principal.clone(),
@@ -1369,6 +1448,11 @@ impl TwoFactorRecord {
         if authenticator.is_some_and(|id| self.authenticators.iter().all(|a| a.id != *id)) {
             return Err(DomainError::UnknownAuthenticator);
         }
+        // Once the user has a security key, a policy that asks for a phishing-resistant
+        // factor takes nothing else: refused before anything is checked or counted.
+        if matches!(requirement, Requirement::PhishingResistant) && self.has_security_key() {
+            return Err(DomainError::PhishingResistantRequired);
+        }
         self.ensure_totp_checkable(&factor)?;
         self.ensure_code_key(&factor, settings)?;
         let kind = factor.kind();
@@ -1434,27 +1518,58 @@ impl TwoFactorRecord {
             }
         };
 
-        next.challenge = None;
-        next.clear_mailed_codes();
-        next.code_checks.reset();
-        // Single use: this ticket can complete no other login.
-        next.tickets
-            .mark_used(pending.nonce(), pending.expires_at(), now);
-        let proof = next.issue_proof_naming(
-            pending.user(),
-            kind,
-            now,
-            Some(pending.password_checked_at()),
-            verified.totp.as_ref().map(|m| &m.id),
-            settings,
-            rng,
-        )?;
         if matches!(parsed, Parsed::Mailed(_)) {
             // The mailbox factor was used (kept for the record; what lets this session enroll
             // under a mailed-code policy is the proof handed out below, see
             // `start_enrollment`).
             next.mailed_code_login_at = Some(now);
         }
+        next.complete_login(
+            pending,
+            now,
+            requirement,
+            kind,
+            verified,
+            remember_device,
+            context,
+            settings,
+            rng,
+        )
+    }
+
+    /// The success of a login's second step, whatever the factor: the login waiting for a
+    /// mailed code closes, the throttle resets, the ticket is used up, a proof is issued, a
+    /// trusted-device token if asked for and allowed, the events and notices.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn complete_login<R: TryCryptoRng + ?Sized>(
+        self,
+        pending: &PendingLogin,
+        now: u64,
+        requirement: &Requirement,
+        kind: FactorKind,
+        verified: Verified,
+        remember_device: Option<&str>,
+        context: &LoginContext,
+        settings: &Settings,
+        rng: &mut R,
+    ) -> Result<Transition<Checked<LoginGranted>>, DomainError> {
+        let mut next = self;
+        next.challenge = None;
+        next.clear_mailed_codes();
+        next.code_checks.reset();
+        // Single use: this ticket can complete no other login.
+        next.tickets
+            .mark_used(pending.nonce(), pending.expires_at(), now);
+        let authenticator = verified.authenticator();
+        let proof = next.issue_proof_naming(
+            pending.user(),
+            kind,
+            now,
+            Some(pending.password_checked_at()),
+            authenticator.as_ref(),
+            settings,
+            rng,
+        )?;
         let recovery_codes_left = verified.recovery_left;
         let mut events = vec![AuditKind::LoginSucceeded { factor: kind }];
         events.extend(verified.events());
@@ -1469,8 +1584,10 @@ impl TwoFactorRecord {
             | Requirement::Required {
                 trusted_devices, ..
             } => *trusted_devices,
-            Requirement::Off | Requirement::Exempt { .. } => false,
+            Requirement::Off | Requirement::Exempt { .. } | Requirement::PhishingResistant => false,
         };
+        let needs_security_key = matches!(requirement, Requirement::PhishingResistant)
+            && kind != FactorKind::SecurityKey;
         let device_token = match remember_device.filter(|_| devices_allowed) {
             Some(label) => {
                 let (token, info) = next.trust_device(now, label, settings, rng)?;
@@ -1505,7 +1622,8 @@ impl TwoFactorRecord {
                 must_regenerate_recovery_codes,
                 claims: proof.claims().clone(),
                 proof,
-                authenticator: verified.totp.map(|m| m.id),
+                authenticator,
+                needs_security_key,
             }),
         )
         .notices_from(notices);
@@ -1534,7 +1652,9 @@ fn factor_claims(
     authenticator: Option<&AuthenticatorId>,
 ) -> AssuranceClaims {
     let mut proved = CompletedMethod::new(AuthMethod::of_factor(factor), now);
-    if let Some(id) = authenticator.filter(|_| factor == FactorKind::Totp) {
+    if let Some(id) =
+        authenticator.filter(|_| matches!(factor, FactorKind::Totp | FactorKind::SecurityKey))
+    {
         proved = proved.authenticator(id.as_str());
     }
     match password_checked_at {

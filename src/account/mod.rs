@@ -37,6 +37,7 @@ mod login;
 mod mailed;
 mod reauth;
 mod record;
+mod security_keys;
 #[cfg(feature = "serde")]
 pub(crate) use record::required;
 mod recovery;
@@ -72,11 +73,16 @@ pub use recovery::{
     LEGACY_RECOVERY_CODE_LEN, RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LEN, RECOVERY_CODE_LENGTHS,
     RecoveryCodeError, RecoveryCodes, is_recovery_code_shape,
 };
+#[cfg(feature = "webauthn")]
+pub use security_keys::{
+    KeyChallenge, RelyingParty, RelyingPartyError, SecurityKeyAdded, claimed_credential_id,
+};
 pub use settings::*;
 pub use ticket::{SecondFactorProof, Verification};
 pub use transition::Transition;
 
 /// The shared vocabulary, also reachable here (defined in [`crate::vocabulary`]).
 pub use crate::vocabulary::{
-    AuthenticatorId, DeviceId, FactorKind, FailureReason, LoginContext, UserId,
+    AuthenticatorId, DeviceId, FactorKind, FailureReason, KeyCeremony, LoginContext,
+    SecurityKeyFailure, UserId,
 };

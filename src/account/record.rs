@@ -48,14 +48,14 @@ impl ActiveFactor {
 
     /// The old form of an authenticator decoded from it (for tag checks of old rows).
     #[cfg(feature = "serde")]
-    fn from_authenticator(a: &Authenticator) -> Self {
-        let t = a.totp_factor();
-        ActiveFactor {
+    fn from_authenticator(a: &Authenticator) -> Option<Self> {
+        let t = a.totp_factor()?;
+        Some(ActiveFactor {
             secret: t.secret.clone(),
             totp: t.params,
             enrolled_at: a.created_at,
             last_used_step: t.last_used_step,
-        }
+        })
     }
 }
 
@@ -151,25 +151,33 @@ impl PendingEnrollment {
 ///
 /// # Stored format
 ///
-/// A JSON object with `"v": 5` and every field present (`null` or `[]` when empty), in a
-/// fixed order: `authenticators` (format 5, in place of format 1's `active`: each with its
-/// `id`, `label`, `created_at`, `last_used_at` and `factor`, `{"totp": {secret, params,
-/// last_used_step, clock_offset, offset_candidate}}`), the other eight fields of format 1
+/// A JSON object with `"v": 6` and every field present (`null` or `[]` when empty), in a
+/// fixed order: `authenticators` (since format 5, in place of format 1's `active`: each with
+/// its `id`, `label`, `created_at`, `last_used_at` and `factor`, `{"totp": {secret, params,
+/// last_used_step, clock_offset, offset_candidate}}` or, since format 6, `{"security_key":
+/// {credential}}`, webauthn-rs's credential as it serialises it), the other eight fields of
+/// format 1
 /// (`pending` with its `purpose` and `label` since format 5), then `mailed_code_login_at`
 /// (format 2), then `tickets` (the ticket generation and the used tickets) and
 /// `mailed_login_required` (format 3), then `outgoing` (a mailed code stored before its mailer
 /// answered, with its `delivery`: `"sending"` or `"not_sent"`) and `mail_attempts` (the send
-/// attempts, delivered or not, of the last window) (format 4), then `mac`; nothing else.
+/// attempts, delivered or not, of the last window) (format 4), then `key_ceremonies` (format
+/// 6: the WebAuthn ceremonies waiting for an answer, `{"registration": .., "authentication":
+/// ..}`), then `mac`; nothing else. A security key or a ceremony in a build without the
+/// `webauthn` feature is an error too (the row cannot be used there; it fails closed).
 /// Decoding is strict: a missing field, an unknown field (at any depth), a value of the wrong
 /// type or another version is an error, never a record "with no factor" (which would read as
 /// "this user has no 2FA"); so are two authenticators with one id or one label, an id or a
 /// label of the wrong shape, more than
 /// [`Settings::MAX_MAX_AUTHENTICATORS`](super::Settings::MAX_MAX_AUTHENTICATORS)
-/// authenticators, and a clock offset beyond its bound. Stores report it as a corrupt row and
+/// authenticators, a clock offset beyond its bound, and two security keys with one credential
+/// id. Stores report it as a corrupt row and
 /// the login fails closed. Encoding is canonical: decoding and re-encoding gives the same
 /// bytes, which is what [`SealedStore`](crate::seal::SealedStore) authenticates.
 ///
 /// Older rows load, and are written in the current format by their next save:
+/// - Format 5 (`"v": 5`): exactly the fields above without `key_ceremonies`; it loads with no
+///   ceremony waiting.
 /// - Formats 1 to 4 hold one `active` factor (or `null`): it becomes one authenticator
 ///   labelled "Authenticator app" ([`DEFAULT_LABEL`](super::DEFAULT_LABEL)), created when it
 ///   was confirmed, with its replay step, no clock offset, never used as far as the record
@@ -193,10 +201,11 @@ impl PendingEnrollment {
 /// use twofactor::account::TwoFactorRecord;
 ///
 /// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
-/// assert!(json.starts_with(r#"{"v":5,"authenticators":[]"#));
+/// assert!(json.starts_with(r#"{"v":6,"authenticators":[]"#));
+/// assert!(json.ends_with(r#""key_ceremonies":{"registration":null,"authentication":null},"mac":null}"#));
 /// assert!(serde_json::from_str::<TwoFactorRecord>(&json).is_ok());
 /// // Not a record this crate wrote: refused, never "no 2FA".
-/// for bad in ["{}", "[]", "null", r#"{"v":5}"#, r#"{"v":6,"authenticators":[]}"#] {
+/// for bad in ["{}", "[]", "null", r#"{"v":6}"#, r#"{"v":7,"authenticators":[]}"#] {
 ///     assert!(serde_json::from_str::<TwoFactorRecord>(bad).is_err());
 /// }
 /// # }
@@ -252,11 +261,14 @@ pub struct TwoFactorRecord {
     /// that format's encoding, which [`encode_as_stored`](Self::encode_as_stored) reproduces
     /// for a store that does not keep the stored text.
     pub(crate) older_format: Option<u32>,
+    /// The WebAuthn ceremonies waiting for the browser's answer (format 6): server-side,
+    /// single-use, expiring (see [`security_keys`](super::security_keys)).
+    pub(crate) key_ceremonies: super::security_keys::KeyCeremonies,
 }
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
 #[cfg(feature = "serde")]
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 
 /// Deserializes a field with no default: `Option` fields become required (`null` allowed,
 /// absent refused), which serde otherwise makes optional.
@@ -306,6 +318,8 @@ struct WireOut<'a> {
     outgoing: Option<&'a Option<OutgoingCode>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mail_attempts: Option<&'a RateLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_ceremonies: Option<&'a super::security_keys::KeyCeremonies>,
     mac: &'a Option<RecordTag>,
 }
 
@@ -321,6 +335,8 @@ mod since {
     /// `authenticators` (in place of `active`), and a pending enrollment's `purpose` and
     /// `label`.
     pub(super) const AUTHENTICATORS: u32 = 5;
+    /// The WebAuthn ceremonies waiting for an answer (security keys).
+    pub(super) const KEY_CEREMONIES: u32 = 6;
 }
 
 #[cfg(feature = "serde")]
@@ -334,7 +350,7 @@ impl TwoFactorRecord {
             active: (!current).then(|| {
                 self.authenticators
                     .first()
-                    .map(ActiveFactor::from_authenticator)
+                    .and_then(ActiveFactor::from_authenticator)
             }),
             authenticators: current.then_some(self.authenticators.as_slice()),
             pending: self.pending.as_ref().map(|p| p.wire(current)),
@@ -351,6 +367,7 @@ impl TwoFactorRecord {
                 .then_some(self.mailed_login_required),
             outgoing: has(since::OUTGOING).then_some(&self.outgoing),
             mail_attempts: has(since::MAIL_ATTEMPTS).then_some(&self.mail_attempts),
+            key_ceremonies: has(since::KEY_CEREMONIES).then_some(&self.key_ceremonies),
             mac: &self.mac,
         }
     }
@@ -399,6 +416,8 @@ struct WireIn {
     #[serde(default, deserialize_with = "present")]
     mail_attempts: Option<RateLimit>,
     #[serde(default, deserialize_with = "present")]
+    key_ceremonies: Option<super::security_keys::KeyCeremonies>,
+    #[serde(default, deserialize_with = "present")]
     mac: Option<Option<RecordTag>>,
 }
 
@@ -424,15 +443,22 @@ fn check_authenticators(list: &[Authenticator]) -> Result<(), &'static str> {
         if check_label(&a.label).as_deref() != Ok(a.label.as_str()) {
             return Err("an authenticator label that is not valid");
         }
-        let t = a.totp_factor();
-        let bound = offset_bound(&t.params);
-        let in_bound = |o: i8| i64::from(o).abs() <= bound.max(0);
-        if !in_bound(t.clock_offset) || !t.offset_candidate.is_none_or(in_bound) {
-            return Err("a clock offset beyond its bound");
+        if let Some(t) = a.totp_factor() {
+            let bound = offset_bound(&t.params);
+            let in_bound = |o: i8| i64::from(o).abs() <= bound.max(0);
+            if !in_bound(t.clock_offset) || !t.offset_candidate.is_none_or(in_bound) {
+                return Err("a clock offset beyond its bound");
+            }
         }
         for b in &list[..i] {
             if b.id == a.id || b.label.to_lowercase() == a.label.to_lowercase() {
                 return Err("two authenticators with the same id or label");
+            }
+            #[cfg(feature = "webauthn")]
+            if let (Some(x), Some(y)) = (a.security_key(), b.security_key())
+                && x.credential.cred_id() == y.credential.cred_id()
+            {
+                return Err("two security keys with the same credential id");
             }
         }
     }
@@ -494,7 +520,13 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             since::MAIL_ATTEMPTS,
             format,
         )?;
-        // Formats 1 to 4 hold one `active` factor (or none), format 5 a list.
+        let key_ceremonies = in_format(
+            w.key_ceremonies,
+            "key_ceremonies",
+            since::KEY_CEREMONIES,
+            format,
+        )?;
+        // Formats 1 to 4 hold one `active` factor (or none), formats 5 and 6 a list.
         let authenticators = match (format >= since::AUTHENTICATORS, w.authenticators, w.active) {
             (true, Some(list), None) => {
                 check_authenticators(&list).map_err(D::Error::custom)?;
@@ -572,6 +604,7 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             mac,
             format_1: legacy,
             older_format: (format > 1 && format < FORMAT).then_some(format),
+            key_ceremonies: key_ceremonies.unwrap_or_default(),
         })
     }
 }
@@ -689,20 +722,24 @@ impl TwoFactorRecord {
             .and_then(|p| p.provisioned_by.as_ref())
     }
 
-    /// The TOTP parameters of the first authenticator (each has its own: see
+    /// The TOTP parameters of the first TOTP authenticator (each has its own: see
     /// [`authenticators`](Self::authenticators)).
     #[must_use]
     pub fn totp(&self) -> Option<Totp> {
-        self.authenticators.first().map(|a| a.totp_factor().params)
+        self.authenticators
+            .iter()
+            .find_map(|a| a.totp_factor())
+            .map(|t| t.params)
     }
 
-    /// The last accepted TOTP time step of the first authenticator (replay protection is
-    /// per authenticator).
+    /// The last accepted TOTP time step of the first TOTP authenticator (replay protection
+    /// is per authenticator).
     #[must_use]
     pub fn last_used_step(&self) -> Option<u64> {
         self.authenticators
-            .first()
-            .and_then(|a| a.totp_factor().last_used_step)
+            .iter()
+            .find_map(|a| a.totp_factor())
+            .and_then(|t| t.last_used_step)
     }
 
     /// Unused recovery codes.
@@ -739,6 +776,7 @@ impl TwoFactorRecord {
     /// Returns the labels of the trusted devices it revoked.
     pub(crate) fn clear_factors(&mut self) -> Vec<String> {
         self.authenticators.clear();
+        self.key_ceremonies = Default::default();
         self.pending = None;
         self.recovery = None;
         self.clear_mailed_codes();

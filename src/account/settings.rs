@@ -72,6 +72,9 @@ pub struct Settings {
     /// The MAC key of login tickets and second-factor proofs; `None`: this process's own
     /// random key (see [`ticket_key`](Self::ticket_key)).
     pub(crate) ticket_key: Option<super::TicketKey>,
+    /// The WebAuthn relying party (feature `webauthn`); `None`: no security keys.
+    #[cfg(feature = "webauthn")]
+    pub(crate) security_keys: Option<super::RelyingParty>,
 }
 
 /// The defaults and the allowed ranges: [`Settings::default`] uses the `DEFAULT_*` values and
@@ -218,14 +221,16 @@ impl Default for Settings {
             notify_untrusted_sign_in: false,
             code_keys: CodeKeys::default(),
             ticket_key: None,
+            #[cfg(feature = "webauthn")]
+            security_keys: None,
         }
     }
 }
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("issuer", &self.issuer)
+        let mut d = f.debug_struct("Settings");
+        d.field("issuer", &self.issuer)
             .field("totp", &self.totp)
             .field("secret_bytes", &self.secret_bytes)
             .field("pending_enrollment_ttl", &self.pending_enrollment_ttl)
@@ -249,8 +254,10 @@ impl fmt::Debug for Settings {
             .field("login_challenge_ttl", &self.login_challenge_ttl)
             .field("notify_failed_code", &self.notify_failed_code)
             .field("notify_untrusted_sign_in", &self.notify_untrusted_sign_in)
-            .field("code_keys", &self.code_keys)
-            .finish()
+            .field("code_keys", &self.code_keys);
+        #[cfg(feature = "webauthn")]
+        d.field("security_keys", &self.security_keys);
+        d.finish()
     }
 }
 
@@ -335,6 +342,13 @@ impl Settings {
     #[must_use]
     pub const fn max_authenticators(&self) -> usize {
         self.max_authenticators
+    }
+    /// The WebAuthn relying party security keys are registered with (feature `webauthn`);
+    /// `None`: security keys are off.
+    #[cfg(feature = "webauthn")]
+    #[must_use]
+    pub const fn security_keys(&self) -> Option<&super::RelyingParty> {
+        self.security_keys.as_ref()
     }
     /// Recovery codes in a set.
     #[must_use]
@@ -479,6 +493,13 @@ impl SettingsBuilder {
     /// default 5). Users who already hold more keep them; they cannot add another.
     pub fn max_authenticators(mut self, authenticators: usize) -> Self {
         self.0.max_authenticators = authenticators;
+        self
+    }
+    /// Turns security keys on (feature `webauthn`): the relying party they are registered
+    /// with and checked against. Every app server of a deployment needs the same one.
+    #[cfg(feature = "webauthn")]
+    pub fn security_keys(mut self, relying_party: super::RelyingParty) -> Self {
+        self.0.security_keys = Some(relying_party);
         self
     }
     /// Recovery codes in a set (1 to 50).

@@ -155,6 +155,7 @@ const fn factor_byte(kind: FactorKind) -> u8 {
         FactorKind::RecoveryCode => 2,
         FactorKind::MailedCode => 3,
         FactorKind::TrustedDevice => 4,
+        FactorKind::SecurityKey => 5,
     }
 }
 
@@ -256,6 +257,7 @@ impl<'a> Reader<'a> {
             2 => FactorKind::RecoveryCode,
             3 => FactorKind::MailedCode,
             4 => FactorKind::TrustedDevice,
+            5 => FactorKind::SecurityKey,
             _ => return Err(DomainError::InvalidTicket),
         })
     }

@@ -143,7 +143,8 @@
 //!
 //! [`Pages`] renders each page from a view ([`SecondStepView`], [`SetupView`], ...); every
 //! method defaults to [`DefaultPages`]' accessible, escaped HTML with inline CSS and no
-//! external assets or scripts. Override [`Pages::layout`] alone to put the default pages in
+//! external assets, and no script but the security-key buttons' inline [`KEY_SCRIPT`]
+//! (feature `webauthn`). Override [`Pages::layout`] alone to put the default pages in
 //! your own frame (navigation, style sheet), or override the pages you want with your
 //! templates (askama, minijinja, maud), and pass them to [`TwoFactorWebBuilder::pages`]: the
 //! flow, the headers and the checks stay the module's.
@@ -154,10 +155,13 @@
 mod authenticators;
 mod pages;
 
+#[cfg(feature = "webauthn")]
+mod keys;
+
 pub use pages::{
-    AccountActions, AccountView, CSRF_FIELD, Common, DEFAULT_CSS, DefaultPages, MailedCodeView,
-    MessageView, Pages, RecoveryCodesView, SecondStepView, SetupStep, SetupView, StepUpView,
-    default_layout,
+    AccountActions, AccountView, CSRF_FIELD, Common, DEFAULT_CSS, DefaultPages, KEY_SCRIPT,
+    MailedCodeView, MessageView, Pages, RecoveryCodesView, SecondStepView, SecurityKeysView,
+    SetupStep, SetupView, StepUpView, default_layout,
 };
 pub use pages::{AddAuthenticatorView, AddStep, AuthenticatorActions};
 
@@ -189,7 +193,6 @@ use crate::cookie::DeviceCookie;
 use crate::mail::Mailer;
 use crate::policy::{EnforcementPolicy, Principal};
 use crate::service::{Error, ErrorKind, TwoFactor};
-use crate::store::UserStore;
 use crate::vocabulary::{BoxFuture, hex};
 
 /// The session key under which the module keeps the logged-in user's id (2FA complete) unless
@@ -214,6 +217,22 @@ const NO_RECOVERY_CODES_LEFT: &str = "You have no recovery codes left. Make new 
 const MAX_NEXT_LEN: usize = 2_048;
 
 // ----- the service, object-safe -----
+
+/// The store the web layer takes: any [`UserStore`](crate::store::UserStore); with the `webauthn` feature, one that
+/// can also find a security key's owner ([`SecurityKeyIndex`](crate::store::SecurityKeyIndex):
+/// every store this crate ships), so that the account page can register keys.
+#[cfg(not(feature = "webauthn"))]
+pub trait WebStore: crate::store::UserStore {}
+#[cfg(not(feature = "webauthn"))]
+impl<T: crate::store::UserStore> WebStore for T {}
+
+/// The store the web layer takes: any [`UserStore`](crate::store::UserStore); with the `webauthn` feature, one that
+/// can also find a security key's owner ([`SecurityKeyIndex`](crate::store::SecurityKeyIndex):
+/// every store this crate ships), so that the account page can register keys.
+#[cfg(feature = "webauthn")]
+pub trait WebStore: crate::store::SecurityKeyIndex {}
+#[cfg(feature = "webauthn")]
+impl<T: crate::store::SecurityKeyIndex> WebStore for T {}
 
 /// What the pending enrollment of a forced set-up is.
 enum PendingSetup {
@@ -325,11 +344,13 @@ trait Backend: authenticators::AuthenticatorBackend + Send + Sync + 'static {
         device: &'a DeviceId,
     ) -> BoxFuture<'a, Result<(), Error>>;
     fn revoke_all_devices<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<usize, Error>>;
+    #[cfg(feature = "webauthn")]
+    fn keys(&self) -> &dyn keys::KeyBackend;
 }
 
 impl<S, M, P, C, A> Backend for TwoFactor<S, M, P, C, A>
 where
-    S: UserStore + 'static,
+    S: WebStore + 'static,
     M: Mailer + 'static,
     P: EnforcementPolicy + 'static,
     C: Clock + 'static,
@@ -514,6 +535,10 @@ where
     fn revoke_all_devices<'a>(&'a self, user: &'a UserId) -> BoxFuture<'a, Result<usize, Error>> {
         Box::pin(TwoFactor::revoke_all_devices(self, user))
     }
+    #[cfg(feature = "webauthn")]
+    fn keys(&self) -> &dyn keys::KeyBackend {
+        self
+    }
 }
 
 // ----- configuration -----
@@ -542,6 +567,12 @@ struct Paths {
     add_authenticator: String,
     add_authenticator_confirm: String,
     rename_authenticator: String,
+    /// The security-key endpoints (feature `webauthn`): the login's and the step-up's
+    /// options, the registration's options and answer.
+    key_login_options: String,
+    key_step_up_options: String,
+    key_options: String,
+    add_key: String,
     remove_authenticator: String,
 }
 
@@ -568,6 +599,10 @@ impl Paths {
             add_authenticator: p("/account/authenticators/add"),
             add_authenticator_confirm: p("/account/authenticators/confirm"),
             rename_authenticator: p("/account/authenticators/rename"),
+            key_login_options: p("/key/options"),
+            key_step_up_options: p("/step-up/key/options"),
+            key_options: p("/account/keys/options"),
+            add_key: p("/account/keys"),
             remove_authenticator: p("/account/authenticators/remove"),
         }
     }
@@ -728,7 +763,7 @@ impl TwoFactorWeb {
         principals: F,
     ) -> Self
     where
-        S: UserStore + 'static,
+        S: WebStore + 'static,
         M: Mailer + 'static,
         P: EnforcementPolicy + 'static,
         C: Clock + 'static,
@@ -754,7 +789,7 @@ impl TwoFactorWeb {
         principals: F,
     ) -> TwoFactorWebBuilder
     where
-        S: UserStore + 'static,
+        S: WebStore + 'static,
         M: Mailer + 'static,
         P: EnforcementPolicy + 'static,
         C: Clock + 'static,
@@ -802,6 +837,7 @@ impl TwoFactorWeb {
             .route(&p.add_authenticator_confirm, post(authenticators::confirm))
             .route(&p.rename_authenticator, post(authenticators::rename))
             .route(&p.remove_authenticator, post(authenticators::remove))
+            .merge(keys_router(p))
             .with_state(self.clone())
     }
 
@@ -1251,6 +1287,8 @@ fn problem(e: &Error, now: u64) -> Problem {
             )
         }
     };
+    #[cfg(feature = "webauthn")]
+    let message = keys::key_message(e).map_or(message, str::to_owned);
     Problem {
         status: StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         message,
@@ -1702,6 +1740,9 @@ impl TwoFactorWeb {
                 .await;
         }
         let accepts_recovery_code = pending.accepts(FactorKind::RecoveryCode);
+        let accepts_code = pending.accepts(FactorKind::Totp);
+        let security_key = (cfg!(feature = "webauthn") && pending.accepts(FactorKind::SecurityKey))
+            .then_some(paths.key_login_options.as_str());
         self.render(
             session,
             "Two-factor authentication",
@@ -1713,6 +1754,8 @@ impl TwoFactorWeb {
                     action: &paths.second_step,
                     accepts_recovery_code,
                     offer_remember: true,
+                    accepts_code,
+                    security_key,
                 })
             },
         )
@@ -1743,23 +1786,30 @@ impl TwoFactorWeb {
         };
         let input = field(form, "code");
         let mailed = matches!(pending.step(), PendingStep::MailedCode { .. });
-        let factor = match pending.step() {
-            PendingStep::Enrollment => return Ok(to(&self.paths().setup)),
-            PendingStep::MailedCode { .. } => Factor::MailedCode(input),
-            _ => match Factor::parse(input) {
-                Ok(f) => f,
-                Err(e) => {
-                    let p = problem(&Error::from(e), tf.now());
-                    return self.render_second_step(session, &pending, Some(&p)).await;
-                }
-            },
-        };
         let asked = !mailed && field(form, "remember") == "on";
         let secure = keeps_secure_cookies(headers);
         let label = device_label(headers);
         let remember = (asked && secure).then_some(label.as_str());
         let ctx = login_context(headers);
-        match tf.finish_login(&pending, factor, remember, &ctx).await {
+        let answer = field(form, "credential");
+        let finished = if cfg!(feature = "webauthn") && !answer.is_empty() {
+            self.finish_key_login(&pending, answer, remember, &ctx)
+                .await
+        } else {
+            let factor = match pending.step() {
+                PendingStep::Enrollment => return Ok(to(&self.paths().setup)),
+                PendingStep::MailedCode { .. } => Factor::MailedCode(input),
+                _ => match Factor::parse(input) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let p = problem(&Error::from(e), tf.now());
+                        return self.render_second_step(session, &pending, Some(&p)).await;
+                    }
+                },
+            };
+            tf.finish_login(&pending, factor, remember, &ctx).await
+        };
+        match finished {
             Ok(granted) => {
                 let user = pending.user();
                 let mut next = self
@@ -1791,6 +1841,14 @@ impl TwoFactorWeb {
                         "You used a recovery code: {left} left. If you lost your phone, replace \
                          the authenticator or make new recovery codes here."
                     ));
+                    next = self.paths().account.clone();
+                }
+                if granted.needs_security_key {
+                    // Escalation: the policy wants a security key of this user, who has none.
+                    notes.push(
+                        "Your organisation requires a security key: add one now (below)."
+                            .to_owned(),
+                    );
                     next = self.paths().account.clone();
                 }
                 if next == self.paths().account && !notes.is_empty() {
@@ -2123,9 +2181,13 @@ impl TwoFactorWeb {
         let password_fresh = self.password_at(session).await?.is_fresh(now, max_age);
         let second_factor_fresh = self.proof(session).await?.is_some_and(|p| {
             p.user() == user
-                && matches!(p.factor(), FactorKind::Totp | FactorKind::RecoveryCode)
+                && matches!(
+                    p.factor(),
+                    FactorKind::Totp | FactorKind::RecoveryCode | FactorKind::SecurityKey
+                )
                 && p.is_fresh(now, max_age)
         });
+        let keys = self.security_keys_enabled();
         let paths = self.paths();
         let pages = &self.inner.pages;
         let code = error.map_or(StatusCode::OK, |p| p.status);
@@ -2155,9 +2217,56 @@ impl TwoFactorWeb {
                     remove: &paths.remove_authenticator,
                 },
                 claims: claims.as_ref(),
+                security_keys: keys.then(|| SecurityKeysView {
+                    add_options: &paths.key_options,
+                    add: &paths.add_key,
+                }),
             })
         })
         .await
+    }
+
+    /// Without the `webauthn` feature: no security keys.
+    #[cfg(not(feature = "webauthn"))]
+    async fn finish_key_login(
+        &self,
+        _: &PendingLogin,
+        _: &str,
+        _: Option<&str>,
+        _: &LoginContext,
+    ) -> Result<LoginGranted, Error> {
+        Err(Error::SecurityKey(
+            crate::vocabulary::SecurityKeyFailure::NotConfigured,
+        ))
+    }
+
+    /// Without the `webauthn` feature: no security keys.
+    #[cfg(not(feature = "webauthn"))]
+    async fn finish_key_step_up(
+        &self,
+        _: &UserId,
+        _: &str,
+        _: &LoginContext,
+    ) -> Result<SecondFactorProof, Error> {
+        Err(Error::SecurityKey(
+            crate::vocabulary::SecurityKeyFailure::NotConfigured,
+        ))
+    }
+
+    /// Without the `webauthn` feature: no security keys.
+    #[cfg(not(feature = "webauthn"))]
+    fn security_keys_enabled(&self) -> bool {
+        false
+    }
+
+    /// Without the `webauthn` feature: no security keys on the account page.
+    #[cfg(not(feature = "webauthn"))]
+    #[allow(clippy::unused_async)]
+    async fn key_authenticators(
+        &self,
+        _: &UserId,
+    ) -> Result<Option<Vec<crate::account::AuthenticatorInfo>>, Error> {
+        Ok(None)
     }
 
     async fn account_page(&self, session: &Session) -> Flow {
@@ -2436,6 +2545,12 @@ impl TwoFactorWeb {
                     .await;
             }
         };
+        let has_key = self.key_authenticators(user).await.is_ok_and(|list| {
+            list.is_some_and(|l| {
+                l.iter()
+                    .any(|a| a.kind() == crate::account::AuthenticatorKind::SecurityKey)
+            })
+        });
         let paths = self.paths();
         let pages = &self.inner.pages;
         let status = error.map_or(StatusCode::OK, |p| p.status);
@@ -2446,6 +2561,7 @@ impl TwoFactorWeb {
                 next,
                 enrolled,
                 account: &paths.account,
+                security_key: has_key.then_some(paths.key_step_up_options.as_str()),
             })
         })
         .await
@@ -2484,12 +2600,18 @@ impl TwoFactorWeb {
             Err(r) => return Ok(r),
         };
         let tf = self.tf();
-        let proved = match Factor::parse(field(form, "code")) {
-            Ok(factor) => {
-                tf.verify_second_factor(&user, factor, &login_context(headers))
-                    .await
+        let answer = field(form, "credential");
+        let proved = if cfg!(feature = "webauthn") && !answer.is_empty() {
+            self.finish_key_step_up(&user, answer, &login_context(headers))
+                .await
+        } else {
+            match Factor::parse(field(form, "code")) {
+                Ok(factor) => {
+                    tf.verify_second_factor(&user, factor, &login_context(headers))
+                        .await
+                }
+                Err(e) => Err(Error::from(e)),
             }
-            Err(e) => Err(Error::from(e)),
         };
         match proved {
             Ok(proof) => {
@@ -2574,6 +2696,17 @@ impl TwoFactorWeb {
 }
 
 // ----- handlers -----
+
+/// The security-key routes (feature `webauthn`), or none.
+#[cfg(feature = "webauthn")]
+fn keys_router(p: &Paths) -> Router<TwoFactorWeb> {
+    keys::router(p)
+}
+
+#[cfg(not(feature = "webauthn"))]
+fn keys_router(_: &Paths) -> Router<TwoFactorWeb> {
+    Router::new()
+}
 
 /// The request's session and headers, for the module's handlers.
 struct Visit {

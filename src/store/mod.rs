@@ -189,6 +189,75 @@ impl<S: ListUsers + ?Sized> ListUsers for &S {
     }
 }
 
+/// A store that can tell which user a security key's credential id is registered to
+/// (feature `webauthn`): what registering a key asks, since a credential id registered to one
+/// user must not be registered again, to them or anyone else (WebAuthn § 7.1, step 22;
+/// webauthn-rs leaves it to its caller).
+///
+/// The provided method walks every record ([`ListUsers`], then [`load`](UserStore::load)):
+/// correct on any store, one load per user for each registration. A host with many users
+/// overrides it with an indexed look-up. Implemented (with the walk) by [`MemoryStore`], the
+/// SQL stores, [`SealedStore`](crate::seal::SealedStore) (which checks each record's tag) and
+/// `Arc`/`&` of any of them.
+///
+/// The check runs when a registration finishes, before its save: two users finishing a
+/// registration **of the same credential** at the same instant could both pass. A genuine
+/// authenticator makes a new credential for every registration, so only a cloned or forged
+/// authenticator gets there, and what it gets is a second user whose key it already holds;
+/// the manual's threat model says so.
+#[cfg(feature = "webauthn")]
+pub trait SecurityKeyIndex: ListUsers {
+    /// The user one of whose security keys has the credential id `credential_id`, if any.
+    /// A record that cannot be loaded fails the look-up (fail closed).
+    fn security_key_owner(
+        &self,
+        credential_id: &[u8],
+    ) -> impl Future<Output = Result<Option<UserId>, Self::Error>> + Send {
+        async move {
+            let mut after: Option<UserId> = None;
+            loop {
+                let page = self.list_users(after.as_ref(), 256).await?;
+                for user in &page {
+                    let Some(v) = self.load(user).await? else {
+                        continue;
+                    };
+                    let ids = v.record.security_key_credential_ids();
+                    if ids.iter().any(|id| id.as_slice() == credential_id) {
+                        return Ok(Some(user.clone()));
+                    }
+                }
+                if page.len() < 256 {
+                    return Ok(None);
+                }
+                after = page.last().cloned();
+            }
+        }
+    }
+}
+
+#[cfg(feature = "webauthn")]
+impl<S: SecurityKeyIndex + ?Sized> SecurityKeyIndex for std::sync::Arc<S> {
+    fn security_key_owner(
+        &self,
+        credential_id: &[u8],
+    ) -> impl Future<Output = Result<Option<UserId>, Self::Error>> + Send {
+        (**self).security_key_owner(credential_id)
+    }
+}
+
+#[cfg(feature = "webauthn")]
+impl<S: SecurityKeyIndex + ?Sized> SecurityKeyIndex for &S {
+    fn security_key_owner(
+        &self,
+        credential_id: &[u8],
+    ) -> impl Future<Output = Result<Option<UserId>, Self::Error>> + Send {
+        (**self).security_key_owner(credential_id)
+    }
+}
+
+#[cfg(feature = "webauthn")]
+impl SecurityKeyIndex for MemoryStore {}
+
 /// A borrowed store is a store: wrappers such as `SealedStore` can run over `&store`.
 impl<S: UserStore + ?Sized> UserStore for &S {
     type Error = S::Error;

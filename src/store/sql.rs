@@ -565,6 +565,9 @@ macro_rules! impl_user_store {
             }
         }
 
+        #[cfg(feature = "webauthn")]
+        impl $crate::store::SecurityKeyIndex for $store {}
+
         impl $crate::store::ListUsers for $store {
             async fn list_users(
                 &self,

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-/// A format-5 row (several authenticators) turned back into the format-4 shape: `"v": 4`,
+/// A row of format 5 or 6 (several authenticators) turned back into the format-4 shape:
+/// `"v": 4`, no `key_ceremonies` (none may be waiting),
 /// its one authenticator as `active` (secret, parameters as `totp`, creation time as
 /// `enrolled_at`, replay step), the pending enrollment without `purpose` and `label`. Only
 /// rows with at most one authenticator, never used to learn an offset, have a format-4 shape.
@@ -13,6 +14,13 @@ pub fn to_format_4(mut row: Value) -> Value {
     let Some(list) = map.remove("authenticators") else {
         return row;
     };
+    if let Some(c) = map.remove("key_ceremonies") {
+        assert_eq!(
+            c,
+            serde_json::json!({"registration": null, "authentication": null}),
+            "format 4 had no ceremonies"
+        );
+    }
     let list = list.as_array().cloned().expect("a list of authenticators");
     assert!(list.len() <= 1, "format 4 held one authenticator");
     let active = list.first().map_or(Value::Null, |a| {
@@ -36,7 +44,7 @@ pub fn to_format_4(mut row: Value) -> Value {
 
 /// The first authenticator's TOTP secret slot (the `active` one of an older row).
 pub fn first_secret(row: &Value) -> &Value {
-    if row["v"] == 5 {
+    if row["v"] == 5 || row["v"] == 6 {
         &row["authenticators"][0]["factor"]["totp"]["secret"]
     } else {
         &row["active"]["secret"]

@@ -5,6 +5,8 @@
 pub mod conformance;
 pub mod counting;
 pub mod flows;
+#[cfg(feature = "webauthn")]
+pub mod keys;
 #[cfg(feature = "serde")]
 pub mod legacy;
 #[cfg(feature = "postgres")]

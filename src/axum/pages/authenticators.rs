@@ -61,6 +61,7 @@ pub struct AddAuthenticatorView<'a> {
 fn kind_words(kind: AuthenticatorKind) -> &'static str {
     match kind {
         AuthenticatorKind::Totp => "Authenticator app",
+        AuthenticatorKind::SecurityKey => "Security key",
         #[allow(unreachable_patterns)]
         _ => "Authenticator",
     }
@@ -171,6 +172,7 @@ fn method_words(
         AuthMethod::RecoveryCode => "recovery code (lookup_secret)".to_owned(),
         AuthMethod::MailedCode => "code by e-mail (email_code)".to_owned(),
         AuthMethod::RememberedDevice => "remembered device (remembered_device)".to_owned(),
+        AuthMethod::HardwareKey => format!("security key{named} (hwk)"),
         #[allow(unreachable_patterns)]
         other => other.amr().to_owned(),
     }

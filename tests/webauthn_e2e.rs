@@ -1,0 +1,438 @@
+//! Security keys through `twofactor::axum` end to end in real headless Chromium, with the
+//! WebDriver virtual authenticator (W3C WebAuthn § 11, which chromedriver implements; sent as
+//! custom commands: fantoccini has no typed ones): a key registered on the account page (the
+//! user's first factor: recovery codes), a logout, a login with the key, a step-up with it, a
+//! credential removed on the server refused, and the key removed on the account page.
+//!
+//! WebAuthn needs a secure context and a domain name: the app is served on
+//! `http://localhost:PORT` (webauthn-rs refuses an origin of `127.0.0.1`). Needs `chromium` and
+//! `chromium-driver` (Debian); a missing browser FAILS the test, it never skips. Screenshots
+//! under `target/screenshots/webauthn-*.png`.
+
+#![cfg(all(feature = "axum", feature = "webauthn"))]
+#![allow(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Form;
+use axum::http::Method;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, Locator};
+use serde_json::{Value, json};
+use tower_sessions::{Session, SessionManagerLayer};
+use twofactor::account::{RelyingParty, Settings};
+use twofactor::axum::{Login, TwoFactorWeb};
+use twofactor::store::UserStore;
+use twofactor::{MemoryStore, Principal, TwoFactor, UserId};
+use webauthn_rs::prelude::Url;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+#[path = "support/browser.rs"]
+mod browser_support;
+use browser_support::browser;
+
+const USER: &str = "user";
+
+// ----- the WebDriver virtual authenticator, as custom commands -----
+
+/// `POST /session/{id}/webauthn/authenticator`: a CTAP2 USB key with user verification.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(&self, base: &Url, session: Option<&str>) -> Result<Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session.unwrap_or_default()
+        ))
+    }
+    fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "usb",
+            "hasResidentKey": false,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+
+        (Method::POST, Some(body.to_string()))
+    }
+}
+
+/// `GET` or `DELETE /session/{id}/webauthn/authenticator/{a}/credentials`.
+#[derive(Debug)]
+struct Credentials {
+    authenticator: String,
+    method: Method,
+}
+
+impl WebDriverCompatibleCommand for Credentials {
+    fn endpoint(&self, base: &Url, session: Option<&str>) -> Result<Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/webauthn/authenticator/{}/credentials",
+            session.unwrap_or_default(),
+            self.authenticator
+        ))
+    }
+    fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
+        (self.method.clone(), None)
+    }
+}
+
+/// `DELETE /session/{id}/webauthn/authenticator/{a}`.
+#[derive(Debug)]
+struct RemoveVirtualAuthenticator(String);
+
+impl WebDriverCompatibleCommand for RemoveVirtualAuthenticator {
+    fn endpoint(&self, base: &Url, session: Option<&str>) -> Result<Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/webauthn/authenticator/{}",
+            session.unwrap_or_default(),
+            self.0
+        ))
+    }
+    fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
+        (Method::DELETE, None)
+    }
+}
+
+mod url {
+    pub use webauthn_rs::prelude::Url;
+    pub type ParseError = <Url as core::str::FromStr>::Err;
+}
+
+// ----- the host app -----
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title></head>\
+         <body><main><h1>{title}</h1>{body}</main></body></html>"
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login_page() -> Html<String> {
+    page(
+        "Log in",
+        "<form method=post action=/login><input id=username name=username>\
+         <input id=password name=password type=password><button id=login>Log in</button></form>",
+    )
+}
+
+async fn login(tfa: Login, Form(f): Form<LoginForm>) -> Response {
+    if f.username != "alice" || f.password != "correct horse" {
+        return page("Log in", "<p id=error>Wrong name or password.</p>").into_response();
+    }
+    tfa.password_checked(Principal::new(f.username)).await
+}
+
+async fn home(session: Session) -> Response {
+    match session.get::<String>(USER).await {
+        Ok(Some(user)) => page(
+            "Home",
+            &format!(
+                "<p id=hello>Hello, {user}.</p><a id=account href=/2fa/account>Account security</a>\
+                 <form method=post action=/logout><button id=logout>Log out</button></form>"
+            ),
+        )
+        .into_response(),
+        _ => Redirect::to("/login").into_response(),
+    }
+}
+
+async fn logout(session: Session) -> Redirect {
+    let _ = session.flush().await;
+    Redirect::to("/login")
+}
+
+fn app(store: Arc<MemoryStore>, port: u16) -> Router {
+    let rp = RelyingParty::new("localhost", &format!("http://localhost:{port}"), "Keys e2e")
+        .expect("a relying party");
+    let settings = Settings::builder()
+        .security_keys(rp)
+        .build()
+        .expect("settings");
+    let tf = TwoFactor::builder(store)
+        .settings(settings)
+        .keys(twofactor::testing::test_keys())
+        .build();
+    let tfa = TwoFactorWeb::builder(tf, |user| async move { Some(Principal::new(user)) })
+        .session_key(USER)
+        .build();
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .merge(tfa.router())
+        .layer(tfa.layer())
+        .layer(SessionManagerLayer::new(
+            tower_sessions::MemoryStore::default(),
+        ))
+}
+
+// ----- the browser -----
+
+struct T {
+    c: Client,
+    base: String,
+    shots: PathBuf,
+}
+
+impl T {
+    async fn go(&self, path: &str) -> TestResult {
+        self.c.goto(&format!("{}{path}", self.base)).await?;
+        Ok(())
+    }
+    async fn fill(&self, css: &str, text: &str) -> TestResult {
+        let e = self.element(css).await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    }
+    async fn element(
+        &self,
+        css: &str,
+    ) -> Result<fantoccini::elements::Element, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?)
+    }
+    /// Clicks something that loads a new page (directly, or after the security key's
+    /// script), and waits until the old page is gone.
+    async fn click(&self, css: &str) -> TestResult {
+        let old = self.c.find(Locator::Css("html")).await?;
+        self.element(css).await?.click().await?;
+        for _ in 0..300 {
+            if old.tag_name().await.is_err() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("clicking {css} did not load a page").into())
+    }
+    async fn text(&self, css: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.element(css).await?.text().await?)
+    }
+    async fn path(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.c.current_url().await?.path().to_owned())
+    }
+    async fn shot(&self, name: &str) -> TestResult {
+        let png = self.c.screenshot().await?;
+        std::fs::write(self.shots.join(format!("webauthn-{name}.png")), png)?;
+        Ok(())
+    }
+    async fn login(&self) -> TestResult {
+        self.go("/login").await?;
+        self.fill("#username", "alice").await?;
+        self.fill("#password", "correct horse").await?;
+        self.click("#login").await
+    }
+    async fn credentials(
+        &self,
+        authenticator: &str,
+    ) -> Result<Vec<Value>, Box<dyn std::error::Error + Send + Sync>> {
+        let v = self
+            .c
+            .issue_cmd(Credentials {
+                authenticator: authenticator.to_owned(),
+                method: Method::GET,
+            })
+            .await?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_security_key_registers_logs_in_and_is_removed_in_chromium() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("twofactor-webauthn-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots)?;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let store = Arc::new(MemoryStore::new());
+    let router = app(store.clone(), port);
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let (c, _driver) = browser(&dir.join("profile"), "1000,1200").await?;
+    let t = T {
+        c,
+        base: format!("http://localhost:{port}"),
+        shots,
+    };
+    let result = story(&t, &store).await;
+    if result.is_err() {
+        let _ = t.shot("failure").await;
+        eprintln!(
+            "page at failure ({:?}): {:?}",
+            t.c.current_url().await.map(|u| u.to_string()),
+            t.c.source()
+                .await
+                .map(|s| s.chars().take(4000).collect::<String>())
+        );
+    }
+    let _ = t.c.clone().close().await;
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn story(t: &T, store: &MemoryStore) -> TestResult {
+    let alice = UserId::new("alice");
+    // The virtual authenticator: the browser's "security key".
+    let authenticator = t.c.issue_cmd(AddVirtualAuthenticator).await?;
+    let authenticator = authenticator
+        .as_str()
+        .ok_or("an authenticator id")?
+        .to_owned();
+    assert!(t.credentials(&authenticator).await?.is_empty());
+
+    // No 2FA yet: the password logs in. The account page offers a security key.
+    t.login().await?;
+    assert_eq!(t.path().await?, "/");
+    t.go("/2fa/account").await?;
+    t.fill("#key-label", "YubiKey").await?;
+    t.shot("account-before").await?;
+    t.click("#add-key").await?;
+    // The first key turns 2FA on: recovery codes, shown once.
+    let codes = t.c.find_all(Locator::Css("#recovery-codes li")).await?;
+    assert_eq!(codes.len(), 10, "ten recovery codes");
+    let creds = t.credentials(&authenticator).await?;
+    assert_eq!(creds.len(), 1, "the key holds one credential: {creds:?}");
+    t.click("#continue").await?;
+    assert!(
+        t.text("#authenticators").await?.contains("YubiKey"),
+        "the key is listed"
+    );
+    t.shot("account-with-key").await?;
+    let stored = store.load(&alice).await?.ok_or("a record")?;
+    assert!(stored.record.has_security_key());
+    t.go("/").await?;
+    t.click("#logout").await?;
+
+    // Log in with the key: the second step offers it (and the recovery codes).
+    t.login().await?;
+    assert_eq!(t.path().await?, "/2fa");
+    t.shot("second-step").await?;
+    t.click("#use-key").await?;
+    assert_eq!(t.path().await?, "/", "logged in with the key");
+    assert!(t.text("#hello").await?.contains("alice"));
+    // Step-up with the key (a sensitive page asks for a fresh second factor).
+    t.go("/2fa/step-up?next=/").await?;
+    t.shot("step-up").await?;
+    t.click("#use-key").await?;
+    assert_eq!(t.path().await?, "/", "confirmed with the key");
+    t.click("#logout").await?;
+
+    // A credential removed on the server (between the options and the answer) is refused.
+    t.login().await?;
+    assert_eq!(t.path().await?, "/2fa");
+    let answer = t.c.execute_async(SIGN_WITHOUT_SUBMITTING, vec![]).await?;
+    assert_eq!(answer, Value::Bool(true), "the key signed");
+    let loaded = store.load(&alice).await?.ok_or("a record")?;
+    let mut json = serde_json::to_value(&loaded.record)?;
+    json["authenticators"] = json!([]);
+    let emptied = serde_json::from_value(json)?;
+    let saved = store.save(&alice, &emptied, Some(loaded.version)).await?;
+    assert!(matches!(saved, twofactor::store::SaveOutcome::Saved(_)));
+    t.c.execute("document.querySelector('form.twofa-key').submit()", vec![])
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        t.text("#error").await?.contains("not registered"),
+        "refused: {}",
+        t.text("main").await?
+    );
+    t.shot("removed-credential-refused").await?;
+    // Put the key back (the record as it was) and log in with it.
+    let back = store.load(&alice).await?.ok_or("a record")?;
+    let saved = store
+        .save(&alice, &loaded.record, Some(back.version))
+        .await?;
+    assert!(matches!(saved, twofactor::store::SaveOutcome::Saved(_)));
+    t.click("#use-key").await?;
+    assert_eq!(t.path().await?, "/");
+
+    // Remove the key on the account page (the login's proof of the key is fresh): 2FA off.
+    t.go("/2fa/account").await?;
+    let remove =
+        t.c.find(Locator::Css(
+            "#authenticators button[id^=remove-authenticator-]",
+        ))
+        .await?;
+    let old = t.c.find(Locator::Css("html")).await?;
+    remove.click().await?;
+    for _ in 0..200 {
+        if old.tag_name().await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        t.text("#notice")
+            .await?
+            .contains("two-factor authentication is off")
+    );
+    let stored = store.load(&alice).await?.ok_or("a record")?;
+    assert!(!stored.record.has_security_key());
+    t.shot("account-key-removed").await?;
+    t.click("#home").await?;
+    t.click("#logout").await?;
+    // The password alone logs in again; the browser's credential is useless now.
+    t.login().await?;
+    assert_eq!(t.path().await?, "/");
+    let _ =
+        t.c.issue_cmd(Credentials {
+            authenticator: authenticator.clone(),
+            method: Method::DELETE,
+        })
+        .await?;
+    assert!(t.credentials(&authenticator).await?.is_empty());
+    t.c.issue_cmd(RemoveVirtualAuthenticator(authenticator))
+        .await?;
+    Ok(())
+}
+
+/// Runs the "Use your security key" button's steps but keeps the answer in the form instead
+/// of submitting it: fetch the options, decode, sign, encode. Resolves to `true` when signed.
+const SIGN_WITHOUT_SUBMITTING: &str = r#"
+const done = arguments[arguments.length - 1];
+(async () => {
+  const dec = s => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4)), c => c.charCodeAt(0)).buffer;
+  const enc = b => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const form = document.querySelector("form.twofa-key");
+  const button = form.querySelector("button[data-twofa-key]");
+  const r = await fetch(button.dataset.options, { method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(new FormData(form)) });
+  const options = (await r.json()).publicKey;
+  options.challenge = dec(options.challenge);
+  for (const c of options.allowCredentials || []) c.id = dec(c.id);
+  const cred = await navigator.credentials.get({ publicKey: options });
+  const response = {};
+  for (const k of ["clientDataJSON", "authenticatorData", "signature", "userHandle"]) {
+    if (cred.response[k]) response[k] = enc(cred.response[k]);
+  }
+  form.elements.credential.value = JSON.stringify({ id: cred.id, rawId: enc(cred.rawId),
+    type: cred.type, response, extensions: {} });
+  done(true);
+})().catch(e => done(String(e)));
+"#;
