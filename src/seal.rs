@@ -424,6 +424,80 @@ pub struct SealedStore<S, C> {
     cipher: C,
     accept_unsealed: bool,
     accept_untagged: bool,
+    opened: OpenedCache,
+}
+
+/// How many users' last verified-and-opened records a [`SealedStore`] keeps by default (see
+/// [`SealedStore::cache_capacity`]).
+pub const DEFAULT_OPENED_CACHE_CAPACITY: usize = 10_000;
+
+/// A record this store verified and opened, or wrote: its version, its exact stored text, and
+/// the record as a load returns it (secrets opened, no tag).
+struct CachedRecord {
+    version: Version,
+    text: String,
+    record: TwoFactorRecord,
+}
+
+/// A bounded map from user to the last record this store authenticated or produced (see
+/// [`SealedStore::cache_capacity`]). Evicted and replaced records are dropped outside the
+/// lock; their secrets are zeroized on drop ([`Secret`] is `ZeroizeOnDrop`).
+struct OpenedCache {
+    capacity: usize,
+    entries: std::sync::Mutex<std::collections::HashMap<UserId, CachedRecord>>,
+}
+
+impl OpenedCache {
+    fn new(capacity: usize) -> Self {
+        OpenedCache {
+            capacity,
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UserId, CachedRecord>> {
+        // The map holds no invariant a panic could break half-way.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached record of `user` if it was cached at exactly `version` with exactly `text`.
+    fn get(&self, user: &UserId, version: Version, text: &str) -> Option<TwoFactorRecord> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let map = self.lock();
+        let cached = map.get(user)?;
+        (cached.version == version && cached.text.as_bytes() == text.as_bytes())
+            .then(|| cached.record.clone())
+    }
+
+    /// Keeps `entry` for `user`, within the capacity (when full, an arbitrary other entry goes).
+    fn put(&self, user: &UserId, entry: CachedRecord) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut map = self.lock();
+        let mut evicted = None;
+        if !map.contains_key(user) && map.len() >= self.capacity {
+            if let Some(victim) = map.keys().next().cloned() {
+                evicted = map.remove(&victim);
+            }
+        }
+        let replaced = map.insert(user.clone(), entry);
+        drop(map);
+        drop((evicted, replaced));
+    }
+
+    /// Forgets the entry of `user`.
+    fn remove(&self, user: &UserId) {
+        if self.capacity == 0 {
+            return;
+        }
+        let removed = self.lock().remove(user);
+        drop(removed);
+    }
 }
 
 impl<S, C> SealedStore<S, C> {
@@ -435,7 +509,34 @@ impl<S, C> SealedStore<S, C> {
             cipher,
             accept_unsealed: false,
             accept_untagged: false,
+            opened: OpenedCache::new(DEFAULT_OPENED_CACHE_CAPACITY),
         }
+    }
+
+    /// How many users' records this store keeps opened (default
+    /// [`DEFAULT_OPENED_CACHE_CAPACITY`]; `0` turns the cache off): the last record it verified
+    /// and opened, or wrote, per user, with its version and exact stored text. A load whose
+    /// inner store hands back the stored text ([`UserStore::load_encoded`]) at the same
+    /// version and with the same bytes as the cached entry returns the cached record without
+    /// checking the tag or opening the secrets again: those bytes were authenticated (or
+    /// produced) by this store before, and the tag they carry binds the user and the version.
+    /// Any other text or version (a row edited, rolled to another version, or written by
+    /// another server) is checked and opened as always, and replaces the entry. When full, an
+    /// arbitrary entry is evicted.
+    ///
+    /// The cached secrets are in memory in the clear, as they already are in the service's
+    /// login snapshots ([`login_snapshot_capacity`]): no new kind of exposure; they are
+    /// zeroized when an entry is evicted, replaced or dropped. The cache assumes that the
+    /// cipher's verdict on given bytes does not change while the store lives (true of a
+    /// [`Keyring`], which is fixed once built): with a [`SecretCipher`] that can withdraw a
+    /// key at run time, set `0`. Each `SealedStore` has its own cache: a store built with
+    /// another keyring checks every record itself.
+    ///
+    /// [`login_snapshot_capacity`]: crate::service::TwoFactorBuilder::login_snapshot_capacity
+    #[must_use]
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.opened = OpenedCache::new(capacity);
+        self
     }
 
     /// Whether to accept format-1 rows, which carry no record tag (default `false`): turn it
@@ -509,6 +610,7 @@ impl<S: fmt::Debug, C> fmt::Debug for SealedStore<S, C> {
             .field("inner", &self.inner)
             .field("accept_unsealed", &self.accept_unsealed)
             .field("accept_untagged", &self.accept_untagged)
+            .field("cache_capacity", &self.opened.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -582,6 +684,11 @@ where
             Loaded::Decoded(loaded) => (loaded, None),
             Loaded::Encoded(encoded, version) => {
                 let (record, text) = encoded.into_parts();
+                // Exactly the bytes, at exactly the version, that this store authenticated
+                // or wrote last for this user: the record it opened then.
+                if let Some(record) = self.opened.get(user, version, &text) {
+                    return Ok(Some(Versioned { record, version }));
+                }
                 (Versioned { record, version }, Some(text))
             }
         };
@@ -607,9 +714,10 @@ where
                     }
                 }
                 .map_err(tampered)?;
-                self.cipher
-                    .verify_record(&tag, &message)
-                    .map_err(tampered)?;
+                if let Err(err) = self.cipher.verify_record(&tag, &message) {
+                    self.opened.remove(user);
+                    return Err(tampered(err));
+                }
             }
             // Rows that never had a tag: see `accepts_without_tag`.
             None if self.accepts_without_tag(&loaded.record) => {}
@@ -629,6 +737,16 @@ where
                 user: user.clone(),
                 source,
             })?;
+        if let Some(text) = text {
+            self.opened.put(
+                user,
+                CachedRecord {
+                    version: loaded.version,
+                    text,
+                    record: loaded.record.clone(),
+                },
+            );
+        }
         Ok(Some(loaded))
     }
 
@@ -668,12 +786,67 @@ where
             sealed.mac = Some(tag);
             break (sealed, text);
         };
+        // What a load of this text would return, for the cache: the secrets as passed in,
+        // remembering the ciphertexts written.
+        let cached = (self.opened.capacity > 0)
+            .then(|| opened_as_loaded(record, &sealed, user))
+            .flatten()
+            .map(|record| (record, text.clone()));
         let encoded = EncodedRecord::from_canonical(sealed, text);
-        self.inner
+        let outcome = self
+            .inner
             .save_encoded(user, encoded, expected)
             .await
-            .map_err(SealedStoreError::Store)
+            .map_err(SealedStoreError::Store)?;
+        if let (SaveOutcome::Saved(version), Some((record, text))) = (outcome, cached) {
+            self.opened.put(
+                user,
+                CachedRecord {
+                    version,
+                    text,
+                    record,
+                },
+            );
+        }
+        Ok(outcome)
     }
+}
+
+/// `record` (as passed to a save) as a load of its sealed form `sealed` returns it: no tag, not
+/// from an older format, each secret opened from the ciphertext `sealed` holds in its slot.
+/// `None` if a slot does not line up (not expected), so that nothing is cached then.
+#[cfg(feature = "serde")]
+fn opened_as_loaded(
+    record: &TwoFactorRecord,
+    sealed: &TwoFactorRecord,
+    user: &UserId,
+) -> Option<TwoFactorRecord> {
+    let mut opened = record.clone();
+    opened.mac = None;
+    opened.format_1 = false;
+    opened.format_2 = false;
+    let ciphertexts = [
+        sealed.active.as_ref().map(|a| &a.secret),
+        sealed.pending.as_ref().map(|p| &p.secret),
+    ];
+    let mut ok = true;
+    let _ = opened.each_secret(|secret, slot| {
+        let (Some(SecretSlot::Sealed(ct)), Some(plain)) =
+            (ciphertexts[slot as usize], secret.open().cloned())
+        else {
+            ok = false;
+            return Ok(());
+        };
+        let from = OpenedFrom {
+            sealed: ct.clone(),
+            associated_data: associated_data(user, slot),
+        };
+        *secret = SecretSlot::Opened(plain, Arc::new(from));
+        Ok(())
+    });
+    // Both records have the same slots: a secret in one and not the other is not expected.
+    let slots = |r: &TwoFactorRecord| (r.active.is_some(), r.pending.is_some());
+    (ok && slots(&opened) == slots(sealed)).then_some(opened)
 }
 
 /// Lists the users of the wrapped store (nothing to open: ids are not sealed).

@@ -797,3 +797,198 @@ async fn a_bare_stores_rows_are_adopted_through_accept_unsealed_not_accept_untag
             .contains(secret.to_base32().as_str())
     );
 }
+
+/// A keyring that counts the record tags it checks and the secrets it opens, to see when a
+/// `SealedStore` serves a record from its cache of opened records.
+struct Counting {
+    keyring: Keyring,
+    verifies: std::sync::atomic::AtomicUsize,
+    opens: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    fn new(keyring: Keyring) -> Arc<Self> {
+        Arc::new(Counting {
+            keyring,
+            verifies: 0.into(),
+            opens: 0.into(),
+        })
+    }
+
+    /// (tags checked, secrets opened) so far.
+    fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.verifies.load(SeqCst), self.opens.load(SeqCst))
+    }
+}
+
+impl SecretCipher for Counting {
+    fn seal(
+        &self,
+        plaintext: &[u8],
+        associated_data: &[u8],
+    ) -> Result<twofactor::seal::SealedSecret, SealError> {
+        self.keyring.seal(plaintext, associated_data)
+    }
+    fn open(
+        &self,
+        sealed: &twofactor::seal::SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError> {
+        self.opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.keyring.open(sealed, associated_data)
+    }
+    fn open_with_form(
+        &self,
+        sealed: &twofactor::seal::SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<(zeroize::Zeroizing<Vec<u8>>, bool), SealError> {
+        self.opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.keyring.open_with_form(sealed, associated_data)
+    }
+    fn tag_record(&self, message: &[u8]) -> Result<twofactor::seal::RecordTag, SealError> {
+        self.keyring.tag_record(message)
+    }
+    fn verify_record(
+        &self,
+        tag: &twofactor::seal::RecordTag,
+        message: &[u8],
+    ) -> Result<(), SealError> {
+        self.verifies
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.keyring.verify_record(tag, message)
+    }
+}
+
+/// The record's stored encoding (secrets as loaded), to compare two loads.
+fn encoded(record: &twofactor::account::TwoFactorRecord) -> String {
+    twofactor::store::codec::encode_record(record).expect("encode")
+}
+
+async fn set_row(inner: &SqliteStore, user: &UserId, json: &str, version: i64) {
+    sqlx::query(
+        "INSERT INTO twofactor_records (user_id, record, version) VALUES ($1, $2, $3) \
+         ON CONFLICT (user_id) DO UPDATE SET record = excluded.record, version = excluded.version",
+    )
+    .bind(user.as_str())
+    .bind(json)
+    .bind(version)
+    .execute(inner.pool())
+    .await
+    .expect("write the row");
+}
+
+/// The cache of opened records serves exactly the bytes, at exactly the version, that the
+/// store authenticated or wrote for that user, and nothing else: a row edited at the same
+/// version, the same row moved to another version or copied to another user are checked
+/// again (and refused); another `SealedStore` (a new keyring) has its own cache.
+#[tokio::test]
+async fn the_opened_record_cache_serves_only_the_bytes_it_authenticated() {
+    let alice = Principal::new("alice");
+    let inner = SqliteStore::in_memory().await.expect("sqlite");
+    let cipher = Counting::new(keyring());
+    let store = Arc::new(SealedStore::new(inner.clone(), cipher.clone()));
+    let h = Harness::new(store.clone(), required);
+    let (secret, _) = h.enroll(&alice.user).await;
+
+    // The save cached what it wrote: the load checks nothing, and returns what a store
+    // without a cache returns.
+    let before = cipher.counts();
+    let cached = row(&*store, &alice.user).await;
+    assert_eq!(cipher.counts(), before, "served from the cache");
+    let fresh = SealedStore::new(inner.clone(), keyring()).cache_capacity(0);
+    let checked = row(&fresh, &alice.user).await;
+    assert_eq!(cached.version, checked.version);
+    assert_eq!(encoded(&cached.record), encoded(&checked.record));
+    // Logins keep being served from the cache (each save caches what it wrote).
+    for _ in 0..3 {
+        login_next_step(&h, &alice, &secret).await.expect("login");
+    }
+    assert_eq!(
+        cipher.counts(),
+        before,
+        "logins: no tag check, no decryption"
+    );
+    let json = stored_json(&inner, &alice.user).await;
+    let v = i64::try_from(row(&inner, &alice.user).await.version.0).expect("version");
+
+    // Another text at the same version: checked again, and a tampered one is refused.
+    // (In place, the tag left as it is: what a table writer planting a flag would write.)
+    let edited = json.replacen(
+        "\"mailed_login_required\":false",
+        "\"mailed_login_required\":true",
+        1,
+    );
+    assert_ne!(edited, json);
+    set_row(&inner, &alice.user, &edited, v).await;
+    let (verifies, _) = cipher.counts();
+    assert!(failed_authentication(&store.load(&alice.user).await));
+    assert_eq!(cipher.counts().0, verifies + 1, "checked again");
+    // Put back, it is checked again (the refusal dropped the entry) and loads.
+    set_row(&inner, &alice.user, &json, v).await;
+    assert!(store.load(&alice.user).await.expect("load").is_some());
+    assert_eq!(cipher.counts().0, verifies + 2);
+    // Served from the cache again.
+    assert!(store.load(&alice.user).await.expect("load").is_some());
+    assert_eq!(cipher.counts().0, verifies + 2);
+
+    // The same text at another version: checked again, and refused (the tag binds it).
+    set_row(&inner, &alice.user, &json, v + 1).await;
+    assert!(failed_authentication(&store.load(&alice.user).await));
+    assert_eq!(cipher.counts().0, verifies + 3);
+    set_row(&inner, &alice.user, &json, v).await;
+
+    // The same text and version under another user: never alice's cached record.
+    let bob = UserId::new("bob");
+    set_row(&inner, &bob, &json, v).await;
+    assert!(failed_authentication(&store.load(&bob).await));
+    assert_eq!(cipher.counts().0, verifies + 4);
+
+    // A new store with another keyring (alice's key gone) checks the row itself.
+    let other = SealedStore::new(inner.clone(), Keyring::new("k2", &KEY_2).expect("key"));
+    assert!(unknown_key(&other.load(&alice.user).await, "k1"));
+    // Rotated (k1 kept as an old key): it checks and opens, with its own cache.
+    let rotated = Counting::new(
+        Keyring::new("k2", &KEY_2)
+            .expect("key")
+            .with_old_key("k1", &KEY_1)
+            .expect("old key"),
+    );
+    let other = SealedStore::new(inner.clone(), rotated.clone());
+    assert!(other.load(&alice.user).await.expect("load").is_some());
+    assert_eq!(rotated.counts(), (1, 1));
+
+    // Turned off, every load checks and opens.
+    let off_cipher = Counting::new(keyring());
+    let off = SealedStore::new(inner.clone(), off_cipher.clone()).cache_capacity(0);
+    for _ in 0..3 {
+        assert!(off.load(&alice.user).await.expect("load").is_some());
+    }
+    assert_eq!(off_cipher.counts(), (3, 3));
+}
+
+/// A bounded cache: past its capacity an entry is evicted, and that user's next load is
+/// checked again.
+#[tokio::test]
+async fn the_opened_record_cache_is_bounded() {
+    let inner = SqliteStore::in_memory().await.expect("sqlite");
+    let writer = SealedStore::new(inner.clone(), keyring()).cache_capacity(0);
+    let record = {
+        let h = Harness::new(
+            Arc::new(SealedStore::new(inner.clone(), keyring())),
+            required,
+        );
+        let _ = h.enroll(&UserId::new("alice")).await;
+        row(&writer, &UserId::new("alice")).await.record
+    };
+    let bob = UserId::new("bob");
+    let _ = writer.save(&bob, &record, None).await.expect("save bob");
+    let cipher = Counting::new(keyring());
+    let store = SealedStore::new(inner.clone(), cipher.clone()).cache_capacity(1);
+    let alice = UserId::new("alice");
+    for user in [&alice, &alice, &bob, &bob, &alice] {
+        assert!(store.load(user).await.expect("load").is_some());
+    }
+    // alice, bob, then alice again after bob evicted her.
+    assert_eq!(cipher.counts().0, 3);
+}
