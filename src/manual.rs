@@ -418,7 +418,11 @@
 //! elsewhere in the application) must not get what a login needs. With
 //! [`SealedStore`](crate::seal::SealedStore) the TOTP secrets are encrypted under a key that
 //! lives outside the database, bound to the user and slot. Recovery codes and trusted-device
-//! tokens are stored as hashes only.
+//! tokens are stored as hashes only. In the process, a `SealedStore` keeps the last record it
+//! authenticated or wrote per user opened in memory (bounded, zeroized on eviction; see
+//! [`SealedStore::cache_capacity`](crate::seal::SealedStore::cache_capacity)), as the
+//! service's login snapshots already do: no new exposure, and only the exact bytes and
+//! version it authenticated are served from it.
 //!
 //! With a server-side [`CodeKey`](crate::account::CodeKey), recovery and mailed codes are
 //! stored as keyed hashes, so the table alone cannot test a guess offline; without one, a
