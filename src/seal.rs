@@ -480,10 +480,11 @@ impl OpenedCache {
         }
         let mut map = self.lock();
         let mut evicted = None;
-        if !map.contains_key(user) && map.len() >= self.capacity {
-            if let Some(victim) = map.keys().next().cloned() {
-                evicted = map.remove(&victim);
-            }
+        if !map.contains_key(user)
+            && map.len() >= self.capacity
+            && let Some(victim) = map.keys().next().cloned()
+        {
+            evicted = map.remove(&victim);
         }
         let replaced = map.insert(user.clone(), entry);
         drop(map);
