@@ -175,6 +175,20 @@ pub trait SecretCipher: Send + Sync {
     /// [`SealError::Authentication`] when the tag does not match; [`SealError::UnknownKey`]
     /// for a key id it does not hold.
     fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError>;
+
+    /// Whether, and for how long, a [`SealedStore`] may remember what this cipher said about a
+    /// stored row (that its tag verified, and what its secrets opened to), to answer a load of
+    /// exactly the same bytes without asking again (see [`SealedStore::cache_capacity`]).
+    ///
+    /// `Some(g)` promises that as long as this returns the same `g`, the verdicts do not
+    /// change: a tag that verified still verifies, a ciphertext still opens to the same secret.
+    /// A cipher that can withdraw or replace a key at run time returns another `g` from then
+    /// on, and every row is checked and opened again. `None` (the default): nothing is
+    /// remembered, every load checks the tag and opens the secrets. [`Keyring`] is fixed once
+    /// built and returns `Some(0)`.
+    fn cache_generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<C: SecretCipher + ?Sized> SecretCipher for std::sync::Arc<C> {
@@ -200,6 +214,9 @@ impl<C: SecretCipher + ?Sized> SecretCipher for std::sync::Arc<C> {
     }
     fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError> {
         (**self).verify_record(tag, message)
+    }
+    fn cache_generation(&self) -> Option<u64> {
+        (**self).cache_generation()
     }
 }
 
@@ -334,6 +351,37 @@ impl TwoFactorRecord {
             .chain(pending)
             .any(|(slot, s)| kept[slot as usize] && s.sealed_key_id() != Some(key_id))
     }
+
+    /// The record's secret slots by [`Slot`], as they are (for the cache of opened rows).
+    fn opened_secrets(&self) -> [Option<SecretSlot>; 2] {
+        [
+            self.active.as_ref().map(|a| a.secret.clone()),
+            self.pending.as_ref().map(|p| p.secret.clone()),
+        ]
+    }
+
+    /// Puts `secrets` (by [`Slot`]) in place of this freshly decoded record's sealed ones, and
+    /// drops its tag: the record as a load returns it. `false`, and the record unchanged, if
+    /// the slots do not line up (not expected: the secrets were opened from the same text).
+    fn put_opened(&mut self, secrets: [Option<SecretSlot>; 2]) -> bool {
+        let [active, pending] = secrets;
+        let lines_up = |mine: Option<&SecretSlot>, theirs: &Option<SecretSlot>| {
+            mine.map(SecretSlot::is_sealed) == theirs.as_ref().map(|_| true)
+        };
+        if !lines_up(self.active.as_ref().map(|a| &a.secret), &active)
+            || !lines_up(self.pending.as_ref().map(|p| &p.secret), &pending)
+        {
+            return false;
+        }
+        if let (Some(mine), Some(opened)) = (self.active.as_mut(), active) {
+            mine.secret = opened;
+        }
+        if let (Some(mine), Some(opened)) = (self.pending.as_mut(), pending) {
+            mine.secret = opened;
+        }
+        self.mac = None;
+        true
+    }
 }
 
 /// The start of what a record tag covers: `twofactor/record/v1 \0`, the user id
@@ -427,24 +475,27 @@ pub struct SealedStore<S, C> {
     opened: OpenedCache,
 }
 
-/// How many users' last verified-and-opened records a [`SealedStore`] keeps by default (see
+/// How many users' last authenticated rows a [`SealedStore`] remembers by default (see
 /// [`SealedStore::cache_capacity`]).
 pub const DEFAULT_OPENED_CACHE_CAPACITY: usize = 10_000;
 
-/// A record this store verified and opened, or wrote: its version, its exact stored text, and
-/// the record as a load returns it (secrets opened, no tag).
-struct CachedRecord {
+/// What a [`SealedStore`] knows of one user's stored row: the version and the exact text
+/// whose tag it checked (or that it wrote itself), the [`SecretCipher::cache_generation`]
+/// they were checked under, and that row's secrets as a load opens them (by [`Slot`]).
+struct CachedRow {
     version: Version,
+    generation: u64,
     text: String,
-    record: TwoFactorRecord,
+    secrets: [Option<SecretSlot>; 2],
 }
 
-/// A bounded map from user to the last record this store authenticated or produced (see
-/// [`SealedStore::cache_capacity`]). Evicted and replaced records are dropped outside the
-/// lock; their secrets are zeroized on drop ([`Secret`] is `ZeroizeOnDrop`).
+/// A bounded map from user to the last row this store authenticated or wrote (see
+/// [`SealedStore::cache_capacity`]). Evicted and replaced entries are dropped outside the
+/// lock; their secrets are zeroized on drop ([`Secret`] is `ZeroizeOnDrop`). No `Debug`: it
+/// holds opened secrets.
 struct OpenedCache {
     capacity: usize,
-    entries: std::sync::Mutex<std::collections::HashMap<UserId, CachedRecord>>,
+    entries: std::sync::Mutex<std::collections::HashMap<UserId, CachedRow>>,
 }
 
 impl OpenedCache {
@@ -455,26 +506,35 @@ impl OpenedCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UserId, CachedRecord>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UserId, CachedRow>> {
         // The map holds no invariant a panic could break half-way.
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The cached record of `user` if it was cached at exactly `version` with exactly `text`.
-    fn get(&self, user: &UserId, version: Version, text: &str) -> Option<TwoFactorRecord> {
+    /// The opened secrets of `user`'s row if this store authenticated or wrote exactly `text`
+    /// at exactly `version`, under cipher generation `generation`.
+    fn get(
+        &self,
+        user: &UserId,
+        version: Version,
+        text: &str,
+        generation: u64,
+    ) -> Option<[Option<SecretSlot>; 2]> {
         if self.capacity == 0 {
             return None;
         }
         let map = self.lock();
         let cached = map.get(user)?;
-        (cached.version == version && cached.text.as_bytes() == text.as_bytes())
-            .then(|| cached.record.clone())
+        (cached.version == version
+            && cached.generation == generation
+            && cached.text.as_bytes() == text.as_bytes())
+        .then(|| cached.secrets.clone())
     }
 
     /// Keeps `entry` for `user`, within the capacity (when full, an arbitrary other entry goes).
-    fn put(&self, user: &UserId, entry: CachedRecord) {
+    fn put(&self, user: &UserId, entry: CachedRow) {
         if self.capacity == 0 {
             return;
         }
@@ -499,6 +559,11 @@ impl OpenedCache {
         let removed = self.lock().remove(user);
         drop(removed);
     }
+
+    /// How many users have an entry.
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 impl<S, C> SealedStore<S, C> {
@@ -514,24 +579,33 @@ impl<S, C> SealedStore<S, C> {
         }
     }
 
-    /// How many users' records this store keeps opened (default
-    /// [`DEFAULT_OPENED_CACHE_CAPACITY`]; `0` turns the cache off): the last record it verified
-    /// and opened, or wrote, per user, with its version and exact stored text. A load whose
-    /// inner store hands back the stored text ([`UserStore::load_encoded`]) at the same
-    /// version and with the same bytes as the cached entry returns the cached record without
-    /// checking the tag or opening the secrets again: those bytes were authenticated (or
-    /// produced) by this store before, and the tag they carry binds the user and the version.
-    /// Any other text or version (a row edited, rolled to another version, or written by
-    /// another server) is checked and opened as always, and replaces the entry. When full, an
-    /// arbitrary entry is evicted.
+    /// How many users' last authenticated rows this store remembers (default
+    /// [`DEFAULT_OPENED_CACHE_CAPACITY`]; `0` turns the cache off).
     ///
-    /// The cached secrets are in memory in the clear, as they already are in the service's
-    /// login snapshots ([`login_snapshot_capacity`]): no new kind of exposure; they are
-    /// zeroized when an entry is evicted, replaced or dropped. The cache assumes that the
-    /// cipher's verdict on given bytes does not change while the store lives (true of a
-    /// [`Keyring`], which is fixed once built): with a [`SecretCipher`] that can withdraw a
-    /// key at run time, set `0`. Each `SealedStore` has its own cache: a store built with
-    /// another keyring checks every record itself.
+    /// For each user, the store remembers the row it last checked and opened or wrote: its
+    /// version, its exact stored text, and its secrets opened. A load whose inner store hands
+    /// back the stored text ([`UserStore::load_encoded`]: the memory and SQL stores) at that
+    /// version with those very bytes takes the secrets from the cache instead of checking the
+    /// tag and opening them again; the rest of the record is decoded from the text the store
+    /// returned, as always. This store authenticated (or produced) those bytes before, and a
+    /// row's tag binds its user and version: the answer is the one a full check would give.
+    /// Any other text or version (a row edited, rolled to another version or back to an older
+    /// one, or written by another server) is checked and opened as always, and replaces the
+    /// entry. Only rows whose tag was checked are remembered (never a row let through
+    /// untagged while migrating), and changing [`accept_untagged`](Self::accept_untagged) or
+    /// [`accept_unsealed`](Self::accept_unsealed) empties the cache.
+    ///
+    /// The cache trusts the cipher's word that its verdicts still stand
+    /// ([`SecretCipher::cache_generation`]): a [`Keyring`] is fixed once built (a key
+    /// rotation is a new keyring, so a new `SealedStore` with a cache of its own); a cipher
+    /// that can withdraw a key at run time changes its generation, and with the trait's
+    /// default (`None`) nothing is cached.
+    ///
+    /// An entry holds the stored text (1.5 to 4 KB for a typical record) and the opened
+    /// secrets, in memory in the clear as they already are in the service's login snapshots
+    /// ([`login_snapshot_capacity`]): no new kind of exposure. They are zeroized when an entry
+    /// is evicted, replaced or dropped, and never printed. When full, an arbitrary entry is
+    /// evicted.
     ///
     /// [`login_snapshot_capacity`]: crate::service::TwoFactorBuilder::login_snapshot_capacity
     #[must_use]
@@ -557,6 +631,8 @@ impl<S, C> SealedStore<S, C> {
     #[must_use]
     pub fn accept_untagged(mut self, accept: bool) -> Self {
         self.accept_untagged = accept;
+        // What loaded under the old setting is checked again under the new one.
+        self.opened = OpenedCache::new(self.opened.capacity);
         self
     }
 
@@ -575,6 +651,7 @@ impl<S, C> SealedStore<S, C> {
     #[must_use]
     pub fn accept_unsealed(mut self, accept: bool) -> Self {
         self.accept_unsealed = accept;
+        self.opened = OpenedCache::new(self.opened.capacity);
         self
     }
 
@@ -586,6 +663,12 @@ impl<S, C> SealedStore<S, C> {
     /// The cipher.
     pub fn cipher(&self) -> &C {
         &self.cipher
+    }
+
+    /// How many users' rows the cache of opened rows holds now (at most
+    /// [`cache_capacity`](Self::cache_capacity)).
+    pub fn cached_users(&self) -> usize {
+        self.opened.len()
     }
 }
 
@@ -684,10 +767,16 @@ where
         let (mut loaded, text) = match loaded {
             Loaded::Decoded(loaded) => (loaded, None),
             Loaded::Encoded(encoded, version) => {
-                let (record, text) = encoded.into_parts();
+                let (mut record, text) = encoded.into_parts();
                 // Exactly the bytes, at exactly the version, that this store authenticated
-                // or wrote last for this user: the record it opened then.
-                if let Some(record) = self.opened.get(user, version, &text) {
+                // or wrote last for this user, under the same cipher verdicts: their secrets
+                // as opened then (the rest is what those bytes decode to, as always).
+                if let Some(secrets) = self
+                    .cipher
+                    .cache_generation()
+                    .and_then(|generation| self.opened.get(user, version, &text, generation))
+                    && record.put_opened(secrets)
+                {
                     return Ok(Some(Versioned { record, version }));
                 }
                 (Versioned { record, version }, Some(text))
@@ -698,6 +787,7 @@ where
             user: user.clone(),
             source,
         };
+        let tagged = loaded.record.mac.is_some();
         match loaded.record.mac.take() {
             Some(tag) => {
                 let message = match &text {
@@ -738,15 +828,16 @@ where
                 user: user.clone(),
                 source,
             })?;
-        if let Some(text) = text {
-            self.opened.put(
-                user,
-                CachedRecord {
-                    version: loaded.version,
-                    text,
-                    record: loaded.record.clone(),
-                },
-            );
+        // Remembered only when the tag was checked, and the cipher allows it.
+        if let (true, Some(text), Some(generation)) = (tagged, text, self.cipher.cache_generation())
+        {
+            let entry = CachedRow {
+                version: loaded.version,
+                generation,
+                text,
+                secrets: loaded.record.opened_secrets(),
+            };
+            self.opened.put(user, entry);
         }
         Ok(Some(loaded))
     }
@@ -766,7 +857,7 @@ where
         // Secrets unchanged since their load keep their ciphertext if it is under the key
         // that tags the record now (the current key); after a rotation they are sealed again.
         let mut keep = true;
-        let (sealed, text) = loop {
+        let (sealed, text, kept) = loop {
             let mut sealed = record.clone();
             sealed.mac = None;
             let mut kept = [false; 2];
@@ -785,69 +876,81 @@ where
             }
             let text = tagged_text(message, start, &tag).map_err(seal_error)?;
             sealed.mac = Some(tag);
-            break (sealed, text);
+            break (sealed, text, kept);
         };
-        // What a load of this text would return, for the cache: the secrets as passed in,
-        // remembering the ciphertexts written.
-        let cached = (self.opened.capacity > 0)
-            .then(|| opened_as_loaded(record, &sealed, user))
-            .flatten()
-            .map(|record| (record, text.clone()));
+        // For the cache: this text at the version it creates, and its secrets as a load of
+        // it opens them (the secrets passed in, with the ciphertexts written).
+        let entry = self
+            .cipher
+            .cache_generation()
+            .filter(|_| self.opened.capacity > 0)
+            .and_then(|generation| {
+                Some(CachedRow {
+                    version: next,
+                    generation,
+                    text: text.clone(),
+                    secrets: opened_as_written(record, &sealed, kept, user)?,
+                })
+            });
         let encoded = EncodedRecord::from_canonical(sealed, text);
         let outcome = self
             .inner
             .save_encoded(user, encoded, expected)
             .await
             .map_err(SealedStoreError::Store)?;
-        if let (SaveOutcome::Saved(version), Some((record, text))) = (outcome, cached) {
-            self.opened.put(
-                user,
-                CachedRecord {
-                    version,
-                    text,
-                    record,
-                },
-            );
+        // The tag binds `next`: a store that numbered it otherwise gets nothing cached.
+        if let (SaveOutcome::Saved(version), Some(entry)) = (outcome, entry)
+            && version == next
+        {
+            self.opened.put(user, entry);
         }
         Ok(outcome)
     }
 }
 
-/// `record` (as passed to a save) as a load of its sealed form `sealed` returns it: no tag, not
-/// from an older format, each secret opened from the ciphertext `sealed` holds in its slot.
-/// `None` if a slot does not line up (not expected), so that nothing is cached then.
+/// The secrets of `record` (as passed to a save) as a load of its sealed form `sealed`
+/// opens them, by [`Slot`]: each opened from the ciphertext `sealed` holds in its slot (the
+/// one it was opened from, where the save `kept` it). `None` where that is not known (a
+/// secret passed in already sealed, or slots that do not line up): nothing is cached then.
 #[cfg(feature = "serde")]
-fn opened_as_loaded(
+fn opened_as_written(
     record: &TwoFactorRecord,
     sealed: &TwoFactorRecord,
+    kept: [bool; 2],
     user: &UserId,
-) -> Option<TwoFactorRecord> {
-    let mut opened = record.clone();
-    opened.mac = None;
-    opened.format_1 = false;
-    opened.format_2 = false;
-    let ciphertexts = [
-        sealed.active.as_ref().map(|a| &a.secret),
-        sealed.pending.as_ref().map(|p| &p.secret),
-    ];
-    let mut ok = true;
-    let _ = opened.each_secret(|secret, slot| {
-        let (Some(SecretSlot::Sealed(ct)), Some(plain)) =
-            (ciphertexts[slot as usize], secret.open().cloned())
-        else {
-            ok = false;
-            return Ok(());
-        };
-        let from = OpenedFrom {
-            sealed: ct.clone(),
-            associated_data: associated_data(user, slot),
-        };
-        *secret = SecretSlot::Opened(plain, Arc::new(from));
-        Ok(())
-    });
-    // Both records have the same slots: a secret in one and not the other is not expected.
-    let slots = |r: &TwoFactorRecord| (r.active.is_some(), r.pending.is_some());
-    (ok && slots(&opened) == slots(sealed)).then_some(opened)
+) -> Option<[Option<SecretSlot>; 2]> {
+    let slot = |given: Option<&SecretSlot>, written: Option<&SecretSlot>, slot: Slot| {
+        match (given, written) {
+            (None, None) => Some(None),
+            // Kept: the given slot is `Opened` from exactly the ciphertext written.
+            (Some(given @ SecretSlot::Opened(..)), Some(SecretSlot::Sealed(_)))
+                if kept[slot as usize] =>
+            {
+                Some(Some(given.clone()))
+            }
+            (Some(given), Some(SecretSlot::Sealed(written))) => {
+                let from = OpenedFrom {
+                    sealed: written.clone(),
+                    associated_data: associated_data(user, slot),
+                };
+                let secret = given.open()?.clone();
+                Some(Some(SecretSlot::Opened(secret, Arc::new(from))))
+            }
+            _ => None,
+        }
+    };
+    Some([
+        slot(
+            record.active.as_ref().map(|a| &a.secret),
+            sealed.active.as_ref().map(|a| &a.secret),
+            Slot::Active,
+        )?,
+        slot(
+            record.pending.as_ref().map(|p| &p.secret),
+            sealed.pending.as_ref().map(|p| &p.secret),
+            Slot::Pending,
+        )?,
+    ])
 }
 
 /// Lists the users of the wrapped store (nothing to open: ids are not sealed).
@@ -892,6 +995,9 @@ impl<C: SecretCipher + ?Sized> SecretCipher for &C {
     }
     fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError> {
         (**self).verify_record(tag, message)
+    }
+    fn cache_generation(&self) -> Option<u64> {
+        (**self).cache_generation()
     }
 }
 
