@@ -34,22 +34,20 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group};
 use tokio::runtime::Runtime;
 use twofactor::account::TwoFactorRecord;
-use twofactor::account::{Factor, LoginContext, LoginDecision, Reauthenticated};
-use twofactor::audit::{AuditEvent, AuditSink};
-use twofactor::mail::{Mailer, Notice};
-use twofactor::seal::{Keyring, SealedStore};
-use twofactor::service::TwoFactor;
+use twofactor::seal::Keyring;
 use twofactor::store::{
     DynStore, DynUserStore, PoolConfig, PostgresStore, SaveOutcome, SqliteStore, UserStore,
 };
-use twofactor::testing::ManualClock;
-use twofactor::{
-    Clock, EnrollmentStatus, KeyUri, MemoryStore, Principal, Requirement, Secret, Totp, UserId,
-};
+use twofactor::{MemoryStore, UserId};
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../tests/common/pg.rs"]
 mod pg;
+
+/// The login client this bench and `benches/seal_cost.rs` share.
+#[path = "common/login.rs"]
+mod login;
+use login::{Client, sealed_memory};
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -195,112 +193,6 @@ fn scaled(elapsed: Duration, iters: u64, done: u64) -> Duration {
     elapsed.mul_f64(iters as f64 / done as f64)
 }
 
-/// A mailer that accepts and drops every notice.
-struct Discard;
-
-impl Mailer for Discard {
-    type Error = std::convert::Infallible;
-    async fn send(&self, _: &UserId, _: &Notice) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
-/// The audit trail, dropped: the bench measures the store and the login, not a sink. (The
-/// default `TracingAudit` writes every event to standard error when no `tracing` subscriber
-/// is installed, which would be timed too.)
-struct NoAudit;
-
-impl AuditSink for NoAudit {
-    fn record(&self, _: &AuditEvent) {}
-}
-
-type Policy = fn(&Principal, &EnrollmentStatus, u64) -> Requirement;
-
-fn required(_: &Principal, _: &EnrollmentStatus, _: u64) -> Requirement {
-    Requirement::required()
-}
-
-/// One user logging in again and again through their own service instance (own clock),
-/// all instances sharing one store.
-struct Client<S: UserStore> {
-    tf: TwoFactor<Arc<S>, Discard, Policy, Arc<ManualClock>, NoAudit>,
-    clock: Arc<ManualClock>,
-    who: Principal,
-    secret: Secret,
-}
-
-const T0: u64 = 1_700_000_010;
-
-impl<S: UserStore> Client<S> {
-    async fn enrolled(store: Arc<S>, name: &str) -> Self {
-        let clock = Arc::new(ManualClock::new(T0));
-        let tf = TwoFactor::builder(store)
-            .mailer(Discard)
-            .keys(twofactor::testing::test_keys())
-            .policy(required as Policy)
-            .clock(clock.clone())
-            .audit(NoAudit)
-            .build();
-        let who = Principal::new(name);
-        let started = tf
-            .start_enrollment(&who, name, Reauthenticated::at(clock.now()))
-            .await
-            .expect("start enrollment");
-        let secret = KeyUri::parse(started.uri()).expect("uri").into_secret();
-        let code = Totp::default().generate(&secret, clock.now()).to_string();
-        tf.finish_enrollment(&who.user, &code)
-            .await
-            .expect("finish enrollment");
-        Client {
-            tf,
-            clock,
-            who,
-            secret,
-        }
-    }
-
-    /// Times and codes of the next `n` logins, one per time step.
-    ///
-    /// A step whose code equals a neighbouring step's (one in about 500,000) is skipped: the
-    /// verifier may match the neighbour instead, which replay protection then refuses, and a
-    /// benchmark of millions of logins would meet one.
-    fn next_codes(&self, n: u64) -> Vec<(u64, [u8; 6])> {
-        let code = |t: u64| Totp::default().generate(&self.secret, t).to_string();
-        let mut t = self.clock.now() + 30;
-        let (mut prev, mut this) = (code(t - 30), code(t));
-        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
-        while (out.len() as u64) < n {
-            let next = code(t + 30);
-            if this != prev && this != next {
-                out.push((t, this.as_bytes().try_into().expect("6 digits")));
-            }
-            (prev, this) = (this, next);
-            t += 30;
-        }
-        out
-    }
-
-    /// One full login at `time` with its precomputed `code`.
-    async fn login(&self, &(time, ref code): &(u64, [u8; 6])) {
-        self.clock.set(time);
-        let ctx = LoginContext::new();
-        let decision = self
-            .tf
-            .start_login(&self.who, None, &ctx)
-            .await
-            .expect("begin login");
-        debug_assert!(matches!(decision, LoginDecision::Challenge { .. }));
-        let pending = black_box(decision).into_pending().expect("a challenge");
-        let code = std::str::from_utf8(code).expect("ascii digits");
-        let granted = self
-            .tf
-            .finish_login(&pending, Factor::Totp(code), None, &ctx)
-            .await
-            .expect("login accepted");
-        black_box(granted);
-    }
-}
-
 fn bench_full_login<S: UserStore + 'static>(
     c: &mut Criterion,
     rt: &Runtime,
@@ -428,15 +320,6 @@ fn benches(c: &mut Criterion) {
     bench_full_login(c, &rt, "postgres", &postgres);
     bench_round_trip_concurrent(c, &rt, "postgres", &postgres, 16);
     bench_full_login_concurrent(c, &rt, "postgres", &postgres, 16);
-}
-
-/// A memory store behind `SealedStore` (XChaCha20-Poly1305 `Keyring`): what encryption at
-/// rest adds to a login (one open on load, one seal on save).
-fn sealed_memory() -> SealedStore<MemoryStore, Keyring> {
-    SealedStore::new(
-        MemoryStore::new(),
-        Keyring::new("bench", &[7; 32]).expect("key"),
-    )
 }
 
 /// A migrated PostgreSQL store with a pool of 16 connections.
@@ -639,9 +522,9 @@ impl Load {
     }
 }
 
-/// `n` logins of `client` in a row: nanoseconds per login.
-fn timed_logins<S: UserStore>(rt: &Runtime, client: &Client<S>, n: u64) -> f64 {
-    let codes = client.next_codes(n);
+/// `n` logins of `client` in a row, `every` seconds apart: nanoseconds per login.
+fn timed_logins<S: UserStore>(rt: &Runtime, client: &Client<S>, n: u64, every: u64) -> f64 {
+    let codes = client.next_codes_every(n, every);
     let t = Instant::now();
     rt.block_on(async {
         for code in &codes {
@@ -678,15 +561,27 @@ fn paired_sealing() {
         v[v.len() / 2]
     };
 
-    // Logins and round trips, unsealed against sealed: four blocks per round (memory logins,
-    // sealed logins, memory round trips, sealed round trips) in an order that rotates every
-    // round. Round trips run on a user of their own holding the same record, so that they do
-    // not move the logins' version under the service's snapshot.
-    let (plain, sealed) = rt.block_on(async {
-        let plain = Client::enrolled(Arc::new(MemoryStore::new()), "pair-plain").await;
-        let sealed = Client::enrolled(Arc::new(sealed_memory()), "pair-sealed").await;
-        (plain, sealed)
+    // Logins and round trips, unsealed against sealed: six blocks per round (memory and
+    // sealed logins 30 s apart, the same 16 minutes apart, memory and sealed round trips) in
+    // an order that rotates every round. Logins 30 s apart are the bench's usual ones (the
+    // record then remembers about 30 used login tickets: 3.7 KB stored); 16 minutes apart, a
+    // ticket has expired by the next login (one used ticket: 1.7 KB). Round trips run on a
+    // user of their own holding the same record as the 30 s logins, so that they do not move
+    // the logins' version under the service's snapshot. Each pair of clients its own user.
+    const CADENCES: [u64; 2] = [30, 960];
+    let clients = rt.block_on(async {
+        let mut clients = Vec::new();
+        for every in CADENCES {
+            let plain = Client::enrolled(Arc::new(MemoryStore::new()), "pair-plain").await;
+            let sealed = Client::enrolled(Arc::new(sealed_memory()), "pair-sealed").await;
+            // The used-ticket list at its steady state before the first block.
+            plain.warm_up(200, every).await;
+            sealed.warm_up(200, every).await;
+            clients.push((plain, sealed));
+        }
+        clients
     });
+    let (plain, sealed) = &clients[0];
     let trip_user = UserId::new("pair-round-trip");
     rt.block_on(async {
         for (store, user) in [
@@ -700,44 +595,57 @@ fn paired_sealing() {
                 .expect("insert");
         }
     });
-    let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
-    let (mut d, mut r) = (Vec::new(), Vec::new());
+    const BLOCKS: usize = 6;
+    let mut times = vec![Vec::new(); BLOCKS];
+    let mut diffs = [Vec::new(), Vec::new()];
+    let mut ratios = [Vec::new(), Vec::new()];
     for round in 0..ROUNDS {
-        let mut per = [0.0; 4];
-        for k in 0..4 {
-            let which = (k + round) % 4;
+        let mut per = [0.0; BLOCKS];
+        for k in 0..BLOCKS {
+            let which = (k + round) % BLOCKS;
             per[which] = match which {
-                0 => timed_logins(&rt, &plain, LOGINS),
-                1 => timed_logins(&rt, &sealed, LOGINS),
-                2 => timed_round_trips(&rt, plain.tf.store(), &trip_user, LOGINS),
+                0..4 => {
+                    let (plain, sealed) = &clients[which / 2];
+                    let every = CADENCES[which / 2];
+                    if which % 2 == 0 {
+                        timed_logins(&rt, plain, LOGINS, every)
+                    } else {
+                        timed_logins(&rt, sealed, LOGINS, every)
+                    }
+                }
+                4 => timed_round_trips(&rt, plain.tf.store(), &trip_user, LOGINS),
                 _ => timed_round_trips(&rt, sealed.tf.store(), &trip_user, LOGINS),
             };
         }
         for (t, v) in times.iter_mut().zip(per) {
             t.push(v);
         }
-        d.push(per[1] - per[0]);
-        r.push(per[1] / per[0]);
+        for c in 0..CADENCES.len() {
+            diffs[c].push(per[2 * c + 1] - per[2 * c]);
+            ratios[c].push(per[2 * c + 1] / per[2 * c]);
+        }
     }
-    let [mut p, mut s, mut pt, mut st] = times;
     println!(
         "\npaired sealing: {ROUNDS} rounds of {LOGINS} logins and {LOGINS} round trips a side, \
          alternating"
     );
     println!(
-        "| memory login | sealed login | overhead per login | sealed / memory | \
+        "| logins | memory login | sealed login | overhead per login | sealed / memory | \
          memory round trip | sealed round trip |"
     );
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| {:.0} ns | {:.0} ns | {:.0} ns | {:.2} | {:.0} ns | {:.0} ns |",
-        median(&mut p),
-        median(&mut s),
-        median(&mut d),
-        median(&mut r),
-        median(&mut pt),
-        median(&mut st)
-    );
+    println!("|---|---|---|---|---|---|---|");
+    let (mut pt, mut st) = (times[4].clone(), times[5].clone());
+    let (pt, st) = (median(&mut pt), median(&mut st));
+    for (c, every) in CADENCES.iter().enumerate() {
+        let (mut p, mut s) = (times[2 * c].clone(), times[2 * c + 1].clone());
+        println!(
+            "| every {every} s | {:.0} ns | {:.0} ns | {:.0} ns | {:.2} | {pt:.0} ns | {st:.0} ns |",
+            median(&mut p),
+            median(&mut s),
+            median(&mut diffs[c]),
+            median(&mut ratios[c]),
+        );
+    }
 
     // The parts, through the public API, on the record the sealed login stores.
     let keyring = Keyring::new("bench", &[7; 32]).expect("key");
