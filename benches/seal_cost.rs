@@ -3,9 +3,10 @@
 //! `finish_login` through the `TwoFactor` service, one user, precomputed codes), on the
 //! memory store and on the memory store behind `SealedStore` with a `Keyring`.
 //!
-//! `cargo bench --bench seal_cost --features seal` runs this binary four more times under
-//! `valgrind --tool=callgrind` (Debian: `apt-get install valgrind`): each store, with logins
-//! 30 s apart and 16 minutes apart (see [`CADENCES`]). Each run enrolls the user, logs in 200
+//! `cargo bench --bench seal_cost --features seal` runs this binary six more times under
+//! `valgrind --tool=callgrind` (Debian: `apt-get install valgrind`): each of [`STORES`] (the
+//! sealed store also with its cache of opened rows off), with logins 30 s apart and 16
+//! minutes apart (see [`CADENCES`]). Each run enrolls the user, logs in 200
 //! times to reach the steady state (the used-ticket list, the caches), then counts the
 //! instructions of [`measured`] alone (`--collect-atstart=no --toggle-collect`) over the next
 //! `SEAL_COST_LOGINS` logins (default 2,000). It prints instructions per login both ways,
@@ -44,6 +45,10 @@ const WARM_UP: u64 = 200;
 /// every 16 minutes (one used ticket, ≈ 1.7 KB).
 const CADENCES: [u64; 2] = [30, 960];
 
+/// The stores: memory, memory behind `SealedStore`, and the same with its cache of opened
+/// rows off (`cache_capacity(0)`: every load checks the tag and opens the secret).
+const STORES: [&str; 3] = ["plain", "sealed", "sealed-uncached"];
+
 /// The counted logins: the only function callgrind collects in (not inlined, so that it is
 /// one symbol to toggle on).
 #[inline(never)]
@@ -66,7 +71,8 @@ fn child(store: &str, n: u64, every: u64) {
     match store {
         "plain" => run(&rt, Arc::new(MemoryStore::new()), n, every),
         "sealed" => run(&rt, Arc::new(sealed_memory()), n, every),
-        other => panic!("unknown store {other:?}: plain or sealed"),
+        "sealed-uncached" => run(&rt, Arc::new(sealed_memory().cache_capacity(0)), n, every),
+        other => panic!("unknown store {other:?}: plain, sealed or sealed-uncached"),
     }
 }
 
@@ -125,8 +131,9 @@ fn main() {
     if !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test") {
         // `cargo test`: the child runs, briefly, without valgrind.
         for every in CADENCES {
-            child("plain", 3, every);
-            child("sealed", 3, every);
+            for store in STORES {
+                child(store, 3, every);
+            }
         }
         return;
     }
@@ -135,18 +142,24 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(2_000);
     println!("\nseal cost: instructions per in-memory login, {n} logins after {WARM_UP}");
-    println!("| logins | memory login | sealed login | overhead per login | sealed / memory |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| logins | memory login | sealed login | overhead per login | sealed / memory | \
+         sealed, cache off | its overhead |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let mut files = Vec::new();
     for every in CADENCES {
-        let (plain, plain_out) = callgrind("plain", n, every);
-        let (sealed, sealed_out) = callgrind("sealed", n, every);
+        let [plain, sealed, uncached] = STORES.map(|store| {
+            let (per_login, out) = callgrind(store, n, every);
+            files.push(out);
+            per_login
+        });
         println!(
-            "| every {every} s | {plain:.0} | {sealed:.0} | {:.0} | {:.2} |",
+            "| every {every} s | {plain:.0} | {sealed:.0} | {:.0} | {:.2} | {uncached:.0} | {:.0} |",
             sealed - plain,
-            sealed / plain
+            sealed / plain,
+            uncached - plain
         );
-        files.extend([plain_out, sealed_out]);
     }
     println!("\ncallgrind files:");
     for file in files {

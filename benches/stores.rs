@@ -20,8 +20,11 @@
 //! (after a warm-up round), the four blocks in an order that rotates every round.
 //!
 //! Before those, the paired sealing comparison: memory logins and round trips with and without
-//! `SealedStore`, in blocks whose order rotates every round, then the parts of a sealed load
-//! and save (encoding, HMAC, AEAD, OS RNG) timed the same way. `-- sealing` runs only it.
+//! `SealedStore` (logins 30 s and 16 minutes apart, and sealed with its cache of opened rows
+//! off), in blocks whose order rotates every round, each timed by the wall clock and by the
+//! thread's time on a CPU; then the parts of a sealed load and save (encoding, HMAC, AEAD, OS
+//! RNG) timed the same way. `-- sealing` runs only it. `benches/seal_cost.rs` counts the same
+//! logins' instructions.
 //!
 //! Run with `cargo bench --bench stores --all-features`; `benches/STORES.md` holds a recorded
 //! run and the targets.
@@ -522,27 +525,50 @@ impl Load {
     }
 }
 
-/// `n` logins of `client` in a row, `every` seconds apart: nanoseconds per login.
-fn timed_logins<S: UserStore>(rt: &Runtime, client: &Client<S>, n: u64, every: u64) -> f64 {
-    let codes = client.next_codes_every(n, every);
-    let t = Instant::now();
-    rt.block_on(async {
-        for code in &codes {
-            client.login(code).await;
-        }
-    });
-    t.elapsed().as_secs_f64() * 1e9 / n as f64
+/// Nanoseconds this thread has spent on a CPU so far (Linux: the first field of
+/// `/proc/thread-self/schedstat`), `None` where that is not available. Unlike the wall clock
+/// it leaves out the time the thread waited for a CPU while other processes ran.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
-/// `n` load+save round trips of `user` on `store` in a row: nanoseconds per round trip.
-fn timed_round_trips<S: UserStore>(rt: &Runtime, store: &S, user: &UserId, n: u64) -> f64 {
+/// Runs `f` (`n` calls of something): nanoseconds per call, wall clock and on this thread's
+/// CPU (`NaN` where not available). The futures run on this thread (`block_on`).
+fn timed(n: u64, f: impl FnOnce()) -> [f64; 2] {
+    let cpu = thread_cpu_ns();
     let t = Instant::now();
-    rt.block_on(async {
-        for _ in 0..n {
-            round_trip(store, user).await;
-        }
-    });
-    t.elapsed().as_secs_f64() * 1e9 / n as f64
+    f();
+    let wall = t.elapsed().as_secs_f64() * 1e9;
+    let cpu = match (cpu, thread_cpu_ns()) {
+        (Some(before), Some(after)) => after.saturating_sub(before) as f64,
+        _ => f64::NAN,
+    };
+    [wall / n as f64, cpu / n as f64]
+}
+
+/// `n` logins of `client` in a row, `every` seconds apart: nanoseconds per login (wall, CPU).
+fn timed_logins<S: UserStore>(rt: &Runtime, client: &Client<S>, n: u64, every: u64) -> [f64; 2] {
+    let codes = client.next_codes_every(n, every);
+    timed(n, || {
+        rt.block_on(async {
+            for code in &codes {
+                client.login(code).await;
+            }
+        });
+    })
+}
+
+/// `n` load+save round trips of `user` on `store` in a row: nanoseconds per round trip (wall,
+/// CPU).
+fn timed_round_trips<S: UserStore>(rt: &Runtime, store: &S, user: &UserId, n: u64) -> [f64; 2] {
+    timed(n, || {
+        rt.block_on(async {
+            for _ in 0..n {
+                round_trip(store, user).await;
+            }
+        });
+    })
 }
 
 /// What sealing adds to an in-memory login, paired: blocks of logins and round trips on the
@@ -561,27 +587,36 @@ fn paired_sealing() {
         v[v.len() / 2]
     };
 
-    // Logins and round trips, unsealed against sealed: six blocks per round (memory and
-    // sealed logins 30 s apart, the same 16 minutes apart, memory and sealed round trips) in
-    // an order that rotates every round. Logins 30 s apart are the bench's usual ones (the
-    // record then remembers about 30 used login tickets: 3.7 KB stored); 16 minutes apart, a
-    // ticket has expired by the next login (one used ticket: 1.7 KB). Round trips run on a
-    // user of their own holding the same record as the 30 s logins, so that they do not move
-    // the logins' version under the service's snapshot. Each pair of clients its own user.
+    // Logins and round trips, unsealed against sealed: seven blocks per round, in an order
+    // that rotates every round: memory and sealed logins 30 s apart, the same 16 minutes
+    // apart, sealed logins 30 s apart with the store's cache of opened rows off, memory and
+    // sealed round trips. Logins 30 s apart are the bench's usual ones (the record then
+    // remembers about 30 used login tickets: 3.7 KB stored); 16 minutes apart, a ticket has
+    // expired by the next login (one used ticket: 1.7 KB). Round trips run on a user of their
+    // own holding the same record as the 30 s logins, so that they do not move the logins'
+    // version under the service's snapshot. Each client is its own user on its own store.
     const CADENCES: [u64; 2] = [30, 960];
-    let clients = rt.block_on(async {
-        let mut clients = Vec::new();
+    let (plains, sealeds) = rt.block_on(async {
+        let (mut plains, mut sealeds) = (Vec::new(), Vec::new());
+        for (every, cached) in [(30, true), (960, true), (30, false)] {
+            let store = if cached {
+                sealed_memory()
+            } else {
+                sealed_memory().cache_capacity(0)
+            };
+            let sealed = Client::enrolled(Arc::new(store), "pair-sealed").await;
+            // The used-ticket list at its steady state before the first block.
+            sealed.warm_up(200, every).await;
+            sealeds.push((sealed, every));
+        }
         for every in CADENCES {
             let plain = Client::enrolled(Arc::new(MemoryStore::new()), "pair-plain").await;
-            let sealed = Client::enrolled(Arc::new(sealed_memory()), "pair-sealed").await;
-            // The used-ticket list at its steady state before the first block.
             plain.warm_up(200, every).await;
-            sealed.warm_up(200, every).await;
-            clients.push((plain, sealed));
+            plains.push((plain, every));
         }
-        clients
+        (plains, sealeds)
     });
-    let (plain, sealed) = &clients[0];
+    let (plain, sealed) = (&plains[0].0, &sealeds[0].0);
     let trip_user = UserId::new("pair-round-trip");
     rt.block_on(async {
         for (store, user) in [
@@ -595,56 +630,68 @@ fn paired_sealing() {
                 .expect("insert");
         }
     });
-    const BLOCKS: usize = 6;
-    let mut times = vec![Vec::new(); BLOCKS];
-    let mut diffs = [Vec::new(), Vec::new()];
-    let mut ratios = [Vec::new(), Vec::new()];
+    // Blocks 0, 2: memory logins (30 s, 16 min); 1, 3, 4: sealed logins (30 s, 16 min, 30 s
+    // uncached); 5, 6: round trips. Rows: (label, memory block, sealed block).
+    const BLOCKS: usize = 7;
+    const ROWS: [(&str, usize, usize); 3] = [
+        ("every 30 s", 0, 1),
+        ("every 960 s", 2, 3),
+        ("every 30 s, cache off", 0, 4),
+    ];
+    // By clock (0: wall, 1: on CPU): per block, and per row the paired difference and ratio.
+    let mut times = [vec![Vec::new(); BLOCKS], vec![Vec::new(); BLOCKS]];
+    let mut diffs = [vec![Vec::new(); ROWS.len()], vec![Vec::new(); ROWS.len()]];
+    let mut ratios = [vec![Vec::new(); ROWS.len()], vec![Vec::new(); ROWS.len()]];
     for round in 0..ROUNDS {
-        let mut per = [0.0; BLOCKS];
+        let mut per = [[0.0; 2]; BLOCKS];
         for k in 0..BLOCKS {
             let which = (k + round) % BLOCKS;
             per[which] = match which {
-                0..4 => {
-                    let (plain, sealed) = &clients[which / 2];
-                    let every = CADENCES[which / 2];
-                    if which % 2 == 0 {
-                        timed_logins(&rt, plain, LOGINS, every)
-                    } else {
-                        timed_logins(&rt, sealed, LOGINS, every)
-                    }
+                0 | 2 => {
+                    let (client, every) = &plains[which / 2];
+                    timed_logins(&rt, client, LOGINS, *every)
                 }
-                4 => timed_round_trips(&rt, plain.tf.store(), &trip_user, LOGINS),
+                1 | 3 | 4 => {
+                    let (client, every) = &sealeds[[0, 0, 0, 1, 2][which]];
+                    timed_logins(&rt, client, LOGINS, *every)
+                }
+                5 => timed_round_trips(&rt, plain.tf.store(), &trip_user, LOGINS),
                 _ => timed_round_trips(&rt, sealed.tf.store(), &trip_user, LOGINS),
             };
         }
-        for (t, v) in times.iter_mut().zip(per) {
-            t.push(v);
-        }
-        for c in 0..CADENCES.len() {
-            diffs[c].push(per[2 * c + 1] - per[2 * c]);
-            ratios[c].push(per[2 * c + 1] / per[2 * c]);
+        for clock in 0..2 {
+            for (t, v) in times[clock].iter_mut().zip(per) {
+                t.push(v[clock]);
+            }
+            for (r, &(_, memory, sealed)) in ROWS.iter().enumerate() {
+                diffs[clock][r].push(per[sealed][clock] - per[memory][clock]);
+                ratios[clock][r].push(per[sealed][clock] / per[memory][clock]);
+            }
         }
     }
     println!(
         "\npaired sealing: {ROUNDS} rounds of {LOGINS} logins and {LOGINS} round trips a side, \
          alternating"
     );
-    println!(
-        "| logins | memory login | sealed login | overhead per login | sealed / memory | \
-         memory round trip | sealed round trip |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    let (mut pt, mut st) = (times[4].clone(), times[5].clone());
-    let (pt, st) = (median(&mut pt), median(&mut st));
-    for (c, every) in CADENCES.iter().enumerate() {
-        let (mut p, mut s) = (times[2 * c].clone(), times[2 * c + 1].clone());
+    for (clock, name) in ["wall clock", "on CPU (this thread)"].iter().enumerate() {
+        println!("\n{name}:");
         println!(
-            "| every {every} s | {:.0} ns | {:.0} ns | {:.0} ns | {:.2} | {pt:.0} ns | {st:.0} ns |",
-            median(&mut p),
-            median(&mut s),
-            median(&mut diffs[c]),
-            median(&mut ratios[c]),
+            "| logins | memory login | sealed login | overhead per login | sealed / memory | \
+             memory round trip | sealed round trip |"
         );
+        println!("|---|---|---|---|---|---|---|");
+        let times = &mut times[clock];
+        let pt = median(&mut times[5]);
+        let st = median(&mut times[6]);
+        for (r, &(label, memory, sealed)) in ROWS.iter().enumerate() {
+            println!(
+                "| {label} | {:.0} ns | {:.0} ns | {:.0} ns | {:.2} | {pt:.0} ns | {st:.0} ns |",
+                median(&mut times[memory]),
+                median(&mut times[sealed]),
+                median(&mut diffs[clock][r]),
+                median(&mut ratios[clock][r]),
+            );
+        }
     }
 
     // The parts, through the public API, on the record the sealed login stores.
@@ -678,6 +725,13 @@ fn paired_sealing() {
             "sealed load",
             Box::new(|| {
                 black_box(rt.block_on(store.load(&user)).expect("load"));
+            }),
+        ),
+        (
+            "sealed load, cache off",
+            Box::new(|| {
+                let uncached = &sealeds[2].0;
+                black_box(rt.block_on(uncached.tf.store().load(&uncached.who.user))).expect("load");
             }),
         ),
         (

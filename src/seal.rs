@@ -36,6 +36,11 @@
 //!   [`UserStore::save`] specifies. A whole row rolled back to an older state it really had,
 //!   version included, cannot be detected from the table alone: see the
 //!   [threat model](crate::manual#threat-model-who-reads-and-who-writes-the-table).
+//! - Each `SealedStore` remembers the last row it checked or wrote per user, with its
+//!   secrets opened: a load of exactly those bytes at exactly that version skips the tag check
+//!   and the decryption, and anything else is checked as always
+//!   ([`SealedStore::cache_capacity`], and the
+//!   [manual](crate::manual#the-sealed-stores-cache-of-opened-rows) for why it is sound).
 //! - Without the cipher (a [`TwoFactor`](crate::TwoFactor) on the bare store), a sealed
 //!   secret is never mistaken for "no 2FA": the operations that need it fail with
 //!   [`Error::SecretSealed`](crate::Error::SecretSealed).
@@ -401,24 +406,53 @@ fn tag_prefix(message: &mut Vec<u8>, user: &UserId, version: Version) {
 #[cfg(feature = "serde")]
 const UNTAGGED_END: &[u8] = b"\"mac\":null}";
 
-/// Room for a typical record (1.6 KB with ten recovery codes) and the prefix.
+/// Room for a record and the prefix without growing the buffer: 1.7 KB with ten recovery
+/// codes, up to about 4 KB with a full list of used login tickets (32).
 #[cfg(feature = "serde")]
-const MESSAGE_CAPACITY: usize = 2048;
+const MESSAGE_CAPACITY: usize = 4608;
 
-/// What a record tag covers ([`tag_prefix`], then the canonical encoding of `record`, which
-/// carries no tag), and where the encoding starts in it.
+/// Buffers above this are not kept between saves (see [`with_scratch`]).
+#[cfg(feature = "serde")]
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+#[cfg(feature = "serde")]
+std::thread_local! {
+    /// The buffer a save encodes the record into, kept between saves on this thread so that a
+    /// save allocates only the stored text. It holds the sealed encoding (ciphertexts,
+    /// digests, counters), never a secret in the clear.
+    static SCRATCH: core::cell::Cell<Vec<u8>> = const { core::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer, taken out meanwhile (so a nested call gets a
+/// new one), and put back empty unless it grew above [`SCRATCH_KEPT`].
+#[cfg(feature = "serde")]
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buffer = SCRATCH.try_with(core::cell::Cell::take).unwrap_or_default();
+    let out = f(&mut buffer);
+    if buffer.capacity() <= SCRATCH_KEPT {
+        buffer.clear();
+        // Gone only while the thread exits: the buffer is dropped then.
+        let _ = SCRATCH.try_with(|cell| cell.set(buffer));
+    }
+    out
+}
+
+/// Writes what a record tag covers into `message` (emptied first): [`tag_prefix`], then the
+/// canonical encoding of `record`, which carries no tag. Returns where the encoding starts.
 #[cfg(feature = "serde")]
 fn tagged_message(
+    message: &mut Vec<u8>,
     user: &UserId,
     version: Version,
     record: &TwoFactorRecord,
-) -> Result<(Vec<u8>, usize), SealError> {
+) -> Result<usize, SealError> {
     debug_assert!(record.mac.is_none());
-    let mut message = Vec::with_capacity(MESSAGE_CAPACITY);
-    tag_prefix(&mut message, user, version);
+    message.clear();
+    message.reserve(MESSAGE_CAPACITY);
+    tag_prefix(message, user, version);
     let start = message.len();
-    serde_json::to_writer(&mut message, record).map_err(|err| SealError::Cipher(Box::new(err)))?;
-    Ok((message, start))
+    serde_json::to_writer(&mut *message, record).map_err(|err| SealError::Cipher(Box::new(err)))?;
+    Ok(start)
 }
 
 /// What the record tag `tag` of stored `text` covers, built from the stored bytes without
@@ -450,18 +484,23 @@ fn stored_message(
 /// The stored text of a record whose tag `tag` was made over `message` ([`tagged_message`],
 /// the encoding starting at `start`): the same encoding with the tag in place of `null`,
 /// exactly what [`encode_record`](crate::store::codec::encode_record) gives for the record
-/// with its tag.
+/// with its tag. `message` is left holding the prefix and that text.
 #[cfg(feature = "serde")]
-fn tagged_text(mut message: Vec<u8>, start: usize, tag: &RecordTag) -> Result<String, SealError> {
+fn tagged_text(
+    message: &mut Vec<u8>,
+    start: usize,
+    tag: &RecordTag,
+) -> Result<Arc<str>, SealError> {
     let encode_error = |err: serde_json::Error| SealError::Cipher(Box::new(err));
     if !message.ends_with(UNTAGGED_END) {
         return Err(SealError::Malformed);
     }
     message.truncate(message.len() - 5);
-    serde_json::to_writer(&mut message, tag).map_err(encode_error)?;
+    serde_json::to_writer(&mut *message, tag).map_err(encode_error)?;
     message.push(b'}');
-    message.drain(..start);
-    String::from_utf8(message).map_err(|err| SealError::Cipher(Box::new(err)))
+    let text = message.get(start..).ok_or(SealError::Malformed)?;
+    let text = core::str::from_utf8(text).map_err(|err| SealError::Cipher(Box::new(err)))?;
+    Ok(Arc::from(text))
 }
 
 /// A [`UserStore`] that seals the TOTP secrets of every record it saves and opens them on
@@ -485,7 +524,8 @@ pub const DEFAULT_OPENED_CACHE_CAPACITY: usize = 10_000;
 struct CachedRow {
     version: Version,
     generation: u64,
-    text: String,
+    /// Shared with the store that keeps it, where it does (the memory store).
+    text: Arc<str>,
     secrets: [Option<SecretSlot>; 2],
 }
 
@@ -519,7 +559,7 @@ impl OpenedCache {
         &self,
         user: &UserId,
         version: Version,
-        text: &str,
+        text: &Arc<str>,
         generation: u64,
     ) -> Option<[Option<SecretSlot>; 2]> {
         if self.capacity == 0 {
@@ -527,10 +567,11 @@ impl OpenedCache {
         }
         let map = self.lock();
         let cached = map.get(user)?;
-        (cached.version == version
-            && cached.generation == generation
-            && cached.text.as_bytes() == text.as_bytes())
-        .then(|| cached.secrets.clone())
+        // The same allocation (a memory store handing back what this store gave it) is the
+        // same bytes; otherwise every byte is compared.
+        let same_text = Arc::ptr_eq(&cached.text, text) || *cached.text == **text;
+        (cached.version == version && cached.generation == generation && same_text)
+            .then(|| cached.secrets.clone())
     }
 
     /// Keeps `entry` for `user`, within the capacity (when full, an arbitrary other entry goes).
@@ -605,7 +646,8 @@ impl<S, C> SealedStore<S, C> {
     /// secrets, in memory in the clear as they already are in the service's login snapshots
     /// ([`login_snapshot_capacity`]): no new kind of exposure. They are zeroized when an entry
     /// is evicted, replaced or dropped, and never printed. When full, an arbitrary entry is
-    /// evicted.
+    /// evicted. What the cache trusts and why it is sound: the
+    /// [manual](crate::manual#the-sealed-stores-cache-of-opened-rows).
     ///
     /// [`login_snapshot_capacity`]: crate::service::TwoFactorBuilder::login_snapshot_capacity
     #[must_use]
@@ -767,7 +809,7 @@ where
         let (mut loaded, text) = match loaded {
             Loaded::Decoded(loaded) => (loaded, None),
             Loaded::Encoded(encoded, version) => {
-                let (mut record, text) = encoded.into_parts();
+                let (mut record, text) = encoded.into_shared_parts();
                 // Exactly the bytes, at exactly the version, that this store authenticated
                 // or wrote last for this user, under the same cipher verdicts: their secrets
                 // as opened then (the rest is what those bytes decode to, as always).
@@ -857,27 +899,29 @@ where
         // Secrets unchanged since their load keep their ciphertext if it is under the key
         // that tags the record now (the current key); after a rotation they are sealed again.
         let mut keep = true;
-        let (sealed, text, kept) = loop {
-            let mut sealed = record.clone();
-            sealed.mac = None;
-            let mut kept = [false; 2];
-            sealed
-                .each_secret(|secret, slot| {
+        let (sealed, text, kept) = with_scratch(|message| {
+            loop {
+                let mut sealed = record.clone();
+                sealed.mac = None;
+                let mut kept = [false; 2];
+                sealed.each_secret(|secret, slot| {
                     kept[slot as usize] = secret.seal(&self.cipher, user, slot, keep)?;
                     Ok(())
-                })
-                .map_err(seal_error)?;
-            // One encoding: the tag covers it, and it is the stored text with the tag put in.
-            let (message, start) = tagged_message(user, next, &sealed).map_err(seal_error)?;
-            let tag = self.cipher.tag_record(&message).map_err(seal_error)?;
-            if keep && sealed.kept_under_another_key(kept, tag.key_id()) {
-                keep = false;
-                continue;
+                })?;
+                // One encoding: the tag covers it, and it is the stored text with the tag put
+                // in.
+                let start = tagged_message(message, user, next, &sealed)?;
+                let tag = self.cipher.tag_record(message)?;
+                if keep && sealed.kept_under_another_key(kept, tag.key_id()) {
+                    keep = false;
+                    continue;
+                }
+                let text = tagged_text(message, start, &tag)?;
+                sealed.mac = Some(tag);
+                break Ok((sealed, text, kept));
             }
-            let text = tagged_text(message, start, &tag).map_err(seal_error)?;
-            sealed.mac = Some(tag);
-            break (sealed, text, kept);
-        };
+        })
+        .map_err(seal_error)?;
         // For the cache: this text at the version it creates, and its secrets as a load of
         // it opens them (the secrets passed in, with the ciphertexts written).
         let entry = self
@@ -1058,13 +1102,29 @@ mod tests {
         use crate::store::codec::encode_record;
         let user = UserId::new("alice");
         let record = TwoFactorRecord::default();
-        let (message, start) = tagged_message(&user, Version(3), &record).unwrap();
+        // A buffer holding something already: emptied first.
+        let mut message = b"left over".to_vec();
+        let start = tagged_message(&mut message, &user, Version(3), &record).unwrap();
         assert!(message.ends_with(br#""mac":null}"#));
+        let message = message.clone();
         let tag = RecordTag::new("k\"1", vec![0xab; 32]);
-        let text = tagged_text(message.clone(), start, &tag).unwrap();
+        let mut buffer = message.clone();
+        let text = tagged_text(&mut buffer, start, &tag).unwrap();
+        let text = String::from(&*text);
         let mut tagged = record.clone();
         tagged.mac = Some(tag.clone());
         assert_eq!(text, encode_record(&tagged).unwrap());
+        assert_eq!(&buffer[start..], text.as_bytes());
+        // The scratch buffer: a nested use gets its own, and each starts empty.
+        with_scratch(|outer| {
+            outer.extend_from_slice(b"outer");
+            with_scratch(|inner| {
+                assert!(inner.is_empty());
+                inner.extend_from_slice(b"inner");
+            });
+            assert_eq!(outer, b"outer");
+        });
+        with_scratch(|again| assert!(again.is_empty()));
         assert_eq!(
             stored_message(&user, Version(3), &text, &tag).unwrap(),
             message
