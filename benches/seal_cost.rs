@@ -89,7 +89,7 @@ fn totals(file: &Path) -> u64 {
     let text = std::fs::read_to_string(file).expect("callgrind output");
     text.lines()
         .find_map(|l| l.strip_prefix("totals:"))
-        .and_then(|t| t.trim().split_whitespace().next()?.parse().ok())
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
         .expect("a totals line")
 }
 
