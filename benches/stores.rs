@@ -21,9 +21,8 @@
 //!
 //! Before those, the paired sealing comparison: memory logins and round trips with and without
 //! `SealedStore` (logins 30 s and 16 minutes apart, and sealed with its cache of opened rows
-//! off), in blocks whose order rotates every round, each timed by the wall clock and by the
-//! thread's time on a CPU; then the parts of a sealed load and save (encoding, HMAC, AEAD, OS
-//! RNG) timed the same way. `-- sealing` runs only it. `benches/seal_cost.rs` counts the same
+//! off), in blocks whose order rotates every round; then the parts of a sealed load and save
+//! (encoding, HMAC, AEAD, OS RNG) timed the same way. `-- sealing` runs only it. `benches/seal_cost.rs` counts the same
 //! logins' instructions.
 //!
 //! Run with `cargo bench --bench stores --all-features`; `benches/STORES.md` holds a recorded
@@ -525,30 +524,15 @@ impl Load {
     }
 }
 
-/// Nanoseconds this thread has spent on a CPU so far (Linux: the first field of
-/// `/proc/thread-self/schedstat`), `None` where that is not available. Unlike the wall clock
-/// it leaves out the time the thread waited for a CPU while other processes ran.
-fn thread_cpu_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().next()?.parse().ok()
-}
-
-/// Runs `f` (`n` calls of something): nanoseconds per call, wall clock and on this thread's
-/// CPU (`NaN` where not available). The futures run on this thread (`block_on`).
-fn timed(n: u64, f: impl FnOnce()) -> [f64; 2] {
-    let cpu = thread_cpu_ns();
+/// Runs `f` (`n` calls of something): nanoseconds per call, by the wall clock.
+fn timed(n: u64, f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
-    let wall = t.elapsed().as_secs_f64() * 1e9;
-    let cpu = match (cpu, thread_cpu_ns()) {
-        (Some(before), Some(after)) => after.saturating_sub(before) as f64,
-        _ => f64::NAN,
-    };
-    [wall / n as f64, cpu / n as f64]
+    t.elapsed().as_secs_f64() * 1e9 / n as f64
 }
 
-/// `n` logins of `client` in a row, `every` seconds apart: nanoseconds per login (wall, CPU).
-fn timed_logins<S: UserStore>(rt: &Runtime, client: &Client<S>, n: u64, every: u64) -> [f64; 2] {
+/// `n` logins of `client` in a row, `every` seconds apart: nanoseconds per login.
+fn timed_logins<S: UserStore>(rt: &Runtime, client: &Client<S>, n: u64, every: u64) -> f64 {
     let codes = client.next_codes_every(n, every);
     timed(n, || {
         rt.block_on(async {
@@ -559,9 +543,8 @@ fn timed_logins<S: UserStore>(rt: &Runtime, client: &Client<S>, n: u64, every: u
     })
 }
 
-/// `n` load+save round trips of `user` on `store` in a row: nanoseconds per round trip (wall,
-/// CPU).
-fn timed_round_trips<S: UserStore>(rt: &Runtime, store: &S, user: &UserId, n: u64) -> [f64; 2] {
+/// `n` load+save round trips of `user` on `store` in a row: nanoseconds per round trip.
+fn timed_round_trips<S: UserStore>(rt: &Runtime, store: &S, user: &UserId, n: u64) -> f64 {
     timed(n, || {
         rt.block_on(async {
             for _ in 0..n {
@@ -638,12 +621,12 @@ fn paired_sealing() {
         ("every 960 s", 2, 3),
         ("every 30 s, cache off", 0, 4),
     ];
-    // By clock (0: wall, 1: on CPU): per block, and per row the paired difference and ratio.
-    let mut times = [vec![Vec::new(); BLOCKS], vec![Vec::new(); BLOCKS]];
-    let mut diffs = [vec![Vec::new(); ROWS.len()], vec![Vec::new(); ROWS.len()]];
-    let mut ratios = [vec![Vec::new(); ROWS.len()], vec![Vec::new(); ROWS.len()]];
+    // Per block, and per row the paired difference and ratio.
+    let mut times = vec![Vec::new(); BLOCKS];
+    let mut diffs = vec![Vec::new(); ROWS.len()];
+    let mut ratios = vec![Vec::new(); ROWS.len()];
     for round in 0..ROUNDS {
-        let mut per = [[0.0; 2]; BLOCKS];
+        let mut per = [0.0; BLOCKS];
         for k in 0..BLOCKS {
             let which = (k + round) % BLOCKS;
             per[which] = match which {
@@ -659,39 +642,33 @@ fn paired_sealing() {
                 _ => timed_round_trips(&rt, sealed.tf.store(), &trip_user, LOGINS),
             };
         }
-        for clock in 0..2 {
-            for (t, v) in times[clock].iter_mut().zip(per) {
-                t.push(v[clock]);
-            }
-            for (r, &(_, memory, sealed)) in ROWS.iter().enumerate() {
-                diffs[clock][r].push(per[sealed][clock] - per[memory][clock]);
-                ratios[clock][r].push(per[sealed][clock] / per[memory][clock]);
-            }
+        for (t, v) in times.iter_mut().zip(per) {
+            t.push(v);
+        }
+        for (r, &(_, memory, sealed)) in ROWS.iter().enumerate() {
+            diffs[r].push(per[sealed] - per[memory]);
+            ratios[r].push(per[sealed] / per[memory]);
         }
     }
     println!(
         "\npaired sealing: {ROUNDS} rounds of {LOGINS} logins and {LOGINS} round trips a side, \
          alternating"
     );
-    for (clock, name) in ["wall clock", "on CPU (this thread)"].iter().enumerate() {
-        println!("\n{name}:");
+    println!(
+        "| logins | memory login | sealed login | overhead per login | sealed / memory | \
+         memory round trip | sealed round trip |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let pt = median(&mut times[5]);
+    let st = median(&mut times[6]);
+    for (r, &(label, memory, sealed)) in ROWS.iter().enumerate() {
         println!(
-            "| logins | memory login | sealed login | overhead per login | sealed / memory | \
-             memory round trip | sealed round trip |"
+            "| {label} | {:.0} ns | {:.0} ns | {:.0} ns | {:.2} | {pt:.0} ns | {st:.0} ns |",
+            median(&mut times[memory]),
+            median(&mut times[sealed]),
+            median(&mut diffs[r]),
+            median(&mut ratios[r]),
         );
-        println!("|---|---|---|---|---|---|---|");
-        let times = &mut times[clock];
-        let pt = median(&mut times[5]);
-        let st = median(&mut times[6]);
-        for (r, &(label, memory, sealed)) in ROWS.iter().enumerate() {
-            println!(
-                "| {label} | {:.0} ns | {:.0} ns | {:.0} ns | {:.2} | {pt:.0} ns | {st:.0} ns |",
-                median(&mut times[memory]),
-                median(&mut times[sealed]),
-                median(&mut diffs[clock][r]),
-                median(&mut ratios[clock][r]),
-            );
-        }
     }
 
     // The parts, through the public API, on the record the sealed login stores.
@@ -709,6 +686,14 @@ fn paired_sealing() {
         .block_on(bare.save(&user, &stored.record, None))
         .expect("insert");
     let text = encode_record(&stored.record).expect("encode");
+    // The record of the logins 16 minutes apart (one used ticket): what a typical save encodes
+    // and tags.
+    let small = {
+        let client = &sealeds[1].0;
+        let row = rt.block_on(client.tf.store().inner().load(&client.who.user));
+        row.expect("load").expect("row").record
+    };
+    let small_text = encode_record(&small).expect("encode");
     let secret = [0x42u8; 20];
     let ad = format!("twofactor/secret/v1\0active\0{}", user.as_str());
     let sealed_secret = keyring.seal(&secret, ad.as_bytes()).expect("seal");
@@ -766,6 +751,12 @@ fn paired_sealing() {
             }),
         ),
         (
+            "encode (serde_json), 16-min record",
+            Box::new(|| {
+                black_box(encode_record(black_box(&small)).expect("encode"));
+            }),
+        ),
+        (
             "decode (serde_json)",
             Box::new(|| {
                 black_box(decode_record(black_box(&text)).expect("decode"));
@@ -775,6 +766,16 @@ fn paired_sealing() {
             "HMAC-SHA-256 tag",
             Box::new(|| {
                 black_box(keyring.tag_record(black_box(text.as_bytes())).expect("tag"));
+            }),
+        ),
+        (
+            "HMAC-SHA-256 tag, 16-min record",
+            Box::new(|| {
+                black_box(
+                    keyring
+                        .tag_record(black_box(small_text.as_bytes()))
+                        .expect("tag"),
+                );
             }),
         ),
         (
@@ -828,8 +829,9 @@ fn paired_sealing() {
         }
     }
     println!(
-        "\nsealing parts ({} bytes stored): median of {ROUNDS} rounds",
-        text.len()
+        "\nsealing parts ({} bytes stored; the 16-min record {} bytes): median of {ROUNDS} rounds",
+        text.len(),
+        small_text.len()
     );
     println!("| part | time |");
     println!("|---|---|");
