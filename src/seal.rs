@@ -235,16 +235,33 @@ pub(crate) enum Slot {
 
 /// `twofactor/secret/v1 \0 slot \0 user id`.
 fn associated_data(user: &UserId, slot: Slot) -> Vec<u8> {
-    let slot = match slot {
-        Slot::Active => "active",
-        Slot::Pending => "pending",
-    };
-    let mut ad = Vec::with_capacity(32 + user.as_str().len());
-    ad.extend_from_slice(b"twofactor/secret/v1\0");
-    ad.extend_from_slice(slot.as_bytes());
-    ad.push(0);
-    ad.extend_from_slice(user.as_str().as_bytes());
+    let [domain, slot, user] = associated_data_parts(user, slot);
+    let mut ad = Vec::with_capacity(domain.len() + slot.len() + user.len());
+    for part in [domain, slot, user] {
+        ad.extend_from_slice(part);
+    }
     ad
+}
+
+/// [`associated_data`] in its three parts: `twofactor/secret/v1 \0`, `slot \0`, the user id.
+fn associated_data_parts(user: &UserId, slot: Slot) -> [&[u8]; 3] {
+    let slot: &[u8] = match slot {
+        Slot::Active => b"active\0",
+        Slot::Pending => b"pending\0",
+    };
+    [b"twofactor/secret/v1\0", slot, user.as_str().as_bytes()]
+}
+
+/// Whether `ad` is the [`associated_data`] of `user` and `slot` (without building it).
+fn is_associated_data(ad: &[u8], user: &UserId, slot: Slot) -> bool {
+    let mut rest = ad;
+    for part in associated_data_parts(user, slot) {
+        match rest.strip_prefix(part) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// Sealing and opening live here, with the cipher; the slot itself is shared vocabulary.
@@ -260,15 +277,16 @@ impl SecretSlot {
         slot: Slot,
         keep: bool,
     ) -> Result<bool, SealError> {
-        let ad = associated_data(user, slot);
         let sealed = match self {
             SecretSlot::Sealed(_) => return Ok(false),
-            SecretSlot::Opened(_, from) if keep && from.associated_data == ad => {
+            SecretSlot::Opened(_, from)
+                if keep && is_associated_data(&from.associated_data, user, slot) =>
+            {
                 *self = SecretSlot::Sealed(from.sealed.clone());
                 return Ok(true);
             }
             SecretSlot::Open(secret) | SecretSlot::Opened(secret, _) => {
-                cipher.seal(secret.expose_secret(), &ad)?
+                cipher.seal(secret.expose_secret(), &associated_data(user, slot))?
             }
         };
         *self = SecretSlot::Sealed(sealed);
@@ -580,16 +598,22 @@ impl OpenedCache {
             return;
         }
         let mut map = self.lock();
+        // Replaced in place when the user has an entry (the common case: a login's save).
+        if let Some(slot) = map.get_mut(user) {
+            let replaced = core::mem::replace(slot, entry);
+            drop(map);
+            drop(replaced);
+            return;
+        }
         let mut evicted = None;
-        if !map.contains_key(user)
-            && map.len() >= self.capacity
+        if map.len() >= self.capacity
             && let Some(victim) = map.keys().next().cloned()
         {
             evicted = map.remove(&victim);
         }
-        let replaced = map.insert(user.clone(), entry);
+        map.insert(user.clone(), entry);
         drop(map);
-        drop((evicted, replaced));
+        drop(evicted);
     }
 
     /// Forgets the entry of `user`.
@@ -1153,5 +1177,20 @@ mod tests {
         assert_eq!(a, b"twofactor/secret/v1\0active\0alice");
         assert_ne!(a, associated_data(&alice, Slot::Pending));
         assert_ne!(a, associated_data(&UserId::new("alicf"), Slot::Active));
+        // The check without building it agrees, and refuses any other bytes.
+        assert!(is_associated_data(&a, &alice, Slot::Active));
+        for other in [
+            associated_data(&alice, Slot::Pending),
+            associated_data(&UserId::new("alic"), Slot::Active),
+            associated_data(&UserId::new("alice2"), Slot::Active),
+            a[..a.len() - 1].to_vec(),
+            [&a[..], b"\0"].concat(),
+            Vec::new(),
+        ] {
+            assert!(
+                !is_associated_data(&other, &alice, Slot::Active),
+                "{other:?}"
+            );
+        }
     }
 }
