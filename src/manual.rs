@@ -865,7 +865,9 @@
 //! elsewhere in the application) must not get what a login needs. With
 //! [`SealedStore`](crate::seal::SealedStore) the TOTP secrets are encrypted under a key that
 //! lives outside the database, bound to the user and slot. Recovery codes and trusted-device
-//! tokens are stored as hashes only.
+//! tokens are stored as hashes only. In the process, a `SealedStore` keeps the secrets of the
+//! last row it checked or wrote per user opened in memory, as the service's login snapshots
+//! already do: no new exposure (see [the sealed store's cache](#the-sealed-stores-cache-of-opened-rows)).
 //!
 //! With a server-side [`CodeKey`](crate::account::CodeKey), recovery and mailed codes are
 //! stored as keyed hashes, so the table alone cannot test a guess offline; without one, a
@@ -982,6 +984,57 @@
 //! granted) until an administrator resets those users. Either way, the TOTP secrets sealed
 //! under a leaked key are as good as known to whoever also has a copy of the table: ask those
 //! users to set up their authenticator again.
+//!
+//! ## The sealed store's cache of opened rows
+//!
+//! Checking a row's tag and opening its secret are most of what sealing costs a load. A
+//! [`SealedStore`](crate::seal::SealedStore) therefore remembers, per user, the row it last
+//! checked and opened or wrote itself: its version, its exact stored text, and its secrets
+//! opened. When the inner store hands back that very text at that very version
+//! ([`UserStore::load_encoded`](crate::store::UserStore::load_encoded): the memory and SQL
+//! stores), the load takes the secrets from the cache instead of checking the tag and opening
+//! them again; the rest of the record is decoded from the text the store returned, as on every
+//! load. A TOTP login is then one load answered this way and one save (one encoding, one tag),
+//! with no decryption at all.
+//!
+//! **What it trusts, and why that is enough.** The verdict on a row is a function of the user,
+//! the version, every byte of the text, and the keys: the tag covers the user id, the version
+//! and the encoding, and the secret's associated data binds the user and slot. The cache
+//! compares all of the first three (the user is its key; version and text must be equal, byte
+//! for byte) and answers with what the full check gave for exactly those inputs, so it can
+//! only answer what the full check would answer:
+//!
+//! - a row rewritten in the table (one byte anywhere, another spelling, a planted field) is
+//!   other bytes: checked, and refused as without the cache;
+//! - the same text moved to another version or copied to another user: another key or version,
+//!   checked and refused;
+//! - a row another server wrote (its own cache, the same table) has a new version and new
+//!   bytes: checked and opened, and it replaces the entry;
+//! - an older row the user really had, written back with its version (a restored backup): the
+//!   cache answers it only if it is byte for byte a row this store checked, and then as the
+//!   full check does (it is accepted either way: that rollback is the limit the
+//!   [threat model](#threat-model-who-reads-and-who-writes-the-table) states, no worse);
+//! - rows let through untagged while migrating are never remembered, and changing
+//!   [`accept_untagged`](crate::seal::SealedStore::accept_untagged) or
+//!   [`accept_unsealed`](crate::seal::SealedStore::accept_unsealed) empties the cache.
+//!
+//! The keys are the fourth input, and the cache does not outlive them. A
+//! [`Keyring`](crate::seal::Keyring) is fixed once built: a rotation, a re-seal's new key, a
+//! leaked key dropped from the ring all mean a new keyring, so a new `SealedStore` with an
+//! empty cache (a re-seal also rewrites every row: new bytes). A
+//! [`SecretCipher`](crate::seal::SecretCipher) over a KMS whose keys can be withdrawn while
+//! the process runs says so through
+//! [`cache_generation`](crate::seal::SecretCipher::cache_generation): an entry only answers
+//! under the generation it was checked in, and a cipher that does not implement it (the
+//! default, `None`) gets no cache at all.
+//!
+//! **Memory.** At most [`cache_capacity`](crate::seal::SealedStore::cache_capacity) users
+//! (10,000 by default; an arbitrary one is evicted when full), each the stored text (1.5 to
+//! 4 KB) and the opened secrets. The secrets are zeroized when an entry is evicted, replaced
+//! or dropped, and nothing of the cache is printed (`Debug` shows its capacity only). Someone
+//! who can read the process's memory reads the same secrets in the service's login snapshots
+//! and in every record being processed: the cache adds no new kind of exposure.
+//! `cache_capacity(0)` turns it off. What it saves is measured in `benches/STORES.md`.
 //!
 //! ## Offline guessing of recovery and mailed codes
 //!

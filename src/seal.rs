@@ -39,6 +39,11 @@
 //!   [`UserStore::save`] specifies. A whole row rolled back to an older state it really had,
 //!   version included, cannot be detected from the table alone: see the
 //!   [threat model](crate::manual#threat-model-who-reads-and-who-writes-the-table).
+//! - Each `SealedStore` remembers the last row it checked or wrote per user, with its
+//!   secrets opened: a load of exactly those bytes at exactly that version skips the tag check
+//!   and the decryption, and anything else is checked as always
+//!   ([`SealedStore::cache_capacity`], and the
+//!   [manual](crate::manual#the-sealed-stores-cache-of-opened-rows) for why it is sound).
 //! - Without the cipher (a [`TwoFactor`](crate::TwoFactor) on the bare store), a sealed
 //!   secret is never mistaken for "no 2FA": the operations that need it fail with
 //!   [`Error::SecretSealed`](crate::Error::SecretSealed).
@@ -178,6 +183,20 @@ pub trait SecretCipher: Send + Sync {
     /// [`SealError::Authentication`] when the tag does not match; [`SealError::UnknownKey`]
     /// for a key id it does not hold.
     fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError>;
+
+    /// Whether, and for how long, a [`SealedStore`] may remember what this cipher said about a
+    /// stored row (that its tag verified, and what its secrets opened to), to answer a load of
+    /// exactly the same bytes without asking again (see [`SealedStore::cache_capacity`]).
+    ///
+    /// `Some(g)` promises that as long as this returns the same `g`, the verdicts do not
+    /// change: a tag that verified still verifies, a ciphertext still opens to the same secret.
+    /// A cipher that can withdraw or replace a key at run time returns another `g` from then
+    /// on, and every row is checked and opened again. `None` (the default): nothing is
+    /// remembered, every load checks the tag and opens the secrets. [`Keyring`] is fixed once
+    /// built and returns `Some(0)`.
+    fn cache_generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<C: SecretCipher + ?Sized> SecretCipher for std::sync::Arc<C> {
@@ -204,6 +223,9 @@ impl<C: SecretCipher + ?Sized> SecretCipher for std::sync::Arc<C> {
     fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError> {
         (**self).verify_record(tag, message)
     }
+    fn cache_generation(&self) -> Option<u64> {
+        (**self).cache_generation()
+    }
 }
 
 /// Where a secret sits in a record: part of the associated data, so that a ciphertext cannot
@@ -216,16 +238,33 @@ pub(crate) enum Slot {
 
 /// `twofactor/secret/v1 \0 slot \0 user id`.
 fn associated_data(user: &UserId, slot: Slot) -> Vec<u8> {
-    let slot = match slot {
-        Slot::Active => "active",
-        Slot::Pending => "pending",
-    };
-    let mut ad = Vec::with_capacity(32 + user.as_str().len());
-    ad.extend_from_slice(b"twofactor/secret/v1\0");
-    ad.extend_from_slice(slot.as_bytes());
-    ad.push(0);
-    ad.extend_from_slice(user.as_str().as_bytes());
+    let [domain, slot, user] = associated_data_parts(user, slot);
+    let mut ad = Vec::with_capacity(domain.len() + slot.len() + user.len());
+    for part in [domain, slot, user] {
+        ad.extend_from_slice(part);
+    }
     ad
+}
+
+/// [`associated_data`] in its three parts: `twofactor/secret/v1 \0`, `slot \0`, the user id.
+fn associated_data_parts(user: &UserId, slot: Slot) -> [&[u8]; 3] {
+    let slot: &[u8] = match slot {
+        Slot::Active => b"active\0",
+        Slot::Pending => b"pending\0",
+    };
+    [b"twofactor/secret/v1\0", slot, user.as_str().as_bytes()]
+}
+
+/// Whether `ad` is the [`associated_data`] of `user` and `slot` (without building it).
+fn is_associated_data(ad: &[u8], user: &UserId, slot: Slot) -> bool {
+    let mut rest = ad;
+    for part in associated_data_parts(user, slot) {
+        match rest.strip_prefix(part) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// Sealing and opening live here, with the cipher; the slot itself is shared vocabulary.
@@ -241,15 +280,16 @@ impl SecretSlot {
         slot: Slot,
         keep: bool,
     ) -> Result<bool, SealError> {
-        let ad = associated_data(user, slot);
         let sealed = match self {
             SecretSlot::Sealed(_) => return Ok(false),
-            SecretSlot::Opened(_, from) if keep && from.associated_data == ad => {
+            SecretSlot::Opened(_, from)
+                if keep && is_associated_data(&from.associated_data, user, slot) =>
+            {
                 *self = SecretSlot::Sealed(from.sealed.clone());
                 return Ok(true);
             }
             SecretSlot::Open(secret) | SecretSlot::Opened(secret, _) => {
-                cipher.seal(secret.expose_secret(), &ad)?
+                cipher.seal(secret.expose_secret(), &associated_data(user, slot))?
             }
         };
         *self = SecretSlot::Sealed(sealed);
@@ -343,6 +383,32 @@ impl TwoFactorRecord {
             .enumerate()
             .any(|(i, (_, s))| kept.get(i) == Some(&true) && s.sealed_key_id() != Some(key_id))
     }
+
+    /// The record's secret slots, as they are, in the order of
+    /// [`each_secret`](Self::each_secret) (for the cache of opened rows).
+    fn opened_secrets(&self) -> Vec<SecretSlot> {
+        self.secrets().map(|(_, s)| s.clone()).collect()
+    }
+
+    /// Puts `secrets` (in the order of [`each_secret`](Self::each_secret)) in place of this
+    /// freshly decoded record's sealed ones, and drops its tag: the record as a load returns
+    /// it. `false`, and the record unchanged, if the slots do not line up (not expected: the
+    /// secrets were opened from the same text).
+    fn put_opened(&mut self, secrets: Vec<SecretSlot>) -> bool {
+        if self.secrets().count() != secrets.len() || !self.secrets().all(|(_, s)| s.is_sealed()) {
+            return false;
+        }
+        let mut opened = secrets.into_iter();
+        let put = self.each_secret(|mine, _, _| {
+            if let Some(secret) = opened.next() {
+                *mine = secret;
+            }
+            Ok(())
+        });
+        debug_assert!(put.is_ok());
+        self.mac = None;
+        true
+    }
 }
 
 /// The start of what a record tag covers: `twofactor/record/v1 \0`, the user id
@@ -362,24 +428,53 @@ fn tag_prefix(message: &mut Vec<u8>, user: &UserId, version: Version) {
 #[cfg(feature = "serde")]
 const UNTAGGED_END: &[u8] = b"\"mac\":null}";
 
-/// Room for a typical record (1.6 KB with ten recovery codes) and the prefix.
+/// Room for a record and the prefix without growing the buffer: 1.7 KB with ten recovery
+/// codes, up to about 4 KB with a full list of used login tickets (32).
 #[cfg(feature = "serde")]
-const MESSAGE_CAPACITY: usize = 2048;
+const MESSAGE_CAPACITY: usize = 4608;
 
-/// What a record tag covers ([`tag_prefix`], then the canonical encoding of `record`, which
-/// carries no tag), and where the encoding starts in it.
+/// Buffers above this are not kept between saves (see [`with_scratch`]).
+#[cfg(feature = "serde")]
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+#[cfg(feature = "serde")]
+std::thread_local! {
+    /// The buffer a save encodes the record into, kept between saves on this thread so that a
+    /// save allocates only the stored text. It holds the sealed encoding (ciphertexts,
+    /// digests, counters), never a secret in the clear.
+    static SCRATCH: core::cell::Cell<Vec<u8>> = const { core::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer, taken out meanwhile (so a nested call gets a
+/// new one), and put back empty unless it grew above [`SCRATCH_KEPT`].
+#[cfg(feature = "serde")]
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buffer = SCRATCH.try_with(core::cell::Cell::take).unwrap_or_default();
+    let out = f(&mut buffer);
+    if buffer.capacity() <= SCRATCH_KEPT {
+        buffer.clear();
+        // Gone only while the thread exits: the buffer is dropped then.
+        let _ = SCRATCH.try_with(|cell| cell.set(buffer));
+    }
+    out
+}
+
+/// Writes what a record tag covers into `message` (emptied first): [`tag_prefix`], then the
+/// canonical encoding of `record`, which carries no tag. Returns where the encoding starts.
 #[cfg(feature = "serde")]
 fn tagged_message(
+    message: &mut Vec<u8>,
     user: &UserId,
     version: Version,
     record: &TwoFactorRecord,
-) -> Result<(Vec<u8>, usize), SealError> {
+) -> Result<usize, SealError> {
     debug_assert!(record.mac.is_none());
-    let mut message = Vec::with_capacity(MESSAGE_CAPACITY);
-    tag_prefix(&mut message, user, version);
+    message.clear();
+    message.reserve(MESSAGE_CAPACITY);
+    tag_prefix(message, user, version);
     let start = message.len();
-    serde_json::to_writer(&mut message, record).map_err(|err| SealError::Cipher(Box::new(err)))?;
-    Ok((message, start))
+    serde_json::to_writer(&mut *message, record).map_err(|err| SealError::Cipher(Box::new(err)))?;
+    Ok(start)
 }
 
 /// What the record tag `tag` of stored `text` covers, built from the stored bytes without
@@ -411,18 +506,23 @@ fn stored_message(
 /// The stored text of a record whose tag `tag` was made over `message` ([`tagged_message`],
 /// the encoding starting at `start`): the same encoding with the tag in place of `null`,
 /// exactly what [`encode_record`](crate::store::codec::encode_record) gives for the record
-/// with its tag.
+/// with its tag. `message` is left holding the prefix and that text.
 #[cfg(feature = "serde")]
-fn tagged_text(mut message: Vec<u8>, start: usize, tag: &RecordTag) -> Result<String, SealError> {
+fn tagged_text(
+    message: &mut Vec<u8>,
+    start: usize,
+    tag: &RecordTag,
+) -> Result<Arc<str>, SealError> {
     let encode_error = |err: serde_json::Error| SealError::Cipher(Box::new(err));
     if !message.ends_with(UNTAGGED_END) {
         return Err(SealError::Malformed);
     }
     message.truncate(message.len() - 5);
-    serde_json::to_writer(&mut message, tag).map_err(encode_error)?;
+    serde_json::to_writer(&mut *message, tag).map_err(encode_error)?;
     message.push(b'}');
-    message.drain(..start);
-    String::from_utf8(message).map_err(|err| SealError::Cipher(Box::new(err)))
+    let text = message.get(start..).ok_or(SealError::Malformed)?;
+    let text = core::str::from_utf8(text).map_err(|err| SealError::Cipher(Box::new(err)))?;
+    Ok(Arc::from(text))
 }
 
 /// A [`UserStore`] that seals the TOTP secrets of every record it saves and opens them on
@@ -433,6 +533,106 @@ pub struct SealedStore<S, C> {
     cipher: C,
     accept_unsealed: bool,
     accept_untagged: bool,
+    opened: OpenedCache,
+}
+
+/// How many users' last authenticated rows a [`SealedStore`] remembers by default (see
+/// [`SealedStore::cache_capacity`]).
+pub const DEFAULT_OPENED_CACHE_CAPACITY: usize = 10_000;
+
+/// What a [`SealedStore`] knows of one user's stored row: the version and the exact text
+/// whose tag it checked (or that it wrote itself), the [`SecretCipher::cache_generation`]
+/// they were checked under, and that row's secrets as a load opens them (by [`Slot`]).
+struct CachedRow {
+    version: Version,
+    generation: u64,
+    /// Shared with the store that keeps it, where it does (the memory store).
+    text: Arc<str>,
+    secrets: Vec<SecretSlot>,
+}
+
+/// A bounded map from user to the last row this store authenticated or wrote (see
+/// [`SealedStore::cache_capacity`]). Evicted and replaced entries are dropped outside the
+/// lock; their secrets are zeroized on drop ([`Secret`] is `ZeroizeOnDrop`). No `Debug`: it
+/// holds opened secrets.
+struct OpenedCache {
+    capacity: usize,
+    entries: std::sync::Mutex<std::collections::HashMap<UserId, CachedRow>>,
+}
+
+impl OpenedCache {
+    fn new(capacity: usize) -> Self {
+        OpenedCache {
+            capacity,
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<UserId, CachedRow>> {
+        // The map holds no invariant a panic could break half-way.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The opened secrets of `user`'s row if this store authenticated or wrote exactly `text`
+    /// at exactly `version`, under cipher generation `generation`.
+    fn get(
+        &self,
+        user: &UserId,
+        version: Version,
+        text: &Arc<str>,
+        generation: u64,
+    ) -> Option<Vec<SecretSlot>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let map = self.lock();
+        let cached = map.get(user)?;
+        // The same allocation (a memory store handing back what this store gave it) is the
+        // same bytes; otherwise every byte is compared.
+        let same_text = Arc::ptr_eq(&cached.text, text) || *cached.text == **text;
+        (cached.version == version && cached.generation == generation && same_text)
+            .then(|| cached.secrets.clone())
+    }
+
+    /// Keeps `entry` for `user`, within the capacity (when full, an arbitrary other entry goes).
+    fn put(&self, user: &UserId, entry: CachedRow) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut map = self.lock();
+        // Replaced in place when the user has an entry (the common case: a login's save).
+        if let Some(slot) = map.get_mut(user) {
+            let replaced = core::mem::replace(slot, entry);
+            drop(map);
+            drop(replaced);
+            return;
+        }
+        let mut evicted = None;
+        if map.len() >= self.capacity
+            && let Some(victim) = map.keys().next().cloned()
+        {
+            evicted = map.remove(&victim);
+        }
+        map.insert(user.clone(), entry);
+        drop(map);
+        drop(evicted);
+    }
+
+    /// Forgets the entry of `user`.
+    fn remove(&self, user: &UserId) {
+        if self.capacity == 0 {
+            return;
+        }
+        let removed = self.lock().remove(user);
+        drop(removed);
+    }
+
+    /// How many users have an entry.
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 impl<S, C> SealedStore<S, C> {
@@ -444,7 +644,44 @@ impl<S, C> SealedStore<S, C> {
             cipher,
             accept_unsealed: false,
             accept_untagged: false,
+            opened: OpenedCache::new(DEFAULT_OPENED_CACHE_CAPACITY),
         }
+    }
+
+    /// How many users' last authenticated rows this store remembers (default
+    /// [`DEFAULT_OPENED_CACHE_CAPACITY`]; `0` turns the cache off).
+    ///
+    /// For each user, the store remembers the row it last checked and opened or wrote: its
+    /// version, its exact stored text, and its secrets opened. A load whose inner store hands
+    /// back the stored text ([`UserStore::load_encoded`]: the memory and SQL stores) at that
+    /// version with those very bytes takes the secrets from the cache instead of checking the
+    /// tag and opening them again; the rest of the record is decoded from the text the store
+    /// returned, as always. This store authenticated (or produced) those bytes before, and a
+    /// row's tag binds its user and version: the answer is the one a full check would give.
+    /// Any other text or version (a row edited, rolled to another version or back to an older
+    /// one, or written by another server) is checked and opened as always, and replaces the
+    /// entry. Only rows whose tag was checked are remembered (never a row let through
+    /// untagged while migrating), and changing [`accept_untagged`](Self::accept_untagged) or
+    /// [`accept_unsealed`](Self::accept_unsealed) empties the cache.
+    ///
+    /// The cache trusts the cipher's word that its verdicts still stand
+    /// ([`SecretCipher::cache_generation`]): a [`Keyring`] is fixed once built (a key
+    /// rotation is a new keyring, so a new `SealedStore` with a cache of its own); a cipher
+    /// that can withdraw a key at run time changes its generation, and with the trait's
+    /// default (`None`) nothing is cached.
+    ///
+    /// An entry holds the stored text (1.5 to 4 KB for a typical record) and the opened
+    /// secrets, in memory in the clear as they already are in the service's login snapshots
+    /// ([`login_snapshot_capacity`]): no new kind of exposure. They are zeroized when an entry
+    /// is evicted, replaced or dropped, and never printed. When full, an arbitrary entry is
+    /// evicted. What the cache trusts and why it is sound: the
+    /// [manual](crate::manual#the-sealed-stores-cache-of-opened-rows).
+    ///
+    /// [`login_snapshot_capacity`]: crate::service::TwoFactorBuilder::login_snapshot_capacity
+    #[must_use]
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.opened = OpenedCache::new(capacity);
+        self
     }
 
     /// Whether to accept format-1 rows, which carry no record tag (default `false`): turn it
@@ -464,6 +701,8 @@ impl<S, C> SealedStore<S, C> {
     #[must_use]
     pub fn accept_untagged(mut self, accept: bool) -> Self {
         self.accept_untagged = accept;
+        // What loaded under the old setting is checked again under the new one.
+        self.opened = OpenedCache::new(self.opened.capacity);
         self
     }
 
@@ -482,6 +721,7 @@ impl<S, C> SealedStore<S, C> {
     #[must_use]
     pub fn accept_unsealed(mut self, accept: bool) -> Self {
         self.accept_unsealed = accept;
+        self.opened = OpenedCache::new(self.opened.capacity);
         self
     }
 
@@ -493,6 +733,12 @@ impl<S, C> SealedStore<S, C> {
     /// The cipher.
     pub fn cipher(&self) -> &C {
         &self.cipher
+    }
+
+    /// How many users' rows the cache of opened rows holds now (at most
+    /// [`cache_capacity`](Self::cache_capacity)).
+    pub fn cached_users(&self) -> usize {
+        self.opened.len()
     }
 }
 
@@ -518,6 +764,7 @@ impl<S: fmt::Debug, C> fmt::Debug for SealedStore<S, C> {
             .field("inner", &self.inner)
             .field("accept_unsealed", &self.accept_unsealed)
             .field("accept_untagged", &self.accept_untagged)
+            .field("cache_capacity", &self.opened.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -590,7 +837,18 @@ where
         let (mut loaded, text) = match loaded {
             Loaded::Decoded(loaded) => (loaded, None),
             Loaded::Encoded(encoded, version) => {
-                let (record, text) = encoded.into_parts();
+                let (mut record, text) = encoded.into_shared_parts();
+                // Exactly the bytes, at exactly the version, that this store authenticated
+                // or wrote last for this user, under the same cipher verdicts: their secrets
+                // as opened then (the rest is what those bytes decode to, as always).
+                if let Some(secrets) = self
+                    .cipher
+                    .cache_generation()
+                    .and_then(|generation| self.opened.get(user, version, &text, generation))
+                    && record.put_opened(secrets)
+                {
+                    return Ok(Some(Versioned { record, version }));
+                }
                 (Versioned { record, version }, Some(text))
             }
         };
@@ -599,6 +857,7 @@ where
             user: user.clone(),
             source,
         };
+        let tagged = loaded.record.mac.is_some();
         match loaded.record.mac.take() {
             Some(tag) => {
                 let message = match &text {
@@ -616,9 +875,10 @@ where
                     }
                 }
                 .map_err(tampered)?;
-                self.cipher
-                    .verify_record(&tag, &message)
-                    .map_err(tampered)?;
+                if let Err(err) = self.cipher.verify_record(&tag, &message) {
+                    self.opened.remove(user);
+                    return Err(tampered(err));
+                }
             }
             // Rows that never had a tag: see `accepts_without_tag`.
             None if self.accepts_without_tag(&loaded.record) => {}
@@ -638,6 +898,17 @@ where
                 user: user.clone(),
                 source,
             })?;
+        // Remembered only when the tag was checked, and the cipher allows it.
+        if let (true, Some(text), Some(generation)) = (tagged, text, self.cipher.cache_generation())
+        {
+            let entry = CachedRow {
+                version: loaded.version,
+                generation,
+                text,
+                secrets: loaded.record.opened_secrets(),
+            };
+            self.opened.put(user, entry);
+        }
         Ok(Some(loaded))
     }
 
@@ -656,36 +927,103 @@ where
         // Secrets unchanged since their load keep their ciphertext if it is under the key
         // that tags the record now (the current key); after a rotation they are sealed again.
         let mut keep = true;
-        let (sealed, text) = loop {
-            let mut sealed = record.clone();
-            sealed.mac = None;
-            // Written in the current format: no longer a row of an older one.
-            sealed.format_1 = false;
-            sealed.older_format = None;
-            let mut kept = Vec::with_capacity(sealed.authenticators.len() + 1);
-            sealed
-                .each_secret(|secret, slot, _| {
+        let (sealed, text, kept) = with_scratch(|message| {
+            loop {
+                let mut sealed = record.clone();
+                sealed.mac = None;
+                // Written in the current format: no longer a row of an older one.
+                sealed.format_1 = false;
+                sealed.older_format = None;
+                let mut kept = Vec::with_capacity(sealed.authenticators.len() + 1);
+                sealed.each_secret(|secret, slot, _| {
                     kept.push(secret.seal(&self.cipher, user, slot, keep)?);
                     Ok(())
-                })
-                .map_err(seal_error)?;
-            // One encoding: the tag covers it, and it is the stored text with the tag put in.
-            let (message, start) = tagged_message(user, next, &sealed).map_err(seal_error)?;
-            let tag = self.cipher.tag_record(&message).map_err(seal_error)?;
-            if keep && sealed.kept_under_another_key(&kept, tag.key_id()) {
-                keep = false;
-                continue;
+                })?;
+                // One encoding: the tag covers it, and it is the stored text with the tag put
+                // in.
+                let start = tagged_message(message, user, next, &sealed)?;
+                let tag = self.cipher.tag_record(message)?;
+                if keep && sealed.kept_under_another_key(&kept, tag.key_id()) {
+                    keep = false;
+                    continue;
+                }
+                let text = tagged_text(message, start, &tag)?;
+                sealed.mac = Some(tag);
+                break Ok((sealed, text, kept));
             }
-            let text = tagged_text(message, start, &tag).map_err(seal_error)?;
-            sealed.mac = Some(tag);
-            break (sealed, text);
-        };
+        })
+        .map_err(seal_error)?;
+        // For the cache: this text at the version it creates, and its secrets as a load of
+        // it opens them (the secrets passed in, with the ciphertexts written).
+        let entry = self
+            .cipher
+            .cache_generation()
+            .filter(|_| self.opened.capacity > 0)
+            .and_then(|generation| {
+                Some(CachedRow {
+                    version: next,
+                    generation,
+                    text: text.clone(),
+                    secrets: opened_as_written(record, &sealed, &kept, user)?,
+                })
+            });
         let encoded = EncodedRecord::from_canonical(sealed, text);
-        self.inner
+        let outcome = self
+            .inner
             .save_encoded(user, encoded, expected)
             .await
-            .map_err(SealedStoreError::Store)
+            .map_err(SealedStoreError::Store)?;
+        // The tag binds `next`: a store that numbered it otherwise gets nothing cached.
+        if let (SaveOutcome::Saved(version), Some(entry)) = (outcome, entry)
+            && version == next
+        {
+            self.opened.put(user, entry);
+        }
+        Ok(outcome)
     }
+}
+
+/// The secrets of `record` (as passed to a save) as a load of its sealed form `sealed`
+/// opens them, by [`Slot`]: each opened from the ciphertext `sealed` holds in its slot (the
+/// one it was opened from, where the save `kept` it). `None` where that is not known (a
+/// secret passed in already sealed, or slots that do not line up): nothing is cached then.
+#[cfg(feature = "serde")]
+fn opened_as_written(
+    record: &TwoFactorRecord,
+    sealed: &TwoFactorRecord,
+    kept: &[bool],
+    user: &UserId,
+) -> Option<Vec<SecretSlot>> {
+    if record.secrets().count() != sealed.secrets().count() {
+        return None;
+    }
+    record
+        .secrets()
+        .zip(sealed.secrets())
+        .enumerate()
+        .map(|(i, ((slot, given), (written_slot, written)))| {
+            if slot != written_slot {
+                return None;
+            }
+            match (given, written) {
+                // Kept: the given slot is `Opened` from exactly the ciphertext written.
+                (given @ SecretSlot::Opened(..), SecretSlot::Sealed(_))
+                    if kept.get(i) == Some(&true) =>
+                {
+                    Some(given.clone())
+                }
+                (given, SecretSlot::Sealed(written)) => {
+                    let from = OpenedFrom {
+                        sealed: written.clone(),
+                        associated_data: associated_data(user, slot),
+                    };
+                    let secret = given.open()?.clone();
+                    Some(SecretSlot::Opened(secret, Arc::new(from)))
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Lists the users of the wrapped store (nothing to open: ids are not sealed).
@@ -740,6 +1078,9 @@ impl<C: SecretCipher + ?Sized> SecretCipher for &C {
     }
     fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError> {
         (**self).verify_record(tag, message)
+    }
+    fn cache_generation(&self) -> Option<u64> {
+        (**self).cache_generation()
     }
 }
 
@@ -800,13 +1141,29 @@ mod tests {
         use crate::store::codec::encode_record;
         let user = UserId::new("alice");
         let record = TwoFactorRecord::default();
-        let (message, start) = tagged_message(&user, Version(3), &record).unwrap();
+        // A buffer holding something already: emptied first.
+        let mut message = b"left over".to_vec();
+        let start = tagged_message(&mut message, &user, Version(3), &record).unwrap();
         assert!(message.ends_with(br#""mac":null}"#));
+        let message = message.clone();
         let tag = RecordTag::new("k\"1", vec![0xab; 32]);
-        let text = tagged_text(message.clone(), start, &tag).unwrap();
+        let mut buffer = message.clone();
+        let text = tagged_text(&mut buffer, start, &tag).unwrap();
+        let text = String::from(&*text);
         let mut tagged = record.clone();
         tagged.mac = Some(tag.clone());
         assert_eq!(text, encode_record(&tagged).unwrap());
+        assert_eq!(&buffer[start..], text.as_bytes());
+        // The scratch buffer: a nested use gets its own, and each starts empty.
+        with_scratch(|outer| {
+            outer.extend_from_slice(b"outer");
+            with_scratch(|inner| {
+                assert!(inner.is_empty());
+                inner.extend_from_slice(b"inner");
+            });
+            assert_eq!(outer, b"outer");
+        });
+        with_scratch(|again| assert!(again.is_empty()));
         assert_eq!(
             stored_message(&user, Version(3), &text, &tag).unwrap(),
             message
@@ -835,5 +1192,20 @@ mod tests {
         assert_eq!(a, b"twofactor/secret/v1\0active\0alice");
         assert_ne!(a, associated_data(&alice, Slot::Pending));
         assert_ne!(a, associated_data(&UserId::new("alicf"), Slot::Active));
+        // The check without building it agrees, and refuses any other bytes.
+        assert!(is_associated_data(&a, &alice, Slot::Active));
+        for other in [
+            associated_data(&alice, Slot::Pending),
+            associated_data(&UserId::new("alic"), Slot::Active),
+            associated_data(&UserId::new("alice2"), Slot::Active),
+            a[..a.len() - 1].to_vec(),
+            [&a[..], b"\0"].concat(),
+            Vec::new(),
+        ] {
+            assert!(
+                !is_associated_data(&other, &alice, Slot::Active),
+                "{other:?}"
+            );
+        }
     }
 }

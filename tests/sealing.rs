@@ -798,3 +798,508 @@ async fn a_bare_stores_rows_are_adopted_through_accept_unsealed_not_accept_untag
             .contains(secret.to_base32().as_str())
     );
 }
+
+/// A cipher over a [`Keyring`] that counts the record tags it checks and the secrets it
+/// opens (to see when a `SealedStore` answers from its cache of opened rows), whose keyring
+/// can be replaced at run time (a KMS withdrawing a key), and which lets the cache remember
+/// its verdicts (a generation that changes with the keyring) or not (the trait's default).
+struct TestCipher {
+    ring: std::sync::RwLock<Keyring>,
+    generation: std::sync::atomic::AtomicU64,
+    cacheable: bool,
+    verifies: std::sync::atomic::AtomicUsize,
+    opens: std::sync::atomic::AtomicUsize,
+}
+
+impl TestCipher {
+    fn new(ring: Keyring) -> Arc<Self> {
+        Self::with(ring, true)
+    }
+
+    fn with(ring: Keyring, cacheable: bool) -> Arc<Self> {
+        Arc::new(TestCipher {
+            ring: std::sync::RwLock::new(ring),
+            generation: 0.into(),
+            cacheable,
+            verifies: 0.into(),
+            opens: 0.into(),
+        })
+    }
+
+    fn ring(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
+        self.ring.read().expect("ring")
+    }
+
+    /// Replaces the keyring at run time (a new generation: what was cached is checked again).
+    fn swap(&self, ring: Keyring) {
+        *self.ring.write().expect("ring") = ring;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// (tags checked, secrets opened) so far.
+    fn counts(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.verifies.load(SeqCst), self.opens.load(SeqCst))
+    }
+}
+
+impl SecretCipher for TestCipher {
+    fn seal(
+        &self,
+        plaintext: &[u8],
+        associated_data: &[u8],
+    ) -> Result<twofactor::seal::SealedSecret, SealError> {
+        self.ring().seal(plaintext, associated_data)
+    }
+    fn open(
+        &self,
+        sealed: &twofactor::seal::SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, SealError> {
+        self.opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.ring().open(sealed, associated_data)
+    }
+    fn open_with_form(
+        &self,
+        sealed: &twofactor::seal::SealedSecret,
+        associated_data: &[u8],
+    ) -> Result<(zeroize::Zeroizing<Vec<u8>>, bool), SealError> {
+        self.opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.ring().open_with_form(sealed, associated_data)
+    }
+    fn tag_record(&self, message: &[u8]) -> Result<twofactor::seal::RecordTag, SealError> {
+        self.ring().tag_record(message)
+    }
+    fn verify_record(
+        &self,
+        tag: &twofactor::seal::RecordTag,
+        message: &[u8],
+    ) -> Result<(), SealError> {
+        self.verifies
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.ring().verify_record(tag, message)
+    }
+    fn cache_generation(&self) -> Option<u64> {
+        self.cacheable
+            .then(|| self.generation.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// The record's stored encoding (secrets as loaded, in the clear), to compare two loads.
+fn encoded(record: &twofactor::account::TwoFactorRecord) -> String {
+    twofactor::store::codec::encode_record(record).expect("encode")
+}
+
+/// What a load gave, to compare a store with the cache against one without: the version and
+/// the whole record (secrets included), or the error.
+fn outcome<E: std::fmt::Debug>(
+    loaded: Result<Option<twofactor::store::Versioned>, SealedStoreError<E>>,
+) -> String {
+    match loaded {
+        Ok(Some(v)) => format!("v{} {}", v.version.0, encoded(&v.record)),
+        Ok(None) => "none".to_owned(),
+        Err(err) => format!("{err:?}"),
+    }
+}
+
+async fn set_row(inner: &SqliteStore, user: &UserId, json: &str, version: i64) {
+    sqlx::query(
+        "INSERT INTO twofactor_records (user_id, record, version) VALUES ($1, $2, $3) \
+         ON CONFLICT (user_id) DO UPDATE SET record = excluded.record, version = excluded.version",
+    )
+    .bind(user.as_str())
+    .bind(json)
+    .bind(version)
+    .execute(inner.pool())
+    .await
+    .expect("write the row");
+}
+
+/// The row of `user` as the table holds it: text and version.
+async fn table_row(inner: &SqliteStore, user: &UserId) -> (String, i64) {
+    let version = row(inner, user).await.version.0;
+    let version = i64::try_from(version).expect("version");
+    (stored_json(inner, user).await, version)
+}
+
+/// An enrolled alice on a sealed SQLite store whose cipher counts: the inner store, the
+/// sealed one, its cipher, the service and alice's secret.
+async fn counted_alice() -> (
+    SqliteStore,
+    Arc<SealedStore<SqliteStore, Arc<TestCipher>>>,
+    Arc<TestCipher>,
+    Harness<SealedStore<SqliteStore, Arc<TestCipher>>>,
+    twofactor::Secret,
+) {
+    let inner = SqliteStore::in_memory().await.expect("sqlite");
+    let cipher = TestCipher::new(keyring());
+    let store = Arc::new(SealedStore::new(inner.clone(), cipher.clone()));
+    let h = Harness::new(store.clone(), required);
+    let (secret, _) = h.enroll(&UserId::new("alice")).await;
+    (inner, store, cipher, h, secret)
+}
+
+/// The cache of opened rows answers exactly the bytes, at exactly the version, that the
+/// store authenticated or wrote for that user, and what it answers is what a store without
+/// the cache returns; logins go through it without checking a tag or opening a secret.
+#[tokio::test]
+async fn the_opened_row_cache_serves_only_the_bytes_it_authenticated() {
+    let alice = Principal::new("alice");
+    let (inner, store, cipher, h, secret) = counted_alice().await;
+
+    // The save cached what it wrote: the load checks nothing, and returns what a store
+    // without a cache returns.
+    let before = cipher.counts();
+    let cached = row(&*store, &alice.user).await;
+    assert_eq!(cipher.counts(), before, "served from the cache");
+    let fresh = SealedStore::new(inner.clone(), keyring()).cache_capacity(0);
+    assert_eq!(
+        outcome::<std::convert::Infallible>(Ok(Some(cached))),
+        outcome(fresh.load(&alice.user).await)
+    );
+    for _ in 0..3 {
+        login_next_step(&h, &alice, &secret).await.expect("login");
+    }
+    assert_eq!(cipher.counts(), before, "logins: no tag check, no opening");
+    let (json, v) = table_row(&inner, &alice.user).await;
+
+    // The same text at another version: checked again, and refused (the tag binds it).
+    let (verifies, _) = cipher.counts();
+    set_row(&inner, &alice.user, &json, v + 1).await;
+    assert!(failed_authentication(&store.load(&alice.user).await));
+    assert_eq!(cipher.counts().0, verifies + 1, "checked again");
+    // Put back, it is checked again (the refusal dropped the entry), loads, and is cached.
+    set_row(&inner, &alice.user, &json, v).await;
+    assert!(store.load(&alice.user).await.expect("load").is_some());
+    assert!(store.load(&alice.user).await.expect("load").is_some());
+    assert_eq!(cipher.counts().0, verifies + 2);
+
+    // The same text and version under another user: never alice's cached row.
+    let bob = UserId::new("bob");
+    set_row(&inner, &bob, &json, v).await;
+    assert!(failed_authentication(&store.load(&bob).await));
+    assert_eq!(cipher.counts().0, verifies + 3);
+
+    // Turned off, every load checks and opens.
+    let off_cipher = TestCipher::new(keyring());
+    let off = SealedStore::new(inner.clone(), off_cipher.clone()).cache_capacity(0);
+    for _ in 0..3 {
+        assert!(off.load(&alice.user).await.expect("load").is_some());
+    }
+    assert_eq!(off_cipher.counts(), (3, 3));
+    assert_eq!(off.cached_users(), 0);
+}
+
+/// A table writer rewrites a row the store has cached: one byte changed anywhere in it (every
+/// position) is refused, as it is without the cache; the row put back loads again.
+#[tokio::test]
+async fn any_byte_of_a_cached_row_changed_is_refused() {
+    let alice = UserId::new("alice");
+    let (inner, store, cipher, _h, _) = counted_alice().await;
+    let (json, v) = table_row(&inner, &alice).await;
+    let (verifies, _) = cipher.counts();
+    assert!(store.load(&alice).await.expect("load").is_some());
+    assert_eq!(cipher.counts().0, verifies, "cached before the edits");
+
+    let bytes = json.as_bytes();
+    for at in 0..bytes.len() {
+        let mut edited = bytes.to_vec();
+        edited[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+        let edited = String::from_utf8(edited).expect("ascii");
+        set_row(&inner, &alice, &edited, v).await;
+        let loaded = store.load(&alice).await;
+        assert!(loaded.is_err(), "byte {at} changed, loaded: {edited}");
+        // The row as written loads again.
+        set_row(&inner, &alice, &json, v).await;
+        assert!(store.load(&alice).await.expect("load").is_some());
+    }
+    // And a byte added at the end, a field's spacing changed: other bytes, refused too.
+    for edited in [format!("{json} "), json.replacen("\":", "\" :", 1)] {
+        set_row(&inner, &alice, &edited, v).await;
+        assert!(store.load(&alice).await.is_err(), "{edited}");
+    }
+}
+
+/// A table writer writes back rows the user really had (the current one, older ones, each
+/// at every version): a store with the cache answers each exactly as a store without it,
+/// and only the genuine rows it checked are answered from the cache.
+#[tokio::test]
+async fn restored_rows_load_exactly_as_without_the_cache() {
+    let alice = Principal::new("alice");
+    let (inner, store, cipher, h, secret) = counted_alice().await;
+    let mut rows = vec![table_row(&inner, &alice.user).await];
+    for _ in 0..3 {
+        login_next_step(&h, &alice, &secret).await.expect("login");
+        rows.push(table_row(&inner, &alice.user).await);
+    }
+    let off = SealedStore::new(inner.clone(), keyring()).cache_capacity(0);
+    let (verifies, _) = cipher.counts();
+    let mut loads = 0;
+    for (text, _) in &rows {
+        for (_, version) in &rows {
+            set_row(&inner, &alice.user, text, *version).await;
+            for _ in 0..2 {
+                let with = outcome(store.load(&alice.user).await);
+                let without = outcome(off.load(&alice.user).await);
+                assert_eq!(with, without, "text of one version at v{version}");
+                loads += 1;
+            }
+        }
+    }
+    // Each genuine row was checked on its first load and answered from the cache on its
+    // second; every other row was checked both times.
+    assert_eq!(cipher.counts().0 - verifies, loads - rows.len());
+}
+
+/// Another server (its own `SealedStore` and cache over the same table) writes: this
+/// server's next load sees that write, and a code the other server accepted is refused here.
+#[tokio::test]
+async fn another_servers_write_is_seen_through_the_cache() {
+    let alice = Principal::new("alice");
+    let (inner, store_a, _, a, secret) = counted_alice().await;
+    let store_b = Arc::new(SealedStore::new(inner.clone(), keyring()));
+    let b = Harness::new(store_b.clone(), required);
+    let off = SealedStore::new(inner.clone(), keyring()).cache_capacity(0);
+    for round in 0..3 {
+        // A logs in (and caches what it wrote), then B, one step later.
+        login_next_step(&a, &alice, &secret).await.expect("A");
+        b.clock.set(a.now());
+        login_next_step(&b, &alice, &secret).await.expect("B");
+        a.clock.set(b.now());
+        assert_eq!(
+            outcome(store_a.load(&alice.user).await),
+            outcome(off.load(&alice.user).await),
+            "round {round}: A sees B's write"
+        );
+        // B's code again, at A: a replay.
+        let pending = a.challenge(&alice).await;
+        assert!(
+            matches!(
+                a.finish_totp(&pending, &code(&secret, a.now())).await,
+                Err(Error::InvalidCode)
+            ),
+            "round {round}: replayed at A"
+        );
+    }
+}
+
+/// Alice's row cached by a store whose keyring is k1, then re-sealed under k2 by another
+/// process (k1 kept as an old key): the inner store, the sealed store, its cipher, the
+/// number of tags checked so far, and the k1 row as the table held it (text, version).
+async fn cached_under_k1_then_resealed() -> (
+    SqliteStore,
+    Arc<SealedStore<SqliteStore, Arc<TestCipher>>>,
+    Arc<TestCipher>,
+    usize,
+    (String, i64),
+) {
+    let alice = UserId::new("alice");
+    let (inner, store, cipher, _h, _) = counted_alice().await;
+    let old = table_row(&inner, &alice).await;
+    let (verifies, _) = cipher.counts();
+    assert!(store.load(&alice).await.expect("load").is_some());
+    assert_eq!(cipher.counts().0, verifies, "cached under k1");
+    let rotated = Keyring::new("k2", &KEY_2)
+        .expect("key")
+        .with_old_key("k1", &KEY_1)
+        .expect("old key");
+    let report = twofactor::seal::reseal(&inner, &rotated, &twofactor::seal::ResealOptions::new())
+        .await
+        .expect("reseal");
+    assert!(report.is_complete());
+    assert_ne!(table_row(&inner, &alice).await, old, "rewritten");
+    (inner, store, cipher, verifies, old)
+}
+
+/// Key rotation with a `Keyring`: a rotation is a new keyring, so a new `SealedStore` with a
+/// cache of its own. After a re-seal and the old key dropped, a row sealed under the old key
+/// and written back is refused, even though the store with the old key had it cached.
+#[tokio::test]
+async fn a_store_with_a_new_keyring_trusts_nothing_an_old_one_cached() {
+    let alice = UserId::new("alice");
+    let (inner, old_store, _, _, (old_json, old_v)) = cached_under_k1_then_resealed().await;
+    let new_store = SealedStore::new(inner.clone(), Keyring::new("k2", &KEY_2).expect("key"));
+    assert!(new_store.load(&alice).await.expect("resealed").is_some());
+
+    // The attack: the row sealed under k1 written back.
+    set_row(&inner, &alice, &old_json, old_v).await;
+    assert!(unknown_key(&new_store.load(&alice).await, "k1"));
+    // The old store (k1 still its key) answers as it would without a cache.
+    let old_off = SealedStore::new(inner.clone(), keyring()).cache_capacity(0);
+    assert_eq!(
+        outcome(old_store.load(&alice).await),
+        outcome(old_off.load(&alice).await)
+    );
+}
+
+/// Key rotation inside a running cipher (a KMS that withdraws a key): what was cached under
+/// the old keys is not trusted once the cipher's generation changes, and a cipher that does
+/// not say (the trait's default) has nothing cached at all.
+#[tokio::test]
+async fn the_cache_does_not_outlive_a_key_withdrawn_at_run_time() {
+    let alice = UserId::new("alice");
+    let (inner, store, cipher, verifies, (old_json, old_v)) = cached_under_k1_then_resealed().await;
+    // Re-sealed under k2 (elsewhere), then k1 withdrawn from this server's cipher.
+    let (new_json, new_v) = table_row(&inner, &alice).await;
+    cipher.swap(Keyring::new("k2", &KEY_2).expect("key"));
+
+    // The attack: the k1 row this store has cached, written back.
+    set_row(&inner, &alice, &old_json, old_v).await;
+    assert!(unknown_key(&store.load(&alice).await, "k1"));
+    assert_eq!(cipher.counts().0, verifies + 1, "checked again");
+    set_row(&inner, &alice, &new_json, new_v).await;
+    assert!(store.load(&alice).await.expect("k2 row").is_some());
+
+    // A cipher that does not vouch for its verdicts: every load checks and opens.
+    let silent = TestCipher::with(keyring(), false);
+    let other = SqliteStore::in_memory().await.expect("sqlite");
+    set_row(&other, &alice, &old_json, old_v).await;
+    let unvouched = SealedStore::new(other, silent.clone());
+    for _ in 0..3 {
+        assert!(unvouched.load(&alice).await.expect("load").is_some());
+    }
+    assert_eq!(silent.counts(), (3, 3));
+    assert_eq!(unvouched.cached_users(), 0);
+}
+
+/// A row let through untagged while migrating is never cached, and changing what the store
+/// accepts empties the cache: once migration is turned off, that row is refused.
+#[tokio::test]
+async fn rows_let_through_while_migrating_are_not_cached() {
+    let alice = UserId::new("alice");
+    let (inner, store, _, _h, _) = counted_alice().await;
+    assert_eq!(store.cached_users(), 1);
+    let (json, v) = table_row(&inner, &alice).await;
+    set_row(&inner, &alice, &as_format_1(&json), v).await;
+
+    let cipher = TestCipher::new(keyring());
+    let migrating = SealedStore::new(inner.clone(), cipher.clone()).accept_untagged(true);
+    for _ in 0..2 {
+        assert!(migrating.load(&alice).await.expect("format 1").is_some());
+    }
+    assert_eq!(migrating.cached_users(), 0);
+    assert_eq!(cipher.counts(), (0, 2), "no tag to check; opened each time");
+    let strict = migrating.accept_untagged(false);
+    assert!(matches!(
+        strict.load(&alice).await,
+        Err(SealedStoreError::Untagged { .. })
+    ));
+
+    // A tagged row cached, then the store reconfigured: nothing carried over.
+    set_row(&inner, &alice, &json, v).await;
+    let store = SealedStore::new(inner.clone(), keyring());
+    assert!(store.load(&alice).await.expect("load").is_some());
+    assert_eq!(store.cached_users(), 1);
+    assert_eq!(store.accept_unsealed(true).cached_users(), 0);
+}
+
+/// What a save caches is what a load of the written row returns (both secret slots: an
+/// authenticator being replaced), and a save from the cached record keeps its ciphertexts.
+#[tokio::test]
+async fn a_save_caches_what_a_load_of_its_row_returns() {
+    let alice = Principal::new("alice");
+    let (inner, store, cipher, h, secret) = counted_alice().await;
+    h.clock.advance(30);
+    let current = code(&secret, h.now());
+    let started =
+        h.tf.start_rotation(
+            &alice.user,
+            "alice",
+            current.as_str(),
+            twofactor::account::Reauthenticated::at(h.now()),
+        )
+        .await
+        .expect("start rotation");
+    let (verifies, opens) = cipher.counts();
+    let cached = row(&*store, &alice.user).await;
+    assert_eq!(cipher.counts(), (verifies, opens), "served from the cache");
+    let off = SealedStore::new(inner.clone(), keyring()).cache_capacity(0);
+    let checked = row(&off, &alice.user).await;
+    let both = encoded(&cached.record);
+    assert_eq!(both, encoded(&checked.record));
+    let pending = twofactor::KeyUri::parse(started.uri())
+        .expect("uri")
+        .into_secret();
+    assert!(both.contains(pending.to_base32().as_str()), "pending slot");
+    assert!(both.contains(secret.to_base32().as_str()), "active slot");
+
+    // Saved again as cached: the same ciphertexts (kept, not sealed anew).
+    let before = stored_json(&inner, &alice.user).await;
+    let saved = store
+        .save(&alice.user, &cached.record, Some(cached.version))
+        .await
+        .expect("save");
+    assert!(matches!(saved, SaveOutcome::Saved(_)));
+    let after = stored_json(&inner, &alice.user).await;
+    let ciphertexts = |json: &str| {
+        let v: serde_json::Value = serde_json::from_str(json).expect("json");
+        (
+            v["active"]["secret"].clone(),
+            v["pending"]["secret"].clone(),
+        )
+    };
+    assert_eq!(ciphertexts(&before), ciphertexts(&after));
+    assert!(ciphertexts(&after).1.is_object(), "{after}");
+}
+
+/// The cache is bounded: past its capacity an entry is evicted (that user's next load is
+/// checked again), and `0` keeps nothing.
+#[tokio::test]
+async fn the_opened_row_cache_is_bounded() {
+    let (inner, _, _, _h, _) = counted_alice().await;
+    let writer = SealedStore::new(inner.clone(), keyring()).cache_capacity(0);
+    let record = row(&writer, &UserId::new("alice")).await.record;
+    let users: Vec<UserId> = (0..10).map(|i| UserId::new(format!("u{i}"))).collect();
+    for user in &users {
+        let _ = writer.save(user, &record, None).await.expect("save");
+    }
+    for capacity in [0, 1, 3, 100] {
+        let cipher = TestCipher::new(keyring());
+        let store = SealedStore::new(inner.clone(), cipher.clone()).cache_capacity(capacity);
+        for user in users.iter().chain(&users) {
+            assert!(store.load(user).await.expect("load").is_some());
+            assert!(store.cached_users() <= capacity);
+        }
+        // Twenty loads of ten users: at most `capacity` of the second pass are answered
+        // from the cache (all ten when they fit).
+        let checked = cipher.counts().0;
+        assert!(
+            checked >= 20 - capacity.min(10) && checked <= 20,
+            "capacity {capacity}: {checked}"
+        );
+        if capacity >= users.len() {
+            assert_eq!(checked, 10);
+        }
+    }
+    let store = SealedStore::new(inner.clone(), keyring()).cache_capacity(1);
+    let alice = UserId::new("alice");
+    assert!(store.load(&alice).await.expect("load").is_some());
+    assert_eq!(store.cached_users(), 1);
+}
+
+/// The cache holds opened secrets: they zeroize when dropped, and neither the store's
+/// `Debug` nor a loaded record's prints them (or the stored text).
+#[tokio::test]
+async fn cached_secrets_zeroize_and_never_print() {
+    fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    zeroized_on_drop::<twofactor::Secret>();
+
+    let alice = UserId::new("alice");
+    let (inner, store, _, _h, secret) = counted_alice().await;
+    let loaded = row(&*store, &alice).await;
+    assert_eq!(store.cached_users(), 1);
+    let json = stored_json(&inner, &alice).await;
+    let hex: String = secret
+        .expose_secret()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for printed in [format!("{store:?}"), format!("{loaded:?}")] {
+        for secret_text in [secret.to_base32().as_str(), hex.as_str(), json.as_str()] {
+            assert!(!printed.contains(secret_text), "{printed}");
+        }
+        assert!(!printed.contains("\"mac\""), "{printed}");
+    }
+    assert!(format!("{store:?}").contains("cache_capacity"));
+}

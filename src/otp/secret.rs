@@ -107,6 +107,9 @@ pub struct Secret {
     bytes: Vec<u8>,
 }
 
+/// `#[zeroize(drop)]` above wipes the bytes on drop; this says so to the type system.
+impl zeroize::ZeroizeOnDrop for Secret {}
+
 impl Secret {
     /// Generates a new 160-bit secret from the operating system's CSPRNG.
     ///

@@ -229,12 +229,14 @@ pub async fn reseal<S: ListUsers>(
     keyring: &Keyring,
     options: &ResealOptions,
 ) -> Result<ResealReport<S::Error>, ResealInterrupted<S::Error>> {
+    // A walk reads each record once: nothing to cache.
     let sealed = SealedStore::new(store, keyring)
         .accept_untagged(options.accept_untagged)
-        .accept_unsealed(options.accept_unsealed);
+        .accept_unsealed(options.accept_unsealed)
+        .cache_capacity(0);
     // Opens only what is sealed and tagged under the current key's subkeys.
     let current_only = keyring.current_only();
-    let current = SealedStore::new(store, &current_only);
+    let current = SealedStore::new(store, &current_only).cache_capacity(0);
     let code_keys = CodeKeys {
         current: Some(keyring.current_code_key().clone()),
         old: Vec::new(),

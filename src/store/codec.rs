@@ -19,6 +19,8 @@
 
 use core::fmt;
 
+use std::sync::Arc;
+
 use crate::account::TwoFactorRecord;
 
 /// A record could not be encoded, or stored text is not a record this crate wrote (bad JSON,
@@ -69,10 +71,13 @@ pub fn decode_record(json: &str) -> Result<TwoFactorRecord, RecordCodecError> {
 /// assert!(EncodedRecord::decode("{}".to_owned()).is_err());
 /// # Ok::<(), twofactor::store::codec::RecordCodecError>(())
 /// ```
+///
+/// The text is shared, not copied, when the value is cloned (a memory store handing out its
+/// row, a sealed store remembering what it wrote).
 #[derive(Clone)]
 pub struct EncodedRecord {
     record: TwoFactorRecord,
-    text: String,
+    text: Arc<str>,
 }
 
 impl EncodedRecord {
@@ -81,7 +86,7 @@ impl EncodedRecord {
     /// # Errors
     /// As [`encode_record`].
     pub fn encode(record: TwoFactorRecord) -> Result<Self, RecordCodecError> {
-        let text = encode_record(&record)?;
+        let text = encode_record(&record)?.into();
         Ok(EncodedRecord { record, text })
     }
 
@@ -92,14 +97,17 @@ impl EncodedRecord {
     /// As [`decode_record`]: treat it as a corrupt row.
     pub fn decode(text: String) -> Result<Self, RecordCodecError> {
         let record = decode_record(&text)?;
-        Ok(EncodedRecord { record, text })
+        Ok(EncodedRecord {
+            record,
+            text: text.into(),
+        })
     }
 
     /// Pairs a record with text the caller has just produced with the canonical encoder (the
     /// sealed store, which writes the record tag into the encoding itself). Tests check that
     /// it equals [`encode_record`].
-    pub(crate) fn from_canonical(record: TwoFactorRecord, text: String) -> Self {
-        debug_assert_eq!(encode_record(&record).ok().as_deref(), Some(text.as_str()));
+    pub(crate) fn from_canonical(record: TwoFactorRecord, text: Arc<str>) -> Self {
+        debug_assert_eq!(encode_record(&record).ok().as_deref(), Some(&*text));
         EncodedRecord { record, text }
     }
 
@@ -124,6 +132,11 @@ impl EncodedRecord {
     /// The record and the text.
     #[must_use]
     pub fn into_parts(self) -> (TwoFactorRecord, String) {
+        (self.record, String::from(&*self.text))
+    }
+
+    /// The record and the shared text (no copy).
+    pub(crate) fn into_shared_parts(self) -> (TwoFactorRecord, Arc<str>) {
         (self.record, self.text)
     }
 }
