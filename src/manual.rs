@@ -202,7 +202,13 @@
 //! a key for the key alone: TOTP and recovery codes are not offered, and are refused before
 //! they are checked; no remembered device skips it. A user without a key yet logs in with a
 //! code and is **escalated** ([`LoginGranted::needs_security_key`](crate::LoginGranted::needs_security_key)):
-//! the host sends them to register one at once. That first registration rests on the code,
+//! the host sends them to register one at once. A user with no 2FA at all is sent to forced
+//! set-up (an authenticator app), and the login that set-up completes is escalated the same
+//! way ([`Enrolled::needs_security_key`](crate::account::Enrolled::needs_security_key)); the
+//! status an account page shows says so until a key is registered
+//! ([`TwoFactorStatus::needs_security_key`](crate::account::TwoFactorStatus::needs_security_key),
+//! from [`status_for`](crate::TwoFactor::status_for)). The axum module sends the user to the
+//! account page, which asks for a key. That first registration rests on the code,
 //! like any enrollment rests on what the user had before; from then on, codes do not log them
 //! in. Hosts asking for a second factor before a sensitive action check that the session's
 //! proof is of a key ([`SecondFactorProof::factor`](crate::account::SecondFactorProof::factor)
@@ -234,10 +240,20 @@
 //! `127.0.0.1` as an origin).
 //!
 //! **Assurance claims.** A key's grant and proof carry the RFC 8176 method `hwk`
-//! ([`AuthMethod::HardwareKey`](crate::account::AuthMethod::HardwareKey)): `pwd hwk mfa` at
-//! login, AAL2. Not AAL3: SP 800-63B asks there for a hardware authenticator, which only an
-//! attestation of the key's model would show, and the second-factor ceremonies here ask for
-//! none (a software key, or a synced passkey used as a security key, answers the same way).
+//! ([`AuthMethod::HardwareKey`](crate::account::AuthMethod::HardwareKey)) or `swk`
+//! ([`AuthMethod::SoftwareKey`](crate::account::AuthMethod::SoftwareKey)): `pwd hwk mfa` at
+//! login, AAL2. `swk` is claimed for a key whose credential is **backup-eligible** (the
+//! WebAuthn flag a synced passkey sets: its private key may be copied to the user's other
+//! devices or a cloud keychain, "NOT sealed within a hardware cryptographic processor" in
+//! webauthn-rs's words), `hwk` for one that is not (a USB or NFC key, a device-bound platform
+//! key). The flag is the one webauthn-rs registered and checks at every answer (a key whose
+//! answers disagree with it is refused), so the claim follows what the key says of itself; a
+//! credential that cannot be read counts as `swk`, the weaker claim. Both reach AAL2, not
+//! AAL3: SP 800-63B asks there for a hardware authenticator, which only an attestation of the
+//! key's model would show, and the second-factor ceremonies here ask for none (a software key
+//! that does not set the flag answers like a hardware one: `hwk` means "not declared
+//! syncable", not "proven hardware"). NIST's supplement on syncable authenticators also keeps
+//! synced passkeys at AAL2.
 //! [`AuthMethod::is_phishing_resistant`](crate::account::AuthMethod::is_phishing_resistant)
 //! tells a host that wants the phishing-resistant factor specifically.
 //!
@@ -679,7 +695,8 @@
 //! tells the registered ones apart; agree on the others with whoever reads your tokens.
 //! `mfa` is added exactly when the claims reach AAL2 (the password and a TOTP or recovery
 //! code): a mailed code or a remembered device next to the password does not make it.
-//! `hwk`/`swk` will come with hardware and software keys (WebAuthn).
+//! `hwk` and `swk` name security keys (WebAuthn): see
+//! [Security keys](#security-keys-webauthn).
 //!
 //! **The levels**, in NIST SP 800-63B terms (checked against revision 3, June 2017 with its
 //! 2020 errata; its revision-4 draft of 2023 keeps each rule cited here under the same section

@@ -1602,14 +1602,20 @@ where
         self.check_ticket(pending)?;
         checked(
             self.run(pending.user(), None, |r, now, rng| {
-                r.finish_enrollment(
+                // Asked now, as `finish_login` does: a user whom the policy wants on a
+                // security key is let in with the new app's code only to add one.
+                let requirement =
+                    self.policy
+                        .requirement(pending.principal(), &r.enrollment_status(), now);
+                let t = r.finish_enrollment(
                     now,
                     pending.user(),
                     code,
                     Some(pending),
                     &self.settings,
                     rng,
-                )
+                )?;
+                Ok(t.map(|o| o.map(|e| e.escalate_for(&requirement))))
             })
             .await?,
         )
@@ -2867,12 +2873,15 @@ where
     pub async fn status_for(&self, principal: &Principal) -> Result<TwoFactorStatus, Error> {
         let now = self.clock.now();
         let record = self.load(&principal.user).await?.0;
-        let required = self
+        let requirement = self
             .policy
-            .requirement(principal, &record.enrollment_status(), now)
-            .is_required();
+            .requirement(principal, &record.enrollment_status(), now);
         let mut status = record.status(now, &self.settings);
-        status.required = Some(required);
+        status.required = Some(requirement.is_required());
+        status.needs_security_key = Some(
+            matches!(requirement, crate::Requirement::PhishingResistant)
+                && !record.has_security_key(),
+        );
         Ok(status)
     }
 

@@ -666,6 +666,109 @@ async fn a_phishing_resistant_policy_takes_only_keys_and_escalates_totp_users() 
         .unwrap();
 }
 
+/// A user the policy wants on a key, with no 2FA at all: the login asks for set-up (an
+/// authenticator app, which is all forced set-up offers), and the login that set-up completes
+/// is an escalation like a TOTP login's: `needs_security_key`, on the outcome and in the
+/// status an account page shows, until a key is registered. (On the previous main the
+/// outcome could not say so and the status had no such field: the host logged the user in
+/// on a TOTP code with nothing asking for the key.)
+#[tokio::test]
+async fn forced_set_up_under_a_phishing_resistant_policy_escalates_to_a_key() {
+    use twofactor::LoginDecision;
+    let store = Arc::new(MemoryStore::new());
+    let h = harness(store.clone(), admins_need_a_key);
+    let root = Principal::new("root").with_role("admin");
+    let decision = h.tf.start_login(&root, None, &ctx()).await.unwrap();
+    let LoginDecision::MustEnroll { pending } = decision else {
+        panic!("{decision:?}")
+    };
+    let (_, enrolled) = h.forced_enrollment(&pending).await;
+    assert!(enrolled.login_completed());
+    assert!(enrolled.needs_security_key(), "{enrolled:?}");
+    let status = h.tf.status_for(&root).await.unwrap();
+    assert_eq!(status.needs_security_key, Some(true));
+    assert_eq!(
+        h.tf.status(&root.user).await.unwrap().needs_security_key,
+        None
+    );
+    // She registers a key with the proof of that set-up: no longer needed.
+    let mut key = SoftKey::new();
+    h.add_key(&root, &mut key, "Key", enrolled.proof()).await;
+    let status = h.tf.status_for(&root).await.unwrap();
+    assert_eq!(status.needs_security_key, Some(false));
+
+    // Anyone else's forced set-up completes a plain login: nothing to escalate.
+    let emma = Principal::new("emma");
+    let decision = h.tf.start_login(&emma, None, &ctx()).await.unwrap();
+    let LoginDecision::MustEnroll { pending } = decision else {
+        panic!("{decision:?}")
+    };
+    let (_, enrolled) = h.forced_enrollment(&pending).await;
+    assert!(enrolled.login_completed());
+    assert!(!enrolled.needs_security_key());
+    assert_eq!(
+        h.tf.status_for(&emma).await.unwrap().needs_security_key,
+        Some(false)
+    );
+}
+
+/// The claims name the kind of key: `hwk` for a key whose credential stays in its hardware
+/// (the software key here, like a YubiKey, is not backup-eligible), `swk` for one whose
+/// credential says it may be synced or backed up (a passkey in a keychain). The stored
+/// credential's flag decides; the browser test registers a backup-eligible one for real.
+#[tokio::test]
+async fn a_key_proves_hwk_and_a_synced_one_swk() {
+    use twofactor::account::AuthMethod;
+    let (h, store, alice, mut key) = alice_with_key(required).await;
+    let granted = h.key_login(&alice, &mut key).await.expect("key login");
+    assert_eq!(granted.claims.amr(), ["pwd", "hwk", "mfa"]);
+    let proof = h.step_up(&alice.user, &mut key).await;
+    assert!(
+        proof
+            .claims()
+            .methods()
+            .iter()
+            .any(|m| m.method == AuthMethod::HardwareKey)
+    );
+    // Every method that proves a key is phishing-resistant and a second factor.
+    for m in [AuthMethod::HardwareKey, AuthMethod::SoftwareKey] {
+        assert!(m.is_phishing_resistant() && m.is_second_factor() && m.is_rfc8176());
+        assert_eq!(m.factor(), Some(FactorKind::SecurityKey));
+        assert_eq!(m.amr().parse::<AuthMethod>(), Ok(m));
+    }
+    assert_eq!(AuthMethod::SoftwareKey.amr(), "swk");
+    // The flag is the one webauthn-rs registered and checks at every answer: a credential
+    // stored as backup-eligible whose key answers without the flag is refused, so what the
+    // claims read from the stored credential is what the key says of itself.
+    let mut flags = 0;
+    edit_record(&*store, &alice.user, |r| {
+        set_all(&mut r["authenticators"], "backup_eligible", &mut flags);
+    })
+    .await;
+    assert_eq!(flags, 1, "one stored credential, one flag");
+    h.clock.advance(30);
+    let r = h.key_login(&alice, &mut key).await;
+    assert!(r.is_err(), "{r:?}");
+}
+
+/// Sets every `name` field under `v` to `true`, counting them.
+fn set_all(v: &mut Value, name: &str, count: &mut usize) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == name {
+                    *x = Value::Bool(true);
+                    *count += 1;
+                } else {
+                    set_all(x, name, count);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| set_all(x, name, count)),
+        _ => {}
+    }
+}
+
 #[tokio::test]
 async fn records_with_keys_keep_their_format_and_older_formats_load() {
     let (_h, store, alice, _key) = alice_with_key(required).await;

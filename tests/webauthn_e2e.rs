@@ -2,7 +2,10 @@
 //! WebDriver virtual authenticator (W3C WebAuthn § 11, which chromedriver implements; sent as
 //! custom commands: fantoccini has no typed ones): a key registered on the account page (the
 //! user's first factor: recovery codes), a logout, a login with the key, a step-up with it, a
-//! credential removed on the server refused, and the key removed on the account page.
+//! credential removed on the server refused, and the key removed on the account page. And a
+//! user a phishing-resistant policy covers: forced set-up of an app, the escalation to a key
+//! on the account page, a synced passkey (backup-eligible) registered, the key-only login,
+//! and its `swk` claim.
 //!
 //! WebAuthn needs a secure context and a domain name: the app is served on
 //! `http://localhost:PORT` (webauthn-rs refuses an origin of `127.0.0.1`). Needs `chromium` and
@@ -27,8 +30,12 @@ use serde_json::{Value, json};
 use tower_sessions::{Session, SessionManagerLayer};
 use twofactor::account::{RelyingParty, Settings};
 use twofactor::axum::{Login, TwoFactorWeb};
+use twofactor::policy::PhishingResistantFor;
 use twofactor::store::UserStore;
-use twofactor::{MemoryStore, Principal, TwoFactor, UserId};
+use twofactor::{
+    EnforcementPolicy, MemoryStore, Optional, Principal, RequiredForAll, Secret, Totp, TwoFactor,
+    UserId,
+};
 use webauthn_rs::prelude::Url;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -41,9 +48,13 @@ const USER: &str = "user";
 
 // ----- the WebDriver virtual authenticator, as custom commands -----
 
-/// `POST /session/{id}/webauthn/authenticator`: a CTAP2 USB key with user verification.
-#[derive(Debug)]
-struct AddVirtualAuthenticator;
+/// `POST /session/{id}/webauthn/authenticator`: a CTAP2 USB key with user verification, or
+/// (`synced`) an internal one whose credentials are backup-eligible and backed up, as a
+/// passkey in a platform keychain (WebAuthn Level 3 § 11.2 options).
+#[derive(Debug, Default)]
+struct AddVirtualAuthenticator {
+    synced: bool,
+}
 
 impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
     fn endpoint(&self, base: &Url, session: Option<&str>) -> Result<Url, url::ParseError> {
@@ -53,7 +64,7 @@ impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
         ))
     }
     fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
-        let body = json!({
+        let mut body = json!({
             "protocol": "ctap2",
             "transport": "usb",
             "hasResidentKey": false,
@@ -61,6 +72,11 @@ impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
             "isUserConsenting": true,
             "isUserVerified": true,
         });
+        if self.synced {
+            body["transport"] = json!("internal");
+            body["defaultBackupEligibility"] = json!(true);
+            body["defaultBackupState"] = json!(true);
+        }
 
         (Method::POST, Some(body.to_string()))
     }
@@ -135,7 +151,8 @@ async fn login(tfa: Login, Form(f): Form<LoginForm>) -> Response {
     if f.username != "alice" || f.password != "correct horse" {
         return page("Log in", "<p id=error>Wrong name or password.</p>").into_response();
     }
-    tfa.password_checked(Principal::new(f.username)).await
+    tfa.password_checked(Principal::new(f.username).with_role("admin"))
+        .await
 }
 
 async fn home(session: Session) -> Response {
@@ -157,7 +174,11 @@ async fn logout(session: Session) -> Redirect {
     Redirect::to("/login")
 }
 
-fn app(store: Arc<MemoryStore>, port: u16) -> Router {
+fn app<P: EnforcementPolicy + Send + Sync + 'static>(
+    store: Arc<MemoryStore>,
+    port: u16,
+    policy: P,
+) -> Router {
     let rp = RelyingParty::new("localhost", &format!("http://localhost:{port}"), "Keys e2e")
         .expect("a relying party");
     let settings = Settings::builder()
@@ -165,12 +186,16 @@ fn app(store: Arc<MemoryStore>, port: u16) -> Router {
         .build()
         .expect("settings");
     let tf = TwoFactor::builder(store)
+        .policy(policy)
         .settings(settings)
         .keys(twofactor::testing::test_keys())
         .build();
-    let tfa = TwoFactorWeb::builder(tf, |user| async move { Some(Principal::new(user)) })
-        .session_key(USER)
-        .build();
+    // Alice administers the app.
+    let tfa = TwoFactorWeb::builder(tf, |user| async move {
+        Some(Principal::new(user).with_role("admin"))
+    })
+    .session_key(USER)
+    .build();
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_page).post(login))
@@ -259,7 +284,37 @@ impl T {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_security_key_registers_logs_in_and_is_removed_in_chromium() -> TestResult {
-    let dir = std::env::temp_dir().join(format!("twofactor-webauthn-e2e-{}", std::process::id()));
+    in_chromium("optional", Optional, |t, store| Box::pin(story(t, store))).await
+}
+
+/// Administrators must use a security key (`PhishingResistantFor`); alice is one, with no 2FA
+/// yet. On the previous main forced set-up completed her login on the app's code with nothing
+/// asking for a key, and every key claimed `hwk`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_set_up_escalates_to_a_synced_passkey_that_claims_swk_in_chromium() -> TestResult {
+    let policy = PhishingResistantFor::new(["admin"], RequiredForAll::default());
+    in_chromium("escalation", policy, |t, store| {
+        Box::pin(escalation(t, store))
+    })
+    .await
+}
+
+type Story =
+    for<'a> fn(
+        &'a T,
+        &'a MemoryStore,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = TestResult> + Send + 'a>>;
+
+/// Serves the app with `policy` on `localhost`, opens Chromium, and runs `story`.
+async fn in_chromium<P: EnforcementPolicy + Send + Sync + 'static>(
+    name: &str,
+    policy: P,
+    story: Story,
+) -> TestResult {
+    let dir = std::env::temp_dir().join(format!(
+        "twofactor-webauthn-e2e-{name}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
@@ -268,7 +323,7 @@ async fn a_security_key_registers_logs_in_and_is_removed_in_chromium() -> TestRe
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let store = Arc::new(MemoryStore::new());
-    let router = app(store.clone(), port);
+    let router = app(store.clone(), port, policy);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
@@ -280,7 +335,7 @@ async fn a_security_key_registers_logs_in_and_is_removed_in_chromium() -> TestRe
     };
     let result = story(&t, &store).await;
     if result.is_err() {
-        let _ = t.shot("failure").await;
+        let _ = t.shot(&format!("{name}-failure")).await;
         eprintln!(
             "page at failure ({:?}): {:?}",
             t.c.current_url().await.map(|u| u.to_string()),
@@ -295,10 +350,89 @@ async fn a_security_key_registers_logs_in_and_is_removed_in_chromium() -> TestRe
     result
 }
 
+async fn escalation(t: &T, store: &MemoryStore) -> TestResult {
+    let alice = UserId::new("alice");
+    // Her laptop's platform authenticator: its passkeys sync (backup-eligible, backed up).
+    let authenticator =
+        t.c.issue_cmd(AddVirtualAuthenticator { synced: true })
+            .await?;
+    let authenticator = authenticator
+        .as_str()
+        .ok_or("an authenticator id")?
+        .to_owned();
+
+    // The password; no 2FA yet: forced set-up (an authenticator app).
+    t.login().await?;
+    assert_eq!(t.path().await?, "/2fa/setup");
+    let key =
+        t.c.execute(
+            "return document.querySelector('#manual-key').textContent",
+            vec![],
+        )
+        .await?;
+    let secret = Secret::from_base32(&key.as_str().ok_or("the manual key")?.replace(' ', ""))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    t.fill("#code", &Totp::default().generate(&secret, now).to_string())
+        .await?;
+    t.click("#confirm").await?;
+    assert_eq!(
+        t.c.find_all(Locator::Css("#recovery-codes li"))
+            .await?
+            .len(),
+        10
+    );
+    // The set-up logged her in, to add a key before anything else: the account page.
+    t.click("#continue").await?;
+    assert_eq!(t.path().await?, "/2fa/account");
+    assert!(
+        t.text("#needs-security-key")
+            .await?
+            .contains("requires a security key"),
+        "the account page says a key is required"
+    );
+    t.shot("escalation-needs-key").await?;
+    // She adds one: the proof of the set-up's code is fresh, so no code is asked for.
+    t.fill("#key-label", "Laptop passkey").await?;
+    t.click("#add-key").await?;
+    assert!(
+        t.text("#authenticators").await?.contains("Laptop passkey"),
+        "the key is listed"
+    );
+    assert!(
+        t.c.find(Locator::Css("#needs-security-key")).await.is_err(),
+        "no longer required"
+    );
+    assert_eq!(t.credentials(&authenticator).await?.len(), 1);
+    t.go("/").await?;
+    t.click("#logout").await?;
+
+    // From now on only the key logs her in; the claims say it is a synced one (`swk`).
+    t.login().await?;
+    assert_eq!(t.path().await?, "/2fa");
+    assert!(
+        t.c.find(Locator::Css("#code")).await.is_err(),
+        "no code field: a code would be refused"
+    );
+    t.click("#use-key").await?;
+    assert_eq!(t.path().await?, "/");
+    t.go("/2fa/account").await?;
+    let claims = t.text("#session-claims").await?;
+    assert!(claims.contains("swk"), "{claims}");
+    assert!(!claims.contains("hwk"), "{claims}");
+    t.shot("escalation-swk").await?;
+    let stored = store.load(&alice).await?.ok_or("a record")?;
+    assert!(stored.record.has_security_key());
+    t.c.issue_cmd(RemoveVirtualAuthenticator(authenticator))
+        .await?;
+    Ok(())
+}
+
 async fn story(t: &T, store: &MemoryStore) -> TestResult {
     let alice = UserId::new("alice");
     // The virtual authenticator: the browser's "security key".
-    let authenticator = t.c.issue_cmd(AddVirtualAuthenticator).await?;
+    let authenticator = t.c.issue_cmd(AddVirtualAuthenticator::default()).await?;
     let authenticator = authenticator
         .as_str()
         .ok_or("an authenticator id")?

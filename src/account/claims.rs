@@ -55,21 +55,29 @@ pub enum AuthMethod {
     /// attestation (not asked for) the key's hardware is not proven: it counts as a second
     /// factor (AAL2), not AAL3; see the [manual](crate::manual#security-keys-webauthn).
     HardwareKey,
+    /// `swk` (RFC 8176: proof of possession of a software-secured key): a security key whose
+    /// credential says it may be copied to other devices or backed up (WebAuthn's
+    /// backup-eligible flag: a synced passkey in a password manager or a platform keychain),
+    /// so its private key is not sealed in one device's hardware. Phishing-resistant like
+    /// [`HardwareKey`](Self::HardwareKey), and a second factor (AAL2; NIST's supplement on
+    /// syncable authenticators also stops them at AAL2).
+    SoftwareKey,
 }
 
 impl AuthMethod {
     /// Every method, in a fixed order.
-    pub const ALL: [AuthMethod; 6] = [
+    pub const ALL: [AuthMethod; 7] = [
         AuthMethod::Password,
         AuthMethod::Otp,
         AuthMethod::RecoveryCode,
         AuthMethod::MailedCode,
         AuthMethod::RememberedDevice,
         AuthMethod::HardwareKey,
+        AuthMethod::SoftwareKey,
     ];
 
-    /// The `amr` value: `pwd`, `otp`, `lookup_secret`, `email_code`, `remembered_device` or
-    /// `hwk`.
+    /// The `amr` value: `pwd`, `otp`, `lookup_secret`, `email_code`, `remembered_device`,
+    /// `hwk` or `swk`.
     #[must_use]
     pub const fn amr(self) -> &'static str {
         match self {
@@ -79,36 +87,43 @@ impl AuthMethod {
             AuthMethod::MailedCode => "email_code",
             AuthMethod::RememberedDevice => "remembered_device",
             AuthMethod::HardwareKey => "hwk",
+            AuthMethod::SoftwareKey => "swk",
         }
     }
 
-    /// Whether [`amr`](Self::amr) is a value registered by RFC 8176 (`pwd`, `otp`, `hwk`);
-    /// the others are this crate's names, to agree on with whoever reads the token.
+    /// Whether [`amr`](Self::amr) is a value registered by RFC 8176 (`pwd`, `otp`, `hwk`,
+    /// `swk`); the others are this crate's names, to agree on with whoever reads the token.
     #[must_use]
     pub const fn is_rfc8176(self) -> bool {
         matches!(
             self,
-            AuthMethod::Password | AuthMethod::Otp | AuthMethod::HardwareKey
+            AuthMethod::Password
+                | AuthMethod::Otp
+                | AuthMethod::HardwareKey
+                | AuthMethod::SoftwareKey
         )
     }
 
     /// Whether this method resists phishing (it is bound to the site's origin): a security
-    /// key ([`HardwareKey`](Self::HardwareKey)).
+    /// key ([`HardwareKey`](Self::HardwareKey) or [`SoftwareKey`](Self::SoftwareKey)).
     #[must_use]
     pub const fn is_phishing_resistant(self) -> bool {
-        matches!(self, AuthMethod::HardwareKey)
+        matches!(self, AuthMethod::HardwareKey | AuthMethod::SoftwareKey)
     }
 
     /// Whether this method is a possession authenticator that NIST SP 800-63B accepts as the
     /// second factor of AAL2 next to a password (section 4.2.1: a single-factor OTP device, a
     /// look-up secret, a cryptographic device): [`Otp`](Self::Otp),
-    /// [`RecoveryCode`](Self::RecoveryCode) and [`HardwareKey`](Self::HardwareKey). A mailed
-    /// code and a remembered device are not.
+    /// [`RecoveryCode`](Self::RecoveryCode), [`HardwareKey`](Self::HardwareKey) and
+    /// [`SoftwareKey`](Self::SoftwareKey). A mailed code and a remembered device are not.
     #[must_use]
     pub const fn is_second_factor(self) -> bool {
         matches!(
             self,
-            AuthMethod::Otp | AuthMethod::RecoveryCode | AuthMethod::HardwareKey
+            AuthMethod::Otp
+                | AuthMethod::RecoveryCode
+                | AuthMethod::HardwareKey
+                | AuthMethod::SoftwareKey
         )
     }
 
@@ -122,10 +137,13 @@ impl AuthMethod {
                 | AuthMethod::Otp
                 | AuthMethod::RecoveryCode
                 | AuthMethod::HardwareKey
+                | AuthMethod::SoftwareKey
         )
     }
 
-    /// The method a verified factor stands for.
+    /// The method a verified factor stands for: a security key is
+    /// [`HardwareKey`](Self::HardwareKey) here; the record names a synced one
+    /// [`SoftwareKey`](Self::SoftwareKey) (see [`factor`](Self::factor)).
     #[must_use]
     pub const fn of_factor(kind: FactorKind) -> Self {
         match kind {
@@ -137,6 +155,20 @@ impl AuthMethod {
         }
     }
 
+    /// The kind of factor this method verifies (both key methods are a
+    /// [`FactorKind::SecurityKey`]); `None` for the password.
+    #[must_use]
+    pub const fn factor(self) -> Option<FactorKind> {
+        Some(match self {
+            AuthMethod::Password => return None,
+            AuthMethod::Otp => FactorKind::Totp,
+            AuthMethod::RecoveryCode => FactorKind::RecoveryCode,
+            AuthMethod::MailedCode => FactorKind::MailedCode,
+            AuthMethod::RememberedDevice => FactorKind::TrustedDevice,
+            AuthMethod::HardwareKey | AuthMethod::SoftwareKey => FactorKind::SecurityKey,
+        })
+    }
+
     /// The byte of the sealed proof's encoding.
     pub(crate) const fn byte(self) -> u8 {
         match self {
@@ -146,6 +178,7 @@ impl AuthMethod {
             AuthMethod::MailedCode => 4,
             AuthMethod::RememberedDevice => 5,
             AuthMethod::HardwareKey => 6,
+            AuthMethod::SoftwareKey => 7,
         }
     }
 
@@ -157,6 +190,7 @@ impl AuthMethod {
             4 => AuthMethod::MailedCode,
             5 => AuthMethod::RememberedDevice,
             6 => AuthMethod::HardwareKey,
+            7 => AuthMethod::SoftwareKey,
             _ => return None,
         })
     }
@@ -656,20 +690,31 @@ mod tests {
     use AuthMethod::{MailedCode, Otp, Password, RecoveryCode, RememberedDevice};
 
     #[test]
-    fn names_round_trip_and_only_pwd_otp_and_hwk_are_rfc8176() {
+    fn names_round_trip_and_only_pwd_otp_hwk_and_swk_are_rfc8176() {
         for method in AuthMethod::ALL {
             assert_eq!(method.amr().parse::<AuthMethod>(), Ok(method));
             assert_eq!(AuthMethod::from_byte(method.byte()), Some(method));
             assert_eq!(method.to_string(), method.amr());
         }
         assert_eq!(AuthMethod::from_byte(0), None);
-        assert_eq!(AuthMethod::from_byte(7), None);
+        assert_eq!(AuthMethod::from_byte(8), None);
         let registered: Vec<_> = AuthMethod::ALL
             .into_iter()
             .filter(|m| m.is_rfc8176())
             .map(AuthMethod::amr)
             .collect();
-        assert_eq!(registered, ["pwd", "otp", "hwk"]);
+        assert_eq!(registered, ["pwd", "otp", "hwk", "swk"]);
+        for method in AuthMethod::ALL {
+            match method.factor() {
+                None => assert_eq!(method, Password),
+                Some(kind) => assert!(
+                    AuthMethod::of_factor(kind) == method
+                        || method == AuthMethod::SoftwareKey
+                            && kind == FactorKind::SecurityKey,
+                    "{method:?}"
+                ),
+            }
+        }
         assert!("mfa".parse::<AuthMethod>().is_err());
         assert!("OTP".parse::<AuthMethod>().is_err());
         for aal in [Aal::Aal1, Aal::Aal2, Aal::Aal3] {

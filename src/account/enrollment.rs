@@ -86,6 +86,7 @@ pub struct Enrolled {
     login_completed: bool,
     proof: SecondFactorProof,
     authenticator: AuthenticatorInfo,
+    needs_security_key: bool,
 }
 
 impl Enrolled {
@@ -130,6 +131,27 @@ impl Enrolled {
     pub fn proof(&self) -> &SecondFactorProof {
         &self.proof
     }
+    /// The policy requires a phishing-resistant factor of this user
+    /// ([`Requirement::PhishingResistant`]) and this enrollment completed a login with a
+    /// TOTP code: as [`LoginGranted::needs_security_key`](super::LoginGranted::needs_security_key),
+    /// the login was let in to **escalate**. Send the user to register a security key before
+    /// anything else (the axum module does). Set by
+    /// [`TwoFactor::finish_forced_enrollment`](crate::TwoFactor::finish_forced_enrollment),
+    /// which asks the policy; a host driving the record itself sets it with
+    /// [`escalate_for`](Self::escalate_for).
+    #[must_use]
+    pub const fn needs_security_key(&self) -> bool {
+        self.needs_security_key
+    }
+    /// Marks the outcome [`needs_security_key`](Self::needs_security_key) when it completed a
+    /// login and `requirement` (the policy's answer for the user now) asks for a
+    /// phishing-resistant factor, which a TOTP app is not.
+    #[must_use]
+    pub fn escalate_for(mut self, requirement: &Requirement) -> Self {
+        self.needs_security_key =
+            self.login_completed && matches!(requirement, Requirement::PhishingResistant);
+        self
+    }
 }
 
 impl fmt::Debug for Enrolled {
@@ -140,6 +162,7 @@ impl fmt::Debug for Enrolled {
             .field("login_completed", &self.login_completed)
             .field("proof", &self.proof)
             .field("authenticator", &self.authenticator)
+            .field("needs_security_key", &self.needs_security_key)
             .finish()
     }
 }
@@ -702,6 +725,7 @@ impl TwoFactorRecord {
                 login_completed,
                 proof,
                 authenticator: info,
+                needs_security_key: false,
             }),
         );
         if rotated {

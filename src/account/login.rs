@@ -984,12 +984,21 @@ impl TwoFactorRecord {
         let mut nonce = [0u8; 16];
         rng.try_fill_bytes(&mut nonce)
             .map_err(|_| DomainError::Rng)?;
+        // A security key proves `hwk`, or `swk` when its credential may be synced.
+        let method = match authenticator
+            .filter(|_| factor == FactorKind::SecurityKey)
+            .and_then(|id| self.authenticators.iter().find(|a| a.id == *id))
+            .and_then(|a| a.security_key())
+        {
+            Some(key) => key.method(),
+            None => AuthMethod::of_factor(factor),
+        };
         SecondFactorProof::issue(
             user,
             factor,
             now,
             self.tickets.generation,
-            factor_claims(factor, now, password_checked_at, authenticator),
+            factor_claims(method, factor, now, password_checked_at, authenticator),
             &nonce,
             settings.ticket_key()?,
         )
@@ -1643,15 +1652,16 @@ fn grant(reason: GrantReason, now: u64) -> LoginDecision {
     LoginDecision::Granted { reason, claims }
 }
 
-/// The claims of a verified `factor` at `now`, after a password check at
+/// The claims of a verified `factor` (proving `method`) at `now`, after a password check at
 /// `password_checked_at` if there was one.
 fn factor_claims(
+    method: AuthMethod,
     factor: FactorKind,
     now: u64,
     password_checked_at: Option<u64>,
     authenticator: Option<&AuthenticatorId>,
 ) -> AssuranceClaims {
-    let mut proved = CompletedMethod::new(AuthMethod::of_factor(factor), now);
+    let mut proved = CompletedMethod::new(method, now);
     if let Some(id) =
         authenticator.filter(|_| matches!(factor, FactorKind::Totp | FactorKind::SecurityKey))
     {

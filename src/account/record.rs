@@ -660,6 +660,12 @@ pub struct TwoFactorStatus {
     /// by `TwoFactor::status_for(&principal)`; `None` where no principal was asked about
     /// (`status(&user)`, the record alone).
     pub required: Option<bool>,
+    /// Whether the policy requires a phishing-resistant factor of this user
+    /// ([`Requirement::PhishingResistant`](crate::Requirement::PhishingResistant)) and they
+    /// have no security key yet: an account page says "add a security key now" (the axum
+    /// module does). Filled in by `TwoFactor::status_for(&principal)`; `None` from
+    /// `status(&user)`.
+    pub needs_security_key: Option<bool>,
 }
 
 impl TwoFactorStatus {
@@ -763,6 +769,7 @@ impl TwoFactorRecord {
             must_regenerate_recovery_codes: self.must_regenerate_recovery_codes(),
             trusted_devices: self.devices.iter().filter(|d| now < d.expires_at).count(),
             required: None,
+            needs_security_key: None,
             throttled_until: self.code_checks.blocked_until(
                 now,
                 settings.code_checks_per_window,

@@ -33,7 +33,7 @@
 #[cfg(feature = "webauthn")]
 use core::fmt;
 
-use super::{TwoFactorRecord, authenticators::AuthenticatorFactor};
+use super::{AuthMethod, TwoFactorRecord, authenticators::AuthenticatorFactor};
 
 /// webauthn-rs's types (feature `webauthn`), or a type that stands for them in a build
 /// without it: never built, and decoding one fails.
@@ -80,6 +80,29 @@ mod stored {
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct SecurityKeyFactor {
     pub(crate) credential: stored::Credential,
+}
+
+impl SecurityKeyFactor {
+    /// The method a signature of this key proves: [`SoftwareKey`](AuthMethod::SoftwareKey)
+    /// (`swk`) when the credential says at registration or since that it may live on several
+    /// devices or in a backup (WebAuthn's backup-eligible flag: a synced passkey; webauthn-rs
+    /// notes "the private key is NOT sealed within a hardware cryptographic processor"),
+    /// [`HardwareKey`](AuthMethod::HardwareKey) (`hwk`) otherwise. Read from the credential as
+    /// webauthn-rs serialises it; unreadable counts as synced, the weaker claim.
+    pub(crate) fn method(&self) -> AuthMethod {
+        #[cfg(feature = "webauthn")]
+        let synced = serde_json::to_value(&self.credential)
+            .ok()
+            .and_then(|v| v.get("cred")?.get("backup_eligible")?.as_bool())
+            .unwrap_or(true);
+        #[cfg(not(feature = "webauthn"))]
+        let synced = match self.credential {};
+        if synced {
+            AuthMethod::SoftwareKey
+        } else {
+            AuthMethod::HardwareKey
+        }
+    }
 }
 
 /// A registration waiting for the browser's answer.

@@ -471,7 +471,7 @@ impl SecondFactorProof {
         let of_factor = claims
             .methods()
             .iter()
-            .any(|m| m.method == AuthMethod::of_factor(factor) && m.completed_at == verified_at);
+            .any(|m| m.method.factor() == Some(factor) && m.completed_at == verified_at);
         let device = claims
             .methods()
             .iter()

@@ -209,6 +209,9 @@ const FLASH: &str = "twofactor.flash";
 /// Set while the login's last mailed code could not be sent.
 const NOT_SENT: &str = "twofactor.code_not_sent";
 
+/// The notice of an escalation: the policy wants a security key of this user, who has none.
+const NEEDS_SECURITY_KEY: &str = "Your organisation requires a security key: add one now (below).";
+
 /// What a login with no recovery code left says, on the account page it leads to.
 const NO_RECOVERY_CODES_LEFT: &str = "You have no recovery codes left. Make new ones now: \
      without them, losing your phone would lock you out of your account.";
@@ -1845,10 +1848,7 @@ impl TwoFactorWeb {
                 }
                 if granted.needs_security_key {
                     // Escalation: the policy wants a security key of this user, who has none.
-                    notes.push(
-                        "Your organisation requires a security key: add one now (below)."
-                            .to_owned(),
-                    );
+                    notes.push(NEEDS_SECURITY_KEY.to_owned());
                     next = self.paths().account.clone();
                 }
                 if next == self.paths().account && !notes.is_empty() {
@@ -2052,13 +2052,21 @@ impl TwoFactorWeb {
         {
             Ok(enrolled) => {
                 let continue_to = if enrolled.login_completed() {
-                    self.complete_login(
-                        session,
-                        pending.user(),
-                        pending.password_checked_at(),
-                        Some(enrolled.proof()),
-                    )
-                    .await?
+                    let next = self
+                        .complete_login(
+                            session,
+                            pending.user(),
+                            pending.password_checked_at(),
+                            Some(enrolled.proof()),
+                        )
+                        .await?;
+                    if enrolled.needs_security_key() {
+                        // Escalation, as after a code login: a security key before anything.
+                        self.flash(session, NEEDS_SECURITY_KEY).await?;
+                        self.paths().account.clone()
+                    } else {
+                        next
+                    }
                 } else {
                     self.drop_ticket(session).await?;
                     self.flash(

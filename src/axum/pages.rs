@@ -331,7 +331,7 @@ label{display:block;margin:.6rem 0 .2rem}input[type=text]{font:inherit;padding:.
 button:focus,a:focus,input:focus{outline:3px solid #1a5fb4;outline-offset:2px}.error{background:#fde8e8;border:1px solid #b3261e;padding:.5rem;border-radius:6px}\
 .notice{background:#e6f1fb;border:1px solid #1a5fb4;padding:.5rem;border-radius:6px}.warn{background:#fff6dd;border:1px solid #8a6100;padding:.5rem;border-radius:6px}\
 code,.key{font-family:ui-monospace,monospace}.key{font-size:1.2rem;letter-spacing:.05em}#qr svg{width:200px;height:200px}\
-.sr{position:absolute;left:-9999px}ul.codes{columns:2;font-family:ui-monospace,monospace;font-size:1.1rem}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3rem;text-align:left}";
+.sr{position:absolute;left:-9999px}ul.codes{columns:2;font-family:ui-monospace,monospace;font-size:1.1rem}table{border-collapse:collapse;width:100%}td input[type=text]{width:9rem}td,th{border-bottom:1px solid #ddd;padding:.3rem;text-align:left}";
 
 fn esc(s: &str) -> String {
     escape_html(s)
@@ -703,6 +703,12 @@ fn account(v: &AccountView<'_>) -> String {
         esc(v.user.as_str())
     );
     body.push_str(&authenticators::claims_line(v.claims, v.authenticators));
+    if s.needs_security_key == Some(true) {
+        body.push_str(
+            "<p class=warn id=needs-security-key>Your organisation requires a security key: \
+             add one below. Once you have one, only your key will log you in.</p>",
+        );
+    }
     let reauth = post_button(
         v,
         a.reauthenticate,
@@ -732,7 +738,7 @@ fn account(v: &AccountView<'_>) -> String {
         Some(since) => {
             body.push_str(&format!(
                 "<section id=tfa-on><h2>Two-factor authentication is on</h2>\
-                 <p>Authenticator app added on {}.{}</p>",
+                 <p>On since {}.{}</p>",
                 esc(&readable_utc(since)),
                 if required {
                     " Your organisation requires it."
@@ -751,11 +757,17 @@ fn account(v: &AccountView<'_>) -> String {
                 body.push_str(needs_password);
                 body.push_str(&reauth);
             }
-            body.push_str(&sensitive(
-                a.replace,
-                "replace",
-                "Replace the authenticator (new phone)",
-            ));
+            // One authenticator app: "new phone" replaces it in one step. With several, or a
+            // security key, each is replaced or removed in the list below.
+            if let [only] = v.authenticators
+                && only.kind() == AuthenticatorKind::Totp
+            {
+                body.push_str(&sensitive(
+                    a.replace,
+                    "replace",
+                    "Replace the authenticator (new phone)",
+                ));
+            }
             body.push_str("</section>");
             body.push_str(&authenticators::authenticators_section(v));
             let hint = if s.must_regenerate_recovery_codes {

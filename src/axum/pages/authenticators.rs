@@ -173,6 +173,7 @@ fn method_words(
         AuthMethod::MailedCode => "code by e-mail (email_code)".to_owned(),
         AuthMethod::RememberedDevice => "remembered device (remembered_device)".to_owned(),
         AuthMethod::HardwareKey => format!("security key{named} (hwk)"),
+        AuthMethod::SoftwareKey => format!("synced security key (passkey){named} (swk)"),
         #[allow(unreachable_patterns)]
         other => other.amr().to_owned(),
     }
