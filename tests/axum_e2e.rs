@@ -17,105 +17,29 @@
 #[path = "../examples/axum_minimal.rs"]
 mod example;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use twofactor::clock::SystemClock;
 use twofactor::{Clock, Secret, Totp};
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
 #[path = "support/browser.rs"]
 mod browser_support;
-use browser_support::browser;
+use browser_support::{Page, TestResult, browser};
 
 /// The test's view of the browser.
-struct T {
-    c: Client,
-    base: String,
-    shots: PathBuf,
+type T = Page;
+
+/// Alice's password login on the example's form.
+async fn login(t: &T) -> TestResult {
+    t.login("alice", "correct horse").await
 }
 
-impl T {
-    async fn go(&self, path: &str) -> TestResult {
-        self.c.goto(&format!("{}{path}", self.base)).await?;
-        Ok(())
-    }
-    async fn fill(&self, css: &str, text: &str) -> TestResult {
-        let e = self
-            .c
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await?;
-        e.clear().await?;
-        e.send_keys(text).await?;
-        Ok(())
-    }
-    /// Clicks something that loads a new page, and waits until the old page is gone.
-    async fn click(&self, css: &str) -> TestResult {
-        let old = self.c.find(Locator::Css("html")).await?;
-        self.toggle(css).await?;
-        for _ in 0..200 {
-            if old.tag_name().await.is_err() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(format!("clicking {css} did not load a page").into())
-    }
-    /// Clicks something that stays on the page (a checkbox, a disclosure).
-    async fn toggle(&self, css: &str) -> TestResult {
-        self.c
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await?
-            .click()
-            .await?;
-        Ok(())
-    }
-    async fn text(&self, css: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        let e = self
-            .c
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await?;
-        Ok(e.text().await?)
-    }
-    async fn path(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.c.current_url().await?.path().to_owned())
-    }
-    async fn shot(&self, name: &str) -> TestResult {
-        let png = self.c.screenshot().await?;
-        std::fs::write(self.shots.join(format!("axum-{name}.png")), png)?;
-        Ok(())
-    }
-    async fn login(&self) -> TestResult {
-        self.go("/login").await?;
-        self.fill("#username", "alice").await?;
-        self.fill("#password", "correct horse").await?;
-        self.click("#login").await
-    }
-    async fn logout(&self) -> TestResult {
-        self.click("#logout").await?;
-        assert_eq!(self.path().await?, "/login");
-        Ok(())
-    }
-    async fn device_cookies(
-        &self,
-    ) -> Result<Vec<fantoccini::cookies::Cookie<'static>>, Box<dyn std::error::Error + Send + Sync>>
-    {
-        Ok(self
-            .c
-            .get_all_cookies()
-            .await?
-            .into_iter()
-            .filter(|c| c.name().starts_with("__Host-2fa-device-"))
-            .collect())
-    }
+/// Logs out: back at the login page.
+async fn logout(t: &T) -> TestResult {
+    t.click("#logout").await?;
+    assert_eq!(t.path().await?, "/login");
+    Ok(())
 }
 
 /// The authenticator app: a code for a time step the server has not seen yet (the current
@@ -148,8 +72,6 @@ async fn the_minimal_axum_app_gains_2fa_in_chromium() -> TestResult {
     let dir = std::env::temp_dir().join(format!("twofactor-axum-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&shots)?;
 
     let app = example::app(tower_sessions::MemoryStore::default()).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -158,11 +80,7 @@ async fn the_minimal_axum_app_gains_2fa_in_chromium() -> TestResult {
         let _ = axum::serve(listener, app).await;
     });
     let (c, _driver) = browser(&dir.join("profile"), "1000,1200").await?;
-    let t = T {
-        c,
-        base: format!("http://{addr}"),
-        shots,
-    };
+    let t = Page::new(c, format!("http://{addr}"), "axum-")?;
     let result = story(&t).await;
     if result.is_err() {
         let _ = t.shot("failure").await;
@@ -186,7 +104,7 @@ async fn story(t: &T) -> TestResult {
     assert_eq!(t.path().await?, "/login");
 
     // First login: 2FA is required and alice has none: forced set-up.
-    t.login().await?;
+    login(t).await?;
     assert_eq!(t.path().await?, "/2fa/setup");
     assert!(
         t.c.find(Locator::Css("#qr svg")).await.is_ok(),
@@ -221,10 +139,10 @@ async fn story(t: &T) -> TestResult {
     t.click("#continue").await?;
     assert_eq!(t.path().await?, "/", "the set-up completed the login");
     assert!(t.text("main").await?.contains("Hello, alice"));
-    t.logout().await?;
+    logout(t).await?;
 
     // Second login: a code and "don't ask again on this device".
-    t.login().await?;
+    login(t).await?;
     assert_eq!(t.path().await?, "/2fa");
     t.shot("second-step").await?;
     t.fill("#code", &phone.code().await).await?;
@@ -240,10 +158,10 @@ async fn story(t: &T) -> TestResult {
     );
     assert_eq!(device[0].http_only(), Some(true));
     assert_eq!(device[0].path(), Some("/"));
-    t.logout().await?;
+    logout(t).await?;
 
     // Third login: the remembered device lets her in without a code.
-    t.login().await?;
+    login(t).await?;
     assert_eq!(t.path().await?, "/", "granted by the remembered device");
 
     // The guarded page asks for a fresh second factor first, then comes back.
@@ -276,10 +194,10 @@ async fn story(t: &T) -> TestResult {
     t.click("#revoke-all").await?;
     assert!(t.text("#notice").await?.contains("1 device revoked"));
     t.go("/").await?;
-    t.logout().await?;
+    logout(t).await?;
 
     // The revoked device is asked for a code again, and its cookie is deleted.
-    t.login().await?;
+    login(t).await?;
     assert_eq!(t.path().await?, "/2fa");
     assert!(
         t.device_cookies().await?.is_empty(),

@@ -17,14 +17,12 @@ mod demo;
 #[path = "../examples/web/pages.rs"]
 mod pages;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use twofactor::{Clock, Secret, Totp};
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// `twofactor::axum`'s pages: the second step (a code, or the mailed code), forced set-up,
 /// the account security page (where a login lands), step-up.
@@ -35,80 +33,24 @@ const STEP_UP: &str = "/2fa/step-up";
 
 #[path = "support/browser.rs"]
 mod browser_support;
-use browser_support::browser;
+use browser_support::{Page, TestResult, browser};
 
 /// The test's view of the browser and the app.
 struct T {
-    c: Client,
-    base: String,
+    page: Page,
     app: Arc<demo::App>,
-    shots: PathBuf,
     /// The administrator's (root's) authenticator, once enrolled.
     root: std::sync::Mutex<Option<Secret>>,
 }
 
+impl std::ops::Deref for T {
+    type Target = Page;
+    fn deref(&self) -> &Page {
+        &self.page
+    }
+}
+
 impl T {
-    async fn go(&self, path: &str) -> TestResult {
-        self.c.goto(&format!("{}{path}", self.base)).await?;
-        Ok(())
-    }
-    async fn fill(&self, css: &str, text: &str) -> TestResult {
-        let e = self
-            .c
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await?;
-        e.clear().await?;
-        e.send_keys(text).await?;
-        Ok(())
-    }
-    /// Clicks something that loads a new page, and waits until the old page is gone.
-    async fn click(&self, css: &str) -> TestResult {
-        let old = self.c.find(Locator::Css("html")).await?;
-        self.toggle(css).await?;
-        for _ in 0..200 {
-            if old.tag_name().await.is_err() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(format!("clicking {css} did not load a page").into())
-    }
-    /// Clicks something that stays on the page (a checkbox, a disclosure).
-    async fn toggle(&self, css: &str) -> TestResult {
-        self.c
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await?
-            .click()
-            .await?;
-        Ok(())
-    }
-    async fn text(&self, css: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        let e = self
-            .c
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await?;
-        Ok(e.text().await?)
-    }
-    async fn path(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.c.current_url().await?.path().to_owned())
-    }
-    async fn shot(&self, name: &str) -> TestResult {
-        let png = self.c.screenshot().await?;
-        std::fs::write(self.shots.join(format!("{name}.png")), png)?;
-        Ok(())
-    }
-    async fn login(&self, user: &str, password: &str) -> TestResult {
-        self.go("/login").await?;
-        self.fill("#username", user).await?;
-        self.fill("#password", password).await?;
-        self.click("#login").await
-    }
     async fn logout(&self) -> TestResult {
         self.click("#logout").await?;
         assert_eq!(self.path().await?, "/login");
@@ -268,19 +210,6 @@ impl T {
                 .await?,
         )
     }
-    /// The browser's trusted-device cookies (the library's per-user `__Host-` names).
-    async fn device_cookies(
-        &self,
-    ) -> Result<Vec<fantoccini::cookies::Cookie<'static>>, Box<dyn std::error::Error + Send + Sync>>
-    {
-        Ok(self
-            .c
-            .get_all_cookies()
-            .await?
-            .into_iter()
-            .filter(|c| c.name().starts_with("__Host-2fa-device-"))
-            .collect())
-    }
     /// The value of the demo's session cookie.
     async fn session_id(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
         Ok(self
@@ -315,16 +244,11 @@ async fn every_login_flow_in_chromium() -> TestResult {
     let dir = std::env::temp_dir().join(format!("twofactor-web-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&shots)?;
-
     let (addr, app, _server) = app::serve(demo::Config::new(dir.join("demo.db"))).await?;
     let (c, _driver) = browser(&dir.join("profile"), "1100,1400").await?;
     let t = T {
-        c,
-        base: format!("http://{addr}"),
+        page: Page::new(c, format!("http://{addr}"), "")?,
         app,
-        shots,
         root: std::sync::Mutex::new(None),
     };
     let result = story(&t).await;

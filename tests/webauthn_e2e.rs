@@ -15,7 +15,6 @@
 #![cfg(all(feature = "axum", feature = "webauthn"))]
 #![allow(missing_docs)]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +23,8 @@ use axum::extract::Form;
 use axum::http::Method;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use fantoccini::Locator;
 use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 use tower_sessions::{Session, SessionManagerLayer};
 use twofactor::account::{RelyingParty, Settings};
@@ -38,11 +37,9 @@ use twofactor::{
 };
 use webauthn_rs::prelude::Url;
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
 #[path = "support/browser.rs"]
 mod browser_support;
-use browser_support::browser;
+use browser_support::{BoxError, Page, TestResult, browser};
 
 const USER: &str = "user";
 
@@ -209,77 +206,22 @@ fn app<P: EnforcementPolicy + Send + Sync + 'static>(
 
 // ----- the browser -----
 
-struct T {
-    c: Client,
-    base: String,
-    shots: PathBuf,
+type T = Page;
+
+/// Alice's password login on the host's form.
+async fn log_in(t: &T) -> TestResult {
+    t.login("alice", "correct horse").await
 }
 
-impl T {
-    async fn go(&self, path: &str) -> TestResult {
-        self.c.goto(&format!("{}{path}", self.base)).await?;
-        Ok(())
-    }
-    async fn fill(&self, css: &str, text: &str) -> TestResult {
-        let e = self.element(css).await?;
-        e.clear().await?;
-        e.send_keys(text).await?;
-        Ok(())
-    }
-    async fn element(
-        &self,
-        css: &str,
-    ) -> Result<fantoccini::elements::Element, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self
-            .c
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await?)
-    }
-    /// Clicks something that loads a new page (directly, or after the security key's
-    /// script), and waits until the old page is gone.
-    async fn click(&self, css: &str) -> TestResult {
-        let old = self.c.find(Locator::Css("html")).await?;
-        self.element(css).await?.click().await?;
-        for _ in 0..300 {
-            if old.tag_name().await.is_err() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(format!("clicking {css} did not load a page").into())
-    }
-    async fn text(&self, css: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.element(css).await?.text().await?)
-    }
-    async fn path(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(self.c.current_url().await?.path().to_owned())
-    }
-    async fn shot(&self, name: &str) -> TestResult {
-        let png = self.c.screenshot().await?;
-        std::fs::write(self.shots.join(format!("webauthn-{name}.png")), png)?;
-        Ok(())
-    }
-    async fn login(&self) -> TestResult {
-        self.go("/login").await?;
-        self.fill("#username", "alice").await?;
-        self.fill("#password", "correct horse").await?;
-        self.click("#login").await
-    }
-    async fn credentials(
-        &self,
-        authenticator: &str,
-    ) -> Result<Vec<Value>, Box<dyn std::error::Error + Send + Sync>> {
-        let v = self
-            .c
-            .issue_cmd(Credentials {
-                authenticator: authenticator.to_owned(),
-                method: Method::GET,
-            })
-            .await?;
-        Ok(v.as_array().cloned().unwrap_or_default())
-    }
+/// The credentials the virtual authenticator holds.
+async fn credentials(t: &T, authenticator: &str) -> Result<Vec<Value>, BoxError> {
+    let v =
+        t.c.issue_cmd(Credentials {
+            authenticator: authenticator.to_owned(),
+            method: Method::GET,
+        })
+        .await?;
+    Ok(v.as_array().cloned().unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,8 +259,6 @@ async fn in_chromium<P: EnforcementPolicy + Send + Sync + 'static>(
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&shots)?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
@@ -328,11 +268,7 @@ async fn in_chromium<P: EnforcementPolicy + Send + Sync + 'static>(
         let _ = axum::serve(listener, router).await;
     });
     let (c, _driver) = browser(&dir.join("profile"), "1000,1200").await?;
-    let t = T {
-        c,
-        base: format!("http://localhost:{port}"),
-        shots,
-    };
+    let t = Page::new(c, format!("http://localhost:{port}"), "webauthn-")?;
     let result = story(&t, &store).await;
     if result.is_err() {
         let _ = t.shot(&format!("{name}-failure")).await;
@@ -362,7 +298,7 @@ async fn escalation(t: &T, store: &MemoryStore) -> TestResult {
         .to_owned();
 
     // The password; no 2FA yet: forced set-up (an authenticator app).
-    t.login().await?;
+    log_in(t).await?;
     assert_eq!(t.path().await?, "/2fa/setup");
     let key =
         t.c.execute(
@@ -404,12 +340,12 @@ async fn escalation(t: &T, store: &MemoryStore) -> TestResult {
         t.c.find(Locator::Css("#needs-security-key")).await.is_err(),
         "no longer required"
     );
-    assert_eq!(t.credentials(&authenticator).await?.len(), 1);
+    assert_eq!(credentials(t, &authenticator).await?.len(), 1);
     t.go("/").await?;
     t.click("#logout").await?;
 
     // From now on only the key logs her in; the claims say it is a synced one (`swk`).
-    t.login().await?;
+    log_in(t).await?;
     assert_eq!(t.path().await?, "/2fa");
     assert!(
         t.c.find(Locator::Css("#code")).await.is_err(),
@@ -437,10 +373,10 @@ async fn story(t: &T, store: &MemoryStore) -> TestResult {
         .as_str()
         .ok_or("an authenticator id")?
         .to_owned();
-    assert!(t.credentials(&authenticator).await?.is_empty());
+    assert!(credentials(t, &authenticator).await?.is_empty());
 
     // No 2FA yet: the password logs in. The account page offers a security key.
-    t.login().await?;
+    log_in(t).await?;
     assert_eq!(t.path().await?, "/");
     t.go("/2fa/account").await?;
     t.fill("#key-label", "YubiKey").await?;
@@ -449,7 +385,7 @@ async fn story(t: &T, store: &MemoryStore) -> TestResult {
     // The first key turns 2FA on: recovery codes, shown once.
     let codes = t.c.find_all(Locator::Css("#recovery-codes li")).await?;
     assert_eq!(codes.len(), 10, "ten recovery codes");
-    let creds = t.credentials(&authenticator).await?;
+    let creds = credentials(t, &authenticator).await?;
     assert_eq!(creds.len(), 1, "the key holds one credential: {creds:?}");
     t.click("#continue").await?;
     assert!(
@@ -463,7 +399,7 @@ async fn story(t: &T, store: &MemoryStore) -> TestResult {
     t.click("#logout").await?;
 
     // Log in with the key: the second step offers it (and the recovery codes).
-    t.login().await?;
+    log_in(t).await?;
     assert_eq!(t.path().await?, "/2fa");
     t.shot("second-step").await?;
     t.click("#use-key").await?;
@@ -477,7 +413,7 @@ async fn story(t: &T, store: &MemoryStore) -> TestResult {
     t.click("#logout").await?;
 
     // A credential removed on the server (between the options and the answer) is refused.
-    t.login().await?;
+    log_in(t).await?;
     assert_eq!(t.path().await?, "/2fa");
     let answer = t.c.execute_async(SIGN_WITHOUT_SUBMITTING, vec![]).await?;
     assert_eq!(answer, Value::Bool(true), "the key signed");
@@ -531,7 +467,7 @@ async fn story(t: &T, store: &MemoryStore) -> TestResult {
     t.click("#home").await?;
     t.click("#logout").await?;
     // The password alone logs in again; the browser's credential is useless now.
-    t.login().await?;
+    log_in(t).await?;
     assert_eq!(t.path().await?, "/");
     let _ =
         t.c.issue_cmd(Credentials {
@@ -539,7 +475,7 @@ async fn story(t: &T, store: &MemoryStore) -> TestResult {
             method: Method::DELETE,
         })
         .await?;
-    assert!(t.credentials(&authenticator).await?.is_empty());
+    assert!(credentials(t, &authenticator).await?.is_empty());
     t.c.issue_cmd(RemoveVirtualAuthenticator(authenticator))
         .await?;
     Ok(())

@@ -709,8 +709,7 @@ mod tests {
                 None => assert_eq!(method, Password),
                 Some(kind) => assert!(
                     AuthMethod::of_factor(kind) == method
-                        || method == AuthMethod::SoftwareKey
-                            && kind == FactorKind::SecurityKey,
+                        || method == AuthMethod::SoftwareKey && kind == FactorKind::SecurityKey,
                     "{method:?}"
                 ),
             }

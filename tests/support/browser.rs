@@ -1,11 +1,111 @@
 //! Headless Chromium over WebDriver for the browser tests (`tests/web_e2e.rs`,
-//! `tests/axum_e2e.rs`): chromedriver on a free loopback port, killed with the test.
+//! `tests/axum_e2e.rs`, `tests/webauthn_e2e.rs`): chromedriver on a free loopback port,
+//! killed with the test, and [`Page`], what a test does in it.
+// Each test uses what it needs of this module.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// Any error a browser test meets.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A browser test's result.
+pub type TestResult = Result<(), BoxError>;
+
+/// The browser on one app: go, fill, click (waiting for the next page), read, screenshot.
+pub struct Page {
+    /// The WebDriver session.
+    pub c: Client,
+    /// The app's base URL (`http://host:port`).
+    pub base: String,
+    shots: PathBuf,
+    prefix: &'static str,
+}
+
+impl Page {
+    /// A page on the app at `base`; screenshots go to `target/screenshots/{prefix}{name}.png`.
+    pub fn new(c: Client, base: String, prefix: &'static str) -> Result<Self, BoxError> {
+        let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&shots)?;
+        Ok(Page {
+            c,
+            base,
+            shots,
+            prefix,
+        })
+    }
+    pub async fn go(&self, path: &str) -> TestResult {
+        self.c.goto(&format!("{}{path}", self.base)).await?;
+        Ok(())
+    }
+    /// The element `css` selects, once it is there (10 s at most).
+    pub async fn element(&self, css: &str) -> Result<fantoccini::elements::Element, BoxError> {
+        Ok(self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?)
+    }
+    pub async fn fill(&self, css: &str, text: &str) -> TestResult {
+        let e = self.element(css).await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    }
+    /// Clicks something that loads a new page (directly, or after a script such as the
+    /// security key's), and waits until the old page is gone.
+    pub async fn click(&self, css: &str) -> TestResult {
+        let old = self.c.find(Locator::Css("html")).await?;
+        self.toggle(css).await?;
+        for _ in 0..300 {
+            if old.tag_name().await.is_err() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("clicking {css} did not load a page").into())
+    }
+    /// Clicks something that stays on the page (a checkbox, a disclosure).
+    pub async fn toggle(&self, css: &str) -> TestResult {
+        self.element(css).await?.click().await?;
+        Ok(())
+    }
+    pub async fn text(&self, css: &str) -> Result<String, BoxError> {
+        Ok(self.element(css).await?.text().await?)
+    }
+    pub async fn path(&self) -> Result<String, BoxError> {
+        Ok(self.c.current_url().await?.path().to_owned())
+    }
+    pub async fn shot(&self, name: &str) -> TestResult {
+        let png = self.c.screenshot().await?;
+        let file = format!("{}{name}.png", self.prefix);
+        std::fs::write(self.shots.join(file), png)?;
+        Ok(())
+    }
+    /// The host's login form: `#username`, `#password`, `#login`.
+    pub async fn login(&self, user: &str, password: &str) -> TestResult {
+        self.go("/login").await?;
+        self.fill("#username", user).await?;
+        self.fill("#password", password).await?;
+        self.click("#login").await
+    }
+    /// The remembered-device cookies the browser holds.
+    pub async fn device_cookies(
+        &self,
+    ) -> Result<Vec<fantoccini::cookies::Cookie<'static>>, BoxError> {
+        Ok(self
+            .c
+            .get_all_cookies()
+            .await?
+            .into_iter()
+            .filter(|c| c.name().starts_with("__Host-2fa-device-"))
+            .collect())
+    }
+}
 
 /// Kills chromedriver (and with it the browser) however the test ends.
 pub struct Driver(Child);
