@@ -441,11 +441,15 @@ impl Host {
     }
 
     /// Enrolls carol (a mailed-code login, then enrollment) and adds four authenticators with
-    /// the proof of that login: the five secrets, in the order of her authenticators.
+    /// the proof of that login ("Phone 0" to "Phone 4"): the five secrets, in the order of
+    /// her authenticators.
     fn enroll_with_five(&self) -> Vec<Secret> {
         let (tf, carol, ctx) = (&self.tf, &self.carol, &self.ctx);
         let (first, enrolled) = enroll_by_mail(tf, carol, ctx);
         let proof = enrolled.proof().clone();
+        // Labels of one length (see `carol_orders`).
+        block_on(tf.rename_authenticator(&carol.user, enrolled.authenticator().id(), "Phone 0"))
+            .expect("renamed");
         let mut secrets = vec![first];
         for i in 1..5 {
             let now = tf.clock().now();
@@ -463,6 +467,27 @@ impl Host {
             secrets.push(secret);
         }
         secrets
+    }
+
+    /// Carol's row as stored, with her first authenticator first; the same row with her
+    /// first and fifth authenticators swapped (ids, secrets, times and all); and with her
+    /// second and fourth swapped: the same bytes, in other orders. Her labels all have the
+    /// same length ("Phone 0" to "Phone 4"), so every order allocates the same sizes in the
+    /// same sequence when the row is decoded.
+    fn carol_orders(&self) -> [String; 3] {
+        let (json, _) = self.tf.store().json(&self.carol.user).expect("carol's row");
+        let row: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let swapped = |(i, j): (usize, usize)| {
+            let mut row = row.clone();
+            row["authenticators"]
+                .as_array_mut()
+                .expect("a list of authenticators")
+                .swap(i, j);
+            serde_json::to_string(&row).expect("json")
+        };
+        let orders = [swapped((0, 0)), swapped((0, 4)), swapped((1, 3))];
+        assert!(orders.iter().all(|o| o.len() == orders[0].len()));
+        orders
     }
 
     /// The set-up of every sample (outside the timed region): the clock moves on, the mailbox
@@ -805,7 +830,7 @@ fn never_issued() -> String {
 }
 
 /// The names of the service rows (for `DUDECT_ROWS`).
-const SERVICE_ROWS: [&str; 10] = [
+const SERVICE_ROWS: [&str; 13] = [
     "finish_login: A/A control",
     "finish_login: recovery code used vs never issued",
     "finish_login: recovery code used vs never issued, typed",
@@ -816,6 +841,9 @@ const SERVICE_ROWS: [&str; 10] = [
     "finish_login: TOTP replayed vs wrong",
     "finish_login: mailed code digit that differs",
     "finish_login: TOTP of the first vs the last of 5 authenticators",
+    "finish_login: TOTP one code, first vs last place of 5 authenticators",
+    "finish_login: TOTP one code, first place of 5 authenticators, A/A control",
+    "finish_login: TOTP one code, first place of 5 authenticators, placebo (2nd and 4th swapped)",
 ];
 
 #[allow(clippy::too_many_lines)]
@@ -958,6 +986,44 @@ fn service_rows(run: &mut Run) {
             let secret = &host.carol_secrets[if class == 0 { 0 } else { 4 }];
             (pending, Totp::default().generate(secret, now).to_string())
         },
+        |(pending, code)| host.finish(pending, Factor::Totp(code)),
+    );
+
+    // The same five authenticators, the same typed code (the first secret's), the record
+    // planted before every sample with that authenticator first, or swapped with the fifth:
+    // the classes differ in where the matching authenticator sits, not in what is typed.
+    let orders = host.carol_orders();
+    let place = |order: &str| {
+        host.tf
+            .store()
+            .insert_json(&host.carol.user, order.to_owned());
+        let pending = host.start(2);
+        let now = host.tf.clock().now();
+        let code = Totp::default().generate(&host.carol_secrets[0], now);
+        (pending, code.to_string())
+    };
+    run.measure(
+        SERVICE_ROWS[10],
+        "carol's first secret typed; it is her first / fifth authenticator (both granted)",
+        Some([0, 0]),
+        |class, _| place(&orders[usize::from(class)]),
+        |(pending, code)| host.finish(pending, Factor::Totp(code)),
+    );
+    // The placebo: the rows differ in their order as much as the row above's do (two
+    // authenticators swapped), but the matching one is first in both. What this row reads
+    // comes from the record's layout in memory, not from where the match is.
+    run.measure(
+        SERVICE_ROWS[12],
+        "carol's first secret typed; it is first in both, her 2nd and 4th swapped in B (both granted)",
+        Some([0, 0]),
+        |class, _| place(&orders[if class == 0 { 0 } else { 2 }]),
+        |(pending, code)| host.finish(pending, Factor::Totp(code)),
+    );
+    run.measure(
+        SERVICE_ROWS[11],
+        "carol's first secret typed; it is her first authenticator in both classes (both granted)",
+        Some([0, 0]),
+        |_, _| place(&orders[0]),
         |(pending, code)| host.finish(pending, Factor::Totp(code)),
     );
 
