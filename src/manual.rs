@@ -581,7 +581,15 @@
 //!   nothing is checked, nothing counted against the user it names, nothing saved.
 //! - **Single use**: once a login completes with it (a factor at `finish_login`, or forced
 //!   set-up), it is refused ([`Error::LoginExpired`](crate::Error::LoginExpired)), and so is
-//!   one past its deadline.
+//!   one past its deadline. The record keeps the deadline of the last ticket that completed a
+//!   login (`tickets.through`, format 7): tickets are issued with deadlines in the order they
+//!   are issued, so that ticket **and every ticket of the user issued no later** are refused
+//!   from then on. A completed login therefore also ends the user's other logins that began
+//!   before it and still wait for their second step (the other browser is asked to start
+//!   again; one started later is untouched). The price of single use is one number per
+//!   record, whatever the number of logins (a list of used tickets, formats 3 to 6, doubled
+//!   the record of a user who logs in every 30 s). A table writer who rolls it back is
+//!   refused under [sealing](crate::seal) like any other edit.
 //! - **Revocable**: [`revoke_login_tickets`](crate::TwoFactor::revoke_login_tickets) (call it
 //!   when the password changes) and an administrator's reset refuse every ticket and proof
 //!   issued before.
@@ -923,7 +931,8 @@
 //! What no table-level check can catch, without state kept outside the table:
 //! - **Rolling a whole row back** to an older state it really had (the record *and* its
 //!   version column, as in a restored backup): the tag of that state was valid. This revives a
-//!   revoked secret, a consumed recovery code or a revoked device, and resets the throttle.
+//!   revoked secret, a consumed recovery code, a revoked device or a used login ticket (one
+//!   still before its deadline), and resets the throttle.
 //!   Only a counter outside the database (for instance the latest version of each user kept
 //!   by your application elsewhere, or a transparency log) detects it; this crate does not
 //!   keep one. Restore backups of this table only together with a reset of 2FA for the users

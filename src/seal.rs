@@ -1173,7 +1173,7 @@ mod tests {
             text.replace("abab", "ABAB"),
             format!("{text} "),
             text.replace(r#""mac":"#, r#""mac" :"#),
-            text.replace(r#"{"v":6,"#, r#"{"v":6, "#),
+            text.replace(r#"{"v":7,"#, r#"{"v":7, "#),
         ] {
             assert_ne!(other, text);
             let built = stored_message(&user, Version(3), &other, &tag);

@@ -2879,7 +2879,7 @@ where
         let mut status = record.status(now, &self.settings);
         status.required = Some(requirement.is_required());
         status.needs_security_key = Some(
-            matches!(requirement, crate::Requirement::PhishingResistant)
+            matches!(requirement, crate::policy::Requirement::PhishingResistant)
                 && !record.has_security_key(),
         );
         Ok(status)

@@ -60,6 +60,9 @@ fn record_seeds_cover_valid_and_refused_records() {
     };
     // Formats 1 to 4 (rows written by earlier versions) still decode, and so does format 5.
     for valid in [
+        "v7_full",
+        "v7_tagged",
+        "v7_two_authenticators",
         "v6_full",
         "v6_tagged",
         "v6_two_authenticators",
@@ -79,20 +82,22 @@ fn record_seeds_cover_valid_and_refused_records() {
     ] {
         assert!(decode(valid).is_ok(), "{valid}");
     }
-    // The format-6 seeds are canonical: what this version writes, byte for byte; a format-5
-    // seed decodes to its format-6 seed (no ceremony waiting), and a format-4 seed too (one
+    // The format-7 seeds are canonical: what this version writes, byte for byte; a format-6
+    // seed is written as its format-7 seed (its listed used tickets kept, no ticket used
+    // since), and so are a format-5 seed (no ceremony waiting) and a format-4 seed (one
     // authenticator, a derived id).
-    for canonical in ["v6_full", "v6_tagged", "v6_two_authenticators"] {
+    for canonical in ["v7_full", "v7_tagged", "v7_two_authenticators"] {
         let data = fs::read_to_string(dir.join(canonical)).unwrap();
         let encoded = serde_json::to_string(&decode(canonical).unwrap()).unwrap();
         assert_eq!(encoded, data, "{canonical}");
     }
     for (old, new) in [
-        ("v4_full", "v6_full"),
-        ("v4_tagged", "v6_tagged"),
-        ("v5_full", "v6_full"),
-        ("v5_tagged", "v6_tagged"),
-        ("v5_two_authenticators", "v6_two_authenticators"),
+        ("v4_full", "v7_full"),
+        ("v4_tagged", "v7_tagged"),
+        ("v5_full", "v7_full"),
+        ("v5_tagged", "v7_tagged"),
+        ("v6_full", "v7_full"),
+        ("v6_tagged", "v7_tagged"),
     ] {
         let data = fs::read_to_string(dir.join(new)).unwrap();
         let encoded = serde_json::to_string(&decode(old).unwrap()).unwrap();
@@ -107,7 +112,7 @@ fn record_seeds_cover_valid_and_refused_records() {
     let v3 = serde_json::to_value(decode("v3_full").unwrap()).unwrap();
     assert_eq!(
         v2["tickets"],
-        serde_json::json!({"generation": 0, "used": []})
+        serde_json::json!({"generation": 0, "used": [], "through": 0, "at_through": []})
     );
     assert_eq!(v2["mailed_login_required"], false);
     for (key, value) in v2.as_object().unwrap() {
@@ -127,6 +132,9 @@ fn record_seeds_cover_valid_and_refused_records() {
     assert!(!decode("enrolled").unwrap().has_sealed_secret());
     // Not records this crate wrote: wrong shapes are refused, never "no 2FA".
     for refused in [
+        "v7_without_through",
+        "v6_with_through",
+        "v7_at_through_not_a_nonce",
         "empty_object",
         "pending_lenient_base32", // format 1 without its other fields
         "unknown_fields",

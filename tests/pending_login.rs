@@ -739,3 +739,48 @@ async fn revoked_tickets_are_refused() {
     let r = h.finish_totp(&pending, &code(&secret, h.now())).await;
     assert!(matches!(r, Err(Error::LoginExpired)), "{r:?}");
 }
+
+/// Single use in constant space (record format 7): a completed login refuses its ticket and
+/// every ticket of the user issued before it (the user's older logins still waiting for a
+/// second step start again), while a ticket issued later, or in the same second and not
+/// used, still works; and the row does not grow with the number of logins.
+#[tokio::test]
+async fn a_completed_login_ends_older_waiting_logins_and_the_row_stays_small() {
+    let store = Arc::new(MemoryStore::new());
+    let h = Harness::new(store.clone(), required);
+    let alice = Principal::new("alice");
+    let (secret, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let older = h.challenge(&alice).await;
+    h.clock.advance(5);
+    let used = h.challenge(&alice).await;
+    let same_second = h.challenge(&alice).await;
+    h.finish_totp(&used, &code(&secret, h.now()))
+        .await
+        .expect("login");
+    h.clock.advance(30);
+    for (what, ticket) in [("the used ticket", &used), ("an older one", &older)] {
+        let r = h.finish_totp(ticket, &code(&secret, h.now())).await;
+        assert!(matches!(r, Err(Error::LoginExpired)), "{what}: {r:?}");
+    }
+    h.finish_totp(&same_second, &code(&secret, h.now()))
+        .await
+        .expect("issued in the same second, never used");
+    h.clock.advance(30);
+    let later = h.challenge(&alice).await;
+    h.finish_totp(&later, &code(&secret, h.now()))
+        .await
+        .expect("issued later");
+
+    // A hundred logins 30 s apart later, the row is the size it was (a format-6 row listed
+    // each used ticket until its deadline: about 30 at this pace).
+    let size = || store.json(&alice.user).map(|(j, _)| j.len()).unwrap_or(0);
+    h.clock.advance(30);
+    h.totp_login(&alice, &secret).await;
+    let after_one = size();
+    for _ in 0..100 {
+        h.clock.advance(30);
+        h.totp_login(&alice, &secret).await;
+    }
+    assert_eq!(size(), after_one);
+}

@@ -123,11 +123,11 @@ fn format_1_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     for fixture in [V1_FULL, V1_DEFAULT] {
         let record = decode_record(fixture).expect("today's rows decode");
         let current = encode_record(&record).expect("encode");
-        assert!(current.starts_with(r#"{"v":6,"#), "{current}");
+        assert!(current.starts_with(r#"{"v":7,"#), "{current}");
         // Everything the old row said is still said; only the fields of formats 2 to 4 were
         // added, with the values that mean what format 1 meant.
         let rewritten = value(&current);
-        assert_eq!(rewritten["v"], Value::from(6));
+        assert_eq!(rewritten["v"], Value::from(7));
         assert_eq!(
             rewritten["key_ceremonies"],
             serde_json::json!({"registration": null, "authentication": null})
@@ -136,7 +136,7 @@ fn format_1_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
         assert_eq!(rewritten["mailed_code_login_at"], Value::Null);
         assert_eq!(
             rewritten["tickets"],
-            serde_json::json!({"generation": 0, "used": []})
+            serde_json::json!({"generation": 0, "used": [], "through": 0, "at_through": []})
         );
         assert_eq!(rewritten["mailed_login_required"], Value::Bool(false));
         assert_eq!(rewritten["mac"], Value::Null);
@@ -165,7 +165,7 @@ fn format_1_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
 fn format_2_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     let record = decode_record(V2_FULL).expect("format-2 rows decode");
     let current = encode_record(&record).expect("encode");
-    assert!(current.starts_with(r#"{"v":6,"#), "{current}");
+    assert!(current.starts_with(r#"{"v":7,"#), "{current}");
     // Format 3 only adds the ticket ledger (no ticket used, generation 0) and the flag that
     // the user was asked for a mailed code (not yet), format 4 the outgoing code and the send
     // attempts (none): everything else is as it was.
@@ -173,7 +173,7 @@ fn format_2_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     assert_format_4_fields_empty(&rewritten);
     assert_eq!(
         rewritten["tickets"],
-        serde_json::json!({"generation": 0, "used": []})
+        serde_json::json!({"generation": 0, "used": [], "through": 0, "at_through": []})
     );
     assert_eq!(rewritten["mailed_login_required"], Value::Bool(false));
     assert_eq!(to_format_2(rewritten), value(V2_FULL));
@@ -194,7 +194,7 @@ fn format_2_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
 fn format_3_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     let record = decode_record(V3_MAILED).expect("format-3 rows decode");
     let current = encode_record(&record).expect("encode");
-    assert!(current.starts_with(r#"{"v":6,"#), "{current}");
+    assert!(current.starts_with(r#"{"v":7,"#), "{current}");
     // Format 4 only adds the outgoing code (none: the mailed code of a format-3 row was
     // delivered, and stays the `mailed` code) and the send attempts (none counted).
     let rewritten = value(&current);
@@ -250,7 +250,7 @@ async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_5() {
         panic!("the mail server is down")
     };
     let (json, _) = store.json(&marc.user).expect("row");
-    assert_eq!(value(&json)["v"], 6);
+    assert_eq!(value(&json)["v"], 7);
     assert_eq!(value(&json)["outgoing"]["delivery"], "not_sent");
     assert_eq!(value(&json)["mailed"], value(V3_MAILED)["mailed"]);
     tf.finish_login(&pending, Factor::MailedCode(V3_CODE), None, &ctx)
@@ -265,8 +265,8 @@ async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_5() {
     );
 }
 
-/// A format-2 row in a store logs in (with its app's code) and is saved in the current format (6) by that
-/// login, with the used ticket in its ledger.
+/// A format-2 row in a store logs in (with its app's code) and is saved in the current format (7) by that
+/// login, with the used ticket's deadline in its ledger.
 #[tokio::test]
 async fn a_format_2_row_logs_in_and_is_saved_as_format_5() {
     let store = Arc::new(MemoryStore::new());
@@ -284,8 +284,71 @@ async fn a_format_2_row_logs_in_and_is_saved_as_format_5() {
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 7);
     let row = value(&json);
-    assert_eq!(row["v"], 6);
-    assert_eq!(row["tickets"]["used"].as_array().map(Vec::len), Some(1));
+    assert_eq!(row["v"], 7);
+    assert_eq!(
+        row["tickets"],
+        serde_json::json!({
+            "generation": 0,
+            "used": [],
+            "through": pending.password_checked_at(),
+            "at_through": [common::tickets::nonce_hex(&pending)],
+        })
+    );
+}
+
+/// A format-6 row whose ledger lists used tickets: each stays refused after the row loads,
+/// and after the next save (format 7 keeps the list until the tickets expire), so a ticket
+/// used before the upgrade never completes a second login. The row is made by this version
+/// in format 7 and turned into the format-6 shape, with the ticket of its login listed as
+/// format 6 listed it.
+#[tokio::test]
+async fn tickets_used_under_format_6_stay_used_after_the_upgrade() {
+    let store = Arc::new(MemoryStore::new());
+    let alice = Principal::new("alice");
+    let h = Harness::new(store.clone(), required);
+    let (secret, _) = h.enroll(&alice.user).await;
+    h.clock.advance(30);
+    let used = h.challenge(&alice).await;
+    h.clock.advance(10);
+    let waiting = h.challenge(&alice).await; // started after it, never used
+    h.finish_totp(&used, &code(&secret, h.now()))
+        .await
+        .expect("login");
+    // The row as format 6 wrote it: the used ticket listed, no deadline.
+    let (json, _) = store.json(&alice.user).expect("row");
+    let mut row = value(&json);
+    assert_eq!(row["tickets"]["through"], used.password_checked_at());
+    row["v"] = Value::from(6);
+    row["tickets"] = serde_json::json!({
+        "generation": 0,
+        "used": [{"nonce": common::tickets::nonce_hex(&used), "expires_at": used.expires_at()}],
+    });
+    store.insert_json(&alice.user, row.to_string());
+    h.clock.advance(30);
+    assert!(matches!(
+        h.finish_totp(&used, &code(&secret, h.now())).await,
+        Err(Error::LoginExpired)
+    ));
+    // The ticket started later was never used: it logs in, and the save is format 7.
+    h.finish_totp(&waiting, &code(&secret, h.now()))
+        .await
+        .expect("a ticket never used");
+    let (json, _) = store.json(&alice.user).expect("row");
+    let row = value(&json);
+    assert_eq!(row["v"], 7);
+    assert_eq!(row["tickets"]["through"], waiting.password_checked_at());
+    assert_eq!(
+        row["tickets"]["used"][0]["nonce"],
+        common::tickets::nonce_hex(&used),
+        "kept until it expires"
+    );
+    h.clock.advance(30);
+    for ticket in [&used, &waiting] {
+        assert!(matches!(
+            h.finish_totp(ticket, &code(&secret, h.now())).await,
+            Err(Error::LoginExpired)
+        ));
+    }
 }
 
 /// A format-3 row (one `active` factor) is one authenticator: the default label, created
@@ -311,7 +374,7 @@ fn rows_of_formats_3_and_4_load_as_one_authenticator_with_a_stable_id() {
         );
         let current = encode_record(&record).expect("encode");
         let rewritten = value(&current);
-        assert_eq!(rewritten["v"], 6);
+        assert_eq!(rewritten["v"], 7);
         assert_eq!(rewritten["authenticators"][0]["id"], list[0].id().as_str());
         assert_eq!(
             rewritten["pending"]["purpose"],
@@ -364,7 +427,7 @@ async fn an_enrolled_old_row_logs_in_and_its_rotation_replaces_its_factor(
     assert_eq!(granted.authenticator, Some(id.clone()));
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 8);
-    assert_eq!(value(&json)["v"], 6);
+    assert_eq!(value(&json)["v"], 7);
     assert_eq!(h.tf.authenticators(&alice.user).await.unwrap()[0].id(), &id);
     // The rotation started in format 3 is confirmed with the new app's code.
     let pending_secret = value(row)["pending"]["secret"]
@@ -551,7 +614,7 @@ mod sealed {
             }
             let (json, version) = inner.json(&alice.user).expect("row");
             assert_eq!(version.0, 8);
-            assert_eq!(value(&json)["v"], 6);
+            assert_eq!(value(&json)["v"], 7);
             assert_eq!(value(&json)["mac"]["key"], "k1");
         }
         let inner = Arc::new(MemoryStore::new());
@@ -656,7 +719,7 @@ mod sealed {
             .expect("login on a format-2 sealed row");
         let (json, version) = inner.json(&alice.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 6);
+        assert_eq!(value(&json)["v"], 7);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&alice.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.
@@ -697,7 +760,7 @@ mod sealed {
             .expect("the code mailed before the upgrade logs in");
         let (json, version) = inner.json(&marc.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 6);
+        assert_eq!(value(&json)["v"], 7);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&marc.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.

@@ -773,7 +773,7 @@ fn set_all(v: &mut Value, name: &str, count: &mut usize) {
 async fn records_with_keys_keep_their_format_and_older_formats_load() {
     let (_h, store, alice, _key) = alice_with_key(required).await;
     let json = record_json(&store, &alice.user);
-    assert_eq!(json["v"], 6);
+    assert_eq!(json["v"], 7);
     let record: TwoFactorRecord = serde_json::from_value(json.clone()).unwrap();
     // Canonical: decoding and encoding give the same bytes.
     assert_eq!(serde_json::to_value(&record).unwrap(), json);
@@ -784,6 +784,9 @@ async fn records_with_keys_keep_their_format_and_older_formats_load() {
     assert!(serde_json::from_value::<TwoFactorRecord>(missing.clone()).is_err());
     let mut v5 = missing;
     v5["v"] = Value::from(5);
+    let tickets = v5["tickets"].as_object_mut().unwrap();
+    assert_eq!(tickets.remove("through"), Some(Value::from(0)));
+    assert_eq!(tickets.remove("at_through"), Some(Value::Array(vec![])));
     assert!(serde_json::from_value::<TwoFactorRecord>(v5.clone()).is_ok());
     // A format-5 row with format-6 fields is refused.
     v5["key_ceremonies"] = json["key_ceremonies"].clone();

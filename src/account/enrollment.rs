@@ -679,7 +679,7 @@ impl TwoFactorRecord {
         if let (Some(login), true) = (login, login_completed) {
             next.login_awaiting_enrollment = None;
             next.tickets
-                .mark_used(login.nonce(), login.expires_at(), now);
+                .mark_used(login.nonce(), login.password_checked_at(), now);
         }
         let devices_revoked = next.devices.len();
         let id = next.new_authenticator_id(rng)?;

@@ -468,7 +468,8 @@ pub enum PendingStep {
 ///   `Error::InvalidTicket` before anything is loaded: nothing checked, nothing counted
 ///   against the user it names, nothing saved;
 /// - it is **single-use**: once a login completes with it, it is refused
-///   (`Error::LoginExpired`); so is one past its deadline;
+///   (`Error::LoginExpired`), and so is every ticket of the user issued before it (their
+///   other logins still waiting for a second step start again); so is one past its deadline;
 /// - it is **revocable**: `TwoFactor::revoke_login_tickets` (call it when the password
 ///   changes) and an administrator's reset refuse every ticket issued before.
 ///
@@ -945,7 +946,9 @@ impl TwoFactorRecord {
         pending.verify(settings)?;
         if !pending.is_open(now)
             || pending.generation() != self.tickets.generation
-            || self.tickets.is_used(pending.nonce())
+            || self
+                .tickets
+                .is_used(pending.nonce(), pending.password_checked_at())
         {
             return Err(DomainError::LoginExpired);
         }
@@ -1568,7 +1571,7 @@ impl TwoFactorRecord {
         next.code_checks.reset();
         // Single use: this ticket can complete no other login.
         next.tickets
-            .mark_used(pending.nonce(), pending.expires_at(), now);
+            .mark_used(pending.nonce(), pending.password_checked_at(), now);
         let authenticator = verified.authenticator();
         let proof = next.issue_proof_naming(
             pending.user(),
@@ -2014,7 +2017,11 @@ mod tests {
             .unwrap();
         assert!(t.outcome().is_err());
         assert!(t.record().login_awaiting_enrollment.is_some());
-        assert!(!t.record().tickets.is_used(ticket.nonce()));
+        assert!(
+            !t.record()
+                .tickets
+                .is_used(ticket.nonce(), ticket.password_checked_at())
+        );
 
         let t = confirm_with(&pending, T0 + 899, Some(&ticket)).unwrap();
         assert!(t.outcome().as_ref().unwrap().login_completed());
@@ -2051,7 +2058,11 @@ mod tests {
         );
         assert!(t.record().login_awaiting_enrollment.is_none());
         // The ticket is used up: it completes no other login.
-        assert!(t.record().tickets.is_used(ticket.nonce()));
+        assert!(
+            t.record()
+                .tickets
+                .is_used(ticket.nonce(), ticket.password_checked_at())
+        );
 
         // Once the login has expired (like any challenge), its ticket is refused, and
         // enrolling (from the account page) logs nobody in.
@@ -2913,8 +2924,8 @@ mod tests {
         });
         r.login_awaiting_enrollment = r.challenge.clone();
         r.mailed_code_login_at = Some(T0);
-        r.tickets.mark_used(&[7; 16], now + 900, now);
-        assert!(r.outgoing.is_some() && r.tickets.used.len() == 2);
+        r.tickets.mark_used(&[7; 16], now - 10, now);
+        assert!(r.outgoing.is_some() && r.tickets.through == now - 10);
         let before = r.clone();
         let t = r
             .verify_second_factor(

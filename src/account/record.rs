@@ -151,14 +151,16 @@ impl PendingEnrollment {
 ///
 /// # Stored format
 ///
-/// A JSON object with `"v": 6` and every field present (`null` or `[]` when empty), in a
+/// A JSON object with `"v": 7` and every field present (`null` or `[]` when empty), in a
 /// fixed order: `authenticators` (since format 5, in place of format 1's `active`: each with
 /// its `id`, `label`, `created_at`, `last_used_at` and `factor`, `{"totp": {secret, params,
 /// last_used_step, clock_offset, offset_candidate}}` or, since format 6, `{"security_key":
 /// {credential}}`, webauthn-rs's credential as it serialises it), the other eight fields of
 /// format 1
 /// (`pending` with its `purpose` and `label` since format 5), then `mailed_code_login_at`
-/// (format 2), then `tickets` (the ticket generation and the used tickets) and
+/// (format 2), then `tickets` (`{"generation", "through"}`: the ticket generation and,
+/// since format 7, the deadline of the last ticket that completed a login; formats 3 to 6
+/// listed the used tickets as `"used": [{"nonce", "expires_at"}]`) and
 /// `mailed_login_required` (format 3), then `outgoing` (a mailed code stored before its mailer
 /// answered, with its `delivery`: `"sending"` or `"not_sent"`) and `mail_attempts` (the send
 /// attempts, delivered or not, of the last window) (format 4), then `key_ceremonies` (format
@@ -176,8 +178,10 @@ impl PendingEnrollment {
 /// bytes, which is what [`SealedStore`](crate::seal::SealedStore) authenticates.
 ///
 /// Older rows load, and are written in the current format by their next save:
-/// - Format 5 (`"v": 5`): exactly the fields above without `key_ceremonies`; it loads with no
-///   ceremony waiting.
+/// - Format 6 (`"v": 6`): the fields above with the used tickets listed; each stays refused,
+///   and the next save folds the list into its latest deadline.
+/// - Format 5 (`"v": 5`): as format 6 without `key_ceremonies`; it loads with no ceremony
+///   waiting.
 /// - Formats 1 to 4 hold one `active` factor (or `null`): it becomes one authenticator
 ///   labelled "Authenticator app" ([`DEFAULT_LABEL`](super::DEFAULT_LABEL)), created when it
 ///   was confirmed, with its replay step, no clock offset, never used as far as the record
@@ -201,11 +205,11 @@ impl PendingEnrollment {
 /// use twofactor::account::TwoFactorRecord;
 ///
 /// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
-/// assert!(json.starts_with(r#"{"v":6,"authenticators":[]"#));
+/// assert!(json.starts_with(r#"{"v":7,"authenticators":[]"#));
 /// assert!(json.ends_with(r#""key_ceremonies":{"registration":null,"authentication":null},"mac":null}"#));
 /// assert!(serde_json::from_str::<TwoFactorRecord>(&json).is_ok());
 /// // Not a record this crate wrote: refused, never "no 2FA".
-/// for bad in ["{}", "[]", "null", r#"{"v":6}"#, r#"{"v":7,"authenticators":[]}"#] {
+/// for bad in ["{}", "[]", "null", r#"{"v":7}"#, r#"{"v":8,"authenticators":[]}"#] {
 ///     assert!(serde_json::from_str::<TwoFactorRecord>(bad).is_err());
 /// }
 /// # }
@@ -268,7 +272,7 @@ pub struct TwoFactorRecord {
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
 #[cfg(feature = "serde")]
-const FORMAT: u32 = 6;
+const FORMAT: u32 = 7;
 
 /// Deserializes a field with no default: `Option` fields become required (`null` allowed,
 /// absent refused), which serde otherwise makes optional.
@@ -311,7 +315,7 @@ struct WireOut<'a> {
     mail_sends: &'a RateLimit,
     mailed_code_login_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tickets: Option<&'a super::ticket::TicketLedger>,
+    tickets: Option<super::ticket::TicketLedgerWire>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mailed_login_required: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -337,6 +341,8 @@ mod since {
     pub(super) const AUTHENTICATORS: u32 = 5;
     /// The WebAuthn ceremonies waiting for an answer (security keys).
     pub(super) const KEY_CEREMONIES: u32 = 6;
+    /// `tickets` keeps a deadline (`through`) instead of a list of used tickets.
+    pub(super) const TICKETS_THROUGH: u32 = 7;
 }
 
 #[cfg(feature = "serde")]
@@ -362,7 +368,7 @@ impl TwoFactorRecord {
             code_checks: &self.code_checks,
             mail_sends: &self.mail_sends,
             mailed_code_login_at: self.mailed_code_login_at,
-            tickets: has(since::TICKETS).then_some(&self.tickets),
+            tickets: has(since::TICKETS).then(|| self.tickets.wire(!has(since::TICKETS_THROUGH))),
             mailed_login_required: has(since::MAILED_LOGIN_REQUIRED)
                 .then_some(self.mailed_login_required),
             outgoing: has(since::OUTGOING).then_some(&self.outgoing),
@@ -408,7 +414,7 @@ struct WireIn {
     #[serde(default, deserialize_with = "present")]
     mailed_code_login_at: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
-    tickets: Option<super::ticket::TicketLedger>,
+    tickets: Option<super::ticket::TicketLedgerWire>,
     #[serde(default, deserialize_with = "present")]
     mailed_login_required: Option<bool>,
     #[serde(default, deserialize_with = "present")]
@@ -506,7 +512,12 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
             format,
         )?
         .flatten();
-        let tickets = in_format(w.tickets, "tickets", since::TICKETS, format)?;
+        let tickets = in_format(w.tickets, "tickets", since::TICKETS, format)?
+            .map(|t| {
+                super::ticket::TicketLedger::from_wire(t, format < since::TICKETS_THROUGH)
+                    .map_err(D::Error::custom)
+            })
+            .transpose()?;
         let mailed_login_required = in_format(
             w.mailed_login_required,
             "mailed_login_required",

@@ -9,8 +9,8 @@
 //!
 //! What makes a login ticket single-use and revocable is stored in the user's record (a
 //! [`TicketLedger`]): the generation every ticket and proof carries (bumped by a revocation
-//! and an administrator's reset) and the nonces of tickets that completed a login, until
-//! they expire.
+//! and an administrator's reset) and the deadline of the last ticket that completed a login
+//! (every ticket issued no later is refused).
 
 use core::fmt;
 
@@ -331,7 +331,9 @@ impl Unverified {
     }
 }
 
-/// One ticket that completed a login, remembered until it would have expired anyway.
+/// One ticket that completed a login, as records of formats 3 to 6 listed them (remembered
+/// until it would have expired anyway). Format 7 lists no more of them
+/// ([`TicketLedger::through`]); those loaded from an older row stay refused until they expire.
 #[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
@@ -343,43 +345,159 @@ pub(crate) struct UsedTicket {
 }
 
 /// What the record keeps about tickets and proofs: their generation (a revocation bumps it,
-/// refusing every ticket and proof issued before) and the tickets already used.
+/// refusing every ticket and proof issued before) and which tickets can no longer complete a
+/// login.
+///
+/// **Single use, in constant space.** A ticket is issued when the password was checked
+/// ([`PendingLogin::password_checked_at`]). When one completes a login, the record keeps that
+/// second ([`through`](Self::through)) and the nonces of the tickets issued in it that did
+/// ([`at_through`](Self::at_through)): from then on every ticket of the user issued before
+/// that second is refused, and those listed. A ticket issued later (or in the same second and
+/// not used) still works. So a completed login also ends the user's other logins that began
+/// before it and still wait for their second step (that browser starts again), and the record
+/// no longer grows with every login: a list of every used ticket until its deadline made the
+/// record of a user who logs in every 30 s twice its size.
 #[derive(Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub(crate) struct TicketLedger {
     pub(crate) generation: u64,
+    /// Used tickets listed by a row of format 3 to 6, until their deadlines pass (never added
+    /// to).
     pub(crate) used: Vec<UsedTicket>,
+    /// The issue second of the last ticket that completed a login: every ticket issued before
+    /// it is refused (format 7).
+    pub(crate) through: u64,
+    /// The nonces (hex) of the tickets issued in the second `through` that completed a login.
+    pub(crate) at_through: Vec<String>,
 }
 
-/// How many used tickets a record remembers; past it the generation is bumped instead (every
-/// outstanding ticket is refused: fail closed).
-pub(crate) const MAX_USED_TICKETS: usize = 32;
+/// How many tickets issued in one second may complete a login before the ledger revokes
+/// instead (every outstanding ticket is refused: fail closed).
+pub(crate) const MAX_USED_IN_ONE_SECOND: usize = 32;
 
 impl TicketLedger {
-    /// Whether a ticket with this nonce already completed a login.
-    pub(crate) fn is_used(&self, nonce: &Nonce) -> bool {
+    /// Whether the ticket with this nonce, issued at `issued_at`, can no longer complete a
+    /// login.
+    pub(crate) fn is_used(&self, nonce: &Nonce, issued_at: u64) -> bool {
+        if issued_at < self.through {
+            return true;
+        }
         let nonce = hex(nonce);
-        self.used.iter().any(|u| u.nonce == nonce)
+        (issued_at == self.through && self.at_through.contains(&nonce))
+            || self.used.iter().any(|u| u.nonce == nonce)
     }
 
-    /// Records a used ticket, forgetting the expired ones.
-    pub(crate) fn mark_used(&mut self, nonce: &Nonce, expires_at: u64, now: u64) {
+    /// Records that the ticket with this nonce, issued at `issued_at`, completed a login at
+    /// `now` (and with it, every ticket issued before it), forgetting the expired listed ones.
+    pub(crate) fn mark_used(&mut self, nonce: &Nonce, issued_at: u64, now: u64) {
         self.used.retain(|u| now < u.expires_at);
-        if self.used.len() >= MAX_USED_TICKETS {
+        if issued_at > self.through {
+            self.through = issued_at;
+            self.at_through.clear();
+        } else if issued_at < self.through {
+            return; // refused by `is_used` already
+        }
+        if self.at_through.len() >= MAX_USED_IN_ONE_SECOND {
             self.revoke();
             return;
         }
-        self.used.push(UsedTicket {
-            nonce: hex(nonce),
-            expires_at,
-        });
+        self.at_through.push(hex(nonce));
     }
 
     /// Refuses every ticket and proof issued so far.
     pub(crate) fn revoke(&mut self) {
         self.generation = self.generation.saturating_add(1);
         self.used.clear();
+        self.at_through.clear();
+    }
+}
+
+/// The stored form of the ledger: `{generation, used}` in formats 3 to 6, `{generation,
+/// used, through, at_through}` from format 7 (each with exactly its fields).
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum TicketLedgerWire {
+    /// Format 7 on.
+    Through(ThroughWire),
+    /// Formats 3 to 6.
+    Listed(ListedWire),
+}
+
+/// The ledger of format 7 on.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ThroughWire {
+    generation: u64,
+    used: Vec<UsedTicket>,
+    through: u64,
+    at_through: Vec<String>,
+}
+
+/// The ledger of formats 3 to 6.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListedWire {
+    generation: u64,
+    used: Vec<UsedTicket>,
+}
+
+#[cfg(feature = "serde")]
+impl TicketLedger {
+    /// The ledger as a format before 7 (`listed`) or from 7 writes it.
+    pub(crate) fn wire(&self, listed: bool) -> TicketLedgerWire {
+        if listed {
+            TicketLedgerWire::Listed(ListedWire {
+                generation: self.generation,
+                used: self.used.clone(),
+            })
+        } else {
+            TicketLedgerWire::Through(ThroughWire {
+                generation: self.generation,
+                used: self.used.clone(),
+                through: self.through,
+                at_through: self.at_through.clone(),
+            })
+        }
+    }
+
+    /// The ledger a row stored, which must be in the shape of its format.
+    pub(crate) fn from_wire(w: TicketLedgerWire, listed: bool) -> Result<Self, &'static str> {
+        match (w, listed) {
+            (TicketLedgerWire::Listed(ListedWire { generation, used }), true) => Ok(TicketLedger {
+                generation,
+                used,
+                through: 0,
+                at_through: Vec::new(),
+            }),
+            (
+                TicketLedgerWire::Through(ThroughWire {
+                    generation,
+                    used,
+                    through,
+                    at_through,
+                }),
+                false,
+            ) => {
+                let hex_nonce = |n: &String| n.len() == 32 && unhex_vec(n).is_some();
+                if at_through.len() > MAX_USED_IN_ONE_SECOND || !at_through.iter().all(hex_nonce) {
+                    return Err("a ticket ledger this crate did not write");
+                }
+                Ok(TicketLedger {
+                    generation,
+                    used,
+                    through,
+                    at_through,
+                })
+            }
+            (TicketLedgerWire::Listed(_), false) => {
+                Err("a ticket ledger without `through` in a record of format 7 or later")
+            }
+            (TicketLedgerWire::Through(_), true) => {
+                Err("a ticket ledger with `through` in a record of a format before 7")
+            }
+        }
     }
 }
 
@@ -388,6 +506,8 @@ impl fmt::Debug for TicketLedger {
         f.debug_struct("TicketLedger")
             .field("generation", &self.generation)
             .field("used", &self.used.len())
+            .field("through", &self.through)
+            .field("at_through", &self.at_through.len())
             .finish()
     }
 }
@@ -858,19 +978,38 @@ mod tests {
     }
 
     #[test]
-    fn the_ledger_forgets_expired_tickets_and_fails_closed_when_full() {
+    fn a_used_ticket_refuses_itself_and_every_earlier_one_in_constant_space() {
         let mut l = TicketLedger::default();
-        l.mark_used(&[1; 16], 100, 10);
-        assert!(l.is_used(&[1; 16]) && !l.is_used(&[2; 16]));
-        l.mark_used(&[2; 16], 200, 150); // the first one expired: forgotten
-        assert!(!l.is_used(&[1; 16]) && l.is_used(&[2; 16]));
-        for i in 0..MAX_USED_TICKETS as u8 {
-            l.mark_used(&[i + 10; 16], 1_000, 160);
+        l.mark_used(&[1; 16], 100, 110);
+        // That ticket, and one issued before it.
+        assert!(l.is_used(&[1; 16], 100) && l.is_used(&[2; 16], 99));
+        // One issued in the same second and not used, or later, still works.
+        assert!(!l.is_used(&[3; 16], 100) && !l.is_used(&[3; 16], 101));
+        l.mark_used(&[3; 16], 100, 111);
+        assert!(l.is_used(&[3; 16], 100) && l.at_through.len() == 2);
+        // A thousand logins later, the ledger holds one second and one nonce.
+        for i in 0..1_000u64 {
+            l.mark_used(&[4; 16], 130 + i * 30, 140 + i * 30);
         }
-        assert_eq!(
-            l.generation, 1,
-            "a full ledger revokes instead of forgetting"
-        );
-        assert!(l.used.is_empty());
+        assert_eq!((l.through, l.at_through.len()), (130 + 999 * 30, 1));
+        assert!(l.used.is_empty() && l.generation == 0);
+        // Too many in one second: fail closed (revoke).
+        for i in 0..=MAX_USED_IN_ONE_SECOND as u8 {
+            l.mark_used(&[i; 16], 100_000, 100_001);
+        }
+        assert_eq!(l.generation, 1, "a full second revokes");
+        // Rows of formats 3 to 6 listed used tickets: refused until they expire.
+        let mut old = TicketLedger {
+            used: vec![UsedTicket {
+                nonce: hex(&[9; 16]),
+                expires_at: 500,
+            }],
+            ..TicketLedger::default()
+        };
+        assert!(old.is_used(&[9; 16], 10) && !old.is_used(&[8; 16], 10));
+        old.mark_used(&[8; 16], 20, 460);
+        assert!(old.is_used(&[9; 16], 30), "still listed until 500");
+        old.mark_used(&[7; 16], 40, 510);
+        assert!(old.used.is_empty());
     }
 }

@@ -472,7 +472,7 @@ where
             twofactor::store::codec::encode_record(&saved.record)
                 .expect("encode")
                 .get(..6),
-            Some(r#"{"v":6"#)
+            Some(r#"{"v":7"#)
         );
     }
 }

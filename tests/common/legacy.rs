@@ -3,14 +3,21 @@
 
 use serde_json::Value;
 
-/// A row of format 5 or 6 (several authenticators) turned back into the format-4 shape:
-/// `"v": 4`, no `key_ceremonies` (none may be waiting),
+/// A row of format 5 to 7 (several authenticators) turned back into the format-4 shape:
+/// `"v": 4`, no `key_ceremonies` (none may be waiting), no ticket deadline (none set),
 /// its one authenticator as `active` (secret, parameters as `totp`, creation time as
 /// `enrolled_at`, replay step), the pending enrollment without `purpose` and `label`. Only
 /// rows with at most one authenticator, never used to learn an offset, have a format-4 shape.
 /// A row without `authenticators` (already of an older format) is returned as it is.
 pub fn to_format_4(mut row: Value) -> Value {
     let map = row.as_object_mut().expect("object");
+    // Format 7's ticket deadline: none yet in a row that only loaded an older one.
+    if let Some(Value::Object(t)) = map.get_mut("tickets")
+        && let Some(through) = t.remove("through")
+    {
+        assert_eq!(through, 0, "a ticket used since format 7");
+        assert_eq!(t.remove("at_through"), Some(Value::Array(vec![])));
+    }
     let Some(list) = map.remove("authenticators") else {
         return row;
     };
@@ -44,7 +51,7 @@ pub fn to_format_4(mut row: Value) -> Value {
 
 /// The first authenticator's TOTP secret slot (the `active` one of an older row).
 pub fn first_secret(row: &Value) -> &Value {
-    if row["v"] == 5 || row["v"] == 6 {
+    if row["v"] == 5 || row["v"] == 6 || row["v"] == 7 {
         &row["authenticators"][0]["factor"]["totp"]["secret"]
     } else {
         &row["active"]["secret"]

@@ -327,14 +327,29 @@ pub fn proof_generation(token: &str) -> u64 {
     r.u64()
 }
 
+/// The nonce of `pending`'s ticket, hex (as rows of formats 3 to 6 listed used tickets).
+pub fn nonce_hex(pending: &PendingLogin) -> String {
+    hex(&Claims::decode(pending).0.nonce)
+}
+
 /// Whether a stored record (its JSON) still takes `pending` at `now`: open by its deadline,
-/// issued under the record's current ticket generation, and not used by a completed login.
+/// issued under the record's current ticket generation, and not used: issued no earlier than
+/// the ledger's `through` and not listed at it (format 7), nor listed as used by a row of an
+/// older format.
 pub fn usable(pending: &PendingLogin, record: &serde_json::Value, now: u64) -> bool {
     let (claims, _) = Claims::decode(pending);
-    let generation = record["tickets"]["generation"].as_u64().unwrap_or(0);
+    let t = &record["tickets"];
+    let generation = t["generation"].as_u64().unwrap_or(0);
     let nonce = hex(&claims.nonce);
-    let used = record["tickets"]["used"]
-        .as_array()
-        .is_some_and(|used| used.iter().any(|u| u["nonce"] == nonce.as_str()));
-    now < claims.expires_at && claims.generation == generation && !used
+    let through = t["through"].as_u64().unwrap_or(0);
+    let issued = claims.password_checked_at;
+    let listed = |list: &serde_json::Value, key: Option<&str>| {
+        list.as_array()
+            .is_some_and(|l| l.iter().any(|u| key.map_or(u, |k| &u[k]) == nonce.as_str()))
+    };
+    now < claims.expires_at
+        && claims.generation == generation
+        && issued >= through
+        && !(issued == through && listed(&t["at_through"], None))
+        && !listed(&t["used"], Some("nonce"))
 }
