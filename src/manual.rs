@@ -581,15 +581,16 @@
 //!   nothing is checked, nothing counted against the user it names, nothing saved.
 //! - **Single use**: once a login completes with it (a factor at `finish_login`, or forced
 //!   set-up), it is refused ([`Error::LoginExpired`](crate::Error::LoginExpired)), and so is
-//!   one past its deadline. The record keeps the deadline of the last ticket that completed a
-//!   login (`tickets.through`, format 7): tickets are issued with deadlines in the order they
-//!   are issued, so that ticket **and every ticket of the user issued no later** are refused
-//!   from then on. A completed login therefore also ends the user's other logins that began
-//!   before it and still wait for their second step (the other browser is asked to start
-//!   again; one started later is untouched). The price of single use is one number per
-//!   record, whatever the number of logins (a list of used tickets, formats 3 to 6, doubled
-//!   the record of a user who logs in every 30 s). A table writer who rolls it back is
-//!   refused under [sealing](crate::seal) like any other edit.
+//!   one past its deadline. The record keeps the second the last such ticket was issued in
+//!   (when its password was checked: `tickets.through`, format 7) and the nonces of the
+//!   tickets issued in that second that completed a login (`tickets.at_through`): that ticket
+//!   **and every ticket of the user issued before it** are refused from then on. A completed
+//!   login therefore also ends the user's other logins that began before it and still wait
+//!   for their second step (the other browser is asked to start again; one started later, or
+//!   in the same second, is untouched). The price of single use is a number and a nonce or
+//!   two per record, whatever the number of logins (a list of every used ticket, formats 3 to
+//!   6, doubled the record of a user who logs in every 30 s). A table writer who rolls it
+//!   back is refused under [sealing](crate::seal) like any other edit.
 //! - **Revocable**: [`revoke_login_tickets`](crate::TwoFactor::revoke_login_tickets) (call it
 //!   when the password changes) and an administrator's reset refuse every ticket and proof
 //!   issued before.

@@ -135,6 +135,8 @@ fn record_seeds_cover_valid_and_refused_records() {
         "v7_without_through",
         "v6_with_through",
         "v7_at_through_not_a_nonce",
+        "v7_at_through_too_many",
+        "v7_tickets_extra_field",
         "empty_object",
         "pending_lenient_base32", // format 1 without its other fields
         "unknown_fields",

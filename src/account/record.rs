@@ -158,9 +158,10 @@ impl PendingEnrollment {
 /// {credential}}`, webauthn-rs's credential as it serialises it), the other eight fields of
 /// format 1
 /// (`pending` with its `purpose` and `label` since format 5), then `mailed_code_login_at`
-/// (format 2), then `tickets` (`{"generation", "through"}`: the ticket generation and,
-/// since format 7, the deadline of the last ticket that completed a login; formats 3 to 6
-/// listed the used tickets as `"used": [{"nonce", "expires_at"}]`) and
+/// (format 2), then `tickets` (`{"generation", "used", "through", "at_through"}`: the ticket
+/// generation, the used tickets an older row listed (`[{"nonce", "expires_at"}]`, never added
+/// to since format 7), and since format 7 the issue second of the last ticket that completed
+/// a login and the nonces used in that second) and
 /// `mailed_login_required` (format 3), then `outgoing` (a mailed code stored before its mailer
 /// answered, with its `delivery`: `"sending"` or `"not_sent"`) and `mail_attempts` (the send
 /// attempts, delivered or not, of the last window) (format 4), then `key_ceremonies` (format
@@ -178,8 +179,8 @@ impl PendingEnrollment {
 /// bytes, which is what [`SealedStore`](crate::seal::SealedStore) authenticates.
 ///
 /// Older rows load, and are written in the current format by their next save:
-/// - Format 6 (`"v": 6`): the fields above with the used tickets listed; each stays refused,
-///   and the next save folds the list into its latest deadline.
+/// - Format 6 (`"v": 6`): the fields above without `tickets.through` and
+///   `tickets.at_through`; its listed used tickets stay refused until they expire.
 /// - Format 5 (`"v": 5`): as format 6 without `key_ceremonies`; it loads with no ceremony
 ///   waiting.
 /// - Formats 1 to 4 hold one `active` factor (or `null`): it becomes one authenticator
@@ -315,7 +316,7 @@ struct WireOut<'a> {
     mail_sends: &'a RateLimit,
     mailed_code_login_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tickets: Option<super::ticket::TicketLedgerWire>,
+    tickets: Option<super::ticket::TicketLedgerOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mailed_login_required: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -341,7 +342,7 @@ mod since {
     pub(super) const AUTHENTICATORS: u32 = 5;
     /// The WebAuthn ceremonies waiting for an answer (security keys).
     pub(super) const KEY_CEREMONIES: u32 = 6;
-    /// `tickets` keeps a deadline (`through`) instead of a list of used tickets.
+    /// `tickets` keeps the issue second of the last used ticket (`through`, `at_through`).
     pub(super) const TICKETS_THROUGH: u32 = 7;
 }
 

@@ -9,8 +9,8 @@
 //!
 //! What makes a login ticket single-use and revocable is stored in the user's record (a
 //! [`TicketLedger`]): the generation every ticket and proof carries (bumped by a revocation
-//! and an administrator's reset) and the deadline of the last ticket that completed a login
-//! (every ticket issued no later is refused).
+//! and an administrator's reset) and the issue second of the last ticket that completed a
+//! login, with the nonces used in that second (every ticket issued before it is refused).
 
 use core::fmt;
 
@@ -414,7 +414,7 @@ impl TicketLedger {
 /// The stored form of the ledger: `{generation, used}` in formats 3 to 6, `{generation,
 /// used, through, at_through}` from format 7 (each with exactly its fields).
 #[cfg(feature = "serde")]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(untagged)]
 pub(crate) enum TicketLedgerWire {
     /// Format 7 on.
@@ -425,7 +425,7 @@ pub(crate) enum TicketLedgerWire {
 
 /// The ledger of format 7 on.
 #[cfg(feature = "serde")]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ThroughWire {
     generation: u64,
@@ -436,29 +436,35 @@ pub(crate) struct ThroughWire {
 
 /// The ledger of formats 3 to 6.
 #[cfg(feature = "serde")]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListedWire {
     generation: u64,
     used: Vec<UsedTicket>,
 }
 
+/// The ledger as a format writes it, borrowed from the record (`at_through` left out before
+/// format 7, with `through`).
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize)]
+pub(crate) struct TicketLedgerOut<'a> {
+    generation: u64,
+    used: &'a [UsedTicket],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    through: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at_through: Option<&'a [String]>,
+}
+
 #[cfg(feature = "serde")]
 impl TicketLedger {
     /// The ledger as a format before 7 (`listed`) or from 7 writes it.
-    pub(crate) fn wire(&self, listed: bool) -> TicketLedgerWire {
-        if listed {
-            TicketLedgerWire::Listed(ListedWire {
-                generation: self.generation,
-                used: self.used.clone(),
-            })
-        } else {
-            TicketLedgerWire::Through(ThroughWire {
-                generation: self.generation,
-                used: self.used.clone(),
-                through: self.through,
-                at_through: self.at_through.clone(),
-            })
+    pub(crate) fn wire(&self, listed: bool) -> TicketLedgerOut<'_> {
+        TicketLedgerOut {
+            generation: self.generation,
+            used: &self.used,
+            through: (!listed).then_some(self.through),
+            at_through: (!listed).then_some(self.at_through.as_slice()),
         }
     }
 

@@ -720,25 +720,53 @@ impl TwoFactorWebBuilder {
     /// The web layer.
     ///
     /// # Panics
-    /// If a configured path is not a local path (see the setters).
+    /// If a configured path is not a local path (see the setters): a mistake in the app's
+    /// code, found at start-up. [`try_build`](Self::try_build) returns it as an error
+    /// instead, for paths read from configuration.
     #[must_use]
     pub fn build(self) -> TwoFactorWeb {
+        match self.try_build() {
+            Ok(web) => web,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The web layer, or which configured path is not a local path.
+    ///
+    /// # Errors
+    /// [`PathError`] when the prefix is not a path like `"/2fa"` (absolute, local, no
+    /// trailing slash), or the login page or `after_login` is not a local path (`"/..."`).
+    ///
+    /// ```
+    /// # use twofactor::axum::TwoFactorWeb;
+    /// # use twofactor::{MemoryStore, Principal, TwoFactor};
+    /// let tf = TwoFactor::builder(MemoryStore::new()).build();
+    /// let web = TwoFactorWeb::builder(tf, |user| async move { Some(Principal::new(user)) })
+    ///     .login_page("https://evil.example/login");
+    /// let e = web.try_build().err().expect("not a local path");
+    /// assert!(e.to_string().contains("login page"));
+    /// ```
+    pub fn try_build(self) -> Result<TwoFactorWeb, PathError> {
         let prefix = self.prefix;
-        assert!(
-            safe_next(&prefix).is_some() && !prefix.ends_with('/'),
-            "twofactor::axum: the prefix must be a path like \"/2fa\", not {prefix:?}"
-        );
+        if safe_next(&prefix).is_none() || prefix.ends_with('/') {
+            return Err(PathError {
+                what: "prefix",
+                path: prefix,
+            });
+        }
         for (what, path) in [
             ("login page", &self.login),
             ("after_login", &self.after_login),
         ] {
-            assert!(
-                safe_next(path).is_some(),
-                "twofactor::axum: the {what} must be a local path (\"/...\"), not {path:?}"
-            );
+            if safe_next(path).is_none() {
+                return Err(PathError {
+                    what,
+                    path: path.clone(),
+                });
+            }
         }
         let cookies = self.tf.device_cookie();
-        TwoFactorWeb {
+        Ok(TwoFactorWeb {
             inner: Arc::new(Inner {
                 tf: self.tf,
                 principals: self.principals,
@@ -748,8 +776,20 @@ impl TwoFactorWebBuilder {
                 user_key: self.user_key,
                 app_name: self.app_name,
             }),
-        }
+        })
     }
+}
+
+/// A path given to [`TwoFactorWebBuilder`] that is not a local path of this site: the prefix
+/// (a path like `"/2fa"`), the login page or `after_login` (`"/..."`). Following such a path
+/// after a login would be an open redirect.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "twofactor::axum: the {what} must be a local path (\"/...\"; the prefix without a trailing slash), not {path:?}"
+)]
+pub struct PathError {
+    what: &'static str,
+    path: String,
 }
 
 impl TwoFactorWeb {
@@ -2827,6 +2867,43 @@ mod tests {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
         assert_eq!(safe_next(&format!("/{}", "a".repeat(MAX_NEXT_LEN))), None);
+    }
+
+    /// Every configured path that is not a local one is a typed error from `try_build` (and
+    /// a panic from `build`), never a redirect target.
+    #[test]
+    fn configured_paths_that_are_not_local_are_typed_errors() {
+        let web = || {
+            TwoFactorWeb::builder(
+                TwoFactor::builder(crate::MemoryStore::new()).build(),
+                |user| async move { Some(Principal::new(user)) },
+            )
+        };
+        assert!(web().try_build().is_ok());
+        for bad in ["https://evil.example/x", "//evil.example", "", "login"] {
+            for (what, b) in [
+                ("prefix", web().prefix(bad)),
+                ("login page", web().login_page(bad)),
+                ("after_login", web().after_login(bad)),
+            ] {
+                let e = b.try_build().err().expect("refused");
+                assert_eq!(
+                    e,
+                    PathError {
+                        what,
+                        path: bad.to_owned()
+                    }
+                );
+            }
+        }
+        let e = web()
+            .prefix("/2fa/")
+            .try_build()
+            .err()
+            .expect("a trailing slash");
+        assert!(e.to_string().contains("prefix"), "{e}");
+        let built = std::panic::catch_unwind(|| web().after_login("//evil.example").build());
+        assert!(built.is_err(), "build panics");
     }
 
     #[test]
