@@ -590,7 +590,10 @@
 //!   in the same second, is untouched). The price of single use is a number and a nonce or
 //!   two per record, whatever the number of logins (a list of every used ticket, formats 3 to
 //!   6, doubled the record of a user who logs in every 30 s). A table writer who rolls it
-//!   back is refused under [sealing](crate::seal) like any other edit.
+//!   back is refused under [sealing](crate::seal) like any other edit. Times are the
+//!   service's clock: app servers whose clocks disagree by more than the seconds a second
+//!   step takes would refuse a login begun on the late one right after a login completed on
+//!   the early one (it reads as begun before it); keep them on NTP, as TOTP needs anyway.
 //! - **Revocable**: [`revoke_login_tickets`](crate::TwoFactor::revoke_login_tickets) (call it
 //!   when the password changes) and an administrator's reset refuse every ticket and proof
 //!   issued before.
