@@ -1607,15 +1607,14 @@ where
                 let requirement =
                     self.policy
                         .requirement(pending.principal(), &r.enrollment_status(), now);
-                let t = r.finish_enrollment(
+                r.finish_enrollment(
                     now,
                     pending.user(),
                     code,
-                    Some(pending),
+                    Some((pending, &requirement)),
                     &self.settings,
                     rng,
-                )?;
-                Ok(t.map(|o| o.map(|e| e.escalate_for(&requirement))))
+                )
             })
             .await?,
         )

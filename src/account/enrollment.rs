@@ -135,22 +135,13 @@ impl Enrolled {
     /// ([`Requirement::PhishingResistant`]) and this enrollment completed a login with a
     /// TOTP code: as [`LoginGranted::needs_security_key`](super::LoginGranted::needs_security_key),
     /// the login was let in to **escalate**. Send the user to register a security key before
-    /// anything else (the axum module does). Set by
-    /// [`TwoFactor::finish_forced_enrollment`](crate::TwoFactor::finish_forced_enrollment),
-    /// which asks the policy; a host driving the record itself sets it with
-    /// [`escalate_for`](Self::escalate_for).
+    /// anything else (the axum module does).
+    /// [`TwoFactor::finish_forced_enrollment`](crate::TwoFactor::finish_forced_enrollment) asks
+    /// the policy at the confirmation, as `finish_login` does; a host driving the record
+    /// itself passes the requirement with the ticket.
     #[must_use]
     pub const fn needs_security_key(&self) -> bool {
         self.needs_security_key
-    }
-    /// Marks the outcome [`needs_security_key`](Self::needs_security_key) when it completed a
-    /// login and `requirement` (the policy's answer for the user now) asks for a
-    /// phishing-resistant factor, which a TOTP app is not.
-    #[must_use]
-    pub fn escalate_for(mut self, requirement: &Requirement) -> Self {
-        self.needs_security_key =
-            self.login_completed && matches!(requirement, Requirement::PhishingResistant);
-        self
     }
 }
 
@@ -619,9 +610,10 @@ impl TwoFactorRecord {
     /// same code cannot log in), a new set of recovery codes is returned (once), trusted devices
     /// are revoked and the user is notified. With `login` (the ticket of a
     /// [`LoginDecision::MustEnroll`](super::LoginDecision::MustEnroll) answer for `user`, still
-    /// open and unused), the login waiting for this enrollment is completed and the ticket
-    /// used up: see [`Enrolled::login_completed`]. The outcome carries a proof of the new
-    /// authenticator.
+    /// open and unused, and the policy's answer for its principal now), the login waiting for
+    /// this enrollment is completed and the ticket used up: see [`Enrolled::login_completed`]
+    /// and, where the requirement asks for a phishing-resistant factor,
+    /// [`Enrolled::needs_security_key`]. The outcome carries a proof of the new authenticator.
     ///
     /// # Errors
     /// [`DomainError::InvalidTicket`], [`DomainError::LoginExpired`] for a `login` that is not
@@ -634,10 +626,11 @@ impl TwoFactorRecord {
         now: u64,
         user: &UserId,
         code: &str,
-        login: Option<&PendingLogin>,
+        login: Option<(&PendingLogin, &Requirement)>,
         settings: &Settings,
         rng: &mut R,
     ) -> Result<Transition<Checked<Enrolled>>, DomainError> {
+        let (login, requirement) = login.unzip();
         if let Some(login) = login {
             self.ensure_ticket_usable(login, now, settings)?;
             if login.user() != user || !matches!(login.step(), PendingStep::Enrollment) {
@@ -725,7 +718,8 @@ impl TwoFactorRecord {
                 login_completed,
                 proof,
                 authenticator: info,
-                needs_security_key: false,
+                needs_security_key: login_completed
+                    && matches!(requirement, Some(Requirement::PhishingResistant)),
             }),
         );
         if rotated {

@@ -1960,11 +1960,12 @@ mod tests {
         login: Option<&PendingLogin>,
     ) -> Result<Transition<Checked<super::super::Enrolled>>, DomainError> {
         let code = crate::account::enrollment::tests::code_at(r, now);
+        let required = Requirement::required();
         r.finish_enrollment(
             now,
             &who().user,
             &code,
-            login,
+            login.map(|l| (l, &required)),
             &Settings::default(),
             &mut TestRng(now),
         )
@@ -2010,7 +2011,7 @@ mod tests {
                 T0 + 90,
                 &who().user,
                 &wrong(&good),
-                Some(&ticket),
+                Some((&ticket, &Requirement::required())),
                 &Settings::default(),
                 &mut TestRng(1),
             )
@@ -2023,8 +2024,32 @@ mod tests {
                 .is_used(ticket.nonce(), ticket.password_checked_at())
         );
 
+        // Under a phishing-resistant requirement the same confirmation is an escalation; it is
+        // not one otherwise, nor from the account page.
+        let code = crate::account::enrollment::tests::code_at(&pending, T0 + 899);
+        let escalated = pending
+            .finish_enrollment(
+                T0 + 899,
+                &who().user,
+                &code,
+                Some((&ticket, &Requirement::PhishingResistant)),
+                &Settings::default(),
+                &mut TestRng(2),
+            )
+            .unwrap();
+        let escalated = escalated.outcome().as_ref().unwrap();
+        assert!(escalated.login_completed() && escalated.needs_security_key());
+        assert!(
+            !confirm(&pending, T0 + 899)
+                .outcome()
+                .as_ref()
+                .unwrap()
+                .needs_security_key()
+        );
+
         let t = confirm_with(&pending, T0 + 899, Some(&ticket)).unwrap();
         assert!(t.outcome().as_ref().unwrap().login_completed());
+        assert!(!t.outcome().as_ref().unwrap().needs_security_key());
         // Its proof claims the password the ticket dates, and the code: AAL2.
         {
             use crate::account::{Aal, AuthMethod as M, CompletedMethod as C};
