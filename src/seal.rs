@@ -473,7 +473,8 @@ fn tagged_message(
     message.reserve(MESSAGE_CAPACITY);
     tag_prefix(message, user, version);
     let start = message.len();
-    serde_json::to_writer(&mut *message, record).map_err(|err| SealError::Cipher(Box::new(err)))?;
+    crate::store::compact::write_or_serde_json(message, record)
+        .map_err(|err| SealError::Cipher(Box::new(err)))?;
     Ok(start)
 }
 

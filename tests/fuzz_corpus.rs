@@ -103,6 +103,22 @@ fn record_seeds_cover_valid_and_refused_records() {
         let encoded = serde_json::to_string(&decode(old).unwrap()).unwrap();
         assert_eq!(encoded, data, "{old} -> {new}");
     }
+    // The store's encoder writes exactly serde_json's bytes for every seed that decodes (it
+    // is a faster path to the same canonical text, and falls back to serde_json).
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(record) = twofactor::store::codec::decode_record(&String::from_utf8_lossy(
+            &fs::read(&path).unwrap(),
+        )) else {
+            continue;
+        };
+        assert_eq!(
+            twofactor::store::codec::encode_record(&record).unwrap(),
+            serde_json::to_string(&record).unwrap(),
+            "{}",
+            path.display()
+        );
+    }
     let two = decode("v5_two_authenticators").unwrap();
     assert_eq!(two.authenticators().len(), 2);
     assert_eq!(two.authenticators()[1].clock_offset_seconds(), -90);

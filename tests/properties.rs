@@ -315,12 +315,19 @@ async fn snapshot(tf: &Service, p: &Principal) -> (Option<u64>, Option<String>) 
 }
 
 async fn record(tf: &Service, p: &Principal) -> twofactor::account::TwoFactorRecord {
-    tf.store()
+    let record = tf
+        .store()
         .load(&p.user)
         .await
         .expect("memory store")
         .map(|v| v.record)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // Whatever state a flow left, the store's encoder writes serde_json's canonical bytes.
+    assert_eq!(
+        twofactor::store::codec::encode_record(&record).expect("encode"),
+        serde_json::to_string(&record).expect("serialize")
+    );
+    record
 }
 
 /// The stored record as JSON (`null` when there is none): what the oracle reads of the ticket

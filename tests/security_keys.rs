@@ -775,8 +775,12 @@ async fn records_with_keys_keep_their_format_and_older_formats_load() {
     let json = record_json(&store, &alice.user);
     assert_eq!(json["v"], 7);
     let record: TwoFactorRecord = serde_json::from_value(json.clone()).unwrap();
-    // Canonical: decoding and encoding give the same bytes.
+    // Canonical: decoding and encoding give the same bytes, through the store's encoder too.
     assert_eq!(serde_json::to_value(&record).unwrap(), json);
+    assert_eq!(
+        twofactor::store::codec::encode_record(&record).unwrap(),
+        serde_json::to_string(&record).unwrap()
+    );
     assert!(record.has_security_key() && !record.has_totp());
     // Format 6 requires the ceremonies; format 5 has none and loads.
     let mut missing = json.clone();

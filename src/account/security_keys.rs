@@ -91,17 +91,19 @@ impl SecurityKeyFactor {
     /// webauthn-rs serialises it; unreadable counts as synced, the weaker claim.
     pub(crate) fn method(&self) -> AuthMethod {
         #[cfg(feature = "webauthn")]
-        let synced = serde_json::to_value(&self.credential)
-            .ok()
-            .and_then(|v| v.get("cred")?.get("backup_eligible")?.as_bool())
-            .unwrap_or(true);
-        #[cfg(not(feature = "webauthn"))]
-        let synced = match self.credential {};
-        if synced {
-            AuthMethod::SoftwareKey
-        } else {
-            AuthMethod::HardwareKey
+        {
+            let synced = serde_json::to_value(&self.credential)
+                .ok()
+                .and_then(|v| v.get("cred")?.get("backup_eligible")?.as_bool())
+                .unwrap_or(true);
+            if synced {
+                AuthMethod::SoftwareKey
+            } else {
+                AuthMethod::HardwareKey
+            }
         }
+        #[cfg(not(feature = "webauthn"))]
+        match self.credential {}
     }
 }
 

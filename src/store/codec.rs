@@ -38,7 +38,13 @@ pub struct RecordCodecError {
 /// # Errors
 /// [`RecordCodecError`] if serialization fails (not expected: every field serializes).
 pub fn encode_record(record: &TwoFactorRecord) -> Result<String, RecordCodecError> {
-    serde_json::to_string(record).map_err(|source| RecordCodecError { source })
+    let mut out = Vec::with_capacity(2048);
+    super::compact::write_or_serde_json(&mut out, record)
+        .map_err(|source| RecordCodecError { source })?;
+    // JSON text of UTF-8 strings and ASCII: always UTF-8.
+    String::from_utf8(out).map_err(|e| RecordCodecError {
+        source: serde::ser::Error::custom(e),
+    })
 }
 
 /// Decodes stored text strictly: the current format, or a row in the format written before

@@ -14,6 +14,8 @@
 
 #[cfg(feature = "serde")]
 pub mod codec;
+#[cfg(feature = "serde")]
+pub(crate) mod compact;
 mod dynamic;
 mod memory;
 #[cfg(feature = "postgres")]

@@ -1,0 +1,631 @@
+//! The record's canonical JSON, written faster: the same bytes `serde_json::to_writer`
+//! writes, for the shapes the record is made of.
+//!
+//! A sealed save encodes the record and MACs the bytes; serde_json scans every byte of every
+//! string for characters to escape, one byte at a time, and the record is mostly hex
+//! (digests, salts, nonces, ciphertext): that scan was most of the encoding's cost. Here a
+//! string is checked in one pass the compiler vectorizes, copied as it is when nothing in it
+//! needs escaping (always, for hex), and handed to serde_json otherwise, so every escape is
+//! serde_json's own. Integers are written as serde_json writes them (decimal, no sign for
+//! unsigned). Anything else serde_json would write differently or that the record never holds
+//! (floats, 128-bit integers, bytes, characters, maps with keys that are not strings) is
+//! [`Unsupported`]: the caller then encodes the whole value with serde_json. The output is
+//! held to serde_json's byte for byte by differential tests (every fuzz seed, records of every
+//! flow, arbitrary strings).
+
+use serde::ser::{self, Serialize};
+
+/// A shape this writer leaves to serde_json (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct Unsupported;
+
+impl core::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a shape the compact writer leaves to serde_json")
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+impl ser::Error for Unsupported {
+    fn custom<T: core::fmt::Display>(_: T) -> Self {
+        Unsupported
+    }
+}
+
+/// Appends `value` to `out` exactly as `serde_json::to_writer` would, or fails with
+/// [`Unsupported`] (what was appended is then meaningless: truncate it).
+pub(crate) fn write<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), Unsupported> {
+    value.serialize(&mut Writer { out })
+}
+
+/// Appends `value` as `serde_json::to_writer` would, through [`write`] when it can.
+///
+/// # Errors
+/// serde_json's, when neither can encode it.
+pub(crate) fn write_or_serde_json<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> serde_json::Result<()> {
+    let start = out.len();
+    if write(out, value).is_ok() {
+        return Ok(());
+    }
+    out.truncate(start);
+    serde_json::to_writer(&mut *out, value)
+}
+
+struct Writer<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl Writer<'_> {
+    fn string(&mut self, s: &str) {
+        // One pass over every byte (no early exit, so it vectorizes): does anything need an
+        // escape? serde_json escapes `"`, `\` and the control characters below 0x20.
+        let plain = !s.bytes().fold(false, |any, b| {
+            any | (b < 0x20) | (b == b'"') | (b == b'\\')
+        });
+        if plain {
+            self.out.reserve(s.len() + 2);
+            self.out.push(b'"');
+            self.out.extend_from_slice(s.as_bytes());
+            self.out.push(b'"');
+        } else {
+            // serde_json's own escapes; writing to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *self.out, s);
+        }
+    }
+
+    fn integer(&mut self, v: impl itoa::Integer) {
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+}
+
+/// A JSON object or array being written: whether a comma comes before the next item.
+struct Compound<'w, 'a> {
+    w: &'w mut Writer<'a>,
+    first: bool,
+    /// Closing bytes: `]`, `}`, or `]}` / `}}` for a variant.
+    close: &'static [u8],
+}
+
+impl Compound<'_, '_> {
+    fn comma(&mut self) {
+        if !self.first {
+            self.w.out.push(b',');
+        }
+        self.first = false;
+    }
+    fn key(&mut self, key: &str) {
+        self.comma();
+        self.w.string(key);
+        self.w.out.push(b':');
+    }
+    fn end(self) {
+        self.w.out.extend_from_slice(self.close);
+    }
+}
+
+impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = Compound<'w, 'a>;
+    type SerializeTuple = Compound<'w, 'a>;
+    type SerializeTupleStruct = Compound<'w, 'a>;
+    type SerializeTupleVariant = Compound<'w, 'a>;
+    type SerializeMap = Compound<'w, 'a>;
+    type SerializeStruct = Compound<'w, 'a>;
+    type SerializeStructVariant = Compound<'w, 'a>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Unsupported> {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), Unsupported> {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), Unsupported> {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), Unsupported> {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), Unsupported> {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), Unsupported> {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), Unsupported> {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), Unsupported> {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), Unsupported> {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_char(self, _: char) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+        self.string(v);
+        Ok(())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_none(self) -> Result<(), Unsupported> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), Unsupported> {
+        self.serialize_none()
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+        self.serialize_none()
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Unsupported> {
+        self.string(variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.out.push(b'{');
+        self.string(variant);
+        self.out.push(b':');
+        value.serialize(&mut *self)?;
+        self.out.push(b'}');
+        Ok(())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'w, 'a>, Unsupported> {
+        self.out.push(b'[');
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: b"]",
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'w, 'a>, Unsupported> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        len: usize,
+    ) -> Result<Compound<'w, 'a>, Unsupported> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Compound<'w, 'a>, Unsupported> {
+        self.out.push(b'{');
+        self.string(variant);
+        self.out.extend_from_slice(b":[");
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: b"]}",
+        })
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Compound<'w, 'a>, Unsupported> {
+        self.out.push(b'{');
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: b"}",
+        })
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        len: usize,
+    ) -> Result<Compound<'w, 'a>, Unsupported> {
+        self.serialize_map(Some(len))
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Compound<'w, 'a>, Unsupported> {
+        self.out.push(b'{');
+        self.string(variant);
+        self.out.extend_from_slice(b":{");
+        Ok(Compound {
+            w: self,
+            first: true,
+            close: b"}}",
+        })
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        self.comma();
+        value.serialize(&mut *self.w)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        Compound::end(self);
+        Ok(())
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        ser::SerializeSeq::serialize_element(self, value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        Compound::end(self);
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        ser::SerializeSeq::serialize_element(self, value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        Compound::end(self);
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        ser::SerializeSeq::serialize_element(self, value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        Compound::end(self);
+        Ok(())
+    }
+}
+
+impl ser::SerializeMap for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unsupported> {
+        self.comma();
+        key.serialize(KeyWriter { w: self.w })?;
+        self.w.out.push(b':');
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        value.serialize(&mut *self.w)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        Compound::end(self);
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.key(key);
+        value.serialize(&mut *self.w)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        Compound::end(self);
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        ser::SerializeStruct::serialize_field(self, key, value)
+    }
+    fn end(self) -> Result<(), Unsupported> {
+        Compound::end(self);
+        Ok(())
+    }
+}
+
+/// A map key: a string, written as one; anything else serde_json turns into a string its own
+/// way, so it is left to serde_json.
+struct KeyWriter<'w, 'a> {
+    w: &'w mut Writer<'a>,
+}
+
+impl ser::Serializer for KeyWriter<'_, '_> {
+    type Ok = ();
+    type Error = Unsupported;
+    type SerializeSeq = ser::Impossible<(), Unsupported>;
+    type SerializeTuple = ser::Impossible<(), Unsupported>;
+    type SerializeTupleStruct = ser::Impossible<(), Unsupported>;
+    type SerializeTupleVariant = ser::Impossible<(), Unsupported>;
+    type SerializeMap = ser::Impossible<(), Unsupported>;
+    type SerializeStruct = ser::Impossible<(), Unsupported>;
+    type SerializeStructVariant = ser::Impossible<(), Unsupported>;
+
+    fn serialize_str(self, v: &str) -> Result<(), Unsupported> {
+        self.w.string(v);
+        Ok(())
+    }
+    fn serialize_bool(self, _: bool) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i8(self, _: i8) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i16(self, _: i16) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i32(self, _: i32) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i64(self, _: i64) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u8(self, _: u8) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u16(self, _: u16) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u32(self, _: u32) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u64(self, _: u64) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_char(self, _: char) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_none(self) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_unit(self) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), Unsupported> {
+        self.w.string(variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Unsupported> {
+        Err(Unsupported)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn same<T: Serialize + ?Sized>(value: &T) {
+        let mut out = Vec::new();
+        write(&mut out, value).expect("a supported shape");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(value).unwrap()
+        );
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum E {
+        Unit,
+        New(u64),
+        Tuple(u8, i64),
+        Struct { a: Option<String>, b: Vec<u16> },
+    }
+
+    #[derive(serde::Serialize)]
+    struct S<'a> {
+        t: bool,
+        f: bool,
+        min: i64,
+        max: u64,
+        s: &'a str,
+        none: Option<u8>,
+        some: Option<Option<i32>>,
+        list: Vec<E>,
+        empty: Vec<u8>,
+        unit: (),
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skipped: Option<u8>,
+        map: std::collections::BTreeMap<String, u32>,
+    }
+
+    #[test]
+    fn every_shape_of_the_record_is_written_as_serde_json_writes_it() {
+        let map = [("k\"ey".to_owned(), 1), ("é".to_owned(), 2)]
+            .into_iter()
+            .collect();
+        same(&S {
+            t: true,
+            f: false,
+            min: i64::MIN,
+            max: u64::MAX,
+            s: "plain hex 0123456789abcdef",
+            none: None,
+            some: Some(None),
+            list: vec![
+                E::Unit,
+                E::New(7),
+                E::Tuple(0, -1),
+                E::Struct {
+                    a: Some("a\u{1}b\n\t\\\"\u{7f}é".to_owned()),
+                    b: vec![],
+                },
+            ],
+            empty: vec![],
+            unit: (),
+            skipped: None,
+            map,
+        });
+        same(&E::Struct {
+            a: None,
+            b: vec![1, 2],
+        });
+        same(&Vec::<E>::new());
+        same("");
+    }
+
+    #[test]
+    fn what_serde_json_writes_its_own_way_is_left_to_it() {
+        let mut out = Vec::new();
+        assert!(write(&mut out, &1.5f64).is_err());
+        assert!(write(&mut out, &'x').is_err());
+        assert!(write(&mut out, &1u128).is_err());
+        let by_number: std::collections::BTreeMap<u8, u8> = [(1, 2)].into_iter().collect();
+        assert!(write(&mut out, &by_number).is_err());
+        // The fallback writes serde_json's bytes.
+        for v in [serde_json::json!(1.5), serde_json::json!({"1": [0.25]})] {
+            let mut out = b"prefix".to_vec();
+            write_or_serde_json(&mut out, &v).unwrap();
+            assert_eq!(
+                out,
+                [&b"prefix"[..], &serde_json::to_vec(&v).unwrap()].concat()
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_written_as_serde_json_writes_it(s in any::<String>(), hex in "[0-9a-f]{0,80}") {
+            same(s.as_str());
+            same(hex.as_str());
+            let bytes: Vec<char> = s.chars().collect();
+            same(&bytes.iter().collect::<String>());
+        }
+    }
+}
