@@ -64,26 +64,48 @@ pub(crate) fn digest(label: &str, salt: &[u8], data: &[u8]) -> Digest {
 
 /// HMAC-SHA-256 (RFC 2104) of the concatenated `parts` under a 32-byte key.
 pub(crate) fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    let mut pad = Zeroizing::new([0u8; 64]);
-    pad[..32].copy_from_slice(key);
-    for b in pad.iter_mut() {
-        *b ^= 0x36;
+    HmacKey::new(key).mac(parts)
+}
+
+/// An HMAC-SHA-256 key with its two padded blocks already absorbed (RFC 2104's inner and
+/// outer hash states), for a key that MACs often: each MAC then clones two states instead of
+/// compressing two more blocks. The states are key material; they are wiped on drop (`sha2`'s
+/// `zeroize` feature).
+#[derive(Clone)]
+pub(crate) struct HmacKey {
+    inner: Sha256,
+    outer: Sha256,
+}
+
+impl HmacKey {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        let mut pad = Zeroizing::new([0u8; 64]);
+        pad[..32].copy_from_slice(key);
+        for b in pad.iter_mut() {
+            *b ^= 0x36;
+        }
+        let mut inner = Sha256::new();
+        inner.update(pad.as_slice());
+        for b in pad.iter_mut() {
+            *b ^= 0x36 ^ 0x5c;
+        }
+        let mut outer = Sha256::new();
+        outer.update(pad.as_slice());
+        HmacKey { inner, outer }
     }
-    let mut inner = Sha256::new();
-    inner.update(pad.as_slice());
-    for part in parts {
-        inner.update(part);
+
+    /// The MAC of the concatenated `parts`.
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut inner = self.inner.clone();
+        for part in parts {
+            inner.update(part);
+        }
+        let mut outer = self.outer.clone();
+        outer.update(inner.finalize());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&outer.finalize());
+        out
     }
-    let inner = inner.finalize();
-    for b in pad.iter_mut() {
-        *b ^= 0x36 ^ 0x5c;
-    }
-    let mut outer = Sha256::new();
-    outer.update(pad.as_slice());
-    outer.update(inner);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&outer.finalize());
-    out
 }
 
 /// `HMAC-SHA-256(key, label || 0x00 || salt || data)`: the keyed form of [`digest`]. Without

@@ -938,7 +938,7 @@ pub(crate) mod tests {
     /// attacker made up).
     pub(crate) fn foreign_settings() -> Settings {
         Settings {
-            ticket_key: Some(TicketKey(Zeroizing::new([0x66; 32]))),
+            ticket_key: Some(TicketKey::new(Zeroizing::new([0x66; 32]))),
             ..Settings::default()
         }
     }

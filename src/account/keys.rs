@@ -5,7 +5,7 @@ use core::fmt;
 use zeroize::Zeroizing;
 
 use super::DomainError;
-use super::crypto::CodeKey;
+use super::crypto::{CodeKey, HmacKey};
 
 /// The HKDF-SHA256 `info` labels of the subkeys. Distinct labels give independent keys: a
 /// key for one purpose never verifies or decrypts anything of another.
@@ -40,9 +40,22 @@ pub(crate) fn derive(secret: &[u8], label: &[u8]) -> Zeroizing<[u8; 32]> {
     out
 }
 
-/// A 32-byte MAC key for login tickets and second-factor proofs.
+/// A 32-byte MAC key for login tickets and second-factor proofs (with its HMAC pads absorbed
+/// once: a login MACs a ticket and a proof and checks the ticket).
 #[derive(Clone)]
-pub(crate) struct TicketKey(pub(crate) Zeroizing<[u8; 32]>);
+pub(crate) struct TicketKey(pub(crate) Zeroizing<[u8; 32]>, HmacKey);
+
+impl TicketKey {
+    pub(crate) fn new(key: Zeroizing<[u8; 32]>) -> Self {
+        let mac = HmacKey::new(&key);
+        TicketKey(key, mac)
+    }
+
+    /// HMAC-SHA-256 of the concatenated `parts` under this key.
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        self.1.mac(parts)
+    }
+}
 
 impl fmt::Debug for TicketKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -66,7 +79,7 @@ pub(crate) fn process_ticket_key() -> Result<&'static TicketKey, DomainError> {
         let mut k = Zeroizing::new([0u8; 32]);
         rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, k.as_mut_slice())
             .ok()
-            .map(|()| TicketKey(k))
+            .map(|()| TicketKey::new(k))
     })
     .as_ref()
     .ok_or(DomainError::Rng)
@@ -150,7 +163,7 @@ impl ServiceKeys {
         Ok(ServiceKeys {
             code: CodeKey::from_bytes(&derive(secret, label::CODE_HASHES)),
             old_code: Vec::new(),
-            ticket: TicketKey(derive(secret, label::TICKETS)),
+            ticket: TicketKey::new(derive(secret, label::TICKETS)),
             cookie: CookieKey(derive(secret, label::COOKIE_NAMES)),
         })
     }

@@ -3324,7 +3324,7 @@ mod pending_tests {
     fn forged(p: &PendingLogin, edit: impl FnOnce(&mut PendingLogin)) -> PendingLogin {
         let mut f = p.clone();
         edit(&mut f);
-        let key = crate::account::TicketKey(Zeroizing::new([0x66; 32]));
+        let key = crate::account::TicketKey::new(Zeroizing::new([0x66; 32]));
         f.token = f.encode().seal(TokenKind::LoginTicket, &key).unwrap();
         f
     }

@@ -18,7 +18,6 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::claims::{AssuranceClaims, AuthMethod, CompletedMethod};
-use super::crypto::hmac_sha256;
 use super::keys::TicketKey;
 use super::{DomainError, UserId};
 use crate::policy::Principal;
@@ -141,7 +140,7 @@ impl Writer {
         if self.1 || self.0.len() * 2 + 65 > MAX_TOKEN_LEN {
             return Err(DomainError::InvalidTicket);
         }
-        let mac = hmac_sha256(&key.0, &[kind.label(), &self.0]);
+        let mac = key.mac(&[kind.label(), &self.0]);
         let mut token = hex(&self.0);
         token.push('.');
         token.push_str(&hex(&mac));
@@ -323,7 +322,7 @@ impl Unverified {
     ) -> Result<Reader<'_>, DomainError> {
         // Kind and version first: an outdated proof says so (its claims are not read).
         let claims = self.claims(kind)?;
-        let expected = hmac_sha256(&key.0, &[kind.label(), &self.payload]);
+        let expected = key.mac(&[kind.label(), &self.payload]);
         if !bool::from(expected.ct_eq(self.mac.as_slice())) {
             return Err(DomainError::InvalidTicket);
         }
@@ -785,7 +784,7 @@ mod tests {
     use super::*;
 
     fn key(b: u8) -> TicketKey {
-        TicketKey(Zeroizing::new([b; 32]))
+        TicketKey::new(Zeroizing::new([b; 32]))
     }
 
     fn login_claims(password_at: u64, method: AuthMethod, at: u64) -> AssuranceClaims {
@@ -958,7 +957,7 @@ mod tests {
         w.u64(0);
         payload.extend_from_slice(&w.0);
         payload.extend_from_slice(&[9; 16]);
-        let mac = hmac_sha256(&k.0, &[b"twofactor/second-factor-proof/v1\0", &payload]);
+        let mac = k.mac(&[b"twofactor/second-factor-proof/v1\0", &payload]);
         let v1 = format!("{}.{}", hex(&payload), hex(&mac));
         assert_eq!(
             v1.parse::<SecondFactorProof>(),

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use subtle::ConstantTimeEq as _;
 
 use super::{RecordTag, SealError, SealedSecret, SecretCipher};
+use crate::account::crypto::HmacKey;
 use crate::account::{CodeKey, ServiceKeys, hkdf_derive, key_label};
 
 /// One key of the ring: its id and everything derived from it. Each purpose has its own
@@ -24,8 +25,9 @@ struct Key {
     cipher: XChaCha20Poly1305,
     /// Opens only: XChaCha20-Poly1305 under the raw key.
     legacy_cipher: XChaCha20Poly1305,
-    /// Tags and verifies records: the record-MAC subkey.
-    mac_key: Zeroizing<[u8; 32]>,
+    /// Tags and verifies records: the record-MAC subkey, its HMAC pads absorbed once (a tag
+    /// per save).
+    mac: HmacKey,
     /// Verifies only: `HMAC-SHA-256(key, "twofactor/keyring/record-mac-key/v1")`.
     legacy_mac_key: Zeroizing<[u8; 32]>,
     /// The code-hash subkey (what `ServiceKeys::derive(key)` holds).
@@ -258,7 +260,7 @@ fn new_key(key_id: &str, key: &[u8]) -> Result<Key, SealError> {
         id,
         cipher: cipher(encryption.as_slice())?,
         legacy_cipher: cipher(key)?,
-        mac_key: hkdf_derive(key, key_label::RECORD_MAC),
+        mac: HmacKey::new(&hkdf_derive(key, key_label::RECORD_MAC)),
         legacy_mac_key: hmac_sha256(key, LEGACY_MAC_KEY_LABEL),
         code_key: CodeKey::from_bytes(&hkdf_derive(key, key_label::CODE_HASHES)),
         legacy_code_key: CodeKey::from_bytes(&hmac_sha256(key, LEGACY_CODE_KEY_LABEL)),
@@ -354,14 +356,15 @@ impl SecretCipher for Keyring {
 
     fn tag_record(&self, message: &[u8]) -> Result<RecordTag, SealError> {
         let key = &self.keys[self.current];
-        let tag = hmac_sha256(&key.mac_key, message);
+        let tag = Zeroizing::new(key.mac.mac(&[message]));
         Ok(RecordTag::new(key.id.clone(), tag.to_vec()))
     }
 
     /// The record-MAC subkey first, then (a record tagged before subkeys) the legacy MAC key.
     fn verify_record(&self, tag: &RecordTag, message: &[u8]) -> Result<(), SealError> {
         let key = self.key(tag.key_id())?;
-        if mac_matches(&key.mac_key, tag, message)
+        let expected = Zeroizing::new(key.mac.mac(&[message]));
+        if bool::from(expected.as_slice().ct_eq(tag.tag()))
             || (self.legacy && mac_matches(&key.legacy_mac_key, tag, message))
         {
             Ok(())
@@ -396,10 +399,16 @@ mod tests {
         for message in [&b""[..], b"Hi There", &[0xa5; 200][..]] {
             let mut reference = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
             reference.update(message);
-            assert_eq!(
-                &*hmac_sha256(&key, message),
-                reference.finalize().into_bytes().as_slice()
-            );
+            let expected = reference.finalize().into_bytes();
+            assert_eq!(&*hmac_sha256(&key, message), expected.as_slice());
+            // The key with its pads absorbed once gives the same MAC, again and again, and
+            // over the message in parts.
+            let pre = HmacKey::new(&key);
+            let (a, b) = message.split_at(message.len() / 2);
+            for _ in 0..2 {
+                assert_eq!(pre.mac(&[message]), expected.as_slice());
+                assert_eq!(pre.mac(&[a, b]), expected.as_slice());
+            }
         }
     }
 
@@ -431,7 +440,10 @@ mod tests {
         let raw = [4u8; 32];
         let ring = Keyring::new("k", &raw).unwrap();
         let key = &ring.keys[0];
-        assert_eq!(*key.mac_key, *hkdf_derive(&raw, key_label::RECORD_MAC));
+        assert_eq!(
+            key.mac.mac(&[b"m"]),
+            crate::account::crypto::hmac_sha256(&hkdf_derive(&raw, key_label::RECORD_MAC), &[b"m"])
+        );
         assert_eq!(
             key.code_key,
             CodeKey::from_bytes(&hkdf_derive(&raw, key_label::CODE_HASHES))
@@ -451,7 +463,7 @@ mod tests {
         assert!(!mac_matches(&key.legacy_mac_key, &tag, b"m"));
         // Every derived key differs from the raw key and from each other.
         let all = [
-            *key.mac_key,
+            *hkdf_derive(&raw, key_label::RECORD_MAC),
             *key.legacy_mac_key,
             *key.code_key.expose_secret(),
             *key.legacy_code_key.expose_secret(),

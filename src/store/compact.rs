@@ -83,12 +83,7 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn string(&mut self, s: &str) {
-        // One pass over every byte (no early exit, so it vectorizes): does anything need an
-        // escape? serde_json escapes `"`, `\` and the control characters below 0x20.
-        let plain = !s.bytes().fold(false, |any, b| {
-            any | (b < 0x20) | (b == b'"') | (b == b'\\')
-        });
-        if plain {
+        if !needs_escape(s.as_bytes()) {
             self.out.reserve(s.len() + 2);
             self.out.push(b'"');
             self.out.extend_from_slice(s.as_bytes());
@@ -103,6 +98,29 @@ impl Writer<'_> {
         self.out
             .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
+}
+
+/// Whether serde_json escapes anything in `s`: `"`, `\` or a control character below 0x20.
+/// Eight bytes at a time, in a word (the exact presence tests of "Bit Twiddling Hacks": a
+/// byte below `n` for `n` ≤ 128, a zero byte after an exclusive or), with no early exit.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let is = |x: u64, b: u8| below(x ^ (ONES * u64::from(b)), 1);
+    let mut found = 0u64;
+    let mut words = s.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let x = u64::from_le_bytes(w);
+        found |= below(x, 0x20) | is(x, b'"') | is(x, b'\\');
+    }
+    found != 0
+        || words
+            .remainder()
+            .iter()
+            .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// A JSON object or array being written: whether a comma comes before the next item.
@@ -557,7 +575,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_word_at_a_time_check_finds_every_byte_serde_json_escapes() {
+        for b in 0..=u8::MAX {
+            let escaped = b < 0x20 || b == b'"' || b == b'\\';
+            for len in 1..=17 {
+                for at in 0..len {
+                    for fill in [b'a', 0xff, 0x80, b'!'] {
+                        let mut s = vec![fill; len];
+                        s[at] = b;
+                        assert_eq!(needs_escape(&s), escaped, "{b:#x} at {at} of {len}");
+                    }
+                }
+            }
+        }
+        assert!(!needs_escape(b""));
+    }
+
     proptest! {
+        #[test]
+        fn the_check_agrees_with_byte_by_byte(s in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let slow = s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            prop_assert_eq!(needs_escape(&s), slow);
+        }
+
         #[test]
         fn any_string_is_written_as_serde_json_writes_it(s in any::<String>(), hex in "[0-9a-f]{0,80}") {
             same(s.as_str());
