@@ -519,7 +519,7 @@ fn tagged_text(
         return Err(SealError::Malformed);
     }
     message.truncate(message.len() - 5);
-    serde_json::to_writer(&mut *message, tag).map_err(encode_error)?;
+    crate::store::compact::write_or_serde_json(message, tag).map_err(encode_error)?;
     message.push(b'}');
     let text = message.get(start..).ok_or(SealError::Malformed)?;
     let text = core::str::from_utf8(text).map_err(|err| SealError::Cipher(Box::new(err)))?;
