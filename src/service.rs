@@ -1145,6 +1145,19 @@ where
             .await
     }
 
+    /// [`run`](Self::run) for a step whose outcome may be a refusal: the refusal as an error.
+    async fn run_checked<T, F>(
+        &self,
+        user: &UserId,
+        context: Option<&LoginContext>,
+        step: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut(&TwoFactorRecord, u64, &mut SysRng) -> Result<Transition<Checked<T>>, DomainError>,
+    {
+        checked(self.run(user, context, step).await?)
+    }
+
     /// [`run`](Self::run), with a choice of what to do with the user's login snapshot. A login
     /// code the mailer could not send is [`Error::Mailer`].
     async fn run_with<T, F>(
@@ -1600,24 +1613,22 @@ where
         code: &str,
     ) -> Result<Enrolled, Error> {
         self.check_ticket(pending)?;
-        checked(
-            self.run(pending.user(), None, |r, now, rng| {
-                // Asked now, as `finish_login` does: a user whom the policy wants on a
-                // security key is let in with the new app's code only to add one.
-                let requirement =
-                    self.policy
-                        .requirement(pending.principal(), &r.enrollment_status(), now);
-                r.finish_enrollment(
-                    now,
-                    pending.user(),
-                    code,
-                    Some((pending, &requirement)),
-                    &self.settings,
-                    rng,
-                )
-            })
-            .await?,
-        )
+        self.run_checked(pending.user(), None, |r, now, rng| {
+            // Asked now, as `finish_login` does: a user whom the policy wants on a
+            // security key is let in with the new app's code only to add one.
+            let requirement =
+                self.policy
+                    .requirement(pending.principal(), &r.enrollment_status(), now);
+            r.finish_enrollment(
+                now,
+                pending.user(),
+                code,
+                Some((pending, &requirement)),
+                &self.settings,
+                rng,
+            )
+        })
+        .await
     }
 
     /// Checks a ticket's seal and deadline before anything is loaded: a forged or edited one
@@ -1675,12 +1686,10 @@ where
     /// ```
     #[tracing::instrument(skip_all, fields(user.id = %user))]
     pub async fn finish_enrollment(&self, user: &UserId, code: &str) -> Result<Enrolled, Error> {
-        checked(
-            self.run(user, None, |r, now, rng| {
-                r.finish_enrollment(now, user, code, None, &self.settings, rng)
-            })
-            .await?,
-        )
+        self.run_checked(user, None, |r, now, rng| {
+            r.finish_enrollment(now, user, code, None, &self.settings, rng)
+        })
+        .await
     }
 
     /// Abandons the pending enrollment or rotation.
@@ -1769,20 +1778,18 @@ where
         reauth: Reauthenticated,
     ) -> Result<EnrollmentStarted, Error> {
         let verification = verification.into();
-        checked(
-            self.run(user, None, |r, now, rng| {
-                r.start_rotation(
-                    now,
-                    user,
-                    reauth,
-                    verification,
-                    account,
-                    &self.settings,
-                    rng,
-                )
-            })
-            .await?,
-        )
+        self.run_checked(user, None, |r, now, rng| {
+            r.start_rotation(
+                now,
+                user,
+                reauth,
+                verification,
+                account,
+                &self.settings,
+                rng,
+            )
+        })
+        .await
     }
 
     /// The user turns 2FA off, with a fresh password check and a second factor: a fresh
@@ -1838,22 +1845,20 @@ where
     ) -> Result<(), Error> {
         let verification = verification.into();
         let user = &principal.user;
-        checked(
-            self.run(user, None, |r, now, _| {
-                let requirement = self
-                    .policy
-                    .requirement(principal, &r.enrollment_status(), now);
-                r.disable(
-                    now,
-                    user,
-                    &requirement,
-                    reauth,
-                    verification,
-                    &self.settings,
-                )
-            })
-            .await?,
-        )
+        self.run_checked(user, None, |r, now, _| {
+            let requirement = self
+                .policy
+                .requirement(principal, &r.enrollment_status(), now);
+            r.disable(
+                now,
+                user,
+                &requirement,
+                reauth,
+                verification,
+                &self.settings,
+            )
+        })
+        .await
     }
 
     /// Refuses every login ticket and second-factor proof of `user` issued so far: half-done
@@ -1943,12 +1948,10 @@ where
         factor: Factor<'_>,
         context: &LoginContext,
     ) -> Result<SecondFactorProof, Error> {
-        checked(
-            self.run(user, Some(context), |r, now, rng| {
-                r.verify_second_factor(now, user, factor, &self.settings, rng)
-            })
-            .await?,
-        )
+        self.run_checked(user, Some(context), |r, now, rng| {
+            r.verify_second_factor(now, user, factor, &self.settings, rng)
+        })
+        .await
     }
 
     /// Checks a [`SecondFactorProof`] the host kept in the session, before a sensitive action
@@ -2444,13 +2447,11 @@ where
         if !matches!(pending.step(), PendingStep::MailedCode { .. }) {
             return Err(Error::NoPendingLogin);
         }
-        checked(
-            self.run(pending.user(), Some(context), |r, now, rng| {
-                r.ensure_ticket_usable(pending, now, &self.settings)?;
-                r.resend_mailed_code(now, context, &self.settings, rng)
-            })
-            .await?,
-        )
+        self.run_checked(pending.user(), Some(context), |r, now, rng| {
+            r.ensure_ticket_usable(pending, now, &self.settings)?;
+            r.resend_mailed_code(now, context, &self.settings, rng)
+        })
+        .await
     }
 
     // ----- devices, recovery codes, status -----
@@ -2648,21 +2649,19 @@ where
         reauth: Reauthenticated,
     ) -> Result<EnrollmentStarted, Error> {
         let verification = verification.into();
-        checked(
-            self.run(user, None, |r, now, rng| {
-                r.start_adding_authenticator(
-                    now,
-                    user,
-                    label,
-                    reauth,
-                    verification,
-                    account,
-                    &self.settings,
-                    rng,
-                )
-            })
-            .await?,
-        )
+        self.run_checked(user, None, |r, now, rng| {
+            r.start_adding_authenticator(
+                now,
+                user,
+                label,
+                reauth,
+                verification,
+                account,
+                &self.settings,
+                rng,
+            )
+        })
+        .await
     }
 
     /// Confirms the authenticator being added with a code from it: it is added after the
@@ -2678,12 +2677,10 @@ where
         user: &UserId,
         code: &str,
     ) -> Result<AddedAuthenticator, Error> {
-        checked(
-            self.run(user, None, |r, now, rng| {
-                r.finish_adding_authenticator(now, user, code, &self.settings, rng)
-            })
-            .await?,
-        )
+        self.run_checked(user, None, |r, now, rng| {
+            r.finish_adding_authenticator(now, user, code, &self.settings, rng)
+        })
+        .await
     }
 
     /// Starts replacing one named authenticator (a new phone for "Work phone"): as
@@ -2705,21 +2702,19 @@ where
         reauth: Reauthenticated,
     ) -> Result<EnrollmentStarted, Error> {
         let verification = verification.into();
-        checked(
-            self.run(user, None, |r, now, rng| {
-                r.start_replacing_authenticator(
-                    now,
-                    user,
-                    authenticator,
-                    reauth,
-                    verification,
-                    account,
-                    &self.settings,
-                    rng,
-                )
-            })
-            .await?,
-        )
+        self.run_checked(user, None, |r, now, rng| {
+            r.start_replacing_authenticator(
+                now,
+                user,
+                authenticator,
+                reauth,
+                verification,
+                account,
+                &self.settings,
+                rng,
+            )
+        })
+        .await
     }
 
     /// Removes one authenticator (a lost phone, with the other one's code): needs a fresh
@@ -2744,23 +2739,21 @@ where
     ) -> Result<(), Error> {
         let verification = verification.into();
         let user = &principal.user;
-        checked(
-            self.run(user, None, |r, now, _| {
-                let requirement = self
-                    .policy
-                    .requirement(principal, &r.enrollment_status(), now);
-                r.remove_authenticator(
-                    now,
-                    user,
-                    authenticator,
-                    &requirement,
-                    reauth,
-                    verification,
-                    &self.settings,
-                )
-            })
-            .await?,
-        )
+        self.run_checked(user, None, |r, now, _| {
+            let requirement = self
+                .policy
+                .requirement(principal, &r.enrollment_status(), now);
+            r.remove_authenticator(
+                now,
+                user,
+                authenticator,
+                &requirement,
+                reauth,
+                verification,
+                &self.settings,
+            )
+        })
+        .await
     }
 
     /// Replaces the recovery codes with a new set (the old ones stop working) and returns the
@@ -2816,12 +2809,10 @@ where
         verification: impl Into<Verification<'v>>,
     ) -> Result<RecoveryCodes, Error> {
         let verification = verification.into();
-        checked(
-            self.run(user, None, |r, now, rng| {
-                r.regenerate_recovery_codes(now, user, reauth, verification, &self.settings, rng)
-            })
-            .await?,
-        )
+        self.run_checked(user, None, |r, now, rng| {
+            r.regenerate_recovery_codes(now, user, reauth, verification, &self.settings, rng)
+        })
+        .await
     }
 
     /// A summary of the user's 2FA for their account page or an admin screen.

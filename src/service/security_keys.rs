@@ -54,26 +54,24 @@ where
         verification: Option<Verification<'_>>,
     ) -> Result<KeyChallenge, Error> {
         let user = &principal.user;
-        checked(
-            self.run(user, None, |r, now, rng| {
-                let requirement = self
-                    .policy
-                    .requirement(principal, &r.enrollment_status(), now);
-                r.start_security_key_registration(
-                    now,
-                    user,
-                    &requirement,
-                    label,
-                    user_name,
-                    display_name,
-                    reauth,
-                    verification,
-                    &self.settings,
-                    rng,
-                )
-            })
-            .await?,
-        )
+        self.run_checked(user, None, |r, now, rng| {
+            let requirement = self
+                .policy
+                .requirement(principal, &r.enrollment_status(), now);
+            r.start_security_key_registration(
+                now,
+                user,
+                &requirement,
+                label,
+                user_name,
+                display_name,
+                reauth,
+                verification,
+                &self.settings,
+                rng,
+            )
+        })
+        .await
     }
 
     /// Starts the security-key step of a login: `pending` is the ticket of a
@@ -168,12 +166,10 @@ where
         response: &str,
         context: &LoginContext,
     ) -> Result<SecondFactorProof, Error> {
-        checked(
-            self.run(user, Some(context), |r, now, rng| {
-                r.finish_security_key_step_up(now, user, response, &self.settings, rng)
-            })
-            .await?,
-        )
+        self.run_checked(user, Some(context), |r, now, rng| {
+            r.finish_security_key_step_up(now, user, response, &self.settings, rng)
+        })
+        .await
     }
 }
 
@@ -214,18 +210,16 @@ where
                 .is_some_and(|owner| owner != *user),
             Err(_) => false,
         };
-        checked(
-            self.run(user, None, |r, now, rng| {
-                r.finish_security_key_registration(
-                    now,
-                    user,
-                    response,
-                    registered_elsewhere,
-                    &self.settings,
-                    rng,
-                )
-            })
-            .await?,
-        )
+        self.run_checked(user, None, |r, now, rng| {
+            r.finish_security_key_registration(
+                now,
+                user,
+                response,
+                registered_elsewhere,
+                &self.settings,
+                rng,
+            )
+        })
+        .await
     }
 }
