@@ -1145,6 +1145,17 @@ where
             .await
     }
 
+    /// The policy's answer for `principal`, whose record is `record`, at `now`.
+    fn requirement_of(
+        &self,
+        principal: &Principal,
+        record: &TwoFactorRecord,
+        now: u64,
+    ) -> crate::policy::Requirement {
+        self.policy
+            .requirement(principal, &record.enrollment_status(), now)
+    }
+
     /// [`run`](Self::run) for a step whose outcome may be a refusal: the refusal as an error.
     async fn run_checked<T, F>(
         &self,
@@ -1472,9 +1483,7 @@ where
         proof: Option<&SecondFactorProof>,
     ) -> Result<EnrollmentStarted, Error> {
         self.run(&principal.user, None, |r, now, rng| {
-            let requirement = self
-                .policy
-                .requirement(principal, &r.enrollment_status(), now);
+            let requirement = self.requirement_of(principal, r, now);
             r.start_enrollment(
                 now,
                 &principal.user,
@@ -1513,9 +1522,7 @@ where
         let reauth = Reauthenticated::at(pending.password_checked_at());
         self.run(pending.user(), None, |r, now, rng| {
             r.ensure_ticket_usable(pending, now, &self.settings)?;
-            let requirement =
-                self.policy
-                    .requirement(pending.principal(), &r.enrollment_status(), now);
+            let requirement = self.requirement_of(pending.principal(), r, now);
             r.start_enrollment(
                 now,
                 pending.user(),
@@ -1585,9 +1592,7 @@ where
         let now = self.clock.now();
         let (record, _) = self.load(pending.user()).await?;
         record.ensure_ticket_usable(pending, now, &self.settings)?;
-        let requirement =
-            self.policy
-                .requirement(pending.principal(), &record.enrollment_status(), now);
+        let requirement = self.requirement_of(pending.principal(), &record, now);
         Ok(record.waiting_enrollment(
             now,
             pending.user(),
@@ -1616,9 +1621,7 @@ where
         self.run_checked(pending.user(), None, |r, now, rng| {
             // Asked now, as `finish_login` does: a user whom the policy wants on a
             // security key is let in with the new app's code only to add one.
-            let requirement =
-                self.policy
-                    .requirement(pending.principal(), &r.enrollment_status(), now);
+            let requirement = self.requirement_of(pending.principal(), r, now);
             r.finish_enrollment(
                 now,
                 pending.user(),
@@ -1846,9 +1849,7 @@ where
         let verification = verification.into();
         let user = &principal.user;
         self.run_checked(user, None, |r, now, _| {
-            let requirement = self
-                .policy
-                .requirement(principal, &r.enrollment_status(), now);
+            let requirement = self.requirement_of(principal, r, now);
             r.disable(
                 now,
                 user,
@@ -2216,9 +2217,7 @@ where
                 Some(context),
                 SnapshotUse::Write,
                 |r, now, rng| {
-                    let requirement =
-                        self.policy
-                            .requirement(principal, &r.enrollment_status(), now);
+                    let requirement = self.requirement_of(principal, r, now);
                     r.start_login(
                         principal,
                         now,
@@ -2369,9 +2368,7 @@ where
                 Some(context),
                 SnapshotUse::Take,
                 |r, now, rng| {
-                    let requirement =
-                        self.policy
-                            .requirement(pending.principal(), &r.enrollment_status(), now);
+                    let requirement = self.requirement_of(pending.principal(), r, now);
                     r.finish_login_from(
                         pending,
                         now,
@@ -2740,9 +2737,7 @@ where
         let verification = verification.into();
         let user = &principal.user;
         self.run_checked(user, None, |r, now, _| {
-            let requirement = self
-                .policy
-                .requirement(principal, &r.enrollment_status(), now);
+            let requirement = self.requirement_of(principal, r, now);
             r.remove_authenticator(
                 now,
                 user,
@@ -2863,9 +2858,7 @@ where
     pub async fn status_for(&self, principal: &Principal) -> Result<TwoFactorStatus, Error> {
         let now = self.clock.now();
         let record = self.load(&principal.user).await?.0;
-        let requirement = self
-            .policy
-            .requirement(principal, &record.enrollment_status(), now);
+        let requirement = self.requirement_of(principal, &record, now);
         let mut status = record.status(now, &self.settings);
         status.required = Some(requirement.is_required());
         status.needs_security_key = Some(

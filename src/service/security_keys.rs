@@ -3,7 +3,7 @@
 //! the user's record (compare-and-swap), never in the host's session: a host keeps only
 //! what it keeps for a code login (the login ticket, the session's proof).
 
-use super::{Error, SnapshotUse, TwoFactor, checked};
+use super::{Error, TwoFactor};
 use crate::account::{
     KeyChallenge, LoginContext, LoginGranted, PendingLogin, Reauthenticated, SecondFactorProof,
     SecurityKeyAdded, UserId, Verification, claimed_credential_id,
@@ -55,9 +55,7 @@ where
     ) -> Result<KeyChallenge, Error> {
         let user = &principal.user;
         self.run_checked(user, None, |r, now, rng| {
-            let requirement = self
-                .policy
-                .requirement(principal, &r.enrollment_status(), now);
+            let requirement = self.requirement_of(principal, r, now);
             r.start_security_key_registration(
                 now,
                 user,
@@ -114,29 +112,20 @@ where
         context: &LoginContext,
     ) -> Result<LoginGranted, Error> {
         self.check_ticket(pending)?;
-        checked(
-            self.run_with(
-                pending.user(),
-                Some(context),
-                SnapshotUse::Invalidate,
-                |r, now, rng| {
-                    let requirement =
-                        self.policy
-                            .requirement(pending.principal(), &r.enrollment_status(), now);
-                    r.finish_security_key_login(
-                        pending,
-                        now,
-                        &requirement,
-                        response,
-                        remember_device,
-                        context,
-                        &self.settings,
-                        rng,
-                    )
-                },
+        self.run_checked(pending.user(), Some(context), |r, now, rng| {
+            let requirement = self.requirement_of(pending.principal(), r, now);
+            r.finish_security_key_login(
+                pending,
+                now,
+                &requirement,
+                response,
+                remember_device,
+                context,
+                &self.settings,
+                rng,
             )
-            .await?,
-        )
+        })
+        .await
     }
 
     /// Starts a step-up with a security key (before a sensitive action): returns the options
