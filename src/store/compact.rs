@@ -81,7 +81,7 @@ struct Writer<'a> {
     out: &'a mut Vec<u8>,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
     fn string(&mut self, s: &str) {
         if !needs_escape(s.as_bytes()) {
             self.out.reserve(s.len() + 2);
@@ -91,6 +91,23 @@ impl Writer<'_> {
         } else {
             // serde_json's own escapes; writing to a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *self.out, s);
+        }
+    }
+
+    /// `{"variant":`, how serde_json opens an externally tagged variant.
+    fn variant(&mut self, variant: &str) {
+        self.out.push(b'{');
+        self.string(variant);
+        self.out.push(b':');
+    }
+
+    /// Opens an array or object (`open`), closed by `close` when the compound ends.
+    fn open<'w>(&'w mut self, open: u8, close: &'static [u8]) -> Compound<'w, 'a> {
+        self.out.push(open);
+        Compound {
+            w: self,
+            first: true,
+            close,
         }
     }
 
@@ -215,20 +232,13 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), Unsupported> {
-        self.out.push(b'{');
-        self.string(variant);
-        self.out.push(b':');
+        self.variant(variant);
         value.serialize(&mut *self)?;
         self.out.push(b'}');
         Ok(())
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Compound<'w, 'a>, Unsupported> {
-        self.out.push(b'[');
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: b"]",
-        })
+        Ok(self.open(b'[', b"]"))
     }
     fn serialize_tuple(self, len: usize) -> Result<Compound<'w, 'a>, Unsupported> {
         self.serialize_seq(Some(len))
@@ -247,22 +257,11 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound<'w, 'a>, Unsupported> {
-        self.out.push(b'{');
-        self.string(variant);
-        self.out.extend_from_slice(b":[");
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: b"]}",
-        })
+        self.variant(variant);
+        Ok(self.open(b'[', b"]}"))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Compound<'w, 'a>, Unsupported> {
-        self.out.push(b'{');
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: b"}",
-        })
+        Ok(self.open(b'{', b"}"))
     }
     fn serialize_struct(
         self,
@@ -278,14 +277,8 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound<'w, 'a>, Unsupported> {
-        self.out.push(b'{');
-        self.string(variant);
-        self.out.extend_from_slice(b":{");
-        Ok(Compound {
-            w: self,
-            first: true,
-            close: b"}}",
-        })
+        self.variant(variant);
+        Ok(self.open(b'{', b"}}"))
     }
 }
 
