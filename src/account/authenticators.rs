@@ -31,6 +31,7 @@ pub const DEFAULT_LABEL: &str = "Authenticator app";
 pub const MAX_LABEL_CHARS: usize = 64;
 
 /// The longest id a stored record may carry, in characters (the ids this crate makes have 13).
+#[cfg(feature = "serde")]
 const MAX_ID_CHARS: usize = 32;
 
 /// What kind of authenticator it is.
@@ -118,6 +119,7 @@ fn encode_id(bytes: &[u8]) -> AuthenticatorId {
 /// The id of the authenticator of a record written before several were possible (formats 1
 /// to 3): derived from its confirmation time, so that every load of a row never saved again
 /// gives the same id (a host may keep it in a form or a session between two loads).
+#[cfg(feature = "serde")]
 pub(crate) fn legacy_id(enrolled_at: u64) -> AuthenticatorId {
     let digest = super::crypto::digest(
         "twofactor authenticator id v1",
@@ -128,6 +130,7 @@ pub(crate) fn legacy_id(enrolled_at: u64) -> AuthenticatorId {
 }
 
 /// Whether `id` has the shape of an authenticator id (checked when a record is decoded).
+#[cfg(feature = "serde")]
 pub(crate) fn is_valid_id(id: &AuthenticatorId) -> bool {
     let s = id.as_str();
     !s.is_empty()

@@ -10,7 +10,9 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 use super::DomainError;
-pub(crate) use crate::vocabulary::{hex, unhex_vec};
+pub(crate) use crate::vocabulary::hex;
+#[cfg(feature = "serde")]
+pub(crate) use crate::vocabulary::unhex_vec;
 
 /// Fixed-size bytes stored as lowercase hex (salts, digests).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -328,6 +330,7 @@ pub(crate) fn random_below<R: TryCryptoRng + ?Sized>(
 }
 
 /// Decodes exactly `N` bytes of hex (either case); `None` for anything else.
+#[cfg(feature = "serde")]
 pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     if s.len() != N * 2 {
         return None;

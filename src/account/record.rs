@@ -7,7 +7,9 @@ use crate::policy::EnrollmentStatus;
 use crate::vocabulary::{RecordTag, SecretSlot};
 
 use super::UserId;
-use super::authenticators::{Authenticator, DEFAULT_LABEL, TotpFactor};
+use super::authenticators::Authenticator;
+#[cfg(feature = "serde")]
+use super::authenticators::{DEFAULT_LABEL, TotpFactor};
 use super::devices::TrustedDevice;
 use super::login::LoginChallenge;
 use super::mailed::{MailedCode, OutgoingCode};
@@ -22,18 +24,19 @@ use super::{
 /// The confirmed authenticator of a record of formats 1 to 4 (one per user), as those
 /// formats store it: decoded into one [`Authenticator`], and written again only to check the
 /// tag of such a row.
-#[derive(Clone)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[cfg(feature = "serde")]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ActiveFactor {
     pub(crate) secret: SecretSlot,
     pub(crate) totp: Totp,
     pub(crate) enrolled_at: u64,
     /// The last accepted time step of this secret: replay protection.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "required"))]
+    #[serde(deserialize_with = "required")]
     pub(crate) last_used_step: Option<u64>,
 }
 
+#[cfg(feature = "serde")]
 impl ActiveFactor {
     /// The one authenticator of an old record: the default label, an id derived from its
     /// confirmation time (the same at every load of a row never saved again), no offset.
