@@ -11,14 +11,15 @@
 //! cargo run --example login_flow --features sqlite,seal
 //! ```
 
+use twofactor::account::GrantReason;
 use twofactor::policy::PolicyExt;
 use twofactor::provision::QrCode;
 use twofactor::provision::TerminalStyle;
 use twofactor::seal::{Keyring, SealedStore};
 use twofactor::testing::{ManualClock, RecordingAudit, RecordingMailer};
 use twofactor::{
-    Clock, Error, Factor, GrantReason, KeyUri, LoginContext, LoginDecision, Principal,
-    RequiredForRoles, ServiceKeys, SqliteStore, Totp, TwoFactor, UserId, WhenUnenrolled,
+    Clock, Error, Factor, KeyUri, LoginContext, LoginDecision, Principal, RequiredForRoles,
+    ServiceKeys, SqliteStore, Totp, TwoFactor, UserId, WhenUnenrolled,
 };
 
 const DAY: u64 = 24 * 60 * 60;

@@ -14,6 +14,7 @@ for n in "SaveOutcome Version Versioned PoolConfig StoreError".split(): MOVED[n]
 for n in "AuditEvent AuditKind AuditSink".split(): MOVED[n]='audit'
 for n in "NoTrustedDevices PolicyExt SuperuserExempt".split(): MOVED[n]='policy'
 for n in "DeviceInfo RecoveryCodes TwoFactorStatus Enrolled PendingStep".split(): MOVED[n]='account'
+for n in "Aal DeviceToken GrantReason".split(): MOVED[n]='account'
 for n in "SystemClock".split(): MOVED[n]='clock'
 for n in "NoMailer DynMailer".split(): MOVED[n]='mail'
 for n in "DynStore".split(): MOVED[n]='store'

@@ -334,8 +334,8 @@ pub mod vocabulary;
 // The crate root re-exports what a host touches in its first hour; everything else is in its
 // module (OTP-level types under `otp`, test doubles under `testing`).
 pub use account::{
-    Aal, AssuranceClaims, DeviceToken, EnrollmentStarted, Factor, GrantReason, LoginDecision,
-    LoginGranted, PendingLogin, Reauthenticated, SecondFactorProof, ServiceKeys, Settings,
+    AssuranceClaims, EnrollmentStarted, Factor, LoginDecision, LoginGranted, PendingLogin,
+    Reauthenticated, SecondFactorProof, ServiceKeys, Settings,
 };
 pub use clock::Clock;
 pub use mail::{Mailer, Notice};

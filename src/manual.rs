@@ -770,7 +770,8 @@
 //! ```
 //! # #[cfg(feature = "serde")] {
 //! use twofactor::account::{AuthMethod, CompletedMethod};
-//! use twofactor::{Aal, AssuranceClaims};
+//! use twofactor::AssuranceClaims;
+//! use twofactor::account::Aal;
 //! // The session's claims, from `granted.claims` at login (kept in the session).
 //! let session = AssuranceClaims::new(CompletedMethod::new(AuthMethod::Password, 1_000))
 //!     .with(CompletedMethod::new(AuthMethod::Otp, 1_030));

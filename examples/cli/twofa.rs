@@ -4,11 +4,11 @@
 //! The service itself, its policy, the outbox and the audit trail are the web demo's
 //! (`examples/web/demo.rs`), on the same SQLite file.
 
-use twofactor::account::{DeviceInfo, PendingStep};
+use twofactor::account::{DeviceInfo, GrantReason, PendingStep};
 use twofactor::vocabulary::FactorKind;
 use twofactor::{
-    Clock, Error, ErrorKind, Factor, GrantReason, LoginContext, LoginDecision, PendingLogin,
-    Principal, Reauthenticated, SecondFactorProof, UserId,
+    Clock, Error, ErrorKind, Factor, LoginContext, LoginDecision, PendingLogin, Principal,
+    Reauthenticated, SecondFactorProof, UserId,
 };
 
 use crate::demo::Service;

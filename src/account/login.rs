@@ -260,7 +260,8 @@ impl LoginDecision {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use twofactor::{GrantReason, LoginContext, LoginDecision, MemoryStore, Principal};
+    /// use twofactor::account::GrantReason;
+    /// use twofactor::{LoginContext, LoginDecision, MemoryStore, Principal};
     /// use twofactor::{Requirement, EnrollmentStatus, TwoFactor};
     /// let tf = TwoFactor::builder(MemoryStore::new())
     ///     .policy(|_: &Principal, _: &EnrollmentStatus, _: u64| Requirement::required())
@@ -323,7 +324,8 @@ impl LoginDecision {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use twofactor::{GrantReason, LoginContext, MemoryStore, Principal, TwoFactor};
+    /// use twofactor::account::GrantReason;
+    /// use twofactor::{LoginContext, MemoryStore, Principal, TwoFactor};
     /// let tf = TwoFactor::new(MemoryStore::new()); // optional 2FA
     /// let decision = tf.start_login(&Principal::new("bob"), None, &LoginContext::new()).await?;
     /// assert_eq!(decision.grant_reason(), Some(&GrantReason::NotRequired));
