@@ -1771,8 +1771,15 @@ async fn a_user_who_needs_a_security_key_is_sent_to_add_one() -> TestResult {
     let mut b = Browser::new(own_router(TwoFactorWeb::new(tf, |user| async move {
         Some(Principal::new(user))
     })));
-    // First login: blocked until enrolled, set up with an app.
-    let (phone, _) = forced_setup(&mut b, &clock).await;
+    // First login: blocked until enrolled, set up with an app. The login that set-up
+    // completes is escalated too: after the recovery codes, the account page (on the
+    // previous main it went on to the app, with nothing asking for a key).
+    let (phone, done) = forced_setup(&mut b, &clock).await;
+    assert!(
+        done.body.contains("id=continue href=\"/2fa/account\""),
+        "{}",
+        done.body
+    );
     let code = || next_code(&phone, &clock);
     // Next login with the app's code: escalated to the account page.
     let r = second_step(&mut b, &code(), false).await;
