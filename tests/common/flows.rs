@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::Barrier;
 
@@ -816,7 +817,11 @@ pub async fn wrong_code_storm<S: UserStore + 'static>(
     clients: usize,
     submissions: usize,
 ) {
-    let store = Arc::new(Counting::new(store, Pause::Yield));
+    // Only the first few checks write (the rest are refused by the throttle unwritten), so a
+    // yield is too little for them to overlap on a busy machine: a CI run on 2 cores saw none
+    // conflict. Sleeping after each load holds every client of a burst between its load and
+    // its save, so the first burst's checks race on one version.
+    let store = Arc::new(Counting::new(store, Pause::Sleep(Duration::from_millis(5))));
     let h = Harness::new(store.clone(), required);
     let limit = Settings::default().code_checks_per_window() as usize;
     let alice = Principal::new("alice");
