@@ -583,16 +583,9 @@ impl<'de> serde::Deserialize<'de> for SecretSlot {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    s
+    const_hex::encode(bytes)
 }
 
 /// The longest byte string [`Hex`] writes without allocating.
@@ -611,12 +604,8 @@ impl serde::Serialize for Hex<'_> {
             return serializer.serialize_str(&hex(self.0));
         }
         let mut buf = [0u8; 2 * HEX_ON_STACK];
-        let out = &mut buf[..2 * self.0.len()];
-        for (pair, b) in out.chunks_exact_mut(2).zip(self.0) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 0x0f)];
-        }
-        let text = core::str::from_utf8(out).map_err(serde::ser::Error::custom)?;
+        let text = const_hex::encode_to_str(self.0, &mut buf[..2 * self.0.len()])
+            .map_err(serde::ser::Error::custom)?;
         serializer.serialize_str(text)
     }
 }

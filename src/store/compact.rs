@@ -83,8 +83,13 @@ struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn string(&mut self, s: &str) {
+        self.string_then(s, b"");
+    }
+
+    /// `s` as a JSON string, then `after` (a key's `:`), with one check of the room left.
+    fn string_then(&mut self, s: &str, after: &[u8]) {
         if !needs_escape(s.as_bytes()) {
-            self.out.reserve(s.len() + 2);
+            self.out.reserve(s.len() + 2 + after.len());
             self.out.push(b'"');
             self.out.extend_from_slice(s.as_bytes());
             self.out.push(b'"');
@@ -92,13 +97,13 @@ impl<'a> Writer<'a> {
             // serde_json's own escapes; writing to a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *self.out, s);
         }
+        self.out.extend_from_slice(after);
     }
 
     /// `{"variant":`, how serde_json opens an externally tagged variant.
     fn variant(&mut self, variant: &str) {
         self.out.push(b'{');
-        self.string(variant);
-        self.out.push(b':');
+        self.string_then(variant, b":");
     }
 
     /// Opens an array or object (`open`), closed by `close` when the compound ends.
@@ -125,19 +130,33 @@ fn needs_escape(s: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
     let is = |x: u64, b: u8| below(x ^ (ONES * u64::from(b)), 1);
+    let flags = |w: [u8; 8]| {
+        let x = u64::from_le_bytes(w);
+        below(x, 0x20) | is(x, b'"') | is(x, b'\\')
+    };
     let mut found = 0u64;
     let mut words = s.chunks_exact(8);
     for word in &mut words {
         let mut w = [0u8; 8];
         w.copy_from_slice(word);
-        let x = u64::from_le_bytes(w);
-        found |= below(x, 0x20) | is(x, b'"') | is(x, b'\\');
+        found |= flags(w);
+    }
+    // The last 1 to 7 bytes: the last eight again (overlapping the words checked), or, for a
+    // string shorter than a word (most keys), byte by byte.
+    match s.len().checked_sub(8) {
+        Some(last) if !words.remainder().is_empty() => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&s[last..]);
+            found |= flags(w);
+        }
+        Some(_) => {}
+        None => {
+            return s.iter().fold(false, |any, &b| {
+                any | (b < 0x20) | (b == b'"') | (b == b'\\')
+            });
+        }
     }
     found != 0
-        || words
-            .remainder()
-            .iter()
-            .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// A JSON object or array being written: whether a comma comes before the next item.
@@ -157,8 +176,7 @@ impl Compound<'_, '_> {
     }
     fn key(&mut self, key: &str) {
         self.comma();
-        self.w.string(key);
-        self.w.out.push(b':');
+        self.w.string_then(key, b":");
     }
     fn end(self) {
         self.w.out.extend_from_slice(self.close);
