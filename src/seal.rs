@@ -1174,7 +1174,7 @@ mod tests {
             text.replace("abab", "ABAB"),
             format!("{text} "),
             text.replace(r#""mac":"#, r#""mac" :"#),
-            text.replace(r#"{"v":7,"#, r#"{"v":7, "#),
+            text.replace(r#"{"v":8,"#, r#"{"v":8, "#),
         ] {
             assert_ne!(other, text);
             let built = stored_message(&user, Version(3), &other, &tag);

@@ -60,6 +60,9 @@ fn record_seeds_cover_valid_and_refused_records() {
     };
     // Formats 1 to 4 (rows written by earlier versions) still decode, and so does format 5.
     for valid in [
+        "v8_full",
+        "v8_tagged",
+        "v8_two_authenticators",
         "v7_full",
         "v7_tagged",
         "v7_two_authenticators",
@@ -82,22 +85,25 @@ fn record_seeds_cover_valid_and_refused_records() {
     ] {
         assert!(decode(valid).is_ok(), "{valid}");
     }
-    // The format-7 seeds are canonical: what this version writes, byte for byte; a format-6
-    // seed is written as its format-7 seed (its listed used tickets kept, no ticket used
-    // since), and so are a format-5 seed (no ceremony waiting) and a format-4 seed (one
-    // authenticator, a derived id).
-    for canonical in ["v7_full", "v7_tagged", "v7_two_authenticators"] {
+    // The format-8 seeds are canonical: what this version writes, byte for byte; a format-7
+    // seed is written as its format-8 seed (the recovery set's codes as two columns), and so
+    // are a format-6 seed (its listed used tickets kept, no ticket used since), a format-5
+    // seed (no ceremony waiting) and a format-4 seed (one authenticator, a derived id).
+    for canonical in ["v8_full", "v8_tagged", "v8_two_authenticators"] {
         let data = fs::read_to_string(dir.join(canonical)).unwrap();
         let encoded = serde_json::to_string(&decode(canonical).unwrap()).unwrap();
         assert_eq!(encoded, data, "{canonical}");
     }
     for (old, new) in [
-        ("v4_full", "v7_full"),
-        ("v4_tagged", "v7_tagged"),
-        ("v5_full", "v7_full"),
-        ("v5_tagged", "v7_tagged"),
-        ("v6_full", "v7_full"),
-        ("v6_tagged", "v7_tagged"),
+        ("v4_full", "v8_full"),
+        ("v4_tagged", "v8_tagged"),
+        ("v5_full", "v8_full"),
+        ("v5_tagged", "v8_tagged"),
+        ("v6_full", "v8_full"),
+        ("v6_tagged", "v8_tagged"),
+        ("v7_full", "v8_full"),
+        ("v7_tagged", "v8_tagged"),
+        ("v7_two_authenticators", "v8_two_authenticators"),
     ] {
         let data = fs::read_to_string(dir.join(new)).unwrap();
         let encoded = serde_json::to_string(&decode(old).unwrap()).unwrap();
@@ -148,6 +154,14 @@ fn record_seeds_cover_valid_and_refused_records() {
     assert!(!decode("enrolled").unwrap().has_sealed_secret());
     // Not records this crate wrote: wrong shapes are refused, never "no 2FA".
     for refused in [
+        // The recovery set in the other shape, in both directions, or in both at once;
+        // columns of two lengths; a missing column; a digest of the wrong length.
+        "v8_recovery_as_codes",
+        "v7_recovery_as_columns",
+        "v8_recovery_codes_and_columns",
+        "v8_recovery_columns_of_two_lengths",
+        "v8_recovery_without_used_at",
+        "v8_recovery_short_digest",
         "v7_without_through",
         "v6_with_through",
         "v7_at_through_not_a_nonce",

@@ -119,11 +119,11 @@ fn the_old_offline_test_does_not_verify_a_real_code_from_a_table_dump() {
     let dump = serde_json::to_value(&record).unwrap();
     let set = &dump["recovery"];
     let salt = set["salt"].as_str().unwrap();
-    let stored: Vec<&str> = set["codes"]
+    let stored: Vec<&str> = set["digests"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["digest"].as_str().unwrap())
+        .map(|d| d.as_str().unwrap())
         .collect();
     for code in codes.expose_secret() {
         let guess =
@@ -426,7 +426,10 @@ fn stored_code_shapes_are_strict() {
     dump["mailed"]["hash"] = serde_json::json!("md5");
     assert!(serde_json::from_value::<TwoFactorRecord>(dump).is_err());
     let mut dump = serde_json::to_value(legacy()).unwrap();
-    dump["recovery"]["codes"][0]["note"] = serde_json::json!("x");
+    dump["recovery"]["digests"][0] = serde_json::json!({"digest": dump["recovery"]["digests"][0]});
+    assert!(serde_json::from_value::<TwoFactorRecord>(dump).is_err());
+    let mut dump = serde_json::to_value(legacy()).unwrap();
+    dump["recovery"]["used_at"][0] = serde_json::json!("never");
     assert!(serde_json::from_value::<TwoFactorRecord>(dump).is_err());
 }
 

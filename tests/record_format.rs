@@ -56,6 +56,20 @@ const ENROLLED_ROWS: [OldRow; 2] = [
     (4, V4_FULL, V4_SECRET, to_format_4),
 ];
 
+/// A TOTP login of `who` at 1700000130 (after the history of every fixture here) with the app
+/// secret `secret` (base32), through `store`.
+async fn login_at_130<S: UserStore>(
+    store: Arc<S>,
+    who: &Principal,
+    secret: &str,
+) -> Result<(), Error> {
+    let h = Harness::new(store, required);
+    h.clock.set(1_700_000_130);
+    let secret = twofactor::Secret::from_base32(secret).expect("secret");
+    let pending = h.challenge(who).await;
+    h.finish_totp(&pending, &code(&secret, h.now())).await
+}
+
 fn value(json: &str) -> Value {
     serde_json::from_str(json).expect("JSON")
 }
@@ -123,11 +137,11 @@ fn format_1_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     for fixture in [V1_FULL, V1_DEFAULT] {
         let record = decode_record(fixture).expect("today's rows decode");
         let current = encode_record(&record).expect("encode");
-        assert!(current.starts_with(r#"{"v":7,"#), "{current}");
+        assert!(current.starts_with(r#"{"v":8,"#), "{current}");
         // Everything the old row said is still said; only the fields of formats 2 to 4 were
         // added, with the values that mean what format 1 meant.
         let rewritten = value(&current);
-        assert_eq!(rewritten["v"], Value::from(7));
+        assert_eq!(rewritten["v"], Value::from(8));
         assert_eq!(
             rewritten["key_ceremonies"],
             serde_json::json!({"registration": null, "authentication": null})
@@ -165,7 +179,7 @@ fn format_1_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
 fn format_2_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     let record = decode_record(V2_FULL).expect("format-2 rows decode");
     let current = encode_record(&record).expect("encode");
-    assert!(current.starts_with(r#"{"v":7,"#), "{current}");
+    assert!(current.starts_with(r#"{"v":8,"#), "{current}");
     // Format 3 only adds the ticket ledger (no ticket used, generation 0) and the flag that
     // the user was asked for a mailed code (not yet), format 4 the outgoing code and the send
     // attempts (none): everything else is as it was.
@@ -194,7 +208,7 @@ fn format_2_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
 fn format_3_rows_load_and_are_rewritten_as_format_5_losing_nothing() {
     let record = decode_record(V3_MAILED).expect("format-3 rows decode");
     let current = encode_record(&record).expect("encode");
-    assert!(current.starts_with(r#"{"v":7,"#), "{current}");
+    assert!(current.starts_with(r#"{"v":8,"#), "{current}");
     // Format 4 only adds the outgoing code (none: the mailed code of a format-3 row was
     // delivered, and stays the `mailed` code) and the send attempts (none counted).
     let rewritten = value(&current);
@@ -250,7 +264,7 @@ async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_5() {
         panic!("the mail server is down")
     };
     let (json, _) = store.json(&marc.user).expect("row");
-    assert_eq!(value(&json)["v"], 7);
+    assert_eq!(value(&json)["v"], 8);
     assert_eq!(value(&json)["outgoing"]["delivery"], "not_sent");
     assert_eq!(value(&json)["mailed"], value(V3_MAILED)["mailed"]);
     tf.finish_login(&pending, Factor::MailedCode(V3_CODE), None, &ctx)
@@ -265,7 +279,7 @@ async fn a_format_3_rows_mailed_code_still_logs_in_and_is_saved_as_format_5() {
     );
 }
 
-/// A format-2 row in a store logs in (with its app's code) and is saved in the current format (7) by that
+/// A format-2 row in a store logs in (with its app's code) and is saved in the current format (8) by that
 /// login, with the used ticket's deadline in its ledger.
 #[tokio::test]
 async fn a_format_2_row_logs_in_and_is_saved_as_format_5() {
@@ -284,7 +298,7 @@ async fn a_format_2_row_logs_in_and_is_saved_as_format_5() {
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 7);
     let row = value(&json);
-    assert_eq!(row["v"], 7);
+    assert_eq!(row["v"], 8);
     assert_eq!(
         row["tickets"],
         serde_json::json!({
@@ -297,9 +311,9 @@ async fn a_format_2_row_logs_in_and_is_saved_as_format_5() {
 }
 
 /// A format-6 row whose ledger lists used tickets: each stays refused after the row loads,
-/// and after the next save (format 7 keeps the list until the tickets expire), so a ticket
+/// and after the next save (formats 7 and 8 keep the list until the tickets expire), so a ticket
 /// used before the upgrade never completes a second login. The row is made by this version
-/// in format 7 and turned into the format-6 shape, with the ticket of its login listed as
+/// in format 8 and turned into the format-6 shape, with the ticket of its login listed as
 /// format 6 listed it.
 #[tokio::test]
 async fn tickets_used_under_format_6_stay_used_after_the_upgrade() {
@@ -316,8 +330,9 @@ async fn tickets_used_under_format_6_stay_used_after_the_upgrade() {
         .expect("login");
     // The row as format 6 wrote it: the used ticket listed, no deadline.
     let (json, _) = store.json(&alice.user).expect("row");
-    let mut row = value(&json);
+    let row = value(&json);
     assert_eq!(row["tickets"]["through"], used.password_checked_at());
+    let mut row = common::legacy::to_format_7(row);
     row["v"] = Value::from(6);
     row["tickets"] = serde_json::json!({
         "generation": 0,
@@ -329,13 +344,13 @@ async fn tickets_used_under_format_6_stay_used_after_the_upgrade() {
         h.finish_totp(&used, &code(&secret, h.now())).await,
         Err(Error::LoginExpired)
     ));
-    // The ticket started later was never used: it logs in, and the save is format 7.
+    // The ticket started later was never used: it logs in, and the save is format 8.
     h.finish_totp(&waiting, &code(&secret, h.now()))
         .await
         .expect("a ticket never used");
     let (json, _) = store.json(&alice.user).expect("row");
     let row = value(&json);
-    assert_eq!(row["v"], 7);
+    assert_eq!(row["v"], 8);
     assert_eq!(row["tickets"]["through"], waiting.password_checked_at());
     assert_eq!(
         row["tickets"]["used"][0]["nonce"],
@@ -374,7 +389,7 @@ fn rows_of_formats_3_and_4_load_as_one_authenticator_with_a_stable_id() {
         );
         let current = encode_record(&record).expect("encode");
         let rewritten = value(&current);
-        assert_eq!(rewritten["v"], 7);
+        assert_eq!(rewritten["v"], 8);
         assert_eq!(rewritten["authenticators"][0]["id"], list[0].id().as_str());
         assert_eq!(
             rewritten["pending"]["purpose"],
@@ -427,7 +442,7 @@ async fn an_enrolled_old_row_logs_in_and_its_rotation_replaces_its_factor(
     assert_eq!(granted.authenticator, Some(id.clone()));
     let (json, version) = store.json(&alice.user).expect("row");
     assert_eq!(version.0, 8);
-    assert_eq!(value(&json)["v"], 7);
+    assert_eq!(value(&json)["v"], 8);
     assert_eq!(h.tf.authenticators(&alice.user).await.unwrap()[0].id(), &id);
     // The rotation started in format 3 is confirmed with the new app's code.
     let pending_secret = value(row)["pending"]["secret"]
@@ -580,7 +595,6 @@ mod sealed {
 
     async fn an_enrolled_sealed_row_verifies_on_both_paths(row: &str, secret: &str) {
         let alice = Principal::new("alice");
-        let secret = twofactor::Secret::from_base32(secret).expect("secret");
         for text_path in [true, false] {
             let inner = Arc::new(MemoryStore::new());
             for _ in 0..7 {
@@ -590,12 +604,9 @@ mod sealed {
                 let strict = Arc::new(SealedStore::new(inner.clone(), keyring()));
                 let loaded = strict.load(&alice.user).await.expect("verifies");
                 assert_eq!(loaded.expect("row").version.0, 7);
-                let h = Harness::new(strict.clone(), required);
-                h.clock.set(1_700_000_130);
-                let pending = h.challenge(&alice).await;
-                h.finish_totp(&pending, &code(&secret, h.now()))
+                login_at_130(strict.clone(), &alice, secret)
                     .await
-                    .expect("login on a format-3 sealed row");
+                    .expect("login on an older sealed row");
                 assert!(strict.load(&alice.user).await.expect("load").is_some());
             } else {
                 let plain = Arc::new(SealedStore::new(
@@ -604,41 +615,99 @@ mod sealed {
                 ));
                 let loaded = plain.load(&alice.user).await.expect("verifies");
                 assert_eq!(loaded.expect("row").version.0, 7);
-                let h = Harness::new(plain.clone(), required);
-                h.clock.set(1_700_000_130);
-                let pending = h.challenge(&alice).await;
-                h.finish_totp(&pending, &code(&secret, h.now()))
+                login_at_130(plain.clone(), &alice, secret)
                     .await
-                    .expect("login on a format-3 sealed row");
+                    .expect("login on an older sealed row");
                 assert!(plain.load(&alice.user).await.expect("load").is_some());
             }
             let (json, version) = inner.json(&alice.user).expect("row");
             assert_eq!(version.0, 8);
-            assert_eq!(value(&json)["v"], 7);
+            assert_eq!(value(&json)["v"], 8);
             assert_eq!(value(&json)["mac"]["key"], "k1");
         }
+        // At another version, or with its factor's replay step rolled back (at its own
+        // version, 7): refused.
         let inner = Arc::new(MemoryStore::new());
+        inner.insert_json(&alice.user, row);
+        tampered_on_both_paths(&inner, &alice.user).await;
+        let inner = Arc::new(MemoryStore::new());
+        let mut edited = value(row);
+        let step = if edited["active"].is_object() {
+            &mut edited["active"]["last_used_step"]
+        } else {
+            &mut edited["authenticators"][0]["factor"]["totp"]["last_used_step"]
+        };
+        assert!(step.is_u64(), "{row}");
+        *step = Value::from(1);
+        for _ in 0..6 {
+            inner.insert_json(&alice.user, row);
+        }
+        assert_eq!(inner.insert_json(&alice.user, edited.to_string()).0, 7);
+        tampered_on_both_paths(&inner, &alice.user).await;
+    }
+
+    /// Both ways of checking a tag (over the stored text, and over the record encoded again)
+    /// refuse `user`'s row in `inner` as tampered with.
+    async fn tampered_on_both_paths(inner: &Arc<MemoryStore>, user: &twofactor::UserId) {
         let strict = SealedStore::new(inner.clone(), keyring());
         let plain = SealedStore::new(common::stores::PlainOnly(inner.clone()), keyring());
-        // At another version, or with its factor's replay step rolled back: refused.
-        inner.insert_json(&alice.user, row);
         assert!(matches!(
-            strict.load(&alice.user).await,
+            strict.load(user).await,
             Err(SealedStoreError::Tampered { .. })
         ));
-        let mut edited = value(row);
-        edited["active"]["last_used_step"] = Value::from(1);
+        assert!(matches!(
+            plain.load(user).await,
+            Err(SealedStoreError::Tampered { .. })
+        ));
+    }
+
+    /// A sealed, tagged format-7 row (as the code before format 8 wrote it, for `alice` at
+    /// store version 7: `fixtures/record_v7.md`) verifies after the upgrade over a store that
+    /// keeps the stored text and over one that does not (the tag then covers the record
+    /// encoded again with its recovery codes as a list, as format 7 wrote them); a login saves
+    /// it in format 8, tagged, with its recovery codes as two columns, none lost, the used one
+    /// still used. A recovery code's time of use rolled back is refused as an edit.
+    #[tokio::test]
+    async fn a_sealed_format_7_row_verifies_on_both_paths_and_is_retagged_as_format_8() {
+        const ROW: &str = include_str!("fixtures/record_v7_sealed.json");
+        const SECRET: &str = "XZK72CNZPUZMFDA2WLFKDOIMRASGSXJL";
+        let before = value(ROW);
+        assert_eq!(before["v"], 7);
+        assert_eq!(
+            before["recovery"]["codes"].as_array().map(Vec::len),
+            Some(10)
+        );
+        an_enrolled_sealed_row_verifies_on_both_paths(ROW, SECRET).await;
+        // The login's save: the same digests in the same order, the fourth code still used.
+        let alice = Principal::new("alice");
+        let inner = Arc::new(MemoryStore::new());
         for _ in 0..7 {
-            inner.insert_json(&alice.user, edited.to_string());
+            inner.insert_json(&alice.user, ROW);
         }
-        assert!(matches!(
-            strict.load(&alice.user).await,
-            Err(SealedStoreError::Tampered { .. })
-        ));
-        assert!(matches!(
-            plain.load(&alice.user).await,
-            Err(SealedStoreError::Tampered { .. })
-        ));
+        let strict = Arc::new(SealedStore::new(inner.clone(), keyring()));
+        login_at_130(strict.clone(), &alice, SECRET)
+            .await
+            .expect("login");
+        let (json, _) = inner.json(&alice.user).expect("row");
+        let after = value(&json);
+        let codes = before["recovery"]["codes"].as_array().expect("codes");
+        let column = |field: &str| Value::Array(codes.iter().map(|c| c[field].clone()).collect());
+        assert_eq!(after["recovery"]["digests"], column("digest"));
+        assert_eq!(after["recovery"]["used_at"], column("used_at"));
+        assert_eq!(after["recovery"]["used_at"][3], 1_700_000_040);
+        assert!(after["recovery"].get("codes").is_none());
+        let loaded = strict.load(&alice.user).await.expect("load").expect("row");
+        assert_eq!(loaded.record.recovery_codes_left(), 9);
+        // The used code made unused again, in the old row: refused on both paths.
+        let mut edited = before.clone();
+        edited["recovery"]["codes"][3]["used_at"] = Value::Null;
+        // At version 7, where the tag is good for the row as written.
+        let inner = Arc::new(MemoryStore::new());
+        for _ in 0..6 {
+            inner.insert_json(&alice.user, ROW);
+        }
+        assert_eq!(inner.insert_json(&alice.user, edited.to_string()).0, 7);
+        tampered_on_both_paths(&inner, &alice.user).await;
     }
 
     /// A sealed row as the version before record tags wrote it: the current sealed row
@@ -710,16 +779,12 @@ mod sealed {
             "a format-2 sealed row is refused after the upgrade: {:?}",
             loaded.map(|v| v.map(|v| v.version))
         );
-        let h = Harness::new(strict.clone(), required);
-        h.clock.set(1_700_000_130);
-        let secret = twofactor::Secret::from_base32(SECRET).expect("secret");
-        let pending = h.challenge(&alice).await;
-        h.finish_totp(&pending, &code(&secret, h.now()))
+        login_at_130(strict.clone(), &alice, SECRET)
             .await
             .expect("login on a format-2 sealed row");
         let (json, version) = inner.json(&alice.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 7);
+        assert_eq!(value(&json)["v"], 8);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&alice.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.
@@ -760,7 +825,7 @@ mod sealed {
             .expect("the code mailed before the upgrade logs in");
         let (json, version) = inner.json(&marc.user).expect("row");
         assert_eq!(version.0, 7);
-        assert_eq!(value(&json)["v"], 7);
+        assert_eq!(value(&json)["v"], 8);
         assert_eq!(value(&json)["mac"]["key"], "k1");
         assert!(strict.load(&marc.user).await.expect("load").is_some());
         // Moved to another version, it is refused like any other tampering.

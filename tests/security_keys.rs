@@ -773,7 +773,7 @@ fn set_all(v: &mut Value, name: &str, count: &mut usize) {
 async fn records_with_keys_keep_their_format_and_older_formats_load() {
     let (_h, store, alice, _key) = alice_with_key(required).await;
     let json = record_json(&store, &alice.user);
-    assert_eq!(json["v"], 7);
+    assert_eq!(json["v"], 8);
     let record: TwoFactorRecord = serde_json::from_value(json.clone()).unwrap();
     // Canonical: decoding and encoding give the same bytes, through the store's encoder too.
     assert_eq!(serde_json::to_value(&record).unwrap(), json);
@@ -786,7 +786,7 @@ async fn records_with_keys_keep_their_format_and_older_formats_load() {
     let mut missing = json.clone();
     missing.as_object_mut().unwrap().remove("key_ceremonies");
     assert!(serde_json::from_value::<TwoFactorRecord>(missing.clone()).is_err());
-    let mut v5 = missing;
+    let mut v5 = common::legacy::to_format_7(missing);
     v5["v"] = Value::from(5);
     let tickets = v5["tickets"].as_object_mut().unwrap();
     assert_eq!(tickets.remove("through"), Some(Value::from(0)));

@@ -277,7 +277,7 @@ pub fn check_verify_code(data: &[u8]) {
 /// `record_decode`: a stored record (the JSON text of a database row, which anyone who can
 /// write the table controls) never panics the decoder, sealed secrets included. Whatever
 /// decodes:
-/// - encodes back to canonical bytes of the current format (`{"v":7,...`) that decode again
+/// - encodes back to canonical bytes of the current format (`{"v":8,...`) that decode again
 ///   and re-encode to the very same bytes (decode∘encode is the identity, encode∘decode is a
 ///   fixed point after one step);
 /// - dropped nothing: every key path of the input is in the re-encoding (unknown fields are
@@ -294,7 +294,7 @@ pub fn check_record_decode(data: &[u8]) {
         Err(err) => panic!("a decoded record does not encode: {err}"),
     };
     assert!(
-        json.starts_with(r#"{"v":7,"#),
+        json.starts_with(r#"{"v":8,"#),
         "not the current format: {json}"
     );
     let again: TwoFactorRecord = match serde_json::from_str(&json) {
@@ -328,8 +328,33 @@ pub fn check_record_decode(data: &[u8]) {
                 }
                 None => path,
             };
+            // An older row's list of recovery codes is two columns now (format 8).
+            let path = match path.strip_prefix("/recovery/codes") {
+                Some(rest) if rest.ends_with("/used_at") => "/recovery/used_at".to_owned(),
+                Some(_) => "/recovery/digests".to_owned(),
+                None => path,
+            };
             assert!(kept.contains(&path), "decoding dropped {path}");
         }
+    }
+    if let Some(codes) = serde_json::from_slice::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| v["recovery"]["codes"].as_array().cloned())
+    {
+        let column = |field: &str| -> Vec<serde_json::Value> {
+            codes.iter().map(|c| c[field].clone()).collect()
+        };
+        assert_eq!(
+            (
+                value["recovery"]["digests"].clone(),
+                value["recovery"]["used_at"].clone()
+            ),
+            (
+                serde_json::Value::Array(column("digest")),
+                serde_json::Value::Array(column("used_at"))
+            ),
+            "the recovery codes, in order, with their times of use"
+        );
     }
     if let Some(input) = serde_json::from_slice::<serde_json::Value>(data)
         .ok()

@@ -154,13 +154,16 @@ impl PendingEnrollment {
 ///
 /// # Stored format
 ///
-/// A JSON object with `"v": 7` and every field present (`null` or `[]` when empty), in a
+/// A JSON object with `"v": 8` and every field present (`null` or `[]` when empty), in a
 /// fixed order: `authenticators` (since format 5, in place of format 1's `active`: each with
 /// its `id`, `label`, `created_at`, `last_used_at` and `factor`, `{"totp": {secret, params,
 /// last_used_step, clock_offset, offset_candidate}}` or, since format 6, `{"security_key":
 /// {credential}}`, webauthn-rs's credential as it serialises it), the other eight fields of
 /// format 1
-/// (`pending` with its `purpose` and `label` since format 5), then `mailed_code_login_at`
+/// (`pending` with its `purpose` and `label` since format 5; `recovery` as `{"hash",
+/// "symbols", "salt", "generated_at", "digests", "used_at"}` since format 8, the digests and
+/// the times of use as two arrays of one length, where formats 2 to 7 wrote `codes`, a list
+/// of `{"digest", "used_at"}`), then `mailed_code_login_at`
 /// (format 2), then `tickets` (`{"generation", "used", "through", "at_through"}`: the ticket
 /// generation, the used tickets an older row listed (`[{"nonce", "expires_at"}]`, never added
 /// to since format 7), and since format 7 the issue second of the last ticket that completed
@@ -182,7 +185,9 @@ impl PendingEnrollment {
 /// bytes, which is what [`SealedStore`](crate::seal::SealedStore) authenticates.
 ///
 /// Older rows load, and are written in the current format by their next save:
-/// - Format 6 (`"v": 6`): the fields above without `tickets.through` and
+/// - Format 7 (`"v": 7`): the fields above with the recovery set's `codes` list (the same
+///   values, one object per code).
+/// - Format 6 (`"v": 6`): as format 7 without `tickets.through` and
 ///   `tickets.at_through`; its listed used tickets stay refused until they expire.
 /// - Format 5 (`"v": 5`): as format 6 without `key_ceremonies`; it loads with no ceremony
 ///   waiting.
@@ -209,11 +214,11 @@ impl PendingEnrollment {
 /// use twofactor::account::TwoFactorRecord;
 ///
 /// let json = serde_json::to_string(&TwoFactorRecord::default()).unwrap();
-/// assert!(json.starts_with(r#"{"v":7,"authenticators":[]"#));
+/// assert!(json.starts_with(r#"{"v":8,"authenticators":[]"#));
 /// assert!(json.ends_with(r#""key_ceremonies":{"registration":null,"authentication":null},"mac":null}"#));
 /// assert!(serde_json::from_str::<TwoFactorRecord>(&json).is_ok());
 /// // Not a record this crate wrote: refused, never "no 2FA".
-/// for bad in ["{}", "[]", "null", r#"{"v":7}"#, r#"{"v":8,"authenticators":[]}"#] {
+/// for bad in ["{}", "[]", "null", r#"{"v":8}"#, r#"{"v":9,"authenticators":[]}"#] {
 ///     assert!(serde_json::from_str::<TwoFactorRecord>(bad).is_err());
 /// }
 /// # }
@@ -276,7 +281,7 @@ pub struct TwoFactorRecord {
 
 /// The current stored format (see [`TwoFactorRecord`]'s "Stored format").
 #[cfg(feature = "serde")]
-const FORMAT: u32 = 7;
+const FORMAT: u32 = 8;
 
 /// Deserializes a field with no default: `Option` fields become required (`null` allowed,
 /// absent refused), which serde otherwise makes optional.
@@ -310,7 +315,7 @@ struct WireOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     authenticators: Option<&'a [Authenticator]>,
     pending: Option<PendingWire>,
-    recovery: &'a Option<RecoveryCodeSet>,
+    recovery: Option<super::recovery::RecoveryCodeSetOut<'a>>,
     devices: &'a [TrustedDevice],
     mailed: &'a Option<MailedCode>,
     challenge: &'a Option<LoginChallenge>,
@@ -347,6 +352,19 @@ mod since {
     pub(super) const KEY_CEREMONIES: u32 = 6;
     /// `tickets` keeps the issue second of the last used ticket (`through`, `at_through`).
     pub(super) const TICKETS_THROUGH: u32 = 7;
+    /// The recovery set's digests and times of use as two arrays (`digests`, `used_at`).
+    pub(super) const RECOVERY_COLUMNS: u32 = 8;
+}
+
+/// The shape format `v` writes a recovery set in.
+#[cfg(feature = "serde")]
+fn recovery_shape(v: u32) -> super::recovery::RecoveryShape {
+    use super::recovery::RecoveryShape;
+    match v {
+        1 => RecoveryShape::Legacy,
+        v if v >= since::RECOVERY_COLUMNS => RecoveryShape::Columns,
+        _ => RecoveryShape::Entries,
+    }
 }
 
 #[cfg(feature = "serde")]
@@ -364,7 +382,7 @@ impl TwoFactorRecord {
             }),
             authenticators: current.then_some(self.authenticators.as_slice()),
             pending: self.pending.as_ref().map(|p| p.wire(current)),
-            recovery: &self.recovery,
+            recovery: self.recovery.as_ref().map(|r| r.wire(recovery_shape(v))),
             devices: &self.devices,
             mailed: &self.mailed,
             challenge: &self.challenge,
@@ -587,7 +605,7 @@ impl<'de> serde::Deserialize<'de> for TwoFactorRecord {
         let legacy = format == 1;
         let recovery = w
             .recovery
-            .map(|r| r.into_set(legacy))
+            .map(|r| r.into_set(recovery_shape(format)))
             .transpose()
             .map_err(D::Error::custom)?;
         let mailed = w

@@ -473,7 +473,7 @@ where
             twofactor::store::codec::encode_record(&saved.record)
                 .expect("encode")
                 .get(..6),
-            Some(r#"{"v":7"#)
+            Some(r#"{"v":8"#)
         );
     }
 }

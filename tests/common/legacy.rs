@@ -3,13 +3,40 @@
 
 use serde_json::Value;
 
-/// A row of format 5 to 7 (several authenticators) turned back into the format-4 shape:
+/// A row of format 8 turned back into the format-7 shape: `"v": 7`, the recovery set's
+/// `digests` and `used_at` columns as its list of `codes` (`{"digest", "used_at"}`). A row of
+/// another format is returned as it is.
+pub fn to_format_7(mut row: Value) -> Value {
+    if row["v"] != 8 {
+        return row;
+    }
+    row["v"] = Value::from(7);
+    if let Some(Value::Object(set)) = row.get_mut("recovery") {
+        let digests = set.remove("digests").expect("digests");
+        let used_at = set.remove("used_at").expect("used_at");
+        let (digests, used_at) = (
+            digests.as_array().expect("list"),
+            used_at.as_array().expect("list"),
+        );
+        assert_eq!(digests.len(), used_at.len(), "columns of one length");
+        let codes = digests
+            .iter()
+            .zip(used_at)
+            .map(|(digest, used_at)| serde_json::json!({"digest": digest, "used_at": used_at}))
+            .collect();
+        set.insert("codes".into(), Value::Array(codes));
+    }
+    row
+}
+
+/// A row of format 5 to 8 (several authenticators) turned back into the format-4 shape:
 /// `"v": 4`, no `key_ceremonies` (none may be waiting), no ticket deadline (none set),
 /// its one authenticator as `active` (secret, parameters as `totp`, creation time as
 /// `enrolled_at`, replay step), the pending enrollment without `purpose` and `label`. Only
 /// rows with at most one authenticator, never used to learn an offset, have a format-4 shape.
 /// A row without `authenticators` (already of an older format) is returned as it is.
-pub fn to_format_4(mut row: Value) -> Value {
+pub fn to_format_4(row: Value) -> Value {
+    let mut row = to_format_7(row);
     let map = row.as_object_mut().expect("object");
     // Format 7's ticket deadline: none yet in a row that only loaded an older one.
     if let Some(Value::Object(t)) = map.get_mut("tickets")
@@ -51,7 +78,7 @@ pub fn to_format_4(mut row: Value) -> Value {
 
 /// The first authenticator's TOTP secret slot (the `active` one of an older row).
 pub fn first_secret(row: &Value) -> &Value {
-    if row["v"] == 5 || row["v"] == 6 || row["v"] == 7 {
+    if [5, 6, 7, 8].iter().any(|v| row["v"] == *v) {
         &row["authenticators"][0]["factor"]["totp"]["secret"]
     } else {
         &row["active"]["secret"]
