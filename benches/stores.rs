@@ -746,13 +746,13 @@ fn paired_sealing() {
             }),
         ),
         (
-            "encode (serde_json)",
+            "encode (`encode_record`)",
             Box::new(|| {
                 black_box(encode_record(black_box(&stored.record)).expect("encode"));
             }),
         ),
         (
-            "encode (serde_json), 16-min record",
+            "encode (`encode_record`), 16-min record",
             Box::new(|| {
                 black_box(encode_record(black_box(&small)).expect("encode"));
             }),
