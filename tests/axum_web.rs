@@ -1785,13 +1785,27 @@ async fn a_user_who_needs_a_security_key_is_sent_to_add_one() -> TestResult {
         "{}",
         done.body
     );
+    // Said where the codes are, pointing to the account page (not "below": codes are).
+    assert!(
+        done.body
+            .contains("requires a security key: add one on your account security page"),
+        "{}",
+        done.body
+    );
     let code = || next_code(&phone, &clock);
     // Next login with the app's code: escalated to the account page.
     let r = second_step(&mut b, &code(), false).await;
     assert_eq!(r.location, "/2fa/account", "{}", r.body);
     let account = b.get("/2fa/account").await;
+    // Once: the page's banner, not its banner and the notice that led there.
+    assert_eq!(
+        account.body.matches("requires a security key").count(),
+        1,
+        "{}",
+        account.body
+    );
     assert!(
-        account.body.contains("requires a security key"),
+        account.body.contains("id=needs-security-key"),
         "{}",
         account.body
     );

@@ -210,7 +210,11 @@ const FLASH: &str = "twofactor.flash";
 const NOT_SENT: &str = "twofactor.code_not_sent";
 
 /// The notice of an escalation: the policy wants a security key of this user, who has none.
-const NEEDS_SECURITY_KEY: &str = "Your organisation requires a security key: add one now (below).";
+/// The escalation's notice. It is also shown where the recovery codes of a forced set-up
+/// are (so it says where to go, not "below"); the default account page, whose own banner
+/// says it, leaves it out.
+pub(crate) const NEEDS_SECURITY_KEY: &str =
+    "Your organisation requires a security key: add one on your account security page.";
 
 /// What a login with no recovery code left says, on the account page it leads to.
 const NO_RECOVERY_CODES_LEFT: &str = "You have no recovery codes left. Make new ones now: \

@@ -844,7 +844,21 @@ fn account(v: &AccountView<'_>) -> String {
         "<p><a id=home href=\"{}\">Back</a></p>",
         esc(v.home)
     ));
-    with_heading(&v.common, &body)
+    // The banner above says that a security key is required: the notice that led here does
+    // not say it again.
+    let notice = v
+        .common
+        .notice
+        .map(|n| match s.needs_security_key {
+            Some(true) => n.replace(super::NEEDS_SECURITY_KEY, "").trim().to_owned(),
+            _ => n.to_owned(),
+        })
+        .filter(|n| !n.is_empty());
+    let common = Common {
+        notice: notice.as_deref(),
+        ..v.common.clone()
+    };
+    with_heading(&common, &body)
 }
 
 /// The account page's security keys: "Add a security key" (they are listed, renamed and
