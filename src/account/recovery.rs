@@ -265,7 +265,12 @@ impl serde::Serialize for RecoveryCodeSetOut<'_> {
         use serde::ser::SerializeStruct;
         let set = self.set;
         let legacy = self.shape == RecoveryShape::Legacy;
-        let mut out = serializer.serialize_struct("RecoveryCodeSet", if legacy { 3 } else { 5 })?;
+        let fields = match self.shape {
+            RecoveryShape::Legacy => 3,
+            RecoveryShape::Entries => 5,
+            RecoveryShape::Columns => 6,
+        };
+        let mut out = serializer.serialize_struct("RecoveryCodeSet", fields)?;
         if !legacy {
             out.serialize_field("hash", &set.hash)?;
             out.serialize_field("symbols", &set.symbols)?;
