@@ -17,15 +17,12 @@
 #[path = "../examples/axum_minimal.rs"]
 mod example;
 
-use std::time::Duration;
-
 use fantoccini::Locator;
-use twofactor::clock::SystemClock;
-use twofactor::{Clock, Secret, Totp};
+use twofactor::Secret;
 
 #[path = "support/browser.rs"]
 mod browser_support;
-use browser_support::{Page, TestResult, browser};
+use browser_support::{Page, Phone, TestResult, browser};
 
 /// The test's view of the browser.
 type T = Page;
@@ -40,31 +37,6 @@ async fn logout(t: &T) -> TestResult {
     t.click("#logout").await?;
     assert_eq!(t.path().await?, "/login");
     Ok(())
-}
-
-/// The authenticator app: a code for a time step the server has not seen yet (the current
-/// one, or the next within the ±1 window), waiting for the clock when both are used.
-struct Phone {
-    secret: Secret,
-    last_step: Option<u64>,
-}
-
-impl Phone {
-    async fn code(&mut self) -> String {
-        loop {
-            let now = SystemClock.now();
-            let step = (now / 30).max(self.last_step.map_or(0, |s| s + 1));
-            if step <= now / 30 + 1 {
-                self.last_step = Some(step);
-                return Totp::default()
-                    .generate(&self.secret, step * 30)
-                    .to_string();
-            }
-            let wait = 30 - now % 30;
-            eprintln!("waiting {wait} s for a fresh TOTP step");
-            tokio::time::sleep(Duration::from_secs(wait)).await;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,10 +90,7 @@ async fn story(t: &T) -> TestResult {
     t.c.refresh().await?;
     t.toggle("summary").await?;
     assert_eq!(t.text("#manual-key").await?, key, "resumed on reload");
-    let mut phone = Phone {
-        secret: Secret::from_base32(&key.replace(' ', ""))?,
-        last_step: None,
-    };
+    let mut phone = Phone::new(Secret::from_base32(&key.replace(' ', ""))?);
     // A wrong code first: the page says so and keeps the set-up.
     t.fill("#code", "000000").await?;
     t.click("#confirm").await?;

@@ -32,14 +32,13 @@ use twofactor::axum::{Login, TwoFactorWeb};
 use twofactor::policy::PhishingResistantFor;
 use twofactor::store::UserStore;
 use twofactor::{
-    EnforcementPolicy, MemoryStore, Optional, Principal, RequiredForAll, Secret, Totp, TwoFactor,
-    UserId,
+    EnforcementPolicy, MemoryStore, Optional, Principal, RequiredForAll, Secret, TwoFactor, UserId,
 };
 use webauthn_rs::prelude::Url;
 
 #[path = "support/browser.rs"]
 mod browser_support;
-use browser_support::{BoxError, Page, TestResult, browser};
+use browser_support::{BoxError, Page, Phone, TestResult, browser};
 
 const USER: &str = "user";
 
@@ -306,12 +305,10 @@ async fn escalation(t: &T, store: &MemoryStore) -> TestResult {
             vec![],
         )
         .await?;
-    let secret = Secret::from_base32(&key.as_str().ok_or("the manual key")?.replace(' ', ""))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    t.fill("#code", &Totp::default().generate(&secret, now).to_string())
-        .await?;
+    let mut phone = Phone::new(Secret::from_base32(
+        &key.as_str().ok_or("the manual key")?.replace(' ', ""),
+    )?);
+    t.fill("#code", &phone.code().await).await?;
     t.click("#confirm").await?;
     assert_eq!(
         t.c.find_all(Locator::Css("#recovery-codes li"))

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use twofactor::{Clock, Secret, Totp};
 
 /// Any error a browser test meets.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -133,6 +134,40 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// The authenticator app: a code for a time step the server has not seen yet (the current
+/// one, or the next within the ±1 window), waiting for the clock when both are used.
+pub struct Phone {
+    secret: Secret,
+    last_step: Option<u64>,
+}
+
+impl Phone {
+    /// The app holding `secret`, no code shown yet.
+    pub fn new(secret: Secret) -> Self {
+        Phone {
+            secret,
+            last_step: None,
+        }
+    }
+
+    /// The next code to type.
+    pub async fn code(&mut self) -> String {
+        loop {
+            let now = twofactor::clock::SystemClock.now();
+            let step = (now / 30).max(self.last_step.map_or(0, |s| s + 1));
+            if step <= now / 30 + 1 {
+                self.last_step = Some(step);
+                return Totp::default()
+                    .generate(&self.secret, step * 30)
+                    .to_string();
+            }
+            let wait = 30 - now % 30;
+            eprintln!("waiting {wait} s for a fresh TOTP step");
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+        }
+    }
 }
 
 pub async fn browser(
